@@ -1,0 +1,181 @@
+/* htsr.h -- Heavy-Tailed Self-Regularization metrics of one layer (exact mode).
+ *
+ * Definitions follow ../shared/spec/htsr-metrics.md (WeightWatcher 0.7.5.5 defaults) exactly.
+ * Column names in at_metrics match the reference's DataFrame columns.
+ *
+ * Typical use:
+ *     at_htsr *h = at_htsr_new();                 // workspace, reused across layers
+ *     at_htsr_opts o; at_htsr_opts_default(&o);
+ *     at_tensor t = {.data = w, .dtype = AT_DTYPE_F32, .kind = AT_KIND_LINEAR,
+ *                    .ndim = 2, .shape = {rows, cols}};
+ *     at_metrics m;
+ *     int rc = at_htsr_analyze(h, &t, &o, &m);    // rc < 0: see at_htsr_last_error(h)
+ *     at_htsr_free(h);
+ *
+ * Threading: an at_htsr is used by one thread at a time; separate objects are independent.
+ */
+#ifndef ALPHATOP_HTSR_H
+#define ALPHATOP_HTSR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "alphatop/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Element type of weights as they arrive (converted to float32/float64 internally). */
+typedef enum at_dtype { AT_DTYPE_F32 = 0, AT_DTYPE_F16 = 1, AT_DTYPE_BF16 = 2 } at_dtype;
+
+/* What kind of layer a tensor is; decides how it becomes matrices (spec section 1). */
+typedef enum at_layer_kind {
+    AT_KIND_LINEAR = 0,    /* 2-D (out, in) */
+    AT_KIND_CONV2D = 1,    /* 4-D (out, in, kh, kw), row-major */
+    AT_KIND_EMBEDDING = 2, /* 2-D (num, dim) */
+    AT_KIND_CONV1D = 3,    /* 2-D after squeezing, treated as linear */
+} at_layer_kind;
+
+/* A borrowed view of one layer's weights: row-major (C order), little-endian, as PyTorch
+ * and safetensors store them. The library never keeps the pointer past the call. */
+typedef struct at_tensor {
+    const void *data;
+    at_dtype dtype;
+    at_layer_kind kind;
+    int ndim;          /* 2 or 4 */
+    int64_t shape[4];  /* shape[0..ndim-1] */
+} at_tensor;
+
+/* Outcome of the power-law fit. */
+typedef enum at_fit_status {
+    AT_FIT_SUCCESS = 0,
+    AT_FIT_FAILED = 1,  /* fewer than 2 eigenvalues above 1e-5, or a non-finite alpha */
+    AT_FIT_SKIPPED = 2, /* layer outside min_evals / max_evals / max_N: no metrics */
+} at_fit_status;
+
+/* The reference's warning column. A failed fit is AT_WARN_FAILED in alphatop's own views;
+ * at_warning_reference_name() gives the reference label ("over-trained") for it. */
+typedef enum at_warning {
+    AT_WARN_NONE = 0,          /* 2 <= alpha <= 6 */
+    AT_WARN_OVER_TRAINED = 1,  /* alpha < 2: burnt */
+    AT_WARN_UNDER_TRAINED = 2, /* alpha > 6: raw */
+    AT_WARN_FAILED = 3,
+} at_warning;
+
+/* Which computation produced a result (exact is the reference method). */
+typedef enum at_mode {
+    AT_MODE_EXACT = 0,   /* float64 SVD of the whole matrix */
+    AT_MODE_GRAM = 1,    /* fast cold: float32 Gram eigenvalues, full spectrum */
+    AT_MODE_WARM = 2,    /* fast warm: subspace iteration from the previous snapshot, top-k */
+    AT_MODE_SKIPPED = 3, /* unchanged since the previous snapshot: previous result reused */
+} at_mode;
+
+/* Options. Defaults (at_htsr_opts_default) are the reference's. */
+typedef struct at_htsr_opts {
+    int64_t min_evals; /* 10: skip a layer with fewer eigenvalues (M*rf) */
+    int64_t max_evals; /* 15000: skip a layer with more eigenvalues */
+    int64_t max_N;     /* 50000: skip a layer whose long side is larger */
+    int detx;          /* 0: also compute detX */
+    int mp_fit;        /* 0: also compute the Marchenko-Pastur fit */
+    int traps;         /* 0: also count correlation traps */
+    uint64_t seed;     /* seed of the traps' shuffle */
+} at_htsr_opts;
+
+/* Every per-layer column. Integers are -1 and doubles NAN where a value does not exist. */
+typedef struct at_metrics {
+    /* shape (spec section 1) */
+    int64_t N, M, rf;
+    double Q;
+    int64_t num_evals;
+    /* spectrum (section 2) */
+    double sv_max, sv_min, lambda_max;
+    int64_t rank_loss, weak_rank_loss;
+    /* power-law fit (section 3) */
+    at_fit_status status;
+    at_warning warning;
+    double alpha, xmin, xmax, D, sigma;
+    int64_t num_pl_spikes;
+    /* scale metrics (section 4) */
+    double norm, log_norm, spectral_norm, log_spectral_norm, alpha_weighted, log_alpha_norm,
+        stable_rank, entropy;
+    int64_t matrix_rank;
+    /* optional (section 5): valid when the option was on */
+    int64_t detx_num;
+    double detx_val;
+    int64_t mp_num_spikes;
+    double mp_sigma, mp_softrank, mp_bulk_max; /* bulk_max in eigenvalue units */
+    int64_t num_traps;                         /* centred, seeded shuffle */
+    double trap_max_ratio;                     /* largest trap eigenvalue / bulk edge; 0 if none */
+    /* provenance */
+    at_mode mode;
+} at_metrics;
+
+/* Result of the power-law fit alone. */
+typedef struct at_fit {
+    at_fit_status status;
+    double alpha, xmin, xmax, D, sigma;
+    int64_t num_pl_spikes; /* count of eigenvalues >= xmin over the whole input */
+    int64_t xmin_index;    /* index of xmin in the filtered (> 1e-5) ascending values */
+} at_fit;
+
+/* Opaque exact-mode workspace; buffers grow to the largest layer seen and are reused. */
+typedef struct at_htsr at_htsr;
+
+/* Fills *o with the reference defaults. */
+AT_EXPORT void at_htsr_opts_default(at_htsr_opts *o);
+
+/* New workspace. Caller owns return value (free with at_htsr_free); NULL when out of memory. */
+AT_EXPORT at_htsr *at_htsr_new(void);
+
+/* Frees the workspace. NULL-safe. */
+AT_EXPORT void at_htsr_free(at_htsr *self);
+
+/* Analyzes one layer in exact mode into *out (every field written). Returns AT_OK; a skipped
+ * layer is AT_OK with out->status == AT_FIT_SKIPPED; a failed fit is AT_OK with
+ * AT_FIT_FAILED. Errors: AT_ERR_ARG (bad shape/kind), AT_ERR_NONFINITE (NaN/Inf weights),
+ * AT_ERR_EMPTY (no elements), AT_ERR_NOMEM, AT_ERR_LAPACK. */
+AT_EXPORT int at_htsr_analyze(at_htsr *self, const at_tensor *t, const at_htsr_opts *o,
+                              at_metrics *out);
+
+/* The ascending eigenvalues of the last successful at_htsr_analyze (num_evals values,
+ * pooled over conv slices). Borrowed: valid until the next call on self. */
+AT_EXPORT const double *at_htsr_evals(const at_htsr *self, size_t *n);
+
+/* Detail of the last error on self, e.g. "weights contain 3 NaN values". Borrowed; never NULL. */
+AT_EXPORT const char *at_htsr_last_error(const at_htsr *self);
+
+/* The power-law fit of spec section 3 over ascending eigenvalues x[0..n-1] (all of them,
+ * including those <= 1e-5, which the fit filters out itself). Pure; O(n log n) or better
+ * average time, identical results to the naive O(n^2) scan. Returns AT_OK (a failed fit is
+ * reported in out->status) or AT_ERR_ARG / AT_ERR_NOMEM. */
+AT_EXPORT int at_powerlaw_fit(const double *x, size_t n, at_fit *out);
+
+/* Fills the scale metrics of spec section 4 (norm .. entropy, matrix_rank) into *m from
+ * ascending eigenvalues x[0..n-1], given m->alpha, m->N and the per-slice rank data already
+ * in *m. */
+AT_EXPORT void at_scale_metrics(const double *x, size_t n, at_metrics *m);
+
+/* Warning for an alpha and fit status (alphatop's own labels). */
+AT_EXPORT at_warning at_warning_for(at_fit_status status, double alpha);
+
+/* "", "over-trained", "under-trained", "failed". Static string. */
+AT_EXPORT const char *at_warning_name(at_warning w);
+
+/* The reference's label: like at_warning_name but "over-trained" for a failed fit. */
+AT_EXPORT const char *at_warning_reference_name(at_warning w);
+
+/* "success", "failed", "skipped". Static string. */
+AT_EXPORT const char *at_fit_status_name(at_fit_status s);
+
+/* "exact", "gram", "warm", "skipped". Static string. */
+AT_EXPORT const char *at_mode_name(at_mode m);
+
+/* Converts n elements of dtype to float32 (f16/bf16 with correct rounding, subnormals and
+ * non-finite values preserved). dst is caller-owned and holds n floats. */
+AT_EXPORT void at_convert_to_f32(const void *src, at_dtype dtype, size_t n, float *dst);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
