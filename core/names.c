@@ -15,10 +15,14 @@ at_warning at_warning_for(at_fit_status status, double alpha)
 const char *at_warning_name(at_warning w)
 {
     switch (w) {
-    case AT_WARN_NONE: return "";
-    case AT_WARN_OVER_TRAINED: return "over-trained";
-    case AT_WARN_UNDER_TRAINED: return "under-trained";
-    case AT_WARN_FAILED: return "failed";
+    case AT_WARN_NONE:
+        return "";
+    case AT_WARN_OVER_TRAINED:
+        return "over-trained";
+    case AT_WARN_UNDER_TRAINED:
+        return "under-trained";
+    case AT_WARN_FAILED:
+        return "failed";
     }
     return "";
 }
@@ -31,9 +35,12 @@ const char *at_warning_reference_name(at_warning w)
 const char *at_fit_status_name(at_fit_status s)
 {
     switch (s) {
-    case AT_FIT_SUCCESS: return "success";
-    case AT_FIT_FAILED: return "failed";
-    case AT_FIT_SKIPPED: return "skipped";
+    case AT_FIT_SUCCESS:
+        return "success";
+    case AT_FIT_FAILED:
+        return "failed";
+    case AT_FIT_SKIPPED:
+        return "skipped";
     }
     return "failed";
 }
@@ -41,10 +48,14 @@ const char *at_fit_status_name(at_fit_status s)
 const char *at_mode_name(at_mode m)
 {
     switch (m) {
-    case AT_MODE_EXACT: return "exact";
-    case AT_MODE_GRAM: return "gram";
-    case AT_MODE_WARM: return "warm";
-    case AT_MODE_SKIPPED: return "skipped";
+    case AT_MODE_EXACT:
+        return "exact";
+    case AT_MODE_GRAM:
+        return "gram";
+    case AT_MODE_WARM:
+        return "warm";
+    case AT_MODE_SKIPPED:
+        return "skipped";
     }
     return "exact";
 }

@@ -32,8 +32,8 @@ int main(int argc, char **argv)
     } cmds[] = {{"watch", cmd_watch},   {"scan", cmd_scan},     {"diff", cmd_diff},
                 {"replay", cmd_replay}, {"report", cmd_report}, {"demo", cmd_demo}};
 
-    if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
-                      !strcmp(argv[1], "help"))) {
+    if (argc >= 2 &&
+        (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help"))) {
         fputs(usage, stdout);
         return AT_EXIT_OK;
     }

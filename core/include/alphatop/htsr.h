@@ -43,8 +43,8 @@ typedef struct at_tensor {
     const void *data;
     at_dtype dtype;
     at_layer_kind kind;
-    int ndim;          /* 2 or 4 */
-    int64_t shape[4];  /* shape[0..ndim-1] */
+    int ndim;         /* 2 or 4 */
+    int64_t shape[4]; /* shape[0..ndim-1] */
 } at_tensor;
 
 /* Outcome of the power-law fit. */
