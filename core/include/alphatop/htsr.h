@@ -151,10 +151,42 @@ AT_EXPORT const char *at_htsr_last_error(const at_htsr *self);
  * reported in out->status) or AT_ERR_ARG / AT_ERR_NOMEM. */
 AT_EXPORT int at_powerlaw_fit(const double *x, size_t n, at_fit *out);
 
-/* Fills the scale metrics of spec section 4 (norm .. entropy, matrix_rank) into *m from
- * ascending eigenvalues x[0..n-1], given m->alpha, m->N and the per-slice rank data already
- * in *m. */
+/* Fills the scale metrics of spec section 4 into *m from ascending eigenvalues x[0..n-1]
+ * (all of them, including those <= 1e-5): norm, log_norm, spectral_norm, log_spectral_norm,
+ * alpha_weighted, log_alpha_norm, stable_rank, matrix_rank, entropy. Reads only m->alpha
+ * (the fit's alpha; -1 for a failed fit, as the reference uses it) and m->N (the long side,
+ * the rank tolerance's factor); writes nothing else. n == 0 leaves the fields untouched. */
 AT_EXPORT void at_scale_metrics(const double *x, size_t n, at_metrics *m);
+
+/* detX of spec section 5 over ascending eigenvalues x[0..n-1] (all of them): *num = detX_num
+ * (size of the tail whose rescaled product first drops below 1; n if it never does), *val =
+ * detX_val, the eigenvalue where that tail starts, in x's units. AT_ERR_ARG for n == 0 or a
+ * non-positive sum. */
+AT_EXPORT int at_detx(const double *x, size_t n, int64_t *num, double *val);
+
+/* Marchenko-Pastur fit of spec section 5 (see docs/core.md for the estimator). */
+typedef struct at_mp {
+    double sigma;       /* MP bulk width, eigenvalues rescaled to mean 1 */
+    double bulk_max;    /* upper bulk edge, in x's units */
+    double bulk_min;    /* lower bulk edge, in x's units */
+    double softrank;    /* mp_softrank = bulk_max / max(x) */
+    int64_t num_spikes; /* eigenvalues above bulk_max + sqrt(Tracy-Widom margin) */
+} at_mp;
+
+/* Fits the MP bulk to ascending eigenvalues x[0..n-1] of a layer with aspect ratio Q = N/M
+ * (as in at_metrics) and short side M. Pure; allocates a scratch buffer. AT_ERR_ARG for
+ * n < 2, Q <= 0 or a zero spectrum; AT_ERR_NOMEM. */
+AT_EXPORT int at_mp_fit(const double *x, size_t n, double Q, int64_t M, at_mp *out);
+
+/* Correlation traps of one layer (spec section 5): subtracts the global mean, shuffles the
+ * entries with a generator seeded by seed (same seed, same result), and counts the shuffled
+ * matrix's eigenvalues above s2*(sqrt(N)+sqrt(M))^2 plus the Tracy-Widom margin. A conv2d
+ * tensor is analysed as the (out, in*kh*kw) matrix. Only the top eigenvalues are computed
+ * (cheap enough to call on every snapshot). *num_traps gets the count, *max_ratio (may be
+ * NULL) the largest trap eigenvalue over the edge (0 if none). Uses self's buffers.
+ * Errors as at_htsr_analyze. */
+AT_EXPORT int at_htsr_traps(at_htsr *self, const at_tensor *t, uint64_t seed, int64_t *num_traps,
+                            double *max_ratio);
 
 /* Warning for an alpha and fit status (alphatop's own labels). */
 AT_EXPORT at_warning at_warning_for(at_fit_status status, double alpha);

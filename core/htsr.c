@@ -1,0 +1,288 @@
+/* htsr.c -- exact-mode analysis of one layer: weights -> float64 matrices -> dgesdd singular
+ * values -> pooled ESD -> fit, scale metrics and the optional metrics. */
+#include <float.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lapacke.h>
+
+#include "alphatop/htsr.h"
+#include "htsr_internal.h"
+
+void at_htsr_opts_default(at_htsr_opts *o)
+{
+    if (!o)
+        return;
+    memset(o, 0, sizeof *o);
+    o->min_evals = 10;
+    o->max_evals = 15000;
+    o->max_N = 50000;
+}
+
+at_htsr *at_htsr_new(void)
+{
+    at_htsr *self = calloc(1, sizeof *self);
+    if (self)
+        self->err[0] = '\0';
+    return self;
+}
+
+void at_htsr_free(at_htsr *self)
+{
+    if (!self)
+        return;
+    free(self->f32);
+    free(self->a);
+    free(self->sv);
+    free(self->evals);
+    free(self->work);
+    free(self->iwork);
+    free(self->shuf);
+    free(self->gram);
+    free(self->twork);
+    free(self->tiwork);
+    free(self);
+}
+
+const double *at_htsr_evals(const at_htsr *self, size_t *n)
+{
+    if (n)
+        *n = self ? self->n_evals : 0;
+    return self ? self->evals : NULL;
+}
+
+const char *at_htsr_last_error(const at_htsr *self)
+{
+    return self ? self->err : "no workspace";
+}
+
+int at_htsr_fail(at_htsr *self, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(self->err, sizeof self->err, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+int at_htsr_grow(void **buf, size_t *cap, size_t count, size_t size)
+{
+    if (count <= *cap)
+        return AT_OK;
+    void *p = realloc(*buf, count * size);
+    if (!p)
+        return AT_ERR_NOMEM;
+    *buf = p;
+    *cap = count;
+    return AT_OK;
+}
+
+int at_htsr_load(at_htsr *self, const at_tensor *t, at_shape *sh, const float **w)
+{
+    if (!t || !t->data)
+        return at_htsr_fail(self, AT_ERR_ARG, "no tensor data");
+    int conv = t->kind == AT_KIND_CONV2D;
+    if (t->ndim != (conv ? 4 : 2))
+        return at_htsr_fail(self, AT_ERR_ARG, "a %s weight must be %d-D, got %d-D",
+                            conv ? "conv2d" : "2-D layer", conv ? 4 : 2, t->ndim);
+    if (t->kind < AT_KIND_LINEAR || t->kind > AT_KIND_CONV1D)
+        return at_htsr_fail(self, AT_ERR_ARG, "unknown layer kind %d", (int)t->kind);
+    if (t->dtype < AT_DTYPE_F32 || t->dtype > AT_DTYPE_BF16)
+        return at_htsr_fail(self, AT_ERR_UNSUPPORTED, "unknown dtype %d", (int)t->dtype);
+    size_t count = 1;
+    for (int d = 0; d < t->ndim; d++) {
+        if (t->shape[d] < 0 || t->shape[d] > (int64_t)1 << 40)
+            return at_htsr_fail(self, AT_ERR_ARG, "bad dimension %lld", (long long)t->shape[d]);
+        count *= (size_t)t->shape[d];
+    }
+    if (count == 0)
+        return at_htsr_fail(self, AT_ERR_EMPTY, "the weight has no elements");
+    sh->rows = t->shape[0];
+    sh->cols = t->shape[1];
+    sh->slices = conv ? t->shape[2] * t->shape[3] : 1;
+    sh->count = count;
+    sh->conv = conv;
+    if (t->dtype == AT_DTYPE_F32) {
+        *w = t->data;
+    } else {
+        if (at_htsr_grow((void **)&self->f32, &self->f32_cap, count, sizeof(float)))
+            return at_htsr_fail(self, AT_ERR_NOMEM, "out of memory");
+        at_convert_to_f32(t->data, t->dtype, count, self->f32);
+        *w = self->f32;
+    }
+    size_t nan = 0, inf = 0;
+    for (size_t i = 0; i < count; i++) {
+        nan += isnan((*w)[i]) != 0;
+        inf += isinf((*w)[i]) != 0;
+    }
+    if (nan || inf)
+        return at_htsr_fail(self, AT_ERR_NONFINITE, "weights contain %zu NaN and %zu Inf values",
+                            nan, inf);
+    return AT_OK;
+}
+
+/* Singular values (descending) of the m x n column-major matrix in self->a, into self->sv. */
+static int svd_values(at_htsr *self, lapack_int m, lapack_int n)
+{
+    const lapack_int mn = m < n ? m : n;
+    if (at_htsr_grow((void **)&self->sv, &self->sv_cap, (size_t)mn, sizeof(double)) ||
+        at_htsr_grow((void **)&self->iwork, &self->iwork_cap, 8 * (size_t)mn, sizeof(lapack_int)))
+        return at_htsr_fail(self, AT_ERR_NOMEM, "out of memory");
+    double query = 0.0, dummy = 0.0;
+    lapack_int info = LAPACKE_dgesdd_work(LAPACK_COL_MAJOR, 'N', m, n, self->a, m, self->sv, &dummy,
+                                          1, &dummy, 1, &query, -1, self->iwork);
+    if (info != 0)
+        return at_htsr_fail(self, AT_ERR_LAPACK, "dgesdd workspace query failed (info %d)",
+                            (int)info);
+    if (at_htsr_grow((void **)&self->work, &self->work_cap, (size_t)query + 1, sizeof(double)))
+        return at_htsr_fail(self, AT_ERR_NOMEM, "out of memory");
+    info = LAPACKE_dgesdd_work(LAPACK_COL_MAJOR, 'N', m, n, self->a, m, self->sv, &dummy, 1, &dummy,
+                               1, self->work, (lapack_int)self->work_cap, self->iwork);
+    if (info != 0)
+        return at_htsr_fail(self, AT_ERR_LAPACK, "dgesdd did not converge (info %d)", (int)info);
+    return AT_OK;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static void metrics_blank(at_metrics *m)
+{
+    memset(m, 0, sizeof *m);
+    m->N = m->M = m->rf = m->num_evals = -1;
+    m->rank_loss = m->weak_rank_loss = m->num_pl_spikes = m->matrix_rank = -1;
+    m->detx_num = m->mp_num_spikes = m->num_traps = -1;
+    m->Q = m->sv_max = m->sv_min = m->lambda_max = NAN;
+    m->alpha = m->xmin = m->xmax = m->D = m->sigma = NAN;
+    m->norm = m->log_norm = m->spectral_norm = m->log_spectral_norm = NAN;
+    m->alpha_weighted = m->log_alpha_norm = m->stable_rank = m->entropy = NAN;
+    m->detx_val = m->mp_sigma = m->mp_softrank = m->mp_bulk_max = m->trap_max_ratio = NAN;
+    m->status = AT_FIT_SKIPPED;
+    m->warning = AT_WARN_NONE;
+    m->mode = AT_MODE_EXACT;
+}
+
+/* N and M as the reference reports them. A conv2d slice W[:, :, i, j] is (out x in); the
+ * reference starts from N = out, M = in and swaps N and M once per slice whose out < in, so an
+ * even number of such slices leaves N = out < M = in (Q < 1). rf and num_evals are unaffected.
+ * alphatop reproduces this in exact mode; see docs/core.md. */
+static void reference_shape(const at_shape *sh, at_metrics *m)
+{
+    int64_t N = sh->rows, M = sh->cols;
+    if (sh->conv) {
+        if (sh->rows < sh->cols && sh->slices % 2 == 1) {
+            N = sh->cols;
+            M = sh->rows;
+        }
+    } else if (N < M) {
+        N = sh->cols;
+        M = sh->rows;
+    }
+    m->N = N;
+    m->M = M;
+    m->rf = sh->slices;
+    m->Q = (double)N / (double)M;
+}
+
+int at_htsr_analyze(at_htsr *self, const at_tensor *t, const at_htsr_opts *o, at_metrics *out)
+{
+    if (!self || !out)
+        return AT_ERR_ARG;
+    metrics_blank(out);
+    self->n_evals = 0;
+    at_htsr_opts defaults;
+    if (!o) {
+        at_htsr_opts_default(&defaults);
+        o = &defaults;
+    }
+    at_shape sh;
+    const float *w = NULL;
+    int rc = at_htsr_load(self, t, &sh, &w);
+    if (rc)
+        return rc;
+    reference_shape(&sh, out);
+    const int64_t lo = sh.rows < sh.cols ? sh.rows : sh.cols;
+    const int64_t hi = sh.rows < sh.cols ? sh.cols : sh.rows;
+    out->num_evals = lo * sh.slices;
+    if (out->num_evals < o->min_evals || out->num_evals > o->max_evals || hi > o->max_N)
+        return AT_OK;
+
+    if (at_htsr_grow((void **)&self->a, &self->a_cap, (size_t)(sh.rows * sh.cols),
+                     sizeof(double)) ||
+        at_htsr_grow((void **)&self->evals, &self->evals_cap, (size_t)out->num_evals,
+                     sizeof(double)))
+        return at_htsr_fail(self, AT_ERR_NOMEM, "out of memory");
+    /* The reference normalizes conv slices by 1/sqrt(2) in float32 before widening. */
+    const float conv_scale = (float)(1.0 / sqrt(2.0));
+    double sv_max = 0.0, sv_min = -INFINITY;
+    int64_t rank_loss = 0;
+    size_t ne = 0;
+    for (int64_t s = 0; s < sh.slices; s++) {
+        /* Row-major (rows x cols) is column-major (cols x rows): same singular values, so a
+         * linear weight is copied as is. A conv slice is gathered column-major (out x in). */
+        lapack_int m, n;
+        if (sh.conv) {
+            m = (lapack_int)sh.rows;
+            n = (lapack_int)sh.cols;
+            for (int64_t c = 0; c < sh.cols; c++)
+                for (int64_t r = 0; r < sh.rows; r++)
+                    self->a[r + c * sh.rows] =
+                        (double)(w[(r * sh.cols + c) * sh.slices + s] * conv_scale);
+        } else {
+            m = (lapack_int)sh.cols;
+            n = (lapack_int)sh.rows;
+            for (size_t i = 0; i < sh.count; i++)
+                self->a[i] = (double)w[i];
+        }
+        rc = svd_values(self, m, n);
+        if (rc)
+            return rc;
+        const double smax = self->sv[0], smin = self->sv[lo - 1];
+        const double tol = smax * (double)hi * DBL_EPSILON;
+        for (int64_t i = 0; i < lo; i++) {
+            rank_loss += !(self->sv[i] > tol);
+            self->evals[ne++] = self->sv[i] * self->sv[i];
+        }
+        if (smax > sv_max)
+            sv_max = smax;
+        /* Reference quirk: sv_min is the largest of the per-slice minima. */
+        if (smin > sv_min)
+            sv_min = smin;
+    }
+    qsort(self->evals, ne, sizeof(double), cmp_double);
+    self->n_evals = ne;
+    const double *x = self->evals;
+
+    out->sv_max = sv_max;
+    out->sv_min = sv_min;
+    out->lambda_max = x[ne - 1];
+    out->rank_loss = rank_loss;
+    int64_t weak = 0;
+    for (size_t i = 0; i < ne; i++)
+        weak += x[i] < 1e-6;
+    out->weak_rank_loss = weak;
+
+    at_fit fit;
+    rc = at_powerlaw_fit(x, ne, &fit);
+    if (rc)
+        return at_htsr_fail(self, rc, "power-law fit: %s", at_strerror(rc));
+    out->status = fit.status;
+    out->alpha = fit.alpha;
+    out->xmin = fit.xmin;
+    out->xmax = fit.xmax;
+    out->D = fit.D;
+    out->sigma = fit.sigma;
+    out->num_pl_spikes = fit.num_pl_spikes;
+    out->warning = at_warning_for(fit.status, fit.alpha);
+    at_scale_metrics(x, ne, out);
+
+    if (o->detx && at_detx(x, ne, &out->detx_num, &out->detx_val) != AT_OK)
+        out->detx_num = -1;
+    return AT_OK;
+}
