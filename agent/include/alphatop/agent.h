@@ -1,0 +1,172 @@
+/* agent.h -- the trainer side: publishes weight snapshots and scalars of a training run to an
+ * alphatop monitor over ZeroMQ, and hears the monitor's control messages (stop, pause, interval).
+ *
+ * Typical use:
+ *     at_agent *a = at_agent_new("run-42", NULL, NULL);     // NULL: default endpoint, options
+ *     if (!a) fprintf(stderr, "%s\n", at_agent_last_error(NULL));
+ *     for (step = 1; ...; step++) {
+ *         train_one_step();
+ *         if (at_agent_snapshot_due(a, step) && at_agent_snapshot_begin(a, step) == AT_OK) {
+ *             for each layer:
+ *                 at_agent_publish(a, name, AT_PROTO_KIND_LINEAR, AT_PROTO_F32, 2, shape, w, 0);
+ *             at_agent_snapshot_end(a);
+ *         }
+ *         at_agent_log(a, step, 2, (const char *[]){"loss", "lr"}, (double[]){loss, lr});
+ *         if (at_agent_should_stop(a, reason, sizeof reason)) break;
+ *     }
+ *     at_agent_free(a);                                      // flushes within linger_ms
+ *
+ * Cost to the trainer: at_agent_publish copies the tensor once into a buffer the agent owns;
+ * ZeroMQ's I/O thread sends it from there without another copy. No call ever waits for the
+ * network (non-blocking sends; at_agent_free waits at most linger_ms).
+ *
+ * Bounded memory: the bytes held by the agent (the snapshot being built plus everything queued
+ * and not yet written to the socket) never exceed budget_bytes. When the monitor is slow or
+ * absent the queue fills and whole snapshots are dropped -- never part of one: a snapshot's
+ * layers are sent together, as one ZeroMQ message, at at_agent_snapshot_end. Drops are counted
+ * and reported to the monitor in the next hello, snapshot_end, scalars and goodbye.
+ *
+ * The monitor may start before or after the trainer, or restart: the agent connects (DEALER to
+ * the monitor's ROUTER) and ZeroMQ reconnects on its own. Default endpoint: $ALPHATOP_ENDPOINT,
+ * else ipc:///tmp/alphatop-UID.ipc (local only). tcp endpoints work too ("tcp://127.0.0.1:5555");
+ * anything beyond loopback should use CurveZMQ (curve_server_key + curve_client_keyfile).
+ *
+ * Safe inside a trainer: no signal handlers, no output unless opts.verbose, and fork-safe: in a
+ * forked child (e.g. a PyTorch DataLoader worker) every call is a harmless no-op (returns
+ * AT_ERR_STATE, should_stop returns 0) and at_agent_free only releases the child's memory.
+ *
+ * Threading: every function may be called from any thread; an internal mutex serialises them.
+ * at_agent_free must not race with other calls on the same agent.
+ *
+ * Errors: functions return AT_OK (0) or a negative at_status; at_agent_last_error() has detail.
+ */
+#ifndef ALPHATOP_AGENT_H
+#define ALPHATOP_AGENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "alphatop/protocol.h"
+#include "alphatop/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct at_agent at_agent;
+
+/* Options. Every field is 8 bytes wide (pointer or int64_t) so a binding (ctypes) can mirror the
+ * struct without padding rules; new fields are only ever appended. at_agent_opts_default()
+ * gives the values in brackets. */
+typedef struct at_agent_opts {
+    const char *model;     /* model name shown by the monitor [""] */
+    const char *framework; /* "pytorch", "numpy", "c", ... ["c"] */
+    const char *host;      /* host name in the hello [NULL: gethostname()] */
+    int64_t rank;          /* this process's rank in a distributed run [0] */
+    int64_t world_size;    /* number of ranks [1] */
+    int64_t interval;      /* snapshot every this many steps, >= 1 [100] */
+    int64_t budget_bytes;  /* most bytes held in flight, see above [256 MiB] */
+    int64_t linger_ms;     /* at_agent_free waits at most this long to flush [2000] */
+    int64_t checksum;      /* 1: send a CRC-32 of every payload (costs one pass) [0] */
+    int64_t verbose;       /* 1: print errors to stderr; 0: never print anything [0] */
+    /* CurveZMQ (both NULL: no encryption, fine for ipc and loopback tcp). The monitor's public
+     * key, as Z85 text (40 characters) or the path of its key file (".pub" is enough). */
+    const char *curve_server_key;
+    /* This trainer's key file (public + secret), whose public key the monitor allows. */
+    const char *curve_client_keyfile;
+} at_agent_opts;
+
+/* Fills *opts with the defaults. */
+AT_EXPORT void at_agent_opts_default(at_agent_opts *opts);
+
+/* Opens an agent for the run run_id (1..127 bytes, unique per run; several trainers may share
+ * a monitor) on endpoint (NULL or "": the default above). opts NULL means defaults; the strings
+ * in opts are copied. Sends the hello. Returns NULL on failure (bad argument, unreadable key
+ * file, ZeroMQ error); at_agent_last_error(NULL) then says why. Caller owns return value (free
+ * with at_agent_free). */
+AT_EXPORT at_agent *at_agent_new(const char *run_id, const char *endpoint,
+                                 const at_agent_opts *opts);
+
+/* Sends goodbye, then waits at most opts.linger_ms for queued messages to be written and drops
+ * the rest. Releases everything. NULL-safe. */
+AT_EXPORT void at_agent_free(at_agent *a);
+
+/* Adds or replaces a user tag (key 1..63 bytes, value 0..1023 bytes), sent in the hello, which
+ * is re-sent before the next message. At most AT_PROTO_MAX_TAGS tags (AT_ERR_SIZE). */
+AT_EXPORT int at_agent_set_tag(at_agent *a, const char *key, const char *value);
+
+/* 1 when a snapshot should be taken at this step: step is a multiple of the current interval
+ * (which the monitor may change) and the monitor has not paused snapshots; else 0. */
+AT_EXPORT int at_agent_snapshot_due(at_agent *a, int64_t step);
+
+/* The current snapshot interval (opts.interval until the monitor changes it). */
+AT_EXPORT int64_t at_agent_interval(at_agent *a);
+
+/* 1 while the monitor has paused snapshots, else 0. */
+AT_EXPORT int at_agent_paused(at_agent *a);
+
+/* Starts a snapshot of the weights at training step `step` (>= 0). Returns AT_OK, or
+ * AT_ERR_AGAIN when this snapshot will not be sent (the budget is full: it is dropped and
+ * counted; or snapshots are paused): its at_agent_publish calls then return AT_ERR_AGAIN at
+ * no cost and at_agent_snapshot_end closes it. A begin while a snapshot is open discards the
+ * open one (AT_ERR_STATE is not raised: the trainer may have skipped the end on an error). */
+AT_EXPORT int at_agent_snapshot_begin(at_agent *a, int64_t step);
+
+/* Flags for at_agent_publish. */
+#define AT_AGENT_BASE 1u /* these are the base weights of a fine-tune (sent once, for deltas) */
+
+/* Adds one layer to the open snapshot: copies the tensor (row-major, native byte order,
+ * product(shape) x dtype-size bytes at data; borrowed, not kept). name is 1..255 bytes;
+ * ndim/shape must fit the kind (linear, embedding, lora_A, lora_B: 2-D; conv1d: 3-D; conv2d:
+ * 4-D). Returns AT_OK; AT_ERR_AGAIN when the snapshot is being dropped or skipped (the budget
+ * cannot hold this layer too: the whole snapshot is dropped and counted); AT_ERR_STATE when no
+ * snapshot is open; AT_ERR_ARG/AT_ERR_SIZE for a bad name, kind, dtype or shape. */
+AT_EXPORT int at_agent_publish(at_agent *a, const char *name, at_proto_kind kind,
+                               at_proto_dtype dtype, int ndim, const int64_t *shape,
+                               const void *data, unsigned flags);
+
+/* Closes the open snapshot and queues its layers plus a snapshot_end, all as one ZeroMQ
+ * message. Returns AT_OK (queued), AT_ERR_AGAIN (the snapshot was dropped or skipped) or
+ * AT_ERR_STATE (no snapshot open). */
+AT_EXPORT int at_agent_snapshot_end(at_agent *a);
+
+/* Sends named numbers at a step (train/test loss, accuracy, learning rate, ...): n names
+ * (1..63 bytes each) and values; n <= AT_PROTO_MAX_SCALARS. Non-finite values travel as null.
+ * Returns AT_OK, AT_ERR_AGAIN (dropped: the budget is full; counted in stats) or AT_ERR_ARG. */
+AT_EXPORT int at_agent_log(at_agent *a, int64_t step, int n, const char *const *names,
+                           const double *values);
+
+/* 1 when the monitor asked the run to stop, else 0. The reason (NUL-terminated, truncated to
+ * cap) goes to reason if not NULL. The first time it returns 1 the agent acknowledges the stop
+ * to the monitor (stop_ack). Also processes any pending control messages. */
+AT_EXPORT int at_agent_should_stop(at_agent *a, char *reason, size_t cap);
+
+/* Counters, for the trainer's logs and for tests. */
+typedef struct at_agent_stats {
+    int64_t snapshots_sent;    /* snapshots queued whole */
+    int64_t snapshots_dropped; /* snapshots dropped because the budget was full */
+    int64_t snapshots_skipped; /* snapshots not taken because the monitor paused them */
+    int64_t messages_dropped;  /* scalars/hello/goodbye/stop_ack dropped (budget full) */
+    int64_t bytes_queued;      /* payload + header bytes handed to ZeroMQ, total */
+    int64_t bytes_in_flight;   /* bytes held now (open snapshot + queued, not yet written) */
+    int64_t peak_in_flight;    /* the largest bytes_in_flight seen; <= budget_bytes */
+    int64_t budget_bytes;
+    int64_t controls_received; /* control messages from the monitor */
+} at_agent_stats;
+
+/* Fills *s. Also processes pending control messages. */
+AT_EXPORT int at_agent_stats_get(at_agent *a, at_agent_stats *s);
+
+/* The last error's message for a (never NULL, "" if none). With a == NULL: why the last
+ * at_agent_new in this thread failed. Valid until the next call on the same agent/thread. */
+AT_EXPORT const char *at_agent_last_error(const at_agent *a);
+
+/* Generates a CurveZMQ key pair and writes it as a key file: path (public + secret, mode 0600)
+ * and path + ".pub" (public only). See alphatop/keyfile.h for the format. Returns AT_OK,
+ * AT_ERR_UNSUPPORTED (libzmq built without Curve) or AT_ERR_IO. */
+AT_EXPORT int at_agent_keygen(const char *path);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

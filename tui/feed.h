@@ -1,0 +1,123 @@
+/* feed.h -- the monitor's end of the wire: listens for trainers (agents), receives and decodes
+ * their messages, rejects and counts bad ones, tracks which runs are connected, and sends
+ * control messages (stop, pause, resume, interval) back to a given run.
+ *
+ * Socket: a ZeroMQ ROUTER bound to the endpoint; every agent connects a DEALER to it (see
+ * docs/protocol.md for why). Poll-friendly: give at_feed_socket() to zmq_poll (ZMQ_POLLIN) next
+ * to stdin, then call at_feed_recv(f, 0, ...) until it returns AT_ERR_AGAIN -- one ZeroMQ
+ * message may carry a whole snapshot (many protocol messages).
+ *
+ *     at_feed_opts o; at_feed_opts_default(&o);
+ *     char err[256];
+ *     at_feed *f = at_feed_new(&o, err, sizeof err);
+ *     at_feed_msg *m; at_proto_error e;
+ *     int rc = at_feed_recv(f, 100, &m, &e);   // AT_OK: use m->msg, then at_feed_msg_free(m)
+ *
+ * Threading: one thread uses an at_feed at a time (the UI thread). An at_feed_msg belongs to
+ * whoever holds it and may be passed to and freed on another thread (a compute worker).
+ * With CurveZMQ the feed runs one internal thread that answers ZeroMQ's authentication (ZAP)
+ * requests against the allow-list.
+ */
+#ifndef ALPHATOP_FEED_H
+#define ALPHATOP_FEED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "alphatop/protocol.h"
+#include "alphatop/status.h"
+
+typedef struct at_feed at_feed;
+
+typedef struct at_feed_opts {
+    const char *endpoint; /* NULL or "": at_proto_default_endpoint() (honours ALPHATOP_ENDPOINT) */
+    /* CurveZMQ: the monitor's key file (public + secret) and the allow-list of trainers' public
+     * keys (alphatop/keyfile.h). Both NULL: no encryption, and the feed refuses a non-loopback
+     * tcp endpoint unless allow_insecure is set. */
+    const char *curve_keyfile;
+    const char *curve_allow_file;
+    int allow_insecure;     /* 1: allow plain tcp on a non-loopback address [0] */
+    at_proto_limits limits; /* decoder limits [at_proto_limits_default] */
+    int rcvhwm;             /* ZeroMQ messages queued before trainers are pushed back [100] */
+} at_feed_opts;
+
+/* Fills *o with the defaults. */
+void at_feed_opts_default(at_feed_opts *o);
+
+/* Binds the endpoint (an ipc socket file left by a crashed monitor is replaced). Returns NULL
+ * on failure with a message in err (errlen bytes, may be NULL). Caller owns return value
+ * (free with at_feed_free). */
+at_feed *at_feed_new(const at_feed_opts *opts, char *err, size_t errlen);
+
+/* Closes the socket without waiting, removes an ipc socket file, frees. Messages already handed
+ * out stay valid until their at_feed_msg_free. NULL-safe. */
+void at_feed_free(at_feed *f);
+
+/* The endpoint actually bound (for tcp port 0 / "*": the resolved one). Owned by f. */
+const char *at_feed_endpoint(const at_feed *f);
+
+/* For zmq_poll (ZMQ_POLLIN): the ROUTER socket. Owned by f; do not recv on it directly. */
+void *at_feed_socket(at_feed *f);
+
+/* One received, decoded message. msg.u.layer.data points into a payload buffer this object
+ * holds (little-endian: a big-endian payload is byte-swapped on arrival and big_endian set to
+ * 0). Caller owns it: release with at_feed_msg_free, on any thread. */
+typedef struct at_feed_msg {
+    at_proto_msg msg;
+    uint32_t peer;   /* the connection it came from (stable while the trainer stays connected) */
+    int64_t recv_ms; /* arrival time, milliseconds of CLOCK_MONOTONIC */
+    void *payload_;  /* private */
+} at_feed_msg;
+
+/* Frees m and its payload. NULL-safe. */
+void at_feed_msg_free(at_feed_msg *m);
+
+/* Receives the next message, waiting at most timeout_ms (0: do not wait; -1: forever).
+ * Returns AT_OK with *out set (caller owns it); AT_ERR_AGAIN if nothing arrived; or the status
+ * of a rejected message (AT_ERR_FORMAT, AT_ERR_SIZE, AT_ERR_VERSION, AT_ERR_MISSING, ...) with
+ * *err filled (reason and message; err may be NULL) -- the message is counted and discarded and
+ * the caller simply calls again; AT_ERR_NET if the socket failed. Hello requests to runs not
+ * seen before, and the run table, are handled here. */
+int at_feed_recv(at_feed *f, int timeout_ms, at_feed_msg **out, at_proto_error *err);
+
+/* A run known to the feed. */
+typedef struct at_feed_run {
+    char run[AT_PROTO_MAX_ID];
+    uint32_t peer;    /* connection to send its control messages to */
+    int connected;    /* 0 after its goodbye or when a send found it gone */
+    int hello_seen;   /* a hello arrived from this connection */
+    int stop_acked;   /* the trainer acknowledged a stop */
+    int64_t last_ms;  /* last message, CLOCK_MONOTONIC milliseconds */
+    int64_t messages; /* messages received from it */
+    int64_t dropped;  /* the agent's latest drop count (snapshots) */
+} at_feed_run;
+
+/* Number of runs seen, and the i-th (0 <= i < count, in order of first appearance), or the one
+ * named run (NULL if unknown). Pointers are owned by f, valid until the next at_feed_recv. */
+int at_feed_run_count(const at_feed *f);
+const at_feed_run *at_feed_run_at(const at_feed *f, int i);
+const at_feed_run *at_feed_run_find(const at_feed *f, const char *run);
+
+/* Control, to the run named run: stop with a reason (1..1023 bytes), pause (paused = 1) or
+ * resume (0) snapshots, change the snapshot interval (>= 1). Returns AT_OK (queued),
+ * AT_ERR_NOTFOUND (run unknown or disconnected), AT_ERR_AGAIN (its queue is full) or AT_ERR_ARG. */
+int at_feed_stop(at_feed *f, const char *run, const char *reason);
+int at_feed_pause(at_feed *f, const char *run, int paused);
+int at_feed_set_interval(at_feed *f, const char *run, int64_t interval);
+
+/* Counters since at_feed_new. */
+typedef struct at_feed_stats {
+    int64_t messages;                      /* accepted protocol messages */
+    int64_t bytes;                         /* bytes of accepted messages (headers + payloads) */
+    int64_t rejected;                      /* rejected messages, all reasons */
+    int64_t rejected_by[AT_PROTO_E_COUNT]; /* per at_proto_reason */
+    int64_t auth_denied;                   /* connections refused by the allow-list (Curve) */
+    int64_t controls_sent;
+} at_feed_stats;
+
+void at_feed_stats_get(const at_feed *f, at_feed_stats *s);
+
+/* The last error's message ("" if none). Owned by f. */
+const char *at_feed_last_error(const at_feed *f);
+
+#endif
