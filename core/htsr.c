@@ -284,5 +284,19 @@ int at_htsr_analyze(at_htsr *self, const at_tensor *t, const at_htsr_opts *o, at
 
     if (o->detx && at_detx(x, ne, &out->detx_num, &out->detx_val) != AT_OK)
         out->detx_num = -1;
+    if (o->mp_fit) {
+        at_mp mp;
+        if (at_mp_fit(x, ne, out->Q, out->M, &mp) == AT_OK) {
+            out->mp_sigma = mp.sigma;
+            out->mp_bulk_max = mp.bulk_max;
+            out->mp_softrank = mp.softrank;
+            out->mp_num_spikes = mp.num_spikes;
+        }
+    }
+    if (o->traps) {
+        rc = at_htsr_traps(self, t, o->seed, &out->num_traps, &out->trap_max_ratio);
+        if (rc)
+            return rc;
+    }
     return AT_OK;
 }
