@@ -1,0 +1,88 @@
+/* ckpt.h -- read weight layers out of checkpoint files, without copying where possible.
+ *
+ * Formats (chosen by extension, spec/cli.md):
+ *   .safetensors  every 2-D or 4-D F32/F16/BF16 tensor whose name ends in "weight"
+ *   .npy          one 2-D or 4-D '<f4' or '<f2' array (v1, v2, v3 headers; fortran_order)
+ *   anything else raw little-endian float32, row-major, with an explicit shape
+ *
+ * The file is mapped read-only; layer views point into the mapping (or into a copy when the
+ * data is misaligned or in Fortran order) and stay valid until at_ckpt_close. Problems with one
+ * tensor (bad offsets, size mismatch, unsupported dtype) are reported on that layer only, so the
+ * other layers can still be analysed. Nothing here prints.
+ *
+ *     at_ckpt *c = at_ckpt_open("model.safetensors", NULL);
+ *     if (!c) ... out of memory
+ *     if (at_ckpt_status(c) < 0) ... whole file unreadable: at_ckpt_last_error(c)
+ *     for (size_t i = 0; i < at_ckpt_count(c); i++) {
+ *         const at_ckpt_layer *l = at_ckpt_layer_at(c, i);
+ *         if (l->err < 0) ... l->error names the problem; otherwise l->tensor is ready
+ *     }
+ *     at_ckpt_close(c);
+ */
+#ifndef ALPHATOP_CKPT_H
+#define ALPHATOP_CKPT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "alphatop/htsr.h"
+
+/* Open options. raw_ndim/raw_shape give the shape of a raw float32 file (2 or 4 dims); a raw
+ * file without it is a usage error (AT_ERR_ARG). */
+typedef struct at_ckpt_opts {
+    int raw_ndim;
+    int64_t raw_shape[4];
+} at_ckpt_opts;
+
+/* One layer of a checkpoint. All pointers are owned by the checkpoint. */
+typedef struct at_ckpt_layer {
+    const char *name;  /* tensor name; for .npy and raw files the file name without extension */
+    at_tensor tensor;  /* the view; kind is LINEAR for 2-D and CONV2D for 4-D */
+    int err;           /* AT_OK, or why this layer cannot be used (tensor.data is then NULL) */
+    const char *error; /* detail when err < 0, e.g. "data_offsets [0, 96) hold 96 bytes but
+                          shape 4x8 of F32 needs 128"; "" otherwise */
+} at_ckpt_layer;
+
+typedef struct at_ckpt at_ckpt;
+
+/* Opens and validates path. Returns NULL only when out of memory; a file that cannot be read at
+ * all still gives an object whose at_ckpt_status is negative. opts may be NULL. Caller owns
+ * return value (close with at_ckpt_close). */
+at_ckpt *at_ckpt_open(const char *path, const at_ckpt_opts *opts);
+
+/* AT_OK, or the file-level error: AT_ERR_IO (cannot open/map), AT_ERR_FORMAT (malformed header),
+ * AT_ERR_SIZE (truncated), AT_ERR_UNSUPPORTED, AT_ERR_ARG (raw file without a shape). */
+int at_ckpt_status(const at_ckpt *self);
+
+/* Detail of the file-level error ("" when none). Borrowed; never NULL. */
+const char *at_ckpt_last_error(const at_ckpt *self);
+
+/* The path given to at_ckpt_open. Borrowed. */
+const char *at_ckpt_path(const at_ckpt *self);
+
+/* Number of weight layers found (0 when the file failed). */
+size_t at_ckpt_count(const at_ckpt *self);
+
+/* Layer i (0 <= i < count), in file order. Borrowed; valid until at_ckpt_close. */
+const at_ckpt_layer *at_ckpt_layer_at(const at_ckpt *self, size_t i);
+
+/* The layer named name, or NULL. Borrowed. */
+const at_ckpt_layer *at_ckpt_find(const at_ckpt *self, const char *name);
+
+/* Unmaps and frees everything, including every layer view. NULL-safe. */
+void at_ckpt_close(at_ckpt *self);
+
+/* Parses "ROWSxCOLS" (or "AxBxCxD") into shape; returns the number of dims (2 or 4), or -1 when
+ * s is not such a shape with every dimension positive. */
+int at_ckpt_parse_shape(const char *s, int64_t shape[4]);
+
+/* Formats a shape as "512x256" or "32x16x3x3" into buf (n bytes). Returns buf. */
+char *at_shape_str(char *buf, size_t n, int ndim, const int64_t *shape);
+
+/* Bytes per element of dtype (4 or 2). */
+size_t at_dtype_size(at_dtype dtype);
+
+/* "F32", "F16", "BF16". Static string. */
+const char *at_dtype_name(at_dtype dtype);
+
+#endif

@@ -1,0 +1,64 @@
+/* pair.h -- pairing the layers of two checkpoints by name, and the update W - W_base.
+ *
+ * Used by `scan --base` (analyse each layer's update) and `diff` (compare two checkpoints).
+ * Rules, in order, for a layer named n of checkpoint A:
+ *   1. B has a layer named n                                  -> paired
+ *   2. exactly one layer of B has n's canonical name           -> paired, renamed
+ *      (canonical: without the wrapper prefixes "module.", "_orig_mod.", "base_model.model.",
+ *      "model." that DDP, torch.compile, PEFT and HF add)
+ *   3. otherwise                                               -> missing
+ * A paired layer whose shape differs is a shape mismatch, unless both are 2-D and B is the
+ * transpose of A (then it is paired, transposed). Layers of B no layer of A paired with are
+ * "unmatched" and listed by the caller.
+ */
+#ifndef ALPHATOP_PAIR_H
+#define ALPHATOP_PAIR_H
+
+#include <stddef.h>
+
+#include "ckpt.h"
+
+typedef enum at_pair_status {
+    AT_PAIR_OK = 0,       /* paired (see renamed / transposed) */
+    AT_PAIR_MISSING = 1,  /* no layer of that name in B */
+    AT_PAIR_SHAPE = 2,    /* a layer of that name, but another shape */
+    AT_PAIR_AMBIGUOUS = 3 /* several layers of B share the canonical name */
+} at_pair_status;
+
+typedef struct at_pair {
+    at_pair_status status;
+    const at_ckpt_layer *other; /* the layer of B (NULL when missing or ambiguous) */
+    int renamed;                /* paired through the canonical name */
+    int transposed;             /* B's layer is the 2-D transpose of A's */
+} at_pair;
+
+typedef struct at_pairing at_pairing;
+
+/* Pairs every layer of a with a layer of b (both borrowed; they must outlive the pairing).
+ * Caller owns return value (free with at_pairing_free); NULL when out of memory. */
+at_pairing *at_pairing_new(const at_ckpt *a, const at_ckpt *b);
+
+/* Frees the pairing. NULL-safe. */
+void at_pairing_free(at_pairing *self);
+
+/* The pair of layer i of a. Borrowed. */
+const at_pair *at_pairing_get(const at_pairing *self, size_t i);
+
+/* Number of layers of b that no layer of a paired with, and the j-th of them. Borrowed. */
+size_t at_pairing_unmatched_count(const at_pairing *self);
+const at_ckpt_layer *at_pairing_unmatched(const at_pairing *self, size_t j);
+
+/* Writes a one-line explanation of a pair that is not a plain same-name match into buf (n
+ * bytes), e.g. "renamed: base layer module.fc1.weight" or "shape mismatch: base is 64x32";
+ * empty for a plain match. Returns buf. */
+char *at_pair_describe(const at_pair *p, const at_ckpt_layer *layer, char *buf, size_t n);
+
+/* The canonical name of name into buf (n bytes): wrapper prefixes removed. Returns buf. */
+char *at_pair_canonical(const char *name, char *buf, size_t n);
+
+/* dst = w - base in float32 (the reference's float32 difference), both widened from their
+ * dtypes; base read transposed when transposed is set (2-D only). dst is caller-owned with
+ * room for every element of w. Shapes must be the ones at_pairing validated. */
+void at_pair_delta(const at_tensor *w, const at_tensor *base, int transposed, float *dst);
+
+#endif
