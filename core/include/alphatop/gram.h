@@ -1,0 +1,72 @@
+/* gram.h -- eigenvalues of a matrix through its Gram matrix (the fast spectra behind fast mode).
+ *
+ * The squared singular values of A are the eigenvalues of the Gram matrix of its short side.
+ * Forming that Gram matrix (one syrk, BLAS-3) and tridiagonalizing it is several times cheaper
+ * than an SVD of A, and exact for the large eigenvalues. Small ones carry an absolute error of a
+ * few eps * lambda_max, so the float64 path recomputes the eigenvalues below a trust threshold
+ * from A itself (see at_gram_evals64).
+ *
+ * Matrices are column-major, m x n, leading dimension m. A row-major rows x cols tensor is the
+ * column-major cols x rows matrix of the same bytes: pass m = cols, n = rows, nothing is copied.
+ * p = min(m, n) eigenvalues come out, ascending.
+ *
+ * Threading: an at_gram is used by one thread at a time. BLAS threads: see docs/fast.md.
+ */
+#ifndef ALPHATOP_GRAM_H
+#define ALPHATOP_GRAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "alphatop/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* How at_gram_evals64 obtained its values. */
+typedef enum at_gram_path {
+    AT_GRAM_PLAIN = 0, /* every eigenvalue above the trust threshold: Gram values as they are */
+    AT_GRAM_RITZ = 1,  /* the smallest ones recomputed from A on the Gram's bottom subspace */
+    AT_GRAM_SVD = 2,   /* fell back to dgesdd of A (many tiny or rank-threshold values) */
+} at_gram_path;
+
+/* Opaque workspace: buffers grow to the largest matrix seen and are reused. */
+typedef struct at_gram at_gram;
+
+/* New workspace. Caller owns return value (free with at_gram_free); NULL when out of memory. */
+AT_EXPORT at_gram *at_gram_new(void);
+
+/* Frees the workspace. NULL-safe. */
+AT_EXPORT void at_gram_free(at_gram *self);
+
+/* Exact-mode spectrum: the p ascending squared singular values of the m x n float64 matrix a
+ * (borrowed, not modified) into lambda[0..p-1] (caller-owned). Equal to dgesdd's squared
+ * singular values within 1e-8 relative for every value above ~4e-7 * lambda_max and, for the
+ * smaller ones, within dgesdd's own roundoff (a Rayleigh-Ritz on A restricted to the Gram's
+ * bottom subspace, or dgesdd itself when that subspace is large or a value sits near the
+ * matrix_rank threshold). *path (may be NULL) says which. Errors: AT_ERR_ARG, AT_ERR_NOMEM,
+ * AT_ERR_LAPACK. */
+AT_EXPORT int at_gram_evals64(at_gram *self, const double *a, int64_t m, int64_t n, double *lambda,
+                              at_gram_path *path);
+
+/* Fast cold spectrum: float32 Gram + float32 tridiagonal eigenvalues of the m x n float32 matrix
+ * a (borrowed; it must stay valid and unchanged until at_gram_top_vectors32 if that follows).
+ * Writes the p ascending eigenvalues, negative roundoff clamped to 0, into lambda (caller-owned).
+ * Relative accuracy ~1e-6 for the large values; small ones are noise at ~1e-7 * lambda_max.
+ * Errors: AT_ERR_ARG, AT_ERR_NOMEM, AT_ERR_LAPACK. */
+AT_EXPORT int at_gram_evals32(at_gram *self, const float *a, int64_t m, int64_t n, double *lambda);
+
+/* After at_gram_evals32 on self: the unit eigenvectors of the b largest eigenvalues into v
+ * (caller-owned, p x b column-major; column j belongs to lambda[p-b+j]). They are the right
+ * singular vectors of A when n <= m, the left ones otherwise (the short side's). 1 <= b <= p.
+ * Errors: AT_ERR_STATE (no preceding at_gram_evals32), AT_ERR_ARG, AT_ERR_NOMEM, AT_ERR_LAPACK. */
+AT_EXPORT int at_gram_top_vectors32(at_gram *self, int64_t b, float *v);
+
+/* Detail of the last error on self. Borrowed; never NULL. */
+AT_EXPORT const char *at_gram_last_error(const at_gram *self);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,120 @@
+/* warm.c -- one warm update: float32 subspace iteration from the previous snapshot's basis.
+ *
+ * The GEMMs with the weights run in float32 (they are the whole cost); the thin b-column
+ * factorizations run in float64, because Y = op(A) V has the condition number of the top-b
+ * singular values (1e2..1e4 on heavy tails) and Cholesky-QR squares it. */
+#include "warm.h"
+
+#include <cblas.h>
+#include <float.h>
+#include <lapacke.h>
+#include <math.h>
+#include <string.h>
+
+#include "alphatop/status.h"
+#include "htsr_internal.h"
+
+struct at_warm {
+    float *y, *z;        /* lg x b, p x b */
+    double *yd, *zd, *u; /* lg x b, p x b, p x b */
+    double *c, *vt, *sv; /* b x b, b x b, b */
+    size_t y_cap, z_cap, yd_cap, zd_cap, u_cap, c_cap, vt_cap, sv_cap;
+};
+
+at_warm *at_warm_new(void)
+{
+    return calloc(1, sizeof(at_warm));
+}
+
+void at_warm_free(at_warm *self)
+{
+    if (!self)
+        return;
+    free(self->y);
+    free(self->z);
+    free(self->yd);
+    free(self->zd);
+    free(self->u);
+    free(self->c);
+    free(self->vt);
+    free(self->sv);
+    free(self);
+}
+
+/* One Cholesky-QR round on the lg x b matrix y (in place): C = Y^T Y = R^T R, Y <- Y R^-1.
+ * With shift > 0, C + shift * ||C|| I is factored instead (Fukaya et al.'s shifted CholeskyQR:
+ * it cannot break down, and two plain rounds after it restore orthogonality). */
+static int cholqr(at_warm *w, double *y, int lg, int b, int shifted)
+{
+    double *c = w->c;
+    cblas_dsyrk(CblasColMajor, CblasUpper, CblasTrans, b, lg, 1.0, y, lg, 0.0, c, b);
+    if (shifted) {
+        double tr = 0.0;
+        for (int i = 0; i < b; i++)
+            tr += c[(size_t)i * (size_t)b + (size_t)i];
+        double s = 11.0 * ((double)lg * b + (double)b * (b + 1)) * DBL_EPSILON * tr;
+        for (int i = 0; i < b; i++)
+            c[(size_t)i * (size_t)b + (size_t)i] += s;
+    }
+    if (LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'U', b, c, b) != 0)
+        return -1;
+    cblas_dtrsm(CblasColMajor, CblasRight, CblasUpper, CblasNoTrans, CblasNonUnit, lg, b, 1.0, c, b,
+                y, lg);
+    return 0;
+}
+
+static int orthonormalize(at_warm *w, double *y, int lg, int b)
+{
+    if (cholqr(w, y, lg, b, 0) != 0 && cholqr(w, y, lg, b, 1) != 0)
+        return -1;
+    /* A shifted (or merely ill-conditioned) first round leaves Q^T Q - I up to ~1e-2; each
+     * further round squares that. */
+    for (int r = 0; r < 2; r++)
+        if (cholqr(w, y, lg, b, 0) != 0)
+            return -1;
+    return 0;
+}
+
+int at_warm_run(at_warm *w, const float *a, int64_t m, int64_t n, int64_t b64, int passes, float *v,
+                double *lambda_top)
+{
+    if (!w || !a || !v || !lambda_top || m <= 0 || n <= 0 || b64 < 1 || passes < 1)
+        return AT_ERR_ARG;
+    int wide = m < n;
+    int p = (int)(wide ? m : n), lg = (int)(wide ? n : m), b = (int)b64;
+    if (b > p)
+        return AT_ERR_ARG;
+    size_t lb = (size_t)lg * (size_t)b, pb = (size_t)p * (size_t)b, bb = (size_t)b * (size_t)b;
+    if (at_htsr_grow((void **)&w->y, &w->y_cap, lb, sizeof(float)) ||
+        at_htsr_grow((void **)&w->z, &w->z_cap, pb, sizeof(float)) ||
+        at_htsr_grow((void **)&w->yd, &w->yd_cap, lb, sizeof(double)) ||
+        at_htsr_grow((void **)&w->zd, &w->zd_cap, pb, sizeof(double)) ||
+        at_htsr_grow((void **)&w->u, &w->u_cap, pb, sizeof(double)) ||
+        at_htsr_grow((void **)&w->c, &w->c_cap, bb, sizeof(double)) ||
+        at_htsr_grow((void **)&w->vt, &w->vt_cap, bb, sizeof(double)) ||
+        at_htsr_grow((void **)&w->sv, &w->sv_cap, (size_t)b, sizeof(double)))
+        return AT_ERR_NOMEM;
+    for (int pass = 0; pass < passes; pass++) {
+        cblas_sgemm(CblasColMajor, wide ? CblasTrans : CblasNoTrans, CblasNoTrans, lg, b, p, 1.0f,
+                    a, (int)m, v, p, 0.0f, w->y, lg);
+        for (size_t i = 0; i < lb; i++)
+            w->yd[i] = w->y[i];
+        if (orthonormalize(w, w->yd, lg, b) != 0)
+            return AT_ERR_LAPACK;
+        for (size_t i = 0; i < lb; i++)
+            w->y[i] = (float)w->yd[i];
+        cblas_sgemm(CblasColMajor, wide ? CblasNoTrans : CblasTrans, CblasNoTrans, p, b, lg, 1.0f,
+                    a, (int)m, w->y, lg, 0.0f, w->z, p);
+        for (size_t i = 0; i < pb; i++)
+            w->zd[i] = w->z[i];
+        /* Singular values of Z = op(A)^T Q are the Ritz values on span(Q); its left singular
+         * vectors are the new right singular vectors of op(A). */
+        if (LAPACKE_dgesdd(LAPACK_COL_MAJOR, 'S', p, b, w->zd, p, w->sv, w->u, p, w->vt, b) != 0)
+            return AT_ERR_LAPACK;
+        for (size_t i = 0; i < pb; i++)
+            v[i] = (float)w->u[i];
+    }
+    for (int i = 0; i < b; i++)
+        lambda_top[i] = w->sv[b - 1 - i] * w->sv[b - 1 - i];
+    return AT_OK;
+}

@@ -1,0 +1,26 @@
+/* warm.h -- (internal to core) one warm update: subspace iteration from a stored basis. */
+#ifndef ALPHATOP_CORE_WARM_H
+#define ALPHATOP_CORE_WARM_H
+
+#include <stdint.h>
+
+/* Workspace; buffers grow to the largest problem seen and are reused. */
+typedef struct at_warm at_warm;
+
+/* New workspace. Caller owns return value; NULL when out of memory. */
+at_warm *at_warm_new(void);
+
+/* Frees the workspace. NULL-safe. */
+void at_warm_free(at_warm *self);
+
+/* `passes` passes of float32 subspace iteration on the m x n column-major float32 matrix a (see
+ * gram.h for the layout; op(A) is A when n <= m, else A^T, so op(A) is long x short) starting
+ * from v, a p x b basis of the short side (p = min(m, n), b <= p), overwritten with the new
+ * top-b singular vectors. Writes the b Ritz values (squared singular values) ascending into
+ * lambda_top. Each pass: Y = op(A) V; Cholesky-QR twice in float64 (a shifted first round when
+ * the plain Cholesky breaks down); Z = op(A)^T Q; SVD of Z in float64. Returns AT_OK,
+ * AT_ERR_NOMEM or AT_ERR_LAPACK (then v is unspecified). */
+int at_warm_run(at_warm *self, const float *a, int64_t m, int64_t n, int64_t b, int passes,
+                float *v, double *lambda_top);
+
+#endif

@@ -1,0 +1,214 @@
+/* test_gram.c -- Gram-matrix spectra against dgesdd: the float64 path (exact mode) on every
+ * oracle case and on matrices built to hit each of its paths; the float32 path (fast cold) and
+ * its top eigenvectors. */
+#include <float.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+#include <cmocka.h>
+#include <lapacke.h>
+
+#include "alphatop/gram.h"
+#include "alphatop/rng.h"
+#include "fixture.h"
+
+/* Ascending squared singular values of the m x n column-major a, by dgesdd. */
+static double *svd_evals(const double *a, int64_t m, int64_t n)
+{
+    int64_t p = m < n ? m : n;
+    double *c = malloc((size_t)(m * n) * sizeof(double)), *sv = malloc((size_t)p * sizeof(double));
+    double *lam = malloc((size_t)p * sizeof(double)), dummy = 0.0;
+    assert_true(c && sv && lam);
+    memcpy(c, a, (size_t)(m * n) * sizeof(double));
+    assert_int_equal(
+        LAPACKE_dgesdd(LAPACK_COL_MAJOR, 'N', (int)m, (int)n, c, (int)m, sv, &dummy, 1, &dummy, 1),
+        0);
+    for (int64_t i = 0; i < p; i++)
+        lam[i] = sv[p - 1 - i] * sv[p - 1 - i];
+    free(c);
+    free(sv);
+    return lam;
+}
+
+/* Gram path vs dgesdd: relative 1e-6 on every value whose singular value is above the
+ * matrix_rank tolerance (below it both are round-off of an exact zero: compared absolutely),
+ * and the same count below the tolerance. Returns the largest relative difference. */
+static double compare64(at_gram *g, const double *a, int64_t m, int64_t n, at_gram_path *path)
+{
+    int64_t p = m < n ? m : n, lg = m < n ? n : m;
+    double *ref = svd_evals(a, m, n), *lam = malloc((size_t)p * sizeof(double));
+    assert_non_null(lam);
+    assert_int_equal(at_gram_evals64(g, a, m, n, lam, path), AT_OK);
+    const double tol = sqrt(ref[p - 1]) * (double)lg * DBL_EPSILON;
+    double worst = 0.0;
+    int64_t below_ref = 0, below = 0;
+    for (int64_t i = 0; i < p; i++) {
+        below_ref += !(sqrt(ref[i]) > tol);
+        below += !(sqrt(fmax(lam[i], 0.0)) > tol);
+        if (sqrt(ref[i]) <= tol) {
+            assert_true(fabs(lam[i]) <= tol * tol * 1e4);
+            continue;
+        }
+        double rel = fabs(lam[i] - ref[i]) / ref[i];
+        worst = fmax(worst, rel);
+        if (rel > 1e-6)
+            fail_msg("value %lld of %lld: gram %.17g dgesdd %.17g", (long long)i, (long long)p,
+                     lam[i], ref[i]);
+    }
+    assert_int_equal(below, below_ref);
+    free(ref);
+    free(lam);
+    return worst;
+}
+
+static double *to_double(const float *w, size_t count)
+{
+    double *a = malloc(count * sizeof(double));
+    assert_non_null(a);
+    for (size_t i = 0; i < count; i++)
+        a[i] = w[i];
+    return a;
+}
+
+static void test_gram64_oracle(void **state)
+{
+    (void)state;
+    fx_case *c = NULL;
+    int n = fx_oracle_load(&c);
+    at_gram *g = at_gram_new();
+    assert_non_null(g);
+    int paths[3] = {0, 0, 0};
+    double worst = 0.0;
+    for (int i = 0; i < n; i++) {
+        if (c[i].t.kind != AT_KIND_LINEAR)
+            continue;
+        const int64_t rows = c[i].t.shape[0], cols = c[i].t.shape[1];
+        double *a = to_double(c[i].w, (size_t)(rows * cols));
+        at_gram_path path;
+        double w = compare64(g, a, cols, rows, &path);
+        printf("  %-24s path %d  largest relative difference %.3g\n", c[i].name, (int)path, w);
+        paths[path]++;
+        worst = fmax(worst, w);
+        free(a);
+    }
+    printf("gram64 over the oracle: largest relative difference %.3g; paths plain %d, ritz %d, "
+           "svd %d\n",
+           worst, paths[0], paths[1], paths[2]);
+    at_gram_free(g);
+    fx_cases_free(c, n);
+}
+
+/* Square Gaussian (tiny smallest values: Ritz), its transpose-shaped twin, a rank-30 product
+ * (90 exact zeros: dgesdd) and a well-conditioned tall one (plain). */
+static void test_gram64_paths(void **state)
+{
+    (void)state;
+    at_gram *g = at_gram_new();
+    at_rng r;
+    at_rng_seed(&r, 7);
+    struct {
+        int64_t m, n, rank;
+        at_gram_path want;
+    } cases[] = {{300, 300, 0, AT_GRAM_RITZ},
+                 {250, 400, 0, AT_GRAM_PLAIN},
+                 {400, 250, 0, AT_GRAM_PLAIN},
+                 {200, 120, 30, AT_GRAM_SVD},
+                 {120, 200, 30, AT_GRAM_SVD}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int64_t m = cases[c].m, n = cases[c].n, k = cases[c].rank;
+        double *a = malloc((size_t)(m * n) * sizeof(double));
+        assert_non_null(a);
+        if (k == 0) {
+            for (int64_t i = 0; i < m * n; i++)
+                a[i] = at_rng_normal(&r) / sqrt((double)n);
+        } else {
+            double *x = malloc((size_t)(m * k) * sizeof(double));
+            double *y = malloc((size_t)(k * n) * sizeof(double));
+            for (int64_t i = 0; i < m * k; i++)
+                x[i] = at_rng_normal(&r);
+            for (int64_t i = 0; i < k * n; i++)
+                y[i] = at_rng_normal(&r);
+            cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)n, (int)k, 1.0, x,
+                        (int)m, y, (int)k, 0.0, a, (int)m);
+            free(x);
+            free(y);
+        }
+        at_gram_path path;
+        double w = compare64(g, a, m, n, &path);
+        printf("  %lldx%lld rank %lld: path %d, largest relative difference %.3g\n", (long long)m,
+               (long long)n, (long long)k, (int)path, w);
+        assert_int_equal(path, cases[c].want);
+        free(a);
+    }
+    at_gram_free(g);
+}
+
+/* Float32 Gram: top values within 1e-4 of dgesdd's, and the kept vectors are orthonormal
+ * eigenvectors of the float64 Gram matrix (residual relative to lambda_max). */
+static void test_gram32_vectors(void **state)
+{
+    (void)state;
+    const int64_t rows = 200, cols = 500, b = 40;
+    float *w = fx_spiked(rows, cols, 30, 8.0, 0.6, 11);
+    /* column-major m = cols, n = rows: the short side is n = rows */
+    const int64_t m = cols, n = rows, p = rows;
+    double *a = to_double(w, (size_t)(rows * cols)), *ref = svd_evals(a, m, n);
+    double *lam = malloc((size_t)p * sizeof(double));
+    float *v = malloc((size_t)(p * b) * sizeof(float));
+    at_gram *g = at_gram_new();
+    assert_int_equal(at_gram_top_vectors32(g, b, v), AT_ERR_STATE);
+    assert_int_equal(at_gram_evals32(g, w, m, n, lam), AT_OK);
+    for (int64_t i = p - b; i < p; i++)
+        assert_true(fabs(lam[i] - ref[i]) <= 1e-4 * ref[i]);
+    assert_int_equal(at_gram_top_vectors32(g, b, v), AT_OK);
+    /* G = A^T A in float64; check G v_j = lambda_j v_j and V^T V = I. */
+    double *gm = malloc((size_t)(p * p) * sizeof(double));
+    cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, (int)p, (int)p, (int)m, 1.0, a, (int)m, a,
+                (int)m, 0.0, gm, (int)p);
+    double worst_res = 0.0, worst_orth = 0.0;
+    for (int64_t j = 0; j < b; j++) {
+        const float *vj = v + j * p;
+        for (int64_t i = 0; i < p; i++) {
+            double s = 0.0;
+            for (int64_t l = 0; l < p; l++)
+                s += gm[i + l * p] * vj[l];
+            worst_res = fmax(worst_res, fabs(s - lam[p - b + j] * vj[i]) / ref[p - 1]);
+        }
+        for (int64_t l = 0; l < b; l++) {
+            double d = 0.0;
+            for (int64_t i = 0; i < p; i++)
+                d += (double)vj[i] * v[l * p + i];
+            worst_orth = fmax(worst_orth, fabs(d - (j == l)));
+        }
+    }
+    printf("gram32 top-%lld vectors: residual %.3g x lambda_max, orthogonality %.3g\n",
+           (long long)b, worst_res, worst_orth);
+    assert_true(worst_res < 1e-5);
+    assert_true(worst_orth < 1e-5);
+    assert_int_equal(at_gram_top_vectors32(g, p + 1, v), AT_ERR_ARG);
+    assert_int_equal(at_gram_evals32(g, NULL, m, n, lam), AT_ERR_ARG);
+    at_gram_free(g);
+    free(gm);
+    free(v);
+    free(lam);
+    free(ref);
+    free(a);
+    free(w);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gram64_oracle),
+        cmocka_unit_test(test_gram64_paths),
+        cmocka_unit_test(test_gram32_vectors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
