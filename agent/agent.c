@@ -1,0 +1,777 @@
+/* agent.c -- the trainer-side publisher (API and guarantees in alphatop/agent.h).
+ *
+ * Memory accounting: every buffer the agent hands to ZeroMQ is allocated here with a small
+ * prefix recording its size; ZeroMQ's I/O thread calls release_buffer() once the bytes are on
+ * the socket, which subtracts them from in_flight. The budget check before each copy therefore
+ * sees exactly what is still held, without asking ZeroMQ anything. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <zmq.h>
+
+#include "alphatop/agent.h"
+#include "alphatop/keyfile.h"
+
+#define HDR_CAP (AT_PROTO_MAX_HEADER + 8)
+#define PREFIX 16 /* keeps payloads 16-byte aligned */
+
+typedef struct frame {
+    char *hdr;
+    size_t hlen;
+    char *payload;
+    size_t plen;
+} frame;
+
+enum snap_state { SNAP_NONE, SNAP_OPEN, SNAP_DROPPING, SNAP_SKIPPING };
+
+struct at_agent {
+    pthread_mutex_t lock;
+    pid_t pid; /* the process that owns the ZeroMQ context; anyone else only frees memory */
+    void *ctx, *sock;
+    char run[AT_PROTO_MAX_ID];
+    int64_t budget, linger_ms, checksum, verbose;
+    _Atomic int64_t in_flight;
+    at_proto_msg *msg; /* scratch for encoding (large: kept off the stack) */
+    at_proto_msg *hello;
+    char *hdr; /* scratch header text, HDR_CAP bytes */
+    int hello_due;
+    /* Control state, as last set by the monitor. */
+    int64_t interval;
+    int paused, stop, stop_acked;
+    char stop_reason[AT_PROTO_MAX_TEXT];
+    /* The open snapshot. */
+    enum snap_state snap;
+    int64_t snap_step, snap_seq, next_seq, last_snapshot_bytes, last_step;
+    frame *frames;
+    size_t nframes, cap_frames;
+    at_agent_stats stats;
+    char err[256];
+};
+
+static _Thread_local char new_error[256];
+
+/* ---- buffers accounted in in_flight ---- */
+
+static char *take_buffer(at_agent *a, size_t n)
+{
+    char *base = malloc(PREFIX + n);
+    if (!base)
+        return NULL;
+    memcpy(base, &n, sizeof n);
+    int64_t now = atomic_fetch_add(&a->in_flight, (int64_t)n) + (int64_t)n;
+    if (now > a->stats.peak_in_flight)
+        a->stats.peak_in_flight = now;
+    return base + PREFIX;
+}
+
+/* Frees a buffer from take_buffer; called by ZeroMQ (hint = &in_flight) or by us. */
+static void release_buffer(void *data, void *hint)
+{
+    if (!data)
+        return;
+    char *base = (char *)data - PREFIX;
+    size_t n;
+    memcpy(&n, base, sizeof n);
+    atomic_fetch_sub((_Atomic int64_t *)hint, (int64_t)n);
+    free(base);
+}
+
+static int fits(at_agent *a, size_t need)
+{
+    return (uint64_t)atomic_load(&a->in_flight) + need <= (uint64_t)a->budget;
+}
+
+static int set_error(at_agent *a, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int set_error(at_agent *a, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(a->err, sizeof a->err, fmt, ap);
+    va_end(ap);
+    if (a->verbose)
+        fprintf(stderr, "alphatop agent: %s\n", a->err);
+    return status;
+}
+
+/* ---- sending ---- */
+
+/* Hands buf (from take_buffer, n bytes) to ZeroMQ without waiting. Ownership passes to
+ * ZeroMQ, or the buffer is freed on failure. Returns 0 or -1 (errno from zmq). */
+static int send_buffer(at_agent *a, char *buf, size_t n, int more)
+{
+    zmq_msg_t m;
+    if (zmq_msg_init_data(&m, buf, n, release_buffer, &a->in_flight) != 0) {
+        release_buffer(buf, &a->in_flight);
+        return -1;
+    }
+    if (zmq_msg_send(&m, a->sock, ZMQ_DONTWAIT | (more ? ZMQ_SNDMORE : 0)) < 0) {
+        int e = errno;
+        zmq_msg_close(&m);
+        errno = e;
+        return -1;
+    }
+    return 0;
+}
+
+/* Encodes a->msg into a fresh accounted buffer. NULL when over budget or on error (status in
+ * *rc). */
+static char *encode_msg(at_agent *a, size_t *len, int *rc)
+{
+    at_proto_error e;
+    *rc = at_proto_encode(a->msg, a->hdr, HDR_CAP, len, &e);
+    if (*rc != AT_OK) {
+        set_error(a, *rc, "cannot encode %s: %s", at_proto_type_name(a->msg->type), e.message);
+        return NULL;
+    }
+    if (!fits(a, *len)) {
+        *rc = AT_ERR_AGAIN;
+        return NULL;
+    }
+    char *buf = take_buffer(a, *len);
+    if (!buf) {
+        *rc = set_error(a, AT_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    memcpy(buf, a->hdr, *len);
+    return buf;
+}
+
+/* Sends a->msg as a one-frame message; counts it as dropped when it cannot be queued. */
+static int send_single(at_agent *a)
+{
+    size_t len = 0;
+    int rc;
+    char *buf = encode_msg(a, &len, &rc);
+    if (!buf || send_buffer(a, buf, len, 0) != 0) {
+        if (rc != AT_OK && rc != AT_ERR_AGAIN)
+            return rc;
+        a->stats.messages_dropped++;
+        return AT_ERR_AGAIN;
+    }
+    a->stats.bytes_queued += (int64_t)len;
+    return AT_OK;
+}
+
+static void begin_msg(at_agent *a, at_proto_type type)
+{
+    memset(a->msg, 0, sizeof *a->msg);
+    a->msg->type = type;
+    memcpy(a->msg->run, a->run, sizeof a->run);
+}
+
+static int send_hello(at_agent *a)
+{
+    a->hello->u.hello.dropped = a->stats.snapshots_dropped;
+    a->hello->u.hello.interval = a->interval;
+    memcpy(a->msg, a->hello, sizeof *a->msg);
+    int rc = send_single(a);
+    if (rc == AT_OK)
+        a->hello_due = 0;
+    return rc;
+}
+
+/* Sends a pending hello before other messages, so a monitor meets the run first. */
+static void flush_hello(at_agent *a)
+{
+    if (a->hello_due)
+        send_hello(a);
+}
+
+/* ---- control from the monitor ---- */
+
+static void apply_control(at_agent *a, const at_proto_msg *m)
+{
+    if (strcmp(m->run, a->run) != 0)
+        return;
+    a->stats.controls_received++;
+    switch (m->type) {
+    case AT_PROTO_STOP:
+        if (!a->stop)
+            snprintf(a->stop_reason, sizeof a->stop_reason, "%s", m->u.reason);
+        a->stop = 1;
+        break;
+    case AT_PROTO_PAUSE:
+        a->paused = 1;
+        break;
+    case AT_PROTO_RESUME:
+        a->paused = 0;
+        break;
+    case AT_PROTO_INTERVAL:
+        a->interval = m->u.interval;
+        break;
+    case AT_PROTO_HELLO_REQUEST:
+        a->hello_due = 1;
+        break;
+    default:
+        a->stats.controls_received--; /* not a control message: ignored */
+        break;
+    }
+}
+
+/* Reads every control message waiting on the socket, without blocking. */
+static void drain_control(at_agent *a)
+{
+    for (;;) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, a->sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&m);
+            return;
+        }
+        int more = zmq_msg_more(&m);
+        at_proto_frame f = {zmq_msg_data(&m), zmq_msg_size(&m)};
+        at_proto_error e;
+        /* A multi-frame control message is not one the protocol defines: skip all its frames. */
+        if (!more && at_proto_decode(&f, 1, NULL, a->msg, &e) == AT_OK)
+            apply_control(a, a->msg);
+        zmq_msg_close(&m);
+        while (more) {
+            zmq_msg_init(&m);
+            if (zmq_msg_recv(&m, a->sock, ZMQ_DONTWAIT) < 0) {
+                zmq_msg_close(&m);
+                return;
+            }
+            more = zmq_msg_more(&m);
+            zmq_msg_close(&m);
+        }
+    }
+}
+
+/* ---- lifecycle ---- */
+
+void at_agent_opts_default(at_agent_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->model = "";
+    o->framework = "c";
+    o->world_size = 1;
+    o->interval = 100;
+    o->budget_bytes = (int64_t)256 << 20;
+    o->linger_ms = 2000;
+}
+
+static int fail_new(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int fail_new(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(new_error, sizeof new_error, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* Copies s into dst (cap bytes) if it fits; 0 if it does not. */
+static int copy_str(char *dst, size_t cap, const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n >= cap)
+        return 0;
+    memcpy(dst, s ? s : "", n + 1);
+    return 1;
+}
+
+static int setup_curve(void *sock, const at_agent_opts *o)
+{
+    if (!o->curve_server_key && !o->curve_client_keyfile)
+        return 0;
+    if (!o->curve_server_key || !o->curve_client_keyfile)
+        return fail_new("Curve needs both curve_server_key and curve_client_keyfile");
+    if (!zmq_has("curve"))
+        return fail_new("this libzmq has no CurveZMQ support");
+    char server[AT_KEY_Z85_LEN + 1], pub[AT_KEY_Z85_LEN + 1], sec[AT_KEY_Z85_LEN + 1], err[256];
+    if (at_key_is_z85(o->curve_server_key))
+        memcpy(server, o->curve_server_key, sizeof server);
+    else if (at_keyfile_read(o->curve_server_key, server, NULL, err, sizeof err) != AT_OK)
+        return fail_new("monitor key: %s", err);
+    if (at_keyfile_read(o->curve_client_keyfile, pub, sec, err, sizeof err) != AT_OK)
+        return fail_new("trainer key: %s", err);
+    int rc = zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, server, AT_KEY_Z85_LEN) |
+             zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, pub, AT_KEY_Z85_LEN) |
+             zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, sec, AT_KEY_Z85_LEN);
+    memset(sec, 0, sizeof sec);
+    return rc ? fail_new("cannot set Curve keys: %s", zmq_strerror(zmq_errno())) : 0;
+}
+
+static void fill_hello(at_agent *a, const at_agent_opts *o, int *ok)
+{
+    at_proto_msg *h = a->hello;
+    h->type = AT_PROTO_HELLO;
+    memcpy(h->run, a->run, sizeof a->run);
+    *ok = copy_str(h->u.hello.model, sizeof h->u.hello.model, o->model) &&
+          copy_str(h->u.hello.framework, sizeof h->u.hello.framework, o->framework);
+    if (o->host)
+        *ok = *ok && copy_str(h->u.hello.host, sizeof h->u.hello.host, o->host);
+    else if (gethostname(h->u.hello.host, sizeof h->u.hello.host) != 0)
+        h->u.hello.host[0] = '\0';
+    h->u.hello.host[sizeof h->u.hello.host - 1] = '\0';
+    h->u.hello.pid = (int64_t)getpid();
+    h->u.hello.rank = o->rank;
+    h->u.hello.world_size = o->world_size;
+    h->u.hello.interval = o->interval;
+}
+
+static void destroy(at_agent *a)
+{
+    for (size_t i = 0; i < a->nframes; i++) {
+        release_buffer(a->frames[i].hdr, &a->in_flight);
+        release_buffer(a->frames[i].payload, &a->in_flight);
+    }
+    free(a->frames);
+    free(a->msg);
+    free(a->hello);
+    free(a->hdr);
+    free(a);
+}
+
+at_agent *at_agent_new(const char *run_id, const char *endpoint, const at_agent_opts *opts)
+{
+    at_agent_opts dflt;
+    if (!opts) {
+        at_agent_opts_default(&dflt);
+        opts = &dflt;
+    }
+    new_error[0] = '\0';
+    size_t rn = run_id ? strlen(run_id) : 0;
+    if (rn == 0 || rn >= AT_PROTO_MAX_ID) {
+        fail_new("run id must be 1..%d bytes", AT_PROTO_MAX_ID - 1);
+        return NULL;
+    }
+    if (opts->interval < 1 || opts->budget_bytes < 1 || opts->linger_ms < 0 ||
+        opts->world_size < 1 || opts->rank < 0 || opts->rank >= opts->world_size) {
+        fail_new("bad options: need interval >= 1, budget_bytes >= 1, linger_ms >= 0 and "
+                 "0 <= rank < world_size");
+        return NULL;
+    }
+    at_agent *a = calloc(1, sizeof *a);
+    if (!a || !(a->msg = calloc(1, sizeof *a->msg)) || !(a->hello = calloc(1, sizeof *a->hello)) ||
+        !(a->hdr = malloc(HDR_CAP))) {
+        fail_new("out of memory");
+        goto err;
+    }
+    memcpy(a->run, run_id, rn + 1);
+    a->pid = getpid();
+    a->budget = opts->budget_bytes;
+    a->linger_ms = opts->linger_ms;
+    a->checksum = opts->checksum;
+    a->verbose = opts->verbose;
+    a->interval = opts->interval;
+    atomic_init(&a->in_flight, 0);
+    a->stats.budget_bytes = a->budget;
+    int ok;
+    fill_hello(a, opts, &ok);
+    if (!ok) {
+        fail_new("model, framework or host name too long");
+        goto err;
+    }
+    char ep[1024];
+    if (endpoint && *endpoint) {
+        if (!copy_str(ep, sizeof ep, endpoint)) {
+            fail_new("endpoint too long");
+            goto err;
+        }
+    } else if (at_proto_default_endpoint(ep, sizeof ep) != AT_OK) {
+        fail_new("ALPHATOP_ENDPOINT too long");
+        goto err;
+    }
+    if (!(a->ctx = zmq_ctx_new()) || !(a->sock = zmq_socket(a->ctx, ZMQ_DEALER))) {
+        fail_new("cannot create ZeroMQ socket: %s", zmq_strerror(zmq_errno()));
+        goto err;
+    }
+    /* The byte budget is the real limit; the HWM only stops a flood of tiny messages. Control
+     * messages are small, so anything larger from the monitor side is refused by ZeroMQ. */
+    int hwm = 10000, zero = 0;
+    int64_t maxmsg = AT_PROTO_MAX_HEADER;
+    if (zmq_setsockopt(a->sock, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
+        zmq_setsockopt(a->sock, ZMQ_RCVHWM, &hwm, sizeof hwm) != 0 ||
+        zmq_setsockopt(a->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) != 0 ||
+        zmq_setsockopt(a->sock, ZMQ_LINGER, &zero, sizeof zero) != 0) {
+        fail_new("cannot configure ZeroMQ socket: %s", zmq_strerror(zmq_errno()));
+        goto err;
+    }
+    if (setup_curve(a->sock, opts) != 0)
+        goto err;
+    if (zmq_connect(a->sock, ep) != 0) {
+        fail_new("cannot connect to %s: %s", ep, zmq_strerror(zmq_errno()));
+        goto err;
+    }
+    pthread_mutex_init(&a->lock, NULL);
+    a->hello_due = 1;
+    flush_hello(a);
+    return a;
+err:
+    if (a) {
+        if (a->sock)
+            zmq_close(a->sock);
+        if (a->ctx)
+            zmq_ctx_term(a->ctx);
+        destroy(a);
+    }
+    return NULL;
+}
+
+void at_agent_free(at_agent *a)
+{
+    if (!a)
+        return;
+    if (getpid() != a->pid) {
+        /* A forked child: the ZeroMQ context belongs to the parent; only free our memory. */
+        destroy(a);
+        return;
+    }
+    pthread_mutex_lock(&a->lock);
+    flush_hello(a);
+    begin_msg(a, AT_PROTO_GOODBYE);
+    a->msg->u.goodbye.step = a->last_step;
+    a->msg->u.goodbye.dropped = a->stats.snapshots_dropped;
+    send_single(a);
+    int linger = a->linger_ms > INT32_MAX ? INT32_MAX : (int)a->linger_ms;
+    zmq_setsockopt(a->sock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_close(a->sock);
+    /* Returns once everything is written or linger passed; ZeroMQ then has released every
+     * buffer it held, so in_flight only counts our own. */
+    zmq_ctx_term(a->ctx);
+    pthread_mutex_unlock(&a->lock);
+    pthread_mutex_destroy(&a->lock);
+    destroy(a);
+}
+
+/* Entry of every call: refuses a forked child, takes the lock, hears the monitor. */
+static int enter(at_agent *a)
+{
+    if (!a)
+        return AT_ERR_ARG;
+    if (getpid() != a->pid)
+        return AT_ERR_STATE;
+    pthread_mutex_lock(&a->lock);
+    drain_control(a);
+    return AT_OK;
+}
+
+static int leave(at_agent *a, int rc)
+{
+    pthread_mutex_unlock(&a->lock);
+    return rc;
+}
+
+int at_agent_set_tag(at_agent *a, const char *key, const char *value)
+{
+    int rc = enter(a);
+    if (rc != AT_OK)
+        return rc;
+    at_proto_hello *h = &a->hello->u.hello;
+    if (!key || !*key || strlen(key) >= AT_PROTO_MAX_SHORT || !value ||
+        strlen(value) >= AT_PROTO_MAX_TEXT)
+        return leave(a, set_error(a, AT_ERR_ARG, "tag key must be 1..%d bytes, value < %d",
+                                  AT_PROTO_MAX_SHORT - 1, AT_PROTO_MAX_TEXT));
+    int i = 0;
+    while (i < h->ntags && strcmp(h->tags[i].key, key) != 0)
+        i++;
+    if (i == AT_PROTO_MAX_TAGS)
+        return leave(a, set_error(a, AT_ERR_SIZE, "at most %d tags", AT_PROTO_MAX_TAGS));
+    snprintf(h->tags[i].key, sizeof h->tags[i].key, "%s", key);
+    snprintf(h->tags[i].value, sizeof h->tags[i].value, "%s", value);
+    if (i == h->ntags)
+        h->ntags++;
+    a->hello_due = 1;
+    return leave(a, AT_OK);
+}
+
+int at_agent_snapshot_due(at_agent *a, int64_t step)
+{
+    if (enter(a) != AT_OK)
+        return 0;
+    return leave(a, step >= 0 && !a->paused && step % a->interval == 0);
+}
+
+int64_t at_agent_interval(at_agent *a)
+{
+    int rc = enter(a);
+    if (rc != AT_OK)
+        return rc;
+    int64_t v = a->interval;
+    leave(a, AT_OK);
+    return v;
+}
+
+int at_agent_paused(at_agent *a)
+{
+    if (enter(a) != AT_OK)
+        return 0;
+    return leave(a, a->paused);
+}
+
+/* Frees the open snapshot's buffers. */
+static void discard_snapshot(at_agent *a)
+{
+    for (size_t i = 0; i < a->nframes; i++) {
+        release_buffer(a->frames[i].hdr, &a->in_flight);
+        release_buffer(a->frames[i].payload, &a->in_flight);
+    }
+    a->nframes = 0;
+}
+
+static int drop_snapshot(at_agent *a, size_t need)
+{
+    discard_snapshot(a);
+    a->snap = SNAP_DROPPING;
+    a->stats.snapshots_dropped++;
+    set_error(a, AT_ERR_AGAIN,
+              "snapshot %lld at step %lld dropped: %lld bytes in flight, %zu more needed, "
+              "budget %lld",
+              (long long)a->snap_seq, (long long)a->snap_step,
+              (long long)atomic_load(&a->in_flight), need, (long long)a->budget);
+    return AT_ERR_AGAIN;
+}
+
+int at_agent_snapshot_begin(at_agent *a, int64_t step)
+{
+    int rc = enter(a);
+    if (rc != AT_OK)
+        return rc;
+    if (step < 0 || step > AT_PROTO_MAX_INT)
+        return leave(a, set_error(a, AT_ERR_ARG, "step must be >= 0"));
+    discard_snapshot(a);
+    a->snap_step = step;
+    a->last_step = step;
+    if (a->paused) {
+        a->snap = SNAP_SKIPPING;
+        a->stats.snapshots_skipped++;
+        return leave(a, AT_ERR_AGAIN);
+    }
+    a->snap = SNAP_OPEN;
+    a->snap_seq = a->next_seq++;
+    /* The previous snapshot's size predicts this one's: if it cannot fit, skip the copies. */
+    if (!fits(a, (size_t)a->last_snapshot_bytes))
+        return leave(a, drop_snapshot(a, (size_t)a->last_snapshot_bytes));
+    return leave(a, AT_OK);
+}
+
+static int add_frame(at_agent *a, char *hdr, size_t hlen, char *payload, size_t plen)
+{
+    if (a->nframes == a->cap_frames) {
+        size_t cap = a->cap_frames ? 2 * a->cap_frames : 64;
+        frame *f = realloc(a->frames, cap * sizeof *f);
+        if (!f)
+            return AT_ERR_NOMEM;
+        a->frames = f;
+        a->cap_frames = cap;
+    }
+    a->frames[a->nframes++] = (frame){hdr, hlen, payload, plen};
+    return AT_OK;
+}
+
+/* Validates a layer's arguments into a->msg; sets *nbytes. */
+static int fill_layer(at_agent *a, const char *name, at_proto_kind kind, at_proto_dtype dtype,
+                      int ndim, const int64_t *shape, const void *data, unsigned flags,
+                      uint64_t *nbytes)
+{
+    begin_msg(a, AT_PROTO_LAYER);
+    at_proto_layer *l = &a->msg->u.layer;
+    if (!name || !*name || !copy_str(l->name, sizeof l->name, name))
+        return set_error(a, AT_ERR_ARG, "layer name must be 1..%d bytes", AT_PROTO_MAX_NAME - 1);
+    if (at_proto_dtype_size(dtype) == 0 || (unsigned)kind > AT_PROTO_KIND_LORA_B)
+        return set_error(a, AT_ERR_ARG, "%s: unknown kind %d or dtype %d", name, (int)kind,
+                         (int)dtype);
+    if (!shape || !data || ndim < 1 || ndim > AT_PROTO_MAX_DIMS)
+        return set_error(a, AT_ERR_ARG, "%s: need data and 1..%d dims", name, AT_PROTO_MAX_DIMS);
+    uint64_t n = at_proto_dtype_size(dtype);
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 1 || (uint64_t)shape[i] > AT_PROTO_MAX_PAYLOAD / n)
+            return set_error(a, AT_ERR_SIZE, "%s: dimension %d is %lld", name, i,
+                             (long long)shape[i]);
+        n *= (uint64_t)shape[i];
+        l->shape[i] = shape[i];
+    }
+    l->step = a->snap_step;
+    l->seq = a->snap_seq;
+    l->index = (int64_t)a->nframes;
+    l->kind = kind;
+    l->base = (flags & AT_AGENT_BASE) ? 1 : 0;
+    l->ndim = ndim;
+    l->dtype = dtype;
+    l->big_endian = (union {
+                        uint16_t u;
+                        unsigned char b[2];
+                    }){.u = 1}
+                        .b[0] == 0;
+    l->nbytes = n;
+    *nbytes = n;
+    return AT_OK;
+}
+
+int at_agent_publish(at_agent *a, const char *name, at_proto_kind kind, at_proto_dtype dtype,
+                     int ndim, const int64_t *shape, const void *data, unsigned flags)
+{
+    /* The hot path: no control draining here, the caller's begin/end/log calls do it. */
+    if (!a)
+        return AT_ERR_ARG;
+    if (getpid() != a->pid)
+        return AT_ERR_STATE;
+    pthread_mutex_lock(&a->lock);
+    if (a->snap == SNAP_NONE)
+        return leave(a, set_error(a, AT_ERR_STATE, "at_agent_publish outside a snapshot"));
+    if (a->snap != SNAP_OPEN)
+        return leave(a, AT_ERR_AGAIN);
+    uint64_t nbytes = 0;
+    int rc = fill_layer(a, name, kind, dtype, ndim, shape, data, flags, &nbytes);
+    if (rc != AT_OK)
+        return leave(a, rc);
+    if (a->checksum) {
+        a->msg->u.layer.has_checksum = 1;
+        a->msg->u.layer.crc32 = at_proto_crc32(0, data, nbytes);
+    }
+    at_proto_error e;
+    size_t hlen = 0;
+    rc = at_proto_encode(a->msg, a->hdr, HDR_CAP, &hlen, &e);
+    if (rc != AT_OK)
+        return leave(a, set_error(a, rc, "%s: %s", name, e.message));
+    if (!fits(a, hlen + nbytes))
+        return leave(a, drop_snapshot(a, hlen + nbytes));
+    char *hdr = take_buffer(a, hlen);
+    char *payload = hdr ? take_buffer(a, nbytes) : NULL;
+    if (!payload || add_frame(a, hdr, hlen, payload, nbytes) != AT_OK) {
+        release_buffer(hdr, &a->in_flight);
+        release_buffer(payload, &a->in_flight);
+        drop_snapshot(a, hlen + nbytes);
+        return leave(a, set_error(a, AT_ERR_NOMEM, "%s: out of memory, snapshot dropped", name));
+    }
+    memcpy(hdr, a->hdr, hlen);
+    memcpy(payload, data, nbytes);
+    return leave(a, AT_OK);
+}
+
+/* Queues the open snapshot (a->frames, then the snapshot_end in end/elen) as one ZeroMQ
+ * message. Every buffer is handed over or freed. Returns AT_OK or AT_ERR_AGAIN. */
+static int send_snapshot(at_agent *a, char *end, size_t elen)
+{
+    size_t i = 0, total = elen;
+    int failed = 0;
+    for (; i < a->nframes && !failed; i++) {
+        frame *f = &a->frames[i];
+        total += f->hlen + f->plen;
+        /* ZeroMQ queues every part once it accepted the first, or rolls them all back. */
+        failed = send_buffer(a, f->hdr, f->hlen, 1) != 0;
+        f->hdr = NULL;
+        if (!failed)
+            failed = send_buffer(a, f->payload, f->plen, 1) != 0;
+        f->payload = NULL;
+    }
+    if (!failed)
+        failed = send_buffer(a, end, elen, 0) != 0;
+    else
+        release_buffer(end, &a->in_flight);
+    discard_snapshot(a); /* frees whatever was not handed over */
+    if (failed)
+        return AT_ERR_AGAIN;
+    a->last_snapshot_bytes = (int64_t)total;
+    a->stats.bytes_queued += (int64_t)total;
+    a->stats.snapshots_sent++;
+    return AT_OK;
+}
+
+int at_agent_snapshot_end(at_agent *a)
+{
+    int rc = enter(a);
+    if (rc != AT_OK)
+        return rc;
+    enum snap_state s = a->snap;
+    a->snap = SNAP_NONE;
+    if (s == SNAP_NONE)
+        return leave(a, set_error(a, AT_ERR_STATE, "at_agent_snapshot_end without a begin"));
+    if (s != SNAP_OPEN)
+        return leave(a, AT_ERR_AGAIN);
+    flush_hello(a);
+    size_t layers = a->nframes;
+    begin_msg(a, AT_PROTO_SNAPSHOT_END);
+    a->msg->u.snapshot_end.step = a->snap_step;
+    a->msg->u.snapshot_end.seq = a->snap_seq;
+    a->msg->u.snapshot_end.layers = (int64_t)layers;
+    a->msg->u.snapshot_end.dropped = a->stats.snapshots_dropped;
+    size_t elen = 0;
+    char *end = encode_msg(a, &elen, &rc);
+    if (end)
+        rc = send_snapshot(a, end, elen);
+    if (rc == AT_OK)
+        return leave(a, AT_OK);
+    drop_snapshot(a, elen);
+    a->snap = SNAP_NONE;
+    return leave(a, AT_ERR_AGAIN);
+}
+
+int at_agent_log(at_agent *a, int64_t step, int n, const char *const *names, const double *values)
+{
+    int rc = enter(a);
+    if (rc != AT_OK)
+        return rc;
+    if (n < 0 || n > AT_PROTO_MAX_SCALARS || (n && (!names || !values)) || step < 0 ||
+        step > AT_PROTO_MAX_INT)
+        return leave(a, set_error(a, AT_ERR_ARG, "need step >= 0 and 0..%d named values",
+                                  AT_PROTO_MAX_SCALARS));
+    flush_hello(a);
+    if (step > a->last_step)
+        a->last_step = step;
+    begin_msg(a, AT_PROTO_SCALARS);
+    at_proto_scalars *s = &a->msg->u.scalars;
+    s->step = step;
+    s->dropped = a->stats.snapshots_dropped;
+    for (int i = 0; i < n; i++) {
+        if (!names[i] || !names[i][0] || !copy_str(s->values[i].name, AT_PROTO_MAX_SHORT, names[i]))
+            return leave(a, set_error(a, AT_ERR_ARG, "scalar name %d must be 1..%d bytes", i,
+                                      AT_PROTO_MAX_SHORT - 1));
+        s->values[i].value = values[i];
+    }
+    s->n = n;
+    return leave(a, send_single(a));
+}
+
+int at_agent_should_stop(at_agent *a, char *reason, size_t cap)
+{
+    if (enter(a) != AT_OK)
+        return 0;
+    if (!a->stop)
+        return leave(a, 0);
+    if (reason && cap)
+        snprintf(reason, cap, "%s", a->stop_reason);
+    if (!a->stop_acked) {
+        begin_msg(a, AT_PROTO_STOP_ACK);
+        memcpy(a->msg->u.reason, a->stop_reason, sizeof a->stop_reason);
+        a->stop_acked = send_single(a) == AT_OK;
+    }
+    return leave(a, 1);
+}
+
+int at_agent_stats_get(at_agent *a, at_agent_stats *s)
+{
+    int rc = enter(a);
+    if (rc != AT_OK)
+        return rc;
+    if (!s)
+        return leave(a, AT_ERR_ARG);
+    *s = a->stats;
+    s->bytes_in_flight = atomic_load(&a->in_flight);
+    return leave(a, AT_OK);
+}
+
+const char *at_agent_last_error(const at_agent *a)
+{
+    return a ? a->err : new_error;
+}
+
+int at_agent_keygen(const char *path)
+{
+    if (!path || !*path)
+        return AT_ERR_ARG;
+    char pub[AT_KEY_Z85_LEN + 1], sec[AT_KEY_Z85_LEN + 1];
+    if (zmq_curve_keypair(pub, sec) != 0)
+        return AT_ERR_UNSUPPORTED;
+    int rc = at_keyfile_write(path, pub, sec);
+    memset(sec, 0, sizeof sec);
+    return rc;
+}

@@ -1,0 +1,192 @@
+/* encode.c -- at_proto_msg -> JSON header bytes. The result is checked by decoding it again,
+ * so the encoder and the decoder cannot disagree about what is valid. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "alphatop/protocol.h"
+#include "internal.h"
+
+/* Adds a number; returns 0 when cJSON ran out of memory. */
+static int add_num(cJSON *o, const char *name, double v)
+{
+    return cJSON_AddNumberToObject(o, name, v) != NULL;
+}
+
+static int add_str(cJSON *o, const char *name, const char *v)
+{
+    return cJSON_AddStringToObject(o, name, v) != NULL;
+}
+
+static int build_hello(cJSON *o, const at_proto_hello *h)
+{
+    int ok =
+        add_str(o, "model", h->model) && add_str(o, "framework", h->framework) &&
+        add_str(o, "host", h->host) && add_num(o, "pid", (double)h->pid) &&
+        add_num(o, "rank", (double)h->rank) && add_num(o, "world_size", (double)h->world_size) &&
+        add_num(o, "interval", (double)h->interval) && add_num(o, "dropped", (double)h->dropped);
+    cJSON *tags = ok ? cJSON_AddObjectToObject(o, "tags") : NULL;
+    if (!tags)
+        return 0;
+    for (int i = 0; i < h->ntags && i < AT_PROTO_MAX_TAGS; i++)
+        if (!add_str(tags, h->tags[i].key, h->tags[i].value))
+            return 0;
+    return 1;
+}
+
+static int build_layer(cJSON *o, const at_proto_layer *l)
+{
+    int ok = add_num(o, "step", (double)l->step) && add_num(o, "seq", (double)l->seq) &&
+             add_num(o, "index", (double)l->index) && add_str(o, "name", l->name) &&
+             add_str(o, "kind", at_proto_kind_name(l->kind)) &&
+             cJSON_AddBoolToObject(o, "base", l->base ? 1 : 0) != NULL;
+    cJSON *shape = ok ? cJSON_AddArrayToObject(o, "shape") : NULL;
+    if (!shape)
+        return 0;
+    for (int i = 0; i < l->ndim && i < AT_PROTO_MAX_DIMS; i++) {
+        cJSON *d = cJSON_CreateNumber((double)l->shape[i]);
+        if (!d || !cJSON_AddItemToArray(shape, d)) {
+            cJSON_Delete(d);
+            return 0;
+        }
+    }
+    ok = add_str(o, "dtype", at_proto_dtype_name(l->dtype)) &&
+         add_str(o, "byte_order", l->big_endian ? "big" : "little") &&
+         add_num(o, "nbytes", (double)l->nbytes);
+    if (ok && l->has_checksum) {
+        char sum[16];
+        snprintf(sum, sizeof sum, "crc32:%08x", (unsigned)l->crc32);
+        ok = add_str(o, "checksum", sum);
+    }
+    return ok;
+}
+
+static int build_scalars(cJSON *o, const at_proto_scalars *s)
+{
+    cJSON *vals = add_num(o, "step", (double)s->step) && add_num(o, "dropped", (double)s->dropped)
+                      ? cJSON_AddObjectToObject(o, "values")
+                      : NULL;
+    if (!vals)
+        return 0;
+    for (int i = 0; i < s->n && i < AT_PROTO_MAX_SCALARS; i++) {
+        double v = s->values[i].value;
+        /* JSON has no NaN or Inf: they travel as null. */
+        cJSON *item = isfinite(v) ? cJSON_AddNumberToObject(vals, s->values[i].name, v)
+                                  : cJSON_AddNullToObject(vals, s->values[i].name);
+        if (!item)
+            return 0;
+    }
+    return 1;
+}
+
+static int build_body(cJSON *o, const at_proto_msg *m)
+{
+    switch (m->type) {
+    case AT_PROTO_HELLO:
+        return build_hello(o, &m->u.hello);
+    case AT_PROTO_LAYER:
+        return build_layer(o, &m->u.layer);
+    case AT_PROTO_SNAPSHOT_END:
+        return add_num(o, "step", (double)m->u.snapshot_end.step) &&
+               add_num(o, "seq", (double)m->u.snapshot_end.seq) &&
+               add_num(o, "layers", (double)m->u.snapshot_end.layers) &&
+               add_num(o, "dropped", (double)m->u.snapshot_end.dropped);
+    case AT_PROTO_SCALARS:
+        return build_scalars(o, &m->u.scalars);
+    case AT_PROTO_GOODBYE:
+        return add_num(o, "step", (double)m->u.goodbye.step) &&
+               add_num(o, "dropped", (double)m->u.goodbye.dropped);
+    case AT_PROTO_STOP:
+    case AT_PROTO_STOP_ACK:
+        return add_str(o, "reason", m->u.reason);
+    case AT_PROTO_INTERVAL:
+        return add_num(o, "interval", (double)m->u.interval);
+    case AT_PROTO_PAUSE:
+    case AT_PROTO_RESUME:
+    case AT_PROTO_HELLO_REQUEST:
+        return 1;
+    }
+    return 1;
+}
+
+/* Strings in at_proto_msg are fixed arrays; one without a NUL would make cJSON read past it. */
+static int terminated(const char *s, size_t cap)
+{
+    return memchr(s, '\0', cap) != NULL;
+}
+
+static int strings_terminated(const at_proto_msg *m)
+{
+    if (!terminated(m->run, sizeof m->run))
+        return 0;
+    switch (m->type) {
+    case AT_PROTO_HELLO: {
+        const at_proto_hello *h = &m->u.hello;
+        if (!terminated(h->model, sizeof h->model) ||
+            !terminated(h->framework, sizeof h->framework) || !terminated(h->host, sizeof h->host))
+            return 0;
+        for (int i = 0; i < h->ntags && i < AT_PROTO_MAX_TAGS; i++)
+            if (!terminated(h->tags[i].key, sizeof h->tags[i].key) ||
+                !terminated(h->tags[i].value, sizeof h->tags[i].value))
+                return 0;
+        return 1;
+    }
+    case AT_PROTO_LAYER:
+        return terminated(m->u.layer.name, sizeof m->u.layer.name);
+    case AT_PROTO_SCALARS:
+        for (int i = 0; i < m->u.scalars.n && i < AT_PROTO_MAX_SCALARS; i++)
+            if (!terminated(m->u.scalars.values[i].name, sizeof m->u.scalars.values[i].name))
+                return 0;
+        return 1;
+    case AT_PROTO_STOP:
+    case AT_PROTO_STOP_ACK:
+        return terminated(m->u.reason, sizeof m->u.reason);
+    default:
+        return 1;
+    }
+}
+
+int at_proto_encode(const at_proto_msg *m, char *buf, size_t cap, size_t *len, at_proto_error *err)
+{
+    if (!m || !buf || !len || cap > (size_t)INT32_MAX)
+        return at_proto_fail_(err, AT_PROTO_E_FRAMES, "bad arguments");
+    if ((unsigned)m->type > AT_PROTO_HELLO_REQUEST)
+        return at_proto_fail_(err, AT_PROTO_E_TYPE, "unknown message type %d", (int)m->type);
+    if (!strings_terminated(m))
+        return at_proto_fail_(err, AT_PROTO_E_STRING, "a string field is not NUL-terminated");
+    /* Counts the encoder cannot represent are rejected here, not silently clipped. */
+    if ((m->type == AT_PROTO_HELLO &&
+         (m->u.hello.ntags < 0 || m->u.hello.ntags > AT_PROTO_MAX_TAGS)) ||
+        (m->type == AT_PROTO_SCALARS &&
+         (m->u.scalars.n < 0 || m->u.scalars.n > AT_PROTO_MAX_SCALARS)))
+        return at_proto_fail_(err, AT_PROTO_E_TOO_MANY, "too many tags or scalars");
+    if (m->type == AT_PROTO_LAYER && (m->u.layer.ndim < 0 || m->u.layer.ndim > AT_PROTO_MAX_DIMS))
+        return at_proto_fail_(err, AT_PROTO_E_TOO_MANY, "ndim %d", m->u.layer.ndim);
+
+    cJSON *o = cJSON_CreateObject();
+    int ok = o && add_num(o, "v", AT_PROTO_VERSION) &&
+             add_str(o, "type", at_proto_type_name(m->type)) && add_str(o, "run", m->run) &&
+             build_body(o, m);
+    /* cJSON may need up to 5 bytes more than the text it prints. */
+    int printed = ok && cJSON_PrintPreallocated(o, buf, (int)cap, 0) && strlen(buf) + 5 <= cap;
+    cJSON_Delete(o);
+    if (!ok) {
+        at_proto_fail_(err, AT_PROTO_E_JSON, "out of memory building the header");
+        return AT_ERR_NOMEM;
+    }
+    if (!printed)
+        return at_proto_fail_(err, AT_PROTO_E_HEADER_SIZE, "header does not fit in %zu bytes", cap);
+    *len = strlen(buf);
+
+    at_proto_msg *check = malloc(sizeof *check);
+    if (!check) {
+        at_proto_fail_(err, AT_PROTO_E_JSON, "out of memory checking the header");
+        return AT_ERR_NOMEM;
+    }
+    int rc = at_proto_decode_header(buf, *len, NULL, check, err);
+    free(check);
+    return rc;
+}
