@@ -1,0 +1,134 @@
+"""Loads libalphatop_agent.so and declares the C API of agent/include/alphatop/agent.h.
+
+The library is looked up, in order: $ALPHATOP_LIB (the .so file, or a directory holding it);
+next to this package (where `cmake --install` puts it); the build trees of a source checkout
+(build*/agent/ beside python/); then the dynamic loader's own search (LD_LIBRARY_PATH, ldconfig).
+"""
+
+import ctypes
+import glob
+import os
+
+LIBNAME = "libalphatop_agent.so"
+
+# at_status values used here (common/include/alphatop/status.h).
+AT_OK = 0
+AT_ERR_AGAIN = -12
+
+# at_proto_kind and at_proto_dtype (protocol/include/alphatop/protocol.h).
+KINDS = {"linear": 0, "conv2d": 1, "embedding": 2, "conv1d": 3, "lora_A": 4, "lora_B": 5}
+DTYPES = {"f32": 0, "f16": 1, "bf16": 2}
+NDIM = {"linear": 2, "conv2d": 4, "embedding": 2, "conv1d": 3, "lora_A": 2, "lora_B": 2}
+
+AT_AGENT_BASE = 1
+MAX_SCALARS = 64  # AT_PROTO_MAX_SCALARS
+
+
+class LibraryNotFound(ImportError):
+    """libalphatop_agent.so could not be found or loaded."""
+
+
+class Opts(ctypes.Structure):
+    """Mirror of at_agent_opts: every field is 8 bytes wide, so no padding rules apply."""
+
+    _fields_ = [
+        ("model", ctypes.c_char_p),
+        ("framework", ctypes.c_char_p),
+        ("host", ctypes.c_char_p),
+        ("rank", ctypes.c_int64),
+        ("world_size", ctypes.c_int64),
+        ("interval", ctypes.c_int64),
+        ("budget_bytes", ctypes.c_int64),
+        ("linger_ms", ctypes.c_int64),
+        ("checksum", ctypes.c_int64),
+        ("verbose", ctypes.c_int64),
+        ("curve_server_key", ctypes.c_char_p),
+        ("curve_client_keyfile", ctypes.c_char_p),
+    ]
+
+
+class Stats(ctypes.Structure):
+    """Mirror of at_agent_stats."""
+
+    _fields_ = [
+        (name, ctypes.c_int64)
+        for name in (
+            "snapshots_sent",
+            "snapshots_dropped",
+            "snapshots_skipped",
+            "messages_dropped",
+            "bytes_queued",
+            "bytes_in_flight",
+            "peak_in_flight",
+            "budget_bytes",
+            "controls_received",
+        )
+    ]
+
+
+def _candidates():
+    env = os.environ.get("ALPHATOP_LIB")
+    if env:
+        yield os.path.join(env, LIBNAME) if os.path.isdir(env) else env
+        return
+    here = os.path.dirname(os.path.abspath(__file__))
+    yield os.path.join(here, LIBNAME)
+    # A source checkout: python/alphatop/ -> the repository root, then its build directories.
+    root = os.path.dirname(os.path.dirname(here))
+    yield from sorted(glob.glob(os.path.join(root, "build*", "agent", LIBNAME)))
+    yield LIBNAME
+
+
+def _declare(lib):
+    c = ctypes
+    i64, p = c.c_int64, c.c_void_p
+    sigs = {
+        "at_agent_opts_default": (None, [c.POINTER(Opts)]),
+        "at_agent_new": (p, [c.c_char_p, c.c_char_p, c.POINTER(Opts)]),
+        "at_agent_free": (None, [p]),
+        "at_agent_set_tag": (c.c_int, [p, c.c_char_p, c.c_char_p]),
+        "at_agent_snapshot_due": (c.c_int, [p, i64]),
+        "at_agent_interval": (i64, [p]),
+        "at_agent_paused": (c.c_int, [p]),
+        "at_agent_snapshot_begin": (c.c_int, [p, i64]),
+        "at_agent_publish": (
+            c.c_int,
+            [p, c.c_char_p, c.c_int, c.c_int, c.c_int, c.POINTER(i64), p, c.c_uint],
+        ),
+        "at_agent_snapshot_end": (c.c_int, [p]),
+        "at_agent_log": (c.c_int, [p, i64, c.c_int, c.POINTER(c.c_char_p), c.POINTER(c.c_double)]),
+        "at_agent_should_stop": (c.c_int, [p, c.c_char_p, c.c_size_t]),
+        "at_agent_stats_get": (c.c_int, [p, c.POINTER(Stats)]),
+        "at_agent_last_error": (c.c_char_p, [p]),
+        "at_agent_keygen": (c.c_int, [c.c_char_p]),
+        "at_strerror": (c.c_char_p, [c.c_int]),
+        "at_proto_default_endpoint": (c.c_int, [c.c_char_p, c.c_size_t]),
+    }
+    for name, (restype, argtypes) in sigs.items():
+        fn = getattr(lib, name)
+        fn.restype = restype
+        fn.argtypes = argtypes
+    return lib
+
+
+def load():
+    """Returns the loaded library (ctypes.CDLL) with its functions declared.
+
+    Raises LibraryNotFound, saying where it looked and how to build the library.
+    """
+    tried = []
+    for path in _candidates():
+        if os.sep in path and not os.path.exists(path):
+            tried.append(path + " (missing)")
+            continue
+        try:
+            return _declare(ctypes.CDLL(path))
+        except (OSError, AttributeError) as e:
+            tried.append(f"{path} ({e})")
+    raise LibraryNotFound(
+        "alphatop: cannot load the agent library " + LIBNAME + ". Tried:\n  "
+        + "\n  ".join(tried)
+        + "\nBuild it with `cmake -S . -B build && cmake --build build -j2` in the alphatop"
+        " repository (it lands in build/agent/), then set ALPHATOP_LIB=/path/to/build/agent"
+        " or install with `cmake --install build` (see docs/python.md)."
+    )

@@ -1,0 +1,265 @@
+"""Agent: the trainer side of alphatop for any framework, over the C library (ctypes).
+
+Publishes weight snapshots (numpy arrays or raw pointers) and scalars to a monitor, and reports
+the monitor's stop requests. Monitor trouble (absent, slow, restarted) never raises: snapshots
+that do not fit the in-flight budget are dropped whole and counted (see `stats`).
+"""
+
+import ctypes
+import os
+import socket
+import threading
+
+import numpy as np
+
+from . import _lib
+
+_lib_handle = None
+_lib_lock = threading.Lock()
+
+
+def library():
+    """The loaded agent library (loaded on first use). Raises _lib.LibraryNotFound."""
+    global _lib_handle
+    with _lib_lock:
+        if _lib_handle is None:
+            _lib_handle = _lib.load()
+        return _lib_handle
+
+
+def default_endpoint():
+    """The endpoint used when none is given: $ALPHATOP_ENDPOINT, else a per-user ipc path."""
+    buf = ctypes.create_string_buffer(1024)
+    library().at_proto_default_endpoint(buf, len(buf))
+    return buf.value.decode()
+
+
+def keygen(path):
+    """Writes a CurveZMQ key pair to `path` (secret, mode 0600) and `path`.pub (public)."""
+    lib = library()
+    rc = lib.at_agent_keygen(os.fsencode(path))
+    if rc != _lib.AT_OK:
+        raise OSError(f"alphatop: keygen {path}: {lib.at_strerror(rc).decode()}")
+
+
+_NUMPY_DTYPES = {np.dtype(np.float32): "f32", np.dtype(np.float16): "f16"}
+
+
+def _run_id():
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Agent:
+    """One run's connection to the monitor.
+
+    endpoint: "ipc://..." or "tcp://host:port"; None: $ALPHATOP_ENDPOINT or the local default.
+    run: the run id shown by the monitor (default host-pid). model, framework: shown in the
+    monitor. every: the snapshot interval announced (the monitor may change it, see `due`).
+    tags: dict of str -> str sent with the hello. rank/world_size: for distributed runs.
+    budget_bytes: most bytes held in flight (default 256 MiB). linger_ms: how long close()
+    waits to flush. checksum: send a CRC-32 of every payload. curve_server_key /
+    curve_client_keyfile: CurveZMQ encryption (docs/protocol.md).
+
+    Raises alphatop.LibraryNotFound if the C library is missing and OSError if the agent cannot
+    be opened (bad endpoint or key file); nothing after that raises for monitor trouble.
+    Not fork-aware by itself: in a forked child every call is a no-op (the C library sees to it).
+    """
+
+    def __init__(
+        self,
+        endpoint=None,
+        run=None,
+        model="",
+        framework="numpy",
+        every=100,
+        tags=None,
+        rank=0,
+        world_size=1,
+        budget_bytes=None,
+        linger_ms=None,
+        checksum=False,
+        curve_server_key=None,
+        curve_client_keyfile=None,
+    ):
+        self._lib = library()
+        opts = _lib.Opts()
+        self._lib.at_agent_opts_default(ctypes.byref(opts))
+        # ctypes keeps only the pointers: the bytes objects must outlive at_agent_new, which
+        # copies the strings.
+        keep = [s.encode() if s else None for s in (model, framework, curve_server_key)]
+        keyfile = os.fsencode(curve_client_keyfile) if curve_client_keyfile else None
+        opts.model, opts.framework, opts.curve_server_key = keep
+        opts.curve_client_keyfile = keyfile
+        opts.rank, opts.world_size, opts.interval = int(rank), int(world_size), int(every)
+        if budget_bytes is not None:
+            opts.budget_bytes = int(budget_bytes)
+        if linger_ms is not None:
+            opts.linger_ms = int(linger_ms)
+        opts.checksum = 1 if checksum else 0
+        self.run = run or _run_id()
+        for key, value in (tags or {}).items():
+            if not isinstance(key, str):
+                raise TypeError("alphatop: tag keys must be strings")
+        self._handle = self._lib.at_agent_new(
+            self.run.encode(), endpoint.encode() if endpoint else None, ctypes.byref(opts)
+        )
+        if not self._handle:
+            raise OSError("alphatop: " + self._lib.at_agent_last_error(None).decode())
+        self.errors = 0  # calls the library refused for a reason other than a full budget
+        self.last_error = ""
+        for key, value in (tags or {}).items():
+            self._check(self._lib.at_agent_set_tag(self._handle, key.encode(), str(value).encode()))
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _check(self, rc):
+        """True when rc is AT_OK. A full budget (AT_ERR_AGAIN) is counted by the library; any
+        other failure is counted here and its message kept in last_error."""
+        if rc == _lib.AT_OK:
+            return True
+        if rc != _lib.AT_ERR_AGAIN:
+            self.errors += 1
+            self.last_error = self._lib.at_agent_last_error(self._handle).decode(errors="replace")
+        return False
+
+    @property
+    def closed(self):
+        return self._handle is None
+
+    # -- snapshots -------------------------------------------------------------------------
+
+    def due(self, step):
+        """True when a snapshot should be taken at `step` (a multiple of the current interval,
+        which the monitor may change, and snapshots not paused)."""
+        if self._handle is None:
+            return False
+        return bool(self._lib.at_agent_snapshot_due(self._handle, int(step)))
+
+    @property
+    def interval(self):
+        return int(self._lib.at_agent_interval(self._handle)) if self._handle else 0
+
+    def begin(self, step):
+        """Starts a snapshot at `step`. Returns False when it will not be sent (budget full,
+        paused or closed); publish() and end() are then cheap no-ops."""
+        if self._handle is None:
+            return False
+        return self._check(self._lib.at_agent_snapshot_begin(self._handle, int(step)))
+
+    def publish_pointer(self, name, kind, dtype, shape, pointer, base=False):
+        """Adds one layer to the open snapshot from raw memory: `pointer` (int address) holds
+        prod(shape) elements of `dtype` ("f32", "f16", "bf16"), row-major, native byte order.
+        The library copies it before returning; the memory stays the caller's. kind: "linear",
+        "conv1d", "conv2d", "embedding", "lora_A", "lora_B". base=True: base weights of a
+        fine-tune. Returns True when the layer was added."""
+        if self._handle is None:
+            return False
+        dims = (ctypes.c_int64 * len(shape))(*shape)
+        rc = self._lib.at_agent_publish(
+            self._handle,
+            name.encode(),
+            _lib.KINDS[kind],
+            _lib.DTYPES[dtype],
+            len(shape),
+            dims,
+            pointer,
+            _lib.AT_AGENT_BASE if base else 0,
+        )
+        return self._check(rc)
+
+    def end(self):
+        """Closes the open snapshot and queues it. True when queued, False when dropped."""
+        if self._handle is None:
+            return False
+        return self._check(self._lib.at_agent_snapshot_end(self._handle))
+
+    def publish(self, name, array, step, kind=None, dtype=None, base=False):
+        """Sends one numpy array as a one-layer snapshot at `step` (begin, add, end).
+
+        array: float32 or float16 (other float types are converted to float32); a uint16 array
+        with dtype="bf16" is sent as bfloat16. kind defaults by ndim: 2 linear, 3 conv1d,
+        4 conv2d. To send several layers as one snapshot, use begin(), add() and end().
+        Returns True when queued."""
+        if not self.begin(step):
+            self.end()
+            return False
+        self.add(name, array, kind=kind, dtype=dtype, base=base)
+        return self.end()
+
+    def add(self, name, array, kind=None, dtype=None, base=False):
+        """Adds a numpy array to the open snapshot (see publish for the types). Returns True
+        when added."""
+        a = np.asarray(array)
+        if dtype == "bf16":
+            if a.dtype != np.uint16:
+                raise TypeError("alphatop: bf16 data must be given as a uint16 array of bits")
+        else:
+            dtype = _NUMPY_DTYPES.get(a.dtype)
+            if dtype is None:
+                a, dtype = a.astype(np.float32), "f32"
+        a = np.ascontiguousarray(a)
+        if kind is None:
+            kind = {2: "linear", 3: "conv1d", 4: "conv2d"}.get(a.ndim)
+            if kind is None:
+                raise ValueError(f"alphatop: {name}: cannot publish a {a.ndim}-D array")
+        return self.publish_pointer(name, kind, dtype, a.shape, a.ctypes.data, base=base)
+
+    # -- scalars and control ---------------------------------------------------------------
+
+    def log(self, step, **scalars):
+        """Sends named numbers at `step` (loss, accuracy, lr, ...). Values are converted with
+        float(); non-finite ones travel as null. True when queued."""
+        if self._handle is None or not scalars:
+            return False
+        items = list(scalars.items())
+        ok = True
+        for i in range(0, len(items), _lib.MAX_SCALARS):
+            chunk = items[i : i + _lib.MAX_SCALARS]
+            names = (ctypes.c_char_p * len(chunk))(*[k.encode() for k, _ in chunk])
+            values = (ctypes.c_double * len(chunk))(*[float(v) for _, v in chunk])
+            ok &= self._check(self._lib.at_agent_log(self._handle, int(step), len(chunk), names, values))
+        return ok
+
+    def should_stop(self):
+        """The monitor's stop reason (a string) once it has asked the run to stop, else None."""
+        if self._handle is None:
+            return None
+        buf = ctypes.create_string_buffer(1024)
+        if self._lib.at_agent_should_stop(self._handle, buf, len(buf)):
+            return buf.value.decode(errors="replace") or "stop requested"
+        return None
+
+    @property
+    def paused(self):
+        return bool(self._lib.at_agent_paused(self._handle)) if self._handle else False
+
+    @property
+    def stats(self):
+        """Counters as a dict: snapshots_sent, snapshots_dropped, snapshots_skipped,
+        messages_dropped, bytes_queued, bytes_in_flight, peak_in_flight, budget_bytes,
+        controls_received, plus errors (calls refused for a reason other than a full budget)."""
+        out = {"errors": self.errors}
+        if self._handle is not None:
+            s = _lib.Stats()
+            self._lib.at_agent_stats_get(self._handle, ctypes.byref(s))
+            out.update({name: getattr(s, name) for name, _ in _lib.Stats._fields_})
+        return out
+
+    def close(self):
+        """Sends goodbye and waits at most linger_ms for queued messages. Idempotent."""
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            self._lib.at_agent_free(handle)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        # Interpreter shutdown may already have torn down ctypes: never raise from here.
+        try:
+            self.close()
+        except Exception:
+            pass
