@@ -230,9 +230,6 @@ static int st_layer(layer_rec *l, const cJSON *entry, const unsigned char *data,
     int64_t shape[4], b, e;
     if (!cJSON_IsString(dt) || !cJSON_IsArray(sh) || !cJSON_IsArray(off))
         return layer_fail(l, AT_ERR_FORMAT, "header entry lacks dtype, shape or data_offsets");
-    if (!st_dtype(dt->valuestring, &l->pub.tensor.dtype))
-        return layer_fail(l, AT_ERR_UNSUPPORTED, "dtype %s not supported (F32, F16, BF16)",
-                          dt->valuestring);
     int ndim = cJSON_GetArraySize(sh);
     if (ndim > 4)
         return layer_fail(l, AT_ERR_UNSUPPORTED, "%d-D tensor: need a 2-D or 4-D weight", ndim);
@@ -244,9 +241,13 @@ static int st_layer(layer_rec *l, const cJSON *entry, const unsigned char *data,
         return layer_fail(l, AT_ERR_FORMAT, "data_offsets must be [begin, end] with begin <= end");
     l->begin = (size_t)b;
     l->end = (size_t)e;
+    int known = st_dtype(dt->valuestring, &l->pub.tensor.dtype);
     int64_t numel = layer_shape(l, ndim, shape);
     if (numel < 0)
         return (int)numel;
+    if (!known)
+        return layer_fail(l, AT_ERR_UNSUPPORTED, "dtype %s not supported (F32, F16, BF16)",
+                          dt->valuestring);
     char s[128];
     at_shape_str(s, sizeof s, ndim, shape);
     int64_t need = numel * (int64_t)at_dtype_size(l->pub.tensor.dtype);
@@ -534,6 +535,15 @@ static int open_raw(at_ckpt *c, const at_ckpt_opts *o)
     return AT_OK;
 }
 
+at_ckpt_format at_ckpt_format_of(const char *path)
+{
+    if (ends_with(path, ".safetensors"))
+        return AT_CKPT_SAFETENSORS;
+    if (ends_with(path, ".npy"))
+        return AT_CKPT_NPY;
+    return AT_CKPT_RAW;
+}
+
 at_ckpt *at_ckpt_open(const char *path, const at_ckpt_opts *opts)
 {
     at_ckpt *c = calloc(1, sizeof *c);
@@ -546,12 +556,17 @@ at_ckpt *at_ckpt_open(const char *path, const at_ckpt_opts *opts)
     }
     if (map_file(c) < 0)
         return c;
-    if (ends_with(c->path, ".safetensors"))
+    switch (at_ckpt_format_of(c->path)) {
+    case AT_CKPT_SAFETENSORS:
         open_safetensors(c);
-    else if (ends_with(c->path, ".npy"))
+        break;
+    case AT_CKPT_NPY:
         open_npy(c);
-    else
+        break;
+    case AT_CKPT_RAW:
         open_raw(c, opts);
+        break;
+    }
     return c;
 }
 

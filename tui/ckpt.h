@@ -45,6 +45,11 @@ typedef struct at_ckpt_layer {
 
 typedef struct at_ckpt at_ckpt;
 
+typedef enum at_ckpt_format { AT_CKPT_SAFETENSORS, AT_CKPT_NPY, AT_CKPT_RAW } at_ckpt_format;
+
+/* The format at_ckpt_open will read path as, from its extension. */
+at_ckpt_format at_ckpt_format_of(const char *path);
+
 /* Opens and validates path. Returns NULL only when out of memory; a file that cannot be read at
  * all still gives an object whose at_ckpt_status is negative. opts may be NULL. Caller owns
  * return value (close with at_ckpt_close). */

@@ -501,6 +501,12 @@ static int parse_args(scan *s, int argc, char **argv)
         fputs("alphatop scan: no FILE given\n", stderr);
         return -1;
     }
+    for (int i = optind; i < argc && !s->copts.raw_ndim; i++)
+        if (at_ckpt_format_of(argv[i]) == AT_CKPT_RAW) {
+            fprintf(stderr, "alphatop scan: %s is read as raw float32: give --shape ROWSxCOLS\n",
+                    argv[i]);
+            return -1;
+        }
     return 0;
 }
 
