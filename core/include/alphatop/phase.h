@@ -50,19 +50,22 @@ typedef enum at_layer_phase {
 /* Grokking phase of the whole run. */
 typedef enum at_run_phase {
     AT_RUN_UNKNOWN = 0,      /* no layer has a phase yet */
-    AT_RUN_PRE_GROKKING = 1, /* some analysed layers still raw (or failed) */
-    AT_RUN_GROKKING = 2,     /* every analysed layer healthy */
-    AT_RUN_OVERFIT = 3,      /* some layers burnt, but no collapse trend in the weights */
+    AT_RUN_PRE_GROKKING = 1, /* layers still raw, or weighted mean alpha above grokking_alpha */
+    AT_RUN_GROKKING = 2,     /* layers trained, weighted mean alpha at or below grokking_alpha */
+    AT_RUN_OVERFIT = 3,      /* layers burnt (alpha < 2), but no collapse trend in the weights */
     AT_RUN_COLLAPSE = 4,     /* generalization collapse: the `collapse` detector holds */
 } at_run_phase;
 
 /* Options; at_phase_opts_default gives the documented defaults. */
 typedef struct at_phase_opts {
-    double burnt_below; /* 2.0: alpha below this is burnt */
-    double raw_above;   /* 6.0: alpha above this is raw */
-    double margin;      /* 0.05: alpha must be this far past a threshold to count as across */
-    int confirm;        /* 2: consecutive snapshots across a threshold before a phase changes */
-    int window;         /* 10: snapshots in a trend window (slopes, growth ratios) */
+    double burnt_below;    /* 2.0: alpha below this is burnt */
+    double raw_above;      /* 6.0: alpha above this is raw */
+    double margin;         /* 0.1: alpha must be this far past a threshold to count as across */
+    int confirm;           /* 3: consecutive snapshots across a threshold before a phase changes */
+    int window;            /* 10: snapshots in a trend window (slopes, growth ratios) */
+    int collapse_confirm;  /* 5: consecutive snapshots the collapse conditions must hold */
+    double grokking_alpha; /* 4.0: weighted mean alpha at or below which trained layers count
+                              as grokking (Prakash & Martin: ~4.0 before, ~2.9 at the peak) */
 } at_phase_opts;
 
 /* Kinds of event a snapshot can produce. */
@@ -107,6 +110,7 @@ typedef struct at_run_state {
     int64_t snapshots;           /* completed snapshots */
     size_t layers;               /* layers in the latest snapshot (skipped layers not counted) */
     double mean_alpha;           /* over layers with a successful fit; NAN if none */
+    double weighted_alpha;       /* the same, each layer weighted by its number of eigenvalues */
     double frac_burnt;           /* fraction of tracked layers whose phase is burnt */
     double log_norm;             /* log10 of the summed squared Frobenius norms of all layers */
     double log_norm_slope;       /* per 1000 steps over the window; NAN with < 3 points */

@@ -1,0 +1,611 @@
+/* phase.c -- per-layer HTSR phases with hysteresis, trends, and the run's grokking phase.
+ *
+ * Per snapshot: feed_layer stores each layer's observation, end_snapshot turns them into
+ * phases (a candidate phase must hold for opts.confirm consecutive snapshots, each beyond the
+ * threshold by opts.margin), updates trend windows and asks collapse.c for the verdict. */
+#include "alphatop/phase.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "phase_internal.h"
+
+typedef struct layer {
+    char *name;
+    at_layer_phase phase;
+    int64_t phase_since;
+    at_layer_phase cand; /* phase the recent snapshots point to, if different from phase */
+    int cand_count;
+    int64_t cand_since;
+    /* this snapshot's observation */
+    int fed;
+    int fit_ok;
+    double alpha, log_norm, norm, max_abs, trap_ratio;
+    int64_t num_traps, num_evals;
+    /* latest completed values */
+    int64_t last_step;
+    double last_alpha, last_max_abs, last_trap_ratio;
+    int64_t last_traps, traps_since;
+    int present; /* included in the latest snapshot */
+    at_ring alpha_hist, log_norm_hist, max_abs_hist;
+} layer;
+
+typedef struct scalar {
+    char *name;
+    double latest, peak;
+    int64_t latest_step, peak_step;
+} scalar;
+
+struct at_phase_tracker {
+    at_phase_opts o;
+    layer *layers;
+    size_t n_layers, cap_layers;
+    scalar *scalars;
+    size_t n_scalars, cap_scalars;
+    at_phase_event *events;
+    size_t n_events, cap_events;
+    int64_t last_step; /* latest completed snapshot, -1 before the first */
+    int64_t snapshots;
+    at_run_phase run_phase;
+    int64_t run_since;
+    double mean_alpha, weighted_alpha, frac_burnt, log_norm, log_norm_max;
+    double untrained_share, burnt_share; /* of the snapshot's eigenvalues */
+    size_t present;
+    at_ring run_log_norm, run_mean_alpha, run_walpha;
+    at_collapse collapse;
+};
+
+void at_phase_opts_default(at_phase_opts *o)
+{
+    o->burnt_below = 2.0;
+    o->raw_above = 6.0;
+    o->margin = 0.1;
+    o->confirm = 3;
+    o->window = 10;
+    o->collapse_confirm = 5;
+    o->grokking_alpha = 4.0;
+}
+
+const char *at_layer_phase_name(at_layer_phase p)
+{
+    switch (p) {
+    case AT_LAYER_UNKNOWN:
+        return "unknown";
+    case AT_LAYER_RAW:
+        return "raw";
+    case AT_LAYER_HEALTHY:
+        return "healthy";
+    case AT_LAYER_BURNT:
+        return "burnt";
+    case AT_LAYER_FAILED:
+        return "failed";
+    }
+    return "unknown";
+}
+
+const char *at_run_phase_name(at_run_phase p)
+{
+    switch (p) {
+    case AT_RUN_UNKNOWN:
+        return "unknown";
+    case AT_RUN_PRE_GROKKING:
+        return "pre-grokking";
+    case AT_RUN_GROKKING:
+        return "grokking";
+    case AT_RUN_OVERFIT:
+        return "over-fit";
+    case AT_RUN_COLLAPSE:
+        return "collapse";
+    }
+    return "unknown";
+}
+
+/* ---- rings of (step, value) ----------------------------------------------------------- */
+
+static int ring_init(at_ring *r, int cap)
+{
+    r->step = calloc((size_t)cap, sizeof *r->step);
+    r->value = calloc((size_t)cap, sizeof *r->value);
+    r->cap = cap;
+    r->len = 0;
+    r->head = 0;
+    return r->step && r->value ? AT_OK : AT_ERR_NOMEM;
+}
+
+static void ring_free(at_ring *r)
+{
+    free(r->step);
+    free(r->value);
+}
+
+static void ring_push(at_ring *r, int64_t step, double value)
+{
+    r->step[r->head] = step;
+    r->value[r->head] = value;
+    r->head = (r->head + 1) % r->cap;
+    if (r->len < r->cap)
+        r->len++;
+}
+
+void at_ring_get(const at_ring *r, int i, int64_t *step, double *value)
+{
+    int k = (r->head - r->len + i + r->cap) % r->cap;
+    *step = r->step[k];
+    *value = r->value[k];
+}
+
+double at_ring_slope(const at_ring *r)
+{
+    /* Least squares over the finite points; steps in thousands so slopes read per 1000 steps. */
+    double sx = 0, sy = 0, sxx = 0, sxy = 0, x0 = 0;
+    int n = 0;
+    for (int i = 0; i < r->len; i++) {
+        int64_t s;
+        double v;
+        at_ring_get(r, i, &s, &v);
+        if (!isfinite(v))
+            continue;
+        double x = (double)s / 1000.0;
+        if (n == 0)
+            x0 = x;
+        x -= x0;
+        sx += x;
+        sy += v;
+        sxx += x * x;
+        sxy += x * v;
+        n++;
+    }
+    if (n < 3)
+        return NAN;
+    double den = n * sxx - sx * sx;
+    return den > 0 ? (n * sxy - sx * sy) / den : NAN;
+}
+
+/* ---- tracker -------------------------------------------------------------------------- */
+
+at_phase_tracker *at_phase_tracker_new(const at_phase_opts *opts)
+{
+    at_phase_opts o;
+    if (opts)
+        o = *opts;
+    else
+        at_phase_opts_default(&o);
+    if (!(o.burnt_below < o.raw_above) || !(o.margin >= 0) || o.confirm < 1 || o.window < 3 ||
+        o.collapse_confirm < 1)
+        return NULL;
+    at_phase_tracker *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->o = o;
+    t->last_step = -1;
+    t->run_since = -1;
+    t->mean_alpha = NAN;
+    t->weighted_alpha = NAN;
+    t->untrained_share = 1.0;
+    t->log_norm = NAN;
+    t->log_norm_max = -INFINITY;
+    if (ring_init(&t->run_log_norm, o.window) || ring_init(&t->run_mean_alpha, o.window) ||
+        ring_init(&t->run_walpha, o.window))
+        goto err;
+    at_collapse_init(&t->collapse);
+    return t;
+err:
+    at_phase_tracker_free(t);
+    return NULL;
+}
+
+void at_phase_tracker_free(at_phase_tracker *self)
+{
+    if (!self)
+        return;
+    for (size_t i = 0; i < self->n_layers; i++) {
+        layer *l = &self->layers[i];
+        free(l->name);
+        ring_free(&l->alpha_hist);
+        ring_free(&l->log_norm_hist);
+        ring_free(&l->max_abs_hist);
+    }
+    for (size_t i = 0; i < self->n_scalars; i++)
+        free(self->scalars[i].name);
+    free(self->layers);
+    free(self->scalars);
+    free(self->events);
+    ring_free(&self->run_log_norm);
+    ring_free(&self->run_mean_alpha);
+    ring_free(&self->run_walpha);
+    free(self);
+}
+
+static int grow(void **p, size_t *cap, size_t need, size_t size)
+{
+    if (need <= *cap)
+        return AT_OK;
+    size_t c = *cap ? *cap * 2 : 8;
+    while (c < need)
+        c *= 2;
+    void *q = realloc(*p, c * size);
+    if (!q)
+        return AT_ERR_NOMEM;
+    *p = q;
+    *cap = c;
+    return AT_OK;
+}
+
+static layer *find_or_add_layer(at_phase_tracker *t, const char *name)
+{
+    for (size_t i = 0; i < t->n_layers; i++)
+        if (strcmp(t->layers[i].name, name) == 0)
+            return &t->layers[i];
+    if (grow((void **)&t->layers, &t->cap_layers, t->n_layers + 1, sizeof *t->layers))
+        return NULL;
+    layer *l = &t->layers[t->n_layers];
+    memset(l, 0, sizeof *l);
+    l->name = strdup(name);
+    int rc = l->name ? AT_OK : AT_ERR_NOMEM;
+    if (!rc)
+        rc = ring_init(&l->alpha_hist, t->o.window);
+    if (!rc)
+        rc = ring_init(&l->log_norm_hist, t->o.window);
+    if (!rc)
+        rc = ring_init(&l->max_abs_hist, t->o.window);
+    if (rc) {
+        free(l->name);
+        ring_free(&l->alpha_hist);
+        ring_free(&l->log_norm_hist);
+        ring_free(&l->max_abs_hist);
+        return NULL;
+    }
+    l->phase = AT_LAYER_UNKNOWN;
+    l->phase_since = -1;
+    l->cand = AT_LAYER_UNKNOWN;
+    l->last_step = -1;
+    l->last_alpha = NAN;
+    l->last_max_abs = NAN;
+    l->last_traps = -1;
+    l->traps_since = -1;
+    t->n_layers++;
+    return l;
+}
+
+int at_phase_tracker_feed_layer(at_phase_tracker *self, int64_t step, const char *name,
+                                const at_metrics *m, double max_abs)
+{
+    if (!self || !name || !*name || !m || step < self->last_step)
+        return AT_ERR_ARG;
+    if (m->status == AT_FIT_SKIPPED)
+        return AT_OK;
+    layer *l = find_or_add_layer(self, name);
+    if (!l)
+        return AT_ERR_NOMEM;
+    l->fed = 1;
+    l->fit_ok = m->status == AT_FIT_SUCCESS && isfinite(m->alpha);
+    l->alpha = l->fit_ok ? m->alpha : NAN;
+    l->norm = isfinite(m->norm) && m->norm > 0 ? m->norm : pow(10.0, m->log_norm);
+    l->log_norm = isfinite(m->log_norm) ? m->log_norm : log10(l->norm);
+    l->max_abs = max_abs;
+    l->num_traps = m->num_traps;
+    l->num_evals = m->num_evals > 0 ? m->num_evals : 1;
+    l->trap_ratio = m->trap_max_ratio;
+    return AT_OK;
+}
+
+int at_phase_tracker_feed_scalar(at_phase_tracker *self, int64_t step, const char *name,
+                                 double value)
+{
+    if (!self || !name || !*name)
+        return AT_ERR_ARG;
+    if (!isfinite(value))
+        return AT_OK;
+    scalar *s = NULL;
+    for (size_t i = 0; i < self->n_scalars && !s; i++)
+        if (strcmp(self->scalars[i].name, name) == 0)
+            s = &self->scalars[i];
+    if (!s) {
+        if (grow((void **)&self->scalars, &self->cap_scalars, self->n_scalars + 1,
+                 sizeof *self->scalars))
+            return AT_ERR_NOMEM;
+        s = &self->scalars[self->n_scalars];
+        s->name = strdup(name);
+        if (!s->name)
+            return AT_ERR_NOMEM;
+        s->peak = -INFINITY;
+        self->n_scalars++;
+    }
+    s->latest = value;
+    s->latest_step = step;
+    if (value > s->peak) {
+        s->peak = value;
+        s->peak_step = step;
+    }
+    return AT_OK;
+}
+
+int at_phase_tracker_scalar(const at_phase_tracker *self, const char *name, double *latest,
+                            double *peak, int64_t *peak_step)
+{
+    for (size_t i = 0; self && name && i < self->n_scalars; i++) {
+        const scalar *s = &self->scalars[i];
+        if (strcmp(s->name, name) == 0) {
+            if (latest)
+                *latest = s->latest;
+            if (peak)
+                *peak = s->peak;
+            if (peak_step)
+                *peak_step = s->peak_step;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static at_phase_event *add_event(at_phase_tracker *t, at_phase_event_kind kind, int64_t step,
+                                 int64_t since, const char *layer_name, int from, int to)
+{
+    if (grow((void **)&t->events, &t->cap_events, t->n_events + 1, sizeof *t->events))
+        return NULL;
+    at_phase_event *e = &t->events[t->n_events++];
+    e->kind = kind;
+    e->step = step;
+    e->since_step = since;
+    e->layer = layer_name;
+    e->from = from;
+    e->to = to;
+    e->text[0] = '\0';
+    return e;
+}
+
+/* The phase an alpha points to, seen from the current phase: leaving a phase needs alpha
+ * beyond the threshold by margin; the first classification uses the plain thresholds. */
+static at_layer_phase classify(const at_phase_opts *o, at_layer_phase cur, int fit_ok, double alpha)
+{
+    if (!fit_ok)
+        return AT_LAYER_FAILED;
+    double lo = o->burnt_below, hi = o->raw_above;
+    if (cur != AT_LAYER_UNKNOWN && cur != AT_LAYER_FAILED) {
+        lo = cur == AT_LAYER_BURNT ? lo + o->margin : lo - o->margin;
+        hi = cur == AT_LAYER_RAW ? hi - o->margin : hi + o->margin;
+    }
+    if (alpha < lo)
+        return AT_LAYER_BURNT;
+    if (alpha > hi)
+        return AT_LAYER_RAW;
+    return AT_LAYER_HEALTHY;
+}
+
+static int update_layer(at_phase_tracker *t, layer *l, int64_t step)
+{
+    l->present = l->fed;
+    if (!l->fed)
+        return AT_OK;
+    l->fed = 0;
+    l->last_step = step;
+    l->last_alpha = l->alpha;
+    l->last_max_abs = l->max_abs;
+    l->last_trap_ratio = l->num_traps > 0 ? l->trap_ratio : 0.0;
+    if (l->num_traps > 0 && l->last_traps <= 0)
+        l->traps_since = step;
+    else if (l->num_traps <= 0)
+        l->traps_since = -1;
+    l->last_traps = l->num_traps;
+    ring_push(&l->alpha_hist, step, l->alpha);
+    ring_push(&l->log_norm_hist, step, l->log_norm);
+    ring_push(&l->max_abs_hist, step, l->max_abs);
+
+    at_layer_phase p = classify(&t->o, l->phase, l->fit_ok, l->alpha);
+    if (p == l->phase) {
+        l->cand = l->phase;
+        l->cand_count = 0;
+        return AT_OK;
+    }
+    if (p != l->cand) {
+        l->cand = p;
+        l->cand_count = 0;
+        l->cand_since = step;
+    }
+    if (++l->cand_count < t->o.confirm)
+        return AT_OK;
+    at_layer_phase from = l->phase;
+    l->phase = p;
+    l->phase_since = l->cand_since;
+    l->cand_count = 0;
+    at_phase_event *e =
+        add_event(t, AT_EVENT_LAYER_PHASE, step, l->phase_since, l->name, (int)from, (int)p);
+    if (!e)
+        return AT_ERR_NOMEM;
+    if (l->fit_ok)
+        snprintf(e->text, sizeof e->text, "%s: %s -> %s since step %lld (alpha %.2f)", l->name,
+                 at_layer_phase_name(from), at_layer_phase_name(p), (long long)l->phase_since,
+                 l->alpha);
+    else
+        snprintf(e->text, sizeof e->text, "%s: %s -> %s since step %lld (power-law fit failed)",
+                 l->name, at_layer_phase_name(from), at_layer_phase_name(p),
+                 (long long)l->phase_since);
+    return AT_OK;
+}
+
+/* Layer phases are weighted by eigenvalue count so that a small, noisy layer (a 10-class
+ * head has 10 eigenvalues) cannot decide the run's phase alone. */
+static at_run_phase run_phase_of(const at_phase_tracker *t)
+{
+    const double share = 0.25;
+    if (t->collapse.holds)
+        return AT_RUN_COLLAPSE;
+    if (t->untrained_share >= 1.0)
+        return AT_RUN_UNKNOWN;
+    if (t->untrained_share > share || !(t->weighted_alpha <= t->o.grokking_alpha))
+        return t->run_phase == AT_RUN_UNKNOWN || t->run_phase == AT_RUN_PRE_GROKKING
+                   ? AT_RUN_PRE_GROKKING
+                   : t->run_phase;
+    if (t->burnt_share > share)
+        return AT_RUN_OVERFIT;
+    return AT_RUN_GROKKING;
+}
+
+/* Run-level aggregates of the latest snapshot; returns the collapse detector's input. */
+static at_collapse_input update_run_stats(at_phase_tracker *t, int64_t step)
+{
+    double norm = 0, asum = 0, wsum = 0, wn = 0, untrained = 0, burnt_evals = 0, evals = 0;
+    size_t fitted = 0, burnt = 0;
+    int traps = 0;
+    t->present = 0;
+    for (size_t i = 0; i < t->n_layers; i++) {
+        const layer *l = &t->layers[i];
+        if (!l->present)
+            continue;
+        t->present++;
+        norm += l->norm;
+        burnt += l->phase == AT_LAYER_BURNT;
+        evals += (double)l->num_evals;
+        if (l->phase != AT_LAYER_HEALTHY && l->phase != AT_LAYER_BURNT)
+            untrained += (double)l->num_evals;
+        if (l->phase == AT_LAYER_BURNT)
+            burnt_evals += (double)l->num_evals;
+        if (traps >= 0)
+            traps = l->num_traps >= 0 ? traps + (int)l->num_traps : -1;
+        if (l->fit_ok) {
+            asum += l->alpha;
+            wsum += l->alpha * (double)l->num_evals;
+            wn += (double)l->num_evals;
+            fitted++;
+        }
+    }
+    t->mean_alpha = fitted ? asum / (double)fitted : NAN;
+    t->weighted_alpha = wn > 0 ? wsum / wn : NAN;
+    t->frac_burnt = t->present ? (double)burnt / (double)t->present : 0.0;
+    t->untrained_share = evals > 0 ? untrained / evals : 1.0;
+    t->burnt_share = evals > 0 ? burnt_evals / evals : 0.0;
+    t->log_norm = norm > 0 ? log10(norm) : NAN;
+    if (t->log_norm > t->log_norm_max)
+        t->log_norm_max = t->log_norm;
+    ring_push(&t->run_log_norm, step, t->log_norm);
+    ring_push(&t->run_mean_alpha, step, t->mean_alpha);
+    ring_push(&t->run_walpha, step, t->weighted_alpha);
+    at_collapse_input in = {.step = step,
+                            .log_norm = &t->run_log_norm,
+                            .log_norm_max = t->log_norm_max,
+                            .alpha = &t->run_walpha,
+                            .untrained_share = t->untrained_share,
+                            .traps = traps};
+    return in;
+}
+
+int at_phase_tracker_end_snapshot(at_phase_tracker *self, int64_t step,
+                                  const at_phase_event **events, size_t *n_events)
+{
+    if (events)
+        *events = NULL;
+    if (n_events)
+        *n_events = 0;
+    if (!self || step < self->last_step)
+        return AT_ERR_ARG;
+    int any = 0;
+    for (size_t i = 0; i < self->n_layers; i++)
+        any |= self->layers[i].fed;
+    if (!any)
+        return AT_ERR_ARG;
+    self->n_events = 0;
+    int rc = AT_OK;
+    for (size_t i = 0; i < self->n_layers && !rc; i++)
+        rc = update_layer(self, &self->layers[i], step);
+    self->last_step = step;
+    self->snapshots++;
+    at_collapse_input in = update_run_stats(self, step);
+    at_collapse_update(&self->collapse, &in, self->o.collapse_confirm);
+
+    at_run_phase p = run_phase_of(self);
+    if (!rc && p != self->run_phase) {
+        int64_t since = p == AT_RUN_COLLAPSE ? self->collapse.since : step;
+        at_phase_event *e =
+            add_event(self, AT_EVENT_RUN_PHASE, step, since, "", (int)self->run_phase, (int)p);
+        if (!e) {
+            rc = AT_ERR_NOMEM;
+        } else {
+            snprintf(e->text, sizeof e->text, "run: %s -> %s at step %lld",
+                     at_run_phase_name(self->run_phase), at_run_phase_name(p), (long long)since);
+            self->run_phase = p;
+            self->run_since = since;
+        }
+    }
+    if (events)
+        *events = self->events;
+    if (n_events)
+        *n_events = self->n_events;
+    return rc;
+}
+
+size_t at_phase_tracker_num_layers(const at_phase_tracker *self)
+{
+    return self ? self->n_layers : 0;
+}
+
+int at_phase_tracker_layer(const at_phase_tracker *self, size_t i, at_layer_state *out)
+{
+    if (!self || !out || i >= self->n_layers)
+        return AT_ERR_ARG;
+    const layer *l = &self->layers[i];
+    out->name = l->name;
+    out->phase = l->phase;
+    out->phase_since = l->phase_since;
+    out->last_step = l->last_step;
+    out->alpha = l->last_alpha;
+    out->alpha_slope = at_ring_slope(&l->alpha_hist);
+    int64_t s;
+    double v = NAN;
+    if (l->log_norm_hist.len)
+        at_ring_get(&l->log_norm_hist, l->log_norm_hist.len - 1, &s, &v);
+    out->log_norm = v;
+    out->log_norm_slope = at_ring_slope(&l->log_norm_hist);
+    out->max_abs = l->last_max_abs;
+    out->max_abs_growth = NAN;
+    if (l->max_abs_hist.len >= 2) {
+        double first;
+        at_ring_get(&l->max_abs_hist, 0, &s, &first);
+        if (first > 0 && isfinite(l->last_max_abs))
+            out->max_abs_growth = l->last_max_abs / first;
+    }
+    out->num_traps = l->last_traps;
+    out->trap_max_ratio = l->last_trap_ratio;
+    out->traps_since = l->traps_since;
+    return AT_OK;
+}
+
+void at_phase_tracker_run(const at_phase_tracker *self, at_run_state *out)
+{
+    memset(out, 0, sizeof *out);
+    out->phase = self->run_phase;
+    out->phase_since = self->run_since;
+    out->last_step = self->last_step;
+    out->snapshots = self->snapshots;
+    out->layers = self->present;
+    out->mean_alpha = self->mean_alpha;
+    out->weighted_alpha = self->weighted_alpha;
+    out->frac_burnt = self->frac_burnt;
+    out->log_norm = self->log_norm;
+    out->log_norm_slope = at_ring_slope(&self->run_log_norm);
+    out->log_norm_peak_drop = self->snapshots ? self->log_norm - self->log_norm_max : 0.0;
+    out->mean_alpha_slope = at_ring_slope(&self->run_mean_alpha);
+    out->collapse = self->collapse.holds;
+    out->collapse_since = self->collapse.holds ? self->collapse.since : -1;
+    snprintf(out->collapse_evidence, sizeof out->collapse_evidence, "%s", self->collapse.evidence);
+}
+
+int at_phase_tracker_mean_alpha_streak(const at_phase_tracker *t, double x)
+{
+    int n = 0;
+    for (int i = t->run_mean_alpha.len - 1; i >= 0; i--) {
+        int64_t s;
+        double v;
+        at_ring_get(&t->run_mean_alpha, i, &s, &v);
+        if (!(v < x))
+            break;
+        n++;
+    }
+    return n;
+}
+
+int at_phase_tracker_confirm(const at_phase_tracker *t)
+{
+    return t->o.confirm;
+}
