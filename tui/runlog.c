@@ -1,9 +1,10 @@
 /* runlog.c -- append-only, crash-safe run log (format in runlog.h). */
 #include "runlog.h"
 
+#include "alphatop/protocol.h"
+
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,30 +18,6 @@ static const char file_magic[] = "ATLOG1\n";
 /* Larger lengths can only be garbage: no snapshot record comes near it. */
 #define REC_MAX_LEN (1u << 30)
 #define SYNC_INTERVAL_MS 2000
-
-static uint32_t crc_table[256];
-static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
-
-static void crc_init(void)
-{
-    for (uint32_t i = 0; i < 256; i++) {
-        uint32_t c = i;
-        for (int k = 0; k < 8; k++)
-            c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-        crc_table[i] = c;
-    }
-}
-
-/* CRC-32 (IEEE 802.3), continued from crc (0 to start). */
-static uint32_t crc32_update(uint32_t crc, const void *data, size_t n)
-{
-    const unsigned char *p = data;
-    pthread_once(&crc_once, crc_init);
-    crc = ~crc;
-    for (size_t i = 0; i < n; i++)
-        crc = crc_table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
-    return ~crc;
-}
 
 static void put_u32(unsigned char *p, uint32_t v)
 {
@@ -140,7 +117,7 @@ static int append(at_runlog *self, int type, const void *a, size_t an, const voi
     memcpy(p + REC_HEADER_LEN, a, an);
     if (bn)
         memcpy(p + REC_HEADER_LEN + an, b, bn);
-    put_u32(p + 8, crc32_update(crc32_update(0, &t, 1), p + REC_HEADER_LEN, len));
+    put_u32(p + 8, at_proto_crc32(at_proto_crc32(0, &t, 1), p + REC_HEADER_LEN, len));
     size_t total = REC_HEADER_LEN + len, done = 0;
     while (done < total) {
         ssize_t w = write(self->fd, p + done, total - done);
@@ -288,7 +265,7 @@ static int read_at(at_runlog_reader *self, at_runlog_record *rec, int *nomem)
     if (fread(self->buf, 1, len, self->f) != len)
         return 0;
     unsigned char t = h[3];
-    if (crc32_update(crc32_update(0, &t, 1), self->buf, len) != get_u32(h + 8))
+    if (at_proto_crc32(at_proto_crc32(0, &t, 1), self->buf, len) != get_u32(h + 8))
         return 0;
     self->buf[len] = '\0';
     memset(rec, 0, sizeof *rec);

@@ -1,0 +1,235 @@
+/* replay.c -- a run log back into the model or out as JSON lines (see replay.h). */
+#include "replay.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alphatop/protocol.h"
+#include "runlog.h"
+
+static double num(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+static int64_t inum(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? (int64_t)v->valuedouble : -1;
+}
+
+static const char *str(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+int at_replay_metrics(const cJSON *line, at_metrics *m)
+{
+    const char *status = str(line, "status");
+    if (!strcmp(status, "error"))
+        return AT_ERR_FORMAT;
+    memset(m, 0, sizeof *m);
+    m->status = !strcmp(status, "success")   ? AT_FIT_SUCCESS
+                : !strcmp(status, "skipped") ? AT_FIT_SKIPPED
+                                             : AT_FIT_FAILED;
+    m->N = inum(line, "N");
+    m->M = inum(line, "M");
+    m->num_evals = inum(line, "num_evals");
+    m->alpha = num(line, "alpha");
+    m->xmin = num(line, "xmin");
+    m->xmax = num(line, "xmax");
+    m->D = num(line, "D");
+    m->num_pl_spikes = inum(line, "num_pl_spikes");
+    m->alpha_weighted = num(line, "alpha_weighted");
+    m->log_norm = num(line, "log_norm");
+    m->log_spectral_norm = num(line, "log_spectral_norm");
+    m->stable_rank = num(line, "stable_rank");
+    m->detx_num = inum(line, "detX_num");
+    m->detx_val = num(line, "detX_val");
+    m->num_traps = inum(line, "num_traps");
+    m->trap_max_ratio = num(line, "trap_max_ratio");
+    m->warning = at_warning_for(m->status, m->alpha);
+    const char *mode = str(line, "mode");
+    m->mode = !strcmp(mode, "gram")      ? AT_MODE_GRAM
+              : !strcmp(mode, "warm")    ? AT_MODE_WARM
+              : !strcmp(mode, "skipped") ? AT_MODE_SKIPPED
+                                         : AT_MODE_EXACT;
+    return AT_OK;
+}
+
+static at_space space_of(const cJSON *o)
+{
+    return !strcmp(str(o, "view"), "delta") ? AT_SPACE_DELTA : AT_SPACE_W;
+}
+
+static at_event_kind event_kind(const char *k)
+{
+    static const struct {
+        const char *name;
+        at_event_kind kind;
+    } map[] = {{"phase", AT_EVENT_PHASE}, {"warning", AT_EVENT_WARNING}, {"trap", AT_EVENT_TRAP},
+               {"stop", AT_EVENT_STOP},   {"ack", AT_EVENT_STOP},        {"drop", AT_EVENT_DROP},
+               {"error", AT_EVENT_ERROR}};
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (!strcmp(k, map[i].name))
+            return map[i].kind;
+    return AT_EVENT_INFO;
+}
+
+/* The layer's kind and shape, from the "kind" and "shape" fields the engine adds. */
+static int layer_shape(const cJSON *o, at_layer_kind *kind, int64_t shape[4])
+{
+    at_proto_kind pk;
+    *kind = at_proto_kind_parse(str(o, "kind"), &pk) == AT_OK && pk <= AT_PROTO_KIND_CONV1D
+                ? (at_layer_kind)pk
+                : AT_KIND_LINEAR;
+    const cJSON *sh = cJSON_GetObjectItemCaseSensitive(o, "shape"), *v;
+    int nd = 0;
+    cJSON_ArrayForEach(v, sh)
+    {
+        if (nd == 4 || !cJSON_IsNumber(v))
+            return 0;
+        shape[nd++] = (int64_t)v->valuedouble;
+    }
+    return nd == 2 || nd == 4 ? nd : 0;
+}
+
+static void apply_layer(at_model *model, int run, const cJSON *o)
+{
+    int64_t step = inum(o, "step");
+    at_layer_kind kind;
+    int64_t shape[4];
+    int ndim = layer_shape(o, &kind, shape);
+    int layer = at_model_add_layer(model, run, str(o, "name"), kind, ndim, ndim ? shape : NULL);
+    if (layer < 0 || step < 0)
+        return;
+    at_model_add_snapshot(model, run, step, 0);
+    at_metrics m;
+    if (at_replay_metrics(o, &m) == AT_OK)
+        at_model_add_cell(model, run, layer, space_of(o), step, &m);
+    else
+        at_model_add_event(model, run, layer, step, AT_EVENT_ERROR, str(o, "error"));
+}
+
+static void apply_event(at_model *model, int run, const cJSON *o)
+{
+    const char *kind = str(o, "kind");
+    /* Layer phase changes are re-derived by at_model_add_cell, as they were live. */
+    if (!strcmp(kind, "phase"))
+        return;
+    if (!strcmp(kind, "hello") && run >= 0) {
+        at_run_info *ri = at_model_run(model, run);
+        snprintf(ri->name, sizeof ri->name, "%s", str(o, "model"));
+        snprintf(ri->host, sizeof ri->host, "%s", str(o, "host"));
+        int64_t iv = inum(o, "interval");
+        ri->interval = iv > 0 ? iv : 0;
+    }
+    if (!strcmp(kind, "goodbye") && run >= 0)
+        at_model_run(model, run)->ended = 1;
+    if (!strcmp(kind, "stop") && run >= 0)
+        at_model_run(model, run)->stop_requested = 1;
+    if (!strcmp(kind, "drop") && run >= 0 && inum(o, "dropped") > 0)
+        at_model_run(model, run)->dropped += inum(o, "dropped");
+    int layer = run >= 0 ? at_model_find_layer(model, run, str(o, "layer")) : -1;
+    at_model_add_event(model, run, layer < 0 ? -1 : layer, inum(o, "step"), event_kind(kind),
+                       str(o, "text"));
+}
+
+static void apply_spectrum(at_model *model, int run, const cJSON *o)
+{
+    int layer = at_model_find_layer(model, run, str(o, "name"));
+    const cJSON *ev = cJSON_GetObjectItemCaseSensitive(o, "evals");
+    int n = cJSON_GetArraySize(ev);
+    if (layer < 0 || n <= 0)
+        return;
+    double *x = malloc((size_t)n * sizeof *x);
+    if (!x)
+        return;
+    int i = 0;
+    const cJSON *v;
+    cJSON_ArrayForEach(v, ev) x[i++] = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+    const at_cell *c = NULL;
+    int col = at_model_snapshot_at(model, run, inum(o, "step"));
+    if (col >= 0)
+        c = at_model_cell(model, run, layer, space_of(o), col);
+    at_model_set_spectrum(model, run, layer, space_of(o), inum(o, "step"), x, (size_t)n, NAN,
+                          c ? c->v[AT_METRIC_ALPHA] : NAN);
+    free(x);
+}
+
+static void apply(at_model *model, const cJSON *o)
+{
+    const char *type = str(o, "type");
+    const char *id = str(o, "run");
+    int run = *id ? at_model_add_run(model, id, NULL, NULL) : -1;
+    if (!strcmp(type, "layer") && run >= 0) {
+        apply_layer(model, run, o);
+    } else if (!strcmp(type, "scalars") && run >= 0) {
+        const cJSON *vals = cJSON_GetObjectItemCaseSensitive(o, "values"), *v;
+        cJSON_ArrayForEach(v, vals) if (cJSON_IsNumber(v))
+            at_model_add_scalar(model, run, v->string, inum(o, "step"), v->valuedouble);
+    } else if (!strcmp(type, "event")) {
+        apply_event(model, run, o);
+    } else if (!strcmp(type, "spectrum") && run >= 0) {
+        apply_spectrum(model, run, o);
+    }
+}
+
+/* Calls fn(ctx, record) for every intact JSON record of path. */
+static int each_record(const char *path, char *note, size_t notelen,
+                       int (*fn)(void *ctx, const at_runlog_record *rec), void *ctx)
+{
+    int st;
+    at_runlog_reader *r = at_runlog_reader_open(path, &st);
+    if (!r) {
+        snprintf(note, notelen, "%s: %s", path,
+                 st == AT_ERR_FORMAT ? "not an alphatop run log" : "cannot open");
+        return st;
+    }
+    at_runlog_record rec;
+    int n = 0, rc;
+    while ((rc = at_runlog_reader_next(r, &rec)) == 1)
+        if (rec.type == AT_RUNLOG_JSON)
+            n += fn(ctx, &rec);
+    snprintf(note, notelen, "%s", at_runlog_reader_note(r));
+    at_runlog_reader_close(r);
+    return rc < 0 ? rc : n;
+}
+
+static int load_one(void *ctx, const at_runlog_record *rec)
+{
+    cJSON *o = cJSON_ParseWithLength(rec->json, rec->json_len);
+    if (!o)
+        return 0;
+    apply(ctx, o);
+    cJSON_Delete(o);
+    return 1;
+}
+
+int at_replay_load(at_model *model, const char *path, char *note, size_t notelen)
+{
+    int n = each_record(path, note, notelen, load_one, model);
+    if (n >= 0) {
+        at_model_state(model)->replay = 1;
+        at_model_touch(model);
+    }
+    return n;
+}
+
+static int print_one(void *ctx, const at_runlog_record *rec)
+{
+    FILE *out = ctx;
+    fwrite(rec->json, 1, rec->json_len, out);
+    fputc('\n', out);
+    return 1;
+}
+
+int at_replay_print(FILE *out, const char *path, char *note, size_t notelen)
+{
+    int n = each_record(path, note, notelen, print_one, out);
+    fflush(out);
+    return n;
+}

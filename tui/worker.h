@@ -1,0 +1,87 @@
+/* worker.h -- the monitor's analysis worker: layers in, metrics out, off the UI thread.
+ *
+ * The engine submits one job per layer (and per space: W, or the fine-tune delta W - W_base),
+ * the worker thread analyses them in submission order and hands the finished jobs back. A pipe
+ * becomes readable whenever results are waiting, so the UI thread can poll it next to the feed
+ * socket and stdin. Exact mode is at_htsr_analyze on one reused workspace.
+ *
+ *     at_worker *w = at_worker_new(&opts, &st);
+ *     at_worker_submit(w, job);                 // takes the job
+ *     ... poll(at_worker_fd(w)) ...
+ *     while ((job = at_worker_poll(w))) { use job->rc, job->m, job->evals; at_job_free(job); }
+ *     at_worker_free(w);
+ */
+#ifndef ALPHATOP_WORKER_H
+#define ALPHATOP_WORKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "alphatop/htsr.h"
+#include "model.h"
+
+/* One layer to analyse and, once done, its result. */
+typedef struct at_job {
+    /* input, set by the submitter */
+    int run;   /* the model's run index */
+    int layer; /* the model's layer index */
+    at_space space;
+    int64_t step;
+    double submit_time; /* monotonic seconds, for the lag the view shows */
+    at_tensor t;        /* t.data points at data (owned by the job) */
+    float *data;        /* float32 copy of the weights */
+    double max_abs;     /* largest |w| (for the phase tracker's growth trend); NAN if any NaN */
+    /* output, set by the worker */
+    int rc;          /* AT_OK or the analysis error */
+    char error[160]; /* detail when rc < 0 */
+    at_metrics m;    /* valid when rc == AT_OK */
+    double *evals;   /* ascending eigenvalues (owned by the job); NULL if rc < 0 */
+    size_t num_evals;
+} at_job;
+
+/* A new job for a tensor of ndim dims (2 or 4) whose weights are converted to float32 from
+ * src (n elements of dtype). Caller owns return value (at_job_free, or give it to
+ * at_worker_submit); NULL if out of memory. */
+at_job *at_job_new(const void *src, at_dtype dtype, at_layer_kind kind, int ndim,
+                   const int64_t *shape);
+
+/* Frees a job and what it owns. NULL-safe. */
+void at_job_free(at_job *job);
+
+typedef struct at_worker_opts {
+    int traps;     /* count correlation traps (for the collapse rule); default 1 */
+    int detx;      /* compute detX (for the detX gap metric); default 1 */
+    uint64_t seed; /* the traps' shuffle seed */
+} at_worker_opts;
+
+void at_worker_opts_default(at_worker_opts *o);
+
+typedef struct at_worker at_worker;
+
+/* Starts the worker thread. Caller owns return value (at_worker_free); NULL on error with
+ * *status set (AT_ERR_NOMEM, AT_ERR_IO: no pipe or thread). opts may be NULL (defaults). */
+at_worker *at_worker_new(const at_worker_opts *opts, int *status);
+
+/* Queues job (the worker takes it). Never blocks. Returns AT_OK or AT_ERR_ARG. */
+int at_worker_submit(at_worker *self, at_job *job);
+
+/* A finished job, oldest first, or NULL when none is waiting. Caller owns return value. */
+at_job *at_worker_poll(at_worker *self);
+
+/* File descriptor that is readable while finished jobs wait (for poll(2)). */
+int at_worker_fd(const at_worker *self);
+
+/* Removes the queued (not yet started) jobs of run at step; returns how many were removed. */
+int at_worker_cancel(at_worker *self, int run, int64_t step);
+
+/* Jobs queued or running. */
+int at_worker_pending(at_worker *self);
+
+/* Pauses (1) or resumes (0) analysis; the running job finishes first. */
+void at_worker_pause(at_worker *self, int paused);
+
+/* Stops the thread (after the running job) and frees everything, queued jobs included.
+ * NULL-safe. */
+void at_worker_free(at_worker *self);
+
+#endif
