@@ -129,34 +129,37 @@ static void test_planted_spectrum_matrix(void **state)
 static void test_fit_identical_to_naive(void **state)
 {
     (void)state;
-    enum { n = 400 };
-    static double x[n];
-    for (uint64_t seed = 1; seed <= 6; seed++) {
-        at_rng r;
-        at_rng_seed(&r, seed);
-        for (size_t i = 0; i < n; i++) {
-            const double g = at_rng_normal(&r);
-            /* A mix of bulk, heavy tail and duplicates. */
-            x[i] = seed % 3 == 0 ? floor(4.0 * fabs(g)) / 4.0 + 1e-3
-                                 : pow(at_rng_uniform(&r) + 1e-9, -1.0 / (0.5 + 0.4 * seed));
-        }
-        for (size_t i = 1; i < n; i++)
-            for (size_t j = i; j > 0 && x[j - 1] > x[j]; j--) {
-                const double tmp = x[j];
-                x[j] = x[j - 1];
-                x[j - 1] = tmp;
+    enum { cap = 400 };
+    static double x[cap];
+    const size_t sizes[] = {2, 3, 5, 8, 13, 64, cap};
+    for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++)
+        for (uint64_t seed = 1; seed <= 6; seed++) {
+            const size_t n = sizes[s];
+            at_rng r;
+            at_rng_seed(&r, seed * 100 + s);
+            for (size_t i = 0; i < n; i++) {
+                const double g = at_rng_normal(&r);
+                /* A mix of bulk, heavy tail, duplicates and values below the 1e-5 floor. */
+                x[i] = seed % 3 == 0 ? floor(4.0 * fabs(g)) / 4.0 + 1e-6
+                                     : pow(at_rng_uniform(&r) + 1e-9, -1.0 / (0.5 + 0.4 * seed));
             }
-        double alpha, xmin, D;
-        const int rc = naive_powerlaw_fit(x, n, &alpha, &xmin, &D);
-        at_fit f;
-        assert_int_equal(at_powerlaw_fit(x, n, &f), AT_OK);
-        assert_int_equal(f.status, rc == 0 ? AT_FIT_SUCCESS : AT_FIT_FAILED);
-        if (rc == 0) {
-            assert_memory_equal(&f.alpha, &alpha, sizeof alpha);
-            assert_memory_equal(&f.xmin, &xmin, sizeof xmin);
-            assert_memory_equal(&f.D, &D, sizeof D);
+            for (size_t i = 1; i < n; i++)
+                for (size_t j = i; j > 0 && x[j - 1] > x[j]; j--) {
+                    const double tmp = x[j];
+                    x[j] = x[j - 1];
+                    x[j - 1] = tmp;
+                }
+            double alpha, xmin, D;
+            const int rc = naive_powerlaw_fit(x, n, &alpha, &xmin, &D);
+            at_fit f;
+            assert_int_equal(at_powerlaw_fit(x, n, &f), AT_OK);
+            assert_int_equal(f.status, rc == 0 ? AT_FIT_SUCCESS : AT_FIT_FAILED);
+            if (rc == 0) {
+                assert_memory_equal(&f.alpha, &alpha, sizeof alpha);
+                assert_memory_equal(&f.xmin, &xmin, sizeof xmin);
+                assert_memory_equal(&f.D, &D, sizeof D);
+            }
         }
-    }
 }
 
 static void test_fit_rejects_unsorted(void **state)
