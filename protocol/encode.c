@@ -1,6 +1,7 @@
 /* encode.c -- at_proto_msg -> JSON header bytes. The result is checked by decoding it again,
  * so the encoder and the decoder cannot disagree about what is valid. */
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,10 +11,51 @@
 #include "alphatop/protocol.h"
 #include "internal.h"
 
-/* Adds a number; returns 0 when cJSON ran out of memory. */
-static int add_num(cJSON *o, const char *name, double v)
+/* Numbers are printed here rather than by cJSON, whose printer rounds to 15 digits when that
+ * is "close enough": integers stay exact up to 2^53 and doubles round-trip with 17 digits. */
+static cJSON *raw_number(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static cJSON *raw_number(const char *fmt, ...)
 {
-    return cJSON_AddNumberToObject(o, name, v) != NULL;
+    char text[64];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    /* A trainer may have set a locale whose decimal point is a comma. */
+    for (char *c = text; *c; c++)
+        if (*c == ',')
+            *c = '.';
+    return cJSON_CreateRaw(text);
+}
+
+/* Adds an item; returns 0 when cJSON ran out of memory. */
+static int add_item(cJSON *o, const char *name, cJSON *item)
+{
+    if (!item || !cJSON_AddItemToObject(o, name, item)) {
+        cJSON_Delete(item);
+        return 0;
+    }
+    return 1;
+}
+
+/* The shortest of 15, 16 or 17 significant digits that reads back as exactly v. */
+static cJSON *raw_double(double v)
+{
+    char text[64];
+    for (int digits = 15; digits < 17; digits++) {
+        snprintf(text, sizeof text, "%.*g", digits, v);
+        for (char *c = text; *c; c++)
+            if (*c == ',')
+                *c = '.';
+        if (strtod(text, NULL) == v)
+            return cJSON_CreateRaw(text);
+    }
+    return raw_number("%.17g", v);
+}
+
+static int add_num(cJSON *o, const char *name, int64_t v)
+{
+    return add_item(o, name, raw_number("%lld", (long long)v));
 }
 
 static int add_str(cJSON *o, const char *name, const char *v)
@@ -23,11 +65,10 @@ static int add_str(cJSON *o, const char *name, const char *v)
 
 static int build_hello(cJSON *o, const at_proto_hello *h)
 {
-    int ok =
-        add_str(o, "model", h->model) && add_str(o, "framework", h->framework) &&
-        add_str(o, "host", h->host) && add_num(o, "pid", (double)h->pid) &&
-        add_num(o, "rank", (double)h->rank) && add_num(o, "world_size", (double)h->world_size) &&
-        add_num(o, "interval", (double)h->interval) && add_num(o, "dropped", (double)h->dropped);
+    int ok = add_str(o, "model", h->model) && add_str(o, "framework", h->framework) &&
+             add_str(o, "host", h->host) && add_num(o, "pid", h->pid) &&
+             add_num(o, "rank", h->rank) && add_num(o, "world_size", h->world_size) &&
+             add_num(o, "interval", h->interval) && add_num(o, "dropped", h->dropped);
     cJSON *tags = ok ? cJSON_AddObjectToObject(o, "tags") : NULL;
     if (!tags)
         return 0;
@@ -39,15 +80,15 @@ static int build_hello(cJSON *o, const at_proto_hello *h)
 
 static int build_layer(cJSON *o, const at_proto_layer *l)
 {
-    int ok = add_num(o, "step", (double)l->step) && add_num(o, "seq", (double)l->seq) &&
-             add_num(o, "index", (double)l->index) && add_str(o, "name", l->name) &&
+    int ok = add_num(o, "step", l->step) && add_num(o, "seq", l->seq) &&
+             add_num(o, "index", l->index) && add_str(o, "name", l->name) &&
              add_str(o, "kind", at_proto_kind_name(l->kind)) &&
              cJSON_AddBoolToObject(o, "base", l->base ? 1 : 0) != NULL;
     cJSON *shape = ok ? cJSON_AddArrayToObject(o, "shape") : NULL;
     if (!shape)
         return 0;
     for (int i = 0; i < l->ndim && i < AT_PROTO_MAX_DIMS; i++) {
-        cJSON *d = cJSON_CreateNumber((double)l->shape[i]);
+        cJSON *d = raw_number("%lld", (long long)l->shape[i]);
         if (!d || !cJSON_AddItemToArray(shape, d)) {
             cJSON_Delete(d);
             return 0;
@@ -55,7 +96,7 @@ static int build_layer(cJSON *o, const at_proto_layer *l)
     }
     ok = add_str(o, "dtype", at_proto_dtype_name(l->dtype)) &&
          add_str(o, "byte_order", l->big_endian ? "big" : "little") &&
-         add_num(o, "nbytes", (double)l->nbytes);
+         add_num(o, "nbytes", l->nbytes);
     if (ok && l->has_checksum) {
         char sum[16];
         snprintf(sum, sizeof sum, "crc32:%08x", (unsigned)l->crc32);
@@ -66,7 +107,7 @@ static int build_layer(cJSON *o, const at_proto_layer *l)
 
 static int build_scalars(cJSON *o, const at_proto_scalars *s)
 {
-    cJSON *vals = add_num(o, "step", (double)s->step) && add_num(o, "dropped", (double)s->dropped)
+    cJSON *vals = add_num(o, "step", s->step) && add_num(o, "dropped", s->dropped)
                       ? cJSON_AddObjectToObject(o, "values")
                       : NULL;
     if (!vals)
@@ -74,9 +115,7 @@ static int build_scalars(cJSON *o, const at_proto_scalars *s)
     for (int i = 0; i < s->n && i < AT_PROTO_MAX_SCALARS; i++) {
         double v = s->values[i].value;
         /* JSON has no NaN or Inf: they travel as null. */
-        cJSON *item = isfinite(v) ? cJSON_AddNumberToObject(vals, s->values[i].name, v)
-                                  : cJSON_AddNullToObject(vals, s->values[i].name);
-        if (!item)
+        if (!add_item(vals, s->values[i].name, isfinite(v) ? raw_double(v) : cJSON_CreateNull()))
             return 0;
     }
     return 1;
@@ -90,20 +129,19 @@ static int build_body(cJSON *o, const at_proto_msg *m)
     case AT_PROTO_LAYER:
         return build_layer(o, &m->u.layer);
     case AT_PROTO_SNAPSHOT_END:
-        return add_num(o, "step", (double)m->u.snapshot_end.step) &&
-               add_num(o, "seq", (double)m->u.snapshot_end.seq) &&
-               add_num(o, "layers", (double)m->u.snapshot_end.layers) &&
-               add_num(o, "dropped", (double)m->u.snapshot_end.dropped);
+        return add_num(o, "step", m->u.snapshot_end.step) &&
+               add_num(o, "seq", m->u.snapshot_end.seq) &&
+               add_num(o, "layers", m->u.snapshot_end.layers) &&
+               add_num(o, "dropped", m->u.snapshot_end.dropped);
     case AT_PROTO_SCALARS:
         return build_scalars(o, &m->u.scalars);
     case AT_PROTO_GOODBYE:
-        return add_num(o, "step", (double)m->u.goodbye.step) &&
-               add_num(o, "dropped", (double)m->u.goodbye.dropped);
+        return add_num(o, "step", m->u.goodbye.step) && add_num(o, "dropped", m->u.goodbye.dropped);
     case AT_PROTO_STOP:
     case AT_PROTO_STOP_ACK:
         return add_str(o, "reason", m->u.reason);
     case AT_PROTO_INTERVAL:
-        return add_num(o, "interval", (double)m->u.interval);
+        return add_num(o, "interval", m->u.interval);
     case AT_PROTO_PAUSE:
     case AT_PROTO_RESUME:
     case AT_PROTO_HELLO_REQUEST:

@@ -1,0 +1,407 @@
+/* Protocol encoder/decoder: every field round-trips, and every rejection reason is produced by
+ * the input it names, with its own status and message. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "alphatop/keyfile.h"
+#include "alphatop/protocol.h"
+
+static char buf[AT_PROTO_MAX_HEADER + 8];
+
+static at_proto_msg *new_msg(at_proto_type t, const char *run)
+{
+    at_proto_msg *m = calloc(1, sizeof *m);
+    m->type = t;
+    snprintf(m->run, sizeof m->run, "%s", run);
+    return m;
+}
+
+/* Encodes m, decodes the header (and payload) back into a fresh message. */
+static at_proto_msg *round_trip(const at_proto_msg *m, const void *payload, size_t n)
+{
+    size_t len = 0;
+    at_proto_error e;
+    int rc = at_proto_encode(m, buf, sizeof buf, &len, &e);
+    if (rc != AT_OK)
+        fail_msg("encode: %s", e.message);
+    assert_int_equal(len, strlen(buf));
+    at_proto_frame fr[2] = {{buf, len}, {payload, n}};
+    at_proto_msg *out = calloc(1, sizeof *out);
+    rc = at_proto_decode(fr, payload ? 2 : 1, NULL, out, &e);
+    if (rc != AT_OK)
+        fail_msg("decode: %s", e.message);
+    assert_int_equal(out->version, AT_PROTO_VERSION);
+    assert_int_equal(out->type, m->type);
+    assert_string_equal(out->run, m->run);
+    return out;
+}
+
+static void test_hello_round_trip(void **state)
+{
+    (void)state;
+    at_proto_msg *m = new_msg(AT_PROTO_HELLO, "run \"1\" \xc3\xa9");
+    at_proto_hello *h = &m->u.hello;
+    strcpy(h->model, "gpt2-small");
+    strcpy(h->framework, "pytorch");
+    strcpy(h->host, "gpu-7");
+    h->pid = 4242;
+    h->rank = 3;
+    h->world_size = 8;
+    h->interval = 50;
+    h->dropped = 9007199254740992LL; /* 2^53: the largest integer that travels exactly */
+    h->ntags = AT_PROTO_MAX_TAGS;
+    for (int i = 0; i < h->ntags; i++) {
+        snprintf(h->tags[i].key, sizeof h->tags[i].key, "key%02d", i);
+        snprintf(h->tags[i].value, sizeof h->tags[i].value, "value\t%d\n", i);
+    }
+    at_proto_msg *o = round_trip(m, NULL, 0);
+    assert_string_equal(o->u.hello.model, "gpt2-small");
+    assert_string_equal(o->u.hello.framework, "pytorch");
+    assert_string_equal(o->u.hello.host, "gpu-7");
+    assert_int_equal(o->u.hello.pid, 4242);
+    assert_int_equal(o->u.hello.rank, 3);
+    assert_int_equal(o->u.hello.world_size, 8);
+    assert_int_equal(o->u.hello.interval, 50);
+    assert_int_equal(o->u.hello.dropped, 9007199254740992LL);
+    assert_int_equal(o->u.hello.ntags, AT_PROTO_MAX_TAGS);
+    for (int i = 0; i < h->ntags; i++) {
+        assert_string_equal(o->u.hello.tags[i].key, h->tags[i].key);
+        assert_string_equal(o->u.hello.tags[i].value, h->tags[i].value);
+    }
+    free(m);
+    free(o);
+}
+
+static void test_layer_round_trip_every_kind_and_dtype(void **state)
+{
+    (void)state;
+    static const int64_t shapes[][4] = {{3, 5}, {4, 2, 3, 3}, {7, 2}, {4, 2, 5}, {2, 6}, {6, 2}};
+    static const at_proto_kind kinds[] = {AT_PROTO_KIND_LINEAR,    AT_PROTO_KIND_CONV2D,
+                                          AT_PROTO_KIND_EMBEDDING, AT_PROTO_KIND_CONV1D,
+                                          AT_PROTO_KIND_LORA_A,    AT_PROTO_KIND_LORA_B};
+    unsigned char payload[4 * 72];
+    for (size_t i = 0; i < sizeof payload; i++)
+        payload[i] = (unsigned char)(i * 37 + 11);
+    for (int k = 0; k < 6; k++) {
+        for (int d = 0; d < 3; d++) {
+            at_proto_msg *m = new_msg(AT_PROTO_LAYER, "r");
+            at_proto_layer *l = &m->u.layer;
+            l->step = 1000 + k;
+            l->seq = 17;
+            l->index = k;
+            snprintf(l->name, sizeof l->name, "blocks.%d.attn.c_attn", k);
+            l->kind = kinds[k];
+            l->base = d == 1;
+            l->ndim = (k == 1) ? 4 : (k == 3) ? 3 : 2;
+            uint64_t n = 1;
+            for (int j = 0; j < l->ndim; j++)
+                n *= (uint64_t)(l->shape[j] = shapes[k][j]);
+            l->dtype = (at_proto_dtype)d;
+            l->big_endian = d == 2;
+            l->nbytes = n * at_proto_dtype_size(l->dtype);
+            l->has_checksum = d != 0;
+            l->crc32 = at_proto_crc32(0, payload, l->nbytes);
+            at_proto_msg *o = round_trip(m, payload, l->nbytes);
+            const at_proto_layer *ol = &o->u.layer;
+            assert_int_equal(ol->step, l->step);
+            assert_int_equal(ol->seq, 17);
+            assert_int_equal(ol->index, k);
+            assert_string_equal(ol->name, l->name);
+            assert_int_equal(ol->kind, kinds[k]);
+            assert_int_equal(ol->base, d == 1);
+            assert_int_equal(ol->ndim, l->ndim);
+            for (int j = 0; j < l->ndim; j++)
+                assert_int_equal(ol->shape[j], shapes[k][j]);
+            assert_int_equal(ol->dtype, d);
+            assert_int_equal(ol->big_endian, d == 2);
+            assert_int_equal(ol->nbytes, l->nbytes);
+            assert_int_equal(ol->has_checksum, d != 0);
+            assert_int_equal(ol->crc32, d != 0 ? l->crc32 : 0);
+            assert_ptr_equal(ol->data, payload);
+            free(m);
+            free(o);
+        }
+    }
+}
+
+static void test_other_messages_round_trip(void **state)
+{
+    (void)state;
+    at_proto_msg *m = new_msg(AT_PROTO_SNAPSHOT_END, "r");
+    m->u.snapshot_end = (at_proto_snapshot_end){.step = 5, .seq = 6, .layers = 7, .dropped = 8};
+    at_proto_msg *o = round_trip(m, NULL, 0);
+    assert_memory_equal(&o->u.snapshot_end, &m->u.snapshot_end, sizeof m->u.snapshot_end);
+    free(m);
+    free(o);
+
+    m = new_msg(AT_PROTO_SCALARS, "r");
+    m->u.scalars.step = 99;
+    m->u.scalars.dropped = 2;
+    m->u.scalars.n = 4;
+    const double v[4] = {0.1, -1e300, NAN, 3.0};
+    for (int i = 0; i < 4; i++) {
+        snprintf(m->u.scalars.values[i].name, AT_PROTO_MAX_SHORT, "s%d", i);
+        m->u.scalars.values[i].value = v[i];
+    }
+    m->u.scalars.values[3].value = INFINITY;
+    o = round_trip(m, NULL, 0);
+    assert_int_equal(o->u.scalars.step, 99);
+    assert_int_equal(o->u.scalars.dropped, 2);
+    assert_int_equal(o->u.scalars.n, 4);
+    assert_true(o->u.scalars.values[0].value == 0.1); /* exact: printed with 17 digits if needed */
+    assert_true(o->u.scalars.values[1].value == -1e300);
+    assert_true(isnan(o->u.scalars.values[2].value));
+    assert_true(isnan(o->u.scalars.values[3].value)); /* Inf travels as null */
+    assert_string_equal(o->u.scalars.values[3].name, "s3");
+    free(m);
+    free(o);
+
+    m = new_msg(AT_PROTO_GOODBYE, "r");
+    m->u.goodbye.step = 12;
+    m->u.goodbye.dropped = 3;
+    o = round_trip(m, NULL, 0);
+    assert_int_equal(o->u.goodbye.step, 12);
+    assert_int_equal(o->u.goodbye.dropped, 3);
+    free(m);
+    free(o);
+
+    const at_proto_type reasoned[] = {AT_PROTO_STOP, AT_PROTO_STOP_ACK};
+    for (int i = 0; i < 2; i++) {
+        m = new_msg(reasoned[i], "r");
+        strcpy(m->u.reason, "collapse: 40% of layers burnt at step 1200");
+        o = round_trip(m, NULL, 0);
+        assert_string_equal(o->u.reason, m->u.reason);
+        free(m);
+        free(o);
+    }
+    m = new_msg(AT_PROTO_INTERVAL, "r");
+    m->u.interval = 250;
+    o = round_trip(m, NULL, 0);
+    assert_int_equal(o->u.interval, 250);
+    free(m);
+    free(o);
+    const at_proto_type bare[] = {AT_PROTO_PAUSE, AT_PROTO_RESUME, AT_PROTO_HELLO_REQUEST};
+    for (int i = 0; i < 3; i++) {
+        m = new_msg(bare[i], "r");
+        free(round_trip(m, NULL, 0));
+        free(m);
+    }
+}
+
+/* Decodes text (and an optional payload) and checks the rejection reason and its status. */
+static void expect_reject(const char *hdr, const void *payload, size_t n, int nframes,
+                          const at_proto_limits *lim, at_proto_reason reason)
+{
+    at_proto_frame fr[3] = {{hdr, strlen(hdr)}, {payload, n}, {"x", 1}};
+    at_proto_msg *m = calloc(1, sizeof *m);
+    at_proto_error e = {AT_PROTO_E_NONE, ""};
+    int rc = at_proto_decode(fr, (size_t)nframes, lim, m, &e);
+    if (e.reason != reason)
+        fail_msg("%s: got %s (%s), want %s", hdr, at_proto_reason_name(e.reason), e.message,
+                 at_proto_reason_name(reason));
+    assert_int_equal(rc, at_proto_reason_status(reason));
+    assert_true(rc < 0);
+    assert_true(strlen(e.message) > 0);
+    free(m);
+}
+
+#define LAYER(extra)                                                                               \
+    "{\"v\":1,\"type\":\"layer\",\"run\":\"r\",\"step\":1,\"seq\":0,\"name\":\"w\","               \
+    "\"kind\":\"linear\",\"dtype\":\"f32\"" extra "}"
+
+static void test_each_rejection_reason(void **state)
+{
+    (void)state;
+    float p[6] = {1, 2, 3, 4, 5, 6};
+    const char *good = LAYER(",\"shape\":[2,3],\"nbytes\":24");
+    at_proto_frame fr[2] = {{good, strlen(good)}, {p, sizeof p}};
+    at_proto_msg *m = calloc(1, sizeof *m);
+    assert_int_equal(at_proto_decode(fr, 2, NULL, m, NULL), AT_OK);
+    assert_int_equal(m->u.layer.big_endian, 0);
+    assert_int_equal(m->u.layer.index, -1); /* optional fields get their defaults */
+    free(m);
+
+    expect_reject(good, p, sizeof p, 1, NULL, AT_PROTO_E_FRAMES);
+    expect_reject("{\"v\":1,\"type\":\"pause\",\"run\":\"r\"}", p, 4, 2, NULL, AT_PROTO_E_FRAMES);
+    expect_reject(good, p, sizeof p, 3, NULL, AT_PROTO_E_FRAMES);
+    expect_reject("", NULL, 0, 1, NULL, AT_PROTO_E_HEADER_SIZE);
+    at_proto_limits small = {.max_header = 40, .max_payload = 16};
+    expect_reject(good, p, sizeof p, 2, &small, AT_PROTO_E_PAYLOAD_SIZE);
+    small.max_payload = 1 << 20;
+    expect_reject(good, p, sizeof p, 2, &small, AT_PROTO_E_HEADER_SIZE);
+    expect_reject("{\"v\":1,", NULL, 0, 1, NULL, AT_PROTO_E_JSON);
+    expect_reject("[1,2]", NULL, 0, 1, NULL, AT_PROTO_E_JSON);
+    expect_reject("{\"v\":1} {}", NULL, 0, 1, NULL, AT_PROTO_E_JSON);
+    expect_reject("{\"v\":2,\"type\":\"pause\",\"run\":\"r\"}", NULL, 0, 1, NULL,
+                  AT_PROTO_E_VERSION);
+    expect_reject("{\"v\":1,\"type\":\"teleport\",\"run\":\"r\"}", NULL, 0, 1, NULL,
+                  AT_PROTO_E_TYPE);
+    expect_reject("{\"v\":1,\"type\":\"pause\"}", NULL, 0, 1, NULL, AT_PROTO_E_MISSING);
+    expect_reject("{\"type\":\"pause\",\"run\":\"r\"}", NULL, 0, 1, NULL, AT_PROTO_E_MISSING);
+    expect_reject(LAYER(",\"nbytes\":24"), p, sizeof p, 2, NULL, AT_PROTO_E_MISSING);
+    expect_reject("{\"v\":1,\"type\":\"pause\",\"run\":7}", NULL, 0, 1, NULL,
+                  AT_PROTO_E_FIELD_TYPE);
+    expect_reject(LAYER(",\"shape\":[2,3],\"nbytes\":24.5"), p, sizeof p, 2, NULL,
+                  AT_PROTO_E_FIELD_TYPE);
+    expect_reject(LAYER(",\"shape\":[2,\"3\"],\"nbytes\":24"), p, sizeof p, 2, NULL,
+                  AT_PROTO_E_FIELD_TYPE);
+    expect_reject(LAYER(",\"shape\":[2,3],\"nbytes\":24,\"base\":1"), p, sizeof p, 2, NULL,
+                  AT_PROTO_E_FIELD_TYPE);
+    expect_reject("{\"v\":1,\"type\":\"interval\",\"run\":\"r\",\"interval\":0}", NULL, 0, 1, NULL,
+                  AT_PROTO_E_VALUE);
+    expect_reject(LAYER(",\"shape\":[2,3],\"nbytes\":24,\"byte_order\":\"middle\""), p, sizeof p, 2,
+                  NULL, AT_PROTO_E_VALUE);
+    expect_reject("{\"v\":1,\"type\":\"layer\",\"run\":\"r\",\"step\":-1}", NULL, 0, 1, NULL,
+                  AT_PROTO_E_VALUE);
+    expect_reject(LAYER(",\"shape\":[2,3],\"nbytes\":24,\"checksum\":\"md5:00\""), p, sizeof p, 2,
+                  NULL, AT_PROTO_E_VALUE);
+    char longrun[300] = "{\"v\":1,\"type\":\"pause\",\"run\":\"";
+    memset(longrun + strlen(longrun), 'a', 200);
+    strcat(longrun, "\"}");
+    expect_reject(longrun, NULL, 0, 1, NULL, AT_PROTO_E_STRING);
+    expect_reject(LAYER(",\"shape\":[1,1,1,1,1],\"nbytes\":4"), p, 4, 2, NULL, AT_PROTO_E_TOO_MANY);
+    expect_reject(LAYER(",\"shape\":[2,0],\"nbytes\":0"), p, 0, 2, NULL, AT_PROTO_E_SHAPE);
+    expect_reject(LAYER(",\"shape\":[2,3,1,1],\"nbytes\":24"), p, sizeof p, 2, NULL,
+                  AT_PROTO_E_SHAPE);
+    /* Each dim is legal on its own; the product would overflow 64 bits. */
+    expect_reject(LAYER(",\"shape\":[2147483647,2147483647],\"nbytes\":24"), p, sizeof p, 2, NULL,
+                  AT_PROTO_E_SHAPE);
+    expect_reject(LAYER(",\"shape\":[1e300,2],\"nbytes\":24"), p, sizeof p, 2, NULL,
+                  AT_PROTO_E_SHAPE);
+    expect_reject(LAYER(",\"shape\":[2,3],\"nbytes\":20"), p, sizeof p, 2, NULL,
+                  AT_PROTO_E_PAYLOAD_MISMATCH);
+    expect_reject(good, p, sizeof p - 4, 2, NULL, AT_PROTO_E_PAYLOAD_MISMATCH);
+    char sum[200];
+    snprintf(sum, sizeof sum, LAYER(",\"shape\":[2,3],\"nbytes\":24,\"checksum\":\"crc32:%08x\""),
+             at_proto_crc32(0, p, sizeof p) ^ 1u);
+    expect_reject(sum, p, sizeof p, 2, NULL, AT_PROTO_E_CHECKSUM);
+    expect_reject(
+        "{\"v\":1,\"type\":\"scalars\",\"run\":\"r\",\"step\":1,\"values\":{\"a\":\"x\"}}", NULL, 0,
+        1, NULL, AT_PROTO_E_FIELD_TYPE);
+}
+
+static void test_reason_names_distinct(void **state)
+{
+    (void)state;
+    for (int a = 0; a < AT_PROTO_E_COUNT; a++)
+        for (int b = a + 1; b < AT_PROTO_E_COUNT; b++)
+            assert_string_not_equal(at_proto_reason_name((at_proto_reason)a),
+                                    at_proto_reason_name((at_proto_reason)b));
+    assert_string_equal(at_proto_reason_name(AT_PROTO_E_COUNT), "?");
+}
+
+static void test_encoder_refuses_what_decoder_would(void **state)
+{
+    (void)state;
+    at_proto_msg *m = new_msg(AT_PROTO_LAYER, "r");
+    at_proto_layer *l = &m->u.layer;
+    strcpy(l->name, "w");
+    l->ndim = 2;
+    l->shape[0] = 3;
+    l->shape[1] = 4;
+    l->nbytes = 47; /* should be 48 */
+    size_t len;
+    at_proto_error e;
+    assert_int_equal(at_proto_encode(m, buf, sizeof buf, &len, &e), AT_ERR_SIZE);
+    assert_int_equal(e.reason, AT_PROTO_E_PAYLOAD_MISMATCH);
+    l->nbytes = 48;
+    assert_int_equal(at_proto_encode(m, buf, 20, &len, &e), AT_ERR_SIZE);
+    assert_int_equal(e.reason, AT_PROTO_E_HEADER_SIZE);
+    m->run[0] = '\0';
+    assert_int_equal(at_proto_encode(m, buf, sizeof buf, &len, &e), AT_ERR_FORMAT);
+    free(m);
+}
+
+static void test_crc32_known_values(void **state)
+{
+    (void)state;
+    /* The CRC-32 check value, and zlib.crc32(bytes(range(256)) * 3) from Python. */
+    assert_int_equal(at_proto_crc32(0, "123456789", 9), 0xCBF43926u);
+    unsigned char b[768];
+    for (int i = 0; i < 768; i++)
+        b[i] = (unsigned char)i;
+    uint32_t whole = at_proto_crc32(0, b, sizeof b);
+    assert_int_equal(at_proto_crc32(at_proto_crc32(0, b, 13), b + 13, sizeof b - 13), whole);
+    assert_int_equal(whole, 0xB0C0DF2Au);
+}
+
+static void test_default_endpoint(void **state)
+{
+    (void)state;
+    char ep[256];
+    unsetenv("ALPHATOP_ENDPOINT");
+    assert_int_equal(at_proto_default_endpoint(ep, sizeof ep), AT_OK);
+    char want[64];
+    snprintf(want, sizeof want, "ipc:///tmp/alphatop-%lu.ipc", (unsigned long)getuid());
+    assert_string_equal(ep, want);
+    setenv("ALPHATOP_ENDPOINT", "tcp://127.0.0.1:5999", 1);
+    assert_int_equal(at_proto_default_endpoint(ep, sizeof ep), AT_OK);
+    assert_string_equal(ep, "tcp://127.0.0.1:5999");
+    assert_int_equal(at_proto_default_endpoint(ep, 5), AT_ERR_SIZE);
+    unsetenv("ALPHATOP_ENDPOINT");
+}
+
+static void test_keyfiles(void **state)
+{
+    (void)state;
+    char path[128], pub[41], sec[41], err[256];
+    snprintf(path, sizeof path, "/tmp/at-test-keys-%d", (int)getpid());
+    const char *P = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7";
+    const char *S = "JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6";
+    assert_true(at_key_is_z85(P));
+    assert_false(at_key_is_z85("short"));
+    assert_false(at_key_is_z85("rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf\""));
+    assert_int_equal(at_keyfile_write(path, P, S), AT_OK);
+    assert_int_equal(at_keyfile_read(path, pub, sec, err, sizeof err), AT_OK);
+    assert_string_equal(pub, P);
+    assert_string_equal(sec, S);
+    char pubpath[160];
+    snprintf(pubpath, sizeof pubpath, "%s.pub", path);
+    assert_int_equal(at_keyfile_read(pubpath, pub, NULL, err, sizeof err), AT_OK);
+    assert_string_equal(pub, P);
+    assert_int_equal(at_keyfile_read(pubpath, pub, sec, err, sizeof err), AT_ERR_MISSING);
+    /* An allow-list: a .pub file's line, a bare key (starting with '#'), comments. */
+    FILE *fp = fopen(path, "w");
+    fprintf(fp, "# trainers\npublic-key = \"%s\"\n\n#bcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN\n", P);
+    fclose(fp);
+    char keys[4][41];
+    size_t n = 0;
+    assert_int_equal(at_keyfile_read_list(path, keys, 4, &n, err, sizeof err), AT_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(keys[0], P);
+    assert_string_equal(keys[1], "#bcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN");
+    assert_int_equal(at_keyfile_read_list(path, keys, 1, &n, err, sizeof err), AT_ERR_SIZE);
+    fp = fopen(path, "w");
+    fprintf(fp, "not a key\n");
+    fclose(fp);
+    assert_int_equal(at_keyfile_read_list(path, keys, 4, &n, err, sizeof err), AT_ERR_FORMAT);
+    assert_non_null(strstr(err, ":1:"));
+    assert_int_equal(at_keyfile_read("/nonexistent/k", pub, sec, err, sizeof err), AT_ERR_IO);
+    unlink(path);
+    unlink(pubpath);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hello_round_trip),
+        cmocka_unit_test(test_layer_round_trip_every_kind_and_dtype),
+        cmocka_unit_test(test_other_messages_round_trip),
+        cmocka_unit_test(test_each_rejection_reason),
+        cmocka_unit_test(test_reason_names_distinct),
+        cmocka_unit_test(test_encoder_refuses_what_decoder_would),
+        cmocka_unit_test(test_crc32_known_values),
+        cmocka_unit_test(test_default_endpoint),
+        cmocka_unit_test(test_keyfiles),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
