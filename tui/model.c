@@ -224,15 +224,16 @@ int at_model_num_runs(const at_model *self)
     return self->nruns;
 }
 
-at_run_info *at_model_run(at_model *self, int r)
+at_run_info *at_model_run(const at_model *self, int r)
 {
     run *ru = get_run(self, r);
     return ru ? &ru->info : NULL;
 }
 
-at_monitor_state *at_model_state(at_model *self)
+at_monitor_state *at_model_state(const at_model *self)
 {
-    return &self->state;
+    /* Mutable from a const model like strchr: the engine owns it, the view only reads. */
+    return (at_monitor_state *)&self->state;
 }
 
 int at_model_find_layer(const at_model *self, int r, const char *name)

@@ -170,11 +170,12 @@ int at_model_find_run(const at_model *self, const char *id);
 
 int at_model_num_runs(const at_model *self);
 
-/* The run's info, mutable (see at_run_info). Borrowed; NULL for a bad index. */
-at_run_info *at_model_run(at_model *self, int run);
+/* The run's info, mutable for the engine (see at_run_info; the view only reads it). Borrowed;
+ * NULL for a bad index. */
+at_run_info *at_model_run(const at_model *self, int run);
 
-/* The monitor state, mutable. Borrowed; never NULL. */
-at_monitor_state *at_model_state(at_model *self);
+/* The monitor state, mutable for the engine (the view only reads it). Borrowed; never NULL. */
+at_monitor_state *at_model_state(const at_model *self);
 
 /* Adds a layer at the end of the run's model order, or finds it by name. shape: ndim values
  * (copied; NULL allowed). Returns the layer index (>= 0) or AT_ERR_ARG / AT_ERR_NOMEM. */

@@ -1,0 +1,218 @@
+/* test_keys.c -- key map (pure key -> action) and what actions do to the view's state. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "render.h"
+#include "synth.h"
+#include "ui.h"
+
+static void test_keymap(void **state)
+{
+    (void)state;
+    const at_input_mode N = AT_INPUT_NORMAL;
+    assert_int_equal(at_keymap(AT_KEY_UP, N), AT_ACT_UP);
+    assert_int_equal(at_keymap('k', N), AT_ACT_UP);
+    assert_int_equal(at_keymap('j', N), AT_ACT_DOWN);
+    assert_int_equal(at_keymap(AT_KEY_DOWN, N), AT_ACT_DOWN);
+    assert_int_equal(at_keymap('h', N), AT_ACT_LEFT);
+    assert_int_equal(at_keymap(AT_KEY_RIGHT, N), AT_ACT_RIGHT);
+    assert_int_equal(at_keymap(AT_KEY_ENTER, N), AT_ACT_ENTER);
+    assert_int_equal(at_keymap(AT_KEY_ESC, N), AT_ACT_BACK);
+    assert_int_equal(at_keymap(AT_KEY_TAB, N), AT_ACT_NEXT_METRIC);
+    assert_int_equal(at_keymap(AT_KEY_BTAB, N), AT_ACT_PREV_METRIC);
+    assert_int_equal(at_keymap('/', N), AT_ACT_FILTER);
+    assert_int_equal(at_keymap('p', N), AT_ACT_PAUSE);
+    assert_int_equal(at_keymap('s', N), AT_ACT_STOP);
+    assert_int_equal(at_keymap('?', N), AT_ACT_HELP);
+    assert_int_equal(at_keymap('q', N), AT_ACT_QUIT);
+    assert_int_equal(at_keymap('r', N), AT_ACT_RUNS);
+    assert_int_equal(at_keymap('d', N), AT_ACT_SPACE);
+    assert_int_equal(at_keymap('1', N), AT_ACT_METRIC_1);
+    assert_int_equal(at_keymap('7', N), AT_ACT_METRIC_1 + AT_METRIC_DETX_GAP);
+    assert_int_equal(at_keymap('8', N), AT_ACT_NONE);
+    assert_int_equal(at_keymap(AT_KEY_MOUSE, N), AT_ACT_CLICK);
+    assert_int_equal(at_keymap(AT_KEY_RESIZE, N), AT_ACT_RESIZE);
+    assert_int_equal(at_keymap('<', N), AT_ACT_SLIDER_BACK);
+    assert_int_equal(at_keymap('.', N), AT_ACT_SLIDER_FWD);
+    assert_int_equal(at_keymap('z', N), AT_ACT_NONE);
+    /* typing a filter: letters are text, q does not quit */
+    assert_int_equal(at_keymap('q', AT_INPUT_FILTER), AT_ACT_CHAR);
+    assert_int_equal(at_keymap('/', AT_INPUT_FILTER), AT_ACT_CHAR);
+    assert_int_equal(at_keymap(AT_KEY_ENTER, AT_INPUT_FILTER), AT_ACT_ACCEPT);
+    assert_int_equal(at_keymap(AT_KEY_ESC, AT_INPUT_FILTER), AT_ACT_BACK);
+    assert_int_equal(at_keymap(AT_KEY_BACKSPACE, AT_INPUT_FILTER), AT_ACT_BACKSPACE);
+    assert_int_equal(at_keymap(AT_KEY_RESIZE, AT_INPUT_FILTER), AT_ACT_RESIZE);
+    /* the stop confirmation takes only y / n */
+    assert_int_equal(at_keymap('y', AT_INPUT_CONFIRM), AT_ACT_YES);
+    assert_int_equal(at_keymap('n', AT_INPUT_CONFIRM), AT_ACT_NO);
+    assert_int_equal(at_keymap(AT_KEY_ESC, AT_INPUT_CONFIRM), AT_ACT_NO);
+    assert_int_equal(at_keymap('q', AT_INPUT_CONFIRM), AT_ACT_NO);
+    assert_int_equal(at_keymap('s', AT_INPUT_CONFIRM), AT_ACT_NONE);
+}
+
+typedef struct fixture {
+    at_model *m;
+    at_ui ui;
+    at_layout lay;
+    at_view_action out;
+} fixture;
+
+static int press(fixture *f, int key)
+{
+    at_render_layout(&f->lay, f->m, &f->ui, 24, 80, 1);
+    at_action a = at_keymap(key, at_ui_input_mode(&f->ui));
+    return at_ui_apply(&f->ui, f->m, &f->lay, a, key, &f->out);
+}
+
+static int setup(void **state)
+{
+    static fixture f;
+    f.m = at_model_new();
+    int r = at_synth_run(f.m, "one", 10);
+    for (int k = 0; k < 30; k++)
+        at_synth_snapshot(f.m, r, k, 0, 0, 7);
+    at_ui_init(&f.ui);
+    *state = &f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    at_model_free(f->m);
+    return 0;
+}
+
+static void test_navigation(void **state)
+{
+    fixture *f = *state;
+    press(f, 'j');
+    press(f, AT_KEY_DOWN);
+    assert_int_equal(f->ui.sel, 2);
+    press(f, 'k');
+    assert_int_equal(f->ui.sel, 1);
+    for (int i = 0; i < 50; i++)
+        press(f, 'j');
+    assert_int_equal(f->ui.sel, 9); /* clamped to the last layer */
+    press(f, 'g');
+    assert_int_equal(f->ui.sel, 0);
+    press(f, AT_KEY_ENTER);
+    assert_int_equal(f->ui.screen, AT_SCREEN_DETAIL);
+    press(f, AT_KEY_ESC);
+    assert_int_equal(f->ui.screen, AT_SCREEN_MAIN);
+    press(f, AT_KEY_TAB);
+    assert_int_equal(f->ui.metric, AT_METRIC_ALPHA_WEIGHTED);
+    press(f, AT_KEY_BTAB);
+    press(f, AT_KEY_BTAB);
+    assert_int_equal(f->ui.metric, AT_METRIC_DETX_GAP);
+    press(f, '1');
+    assert_int_equal(f->ui.metric, AT_METRIC_ALPHA);
+    press(f, '?');
+    assert_int_equal(f->ui.screen, AT_SCREEN_HELP);
+    press(f, '?');
+    assert_int_equal(f->ui.screen, AT_SCREEN_MAIN);
+    /* back in time and live again */
+    press(f, 'h');
+    assert_true(f->ui.back > 0);
+    press(f, AT_KEY_ESC);
+    assert_int_equal(f->ui.back, 0);
+    /* no delta results: 'd' keeps W */
+    press(f, 'd');
+    assert_int_equal(f->ui.space, AT_SPACE_W);
+    press(f, 'q');
+    assert_int_equal(f->out.kind, AT_VIEW_QUIT);
+}
+
+static void test_filter(void **state)
+{
+    fixture *f = *state;
+    press(f, '/');
+    assert_int_equal(at_ui_input_mode(&f->ui), AT_INPUT_FILTER);
+    press(f, 'm');
+    press(f, 'l');
+    press(f, 'q'); /* typed, not quit */
+    assert_int_equal(f->out.kind, AT_VIEW_NOTHING);
+    press(f, AT_KEY_BACKSPACE);
+    press(f, 'P');
+    assert_string_equal(f->ui.filter, "mlP");
+    int idx[10];
+    assert_int_equal(at_ui_filtered_layers(&f->ui, f->m, idx), 4); /* layers 2, 3, 6, 7 */
+    for (int i = 0; i < 4; i++)
+        assert_non_null(strstr(at_model_layer(f->m, 0, idx[i])->name, "mlp"));
+    press(f, AT_KEY_ENTER);
+    assert_int_equal(at_ui_input_mode(&f->ui), AT_INPUT_NORMAL);
+    assert_string_equal(f->ui.filter, "mlP");
+    press(f, AT_KEY_ESC);
+    assert_string_equal(f->ui.filter, "");
+}
+
+static void test_engine_actions(void **state)
+{
+    fixture *f = *state;
+    press(f, 'p');
+    assert_int_equal(f->out.kind, AT_VIEW_PAUSE);
+    assert_int_equal(f->out.paused, 1);
+    press(f, 's');
+    assert_int_equal(f->ui.screen, AT_SCREEN_CONFIRM);
+    assert_int_equal(f->out.kind, AT_VIEW_NOTHING);
+    press(f, 'n');
+    assert_int_equal(f->ui.screen, AT_SCREEN_MAIN);
+    assert_int_equal(f->out.kind, AT_VIEW_NOTHING);
+    press(f, 's');
+    press(f, 'y');
+    assert_int_equal(f->out.kind, AT_VIEW_STOP_RUN);
+    assert_int_equal(f->out.run, 0);
+    assert_int_equal(f->ui.screen, AT_SCREEN_MAIN);
+
+    /* a second run: pick it */
+    int r = at_synth_run(f->m, "two", 3);
+    at_synth_snapshot(f->m, r, 0, 0, 0, 8);
+    press(f, 'r');
+    assert_int_equal(f->ui.screen, AT_SCREEN_RUNS);
+    press(f, 'j');
+    press(f, AT_KEY_ENTER);
+    assert_int_equal(f->out.kind, AT_VIEW_SELECT_RUN);
+    assert_int_equal(f->out.run, 1);
+    assert_int_equal(f->ui.run, 1);
+    assert_int_equal(f->ui.sel, 0);
+}
+
+static void test_click_and_slider(void **state)
+{
+    fixture *f = *state;
+    at_render_layout(&f->lay, f->m, &f->ui, 24, 80, 1);
+    f->ui.mouse_y = f->lay.heat.y + 3;
+    f->ui.mouse_x = f->lay.heat.x + 2;
+    press(f, AT_KEY_MOUSE);
+    assert_int_equal(f->ui.sel, 3);
+    f->ui.mouse_y = 0; /* header: nothing */
+    press(f, AT_KEY_MOUSE);
+    assert_int_equal(f->ui.sel, 3);
+
+    press(f, '<'); /* not a replay: ignored */
+    assert_int_equal(f->ui.limit_step, -1);
+    f->ui.replay = 1;
+    press(f, '<');
+    assert_int_equal(f->ui.limit_step, 2900);
+    press(f, ',');
+    assert_int_equal(f->ui.limit_step, 2800);
+    press(f, '>');
+    press(f, '>');
+    assert_int_equal(f->ui.limit_step, -1); /* back at the end */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_keymap),
+        cmocka_unit_test_setup_teardown(test_navigation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_filter, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_engine_actions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_click_and_slider, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

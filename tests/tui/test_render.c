@@ -1,0 +1,256 @@
+/* test_render.c -- the screens rendered into a grid, compared with golden text files in
+ * tests/data/golden (AT_UPDATE_GOLDEN=1 rewrites them), plus the colours of chosen cells and
+ * the bucket rule of compressed columns. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "render.h"
+#include "synth.h"
+
+static const double T0 = 1.7e9; /* wall time of the synthetic snapshots */
+
+static at_model *synthetic(int layers, int snaps)
+{
+    at_model *m = at_model_new();
+    assert_non_null(m);
+    int r = at_synth_run(m, "synthetic-1", layers);
+    assert_true(r >= 0);
+    for (int k = 0; k < snaps; k++)
+        assert_int_equal(at_synth_snapshot(m, r, k, T0, 1, 42), AT_OK);
+    at_monitor_state *st = at_model_state(m);
+    st->layers_done = layers;
+    st->fast = 1;
+    return m;
+}
+
+/* Renders ui's screen at rows x cols; returns the grid (caller frees). */
+static at_grid *render(const at_model *m, at_ui *ui, int rows, int cols, int colors, int utf8)
+{
+    at_scheme sc;
+    at_scheme_init(&sc, colors);
+    at_layout lay;
+    at_render_layout(&lay, m, ui, rows, cols, utf8);
+    at_ui_clamp(ui, m, &lay);
+    at_grid *g = at_grid_new(rows, cols);
+    assert_non_null(g);
+    at_render_opts o = {T0 + 3, utf8, &sc};
+    at_render(g, m, ui, &lay, &o);
+    return g;
+}
+
+static void golden(const at_grid *g, const char *name)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    assert_non_null(f);
+    at_grid_dump(g, f);
+    fclose(f);
+    char path[512];
+    snprintf(path, sizeof path, "%s/golden/%s", AT_DATA_DIR, name);
+    if (getenv("AT_UPDATE_GOLDEN")) {
+        FILE *out = fopen(path, "w");
+        assert_non_null(out);
+        fwrite(text, 1, len, out);
+        fclose(out);
+    }
+    FILE *in = fopen(path, "r");
+    if (!in)
+        fail_msg("missing golden file %s (AT_UPDATE_GOLDEN=1 writes it)", path);
+    char *want = calloc(1, len + 2);
+    size_t got = fread(want, 1, len + 1, in);
+    fclose(in);
+    if (got != len || memcmp(want, text, len)) {
+        fprintf(stderr, "--- rendered %s:\n%s", name, text);
+        fail_msg("%s differs from the golden file", name);
+    }
+    free(want);
+    free(text);
+}
+
+static void test_main_256(void **state)
+{
+    (void)state;
+    at_model *m = synthetic(24, 40);
+    at_ui ui;
+    at_ui_init(&ui);
+    ui.sel = 2;
+    at_grid *g = render(m, &ui, 32, 120, 256, 1);
+    golden(g, "main_120x32.txt");
+
+    at_layout lay;
+    at_render_layout(&lay, m, &ui, 32, 120, 1);
+    assert_int_equal(lay.layers_per_row, 1);
+    /* the newest cell of each layer carries its alpha's colour */
+    at_scheme sc;
+    at_scheme_init(&sc, 256);
+    for (int l = 0; l < 24; l++) {
+        const at_gcell *c = at_grid_at(g, lay.heat.y + l, lay.heat.x + 39);
+        const at_cell *cell = at_model_cell(m, 0, l, AT_SPACE_W, 39);
+        assert_int_equal(c->ch, 0x2588);
+        int k = at_scale_level(AT_SCALE_ALPHA, cell->v[AT_METRIC_ALPHA], 0, 0);
+        assert_int_equal(c->st.fg, at_scheme_level_color(&sc, AT_SCALE_ALPHA, k));
+    }
+    /* a failed fit (layer 5, snapshot 7) is drawn in the missing style */
+    const at_gcell *miss = at_grid_at(g, lay.heat.y + 5, lay.heat.x + 7);
+    assert_int_equal(miss->ch, 0x2591);
+    assert_int_equal(miss->st.fg, at_scheme_missing_color(&sc));
+    /* the selected layer's name is highlighted */
+    assert_true(at_grid_at(g, lay.names.y + 2, 0)->st.attr & AT_ATTR_REVERSE);
+    at_grid_free(g);
+    at_model_free(m);
+}
+
+static void test_main_half_blocks(void **state)
+{
+    (void)state;
+    at_model *m = synthetic(24, 40);
+    at_ui ui;
+    at_ui_init(&ui);
+    at_grid *g = render(m, &ui, 20, 90, 256, 1);
+    golden(g, "main_half_90x20.txt");
+    at_layout lay;
+    at_render_layout(&lay, m, &ui, 20, 90, 1);
+    assert_int_equal(lay.layers_per_row, 2);
+    /* upper half = layer 0 (fg), lower half = layer 1 (bg) */
+    at_scheme sc;
+    at_scheme_init(&sc, 256);
+    const at_gcell *c = at_grid_at(g, lay.heat.y, lay.heat.x + 39);
+    assert_int_equal(c->ch, 0x2580);
+    for (int l = 0; l < 2; l++) {
+        double a = at_model_cell(m, 0, l, AT_SPACE_W, 39)->v[AT_METRIC_ALPHA];
+        int want =
+            at_scheme_level_color(&sc, AT_SCALE_ALPHA, at_scale_level(AT_SCALE_ALPHA, a, 0, 0));
+        assert_int_equal(l ? c->st.bg : c->st.fg, want);
+    }
+    at_grid_free(g);
+    at_model_free(m);
+}
+
+static void test_ascii_mono(void **state)
+{
+    (void)state;
+    at_model *m = synthetic(8, 120); /* more snapshots than columns: compressed */
+    at_ui ui;
+    at_ui_init(&ui);
+    ui.metric = AT_METRIC_TRAPS;
+    at_grid *g = render(m, &ui, 24, 80, 0, 0);
+    golden(g, "main_ascii_80x24.txt");
+    for (int y = 0; y < g->rows; y++)
+        for (int x = 0; x < g->cols; x++)
+            assert_true(at_grid_at(g, y, x)->ch < 0x80);
+    at_grid_free(g);
+    at_model_free(m);
+}
+
+static void test_other_screens(void **state)
+{
+    (void)state;
+    at_model *m = synthetic(12, 30);
+    at_ui ui;
+    at_ui_init(&ui);
+    ui.sel = 2;
+    ui.screen = AT_SCREEN_DETAIL;
+    at_grid *g = render(m, &ui, 30, 100, 256, 1);
+    golden(g, "detail_100x30.txt");
+    at_grid_free(g);
+    ui.screen = AT_SCREEN_HELP;
+    g = render(m, &ui, 30, 100, 256, 1);
+    golden(g, "help_100x30.txt");
+    at_grid_free(g);
+    int r = at_synth_run(m, "synthetic-2", 3);
+    at_synth_snapshot(m, r, 0, T0, 0, 1);
+    ui.screen = AT_SCREEN_RUNS;
+    ui.run_cursor = 1;
+    g = render(m, &ui, 16, 100, 8, 1);
+    golden(g, "runs_100x16.txt");
+    at_grid_free(g);
+    ui.screen = AT_SCREEN_CONFIRM;
+    g = render(m, &ui, 24, 80, 256, 1);
+    golden(g, "confirm_80x24.txt");
+    at_grid_free(g);
+    g = render(m, &ui, 10, 40, 256, 1);
+    golden(g, "too_small_40x10.txt");
+    at_grid_free(g);
+    at_model_free(m);
+
+    /* an empty model says it is waiting */
+    m = at_model_new();
+    at_ui_init(&ui);
+    g = render(m, &ui, 24, 80, 256, 1);
+    golden(g, "empty_80x24.txt");
+    at_grid_free(g);
+    at_model_free(m);
+}
+
+static void test_bucket_rule(void **state)
+{
+    (void)state;
+    at_model *m = at_model_new();
+    int r = at_model_add_run(m, "r", NULL, NULL);
+    at_model_add_layer(m, r, "a", AT_KIND_LINEAR, 0, NULL);
+    const double alphas[] = {3.0, 7.5, 1.8, 4.0, NAN};
+    const int traps[] = {0, 4, 2, 1, 0};
+    for (int k = 0; k < 5; k++) {
+        at_metrics x;
+        memset(&x, 0, sizeof x);
+        x.status = isnan(alphas[k]) ? AT_FIT_FAILED : AT_FIT_SUCCESS;
+        x.alpha = alphas[k];
+        x.log_norm = k;
+        x.num_traps = traps[k];
+        at_model_add_cell(m, r, 0, AT_SPACE_W, k, &x);
+    }
+    at_model_add_snapshot(m, r, 10, 0); /* no results */
+    double v;
+    /* worst alpha: 7.5 is 1.5 outside the band, 1.8 only 0.2 */
+    assert_int_equal(at_render_bucket(m, r, 0, AT_SPACE_W, AT_METRIC_ALPHA, 0, 4, &v), 1);
+    assert_float_equal(v, 7.5, 1e-6);
+    /* all healthy: the latest */
+    assert_int_equal(at_render_bucket(m, r, 0, AT_SPACE_W, AT_METRIC_ALPHA, 0, 1, &v), 1);
+    assert_float_equal(v, 3.0, 1e-6);
+    assert_int_equal(at_render_bucket(m, r, 0, AT_SPACE_W, AT_METRIC_TRAPS, 0, 5, &v), 1);
+    assert_float_equal(v, 4.0, 0);
+    assert_int_equal(at_render_bucket(m, r, 0, AT_SPACE_W, AT_METRIC_LOG_NORM, 0, 5, &v), 1);
+    assert_float_equal(v, 3.0, 0); /* latest successful fit */
+    assert_int_equal(at_render_bucket(m, r, 0, AT_SPACE_W, AT_METRIC_ALPHA, 4, 5, &v), -1);
+    assert_int_equal(at_render_bucket(m, r, 0, AT_SPACE_W, AT_METRIC_ALPHA, 5, 6, &v), 0);
+    at_model_free(m);
+}
+
+static void test_helpers(void **state)
+{
+    (void)state;
+    char buf[300];
+    at_pair_label("h.0.attn.c_attn", "h.0.attn.c_proj", buf, sizeof buf);
+    assert_string_equal(buf, "h.0.attn.c_attn/c_proj");
+    at_pair_label("fc1", "fc2", buf, sizeof buf);
+    assert_string_equal(buf, "fc1/fc2");
+    at_render_step(950, buf);
+    assert_string_equal(buf, "950");
+    at_render_step(12500, buf);
+    assert_string_equal(buf, "12.5k");
+    at_render_step(1250000, buf);
+    assert_string_equal(buf, "1.25M");
+    at_grid *g = at_grid_new(2, 6);
+    assert_int_equal(at_grid_text(g, 0, 1, 10, "a\xe2\x96\x80z long", (at_style){-1, -1, 0}), 5);
+    assert_int_equal(at_grid_at(g, 0, 2)->ch, 0x2580);
+    assert_null(at_grid_at(g, 2, 0));
+    at_grid_free(g);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_main_256),    cmocka_unit_test(test_main_half_blocks),
+        cmocka_unit_test(test_ascii_mono),  cmocka_unit_test(test_other_screens),
+        cmocka_unit_test(test_bucket_rule), cmocka_unit_test(test_helpers),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

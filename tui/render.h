@@ -1,0 +1,46 @@
+/* render.h -- draws the monitor's screens (main heatmap, layer detail, help, run picker,
+ * stop confirmation, too-small notice) from the model into a cell grid. Pure: no terminal.
+ *
+ * Per frame:
+ *     at_render_layout(&lay, m, &ui, rows, cols, utf8);
+ *     at_ui_clamp(&ui, m, &lay);
+ *     at_render(grid, m, &ui, &lay, &opts);
+ */
+#ifndef ALPHATOP_RENDER_H
+#define ALPHATOP_RENDER_H
+
+#include "grid.h"
+#include "layout.h"
+#include "model.h"
+#include "scheme.h"
+#include "ui.h"
+
+typedef struct at_render_opts {
+    double now;              /* Unix time (s), for "last snapshot N s ago" */
+    int utf8;                /* 1: Unicode glyphs (half blocks, arrows, sparklines) */
+    const at_scheme *scheme; /* colours; borrowed */
+} at_render_opts;
+
+/* Layout of a rows x cols screen for the data ui shows. Pure. */
+void at_render_layout(at_layout *lay, const at_model *m, const at_ui *ui, int rows, int cols,
+                      int utf8);
+
+/* Draws the screen ui->screen into g (sized lay->rows x lay->cols). */
+void at_render(at_grid *g, const at_model *m, const at_ui *ui, const at_layout *lay,
+               const at_render_opts *o);
+
+/* Shown value of layer over snapshot columns [c0, c1) of the run (a compressed bucket when
+ * c1 - c0 > 1): alpha shows the worst cell (farthest outside 2..6; the latest on ties), traps
+ * the largest count, every other metric the latest result. Returns 1 and sets *v for a value,
+ * 0 when no cell has a result, -1 when the results are failed or skipped fits. */
+int at_render_bucket(const at_model *m, int run, int layer, at_space space, at_metric_id metric,
+                     int c0, int c1, double *v);
+
+/* Label of two layers that share a heatmap row: their common dotted prefix, then both rests
+ * ("h.0.attn.c_attn" + "h.0.attn.c_proj" -> "h.0.attn.c_attn/c_proj"), into buf (cap bytes). */
+void at_pair_label(const char *a, const char *b, char *buf, size_t cap);
+
+/* Formats a step compactly into buf (>= 16 bytes): 950, 12.5k, 1.25M. */
+void at_render_step(int64_t step, char *buf);
+
+#endif

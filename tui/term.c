@@ -1,0 +1,188 @@
+/* term.c -- curses output of the cell grid, key input, terminal setup and restore. */
+#include "term.h"
+
+#include <curses.h>
+#include <langinfo.h>
+#include <stdlib.h>
+#include <string.h>
+#include <wchar.h>
+
+#include "ui.h"
+
+/* Colour pairs are allocated on first use per (fg, bg) and never redefined. */
+enum { NCOL = 257 }; /* AT_COLOR_DEFAULT plus 256 palette entries */
+
+struct at_term {
+    SCREEN *screen;
+    FILE *out, *in;
+    int colors;
+    int npairs;
+    int *pair; /* NCOL * NCOL: pair number of (fg + 1, bg + 1); 0 = not allocated yet */
+};
+
+int at_term_utf8(void)
+{
+    const char *cs = nl_langinfo(CODESET);
+    return cs && (!strcmp(cs, "UTF-8") || !strcmp(cs, "utf8"));
+}
+
+at_term *at_term_open(const char *term_type, FILE *out, FILE *in)
+{
+    at_term *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->out = out ? out : stdout;
+    t->in = in ? in : stdin;
+    t->screen = newterm(term_type, t->out, t->in);
+    if (!t->screen) {
+        free(t);
+        return NULL;
+    }
+    set_term(t->screen);
+    cbreak();
+    noecho();
+    nonl();
+    keypad(stdscr, TRUE);
+    nodelay(stdscr, TRUE);
+    set_escdelay(25);
+    curs_set(0);
+    mousemask(BUTTON1_PRESSED | BUTTON1_CLICKED, NULL);
+    mouseinterval(0);
+    if (has_colors() && !getenv("NO_COLOR") && start_color() == OK) {
+        use_default_colors();
+        t->colors = COLORS >= 256 ? 256 : COLORS >= 8 ? 8 : 0;
+        t->pair = calloc((size_t)NCOL * NCOL, sizeof(int));
+        if (!t->pair)
+            t->colors = 0;
+    }
+    return t;
+}
+
+void at_term_close(at_term *self)
+{
+    if (!self)
+        return;
+    set_term(self->screen);
+    endwin();
+    delscreen(self->screen);
+    free(self->pair);
+    free(self);
+}
+
+int at_term_colors(const at_term *self)
+{
+    return self->colors;
+}
+
+void at_term_size(const at_term *self, int *rows, int *cols)
+{
+    (void)self;
+    getmaxyx(stdscr, *rows, *cols);
+}
+
+int at_term_key(at_term *self, int *y, int *x)
+{
+    (void)self;
+    wint_t ch;
+    int r = wget_wch(stdscr, &ch);
+    if (r == ERR)
+        return -1;
+    if (r == KEY_CODE_YES) {
+        switch (ch) {
+        case KEY_UP:
+            return AT_KEY_UP;
+        case KEY_DOWN:
+            return AT_KEY_DOWN;
+        case KEY_LEFT:
+            return AT_KEY_LEFT;
+        case KEY_RIGHT:
+            return AT_KEY_RIGHT;
+        case KEY_PPAGE:
+            return AT_KEY_PGUP;
+        case KEY_NPAGE:
+            return AT_KEY_PGDN;
+        case KEY_HOME:
+            return AT_KEY_HOME;
+        case KEY_END:
+            return AT_KEY_END;
+        case KEY_ENTER:
+            return AT_KEY_ENTER;
+        case KEY_BTAB:
+            return AT_KEY_BTAB;
+        case KEY_BACKSPACE:
+            return AT_KEY_BACKSPACE;
+        case KEY_RESIZE:
+            return AT_KEY_RESIZE;
+        case KEY_MOUSE: {
+            MEVENT ev;
+            if (getmouse(&ev) != OK || !(ev.bstate & (BUTTON1_PRESSED | BUTTON1_CLICKED)))
+                return -1;
+            *y = ev.y;
+            *x = ev.x;
+            return AT_KEY_MOUSE;
+        }
+        default:
+            return -1;
+        }
+    }
+    switch (ch) {
+    case '\r':
+    case '\n':
+        return AT_KEY_ENTER;
+    case 27:
+        return AT_KEY_ESC;
+    case '\t':
+        return AT_KEY_TAB;
+    case 127:
+    case 8:
+        return AT_KEY_BACKSPACE;
+    default:
+        return ch < 0x20 ? -1 : (int)ch;
+    }
+}
+
+/* Pair number for (fg, bg), allocating it on first use; 0 (default colours) when pairs run
+ * out. */
+static int pair_for(at_term *t, int fg, int bg)
+{
+    if (!t->colors || (fg < 0 && bg < 0))
+        return 0;
+    int *p = &t->pair[(fg + 1) * NCOL + (bg + 1)];
+    if (*p)
+        return *p;
+    if (t->npairs + 1 >= COLOR_PAIRS)
+        return 0;
+    if (init_extended_pair(t->npairs + 1, fg, bg) != OK)
+        return 0;
+    *p = ++t->npairs;
+    return *p;
+}
+
+void at_term_draw(at_term *self, const at_grid *g)
+{
+    int rows, cols;
+    getmaxyx(stdscr, rows, cols);
+    rows = rows < g->rows ? rows : g->rows;
+    cols = cols < g->cols ? cols : g->cols;
+    for (int y = 0; y < rows; y++)
+        for (int x = 0; x < cols; x++) {
+            const at_gcell *c = &g->cells[(size_t)y * (size_t)g->cols + (size_t)x];
+            attr_t a = A_NORMAL;
+            if (c->st.attr & AT_ATTR_BOLD)
+                a |= A_BOLD;
+            if (c->st.attr & AT_ATTR_REVERSE)
+                a |= A_REVERSE;
+            if (c->st.attr & AT_ATTR_DIM)
+                a |= A_DIM;
+            if (c->st.attr & AT_ATTR_UNDERLINE)
+                a |= A_UNDERLINE;
+            int pair = pair_for(self, c->st.fg, c->st.bg);
+            wchar_t wc[2] = {(wchar_t)c->ch, 0};
+            cchar_t cc;
+            setcchar(&cc, wc, a, 0, &pair);
+            /* ERR at the bottom-right cell is expected (no scrolling); the cell is written */
+            mvwadd_wch(stdscr, y, x, &cc);
+        }
+    wnoutrefresh(stdscr);
+    doupdate();
+}

@@ -1,0 +1,38 @@
+/* term.h -- the one place the monitor talks to curses: set up and restore the terminal,
+ * read keys as AT_KEY_* codes, copy a cell grid to the screen.
+ */
+#ifndef ALPHATOP_TERM_H
+#define ALPHATOP_TERM_H
+
+#include <stdio.h>
+
+#include "grid.h"
+
+typedef struct at_term at_term;
+
+/* Sets up curses on out/in (NULL: stdout/stdin) with terminal type term_type (NULL: $TERM):
+ * cbreak, no echo, keypad, non-blocking reads, mouse clicks, hidden cursor, default colours.
+ * Colours: 256 or 8 when the terminal has them, none when it has not or NO_COLOR is set.
+ * Caller owns return value (free with at_term_close); NULL if the terminal cannot be used. */
+at_term *at_term_open(const char *term_type, FILE *out, FILE *in);
+
+/* Restores the terminal and frees. NULL-safe. */
+void at_term_close(at_term *self);
+
+/* Colours available: 256, 8 or 0. */
+int at_term_colors(const at_term *self);
+
+/* 1 if the locale's character set is UTF-8 (half blocks and other Unicode glyphs). */
+int at_term_utf8(void);
+
+/* Current size. */
+void at_term_size(const at_term *self, int *rows, int *cols);
+
+/* Next key as a code point or AT_KEY_* (ui.h); -1 when none is pending. For AT_KEY_MOUSE,
+ * y and x get the cell clicked. */
+int at_term_key(at_term *self, int *y, int *x);
+
+/* Copies the grid to the screen (to the size of both) and updates the terminal. */
+void at_term_draw(at_term *self, const at_grid *g);
+
+#endif

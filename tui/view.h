@@ -1,0 +1,76 @@
+/* view.h -- the monitor's interactive terminal view and its loop.
+ *
+ * The view shows an at_model (model.h) that the engine fills. The loop is one thread: it
+ * waits (zmq_poll) on the keyboard and the engine's sockets/fds with a frame deadline, reads
+ * keys without blocking, calls the engine's tick between frames, and redraws only when
+ * something changed, at most AT_VIEW_FPS times a second. Resizes (ncurses' KEY_RESIZE) and
+ * EINTR are handled; the terminal is restored on every way out of at_view_run.
+ *
+ * Typical use (engine side):
+ *     at_view *v = at_view_new(model);
+ *     zmq_pollitem_t items[] = {{feed_socket, 0, ZMQ_POLLIN, 0}};
+ *     at_view_hooks h = {.ud = eng, .items = items, .nitems = 1, .tick = eng_tick,
+ *                        .action = eng_action, .interrupted = &got_sigint};
+ *     int rc = at_view_run(v, &h);     // returns when the user quits
+ *     at_view_free(v);
+ *
+ * Only term.c (and view.c) touch curses; everything the loop draws comes from render.h.
+ */
+#ifndef ALPHATOP_VIEW_H
+#define ALPHATOP_VIEW_H
+
+#include <stdint.h>
+#include <zmq.h>
+
+#include "model.h"
+#include "ui.h"
+
+enum { AT_VIEW_FPS = 15 };
+
+typedef struct at_view_hooks {
+    void *ud; /* passed back to the callbacks */
+    /* Extra things to wait on besides the keyboard: ZeroMQ sockets (socket != NULL) or plain
+     * fds. Borrowed; their revents are set before tick is called. NULL/0 if none. */
+    zmq_pollitem_t *items;
+    int nitems;
+    /* Called on every loop turn (input ready or at least every 1000 / (2 * AT_VIEW_FPS) ms):
+     * receive, collect worker results, update the model. Return 0 to go on, or a negative value
+     * to end the loop (at_view_run returns it). May be NULL. */
+    int (*tick)(void *ud);
+    /* The user did something the engine must act on: quit, stop a run (confirmed), pause or
+     * resume analysis, select a run. Called on the loop's thread. May be NULL. */
+    void (*action)(void *ud, const at_view_action *a);
+    /* When non-NULL and it becomes non-zero (e.g. set by a SIGINT/SIGTERM handler), the loop
+     * ends and at_view_run returns 0. */
+    volatile int *interrupted;
+    /* When non-NULL, the terminal type to use instead of $TERM. */
+    const char *term_type;
+} at_view_hooks;
+
+typedef struct at_view at_view;
+
+/* New view of model (borrowed: it must outlive the view). Caller owns return value (free with
+ * at_view_free); NULL if out of memory. */
+at_view *at_view_new(at_model *model);
+
+/* Frees the view (not the model). NULL-safe. */
+void at_view_free(at_view *self);
+
+/* Replay mode: the slider keys (< > , .) move the last step shown; the header says REPLAY. */
+void at_view_set_replay(at_view *self, int on);
+
+/* Shows only snapshots with step <= step (-1: all). */
+void at_view_set_limit_step(at_view *self, int64_t step);
+
+/* The last step shown (-1: all). */
+int64_t at_view_limit_step(const at_view *self);
+
+/* The interaction state (selection, metric, screen...), e.g. to preset a metric. Borrowed. */
+at_ui *at_view_ui(at_view *self);
+
+/* Runs the loop until the user quits (returns 0), *interrupted becomes non-zero (0), tick
+ * returns a negative value (that value), or the terminal cannot be set up (AT_ERR_IO: stdin or
+ * stdout is not a terminal, or $TERM is unknown). The terminal is restored before returning. */
+int at_view_run(at_view *self, const at_view_hooks *hooks);
+
+#endif
