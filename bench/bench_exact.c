@@ -43,8 +43,16 @@ int main(int argc, char **argv)
     const int repeats = argc > 1 ? atoi(argv[1]) : 3;
     const layer layers[] = {{1024, 1024, 0.163}, {2048, 512, 0.070}};
     const char *threads = getenv("OPENBLAS_NUM_THREADS");
-    printf("exact mode, OPENBLAS_NUM_THREADS=%s, best of %d\n", threads ? threads : "(unset)",
-           repeats);
+    /* The reference timings were taken on an idle machine: say how busy this one is. */
+    double load = -1.0;
+    FILE *fp = fopen("/proc/loadavg", "r");
+    if (fp) {
+        if (fscanf(fp, "%lf", &load) != 1)
+            load = -1.0;
+        fclose(fp);
+    }
+    printf("exact mode, OPENBLAS_NUM_THREADS=%s, best of %d, load average %.2f\n",
+           threads ? threads : "(unset)", repeats, load);
     printf("%-10s %12s %12s %9s | %10s %10s %9s %9s | %9s %9s\n", "layer", "analyze s",
            "reference s", "speedup", "fit s", "naive s", "speedup", "identical", "mp_fit s",
            "traps s");
@@ -108,6 +116,28 @@ int main(int argc, char **argv)
         free(x);
         free(w);
     }
+
+    /* Correlation traps as the monitor calls them, once per snapshot and layer, on the
+     * grokking MLP's shapes and two larger ones. */
+    const int64_t trap_shapes[][2] = {{200, 64}, {200, 200}, {10, 200}, {768, 768}, {1024, 4096}};
+    printf("traps per call:");
+    for (size_t l = 0; l < sizeof trap_shapes / sizeof *trap_shapes; l++) {
+        const int64_t rows = trap_shapes[l][0], cols = trap_shapes[l][1];
+        float *w = heavy_tailed(rows, cols, 2000 + l);
+        if (!w)
+            return 1;
+        at_tensor t = {.data = w, .kind = AT_KIND_LINEAR, .ndim = 2, .shape = {rows, cols}};
+        double best = INFINITY;
+        int64_t traps = 0;
+        for (int r = 0; r < repeats; r++) {
+            const double t0 = now();
+            at_htsr_traps(h, &t, (uint64_t)r, &traps, NULL);
+            best = fmin(best, now() - t0);
+        }
+        printf("  %lldx%lld %.2f ms", (long long)rows, (long long)cols, 1e3 * best);
+        free(w);
+    }
+    printf("\n");
     at_htsr_free(h);
     return bad;
 }
