@@ -442,7 +442,8 @@ void at_agent_free(at_agent *a)
     destroy(a);
 }
 
-/* Entry of every call: refuses a forked child, takes the lock, hears the monitor. */
+/* Entry of every call: refuses a forked child, takes the lock, hears the monitor and answers
+ * its hello request. */
 static int enter(at_agent *a)
 {
     if (!a)
@@ -451,6 +452,7 @@ static int enter(at_agent *a)
         return AT_ERR_STATE;
     pthread_mutex_lock(&a->lock);
     drain_control(a);
+    flush_hello(a);
     return AT_OK;
 }
 
