@@ -50,9 +50,11 @@ struct at_phase_tracker {
     int64_t snapshots;
     at_run_phase run_phase;
     int64_t run_since;
+    int grok_streak; /* consecutive snapshots trained with weighted alpha <= grokking_alpha */
+    int64_t grok_since;
     double mean_alpha, weighted_alpha, frac_burnt, log_norm, log_norm_max;
     double untrained_share, burnt_share; /* of the snapshot's eigenvalues */
-    size_t present;
+    size_t present, known;               /* layers in the latest snapshot; those with a phase */
     at_ring run_log_norm, run_mean_alpha, run_walpha;
     at_collapse collapse;
 };
@@ -426,21 +428,30 @@ static int update_layer(at_phase_tracker *t, layer *l, int64_t step)
 }
 
 /* Layer phases are weighted by eigenvalue count so that a small, noisy layer (a 10-class
- * head has 10 eigenvalues) cannot decide the run's phase alone. */
-static at_run_phase run_phase_of(const at_phase_tracker *t)
+ * head has 10 eigenvalues) cannot decide the run's phase alone. Grokking needs its condition
+ * for opts.confirm snapshots in a row, like a layer phase; once reached the run does not go
+ * back to pre-grokking. *since gets the first step of the new phase. */
+static at_run_phase run_phase_of(at_phase_tracker *t, int64_t step, int64_t *since)
 {
     const double share = 0.25;
-    if (t->collapse.holds)
+    *since = step;
+    if (t->collapse.holds) {
+        *since = t->collapse.since;
         return AT_RUN_COLLAPSE;
-    if (t->untrained_share >= 1.0)
+    }
+    if (t->known == 0 && t->run_phase == AT_RUN_UNKNOWN)
         return AT_RUN_UNKNOWN;
-    if (t->untrained_share > share || !(t->weighted_alpha <= t->o.grokking_alpha))
-        return t->run_phase == AT_RUN_UNKNOWN || t->run_phase == AT_RUN_PRE_GROKKING
-                   ? AT_RUN_PRE_GROKKING
-                   : t->run_phase;
-    if (t->burnt_share > share)
-        return AT_RUN_OVERFIT;
-    return AT_RUN_GROKKING;
+    int grokking = t->untrained_share <= share && t->weighted_alpha <= t->o.grokking_alpha;
+    if (grokking && t->grok_streak++ == 0)
+        t->grok_since = step;
+    if (!grokking)
+        t->grok_streak = 0;
+    if (t->run_phase == AT_RUN_UNKNOWN || t->run_phase == AT_RUN_PRE_GROKKING) {
+        if (t->grok_streak < t->o.confirm)
+            return AT_RUN_PRE_GROKKING;
+        *since = t->grok_since;
+    }
+    return t->burnt_share > share ? AT_RUN_OVERFIT : AT_RUN_GROKKING;
 }
 
 /* Run-level aggregates of the latest snapshot; returns the collapse detector's input. */
@@ -450,11 +461,13 @@ static at_collapse_input update_run_stats(at_phase_tracker *t, int64_t step)
     size_t fitted = 0, burnt = 0;
     int traps = 0;
     t->present = 0;
+    t->known = 0;
     for (size_t i = 0; i < t->n_layers; i++) {
         const layer *l = &t->layers[i];
         if (!l->present)
             continue;
         t->present++;
+        t->known += l->phase != AT_LAYER_UNKNOWN;
         norm += l->norm;
         burnt += l->phase == AT_LAYER_BURNT;
         evals += (double)l->num_evals;
@@ -514,9 +527,9 @@ int at_phase_tracker_end_snapshot(at_phase_tracker *self, int64_t step,
     at_collapse_input in = update_run_stats(self, step);
     at_collapse_update(&self->collapse, &in, self->o.collapse_confirm);
 
-    at_run_phase p = run_phase_of(self);
+    int64_t since;
+    at_run_phase p = run_phase_of(self, step, &since);
     if (!rc && p != self->run_phase) {
-        int64_t since = p == AT_RUN_COLLAPSE ? self->collapse.since : step;
         at_phase_event *e =
             add_event(self, AT_EVENT_RUN_PHASE, step, since, "", (int)self->run_phase, (int)p);
         if (!e) {

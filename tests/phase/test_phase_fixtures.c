@@ -1,0 +1,155 @@
+/* Replays of recorded grokking runs (tests/data/phase, written by dump_metrics.py from
+ * examples/torch_grokking.py --dump, one snapshot every 2000 steps): the collapse rule stops
+ * the no-weight-decay run after its test-accuracy peak and before a 5-point drop, and never
+ * stops the weight-decay control although its layers go burnt and show traps. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "fixture.h"
+
+typedef struct outcome {
+    at_stop_rules *rules;
+    at_phase_tracker *t;
+    int64_t stop_step;
+    double acc_at_stop;
+    at_run_phase phases[16];
+    int64_t phase_since[16];
+    size_t n_phases;
+    int burnt_seen;
+    int64_t max_traps;
+} outcome;
+
+static int on_snapshot(int64_t step, const at_phase_event *ev, size_t n, void *user)
+{
+    outcome *o = user;
+    for (size_t i = 0; i < n; i++) {
+        if (ev[i].kind == AT_EVENT_RUN_PHASE && o->n_phases < 16) {
+            o->phases[o->n_phases] = (at_run_phase)ev[i].to;
+            o->phase_since[o->n_phases++] = ev[i].since_step;
+        }
+        if (ev[i].kind == AT_EVENT_LAYER_PHASE && ev[i].to == AT_LAYER_BURNT)
+            o->burnt_seen = 1;
+    }
+    for (size_t i = 0; i < at_phase_tracker_num_layers(o->t); i++) {
+        at_layer_state l;
+        at_phase_tracker_layer(o->t, i, &l);
+        if (l.num_traps > o->max_traps)
+            o->max_traps = l.num_traps;
+    }
+    at_stop_verdict v;
+    if (o->stop_step < 0 && at_stop_rules_eval(o->rules, o->t, &v) == 1) {
+        o->stop_step = step;
+        at_phase_tracker_scalar(o->t, "test_acc", &o->acc_at_stop, NULL, NULL);
+    }
+    return 0;
+}
+
+/* Peak of test_acc, and the first later step 5 points below it (-1 if never). */
+static void accuracy_curve(const fixture *f, double *peak, int64_t *peak_step, int64_t *drop5)
+{
+    *peak = -1;
+    *drop5 = -1;
+    for (size_t i = 0; i < f->n; i++)
+        if (f->r[i].kind == 'S' && !strcmp(f->r[i].name, "test_acc") && f->r[i].value > *peak) {
+            *peak = f->r[i].value;
+            *peak_step = f->r[i].step;
+        }
+    for (size_t i = 0; i < f->n && *drop5 < 0; i++)
+        if (f->r[i].kind == 'S' && !strcmp(f->r[i].name, "test_acc") && f->r[i].step > *peak_step &&
+            f->r[i].value <= *peak - 0.05)
+            *drop5 = f->r[i].step;
+}
+
+static fixture *load(const char *name)
+{
+    char path[512], err[256];
+    snprintf(path, sizeof path, "%s/phase/%s", AT_DATA_DIR, name);
+    fixture *f = fixture_load(path, err, sizeof err);
+    if (!f)
+        fail_msg("%s", err);
+    return f;
+}
+
+static void replay(const fixture *f, outcome *o)
+{
+    memset(o, 0, sizeof *o);
+    o->stop_step = -1;
+    assert_int_equal(at_stop_rules_parse("collapse", &o->rules, NULL, 0), AT_OK);
+    o->t = at_phase_tracker_new(NULL);
+    assert_non_null(o->t);
+    assert_int_equal(fixture_replay(f->r, f->n, o->t, on_snapshot, o), AT_OK);
+}
+
+static void finish(outcome *o)
+{
+    at_phase_tracker_free(o->t);
+    at_stop_rules_free(o->rules);
+}
+
+static void check_collapse_run(const char *name)
+{
+    fixture *f = load(name);
+    double peak;
+    int64_t peak_step = -1, drop5;
+    accuracy_curve(f, &peak, &peak_step, &drop5);
+    assert_true(drop5 > 0); /* the recorded run does collapse */
+    outcome o;
+    replay(f, &o);
+    print_message("%s: test_acc peak %.3f at %lld, -5 points at %lld, stop at %lld (%.3f)\n", name,
+                  peak, (long long)peak_step, (long long)drop5, (long long)o.stop_step,
+                  o.acc_at_stop);
+    assert_true(o.stop_step > peak_step);
+    assert_true(o.stop_step < drop5);
+    assert_true(o.acc_at_stop > peak - 0.05);
+    /* phases in order: pre-grokking, grokking (before the peak), collapse */
+    assert_true(o.n_phases >= 3);
+    assert_int_equal(o.phases[0], AT_RUN_PRE_GROKKING);
+    assert_int_equal(o.phases[1], AT_RUN_GROKKING);
+    assert_true(o.phase_since[1] < peak_step);
+    assert_int_equal(o.phases[o.n_phases - 1], AT_RUN_COLLAPSE);
+    finish(&o);
+    fixture_free(f);
+}
+
+static void check_control_run(const char *name)
+{
+    fixture *f = load(name);
+    outcome o;
+    replay(f, &o);
+    /* the hard part is present: burnt layers and traps, yet no stop */
+    assert_true(o.burnt_seen);
+    assert_true(o.max_traps >= 5);
+    assert_int_equal(o.stop_step, -1);
+    for (size_t i = 0; i < o.n_phases; i++)
+        assert_int_not_equal(o.phases[i], AT_RUN_COLLAPSE);
+    finish(&o);
+    fixture_free(f);
+}
+
+static void test_no_wd_seed0_collapses(void **state)
+{
+    (void)state;
+    check_collapse_run("grok_s0_wd0.txt");
+}
+
+static void test_wd_seed0_never_stops(void **state)
+{
+    (void)state;
+    check_control_run("grok_s0_wd01.txt");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_no_wd_seed0_collapses),
+        cmocka_unit_test(test_wd_seed0_never_stops),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
