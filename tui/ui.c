@@ -152,6 +152,8 @@ static int page(const at_layout *lay)
 /* Keeps selection and scroll inside the data and the selection on screen. */
 void at_ui_clamp(at_ui *ui, const at_model *m, const at_layout *lay)
 {
+    if (lay->too_small)
+        return; /* nothing is shown: keep the scroll for when the terminal grows again */
     int n = count_filtered(ui, m);
     int pg = page(lay);
     if (ui->sel >= n)

@@ -1,0 +1,120 @@
+#!/bin/sh
+# End to end: the real view (view_driver: seeded synthetic model, live snapshots) in a detached
+# tmux session at a fixed size. capture-pane shows the heatmap and layer names, -e shows colour
+# escapes, resize-window redraws (and a tiny window says it is too small), keys do what they say.
+# Usage: tmux_view.sh VIEW_DRIVER
+set -u
+driver=$1
+dir=$(mktemp -d)
+sock=at-view-$$
+t() { tmux -L "$sock" -f /dev/null "$@"; }
+cleanup() { t kill-server 2>/dev/null; rm -rf "$dir"; }
+trap cleanup EXIT
+fail() {
+    echo "FAIL: $*"
+    echo "--- screen:"
+    t capture-pane -p -t view 2>/dev/null
+    exit 1
+}
+# wait_for PATTERN: until the screen shows PATTERN (extended regex), at most 10 s
+wait_for() {
+    i=0
+    while [ $i -lt 100 ]; do
+        t capture-pane -p -t view | grep -Eq -- "$1" && return 0
+        sleep 0.1
+        i=$((i + 1))
+    done
+    fail "screen never showed '$1'"
+}
+wait_gone() {
+    i=0
+    while [ $i -lt 100 ]; do
+        t capture-pane -p -t view | grep -Eq -- "$1" || return 0
+        sleep 0.1
+        i=$((i + 1))
+    done
+    fail "screen still shows '$1'"
+}
+wait_action() {
+    i=0
+    while [ $i -lt 100 ]; do
+        grep -q -- "$1" "$dir/actions" 2>/dev/null && return 0
+        sleep 0.1
+        i=$((i + 1))
+    done
+    fail "the view never reported '$1'"
+}
+
+t new-session -d -s view -x 120 -y 32 -e LANG=C.UTF-8 -e LC_ALL=C.UTF-8 -e TERM=tmux-256color \
+    "$driver --layers 24 --snapshots 30 --live 300 --actions $dir/actions 2>$dir/err; echo EXITED:\$?; sleep 60" ||
+    fail "tmux did not start"
+
+# the heatmap with layer names, half of it burnt/healthy/raw coloured, the colour bar
+wait_for 'alphatop +run synthetic-1'
+wait_for '^h\.0\.attn\.c_attn +█+'
+wait_for 'h\.5\.mlp\.c_proj'
+wait_for 'burnt <█+ 2 █+ 6 █+> raw'
+t capture-pane -p -e -t view | grep -q '38;5;[0-9]*m█' || fail "no 256-colour escapes around heat cells"
+# live: new snapshots arrive (step grows)
+s1=$(t capture-pane -p -t view | sed -n 's/.*step \([0-9]*\).*/\1/p' | head -1)
+sleep 1
+s2=$(t capture-pane -p -t view | sed -n 's/.*step \([0-9]*\).*/\1/p' | head -1)
+[ "$s2" -gt "$s1" ] || fail "step did not advance ($s1 -> $s2)"
+
+# Tab: next metric
+t send-keys -t view Tab
+wait_for '^layer +alpha_weighted'
+t send-keys -t view 1
+wait_for '^layer +alpha '
+# Enter: detail of the selected layer (j j: the third); Esc back
+t send-keys -t view j j Enter
+wait_for '^ h\.0\.mlp\.c_fc +linear 768x3072'
+wait_for 'eigenvalue density, log-log'
+wait_for 'xmin 0\.5'
+t send-keys -t view Escape
+wait_for '^layer +alpha'
+# help and back
+t send-keys -t view '?'
+wait_for 'filter layers by name'
+t send-keys -t view '?'
+wait_gone 'filter layers by name'
+
+# resize: tiny says so, larger redraws the heatmap (two layers per row when they do not fit)
+t resize-window -t view -x 40 -y 10
+wait_for 'terminal too small: 40x10'
+t resize-window -t view -x 90 -y 20
+wait_gone 'too small'
+wait_for '^h\.0\.attn\.c_attn/c_proj +▀+'
+wait_for 'layers 1-18 of 24'
+t resize-window -t view -x 120 -y 32
+wait_for '^h\.0\.attn\.c_attn +█+'
+
+# filter
+t send-keys -t view / m l p Enter
+wait_for '\(filtered\)'
+wait_gone '^h\.0\.attn\.c_attn '
+t send-keys -t view Escape
+wait_for '^h\.0\.attn\.c_attn '
+
+# pause and stop (with confirmation) reach the engine
+t send-keys -t view p
+wait_action 'pause run=0 paused=1'
+wait_for 'PAUSED'
+t send-keys -t view s
+wait_for 'Ask run synthetic-1 to stop training\? \[y/N\]'
+t send-keys -t view n
+wait_gone 'Ask run'
+grep -q stop "$dir/actions" && fail "stop reported although the user said no"
+t send-keys -t view s
+wait_for 'Ask run'
+t send-keys -t view y
+wait_action 'stop run=0'
+wait_for 'STOP REQUESTED'
+
+# q quits and restores the terminal (the shell's echo appears on a normal screen)
+t send-keys -t view q
+wait_for 'EXITED:0'
+wait_action 'quit'
+t capture-pane -p -t view | grep -q 'alphatop +run' && fail "the view's screen was not cleared on exit"
+[ -s "$dir/err" ] && fail "stderr: $(cat "$dir/err")"
+echo "PASS"
