@@ -35,6 +35,7 @@ void at_htsr_free(at_htsr *self)
     if (!self)
         return;
     free(self->f32);
+    free(self->delta);
     free(self->a);
     free(self->sv);
     free(self->evals);

@@ -17,6 +17,8 @@ typedef struct at_shape {
 struct at_htsr {
     float *f32; /* f16/bf16 input widened */
     size_t f32_cap;
+    float *delta; /* model - base of at_htsr_analyze_delta */
+    size_t delta_cap;
     double *a; /* one column-major float64 matrix, destroyed by dgesdd */
     size_t a_cap;
     double *sv; /* singular values of one slice, descending */

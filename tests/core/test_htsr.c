@@ -503,6 +503,57 @@ static void test_traps(void **state)
     free(w);
 }
 
+/* A fine-tune delta is analyzed as the float32 difference, with the base in either
+ * orientation and any dtype. */
+static void test_delta(void **state)
+{
+    (void)state;
+    enum { R = 64, C = 40 };
+    float *base = gaussian(R * C, 0.1, 14), *update = gaussian(R * C, 0.02, 15);
+    static float model[R * C], diff[R * C], base_t[C * R];
+    for (int i = 0; i < R * C; i++) {
+        model[i] = base[i] + update[i];
+        diff[i] = model[i] - base[i];
+    }
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++)
+            base_t[c * R + r] = base[r * C + c];
+    at_htsr_opts o;
+    at_htsr_opts_default(&o);
+    const at_metrics want = analyze(diff, AT_KIND_LINEAR, 2, (int64_t[]){R, C}, &o);
+    at_htsr *h = at_htsr_new();
+    at_tensor tm = {.data = model, .kind = AT_KIND_LINEAR, .ndim = 2, .shape = {R, C}};
+    at_tensor tb = {.data = base, .kind = AT_KIND_LINEAR, .ndim = 2, .shape = {R, C}};
+    at_metrics m;
+    assert_int_equal(at_htsr_analyze_delta(h, &tm, &tb, &o, &m), AT_OK);
+    assert_memory_equal(&m.alpha, &want.alpha, sizeof m.alpha);
+    assert_memory_equal(&m.norm, &want.norm, sizeof m.norm);
+    tb.data = base_t;
+    tb.shape[0] = C;
+    tb.shape[1] = R;
+    assert_int_equal(at_htsr_analyze_delta(h, &tm, &tb, &o, &m), AT_OK);
+    assert_memory_equal(&m.alpha, &want.alpha, sizeof m.alpha);
+    tb.shape[0] = C + 1;
+    assert_int_equal(at_htsr_analyze_delta(h, &tm, &tb, &o, &m), AT_ERR_SIZE);
+    /* A bfloat16 base: the difference to its widened values. */
+    static uint16_t base16[R * C];
+    for (int i = 0; i < R * C; i++)
+        base16[i] = (uint16_t)(float_bits(base[i]) >> 16);
+    at_tensor t16 = {
+        .data = base16, .dtype = AT_DTYPE_BF16, .kind = AT_KIND_LINEAR, .ndim = 2, .shape = {R, C}};
+    float widened[1];
+    for (int i = 0; i < R * C; i++) {
+        at_convert_to_f32(&base16[i], AT_DTYPE_BF16, 1, widened);
+        diff[i] = model[i] - widened[0];
+    }
+    const at_metrics want16 = analyze(diff, AT_KIND_LINEAR, 2, (int64_t[]){R, C}, &o);
+    assert_int_equal(at_htsr_analyze_delta(h, &tm, &t16, &o, &m), AT_OK);
+    assert_memory_equal(&m.alpha, &want16.alpha, sizeof m.alpha);
+    at_htsr_free(h);
+    free(base);
+    free(update);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -521,6 +572,7 @@ int main(void)
         cmocka_unit_test(test_detx),
         cmocka_unit_test(test_mp_fit_gaussian),
         cmocka_unit_test(test_traps),
+        cmocka_unit_test(test_delta),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

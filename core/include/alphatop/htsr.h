@@ -138,6 +138,13 @@ AT_EXPORT void at_htsr_free(at_htsr *self);
 AT_EXPORT int at_htsr_analyze(at_htsr *self, const at_tensor *t, const at_htsr_opts *o,
                               at_metrics *out);
 
+/* Analyzes the fine-tune update model - base of one layer (spec section 6) in exact mode, like
+ * at_htsr_analyze on the float32 difference. base has model's shape, or (2-D only) the
+ * transposed shape; dtypes may differ. Errors as at_htsr_analyze, plus AT_ERR_SIZE when the
+ * shapes do not match. */
+AT_EXPORT int at_htsr_analyze_delta(at_htsr *self, const at_tensor *model, const at_tensor *base,
+                                    const at_htsr_opts *o, at_metrics *out);
+
 /* The ascending eigenvalues of the last successful at_htsr_analyze (num_evals values,
  * pooled over conv slices). Borrowed: valid until the next call on self. */
 AT_EXPORT const double *at_htsr_evals(const at_htsr *self, size_t *n);
