@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef enum col_type { C_I64, C_F64, C_STATUS, C_WARNING, C_MODE } col_type;
@@ -54,6 +55,22 @@ static const struct col {
 };
 #define NCOLS (sizeof cols / sizeof cols[0])
 
+/* Adds a number as raw JSON text: the shortest %g form that reads back as exactly v. cJSON's
+ * own printer stops at 15 digits whenever that is within an epsilon, which would make the
+ * JSON differ from the analysis in the last bits. Non-finite values become null. */
+static cJSON *add_number(cJSON *obj, const char *name, double v)
+{
+    if (!isfinite(v))
+        return cJSON_AddNullToObject(obj, name);
+    char buf[32];
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v)
+            break;
+    }
+    return cJSON_AddRawToObject(obj, name, buf);
+}
+
 static int col_on(const struct col *c, unsigned flags)
 {
     return !c->flag || (flags & c->flag);
@@ -104,11 +121,9 @@ int at_fmt_json(cJSON *obj, const char *name, const at_metrics *m, unsigned flag
         if (text) {
             item = cJSON_AddStringToObject(obj, c->name, text);
         } else if (c->type == C_I64) {
-            item = cJSON_AddNumberToObject(obj, c->name, (double)get_i64(m, c));
+            item = add_number(obj, c->name, (double)get_i64(m, c));
         } else {
-            double v = get_f64(m, c);
-            item = isfinite(v) ? cJSON_AddNumberToObject(obj, c->name, v)
-                               : cJSON_AddNullToObject(obj, c->name);
+            item = add_number(obj, c->name, get_f64(m, c));
         }
         if (!item)
             return AT_ERR_NOMEM;
@@ -299,15 +314,11 @@ const char *at_summary_col_name(at_summary_col c)
 
 int at_summary_json(cJSON *obj, const at_summary *s)
 {
-    if (!cJSON_AddNumberToObject(obj, "layers", (double)s->layers))
+    if (!add_number(obj, "layers", (double)s->layers))
         return AT_ERR_NOMEM;
-    for (int c = 0; c < AT_SUM_NCOLS; c++) {
-        double v = at_summary_mean(s, (at_summary_col)c);
-        cJSON *item = isfinite(v) ? cJSON_AddNumberToObject(obj, sum_names[c], v)
-                                  : cJSON_AddNullToObject(obj, sum_names[c]);
-        if (!item)
+    for (int c = 0; c < AT_SUM_NCOLS; c++)
+        if (!add_number(obj, sum_names[c], at_summary_mean(s, (at_summary_col)c)))
             return AT_ERR_NOMEM;
-    }
     return AT_OK;
 }
 

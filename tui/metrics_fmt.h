@@ -29,7 +29,9 @@ enum {
 
 /* Adds every column of m (and "name" when name is not NULL) to obj, an existing cJSON object
  * the caller owns (so `watch --headless` can add its own type/run/step fields first).
- * Returns AT_OK or AT_ERR_NOMEM. */
+ * Numbers are added as raw JSON text (cJSON_Raw items, the shortest text that parses back to
+ * the exact double) because cJSON's number printer drops the last digits; read them back by
+ * printing and parsing the object. Returns AT_OK or AT_ERR_NOMEM. */
 int at_fmt_json(cJSON *obj, const char *name, const at_metrics *m, unsigned flags);
 
 /* Adds the columns of a layer that could not be analysed: name, "status": "error", "error":

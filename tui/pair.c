@@ -94,7 +94,9 @@ at_pairing *at_pairing_new(const at_ckpt *a, const at_ckpt *b)
             pair_renamed(b, l->name, p);
         if (!p->other)
             continue;
-        used[p->other - at_ckpt_layer_at(b, 0)] = 1;
+        for (size_t j = 0; j < nb; j++)
+            if (at_ckpt_layer_at(b, j) == p->other)
+                used[j] = 1;
         /* A layer that could not be read has no shape to compare; its error is reported on
          * its own. */
         if (l->err == AT_OK && p->other->err == AT_OK)

@@ -123,14 +123,19 @@ void tf_cleanup(void)
         fprintf(stderr, "could not remove %s\n", dir);
 }
 
+static void ensure_dir(void)
+{
+    if (dir[0])
+        return;
+    snprintf(dir, sizeof dir, "/tmp/at_scan_test_XXXXXX");
+    if (!mkdtemp(dir))
+        die("mkdtemp");
+}
+
 const char *tf_path(const char *name)
 {
     static char path[512];
-    if (!dir[0]) {
-        snprintf(dir, sizeof dir, "/tmp/at_scan_test_XXXXXX");
-        if (!mkdtemp(dir))
-            die("mkdtemp");
-    }
+    ensure_dir();
     snprintf(path, sizeof path, "%s/%s", dir, name);
     return path;
 }
@@ -154,8 +159,9 @@ static char *slurp(const char *path)
 int tf_run(const char *args, char **out, char **err)
 {
     char outp[512], errp[512], cmd[4096];
-    snprintf(outp, sizeof outp, "%s", tf_path("stdout.txt"));
-    snprintf(errp, sizeof errp, "%s", tf_path("stderr.txt"));
+    ensure_dir();
+    snprintf(outp, sizeof outp, "%s/stdout.txt", dir);
+    snprintf(errp, sizeof errp, "%s/stderr.txt", dir);
     snprintf(cmd, sizeof cmd, "%s/tui/alphatop %s >%s 2>%s", AT_BINARY_DIR, args, outp, errp);
     int st = system(cmd);
     *out = slurp(outp);

@@ -38,7 +38,7 @@ float *tf_read_oracle(const char *name, size_t n);
 float *tf_gauss(size_t n, uint64_t seed, double scale);
 
 /* A fresh directory under /tmp for one test program; returns the path of name inside it
- * (static buffer, overwritten by the next call). */
+ * (static buffer, overwritten by the next tf_path call). */
 const char *tf_path(const char *name);
 
 /* Removes the directory tf_path created (call once at the end of main). */

@@ -1,0 +1,516 @@
+/* test_scan_cli.c -- `alphatop scan` end to end: files written here, the real binary run, its
+ * --json parsed with cJSON and compared with at_htsr_analyze of the same matrices (and with
+ * the oracle's reference values). */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "alphatop/htsr.h"
+#include "alphatop/lora.h"
+#include "metrics_fmt.h"
+#include "testfiles.h"
+
+/* Output of one run; the JSON lines parsed. */
+typedef struct run {
+    int code;
+    char *out, *err;
+    cJSON *lines[64];
+    int n;
+} run;
+
+static void run_scan(run *r, const char *args)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "scan %s", args);
+    memset(r, 0, sizeof *r);
+    r->code = tf_run(cmd, &r->out, &r->err);
+    char *copy = strdup(r->out);
+    for (char *line = strtok(copy, "\n"); line && r->n < 64; line = strtok(NULL, "\n")) {
+        if (line[0] != '{')
+            continue;
+        r->lines[r->n] = cJSON_Parse(line);
+        if (!r->lines[r->n])
+            fail_msg("not JSON: %s", line);
+        r->n++;
+    }
+    free(copy);
+}
+
+static void run_free(run *r)
+{
+    for (int i = 0; i < r->n; i++)
+        cJSON_Delete(r->lines[i]);
+    free(r->out);
+    free(r->err);
+}
+
+static cJSON *line_named(const run *r, const char *name)
+{
+    for (int i = 0; i < r->n; i++) {
+        const cJSON *n = cJSON_GetObjectItemCaseSensitive(r->lines[i], "name");
+        if (cJSON_IsString(n) && !strcmp(n->valuestring, name))
+            return r->lines[i];
+    }
+    fail_msg("no output line for layer %s; stderr: %s", name, r->err);
+    return NULL;
+}
+
+static const char *str_of(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static double num_of(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsNumber(v))
+        fail_msg("%s is not a number", key);
+    return v->valuedouble;
+}
+
+/* Every column of the expected metrics equals the output line's, bit for bit: the numbers
+ * went file -> reader -> analysis -> JSON text -> parser and must come back unchanged. */
+static void assert_line_matches(const cJSON *got, const at_metrics *m, unsigned flags)
+{
+    cJSON *raw = cJSON_CreateObject();
+    assert_int_equal(at_fmt_json(raw, NULL, m, flags | AT_FMT_REF_WARNING), AT_OK);
+    char *text = cJSON_PrintUnformatted(raw);
+    cJSON *want = cJSON_Parse(text);
+    free(text);
+    cJSON_Delete(raw);
+    const cJSON *w;
+    int columns = 0;
+    cJSON_ArrayForEach(w, want)
+    {
+        const cJSON *g = cJSON_GetObjectItemCaseSensitive(got, w->string);
+        if (!g)
+            fail_msg("column %s missing", w->string);
+        if (cJSON_IsNumber(w)) {
+            if (!cJSON_IsNumber(g) || g->valuedouble != w->valuedouble)
+                fail_msg("%s: got %.17g, want %.17g", w->string, g->valuedouble, w->valuedouble);
+        } else if (cJSON_IsString(w)) {
+            assert_string_equal(g->valuestring, w->valuestring);
+        } else {
+            assert_true(cJSON_IsNull(g));
+        }
+        columns++;
+    }
+    assert_true(columns >= 28);
+    cJSON_Delete(want);
+}
+
+static void analyse(const at_tensor *t, const at_htsr_opts *o, at_metrics *m)
+{
+    at_htsr *h = at_htsr_new();
+    assert_int_equal(at_htsr_analyze(h, t, o, m), AT_OK);
+    at_htsr_free(h);
+}
+
+static void test_round_trip(void **state)
+{
+    (void)state;
+    float *lin = tf_gauss(96 * 40, 11, 0.2), *conv = tf_gauss(16 * 8 * 9, 12, 0.3);
+    uint16_t half[64 * 24], bf[64 * 24];
+    for (int i = 0; i < 64 * 24; i++) {
+        float v = (float)((i * 7919) % 511 - 255) / 64.0f;
+        half[i] = tf_f32_to_f16_exact(v);
+        bf[i] = tf_f32_to_bf16_exact(v);
+    }
+    const tf_tensor t[] = {
+        {"fc1.weight", "F32", 2, {96, 40}, lin, sizeof(float) * 96 * 40, 0, 0},
+        {"fc1.bias", "F32", 1, {96}, lin, sizeof(float) * 96, 0, 0},
+        {"conv.weight", "F32", 4, {16, 8, 3, 3}, conv, sizeof(float) * 16 * 8 * 9, 0, 0},
+        {"h.weight", "F16", 2, {64, 24}, half, sizeof half, 0, 0},
+        {"b.weight", "BF16", 2, {64, 24}, bf, sizeof bf, 0, 0},
+    };
+    const char *path = tf_path("model.safetensors");
+    tf_write_safetensors(path, t, 5, 1, 0);
+    char args[600];
+    snprintf(args, sizeof args, "--json --detx %s", path);
+    run r;
+    run_scan(&r, args);
+    assert_int_equal(r.code, 0);
+    assert_int_equal(r.n, 5); /* 4 layers + the summary */
+    at_htsr_opts o;
+    at_htsr_opts_default(&o);
+    o.detx = 1;
+    const at_tensor want[] = {
+        {lin, AT_DTYPE_F32, AT_KIND_LINEAR, 2, {96, 40}},
+        {conv, AT_DTYPE_F32, AT_KIND_CONV2D, 4, {16, 8, 3, 3}},
+        {half, AT_DTYPE_F16, AT_KIND_LINEAR, 2, {64, 24}},
+        {bf, AT_DTYPE_BF16, AT_KIND_LINEAR, 2, {64, 24}},
+    };
+    const char *names[] = {"fc1.weight", "conv.weight", "h.weight", "b.weight"};
+    at_summary sum;
+    at_summary_init(&sum);
+    for (int i = 0; i < 4; i++) {
+        at_metrics m;
+        analyse(&want[i], &o, &m);
+        assert_line_matches(line_named(&r, names[i]), &m, AT_FMT_DETX);
+        assert_string_equal(str_of(line_named(&r, names[i]), "type"), "layer");
+        at_summary_add(&sum, &m);
+    }
+    const cJSON *s = r.lines[4];
+    assert_string_equal(str_of(s, "type"), "summary");
+    assert_int_equal((int)num_of(s, "layers"), 4);
+    for (int c = 0; c < AT_SUM_NCOLS; c++)
+        assert_true(num_of(s, at_summary_col_name((at_summary_col)c)) ==
+                    at_summary_mean(&sum, (at_summary_col)c));
+    run_free(&r);
+
+    /* The table view names every layer with its shape, and ends with the summary. */
+    snprintf(args, sizeof args, "%s", path);
+    run_scan(&r, args);
+    assert_int_equal(r.code, 0);
+    assert_non_null(strstr(r.out, "model summary"));
+    assert_non_null(strstr(r.out, "conv.weight"));
+    assert_non_null(strstr(r.out, "16x8x3x3"));
+    run_free(&r);
+
+    /* CSV: a header and one row per layer, every row as wide as the header. */
+    snprintf(args, sizeof args, "--csv %s", path);
+    run_scan(&r, args);
+    assert_int_equal(r.code, 0);
+    int lines = 0, commas0 = -1;
+    for (char *line = strtok(r.out, "\n"); line; line = strtok(NULL, "\n"), lines++) {
+        int commas = 0;
+        for (char *p = line; *p; p++)
+            commas += *p == ',';
+        if (commas0 < 0)
+            commas0 = commas;
+        assert_int_equal(commas, commas0);
+    }
+    assert_int_equal(lines, 5);
+    run_free(&r);
+    free(lin);
+    free(conv);
+}
+
+static cJSON *oracle;
+
+static const cJSON *oracle_case(const char *name)
+{
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(oracle, "cases"))
+    {
+        if (!strcmp(str_of(c, "name"), name))
+            return cJSON_GetObjectItemCaseSensitive(c, "default");
+    }
+    fail_msg("no oracle case %s", name);
+    return NULL;
+}
+
+/* The reference's columns within the oracle tolerances (README: 1e-6 relative, integers and
+ * labels exact). */
+static void assert_matches_oracle(const cJSON *got, const char *case_name)
+{
+    static const char *rel[] = {"alpha",
+                                "xmin",
+                                "xmax",
+                                "D",
+                                "sigma",
+                                "log_norm",
+                                "alpha_weighted",
+                                "log_alpha_norm",
+                                "log_spectral_norm",
+                                "stable_rank",
+                                "entropy",
+                                "sv_max",
+                                "lambda_max",
+                                "norm"};
+    static const char *exact[] = {"N",           "M",         "num_evals",     "num_pl_spikes",
+                                  "matrix_rank", "rank_loss", "weak_rank_loss"};
+    const cJSON *ref = oracle_case(case_name);
+    for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
+        double g = num_of(got, rel[i]), w = num_of(ref, rel[i]);
+        if (!(fabs(g - w) <= 1e-6 * fabs(w)))
+            fail_msg("%s %s: got %.17g, reference %.17g", case_name, rel[i], g, w);
+    }
+    for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++)
+        assert_true(num_of(got, exact[i]) == num_of(ref, exact[i]));
+    assert_string_equal(str_of(got, "status"), str_of(ref, "status"));
+    assert_string_equal(str_of(got, "warning"), str_of(ref, "warning"));
+}
+
+static void test_oracle_raw_and_npy(void **state)
+{
+    (void)state;
+    char args[1024];
+    run r;
+    snprintf(args, sizeof args, "--json --shape 512x256 %s/oracle/matrices/gauss_512x256.f32",
+             AT_DATA_DIR);
+    run_scan(&r, args);
+    assert_int_equal(r.code, 0);
+    assert_matches_oracle(line_named(&r, "gauss_512x256"), "gauss_512x256");
+    run_free(&r);
+
+    /* The same oracle matrix as .npy, once in C order and once in Fortran order (stored as
+     * its transpose's bytes): the same matrix, so the same numbers. */
+    float *w = tf_read_oracle("pareto2.0_768x768", 768 * 768);
+    tf_write_npy(tf_path("pareto.npy"), 1,
+                 "{'descr': '<f4', 'fortran_order': False, 'shape': (768, 768), }", w,
+                 sizeof(float) * 768 * 768);
+    float *t = malloc(sizeof(float) * 768 * 768);
+    for (int i = 0; i < 768; i++)
+        for (int j = 0; j < 768; j++)
+            t[i + 768 * j] = w[i * 768 + j];
+    char p2[512];
+    snprintf(p2, sizeof p2, "%s", tf_path("pareto_f.npy"));
+    tf_write_npy(p2, 2, "{'descr': '<f4', 'fortran_order': True, 'shape': (768, 768), }", t,
+                 sizeof(float) * 768 * 768);
+    snprintf(args, sizeof args, "--json %s %s", tf_path("pareto.npy"), p2);
+    run_scan(&r, args);
+    assert_int_equal(r.code, 0);
+    assert_matches_oracle(line_named(&r, "pareto"), "pareto2.0_768x768");
+    assert_matches_oracle(line_named(&r, "pareto_f"), "pareto2.0_768x768");
+    run_free(&r);
+    free(w);
+    free(t);
+}
+
+/* Every per-layer error of a file: a message naming file and layer on stderr, a JSON line
+ * with status "error", the good layer still analysed, exit status 1. */
+static void test_bad_layers(void **state)
+{
+    (void)state;
+    float *good = tf_gauss(40 * 24, 21, 1.0), *nan = tf_gauss(40 * 24, 22, 1.0);
+    float *zero = calloc(40 * 24, sizeof(float));
+    nan[17] = NAN;
+    nan[100] = INFINITY;
+    const size_t nb = sizeof(float) * 40 * 24;
+    const tf_tensor t[] = {
+        {"good.weight", "F32", 2, {40, 24}, good, nb, 0, 0},
+        {"nan.weight", "F32", 2, {40, 24}, nan, nb, 0, 0},
+        {"zero.weight", "F32", 2, {40, 24}, zero, nb, 0, 0},
+        {"size.weight", "F32", 2, {40, 25}, good, nb, 0, 0},
+        {"cut.weight", "F32", 2, {40, 24}, good, nb, 0, 0},
+    };
+    char path[512];
+    snprintf(path, sizeof path, "%s", tf_path("bad.safetensors"));
+    tf_write_safetensors(path, t, 5, 8, 64);
+    char args[600], want[700];
+    snprintf(args, sizeof args, "--json %s", path);
+    run r;
+    run_scan(&r, args);
+    assert_int_equal(r.code, 1);
+    at_metrics m;
+    at_tensor g = {good, AT_DTYPE_F32, AT_KIND_LINEAR, 2, {40, 24}};
+    analyse(&g, NULL, &m);
+    assert_line_matches(line_named(&r, "good.weight"), &m, 0);
+    const char *msgs[][2] = {
+        {"nan.weight", "cannot analyse: weights contain 1 NaN and 1 Inf values"},
+        {"zero.weight", "cannot analyse: all weights are zero"},
+        {"size.weight", "hold 3840 bytes but shape 40x25 of F32 needs 4000"},
+        {"cut.weight", "truncated file"},
+    };
+    for (int i = 0; i < 4; i++) {
+        snprintf(want, sizeof want, "alphatop scan: %s: %s: ", path, msgs[i][0]);
+        const char *line = strstr(r.err, want);
+        if (!line || !strstr(line, msgs[i][1]))
+            fail_msg("stderr lacks '%s%s':\n%s", want, msgs[i][1], r.err);
+        const cJSON *o = line_named(&r, msgs[i][0]);
+        assert_string_equal(str_of(o, "status"), "error");
+        assert_non_null(strstr(str_of(o, "error"), msgs[i][1]));
+    }
+    run_free(&r);
+
+    /* A file that cannot be read at all is reported and the next file still scanned. */
+    tf_write_bytes(tf_path("junk.safetensors"), "\x03\0\0\0\0\0\0\0abc", 11);
+    snprintf(args, sizeof args, "--json %s", tf_path("junk.safetensors"));
+    snprintf(args + strlen(args), sizeof args - strlen(args), " %s", path);
+    run_scan(&r, args);
+    assert_int_equal(r.code, 1);
+    assert_non_null(strstr(r.err, "junk.safetensors: header is not a JSON object"));
+    line_named(&r, "good.weight");
+    run_free(&r);
+    free(good);
+    free(nan);
+    free(zero);
+}
+
+static void test_usage(void **state)
+{
+    (void)state;
+    static const char *bad[] = {
+        "",      "--json --csv x.npy", "--bogus x.npy",        "--shape 3 x.f32",
+        "x.f32", "--layers '(' x.npy", "--min-evals -1 x.npy", "--lora-scale 0 x.npy"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        run r;
+        run_scan(&r, bad[i]);
+        if (r.code != 2)
+            fail_msg("'scan %s' exited %d, want 2", bad[i], r.code);
+        assert_true(strlen(r.err) > 0);
+        run_free(&r);
+    }
+    run r;
+    run_scan(&r, "--help");
+    assert_int_equal(r.code, 0);
+    assert_non_null(strstr(r.out, "Usage: alphatop scan"));
+    run_free(&r);
+}
+
+static float *transpose(const float *w, int rows, int cols)
+{
+    float *t = malloc(sizeof(float) * (size_t)rows * (size_t)cols);
+    for (int i = 0; i < rows; i++)
+        for (int j = 0; j < cols; j++)
+            t[(size_t)j * rows + i] = w[(size_t)i * cols + j];
+    return t;
+}
+
+/* The oracle's fine-tune case: WeightWatcher's analyze(model, base_model) on fc2 equals the
+ * case mlp_delta_fc2 (delta_check). The trained fc2 is not in the oracle, so the model is
+ * rebuilt as init + delta in float32; that this gives back delta exactly is checked first. */
+static void test_delta(void **state)
+{
+    (void)state;
+    const size_t n = 256 * 512;
+    float *base = tf_read_oracle("mlp_init_fc2", n), *delta = tf_read_oracle("mlp_delta_fc2", n);
+    float *model = malloc(n * sizeof *model);
+    for (size_t i = 0; i < n; i++) {
+        model[i] = base[i] + delta[i];
+        assert_true(model[i] - base[i] == delta[i]);
+    }
+    const size_t nb = n * sizeof(float);
+    float *other = tf_gauss(256 * 64, 31, 0.1);
+    const tf_tensor tm[] = {
+        {"fc2.weight", "F32", 2, {256, 512}, model, nb, 0, 0},
+        {"head.weight", "F32", 2, {256, 64}, other, sizeof(float) * 256 * 64, 0, 0},
+        {"fc1.weight", "F32", 2, {256, 64}, other, sizeof(float) * 256 * 64, 0, 0},
+    };
+    const tf_tensor tb[] = {{"fc2.weight", "F32", 2, {256, 512}, base, nb, 0, 0}};
+    char mp[512], bp[512], args[1200];
+    snprintf(mp, sizeof mp, "%s", tf_path("ft.safetensors"));
+    snprintf(bp, sizeof bp, "%s", tf_path("base.safetensors"));
+    tf_write_safetensors(mp, tm, 1, 8, 0);
+    tf_write_safetensors(bp, tb, 1, 8, 0);
+    snprintf(args, sizeof args, "--json --base %s %s", bp, mp);
+    run r;
+    run_scan(&r, args);
+    assert_int_equal(r.code, 0);
+    const cJSON *fc2 = line_named(&r, "fc2.weight");
+    assert_matches_oracle(fc2, "mlp_delta_fc2");
+    const double want = num_of(cJSON_GetObjectItemCaseSensitive(oracle, "delta_check"), "alpha");
+    assert_true(fabs(num_of(fc2, "alpha") - want) <= 1e-9 * want);
+    assert_string_equal(str_of(fc2, "base"), bp);
+    run_free(&r);
+
+    /* Renamed (DDP prefix) and transposed base, a layer missing from the base, one of
+     * another shape, and a base layer nothing pairs with: each gets its own line. */
+    float *bt = transpose(base, 256, 512), *small = tf_gauss(256 * 60, 32, 0.1);
+    const tf_tensor tb2[] = {
+        {"module.fc2.weight", "F32", 2, {512, 256}, bt, nb, 0, 0},
+        {"module.fc1.weight", "F32", 2, {256, 60}, small, sizeof(float) * 256 * 60, 0, 0},
+        {"module.fc9.weight", "F32", 2, {256, 60}, small, sizeof(float) * 256 * 60, 0, 0},
+    };
+    tf_write_safetensors(mp, tm, 3, 8, 0);
+    tf_write_safetensors(bp, tb2, 3, 8, 0);
+    run_scan(&r, args);
+    assert_int_equal(r.code, 1);
+    assert_matches_oracle(line_named(&r, "fc2.weight"), "mlp_delta_fc2");
+    assert_non_null(strstr(r.err, "fc2.weight: paired with base layer module.fc2.weight "
+                                  "(renamed) (transposed)"));
+    assert_non_null(strstr(r.err, "head.weight: no layer named head.weight"));
+    assert_non_null(strstr(r.err, "fc1.weight: shape mismatch: 256x64 here, 256x60 in the base"));
+    assert_non_null(strstr(r.err, "module.fc9.weight: base layer with no counterpart"));
+    assert_string_equal(str_of(line_named(&r, "head.weight"), "status"), "error");
+    run_free(&r);
+
+    /* --layers keeps the pairing but reports only the matching layers. */
+    snprintf(args, sizeof args, "--json --layers '^fc2' --base %s %s", bp, mp);
+    run_scan(&r, args);
+    assert_int_equal(r.code, 0);
+    assert_int_equal(r.n, 2);
+    line_named(&r, "fc2.weight");
+    run_free(&r);
+    free(base);
+    free(delta);
+    free(model);
+    free(other);
+    free(bt);
+    free(small);
+}
+
+/* PEFT adapters: lora_A (r x in) and lora_B (out x r) are one layer, B A, analysed from its
+ * factors; a rank below min_evals is reported as too few eigenvalues, not as a number. */
+static void test_lora(void **state)
+{
+    (void)state;
+    float *a = tf_gauss(16 * 200, 41, 0.1), *b = tf_gauss(300 * 16, 42, 0.1);
+    float *a4 = tf_gauss(4 * 50, 43, 0.1), *b4 = tf_gauss(60 * 4, 44, 0.1);
+    const tf_tensor t[] = {
+        {"base_model.model.fc.lora_A.weight", "F32", 2, {16, 200}, a, sizeof(float) * 3200, 0, 0},
+        {"base_model.model.fc.lora_B.weight", "F32", 2, {300, 16}, b, sizeof(float) * 4800, 0, 0},
+        {"base_model.model.g.lora_A.weight", "F32", 2, {4, 50}, a4, sizeof(float) * 200, 0, 0},
+        {"base_model.model.g.lora_B.weight", "F32", 2, {60, 4}, b4, sizeof(float) * 240, 0, 0},
+    };
+    const char *path = tf_path("adapter.safetensors");
+    tf_write_safetensors(path, t, 4, 8, 0);
+    char args[600];
+    snprintf(args, sizeof args, "--json --lora-scale 2 %s", path);
+    run r;
+    run_scan(&r, args);
+    assert_int_equal(r.code, 0);
+    assert_int_equal(r.n, 3);
+    at_tensor A = {a, AT_DTYPE_F32, AT_KIND_LINEAR, 2, {16, 200}};
+    at_tensor B = {b, AT_DTYPE_F32, AT_KIND_LINEAR, 2, {300, 16}};
+    at_lora *l = at_lora_new();
+    at_metrics m;
+    assert_int_equal(at_lora_analyze(l, &B, &A, 2.0, NULL, &m), AT_OK);
+    at_lora_free(l);
+    const cJSON *fc = line_named(&r, "base_model.model.fc.lora_BA");
+    assert_line_matches(fc, &m, 0);
+    assert_int_equal((int)num_of(fc, "lora_rank"), 16);
+    assert_int_equal((int)num_of(fc, "num_evals"), 16);
+    const cJSON *g = line_named(&r, "base_model.model.g.lora_BA");
+    assert_string_equal(str_of(g, "status"), "skipped");
+    assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(g, "alpha")));
+    assert_int_equal((int)num_of(g, "num_evals"), 4);
+    run_free(&r);
+
+    snprintf(args, sizeof args, "%s", path);
+    run_scan(&r, args);
+    assert_int_equal(r.code, 0);
+    assert_non_null(strstr(r.out, "skipped: too few eigenvalues for a fit (4 < --min-evals 10)"));
+    assert_non_null(strstr(r.out, "300x200/r16"));
+    run_free(&r);
+    free(a);
+    free(b);
+    free(a4);
+    free(b4);
+}
+
+int main(void)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/oracle/reference.json", AT_DATA_DIR);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 1;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *text = malloc((size_t)n + 1);
+    text[fread(text, 1, (size_t)n, f)] = '\0';
+    fclose(f);
+    oracle = cJSON_Parse(text);
+    free(text);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip), cmocka_unit_test(test_oracle_raw_and_npy),
+        cmocka_unit_test(test_bad_layers), cmocka_unit_test(test_usage),
+        cmocka_unit_test(test_delta),      cmocka_unit_test(test_lora),
+    };
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    cJSON_Delete(oracle);
+    tf_cleanup();
+    return failed;
+}
