@@ -61,8 +61,6 @@ typedef struct scan {
     double lora_scale;
     at_htsr *htsr;
     at_lora *lora;
-    float *buf; /* the update W - W_base of one layer */
-    size_t buf_cap;
     at_ckpt *base;
     int name_width;
     int progress; /* stderr is a terminal: live layer counter */
@@ -197,49 +195,35 @@ static void emit_metrics(scan *s, const char *file, const job *j, const char *sh
     }
 }
 
-/* The analysis of one dense layer: the single step a mode switch (exact / fast) changes. */
-static int analyse(scan *s, const at_tensor *t, at_metrics *m, const char **detail)
+/* The analysis of one dense layer, or of its update when base is not NULL: the single step
+ * a mode switch (exact / fast) changes. */
+static int analyse(scan *s, const at_tensor *t, const at_tensor *base, at_metrics *m,
+                   const char **detail)
 {
-    int rc = at_htsr_analyze(s->htsr, t, &s->hopts, m);
+    int rc = base ? at_htsr_analyze_delta(s->htsr, t, base, &s->hopts, m)
+                  : at_htsr_analyze(s->htsr, t, &s->hopts, m);
     *detail = at_htsr_last_error(s->htsr);
     return rc;
 }
 
-/* Points *t at the update of layer l against its base pair (in s->buf). Returns 0, or -1
- * after reporting why the layer has no usable pair. */
-static int make_delta(scan *s, const char *file, const job *j, const at_pair *p, const char *shape,
-                      at_tensor *t)
+/* The base layer paired with j, or NULL after reporting why there is no usable one. */
+static const at_tensor *base_of(scan *s, const char *file, const job *j, const at_pair *p,
+                                const char *shape)
 {
     char why[640];
     at_pair_describe(p, j->layer, why, sizeof why);
     if (p->status != AT_PAIR_OK) {
         report_error(s, file, j->name, shape, why);
-        return -1;
+        return NULL;
     }
     if (p->other->err < 0) {
         snprintf(why, sizeof why, "base layer %s: %s", p->other->name, p->other->error);
         report_error(s, file, j->name, shape, why);
-        return -1;
+        return NULL;
     }
     if (why[0])
         note(s, file, j->name, why);
-    size_t count = 1;
-    for (int d = 0; d < j->layer->tensor.ndim; d++)
-        count *= (size_t)j->layer->tensor.shape[d];
-    if (count > s->buf_cap) {
-        float *nb = realloc(s->buf, count * sizeof *nb);
-        if (!nb) {
-            report_error(s, file, j->name, shape, "out of memory for the update");
-            return -1;
-        }
-        s->buf = nb;
-        s->buf_cap = count;
-    }
-    at_pair_delta(&j->layer->tensor, &p->other->tensor, p->transposed, s->buf);
-    *t = j->layer->tensor;
-    t->data = s->buf;
-    t->dtype = AT_DTYPE_F32;
-    return 0;
+    return &p->other->tensor;
 }
 
 static void scan_job(scan *s, const at_ckpt *c, const job *j, const at_pairing *pairing,
@@ -270,12 +254,12 @@ static void scan_job(scan *s, const at_ckpt *c, const job *j, const at_pairing *
         rc = at_lora_analyze(s->lora, &b->tensor, &l->tensor, s->lora_scale, &s->hopts, &m);
         detail = at_lora_last_error(s->lora);
     } else if (pairing) {
-        at_tensor t;
-        if (make_delta(s, file, j, at_pairing_get(pairing, index), shape, &t) < 0)
+        const at_tensor *base = base_of(s, file, j, at_pairing_get(pairing, index), shape);
+        if (!base)
             return;
-        rc = analyse(s, &t, &m, &detail);
+        rc = analyse(s, &l->tensor, base, &m, &detail);
     } else {
-        rc = analyse(s, &l->tensor, &m, &detail);
+        rc = analyse(s, &l->tensor, NULL, &m, &detail);
     }
     if (rc < 0) {
         snprintf(msg, sizeof msg, "cannot analyse: %s", detail);
@@ -568,7 +552,6 @@ done:
     at_ckpt_close(s.base);
     at_htsr_free(s.htsr);
     at_lora_free(s.lora);
-    free(s.buf);
     if (s.have_re)
         regfree(&s.re);
     return exit_code;

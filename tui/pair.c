@@ -1,4 +1,4 @@
-/* pair.c -- layer pairing between two checkpoints, and float32 updates (see pair.h). */
+/* pair.c -- layer pairing between two checkpoints (see pair.h). */
 #include "pair.h"
 
 #include <stdio.h>
@@ -162,28 +162,4 @@ char *at_pair_describe(const at_pair *p, const at_ckpt_layer *layer, char *buf, 
         break;
     }
     return buf;
-}
-
-static float elem(const at_tensor *t, size_t i)
-{
-    float v;
-    at_convert_to_f32((const char *)t->data + i * at_dtype_size(t->dtype), t->dtype, 1, &v);
-    return v;
-}
-
-void at_pair_delta(const at_tensor *w, const at_tensor *base, int transposed, float *dst)
-{
-    size_t count = 1;
-    for (int d = 0; d < w->ndim; d++)
-        count *= (size_t)w->shape[d];
-    at_convert_to_f32(w->data, w->dtype, count, dst);
-    if (!transposed) {
-        for (size_t i = 0; i < count; i++)
-            dst[i] -= elem(base, i);
-        return;
-    }
-    const size_t rows = (size_t)w->shape[0], cols = (size_t)w->shape[1];
-    for (size_t r = 0; r < rows; r++)
-        for (size_t c = 0; c < cols; c++)
-            dst[r * cols + c] -= elem(base, c * rows + r);
 }

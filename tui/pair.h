@@ -56,9 +56,4 @@ char *at_pair_describe(const at_pair *p, const at_ckpt_layer *layer, char *buf, 
 /* The canonical name of name into buf (n bytes): wrapper prefixes removed. Returns buf. */
 char *at_pair_canonical(const char *name, char *buf, size_t n);
 
-/* dst = w - base in float32 (the reference's float32 difference), both widened from their
- * dtypes; base read transposed when transposed is set (2-D only). dst is caller-owned with
- * room for every element of w. Shapes must be the ones at_pairing validated. */
-void at_pair_delta(const at_tensor *w, const at_tensor *base, int transposed, float *dst);
-
 #endif
