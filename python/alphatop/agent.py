@@ -57,7 +57,8 @@ class Agent:
     monitor. every: the snapshot interval announced (the monitor may change it, see `due`).
     tags: dict of str -> str sent with the hello. rank/world_size: for distributed runs.
     budget_bytes: most bytes held in flight (default 256 MiB). linger_ms: how long close()
-    waits to flush. checksum: send a CRC-32 of every payload. curve_server_key /
+    waits to flush. checksum: send a CRC-32 of every payload. verbose: let the library print
+    its errors on stderr (silent by default). curve_server_key /
     curve_client_keyfile: CurveZMQ encryption (docs/protocol.md).
 
     Raises alphatop.LibraryNotFound if the C library is missing and OSError if the agent cannot
@@ -78,6 +79,7 @@ class Agent:
         budget_bytes=None,
         linger_ms=None,
         checksum=False,
+        verbose=False,
         curve_server_key=None,
         curve_client_keyfile=None,
     ):
@@ -96,6 +98,7 @@ class Agent:
         if linger_ms is not None:
             opts.linger_ms = int(linger_ms)
         opts.checksum = 1 if checksum else 0
+        opts.verbose = 1 if verbose else 0
         self.run = run or _run_id()
         for key, value in (tags or {}).items():
             if not isinstance(key, str):

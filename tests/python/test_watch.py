@@ -3,6 +3,7 @@
 import os
 import tempfile
 import unittest
+import zlib
 
 import torch
 from torch import nn
@@ -141,6 +142,18 @@ class WatchTest(unittest.TestCase):
         self.assertEqual([e["layers"] for e in self.rx.of_type("snapshot_end")], [4, 4, 4])
         # close() unhooked the optimizer: its step is the class method again.
         self.assertNotIn("step", opt.__dict__)
+
+    def test_tcp_loopback_with_checksums(self):
+        self.rx.close()
+        self.rx = Receiver("tcp://127.0.0.1:*")
+        model = Net()
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        with alphatop.watch(model, every=3, endpoint=self.rx.endpoint, optimizer=opt, checksum=True):
+            expected = self.train(model, opt, 6)
+            got = self.received(2)
+        self.check_round_trip(got, expected, model)
+        layer = self.rx.of_type("layer")[0]
+        self.assertEqual(layer["checksum"], "crc32:%08x" % zlib.crc32(layer["raw"]))
 
     def test_scheduler_created_after_watch(self):
         model = Net()
