@@ -89,17 +89,18 @@ def weight_norm(model):
         return float(torch.sqrt(sum((p.double() ** 2).sum() for p in model.parameters())))
 
 
-def open_monitor(args, model):
+def open_monitor(args, model, opt):
+    """Watches model through the alphatop binding: a snapshot every --every optimizer steps."""
     try:
         import alphatop
     except ImportError as e:
         sys.exit(f"--publish needs the alphatop Python binding ({e}); "
                  "set PYTHONPATH to the repo's python/ directory")
-    kw = {"every": args.every}
-    if args.endpoint:
-        kw["endpoint"] = args.endpoint
-    alphatop.watch(model, **kw)
-    return alphatop
+    tags = {"example": "torch_grokking", "seed": str(args.seed),
+            "weight_decay": str(args.weight_decay), "init_scale": str(args.init_scale)}
+    watcher = alphatop.watch(model, every=args.every, endpoint=args.endpoint, optimizer=opt,
+                             tags=tags, model="mlp-64-%d-%d-10" % (args.width, args.width))
+    return alphatop, watcher
 
 
 def main(argv=None):
@@ -112,7 +113,7 @@ def main(argv=None):
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     loss_fn = torch.nn.MSELoss()
     gen = torch.Generator().manual_seed(args.seed)
-    at = open_monitor(args, model) if args.publish else None
+    at, watcher = open_monitor(args, model, opt) if args.publish else (None, None)
     log = None
     if args.dump:
         os.makedirs(args.dump, exist_ok=True)
@@ -123,7 +124,6 @@ def main(argv=None):
     batch = min(100, n)
     perm, pos = torch.randperm(n, generator=gen), 0
     t0 = time.time()
-    stop_reason = None
     for step in range(1, args.steps + 1):
         if pos + batch > n:
             perm, pos = torch.randperm(n, generator=gen), 0
@@ -149,12 +149,15 @@ def main(argv=None):
                 print(f"step {step:7d}  train {tr:.3f}  test {te:.3f}  "
                       f"|w| {rec['weight_norm']:.1f}  {time.time() - t0:.0f}s",
                       file=sys.stderr, flush=True)
-        if at is not None and at.should_stop():
-            stop_reason = getattr(at, "stop_reason", lambda: "monitor asked to stop")()
-            print(f"stopped at step {step}: {stop_reason}", file=sys.stderr, flush=True)
-            break
+        if at is not None:
+            reason = at.should_stop()
+            if reason:
+                print(f"stopped at step {step}: {reason}", file=sys.stderr, flush=True)
+                break
     if log is not None:
         log.close()
+    if watcher is not None:
+        watcher.close()
     return 0
 
 
