@@ -1,10 +1,296 @@
-/* Placeholder until the command lands; replaced by its owner. */
+/* cli_diff.c -- `alphatop diff A B`: per-layer alpha of two checkpoints side by side. */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <regex.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ckpt.h"
 #include "commands.h"
+#include "metrics_fmt.h"
+#include "pair.h"
+
+static const char usage[] =
+    "Usage: alphatop diff [OPTIONS] A B\n"
+    "\n"
+    "Per-layer change between two checkpoints (e.g. before and after fine-tuning, or two\n"
+    "training steps): alpha, xmin and warning of A and B side by side, and alpha's change\n"
+    "B - A. Layers are paired by name as in 'scan --base' (wrapper prefixes such as\n"
+    "'module.' ignored, a transposed 2-D layer accepted); unpaired layers are listed.\n"
+    "A and B are .safetensors, .npy, or raw float32 with --shape.\n"
+    "\n"
+    "Options:\n"
+    "  --json              JSON lines: {\"type\":\"diff\", \"name\", \"alpha_change\", \"a\": "
+    "{...},\n"
+    "                      \"b\": {...}} per layer (a and b carry every reference column)\n"
+    "  --layers REGEX      only layers whose name (in A) matches the extended regex\n"
+    "  --min-evals N       skip layers with fewer eigenvalues (default 10)\n"
+    "  --max-evals N       skip layers with more eigenvalues (default 15000)\n"
+    "  --shape ROWSxCOLS   shape of raw float32 files\n"
+    "  -h, --help          this help\n"
+    "\n"
+    "Exit status: 0 every layer compared, 1 some layer could not be compared, 2 usage error.\n";
+
+typedef struct diff {
+    int json;
+    regex_t re;
+    int have_re;
+    at_htsr_opts hopts;
+    at_ckpt_opts copts;
+    at_htsr *htsr;
+    int name_width;
+    int failed;
+} diff;
+
+static void problem(diff *d, const char *file, const char *name, const char *msg)
+{
+    d->failed = 1;
+    fprintf(stderr, "alphatop diff: %s: %s%s%s\n", file, name ? name : "", name ? ": " : "", msg);
+    if (d->json && name) {
+        cJSON *o = cJSON_CreateObject();
+        if (o && cJSON_AddStringToObject(o, "type", "diff") &&
+            at_fmt_json_error(o, name, msg) == AT_OK) {
+            char *line = cJSON_PrintUnformatted(o);
+            if (line)
+                puts(line);
+            free(line);
+        }
+        cJSON_Delete(o);
+    } else if (name) {
+        printf("%-*s  error: %s\n", d->name_width, name, msg);
+    }
+}
+
+/* Analyses one side; on failure reports it and returns -1. */
+static int side(diff *d, const at_ckpt *c, const at_ckpt_layer *l, const char *name, at_metrics *m)
+{
+    char msg[640];
+    if (l->err < 0) {
+        snprintf(msg, sizeof msg, "layer %s: %s", l->name, l->error);
+        problem(d, at_ckpt_path(c), name, msg);
+        return -1;
+    }
+    if (at_htsr_analyze(d->htsr, &l->tensor, &d->hopts, m) < 0) {
+        snprintf(msg, sizeof msg, "layer %s: cannot analyse: %s", l->name,
+                 at_htsr_last_error(d->htsr));
+        problem(d, at_ckpt_path(c), name, msg);
+        return -1;
+    }
+    return 0;
+}
+
+static double fitted_alpha(const at_metrics *m)
+{
+    return m->status == AT_FIT_SUCCESS ? m->alpha : NAN;
+}
+
+static void cell(char *buf, size_t n, const char *fmt, double v)
+{
+    if (isfinite(v))
+        snprintf(buf, n, fmt, v);
+    else
+        snprintf(buf, n, "-");
+}
+
+static void emit(diff *d, const char *name, const char *shape, const at_metrics *a,
+                 const at_metrics *b)
+{
+    const double change = fitted_alpha(b) - fitted_alpha(a);
+    if (d->json) {
+        cJSON *o = cJSON_CreateObject(), *ja = cJSON_CreateObject(), *jb = cJSON_CreateObject();
+        int ok = o && ja && jb && at_fmt_json(ja, NULL, a, AT_FMT_REF_WARNING) == AT_OK &&
+                 at_fmt_json(jb, NULL, b, AT_FMT_REF_WARNING) == AT_OK &&
+                 cJSON_AddStringToObject(o, "type", "diff") &&
+                 cJSON_AddStringToObject(o, "name", name) &&
+                 at_fmt_json_number(o, "alpha_change", change);
+        if (ok) {
+            cJSON_AddItemToObject(o, "a", ja);
+            cJSON_AddItemToObject(o, "b", jb);
+            ja = jb = NULL;
+            char *line = cJSON_PrintUnformatted(o);
+            if (line)
+                puts(line);
+            free(line);
+        }
+        cJSON_Delete(ja);
+        cJSON_Delete(jb);
+        cJSON_Delete(o);
+        return;
+    }
+    char c[6][32];
+    cell(c[0], sizeof c[0], "%.3f", fitted_alpha(a));
+    cell(c[1], sizeof c[1], "%.3f", fitted_alpha(b));
+    cell(c[2], sizeof c[2], "%+.3f", change);
+    cell(c[3], sizeof c[3], "%.4g", a->status == AT_FIT_SUCCESS ? a->xmin : NAN);
+    cell(c[4], sizeof c[4], "%.4g", b->status == AT_FIT_SUCCESS ? b->xmin : NAN);
+    const char *wa = a->status == AT_FIT_SKIPPED ? "skipped" : at_warning_name(a->warning);
+    const char *wb = b->status == AT_FIT_SKIPPED ? "skipped" : at_warning_name(b->warning);
+    printf("%-*s %11s %8s %8s %8s %10s %10s", d->name_width, name, shape, c[0], c[1], c[2], c[3],
+           c[4]);
+    if (*wa || *wb)
+        printf("  %s -> %s", *wa ? wa : "ok", *wb ? wb : "ok");
+    putchar('\n');
+}
+
+static void run_diff(diff *d, const at_ckpt *a, const at_ckpt *b)
+{
+    at_pairing *p = at_pairing_new(a, b);
+    if (!p) {
+        problem(d, at_ckpt_path(a), NULL, "out of memory pairing layers");
+        return;
+    }
+    for (size_t i = 0; i < at_ckpt_count(a); i++)
+        if (!d->have_re || !regexec(&d->re, at_ckpt_layer_at(a, i)->name, 0, NULL, 0)) {
+            int w = (int)strlen(at_ckpt_layer_at(a, i)->name);
+            d->name_width = w > d->name_width ? (w > 60 ? 60 : w) : d->name_width;
+        }
+    if (!d->json)
+        printf("A: %s\nB: %s\n\n%-*s %11s %8s %8s %8s %10s %10s  warning A -> B\n", at_ckpt_path(a),
+               at_ckpt_path(b), d->name_width, "layer", "shape", "alpha_A", "alpha_B", "change",
+               "xmin_A", "xmin_B");
+    at_summary sa, sb;
+    at_summary_init(&sa);
+    at_summary_init(&sb);
+    for (size_t i = 0; i < at_ckpt_count(a); i++) {
+        const at_ckpt_layer *l = at_ckpt_layer_at(a, i);
+        if (d->have_re && regexec(&d->re, l->name, 0, NULL, 0))
+            continue;
+        const at_pair *pr = at_pairing_get(p, i);
+        char why[640], shape[64];
+        at_pair_describe(pr, l, why, sizeof why);
+        if (pr->status != AT_PAIR_OK) {
+            problem(d, at_ckpt_path(b), l->name, why);
+            continue;
+        }
+        if (why[0])
+            fprintf(stderr, "alphatop diff: %s: %s: %s\n", at_ckpt_path(b), l->name, why);
+        at_metrics ma, mb;
+        if (side(d, a, l, l->name, &ma) < 0 || side(d, b, pr->other, l->name, &mb) < 0)
+            continue;
+        at_shape_str(shape, sizeof shape, l->tensor.ndim, l->tensor.shape);
+        emit(d, l->name, shape, &ma, &mb);
+        if (ma.status != AT_FIT_SKIPPED && mb.status != AT_FIT_SKIPPED) {
+            at_summary_add(&sa, &ma);
+            at_summary_add(&sb, &mb);
+        }
+    }
+    for (size_t k = 0; k < at_pairing_unmatched_count(p); k++) {
+        const char *name = at_pairing_unmatched(p, k)->name;
+        if (!d->have_re || !regexec(&d->re, name, 0, NULL, 0))
+            problem(d, at_ckpt_path(b), name, "only in B, no layer of A pairs with it");
+    }
+    if (!d->json && sa.layers) {
+        double ma = at_summary_mean(&sa, AT_SUM_ALPHA), mb = at_summary_mean(&sb, AT_SUM_ALPHA);
+        printf("\nmean alpha over %lld compared layers: %.3f -> %.3f (%+.3f)\n",
+               (long long)sa.layers, ma, mb, mb - ma);
+    }
+    at_pairing_free(p);
+}
+
+static int parse_args(diff *d, int argc, char **argv)
+{
+    enum { O_JSON = 256, O_LAYERS, O_MIN, O_MAX, O_SHAPE };
+    static const struct option longopts[] = {
+        {"json", no_argument, NULL, O_JSON},
+        {"layers", required_argument, NULL, O_LAYERS},
+        {"min-evals", required_argument, NULL, O_MIN},
+        {"max-evals", required_argument, NULL, O_MAX},
+        {"shape", required_argument, NULL, O_SHAPE},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    optind = 0; /* glibc: full re-initialisation */
+    opterr = 0;
+    for (int ch; (ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1;) {
+        char *end;
+        long long v;
+        switch (ch) {
+        case 'h':
+            fputs(usage, stdout);
+            return 1;
+        case O_JSON:
+            d->json = 1;
+            break;
+        case O_LAYERS: {
+            if (d->have_re)
+                regfree(&d->re);
+            int rc = regcomp(&d->re, optarg, REG_EXTENDED | REG_NOSUB);
+            d->have_re = rc == 0;
+            if (rc) {
+                fprintf(stderr, "alphatop diff: --layers '%s' is not a valid regex\n", optarg);
+                return -1;
+            }
+            break;
+        }
+        case O_MIN:
+        case O_MAX:
+            errno = 0;
+            v = strtoll(optarg, &end, 10);
+            if (errno || end == optarg || *end || v < 0) {
+                fprintf(stderr, "alphatop diff: %s needs a non-negative integer\n",
+                        ch == O_MIN ? "--min-evals" : "--max-evals");
+                return -1;
+            }
+            *(ch == O_MIN ? &d->hopts.min_evals : &d->hopts.max_evals) = v;
+            break;
+        case O_SHAPE:
+            d->copts.raw_ndim = at_ckpt_parse_shape(optarg, d->copts.raw_shape);
+            if (d->copts.raw_ndim < 0) {
+                fprintf(stderr, "alphatop diff: --shape '%s': expected ROWSxCOLS\n", optarg);
+                return -1;
+            }
+            break;
+        default:
+            fprintf(stderr, "alphatop diff: unknown or incomplete option '%s'\n", argv[optind - 1]);
+            return -1;
+        }
+    }
+    if (argc - optind != 2) {
+        fputs("alphatop diff: need exactly two checkpoints, A and B\n", stderr);
+        return -1;
+    }
+    for (int i = optind; i < argc; i++)
+        if (at_ckpt_format_of(argv[i]) == AT_CKPT_RAW && !d->copts.raw_ndim) {
+            fprintf(stderr, "alphatop diff: %s is read as raw float32: give --shape ROWSxCOLS\n",
+                    argv[i]);
+            return -1;
+        }
+    return 0;
+}
+
 int cmd_diff(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fputs("alphatop diff: not built yet\n", stderr);
-    return AT_EXIT_USAGE;
+    diff d;
+    memset(&d, 0, sizeof d);
+    at_htsr_opts_default(&d.hopts);
+    d.name_width = 5;
+    int rc = parse_args(&d, argc, argv);
+    if (rc) {
+        if (rc < 0)
+            fputs("Try 'alphatop diff --help'.\n", stderr);
+        if (d.have_re)
+            regfree(&d.re);
+        return rc < 0 ? AT_EXIT_USAGE : AT_EXIT_OK;
+    }
+    at_ckpt *a = at_ckpt_open(argv[optind], &d.copts);
+    at_ckpt *b = at_ckpt_open(argv[optind + 1], &d.copts);
+    d.htsr = at_htsr_new();
+    if (!a || !b || !d.htsr) {
+        fputs("alphatop diff: out of memory\n", stderr);
+        d.failed = 1;
+    } else if (at_ckpt_status(a) < 0 || at_ckpt_status(b) < 0) {
+        const at_ckpt *bad = at_ckpt_status(a) < 0 ? a : b;
+        problem(&d, at_ckpt_path(bad), NULL, at_ckpt_last_error(bad));
+    } else {
+        run_diff(&d, a, b);
+    }
+    at_ckpt_close(a);
+    at_ckpt_close(b);
+    at_htsr_free(d.htsr);
+    if (d.have_re)
+        regfree(&d.re);
+    return d.failed ? AT_EXIT_PARTIAL : AT_EXIT_OK;
 }

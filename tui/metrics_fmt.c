@@ -55,10 +55,10 @@ static const struct col {
 };
 #define NCOLS (sizeof cols / sizeof cols[0])
 
-/* Adds a number as raw JSON text: the shortest %g form that reads back as exactly v. cJSON's
- * own printer stops at 15 digits whenever that is within an epsilon, which would make the
- * JSON differ from the analysis in the last bits. Non-finite values become null. */
-static cJSON *add_number(cJSON *obj, const char *name, double v)
+/* The shortest %g form that reads back as exactly v: cJSON's own printer stops at 15 digits
+ * whenever that is within an epsilon, which would make the JSON differ from the analysis in
+ * the last bits. */
+cJSON *at_fmt_json_number(cJSON *obj, const char *name, double v)
 {
     if (!isfinite(v))
         return cJSON_AddNullToObject(obj, name);
@@ -121,9 +121,9 @@ int at_fmt_json(cJSON *obj, const char *name, const at_metrics *m, unsigned flag
         if (text) {
             item = cJSON_AddStringToObject(obj, c->name, text);
         } else if (c->type == C_I64) {
-            item = add_number(obj, c->name, (double)get_i64(m, c));
+            item = at_fmt_json_number(obj, c->name, (double)get_i64(m, c));
         } else {
-            item = add_number(obj, c->name, get_f64(m, c));
+            item = at_fmt_json_number(obj, c->name, get_f64(m, c));
         }
         if (!item)
             return AT_ERR_NOMEM;
@@ -314,10 +314,10 @@ const char *at_summary_col_name(at_summary_col c)
 
 int at_summary_json(cJSON *obj, const at_summary *s)
 {
-    if (!add_number(obj, "layers", (double)s->layers))
+    if (!at_fmt_json_number(obj, "layers", (double)s->layers))
         return AT_ERR_NOMEM;
     for (int c = 0; c < AT_SUM_NCOLS; c++)
-        if (!add_number(obj, sum_names[c], at_summary_mean(s, (at_summary_col)c)))
+        if (!at_fmt_json_number(obj, sum_names[c], at_summary_mean(s, (at_summary_col)c)))
             return AT_ERR_NOMEM;
     return AT_OK;
 }

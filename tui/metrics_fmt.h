@@ -34,6 +34,10 @@ enum {
  * printing and parsing the object. Returns AT_OK or AT_ERR_NOMEM. */
 int at_fmt_json(cJSON *obj, const char *name, const at_metrics *m, unsigned flags);
 
+/* Adds one number to obj as at_fmt_json does: exact raw text, null when not finite. Returns
+ * the new item, or NULL when out of memory. */
+cJSON *at_fmt_json_number(cJSON *obj, const char *name, double v);
+
 /* Adds the columns of a layer that could not be analysed: name, "status": "error", "error":
  * message. Returns AT_OK or AT_ERR_NOMEM. */
 int at_fmt_json_error(cJSON *obj, const char *name, const char *message);

@@ -26,10 +26,11 @@ typedef struct run {
     int n;
 } run;
 
-static void run_scan(run *r, const char *args)
+/* Runs `alphatop COMMAND ARGS`. */
+static void run_cmd(run *r, const char *command, const char *args)
 {
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "scan %s", args);
+    snprintf(cmd, sizeof cmd, "%s %s", command, args);
     memset(r, 0, sizeof *r);
     r->code = tf_run(cmd, &r->out, &r->err);
     char *copy = strdup(r->out);
@@ -42,6 +43,11 @@ static void run_scan(run *r, const char *args)
         r->n++;
     }
     free(copy);
+}
+
+static void run_scan(run *r, const char *args)
+{
+    run_cmd(r, "scan", args);
 }
 
 static void run_free(run *r)
@@ -489,6 +495,53 @@ static void test_lora(void **state)
     free(b4);
 }
 
+/* diff: the oracle's untrained and trained fc1 side by side (paired through a DDP prefix),
+ * a layer only in B listed, exit status 1 for it. */
+static void test_diff(void **state)
+{
+    (void)state;
+    float *init1 = tf_read_oracle("mlp_init_fc1", 512 * 64);
+    float *trained1 = tf_read_oracle("mlp_trained_fc1", 512 * 64);
+    float *fc3 = tf_read_oracle("mlp_trained_fc3", 10 * 256);
+    const size_t nb = sizeof(float) * 512 * 64;
+    const tf_tensor ta[] = {{"fc1.weight", "F32", 2, {512, 64}, init1, nb, 0, 0}};
+    const tf_tensor tb[] = {{"module.fc1.weight", "F32", 2, {512, 64}, trained1, nb, 0, 0},
+                            {"fc3.weight", "F32", 2, {10, 256}, fc3, sizeof(float) * 2560, 0, 0}};
+    char pa[512], pb[512], args[1100];
+    snprintf(pa, sizeof pa, "%s", tf_path("a.safetensors"));
+    snprintf(pb, sizeof pb, "%s", tf_path("b.safetensors"));
+    tf_write_safetensors(pa, ta, 1, 8, 0);
+    tf_write_safetensors(pb, tb, 2, 8, 0);
+    snprintf(args, sizeof args, "--json %s %s", pa, pb);
+    run r;
+    run_cmd(&r, "diff", args);
+    assert_int_equal(r.code, 1);
+    const cJSON *o = line_named(&r, "fc1.weight");
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, "a");
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(o, "b");
+    assert_matches_oracle(a, "mlp_init_fc1");
+    assert_matches_oracle(b, "mlp_trained_fc1");
+    assert_true(num_of(o, "alpha_change") == num_of(b, "alpha") - num_of(a, "alpha"));
+    assert_string_equal(str_of(line_named(&r, "fc3.weight"), "status"), "error");
+    assert_non_null(strstr(r.err, "fc3.weight: only in B"));
+    assert_non_null(
+        strstr(r.err, "fc1.weight: paired with base layer module.fc1.weight (renamed)"));
+    run_free(&r);
+
+    run_cmd(&r, "diff", pa);
+    assert_int_equal(r.code, 2);
+    run_free(&r);
+    snprintf(args, sizeof args, "--layers fc1 %s %s", pa, pb);
+    run_cmd(&r, "diff", args);
+    assert_int_equal(r.code, 0);
+    assert_non_null(strstr(r.out, "under-trained -> ok"));
+    assert_non_null(strstr(r.out, "mean alpha over 1 compared layers"));
+    run_free(&r);
+    free(init1);
+    free(trained1);
+    free(fc3);
+}
+
 int main(void)
 {
     char path[512];
@@ -508,6 +561,7 @@ int main(void)
         cmocka_unit_test(test_round_trip), cmocka_unit_test(test_oracle_raw_and_npy),
         cmocka_unit_test(test_bad_layers), cmocka_unit_test(test_usage),
         cmocka_unit_test(test_delta),      cmocka_unit_test(test_lora),
+        cmocka_unit_test(test_diff),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     cJSON_Delete(oracle);
