@@ -100,7 +100,7 @@ class Agent:
         opts.checksum = 1 if checksum else 0
         opts.verbose = 1 if verbose else 0
         self.run = run or _run_id()
-        for key, value in (tags or {}).items():
+        for key in tags or {}:
             if not isinstance(key, str):
                 raise TypeError("alphatop: tag keys must be strings")
         self._handle = self._lib.at_agent_new(

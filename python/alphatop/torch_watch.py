@@ -230,7 +230,7 @@ class Watcher:
 
     def _publish(self, layers, tensors, step, base=False):
         with torch.no_grad():
-            tensors = self._to_cpu([t.detach() for t in tensors])
+            tensors = self._to_cpu(layers, [t.detach() for t in tensors])
             if not self.agent.begin(step):
                 self.agent.end()
                 return False
@@ -246,21 +246,21 @@ class Watcher:
                 )
             return self.agent.end()
 
-    def _to_cpu(self, tensors):
+    def _to_cpu(self, layers, tensors):
         """Copies GPU tensors into pinned host buffers (allocated once per layer, reused), all
         copies queued before one wait, so the trainer stalls for the transfer only once.
         Designed for CUDA; untested here (no GPU in CI)."""
         if all(t.device.type == "cpu" for t in tensors):
             return tensors
         out = []
-        for i, t in enumerate(tensors):
+        for layer, t in zip(layers, tensors):
             if t.device.type == "cpu":
                 out.append(t)
                 continue
-            buf = self._pinned.get(i)
+            buf = self._pinned.get(layer.name)
             if buf is None or buf.shape != t.shape or buf.dtype != t.dtype:
                 buf = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
-                self._pinned[i] = buf
+                self._pinned[layer.name] = buf
             buf.copy_(t, non_blocking=True)
             out.append(buf)
         torch.cuda.synchronize()
