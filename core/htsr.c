@@ -147,6 +147,25 @@ static int svd_values(at_htsr *self, lapack_int m, lapack_int n)
     return AT_OK;
 }
 
+/* Slice s of the weights as a tall (long side x short side) column-major float64 matrix in a:
+ * dgesdd's QR path for tall matrices is faster in OpenBLAS than the LQ path for wide ones.
+ * Element (r, c) of slice s is w[(r * cols + c) * slices + s]; it is multiplied by scale in
+ * float32 first (the reference's conv2d normalization; 1 leaves it unchanged). Tiled so that
+ * the transposing case stays in cache. */
+static void gather_tall(double *a, const float *w, const at_shape *sh, int64_t s, float scale)
+{
+    enum { TILE = 64 };
+    const int64_t rows = sh->rows, cols = sh->cols, slices = sh->slices;
+    const int tall = rows >= cols;
+    for (int64_t r0 = 0; r0 < rows; r0 += TILE)
+        for (int64_t c0 = 0; c0 < cols; c0 += TILE)
+            for (int64_t r = r0; r < rows && r < r0 + TILE; r++)
+                for (int64_t c = c0; c < cols && c < c0 + TILE; c++) {
+                    const float v = w[(r * cols + c) * slices + s] * scale;
+                    a[tall ? r + c * rows : c + r * cols] = (double)v;
+                }
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -225,22 +244,8 @@ int at_htsr_analyze(at_htsr *self, const at_tensor *t, const at_htsr_opts *o, at
     int64_t rank_loss = 0;
     size_t ne = 0;
     for (int64_t s = 0; s < sh.slices; s++) {
-        /* Row-major (rows x cols) is column-major (cols x rows): same singular values, so a
-         * linear weight is copied as is. A conv slice is gathered column-major (out x in). */
-        lapack_int m, n;
-        if (sh.conv) {
-            m = (lapack_int)sh.rows;
-            n = (lapack_int)sh.cols;
-            for (int64_t c = 0; c < sh.cols; c++)
-                for (int64_t r = 0; r < sh.rows; r++)
-                    self->a[r + c * sh.rows] =
-                        (double)(w[(r * sh.cols + c) * sh.slices + s] * conv_scale);
-        } else {
-            m = (lapack_int)sh.cols;
-            n = (lapack_int)sh.rows;
-            for (size_t i = 0; i < sh.count; i++)
-                self->a[i] = (double)w[i];
-        }
+        const lapack_int m = (lapack_int)hi, n = (lapack_int)lo;
+        gather_tall(self->a, w, &sh, s, sh.conv ? conv_scale : 1.0f);
         rc = svd_values(self, m, n);
         if (rc)
             return rc;
