@@ -132,8 +132,10 @@ AT_EXPORT at_htsr *at_htsr_new(void);
 AT_EXPORT void at_htsr_free(at_htsr *self);
 
 /* Analyzes one layer in exact mode into *out (every field written). Returns AT_OK; a skipped
- * layer is AT_OK with out->status == AT_FIT_SKIPPED; a failed fit is AT_OK with
- * AT_FIT_FAILED. Errors: AT_ERR_ARG (bad shape/kind), AT_ERR_NONFINITE (NaN/Inf weights),
+ * layer is AT_OK with out->status == AT_FIT_SKIPPED (only N, M, rf, Q, num_evals set); a
+ * failed fit (e.g. an all-zero or tiny-scale layer: out->norm tells them apart) is AT_OK with
+ * AT_FIT_FAILED. o NULL means the defaults. Errors: AT_ERR_ARG (bad shape/kind),
+ * AT_ERR_UNSUPPORTED (dtype), AT_ERR_NONFINITE (NaN/Inf weights, counts in the last error),
  * AT_ERR_EMPTY (no elements), AT_ERR_NOMEM, AT_ERR_LAPACK. */
 AT_EXPORT int at_htsr_analyze(at_htsr *self, const at_tensor *t, const at_htsr_opts *o,
                               at_metrics *out);
