@@ -67,13 +67,17 @@ int at_layout_columns(int n, int width, at_colspan *spans)
     int recent = width / 2;
     int k = width - recent;
     int m = n - recent; /* older snapshots, m > k because n > width */
-    for (int i = 0; i < k; i++) {
-        spans[i].c0 = (int)((long long)i * m / k);
-        spans[i].c1 = (int)((long long)(i + 1) * m / k);
+    /* aligned buckets of b snapshots: boundaries stay put as snapshots arrive (until b grows),
+     * so summaries of full buckets can be cached */
+    int b = (m + k - 1) / k;
+    int nb = (m + b - 1) / b, used = 0;
+    for (int i = 0; i < nb; i++, used++) {
+        spans[used].c0 = i * b;
+        spans[used].c1 = (i + 1) * b < m ? (i + 1) * b : m;
     }
-    for (int i = 0; i < recent; i++) {
-        spans[k + i].c0 = m + i;
-        spans[k + i].c1 = m + i + 1;
+    for (int i = 0; i < recent; i++, used++) {
+        spans[used].c0 = m + i;
+        spans[used].c1 = m + i + 1;
     }
-    return width;
+    return used;
 }

@@ -49,8 +49,10 @@ typedef struct at_colspan {
 
 /* Maps snapshots [0, n) to at most width screen columns, into spans[0..width-1]; returns the
  * number of screen columns used. If n <= width, one snapshot per column. Otherwise the most
- * recent width/2 snapshots get one column each, and the older ones are split into the
- * remaining columns in equal contiguous buckets (oldest at the left). Pure. */
+ * recent width/2 snapshots get one column each, and the m older ones go into buckets of
+ * b = ceil(m / k) snapshots aligned at multiples of b (k = the remaining columns; the last
+ * bucket may be shorter; oldest at the left), so that bucket boundaries do not move as
+ * snapshots arrive until b grows. Pure. */
 int at_layout_columns(int n, int width, at_colspan *spans);
 
 #endif

@@ -12,6 +12,7 @@ typedef struct layer {
     at_spectrum spec[AT_SPACE_COUNT];
     float *spec_buf[AT_SPACE_COUNT];
     size_t spec_cap[AT_SPACE_COUNT];
+    uint64_t history; /* bumped when a cell other than the newest column changes */
 } layer;
 
 typedef struct series {
@@ -368,6 +369,9 @@ int at_model_add_snapshot(at_model *self, int r, int64_t step, double wall_time)
     }
     ru->steps[col] = step;
     ru->nsnap++;
+    if (tail > 0)
+        for (int i = 0; i < ru->nlayers; i++)
+            ru->layers[i]->history++;
     return col;
 }
 
@@ -410,6 +414,8 @@ int at_model_add_cell(at_model *self, int r, int l, at_space space, int64_t step
                 return AT_ERR_NOMEM;
         ru->has_space[space] = 1;
     }
+    if (col != ru->nsnap - 1)
+        la->history++;
     at_cell *c = &la->cells[space][col];
     for (int k = 0; k < AT_METRIC_COUNT; k++)
         c->v[k] = (float)at_metric_value(m, (at_metric_id)k);
@@ -443,6 +449,12 @@ const at_cell *at_model_cell(const at_model *self, int r, int l, at_space space,
         !la->cells[space])
         return NULL;
     return &la->cells[space][col];
+}
+
+uint64_t at_model_layer_history(const at_model *self, int r, int l)
+{
+    layer *la = get_layer(self, r, l);
+    return la ? la->history : 0;
 }
 
 int at_model_has_space(const at_model *self, int r, at_space space)

@@ -213,9 +213,15 @@ int at_model_snapshot_at(const at_model *self, int run, int64_t step);
 int at_model_add_cell(at_model *self, int run, int layer, at_space space, int64_t step,
                       const at_metrics *m);
 
-/* The cell of (run, layer, space, col). Borrowed; NULL for bad indices or when the run has no
- * cells in that space. A cell with no result has status AT_CELL_EMPTY. */
+/* The cell of (run, layer, space, col). Borrowed until the next add; NULL for bad indices or
+ * when the run has no cells in that space. A cell with no result has status AT_CELL_EMPTY.
+ * A layer's cells are contiguous: cell(col + 1) == cell(col) + 1 for valid columns. */
 const at_cell *at_model_cell(const at_model *self, int run, int layer, at_space space, int col);
+
+/* Counter of changes to a layer's cells other than appends to the newest column (a late
+ * result for an older snapshot, a snapshot inserted out of order): summaries of old columns
+ * computed at one value stay valid while it does not move. */
+uint64_t at_model_layer_history(const at_model *self, int run, int layer);
 
 /* 1 if the run has any cell in space (the delta toggle is offered only then). */
 int at_model_has_space(const at_model *self, int run, at_space space);

@@ -80,9 +80,13 @@ int at_render_bucket(const at_model *m, int run, int layer, at_space space, at_m
 {
     int state = 0;
     double best = NAN, best_key = -INFINITY;
+    /* a layer's cells are contiguous by column (model.h), so one lookup serves the bucket */
+    const at_cell *base = c1 > c0 ? at_model_cell(m, run, layer, space, c0) : NULL;
+    if (!base || !at_model_cell(m, run, layer, space, c1 - 1))
+        return 0;
     for (int col = c1 - 1; col >= c0; col--) {
-        const at_cell *cell = at_model_cell(m, run, layer, space, col);
-        if (!cell || cell->status == AT_CELL_EMPTY)
+        const at_cell *cell = base + (col - c0);
+        if (cell->status == AT_CELL_EMPTY)
             continue;
         if (cell->status != AT_FIT_SUCCESS && metric != AT_METRIC_TRAPS) {
             if (state == 0)
@@ -105,6 +109,77 @@ int at_render_bucket(const at_model *m, int run, int layer, at_space space, at_m
     if (state == 1)
         *v = best;
     return state;
+}
+
+typedef struct cache_entry {
+    uint64_t history;
+    int32_t c0, c1;
+    double value;
+    int16_t run;
+    int8_t metric, space, state;
+} cache_entry;
+
+struct at_render_cache {
+    cache_entry *e; /* nlayers x nbuckets, by model layer index and bucket index */
+    int nlayers, nbuckets;
+};
+
+at_render_cache *at_render_cache_new(void)
+{
+    return calloc(1, sizeof(at_render_cache));
+}
+
+void at_render_cache_free(at_render_cache *self)
+{
+    if (!self)
+        return;
+    free(self->e);
+    free(self);
+}
+
+/* Entry for (layer, bucket), growing the table (and forgetting it) when needed; NULL if out of
+ * memory. */
+static cache_entry *cache_slot(at_render_cache *ca, int nlayers, int nbuckets, int layer, int b)
+{
+    if (nlayers > ca->nlayers || nbuckets > ca->nbuckets) {
+        int nl = nlayers > ca->nlayers ? nlayers : ca->nlayers;
+        int nb = nbuckets > ca->nbuckets ? nbuckets : ca->nbuckets;
+        cache_entry *e = calloc((size_t)nl * (size_t)nb, sizeof(cache_entry));
+        if (!e)
+            return NULL;
+        free(ca->e);
+        ca->e = e;
+        ca->nlayers = nl;
+        ca->nbuckets = nb;
+    }
+    return &ca->e[(size_t)layer * (size_t)ca->nbuckets + (size_t)b];
+}
+
+/* at_render_bucket through the cache for buckets of old columns. */
+static int bucket(const ctx *c, int layer, const at_colspan *sp, int bi, int nsnap, double *v)
+{
+    const at_ui *ui = c->ui;
+    at_render_cache *ca = c->o->cache;
+    if (!ca || sp->c1 - sp->c0 < 2 || sp->c1 >= nsnap)
+        return at_render_bucket(c->m, ui->run, layer, ui->space, ui->metric, sp->c0, sp->c1, v);
+    cache_entry *e =
+        cache_slot(ca, at_model_num_layers(c->m, ui->run), c->lay->heat.w + 1, layer, bi);
+    if (!e)
+        return at_render_bucket(c->m, ui->run, layer, ui->space, ui->metric, sp->c0, sp->c1, v);
+    uint64_t h = at_model_layer_history(c->m, ui->run, layer) + 1; /* 0 = never filled */
+    if (e->history != h || e->c0 != sp->c0 || e->c1 != sp->c1 || e->run != ui->run ||
+        e->metric != (int8_t)ui->metric || e->space != (int8_t)ui->space) {
+        e->state = (int8_t)at_render_bucket(c->m, ui->run, layer, ui->space, ui->metric, sp->c0,
+                                            sp->c1, &e->value);
+        e->history = h;
+        e->c0 = sp->c0;
+        e->c1 = sp->c1;
+        e->run = (int16_t)ui->run;
+        e->metric = (int8_t)ui->metric;
+        e->space = (int8_t)ui->space;
+    }
+    *v = e->value;
+    return e->state;
 }
 
 void at_pair_label(const char *a, const char *b, char *buf, size_t cap)
@@ -259,17 +334,14 @@ typedef struct shade {
     int16_t color;
 } shade;
 
-static shade shade_of(const ctx *c, int layer, const at_colspan *sp, double lo, double hi)
+static shade shade_of(const ctx *c, int state, double v, double lo, double hi)
 {
-    shade r = {0, -1, AT_COLOR_DEFAULT};
-    double v;
-    r.state =
-        at_render_bucket(c->m, c->ui->run, layer, c->ui->space, c->ui->metric, sp->c0, sp->c1, &v);
+    shade r = {state, -1, AT_COLOR_DEFAULT};
     at_scale sc = at_metric_scale(c->ui->metric);
-    if (r.state == 1) {
+    if (state == 1) {
         r.level = at_scale_level(sc, v, lo, hi);
         r.color = at_scheme_level_color(c->s, sc, r.level);
-    } else if (r.state < 0) {
+    } else if (state < 0) {
         r.color = at_scheme_missing_color(c->s);
     }
     return r;
@@ -307,23 +379,6 @@ static void put_half(const ctx *c, int y, int x, shade up, shade lo)
         st.bg = lo.state == 0 ? AT_COLOR_DEFAULT : lo.color;
         at_grid_put(c->g, y, x, G_UPPER_HALF, st);
     }
-}
-
-/* Value range of the shown cells (sequential scales). */
-static void value_range(const ctx *c, const int *idx, int first, int count, const at_colspan *sp,
-                        int ncol, double *lo, double *hi)
-{
-    *lo = INFINITY;
-    *hi = -INFINITY;
-    for (int i = first; i < first + count; i++)
-        for (int k = 0; k < ncol; k++) {
-            double v;
-            if (at_render_bucket(c->m, c->ui->run, idx[i], c->ui->space, c->ui->metric, sp[k].c0,
-                                 sp[k].c1, &v) == 1) {
-                *lo = v < *lo ? v : *lo;
-                *hi = v > *hi ? v : *hi;
-            }
-        }
 }
 
 /* Latest value and trend arrow of a layer up to column end. */
@@ -539,9 +594,25 @@ static void draw_main(const ctx *c, int *idx, int nf)
     int shown = nf - ui->top;
     if (shown > lay->heat.h * lpr)
         shown = lay->heat.h * lpr;
-    double lo = 0, hi = 0;
-    if (at_metric_scale(ui->metric) == AT_SCALE_SEQ)
-        value_range(c, idx, ui->top, shown, sp, ncol, &lo, &hi);
+    if (shown < 0)
+        shown = 0;
+    /* every shown bucket once: the sequential scale needs their range before drawing */
+    size_t ncells = (size_t)shown * (size_t)ncol;
+    double *vals = malloc((ncells ? ncells : 1) * sizeof(double));
+    signed char *states = malloc(ncells ? ncells : 1);
+    if (!vals || !states)
+        shown = 0;
+    double lo = INFINITY, hi = -INFINITY;
+    int nsnap = at_model_num_snapshots(c->m, ui->run);
+    for (int i = 0; i < shown; i++)
+        for (int k = 0; k < ncol; k++) {
+            size_t j = (size_t)i * (size_t)ncol + (size_t)k;
+            states[j] = (signed char)bucket(c, idx[ui->top + i], &sp[k], k, nsnap, &vals[j]);
+            if (states[j] == 1) {
+                lo = vals[j] < lo ? vals[j] : lo;
+                hi = vals[j] > hi ? vals[j] : hi;
+            }
+        }
 
     at_style title = role(c, AT_ROLE_TITLE);
     at_grid_text(c->g, lay->titles.y, lay->names.x, lay->names.w, "layer", title);
@@ -581,13 +652,14 @@ static void draw_main(const ctx *c, int *idx, int nf)
             }
         }
         for (int k = 0; k < ncol; k++) {
-            shade a = shade_of(c, idx[i0], &sp[k], lo, hi);
+            size_t j = (size_t)(i0 - ui->top) * (size_t)ncol + (size_t)k;
+            shade a = shade_of(c, states[j], vals[j], lo, hi);
             if (lpr == 1) {
                 put_full(c, y, lay->heat.x + k, a);
             } else {
                 shade b = {0, -1, AT_COLOR_DEFAULT};
                 if (has2)
-                    b = shade_of(c, idx[i0 + 1], &sp[k], lo, hi);
+                    b = shade_of(c, states[j + (size_t)ncol], vals[j + (size_t)ncol], lo, hi);
                 put_half(c, y, lay->heat.x + k, a, b);
             }
         }
@@ -608,6 +680,8 @@ static void draw_main(const ctx *c, int *idx, int nf)
                                                              : "waiting for the first snapshot...";
         at_grid_text(c->g, lay->heat.y, lay->heat.x, lay->heat.w, msg, role(c, AT_ROLE_DIM));
     }
+    free(vals);
+    free(states);
     draw_axis(c, sp, ncol);
     draw_colorbar(c, lo, hi);
     draw_warnings(c);

@@ -15,10 +15,22 @@
 #include "scheme.h"
 #include "ui.h"
 
+/* Summaries of compressed heatmap buckets kept between frames, so a live frame only reads the
+ * cells that changed (at_model_layer_history says when a summary went stale). */
+typedef struct at_render_cache at_render_cache;
+
+/* New empty cache. Caller owns return value (free with at_render_cache_free); NULL if out of
+ * memory. */
+at_render_cache *at_render_cache_new(void);
+
+/* Frees the cache. NULL-safe. */
+void at_render_cache_free(at_render_cache *self);
+
 typedef struct at_render_opts {
     double now;              /* Unix time (s), for "last snapshot N s ago" */
     int utf8;                /* 1: Unicode glyphs (half blocks, arrows, sparklines) */
     const at_scheme *scheme; /* colours; borrowed */
+    at_render_cache *cache;  /* optional (NULL: every bucket is summarised every frame) */
 } at_render_opts;
 
 /* Layout of a rows x cols screen for the data ui shows. Pure. */

@@ -17,7 +17,9 @@ struct at_term {
     FILE *out, *in;
     int colors;
     int npairs;
-    int *pair; /* NCOL * NCOL: pair number of (fg + 1, bg + 1); 0 = not allocated yet */
+    int *pair;       /* NCOL * NCOL: pair number of (fg + 1, bg + 1); 0 = not allocated yet */
+    at_gcell *shown; /* what the last at_term_draw wrote, shown_rows x shown_cols */
+    int shown_rows, shown_cols;
 };
 
 int at_term_utf8(void)
@@ -66,6 +68,7 @@ void at_term_close(at_term *self)
     endwin();
     delscreen(self->screen);
     free(self->pair);
+    free(self->shown);
     free(self);
 }
 
@@ -158,31 +161,76 @@ static int pair_for(at_term *t, int fg, int bg)
     return *p;
 }
 
+static int same_style(at_style a, at_style b)
+{
+    return a.fg == b.fg && a.bg == b.bg && a.attr == b.attr;
+}
+
+static int same_cell(const at_gcell *a, const at_gcell *b)
+{
+    return a->ch == b->ch && same_style(a->st, b->st);
+}
+
+static attr_t attrs_of(at_style st)
+{
+    attr_t a = A_NORMAL;
+    if (st.attr & AT_ATTR_BOLD)
+        a |= A_BOLD;
+    if (st.attr & AT_ATTR_REVERSE)
+        a |= A_REVERSE;
+    if (st.attr & AT_ATTR_DIM)
+        a |= A_DIM;
+    if (st.attr & AT_ATTR_UNDERLINE)
+        a |= A_UNDERLINE;
+    return a;
+}
+
 void at_term_draw(at_term *self, const at_grid *g)
 {
     int rows, cols;
     getmaxyx(stdscr, rows, cols);
     rows = rows < g->rows ? rows : g->rows;
     cols = cols < g->cols ? cols : g->cols;
-    for (int y = 0; y < rows; y++)
-        for (int x = 0; x < cols; x++) {
-            const at_gcell *c = &g->cells[(size_t)y * (size_t)g->cols + (size_t)x];
-            attr_t a = A_NORMAL;
-            if (c->st.attr & AT_ATTR_BOLD)
-                a |= A_BOLD;
-            if (c->st.attr & AT_ATTR_REVERSE)
-                a |= A_REVERSE;
-            if (c->st.attr & AT_ATTR_DIM)
-                a |= A_DIM;
-            if (c->st.attr & AT_ATTR_UNDERLINE)
-                a |= A_UNDERLINE;
-            int pair = pair_for(self, c->st.fg, c->st.bg);
-            wchar_t wc[2] = {(wchar_t)c->ch, 0};
-            cchar_t cc;
-            setcchar(&cc, wc, a, 0, &pair);
-            /* ERR at the bottom-right cell is expected (no scrolling); the cell is written */
-            mvwadd_wch(stdscr, y, x, &cc);
+    /* Only cells that changed since the last frame are handed to curses, in runs of one style
+     * (one call per run instead of per cell); a new size redraws everything. */
+    int full = !self->shown || rows != self->shown_rows || cols != self->shown_cols;
+    if (full) {
+        at_gcell *s = realloc(self->shown, (size_t)rows * (size_t)cols * sizeof(at_gcell));
+        if (!s) {
+            free(self->shown);
+            self->shown = NULL;
+            return;
         }
+        self->shown = s;
+        self->shown_rows = rows;
+        self->shown_cols = cols;
+    }
+    enum { RUN = 256 };
+    wchar_t buf[RUN + 1];
+    for (int y = 0; y < rows; y++) {
+        const at_gcell *row = &g->cells[(size_t)y * (size_t)g->cols];
+        at_gcell *old = &self->shown[(size_t)y * (size_t)cols];
+        int x = 0;
+        while (x < cols) {
+            if (!full && same_cell(&row[x], &old[x])) {
+                x++;
+                continue;
+            }
+            int x0 = x, n = 0;
+            at_style st = row[x].st;
+            while (x < cols && n < RUN && same_style(row[x].st, st) &&
+                   (full || !same_cell(&row[x], &old[x]))) {
+                buf[n++] = (wchar_t)row[x].ch;
+                old[x] = row[x];
+                x++;
+            }
+            buf[n] = 0;
+            int pair = pair_for(self, st.fg, st.bg);
+            wattr_set(stdscr, attrs_of(st), 0, &pair);
+            /* ERR at the bottom-right cell is expected (no scrolling); the cell is written */
+            mvwaddnwstr(stdscr, y, x0, buf, n);
+        }
+    }
     wnoutrefresh(stdscr);
     doupdate();
 }

@@ -16,6 +16,7 @@ struct at_view {
     at_ui ui;
     at_layout lay;
     at_grid *grid;
+    at_render_cache *cache;
 };
 
 at_view *at_view_new(at_model *model)
@@ -27,6 +28,11 @@ at_view *at_view_new(at_model *model)
         return NULL;
     v->model = model;
     at_ui_init(&v->ui);
+    v->cache = at_render_cache_new();
+    if (!v->cache) {
+        free(v);
+        return NULL;
+    }
     return v;
 }
 
@@ -35,6 +41,7 @@ void at_view_free(at_view *self)
     if (!self)
         return;
     at_grid_free(self->grid);
+    at_render_cache_free(self->cache);
     free(self);
 }
 
@@ -87,7 +94,7 @@ static void frame(at_view *v, at_term *t, const at_scheme *sc, int utf8)
     }
     at_render_layout(&v->lay, v->model, &v->ui, rows, cols, utf8);
     at_ui_clamp(&v->ui, v->model, &v->lay);
-    at_render_opts o = {wall_s(), utf8, sc};
+    at_render_opts o = {wall_s(), utf8, sc, v->cache};
     at_render(v->grid, v->model, &v->ui, &v->lay, &o);
     at_term_draw(t, v->grid);
 }

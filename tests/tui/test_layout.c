@@ -102,12 +102,23 @@ static void test_columns(void **state)
         assert_int_equal(sp[5 + i].c0, 95 + i);
         assert_int_equal(sp[5 + i].c1, 96 + i);
     }
-    /* every shape: contiguous, non-empty, covering [0, n), buckets never smaller than later
-     * ones by more than one */
+    /* aligned buckets: 101 older snapshots in 5 columns are buckets of 21, the last of 17 */
+    assert_int_equal(at_layout_columns(106, 10, sp), 10);
+    assert_int_equal(sp[1].c0, 21);
+    assert_int_equal(sp[4].c0, 84);
+    assert_int_equal(sp[4].c1, 101);
+    /* one more snapshot moves no bucket boundary, only the last bucket's end */
+    assert_int_equal(at_layout_columns(107, 10, sp), 10);
+    assert_int_equal(sp[3].c1, 84);
+    assert_int_equal(sp[4].c1, 102);
+    /* every shape: contiguous, non-empty, covering [0, n), the newest width/2 alone */
     for (int n = 1; n < 300; n++)
         for (int w = 1; w < 64; w++) {
             int k = at_layout_columns(n, w, sp);
-            assert_int_equal(k, n < w ? n : w);
+            if (n <= w)
+                assert_int_equal(k, n);
+            else
+                assert_true(k <= w && k > w / 2);
             assert_int_equal(sp[0].c0, 0);
             assert_int_equal(sp[k - 1].c1, n);
             for (int i = 0; i < k; i++) {
@@ -116,7 +127,7 @@ static void test_columns(void **state)
                     assert_int_equal(sp[i].c0, sp[i - 1].c1);
             }
             if (n > w)
-                for (int i = w - w / 2; i < w; i++)
+                for (int i = k - w / 2; i < k; i++)
                     assert_int_equal(sp[i].c1 - sp[i].c0, 1);
         }
 }

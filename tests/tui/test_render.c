@@ -40,7 +40,7 @@ static at_grid *render(const at_model *m, at_ui *ui, int rows, int cols, int col
     at_ui_clamp(ui, m, &lay);
     at_grid *g = at_grid_new(rows, cols);
     assert_non_null(g);
-    at_render_opts o = {T0 + 3, utf8, &sc};
+    at_render_opts o = {T0 + 3, utf8, &sc, NULL};
     at_render(g, m, ui, &lay, &o);
     return g;
 }
@@ -224,6 +224,61 @@ static void test_bucket_rule(void **state)
     at_model_free(m);
 }
 
+static int same_grid(const at_grid *a, const at_grid *b)
+{
+    for (int y = 0; y < a->rows; y++)
+        for (int x = 0; x < a->cols; x++) {
+            const at_gcell *p = at_grid_at(a, y, x), *q = at_grid_at(b, y, x);
+            if (p->ch != q->ch || p->st.fg != q->st.fg || p->st.bg != q->st.bg)
+                return 0;
+        }
+    return 1;
+}
+
+/* Frames drawn through the bucket cache equal frames drawn without it, as snapshots arrive
+ * and old cells change. */
+static void test_cache(void **state)
+{
+    (void)state;
+    at_model *m = synthetic(6, 150);
+    at_scheme sc;
+    at_scheme_init(&sc, 256);
+    at_render_cache *cache = at_render_cache_new();
+    at_grid *a = at_grid_new(24, 80), *b = at_grid_new(24, 80);
+    at_ui ui;
+    at_ui_init(&ui);
+    at_layout lay;
+    for (int round = 0; round < 6; round++) {
+        if (round == 2)
+            at_synth_snapshot(m, 0, 150, T0, 0, 42);
+        if (round == 3) { /* a late result for an old snapshot: that bucket must change */
+            at_metrics x;
+            memset(&x, 0, sizeof x);
+            x.status = AT_FIT_SUCCESS;
+            x.alpha = 0.5;
+            at_model_add_cell(m, 0, 1, AT_SPACE_W, 500, &x);
+        }
+        if (round == 4)
+            ui.metric = AT_METRIC_TRAPS;
+        if (round == 5)
+            ui.back = 7;
+        at_render_layout(&lay, m, &ui, 24, 80, 1);
+        at_ui_clamp(&ui, m, &lay);
+        at_render_opts with = {T0 + 3, 1, &sc, cache}, without = {T0 + 3, 1, &sc, NULL};
+        at_render(a, m, &ui, &lay, &with);
+        at_render(b, m, &ui, &lay, &without);
+        assert_true(same_grid(a, b));
+        if (round == 3) { /* the bucket holding step 500 (column 4) shows the burnt cell */
+            const at_gcell *c = at_grid_at(a, lay.heat.y + 1, lay.heat.x);
+            assert_int_equal(c->st.fg, at_scheme_level_color(&sc, AT_SCALE_ALPHA, 0));
+        }
+    }
+    at_grid_free(a);
+    at_grid_free(b);
+    at_render_cache_free(cache);
+    at_model_free(m);
+}
+
 static void test_helpers(void **state)
 {
     (void)state;
@@ -250,7 +305,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_main_256),    cmocka_unit_test(test_main_half_blocks),
         cmocka_unit_test(test_ascii_mono),  cmocka_unit_test(test_other_screens),
-        cmocka_unit_test(test_bucket_rule), cmocka_unit_test(test_helpers),
+        cmocka_unit_test(test_bucket_rule), cmocka_unit_test(test_cache),
+        cmocka_unit_test(test_helpers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

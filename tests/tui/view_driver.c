@@ -93,7 +93,7 @@ static int print_frame(at_model *m, int rows, int cols, int colors, int utf8, co
     if (!g)
         return 1;
     const at_run_info *ri = at_model_run(m, 0);
-    at_render_opts o = {ri ? ri->last_snapshot_time + 3 : 0, utf8, &sc};
+    at_render_opts o = {ri ? ri->last_snapshot_time + 3 : 0, utf8, &sc, NULL};
     at_render(g, m, &ui, &lay, &o);
     at_grid_dump(g, stdout);
     at_grid_free(g);
