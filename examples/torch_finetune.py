@@ -39,10 +39,9 @@ def parse_args(argv):
     )
     p.add_argument("--mode", choices=("both", "full", "lora"), default="both",
                    help="which fine-tunes to run (both)")
-    p.add_argument("--lr", type=float, default=1e-3,
-                   help="fine-tuning learning rate, Adam (1e-3; LoRA uses --lora-lr)")
+    p.add_argument("--lr", type=float, default=1e-3, help="fine-tuning learning rate, Adam (1e-3)")
     p.add_argument("--lora-lr", type=float, default=None,
-                   help="LoRA learning rate (default: 3x --lr, LoRA's usual larger step)")
+                   help="learning rate of the LoRA fine-tune (default: --lr)")
     p.add_argument("--rank", type=int, default=16, help="LoRA rank r (16; < 10 cannot be fit)")
     p.add_argument("--width", type=int, default=256, help="hidden width W (256)")
     p.add_argument("--pretrain-steps", type=int, default=3000, help="steps on digits 0-4 (3000)")
@@ -57,7 +56,7 @@ def parse_args(argv):
     p.add_argument("--save", metavar="DIR", help="write safetensors checkpoints to DIR")
     args = p.parse_args(argv)
     if args.lora_lr is None:
-        args.lora_lr = 3 * args.lr
+        args.lora_lr = args.lr
     return args
 
 

@@ -113,6 +113,7 @@ class Watcher:
         rank, world = _distributed()
         self.model = model
         self.layers = find_layers(model)
+        self._current = self.layers
         self.agent = _agent.Agent(
             endpoint=endpoint,
             run=run,
@@ -220,13 +221,18 @@ class Watcher:
     def _send_base(self):
         tensors = [copy if copy is not None else layer.param for layer, copy in self._base]
         if self._publish([layer for layer, _ in self._base], tensors, self.steps, base=True):
+            # Frozen weights equal their base: later snapshots leave them out (their update
+            # would be all zero), which also spares a LoRA run sending its whole base model.
+            frozen = {id(layer) for layer, copy in self._base if copy is None}
+            self._current = [layer for layer in self.layers if id(layer) not in frozen]
             self._base = None
 
     def snapshot(self, step=None):
-        """Publishes every layer now, as the snapshot of `step` (default: the step count).
-        Returns True when queued, False when dropped (monitor slow or absent: counted)."""
+        """Publishes the layers now, as the snapshot of `step` (default: the step count): all
+        of them, except frozen weights already sent as the base. Returns True when queued,
+        False when dropped (monitor slow or absent: counted)."""
         step = self.steps if step is None else int(step)
-        return self._publish(self.layers, [layer.param for layer in self.layers], step)
+        return self._publish(self._current, [layer.param for layer in self._current], step)
 
     def _publish(self, layers, tensors, step, base=False):
         with torch.no_grad():

@@ -232,6 +232,8 @@ class WatchTest(unittest.TestCase):
             self.assertEqual(m["raw"], base[m["name"]].numpy().tobytes())
             self.assertEqual(m["step"], 0)
         latest = {m["name"]: m for m in layers if m["step"] == 4}
+        # The frozen base weights went once, as the base; snapshots carry only the adapters.
+        self.assertEqual(sorted(latest), ["0.lora_A", "0.lora_B", "2.lora_A", "2.lora_B"])
         self.assertEqual(latest["0.lora_A"]["kind"], "lora_A")
         self.assertEqual(latest["2.lora_B"]["shape"], [3, 2])
         self.assertEqual(latest["2.lora_B"]["raw"], model[2].lora_B.detach().numpy().tobytes())
