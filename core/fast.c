@@ -18,6 +18,8 @@
  * Frobenius change with a relative spread of about 1/sqrt(SKETCH) (Johnson-Lindenstrauss):
  * plenty for thresholds that are orders of magnitude apart, at 1/5 of one warm pass. */
 #define SKETCH 16
+/* Error budget on alpha of a converged warm update (a quarter of the 1e-3 it must meet). */
+#define ALPHA_BUDGET 2.5e-4
 /* at_powerlaw_fit's own floor: eigenvalues at or below it never enter the fit. */
 #define FIT_FLOOR 1e-5
 
@@ -60,6 +62,9 @@ void at_fast_opts_default(at_fast_opts *o)
 {
     o->skip_rel = 1e-5;
     o->two_pass_rel = 3e-3;
+    o->max_passes = 4;
+    o->converge_tol = 5e-5;
+    o->max_warm_rel = 0.05;
     o->k_min = 64;
     o->max_block_frac = 0.3;
     o->tail_change = 0.25;
@@ -143,6 +148,8 @@ const char *at_refresh_name(at_refresh r)
         return "periodic";
     case AT_REFRESH_NOT_LINEAR:
         return "not-linear";
+    case AT_REFRESH_CHANGE:
+        return "change";
     }
     return "none";
 }
@@ -329,10 +336,21 @@ static int analyze_warm(at_fast *self, at_fast_state *st, const float *a, double
         at_htsr_grow((void **)&self->hyb, &self->hyb_cap, (size_t)p, sizeof(double)))
         return fail(self, AT_ERR_NOMEM, "out of memory");
     memcpy(self->v, st->v, (size_t)(p * b) * sizeof(float));
-    const int passes = rel > o->two_pass_rel ? 2 : 1;
-    int rc = at_warm_run(self->warm, a, m, n, b, passes, self->v, self->lam);
+    const int one = rel <= o->two_pass_rel;
+    /* alpha = 1 + k / sum ln(x / xmin) amplifies a relative error d of the tail values to about
+     * (alpha - 1)^2 d: random-like layers (alpha 6..10) need a tighter tolerance. */
+    double tol = o->converge_tol, am1 = st->last.alpha - 1.0;
+    if (st->last.status == AT_FIT_SUCCESS && am1 > 0.0)
+        tol = fmin(tol, ALPHA_BUDGET / (am1 * am1));
+    int passes = 0, converged = 0;
+    int rc = at_warm_run(self->warm, a, m, n, b, k, one ? 1 : 2, one ? 1 : o->max_passes, tol,
+                         self->v, self->lam, &passes, &converged);
     if (rc)
         return fail(self, rc, "warm subspace iteration failed");
+    if (!converged) {
+        *why = AT_REFRESH_CHANGE;
+        return AT_OK;
+    }
     const double *top = self->lam + (b - k); /* ascending top-k */
     at_fit fit;
     rc = at_powerlaw_fit(top, (size_t)k, &fit);
@@ -448,6 +466,8 @@ int at_fast_analyze(at_fast *self, at_fast_state *st, const at_tensor *t, const 
         }
         if (st->large)
             why = AT_REFRESH_LARGE;
+        else if (info->rel_change > o->max_warm_rel)
+            why = AT_REFRESH_CHANGE;
         else if (st->since_full + 1 >= o->refresh_every)
             why = AT_REFRESH_PERIODIC;
         else {

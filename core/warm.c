@@ -75,10 +75,12 @@ static int orthonormalize(at_warm *w, double *y, int lg, int b)
     return 0;
 }
 
-int at_warm_run(at_warm *w, const float *a, int64_t m, int64_t n, int64_t b64, int passes, float *v,
-                double *lambda_top)
+int at_warm_run(at_warm *w, const float *a, int64_t m, int64_t n, int64_t b64, int64_t k,
+                int min_passes, int max_passes, double tol, float *v, double *lambda_top,
+                int *passes, int *converged)
 {
-    if (!w || !a || !v || !lambda_top || m <= 0 || n <= 0 || b64 < 1 || passes < 1)
+    if (!w || !a || !v || !lambda_top || !passes || !converged || m <= 0 || n <= 0 || b64 < 1 ||
+        k < 1 || k > b64 || min_passes < 1 || max_passes < min_passes)
         return AT_ERR_ARG;
     int wide = m < n;
     int p = (int)(wide ? m : n), lg = (int)(wide ? n : m), b = (int)b64;
@@ -94,7 +96,9 @@ int at_warm_run(at_warm *w, const float *a, int64_t m, int64_t n, int64_t b64, i
         at_htsr_grow((void **)&w->vt, &w->vt_cap, bb, sizeof(double)) ||
         at_htsr_grow((void **)&w->sv, &w->sv_cap, (size_t)b, sizeof(double)))
         return AT_ERR_NOMEM;
-    for (int pass = 0; pass < passes; pass++) {
+    *converged = max_passes == 1;
+    int pass = 0;
+    while (pass < max_passes) {
         cblas_sgemm(CblasColMajor, wide ? CblasTrans : CblasNoTrans, CblasNoTrans, lg, b, p, 1.0f,
                     a, (int)m, v, p, 0.0f, w->y, lg);
         for (size_t i = 0; i < lb; i++)
@@ -113,8 +117,23 @@ int at_warm_run(at_warm *w, const float *a, int64_t m, int64_t n, int64_t b64, i
             return AT_ERR_LAPACK;
         for (size_t i = 0; i < pb; i++)
             v[i] = (float)w->u[i];
+        /* Ritz values rise monotonically towards the singular values; the last step's
+         * relative size bounds what is left (times r / (1 - r) for a convergence rate r). */
+        double moved = 0.0;
+        for (int i = 0; i < b; i++) {
+            double l = w->sv[b - 1 - i] * w->sv[b - 1 - i];
+            if (pass > 0 && i >= b - (int)(2 * k / 3))
+                moved = fmax(moved, fabs(l - lambda_top[i]) / l);
+            lambda_top[i] = l;
+        }
+        pass++;
+        if (pass > 1 && pass >= min_passes && moved <= tol) {
+            *converged = 1;
+            break;
+        }
+        if (pass >= min_passes && max_passes == min_passes)
+            break;
     }
-    for (int i = 0; i < b; i++)
-        lambda_top[i] = w->sv[b - 1 - i] * w->sv[b - 1 - i];
+    *passes = pass;
     return AT_OK;
 }

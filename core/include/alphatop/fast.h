@@ -6,15 +6,18 @@
  * thread, an at_fast workspace holds the buffers. at_fast_analyze chooses:
  *   skipped  the weights moved less than skip_rel since the last computed snapshot: that
  *            result is returned again (mode AT_MODE_SKIPPED);
- *   warm     1 pass (2 when the change exceeds two_pass_rel) of float32 subspace iteration from
- *            the stored subspace, fit restricted to the top-k eigenvalues (AT_MODE_WARM);
+ *   warm     1 pass of float32 subspace iteration from the stored subspace when the change is
+ *            at most two_pass_rel; above it 2 passes, then more (up to max_passes) until the
+ *            top-k Ritz values move less than converge_tol; fit restricted to the top-k
+ *            eigenvalues (AT_MODE_WARM);
  *   gram     float32 Gram matrix, full spectrum, full fit; keeps the top-b vectors
  *            (AT_MODE_GRAM). Used on the first snapshot, on every refresh, and always for
  *            layers whose tail is too large for a warm update to pay;
  *   exact    conv2d layers (pooled slices, the reference's quirks) go to at_htsr_analyze.
  * k = max(k_min, 1.5 x num_pl_spikes of the last full fit), block b = k + k/4. A warm result
  * is replaced by a full one when its xmin falls in the bottom third of the top-k, when
- * num_pl_spikes moved more than tail_change (relative), and every refresh_every snapshots.
+ * num_pl_spikes moved more than tail_change (relative), when the change exceeds max_warm_rel or
+ * the passes do not converge, and every refresh_every snapshots.
  *
  * Columns in fast mode: alpha, xmin, xmax, D, sigma, num_pl_spikes, lambda_max, sv_max come from
  * the fit as in exact mode (the warm fit searches xmin only within the top-k). norm and
@@ -41,19 +44,24 @@ extern "C" {
 
 /* Why a full spectrum was computed instead of a warm update. */
 typedef enum at_refresh {
-    AT_REFRESH_NONE = 0,      /* warm or skipped: no full spectrum */
-    AT_REFRESH_FIRST = 1,     /* no usable state (first snapshot, new shape) */
-    AT_REFRESH_XMIN_LOW = 2,  /* warm xmin fell in the bottom third of the top-k */
-    AT_REFRESH_TAIL = 3,      /* num_pl_spikes moved more than tail_change */
-    AT_REFRESH_LARGE = 4,     /* block would exceed max_block_frac of the short side */
-    AT_REFRESH_PERIODIC = 5,  /* refresh_every snapshots since the last full spectrum */
-    AT_REFRESH_NOT_LINEAR = 6 /* conv2d: exact mode every time */
+    AT_REFRESH_NONE = 0,       /* warm or skipped: no full spectrum */
+    AT_REFRESH_FIRST = 1,      /* no usable state (first snapshot, new shape) */
+    AT_REFRESH_XMIN_LOW = 2,   /* warm xmin fell in the bottom third of the top-k */
+    AT_REFRESH_TAIL = 3,       /* num_pl_spikes moved more than tail_change */
+    AT_REFRESH_LARGE = 4,      /* block would exceed max_block_frac of the short side */
+    AT_REFRESH_PERIODIC = 5,   /* refresh_every snapshots since the last full spectrum */
+    AT_REFRESH_NOT_LINEAR = 6, /* conv2d: exact mode every time */
+    AT_REFRESH_CHANGE = 7      /* change above max_warm_rel, or passes did not converge */
 } at_refresh;
 
 /* Knobs of fast mode; at_fast_opts_default gives the values below. */
 typedef struct at_fast_opts {
     double skip_rel;       /* 1e-5: relative change (Frobenius) below which a layer is skipped */
-    double two_pass_rel;   /* 3e-3: relative change above which a warm update makes 2 passes */
+    double two_pass_rel;   /* 3e-3: relative change above which a warm update makes 2+ passes */
+    int max_passes;        /* 4: most passes of one warm update */
+    double converge_tol;   /* 5e-5: largest relative move of a tail Ritz value in the last pass
+                              (tightened to 2.5e-4 / (alpha - 1)^2 for large alphas) */
+    double max_warm_rel;   /* 0.05: relative change above which a full spectrum is computed */
     int64_t k_min;         /* 64: smallest top-k of a warm update */
     double max_block_frac; /* 0.3: warm only while b <= this fraction of the short side */
     double tail_change;    /* 0.25: relative change of num_pl_spikes that forces a refresh */
@@ -111,7 +119,8 @@ AT_EXPORT int at_fast_analyze(at_fast *self, at_fast_state *st, const at_tensor 
 /* Detail of the last error on self. Borrowed; never NULL. */
 AT_EXPORT const char *at_fast_last_error(const at_fast *self);
 
-/* "none", "first", "xmin-low", "tail", "large", "periodic", "not-linear". Static string. */
+/* "none", "first", "xmin-low", "tail", "large", "periodic", "not-linear", "change". Static string.
+ */
 AT_EXPORT const char *at_refresh_name(at_refresh r);
 
 #ifdef __cplusplus
