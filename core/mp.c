@@ -25,6 +25,7 @@ static void kde_build(const double *v, size_t n, kde *k)
     size_t lo = 0;
     double best = -1.0;
     k->n = 0;
+    k->peak = k->xmax = 0.0;
     for (int g = 0; g < KDE_POINTS; g++) {
         const double xg = top * g / (KDE_POINTS - 1);
         while (lo < n && v[lo] <= xg - h)

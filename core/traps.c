@@ -83,11 +83,13 @@ int at_htsr_traps(at_htsr *self, const at_tensor *t, uint64_t seed, int64_t *num
         at_htsr_grow((void **)&self->tiwork, &self->tiwork_cap, (size_t)(2 * M + 2),
                      sizeof(lapack_int)))
         return at_htsr_fail(self, AT_ERR_NOMEM, "out of memory");
+    /* The trace (sum of squares) bounds every eigenvalue: a finite upper end for the range. */
+    const float top_bound = (float)(1.01 * s2 * (double)count) + 1.0f;
     float wq = 0.0f, dummy = 0.0f;
     lapack_int found = 0, iq = 0;
     lapack_int info = LAPACKE_ssyevr_work(
         LAPACK_COL_MAJOR, 'N', 'V', 'U', (lapack_int)M, self->gram, (lapack_int)M, (float)threshold,
-        INFINITY, 0, 0, 0.0f, &found, self->twork, &dummy, 1, self->tiwork, &wq, -1, &iq, -1);
+        top_bound, 0, 0, 0.0f, &found, self->twork, &dummy, 1, self->tiwork, &wq, -1, &iq, -1);
     if (info != 0)
         return at_htsr_fail(self, AT_ERR_LAPACK, "ssyevr workspace query failed (info %d)",
                             (int)info);
@@ -98,7 +100,7 @@ int at_htsr_traps(at_htsr *self, const at_tensor *t, uint64_t seed, int64_t *num
                      sizeof(lapack_int)))
         return at_htsr_fail(self, AT_ERR_NOMEM, "out of memory");
     info = LAPACKE_ssyevr_work(LAPACK_COL_MAJOR, 'N', 'V', 'U', (lapack_int)M, self->gram,
-                               (lapack_int)M, (float)threshold, INFINITY, 0, 0, 0.0f, &found,
+                               (lapack_int)M, (float)threshold, top_bound, 0, 0, 0.0f, &found,
                                self->twork, &dummy, 1, self->tiwork, self->twork + M,
                                (lapack_int)lwork, self->tiwork + 2 * M, (lapack_int)liwork);
     if (info != 0)
