@@ -1,10 +1,199 @@
-/* Placeholder until the command lands; replaced by its owner. */
+/* cli_demo.c -- `alphatop demo`: a real training run streaming into the live view. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
 #include "commands.h"
+
+static const char demo_usage[] =
+    "Usage: alphatop demo [OPTIONS]\n"
+    "\n"
+    "Starts a real training run from examples/ that publishes to this monitor on a private\n"
+    "endpoint, and shows it live: the PyTorch grokking example (/usr/bin/python3 with torch)\n"
+    "if torch is importable, else the C trainer. Quitting the view stops the trainer.\n"
+    "\n"
+    "Options:\n"
+    "  --trainer torch|c   pick the trainer instead of the automatic choice\n"
+    "  --every N           steps between snapshots (default 200: the heatmap fills in seconds)\n"
+    "  --headless          JSON lines instead of the terminal view (as watch --headless)\n"
+    "  --max-snapshots N   stop after N analysed snapshots\n"
+    "  --record LOG        record the run (default: not recorded)\n"
+    "  -h, --help          this help\n"
+    "\n"
+    "The trainer's own output goes to /tmp/alphatop-demo-PID.log.\n";
+
+/* Directory of the running alphatop binary (the build tree's tui/), into buf. */
+static int exe_dir(char *buf, size_t cap)
+{
+    ssize_t n = readlink("/proc/self/exe", buf, cap - 1);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    char *slash = strrchr(buf, '/');
+    if (!slash)
+        return -1;
+    *slash = '\0';
+    return 0;
+}
+
+/* 1 if /usr/bin/python3 can import torch and sklearn. */
+static int have_torch(void)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        dup2(devnull, STDOUT_FILENO);
+        dup2(devnull, STDERR_FILENO);
+        execl("/usr/bin/python3", "python3", "-c", "import torch, sklearn", (char *)NULL);
+        _exit(127);
+    }
+    int st;
+    return pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+/* The C trainer built next to the monitor: BUILD/examples/NAME. */
+static int c_trainer(char *buf, size_t cap, const char *tui_dir)
+{
+    snprintf(buf, cap, "%s/../examples/c_trainer", tui_dir);
+    return access(buf, X_OK);
+}
+
+/* Starts the trainer in its own process group, output to logpath. Returns its pid or -1. */
+static pid_t spawn_trainer(const char *const *argv, const char *logpath, const char *tui_dir,
+                           const char *endpoint)
+{
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+    /* Its own group: the terminal's signals and the view's raw mode are not its business. */
+    setpgid(0, 0);
+    int fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int devnull = open("/dev/null", O_RDONLY);
+    if (fd >= 0) {
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
+    }
+    if (devnull >= 0)
+        dup2(devnull, STDIN_FILENO);
+    char lib[PATH_MAX + 32];
+    snprintf(lib, sizeof lib, "%s/../agent", tui_dir);
+    setenv("ALPHATOP_LIB", lib, 1);
+    setenv("PYTHONPATH", AT_SOURCE_DIR "/python", 1);
+    setenv("ALPHATOP_ENDPOINT", endpoint, 1);
+    setenv("OMP_NUM_THREADS", "1", 1);
+    execv(argv[0], (char *const *)argv);
+    fprintf(stderr, "alphatop demo: cannot run %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+}
+
+/* Ends the trainer: SIGTERM, a grace period, then SIGKILL; always reaped. */
+static void stop_trainer(pid_t pid)
+{
+    int st;
+    kill(-pid, SIGTERM);
+    for (int i = 0; i < 200; i++) {
+        if (waitpid(pid, &st, WNOHANG) == pid)
+            return;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    kill(-pid, SIGKILL);
+    waitpid(pid, &st, 0);
+}
+
 int cmd_demo(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fputs("alphatop demo: not built yet\n", stderr);
-    return AT_EXIT_USAGE;
+    const char *trainer = NULL, *every = "200", *max = NULL, *record = NULL;
+    int headless = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int has_val = i + 1 < argc;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(demo_usage, stdout);
+            return AT_EXIT_OK;
+        } else if (!strcmp(a, "--headless")) {
+            headless = 1;
+        } else if (!strcmp(a, "--trainer") && has_val) {
+            trainer = argv[++i];
+            if (strcmp(trainer, "torch") && strcmp(trainer, "c")) {
+                fprintf(stderr, "alphatop demo: --trainer is torch or c, not '%s'\n", trainer);
+                return AT_EXIT_USAGE;
+            }
+        } else if (!strcmp(a, "--every") && has_val) {
+            every = argv[++i];
+            if (atol(every) < 1) {
+                fprintf(stderr, "alphatop demo: --every wants a positive count\n");
+                return AT_EXIT_USAGE;
+            }
+        } else if (!strcmp(a, "--max-snapshots") && has_val) {
+            max = argv[++i];
+        } else if (!strcmp(a, "--record") && has_val) {
+            record = argv[++i];
+        } else {
+            fprintf(stderr, "alphatop demo: unexpected argument '%s'\n\n%s", a, demo_usage);
+            return AT_EXIT_USAGE;
+        }
+    }
+    char tui_dir[PATH_MAX], endpoint[128], logpath[128], cbin[PATH_MAX + 64];
+    if (exe_dir(tui_dir, sizeof tui_dir) != 0) {
+        fputs("alphatop demo: cannot find my own binary\n", stderr);
+        return AT_EXIT_USAGE;
+    }
+    snprintf(endpoint, sizeof endpoint, "ipc:///tmp/alphatop-demo-%d.ipc", (int)getpid());
+    snprintf(logpath, sizeof logpath, "/tmp/alphatop-demo-%d.log", (int)getpid());
+    if (!trainer)
+        trainer = have_torch() ? "torch" : "c";
+    const char *targv[16];
+    int n = 0;
+    if (!strcmp(trainer, "torch")) {
+        targv[n++] = "/usr/bin/python3";
+        targv[n++] = AT_SOURCE_DIR "/examples/torch_grokking.py";
+        targv[n++] = "--publish";
+        targv[n++] = "--quiet";
+    } else {
+        if (c_trainer(cbin, sizeof cbin, tui_dir) != 0) {
+            fprintf(stderr,
+                    "alphatop demo: the C trainer is not built (looked in %s/../"
+                    "examples/); build the project with CMake first\n",
+                    tui_dir);
+            return AT_EXIT_USAGE;
+        }
+        targv[n++] = cbin;
+        targv[n++] = "--quiet";
+    }
+    targv[n++] = "--endpoint";
+    targv[n++] = endpoint;
+    targv[n++] = "--every";
+    targv[n++] = every;
+    targv[n] = NULL;
+
+    const char *wargv[16] = {"watch", "--listen", endpoint};
+    int wn = 3;
+    if (headless)
+        wargv[wn++] = "--headless";
+    wargv[wn++] = "--record";
+    wargv[wn++] = record ? record : "-";
+    if (max) {
+        wargv[wn++] = "--max-snapshots";
+        wargv[wn++] = max;
+    }
+    wargv[wn] = NULL;
+
+    fprintf(stderr, "alphatop demo: %s trainer on %s (its output: %s)\n", trainer, endpoint,
+            logpath);
+    pid_t pid = spawn_trainer(targv, logpath, tui_dir, endpoint);
+    if (pid < 0) {
+        fprintf(stderr, "alphatop demo: cannot start the trainer: %s\n", strerror(errno));
+        return AT_EXIT_USAGE;
+    }
+    int rc = cmd_watch(wn, (char **)wargv);
+    stop_trainer(pid);
+    return rc;
 }

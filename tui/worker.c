@@ -111,7 +111,8 @@ static void analyse(at_worker *self, at_job *job)
     o.traps = self->opts.traps;
     o.detx = self->opts.detx;
     o.seed = self->opts.seed;
-    job->rc = at_htsr_analyze(self->htsr, &job->t, &o, &job->m);
+    job->rc = job->base.data ? at_htsr_analyze_delta(self->htsr, &job->t, &job->base, &o, &job->m)
+                             : at_htsr_analyze(self->htsr, &job->t, &o, &job->m);
     if (job->rc < 0) {
         snprintf(job->error, sizeof job->error, "%s", at_htsr_last_error(self->htsr));
         return;

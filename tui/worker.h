@@ -31,6 +31,8 @@ typedef struct at_job {
     at_tensor t;        /* t.data points at data (owned by the job) */
     float *data;        /* float32 copy of the weights */
     double max_abs;     /* largest |w| (for the phase tracker's growth trend); NAN if any NaN */
+    at_tensor base;     /* base weights: analyse t - base (borrowed; must outlive the job);
+                           base.data NULL: analyse t itself */
     /* output, set by the worker */
     int rc;          /* AT_OK or the analysis error */
     char error[160]; /* detail when rc < 0 */

@@ -1,0 +1,412 @@
+/* test_watch_headless.c -- `alphatop watch --headless` end to end: a trainer (the C agent)
+ * publishes seeded and oracle matrices; the monitor's JSON lines must carry the alpha that
+ * at_htsr_analyze computes on the same data (and the reference's, for the oracle layer); bad
+ * input becomes error events without stopping the monitor; a --stop-on rule stops the trainer
+ * and exits 3; a SIGKILLed monitor's run log replays up to its last complete record. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "alphatop/agent.h"
+#include "alphatop/htsr.h"
+#include "alphatop/rng.h"
+#include "mon_util.h"
+
+#define TIMEOUT 60.0
+
+/* A rows x cols matrix of seeded N(0, 1/cols) entries. Caller frees. */
+static float *gauss(int64_t rows, int64_t cols, uint64_t seed)
+{
+    float *w = malloc((size_t)(rows * cols) * sizeof *w);
+    at_rng r;
+    at_rng_seed(&r, seed);
+    for (int64_t i = 0; i < rows * cols; i++)
+        w[i] = (float)(at_rng_normal(&r) / sqrt((double)cols));
+    return w;
+}
+
+/* An oracle matrix (raw float32). Caller frees. */
+static float *oracle(const char *name, size_t n)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/oracle/matrices/%s.f32", AT_DATA_DIR, name);
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    float *w = malloc(n * sizeof *w);
+    assert_int_equal(fread(w, sizeof *w, n, f), n);
+    fclose(f);
+    return w;
+}
+
+/* The reference alpha of an oracle case (WeightWatcher's default columns). */
+static double oracle_alpha(const char *name)
+{
+    FILE *f = fopen(AT_DATA_DIR "/oracle/reference.json", "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
+    s[n] = '\0';
+    fclose(f);
+    cJSON *ref = cJSON_Parse(s);
+    free(s);
+    double alpha = NAN;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(ref, "cases"))
+    {
+        if (!strcmp(mon_str(c, "name"), name)) {
+            const cJSON *d = cJSON_GetObjectItem(c, "default");
+            if (cJSON_IsArray(d))
+                d = cJSON_GetArrayItem(d, 0);
+            alpha = mon_num(d, "alpha");
+        }
+    }
+    cJSON_Delete(ref);
+    return alpha;
+}
+
+static double exact_alpha(const float *w, int64_t rows, int64_t cols)
+{
+    at_htsr *h = at_htsr_new();
+    at_htsr_opts o;
+    at_htsr_opts_default(&o);
+    at_tensor t = {
+        .data = w, .dtype = AT_DTYPE_F32, .kind = AT_KIND_LINEAR, .ndim = 2, .shape = {rows, cols}};
+    at_metrics m;
+    assert_int_equal(at_htsr_analyze(h, &t, &o, &m), AT_OK);
+    at_htsr_free(h);
+    return m.alpha;
+}
+
+static at_agent *agent(const char *run, const char *ep)
+{
+    at_agent_opts o;
+    at_agent_opts_default(&o);
+    o.model = "test-mlp";
+    o.interval = 10;
+    at_agent *a = at_agent_new(run, ep, &o);
+    if (!a)
+        fprintf(stderr, "agent: %s\n", at_agent_last_error(NULL));
+    assert_non_null(a);
+    return a;
+}
+
+static void publish(at_agent *a, const char *name, const float *w, int64_t rows, int64_t cols,
+                    unsigned flags)
+{
+    int64_t shape[2] = {rows, cols};
+    assert_int_equal(
+        at_agent_publish(a, name, AT_PROTO_KIND_LINEAR, AT_PROTO_F32, 2, shape, w, flags), AT_OK);
+}
+
+/* The layer line for (name, view, step) among the lines seen so far, or NULL. */
+static const cJSON *find_layer(const mon *m, const char *name, const char *view, double step)
+{
+    const cJSON *o;
+    cJSON_ArrayForEach(o, m->seen)
+    {
+        if (!strcmp(mon_str(o, "type"), "layer") && !strcmp(mon_str(o, "name"), name) &&
+            !strcmp(mon_str(o, "view"), view) && mon_num(o, "step") == step)
+            return o;
+    }
+    return NULL;
+}
+
+static void assert_rel(double got, double want, double tol)
+{
+    if (!(fabs(got - want) <= tol * fabs(want))) {
+        fprintf(stderr, "got %.17g want %.17g (rel tol %g)\n", got, want, tol);
+        fail();
+    }
+}
+
+static void test_alpha_matches_exact(void **state)
+{
+    (void)state;
+    char ep[256];
+    mon_endpoint(ep, sizeof ep, "alpha");
+    mon m;
+    const char *args[] = {"watch", "--headless",      "--no-record", "--listen",
+                          ep,      "--max-snapshots", "2",           NULL};
+    assert_int_equal(mon_start(&m, args), 0);
+    float *g = gauss(300, 150, 7);
+    float *orc = oracle("mlp_trained_fc1", 512 * 64);
+    float *bad = gauss(64, 32, 8);
+    bad[100] = NAN;
+    at_agent *a = agent("e2e-alpha", ep);
+    for (int64_t step = 10; step <= 20; step += 10) {
+        assert_int_equal(at_agent_snapshot_begin(a, step), AT_OK);
+        publish(a, "gauss", g, 300, 150, 0);
+        publish(a, "oracle", orc, 512, 64, 0);
+        publish(a, "nan", bad, 64, 32, 0);
+        assert_int_equal(at_agent_snapshot_end(a), AT_OK);
+    }
+    const cJSON *hello = mon_wait_for(&m, "event", "hello", TIMEOUT);
+    assert_non_null(hello);
+    assert_string_equal(mon_str(hello, "run"), "e2e-alpha");
+    assert_string_equal(mon_str(hello, "model"), "test-mlp");
+    /* Two snapshots of three layers, then the monitor exits by itself. */
+    int layers = 0;
+    while (layers < 6 && mon_wait_for(&m, "layer", NULL, TIMEOUT))
+        layers++;
+    assert_int_equal(layers, 6);
+    while (mon_next(&m, 2.0))
+        ;
+    double want_g = exact_alpha(g, 300, 150), want_o = exact_alpha(orc, 512, 64);
+    for (double step = 10; step <= 20; step += 10) {
+        const cJSON *lg = find_layer(&m, "gauss", "w", step);
+        const cJSON *lo = find_layer(&m, "oracle", "w", step);
+        const cJSON *ln = find_layer(&m, "nan", "w", step);
+        assert_non_null(lg);
+        assert_non_null(lo);
+        assert_non_null(ln);
+        assert_rel(mon_num(lg, "alpha"), want_g, 1e-12);
+        assert_rel(mon_num(lo, "alpha"), want_o, 1e-12);
+        assert_rel(mon_num(lo, "alpha"), oracle_alpha("mlp_trained_fc1"), 1e-6);
+        assert_string_equal(mon_str(lo, "run"), "e2e-alpha");
+        assert_string_equal(mon_str(lo, "mode"), "exact");
+        assert_int_equal((int)mon_num(lo, "N"), 512);
+        assert_int_equal((int)mon_num(lo, "M"), 64);
+        assert_string_equal(mon_str(ln, "status"), "error");
+    }
+    /* The NaN layer is an error event too. */
+    int errors = 0;
+    const cJSON *o;
+    cJSON_ArrayForEach(o, m.seen) errors +=
+        !strcmp(mon_str(o, "kind"), "error") && !strcmp(mon_str(o, "layer"), "nan");
+    assert_int_equal(errors, 2);
+    assert_int_equal(mon_finish(&m, TIMEOUT), 0);
+    at_agent_free(a);
+    free(g);
+    free(orc);
+    free(bad);
+}
+
+static void test_malformed_then_good(void **state)
+{
+    (void)state;
+    char ep[256];
+    mon_endpoint(ep, sizeof ep, "bad");
+    mon m;
+    const char *args[] = {"watch", "--headless",      "--no-record", "--listen",
+                          ep,      "--max-snapshots", "1",           NULL};
+    assert_int_equal(mon_start(&m, args), 0);
+    void *ctx = zmq_ctx_new();
+    void *s = zmq_socket(ctx, ZMQ_DEALER);
+    assert_int_equal(zmq_connect(s, ep), 0);
+    const char *junk[] = {"not json at all", "{\"v\":1,\"type\":\"layer\",\"run\":\"x\"}",
+                          "{\"v\":99,\"type\":\"hello\",\"run\":\"x\"}"};
+    for (size_t i = 0; i < 3; i++)
+        assert_true(zmq_send(s, junk[i], strlen(junk[i]), 0) >= 0);
+    for (size_t i = 0; i < 3; i++) {
+        const cJSON *e = mon_wait_for(&m, "event", "error", TIMEOUT);
+        assert_non_null(e);
+        assert_non_null(strstr(mon_str(e, "text"), "rejected"));
+    }
+    float *g = gauss(100, 50, 9);
+    at_agent *a = agent("e2e-good", ep);
+    assert_int_equal(at_agent_snapshot_begin(a, 10), AT_OK);
+    publish(a, "fc", g, 100, 50, 0);
+    assert_int_equal(at_agent_snapshot_end(a), AT_OK);
+    const cJSON *l = mon_wait_for(&m, "layer", NULL, TIMEOUT);
+    assert_non_null(l);
+    assert_rel(mon_num(l, "alpha"), exact_alpha(g, 100, 50), 1e-12);
+    assert_int_equal(mon_finish(&m, TIMEOUT), 0);
+    at_agent_free(a);
+    zmq_close(s);
+    zmq_ctx_term(ctx);
+    free(g);
+}
+
+static void test_stop_rule_stops_trainer(void **state)
+{
+    (void)state;
+    char ep[256];
+    mon_endpoint(ep, sizeof ep, "stop");
+    mon m;
+    /* Every fitted alpha is below 100: the rule holds from the first snapshot on. */
+    const char *args[] = {"watch", "--headless", "--no-record",          "--listen",
+                          ep,      "--stop-on",  "mean-alpha-below:100", NULL};
+    assert_int_equal(mon_start(&m, args), 0);
+    float *g = gauss(200, 100, 10);
+    at_agent *a = agent("e2e-stop", ep);
+    char reason[512] = "";
+    int stopped = 0;
+    for (int64_t step = 10; step <= 2000 && !stopped; step += 10) {
+        if (at_agent_snapshot_begin(a, step) == AT_OK) {
+            publish(a, "fc", g, 200, 100, 0);
+            at_agent_snapshot_end(a);
+        }
+        for (int k = 0; k < 10 && !stopped; k++) {
+            mon_sleep(0.02);
+            stopped = at_agent_should_stop(a, reason, sizeof reason);
+        }
+    }
+    assert_true(stopped);
+    assert_non_null(strstr(reason, "mean-alpha-below"));
+    const cJSON *st = mon_wait_for(&m, "event", "stop", TIMEOUT);
+    assert_non_null(st);
+    assert_string_equal(mon_str(st, "rule"), "mean-alpha-below:100");
+    assert_non_null(mon_wait_for(&m, "event", "ack", TIMEOUT));
+    assert_int_equal(mon_finish(&m, TIMEOUT), 3);
+    at_agent_free(a);
+    free(g);
+}
+
+/* Counts lines of text. */
+static int count_lines(const char *s)
+{
+    int n = 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+static void test_record_survives_sigkill(void **state)
+{
+    (void)state;
+    char ep[256], log[256];
+    mon_endpoint(ep, sizeof ep, "rec");
+    snprintf(log, sizeof log, "/tmp/at-mon-rec-%d.atlog", (int)getpid());
+    unlink(log);
+    mon m;
+    const char *args[] = {"watch", "--headless", "--record", log, "--listen", ep, NULL};
+    assert_int_equal(mon_start(&m, args), 0);
+    float *g1 = gauss(120, 60, 11), *g2 = gauss(80, 40, 12);
+    at_agent *a = agent("e2e-rec", ep);
+    for (int64_t step = 10; step <= 40; step += 10) {
+        assert_int_equal(at_agent_snapshot_begin(a, step), AT_OK);
+        publish(a, "fc1", g1, 120, 60, 0);
+        publish(a, "fc2", g2, 80, 40, 0);
+        assert_int_equal(at_agent_snapshot_end(a), AT_OK);
+        at_agent_log(a, step, 1, (const char *[]){"loss"}, (double[]){1.0 / (double)step});
+    }
+    int layers = 0;
+    while (layers < 8 && mon_wait_for(&m, "layer", NULL, TIMEOUT))
+        layers++;
+    assert_int_equal(layers, 8);
+    while (mon_next(&m, 1.0))
+        ;
+    char *printed = strdup(m.text);
+    /* The monitor dies without any chance to clean up. */
+    kill(m.pid, SIGKILL);
+    assert_int_equal(mon_finish(&m, TIMEOUT), 128 + SIGKILL);
+    at_agent_free(a);
+
+    char *replayed = NULL;
+    const char *rargs[] = {"replay", "--headless", log, NULL};
+    assert_int_equal(mon_run(rargs, &replayed, TIMEOUT), 0);
+    assert_string_equal(replayed, printed);
+    char *report = NULL;
+    const char *pargs[] = {"report", log, NULL};
+    assert_int_equal(mon_run(pargs, &report, TIMEOUT), 0);
+    assert_non_null(strstr(report, "fc1"));
+    assert_non_null(strstr(report, "fc2"));
+    assert_non_null(strstr(report, "e2e-rec"));
+
+    /* A torn last record (the monitor died inside a write) is dropped, nothing else. */
+    struct stat sb;
+    assert_int_equal(stat(log, &sb), 0);
+    assert_int_equal(truncate(log, sb.st_size - 3), 0);
+    char *torn = NULL;
+    assert_int_equal(mon_run(rargs, &torn, TIMEOUT), 0);
+    assert_int_equal(count_lines(torn), count_lines(printed) - 1);
+    assert_int_equal(strncmp(torn, printed, strlen(torn)), 0);
+    char *csv = NULL;
+    const char *cargs[] = {"report", "--csv", log, NULL};
+    assert_int_equal(mon_run(cargs, &csv, TIMEOUT), 0);
+    assert_int_equal(strncmp(csv, "run,step,view,name,", 19), 0);
+    assert_non_null(strstr(csv, "e2e-rec,10,w,fc1,"));
+    free(csv);
+    free(torn);
+    free(report);
+    free(replayed);
+    free(printed);
+    free(g1);
+    free(g2);
+    unlink(log);
+}
+
+static void test_delta_mode(void **state)
+{
+    (void)state;
+    char ep[256];
+    mon_endpoint(ep, sizeof ep, "delta");
+    mon m;
+    const char *args[] = {"watch", "--headless",      "--no-record", "--listen",
+                          ep,      "--max-snapshots", "1",           NULL};
+    assert_int_equal(mon_start(&m, args), 0);
+    size_t n = 256 * 512;
+    float *base = oracle("mlp_init_fc2", n), *delta = oracle("mlp_delta_fc2", n);
+    float *w = malloc(n * sizeof *w), *d = malloc(n * sizeof *d);
+    for (size_t i = 0; i < n; i++) {
+        w[i] = base[i] + delta[i];
+        d[i] = w[i] - base[i];
+    }
+    at_agent *a = agent("e2e-delta", ep);
+    assert_int_equal(at_agent_snapshot_begin(a, 0), AT_OK);
+    publish(a, "fc2", base, 256, 512, AT_AGENT_BASE);
+    assert_int_equal(at_agent_snapshot_end(a), AT_OK);
+    assert_int_equal(at_agent_snapshot_begin(a, 100), AT_OK);
+    publish(a, "fc2", w, 256, 512, 0);
+    assert_int_equal(at_agent_snapshot_end(a), AT_OK);
+    int layers = 0;
+    while (layers < 2 && mon_wait_for(&m, "layer", NULL, TIMEOUT))
+        layers++;
+    assert_int_equal(layers, 2);
+    const cJSON *lw = find_layer(&m, "fc2", "w", 100), *ld = find_layer(&m, "fc2", "delta", 100);
+    assert_non_null(lw);
+    assert_non_null(ld);
+    assert_rel(mon_num(lw, "alpha"), exact_alpha(w, 256, 512), 1e-12);
+    assert_rel(mon_num(ld, "alpha"), exact_alpha(d, 256, 512), 1e-12);
+    /* W - W_base rounds differently from the stored delta only in the last bits. */
+    assert_rel(mon_num(ld, "alpha"), oracle_alpha("mlp_delta_fc2"), 1e-3);
+    assert_int_equal(mon_finish(&m, TIMEOUT), 0);
+    at_agent_free(a);
+    free(base);
+    free(delta);
+    free(w);
+    free(d);
+}
+
+static void test_usage(void **state)
+{
+    (void)state;
+    const char *a1[] = {"watch", "--bogus", NULL};
+    assert_int_equal(mon_run(a1, NULL, TIMEOUT), 2);
+    const char *a2[] = {"watch", "--headless", "--stop-on", "nonsense:1", NULL};
+    assert_int_equal(mon_run(a2, NULL, TIMEOUT), 2);
+    char *out = NULL;
+    const char *a3[] = {"watch", "--help", NULL};
+    assert_int_equal(mon_run(a3, &out, TIMEOUT), 0);
+    assert_non_null(strstr(out, "--stop-on"));
+    free(out);
+    const char *a4[] = {"replay", "--headless", "/nonexistent.atlog", NULL};
+    assert_int_equal(mon_run(a4, NULL, TIMEOUT), 2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_usage),
+        cmocka_unit_test(test_alpha_matches_exact),
+        cmocka_unit_test(test_malformed_then_good),
+        cmocka_unit_test(test_stop_rule_stops_trainer),
+        cmocka_unit_test(test_record_survives_sigkill),
+        cmocka_unit_test(test_delta_mode),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

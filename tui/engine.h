@@ -1,0 +1,81 @@
+/* engine.h -- the monitor's engine: feed -> analysis worker -> model, events, output, run log.
+ *
+ * The engine owns the monitor's socket (feed.h), the analysis worker (worker.h), one phase
+ * tracker per run (phase.h), the stop rules and the run logs. Everything it learns goes into
+ * the model (model.h) the view draws, into the run log, and -- headless -- out as JSON lines:
+ *     {"type":"layer","run":ID,"step":S,"view":"w"|"delta", <reference columns>, "mode":M}
+ *     {"type":"scalars","run":ID,"step":S,"values":{NAME:VALUE,...}}
+ *     {"type":"event","kind":K,"run":ID,"step":S,"layer":NAME,"text":T, ...}
+ * with K one of hello, goodbye, phase, run_phase, warning, trap, stop, ack, drop, error, info.
+ *
+ * Threading: every call on the UI thread; the worker runs on its own thread. The UI thread
+ * zmq_polls at_engine_pollitems (plus its own stdin) and calls at_engine_step whenever one is
+ * readable and at least every 100 ms.
+ */
+#ifndef ALPHATOP_ENGINE_H
+#define ALPHATOP_ENGINE_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <zmq.h>
+
+#include "model.h"
+
+typedef struct at_engine_opts {
+    const char *endpoint;     /* where to listen; NULL: $ALPHATOP_ENDPOINT or the default */
+    FILE *json_out;           /* headless JSON lines go here (flushed per line); NULL: none */
+    const char *record;       /* run log path; NULL: one default path per run; "-": none */
+    int record_weights;       /* also record every snapshot's raw weights */
+    int record_spectra;       /* also record every layer's eigenvalues */
+    const char *base;         /* base checkpoint for delta mode (ckpt.h); NULL: none */
+    const char *const *rules; /* --stop-on rule strings (n_rules of them) */
+    int n_rules;
+    int fast;                /* fast mode instead of exact */
+    int64_t max_snapshots;   /* finish after this many analysed snapshots; 0: never */
+    double stop_ack_timeout; /* seconds to wait for the trainer's stop ack; default 10 */
+    FILE *notes;             /* where to say "recording to ...", errors at start; stderr */
+} at_engine_opts;
+
+/* Fills *o with the defaults. */
+void at_engine_opts_default(at_engine_opts *o);
+
+typedef struct at_engine at_engine;
+
+/* Starts the engine on model (borrowed; the engine fills it). Returns NULL on error with a
+ * message in err (a bad rule, an unusable endpoint or base checkpoint): the caller exits 2.
+ * Caller owns return value (at_engine_free). */
+at_engine *at_engine_new(const at_engine_opts *opts, at_model *model, char *err, size_t errlen);
+
+/* Stops the worker, closes the socket and the logs. NULL-safe. */
+void at_engine_free(at_engine *self);
+
+/* Fills up to max zmq_poll items the engine needs watched (ZMQ_POLLIN: the feed socket and the
+ * worker's result pipe); returns how many. */
+int at_engine_pollitems(at_engine *self, zmq_pollitem_t *items, int max);
+
+/* Does all pending work without blocking: drains the socket and the worker, updates the
+ * model, writes output and logs, evaluates stop rules. Returns 1 if the model changed. */
+int at_engine_step(at_engine *self);
+
+/* Runs the engine alone (headless) until it finishes or *interrupted becomes non-zero (a
+ * signal handler's flag). Returns the exit code (commands.h). */
+int at_engine_run(at_engine *self, volatile int *interrupted);
+
+/* 1 once the engine has finished (a stop rule fired and the trainer acknowledged or the
+ * timeout passed, or --max-snapshots reached). */
+int at_engine_done(const at_engine *self);
+
+/* The exit code for the finish: AT_EXIT_STOPPED after a stop rule, else AT_EXIT_OK. */
+int at_engine_exit_code(const at_engine *self);
+
+/* The user asked to stop run (model index) for reason: sends stop to its trainer and records
+ * it. Returns AT_OK, AT_ERR_ARG (bad run) or AT_ERR_NET. */
+int at_engine_request_stop(at_engine *self, int run, const char *reason);
+
+/* Pauses (1) or resumes (0) analysis; snapshots arriving meanwhile are kept, latest first. */
+void at_engine_pause(at_engine *self, int paused);
+
+/* The endpoint the engine listens on. Borrowed. */
+const char *at_engine_endpoint(const at_engine *self);
+
+#endif
