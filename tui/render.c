@@ -429,10 +429,11 @@ static void draw_axis(const ctx *c, const at_colspan *sp, int ncol)
         at_grid_text(c->g, r->y, r->x + k + 1, len, buf, role(c, AT_ROLE_DIM));
         next = k + len + 4;
     }
-    /* mark where the compressed buckets end (at_layout_columns: the newest width/2 columns
-     * are single snapshots), where the title row has room */
+    /* mark the last compressed bucket (at_layout_columns: the newest width/2 columns are
+     * single snapshots), where the title row has room */
     if (ncol > 0 && sp[0].c1 - sp[0].c0 > 1) {
-        int k = ncol - ncol / 2 - 1;
+        int hw = r->w < MAX_COLS ? r->w : MAX_COLS;
+        int k = ncol - hw / 2 - 1;
         const at_gcell *gc = at_grid_at(c->g, c->lay->titles.y, r->x + k);
         if (gc && gc->ch == ' ')
             at_grid_put(c->g, c->lay->titles.y, r->x + k, glyph(c, 0x25BE, 'v'),

@@ -168,8 +168,11 @@ void at_ui_clamp(at_ui *ui, const at_model *m, const at_layout *lay)
         ui->top = n - pg;
     if (ui->top < 0)
         ui->top = 0;
-    if (lay->layers_per_row == 2)
+    if (lay->layers_per_row == 2) {
         ui->top &= ~1; /* pairs stay pairs while scrolling */
+        if (ui->sel >= ui->top + pg)
+            ui->top += 2;
+    }
     int ns = at_model_num_snapshots(m, ui->run);
     if (ui->back > ns - 1)
         ui->back = ns > 0 ? ns - 1 : 0;
