@@ -39,6 +39,8 @@ static const char usage[] =
     "  --max-evals N       skip layers with more eigenvalues (default 15000)\n"
     "  --shape ROWSxCOLS   shape of raw float32 files (also OUTxINxKHxKW)\n"
     "  --lora-scale S      scaling of LoRA updates, PEFT's lora_alpha / r (default 1)\n"
+    "  --merge             with --base: analyse each LoRA pair merged, W_base + S B A, where\n"
+    "                      W_base is the base layer MODULE.weight (MODULE: the pair's prefix)\n"
     "  -h, --help          this help\n"
     "\n"
     "Errors (unreadable file or layer, size mismatch, NaN/Inf or all-zero weights) go to\n"
@@ -49,6 +51,8 @@ enum out_format { OUT_TABLE, OUT_JSON, OUT_CSV };
 
 /* The name layers get in reports when a LoRA pair stands for one module. */
 #define LORA_SUFFIX ".lora_BA"
+/* ... and when it stands for the merged weight W_base + B A (--merge). */
+#define MERGED_SUFFIX ".merged"
 
 typedef struct scan {
     enum out_format format;
@@ -59,8 +63,11 @@ typedef struct scan {
     at_ckpt_opts copts;
     unsigned flags;
     double lora_scale;
+    int merge;
     at_htsr *htsr;
     at_lora *lora;
+    float *merged; /* W_base + scale B A of one LoRA pair (--merge) */
+    size_t merged_cap;
     at_ckpt *base;
     int name_width;
     int progress; /* stderr is a terminal: live layer counter */
@@ -94,17 +101,17 @@ typedef struct job {
     const at_ckpt_layer *layer;
     const at_ckpt_layer *lora_b; /* set: LoRA pair, layer is A */
     int skip;                    /* the B half of a pair already reported with its A */
+    char module[500];            /* LoRA pair: the adapted module's name */
     char name[512];
 } job;
 
-static void job_make(const at_ckpt *c, const at_ckpt_layer *l, job *j)
+static void job_make(const scan *s, const at_ckpt *c, const at_ckpt_layer *l, job *j)
 {
-    char module[500];
     int is_a = 0;
     memset(j, 0, sizeof *j);
     j->layer = l;
     snprintf(j->name, sizeof j->name, "%s", l->name);
-    const at_ckpt_layer *other = lora_partner(c, l->name, &is_a, module, sizeof module);
+    const at_ckpt_layer *other = lora_partner(c, l->name, &is_a, j->module, sizeof j->module);
     if (!other)
         return;
     if (!is_a) {
@@ -112,7 +119,7 @@ static void job_make(const at_ckpt *c, const at_ckpt_layer *l, job *j)
         return;
     }
     j->lora_b = other;
-    snprintf(j->name, sizeof j->name, "%s%s", module, LORA_SUFFIX);
+    snprintf(j->name, sizeof j->name, "%s%s", j->module, s->merge ? MERGED_SUFFIX : LORA_SUFFIX);
 }
 
 static int selected(const scan *s, const char *name)
@@ -226,6 +233,57 @@ static const at_tensor *base_of(scan *s, const char *file, const job *j, const a
     return &p->other->tensor;
 }
 
+/* Points *t at W_base + scale B A for the LoRA pair j (--merge). Returns 0, or -1 after
+ * reporting why it cannot be formed. */
+static int merge_lora(scan *s, const char *file, const job *j, const char *shape, at_tensor *t)
+{
+    char name[520], msg[700], s1[64], s2[64];
+    const at_tensor *B = &j->lora_b->tensor, *A = &j->layer->tensor;
+    snprintf(name, sizeof name, "%s.weight", j->module);
+    at_pair p;
+    at_pair_lookup(s->base, name, &p);
+    if (p.status != AT_PAIR_OK) {
+        snprintf(msg, sizeof msg, "--merge: no base layer %s (or a wrapper-prefixed variant)",
+                 name);
+        report_error(s, file, j->name, shape, msg);
+        return -1;
+    }
+    const at_tensor *w = &p.other->tensor;
+    if (p.other->err < 0 || w->ndim != 2 || w->shape[0] != B->shape[0] ||
+        w->shape[1] != A->shape[1]) {
+        int64_t dims[2] = {B->shape[0], A->shape[1]};
+        snprintf(msg, sizeof msg, "--merge: base layer %s %s%s, B A is %s", p.other->name,
+                 p.other->err < 0 ? "unreadable: " : "is ",
+                 p.other->err < 0 ? p.other->error : at_shape_str(s1, sizeof s1, w->ndim, w->shape),
+                 at_shape_str(s2, sizeof s2, 2, dims));
+        report_error(s, file, j->name, shape, msg);
+        return -1;
+    }
+    const size_t count = (size_t)(w->shape[0] * w->shape[1]);
+    if (count > s->merged_cap) {
+        float *nb = realloc(s->merged, count * sizeof *nb);
+        if (!nb) {
+            report_error(s, file, j->name, shape, "out of memory merging the adapter");
+            return -1;
+        }
+        s->merged = nb;
+        s->merged_cap = count;
+    }
+    if (at_lora_merge(s->lora, w, B, A, s->lora_scale, s->merged) < 0) {
+        snprintf(msg, sizeof msg, "--merge: %s", at_lora_last_error(s->lora));
+        report_error(s, file, j->name, shape, msg);
+        return -1;
+    }
+    if (p.renamed) {
+        snprintf(msg, sizeof msg, "merged with base layer %s (renamed)", p.other->name);
+        note(s, file, j->name, msg);
+    }
+    *t = *w;
+    t->data = s->merged;
+    t->dtype = AT_DTYPE_F32;
+    return 0;
+}
+
 static void scan_job(scan *s, const at_ckpt *c, const job *j, const at_pairing *pairing,
                      size_t index, at_summary *sum)
 {
@@ -251,8 +309,15 @@ static void scan_job(scan *s, const at_ckpt *c, const job *j, const at_pairing *
         at_shape_str(shape, sizeof shape, 2, dims);
         snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "/r%lld",
                  (long long)l->tensor.shape[0]);
-        rc = at_lora_analyze(s->lora, &b->tensor, &l->tensor, s->lora_scale, &s->hopts, &m);
-        detail = at_lora_last_error(s->lora);
+        if (s->merge) {
+            at_tensor t;
+            if (merge_lora(s, file, j, shape, &t) < 0)
+                return;
+            rc = analyse(s, &t, NULL, &m, &detail);
+        } else {
+            rc = at_lora_analyze(s->lora, &b->tensor, &l->tensor, s->lora_scale, &s->hopts, &m);
+            detail = at_lora_last_error(s->lora);
+        }
     } else if (pairing) {
         const at_tensor *base = base_of(s, file, j, at_pairing_get(pairing, index), shape);
         if (!base)
@@ -321,9 +386,11 @@ static void scan_file(scan *s, const at_ckpt *c, int first)
         fprintf(stderr, "alphatop scan: %s: %zu layers\n", file, n);
     at_summary sum;
     at_summary_init(&sum);
+    int adapters = 0;
     for (size_t i = 0; i < n; i++) {
         job j;
-        job_make(c, at_ckpt_layer_at(c, i), &j);
+        job_make(s, c, at_ckpt_layer_at(c, i), &j);
+        adapters |= j.lora_b != NULL;
         if (j.skip || !selected(s, j.name))
             continue;
         if (s->progress) {
@@ -335,7 +402,8 @@ static void scan_file(scan *s, const at_ckpt *c, int first)
     }
     if (s->progress)
         fputs("\r\033[K", stderr);
-    for (size_t k = 0; pairing && k < at_pairing_unmatched_count(pairing); k++)
+    /* An adapter file pairs with its base through module names, not layer by layer. */
+    for (size_t k = 0; pairing && !adapters && k < at_pairing_unmatched_count(pairing); k++)
         note(s, s->base_path, at_pairing_unmatched(pairing, k)->name,
              "base layer with no counterpart in the checkpoint (not analysed)");
     if (sum.layers == 0 && s->format == OUT_TABLE)
@@ -351,7 +419,7 @@ static int name_width(at_ckpt **files, int nfiles, const scan *s)
     for (int f = 0; f < nfiles; f++)
         for (size_t i = 0; i < at_ckpt_count(files[f]); i++) {
             job j;
-            job_make(files[f], at_ckpt_layer_at(files[f], i), &j);
+            job_make(s, files[f], at_ckpt_layer_at(files[f], i), &j);
             int len = (int)strlen(j.name);
             if (!j.skip && selected(s, j.name) && len > w)
                 w = len;
@@ -386,7 +454,8 @@ static int parse_args(scan *s, int argc, char **argv)
         O_MIN,
         O_MAX,
         O_SHAPE,
-        O_LSCALE
+        O_LSCALE,
+        O_MERGE
     };
     static const struct option longopts[] = {
         {"json", no_argument, NULL, O_JSON},
@@ -401,6 +470,7 @@ static int parse_args(scan *s, int argc, char **argv)
         {"max-evals", required_argument, NULL, O_MAX},
         {"shape", required_argument, NULL, O_SHAPE},
         {"lora-scale", required_argument, NULL, O_LSCALE},
+        {"merge", no_argument, NULL, O_MERGE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -476,6 +546,9 @@ static int parse_args(scan *s, int argc, char **argv)
                 return -1;
             }
             break;
+        case O_MERGE:
+            s->merge = 1;
+            break;
         default:
             fprintf(stderr, "alphatop scan: unknown or incomplete option '%s'\n", argv[optind - 1]);
             return -1;
@@ -483,6 +556,11 @@ static int parse_args(scan *s, int argc, char **argv)
     }
     if (optind >= argc) {
         fputs("alphatop scan: no FILE given\n", stderr);
+        return -1;
+    }
+    if (s->merge && !s->base_path) {
+        fputs("alphatop scan: --merge needs --base BASE (the weights the adapters modify)\n",
+              stderr);
         return -1;
     }
     for (int i = optind; i < argc && !s->copts.raw_ndim; i++)
@@ -552,6 +630,7 @@ done:
     at_ckpt_close(s.base);
     at_htsr_free(s.htsr);
     at_lora_free(s.lora);
+    free(s.merged);
     if (s.have_re)
         regfree(&s.re);
     return exit_code;

@@ -40,7 +40,7 @@ static int same_shape(const at_tensor *x, const at_tensor *y)
     return 1;
 }
 
-static void check_shape(at_pair *p, const at_ckpt_layer *l)
+void at_pair_check_shape(at_pair *p, const at_ckpt_layer *l)
 {
     const at_tensor *x = &l->tensor, *y = &p->other->tensor;
     if (same_shape(x, y))
@@ -51,10 +51,13 @@ static void check_shape(at_pair *p, const at_ckpt_layer *l)
         p->status = AT_PAIR_SHAPE;
 }
 
-/* Rule 2 of pair.h: the one layer of b with the same canonical name, if exactly one. */
-static void pair_renamed(const at_ckpt *b, const char *name, at_pair *p)
+void at_pair_lookup(const at_ckpt *b, const char *name, at_pair *p)
 {
     char want[512], have[512];
+    memset(p, 0, sizeof *p);
+    p->other = at_ckpt_find(b, name);
+    if (p->other)
+        return;
     at_pair_canonical(name, want, sizeof want);
     for (size_t j = 0; j < at_ckpt_count(b); j++) {
         const at_ckpt_layer *o = at_ckpt_layer_at(b, j);
@@ -87,11 +90,7 @@ at_pairing *at_pairing_new(const at_ckpt *a, const at_ckpt *b)
     for (size_t i = 0; i < na; i++) {
         const at_ckpt_layer *l = at_ckpt_layer_at(a, i);
         at_pair *p = &self->pairs[i];
-        p->other = at_ckpt_find(b, l->name);
-        if (p->other)
-            p->status = AT_PAIR_OK;
-        else
-            pair_renamed(b, l->name, p);
+        at_pair_lookup(b, l->name, p);
         if (!p->other)
             continue;
         for (size_t j = 0; j < nb; j++)
@@ -100,7 +99,7 @@ at_pairing *at_pairing_new(const at_ckpt *a, const at_ckpt *b)
         /* A layer that could not be read has no shape to compare; its error is reported on
          * its own. */
         if (l->err == AT_OK && p->other->err == AT_OK)
-            check_shape(p, l);
+            at_pair_check_shape(p, l);
     }
     for (size_t j = 0; j < nb; j++)
         if (!used[j])

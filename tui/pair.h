@@ -48,6 +48,14 @@ const at_pair *at_pairing_get(const at_pairing *self, size_t i);
 size_t at_pairing_unmatched_count(const at_pairing *self);
 const at_ckpt_layer *at_pairing_unmatched(const at_pairing *self, size_t j);
 
+/* Rules 1 and 2 for one name: fills *p with the layer of b named name, or the one layer whose
+ * canonical name matches (renamed), or status MISSING / AMBIGUOUS. Shapes are not checked. */
+void at_pair_lookup(const at_ckpt *b, const char *name, at_pair *p);
+
+/* Rule 3: compares p->other's shape with layer's (both readable): sets p->transposed, or
+ * p->status = AT_PAIR_SHAPE. */
+void at_pair_check_shape(at_pair *p, const at_ckpt_layer *layer);
+
 /* Writes a one-line explanation of a pair that is not a plain same-name match into buf (n
  * bytes), e.g. "renamed: base layer module.fc1.weight" or "shape mismatch: base is 64x32";
  * empty for a plain match. Returns buf. */

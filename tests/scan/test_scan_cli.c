@@ -346,9 +346,15 @@ static void test_bad_layers(void **state)
 static void test_usage(void **state)
 {
     (void)state;
-    static const char *bad[] = {
-        "",      "--json --csv x.npy", "--bogus x.npy",        "--shape 3 x.f32",
-        "x.f32", "--layers '(' x.npy", "--min-evals -1 x.npy", "--lora-scale 0 x.npy"};
+    static const char *bad[] = {"",
+                                "--json --csv x.npy",
+                                "--bogus x.npy",
+                                "--shape 3 x.f32",
+                                "x.f32",
+                                "--layers '(' x.npy",
+                                "--min-evals -1 x.npy",
+                                "--lora-scale 0 x.npy",
+                                "--merge x.npy"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         run r;
         run_scan(&r, bad[i]);
@@ -459,9 +465,10 @@ static void test_lora(void **state)
         {"base_model.model.g.lora_A.weight", "F32", 2, {4, 50}, a4, sizeof(float) * 200, 0, 0},
         {"base_model.model.g.lora_B.weight", "F32", 2, {60, 4}, b4, sizeof(float) * 240, 0, 0},
     };
-    const char *path = tf_path("adapter.safetensors");
+    char path[512];
+    snprintf(path, sizeof path, "%s", tf_path("adapter.safetensors"));
     tf_write_safetensors(path, t, 4, 8, 0);
-    char args[600];
+    char args[1200];
     snprintf(args, sizeof args, "--json --lora-scale 2 %s", path);
     run r;
     run_scan(&r, args);
@@ -489,6 +496,30 @@ static void test_lora(void **state)
     assert_non_null(strstr(r.out, "skipped: too few eigenvalues for a fit (4 < --min-evals 10)"));
     assert_non_null(strstr(r.out, "300x200/r16"));
     run_free(&r);
+
+    /* --merge: W_base + scale B A, the base layer found by the module name (PEFT's prefix
+     * removed); a module without a base layer is an error for that pair only. */
+    float *w = tf_gauss(300 * 200, 45, 0.05), *merged = malloc(sizeof(float) * 300 * 200);
+    const tf_tensor tb[] = {{"fc.weight", "F32", 2, {300, 200}, w, sizeof(float) * 60000, 0, 0}};
+    char bp[512];
+    snprintf(bp, sizeof bp, "%s", tf_path("lora_base.safetensors"));
+    tf_write_safetensors(bp, tb, 1, 8, 0);
+    snprintf(args, sizeof args, "--json --merge --lora-scale 2 --base %s %s", bp, path);
+    run_scan(&r, args);
+    assert_int_equal(r.code, 1);
+    at_tensor W = {w, AT_DTYPE_F32, AT_KIND_LINEAR, 2, {300, 200}};
+    l = at_lora_new();
+    assert_int_equal(at_lora_merge(l, &W, &B, &A, 2.0, merged), AT_OK);
+    at_lora_free(l);
+    at_tensor M = {merged, AT_DTYPE_F32, AT_KIND_LINEAR, 2, {300, 200}};
+    analyse(&M, NULL, &m);
+    assert_line_matches(line_named(&r, "base_model.model.fc.merged"), &m, 0);
+    assert_non_null(strstr(r.err, "fc.merged: merged with base layer fc.weight (renamed)"));
+    assert_non_null(strstr(r.err, "g.merged: --merge: no base layer base_model.model.g.weight"));
+    assert_null(strstr(r.err, "no counterpart"));
+    run_free(&r);
+    free(w);
+    free(merged);
     free(a);
     free(b);
     free(a4);
