@@ -442,15 +442,24 @@ void at_agent_free(at_agent *a)
     destroy(a);
 }
 
-/* Entry of every call: refuses a forked child, takes the lock, hears the monitor and answers
- * its hello request. */
-static int enter(at_agent *a)
+/* Refuses a forked child (ZeroMQ is the parent's), then takes the lock. */
+static int lock(at_agent *a)
 {
     if (!a)
         return AT_ERR_ARG;
     if (getpid() != a->pid)
         return AT_ERR_STATE;
     pthread_mutex_lock(&a->lock);
+    return AT_OK;
+}
+
+/* Entry of every call: refuses a forked child, takes the lock, hears the monitor and answers
+ * its hello request. */
+static int enter(at_agent *a)
+{
+    int rc = lock(a);
+    if (rc != AT_OK)
+        return rc;
     drain_control(a);
     flush_hello(a);
     return AT_OK;
@@ -464,7 +473,8 @@ static int leave(at_agent *a, int rc)
 
 int at_agent_set_tag(at_agent *a, const char *key, const char *value)
 {
-    int rc = enter(a);
+    /* No hello from here: several tags set in a row go out in one hello. */
+    int rc = lock(a);
     if (rc != AT_OK)
         return rc;
     at_proto_hello *h = &a->hello->u.hello;
@@ -612,17 +622,15 @@ int at_agent_publish(at_agent *a, const char *name, at_proto_kind kind, at_proto
                      int ndim, const int64_t *shape, const void *data, unsigned flags)
 {
     /* The hot path: no control draining here, the caller's begin/end/log calls do it. */
-    if (!a)
-        return AT_ERR_ARG;
-    if (getpid() != a->pid)
-        return AT_ERR_STATE;
-    pthread_mutex_lock(&a->lock);
+    int rc = lock(a);
+    if (rc != AT_OK)
+        return rc;
     if (a->snap == SNAP_NONE)
         return leave(a, set_error(a, AT_ERR_STATE, "at_agent_publish outside a snapshot"));
     if (a->snap != SNAP_OPEN)
         return leave(a, AT_ERR_AGAIN);
     uint64_t nbytes = 0;
-    int rc = fill_layer(a, name, kind, dtype, ndim, shape, data, flags, &nbytes);
+    rc = fill_layer(a, name, kind, dtype, ndim, shape, data, flags, &nbytes);
     if (rc != AT_OK)
         return leave(a, rc);
     if (a->checksum) {
@@ -653,16 +661,17 @@ int at_agent_publish(at_agent *a, const char *name, at_proto_kind kind, at_proto
  * message. Every buffer is handed over or freed. Returns AT_OK or AT_ERR_AGAIN. */
 static int send_snapshot(at_agent *a, char *end, size_t elen)
 {
-    size_t i = 0, total = elen;
+    size_t total = elen;
     int failed = 0;
-    for (; i < a->nframes && !failed; i++) {
+    for (size_t i = 0; i < a->nframes && !failed; i++) {
         frame *f = &a->frames[i];
         total += f->hlen + f->plen;
         /* ZeroMQ queues every part once it accepted the first, or rolls them all back. */
         failed = send_buffer(a, f->hdr, f->hlen, 1) != 0;
         f->hdr = NULL;
-        if (!failed)
-            failed = send_buffer(a, f->payload, f->plen, 1) != 0;
+        if (failed)
+            break; /* the payload stays in a->frames and is freed below */
+        failed = send_buffer(a, f->payload, f->plen, 1) != 0;
         f->payload = NULL;
     }
     if (!failed)
