@@ -53,6 +53,9 @@ enum out_format { OUT_TABLE, OUT_JSON, OUT_CSV };
 #define LORA_SUFFIX ".lora_BA"
 /* ... and when it stands for the merged weight W_base + B A (--merge). */
 #define MERGED_SUFFIX ".merged"
+/* Files with at least this many layers get progress on stderr: a live counter on a terminal,
+ * one count line otherwise. */
+#define PROGRESS_MIN_LAYERS 16
 
 typedef struct scan {
     enum out_format format;
@@ -70,7 +73,7 @@ typedef struct scan {
     size_t merged_cap;
     at_ckpt *base;
     int name_width;
-    int progress; /* stderr is a terminal: live layer counter */
+    int progress; /* stderr is a terminal: live layer counter, erased before other output */
     int failed;
 } scan;
 
@@ -127,12 +130,18 @@ static int selected(const scan *s, const char *name)
     return !s->have_re || regexec(&s->re, name, 0, NULL, 0) == 0;
 }
 
+/* Erases the live progress line so a row or message does not land after it. */
+static void progress_clear(const scan *s)
+{
+    if (s->progress)
+        fputs("\r\033[K", stderr);
+}
+
 static void report_error(scan *s, const char *file, const char *name, const char *shape,
                          const char *msg)
 {
     s->failed = 1;
-    if (s->progress)
-        fputs("\r\033[K", stderr);
+    progress_clear(s);
     fprintf(stderr, "alphatop scan: %s: %s%s%s\n", file, name ? name : "", name ? ": " : "", msg);
     if (!name)
         return;
@@ -157,14 +166,14 @@ static void report_error(scan *s, const char *file, const char *name, const char
 
 static void note(const scan *s, const char *file, const char *name, const char *msg)
 {
-    if (s->progress)
-        fputs("\r\033[K", stderr);
+    progress_clear(s);
     fprintf(stderr, "alphatop scan: %s: %s: %s\n", file, name, msg);
 }
 
 static void emit_metrics(scan *s, const char *file, const job *j, const char *shape,
                          const at_metrics *m)
 {
+    progress_clear(s);
     if (s->format == OUT_JSON) {
         cJSON *o = cJSON_CreateObject();
         int ok = o && cJSON_AddStringToObject(o, "type", "layer") &&
@@ -382,7 +391,8 @@ static void scan_file(scan *s, const at_ckpt *c, int first)
             printf("%s\n\n", file);
         at_fmt_table_header(stdout, s->name_width, s->flags);
     }
-    if (!s->progress && n >= 32)
+    const int live = s->progress && n >= PROGRESS_MIN_LAYERS;
+    if (!s->progress && n >= PROGRESS_MIN_LAYERS)
         fprintf(stderr, "alphatop scan: %s: %zu layers\n", file, n);
     at_summary sum;
     at_summary_init(&sum);
@@ -393,15 +403,14 @@ static void scan_file(scan *s, const at_ckpt *c, int first)
         adapters |= j.lora_b != NULL;
         if (j.skip || !selected(s, j.name))
             continue;
-        if (s->progress) {
+        if (live) {
             fprintf(stderr, "\r\033[K[%zu/%zu] %s", i + 1, n, j.name);
             fflush(stderr);
         }
         fflush(stdout);
         scan_job(s, c, &j, pairing, i, &sum);
     }
-    if (s->progress)
-        fputs("\r\033[K", stderr);
+    progress_clear(s);
     /* An adapter file pairs with its base through module names, not layer by layer. */
     for (size_t k = 0; pairing && !adapters && k < at_pairing_unmatched_count(pairing); k++)
         note(s, s->base_path, at_pairing_unmatched(pairing, k)->name,
