@@ -117,4 +117,24 @@ wait_for 'EXITED:0'
 wait_action 'quit'
 t capture-pane -p -t view | grep -q 'alphatop +run' && fail "the view's screen was not cleared on exit"
 [ -s "$dir/err" ] && fail "stderr: $(cat "$dir/err")"
+# without UTF-8: one layer per row, colour on the background, no Unicode glyphs
+t kill-session -t view
+t new-session -d -s view -x 100 -y 30 -e LANG=C -e LC_ALL=C -e TERM=tmux-256color \
+    "$driver --layers 30 --snapshots 20; echo EXITED:\$?; sleep 60" || fail "tmux did not start"
+wait_for '^h\.0\.attn\.c_attn  '
+wait_for 'h\.2\.mlp\.c_proj'
+t capture-pane -p -t view | grep -q '█\|▀' && fail "Unicode glyphs in a C locale"
+t capture-pane -p -e -t view | grep -q '48;5;[0-9]*m ' || fail "no background colours without UTF-8"
+t send-keys -t view q
+wait_for 'EXITED:0'
+
+# without colour (NO_COLOR): the ASCII ramp, burnt '#'/'@', healthy '+=-.', raw 'oO'
+t kill-session -t view
+t new-session -d -s view -x 100 -y 30 -e LANG=C.UTF-8 -e NO_COLOR=1 -e TERM=tmux-256color \
+    "$driver --layers 12 --snapshots 40; echo EXITED:\$?; sleep 60" || fail "tmux did not start"
+wait_for '^h\.0\.attn\.c_attn +O+o+\.+'
+wait_for 'burnt <@@@@@@#### 2 \+\+\+\+====----\.\.\.\. 6 ooooOOOOOO> raw'
+t capture-pane -p -e -t view | grep -q '38;5;' && fail "colours despite NO_COLOR"
+t send-keys -t view q
+wait_for 'EXITED:0'
 echo "PASS"
