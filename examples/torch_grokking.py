@@ -96,10 +96,11 @@ def open_monitor(args, model, opt):
     except ImportError as e:
         sys.exit(f"--publish needs the alphatop Python binding ({e}); "
                  "set PYTHONPATH to the repo's python/ directory")
-    tags = {"example": "torch_grokking", "seed": str(args.seed),
-            "weight_decay": str(args.weight_decay), "init_scale": str(args.init_scale)}
+    tags = {"example": "torch_grokking", "model": f"mlp-64-{args.width}-{args.width}-10",
+            "seed": str(args.seed), "weight_decay": str(args.weight_decay),
+            "init_scale": str(args.init_scale)}
     watcher = alphatop.watch(model, every=args.every, endpoint=args.endpoint, optimizer=opt,
-                             tags=tags, model="mlp-64-%d-%d-10" % (args.width, args.width))
+                             tags=tags)
     return alphatop, watcher
 
 

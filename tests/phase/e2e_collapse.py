@@ -1,0 +1,75 @@
+"""End to end: the grokking example publishes to a real `alphatop watch --stop-on collapse`.
+
+The no-weight-decay run must be stopped by the monitor after its test-accuracy peak and before
+a 5-point drop (watch exits 3, the trainer prints "stopped at step N"); the weight-decay 0.01
+control must run its course without a stop (watch exits 0 after --max-snapshots). A snapshot
+every 1000 steps, as in docs/detection.md. Needs ALPHATOP_BIN (the alphatop program), the
+binding on PYTHONPATH, ALPHATOP_LIB, torch and sklearn; about 3 minutes of one core.
+"""
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TRAINER = os.path.join(HERE, "..", "..", "examples", "torch_grokking.py")
+PROGRESS = re.compile(r"step\s+(\d+)\s+train ([\d.]+)\s+test ([\d.]+)")
+
+
+def run(tmp, name, trainer_args, watch_args, timeout):
+    endpoint = f"ipc://{tmp}/{name}.ipc"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    watch = subprocess.Popen(
+        [os.environ["ALPHATOP_BIN"], "watch", "--headless", "--no-record", "--listen", endpoint]
+        + watch_args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    trainer = subprocess.Popen(
+        [sys.executable, TRAINER, "--publish", "--endpoint", endpoint, "--every", "1000"]
+        + trainer_args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        # the trainer ends first (stopped, or done); then the monitor exits on its own
+        _, terr = trainer.communicate(timeout=timeout)
+        if trainer.returncode != 0:
+            raise AssertionError(f"trainer failed ({trainer.returncode}):\n{terr[-3000:]}")
+        wout, werr = watch.communicate(timeout=120)
+    finally:
+        for p in (watch, trainer):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    curve = [(int(s), float(tr), float(te)) for s, tr, te in PROGRESS.findall(terr)]
+    stop = re.search(r"stopped at step (\d+): (.*)", terr)
+    return watch.returncode, wout, werr, curve, stop
+
+
+@unittest.skipUnless(os.environ.get("ALPHATOP_BIN"), "ALPHATOP_BIN not set")
+class CollapseEndToEnd(unittest.TestCase):
+    def test_no_weight_decay_run_is_stopped_during_the_decline(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            rc, out, err, curve, stop = run(
+                tmp, "nowd", ["--seed", "0", "--steps", "80000"],
+                ["--stop-on", "collapse", "--max-snapshots", "80"], timeout=600)
+        self.assertEqual(rc, 3, f"watch should exit 3 after a stop\n{err}")
+        self.assertIsNotNone(stop, "the trainer should report the monitor's stop")
+        stop_step = int(stop.group(1))
+        self.assertIn("collapse", stop.group(2))
+        peak_step, peak = max(((s, te) for s, _, te in curve), key=lambda x: x[1])
+        at_stop = [te for s, _, te in curve if s <= stop_step][-1]
+        print(f"\nno WD: peak {peak:.3f} at {peak_step}, stop at {stop_step} "
+              f"(test {at_stop:.3f}): {stop.group(2)}", file=sys.stderr)
+        self.assertGreater(stop_step, peak_step)
+        self.assertGreater(at_stop, peak - 0.05)
+
+    def test_weight_decay_control_is_not_stopped(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            rc, out, err, curve, stop = run(
+                tmp, "wd", ["--seed", "0", "--weight-decay", "0.01", "--steps", "100000"],
+                ["--stop-on", "collapse", "--max-snapshots", "100"], timeout=900)
+        self.assertIsNone(stop, f"the control was stopped: {stop and stop.group(0)}")
+        self.assertEqual(rc, 0, err)
+        self.assertGreaterEqual(len(curve), 100)
+
+
+if __name__ == "__main__":
+    unittest.main()
