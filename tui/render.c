@@ -564,9 +564,9 @@ static void draw_warnings(const ctx *c)
         const at_event *e = at_model_event(c->m, i);
         if ((e->run != run && e->run != -1) || (c->end_step >= 0 && e->step > c->end_step))
             continue;
-        char st[16] = "";
+        char st[16] = "@";
         if (e->step >= 0)
-            at_render_step(e->step, st);
+            at_render_step(e->step, st + 1);
         at_role ro = e->kind == AT_EVENT_PHASE   ? (e->to == AT_PHASE_BURNT ? AT_ROLE_BURNT
                                                     : e->to == AT_PHASE_RAW ? AT_ROLE_RAW
                                                                             : AT_ROLE_OK)
@@ -577,9 +577,9 @@ static void draw_warnings(const ctx *c)
             char what[200];
             snprintf(what, sizeof what, "%-7s %s", at_phase_name(e->to),
                      at_model_layer(c->m, run, e->layer)->name);
-            line_add(&L, ro, "@%-6s %s", st, what);
+            line_add(&L, ro, "%-7s %s", st, what);
         } else {
-            line_add(&L, ro, "@%-6s %s", st, e->text);
+            line_add(&L, ro, e->step >= 0 ? "%-7s %s" : "%.0s%s", st, e->text);
         }
     }
 }

@@ -181,8 +181,9 @@ static void test_other_screens(void **state)
     at_grid_free(g);
     at_model_free(m);
 
-    /* an empty model says it is waiting */
+    /* an empty model says it is waiting; monitor events without a step are listed plainly */
     m = at_model_new();
+    at_model_add_event(m, -1, -1, -1, AT_EVENT_INFO, "listening on ipc:///tmp/alphatop.ipc");
     at_ui_init(&ui);
     g = render(m, &ui, 24, 80, 256, 1);
     golden(g, "empty_80x24.txt");
