@@ -55,19 +55,24 @@ static const struct col {
 };
 #define NCOLS (sizeof cols / sizeof cols[0])
 
-/* The shortest %g form that reads back as exactly v: cJSON's own printer stops at 15 digits
- * whenever that is within an epsilon, which would make the JSON differ from the analysis in
- * the last bits. */
+/* The shortest %g form (15 to 17 digits) that reads back as exactly v. cJSON's own printer
+ * stops at 15 digits whenever that is within an epsilon, which would make the JSON differ
+ * from the analysis in the last bits. */
+static void exact_text(char buf[32], double v)
+{
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, 32, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v)
+            return;
+    }
+}
+
 cJSON *at_fmt_json_number(cJSON *obj, const char *name, double v)
 {
     if (!isfinite(v))
         return cJSON_AddNullToObject(obj, name);
     char buf[32];
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(buf, sizeof buf, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v)
-            break;
-    }
+    exact_text(buf, v);
     return cJSON_AddRawToObject(obj, name, buf);
 }
 
@@ -191,8 +196,11 @@ void at_fmt_csv_row(FILE *f, const char *file, const char *name, const at_metric
             fprintf(f, "%lld", (long long)get_i64(m, c));
         } else {
             double v = get_f64(m, c);
-            if (isfinite(v))
-                fprintf(f, "%.17g", v);
+            char buf[32];
+            if (isfinite(v)) {
+                exact_text(buf, v);
+                fputs(buf, f);
+            }
         }
     }
     fputs(",\n", f);
