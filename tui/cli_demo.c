@@ -93,10 +93,31 @@ static pid_t spawn_trainer(const char *const *argv, const char *logpath, const c
     _exit(127);
 }
 
+static volatile pid_t trainer_pid;
+static volatile sig_atomic_t trainer_failed; /* its exit status (or 128 + signal); 0 running */
+
+/* A trainer that dies on its own with an error ends the demo (watch stops on SIGTERM). */
+static void on_child(int sig)
+{
+    (void)sig;
+    int st;
+    if (trainer_pid > 0 && waitpid(trainer_pid, &st, WNOHANG) == trainer_pid) {
+        trainer_pid = 0;
+        int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        if (code != 0) {
+            trainer_failed = code;
+            kill(getpid(), SIGTERM);
+        }
+    }
+}
+
 /* Ends the trainer: SIGTERM, a grace period, then SIGKILL; always reaped. */
 static void stop_trainer(pid_t pid)
 {
     int st;
+    signal(SIGCHLD, SIG_DFL);
+    if (trainer_pid == 0)
+        return; /* already reaped by on_child */
     kill(-pid, SIGTERM);
     for (int i = 0; i < 200; i++) {
         if (waitpid(pid, &st, WNOHANG) == pid)
@@ -188,12 +209,24 @@ int cmd_demo(int argc, char **argv)
 
     fprintf(stderr, "alphatop demo: %s trainer on %s (its output: %s)\n", trainer, endpoint,
             logpath);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_child;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_NOCLDSTOP | SA_RESTART;
+    sigaction(SIGCHLD, &sa, NULL);
     pid_t pid = spawn_trainer(targv, logpath, tui_dir, endpoint);
     if (pid < 0) {
         fprintf(stderr, "alphatop demo: cannot start the trainer: %s\n", strerror(errno));
         return AT_EXIT_USAGE;
     }
+    trainer_pid = pid;
     int rc = cmd_watch(wn, (char **)wargv);
     stop_trainer(pid);
+    if (trainer_failed) {
+        fprintf(stderr, "alphatop demo: the %s trainer failed (exit status %d); see %s\n", trainer,
+                (int)trainer_failed, logpath);
+        return AT_EXIT_PARTIAL;
+    }
     return rc;
 }

@@ -56,6 +56,7 @@ typedef struct eng_run {
     int64_t dropped; /* snapshots the agent said it dropped */
     int64_t last_seq;
     int said_lora;
+    int64_t hello_pid; /* the trainer process of the last hello announced; 0 none */
     int stop_sent, acked;
     double stop_deadline;
 } eng_run;
@@ -72,6 +73,7 @@ struct at_engine {
     int nruns;
     int64_t snapshots_done;
     size_t queued_bytes; /* sum of snap.bytes over every run */
+    int last_done;       /* layers analysed in the last finished snapshot */
     int done, exit_code;
     int log_failing; /* a log write failed; reported once until a write succeeds */
     char endpoint[512];
@@ -270,6 +272,7 @@ static void stop_fire(at_engine *self, int run, eng_run *r, const at_stop_verdic
 static void snapshot_finish(at_engine *self, int run, eng_run *r, snap *s)
 {
     int64_t step = s->step;
+    self->last_done = s->done;
     snap_remove(self, r, s);
     for (int sp = 0; sp < AT_SPACE_COUNT; sp++) {
         if (!r->fed[sp])
@@ -410,6 +413,10 @@ static void on_hello(at_engine *self, const at_proto_msg *msg)
     ri->interval = h->interval;
     ri->ended = 0;
     at_model_touch(self->model);
+    /* The agent repeats its hello after reconnecting: announce a run (or a restart) once. */
+    if (r->hello_pid == h->pid && h->pid)
+        return;
+    r->hello_pid = h->pid;
     cJSON *o = event_obj(r, "hello", -1, NULL);
     cJSON_AddStringToObject(o, "model", h->model);
     cJSON_AddStringToObject(o, "framework", h->framework);
@@ -834,16 +841,23 @@ static void check_stops(at_engine *self)
 static void update_state(at_engine *self)
 {
     at_monitor_state *st = at_model_state(self->model);
-    int pending = at_worker_pending(self->worker);
+    int pending = at_worker_pending(self->worker), done = 0, inflight = 0;
     double oldest = 0, now = mono_now();
     for (int i = 0; i < self->nruns; i++)
         for (int k = 0; self->runs[i] && k < self->runs[i]->nsnaps; k++) {
-            double age = now - self->runs[i]->snaps[k].t_first;
+            const snap *s = &self->runs[i]->snaps[k];
+            double age = now - s->t_first;
             oldest = age > oldest ? age : oldest;
+            done += s->done;
+            inflight = 1;
         }
     double behind = pending ? oldest : 0;
-    if (st->layers_pending != pending || fabs(st->behind_seconds - behind) > 0.5) {
+    if (!inflight)
+        done = self->last_done;
+    if (st->layers_pending != pending || st->layers_done != done ||
+        fabs(st->behind_seconds - behind) > 0.5) {
         st->layers_pending = pending;
+        st->layers_done = done;
         st->behind_seconds = behind;
         at_model_touch(self->model);
     }
