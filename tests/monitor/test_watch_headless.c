@@ -382,6 +382,36 @@ static void test_delta_mode(void **state)
     free(d);
 }
 
+/* The demo runs the real C trainer into the monitor and ends it on the way out. */
+static void test_demo_c_trainer(void **state)
+{
+    (void)state;
+    char *out = NULL;
+    const char *args[] = {"demo", "--headless",      "--trainer", "c", "--every",
+                          "50",   "--max-snapshots", "2",         NULL};
+    assert_int_equal(mon_run(args, &out, TIMEOUT), 0);
+    cJSON *hello = NULL;
+    int layers = 0;
+    for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+        cJSON *o = cJSON_Parse(line);
+        assert_non_null(o);
+        layers += !strcmp(mon_str(o, "type"), "layer") && isfinite(mon_num(o, "alpha"));
+        if (!hello && !strcmp(mon_str(o, "kind"), "hello"))
+            hello = o;
+        else
+            cJSON_Delete(o);
+    }
+    assert_non_null(hello);
+    assert_string_equal(mon_str(hello, "framework"), "c");
+    assert_true(layers >= 2);
+    /* The trainer was stopped and reaped: its pid no longer exists. */
+    pid_t pid = (pid_t)mon_num(hello, "pid");
+    assert_true(pid > 0);
+    assert_int_equal(kill(pid, 0), -1);
+    cJSON_Delete(hello);
+    free(out);
+}
+
 static void test_usage(void **state)
 {
     (void)state;
@@ -407,6 +437,7 @@ int main(void)
         cmocka_unit_test(test_stop_rule_stops_trainer),
         cmocka_unit_test(test_record_survives_sigkill),
         cmocka_unit_test(test_delta_mode),
+        cmocka_unit_test(test_demo_c_trainer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
