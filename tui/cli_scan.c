@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "alphatop/fast.h"
 #include "alphatop/lora.h"
 #include "ckpt.h"
 #include "commands.h"
@@ -41,6 +42,10 @@ static const char usage[] =
     "  --lora-scale S      scaling of LoRA updates, PEFT's lora_alpha / r (default 1)\n"
     "  --merge             with --base: analyse each LoRA pair merged, W_base + S B A, where\n"
     "                      W_base is the base layer MODULE.weight (MODULE: the pair's prefix)\n"
+    "  --fast              fast mode (docs/fast.md): float32 Gram spectra, no --max-evals limit;\n"
+    "                      several FILEs of one model, in order, are successive snapshots:\n"
+    "                      warm updates, unchanged layers skipped (column/field \"mode\").\n"
+    "                      updates (--base) and unmerged LoRA pairs stay exact\n"
     "  -h, --help          this help\n"
     "\n"
     "Errors (unreadable file or layer, size mismatch, NaN/Inf or all-zero weights) go to\n"
@@ -72,6 +77,11 @@ typedef struct scan {
     float *merged; /* W_base + scale B A of one LoRA pair (--merge) */
     size_t merged_cap;
     at_ckpt *base;
+    int fast;            /* --fast */
+    at_fast *fastws;     /* its workspace */
+    at_fast_state **fst; /* per layer name, carried from file to file */
+    char **fst_name;
+    size_t nfst;
     int name_width;
     int progress; /* stderr is a terminal: live layer counter, erased before other output */
     int failed;
@@ -211,11 +221,41 @@ static void emit_metrics(scan *s, const char *file, const job *j, const char *sh
     }
 }
 
+/* The fast-mode state of layer key (created on first use); NULL when out of memory. */
+static at_fast_state *fast_state(scan *s, const char *key)
+{
+    for (size_t i = 0; i < s->nfst; i++)
+        if (strcmp(s->fst_name[i], key) == 0)
+            return s->fst[i];
+    at_fast_state **st = realloc(s->fst, (s->nfst + 1) * sizeof *st);
+    if (st)
+        s->fst = st;
+    char **nm = realloc(s->fst_name, (s->nfst + 1) * sizeof *nm);
+    if (nm)
+        s->fst_name = nm;
+    if (!st || !nm || !(nm[s->nfst] = strdup(key)))
+        return NULL;
+    if (!(st[s->nfst] = at_fast_state_new())) {
+        free(nm[s->nfst]);
+        return NULL;
+    }
+    return st[s->nfst++];
+}
+
 /* The analysis of one dense layer, or of its update when base is not NULL: the single step
  * a mode switch (exact / fast) changes. */
-static int analyse(scan *s, const at_tensor *t, const at_tensor *base, at_metrics *m,
-                   const char **detail)
+static int analyse(scan *s, const char *key, const at_tensor *t, const at_tensor *base,
+                   at_metrics *m, const char **detail)
 {
+    if (s->fast && !base) {
+        at_fast_opts o;
+        at_fast_opts_default(&o);
+        o.min_evals = s->hopts.min_evals;
+        at_fast_state *st = fast_state(s, key);
+        int rc = st ? at_fast_analyze(s->fastws, st, t, &o, &s->hopts, m, NULL) : AT_ERR_NOMEM;
+        *detail = st ? at_fast_last_error(s->fastws) : "out of memory";
+        return rc;
+    }
     int rc = base ? at_htsr_analyze_delta(s->htsr, t, base, &s->hopts, m)
                   : at_htsr_analyze(s->htsr, t, &s->hopts, m);
     *detail = at_htsr_last_error(s->htsr);
@@ -298,6 +338,9 @@ static void scan_job(scan *s, const at_ckpt *c, const job *j, const at_pairing *
 {
     const char *file = at_ckpt_path(c);
     const at_ckpt_layer *l = j->layer;
+    /* --fast carries a layer's state by name; a one-tensor file (.npy, raw) is named after
+     * the file, so successive such files are successive snapshots of one layer. */
+    const char *key = at_ckpt_count(c) == 1 ? "" : j->name;
     char shape[64], msg[640];
     at_shape_str(shape, sizeof shape, l->tensor.ndim, l->tensor.shape);
     if (l->err < 0) {
@@ -322,7 +365,7 @@ static void scan_job(scan *s, const at_ckpt *c, const job *j, const at_pairing *
             at_tensor t;
             if (merge_lora(s, file, j, shape, &t) < 0)
                 return;
-            rc = analyse(s, &t, NULL, &m, &detail);
+            rc = analyse(s, key, &t, NULL, &m, &detail);
         } else {
             rc = at_lora_analyze(s->lora, &b->tensor, &l->tensor, s->lora_scale, &s->hopts, &m);
             detail = at_lora_last_error(s->lora);
@@ -331,9 +374,9 @@ static void scan_job(scan *s, const at_ckpt *c, const job *j, const at_pairing *
         const at_tensor *base = base_of(s, file, j, at_pairing_get(pairing, index), shape);
         if (!base)
             return;
-        rc = analyse(s, &l->tensor, base, &m, &detail);
+        rc = analyse(s, key, &l->tensor, base, &m, &detail);
     } else {
-        rc = analyse(s, &l->tensor, NULL, &m, &detail);
+        rc = analyse(s, key, &l->tensor, NULL, &m, &detail);
     }
     if (rc < 0) {
         snprintf(msg, sizeof msg, "cannot analyse: %s", detail);
@@ -464,7 +507,8 @@ static int parse_args(scan *s, int argc, char **argv)
         O_MAX,
         O_SHAPE,
         O_LSCALE,
-        O_MERGE
+        O_MERGE,
+        O_FAST
     };
     static const struct option longopts[] = {
         {"json", no_argument, NULL, O_JSON},
@@ -480,6 +524,7 @@ static int parse_args(scan *s, int argc, char **argv)
         {"shape", required_argument, NULL, O_SHAPE},
         {"lora-scale", required_argument, NULL, O_LSCALE},
         {"merge", no_argument, NULL, O_MERGE},
+        {"fast", no_argument, NULL, O_FAST},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -555,6 +600,9 @@ static int parse_args(scan *s, int argc, char **argv)
                 return -1;
             }
             break;
+        case O_FAST:
+            s->fast = 1;
+            break;
         case O_MERGE:
             s->merge = 1;
             break;
@@ -603,8 +651,9 @@ int cmd_scan(int argc, char **argv)
     at_ckpt **files = calloc((size_t)nfiles, sizeof *files);
     s.htsr = at_htsr_new();
     s.lora = at_lora_new();
+    s.fastws = s.fast ? at_fast_new() : NULL;
     int exit_code = AT_EXIT_OK;
-    if (!files || !s.htsr || !s.lora) {
+    if (!files || !s.htsr || !s.lora || (s.fast && !s.fastws)) {
         fputs("alphatop scan: out of memory\n", stderr);
         exit_code = AT_EXIT_PARTIAL;
         goto done;
@@ -639,6 +688,13 @@ done:
     at_ckpt_close(s.base);
     at_htsr_free(s.htsr);
     at_lora_free(s.lora);
+    at_fast_free(s.fastws);
+    for (size_t i = 0; i < s.nfst; i++) {
+        at_fast_state_free(s.fst[i]);
+        free(s.fst_name[i]);
+    }
+    free(s.fst);
+    free(s.fst_name);
     free(s.merged);
     if (s.have_re)
         regfree(&s.re);
