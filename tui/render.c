@@ -838,7 +838,7 @@ static const char *const help_lines[] = {
     "  r                 pick a run (several runs publishing)",
     "  < >  , .          replay: move the time slider one snapshot",
     "  Esc               back / clear filter / return to live   ?  this help    q  quit",
-    "  mouse click       select the layer under the pointer",
+    "  mouse click       select the layer under the pointer    Ctrl-L  redraw the screen",
     "",
     "Heatmap: one row per layer (two per row with half blocks when they do not fit), one column",
     "per snapshot. When snapshots do not fit, the newest half of the columns show one snapshot",

@@ -139,6 +139,8 @@ int at_term_key(at_term *self, int *y, int *x)
     case 127:
     case 8:
         return AT_KEY_BACKSPACE;
+    case 12: /* Ctrl-L: redraw everything, as after a resize */
+        return AT_KEY_RESIZE;
     default:
         return ch < 0x20 ? -1 : (int)ch;
     }
@@ -159,6 +161,12 @@ static int pair_for(at_term *t, int fg, int bg)
         return 0;
     *p = ++t->npairs;
     return *p;
+}
+
+void at_term_invalidate(at_term *self)
+{
+    self->shown_rows = self->shown_cols = 0;
+    clearok(curscr, TRUE); /* repaint the terminal from scratch, whatever it shows now */
 }
 
 static int same_style(at_style a, at_style b)

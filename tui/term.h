@@ -28,9 +28,12 @@ int at_term_utf8(void);
 /* Current size. */
 void at_term_size(const at_term *self, int *rows, int *cols);
 
-/* Next key as a code point or AT_KEY_* (ui.h); -1 when none is pending. For AT_KEY_MOUSE,
- * y and x get the cell clicked. */
+/* Next key as a code point or AT_KEY_* (ui.h; Ctrl-L is AT_KEY_RESIZE: redraw everything);
+ * -1 when none is pending. For AT_KEY_MOUSE, y and x get the cell clicked. */
 int at_term_key(at_term *self, int *y, int *x);
+
+/* Forgets what is on the screen: the next at_term_draw writes every cell (after a resize). */
+void at_term_invalidate(at_term *self);
 
 /* Copies the grid to the screen (to the size of both) and updates the terminal. */
 void at_term_draw(at_term *self, const at_grid *g);

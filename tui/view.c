@@ -136,6 +136,8 @@ int at_view_run(at_view *self, const at_view_hooks *hooks)
         int key, my = 0, mx = 0;
         while (!quit && (key = at_term_key(t, &my, &mx)) != -1) {
             at_action act = at_keymap(key, at_ui_input_mode(&self->ui));
+            if (act == AT_ACT_RESIZE)
+                at_term_invalidate(t);
             if (act == AT_ACT_CLICK) {
                 self->ui.mouse_y = my;
                 self->ui.mouse_x = mx;
