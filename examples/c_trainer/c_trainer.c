@@ -149,7 +149,7 @@ static int make_data(data *d, int p, double train_frac, at_rng *rng)
 }
 
 /* Publishes every layer as one snapshot; a dropped snapshot (monitor slow) is not an error. */
-static void publish(at_agent *ag, const mlp *m, long long step)
+static void publish(at_agent *ag, mlp *m, long long step)
 {
     if (at_agent_snapshot_begin(ag, step) != AT_OK)
         return;

@@ -224,9 +224,14 @@ int mlp_layers(const mlp *m)
     return m->n;
 }
 
-const float *mlp_weight(const mlp *m, int i, int *out, int *in)
+float *mlp_weight(mlp *m, int i, int *out, int *in)
 {
     *out = m->l[i].out;
     *in = m->l[i].in;
     return m->l[i].w;
+}
+
+const float *mlp_grad(const mlp *m, int i)
+{
+    return m->l[i].gw;
 }

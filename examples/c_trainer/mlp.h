@@ -32,8 +32,13 @@ void mlp_adamw(mlp *m, double lr, double weight_decay, int64_t t);
 /* Fraction of rows whose largest logit is the label (runs a forward pass). */
 double mlp_accuracy(mlp *m, const float *x, const int *labels, int rows);
 
-/* Number of weight layers, and layer i's weights (borrowed) and shape. */
+/* Number of weight layers, and layer i's weights (borrowed, out x in, writable by the caller
+ * between steps) and shape. */
 int mlp_layers(const mlp *m);
-const float *mlp_weight(const mlp *m, int i, int *out, int *in);
+float *mlp_weight(mlp *m, int i, int *out, int *in);
+
+/* Gradient of the loss with respect to layer i's weights from the last mlp_backward
+ * (borrowed, out x in). */
+const float *mlp_grad(const mlp *m, int i);
 
 #endif
