@@ -478,8 +478,8 @@ static int open_npy(at_ckpt *c)
         return set_error(c, AT_ERR_NOMEM, "out of memory");
     memcpy(h, p + hstart, hlen);
     h[hlen] = '\0';
-    at_dtype dtype;
-    int fortran, ndim;
+    at_dtype dtype = AT_DTYPE_F32;
+    int fortran = 0, ndim = 0;
     int64_t shape[4] = {0, 0, 0, 0};
     char descr[32];
     int rc = npy_parse_header(c, h, &dtype, &fortran, &ndim, shape, descr, sizeof descr);
