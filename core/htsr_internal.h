@@ -19,17 +19,14 @@ struct at_htsr {
     size_t f32_cap;
     float *delta; /* model - base of at_htsr_analyze_delta */
     size_t delta_cap;
-    double *a; /* one column-major float64 matrix, destroyed by dgesdd */
+    double *a; /* one column-major float64 matrix */
     size_t a_cap;
     double *sv; /* singular values of one slice, descending */
     size_t sv_cap;
     double *evals; /* pooled ascending ESD of the last analysis */
     size_t evals_cap, n_evals;
-    double *work;
-    size_t work_cap;
-    lapack_int *iwork;
-    size_t iwork_cap;
-    float *shuf; /* traps: centred, shuffled matrix */
+    struct at_gram *gram64; /* exact spectra via the Gram matrix (gram.h) */
+    float *shuf;            /* traps: centred, shuffled matrix */
     size_t shuf_cap;
     float *gram; /* traps: Gram matrix and eigen workspace */
     size_t gram_cap;
