@@ -274,7 +274,7 @@ static void draw_header(const ctx *c)
         len += snprintf(buf + len, sizeof buf - (size_t)len, "  step %s", a);
         if (ri->interval > 0)
             len += snprintf(buf + len, sizeof buf - (size_t)len, "  every %s", b);
-        if (ri->last_snapshot_time > 0 && c->o->now >= ri->last_snapshot_time)
+        if (ri->last_snapshot_time > 0 && c->o->now >= ri->last_snapshot_time && !c->ui->replay)
             len += snprintf(buf + len, sizeof buf - (size_t)len, "  last %.0fs ago",
                             c->o->now - ri->last_snapshot_time);
         if (at_model_num_runs(c->m) > 1)
@@ -287,22 +287,27 @@ static void draw_header(const ctx *c)
         at_grid_text(c->g, 0, x, lay->cols - x, buf, hs);
     }
 
-    int len = snprintf(buf, sizeof buf, " monitor  %d/%d computed  %d pending", st->layers_done,
-                       st->layers_done + st->layers_pending, st->layers_pending);
-    if (st->behind_seconds > 0)
-        len += snprintf(buf + len, sizeof buf - (size_t)len, "  %.1f s behind", st->behind_seconds);
-    else
-        len += snprintf(buf + len, sizeof buf - (size_t)len, "  caught up");
-    len += snprintf(buf + len, sizeof buf - (size_t)len, "  %lld dropped  %s",
-                    ri ? (long long)ri->dropped : 0LL, st->fast ? "fast" : "exact");
-    at_grid_text(c->g, 1, 0, lay->cols, buf, role(c, AT_ROLE_DIM));
-    x = len;
-    if (st->paused)
-        x += at_grid_text(c->g, 1, x, lay->cols - x, "  PAUSED", role(c, AT_ROLE_TRAP));
     if (c->ui->replay) {
+        /* a recording: where the slider is matters, the live monitor state does not */
+        int64_t last =
+            at_model_snapshot_step(c->m, c->ui->run, at_model_num_snapshots(c->m, c->ui->run) - 1);
         at_render_step(c->end_step < 0 ? 0 : c->end_step, a);
-        at_grid_printf(c->g, 1, x, lay->cols - x, role(c, AT_ROLE_TITLE), "  REPLAY to step %s%s",
-                       a, c->ui->limit_step < 0 ? " (end)" : "");
+        at_render_step(last < 0 ? 0 : last, b);
+        at_grid_printf(c->g, 1, 0, lay->cols, role(c, AT_ROLE_TITLE),
+                       " REPLAY to step %s of %s   < > move the slider", a, b);
+    } else {
+        int len = snprintf(buf, sizeof buf, " monitor  %d/%d computed  %d pending", st->layers_done,
+                           st->layers_done + st->layers_pending, st->layers_pending);
+        if (st->behind_seconds > 0)
+            len += snprintf(buf + len, sizeof buf - (size_t)len, "  %.1f s behind",
+                            st->behind_seconds);
+        else
+            len += snprintf(buf + len, sizeof buf - (size_t)len, "  caught up");
+        len += snprintf(buf + len, sizeof buf - (size_t)len, "  %lld dropped  %s",
+                        ri ? (long long)ri->dropped : 0LL, st->fast ? "fast" : "exact");
+        at_grid_text(c->g, 1, 0, lay->cols, buf, role(c, AT_ROLE_DIM));
+        if (st->paused)
+            at_grid_text(c->g, 1, len, lay->cols - len, "  PAUSED", role(c, AT_ROLE_TRAP));
     }
 
     x = 1;

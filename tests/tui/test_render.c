@@ -280,6 +280,59 @@ static void test_cache(void **state)
     at_model_free(m);
 }
 
+/* Row y of the grid as UTF-8 text (buf: cap bytes). */
+static const char *row_text(const at_grid *g, int y, char *buf, size_t cap)
+{
+    size_t n = 0;
+    for (int x = 0; x < g->cols && n + 5 < cap; x++)
+        n += (size_t)at_utf8_encode(at_grid_at(g, y, x)->ch, buf + n);
+    buf[n] = 0;
+    return buf;
+}
+
+static void test_replay_and_delta(void **state)
+{
+    (void)state;
+    at_model *m = synthetic(4, 30);
+    at_ui ui;
+    at_ui_init(&ui);
+    ui.replay = 1;
+    ui.limit_step = 1000; /* the 10th snapshot */
+    at_grid *g = render(m, &ui, 24, 80, 256, 1);
+    char buf[1024];
+    assert_non_null(strstr(row_text(g, 1, buf, sizeof buf), "REPLAY to step 1000 of 3000"));
+    at_layout lay;
+    at_render_layout(&lay, m, &ui, 24, 80, 1);
+    assert_int_equal(at_grid_at(g, lay.heat.y, lay.heat.x + 9)->ch, 0x2588);
+    assert_int_equal(at_grid_at(g, lay.heat.y, lay.heat.x + 10)->ch, ' ');
+    at_grid_free(g);
+
+    /* delta results: the toggle shows them, titled as such, with their own colours */
+    at_metrics x;
+    memset(&x, 0, sizeof x);
+    x.status = AT_FIT_SUCCESS;
+    x.alpha = 9.0; /* raw */
+    for (int k = 0; k < 30; k++)
+        at_model_add_cell(m, 0, 0, AT_SPACE_DELTA, 100 * (k + 1), &x);
+    ui.replay = 0;
+    ui.limit_step = -1;
+    at_layout lay2;
+    at_render_layout(&lay2, m, &ui, 24, 80, 1);
+    at_view_action out;
+    at_ui_apply(&ui, m, &lay2, at_keymap('d', AT_INPUT_NORMAL), 'd', &out);
+    assert_int_equal(ui.space, AT_SPACE_DELTA);
+    g = render(m, &ui, 24, 80, 256, 1);
+    assert_non_null(strstr(row_text(g, lay2.titles.y, buf, sizeof buf), "alpha of W-W_base"));
+    at_scheme sc;
+    at_scheme_init(&sc, 256);
+    int raw = at_scale_level(AT_SCALE_ALPHA, 9.0, 0, 0);
+    assert_int_equal(at_grid_at(g, lay2.heat.y, lay2.heat.x + 29)->st.fg,
+                     at_scheme_level_color(&sc, AT_SCALE_ALPHA, raw));
+    assert_int_equal(at_grid_at(g, lay2.heat.y + 1, lay2.heat.x)->ch, ' '); /* no delta result */
+    at_grid_free(g);
+    at_model_free(m);
+}
+
 static void test_helpers(void **state)
 {
     (void)state;
@@ -304,10 +357,10 @@ static void test_helpers(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_main_256),    cmocka_unit_test(test_main_half_blocks),
-        cmocka_unit_test(test_ascii_mono),  cmocka_unit_test(test_other_screens),
-        cmocka_unit_test(test_bucket_rule), cmocka_unit_test(test_cache),
-        cmocka_unit_test(test_helpers),
+        cmocka_unit_test(test_main_256),         cmocka_unit_test(test_main_half_blocks),
+        cmocka_unit_test(test_ascii_mono),       cmocka_unit_test(test_other_screens),
+        cmocka_unit_test(test_bucket_rule),      cmocka_unit_test(test_cache),
+        cmocka_unit_test(test_replay_and_delta), cmocka_unit_test(test_helpers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
