@@ -33,7 +33,9 @@ static const char watch_usage[] =
     "  --base CHECKPOINT   base weights (.safetensors/.npy) for delta mode: every layer is also\n"
     "                      analysed as W - W_base (a trainer can send its base instead)\n"
     "  --exact             exact analysis: full SVD of every layer (default)\n"
-    "  --fast              fast analysis (not available yet in the monitor: exact is used)\n"
+    "  --fast              fast analysis: float32 spectra warm-started from the previous\n"
+    "                      snapshot, under a time budget (newest snapshot of a layer wins;\n"
+    "                      no traps, no spectra in the detail view)\n"
     "  --max-snapshots N   exit after N analysed snapshots\n"
     "  -h, --help          this help\n"
     "\n"
@@ -181,10 +183,6 @@ int cmd_watch(int argc, char **argv)
         fprintf(stderr, "alphatop watch: unexpected argument '%s'\n", argv[optind]);
         goto usage;
     }
-    if (o.fast)
-        fputs("alphatop watch: --fast is not available in the monitor yet; using exact mode\n",
-              stderr);
-    o.fast = 0;
     o.rules = rules;
     o.json_out = headless ? stdout : NULL;
 

@@ -57,6 +57,7 @@ typedef struct eng_run {
     int64_t last_seq;
     int said_lora;
     int64_t hello_pid; /* the trainer process of the last hello announced; 0 none */
+    int64_t open_step; /* fast mode: step of the trackers' open snapshot; -1 none */
     int stop_sent, acked;
     double stop_deadline;
 } eng_run;
@@ -218,6 +219,7 @@ static eng_run *run_get(at_engine *self, const char *id, int *index)
         return NULL;
     snprintf(r->id, sizeof r->id, "%s", id);
     r->last_seq = -1;
+    r->open_step = -1;
     for (int s = 0; s < AT_SPACE_COUNT; s++) {
         r->trk[s] = at_phase_tracker_new(NULL);
         if (!r->trk[s]) {
@@ -268,12 +270,9 @@ static const char *space_name(at_space s)
 
 static void stop_fire(at_engine *self, int run, eng_run *r, const at_stop_verdict *v);
 
-/* A snapshot whose every layer is analysed: phases, stop rules, durable log. */
-static void snapshot_finish(at_engine *self, int run, eng_run *r, snap *s)
+/* Closes the trackers' snapshot at step: phase events, stop rules, durable log. */
+static void tracker_finish(at_engine *self, int run, eng_run *r, int64_t step)
 {
-    int64_t step = s->step;
-    self->last_done = s->done;
-    snap_remove(self, r, s);
     for (int sp = 0; sp < AT_SPACE_COUNT; sp++) {
         if (!r->fed[sp])
             continue;
@@ -317,6 +316,27 @@ static void snapshot_finish(at_engine *self, int run, eng_run *r, snap *s)
     self->snapshots_done++;
     if (self->o.max_snapshots > 0 && self->snapshots_done >= self->o.max_snapshots && !r->stop_sent)
         self->done = 1;
+}
+
+/* Exact mode: a snapshot whose every layer is analysed. */
+static void snapshot_finish(at_engine *self, int run, eng_run *r, snap *s)
+{
+    int64_t step = s->step;
+    self->last_done = s->done;
+    snap_remove(self, r, s);
+    tracker_finish(self, run, r, step);
+}
+
+/* Fast mode: the scheduler may skip a snapshot of a layer (a newer one replaced it), so the
+ * trackers' snapshot closes when a result of a later step arrives, or when the scheduler is
+ * idle; a late result of an older step counts towards the open snapshot. */
+static int64_t fast_open_step(at_engine *self, int run, eng_run *r, int64_t step)
+{
+    if (r->open_step >= 0 && step > r->open_step && (r->fed[0] || r->fed[1]))
+        tracker_finish(self, run, r, r->open_step);
+    if (step > r->open_step)
+        r->open_step = step;
+    return r->open_step;
 }
 
 /* Appends the layer's kind and shape to a layer line, so a replay can rebuild the layer. */
@@ -374,8 +394,8 @@ static void result_handle(at_engine *self, at_job *job)
             cJSON_free(s);
         }
         if (job->m.status != AT_FIT_SKIPPED) {
-            at_phase_tracker_feed_layer(r->trk[job->space], job->step, li->name, &job->m,
-                                        job->max_abs);
+            int64_t tstep = self->o.fast ? fast_open_step(self, run, r, job->step) : job->step;
+            at_phase_tracker_feed_layer(r->trk[job->space], tstep, li->name, &job->m, job->max_abs);
             r->fed[job->space]++;
         }
         if (job->space == AT_SPACE_W && job->layer < r->ntraps) {
@@ -389,7 +409,7 @@ static void result_handle(at_engine *self, at_job *job)
             r->traps[job->layer] = job->m.num_traps;
         }
     }
-    snap *s = snap_find(r, job->step);
+    snap *s = self->o.fast ? NULL : snap_find(r, job->step);
     if (s) {
         s->done++;
         if (s->ended && s->done >= s->submitted)
@@ -558,9 +578,11 @@ static void submit(at_engine *self, int run, eng_run *r, snap *s, int layer, at_
     for (int i = 0; i < job->t.ndim; i++)
         bytes *= (size_t)job->t.shape[i];
     if (at_worker_submit(self->worker, job) == AT_OK) {
-        s->submitted++;
-        s->bytes += bytes;
-        self->queued_bytes += bytes;
+        if (s) {
+            s->submitted++;
+            s->bytes += bytes;
+            self->queued_bytes += bytes;
+        }
         return;
     }
     at_job_free(job);
@@ -593,16 +615,18 @@ static void on_layer(at_engine *self, const at_proto_msg *msg)
         return;
     }
     int layer = at_model_add_layer(self->model, run, l->name, kind, ndim, shape);
-    snap *s = snap_find(r, l->step);
-    if (!s && r->nsnaps < MAX_INFLIGHT) {
+    snap *s = self->o.fast ? NULL : snap_find(r, l->step);
+    if (!s && !self->o.fast && r->nsnaps < MAX_INFLIGHT) {
         s = &r->snaps[r->nsnaps++];
         memset(s, 0, sizeof *s);
         s->step = l->step;
         s->t_first = mono_now();
         at_model_add_snapshot(self->model, run, l->step, wall_now());
     }
-    if (layer < 0 || !s) {
-        note_dropped(self, run, r, r->dropped + (s ? 0 : 1), l->step);
+    if (self->o.fast)
+        at_model_add_snapshot(self->model, run, l->step, wall_now());
+    if (layer < 0 || (!s && !self->o.fast)) {
+        note_dropped(self, run, r, r->dropped + (s || layer < 0 ? 0 : 1), l->step);
         return;
     }
     if (layer >= r->ntraps) {
@@ -895,6 +919,12 @@ int at_engine_step(at_engine *self)
         result_handle(self, job);
         at_job_free(job);
     }
+    if (self->o.fast && at_worker_pending(self->worker) == 0)
+        for (int i = 0; i < self->nruns; i++) {
+            eng_run *r = self->runs[i];
+            if (r && r->open_step >= 0 && (r->fed[0] || r->fed[1]))
+                tracker_finish(self, i, r, r->open_step);
+        }
     check_stops(self);
     update_state(self);
     return at_model_version(self->model) != v0;
@@ -986,6 +1016,7 @@ at_engine *at_engine_new(const at_engine_opts *opts, at_model *model, char *err,
     }
     at_worker_opts wo;
     at_worker_opts_default(&wo);
+    wo.fast = opts->fast;
     self->worker = at_worker_new(&wo, &st);
     if (!self->worker) {
         snprintf(err, errlen, "cannot start the analysis worker: %s", at_strerror(st));

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "alphatop/sched.h"
+
 typedef struct node {
     at_job *job;
     struct node *next;
@@ -52,6 +54,7 @@ struct at_worker {
     int pipe_rd, pipe_wr;
     at_worker_opts opts;
     at_htsr *htsr;
+    at_sched *sched; /* fast mode: the scheduler does the work; the fields above are unused */
 };
 
 at_job *at_job_new(const void *src, at_dtype dtype, at_layer_kind kind, int ndim,
@@ -99,6 +102,7 @@ void at_job_free(at_job *job)
 
 void at_worker_opts_default(at_worker_opts *o)
 {
+    o->fast = 0;
     o->traps = 1;
     o->detx = 1;
     o->seed = 0x616c706861746f70ULL;
@@ -157,6 +161,24 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+static at_worker *new_fast(at_worker *self, int *status)
+{
+    at_sched_opts so;
+    at_sched_opts_default(&so);
+    so.htsr.traps = self->opts.traps;
+    so.htsr.detx = self->opts.detx;
+    so.htsr.seed = self->opts.seed;
+    self->sched = at_sched_new(&so, status);
+    if (!self->sched || at_sched_start(self->sched) != AT_OK) {
+        *status = self->sched ? AT_ERR_IO : *status;
+        at_sched_free(self->sched);
+        free(self);
+        return NULL;
+    }
+    *status = AT_OK;
+    return self;
+}
+
 at_worker *at_worker_new(const at_worker_opts *opts, int *status)
 {
     at_worker *self = calloc(1, sizeof *self);
@@ -169,6 +191,8 @@ at_worker *at_worker_new(const at_worker_opts *opts, int *status)
         self->opts = *opts;
     else
         at_worker_opts_default(&self->opts);
+    if (self->opts.fast)
+        return new_fast(self, status);
     self->htsr = at_htsr_new();
     if (!self->htsr) {
         free(self);
@@ -203,10 +227,75 @@ at_worker *at_worker_new(const at_worker_opts *opts, int *status)
     return self;
 }
 
+/* job->data -= job->base, for fast mode (exact mode leaves it to at_htsr_analyze_delta). A
+ * 2-D base may be stored transposed. AT_ERR_SIZE when the shapes do not pair. */
+static int subtract_base(at_job *job)
+{
+    const at_tensor *b = &job->base;
+    int64_t n = 1, rows = job->t.shape[0];
+    for (int i = 0; i < job->t.ndim; i++)
+        n *= job->t.shape[i];
+    int64_t cols = n / rows;
+    int same = b->ndim == job->t.ndim &&
+               !memcmp(b->shape, job->t.shape, (size_t)b->ndim * sizeof b->shape[0]);
+    int transposed =
+        !same && b->ndim == 2 && job->t.ndim == 2 && b->shape[0] == cols && b->shape[1] == rows;
+    if (!same && !transposed)
+        return AT_ERR_SIZE;
+    float *tmp = malloc((size_t)n * sizeof *tmp);
+    if (!tmp)
+        return AT_ERR_NOMEM;
+    at_convert_to_f32(b->data, b->dtype, (size_t)n, tmp);
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t j = 0; j < cols; j++)
+            job->data[i * cols + j] -= transposed ? tmp[j * rows + i] : tmp[i * cols + j];
+    free(tmp);
+    return AT_OK;
+}
+
+/* The scheduler knows layers by name: run, layer and space make the key. */
+static int submit_fast(at_worker *self, at_job *job)
+{
+    if (job->base.data && subtract_base(job) != AT_OK)
+        return AT_ERR_SIZE;
+    char key[64];
+    snprintf(key, sizeof key, "%d/%d/%d", job->run, job->layer, (int)job->space);
+    int rc = at_sched_submit_owned(self->sched, key, job->step, job->data, job->t.kind, job->t.ndim,
+                                   job->t.shape);
+    job->data = NULL;
+    at_job_free(job);
+    return rc;
+}
+
+static at_job *poll_fast(at_worker *self)
+{
+    at_sched_result *r = at_sched_poll(self->sched);
+    if (!r)
+        return NULL;
+    at_job *job = calloc(1, sizeof *job);
+    int space = 0;
+    if (job && sscanf(r->layer, "%d/%d/%d", &job->run, &job->layer, &space) != 3) {
+        free(job);
+        job = NULL;
+    }
+    if (job) {
+        job->space = (at_space)space;
+        job->step = r->step;
+        job->rc = r->rc;
+        snprintf(job->error, sizeof job->error, "%s", r->error);
+        job->m = r->m;
+        job->max_abs = NAN;
+    }
+    at_sched_result_free(r);
+    return job;
+}
+
 int at_worker_submit(at_worker *self, at_job *job)
 {
     if (!job)
         return AT_ERR_ARG;
+    if (self->sched)
+        return submit_fast(self, job);
     node *n = malloc(sizeof *n);
     if (!n)
         return AT_ERR_NOMEM;
@@ -220,6 +309,8 @@ int at_worker_submit(at_worker *self, at_job *job)
 
 at_job *at_worker_poll(at_worker *self)
 {
+    if (self->sched)
+        return poll_fast(self);
     pthread_mutex_lock(&self->mu);
     node *n = fifo_pop(&self->done);
     if (!self->done.head) {
@@ -237,12 +328,14 @@ at_job *at_worker_poll(at_worker *self)
 
 int at_worker_fd(const at_worker *self)
 {
-    return self->pipe_rd;
+    return self->sched ? at_sched_fd(self->sched) : self->pipe_rd;
 }
 
 int at_worker_cancel(at_worker *self, int run, int64_t step)
 {
     int removed = 0;
+    if (self->sched)
+        return 0;
     pthread_mutex_lock(&self->mu);
     fifo keep = {0};
     node *n;
@@ -262,6 +355,11 @@ int at_worker_cancel(at_worker *self, int run, int64_t step)
 
 int at_worker_pending(at_worker *self)
 {
+    if (self->sched) {
+        at_sched_progress p;
+        at_sched_progress_get(self->sched, &p);
+        return (int)p.waiting + p.busy;
+    }
     pthread_mutex_lock(&self->mu);
     int n = self->todo.n + self->running;
     pthread_mutex_unlock(&self->mu);
@@ -270,6 +368,10 @@ int at_worker_pending(at_worker *self)
 
 void at_worker_pause(at_worker *self, int paused)
 {
+    if (self->sched) {
+        at_sched_pause(self->sched, paused);
+        return;
+    }
     pthread_mutex_lock(&self->mu);
     self->paused = paused;
     pthread_cond_signal(&self->cv);
@@ -280,6 +382,11 @@ void at_worker_free(at_worker *self)
 {
     if (!self)
         return;
+    if (self->sched) {
+        at_sched_free(self->sched);
+        free(self);
+        return;
+    }
     pthread_mutex_lock(&self->mu);
     self->quit = 1;
     pthread_cond_signal(&self->cv);

@@ -3,7 +3,10 @@
  * The engine submits one job per layer (and per space: W, or the fine-tune delta W - W_base),
  * the worker thread analyses them in submission order and hands the finished jobs back. A pipe
  * becomes readable whenever results are waiting, so the UI thread can poll it next to the feed
- * socket and stdin. Exact mode is at_htsr_analyze on one reused workspace.
+ * socket and stdin. Exact mode is at_htsr_analyze on one reused workspace, every job analysed.
+ * Fast mode hands the jobs to core's refresh scheduler (sched.h): per-layer warm fast-mode
+ * state, and a newer snapshot of a layer replaces one still waiting, so not every job comes
+ * back; results carry no eigenvalues and no traps.
  *
  *     at_worker *w = at_worker_new(&opts, &st);
  *     at_worker_submit(w, job);                 // takes the job
@@ -35,7 +38,7 @@ typedef struct at_job {
                            base.data NULL: analyse t itself */
     /* output, set by the worker */
     int rc;          /* AT_OK or the analysis error */
-    char error[160]; /* detail when rc < 0 */
+    char error[192]; /* detail when rc < 0 */
     at_metrics m;    /* valid when rc == AT_OK */
     double *evals;   /* ascending eigenvalues (owned by the job); NULL if rc < 0 */
     size_t num_evals;
@@ -51,6 +54,7 @@ at_job *at_job_new(const void *src, at_dtype dtype, at_layer_kind kind, int ndim
 void at_job_free(at_job *job);
 
 typedef struct at_worker_opts {
+    int fast;      /* fast mode through the scheduler (above); default 0 */
     int traps;     /* count correlation traps (for the collapse rule); default 1 */
     int detx;      /* compute detX (for the detX gap metric); default 1 */
     uint64_t seed; /* the traps' shuffle seed */
@@ -73,10 +77,11 @@ at_job *at_worker_poll(at_worker *self);
 /* File descriptor that is readable while finished jobs wait (for poll(2)). */
 int at_worker_fd(const at_worker *self);
 
-/* Removes the queued (not yet started) jobs of run at step; returns how many were removed. */
+/* Removes the queued (not yet started) jobs of run at step; returns how many were removed
+ * (always 0 in fast mode, where the scheduler replaces old snapshots itself). */
 int at_worker_cancel(at_worker *self, int run, int64_t step);
 
-/* Jobs queued or running. */
+/* Jobs queued or running (fast mode: layers waiting or being analysed). */
 int at_worker_pending(at_worker *self);
 
 /* Pauses (1) or resumes (0) analysis; the running job finishes first. */

@@ -382,6 +382,31 @@ static void test_delta_mode(void **state)
     free(d);
 }
 
+/* Fast mode goes through the scheduler: results say how they were computed, and the first
+ * (a full float32 Gram spectrum) is close to exact. */
+static void test_fast_mode(void **state)
+{
+    (void)state;
+    char ep[256];
+    mon_endpoint(ep, sizeof ep, "fast");
+    mon m;
+    const char *args[] = {"watch", "--headless",      "--no-record", "--fast", "--listen",
+                          ep,      "--max-snapshots", "1",           NULL};
+    assert_int_equal(mon_start(&m, args), 0);
+    float *orc = oracle("mlp_trained_fc1", 512 * 64);
+    at_agent *a = agent("e2e-fast", ep);
+    assert_int_equal(at_agent_snapshot_begin(a, 10), AT_OK);
+    publish(a, "oracle", orc, 512, 64, 0);
+    assert_int_equal(at_agent_snapshot_end(a), AT_OK);
+    const cJSON *l = mon_wait_for(&m, "layer", NULL, TIMEOUT);
+    assert_non_null(l);
+    assert_string_equal(mon_str(l, "mode"), "gram");
+    assert_rel(mon_num(l, "alpha"), oracle_alpha("mlp_trained_fc1"), 1e-3);
+    assert_int_equal(mon_finish(&m, TIMEOUT), 0);
+    at_agent_free(a);
+    free(orc);
+}
+
 /* The demo runs the real C trainer into the monitor and ends it on the way out. */
 static void test_demo_c_trainer(void **state)
 {
@@ -437,6 +462,7 @@ int main(void)
         cmocka_unit_test(test_stop_rule_stops_trainer),
         cmocka_unit_test(test_record_survives_sigkill),
         cmocka_unit_test(test_delta_mode),
+        cmocka_unit_test(test_fast_mode),
         cmocka_unit_test(test_demo_c_trainer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
