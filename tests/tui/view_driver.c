@@ -1,12 +1,12 @@
 /* view_driver.c -- runs the monitor's view for real on a seeded synthetic model, for the
  * tmux end-to-end test (and for looking at the view without a trainer).
  *
- * Usage: view_driver [--layers N] [--snapshots S] [--runs R] [--seed X] [--live MS]
+ * Usage: view_driver [--layers N] [--snapshots S] [--runs R] [--seed X] [--live MS [--max M]]
  *                    [--actions FILE] [--replay]
  *        view_driver --print ROWSxCOLS [--colors 0|8|256] [--ascii] [--screen S] ...
- * --live MS adds a snapshot every MS milliseconds (up to 2 S); --actions appends every action
- * the view reports (quit, stop, pause, select) as a line to FILE; --print renders one frame
- * into a grid and prints it as text, without a terminal.
+ * --live MS adds a snapshot every MS milliseconds (up to M in all, default 2 S); --actions
+ * appends every action the view reports (quit, stop, pause, select) as a line to FILE;
+ * --print renders one frame into a grid and prints it as text, without a terminal.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -118,6 +118,8 @@ int main(int argc, char **argv)
             d.seed = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(a, "--live") && v)
             d.live_ms = atoi(argv[++i]);
+        else if (!strcmp(a, "--max") && v)
+            d.max_snaps = atoi(argv[++i]);
         else if (!strcmp(a, "--actions") && v)
             actions = argv[++i];
         else if (!strcmp(a, "--replay"))
@@ -152,7 +154,8 @@ int main(int argc, char **argv)
         }
     }
     d.snaps = snaps;
-    d.max_snaps = 2 * snaps;
+    if (d.max_snaps <= 0)
+        d.max_snaps = 2 * snaps;
     at_monitor_state *st = at_model_state(d.m);
     st->layers_done = layers;
     st->fast = 1;
