@@ -277,8 +277,21 @@ static int copy_str(char *dst, size_t cap, const char *s)
     return 1;
 }
 
-static int setup_curve(void *sock, const at_agent_opts *o)
+/* An empty environment variable counts as unset. */
+static const char *env(const char *name)
 {
+    const char *v = getenv(name);
+    return v && *v ? v : NULL;
+}
+
+static int setup_curve(void *sock, const at_agent_opts *opts)
+{
+    /* The environment fills in keys the options leave out, as ALPHATOP_ENDPOINT does. */
+    at_agent_opts copy = *opts, *o = &copy;
+    if (!o->curve_server_key && !o->curve_client_keyfile) {
+        o->curve_server_key = env("ALPHATOP_CURVE_SERVER");
+        o->curve_client_keyfile = env("ALPHATOP_CURVE_KEY");
+    }
     if (!o->curve_server_key && !o->curve_client_keyfile)
         return 0;
     if (!o->curve_server_key || !o->curve_client_keyfile)

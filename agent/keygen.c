@@ -11,9 +11,9 @@ int main(int argc, char **argv)
         fprintf(argc == 2 ? stdout : stderr,
                 "usage: alphatop-keygen NAME\n"
                 "Writes a CurveZMQ key pair: NAME (keep private) and NAME.pub.\n"
-                "Monitor: alphatop watch --curve-key NAME --curve-allow TRAINERS.pub\n"
-                "Trainer: ALPHATOP_CURVE_SERVER=MONITOR.pub ALPHATOP_CURVE_KEY=NAME, or the\n"
-                "         curve_server_key / curve_client_keyfile agent options.\n");
+                "Monitor: ALPHATOP_CURVE_KEY=MONITOR ALPHATOP_CURVE_ALLOW=TRAINERS.pub\n"
+                "Trainer: ALPHATOP_CURVE_KEY=TRAINER ALPHATOP_CURVE_SERVER=MONITOR.pub\n"
+                "(or the curve_* options of the agent and the feed; docs/protocol.md).\n");
         return argc == 2 ? 0 : 2;
     }
     int rc = at_agent_keygen(argv[1]);

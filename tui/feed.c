@@ -174,6 +174,13 @@ static int setup_curve(at_feed *f, const at_feed_opts *o, char *err, size_t errl
     return AT_OK;
 }
 
+/* An empty environment variable counts as unset. */
+static const char *env(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : NULL;
+}
+
 /* tcp on anything but loopback is refused without Curve: weights and stop requests would
  * otherwise be open to the network. */
 static int is_local(const char *ep)
@@ -214,6 +221,13 @@ at_feed *at_feed_new(const at_feed_opts *opts, char *err, size_t errlen)
         snprintf(err, errlen, "ALPHATOP_ENDPOINT too long");
         goto err;
     }
+    /* The environment fills in keys the options leave out, as ALPHATOP_ENDPOINT does. */
+    at_feed_opts with_env = *opts;
+    if (!with_env.curve_keyfile && !with_env.curve_allow_file) {
+        with_env.curve_keyfile = env("ALPHATOP_CURVE_KEY");
+        with_env.curve_allow_file = env("ALPHATOP_CURVE_ALLOW");
+    }
+    opts = &with_env;
     int curve = opts->curve_keyfile || opts->curve_allow_file;
     if (!curve && !opts->allow_insecure && !is_local(ep)) {
         snprintf(err, errlen,

@@ -32,8 +32,9 @@ typedef struct at_feed at_feed;
 typedef struct at_feed_opts {
     const char *endpoint; /* NULL or "": at_proto_default_endpoint() (honours ALPHATOP_ENDPOINT) */
     /* CurveZMQ: the monitor's key file (public + secret) and the allow-list of trainers' public
-     * keys (alphatop/keyfile.h). Both NULL: no encryption, and the feed refuses a non-loopback
-     * tcp endpoint unless allow_insecure is set. */
+     * keys (alphatop/keyfile.h). Both NULL: $ALPHATOP_CURVE_KEY and $ALPHATOP_CURVE_ALLOW if
+     * set, else no encryption, and the feed refuses a non-loopback tcp endpoint unless
+     * allow_insecure is set. */
     const char *curve_keyfile;
     const char *curve_allow_file;
     int allow_insecure;     /* 1: allow plain tcp on a non-loopback address [0] */

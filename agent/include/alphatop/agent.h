@@ -69,8 +69,9 @@ typedef struct at_agent_opts {
     int64_t linger_ms;     /* at_agent_free waits at most this long to flush [2000] */
     int64_t checksum;      /* 1: send a CRC-32 of every payload (costs one pass) [0] */
     int64_t verbose;       /* 1: print errors to stderr; 0: never print anything [0] */
-    /* CurveZMQ (both NULL: no encryption, fine for ipc and loopback tcp). The monitor's public
-     * key, as Z85 text (40 characters) or the path of its key file (".pub" is enough). */
+    /* CurveZMQ (both NULL: $ALPHATOP_CURVE_SERVER and $ALPHATOP_CURVE_KEY if set, else no
+     * encryption, fine for ipc and loopback tcp). The monitor's public key, as Z85 text
+     * (40 characters) or the path of its key file (".pub" is enough). */
     const char *curve_server_key;
     /* This trainer's key file (public + secret), whose public key the monitor allows. */
     const char *curve_client_keyfile;
