@@ -483,7 +483,8 @@ static void draw_colorbar(const ctx *c, double lo, double hi)
     x += 3;
     shade miss = {-1, -1, at_scheme_missing_color(c->s)};
     put_full(c, r->y, x++, miss);
-    at_grid_text(c->g, r->y, x + 1, r->w - x - 1, "failed/skipped", dim);
+    const char *label = r->x + r->w - x - 1 >= 14 ? "failed/skipped" : "failed";
+    at_grid_text(c->g, r->y, x + 1, r->x + r->w - x - 1, label, dim);
 }
 
 /* ---- warnings panel -------------------------------------------------------------------- */
