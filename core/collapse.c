@@ -5,106 +5,157 @@
  * separates them (docs/detection.md has the measurements) is what the optimizer does once
  * the layers are trained: without a force that bounds the weights, the Frobenius norm keeps
  * growing, snapshot after snapshot, while the spectra have stopped changing shape (alpha
- * flat): the weights inflate instead of learning, and test accuracy erodes. The verdict needs
- * all of the following over the trend window, for `confirm` consecutive snapshots:
+ * flat): the weights inflate instead of learning, and test accuracy erodes.
+ *
+ * The conditions are judged over a span: the latest `window` snapshots, extended back to cover
+ * at least SPAN_SHARE of the steps trained so far, so that the verdict does not depend on how
+ * often the trainer publishes (a burst of growth between close snapshots is not a trend). All
+ * must hold for `confirm` consecutive snapshots:
  *   trained     most eigenvalues belong to layers that are healthy or burnt (not raw);
  *   growing     the summed log_norm rises at >= GROWTH_MIN per 1000 steps and stands at its
  *               running maximum;
- *   monotone    nearly every step of the window increased it (a bounded run wobbles);
- *   stationary  the weighted mean alpha no longer falls faster than ALPHA_SLOPE_MIN per 1000
- *               steps (while it falls fast the run is still grokking). */
+ *   monotone    nearly every snapshot of the span increased it (a bounded run wobbles);
+ *   stationary  the weighted mean alpha moves less than ALPHA_SLOPE_MAX per 1000 steps either
+ *               way (while it falls the run is still grokking; while it rises it is unlearning
+ *               or regularising, not inflating). */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "alphatop/status.h"
 #include "phase_internal.h"
 
-enum { TRAPS_UNKNOWN = -1 };
+static const double GROWTH_MIN = 1.0e-3;    /* log10 units per 1000 steps: +0.23 %/kstep */
+static const double AT_PEAK_TOL = 2.0e-3;   /* log10 units below the running maximum */
+static const double MONOTONE_MIN = 0.85;    /* share of increasing steps in the span */
+static const double ALPHA_SLOPE_MAX = 0.04; /* |d alpha| per 1000 steps */
+static const double UNTRAINED_MAX = 0.25;   /* share of eigenvalues in raw/failed layers */
+static const double SPAN_SHARE = 0.25;      /* of the steps trained so far */
 
-static const double GROWTH_MIN = 1.0e-3;     /* log10 units per 1000 steps: +0.23 %/kstep */
-static const double AT_PEAK_TOL = 2.0e-3;    /* log10 units below the running maximum */
-static const double MONOTONE_MIN = 0.85;     /* share of increasing steps in the window */
-static const double ALPHA_SLOPE_MIN = -0.04; /* per 1000 steps */
-static const double UNTRAINED_MAX = 0.25;    /* share of eigenvalues in raw/failed layers */
-
-void at_collapse_init(at_collapse *c)
+void at_collapse_init(at_collapse *c, int window, int confirm)
 {
-    c->holds = 0;
+    memset(c, 0, sizeof *c);
+    c->window = window;
+    c->confirm = confirm;
+    c->log_norm_max = -INFINITY;
     c->since = -1;
-    c->streak = 0;
     c->streak_since = -1;
     snprintf(c->evidence, sizeof c->evidence, "not enough snapshots yet");
 }
 
-static double increasing_share(const at_ring *r)
+void at_collapse_free(at_collapse *c)
 {
-    int up = 0, n = 0;
-    int64_t s;
-    double prev = NAN, v;
-    for (int i = 0; i < r->len; i++) {
-        at_ring_get(r, i, &s, &v);
-        if (isfinite(prev) && isfinite(v)) {
-            up += v > prev;
-            n++;
-        }
-        prev = v;
-    }
-    return n ? (double)up / n : 0.0;
+    free(c->step);
+    free(c->log_norm);
+    free(c->alpha);
 }
 
-void at_collapse_update(at_collapse *c, const at_collapse_input *in, int confirm)
+static int append(at_collapse *c, const at_collapse_input *in)
+{
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 64;
+        int64_t *s = realloc(c->step, cap * sizeof *s);
+        if (s)
+            c->step = s;
+        double *l = realloc(c->log_norm, cap * sizeof *l);
+        if (l)
+            c->log_norm = l;
+        double *a = realloc(c->alpha, cap * sizeof *a);
+        if (a)
+            c->alpha = a;
+        if (!s || !l || !a)
+            return AT_ERR_NOMEM;
+        c->cap = cap;
+    }
+    c->step[c->n] = in->step;
+    c->log_norm[c->n] = in->log_norm;
+    c->alpha[c->n] = in->weighted_alpha;
+    c->n++;
+    return AT_OK;
+}
+
+/* First index of the span ending at the latest snapshot; drops history no later span needs
+ * (spans only move forward: their start step never decreases). */
+static size_t span_start(at_collapse *c)
+{
+    size_t last = c->n - 1, i = c->n - (size_t)c->window;
+    double from = (double)c->step[last] * (1.0 - SPAN_SHARE);
+    while (i > 0 && (double)c->step[i] > from)
+        i--;
+    if (i > 1024 && i > c->n / 2) {
+        size_t k = c->n - i;
+        memmove(c->step, c->step + i, k * sizeof *c->step);
+        memmove(c->log_norm, c->log_norm + i, k * sizeof *c->log_norm);
+        memmove(c->alpha, c->alpha + i, k * sizeof *c->alpha);
+        c->n = k;
+        i = 0;
+    }
+    return i;
+}
+
+static double increasing_share(const double *v, size_t n)
+{
+    int up = 0, steps = 0;
+    for (size_t i = 1; i < n; i++)
+        if (isfinite(v[i - 1]) && isfinite(v[i])) {
+            up += v[i] > v[i - 1];
+            steps++;
+        }
+    return steps ? (double)up / steps : 0.0;
+}
+
+int at_collapse_update(at_collapse *c, const at_collapse_input *in)
 {
     if (c->holds)
-        return;
-    const at_ring *ln = in->log_norm;
-    if (ln->len < ln->cap) {
-        snprintf(c->evidence, sizeof c->evidence, "trend window not full (%d of %d snapshots)",
-                 ln->len, ln->cap);
+        return AT_OK;
+    if (append(c, in))
+        return AT_ERR_NOMEM;
+    if (in->log_norm > c->log_norm_max)
+        c->log_norm_max = in->log_norm;
+    if (c->n < (size_t)c->window) {
+        snprintf(c->evidence, sizeof c->evidence, "trend window not full (%zu of %d snapshots)",
+                 c->n, c->window);
         c->streak = 0;
-        return;
+        return AT_OK;
     }
-    int64_t first_step, last_step;
-    double first, last;
-    at_ring_get(ln, 0, &first_step, &first);
-    at_ring_get(ln, ln->len - 1, &last_step, &last);
-    double growth = at_ring_slope(ln);
-    double mono = increasing_share(ln);
-    double aslope = at_ring_slope(in->alpha);
-    double pct = (pow(10.0, (last - first) / 2.0) - 1.0) * 100.0;
+    size_t i0 = span_start(c), k = c->n - i0, last = c->n - 1;
+    const int64_t *st = c->step + i0;
+    int64_t span = c->step[last] - st[0];
+    double growth = at_slope(st, c->log_norm + i0, (int)k);
+    double mono = increasing_share(c->log_norm + i0, k);
+    double aslope = at_slope(st, c->alpha + i0, (int)k);
+    double pct = (pow(10.0, (c->log_norm[last] - c->log_norm[i0]) / 2.0) - 1.0) * 100.0;
 
-    const char *fail = NULL;
-    char why[160];
-    if (in->untrained_share > UNTRAINED_MAX) {
+    char why[160] = "";
+    if (in->untrained_share > UNTRAINED_MAX)
         snprintf(why, sizeof why, "%.0f%% of eigenvalues in raw/failed layers",
                  in->untrained_share * 100.0);
-        fail = why;
-    } else if (!(growth >= GROWTH_MIN) || last < in->log_norm_max - AT_PEAK_TOL) {
+    else if (!(growth >= GROWTH_MIN) || c->log_norm[last] < c->log_norm_max - AT_PEAK_TOL)
         snprintf(why, sizeof why, "weight norm not growing (%+.2f%% over %lld steps)", pct,
-                 (long long)(last_step - first_step));
-        fail = why;
-    } else if (mono < MONOTONE_MIN) {
-        snprintf(why, sizeof why, "weight norm growth not steady (%.0f%% of steps up)",
+                 (long long)span);
+    else if (mono < MONOTONE_MIN)
+        snprintf(why, sizeof why, "weight norm growth not steady (%.0f%% of snapshots up)",
                  mono * 100.0);
-        fail = why;
-    } else if (!(aslope >= ALPHA_SLOPE_MIN)) {
-        snprintf(why, sizeof why, "alphas still falling (%.3f per 1000 steps): grokking", aslope);
-        fail = why;
-    }
-    if (fail) {
+    else if (!(fabs(aslope) <= ALPHA_SLOPE_MAX))
+        snprintf(why, sizeof why, "alphas still moving (%+.3f per 1000 steps)", aslope);
+    if (why[0]) {
         c->streak = 0;
-        snprintf(c->evidence, sizeof c->evidence, "no collapse: %s", fail);
-        return;
+        snprintf(c->evidence, sizeof c->evidence, "no collapse: %s", why);
+        return AT_OK;
     }
     if (c->streak++ == 0)
         c->streak_since = in->step;
     char traps[40] = "";
-    if (in->traps != TRAPS_UNKNOWN)
+    if (in->traps >= 0)
         snprintf(traps, sizeof traps, "; %d correlation traps", in->traps);
     snprintf(c->evidence, sizeof c->evidence,
              "weight norm +%.1f%% over %lld steps (%.0f%% of snapshots up) while alphas are "
              "flat (%+.3f per 1000 steps) in trained layers, %d snapshots in a row%s",
-             pct, (long long)(last_step - first_step), mono * 100.0, aslope, c->streak, traps);
-    if (c->streak >= confirm) {
+             pct, (long long)span, mono * 100.0, aslope, c->streak, traps);
+    if (c->streak >= c->confirm) {
         c->holds = 1;
         c->since = c->streak_since;
     }
+    return AT_OK;
 }

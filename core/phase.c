@@ -55,7 +55,7 @@ struct at_phase_tracker {
     double mean_alpha, weighted_alpha, frac_burnt, log_norm, log_norm_max;
     double untrained_share, burnt_share; /* of the snapshot's eigenvalues */
     size_t present, known;               /* layers in the latest snapshot; those with a phase */
-    at_ring run_log_norm, run_mean_alpha, run_walpha;
+    at_ring run_log_norm, run_mean_alpha;
     at_collapse collapse;
 };
 
@@ -104,15 +104,16 @@ const char *at_run_phase_name(at_run_phase p)
     return "unknown";
 }
 
-/* ---- rings of (step, value) ----------------------------------------------------------- */
+/* ---- windows of (step, value) --------------------------------------------------------- */
 
-static int ring_init(at_ring *r, int cap)
+/* The last `keep` pairs stay contiguous: storage holds 2 * keep and is compacted when full, so
+ * a window is a plain array slice for at_slope. */
+static int ring_init(at_ring *r, int keep)
 {
-    r->step = calloc((size_t)cap, sizeof *r->step);
-    r->value = calloc((size_t)cap, sizeof *r->value);
-    r->cap = cap;
-    r->len = 0;
-    r->head = 0;
+    r->step = calloc((size_t)keep * 2, sizeof *r->step);
+    r->value = calloc((size_t)keep * 2, sizeof *r->value);
+    r->keep = keep;
+    r->n = 0;
     return r->step && r->value ? AT_OK : AT_ERR_NOMEM;
 }
 
@@ -124,45 +125,57 @@ static void ring_free(at_ring *r)
 
 static void ring_push(at_ring *r, int64_t step, double value)
 {
-    r->step[r->head] = step;
-    r->value[r->head] = value;
-    r->head = (r->head + 1) % r->cap;
-    if (r->len < r->cap)
-        r->len++;
+    if (r->n == 2 * r->keep) {
+        int k = r->keep - 1;
+        memmove(r->step, r->step + r->n - k, (size_t)k * sizeof *r->step);
+        memmove(r->value, r->value + r->n - k, (size_t)k * sizeof *r->value);
+        r->n = k;
+    }
+    r->step[r->n] = step;
+    r->value[r->n] = value;
+    r->n++;
+}
+
+int at_ring_len(const at_ring *r)
+{
+    return r->n < r->keep ? r->n : r->keep;
 }
 
 void at_ring_get(const at_ring *r, int i, int64_t *step, double *value)
 {
-    int k = (r->head - r->len + i + r->cap) % r->cap;
+    int k = r->n - at_ring_len(r) + i;
     *step = r->step[k];
     *value = r->value[k];
 }
 
-double at_ring_slope(const at_ring *r)
+double at_slope(const int64_t *step, const double *value, int n)
 {
     /* Least squares over the finite points; steps in thousands so slopes read per 1000 steps. */
     double sx = 0, sy = 0, sxx = 0, sxy = 0, x0 = 0;
-    int n = 0;
-    for (int i = 0; i < r->len; i++) {
-        int64_t s;
-        double v;
-        at_ring_get(r, i, &s, &v);
-        if (!isfinite(v))
+    int used = 0;
+    for (int i = 0; i < n; i++) {
+        if (!isfinite(value[i]))
             continue;
-        double x = (double)s / 1000.0;
-        if (n == 0)
+        double x = (double)step[i] / 1000.0;
+        if (used == 0)
             x0 = x;
         x -= x0;
         sx += x;
-        sy += v;
+        sy += value[i];
         sxx += x * x;
-        sxy += x * v;
-        n++;
+        sxy += x * value[i];
+        used++;
     }
-    if (n < 3)
+    if (used < 3)
         return NAN;
-    double den = n * sxx - sx * sx;
-    return den > 0 ? (n * sxy - sx * sy) / den : NAN;
+    double den = used * sxx - sx * sx;
+    return den > 0 ? (used * sxy - sx * sy) / den : NAN;
+}
+
+double at_ring_slope(const at_ring *r)
+{
+    int k = at_ring_len(r);
+    return at_slope(r->step + r->n - k, r->value + r->n - k, k);
 }
 
 /* ---- tracker -------------------------------------------------------------------------- */
@@ -188,10 +201,9 @@ at_phase_tracker *at_phase_tracker_new(const at_phase_opts *opts)
     t->untrained_share = 1.0;
     t->log_norm = NAN;
     t->log_norm_max = -INFINITY;
-    if (ring_init(&t->run_log_norm, o.window) || ring_init(&t->run_mean_alpha, o.window) ||
-        ring_init(&t->run_walpha, o.window))
+    if (ring_init(&t->run_log_norm, o.window) || ring_init(&t->run_mean_alpha, o.window))
         goto err;
-    at_collapse_init(&t->collapse);
+    at_collapse_init(&t->collapse, o.window, o.collapse_confirm);
     return t;
 err:
     at_phase_tracker_free(t);
@@ -216,7 +228,7 @@ void at_phase_tracker_free(at_phase_tracker *self)
     free(self->events);
     ring_free(&self->run_log_norm);
     ring_free(&self->run_mean_alpha);
-    ring_free(&self->run_walpha);
+    at_collapse_free(&self->collapse);
     free(self);
 }
 
@@ -494,11 +506,9 @@ static at_collapse_input update_run_stats(at_phase_tracker *t, int64_t step)
         t->log_norm_max = t->log_norm;
     ring_push(&t->run_log_norm, step, t->log_norm);
     ring_push(&t->run_mean_alpha, step, t->mean_alpha);
-    ring_push(&t->run_walpha, step, t->weighted_alpha);
     at_collapse_input in = {.step = step,
-                            .log_norm = &t->run_log_norm,
-                            .log_norm_max = t->log_norm_max,
-                            .alpha = &t->run_walpha,
+                            .log_norm = t->log_norm,
+                            .weighted_alpha = t->weighted_alpha,
                             .untrained_share = t->untrained_share,
                             .traps = traps};
     return in;
@@ -525,7 +535,8 @@ int at_phase_tracker_end_snapshot(at_phase_tracker *self, int64_t step,
     self->last_step = step;
     self->snapshots++;
     at_collapse_input in = update_run_stats(self, step);
-    at_collapse_update(&self->collapse, &in, self->o.collapse_confirm);
+    if (!rc)
+        rc = at_collapse_update(&self->collapse, &in);
 
     int64_t since;
     at_run_phase p = run_phase_of(self, step, &since);
@@ -566,13 +577,13 @@ int at_phase_tracker_layer(const at_phase_tracker *self, size_t i, at_layer_stat
     out->alpha_slope = at_ring_slope(&l->alpha_hist);
     int64_t s;
     double v = NAN;
-    if (l->log_norm_hist.len)
-        at_ring_get(&l->log_norm_hist, l->log_norm_hist.len - 1, &s, &v);
+    if (at_ring_len(&l->log_norm_hist))
+        at_ring_get(&l->log_norm_hist, at_ring_len(&l->log_norm_hist) - 1, &s, &v);
     out->log_norm = v;
     out->log_norm_slope = at_ring_slope(&l->log_norm_hist);
     out->max_abs = l->last_max_abs;
     out->max_abs_growth = NAN;
-    if (l->max_abs_hist.len >= 2) {
+    if (at_ring_len(&l->max_abs_hist) >= 2) {
         double first;
         at_ring_get(&l->max_abs_hist, 0, &s, &first);
         if (first > 0 && isfinite(l->last_max_abs))
@@ -607,7 +618,7 @@ void at_phase_tracker_run(const at_phase_tracker *self, at_run_state *out)
 int at_phase_tracker_mean_alpha_streak(const at_phase_tracker *t, double x)
 {
     int n = 0;
-    for (int i = t->run_mean_alpha.len - 1; i >= 0; i--) {
+    for (int i = at_ring_len(&t->run_mean_alpha) - 1; i >= 0; i--) {
         int64_t s;
         double v;
         at_ring_get(&t->run_mean_alpha, i, &s, &v);

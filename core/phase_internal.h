@@ -4,17 +4,20 @@
 
 #include <stdint.h>
 
-/* The last cap (step, value) pairs, oldest first through at_ring_get. */
+/* The last `keep` (step, value) pairs, oldest first through at_ring_get, contiguous in
+ * memory (storage of 2 * keep, compacted when full). */
 typedef struct at_ring {
     int64_t *step;
     double *value;
-    int cap, len, head;
+    int keep, n;
 } at_ring;
 
-/* Pair i (0 = oldest of the len kept). */
+/* Pairs held (at most keep), and pair i (0 = oldest held). */
+int at_ring_len(const at_ring *r);
 void at_ring_get(const at_ring *r, int i, int64_t *step, double *value);
 
 /* Least-squares slope of the finite values per 1000 steps; NAN with fewer than 3. */
+double at_slope(const int64_t *step, const double *value, int n);
 double at_ring_slope(const at_ring *r);
 
 typedef struct at_phase_tracker at_phase_tracker;
@@ -28,25 +31,32 @@ int at_phase_tracker_confirm(const at_phase_tracker *t);
 /* What the collapse detector sees of one completed snapshot. */
 typedef struct at_collapse_input {
     int64_t step;
-    const at_ring *log_norm; /* log10 of the summed squared Frobenius norms, per snapshot */
-    double log_norm_max;     /* running maximum of that */
-    const at_ring *alpha;    /* mean alpha weighted by eigenvalue count, per snapshot */
-    double untrained_share;  /* share of eigenvalues in layers raw, failed or unknown */
-    int traps;               /* total correlation traps in this snapshot (-1: not computed) */
+    double log_norm;        /* log10 of the summed squared Frobenius norms of all layers */
+    double weighted_alpha;  /* mean alpha weighted by eigenvalue count (NAN: none fitted) */
+    double untrained_share; /* share of eigenvalues in layers raw, failed or unknown */
+    int traps;              /* total correlation traps in this snapshot (-1: not computed) */
 } at_collapse_input;
 
-/* Detector state; a verdict latches once reached. */
+/* Detector state; a verdict latches once reached. Keeps the run's history back to the
+ * oldest step any future span can reach. */
 typedef struct at_collapse {
+    int window;  /* fewest snapshots in a span */
+    int confirm; /* consecutive snapshots the conditions must hold */
+    int64_t *step;
+    double *log_norm, *alpha;
+    size_t n, cap;
+    double log_norm_max;
     int holds;
     int64_t since; /* first snapshot of the streak that made the verdict */
-    int streak;    /* consecutive snapshots meeting every condition */
+    int streak;
     int64_t streak_since;
     char evidence[300];
 } at_collapse;
 
-void at_collapse_init(at_collapse *c);
+void at_collapse_init(at_collapse *c, int window, int confirm);
+void at_collapse_free(at_collapse *c);
 
-/* Feeds one snapshot; confirm is the number of consecutive snapshots the conditions must hold. */
-void at_collapse_update(at_collapse *c, const at_collapse_input *in, int confirm);
+/* Feeds one snapshot. Returns AT_OK or AT_ERR_NOMEM (the snapshot is then not counted). */
+int at_collapse_update(at_collapse *c, const at_collapse_input *in);
 
 #endif
