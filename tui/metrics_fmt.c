@@ -332,11 +332,14 @@ int at_summary_json(cJSON *obj, const at_summary *s)
 
 void at_summary_print(FILE *f, const at_summary *s)
 {
-    fprintf(f, "%-8s", "layers");
+    int w[AT_SUM_NCOLS];
+    fprintf(f, "%6s", "layers");
+    for (int c = 0; c < AT_SUM_NCOLS; c++) {
+        w[c] = strlen(sum_names[c]) > 8 ? (int)strlen(sum_names[c]) : 8;
+        fprintf(f, " %*s", w[c], sum_names[c]);
+    }
+    fprintf(f, "\n%6lld", (long long)s->layers);
     for (int c = 0; c < AT_SUM_NCOLS; c++)
-        fprintf(f, " %17s", sum_names[c]);
-    fprintf(f, "\n%-8lld", (long long)s->layers);
-    for (int c = 0; c < AT_SUM_NCOLS; c++)
-        cell_num(f, 17, "%.4f", at_summary_mean(s, (at_summary_col)c));
+        cell_num(f, w[c], "%.4f", at_summary_mean(s, (at_summary_col)c));
     fputc('\n', f);
 }
