@@ -380,10 +380,8 @@ static at_sched_result *analyse(at_sched *self, slot *s, const at_tensor *t, int
     return r;
 }
 
-int at_sched_round(at_sched *self)
+static int round_run(at_sched *self)
 {
-    if (!self)
-        return 0;
     pthread_mutex_lock(&self->mu);
     size_t k = 0;
     const double now = mono();
@@ -472,6 +470,12 @@ int at_sched_round(at_sched *self)
     return done;
 }
 
+int at_sched_round(at_sched *self)
+{
+    /* With the worker running, rounds are its job: two runners would share self->fast. */
+    return self && !self->started ? round_run(self) : 0;
+}
+
 static int anything_waiting(const at_sched *self)
 {
     for (size_t i = 0; i < self->n; i++)
@@ -490,7 +494,7 @@ static void *worker_main(void *arg)
             continue;
         }
         pthread_mutex_unlock(&self->mu);
-        at_sched_round(self);
+        round_run(self);
         pthread_mutex_lock(&self->mu);
     }
     pthread_mutex_unlock(&self->mu);

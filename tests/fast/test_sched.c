@@ -172,6 +172,7 @@ static void test_thread(void **state)
     assert_non_null(s);
     assert_int_equal(at_sched_start(s), AT_OK);
     assert_int_equal(at_sched_start(s), AT_ERR_STATE);
+    assert_int_equal(at_sched_round(s), 0);
     float *w = fx_spiked(ROWS, COLS, 4, 5.0, 0.7, 300);
     for (int i = 0; i < 8; i++)
         submit(s, i, 1, w);

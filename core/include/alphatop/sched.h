@@ -118,8 +118,8 @@ AT_EXPORT void at_sched_result_free(at_sched_result *r);
 /* A file descriptor that is readable while results wait (for poll(2) next to other fds). */
 AT_EXPORT int at_sched_fd(const at_sched *self);
 
-/* Runs one refresh round on the calling thread (only without at_sched_start). Returns the
- * number of layers analysed (0: nothing waiting). */
+/* Runs one refresh round on the calling thread. Returns the number of layers analysed (0:
+ * nothing waiting, or the worker thread was started: then rounds are its job). */
 AT_EXPORT int at_sched_round(at_sched *self);
 
 /* Current progress into *out. */
