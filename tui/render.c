@@ -585,7 +585,9 @@ static void draw_warnings(const ctx *c)
                      at_model_layer(c->m, run, e->layer)->name);
             line_add(&L, ro, "%-7s %s", st, what);
         } else {
-            line_add(&L, ro, e->step >= 0 ? "%-7s %s" : "%.0s%s", st, e->text);
+            char what[200];
+            snprintf(what, sizeof what, "%s: %s", at_event_kind_name(e->kind), e->text);
+            line_add(&L, ro, e->step >= 0 ? "%-7s %s" : "%.0s%s", st, what);
         }
     }
 }

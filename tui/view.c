@@ -55,16 +55,6 @@ void at_view_set_limit_step(at_view *self, int64_t step)
     self->ui.limit_step = step < 0 ? -1 : step;
 }
 
-int64_t at_view_limit_step(const at_view *self)
-{
-    return self->ui.limit_step;
-}
-
-at_ui *at_view_ui(at_view *self)
-{
-    return &self->ui;
-}
-
 static double mono_ms(void)
 {
     struct timespec ts;

@@ -59,14 +59,8 @@ void at_view_free(at_view *self);
 /* Replay mode: the slider keys (< > , .) move the last step shown; the header says REPLAY. */
 void at_view_set_replay(at_view *self, int on);
 
-/* Shows only snapshots with step <= step (-1: all). */
+/* Shows only snapshots with step <= step (-1: all): where the replay slider starts. */
 void at_view_set_limit_step(at_view *self, int64_t step);
-
-/* The last step shown (-1: all). */
-int64_t at_view_limit_step(const at_view *self);
-
-/* The interaction state (selection, metric, screen...), e.g. to preset a metric. Borrowed. */
-at_ui *at_view_ui(at_view *self);
 
 /* Runs the loop until the user quits (returns 0), *interrupted becomes non-zero (0), tick
  * returns a negative value (that value), or the terminal cannot be set up (AT_ERR_IO: stdin or
