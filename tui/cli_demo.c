@@ -27,7 +27,8 @@ static const char demo_usage[] =
     "  --record LOG        record the run (default: not recorded)\n"
     "  -h, --help          this help\n"
     "\n"
-    "The trainer's own output goes to /tmp/alphatop-demo-PID.log.\n";
+    "The trainer's own output goes to /tmp/alphatop-demo-PID-N.log. When the automatically\n"
+    "chosen PyTorch trainer cannot run, the demo falls back to the C trainer.\n";
 
 /* Directory of the running alphatop binary (the build tree's tui/), into buf. */
 static int exe_dir(char *buf, size_t cap)
@@ -41,21 +42,6 @@ static int exe_dir(char *buf, size_t cap)
         return -1;
     *slash = '\0';
     return 0;
-}
-
-/* 1 if /usr/bin/python3 can import torch and sklearn. */
-static int have_torch(void)
-{
-    pid_t pid = fork();
-    if (pid == 0) {
-        int devnull = open("/dev/null", O_WRONLY);
-        dup2(devnull, STDOUT_FILENO);
-        dup2(devnull, STDERR_FILENO);
-        execl("/usr/bin/python3", "python3", "-c", "import torch, sklearn", (char *)NULL);
-        _exit(127);
-    }
-    int st;
-    return pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
 }
 
 /* The C trainer built next to the monitor: BUILD/examples/NAME. */
@@ -129,6 +115,81 @@ static void stop_trainer(pid_t pid)
     waitpid(pid, &st, 0);
 }
 
+/* What every attempt shares. */
+typedef struct demo {
+    const char *tui_dir, *every, *max, *record;
+    int headless;
+} demo;
+
+/* Runs the monitor with trainer ("torch" or "c") feeding it, until the view quits, the
+ * snapshots are done or the trainer fails (trainer_failed set). Returns watch's exit code. */
+static int run_demo(const demo *d, const char *trainer)
+{
+    static int attempt;
+    char endpoint[128], logpath[128], cbin[PATH_MAX + 64];
+    snprintf(endpoint, sizeof endpoint, "ipc:///tmp/alphatop-demo-%d-%d.ipc", (int)getpid(),
+             attempt);
+    snprintf(logpath, sizeof logpath, "/tmp/alphatop-demo-%d-%d.log", (int)getpid(), attempt++);
+    const char *targv[16];
+    int n = 0;
+    if (!strcmp(trainer, "torch")) {
+        targv[n++] = "/usr/bin/python3";
+        targv[n++] = AT_SOURCE_DIR "/examples/torch_grokking.py";
+        targv[n++] = "--publish";
+        targv[n++] = "--quiet";
+    } else {
+        if (c_trainer(cbin, sizeof cbin, d->tui_dir) != 0) {
+            fprintf(stderr,
+                    "alphatop demo: the C trainer is not built (looked in %s/../examples/); "
+                    "build the project with CMake first\n",
+                    d->tui_dir);
+            return AT_EXIT_USAGE;
+        }
+        targv[n++] = cbin;
+        targv[n++] = "--quiet";
+    }
+    targv[n++] = "--endpoint";
+    targv[n++] = endpoint;
+    targv[n++] = "--every";
+    targv[n++] = d->every;
+    targv[n] = NULL;
+
+    const char *wargv[16] = {"watch", "--listen", endpoint};
+    int wn = 3;
+    if (d->headless)
+        wargv[wn++] = "--headless";
+    wargv[wn++] = "--record";
+    wargv[wn++] = d->record ? d->record : "-";
+    if (d->max) {
+        wargv[wn++] = "--max-snapshots";
+        wargv[wn++] = d->max;
+    }
+    wargv[wn] = NULL;
+
+    fprintf(stderr, "alphatop demo: %s trainer on %s (its output: %s)\n", trainer, endpoint,
+            logpath);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_child;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_NOCLDSTOP | SA_RESTART;
+    sigaction(SIGCHLD, &sa, NULL);
+    pid_t pid = spawn_trainer(targv, logpath, d->tui_dir, endpoint);
+    if (pid < 0) {
+        fprintf(stderr, "alphatop demo: cannot start the trainer: %s\n", strerror(errno));
+        return AT_EXIT_USAGE;
+    }
+    trainer_pid = pid;
+    int rc = cmd_watch(wn, (char **)wargv);
+    stop_trainer(pid);
+    if (trainer_failed) {
+        fprintf(stderr, "alphatop demo: the %s trainer failed (exit status %d); see %s\n", trainer,
+                (int)trainer_failed, logpath);
+        return AT_EXIT_PARTIAL;
+    }
+    return rc;
+}
+
 int cmd_demo(int argc, char **argv)
 {
     const char *trainer = NULL, *every = "200", *max = NULL, *record = NULL;
@@ -162,71 +223,21 @@ int cmd_demo(int argc, char **argv)
             return AT_EXIT_USAGE;
         }
     }
-    char tui_dir[PATH_MAX], endpoint[128], logpath[128], cbin[PATH_MAX + 64];
+    char tui_dir[PATH_MAX];
     if (exe_dir(tui_dir, sizeof tui_dir) != 0) {
         fputs("alphatop demo: cannot find my own binary\n", stderr);
         return AT_EXIT_USAGE;
     }
-    snprintf(endpoint, sizeof endpoint, "ipc:///tmp/alphatop-demo-%d.ipc", (int)getpid());
-    snprintf(logpath, sizeof logpath, "/tmp/alphatop-demo-%d.log", (int)getpid());
-    if (!trainer)
-        trainer = have_torch() ? "torch" : "c";
-    const char *targv[16];
-    int n = 0;
-    if (!strcmp(trainer, "torch")) {
-        targv[n++] = "/usr/bin/python3";
-        targv[n++] = AT_SOURCE_DIR "/examples/torch_grokking.py";
-        targv[n++] = "--publish";
-        targv[n++] = "--quiet";
-    } else {
-        if (c_trainer(cbin, sizeof cbin, tui_dir) != 0) {
-            fprintf(stderr,
-                    "alphatop demo: the C trainer is not built (looked in %s/../"
-                    "examples/); build the project with CMake first\n",
-                    tui_dir);
-            return AT_EXIT_USAGE;
-        }
-        targv[n++] = cbin;
-        targv[n++] = "--quiet";
-    }
-    targv[n++] = "--endpoint";
-    targv[n++] = endpoint;
-    targv[n++] = "--every";
-    targv[n++] = every;
-    targv[n] = NULL;
-
-    const char *wargv[16] = {"watch", "--listen", endpoint};
-    int wn = 3;
-    if (headless)
-        wargv[wn++] = "--headless";
-    wargv[wn++] = "--record";
-    wargv[wn++] = record ? record : "-";
-    if (max) {
-        wargv[wn++] = "--max-snapshots";
-        wargv[wn++] = max;
-    }
-    wargv[wn] = NULL;
-
-    fprintf(stderr, "alphatop demo: %s trainer on %s (its output: %s)\n", trainer, endpoint,
-            logpath);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_child;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_NOCLDSTOP | SA_RESTART;
-    sigaction(SIGCHLD, &sa, NULL);
-    pid_t pid = spawn_trainer(targv, logpath, tui_dir, endpoint);
-    if (pid < 0) {
-        fprintf(stderr, "alphatop demo: cannot start the trainer: %s\n", strerror(errno));
-        return AT_EXIT_USAGE;
-    }
-    trainer_pid = pid;
-    int rc = cmd_watch(wn, (char **)wargv);
-    stop_trainer(pid);
-    if (trainer_failed) {
-        fprintf(stderr, "alphatop demo: the %s trainer failed (exit status %d); see %s\n", trainer,
-                (int)trainer_failed, logpath);
-        return AT_EXIT_PARTIAL;
-    }
-    return rc;
+    demo d = {
+        .tui_dir = tui_dir, .every = every, .max = max, .record = record, .headless = headless};
+    if (trainer)
+        return run_demo(&d, trainer);
+    /* torch when it works here, else the C trainer. */
+    int rc = access("/usr/bin/python3", X_OK) == 0 ? run_demo(&d, "torch") : -1;
+    if (rc >= 0 && !trainer_failed)
+        return rc;
+    if (rc >= 0)
+        fputs("alphatop demo: falling back to the C trainer\n", stderr);
+    trainer_failed = 0;
+    return run_demo(&d, "c");
 }

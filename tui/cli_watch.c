@@ -121,6 +121,7 @@ int cmd_watch(int argc, char **argv)
         return AT_EXIT_USAGE;
     optind = 1;
     opterr = 0;
+    interrupted = 0; /* `demo` may run watch again after a failed trainer */
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
         case O_LISTEN:
