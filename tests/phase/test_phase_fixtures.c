@@ -1,7 +1,10 @@
-/* Replays of recorded grokking runs (tests/data/phase, written by dump_metrics.py from
- * examples/torch_grokking.py --dump, one snapshot every 2000 steps): the collapse rule stops
- * the no-weight-decay run after its test-accuracy peak and before a 5-point drop, and never
- * stops the weight-decay control although its layers go burnt and show traps. */
+/* Replays of recorded runs (tests/data/phase). grok_*: written by dump_metrics.py from
+ * examples/torch_grokking.py --dump (seeds 0 and 1; a snapshot every 2000 steps, the seed-1
+ * control every 4000): the collapse rule stops each no-weight-decay run after its test-accuracy
+ * peak and before a 5-point drop, and never stops a weight-decay control although its layers
+ * go burnt and show traps. c_trainer_wd1: the C example (modular addition, AdamW weight decay
+ * 1.0) as `alphatop watch --headless` saw it, converted by headless_to_fixture.py: a healthy
+ * grokking run that must not be stopped. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -118,14 +121,16 @@ static void check_collapse_run(const char *name)
     fixture_free(f);
 }
 
-static void check_control_run(const char *name)
+static void check_never_stops(const char *name, int hard)
 {
     fixture *f = load(name);
     outcome o;
     replay(f, &o);
-    /* the hard part is present: burnt layers and traps, yet no stop */
-    assert_true(o.burnt_seen);
-    assert_true(o.max_traps >= 5);
+    /* the hard part is present in the controls: burnt layers and traps, yet no stop */
+    if (hard) {
+        assert_true(o.burnt_seen);
+        assert_true(o.max_traps >= 5);
+    }
     assert_int_equal(o.stop_step, -1);
     for (size_t i = 0; i < o.n_phases; i++)
         assert_int_not_equal(o.phases[i], AT_RUN_COLLAPSE);
@@ -142,14 +147,33 @@ static void test_no_wd_seed0_collapses(void **state)
 static void test_wd_seed0_never_stops(void **state)
 {
     (void)state;
-    check_control_run("grok_s0_wd01.txt");
+    check_never_stops("grok_s0_wd01.txt", 1);
+}
+
+static void test_no_wd_seed1_collapses(void **state)
+{
+    (void)state;
+    check_collapse_run("grok_s1_wd0.txt");
+}
+
+static void test_wd_seed1_never_stops(void **state)
+{
+    (void)state;
+    check_never_stops("grok_s1_wd01.txt", 1);
+}
+
+static void test_c_trainer_never_stops(void **state)
+{
+    (void)state;
+    check_never_stops("c_trainer_wd1.txt", 0);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_no_wd_seed0_collapses),
-        cmocka_unit_test(test_wd_seed0_never_stops),
+        cmocka_unit_test(test_no_wd_seed0_collapses), cmocka_unit_test(test_wd_seed0_never_stops),
+        cmocka_unit_test(test_no_wd_seed1_collapses), cmocka_unit_test(test_wd_seed1_never_stops),
+        cmocka_unit_test(test_c_trainer_never_stops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
