@@ -113,6 +113,7 @@ static const at_ckpt_layer *lora_partner(const at_ckpt *c, const char *name, int
 typedef struct job {
     const at_ckpt_layer *layer;
     const at_ckpt_layer *lora_b; /* set: LoRA pair, layer is A */
+    const at_pair *pair;         /* --base: the layer's pairing */
     int skip;                    /* the B half of a pair already reported with its A */
     char module[500];            /* LoRA pair: the adapted module's name */
     char name[512];
@@ -189,8 +190,10 @@ static void emit_metrics(scan *s, const char *file, const job *j, const char *sh
         int ok = o && cJSON_AddStringToObject(o, "type", "layer") &&
                  cJSON_AddStringToObject(o, "file", file) &&
                  at_fmt_json(o, j->name, m, s->flags) == AT_OK;
-        if (ok && s->base_path && !j->lora_b)
-            ok = cJSON_AddStringToObject(o, "base", s->base_path) != NULL;
+        if (ok && j->pair && !j->lora_b)
+            ok = cJSON_AddStringToObject(o, "base", s->base_path) &&
+                 cJSON_AddStringToObject(o, "base_layer", j->pair->other->name) &&
+                 cJSON_AddBoolToObject(o, "base_transposed", j->pair->transposed);
         if (ok && j->lora_b)
             ok =
                 cJSON_AddNumberToObject(o, "lora_rank", (double)j->lora_b->tensor.shape[1]) != NULL;
@@ -333,8 +336,7 @@ static int merge_lora(scan *s, const char *file, const job *j, const char *shape
     return 0;
 }
 
-static void scan_job(scan *s, const at_ckpt *c, const job *j, const at_pairing *pairing,
-                     size_t index, at_summary *sum)
+static void scan_job(scan *s, const at_ckpt *c, const job *j, at_summary *sum)
 {
     const char *file = at_ckpt_path(c);
     const at_ckpt_layer *l = j->layer;
@@ -370,8 +372,8 @@ static void scan_job(scan *s, const at_ckpt *c, const job *j, const at_pairing *
             rc = at_lora_analyze(s->lora, &b->tensor, &l->tensor, s->lora_scale, &s->hopts, &m);
             detail = at_lora_last_error(s->lora);
         }
-    } else if (pairing) {
-        const at_tensor *base = base_of(s, file, j, at_pairing_get(pairing, index), shape);
+    } else if (j->pair) {
+        const at_tensor *base = base_of(s, file, j, j->pair, shape);
         if (!base)
             return;
         rc = analyse(s, key, &l->tensor, base, &m, &detail);
@@ -385,7 +387,7 @@ static void scan_job(scan *s, const at_ckpt *c, const job *j, const at_pairing *
     }
     if (m.status != AT_FIT_SKIPPED && m.lambda_max == 0.0) {
         report_error(s, file, j->name, shape,
-                     pairing && !j->lora_b ? "cannot analyse: the update is all zero (W equals "
+                     j->pair && !j->lora_b ? "cannot analyse: the update is all zero (W equals "
                                              "its base)"
                                            : "cannot analyse: all weights are zero");
         return;
@@ -451,7 +453,8 @@ static void scan_file(scan *s, const at_ckpt *c, int first)
             fflush(stderr);
         }
         fflush(stdout);
-        scan_job(s, c, &j, pairing, i, &sum);
+        j.pair = pairing ? at_pairing_get(pairing, i) : NULL;
+        scan_job(s, c, &j, &sum);
     }
     progress_clear(s);
     /* An adapter file pairs with its base through module names, not layer by layer. */

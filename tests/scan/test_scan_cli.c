@@ -414,6 +414,8 @@ static void test_delta(void **state)
     const double want = num_of(cJSON_GetObjectItemCaseSensitive(oracle, "delta_check"), "alpha");
     assert_true(fabs(num_of(fc2, "alpha") - want) <= 1e-9 * want);
     assert_string_equal(str_of(fc2, "base"), bp);
+    assert_string_equal(str_of(fc2, "base_layer"), "fc2.weight");
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(fc2, "base_transposed")));
     run_free(&r);
 
     /* Renamed (DDP prefix) and transposed base, a layer missing from the base, one of
@@ -429,6 +431,9 @@ static void test_delta(void **state)
     run_scan(&r, args);
     assert_int_equal(r.code, 1);
     assert_matches_oracle(line_named(&r, "fc2.weight"), "mlp_delta_fc2");
+    assert_string_equal(str_of(line_named(&r, "fc2.weight"), "base_layer"), "module.fc2.weight");
+    assert_true(cJSON_IsTrue(
+        cJSON_GetObjectItemCaseSensitive(line_named(&r, "fc2.weight"), "base_transposed")));
     assert_non_null(strstr(r.err, "fc2.weight: paired with base layer module.fc2.weight "
                                   "(renamed) (transposed)"));
     assert_non_null(strstr(r.err, "head.weight: no layer named head.weight"));
