@@ -51,7 +51,7 @@ class Receiver:
                 self.messages.append(msg)
         return self.messages
 
-    def wait_for(self, predicate, timeout=10.0):
+    def wait_for(self, predicate, timeout=30.0):
         """Polls until predicate(messages) is true or timeout seconds pass; returns it."""
         deadline = time.monotonic() + timeout
         while not predicate(self.messages) and time.monotonic() < deadline:

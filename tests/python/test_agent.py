@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 import numpy as np
@@ -76,12 +77,10 @@ class AgentTest(unittest.TestCase):
             self.assertIsNone(a.should_stop())
             self.assertTrue(self.rx.wait_for(lambda m: self.rx.of_type("hello")))
             self.rx.send("stopme", {"type": "stop", "reason": "layer fc1 burnt"})
-            reason = None
-            for _ in range(200):
-                reason = a.should_stop()
-                if reason:
-                    break
+            reason, deadline = None, time.monotonic() + 30
+            while reason is None and time.monotonic() < deadline:
                 self.rx.poll(0.01)
+                reason = a.should_stop()
             self.assertEqual(reason, "layer fc1 burnt")
             self.assertTrue(self.rx.wait_for(lambda m: self.rx.of_type("stop_ack")))
 
@@ -91,9 +90,8 @@ class AgentTest(unittest.TestCase):
             self.assertFalse(a.due(5))
             self.assertTrue(self.rx.wait_for(lambda m: self.rx.of_type("hello")))
             self.rx.send("iv", {"type": "interval", "interval": 5})
-            for _ in range(200):
-                if a.interval == 5:
-                    break
+            deadline = time.monotonic() + 30
+            while a.interval != 5 and time.monotonic() < deadline:
                 self.rx.poll(0.01)
             self.assertEqual(a.interval, 5)
             self.assertTrue(a.due(5))

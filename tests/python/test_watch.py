@@ -1,7 +1,9 @@
 """alphatop.watch() on a real PyTorch model and optimizer loop, received by a test monitor."""
 
+import itertools
 import os
 import tempfile
+import time
 import unittest
 import zlib
 
@@ -266,7 +268,8 @@ class WatchTest(unittest.TestCase):
         with alphatop.watch(model, every=5, endpoint=self.rx.endpoint, run="st", optimizer=opt):
             self.assertTrue(self.rx.wait_for(lambda m: self.rx.of_type("hello")))
             stopped_at = None
-            for step in range(1, 200):
+            deadline = time.monotonic() + 30
+            for step in itertools.count(1):
                 tokens, image, y = batch(step)
                 opt.zero_grad()
                 nn.functional.cross_entropy(model(tokens, image), y).backward()
@@ -275,7 +278,7 @@ class WatchTest(unittest.TestCase):
                 if step == 3:
                     self.rx.send("st", {"type": "stop", "reason": "traps in fc"})
                 reason = alphatop.should_stop()
-                if reason:
+                if reason or time.monotonic() > deadline:
                     stopped_at = step
                     break
                 self.rx.poll(0.01)
