@@ -18,7 +18,8 @@
 static const char usage[] =
     "Usage: alphatop scan [OPTIONS] FILE...\n"
     "\n"
-    "HTSR metrics of every layer in checkpoint files, exact mode (the reference's numbers).\n"
+    "HTSR metrics of every layer in checkpoint files, in exact mode (the reference's numbers)\n"
+    "unless --fast.\n"
     "FILE is .safetensors (every 2-D or 4-D F32/F16/BF16 tensor whose name ends in 'weight';\n"
     "LoRA pairs '*lora_A*weight' + '*lora_B*weight' are analysed as one layer B A), .npy\n"
     "('<f4' or '<f2', 2-D or 4-D), or raw little-endian float32 with --shape.\n"
