@@ -3,7 +3,9 @@
  * Task: (a + b) mod p from the one-hot codes of a and b (no download); a seeded half of the
  * p*p pairs trains, the rest tests. Model: 2p -> width -> width -> p, ReLU, softmax
  * cross-entropy, AdamW. Every --every steps it publishes fc1..fc3 to the monitor, logs loss
- * and train/test accuracy, and ends cleanly (exit 0) when the monitor's stop rules fire. */
+ * and train/test accuracy, and ends cleanly (exit 0) when the monitor's stop rules fire.
+ * With the defaults it memorises the training pairs within ~2k steps and groks (test accuracy
+ * 0 -> 0.99) between ~5k and ~11k steps: a minute or two of one core. */
 #include <cblas.h>
 #include <errno.h>
 #include <inttypes.h>
