@@ -221,7 +221,11 @@ int at_replay_load(at_model *model, const char *path, char *note, size_t notelen
 
 static int print_one(void *ctx, const at_runlog_record *rec)
 {
+    static const char spectrum[] = "{\"type\":\"spectrum\"";
     FILE *out = ctx;
+    /* Spectra are recorded for the view only; watch --headless never printed them. */
+    if (!strncmp(rec->json, spectrum, sizeof spectrum - 1))
+        return 0;
     fwrite(rec->json, 1, rec->json_len, out);
     fputc('\n', out);
     return 1;

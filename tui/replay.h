@@ -20,8 +20,9 @@
  * number of records applied (>= 0), or AT_ERR_IO / AT_ERR_FORMAT / AT_ERR_NOMEM. */
 int at_replay_load(at_model *model, const char *path, char *note, size_t notelen);
 
-/* Writes every JSON record of the log at path to out, one per line (what `watch --headless`
- * printed live). note as above. Returns the number of lines, or a negative status. */
+/* Writes the JSON records of the log at path to out, one per line: what `watch --headless`
+ * printed live (recorded spectra are left out). note as above. Returns the number of lines, or
+ * a negative status. */
 int at_replay_print(FILE *out, const char *path, char *note, size_t notelen);
 
 /* The metrics of a layer line (the columns at_fmt_json wrote) into *m: every field the model

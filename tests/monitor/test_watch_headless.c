@@ -437,6 +437,83 @@ static void test_demo_c_trainer(void **state)
     free(out);
 }
 
+/* Writes w (rows x cols float32) as a version 1.0 .npy file. */
+static void write_npy(const char *path, const float *w, int rows, int cols)
+{
+    char header[128];
+    int n = snprintf(header, sizeof header,
+                     "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }", rows, cols);
+    int total = (10 + n + 1 + 63) / 64 * 64; /* magic, version, length, dict, '\n' */
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    unsigned short hl = (unsigned short)(total - 10);
+    fwrite("\x93NUMPY\x01\x00", 1, 8, f);
+    fputc(hl & 0xFF, f);
+    fputc(hl >> 8, f);
+    fputs(header, f);
+    for (int i = 10 + n; i < total - 1; i++)
+        fputc(' ', f);
+    fputc('\n', f);
+    assert_int_equal(fwrite(w, sizeof *w, (size_t)rows * (size_t)cols, f),
+                     (size_t)rows * (size_t)cols);
+    fclose(f);
+}
+
+/* --base CHECKPOINT: the delta view without the trainer sending its base; spectra recorded
+ * for the view do not change what replay --headless prints. */
+static void test_base_checkpoint(void **state)
+{
+    (void)state;
+    char ep[256], base_path[256], log[256];
+    mon_endpoint(ep, sizeof ep, "base");
+    snprintf(base_path, sizeof base_path, "/tmp/at-mon-base-%d", (int)getpid());
+    mkdir(base_path, 0755);
+    strcat(base_path, "/fc2.npy");
+    snprintf(log, sizeof log, "/tmp/at-mon-base-%d.atlog", (int)getpid());
+    unlink(log);
+    size_t n = 256 * 512;
+    float *base = oracle("mlp_init_fc2", n), *delta = oracle("mlp_delta_fc2", n);
+    float *w = malloc(n * sizeof *w), *d = malloc(n * sizeof *d);
+    for (size_t i = 0; i < n; i++) {
+        w[i] = base[i] + delta[i];
+        d[i] = w[i] - base[i];
+    }
+    write_npy(base_path, base, 256, 512);
+    mon m;
+    const char *args[] = {"watch",  "--headless", "--record", log, "--record-spectra",
+                          "--base", base_path,    "--listen", ep,  "--max-snapshots",
+                          "1",      NULL};
+    assert_int_equal(mon_start(&m, args), 0);
+    at_agent *a = agent("e2e-base", ep);
+    assert_int_equal(at_agent_snapshot_begin(a, 100), AT_OK);
+    publish(a, "fc2", w, 256, 512, 0);
+    assert_int_equal(at_agent_snapshot_end(a), AT_OK);
+    int layers = 0;
+    while (layers < 2 && mon_wait_for(&m, "layer", NULL, TIMEOUT))
+        layers++;
+    assert_int_equal(layers, 2);
+    const cJSON *ld = find_layer(&m, "fc2", "delta", 100);
+    assert_non_null(ld);
+    assert_rel(mon_num(ld, "alpha"), exact_alpha(d, 256, 512), 1e-12);
+    while (mon_next(&m, 1.0))
+        ;
+    char *printed = strdup(m.text);
+    assert_int_equal(mon_finish(&m, TIMEOUT), 0);
+    char *replayed = NULL;
+    const char *rargs[] = {"replay", "--headless", log, NULL};
+    assert_int_equal(mon_run(rargs, &replayed, TIMEOUT), 0);
+    assert_string_equal(replayed, printed);
+    free(replayed);
+    free(printed);
+    at_agent_free(a);
+    unlink(log);
+    unlink(base_path);
+    free(base);
+    free(delta);
+    free(w);
+    free(d);
+}
+
 static void test_usage(void **state)
 {
     (void)state;
@@ -462,6 +539,7 @@ int main(void)
         cmocka_unit_test(test_stop_rule_stops_trainer),
         cmocka_unit_test(test_record_survives_sigkill),
         cmocka_unit_test(test_delta_mode),
+        cmocka_unit_test(test_base_checkpoint),
         cmocka_unit_test(test_fast_mode),
         cmocka_unit_test(test_demo_c_trainer),
     };
