@@ -149,7 +149,8 @@ typedef struct at_agent_stats {
     int64_t snapshots_skipped; /* snapshots not taken because the monitor paused them */
     int64_t messages_dropped;  /* scalars/hello/goodbye/stop_ack dropped (budget full) */
     int64_t bytes_queued;      /* payload + header bytes handed to ZeroMQ, total */
-    int64_t bytes_in_flight;   /* bytes held now (open snapshot + queued, not yet written) */
+    int64_t bytes_in_flight;   /* bytes held now: open snapshot, queued and not yet written,
+                                  and idle buffers kept for reuse */
     int64_t peak_in_flight;    /* the largest bytes_in_flight seen; <= budget_bytes */
     int64_t budget_bytes;
     int64_t controls_received; /* control messages from the monitor */
