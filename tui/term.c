@@ -3,6 +3,7 @@
 
 #include <curses.h>
 #include <langinfo.h>
+#include <ncursesw/term.h> /* <term.h> would find tui/term.h */
 #include <stdlib.h>
 #include <string.h>
 #include <wchar.h>
@@ -35,6 +36,13 @@ at_term *at_term_open(const char *term_type, FILE *out, FILE *in)
         return NULL;
     t->out = out ? out : stdout;
     t->in = in ? in : stdin;
+    /* newterm on an unknown terminal type leaks its half-built screen: ask terminfo first */
+    int err = 0;
+    if (setupterm(term_type, fileno(t->out), &err) != OK) {
+        free(t);
+        return NULL;
+    }
+    del_curterm(cur_term);
     t->screen = newterm(term_type, t->out, t->in);
     if (!t->screen) {
         free(t);
