@@ -17,9 +17,10 @@
 #define GRAM_ERR (16.0 * DBL_EPSILON)
 #define TRUST (GRAM_ERR / 1e-8)
 /* The bottom subspace is taken BAND times wider than the untrusted values, so those lie far
- * below its edge: the tilt of the Gram's subspace (eps * lambda_max / gap) then perturbs their
- * Ritz values only to second order, far below 1e-8. */
-#define BAND 100.0
+ * below its edge: the tilt of the Gram's subspace (angle ~ GRAM_ERR * lambda_max / gap) then
+ * moves their Ritz values only to second order, ~ (GRAM_ERR * lambda_max)^2 / (BAND * TRUST *
+ * lambda_max) ~ 3e-25 lambda_max. */
+#define BAND 10.0
 /* Above this many bottom vectors one dgesdd of A is the cheaper way. */
 #define RITZ_MAX_ABS 32
 #define RITZ_MAX_DIV 8
@@ -165,7 +166,7 @@ int at_gram_evals64(at_gram *self, const double *a, int64_t m, int64_t n, double
     double *z = self->z, *bm = self->b, *sv = self->sv;
     memcpy(dd, d, (size_t)p * sizeof(double));
     memcpy(ee, e, (size_t)(p > 1 ? p - 1 : 0) * sizeof(double));
-    int found = 0, tryrac = 1;
+    int found = 0, tryrac = 0;
     if (LAPACKE_dstemr(LAPACK_COL_MAJOR, 'V', 'I', p, dd, ee, 0.0, 0.0, 1, s, &found, sv, z, p, s,
                        self->isuppz, &tryrac) != 0 ||
         found != s)
