@@ -7,7 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <zmq.h>
 
@@ -192,6 +195,23 @@ static int is_local(const char *ep)
            strncmp(h, "[::1]:", 6) == 0;
 }
 
+/* Whether a process already accepts connections on an ipc endpoint's socket file. ZeroMQ would
+ * silently replace the file, leaving the other monitor deaf; a stale file from a crash refuses
+ * the connection and is replaced as expected. */
+static int ipc_in_use(const char *ep)
+{
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    if (strncmp(ep, "ipc://", 6) != 0 || strlen(ep + 6) >= sizeof addr.sun_path)
+        return 0;
+    memcpy(addr.sun_path, ep + 6, strlen(ep + 6) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0)
+        return 0;
+    int used = connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0;
+    close(fd);
+    return used;
+}
+
 at_feed *at_feed_new(const at_feed_opts *opts, char *err, size_t errlen)
 {
     char scratch[256];
@@ -232,6 +252,10 @@ at_feed *at_feed_new(const at_feed_opts *opts, char *err, size_t errlen)
     if (!curve && !opts->allow_insecure && !is_local(ep)) {
         snprintf(err, errlen,
                  "%s is not a loopback address: use Curve keys (or allow insecure explicitly)", ep);
+        goto err;
+    }
+    if (ipc_in_use(ep)) {
+        snprintf(err, errlen, "another monitor is already listening on %s", ep);
         goto err;
     }
     f->ctx = zmq_ctx_new();

@@ -45,7 +45,8 @@ typedef struct at_feed_opts {
 /* Fills *o with the defaults. */
 void at_feed_opts_default(at_feed_opts *o);
 
-/* Binds the endpoint (an ipc socket file left by a crashed monitor is replaced). Returns NULL
+/* Binds the endpoint (an ipc socket file left by a crashed monitor is replaced; one a live
+ * monitor listens on is refused with "another monitor is already listening"). Returns NULL
  * on failure with a message in err (errlen bytes, may be NULL). Caller owns return value
  * (free with at_feed_free). */
 at_feed *at_feed_new(const at_feed_opts *opts, char *err, size_t errlen);

@@ -141,6 +141,25 @@ static void test_hostile_messages_rejected_good_ones_kept(void **state)
     at_feed_free(f);
 }
 
+static void test_second_monitor_on_same_ipc_refused(void **state)
+{
+    (void)state;
+    char ep[128];
+    wire_ipc(ep, sizeof ep, "twice");
+    at_feed *f = wire_feed(ep, 0);
+    at_feed_opts o;
+    at_feed_opts_default(&o);
+    o.endpoint = ep;
+    char err[256];
+    assert_null(at_feed_new(&o, err, sizeof err));
+    assert_non_null(strstr(err, "already listening"));
+    at_feed_free(f);
+    /* Once the first is gone the endpoint is free again. */
+    f = at_feed_new(&o, err, sizeof err);
+    assert_non_null(f);
+    at_feed_free(f);
+}
+
 static void test_plain_tcp_beyond_loopback_needs_curve(void **state)
 {
     (void)state;
@@ -160,6 +179,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hostile_messages_rejected_good_ones_kept),
+        cmocka_unit_test(test_second_monitor_on_same_ipc_refused),
         cmocka_unit_test(test_plain_tcp_beyond_loopback_needs_curve),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
