@@ -298,7 +298,10 @@ static void tracker_finish(at_engine *self, int run, eng_run *r, int64_t step)
             cJSON_AddNumberToObject(o, "since", (double)ev[i].since_step);
             /* Layer phase changes reach the view through at_model_add_cell already. */
             if (ev[i].kind == AT_EVENT_LAYER_PHASE) {
-                cJSON_AddStringToObject(o, "text", ev[i].text);
+                char text[300];
+                snprintf(text, sizeof text, "%s%s", sp == AT_SPACE_DELTA ? "delta view: " : "",
+                         ev[i].text);
+                cJSON_AddStringToObject(o, "text", text);
                 emit(self, r, o);
             } else {
                 event_emit(self, run, r, layer, ev[i].step,
