@@ -28,6 +28,7 @@
 typedef struct snap {
     int64_t step;
     int submitted, done;
+    int received; /* layer messages (a LoRA pair is two) */
     int ended;
     int dropped;    /* the rest of it was cancelled (its running layer still finishes) */
     size_t bytes;   /* weights queued for this snapshot */
@@ -41,6 +42,14 @@ typedef struct base_layer {
     int64_t shape[4];
     float *data;
 } base_layer;
+
+/* One half of a LoRA adapter, waiting for the other half of the same snapshot. */
+typedef struct lora_half {
+    char pair[AT_PROTO_MAX_NAME + 8]; /* the pair's name (lora_pair_name) */
+    int is_b;                         /* lora_B (out x r), else lora_A (r x in) */
+    int64_t step;
+    at_job *job; /* its weights */
+} lora_half;
 
 typedef struct eng_run {
     char id[AT_PROTO_MAX_ID];
@@ -56,6 +65,8 @@ typedef struct eng_run {
     int64_t dropped; /* snapshots the agent said it dropped */
     int64_t last_seq;
     int said_lora;
+    struct lora_half *lora; /* LoRA halves waiting for their other half (exact mode) */
+    int nlora;
     int64_t hello_pid; /* the trainer process of the last hello announced; 0 none */
     int64_t open_step; /* fast mode: step of the trackers' open snapshot; -1 none */
     int stop_sent, acked;
@@ -193,6 +204,9 @@ static void run_free(eng_run *r)
         free(r->base[i].data);
     free(r->base);
     free(r->traps);
+    for (int i = 0; i < r->nlora; i++)
+        at_job_free(r->lora[i].job);
+    free(r->lora);
     free(r);
 }
 
@@ -593,6 +607,116 @@ static void submit(at_engine *self, int run, eng_run *r, snap *s, int layer, at_
                "out of memory queueing a layer");
 }
 
+/* The snapshot of run at step, opened (and its column added) on its first layer. NULL in
+ * fast mode, or when too many snapshots are in flight. */
+static snap *snap_open(at_engine *self, int run, eng_run *r, int64_t step)
+{
+    if (self->o.fast) {
+        at_model_add_snapshot(self->model, run, step, wall_now());
+        return NULL;
+    }
+    snap *s = snap_find(r, step);
+    if (!s && r->nsnaps < MAX_INFLIGHT) {
+        s = &r->snaps[r->nsnaps++];
+        memset(s, 0, sizeof *s);
+        s->step = step;
+        s->t_first = mono_now();
+        at_model_add_snapshot(self->model, run, step, wall_now());
+    }
+    if (s)
+        s->received++;
+    return s;
+}
+
+/* Room for layer in the per-layer trap counts. */
+static void traps_grow(eng_run *r, int layer)
+{
+    if (layer < r->ntraps)
+        return;
+    int64_t *nt = realloc(r->traps, (size_t)(layer + 1) * sizeof *nt);
+    if (!nt)
+        return;
+    for (int i = r->ntraps; i <= layer; i++)
+        nt[i] = -1;
+    r->traps = nt;
+    r->ntraps = layer + 1;
+}
+
+/* The name of a LoRA pair: its half's name with lora_A / lora_B replaced by lora_BA
+ * ("fc1.lora_A" -> "fc1.lora_BA", "q.lora_B.default.weight" -> "q.lora_BA.default.weight"). */
+static void lora_pair_name(const char *name, char *out, size_t cap)
+{
+    const char *p = strstr(name, "lora_A");
+    if (!p)
+        p = strstr(name, "lora_B");
+    size_t head = p ? (size_t)(p - name) : strlen(name);
+    const char *tail = p ? p + 6 : "";
+    const char *mid = p ? "lora_BA" : ".lora_BA";
+    /* Pieces copied with explicit lengths: the result is cut at cap, never overflows. */
+    size_t n = 0;
+    const char *parts[3] = {name, mid, tail};
+    size_t lens[3] = {head, strlen(mid), strlen(tail)};
+    for (int k = 0; k < 3; k++) {
+        size_t c = lens[k] < cap - 1 - n ? lens[k] : cap - 1 - n;
+        memcpy(out + n, parts[k], c);
+        n += c;
+    }
+    out[n] = '\0';
+}
+
+/* One half of a LoRA adapter: kept until the other half of the same snapshot arrives, then
+ * the pair is analysed as the update B A (delta view) from its r singular values. */
+static void on_lora_half(at_engine *self, int run, eng_run *r, const at_proto_layer *l)
+{
+    if (self->o.fast) {
+        if (!r->said_lora++)
+            event_emit(self, run, r, -1, l->step, AT_EVENT_INFO,
+                       event_obj(r, "info", l->step, l->name),
+                       "%s: LoRA adapters are analysed in exact mode only", l->name);
+        return;
+    }
+    int is_b = l->kind == AT_PROTO_KIND_LORA_B;
+    char pair[AT_PROTO_MAX_NAME];
+    lora_pair_name(l->name, pair, sizeof pair);
+    snap *s = snap_open(self, run, r, l->step);
+    at_job *half = at_job_new(l->data, (at_dtype)l->dtype, AT_KIND_LINEAR, 2, l->shape);
+    if (!half || !s) {
+        at_job_free(half);
+        return;
+    }
+    lora_half h = {.is_b = is_b, .step = l->step, .job = half}, other = {0};
+    snprintf(h.pair, sizeof h.pair, "%s", pair);
+    for (int i = 0; i < r->nlora; i++)
+        if (!strcmp(r->lora[i].pair, pair)) {
+            other = r->lora[i];
+            r->lora[i] = r->lora[--r->nlora];
+            break;
+        }
+    if (!other.job || other.step != l->step || other.is_b == is_b) {
+        at_job_free(other.job); /* a stale half of an older snapshot */
+        lora_half *nl = realloc(r->lora, (size_t)(r->nlora + 1) * sizeof *nl);
+        if (!nl) {
+            at_job_free(half);
+            return;
+        }
+        r->lora = nl;
+        r->lora[r->nlora++] = h;
+        return;
+    }
+    at_job *b = is_b ? half : other.job, *a = is_b ? other.job : half;
+    b->lora_a = a->t;
+    b->data2 = a->data;
+    a->data = NULL;
+    at_job_free(a);
+    int64_t shape[2] = {b->t.shape[0], b->lora_a.shape[1]};
+    int layer = at_model_add_layer(self->model, run, pair, AT_KIND_LINEAR, 2, shape);
+    if (layer < 0) {
+        at_job_free(b);
+        return;
+    }
+    submit(self, run, r, s, layer, AT_SPACE_DELTA, b, l->step);
+}
+
 static void on_layer(at_engine *self, const at_proto_msg *msg)
 {
     int run;
@@ -600,47 +724,30 @@ static void on_layer(at_engine *self, const at_proto_msg *msg)
     if (!r)
         return;
     const at_proto_layer *l = &msg->u.layer;
+    if (self->o.record_weights)
+        record_weights(self, r, l);
+    if (l->kind == AT_PROTO_KIND_LORA_A || l->kind == AT_PROTO_KIND_LORA_B) {
+        if (!l->base)
+            on_lora_half(self, run, r, l);
+        return;
+    }
     at_layer_kind kind;
     int64_t shape[4];
     int ndim = core_shape(l, &kind, shape);
-    if (!ndim) {
-        if (!r->said_lora++)
-            event_emit(self, run, r, -1, l->step, AT_EVENT_INFO,
-                       event_obj(r, "info", l->step, l->name),
-                       "%s: LoRA adapters are not analysed live; use `alphatop scan`", l->name);
+    if (!ndim)
         return;
-    }
-    if (self->o.record_weights)
-        record_weights(self, r, l);
     const void *data = l->data; /* the feed already made it little-endian */
     if (l->base) {
         store_base(self, run, r, l, data, ndim, shape, kind);
         return;
     }
     int layer = at_model_add_layer(self->model, run, l->name, kind, ndim, shape);
-    snap *s = self->o.fast ? NULL : snap_find(r, l->step);
-    if (!s && !self->o.fast && r->nsnaps < MAX_INFLIGHT) {
-        s = &r->snaps[r->nsnaps++];
-        memset(s, 0, sizeof *s);
-        s->step = l->step;
-        s->t_first = mono_now();
-        at_model_add_snapshot(self->model, run, l->step, wall_now());
-    }
-    if (self->o.fast)
-        at_model_add_snapshot(self->model, run, l->step, wall_now());
+    snap *s = snap_open(self, run, r, l->step);
     if (layer < 0 || (!s && !self->o.fast)) {
         note_dropped(self, run, r, r->dropped + (s || layer < 0 ? 0 : 1), l->step);
         return;
     }
-    if (layer >= r->ntraps) {
-        int64_t *nt = realloc(r->traps, (size_t)(layer + 1) * sizeof *nt);
-        if (nt) {
-            for (int i = r->ntraps; i <= layer; i++)
-                nt[i] = -1;
-            r->traps = nt;
-            r->ntraps = layer + 1;
-        }
-    }
+    traps_grow(r, layer);
     at_job *job = at_job_new(data, (at_dtype)l->dtype, kind, ndim, shape);
     if (!job) {
         event_emit(self, run, r, layer, l->step, AT_EVENT_ERROR,
@@ -672,11 +779,11 @@ static void on_snapshot_end(at_engine *self, const at_proto_msg *msg)
     if (!s)
         return;
     s->ended = 1;
-    if (e->layers > s->submitted && !self->base && !r->nbase) {
+    if (e->layers > s->received && !self->base && !r->nbase) {
         cJSON *o = event_obj(r, "drop", e->step, NULL);
         event_emit(self, run, r, -1, e->step, AT_EVENT_DROP, o,
                    "snapshot at step %lld: %d of %lld layers arrived", (long long)e->step,
-                   s->submitted, (long long)e->layers);
+                   s->received, (long long)e->layers);
     }
     /* Back-pressure: drop the oldest complete snapshot the worker has not started. */
     while (self->queued_bytes > QUEUE_BUDGET_BYTES || r->nsnaps > MAX_INFLIGHT / 2) {

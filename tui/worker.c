@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "alphatop/lora.h"
 #include "alphatop/sched.h"
 
 typedef struct node {
@@ -54,6 +55,7 @@ struct at_worker {
     int pipe_rd, pipe_wr;
     at_worker_opts opts;
     at_htsr *htsr;
+    at_lora *lora;   /* created on the first LoRA job */
     at_sched *sched; /* fast mode: the scheduler does the work; the fields above are unused */
 };
 
@@ -96,6 +98,7 @@ void at_job_free(at_job *job)
     if (!job)
         return;
     free(job->data);
+    free(job->data2);
     free(job->evals);
     free(job);
 }
@@ -115,6 +118,16 @@ static void analyse(at_worker *self, at_job *job)
     o.traps = self->opts.traps;
     o.detx = self->opts.detx;
     o.seed = self->opts.seed;
+    if (job->lora_a.data) {
+        if (!self->lora)
+            self->lora = at_lora_new();
+        job->rc = self->lora ? at_lora_analyze(self->lora, &job->t, &job->lora_a, 1.0, &o, &job->m)
+                             : AT_ERR_NOMEM;
+        if (job->rc < 0)
+            snprintf(job->error, sizeof job->error, "%s",
+                     self->lora ? at_lora_last_error(self->lora) : "out of memory");
+        return;
+    }
     job->rc = job->base.data ? at_htsr_analyze_delta(self->htsr, &job->t, &job->base, &o, &job->m)
                              : at_htsr_analyze(self->htsr, &job->t, &o, &job->m);
     if (job->rc < 0) {
@@ -402,5 +415,6 @@ void at_worker_free(at_worker *self)
     pthread_mutex_destroy(&self->mu);
     pthread_cond_destroy(&self->cv);
     at_htsr_free(self->htsr);
+    at_lora_free(self->lora);
     free(self);
 }

@@ -36,6 +36,9 @@ typedef struct at_job {
     double max_abs;     /* largest |w| (for the phase tracker's growth trend); NAN if any NaN */
     at_tensor base;     /* base weights: analyse t - base (borrowed; must outlive the job);
                            base.data NULL: analyse t itself */
+    at_tensor lora_a;   /* LoRA: t is B (out x r), this is A (r x in); B A is analysed from
+                           its r singular values (lora.h). lora_a.data is data2 (owned) */
+    float *data2;
     /* output, set by the worker */
     int rc;          /* AT_OK or the analysis error */
     char error[192]; /* detail when rc < 0 */

@@ -20,6 +20,7 @@
 
 #include "alphatop/agent.h"
 #include "alphatop/htsr.h"
+#include "alphatop/lora.h"
 #include "alphatop/rng.h"
 #include "mon_util.h"
 
@@ -514,6 +515,61 @@ static void test_base_checkpoint(void **state)
     free(d);
 }
 
+static void publish_kind(at_agent *a, const char *name, at_proto_kind kind, const float *w,
+                         int64_t rows, int64_t cols)
+{
+    int64_t shape[2] = {rows, cols};
+    assert_int_equal(at_agent_publish(a, name, kind, AT_PROTO_F32, 2, shape, w, 0), AT_OK);
+}
+
+/* LoRA adapters arrive as two halves; the pair is analysed as the update B A (delta view) from
+ * its r singular values, exactly as at_lora_analyze does; rank 4 is too small for a fit. */
+static void test_lora_live(void **state)
+{
+    (void)state;
+    char ep[256];
+    mon_endpoint(ep, sizeof ep, "lora");
+    mon m;
+    const char *args[] = {"watch", "--headless",      "--no-record", "--listen",
+                          ep,      "--max-snapshots", "1",           NULL};
+    assert_int_equal(mon_start(&m, args), 0);
+    float *A = gauss(16, 64, 21), *B = gauss(128, 16, 22), *a4 = gauss(4, 64, 23),
+          *b4 = gauss(128, 4, 24);
+    at_agent *ag = agent("e2e-lora", ep);
+    assert_int_equal(at_agent_snapshot_begin(ag, 10), AT_OK);
+    publish_kind(ag, "fc.lora_A", AT_PROTO_KIND_LORA_A, A, 16, 64);
+    publish_kind(ag, "g.lora_B", AT_PROTO_KIND_LORA_B, b4, 128, 4);
+    publish_kind(ag, "fc.lora_B", AT_PROTO_KIND_LORA_B, B, 128, 16);
+    publish_kind(ag, "g.lora_A", AT_PROTO_KIND_LORA_A, a4, 4, 64);
+    assert_int_equal(at_agent_snapshot_end(ag), AT_OK);
+    int layers = 0;
+    while (layers < 2 && mon_wait_for(&m, "layer", NULL, TIMEOUT))
+        layers++;
+    assert_int_equal(layers, 2);
+    const cJSON *lf = find_layer(&m, "fc.lora_BA", "delta", 10);
+    const cJSON *lg = find_layer(&m, "g.lora_BA", "delta", 10);
+    assert_non_null(lf);
+    assert_non_null(lg);
+    at_lora *lo = at_lora_new();
+    at_tensor tb = {.data = B, .dtype = AT_DTYPE_F32, .ndim = 2, .shape = {128, 16}};
+    at_tensor ta = {.data = A, .dtype = AT_DTYPE_F32, .ndim = 2, .shape = {16, 64}};
+    at_htsr_opts o;
+    at_htsr_opts_default(&o);
+    at_metrics want;
+    assert_int_equal(at_lora_analyze(lo, &tb, &ta, 1.0, &o, &want), AT_OK);
+    at_lora_free(lo);
+    assert_rel(mon_num(lf, "alpha"), want.alpha, 1e-12);
+    assert_int_equal((int)mon_num(lf, "N"), 128);
+    assert_int_equal((int)mon_num(lf, "M"), 64);
+    assert_string_equal(mon_str(lg, "status"), "skipped");
+    assert_int_equal(mon_finish(&m, TIMEOUT), 0);
+    at_agent_free(ag);
+    free(A);
+    free(B);
+    free(a4);
+    free(b4);
+}
+
 static void test_usage(void **state)
 {
     (void)state;
@@ -540,6 +596,7 @@ int main(void)
         cmocka_unit_test(test_record_survives_sigkill),
         cmocka_unit_test(test_delta_mode),
         cmocka_unit_test(test_base_checkpoint),
+        cmocka_unit_test(test_lora_live),
         cmocka_unit_test(test_fast_mode),
         cmocka_unit_test(test_demo_c_trainer),
     };
