@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,6 +53,8 @@ static pid_t spawn(const char *const *args, int *out_fd)
     if (pid < 0)
         return -1;
     if (pid == 0) {
+        /* A failed test never leaves a monitor behind: it dies with the test process. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         dup2(p[1], STDOUT_FILENO);
         close(p[0]);
         close(p[1]);

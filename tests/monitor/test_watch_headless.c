@@ -465,11 +465,11 @@ static void write_npy(const char *path, const float *w, int rows, int cols)
 static void test_base_checkpoint(void **state)
 {
     (void)state;
-    char ep[256], base_path[256], log[256];
+    char ep[256], dir[128], base_path[256], log[256];
     mon_endpoint(ep, sizeof ep, "base");
-    snprintf(base_path, sizeof base_path, "/tmp/at-mon-base-%d", (int)getpid());
-    mkdir(base_path, 0755);
-    strcat(base_path, "/fc2.npy");
+    snprintf(dir, sizeof dir, "/tmp/at-mon-base-%d", (int)getpid());
+    mkdir(dir, 0755);
+    snprintf(base_path, sizeof base_path, "%s/fc2.npy", dir);
     snprintf(log, sizeof log, "/tmp/at-mon-base-%d.atlog", (int)getpid());
     unlink(log);
     size_t n = 256 * 512;
@@ -509,6 +509,7 @@ static void test_base_checkpoint(void **state)
     at_agent_free(a);
     unlink(log);
     unlink(base_path);
+    rmdir(dir);
     free(base);
     free(delta);
     free(w);
