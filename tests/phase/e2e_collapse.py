@@ -6,6 +6,7 @@ control must run its course without a stop (watch exits 0 after --max-snapshots)
 every 1000 steps, as in docs/detection.md. Needs ALPHATOP_BIN (the alphatop program), the
 binding on PYTHONPATH, ALPHATOP_LIB, torch and sklearn; about 3 minutes of one core.
 """
+import json
 import os
 import re
 import subprocess
@@ -39,34 +40,43 @@ def run(tmp, name, trainer_args, watch_args, timeout):
                 p.kill()
                 p.wait()
     curve = [(int(s), float(tr), float(te)) for s, tr, te in PROGRESS.findall(terr)]
-    stop = re.search(r"stopped at step (\d+): (.*)", terr)
-    return watch.returncode, wout, werr, curve, stop
+    stopped = re.search(r"stopped at step (\d+): (.*)", terr)
+    events = [json.loads(line) for line in wout.splitlines() if line.startswith("{")]
+    stop = next((e for e in events if e.get("type") == "event" and e.get("kind") == "stop"), None)
+    return watch.returncode, werr, curve, stop, stopped
 
 
 @unittest.skipUnless(os.environ.get("ALPHATOP_BIN"), "ALPHATOP_BIN not set")
 class CollapseEndToEnd(unittest.TestCase):
     def test_no_weight_decay_run_is_stopped_during_the_decline(self):
         with tempfile.TemporaryDirectory() as tmp:
-            rc, out, err, curve, stop = run(
+            rc, err, curve, stop, stopped = run(
                 tmp, "nowd", ["--seed", "0", "--steps", "80000"],
-                ["--stop-on", "collapse", "--max-snapshots", "80"], timeout=600)
+                ["--stop-on", "collapse", "--max-snapshots", "80"], timeout=1200)
         self.assertEqual(rc, 3, f"watch should exit 3 after a stop\n{err}")
-        self.assertIsNotNone(stop, "the trainer should report the monitor's stop")
-        stop_step = int(stop.group(1))
-        self.assertIn("collapse", stop.group(2))
+        self.assertIsNotNone(stop, "the monitor should report a stop event")
+        self.assertEqual(stop["rule"], "collapse")
+        stop_step = stop["step"]
         peak_step, peak = max(((s, te) for s, _, te in curve), key=lambda x: x[1])
         at_stop = [te for s, _, te in curve if s <= stop_step][-1]
         print(f"\nno WD: peak {peak:.3f} at {peak_step}, stop at {stop_step} "
-              f"(test {at_stop:.3f}): {stop.group(2)}", file=sys.stderr)
+              f"(test {at_stop:.3f}): {stop['evidence']}", file=sys.stderr)
         self.assertGreater(stop_step, peak_step)
         self.assertGreater(at_stop, peak - 0.05)
+        # the trainer honours the stop unless it had finished before the monitor caught up
+        if stopped is not None:
+            self.assertGreaterEqual(int(stopped.group(1)), stop_step)
+            self.assertIn("collapse", stopped.group(2))
+        else:
+            self.assertEqual(curve[-1][0], 80000, "the trainer neither stopped nor finished")
 
     def test_weight_decay_control_is_not_stopped(self):
         with tempfile.TemporaryDirectory() as tmp:
-            rc, out, err, curve, stop = run(
+            rc, err, curve, stop, stopped = run(
                 tmp, "wd", ["--seed", "0", "--weight-decay", "0.01", "--steps", "100000"],
-                ["--stop-on", "collapse", "--max-snapshots", "100"], timeout=900)
-        self.assertIsNone(stop, f"the control was stopped: {stop and stop.group(0)}")
+                ["--stop-on", "collapse", "--max-snapshots", "100"], timeout=1500)
+        self.assertIsNone(stop, f"the control was stopped: {stop}")
+        self.assertIsNone(stopped)
         self.assertEqual(rc, 0, err)
         self.assertGreaterEqual(len(curve), 100)
 
