@@ -648,6 +648,9 @@ int at_agent_snapshot_begin(at_agent *a, int64_t step)
         return rc;
     if (step < 0 || step > AT_PROTO_MAX_INT)
         return leave(a, set_error(a, AT_ERR_ARG, "step must be >= 0"));
+    /* A snapshot left open (no end) used up its seq: count it, so seq gaps stay = drops. */
+    if (a->snap == SNAP_OPEN)
+        a->stats.snapshots_dropped++;
     discard_snapshot(a);
     a->snap_step = step;
     a->last_step = step;

@@ -144,6 +144,13 @@ static void test_bad_arguments(void **state)
     }
     assert_int_equal(at_agent_set_tag(a, "one-too-many", "v"), AT_ERR_SIZE);
     assert_int_equal(at_agent_set_tag(a, "k0", "replaced"), AT_OK);
+    /* A snapshot never ended is counted as dropped when the next one begins. */
+    assert_int_equal(at_agent_snapshot_begin(a, 2), AT_OK);
+    assert_int_equal(at_agent_snapshot_begin(a, 3), AT_OK);
+    at_agent_stats s;
+    assert_int_equal(at_agent_stats_get(a, &s), AT_OK);
+    assert_int_equal(s.snapshots_dropped, 1);
+    assert_int_equal(at_agent_snapshot_end(a), AT_OK);
     at_agent_free(a);
     at_agent_free(NULL);
 }

@@ -110,7 +110,7 @@ AT_EXPORT int at_agent_paused(at_agent *a);
  * AT_ERR_AGAIN when this snapshot will not be sent (the budget is full: it is dropped and
  * counted; or snapshots are paused): its at_agent_publish calls then return AT_ERR_AGAIN at
  * no cost and at_agent_snapshot_end closes it. A begin while a snapshot is open discards the
- * open one (AT_ERR_STATE is not raised: the trainer may have skipped the end on an error). */
+ * open one and counts it as dropped (no error: the trainer may have skipped the end). */
 AT_EXPORT int at_agent_snapshot_begin(at_agent *a, int64_t step);
 
 /* Flags for at_agent_publish. */
