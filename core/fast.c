@@ -165,22 +165,6 @@ static int fail(at_fast *self, int rc, const char *fmt, ...)
     return rc;
 }
 
-static void metrics_blank(at_metrics *m)
-{
-    memset(m, 0, sizeof *m);
-    m->N = m->M = m->rf = m->num_evals = -1;
-    m->rank_loss = m->weak_rank_loss = m->num_pl_spikes = m->matrix_rank = -1;
-    m->detx_num = m->mp_num_spikes = m->num_traps = -1;
-    m->Q = m->sv_max = m->sv_min = m->lambda_max = NAN;
-    m->alpha = m->xmin = m->xmax = m->D = m->sigma = NAN;
-    m->norm = m->log_norm = m->spectral_norm = m->log_spectral_norm = NAN;
-    m->alpha_weighted = m->log_alpha_norm = m->stable_rank = m->entropy = NAN;
-    m->detx_val = m->mp_sigma = m->mp_softrank = m->mp_bulk_max = m->trap_max_ratio = NAN;
-    m->status = AT_FIT_SKIPPED;
-    m->warning = AT_WARN_NONE;
-    m->mode = AT_MODE_GRAM;
-}
-
 static void shape_fill(int64_t lg, int64_t p, at_metrics *m)
 {
     m->N = lg;
@@ -426,7 +410,7 @@ int at_fast_analyze(at_fast *self, at_fast_state *st, const at_tensor *t, const 
     if (!info)
         info = &id;
     *info = (at_fast_info){.mode = AT_MODE_GRAM, .rel_change = NAN};
-    metrics_blank(out);
+    at_metrics_init(out, AT_MODE_GRAM);
     if (t->kind == AT_KIND_CONV2D)
         return analyze_exact(self, t, ho, out, info);
 
@@ -477,7 +461,7 @@ int at_fast_analyze(at_fast *self, at_fast_state *st, const at_tensor *t, const 
         }
     }
     if (why != AT_REFRESH_NONE) {
-        metrics_blank(out);
+        at_metrics_init(out, AT_MODE_GRAM);
         shape_fill(lg, p, out);
         info->mode = AT_MODE_GRAM;
         info->refresh = why;

@@ -173,7 +173,7 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static void metrics_blank(at_metrics *m)
+void at_metrics_init(at_metrics *m, at_mode mode)
 {
     memset(m, 0, sizeof *m);
     m->N = m->M = m->rf = m->num_evals = -1;
@@ -186,7 +186,7 @@ static void metrics_blank(at_metrics *m)
     m->detx_val = m->mp_sigma = m->mp_softrank = m->mp_bulk_max = m->trap_max_ratio = NAN;
     m->status = AT_FIT_SKIPPED;
     m->warning = AT_WARN_NONE;
-    m->mode = AT_MODE_EXACT;
+    m->mode = mode;
 }
 
 /* N and M as the reference reports them. A conv2d slice W[:, :, i, j] is (out x in); the
@@ -215,7 +215,7 @@ int at_htsr_analyze(at_htsr *self, const at_tensor *t, const at_htsr_opts *o, at
 {
     if (!self || !out)
         return AT_ERR_ARG;
-    metrics_blank(out);
+    at_metrics_init(out, AT_MODE_EXACT);
     self->n_evals = 0;
     at_htsr_opts defaults;
     if (!o) {

@@ -181,53 +181,13 @@ int at_lora_svals(at_lora *self, const at_tensor *B, const at_tensor *A, double 
     return AT_OK;
 }
 
-static void metrics_empty(at_metrics *m)
-{
-    const double nan = NAN;
-    *m = (at_metrics){.N = -1,
-                      .M = -1,
-                      .rf = 1,
-                      .Q = nan,
-                      .num_evals = -1,
-                      .sv_max = nan,
-                      .sv_min = nan,
-                      .lambda_max = nan,
-                      .rank_loss = -1,
-                      .weak_rank_loss = -1,
-                      .status = AT_FIT_SKIPPED,
-                      .warning = AT_WARN_NONE,
-                      .alpha = nan,
-                      .xmin = nan,
-                      .xmax = nan,
-                      .D = nan,
-                      .sigma = nan,
-                      .num_pl_spikes = -1,
-                      .norm = nan,
-                      .log_norm = nan,
-                      .spectral_norm = nan,
-                      .log_spectral_norm = nan,
-                      .alpha_weighted = nan,
-                      .log_alpha_norm = nan,
-                      .stable_rank = nan,
-                      .entropy = nan,
-                      .matrix_rank = -1,
-                      .detx_num = -1,
-                      .detx_val = nan,
-                      .mp_num_spikes = -1,
-                      .mp_sigma = nan,
-                      .mp_softrank = nan,
-                      .mp_bulk_max = nan,
-                      .num_traps = -1,
-                      .trap_max_ratio = nan,
-                      .mode = AT_MODE_EXACT};
-}
-
 int at_lora_analyze(at_lora *self, const at_tensor *B, const at_tensor *A, double scale,
                     const at_htsr_opts *o, at_metrics *out)
 {
     if (!self || !out)
         return AT_ERR_ARG;
-    metrics_empty(out);
+    at_metrics_init(out, AT_MODE_EXACT);
+    out->rf = 1;
     at_htsr_opts defaults;
     if (!o) {
         at_htsr_opts_default(&defaults);

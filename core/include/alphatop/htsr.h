@@ -131,6 +131,10 @@ AT_EXPORT at_htsr *at_htsr_new(void);
 /* Frees the workspace. NULL-safe. */
 AT_EXPORT void at_htsr_free(at_htsr *self);
 
+/* Sets every field of *m to "absent": integers -1, doubles NAN, status AT_FIT_SKIPPED, no
+ * warning, and the given mode. Every analysis starts from this. */
+AT_EXPORT void at_metrics_init(at_metrics *m, at_mode mode);
+
 /* Analyzes one layer in exact mode into *out (every field written). Returns AT_OK; a skipped
  * layer is AT_OK with out->status == AT_FIT_SKIPPED (only N, M, rf, Q, num_evals set); a
  * failed fit (e.g. an all-zero or tiny-scale layer: out->norm tells them apart) is AT_OK with
