@@ -305,6 +305,10 @@ void at_feed_free(at_feed *f)
     }
     if (f->ctx)
         zmq_ctx_term(f->ctx);
+    /* libzmq 4.3 leaves the socket file behind when the context ends; it is ours to remove
+     * (a live monitor's endpoint is never taken over, see ipc_in_use). */
+    if (!strncmp(f->endpoint, "ipc://", 6))
+        unlink(f->endpoint + 6);
     free(f->allow);
     free(f->runs);
     free(f);

@@ -52,7 +52,7 @@ void at_feed_opts_default(at_feed_opts *o);
 at_feed *at_feed_new(const at_feed_opts *opts, char *err, size_t errlen);
 
 /* Closes the socket without waiting, removes an ipc socket file, frees. Messages already handed
- * out stay valid until their at_feed_msg_free. ZeroMQ removes the ipc socket file. NULL-safe. */
+ * out stay valid until their at_feed_msg_free. NULL-safe. */
 void at_feed_free(at_feed *f);
 
 /* The endpoint actually bound (for tcp port 0 / "*": the resolved one). Owned by f. */
