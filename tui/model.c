@@ -429,7 +429,7 @@ int at_model_add_cell(at_model *self, int r, int l, at_space space, int64_t step
             before = at_phase_of(la->cells[space][k].v[AT_METRIC_ALPHA]);
     if (now == AT_PHASE_NONE || before == AT_PHASE_NONE || now == before)
         return 0;
-    char text[160];
+    char text[256];
     snprintf(text, sizeof text, "%s%s: %s -> %s (alpha %.2f)", la->info.name,
              space == AT_SPACE_DELTA ? " (delta)" : "", at_phase_name(before), at_phase_name(now),
              m->alpha);
