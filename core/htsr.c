@@ -211,6 +211,26 @@ static void reference_shape(const at_shape *sh, at_metrics *m)
     m->Q = (double)N / (double)M;
 }
 
+int at_metrics_fit(const double *x, size_t n, const at_htsr_opts *o, at_metrics *out)
+{
+    at_fit fit;
+    int rc = at_powerlaw_fit(x, n, &fit);
+    if (rc)
+        return rc;
+    out->status = fit.status;
+    out->alpha = fit.alpha;
+    out->xmin = fit.xmin;
+    out->xmax = fit.xmax;
+    out->D = fit.D;
+    out->sigma = fit.sigma;
+    out->num_pl_spikes = fit.num_pl_spikes;
+    out->warning = at_warning_for(fit.status, fit.alpha);
+    at_scale_metrics(x, n, out);
+    if (o->detx && at_detx(x, n, &out->detx_num, &out->detx_val) != AT_OK)
+        out->detx_num = -1;
+    return AT_OK;
+}
+
 int at_htsr_analyze(at_htsr *self, const at_tensor *t, const at_htsr_opts *o, at_metrics *out)
 {
     if (!self || !out)
@@ -275,22 +295,9 @@ int at_htsr_analyze(at_htsr *self, const at_tensor *t, const at_htsr_opts *o, at
         weak += x[i] < 1e-6;
     out->weak_rank_loss = weak;
 
-    at_fit fit;
-    rc = at_powerlaw_fit(x, ne, &fit);
+    rc = at_metrics_fit(x, ne, o, out);
     if (rc)
         return at_htsr_fail(self, rc, "power-law fit: %s", at_strerror(rc));
-    out->status = fit.status;
-    out->alpha = fit.alpha;
-    out->xmin = fit.xmin;
-    out->xmax = fit.xmax;
-    out->D = fit.D;
-    out->sigma = fit.sigma;
-    out->num_pl_spikes = fit.num_pl_spikes;
-    out->warning = at_warning_for(fit.status, fit.alpha);
-    at_scale_metrics(x, ne, out);
-
-    if (o->detx && at_detx(x, ne, &out->detx_num, &out->detx_val) != AT_OK)
-        out->detx_num = -1;
     if (o->mp_fit) {
         at_mp mp;
         if (at_mp_fit(x, ne, out->Q, out->M, &mp) == AT_OK) {

@@ -1,4 +1,4 @@
-/* htsr_internal.h -- the exact-mode workspace, shared by htsr.c and traps.c only. */
+/* htsr_internal.h -- exact-mode workspace and helpers shared inside core only. */
 #ifndef ALPHATOP_HTSR_INTERNAL_H
 #define ALPHATOP_HTSR_INTERNAL_H
 
@@ -47,5 +47,10 @@ int at_htsr_grow(void **buf, size_t *cap, size_t count, size_t size);
 /* Validates t, fills *sh and points *w at float32 weights (t's data or self->f32). Errors:
  * AT_ERR_ARG, AT_ERR_UNSUPPORTED, AT_ERR_EMPTY, AT_ERR_NOMEM, AT_ERR_NONFINITE. */
 int at_htsr_load(at_htsr *self, const at_tensor *t, at_shape *sh, const float **w);
+
+/* Fills the power-law fit, warning, scale metrics and (when o asks) detX of *out from the
+ * ascending eigenvalues x[0..n-1]; out's shape and rank columns are set by the caller. AT_OK or
+ * the fit's error. */
+int at_metrics_fit(const double *x, size_t n, const at_htsr_opts *o, at_metrics *out);
 
 #endif

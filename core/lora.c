@@ -219,21 +219,9 @@ int at_lora_analyze(at_lora *self, const at_tensor *B, const at_tensor *A, doubl
     out->lambda_max = x[p - 1];
     out->rank_loss = rank_loss;
     out->weak_rank_loss = weak;
-    at_fit fit;
-    rc = at_powerlaw_fit(x, p, &fit);
+    rc = at_metrics_fit(x, p, o, out);
     if (rc)
         return fail(self, rc, "power-law fit: %s", at_strerror(rc));
-    out->status = fit.status;
-    out->alpha = fit.alpha;
-    out->xmin = fit.xmin;
-    out->xmax = fit.xmax;
-    out->D = fit.D;
-    out->sigma = fit.sigma;
-    out->num_pl_spikes = fit.num_pl_spikes;
-    out->warning = at_warning_for(fit.status, fit.alpha);
-    at_scale_metrics(x, p, out);
-    if (o->detx && at_detx(x, p, &out->detx_num, &out->detx_val) != AT_OK)
-        out->detx_num = -1;
     return AT_OK;
 }
 
