@@ -11,10 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cmocka.h>
 #include <cjson/cJSON.h>
+#include <cmocka.h>
 
 #include "alphatop/htsr.h"
+#include "testutil.h"
 
 #define ORACLE AT_DATA_DIR "/oracle/"
 #define REL_TOL 1e-6
@@ -38,27 +39,6 @@ static column *col(const char *name)
             return &columns[i];
     columns[ncolumns].name = name;
     return &columns[ncolumns++];
-}
-
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (buf) {
-        buf[n] = '\0';
-        *len = (size_t)n;
-    }
-    return buf;
 }
 
 /* A reference number: JSON number, "nan"/"inf"/"-inf", or null (NAN). */
@@ -127,7 +107,7 @@ static float *load_matrix(const char *file, size_t count)
     char path[512];
     snprintf(path, sizeof path, ORACLE "matrices/%s", file);
     size_t len = 0;
-    char *buf = slurp(path, &len);
+    char *buf = at_test_slurp(path, &len);
     assert_non_null(buf);
     assert_int_equal(len, count * sizeof(float));
     return (float *)buf;
@@ -216,7 +196,7 @@ static void test_oracle_cases(void **state)
 {
     (void)state;
     size_t len = 0;
-    char *text = slurp(ORACLE "reference.json", &len);
+    char *text = at_test_slurp(ORACLE "reference.json", &len);
     assert_non_null(text);
     cJSON *root = cJSON_Parse(text);
     assert_non_null(root);
@@ -254,7 +234,7 @@ static void test_oracle_optional(void **state)
 {
     (void)state;
     size_t len = 0;
-    char *text = slurp(ORACLE "reference.json", &len);
+    char *text = at_test_slurp(ORACLE "reference.json", &len);
     assert_non_null(text);
     cJSON *root = cJSON_Parse(text);
     assert_non_null(root);

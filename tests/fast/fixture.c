@@ -12,32 +12,12 @@
 #include <cmocka.h>
 
 #include "alphatop/rng.h"
-
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (buf) {
-        buf[n] = '\0';
-        *len = (size_t)n;
-    }
-    return buf;
-}
+#include "testutil.h"
 
 int fx_oracle_load(fx_case **out)
 {
     size_t len = 0;
-    char *json = slurp(AT_DATA_DIR "/oracle/matrices/index.json", &len);
+    char *json = at_test_slurp(AT_DATA_DIR "/oracle/matrices/index.json", &len);
     assert_non_null(json);
     cJSON *root = cJSON_Parse(json);
     free(json);
@@ -64,7 +44,7 @@ int fx_oracle_load(fx_case **out)
         snprintf(path, sizeof path, AT_DATA_DIR "/oracle/matrices/%s",
                  cJSON_GetObjectItemCaseSensitive(e, "file")->valuestring);
         size_t got = 0;
-        c[i].w = (float *)slurp(path, &got);
+        c[i].w = (float *)at_test_slurp(path, &got);
         assert_non_null(c[i].w);
         assert_int_equal(got, count * sizeof(float));
         c[i].t.data = c[i].w;

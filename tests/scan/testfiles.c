@@ -9,6 +9,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "testutil.h"
+
 static void die(const char *what)
 {
     perror(what);
@@ -142,17 +144,9 @@ const char *tf_path(const char *name)
 
 static char *slurp(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    char *s = at_test_slurp(path, NULL);
+    if (!s)
         die(path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (fread(s, 1, (size_t)n, f) != (size_t)n)
-        die(path);
-    s[n] = '\0';
-    fclose(f);
     return s;
 }
 
