@@ -194,12 +194,7 @@ static void check_case(at_htsr *h, const cJSON *c)
 
 static void test_oracle_cases(void **state)
 {
-    (void)state;
-    size_t len = 0;
-    char *text = at_test_slurp(ORACLE "reference.json", &len);
-    assert_non_null(text);
-    cJSON *root = cJSON_Parse(text);
-    assert_non_null(root);
+    const cJSON *root = *state;
     const cJSON *cases = cJSON_GetObjectItemCaseSensitive(root, "cases");
     assert_true(cJSON_GetArraySize(cases) >= 18);
     at_htsr *h = at_htsr_new();
@@ -218,8 +213,6 @@ static void test_oracle_cases(void **state)
         else
             printf("  %-18s exact\n", k->name);
     }
-    cJSON_Delete(root);
-    free(text);
 }
 
 /* Relative difference, for the optional metrics' looser tolerances. */
@@ -232,12 +225,7 @@ static double rel(double got, double want)
  * its own unseeded-for-us `randomize` block, compared loosely: see docs/core.md). */
 static void test_oracle_optional(void **state)
 {
-    (void)state;
-    size_t len = 0;
-    char *text = at_test_slurp(ORACLE "reference.json", &len);
-    assert_non_null(text);
-    cJSON *root = cJSON_Parse(text);
-    assert_non_null(root);
+    const cJSON *root = *state;
     at_htsr *h = at_htsr_new();
     assert_non_null(h);
     printf("%-22s %9s %9s %6s %6s %9s %9s %6s %6s\n", "case", "sigma", "ref", "spikes", "ref",
@@ -283,8 +271,21 @@ static void test_oracle_optional(void **state)
            "(tolerance %g); num_spikes within it\n",
            worst_sigma, worst_soft, worst_bulk, MP_TOL);
     at_htsr_free(h);
-    cJSON_Delete(root);
+}
+
+/* reference.json, read and parsed once for every test of the group. */
+static int load_reference(void **state)
+{
+    char *text = at_test_slurp(ORACLE "reference.json", NULL);
+    *state = text ? cJSON_Parse(text) : NULL;
     free(text);
+    return *state ? 0 : -1;
+}
+
+static int free_reference(void **state)
+{
+    cJSON_Delete(*state);
+    return 0;
 }
 
 int main(void)
@@ -293,5 +294,5 @@ int main(void)
         cmocka_unit_test(test_oracle_cases),
         cmocka_unit_test(test_oracle_optional),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, load_reference, free_reference);
 }
