@@ -73,10 +73,10 @@ int at_htsr_traps(at_htsr *self, const at_tensor *t, uint64_t seed, int64_t *num
      * matrix: X is cols x rows). */
     const float *X = self->shuf;
     if (M == cols)
-        cblas_ssyrk(CblasColMajor, CblasUpper, CblasNoTrans, (int)M, (int)N, 1.0f, X, (int)M, 0.0f,
+        cblas_ssyrk(CblasColMajor, CblasLower, CblasNoTrans, (int)M, (int)N, 1.0f, X, (int)M, 0.0f,
                     self->gram, (int)M);
     else
-        cblas_ssyrk(CblasColMajor, CblasUpper, CblasTrans, (int)M, (int)N, 1.0f, X, (int)N, 0.0f,
+        cblas_ssyrk(CblasColMajor, CblasLower, CblasTrans, (int)M, (int)N, 1.0f, X, (int)N, 0.0f,
                     self->gram, (int)M);
 
     if (at_htsr_grow((void **)&self->twork, &self->twork_cap, (size_t)(M + 1), sizeof(float)) ||
@@ -88,7 +88,7 @@ int at_htsr_traps(at_htsr *self, const at_tensor *t, uint64_t seed, int64_t *num
     float wq = 0.0f, dummy = 0.0f;
     lapack_int found = 0, iq = 0;
     lapack_int info = LAPACKE_ssyevr_work(
-        LAPACK_COL_MAJOR, 'N', 'V', 'U', (lapack_int)M, self->gram, (lapack_int)M, (float)threshold,
+        LAPACK_COL_MAJOR, 'N', 'V', 'L', (lapack_int)M, self->gram, (lapack_int)M, (float)threshold,
         top_bound, 0, 0, 0.0f, &found, self->twork, &dummy, 1, self->tiwork, &wq, -1, &iq, -1);
     if (info != 0)
         return at_htsr_fail(self, AT_ERR_LAPACK, "ssyevr workspace query failed (info %d)",
@@ -99,7 +99,7 @@ int at_htsr_traps(at_htsr *self, const at_tensor *t, uint64_t seed, int64_t *num
         at_htsr_grow((void **)&self->tiwork, &self->tiwork_cap, 2 * (size_t)M + liwork,
                      sizeof(lapack_int)))
         return at_htsr_fail(self, AT_ERR_NOMEM, "out of memory");
-    info = LAPACKE_ssyevr_work(LAPACK_COL_MAJOR, 'N', 'V', 'U', (lapack_int)M, self->gram,
+    info = LAPACKE_ssyevr_work(LAPACK_COL_MAJOR, 'N', 'V', 'L', (lapack_int)M, self->gram,
                                (lapack_int)M, (float)threshold, top_bound, 0, 0, 0.0f, &found,
                                self->twork, &dummy, 1, self->tiwork, self->twork + M,
                                (lapack_int)lwork, self->tiwork + 2 * M, (lapack_int)liwork);
