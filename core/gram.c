@@ -103,15 +103,28 @@ static int reserve_tridiag(at_gram *self, size_t p, size_t elem)
     return 0;
 }
 
-/* dgesdd of a copy of A: the reference method, used where the Gram cannot decide. */
+/* dgesdd of a copy of A: the reference method, used where the Gram cannot decide. The copy is
+ * tall (a wide A is transposed): OpenBLAS's dgesdd is faster through QR than through LQ. */
 static int evals_by_svd(at_gram *self, const double *a, int64_t m, int64_t n, double *lambda)
 {
+    enum { TILE = 64 };
     size_t p = (size_t)(m < n ? m : n);
     if (at_htsr_grow(&self->b, &self->b_cap, (size_t)m * (size_t)n * sizeof(double), 1) ||
         at_htsr_grow(&self->sv, &self->sv_cap, p * sizeof(double), 1))
         return fail(self, AT_ERR_NOMEM, "out of memory for the SVD copy");
     double *c = self->b, *sv = self->sv;
-    memcpy(c, a, (size_t)m * (size_t)n * sizeof(double));
+    if (m >= n) {
+        memcpy(c, a, (size_t)m * (size_t)n * sizeof(double));
+    } else {
+        for (int64_t i0 = 0; i0 < m; i0 += TILE)
+            for (int64_t j0 = 0; j0 < n; j0 += TILE)
+                for (int64_t i = i0; i < m && i < i0 + TILE; i++)
+                    for (int64_t j = j0; j < n && j < j0 + TILE; j++)
+                        c[j + i * n] = a[i + j * m];
+        int64_t t = m;
+        m = n;
+        n = t;
+    }
     double dummy = 0.0;
     if (LAPACKE_dgesdd(LAPACK_COL_MAJOR, 'N', (int)m, (int)n, c, (int)m, sv, &dummy, 1, &dummy,
                        1) != 0)

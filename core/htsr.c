@@ -148,13 +148,23 @@ static int svd_values(at_htsr *self, lapack_int m, lapack_int n)
     return AT_OK;
 }
 
-/* Slice s of the weights as a tall (long side x short side) column-major float64 matrix in a:
- * dgesdd's QR path for tall matrices is faster in OpenBLAS than the LQ path for wide ones.
- * Element (r, c) of slice s is w[(r * cols + c) * slices + s]; it is multiplied by scale in
- * float32 first (the reference's conv2d normalization; 1 leaves it unchanged). Tiled so that
- * the transposing case stays in cache. */
-static void gather_tall(double *a, const float *w, const at_shape *sh, int64_t s, float scale)
+/* Slice s of the weights as a column-major float64 matrix in a, *m x *n. A linear layer (one
+ * slice, row-major rows x cols) is widened in place as its transpose, cols x rows: the Gram path
+ * takes either orientation, and a plain copy costs a tenth of a transposing one. A conv slice is
+ * gathered tall (long side x short side). Element (r, c) of slice s is
+ * w[(r * cols + c) * slices + s]; it is multiplied by scale in float32 first (the reference's
+ * conv2d normalization; 1 leaves it unchanged). Tiled so that the transposing case stays in
+ * cache. */
+static void gather(double *a, const float *w, const at_shape *sh, int64_t s, float scale,
+                   lapack_int *m, lapack_int *n)
 {
+    if (sh->slices == 1 && scale == 1.0f) {
+        for (int64_t i = 0; i < sh->rows * sh->cols; i++)
+            a[i] = (double)w[i];
+        *m = (lapack_int)sh->cols;
+        *n = (lapack_int)sh->rows;
+        return;
+    }
     enum { TILE = 64 };
     const int64_t rows = sh->rows, cols = sh->cols, slices = sh->slices;
     const int tall = rows >= cols;
@@ -165,6 +175,8 @@ static void gather_tall(double *a, const float *w, const at_shape *sh, int64_t s
                     const float v = w[(r * cols + c) * slices + s] * scale;
                     a[tall ? r + c * rows : c + r * cols] = (double)v;
                 }
+    *m = (lapack_int)(tall ? rows : cols);
+    *n = (lapack_int)(tall ? cols : rows);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -265,8 +277,8 @@ int at_htsr_analyze(at_htsr *self, const at_tensor *t, const at_htsr_opts *o, at
     int64_t rank_loss = 0;
     size_t ne = 0;
     for (int64_t s = 0; s < sh.slices; s++) {
-        const lapack_int m = (lapack_int)hi, n = (lapack_int)lo;
-        gather_tall(self->a, w, &sh, s, sh.conv ? conv_scale : 1.0f);
+        lapack_int m, n;
+        gather(self->a, w, &sh, s, sh.conv ? conv_scale : 1.0f, &m, &n);
         rc = svd_values(self, m, n);
         if (rc)
             return rc;
