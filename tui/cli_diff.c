@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alphatop/lora.h"
 #include "ckpt.h"
 #include "commands.h"
 #include "metrics_fmt.h"
@@ -20,6 +21,9 @@ static const char usage[] =
     "training steps): alpha, xmin and warning of A and B side by side, and alpha's change\n"
     "B - A. Layers are paired by name as in 'scan --base' (wrapper prefixes such as\n"
     "'module.' ignored, a transposed 2-D layer accepted); unpaired layers are listed.\n"
+    "LoRA pairs '*lora_A*weight' + '*lora_B*weight' are one layer B A on each side, as in\n"
+    "'scan' (named MODULE.lora_BA, analysed from its r nonzero singular values; the two ranks\n"
+    "may differ).\n"
     "A and B are .safetensors, .npy, or raw float32 with --shape.\n"
     "\n"
     "Options:\n"
@@ -41,6 +45,7 @@ typedef struct diff {
     at_htsr_opts hopts;
     at_ckpt_opts copts;
     at_htsr *htsr;
+    at_lora *lora;
     int name_width;
     int failed;
 } diff;
@@ -64,19 +69,87 @@ static void problem(diff *d, const char *file, const char *name, const char *msg
     }
 }
 
-/* Analyses one side; on failure reports it and returns -1. */
-static int side(diff *d, const at_ckpt *c, const at_ckpt_layer *l, const char *name, at_metrics *m)
+/* What one row of the comparison stands for, on one side. */
+typedef struct side_layer {
+    const at_ckpt_layer *layer;  /* the layer, or a LoRA pair's lora_A half (r x in) */
+    const at_ckpt_layer *lora_b; /* LoRA pair: its lora_B half (out x r); else NULL */
+} side_layer;
+
+/* The row layer l of A stands for: itself, or with its lora_B half the LoRA pair B A (named
+ * MODULE.lora_BA into name, n bytes). Returns 0 for a lora_B half (its row is its lora_A's). */
+static int row_of(const at_ckpt *c, const at_ckpt_layer *l, side_layer *s, char *name, size_t n)
+{
+    char module[500];
+    int is_a = 0;
+    s->layer = l;
+    s->lora_b = at_pair_lora_partner(c, l->name, &is_a, module, sizeof module);
+    if (s->lora_b && !is_a)
+        return 0;
+    if (s->lora_b)
+        snprintf(name, n, "%s%s", module, AT_PAIR_LORA_SUFFIX);
+    else
+        snprintf(name, n, "%s", l->name);
+    return 1;
+}
+
+/* The LoRA rank of a side (0 for a dense layer). */
+static int64_t rank_of(const side_layer *s)
+{
+    return s->lora_b ? s->layer->tensor.shape[0] : 0;
+}
+
+/* Analyses one side (a LoRA pair from its factors); on failure reports it and returns -1. */
+static int side(diff *d, const at_ckpt *c, const side_layer *s, const char *name, at_metrics *m)
 {
     char msg[640];
-    if (l->err < 0) {
-        snprintf(msg, sizeof msg, "layer %s: %s", l->name, l->error);
+    const at_ckpt_layer *l = s->layer, *lb = s->lora_b;
+    const at_ckpt_layer *bad = l->err < 0 ? l : lb && lb->err < 0 ? lb : NULL;
+    if (bad) {
+        snprintf(msg, sizeof msg, "layer %s: %s", bad->name, bad->error);
         problem(d, at_ckpt_path(c), name, msg);
         return -1;
     }
-    if (at_htsr_analyze(d->htsr, &l->tensor, &d->hopts, m) < 0) {
+    int rc = lb ? at_lora_analyze(d->lora, &lb->tensor, &l->tensor, 1.0, &d->hopts, m)
+                : at_htsr_analyze(d->htsr, &l->tensor, &d->hopts, m);
+    if (rc < 0) {
         snprintf(msg, sizeof msg, "layer %s: cannot analyse: %s", l->name,
-                 at_htsr_last_error(d->htsr));
+                 lb ? at_lora_last_error(d->lora) : at_htsr_last_error(d->htsr));
         problem(d, at_ckpt_path(c), name, msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* B's side of row sa (A's side) paired through pr: for a LoRA pair, B's layer must be a
+ * lora_A half with its lora_B, and the two products B A of one shape (ranks may differ).
+ * Returns 0, or -1 after reporting why the row cannot be compared. */
+static int other_side(diff *d, const at_ckpt *b, const side_layer *sa, const at_pair *pr,
+                      const char *name, side_layer *sb)
+{
+    char msg[700], s1[64], s2[64], module[500];
+    int is_a = 0;
+    sb->layer = pr->other;
+    sb->lora_b = NULL;
+    if (!sa->lora_b)
+        return 0;
+    sb->lora_b = at_pair_lora_partner(b, pr->other->name, &is_a, module, sizeof module);
+    if (!sb->lora_b || !is_a) {
+        snprintf(msg, sizeof msg, "a LoRA pair in A, but %s has no lora_A / lora_B pair in B",
+                 pr->other->name);
+        problem(d, at_ckpt_path(b), name, msg);
+        return -1;
+    }
+    const at_tensor *a_a = &sa->layer->tensor, *a_b = &sa->lora_b->tensor;
+    const at_tensor *b_a = &sb->layer->tensor, *b_b = &sb->lora_b->tensor;
+    /* Unreadable or malformed halves are reported by side(). */
+    if (sa->layer->err < 0 || sa->lora_b->err < 0 || sb->layer->err < 0 || sb->lora_b->err < 0 ||
+        a_a->ndim != 2 || a_b->ndim != 2 || b_a->ndim != 2 || b_b->ndim != 2)
+        return 0;
+    if (a_b->shape[0] != b_b->shape[0] || a_a->shape[1] != b_a->shape[1]) {
+        int64_t da[2] = {a_b->shape[0], a_a->shape[1]}, db[2] = {b_b->shape[0], b_a->shape[1]};
+        snprintf(msg, sizeof msg, "shape mismatch: B A is %s here, %s in B (pair %s)",
+                 at_shape_str(s1, sizeof s1, 2, da), at_shape_str(s2, sizeof s2, 2, db), module);
+        problem(d, at_ckpt_path(b), name, msg);
         return -1;
     }
     return 0;
@@ -96,13 +169,15 @@ static void cell(char *buf, size_t n, const char *fmt, double v)
 }
 
 static void emit(diff *d, const char *name, const char *shape, const at_metrics *a,
-                 const at_metrics *b)
+                 const at_metrics *b, int64_t rank_a, int64_t rank_b)
 {
     const double change = fitted_alpha(b) - fitted_alpha(a);
     if (d->json) {
         cJSON *o = cJSON_CreateObject(), *ja = cJSON_CreateObject(), *jb = cJSON_CreateObject();
         int ok = o && ja && jb && at_fmt_json(ja, NULL, a, AT_FMT_REF_WARNING) == AT_OK &&
                  at_fmt_json(jb, NULL, b, AT_FMT_REF_WARNING) == AT_OK &&
+                 (!rank_a || cJSON_AddNumberToObject(ja, "lora_rank", (double)rank_a)) &&
+                 (!rank_b || cJSON_AddNumberToObject(jb, "lora_rank", (double)rank_b)) &&
                  cJSON_AddStringToObject(o, "type", "diff") &&
                  cJSON_AddStringToObject(o, "name", name) &&
                  at_fmt_json_number(o, "alpha_change", change);
@@ -142,9 +217,12 @@ static void run_diff(diff *d, const at_ckpt *a, const at_ckpt *b)
         problem(d, at_ckpt_path(a), NULL, "out of memory pairing layers");
         return;
     }
+    char name[512];
+    side_layer row_a, row_b;
     for (size_t i = 0; i < at_ckpt_count(a); i++)
-        if (!d->have_re || !regexec(&d->re, at_ckpt_layer_at(a, i)->name, 0, NULL, 0)) {
-            int w = (int)strlen(at_ckpt_layer_at(a, i)->name);
+        if (row_of(a, at_ckpt_layer_at(a, i), &row_a, name, sizeof name) &&
+            (!d->have_re || !regexec(&d->re, name, 0, NULL, 0))) {
+            int w = (int)strlen(name);
             d->name_width = w > d->name_width ? (w > 60 ? 60 : w) : d->name_width;
         }
     if (!d->json)
@@ -156,31 +234,49 @@ static void run_diff(diff *d, const at_ckpt *a, const at_ckpt *b)
     at_summary_init(&sb);
     for (size_t i = 0; i < at_ckpt_count(a); i++) {
         const at_ckpt_layer *l = at_ckpt_layer_at(a, i);
-        if (d->have_re && regexec(&d->re, l->name, 0, NULL, 0))
+        if (!row_of(a, l, &row_a, name, sizeof name) ||
+            (d->have_re && regexec(&d->re, name, 0, NULL, 0)))
             continue;
-        const at_pair *pr = at_pairing_get(p, i);
+        /* A LoRA pair is judged on its product's shape (other_side), not its factors'. */
+        at_pair pr = *at_pairing_get(p, i);
+        if (row_a.lora_b && pr.other) {
+            pr.status = AT_PAIR_OK;
+            pr.transposed = 0;
+        }
         char why[640], shape[64];
-        at_pair_describe(pr, l, why, sizeof why);
-        if (pr->status != AT_PAIR_OK) {
-            problem(d, at_ckpt_path(b), l->name, why);
+        at_pair_describe(&pr, l, why, sizeof why);
+        if (pr.status != AT_PAIR_OK) {
+            problem(d, at_ckpt_path(b), name, why);
             continue;
         }
         if (why[0])
-            fprintf(stderr, "alphatop diff: %s: %s: %s\n", at_ckpt_path(b), l->name, why);
+            fprintf(stderr, "alphatop diff: %s: %s: %s\n", at_ckpt_path(b), name, why);
         at_metrics ma, mb;
-        if (side(d, a, l, l->name, &ma) < 0 || side(d, b, pr->other, l->name, &mb) < 0)
+        if (other_side(d, b, &row_a, &pr, name, &row_b) < 0 || side(d, a, &row_a, name, &ma) < 0 ||
+            side(d, b, &row_b, name, &mb) < 0)
             continue;
-        at_shape_str(shape, sizeof shape, l->tensor.ndim, l->tensor.shape);
-        emit(d, l->name, shape, &ma, &mb);
+        const int64_t ra = rank_of(&row_a), rb = rank_of(&row_b);
+        if (ra) {
+            int64_t dims[2] = {row_a.lora_b->tensor.shape[0], l->tensor.shape[1]};
+            at_shape_str(shape, sizeof shape, 2, dims);
+            size_t k = strlen(shape);
+            if (ra == rb)
+                snprintf(shape + k, sizeof shape - k, "/r%lld", (long long)ra);
+            else
+                snprintf(shape + k, sizeof shape - k, "/r%lld->%lld", (long long)ra, (long long)rb);
+        } else {
+            at_shape_str(shape, sizeof shape, l->tensor.ndim, l->tensor.shape);
+        }
+        emit(d, name, shape, &ma, &mb, ra, rb);
         if (ma.status != AT_FIT_SKIPPED && mb.status != AT_FIT_SKIPPED) {
             at_summary_add(&sa, &ma);
             at_summary_add(&sb, &mb);
         }
     }
     for (size_t k = 0; k < at_pairing_unmatched_count(p); k++) {
-        const char *name = at_pairing_unmatched(p, k)->name;
-        if (!d->have_re || !regexec(&d->re, name, 0, NULL, 0))
-            problem(d, at_ckpt_path(b), name, "only in B, no layer of A pairs with it");
+        const char *only = at_pairing_unmatched(p, k)->name;
+        if (!d->have_re || !regexec(&d->re, only, 0, NULL, 0))
+            problem(d, at_ckpt_path(b), only, "only in B, no layer of A pairs with it");
     }
     if (!d->json && sa.layers) {
         double ma = at_summary_mean(&sa, AT_SUM_ALPHA), mb = at_summary_mean(&sb, AT_SUM_ALPHA);
@@ -278,7 +374,8 @@ int cmd_diff(int argc, char **argv)
     at_ckpt *a = at_ckpt_open(argv[optind], &d.copts);
     at_ckpt *b = at_ckpt_open(argv[optind + 1], &d.copts);
     d.htsr = at_htsr_new();
-    if (!a || !b || !d.htsr) {
+    d.lora = at_lora_new();
+    if (!a || !b || !d.htsr || !d.lora) {
         fputs("alphatop diff: out of memory\n", stderr);
         d.failed = 1;
     } else if (at_ckpt_status(a) < 0 || at_ckpt_status(b) < 0) {
@@ -290,6 +387,7 @@ int cmd_diff(int argc, char **argv)
     at_ckpt_close(a);
     at_ckpt_close(b);
     at_htsr_free(d.htsr);
+    at_lora_free(d.lora);
     if (d.have_re)
         regfree(&d.re);
     return d.failed ? AT_EXIT_PARTIAL : AT_EXIT_OK;

@@ -55,9 +55,8 @@ static const char usage[] =
 
 enum out_format { OUT_TABLE, OUT_JSON, OUT_CSV };
 
-/* The name layers get in reports when a LoRA pair stands for one module. */
-#define LORA_SUFFIX ".lora_BA"
-/* ... and when it stands for the merged weight W_base + B A (--merge). */
+/* The name layers get in reports when a LoRA pair stands for the merged weight W_base + B A
+ * (--merge). */
 #define MERGED_SUFFIX ".merged"
 /* Files with at least this many layers get progress on stderr: a live counter on a terminal,
  * one count line otherwise. */
@@ -88,28 +87,6 @@ typedef struct scan {
     int failed;
 } scan;
 
-/* A LoRA factor's partner: for "x.lora_A.weight" the layer "x.lora_B.weight" (and back).
- * Writes the module name ("x") into module when found. */
-static const at_ckpt_layer *lora_partner(const at_ckpt *c, const char *name, int *is_a,
-                                         char *module, size_t n)
-{
-    const char *hit = NULL;
-    for (const char *p = strstr(name, "lora_"); p; p = strstr(p + 1, "lora_"))
-        if (p[5] == 'A' || p[5] == 'B')
-            hit = p;
-    if (!hit)
-        return NULL;
-    char other[512];
-    size_t pre = (size_t)(hit - name);
-    if (strlen(name) >= sizeof other || pre >= n)
-        return NULL;
-    *is_a = hit[5] == 'A';
-    memcpy(other, name, strlen(name) + 1);
-    other[pre + 5] = *is_a ? 'B' : 'A';
-    snprintf(module, n, "%.*s", (int)(pre && name[pre - 1] == '.' ? pre - 1 : pre), name);
-    return at_ckpt_find(c, other);
-}
-
 /* What one row of the report stands for. */
 typedef struct job {
     const at_ckpt_layer *layer;
@@ -126,7 +103,8 @@ static void job_make(const scan *s, const at_ckpt *c, const at_ckpt_layer *l, jo
     memset(j, 0, sizeof *j);
     j->layer = l;
     snprintf(j->name, sizeof j->name, "%s", l->name);
-    const at_ckpt_layer *other = lora_partner(c, l->name, &is_a, j->module, sizeof j->module);
+    const at_ckpt_layer *other =
+        at_pair_lora_partner(c, l->name, &is_a, j->module, sizeof j->module);
     if (!other)
         return;
     if (!is_a) {
@@ -134,7 +112,8 @@ static void job_make(const scan *s, const at_ckpt *c, const at_ckpt_layer *l, jo
         return;
     }
     j->lora_b = other;
-    snprintf(j->name, sizeof j->name, "%s%s", j->module, s->merge ? MERGED_SUFFIX : LORA_SUFFIX);
+    snprintf(j->name, sizeof j->name, "%s%s", j->module,
+             s->merge ? MERGED_SUFFIX : AT_PAIR_LORA_SUFFIX);
 }
 
 static int selected(const scan *s, const char *name)

@@ -30,6 +30,26 @@ char *at_pair_canonical(const char *name, char *buf, size_t n)
     return buf;
 }
 
+const at_ckpt_layer *at_pair_lora_partner(const at_ckpt *c, const char *name, int *is_a,
+                                          char *module, size_t n)
+{
+    const char *hit = NULL;
+    for (const char *p = strstr(name, "lora_"); p; p = strstr(p + 1, "lora_"))
+        if (p[5] == 'A' || p[5] == 'B')
+            hit = p;
+    if (!hit)
+        return NULL;
+    char other[512];
+    size_t pre = (size_t)(hit - name);
+    if (strlen(name) >= sizeof other || pre >= n)
+        return NULL;
+    *is_a = hit[5] == 'A';
+    memcpy(other, name, strlen(name) + 1);
+    other[pre + 5] = *is_a ? 'B' : 'A';
+    snprintf(module, n, "%.*s", (int)(pre && name[pre - 1] == '.' ? pre - 1 : pre), name);
+    return at_ckpt_find(c, other);
+}
+
 static int same_shape(const at_tensor *x, const at_tensor *y)
 {
     if (x->ndim != y->ndim)

@@ -10,6 +10,9 @@
  * A paired layer whose shape differs is a shape mismatch, unless both are 2-D and B is the
  * transpose of A (then it is paired, transposed). Layers of B no layer of A paired with are
  * "unmatched" and listed by the caller.
+ *
+ * LoRA adapters (a lora_A and a lora_B factor per module) pair half by half with these rules;
+ * at_pair_lora_partner finds a half's other half, so callers can analyse each side's B A.
  */
 #ifndef ALPHATOP_PAIR_H
 #define ALPHATOP_PAIR_H
@@ -63,5 +66,15 @@ char *at_pair_describe(const at_pair *p, const at_ckpt_layer *layer, char *buf, 
 
 /* The canonical name of name into buf (n bytes): wrapper prefixes removed. Returns buf. */
 char *at_pair_canonical(const char *name, char *buf, size_t n);
+
+/* What a LoRA pair is called in reports: the adapted module's name and this suffix. */
+#define AT_PAIR_LORA_SUFFIX ".lora_BA"
+
+/* A LoRA factor's partner in c (PEFT naming: the last "lora_A" / "lora_B" in the name): for
+ * "x.lora_A.weight" the layer "x.lora_B.weight", and back. Sets *is_a when name is the A half
+ * (r x in) and writes the adapted module's name ("x") into module (n bytes). NULL when name is
+ * no LoRA factor or c lacks its partner. Borrowed. */
+const at_ckpt_layer *at_pair_lora_partner(const at_ckpt *c, const char *name, int *is_a,
+                                          char *module, size_t n);
 
 #endif

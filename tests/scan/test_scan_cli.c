@@ -578,6 +578,93 @@ static void test_diff(void **state)
     free(fc3);
 }
 
+/* diff of two LoRA checkpoints: each side's lora_A / lora_B pair is one row, B A analysed from
+ * its factors (ranks may differ; pairs found through a renamed A half), a rank below
+ * min_evals says skipped on both sides, and products of different shapes are not compared. */
+static void test_diff_lora(void **state)
+{
+    (void)state;
+    float *aa = tf_gauss(16 * 200, 51, 0.1), *ab = tf_gauss(300 * 16, 52, 0.1);
+    float *ba = tf_gauss(12 * 200, 53, 0.1), *bb = tf_gauss(300 * 12, 54, 0.1);
+    float *g1 = tf_gauss(4 * 50, 55, 0.1), *g2 = tf_gauss(60 * 4, 56, 0.1);
+    float *k1 = tf_gauss(16 * 31, 57, 0.1), *k2 = tf_gauss(50 * 16, 58, 0.1);
+    const size_t f = sizeof(float);
+    const tf_tensor ta[] = {
+        {"base_model.model.fc.lora_A.weight", "F32", 2, {16, 200}, aa, f * 3200, 0, 0},
+        {"base_model.model.fc.lora_B.weight", "F32", 2, {300, 16}, ab, f * 4800, 0, 0},
+        {"g.lora_A.weight", "F32", 2, {4, 50}, g1, f * 200, 0, 0},
+        {"g.lora_B.weight", "F32", 2, {60, 4}, g2, f * 240, 0, 0},
+        {"k.lora_A.weight", "F32", 2, {16, 30}, k1, f * 480, 0, 0},
+        {"k.lora_B.weight", "F32", 2, {50, 16}, k2, f * 800, 0, 0},
+    };
+    const tf_tensor tb[] = {
+        {"fc.lora_A.weight", "F32", 2, {12, 200}, ba, f * 2400, 0, 0},
+        {"fc.lora_B.weight", "F32", 2, {300, 12}, bb, f * 3600, 0, 0},
+        {"g.lora_A.weight", "F32", 2, {4, 50}, g1, f * 200, 0, 0},
+        {"g.lora_B.weight", "F32", 2, {60, 4}, g2, f * 240, 0, 0},
+        {"k.lora_A.weight", "F32", 2, {16, 31}, k1, f * 496, 0, 0},
+        {"k.lora_B.weight", "F32", 2, {50, 16}, k2, f * 800, 0, 0},
+    };
+    char pa[512], pb[512], args[1100];
+    snprintf(pa, sizeof pa, "%s", tf_path("lora_a.safetensors"));
+    snprintf(pb, sizeof pb, "%s", tf_path("lora_b.safetensors"));
+    tf_write_safetensors(pa, ta, 6, 8, 0);
+    tf_write_safetensors(pb, tb, 6, 8, 0);
+    snprintf(args, sizeof args, "--json %s %s", pa, pb);
+    run r;
+    run_cmd(&r, "diff", args);
+    assert_int_equal(r.code, 1);
+    assert_int_equal(r.n, 3);
+
+    const at_tensor A1 = {aa, AT_DTYPE_F32, AT_KIND_LINEAR, 2, {16, 200}};
+    const at_tensor B1 = {ab, AT_DTYPE_F32, AT_KIND_LINEAR, 2, {300, 16}};
+    const at_tensor A2 = {ba, AT_DTYPE_F32, AT_KIND_LINEAR, 2, {12, 200}};
+    const at_tensor B2 = {bb, AT_DTYPE_F32, AT_KIND_LINEAR, 2, {300, 12}};
+    at_lora *l = at_lora_new();
+    at_metrics m1, m2;
+    assert_int_equal(at_lora_analyze(l, &B1, &A1, 1.0, NULL, &m1), AT_OK);
+    assert_int_equal(at_lora_analyze(l, &B2, &A2, 1.0, NULL, &m2), AT_OK);
+    at_lora_free(l);
+    const cJSON *o = line_named(&r, "base_model.model.fc.lora_BA");
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, "a");
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(o, "b");
+    assert_line_matches(a, &m1, 0);
+    assert_line_matches(b, &m2, 0);
+    assert_true(num_of(o, "alpha_change") == m2.alpha - m1.alpha);
+    assert_int_equal((int)num_of(a, "lora_rank"), 16);
+    assert_int_equal((int)num_of(b, "lora_rank"), 12);
+    assert_int_equal((int)num_of(b, "num_evals"), 12);
+    assert_non_null(strstr(r.err, "fc.lora_BA: paired with base layer fc.lora_A.weight (renamed)"));
+
+    o = line_named(&r, "g.lora_BA");
+    a = cJSON_GetObjectItemCaseSensitive(o, "a");
+    assert_string_equal(str_of(a, "status"), "skipped");
+    assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(a, "alpha")));
+    assert_string_equal(str_of(cJSON_GetObjectItemCaseSensitive(o, "b"), "status"), "skipped");
+    assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(o, "alpha_change")));
+
+    assert_string_equal(str_of(line_named(&r, "k.lora_BA"), "status"), "error");
+    assert_non_null(strstr(r.err, "k.lora_BA: shape mismatch: B A is 50x30 here, 50x31 in B"));
+    assert_null(strstr(r.err, "only in B"));
+    run_free(&r);
+
+    snprintf(args, sizeof args, "--layers '(fc|g)[.]lora' %s %s", pa, pb);
+    run_cmd(&r, "diff", args);
+    assert_int_equal(r.code, 0);
+    assert_non_null(strstr(r.out, "300x200/r16->12"));
+    assert_non_null(strstr(r.out, "skipped -> skipped"));
+    assert_non_null(strstr(r.out, "mean alpha over 1 compared layers"));
+    run_free(&r);
+    free(aa);
+    free(ab);
+    free(ba);
+    free(bb);
+    free(g1);
+    free(g2);
+    free(k1);
+    free(k2);
+}
+
 int main(void)
 {
     char path[512];
@@ -597,7 +684,7 @@ int main(void)
         cmocka_unit_test(test_round_trip), cmocka_unit_test(test_oracle_raw_and_npy),
         cmocka_unit_test(test_bad_layers), cmocka_unit_test(test_usage),
         cmocka_unit_test(test_delta),      cmocka_unit_test(test_lora),
-        cmocka_unit_test(test_diff),
+        cmocka_unit_test(test_diff),       cmocka_unit_test(test_diff_lora),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     cJSON_Delete(oracle);
