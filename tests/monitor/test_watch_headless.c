@@ -23,6 +23,7 @@
 #include "alphatop/lora.h"
 #include "alphatop/rng.h"
 #include "mon_util.h"
+#include "testutil.h"
 
 #define TIMEOUT 60.0
 
@@ -37,46 +38,82 @@ static float *gauss(int64_t rows, int64_t cols, uint64_t seed)
     return w;
 }
 
-/* An oracle matrix (raw float32). Caller frees. */
+/* An oracle matrix (raw float32) of n values. Caller frees. */
 static float *oracle(const char *name, size_t n)
 {
     char path[512];
+    size_t len = 0;
     snprintf(path, sizeof path, "%s/oracle/matrices/%s.f32", AT_DATA_DIR, name);
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    float *w = malloc(n * sizeof *w);
-    assert_int_equal(fread(w, sizeof *w, n, f), n);
-    fclose(f);
+    float *w = (float *)at_test_slurp(path, &len);
+    assert_non_null(w);
+    assert_int_equal(len, n * sizeof *w);
     return w;
 }
 
-/* The reference alpha of an oracle case (WeightWatcher's default columns). */
-static double oracle_alpha(const char *name)
+/* The oracle's reference.json, parsed. Caller frees (cJSON_Delete). */
+static cJSON *reference(void)
 {
-    FILE *f = fopen(AT_DATA_DIR "/oracle/reference.json", "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
-    s[n] = '\0';
-    fclose(f);
+    char *s = at_test_slurp(AT_DATA_DIR "/oracle/reference.json", NULL);
+    assert_non_null(s);
     cJSON *ref = cJSON_Parse(s);
     free(s);
-    double alpha = NAN;
+    assert_non_null(ref);
+    return ref;
+}
+
+/* The reference row (WeightWatcher's default columns) of oracle case name in ref. Borrowed. */
+static const cJSON *oracle_row(const cJSON *ref, const char *name)
+{
     const cJSON *c;
     cJSON_ArrayForEach(c, cJSON_GetObjectItem(ref, "cases"))
     {
         if (!strcmp(mon_str(c, "name"), name)) {
             const cJSON *d = cJSON_GetObjectItem(c, "default");
-            if (cJSON_IsArray(d))
-                d = cJSON_GetArrayItem(d, 0);
-            alpha = mon_num(d, "alpha");
+            return cJSON_IsArray(d) ? cJSON_GetArrayItem(d, 0) : d;
         }
     }
+    fail_msg("no oracle case %s", name);
+    return NULL;
+}
+
+static double oracle_alpha(const char *name)
+{
+    cJSON *ref = reference();
+    double alpha = mon_num(oracle_row(ref, name), "alpha");
     cJSON_Delete(ref);
     return alpha;
+}
+
+/* The exact-mode tolerances of the oracle (its README): 1e-6 relative on alpha, xmin, D,
+ * sigma and the scale metrics, integer columns exact. */
+static void assert_oracle_row(const cJSON *got, const char *name)
+{
+    static const char *rel[] = {"alpha",       "xmin",           "xmax",       "D",
+                                "sigma",       "alpha_weighted", "log_norm",   "log_spectral_norm",
+                                "stable_rank", "entropy",        "lambda_max", "norm"};
+    static const char *exact[] = {"N",           "M",        "num_evals", "num_pl_spikes",
+                                  "matrix_rank", "rank_loss"};
+    cJSON *ref = reference();
+    const cJSON *want = oracle_row(ref, name);
+    for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
+        double g = mon_num(got, rel[i]), w = mon_num(want, rel[i]);
+        if (!(fabs(g - w) <= 1e-6 * fabs(w)))
+            fail_msg("%s %s: got %.17g, reference %.17g", name, rel[i], g, w);
+    }
+    for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++)
+        if (mon_num(got, exact[i]) != mon_num(want, exact[i]))
+            fail_msg("%s %s: got %.17g, reference %.17g", name, exact[i], mon_num(got, exact[i]),
+                     mon_num(want, exact[i]));
+    cJSON_Delete(ref);
+}
+
+/* delta_check: WeightWatcher's analyze(model, base_model) of the oracle MLP, layer fc2. */
+static double delta_check_alpha(void)
+{
+    cJSON *ref = reference();
+    double v = mon_num(cJSON_GetObjectItem(ref, "delta_check"), "alpha");
+    cJSON_Delete(ref);
+    return v;
 }
 
 static double exact_alpha(const float *w, int64_t rows, int64_t cols)
@@ -357,6 +394,8 @@ static void test_delta_mode(void **state)
         w[i] = base[i] + delta[i];
         d[i] = w[i] - base[i];
     }
+    /* The trained fc2 is not in the oracle: init + delta in float32 gives the delta back. */
+    assert_memory_equal(d, delta, n * sizeof *d);
     at_agent *a = agent("e2e-delta", ep);
     assert_int_equal(at_agent_snapshot_begin(a, 0), AT_OK);
     publish(a, "fc2", base, 256, 512, AT_AGENT_BASE);
@@ -373,8 +412,9 @@ static void test_delta_mode(void **state)
     assert_non_null(ld);
     assert_rel(mon_num(lw, "alpha"), exact_alpha(w, 256, 512), 1e-12);
     assert_rel(mon_num(ld, "alpha"), exact_alpha(d, 256, 512), 1e-12);
-    /* W - W_base rounds differently from the stored delta only in the last bits. */
-    assert_rel(mon_num(ld, "alpha"), oracle_alpha("mlp_delta_fc2"), 1e-3);
+    /* Exact mode reproduces the reference's fine-tune case live. */
+    assert_oracle_row(ld, "mlp_delta_fc2");
+    assert_rel(mon_num(ld, "alpha"), delta_check_alpha(), 1e-6);
     assert_int_equal(mon_finish(&m, TIMEOUT), 0);
     at_agent_free(a);
     free(base);
@@ -496,6 +536,7 @@ static void test_base_checkpoint(void **state)
     const cJSON *ld = find_layer(&m, "fc2", "delta", 100);
     assert_non_null(ld);
     assert_rel(mon_num(ld, "alpha"), exact_alpha(d, 256, 512), 1e-12);
+    assert_oracle_row(ld, "mlp_delta_fc2");
     while (mon_next(&m, 1.0))
         ;
     char *printed = strdup(m.text);
