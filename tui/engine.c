@@ -296,9 +296,6 @@ static void tracker_finish(at_engine *self, int run, eng_run *r, int64_t step)
         if (at_phase_tracker_end_snapshot(r->trk[sp], step, &ev, &nev) != AT_OK)
             continue;
         for (size_t i = 0; i < nev; i++) {
-            int layer = ev[i].kind == AT_EVENT_LAYER_PHASE
-                            ? at_model_find_layer(self->model, run, ev[i].layer)
-                            : -1;
             cJSON *o = event_obj(r, ev[i].kind == AT_EVENT_LAYER_PHASE ? "phase" : "run_phase",
                                  ev[i].step, ev[i].layer);
             cJSON_AddStringToObject(o, "view", space_name((at_space)sp));
@@ -310,18 +307,19 @@ static void tracker_finish(at_engine *self, int run, eng_run *r, int64_t step)
                 cJSON_AddStringToObject(o, "to", at_run_phase_name(ev[i].to));
             }
             cJSON_AddNumberToObject(o, "since", (double)ev[i].since_step);
-            /* Layer phase changes reach the view through at_model_add_cell already. */
-            if (ev[i].kind == AT_EVENT_LAYER_PHASE) {
-                char text[300];
-                snprintf(text, sizeof text, "%s%s", sp == AT_SPACE_DELTA ? "delta view: " : "",
-                         ev[i].text);
-                cJSON_AddStringToObject(o, "text", text);
-                emit(self, r, o);
-            } else {
-                event_emit(self, run, r, layer, ev[i].step,
-                           ev[i].to == AT_RUN_COLLAPSE ? AT_EVENT_WARNING : AT_EVENT_INFO, o,
-                           "%s%s", sp == AT_SPACE_DELTA ? "delta view: " : "", ev[i].text);
-            }
+            char text[300];
+            snprintf(text, sizeof text, "%s%s", sp == AT_SPACE_DELTA ? "delta view: " : "",
+                     ev[i].text);
+            cJSON_AddStringToObject(o, "text", text);
+            /* The tracker is the one source of phase events: its hysteresis keeps a layer
+             * whose alpha hovers at a threshold from flapping in the view. */
+            if (ev[i].kind == AT_EVENT_LAYER_PHASE)
+                at_model_add_phase_event(self->model, run, (at_space)sp, &ev[i], text);
+            else
+                at_model_add_event(self->model, run, -1, ev[i].step,
+                                   ev[i].to == AT_RUN_COLLAPSE ? AT_EVENT_WARNING : AT_EVENT_INFO,
+                                   text);
+            emit(self, r, o);
         }
     }
     at_stop_verdict v;

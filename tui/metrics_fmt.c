@@ -136,6 +136,36 @@ int at_fmt_json(cJSON *obj, const char *name, const at_metrics *m, unsigned flag
     return AT_OK;
 }
 
+int at_fmt_json_parse(const cJSON *obj, at_metrics *m)
+{
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(obj, "status");
+    const char *status = cJSON_IsString(st) ? st->valuestring : "";
+    if (!strcmp(status, "error"))
+        return AT_ERR_FORMAT;
+    at_metrics_init(m, AT_MODE_EXACT);
+    m->status = AT_FIT_FAILED;
+    for (int s = AT_FIT_SUCCESS; s <= AT_FIT_SKIPPED; s++)
+        if (!strcmp(status, at_fit_status_name((at_fit_status)s)))
+            m->status = (at_fit_status)s;
+    for (size_t i = 0; i < NCOLS; i++) {
+        const struct col *c = &cols[i];
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, c->name);
+        char *field = (char *)m + c->off;
+        if (c->type == C_I64 && cJSON_IsNumber(v)) {
+            int64_t x = (int64_t)v->valuedouble;
+            memcpy(field, &x, sizeof x);
+        } else if (c->type == C_F64 && cJSON_IsNumber(v)) {
+            memcpy(field, &v->valuedouble, sizeof v->valuedouble);
+        } else if (c->type == C_MODE && cJSON_IsString(v)) {
+            for (int k = AT_MODE_EXACT; k <= AT_MODE_SKIPPED; k++)
+                if (!strcmp(v->valuestring, at_mode_name((at_mode)k)))
+                    m->mode = (at_mode)k;
+        }
+    }
+    m->warning = at_warning_for(m->status, m->alpha);
+    return AT_OK;
+}
+
 int at_fmt_json_error(cJSON *obj, const char *name, const char *message)
 {
     if ((name && !cJSON_AddStringToObject(obj, "name", name)) ||

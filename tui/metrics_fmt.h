@@ -34,6 +34,14 @@ enum {
  * printing and parsing the object. Returns AT_OK or AT_ERR_NOMEM. */
 int at_fmt_json(cJSON *obj, const char *name, const at_metrics *m, unsigned flags);
 
+/* Reads a layer object at_fmt_json wrote (or a JSON line holding its columns, parsed back) into
+ * *m: every column present; the others stay as at_metrics_init leaves them (-1 / NAN). status
+ * and mode are read by name (a missing or unknown status is a failed fit, an unknown mode is
+ * exact); warning is recomputed from status and alpha (at_warning_for), since the object does
+ * not say which labels it used. Returns AT_OK, or AT_ERR_FORMAT for a layer that could not be
+ * analysed (status "error", as at_fmt_json_error writes). */
+int at_fmt_json_parse(const cJSON *obj, at_metrics *m);
+
 /* Adds one number to obj as at_fmt_json does: exact raw text, null when not finite. Returns
  * the new item, or NULL when out of memory. */
 cJSON *at_fmt_json_number(cJSON *obj, const char *name, double v);

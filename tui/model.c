@@ -105,21 +105,6 @@ double at_metric_value(const at_metrics *m, at_metric_id id)
     }
 }
 
-const char *at_phase_name(at_phase p)
-{
-    static const char *const names[] = {"-", "burnt", "healthy", "raw"};
-    return (unsigned)p < 4 ? names[p] : "?";
-}
-
-at_phase at_phase_of(double alpha)
-{
-    if (isnan(alpha))
-        return AT_PHASE_NONE;
-    if (alpha < 2.0)
-        return AT_PHASE_BURNT;
-    return alpha > 6.0 ? AT_PHASE_RAW : AT_PHASE_HEALTHY;
-}
-
 const char *at_event_kind_name(at_event_kind k)
 {
     static const char *const names[] = {"phase", "warning", "trap", "stop",
@@ -421,24 +406,7 @@ int at_model_add_cell(at_model *self, int r, int l, at_space space, int64_t step
         c->v[k] = (float)at_metric_value(m, (at_metric_id)k);
     c->status = (uint8_t)m->status;
     c->mode = (uint8_t)m->mode;
-
-    at_phase now = m->status == AT_FIT_SUCCESS ? at_phase_of(m->alpha) : AT_PHASE_NONE;
-    at_phase before = AT_PHASE_NONE;
-    for (int k = col - 1; k >= 0 && before == AT_PHASE_NONE; k--)
-        if (la->cells[space][k].status == AT_FIT_SUCCESS)
-            before = at_phase_of(la->cells[space][k].v[AT_METRIC_ALPHA]);
-    if (now == AT_PHASE_NONE || before == AT_PHASE_NONE || now == before)
-        return 0;
-    char text[256];
-    snprintf(text, sizeof text, "%s%s: %s -> %s (alpha %.2f)", la->info.name,
-             space == AT_SPACE_DELTA ? " (delta)" : "", at_phase_name(before), at_phase_name(now),
-             m->alpha);
-    int e = at_model_add_event(self, r, l, step, AT_EVENT_PHASE, text);
-    if (e < 0)
-        return e;
-    self->events[e].from = before;
-    self->events[e].to = now;
-    return 1;
+    return AT_OK;
 }
 
 const at_cell *at_model_cell(const at_model *self, int r, int l, at_space space, int col)
@@ -568,6 +536,25 @@ int at_model_add_event(at_model *self, int r, int l, int64_t step, at_event_kind
     copy_str(e->text, sizeof e->text, text);
     self->version++;
     return self->nevents++;
+}
+
+int at_model_add_phase_event(at_model *self, int r, at_space space, const at_phase_event *ev,
+                             const char *text)
+{
+    if (!get_run(self, r) || !ev || ev->kind != AT_EVENT_LAYER_PHASE ||
+        (unsigned)space >= AT_SPACE_COUNT)
+        return AT_ERR_ARG;
+    if (ev->from == AT_LAYER_UNKNOWN)
+        return 0;
+    int l = at_model_find_layer(self, r, ev->layer);
+    int e = at_model_add_event(self, r, l < 0 ? -1 : l, ev->step, AT_EVENT_PHASE,
+                               text ? text : ev->text);
+    if (e < 0)
+        return e;
+    self->events[e].from = (at_layer_phase)ev->from;
+    self->events[e].to = (at_layer_phase)ev->to;
+    self->events[e].space = space;
+    return 1;
 }
 
 int at_model_num_events(const at_model *self)

@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "alphatop/htsr.h"
+#include "alphatop/phase.h"
 #include "alphatop/status.h"
 
 /* The metrics the heatmap can show. */
@@ -51,20 +52,6 @@ double at_metric_value(const at_metrics *m, at_metric_id id);
 
 /* What was analysed: the weights, or their difference from the base model (fine-tunes). */
 typedef enum at_space { AT_SPACE_W = 0, AT_SPACE_DELTA = 1, AT_SPACE_COUNT = 2 } at_space;
-
-/* Phase of a layer (spec section 7). */
-typedef enum at_phase {
-    AT_PHASE_NONE = 0,    /* no result, or a failed/skipped fit */
-    AT_PHASE_BURNT = 1,   /* alpha < 2 */
-    AT_PHASE_HEALTHY = 2, /* 2 <= alpha <= 6 */
-    AT_PHASE_RAW = 3,     /* alpha > 6 */
-} at_phase;
-
-/* "-", "burnt", "healthy", "raw". Static string. */
-const char *at_phase_name(at_phase p);
-
-/* Phase of an alpha value (NAN: AT_PHASE_NONE). */
-at_phase at_phase_of(double alpha);
 
 /* status of a cell with no result for its snapshot (yet). */
 enum { AT_CELL_EMPTY = 255 };
@@ -116,7 +103,7 @@ typedef struct at_series {
 
 /* Event kinds. */
 typedef enum at_event_kind {
-    AT_EVENT_PHASE = 0,   /* a layer changed phase (added by at_model_add_cell) */
+    AT_EVENT_PHASE = 0,   /* a layer changed phase (core's tracker: at_model_add_phase_event) */
     AT_EVENT_WARNING = 1, /* a rule or heuristic warns */
     AT_EVENT_TRAP = 2,    /* correlation traps appeared */
     AT_EVENT_STOP = 3,    /* stop requested / sent */
@@ -133,7 +120,8 @@ typedef struct at_event {
     int layer;    /* layer index in that run; -1 for the whole run */
     int64_t step; /* -1 if none */
     at_event_kind kind;
-    at_phase from, to; /* AT_EVENT_PHASE only */
+    at_layer_phase from, to; /* AT_EVENT_PHASE only */
+    at_space space;          /* AT_EVENT_PHASE: the view whose phase changed; else AT_SPACE_W */
     char text[160];
 } at_event;
 
@@ -206,10 +194,9 @@ int64_t at_model_snapshot_step(const at_model *self, int run, int col);
 int at_model_snapshot_at(const at_model *self, int run, int64_t step);
 
 /* Stores the result *m of layer in the snapshot at step (the column is created if needed),
- * replacing an earlier one. When the layer's phase differs from its phase in the nearest
- * earlier column with a result (same space), also appends an AT_EVENT_PHASE event
- * ("fc2: healthy -> burnt") and returns 1; otherwise returns 0. Errors: AT_ERR_ARG,
- * AT_ERR_NOMEM. */
+ * replacing an earlier one. Adds no event: phase changes come from core's phase tracker
+ * (at_model_add_phase_event), which filters noise around the thresholds. Returns AT_OK,
+ * AT_ERR_ARG or AT_ERR_NOMEM. */
 int at_model_add_cell(at_model *self, int run, int layer, at_space space, int64_t step,
                       const at_metrics *m);
 
@@ -248,6 +235,15 @@ int at_model_scalar(const at_model *self, int run, int i, at_series *out);
  * -1: none. Returns the event index (>= 0) or AT_ERR_ARG / AT_ERR_NOMEM. */
 int at_model_add_event(at_model *self, int run, int layer, int64_t step, at_event_kind kind,
                        const char *text);
+
+/* Appends a layer phase change reported by core's phase tracker (ev->kind must be
+ * AT_EVENT_LAYER_PHASE) for the space view of run, as an AT_EVENT_PHASE event at ev->step with
+ * ev->from / ev->to, on the layer named ev->layer (-1 if the model has no such layer). text is
+ * what the event says (copied, truncated; NULL: ev->text). A layer's first phase (from
+ * AT_LAYER_UNKNOWN) is where it starts, not a change: it is not added. Returns 1 when added,
+ * 0 for a first phase, or AT_ERR_ARG / AT_ERR_NOMEM. */
+int at_model_add_phase_event(at_model *self, int run, at_space space, const at_phase_event *ev,
+                             const char *text);
 
 int at_model_num_events(const at_model *self);
 

@@ -75,6 +75,21 @@ static double badness(double a)
     return a < 2.0 ? 2.0 - a : a > 6.0 ? a - 6.0 : 0.0;
 }
 
+/* The text role of core's verdict on a result (at_warning_for); healthy for a good alpha. */
+static at_role verdict_role(at_warning w, at_role healthy)
+{
+    return w == AT_WARN_OVER_TRAINED    ? AT_ROLE_BURNT
+           : w == AT_WARN_UNDER_TRAINED ? AT_ROLE_RAW
+           : w == AT_WARN_FAILED        ? AT_ROLE_MISSING
+                                        : healthy;
+}
+
+/* Core's verdict on a cell with a result: burnt, raw, failed/skipped or none (healthy). */
+static at_warning cell_verdict(const at_cell *cell)
+{
+    return at_warning_for((at_fit_status)cell->status, cell->v[AT_METRIC_ALPHA]);
+}
+
 int at_render_bucket(const at_model *m, int run, int layer, at_space space, at_metric_id metric,
                      int c0, int c1, double *v)
 {
@@ -410,12 +425,8 @@ static void side_value(const ctx *c, int layer, char *txt, uint32_t *arrow, at_s
                  : d < -tol ? glyph(c, G_DOWN, 'v')
                             : glyph(c, G_RIGHT, '-');
     }
-    if (c->ui->metric == AT_METRIC_ALPHA) {
-        at_phase p = at_phase_of(v[0]);
-        *st = role(c, p == AT_PHASE_BURNT ? AT_ROLE_BURNT
-                      : p == AT_PHASE_RAW ? AT_ROLE_RAW
-                                          : AT_ROLE_OK);
-    }
+    if (c->ui->metric == AT_METRIC_ALPHA)
+        *st = role(c, verdict_role(at_warning_for(AT_FIT_SUCCESS, v[0]), AT_ROLE_OK));
 }
 
 static void draw_axis(const ctx *c, const at_colspan *sp, int ncol)
@@ -521,6 +532,15 @@ static const at_cell *latest_cell(const ctx *c, int layer)
     return NULL;
 }
 
+/* The text role of a layer's new phase (core's at_layer_phase). */
+static at_role phase_role(at_layer_phase p)
+{
+    return p == AT_LAYER_BURNT    ? AT_ROLE_BURNT
+           : p == AT_LAYER_RAW    ? AT_ROLE_RAW
+           : p == AT_LAYER_FAILED ? AT_ROLE_MISSING
+                                  : AT_ROLE_OK;
+}
+
 static void draw_warnings(const ctx *c)
 {
     const at_rect *r = &c->lay->warnings;
@@ -533,10 +553,9 @@ static void draw_warnings(const ctx *c)
         const at_cell *cell = latest_cell(c, l);
         if (!cell)
             continue;
-        at_phase p =
-            cell->status == AT_FIT_SUCCESS ? at_phase_of(cell->v[AT_METRIC_ALPHA]) : AT_PHASE_NONE;
-        nb += p == AT_PHASE_BURNT;
-        nr += p == AT_PHASE_RAW;
+        at_warning w = cell_verdict(cell);
+        nb += w == AT_WARN_OVER_TRAINED;
+        nr += w == AT_WARN_UNDER_TRAINED;
         nt += cell->v[AT_METRIC_TRAPS] > 0;
         nf += cell->status == AT_FIT_FAILED;
     }
@@ -550,11 +569,12 @@ static void draw_warnings(const ctx *c)
         const char *name = at_model_layer(c->m, run, l)->name;
         char v[32];
         float a = cell->v[AT_METRIC_ALPHA], t = cell->v[AT_METRIC_TRAPS];
-        at_phase p = cell->status == AT_FIT_SUCCESS ? at_phase_of(a) : AT_PHASE_NONE;
-        if (p == AT_PHASE_BURNT || p == AT_PHASE_RAW) {
+        at_warning w = cell_verdict(cell);
+        if (w == AT_WARN_OVER_TRAINED || w == AT_WARN_UNDER_TRAINED) {
             snprintf(v, sizeof v, "%.2f", (double)a);
-            line_add(&L, p == AT_PHASE_BURNT ? AT_ROLE_BURNT : AT_ROLE_RAW,
-                     p == AT_PHASE_BURNT ? "burnt %s alpha %s" : "raw   %s alpha %s", name, v);
+            line_add(&L, verdict_role(w, AT_ROLE_OK),
+                     w == AT_WARN_OVER_TRAINED ? "burnt %s alpha %s" : "raw   %s alpha %s", name,
+                     v);
         }
         if (t > 0) {
             snprintf(v, sizeof v, "%.0f", (double)t);
@@ -573,16 +593,15 @@ static void draw_warnings(const ctx *c)
         char st[16] = "@";
         if (e->step >= 0)
             at_render_step(e->step, st + 1);
-        at_role ro = e->kind == AT_EVENT_PHASE   ? (e->to == AT_PHASE_BURNT ? AT_ROLE_BURNT
-                                                    : e->to == AT_PHASE_RAW ? AT_ROLE_RAW
-                                                                            : AT_ROLE_OK)
+        at_role ro = e->kind == AT_EVENT_PHASE   ? phase_role(e->to)
                      : e->kind == AT_EVENT_TRAP  ? AT_ROLE_TRAP
                      : e->kind == AT_EVENT_ERROR ? AT_ROLE_ERROR
                                                  : AT_ROLE_NORMAL;
         if (e->kind == AT_EVENT_PHASE && e->layer >= 0 && e->layer < nl) {
             char what[200];
-            snprintf(what, sizeof what, "%-7s %s", at_phase_name(e->to),
-                     at_model_layer(c->m, run, e->layer)->name);
+            snprintf(what, sizeof what, "%-7s %s%s", at_layer_phase_name(e->to),
+                     at_model_layer(c->m, run, e->layer)->name,
+                     e->space == AT_SPACE_DELTA ? " (delta)" : "");
             line_add(&L, ro, "%-7s %s", st, what);
         } else {
             char what[200];
@@ -815,12 +834,7 @@ static void draw_detail(const ctx *c, int layer)
         snprintf(t, sizeof t, "%.0f", (double)cell->v[AT_METRIC_TRAPS]);
         if (isnan(cell->v[AT_METRIC_TRAPS]))
             snprintf(t, sizeof t, "-");
-        at_phase p =
-            cell->status == AT_FIT_SUCCESS ? at_phase_of(cell->v[AT_METRIC_ALPHA]) : AT_PHASE_NONE;
-        at_role ro = p == AT_PHASE_BURNT  ? AT_ROLE_BURNT
-                     : p == AT_PHASE_RAW  ? AT_ROLE_RAW
-                     : p == AT_PHASE_NONE ? AT_ROLE_MISSING
-                                          : AT_ROLE_NORMAL;
+        at_role ro = verdict_role(cell_verdict(cell), AT_ROLE_NORMAL);
         if (cell->status != AT_FIT_SUCCESS)
             snprintf(a, sizeof a, "%s", at_fit_status_name((at_fit_status)cell->status));
         at_grid_printf(c->g, y++, x, w, role(c, ro), "%-9s %-6s %-6s %-6s %s", st, a, aw, t,

@@ -1,18 +1,15 @@
 /* replay.c -- a run log back into the model or out as JSON lines (see replay.h). */
 #include "replay.h"
 
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "alphatop/phase.h"
 #include "alphatop/protocol.h"
+#include "metrics_fmt.h"
 #include "runlog.h"
-
-static double num(const cJSON *o, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
-}
 
 static int64_t inum(const cJSON *o, const char *key)
 {
@@ -24,40 +21,6 @@ static const char *str(const cJSON *o, const char *key)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     return cJSON_IsString(v) ? v->valuestring : "";
-}
-
-int at_replay_metrics(const cJSON *line, at_metrics *m)
-{
-    const char *status = str(line, "status");
-    if (!strcmp(status, "error"))
-        return AT_ERR_FORMAT;
-    memset(m, 0, sizeof *m);
-    m->status = !strcmp(status, "success")   ? AT_FIT_SUCCESS
-                : !strcmp(status, "skipped") ? AT_FIT_SKIPPED
-                                             : AT_FIT_FAILED;
-    m->N = inum(line, "N");
-    m->M = inum(line, "M");
-    m->num_evals = inum(line, "num_evals");
-    m->alpha = num(line, "alpha");
-    m->xmin = num(line, "xmin");
-    m->xmax = num(line, "xmax");
-    m->D = num(line, "D");
-    m->num_pl_spikes = inum(line, "num_pl_spikes");
-    m->alpha_weighted = num(line, "alpha_weighted");
-    m->log_norm = num(line, "log_norm");
-    m->log_spectral_norm = num(line, "log_spectral_norm");
-    m->stable_rank = num(line, "stable_rank");
-    m->detx_num = inum(line, "detX_num");
-    m->detx_val = num(line, "detX_val");
-    m->num_traps = inum(line, "num_traps");
-    m->trap_max_ratio = num(line, "trap_max_ratio");
-    m->warning = at_warning_for(m->status, m->alpha);
-    const char *mode = str(line, "mode");
-    m->mode = !strcmp(mode, "gram")      ? AT_MODE_GRAM
-              : !strcmp(mode, "warm")    ? AT_MODE_WARM
-              : !strcmp(mode, "skipped") ? AT_MODE_SKIPPED
-                                         : AT_MODE_EXACT;
-    return AT_OK;
 }
 
 static at_space space_of(const cJSON *o)
@@ -108,18 +71,41 @@ static void apply_layer(at_model *model, int run, const cJSON *o)
         return;
     at_model_add_snapshot(model, run, step, 0);
     at_metrics m;
-    if (at_replay_metrics(o, &m) == AT_OK)
+    if (at_fmt_json_parse(o, &m) == AT_OK)
         at_model_add_cell(model, run, layer, space_of(o), step, &m);
     else
         at_model_add_event(model, run, layer, step, AT_EVENT_ERROR, str(o, "error"));
 }
 
+/* The layer phase named s (at_layer_phase_name); unknown for a name it does not know. */
+static at_layer_phase phase_of(const char *s)
+{
+    for (int p = AT_LAYER_UNKNOWN; p <= AT_LAYER_FAILED; p++)
+        if (!strcmp(s, at_layer_phase_name((at_layer_phase)p)))
+            return (at_layer_phase)p;
+    return AT_LAYER_UNKNOWN;
+}
+
+/* A layer phase change as the live engine had it from core's tracker. */
+static void apply_phase(at_model *model, int run, const cJSON *o)
+{
+    at_phase_event ev = {.kind = AT_EVENT_LAYER_PHASE,
+                         .step = inum(o, "step"),
+                         .since_step = inum(o, "since"),
+                         .layer = str(o, "layer"),
+                         .from = (int)phase_of(str(o, "from")),
+                         .to = (int)phase_of(str(o, "to"))};
+    at_model_add_phase_event(model, run, space_of(o), &ev, str(o, "text"));
+}
+
 static void apply_event(at_model *model, int run, const cJSON *o)
 {
     const char *kind = str(o, "kind");
-    /* Layer phase changes are re-derived by at_model_add_cell, as they were live. */
-    if (!strcmp(kind, "phase"))
+    if (!strcmp(kind, "phase")) {
+        if (run >= 0)
+            apply_phase(model, run, o);
         return;
+    }
     if (!strcmp(kind, "hello") && run >= 0) {
         at_run_info *ri = at_model_run(model, run);
         snprintf(ri->name, sizeof ri->name, "%s", str(o, "model"));
@@ -134,8 +120,11 @@ static void apply_event(at_model *model, int run, const cJSON *o)
     if (!strcmp(kind, "drop") && run >= 0 && inum(o, "dropped") > 0)
         at_model_run(model, run)->dropped += inum(o, "dropped");
     int layer = run >= 0 ? at_model_find_layer(model, run, str(o, "layer")) : -1;
-    at_model_add_event(model, run, layer < 0 ? -1 : layer, inum(o, "step"), event_kind(kind),
-                       str(o, "text"));
+    at_event_kind ek = event_kind(kind);
+    /* As live: the run's collapse is a warning, its other phases information. */
+    if (!strcmp(kind, "run_phase") && !strcmp(str(o, "to"), at_run_phase_name(AT_RUN_COLLAPSE)))
+        ek = AT_EVENT_WARNING;
+    at_model_add_event(model, run, layer < 0 ? -1 : layer, inum(o, "step"), ek, str(o, "text"));
 }
 
 static void apply_spectrum(at_model *model, int run, const cJSON *o)

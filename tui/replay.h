@@ -2,7 +2,8 @@
  *
  * The run log (runlog.h) holds the engine's JSON lines; replaying them rebuilds the model the
  * live view had: runs (from hello events), layers and their cells per snapshot and view (from
- * layer lines), scalars, spectra and events. Weight blobs are skipped.
+ * layer lines), scalars, spectra and events. Layer phase changes are the recorded `phase` events
+ * of core's tracker, exactly the ones the live view showed. Weight blobs are skipped.
  */
 #ifndef ALPHATOP_REPLAY_H
 #define ALPHATOP_REPLAY_H
@@ -10,9 +11,6 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include <cjson/cJSON.h>
-
-#include "alphatop/htsr.h"
 #include "model.h"
 
 /* Reads every intact record of the log at path into model (borrowed). note (notelen bytes)
@@ -24,12 +22,5 @@ int at_replay_load(at_model *model, const char *path, char *note, size_t notelen
  * printed live (recorded spectra are left out). note as above. Returns the number of lines, or
  * a negative status. */
 int at_replay_print(FILE *out, const char *path, char *note, size_t notelen);
-
-/* The metrics of a layer line (the columns at_fmt_json wrote) into *m: every field the model
- * and the report use (alpha, xmin, xmax, D, num_pl_spikes, alpha_weighted, log_norm,
- * log_spectral_norm, stable_rank, detX_val, num_traps, trap_max_ratio, N, M, status, warning,
- * mode); the rest are -1 / NAN. Returns AT_OK, or AT_ERR_FORMAT for an error line (status
- * "error": the layer had no metrics). */
-int at_replay_metrics(const cJSON *layer_line, at_metrics *m);
 
 #endif

@@ -90,3 +90,34 @@ int at_synth_snapshot(at_model *m, int run, int k, double t, int spectra, uint64
         return rc;
     return at_model_add_scalar(m, run, "acc", step, acc);
 }
+
+int at_synth_track(at_model *m, int run, int k, at_phase_tracker *t)
+{
+    int64_t step = 100 * (int64_t)(k + 1);
+    int col = at_model_snapshot_at(m, run, step);
+    if (col < 0 || at_model_snapshot_step(m, run, col) != step)
+        return AT_ERR_ARG;
+    for (int i = 0; i < at_model_num_layers(m, run); i++) {
+        const at_cell *c = at_model_cell(m, run, i, AT_SPACE_W, col);
+        if (!c || c->status == AT_CELL_EMPTY)
+            continue;
+        at_metrics me;
+        at_metrics_init(&me, (at_mode)c->mode);
+        me.status = (at_fit_status)c->status;
+        me.alpha = c->v[AT_METRIC_ALPHA];
+        me.log_norm = c->v[AT_METRIC_LOG_NORM];
+        me.num_traps = isnan(c->v[AT_METRIC_TRAPS]) ? -1 : (int64_t)c->v[AT_METRIC_TRAPS];
+        int rc = at_phase_tracker_feed_layer(t, step, at_model_layer(m, run, i)->name, &me, NAN);
+        if (rc < 0)
+            return rc;
+    }
+    const at_phase_event *ev;
+    size_t n;
+    int rc = at_phase_tracker_end_snapshot(t, step, &ev, &n);
+    for (size_t i = 0; rc == AT_OK && i < n; i++)
+        if (ev[i].kind == AT_EVENT_LAYER_PHASE) {
+            int added = at_model_add_phase_event(m, run, AT_SPACE_W, &ev[i], NULL);
+            rc = added < 0 ? added : AT_OK;
+        }
+    return rc;
+}

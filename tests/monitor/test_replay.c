@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "metrics_fmt.h"
 #include "replay.h"
 #include "runlog.h"
 
@@ -30,6 +31,18 @@ static const char *const lines[] = {
     "{\"type\":\"layer\",\"run\":\"r1\",\"step\":100,\"view\":\"w\",\"name\":\"fc2\","
     "\"status\":\"error\",\"error\":\"weights contain 1 NaN value\",\"kind\":\"linear\","
     "\"shape\":[10,64]}",
+    "{\"type\":\"event\",\"kind\":\"phase\",\"run\":\"r1\",\"step\":100,\"layer\":\"fc1\","
+    "\"view\":\"w\",\"from\":\"unknown\",\"to\":\"raw\",\"since\":50,"
+    "\"text\":\"fc1: unknown -> raw since step 50 (alpha 7.50)\"}",
+    "{\"type\":\"event\",\"kind\":\"phase\",\"run\":\"r1\",\"step\":100,\"layer\":\"fc1\","
+    "\"view\":\"delta\",\"from\":\"healthy\",\"to\":\"failed\",\"since\":100,"
+    "\"text\":\"delta view: fc1: healthy -> failed since step 100 (power-law fit failed)\"}",
+    "{\"type\":\"event\",\"kind\":\"phase\",\"run\":\"r1\",\"step\":100,\"layer\":\"fc1\","
+    "\"view\":\"w\",\"from\":\"raw\",\"to\":\"healthy\",\"since\":100,"
+    "\"text\":\"fc1: raw -> healthy since step 100 (alpha 3.50)\"}",
+    "{\"type\":\"event\",\"kind\":\"run_phase\",\"run\":\"r1\",\"step\":100,\"view\":\"w\","
+    "\"from\":\"grokking\",\"to\":\"collapse\",\"since\":100,"
+    "\"text\":\"run: grokking -> collapse since step 100\"}",
     "{\"type\":\"scalars\",\"run\":\"r1\",\"step\":100,\"values\":{\"loss\":0.25,\"acc\":null}}",
     "{\"type\":\"event\",\"kind\":\"stop\",\"run\":\"r1\",\"step\":100,\"rule\":\"collapse\","
     "\"text\":\"stop rule collapse fired\"}",
@@ -81,14 +94,34 @@ static void test_load(void **state)
     assert_int_equal(at_model_scalar(m, 0, 0, &s), AT_OK);
     assert_string_equal(s.name, "loss");
     assert_true(s.n == 1 && s.values[0] == 0.25);
-    /* hello, the model's own raw -> healthy phase event, the NaN error, the stop. */
-    int stops = 0, errors = 0;
+    /* hello, the NaN error, the recorded phase changes (a layer's first phase is not one; the
+     * cells' own crossing from 7.5 to 3.5 adds nothing more), the collapse, the stop */
+    int stops = 0, errors = 0, warnings = 0;
+    const at_event *ph[4];
+    int nph = 0;
     for (int i = 0; i < at_model_num_events(m); i++) {
-        stops += at_model_event(m, i)->kind == AT_EVENT_STOP;
-        errors += at_model_event(m, i)->kind == AT_EVENT_ERROR;
+        const at_event *e = at_model_event(m, i);
+        stops += e->kind == AT_EVENT_STOP;
+        errors += e->kind == AT_EVENT_ERROR;
+        warnings += e->kind == AT_EVENT_WARNING;
+        if (e->kind == AT_EVENT_PHASE && nph < 4)
+            ph[nph++] = e;
     }
     assert_int_equal(stops, 1);
     assert_int_equal(errors, 1);
+    assert_int_equal(warnings, 1);
+    assert_int_equal(nph, 2);
+    assert_int_equal(ph[0]->space, AT_SPACE_DELTA);
+    assert_int_equal(ph[0]->from, AT_LAYER_HEALTHY);
+    assert_int_equal(ph[0]->to, AT_LAYER_FAILED);
+    assert_string_equal(ph[0]->text,
+                        "delta view: fc1: healthy -> failed since step 100 (power-law fit failed)");
+    assert_int_equal(ph[1]->space, AT_SPACE_W);
+    assert_int_equal(ph[1]->from, AT_LAYER_RAW);
+    assert_int_equal(ph[1]->to, AT_LAYER_HEALTHY);
+    assert_int_equal(ph[1]->layer, 0);
+    assert_int_equal(ph[1]->run, 0);
+    assert_int_equal(ph[1]->step, 100);
     assert_true(at_model_state(m)->replay);
     at_model_free(m);
     unlink(path);
@@ -118,11 +151,95 @@ static void test_print(void **state)
     at_model_free(m);
 }
 
+/* A layer line's columns read back through metrics_fmt's own table: every field as written. */
+static void test_metrics_roundtrip(void **state)
+{
+    (void)state;
+    at_metrics m;
+    at_metrics_init(&m, AT_MODE_WARM);
+    m.status = AT_FIT_SUCCESS;
+    int64_t *ints[] = {&m.N,
+                       &m.M,
+                       &m.rf,
+                       &m.num_evals,
+                       &m.rank_loss,
+                       &m.weak_rank_loss,
+                       &m.num_pl_spikes,
+                       &m.matrix_rank,
+                       &m.detx_num,
+                       &m.mp_num_spikes,
+                       &m.num_traps};
+    double *dbls[] = {&m.Q,
+                      &m.sv_max,
+                      &m.sv_min,
+                      &m.lambda_max,
+                      &m.alpha,
+                      &m.xmin,
+                      &m.xmax,
+                      &m.D,
+                      &m.sigma,
+                      &m.norm,
+                      &m.log_norm,
+                      &m.spectral_norm,
+                      &m.log_spectral_norm,
+                      &m.alpha_weighted,
+                      &m.log_alpha_norm,
+                      &m.stable_rank,
+                      &m.entropy,
+                      &m.detx_val,
+                      &m.mp_sigma,
+                      &m.mp_softrank,
+                      &m.mp_bulk_max,
+                      &m.trap_max_ratio};
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+        *ints[i] = 1000 + (int64_t)i;
+    for (size_t i = 0; i < sizeof dbls / sizeof dbls[0]; i++)
+        *dbls[i] = 1.0 / (3.0 + (double)i); /* needs all 17 digits to read back exactly */
+    m.sigma = NAN;
+    m.warning = at_warning_for(m.status, m.alpha);
+    unsigned all = AT_FMT_DETX | AT_FMT_MP | AT_FMT_TRAPS;
+    cJSON *o = cJSON_CreateObject();
+    assert_int_equal(at_fmt_json(o, "fc1", &m, all), AT_OK);
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    cJSON *p = cJSON_Parse(text);
+    at_metrics back;
+    assert_int_equal(at_fmt_json_parse(p, &back), AT_OK);
+    cJSON_Delete(p);
+    /* written again, every column reads the same, to the last digit */
+    o = cJSON_CreateObject();
+    assert_int_equal(at_fmt_json(o, "fc1", &back, all), AT_OK);
+    char *again = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    assert_string_equal(again, text);
+    assert_true(back.alpha == 1.0 / 7.0 && back.trap_max_ratio == m.trap_max_ratio);
+    assert_true(back.N == 1000 && back.num_traps == m.num_traps && isnan(back.sigma));
+    assert_int_equal(back.status, AT_FIT_SUCCESS);
+    assert_int_equal(back.mode, AT_MODE_WARM);
+    assert_int_equal(back.warning, AT_WARN_OVER_TRAINED);
+    cJSON_free(again);
+    cJSON_free(text);
+
+    /* columns left out are absent; a skipped layer; an error line has no metrics */
+    p = cJSON_Parse("{\"name\":\"x\",\"status\":\"skipped\",\"num_evals\":4,\"mode\":\"gram\"}");
+    assert_int_equal(at_fmt_json_parse(p, &back), AT_OK);
+    assert_int_equal(back.status, AT_FIT_SKIPPED);
+    assert_int_equal(back.mode, AT_MODE_GRAM);
+    assert_int_equal(back.num_evals, 4);
+    assert_int_equal(back.num_traps, -1);
+    assert_true(isnan(back.alpha));
+    cJSON_Delete(p);
+    p = cJSON_Parse("{\"name\":\"x\",\"status\":\"error\",\"error\":\"NaN\"}");
+    assert_int_equal(at_fmt_json_parse(p, &back), AT_ERR_FORMAT);
+    cJSON_Delete(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_load),
         cmocka_unit_test(test_print),
+        cmocka_unit_test(test_metrics_roundtrip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

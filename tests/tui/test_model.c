@@ -3,6 +3,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -94,6 +95,7 @@ static void test_snapshots_sorted(void **state)
     at_model_free(m);
 }
 
+/* Cells carry no phase logic: every phase event comes from core's tracker. */
 static void test_phase_events(void **state)
 {
     (void)state;
@@ -102,30 +104,53 @@ static void test_phase_events(void **state)
     at_model_add_layer(m, r, "fc2", AT_KIND_LINEAR, 0, NULL);
     at_metrics a = metrics(3.0), b = metrics(1.5), fail = metrics(NAN), c = metrics(7.0);
     fail.status = AT_FIT_FAILED;
-    assert_int_equal(at_model_add_cell(m, r, 0, AT_SPACE_W, 1, &a), 0);
-    assert_int_equal(at_model_add_cell(m, r, 0, AT_SPACE_W, 2, &fail), 0);
-    assert_int_equal(at_model_add_cell(m, r, 0, AT_SPACE_W, 3, &b), 1);
-    assert_int_equal(at_model_num_events(m), 1);
-    const at_event *e = at_model_event(m, 0);
-    assert_int_equal(e->kind, AT_EVENT_PHASE);
-    assert_int_equal(e->from, AT_PHASE_HEALTHY);
-    assert_int_equal(e->to, AT_PHASE_BURNT);
-    assert_int_equal(e->step, 3);
-    assert_int_equal(e->layer, 0);
-    assert_non_null(strstr(e->text, "fc2: healthy -> burnt"));
-    assert_int_equal(at_model_add_cell(m, r, 0, AT_SPACE_W, 4, &b), 0);
-    /* the delta space has its own history */
-    assert_int_equal(at_model_add_cell(m, r, 0, AT_SPACE_DELTA, 4, &c), 0);
+    assert_int_equal(at_model_add_cell(m, r, 0, AT_SPACE_W, 1, &a), AT_OK);
+    assert_int_equal(at_model_add_cell(m, r, 0, AT_SPACE_W, 2, &fail), AT_OK);
+    assert_int_equal(at_model_add_cell(m, r, 0, AT_SPACE_W, 3, &b), AT_OK);
+    assert_int_equal(at_model_add_cell(m, r, 0, AT_SPACE_DELTA, 4, &c), AT_OK);
+    assert_int_equal(at_model_add_cell(m, r, 0, AT_SPACE_DELTA, 5, &a), AT_OK);
+    assert_int_equal(at_model_num_events(m), 0);
     assert_true(at_model_has_space(m, r, AT_SPACE_DELTA));
     assert_int_equal(at_model_cell(m, r, 0, AT_SPACE_DELTA, 0)->status, AT_CELL_EMPTY);
-    assert_int_equal(at_model_add_cell(m, r, 0, AT_SPACE_DELTA, 5, &a), 1);
-    assert_non_null(strstr(at_model_event(m, 1)->text, "(delta)"));
-    assert_int_equal(at_phase_of(2.0), AT_PHASE_HEALTHY);
-    assert_int_equal(at_phase_of(6.0), AT_PHASE_HEALTHY);
-    assert_int_equal(at_phase_of(6.0001), AT_PHASE_RAW);
-    assert_int_equal(at_phase_of(1.9999), AT_PHASE_BURNT);
+
+    /* a layer's first phase is where it starts, not a change */
+    at_phase_event ev = {.kind = AT_EVENT_LAYER_PHASE,
+                         .step = 3,
+                         .since_step = 1,
+                         .layer = "fc2",
+                         .from = AT_LAYER_UNKNOWN,
+                         .to = AT_LAYER_HEALTHY};
+    snprintf(ev.text, sizeof ev.text, "fc2: unknown -> healthy since step 1 (alpha 3.00)");
+    assert_int_equal(at_model_add_phase_event(m, r, AT_SPACE_W, &ev, NULL), 0);
+    assert_int_equal(at_model_num_events(m), 0);
+    ev.from = AT_LAYER_HEALTHY;
+    ev.to = AT_LAYER_BURNT;
+    snprintf(ev.text, sizeof ev.text, "fc2: healthy -> burnt since step 1 (alpha 1.50)");
+    assert_int_equal(at_model_add_phase_event(m, r, AT_SPACE_W, &ev, NULL), 1);
+    const at_event *e = at_model_event(m, 0);
+    assert_int_equal(e->kind, AT_EVENT_PHASE);
+    assert_int_equal(e->from, AT_LAYER_HEALTHY);
+    assert_int_equal(e->to, AT_LAYER_BURNT);
+    assert_int_equal(e->space, AT_SPACE_W);
+    assert_int_equal(e->step, 3);
+    assert_int_equal(e->layer, 0);
+    assert_int_equal(e->run, r);
+    assert_string_equal(e->text, ev.text);
+    /* the delta view's change, with the engine's own text; an unknown layer is run-wide */
+    assert_int_equal(at_model_add_phase_event(m, r, AT_SPACE_DELTA, &ev, "delta view: x"), 1);
+    assert_int_equal(at_model_event(m, 1)->space, AT_SPACE_DELTA);
+    assert_string_equal(at_model_event(m, 1)->text, "delta view: x");
+    ev.layer = "gone";
+    assert_int_equal(at_model_add_phase_event(m, r, AT_SPACE_W, &ev, NULL), 1);
+    assert_int_equal(at_model_event(m, 2)->layer, -1);
+    ev.kind = AT_EVENT_RUN_PHASE;
+    assert_int_equal(at_model_add_phase_event(m, r, AT_SPACE_W, &ev, NULL), AT_ERR_ARG);
+    ev.kind = AT_EVENT_LAYER_PHASE;
+    assert_int_equal(at_model_add_phase_event(m, 5, AT_SPACE_W, &ev, NULL), AT_ERR_ARG);
+    assert_int_equal(at_model_add_phase_event(m, -1, AT_SPACE_W, &ev, NULL), AT_ERR_ARG);
     assert_int_equal(at_model_add_event(m, 9, -1, -1, AT_EVENT_INFO, "x"), AT_ERR_ARG);
-    assert_int_equal(at_model_add_event(m, -1, -1, -1, AT_EVENT_DROP, "dropped 2"), 2);
+    assert_int_equal(at_model_add_event(m, -1, -1, -1, AT_EVENT_DROP, "dropped 2"), 3);
+    assert_int_equal(at_model_event(m, 3)->space, AT_SPACE_W);
     at_model_free(m);
 }
 

@@ -22,8 +22,13 @@ static at_model *synthetic(int layers, int snaps)
     assert_non_null(m);
     int r = at_synth_run(m, "synthetic-1", layers);
     assert_true(r >= 0);
-    for (int k = 0; k < snaps; k++)
+    at_phase_tracker *t = at_phase_tracker_new(NULL);
+    assert_non_null(t);
+    for (int k = 0; k < snaps; k++) {
         assert_int_equal(at_synth_snapshot(m, r, k, T0, 1, 42), AT_OK);
+        assert_int_equal(at_synth_track(m, r, k, t), AT_OK);
+    }
+    at_phase_tracker_free(t);
     at_monitor_state *st = at_model_state(m);
     st->layers_done = layers;
     st->fast = 1;
@@ -333,6 +338,74 @@ static void test_replay_and_delta(void **state)
     at_model_free(m);
 }
 
+/* Number of rows of g that contain needle. */
+static int count_rows(const at_grid *g, const char *needle)
+{
+    char buf[1024];
+    int n = 0;
+    for (int y = 0; y < g->rows; y++)
+        n += strstr(row_text(g, y, buf, sizeof buf), needle) != NULL;
+    return n;
+}
+
+/* An alpha hovering around 2.0 (the burnt threshold) makes no phase event, however often it
+ * crosses; a sustained crossing makes exactly one, at the snapshot where core's tracker
+ * confirms it, and the events panel lists it once. */
+static void test_phase_no_flapping(void **state)
+{
+    (void)state;
+    static const double hover[] = {1.98, 2.02, 1.97, 2.03, 1.99, 2.01, 1.96, 2.04,
+                                   1.85, 2.15, 1.97, 2.03, 1.8,  2.2,  1.99, 2.01};
+    enum { NHEALTHY = 4, NHOVER = sizeof hover / sizeof hover[0], NBURNT = 6 };
+    at_model *m = at_model_new();
+    int r = at_synth_run(m, "hover", 1);
+    at_phase_opts po;
+    at_phase_opts_default(&po);
+    at_phase_tracker *t = at_phase_tracker_new(&po);
+    assert_non_null(t);
+    const int first_burnt = NHEALTHY + NHOVER;
+    const int64_t confirmed = 100 * (first_burnt + po.confirm); /* step of snapshot k is 100(k+1) */
+    int crossings = 0;
+    double prev = NAN;
+    for (int k = 0; k < NHEALTHY + NHOVER + NBURNT; k++) {
+        at_metrics x;
+        at_metrics_init(&x, AT_MODE_EXACT);
+        x.status = AT_FIT_SUCCESS;
+        x.alpha = k < NHEALTHY ? 3.0 : k < first_burnt ? hover[k - NHEALTHY] : 1.7;
+        x.log_norm = 1.0;
+        crossings += !isnan(prev) && (prev < 2.0) != (x.alpha < 2.0);
+        prev = x.alpha;
+        int64_t step = 100 * (k + 1);
+        assert_int_equal(at_model_add_cell(m, r, 0, AT_SPACE_W, step, &x), AT_OK);
+        assert_int_equal(at_synth_track(m, r, k, t), AT_OK);
+        assert_int_equal(at_model_num_events(m), step < confirmed ? 0 : 1);
+    }
+    assert_true(crossings >= NHOVER); /* a per-cell threshold rule would have flapped each time */
+    const at_event *e = at_model_event(m, 0);
+    assert_int_equal(e->kind, AT_EVENT_PHASE);
+    assert_int_equal(e->from, AT_LAYER_HEALTHY);
+    assert_int_equal(e->to, AT_LAYER_BURNT);
+    assert_int_equal(e->step, confirmed);
+    assert_int_equal(e->layer, 0);
+    at_layer_state ls;
+    assert_int_equal(at_phase_tracker_layer(t, 0, &ls), AT_OK);
+    assert_int_equal(ls.phase, AT_LAYER_BURNT);
+    assert_int_equal(ls.phase_since, 100 * (first_burnt + 1));
+    assert_non_null(strstr(e->text, "healthy -> burnt"));
+
+    at_ui ui;
+    at_ui_init(&ui);
+    at_grid *g = render(m, &ui, 24, 120, 256, 1);
+    char line[64];
+    snprintf(line, sizeof line, "@%lld   burnt   h.0.attn.c_attn", (long long)confirmed);
+    assert_int_equal(count_rows(g, line), 1);
+    assert_int_equal(count_rows(g, "burnt   h.0"), 1);
+    assert_int_equal(count_rows(g, "healthy h.0"), 0);
+    at_grid_free(g);
+    at_phase_tracker_free(t);
+    at_model_free(m);
+}
+
 static void test_helpers(void **state)
 {
     (void)state;
@@ -360,7 +433,8 @@ int main(void)
         cmocka_unit_test(test_main_256),         cmocka_unit_test(test_main_half_blocks),
         cmocka_unit_test(test_ascii_mono),       cmocka_unit_test(test_other_screens),
         cmocka_unit_test(test_bucket_rule),      cmocka_unit_test(test_cache),
-        cmocka_unit_test(test_replay_and_delta), cmocka_unit_test(test_helpers),
+        cmocka_unit_test(test_replay_and_delta), cmocka_unit_test(test_phase_no_flapping),
+        cmocka_unit_test(test_helpers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

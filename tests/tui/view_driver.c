@@ -24,6 +24,7 @@ typedef struct driver {
     double next;
     uint64_t seed;
     FILE *actions;
+    at_phase_tracker **trk; /* one per run: its phase events reach the model as live */
 } driver;
 
 static volatile int interrupted;
@@ -41,6 +42,13 @@ static double now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+/* Adds snapshot k of run (wall time t) and the phase changes it brings. */
+static int add_snapshot(driver *d, int run, int k, double t)
+{
+    int rc = at_synth_snapshot(d->m, run, k, t, 1, d->seed + (uint64_t)run);
+    return rc < 0 ? rc : at_synth_track(d->m, run, k, d->trk[run]);
+}
+
 static int tick(void *ud)
 {
     driver *d = ud;
@@ -48,7 +56,7 @@ static int tick(void *ud)
         return 0;
     d->next = now_ms() + d->live_ms;
     for (int r = 0; r < at_model_num_runs(d->m); r++)
-        if (at_synth_snapshot(d->m, r, d->snaps, (double)time(NULL), 1, d->seed + (uint64_t)r) < 0)
+        if (add_snapshot(d, r, d->snaps, (double)time(NULL)) < 0)
             return -1;
     d->snaps++;
     return 0;
@@ -138,15 +146,19 @@ int main(int argc, char **argv)
         }
     }
     d.m = at_model_new();
-    if (!d.m)
+    d.trk = calloc((size_t)(runs > 0 ? runs : 1), sizeof *d.trk);
+    if (!d.m || !d.trk)
         return 1;
     double t0 = rows ? 1.7e9 : (double)time(NULL);
     for (int r = 0; r < runs; r++) {
         char id[32];
         snprintf(id, sizeof id, "synthetic-%d", r + 1);
         int run = at_synth_run(d.m, id, layers);
+        d.trk[r] = at_phase_tracker_new(NULL);
+        if (!d.trk[r])
+            run = -1;
         for (int k = 0; run >= 0 && k < snaps; k++)
-            if (at_synth_snapshot(d.m, run, k, t0, 1, d.seed + (uint64_t)r) < 0)
+            if (add_snapshot(&d, run, k, t0) < 0)
                 run = -1;
         if (run < 0) {
             fprintf(stderr, "view_driver: out of memory\n");
@@ -181,6 +193,9 @@ int main(int argc, char **argv)
             fprintf(stderr, "view_driver: %s\n", at_strerror(rc));
         rc = rc < 0;
     }
+    for (int r = 0; r < runs; r++)
+        at_phase_tracker_free(d.trk[r]);
+    free(d.trk);
     at_model_free(d.m);
     return rc;
 }
