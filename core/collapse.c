@@ -5,19 +5,24 @@
  * separates them (docs/detection.md has the measurements) is what the optimizer does once
  * the layers are trained: without a force that bounds the weights, the Frobenius norm keeps
  * growing, snapshot after snapshot, while the spectra have stopped changing shape (alpha
- * flat): the weights inflate instead of learning, and test accuracy erodes.
+ * flat): the weights inflate instead of learning, and test accuracy erodes. An ordinary
+ * healthy run can grow its norm just as steadily; there the growth goes into heavy-tailed
+ * layers (alpha near 2), in the collapse runs into layers that stay at alpha ~3.
  *
- * The conditions are judged over a span: the latest `window` snapshots, extended back to cover
- * at least SPAN_SHARE of the steps trained so far, so that the verdict does not depend on how
- * often the trainer publishes (a burst of growth between close snapshots is not a trend). All
- * must hold for `confirm` consecutive snapshots:
+ * The conditions are judged over a span: the latest SPAN_MIN snapshots, extended back to cover
+ * at least opts.collapse_span of the steps trained so far, so that the verdict does not depend
+ * on how often the trainer publishes (a burst of growth between close snapshots is not a
+ * trend). All must hold for opts.collapse_confirm consecutive snapshots covering at least
+ * opts.collapse_hold of the steps so far:
  *   trained     most eigenvalues belong to layers that are healthy or burnt (not raw);
  *   growing     the summed log_norm rises at >= GROWTH_MIN per 1000 steps and stands at its
  *               running maximum;
  *   monotone    nearly every snapshot of the span increased it (a bounded run wobbles);
  *   stationary  the weighted mean alpha moves less than ALPHA_SLOPE_MAX per 1000 steps either
  *               way (while it falls the run is still grokking; while it rises it is unlearning
- *               or regularising, not inflating). */
+ *               or regularising, not inflating);
+ *   not heavy-tailed growth  the layers' median alphas over the span, each weighted by how
+ *               fast that layer's squared norm grows, average at least opts.collapse_alpha_min. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,18 +31,20 @@
 #include "alphatop/status.h"
 #include "phase_internal.h"
 
+static const int SPAN_MIN = 5;              /* snapshots: fewest in a span */
 static const double GROWTH_MIN = 1.0e-3;    /* log10 units per 1000 steps: +0.23 %/kstep */
 static const double AT_PEAK_TOL = 2.0e-3;   /* log10 units below the running maximum */
 static const double MONOTONE_MIN = 0.85;    /* share of increasing steps in the span */
 static const double ALPHA_SLOPE_MAX = 0.04; /* |d alpha| per 1000 steps */
 static const double UNTRAINED_MAX = 0.25;   /* share of eigenvalues in raw/failed layers */
-static const double SPAN_SHARE = 0.25;      /* of the steps trained so far */
 
-void at_collapse_init(at_collapse *c, int window, int confirm)
+void at_collapse_init(at_collapse *c, const at_phase_opts *o)
 {
     memset(c, 0, sizeof *c);
-    c->window = window;
-    c->confirm = confirm;
+    c->confirm = o->collapse_confirm;
+    c->span = o->collapse_span;
+    c->hold = o->collapse_hold;
+    c->alpha_min = o->collapse_alpha_min;
     c->log_norm_max = -INFINITY;
     c->since = -1;
     c->streak_since = -1;
@@ -49,6 +56,35 @@ void at_collapse_free(at_collapse *c)
     free(c->step);
     free(c->log_norm);
     free(c->alpha);
+    free(c->layer_norm);
+    free(c->layer_alpha);
+    free(c->scratch);
+}
+
+/* Per-layer history laid out for cap snapshots of stride layers, the first n rows copied
+ * from the current layout and new columns NAN. */
+static int relayout(at_collapse *c, size_t cap, size_t stride)
+{
+    size_t size = cap * stride > 0 ? cap * stride : 1;
+    double *ln = malloc(size * sizeof *ln);
+    double *la = malloc(size * sizeof *la);
+    if (!ln || !la) {
+        free(ln);
+        free(la);
+        return AT_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < c->n; i++)
+        for (size_t j = 0; j < stride; j++) {
+            int old = j < c->stride;
+            ln[i * stride + j] = old ? c->layer_norm[i * c->stride + j] : NAN;
+            la[i * stride + j] = old ? c->layer_alpha[i * c->stride + j] : NAN;
+        }
+    free(c->layer_norm);
+    free(c->layer_alpha);
+    c->layer_norm = ln;
+    c->layer_alpha = la;
+    c->stride = stride;
+    return AT_OK;
 }
 
 static int append(at_collapse *c, const at_collapse_input *in)
@@ -64,9 +100,19 @@ static int append(at_collapse *c, const at_collapse_input *in)
         double *a = realloc(c->alpha, cap * sizeof *a);
         if (a)
             c->alpha = a;
-        if (!s || !l || !a)
+        double *w = realloc(c->scratch, cap * sizeof *w);
+        if (w)
+            c->scratch = w;
+        if (!s || !l || !a || !w || relayout(c, cap, c->stride))
             return AT_ERR_NOMEM;
         c->cap = cap;
+    }
+    if (in->n_layers > c->stride && relayout(c, c->cap, in->n_layers))
+        return AT_ERR_NOMEM;
+    size_t row = c->n * c->stride;
+    for (size_t j = 0; j < c->stride; j++) {
+        c->layer_norm[row + j] = j < in->n_layers ? in->norm[j] : NAN;
+        c->layer_alpha[row + j] = j < in->n_layers ? in->alpha[j] : NAN;
     }
     c->step[c->n] = in->step;
     c->log_norm[c->n] = in->log_norm;
@@ -79,8 +125,8 @@ static int append(at_collapse *c, const at_collapse_input *in)
  * (spans only move forward: their start step never decreases). */
 static size_t span_start(at_collapse *c)
 {
-    size_t last = c->n - 1, i = c->n - (size_t)c->window;
-    double from = (double)c->step[last] * (1.0 - SPAN_SHARE);
+    size_t last = c->n - 1, i = c->n - (size_t)SPAN_MIN;
+    double from = (double)c->step[last] * (1.0 - c->span);
     while (i > 0 && (double)c->step[i] > from)
         i--;
     if (i > 1024 && i > c->n / 2) {
@@ -88,6 +134,10 @@ static size_t span_start(at_collapse *c)
         memmove(c->step, c->step + i, k * sizeof *c->step);
         memmove(c->log_norm, c->log_norm + i, k * sizeof *c->log_norm);
         memmove(c->alpha, c->alpha + i, k * sizeof *c->alpha);
+        memmove(c->layer_norm, c->layer_norm + i * c->stride,
+                k * c->stride * sizeof *c->layer_norm);
+        memmove(c->layer_alpha, c->layer_alpha + i * c->stride,
+                k * c->stride * sizeof *c->layer_alpha);
         c->n = k;
         i = 0;
     }
@@ -105,6 +155,49 @@ static double increasing_share(const double *v, size_t n)
     return steps ? (double)up / steps : 0.0;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median of the finite values among v[0], v[stride], ... (k of them); NAN if none. Uses
+ * c->scratch. */
+static double median_strided(at_collapse *c, const double *v, size_t k, size_t stride)
+{
+    size_t m = 0;
+    for (size_t i = 0; i < k; i++)
+        if (isfinite(v[i * stride]))
+            c->scratch[m++] = v[i * stride];
+    if (m == 0)
+        return NAN;
+    qsort(c->scratch, m, sizeof *c->scratch, cmp_double);
+    return m % 2 ? c->scratch[m / 2] : 0.5 * (c->scratch[m / 2 - 1] + c->scratch[m / 2]);
+}
+
+/* Over the span's k snapshots from i0: each layer's median alpha, weighted by how fast its
+ * squared norm grows (slope of log10 norm times the latest norm, i.e. d norm / d step up to a
+ * constant); layers that do not grow get no weight. NAN when no layer grows. The median makes
+ * a fit that jumps between two xmin candidates count once, not as a trend. */
+static double growth_weighted_alpha(at_collapse *c, size_t i0, size_t k)
+{
+    double num = 0, den = 0;
+    for (size_t j = 0; j < c->stride; j++) {
+        const double *nv = c->layer_norm + i0 * c->stride + j;
+        for (size_t i = 0; i < k; i++)
+            c->scratch[i] = nv[i * c->stride] > 0 ? log10(nv[i * c->stride]) : NAN;
+        double g = at_slope(c->step + i0, c->scratch, (int)k) * nv[(k - 1) * c->stride];
+        if (!(g > 0))
+            continue;
+        double a = median_strided(c, c->layer_alpha + i0 * c->stride + j, k, c->stride);
+        if (!isfinite(a))
+            continue;
+        num += g * a;
+        den += g;
+    }
+    return den > 0 ? num / den : NAN;
+}
+
 int at_collapse_update(at_collapse *c, const at_collapse_input *in)
 {
     if (c->holds)
@@ -113,9 +206,9 @@ int at_collapse_update(at_collapse *c, const at_collapse_input *in)
         return AT_ERR_NOMEM;
     if (in->log_norm > c->log_norm_max)
         c->log_norm_max = in->log_norm;
-    if (c->n < (size_t)c->window) {
-        snprintf(c->evidence, sizeof c->evidence, "trend window not full (%zu of %d snapshots)",
-                 c->n, c->window);
+    if (c->n < (size_t)SPAN_MIN) {
+        snprintf(c->evidence, sizeof c->evidence, "trend span not full (%zu of %d snapshots)", c->n,
+                 SPAN_MIN);
         c->streak = 0;
         return AT_OK;
     }
@@ -126,6 +219,7 @@ int at_collapse_update(at_collapse *c, const at_collapse_input *in)
     double mono = increasing_share(c->log_norm + i0, k);
     double aslope = at_slope(st, c->alpha + i0, (int)k);
     double pct = (pow(10.0, (c->log_norm[last] - c->log_norm[i0]) / 2.0) - 1.0) * 100.0;
+    double galpha = growth_weighted_alpha(c, i0, k);
 
     char why[160] = "";
     if (in->untrained_share > UNTRAINED_MAX)
@@ -139,6 +233,9 @@ int at_collapse_update(at_collapse *c, const at_collapse_input *in)
                  mono * 100.0);
     else if (!(fabs(aslope) <= ALPHA_SLOPE_MAX))
         snprintf(why, sizeof why, "alphas still moving (%+.3f per 1000 steps)", aslope);
+    else if (c->alpha_min > 0 && !(galpha >= c->alpha_min))
+        snprintf(why, sizeof why, "the norm grows in heavy-tailed layers (alpha %.2f < %.2f)",
+                 galpha, c->alpha_min);
     if (why[0]) {
         c->streak = 0;
         snprintf(c->evidence, sizeof c->evidence, "no collapse: %s", why);
@@ -151,9 +248,11 @@ int at_collapse_update(at_collapse *c, const at_collapse_input *in)
         snprintf(traps, sizeof traps, "; %d correlation traps", in->traps);
     snprintf(c->evidence, sizeof c->evidence,
              "weight norm +%.1f%% over %lld steps (%.0f%% of snapshots up) while alphas are "
-             "flat (%+.3f per 1000 steps) in trained layers, %d snapshots in a row%s",
-             pct, (long long)span, mono * 100.0, aslope, c->streak, traps);
-    if (c->streak >= c->confirm) {
+             "flat (%+.3f per 1000 steps) in trained layers (growing layers at alpha %.2f), "
+             "%d snapshots in a row%s",
+             pct, (long long)span, mono * 100.0, aslope, galpha, c->streak, traps);
+    if (c->streak >= c->confirm &&
+        (double)(in->step - c->streak_since) >= c->hold * (double)in->step) {
         c->holds = 1;
         c->since = c->streak_since;
     }

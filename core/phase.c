@@ -56,6 +56,8 @@ struct at_phase_tracker {
     double untrained_share, burnt_share; /* of the snapshot's eigenvalues */
     size_t present, known;               /* layers in the latest snapshot; those with a phase */
     at_ring run_log_norm, run_mean_alpha;
+    double *layer_norm, *layer_alpha; /* n_layers each: the collapse detector's input */
+    size_t cap_layer_norm, cap_layer_alpha;
     at_collapse collapse;
 };
 
@@ -66,8 +68,11 @@ void at_phase_opts_default(at_phase_opts *o)
     o->margin = 0.1;
     o->confirm = 3;
     o->window = 10;
-    o->collapse_confirm = 5;
+    o->collapse_confirm = 3;
     o->grokking_alpha = 4.0;
+    o->collapse_span = 0.3;
+    o->collapse_hold = 0.15;
+    o->collapse_alpha_min = 2.5;
 }
 
 const char *at_layer_phase_name(at_layer_phase p)
@@ -188,7 +193,9 @@ at_phase_tracker *at_phase_tracker_new(const at_phase_opts *opts)
     else
         at_phase_opts_default(&o);
     if (!(o.burnt_below < o.raw_above) || !(o.margin >= 0) || o.confirm < 1 || o.window < 3 ||
-        o.collapse_confirm < 1)
+        o.collapse_confirm < 1 || !(o.collapse_span > 0 && o.collapse_span <= 1) ||
+        !(o.collapse_hold >= 0 && o.collapse_hold < 1) ||
+        !(o.collapse_alpha_min >= 0 && isfinite(o.collapse_alpha_min)))
         return NULL;
     at_phase_tracker *t = calloc(1, sizeof *t);
     if (!t)
@@ -203,7 +210,7 @@ at_phase_tracker *at_phase_tracker_new(const at_phase_opts *opts)
     t->log_norm_max = -INFINITY;
     if (ring_init(&t->run_log_norm, o.window) || ring_init(&t->run_mean_alpha, o.window))
         goto err;
-    at_collapse_init(&t->collapse, o.window, o.collapse_confirm);
+    at_collapse_init(&t->collapse, &o);
     return t;
 err:
     at_phase_tracker_free(t);
@@ -228,6 +235,8 @@ void at_phase_tracker_free(at_phase_tracker *self)
     free(self->events);
     ring_free(&self->run_log_norm);
     ring_free(&self->run_mean_alpha);
+    free(self->layer_norm);
+    free(self->layer_alpha);
     at_collapse_free(&self->collapse);
     free(self);
 }
@@ -252,7 +261,9 @@ static layer *find_or_add_layer(at_phase_tracker *t, const char *name)
     for (size_t i = 0; i < t->n_layers; i++)
         if (strcmp(t->layers[i].name, name) == 0)
             return &t->layers[i];
-    if (grow((void **)&t->layers, &t->cap_layers, t->n_layers + 1, sizeof *t->layers))
+    if (grow((void **)&t->layers, &t->cap_layers, t->n_layers + 1, sizeof *t->layers) ||
+        grow((void **)&t->layer_norm, &t->cap_layer_norm, t->n_layers + 1, sizeof(double)) ||
+        grow((void **)&t->layer_alpha, &t->cap_layer_alpha, t->n_layers + 1, sizeof(double)))
         return NULL;
     layer *l = &t->layers[t->n_layers];
     memset(l, 0, sizeof *l);
@@ -476,6 +487,8 @@ static at_collapse_input update_run_stats(at_phase_tracker *t, int64_t step)
     t->known = 0;
     for (size_t i = 0; i < t->n_layers; i++) {
         const layer *l = &t->layers[i];
+        t->layer_norm[i] = l->present ? l->norm : NAN;
+        t->layer_alpha[i] = l->present ? l->alpha : NAN;
         if (!l->present)
             continue;
         t->present++;
@@ -510,7 +523,10 @@ static at_collapse_input update_run_stats(at_phase_tracker *t, int64_t step)
                             .log_norm = t->log_norm,
                             .weighted_alpha = t->weighted_alpha,
                             .untrained_share = t->untrained_share,
-                            .traps = traps};
+                            .traps = traps,
+                            .n_layers = t->n_layers,
+                            .norm = t->layer_norm,
+                            .alpha = t->layer_alpha};
     return in;
 }
 

@@ -2,7 +2,10 @@
 #ifndef ALPHATOP_PHASE_INTERNAL_H
 #define ALPHATOP_PHASE_INTERNAL_H
 
+#include <stddef.h>
 #include <stdint.h>
+
+#include "alphatop/phase.h"
 
 /* The last `keep` (step, value) pairs, oldest first through at_ring_get, contiguous in
  * memory (storage of 2 * keep, compacted when full). */
@@ -35,16 +38,24 @@ typedef struct at_collapse_input {
     double weighted_alpha;  /* mean alpha weighted by eigenvalue count (NAN: none fitted) */
     double untrained_share; /* share of eigenvalues in layers raw, failed or unknown */
     int traps;              /* total correlation traps in this snapshot (-1: not computed) */
+    size_t n_layers;        /* the tracker's layers so far, in first-seen order */
+    const double *norm;     /* per layer: squared Frobenius norm; NAN when not in the snapshot */
+    const double *alpha;    /* per layer: alpha; NAN for a failed fit or not in the snapshot */
 } at_collapse_input;
 
-/* Detector state; a verdict latches once reached. Keeps the run's history back to the
- * oldest step any future span can reach. */
+/* Detector state; a verdict latches once reached. Keeps the run's history (per snapshot: step,
+ * log_norm, weighted alpha, and `stride` per-layer norms and alphas) back to the oldest step
+ * any future span can reach, and scratch space for one span. */
 typedef struct at_collapse {
-    int window;  /* fewest snapshots in a span */
-    int confirm; /* consecutive snapshots the conditions must hold */
+    int confirm;      /* fewest consecutive snapshots the conditions must hold */
+    double span;      /* a span covers at least this share of the steps so far */
+    double hold;      /* the conditions must hold over this share of the steps so far */
+    double alpha_min; /* growth-weighted alpha threshold; 0 = off */
     int64_t *step;
     double *log_norm, *alpha;
-    size_t n, cap;
+    double *layer_norm, *layer_alpha; /* [snapshot * stride + layer] */
+    size_t n, cap, stride;
+    double *scratch; /* cap entries */
     double log_norm_max;
     int holds;
     int64_t since; /* first snapshot of the streak that made the verdict */
@@ -53,10 +64,11 @@ typedef struct at_collapse {
     char evidence[300];
 } at_collapse;
 
-void at_collapse_init(at_collapse *c, int window, int confirm);
+void at_collapse_init(at_collapse *c, const at_phase_opts *o);
 void at_collapse_free(at_collapse *c);
 
-/* Feeds one snapshot. Returns AT_OK or AT_ERR_NOMEM (the snapshot is then not counted). */
+/* Feeds one snapshot (in borrowed). Returns AT_OK or AT_ERR_NOMEM (the snapshot is then not
+ * counted). */
 int at_collapse_update(at_collapse *c, const at_collapse_input *in);
 
 #endif

@@ -79,13 +79,21 @@ static void summarize(const fixture *f, const char *acc, const replay *r)
 static int usage(FILE *out)
 {
     fprintf(out, "usage: phase_replay FIXTURE [--stop-on RULES] [--acc NAME] [--window N] "
-                 "[--confirm N] [--quiet]\n"
-                 "                    [--trace]\n"
+                 "[--confirm N] [--span X]\n"
+                 "                    [--hold X] [--alpha-min X] [--every STEPS] [--quiet] "
+                 "[--trace]\n"
                  "  --stop-on RULES  comma-separated stop rules (default: collapse)\n"
                  "  --acc NAME       scalar to report beside events (default: test_acc)\n"
                  "  --quiet          print run-phase events and the stop only\n"
-                 "  --window N       trend window in snapshots (default 10)\n"
-                 "  --confirm N      snapshots the collapse conditions must hold (default 5)\n"
+                 "  --window N       per-layer trend window in snapshots (default 10)\n"
+                 "  --confirm N      fewest snapshots the collapse conditions must hold "
+                 "(default 3)\n"
+                 "  --span X         share of the steps a collapse span covers (default 0.3)\n"
+                 "  --hold X         share of the steps the collapse conditions must hold "
+                 "(default 0.15)\n"
+                 "  --alpha-min X    growth-weighted alpha a collapse needs (default 2.5; 0 = "
+                 "off)\n"
+                 "  --every STEPS    replay only snapshots whose step is a multiple of STEPS\n"
                  "  --trace          print the run state and collapse evidence per snapshot\n");
     return out == stdout ? 0 : 2;
 }
@@ -93,6 +101,7 @@ static int usage(FILE *out)
 int main(int argc, char **argv)
 {
     const char *path = NULL, *spec = "collapse";
+    long long every = 0;
     replay r = {.acc = "test_acc"};
     at_phase_opts o;
     at_phase_opts_default(&o);
@@ -105,6 +114,14 @@ int main(int argc, char **argv)
             o.window = atoi(argv[++i]);
         else if (strcmp(argv[i], "--confirm") == 0 && i + 1 < argc)
             o.collapse_confirm = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--span") == 0 && i + 1 < argc)
+            o.collapse_span = atof(argv[++i]);
+        else if (strcmp(argv[i], "--hold") == 0 && i + 1 < argc)
+            o.collapse_hold = atof(argv[++i]);
+        else if (strcmp(argv[i], "--alpha-min") == 0 && i + 1 < argc)
+            o.collapse_alpha_min = atof(argv[++i]);
+        else if (strcmp(argv[i], "--every") == 0 && i + 1 < argc)
+            every = atoll(argv[++i]);
         else if (strcmp(argv[i], "--trace") == 0)
             r.trace = 1;
         else if (strcmp(argv[i], "--quiet") == 0)
@@ -124,6 +141,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "phase_replay: %s\n", err);
         return 1;
     }
+    if (every > 0) {
+        size_t kept = 0;
+        for (size_t i = 0; i < f->n; i++)
+            if (f->r[i].step % every == 0)
+                f->r[kept++] = f->r[i];
+        f->n = kept;
+    }
     at_stop_rules *rules = NULL;
     if (at_stop_rules_parse(spec, &rules, err, sizeof err)) {
         fprintf(stderr, "phase_replay: %s\n", err);
@@ -133,7 +157,8 @@ int main(int argc, char **argv)
     r.rules = rules;
     r.t = at_phase_tracker_new(&o);
     if (!r.t) {
-        fprintf(stderr, "phase_replay: invalid --window or --confirm\n");
+        fprintf(stderr, "phase_replay: invalid --window, --confirm, --span, --hold or "
+                        "--alpha-min\n");
         at_stop_rules_free(rules);
         fixture_free(f);
         return 2;

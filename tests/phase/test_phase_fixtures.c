@@ -2,9 +2,12 @@
  * examples/torch_grokking.py --dump (seeds 0 and 1; a snapshot every 2000 steps, the seed-1
  * control every 4000): the collapse rule stops each no-weight-decay run after its test-accuracy
  * peak and before a 5-point drop, and never stops a weight-decay control although its layers
- * go burnt and show traps. c_trainer_wd1: the C example (modular addition, AdamW weight decay
- * 1.0) as `alphatop watch --headless` saw it, converted by headless_to_fixture.py: a healthy
- * grokking run that must not be stopped. */
+ * go burnt and show traps. grok_s*_healthy: ordinary healthy runs (PyTorch defaults: init x1,
+ * AdamW lr 1e-3, weight decay 0.01, 100k steps) whose weight norm grows as steadily as a
+ * collapse run's while test accuracy holds: never stopped, though they would be without the
+ * detector's growth-weighted alpha condition. c_trainer_wd1: the C example (modular addition,
+ * AdamW weight decay 1.0) as `alphatop watch --headless` saw it, converted by
+ * headless_to_fixture.py: a healthy grokking run that must not be stopped. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -80,12 +83,12 @@ static fixture *load(const char *name)
     return f;
 }
 
-static void replay(const fixture *f, outcome *o)
+static void replay(const fixture *f, const at_phase_opts *opts, outcome *o)
 {
     memset(o, 0, sizeof *o);
     o->stop_step = -1;
     assert_int_equal(at_stop_rules_parse("collapse", &o->rules, NULL, 0), AT_OK);
-    o->t = at_phase_tracker_new(NULL);
+    o->t = at_phase_tracker_new(opts);
     assert_non_null(o->t);
     assert_int_equal(fixture_replay(f->r, f->n, o->t, on_snapshot, o), AT_OK);
 }
@@ -104,7 +107,7 @@ static void check_collapse_run(const char *name)
     accuracy_curve(f, &peak, &peak_step, &drop5);
     assert_true(drop5 > 0); /* the recorded run does collapse */
     outcome o;
-    replay(f, &o);
+    replay(f, NULL, &o);
     print_message("%s: test_acc peak %.3f at %lld, -5 points at %lld, stop at %lld (%.3f)\n", name,
                   peak, (long long)peak_step, (long long)drop5, (long long)o.stop_step,
                   o.acc_at_stop);
@@ -125,7 +128,7 @@ static void check_never_stops(const char *name, int hard)
 {
     fixture *f = load(name);
     outcome o;
-    replay(f, &o);
+    replay(f, NULL, &o);
     /* the hard part is present in the controls: burnt layers and traps, yet no stop */
     if (hard) {
         assert_true(o.burnt_seen);
@@ -136,6 +139,35 @@ static void check_never_stops(const char *name, int hard)
         assert_int_not_equal(o.phases[i], AT_RUN_COLLAPSE);
     finish(&o);
     fixture_free(f);
+}
+
+/* A healthy run with a steadily growing norm: not stopped, but stopped once the growth-weighted
+ * alpha condition is off (so the fixture does test that condition). */
+static void check_healthy_growth(const char *name)
+{
+    check_never_stops(name, 0);
+    fixture *f = load(name);
+    at_phase_opts opts;
+    at_phase_opts_default(&opts);
+    opts.collapse_alpha_min = 0.0;
+    outcome o;
+    replay(f, &opts, &o);
+    print_message("%s: without the alpha condition, stop at %lld\n", name, (long long)o.stop_step);
+    assert_true(o.stop_step > 0);
+    finish(&o);
+    fixture_free(f);
+}
+
+static void test_healthy_seed0_never_stops(void **state)
+{
+    (void)state;
+    check_healthy_growth("grok_s0_healthy.txt");
+}
+
+static void test_healthy_seed1_never_stops(void **state)
+{
+    (void)state;
+    check_healthy_growth("grok_s1_healthy.txt");
 }
 
 static void test_no_wd_seed0_collapses(void **state)
@@ -171,9 +203,13 @@ static void test_c_trainer_never_stops(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_no_wd_seed0_collapses), cmocka_unit_test(test_wd_seed0_never_stops),
-        cmocka_unit_test(test_no_wd_seed1_collapses), cmocka_unit_test(test_wd_seed1_never_stops),
+        cmocka_unit_test(test_no_wd_seed0_collapses),
+        cmocka_unit_test(test_wd_seed0_never_stops),
+        cmocka_unit_test(test_no_wd_seed1_collapses),
+        cmocka_unit_test(test_wd_seed1_never_stops),
         cmocka_unit_test(test_c_trainer_never_stops),
+        cmocka_unit_test(test_healthy_seed0_never_stops),
+        cmocka_unit_test(test_healthy_seed1_never_stops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

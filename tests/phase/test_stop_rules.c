@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -141,26 +142,44 @@ static void test_scalar_rule(void **state)
     assert_string_equal(v.rule, "scalar:test_acc-drop:0.015");
 }
 
-/* The collapse rule on crafted sequences: steady norm growth with flat alphas in trained
- * layers fires after a full window plus the confirmation snapshots; the same growth while
- * alphas still fall (grokking), or a norm that wobbles, never does. */
-static int64_t collapse_step(double alpha_slope, double wobble, at_stop_verdict *v)
+/* The collapse rule on crafted sequences: two trained layers, fc1 (64 eigenvalues) and fc2
+ * (200), each with a constant alpha and a log_norm rising by `grow` per snapshot, one snapshot
+ * every 1000 steps. */
+typedef struct crafted {
+    double alpha1, alpha2; /* per layer */
+    double grow1, grow2;   /* log10 norm per snapshot, per layer */
+    double alpha_slope;    /* added to both alphas per snapshot */
+    double wobble;         /* added to both log_norms on odd snapshots */
+    double alpha_min;      /* opts.collapse_alpha_min */
+} crafted;
+
+static int64_t collapse_step(const crafted *c, at_stop_verdict *v, char *why, size_t whylen)
 {
     at_stop_rules *r = NULL;
     assert_int_equal(at_stop_rules_parse("collapse", &r, NULL, 0), AT_OK);
-    at_phase_tracker *t = at_phase_tracker_new(NULL);
+    at_phase_opts o;
+    at_phase_opts_default(&o);
+    o.collapse_alpha_min = c->alpha_min;
+    at_phase_tracker *t = at_phase_tracker_new(&o);
+    assert_non_null(t);
     int64_t fired = -1;
     for (int i = 0; i < 40 && fired < 0; i++) {
         int64_t step = 1000 * (int64_t)(i + 1);
-        double ln = 4.0 + 0.004 * i + (i % 2 ? wobble : 0.0);
-        double alpha = 3.5 + alpha_slope * i;
-        fx_record x = fixture_layer(step, "fc1", 64, alpha, ln, 0);
-        fx_record y = fixture_layer(step, "fc2", 200, alpha, ln, 0);
+        double w = i % 2 ? c->wobble : 0.0;
+        fx_record x = fixture_layer(step, "fc1", 64, c->alpha1 + c->alpha_slope * i,
+                                    4.0 + c->grow1 * i + w, 0);
+        fx_record y = fixture_layer(step, "fc2", 200, c->alpha2 + c->alpha_slope * i,
+                                    4.0 + c->grow2 * i + w, 0);
         assert_int_equal(at_phase_tracker_feed_layer(t, step, x.name, &x.m, NAN), AT_OK);
         assert_int_equal(at_phase_tracker_feed_layer(t, step, y.name, &y.m, NAN), AT_OK);
         assert_int_equal(at_phase_tracker_end_snapshot(t, step, NULL, NULL), AT_OK);
         if (at_stop_rules_eval(r, t, v) == 1)
             fired = step;
+    }
+    if (why) {
+        at_run_state run;
+        at_phase_tracker_run(t, &run);
+        snprintf(why, whylen, "%s", run.collapse_evidence);
     }
     at_phase_tracker_free(t);
     at_stop_rules_free(r);
@@ -171,21 +190,61 @@ static void test_collapse_rule(void **state)
 {
     (void)state;
     at_stop_verdict v;
-    /* layers known from 3000, window full at 10000, 5 snapshots in a row: 14000 */
-    assert_int_equal(collapse_step(0.0, 0.0, &v), 14000);
+    char why[300];
+    crafted inflate = {3.5, 3.5, 0.004, 0.004, 0.0, 0.0, 2.5};
+    /* layers known from 3000, span of 5 snapshots full at 5000, then 3 snapshots in a row that
+     * also cover 15 % of the steps: 7000 */
+    assert_int_equal(collapse_step(&inflate, &v, NULL, 0), 7000);
     assert_string_equal(v.rule, "collapse");
-    assert_non_null(strstr(v.evidence, "collapse since step 10000: weight norm +"));
+    assert_non_null(strstr(v.evidence, "collapse since step 5000: weight norm +"));
     assert_non_null(strstr(v.evidence, "alphas are flat"));
-    assert_int_equal(collapse_step(-0.05, 0.0, &v), -1); /* still grokking */
-    assert_int_equal(collapse_step(0.0, -0.01, &v), -1); /* bounded, wobbling norm */
+    assert_non_null(strstr(v.evidence, "growing layers at alpha 3.50"));
+
+    crafted grokking = inflate;
+    grokking.alpha_slope = -0.05;
+    assert_int_equal(collapse_step(&grokking, &v, why, sizeof why), -1);
+    assert_non_null(strstr(why, "alphas still moving"));
+
+    crafted bounded = inflate;
+    bounded.wobble = -0.01;
+    assert_int_equal(collapse_step(&bounded, &v, why, sizeof why), -1);
+    assert_non_null(strstr(why, "no collapse: weight norm")); /* not growing, or not steady */
+}
+
+/* Growth in heavy-tailed layers (alpha near 2, as in an ordinary healthy run) is not a
+ * collapse; what counts is the alpha of the layers that grow, weighted by their growth. */
+static void test_collapse_needs_growth_outside_heavy_tails(void **state)
+{
+    (void)state;
+    at_stop_verdict v;
+    char why[300];
+    crafted heavy = {2.1, 2.1, 0.004, 0.004, 0.0, 0.0, 2.5};
+    assert_int_equal(collapse_step(&heavy, &v, why, sizeof why), -1);
+    assert_non_null(strstr(why, "heavy-tailed layers (alpha 2.10 < 2.50)"));
+    heavy.alpha_min = 0.0; /* the condition turned off: the same run is stopped */
+    assert_int_equal(collapse_step(&heavy, &v, NULL, 0), 7000);
+
+    /* fc1 sits at 3.5 but does not grow; fc2 grows at 2.0: no collapse */
+    crafted fc2_grows = {3.5, 2.0, 0.0, 0.006, 0.0, 0.0, 2.5};
+    assert_int_equal(collapse_step(&fc2_grows, &v, why, sizeof why), -1);
+    assert_non_null(strstr(why, "alpha 2.00 < 2.50"));
+
+    /* the other way round: the growing layer is at 3.5 */
+    crafted fc1_grows = {3.5, 2.0, 0.006, 0.0, 0.0, 0.0, 2.5};
+    assert_int_equal(collapse_step(&fc1_grows, &v, NULL, 0), 7000);
+    assert_non_null(strstr(v.evidence, "growing layers at alpha 3.50"));
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_valid), cmocka_unit_test(test_parse_errors),
-        cmocka_unit_test(test_burnt_rule),  cmocka_unit_test(test_mean_alpha_rule),
-        cmocka_unit_test(test_scalar_rule), cmocka_unit_test(test_collapse_rule),
+        cmocka_unit_test(test_parse_valid),
+        cmocka_unit_test(test_parse_errors),
+        cmocka_unit_test(test_burnt_rule),
+        cmocka_unit_test(test_mean_alpha_rule),
+        cmocka_unit_test(test_scalar_rule),
+        cmocka_unit_test(test_collapse_rule),
+        cmocka_unit_test(test_collapse_needs_growth_outside_heavy_tails),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -63,9 +63,17 @@ typedef struct at_phase_opts {
     double margin;         /* 0.1: alpha must be this far past a threshold to count as across */
     int confirm;           /* 3: consecutive snapshots across a threshold before a phase changes */
     int window;            /* 10: snapshots in a trend window (slopes, growth ratios) */
-    int collapse_confirm;  /* 5: consecutive snapshots the collapse conditions must hold */
+    int collapse_confirm;  /* 3: fewest consecutive snapshots the collapse conditions must hold */
     double grokking_alpha; /* 4.0: weighted mean alpha at or below which trained layers count
                               as grokking (Prakash & Martin: ~4.0 before, ~2.9 at the peak) */
+    /* The collapse detector (docs/detection.md); its spans and hold are shares of the steps
+     * trained so far, so that its verdict does not depend on how often snapshots arrive. */
+    double collapse_span;      /* 0.3: a span covers at least this share of the steps */
+    double collapse_hold;      /* 0.15: the conditions must hold over this share of the steps
+                                  (and for collapse_confirm snapshots) */
+    double collapse_alpha_min; /* 2.5: the layers where the norm grows (each weighted by its
+                                  growth) must have a median alpha at least this; 0 turns the
+                                  condition off */
 } at_phase_opts;
 
 /* Kinds of event a snapshot can produce. */
@@ -130,7 +138,8 @@ AT_EXPORT void at_phase_opts_default(at_phase_opts *o);
 
 /* New tracker (opts copied; NULL opts = defaults). Caller owns return value (free with
  * at_phase_tracker_free); NULL when out of memory or when opts are invalid (burnt_below >=
- * raw_above, margin < 0, confirm < 1, window < 3). */
+ * raw_above, margin < 0, confirm < 1, window < 3, collapse_confirm < 1, collapse_span outside
+ * (0, 1], collapse_hold outside [0, 1), collapse_alpha_min negative or not finite). */
 AT_EXPORT at_phase_tracker *at_phase_tracker_new(const at_phase_opts *opts);
 
 /* Frees the tracker. NULL-safe. */
