@@ -19,6 +19,12 @@ static const char watch_usage[] =
     "Options:\n"
     "  --listen ENDPOINT   ZeroMQ endpoint to listen on (default: $ALPHATOP_ENDPOINT, else\n"
     "                      ipc:///tmp/alphatop-UID.ipc, where trainers look by default)\n"
+    "  --curve-key FILE    CurveZMQ: this monitor's key file (from alphatop-keygen); with\n"
+    "  --curve-allow FILE  the trainers' public keys allowed to connect (one per line).\n"
+    "                      Default: $ALPHATOP_CURVE_KEY / $ALPHATOP_CURVE_ALLOW; required\n"
+    "                      for tcp on a non-loopback address (docs/protocol.md section 8)\n"
+    "  --insecure          allow plain tcp on a non-loopback address (anyone who reaches it\n"
+    "                      can send snapshots and read stop requests)\n"
     "  --headless          no terminal UI: JSON lines on stdout, one per layer result and one\n"
     "                      per event (see docs/monitor.md)\n"
     "  --record LOG        record every run into LOG (default: one log per run,\n"
@@ -32,7 +38,8 @@ static const char watch_usage[] =
     "  --stop-timeout S    seconds to wait for the trainer to acknowledge a stop (default 10)\n"
     "  --base CHECKPOINT   base weights (.safetensors/.npy) for delta mode: every layer is also\n"
     "                      analysed as W - W_base (a trainer can send its base instead)\n"
-    "  --exact             exact analysis: full SVD of every layer (default)\n"
+    "  --exact             exact analysis: every layer's full spectrum, equal to the\n"
+    "                      reference's (default)\n"
     "  --fast              fast analysis: float32 spectra warm-started from the previous\n"
     "                      snapshot, under a time budget (newest snapshot of a layer wins;\n"
     "                      no traps, no spectra in the detail view)\n"
@@ -85,6 +92,9 @@ int cmd_watch(int argc, char **argv)
 {
     enum {
         O_LISTEN = 256,
+        O_CURVE_KEY,
+        O_CURVE_ALLOW,
+        O_INSECURE,
         O_HEADLESS,
         O_RECORD,
         O_NO_RECORD,
@@ -99,6 +109,9 @@ int cmd_watch(int argc, char **argv)
     };
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, O_LISTEN},
+        {"curve-key", required_argument, NULL, O_CURVE_KEY},
+        {"curve-allow", required_argument, NULL, O_CURVE_ALLOW},
+        {"insecure", no_argument, NULL, O_INSECURE},
         {"headless", no_argument, NULL, O_HEADLESS},
         {"record", required_argument, NULL, O_RECORD},
         {"no-record", no_argument, NULL, O_NO_RECORD},
@@ -126,6 +139,15 @@ int cmd_watch(int argc, char **argv)
         switch (c) {
         case O_LISTEN:
             o.endpoint = optarg;
+            break;
+        case O_CURVE_KEY:
+            o.curve_key = optarg;
+            break;
+        case O_CURVE_ALLOW:
+            o.curve_allow = optarg;
+            break;
+        case O_INSECURE:
+            o.allow_insecure = 1;
             break;
         case O_HEADLESS:
             headless = 1;

@@ -1133,6 +1133,9 @@ at_engine *at_engine_new(const at_engine_opts *opts, at_model *model, char *err,
     at_feed_opts fo;
     at_feed_opts_default(&fo);
     fo.endpoint = opts->endpoint;
+    fo.curve_keyfile = opts->curve_key;
+    fo.curve_allow_file = opts->curve_allow;
+    fo.allow_insecure = opts->allow_insecure;
     self->feed = at_feed_new(&fo, err, errlen);
     if (!self->feed)
         goto fail;

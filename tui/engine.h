@@ -23,6 +23,9 @@
 
 typedef struct at_engine_opts {
     const char *endpoint;     /* where to listen; NULL: $ALPHATOP_ENDPOINT or the default */
+    const char *curve_key;    /* CurveZMQ key file and trainers' allow-list (feed.h); both */
+    const char *curve_allow;  /* NULL: $ALPHATOP_CURVE_KEY / $ALPHATOP_CURVE_ALLOW if set */
+    int allow_insecure;       /* plain tcp on a non-loopback address allowed */
     FILE *json_out;           /* headless JSON lines go here (flushed per line); NULL: none */
     const char *record;       /* run log path; NULL: one default path per run; "-": none */
     int record_weights;       /* also record every snapshot's raw weights */

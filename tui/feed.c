@@ -251,7 +251,10 @@ at_feed *at_feed_new(const at_feed_opts *opts, char *err, size_t errlen)
     int curve = opts->curve_keyfile || opts->curve_allow_file;
     if (!curve && !opts->allow_insecure && !is_local(ep)) {
         snprintf(err, errlen,
-                 "%s is not a loopback address: use Curve keys (or allow insecure explicitly)", ep);
+                 "%s is not a loopback address and no Curve keys are set: snapshots and stop "
+                 "requests would travel unauthenticated (keys: docs/protocol.md section 8; "
+                 "watch --curve-key/--curve-allow, or --insecure to accept that)",
+                 ep);
         goto err;
     }
     if (ipc_in_use(ep)) {
