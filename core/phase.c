@@ -72,7 +72,7 @@ void at_phase_opts_default(at_phase_opts *o)
     o->grokking_alpha = 4.0;
     o->collapse_span = 0.3;
     o->collapse_hold = 0.15;
-    o->collapse_alpha_min = 2.5;
+    o->collapse_alpha_min = 2.8;
 }
 
 const char *at_layer_phase_name(at_layer_phase p)

@@ -2,9 +2,11 @@
 
 The no-weight-decay run must be stopped by the monitor after its test-accuracy peak and before
 a 5-point drop (watch exits 3, the trainer prints "stopped at step N"); the weight-decay 0.01
-control must run its course without a stop (watch exits 0 after --max-snapshots). A snapshot
-every 1000 steps, as in docs/detection.md. Needs ALPHATOP_BIN (the alphatop program), the
-binding on PYTHONPATH, ALPHATOP_LIB, torch and sklearn; about 3 minutes of one core.
+control and an ordinary healthy run (PyTorch's defaults: init x1, AdamW lr 1e-3, weight decay
+0.01, whose weight norm grows steadily) must run their course without a stop (watch exits 0
+after --max-snapshots). A snapshot every 1000 steps, as in docs/detection.md. Needs
+ALPHATOP_BIN (the alphatop program), the binding on PYTHONPATH, ALPHATOP_LIB, torch and
+sklearn; about 5 minutes of one core.
 """
 import json
 import os
@@ -76,15 +78,22 @@ class CollapseEndToEnd(unittest.TestCase):
         else:
             self.assertEqual(curve[-1][0], 80000, "the trainer neither stopped nor finished")
 
-    def test_weight_decay_control_is_not_stopped(self):
+    def check_not_stopped(self, name, trainer_args):
         with tempfile.TemporaryDirectory() as tmp:
             rc, err, curve, stop, stopped = run(
-                tmp, "wd", ["--seed", "0", "--weight-decay", "0.01", "--steps", "100000"],
+                tmp, name, trainer_args + ["--steps", "100000"],
                 ["--stop-on", "collapse", "--max-snapshots", "100"], timeout=1500)
-        self.assertIsNone(stop, f"the control was stopped: {stop}")
+        self.assertIsNone(stop, f"{name} was stopped: {stop}")
         self.assertIsNone(stopped)
         self.assertEqual(rc, 0, err)
         self.assertGreaterEqual(len(curve), 100)
+
+    def test_weight_decay_control_is_not_stopped(self):
+        self.check_not_stopped("wd", ["--seed", "0", "--weight-decay", "0.01"])
+
+    def test_ordinary_healthy_run_is_not_stopped(self):
+        self.check_not_stopped("healthy", ["--seed", "0", "--init-scale", "1", "--lr", "1e-3",
+                                           "--weight-decay", "0.01"])
 
 
 if __name__ == "__main__":

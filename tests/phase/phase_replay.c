@@ -91,7 +91,7 @@ static int usage(FILE *out)
                  "  --span X         share of the steps a collapse span covers (default 0.3)\n"
                  "  --hold X         share of the steps the collapse conditions must hold "
                  "(default 0.15)\n"
-                 "  --alpha-min X    growth-weighted alpha a collapse needs (default 2.5; 0 = "
+                 "  --alpha-min X    growth-weighted alpha a collapse needs (default 2.8; 0 = "
                  "off)\n"
                  "  --every STEPS    replay only snapshots whose step is a multiple of STEPS\n"
                  "  --trace          print the run state and collapse evidence per snapshot\n");

@@ -150,7 +150,7 @@ typedef struct crafted {
     double grow1, grow2;   /* log10 norm per snapshot, per layer */
     double alpha_slope;    /* added to both alphas per snapshot */
     double wobble;         /* added to both log_norms on odd snapshots */
-    double alpha_min;      /* opts.collapse_alpha_min */
+    double alpha_min;      /* opts.collapse_alpha_min; negative: the default (2.8) */
 } crafted;
 
 static int64_t collapse_step(const crafted *c, at_stop_verdict *v, char *why, size_t whylen)
@@ -159,7 +159,8 @@ static int64_t collapse_step(const crafted *c, at_stop_verdict *v, char *why, si
     assert_int_equal(at_stop_rules_parse("collapse", &r, NULL, 0), AT_OK);
     at_phase_opts o;
     at_phase_opts_default(&o);
-    o.collapse_alpha_min = c->alpha_min;
+    if (c->alpha_min >= 0)
+        o.collapse_alpha_min = c->alpha_min;
     at_phase_tracker *t = at_phase_tracker_new(&o);
     assert_non_null(t);
     int64_t fired = -1;
@@ -191,7 +192,7 @@ static void test_collapse_rule(void **state)
     (void)state;
     at_stop_verdict v;
     char why[300];
-    crafted inflate = {3.5, 3.5, 0.004, 0.004, 0.0, 0.0, 2.5};
+    crafted inflate = {3.5, 3.5, 0.004, 0.004, 0.0, 0.0, -1};
     /* layers known from 3000, span of 5 snapshots full at 5000, then 3 snapshots in a row that
      * also cover 15 % of the steps: 7000 */
     assert_int_equal(collapse_step(&inflate, &v, NULL, 0), 7000);
@@ -218,19 +219,19 @@ static void test_collapse_needs_growth_outside_heavy_tails(void **state)
     (void)state;
     at_stop_verdict v;
     char why[300];
-    crafted heavy = {2.1, 2.1, 0.004, 0.004, 0.0, 0.0, 2.5};
+    crafted heavy = {2.1, 2.1, 0.004, 0.004, 0.0, 0.0, -1};
     assert_int_equal(collapse_step(&heavy, &v, why, sizeof why), -1);
-    assert_non_null(strstr(why, "heavy-tailed layers (alpha 2.10 < 2.50)"));
+    assert_non_null(strstr(why, "heavy-tailed layers (alpha 2.10 < 2.80)"));
     heavy.alpha_min = 0.0; /* the condition turned off: the same run is stopped */
     assert_int_equal(collapse_step(&heavy, &v, NULL, 0), 7000);
 
     /* fc1 sits at 3.5 but does not grow; fc2 grows at 2.0: no collapse */
-    crafted fc2_grows = {3.5, 2.0, 0.0, 0.006, 0.0, 0.0, 2.5};
+    crafted fc2_grows = {3.5, 2.0, 0.0, 0.006, 0.0, 0.0, -1};
     assert_int_equal(collapse_step(&fc2_grows, &v, why, sizeof why), -1);
-    assert_non_null(strstr(why, "alpha 2.00 < 2.50"));
+    assert_non_null(strstr(why, "alpha 2.00 < 2.80"));
 
     /* the other way round: the growing layer is at 3.5 */
-    crafted fc1_grows = {3.5, 2.0, 0.006, 0.0, 0.0, 0.0, 2.5};
+    crafted fc1_grows = {3.5, 2.0, 0.006, 0.0, 0.0, 0.0, -1};
     assert_int_equal(collapse_step(&fc1_grows, &v, NULL, 0), 7000);
     assert_non_null(strstr(v.evidence, "growing layers at alpha 3.50"));
 }

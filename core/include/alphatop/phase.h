@@ -71,7 +71,7 @@ typedef struct at_phase_opts {
     double collapse_span;      /* 0.3: a span covers at least this share of the steps */
     double collapse_hold;      /* 0.15: the conditions must hold over this share of the steps
                                   (and for collapse_confirm snapshots) */
-    double collapse_alpha_min; /* 2.5: the layers where the norm grows (each weighted by its
+    double collapse_alpha_min; /* 2.8: the layers where the norm grows (each weighted by its
                                   growth) must have a median alpha at least this; 0 turns the
                                   condition off */
 } at_phase_opts;
