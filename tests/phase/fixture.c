@@ -89,6 +89,15 @@ void fixture_free(fixture *f)
     free(f);
 }
 
+void fixture_thin(fixture *f, int64_t every)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < f->n; i++)
+        if (f->r[i].step % every == 0)
+            f->r[kept++] = f->r[i];
+    f->n = kept;
+}
+
 int fixture_replay(const fx_record *r, size_t n, at_phase_tracker *t, fixture_snapshot_fn cb,
                    void *user)
 {

@@ -30,6 +30,10 @@ typedef struct fixture {
 fixture *fixture_load(const char *path, char *err, size_t errlen);
 void fixture_free(fixture *f);
 
+/* Keeps only the records whose step is a multiple of every (> 0): the run as a trainer
+ * publishing less often would have sent it. */
+void fixture_thin(fixture *f, int64_t every);
+
 /* A synthetic layer record (for crafted sequences). */
 fx_record fixture_layer(int64_t step, const char *name, int64_t num_evals, double alpha,
                         double log_norm, int64_t num_traps);

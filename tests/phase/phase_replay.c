@@ -141,13 +141,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "phase_replay: %s\n", err);
         return 1;
     }
-    if (every > 0) {
-        size_t kept = 0;
-        for (size_t i = 0; i < f->n; i++)
-            if (f->r[i].step % every == 0)
-                f->r[kept++] = f->r[i];
-        f->n = kept;
-    }
+    if (every > 0)
+        fixture_thin(f, every);
     at_stop_rules *rules = NULL;
     if (at_stop_rules_parse(spec, &rules, err, sizeof err)) {
         fprintf(stderr, "phase_replay: %s\n", err);

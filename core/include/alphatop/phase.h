@@ -5,7 +5,8 @@
  * It keeps per-layer HTSR phases with hysteresis (burnt alpha < 2, healthy 2..6, raw > 6,
  * failed fit), per-layer and run-level trends over a window of snapshots, and the run's
  * grokking phase. Stop rules are parsed from strings and evaluated against the tracker.
- * Pure computation: no I/O, no threads, no allocation after the layers are known.
+ * Pure computation: no I/O, no threads; memory grows with the layers and with the history the
+ * collapse detector keeps (back to the oldest step a future span can reach).
  * Thresholds and the collapse detector are documented in docs/detection.md.
  *
  * Typical use (the monitor):
