@@ -3,14 +3,17 @@
 
 Pre-trains an MLP 64-W-W-10 on scikit-learn digits 0-4, then fine-tunes it on digits 5-9, once
 fully and once with LoRA adapters written in plain torch (A: r x in, B: out x r, B zero-init,
-W_base frozen). Both fine-tunes stream to the monitor in delta mode: the base weights are sent
-once, and the monitor analyses every later snapshot as W and as the update W - W_base. Scalars
-per --every steps: loss, accuracy on the new digits (5-9) and on the old ones (0-4, forgetting).
+W_base frozen). Fine-tuning batches get Gaussian pixel noise (--noise, augmentation): its
+gradient noise spreads the update over many directions, without which this small model's
+updates stay concentrated on a few (alpha < 2 at every learning rate; README, "Fine-tunes").
+Both fine-tunes stream to the monitor in delta mode: the base weights are sent once, and the
+monitor analyses every later snapshot as W and as the update W - W_base. Scalars per --every
+steps: loss, accuracy on the new digits (5-9) and on the old ones (0-4, forgetting).
 
     alphatop watch &                                   # or: alphatop watch --headless
-    /usr/bin/python3 examples/torch_finetune.py        # both fine-tunes, healthy lr
-    /usr/bin/python3 examples/torch_finetune.py --lr 0.3   # far too high: burnt updates
-    /usr/bin/python3 examples/torch_finetune.py --lr 1e-6  # far too low: raw updates
+    /usr/bin/python3 examples/torch_finetune.py        # healthy: update alphas 2.2-2.4
+    /usr/bin/python3 examples/torch_finetune.py --lr 1e-5  # far too low: learns nothing
+    /usr/bin/python3 examples/torch_finetune.py --lr 1     # far too high: diverges
 
 Offline: --save DIR writes DIR/base.safetensors, DIR/full.safetensors (fully fine-tuned),
 DIR/lora.safetensors (W_base + B A merged) and DIR/lora_adapters.safetensors (A and B as
@@ -39,7 +42,7 @@ def parse_args(argv):
     )
     p.add_argument("--mode", choices=("both", "full", "lora"), default="both",
                    help="which fine-tunes to run (both)")
-    p.add_argument("--lr", type=float, default=1e-3, help="fine-tuning learning rate, Adam (1e-3)")
+    p.add_argument("--lr", type=float, default=1e-2, help="fine-tuning learning rate, Adam (1e-2)")
     p.add_argument("--lora-lr", type=float, default=None,
                    help="learning rate of the LoRA fine-tune (default: --lr)")
     p.add_argument("--rank", type=int, default=16, help="LoRA rank r (16; < 10 cannot be fit)")
@@ -47,6 +50,9 @@ def parse_args(argv):
     p.add_argument("--pretrain-steps", type=int, default=3000, help="steps on digits 0-4 (3000)")
     p.add_argument("--steps", type=int, default=2000, help="fine-tuning steps on 5-9 (2000)")
     p.add_argument("--batch", type=int, default=64, help="batch size (64)")
+    p.add_argument("--noise", type=float, default=0.7,
+                   help="std of the Gaussian noise added to the pixels (0..1) of every "
+                        "fine-tuning batch (0.7; 0: none)")
     p.add_argument("--seed", type=int, default=0, help="seed of split, init and batches (0)")
     p.add_argument("--every", type=int, default=100, help="snapshot interval in steps (100)")
     p.add_argument("--endpoint", default=None,
@@ -114,9 +120,11 @@ def accuracy(model, data):
         return (model(x).argmax(1) == y).float().mean().item()
 
 
-def train(model, params, data, steps, lr, batch, seed, watcher=None, evals=None, every=100):
-    """Adam on cross-entropy for `steps` steps. Logs loss and the accuracies in `evals` (name ->
-    (x, y)) every `every` steps through the watcher, and stops when the monitor asks."""
+def train(model, params, data, steps, lr, batch, seed, noise=0.0, watcher=None, evals=None,
+          every=100):
+    """Adam on cross-entropy for `steps` steps, each batch's pixels plus N(0, noise^2) noise.
+    Logs loss and the accuracies in `evals` (name -> (x, y)) every `every` steps through the
+    watcher, and stops when the monitor asks."""
     opt = torch.optim.Adam(params, lr=lr)
     if watcher is not None:
         watcher.attach(opt)
@@ -124,7 +132,10 @@ def train(model, params, data, steps, lr, batch, seed, watcher=None, evals=None,
     x, y = data
     for step in range(1, steps + 1):
         idx = torch.randint(0, len(x), (batch,), generator=gen)
-        loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+        xb = x[idx]
+        if noise:
+            xb = xb + noise * torch.randn(xb.shape, generator=gen)
+        loss = nn.functional.cross_entropy(model(xb), y[idx])
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -214,13 +225,15 @@ def main(argv=None):
             for name in ("fc1", "fc2", "fc3"):
                 setattr(model, name, LoRALinear(getattr(model, name), args.rank))
         params = [p for p in model.parameters() if p.requires_grad]
-        tags = {"mode": mode, "lr": lr, "rank": args.rank if mode == "lora" else "-"}
+        tags = {"mode": mode, "lr": lr, "noise": args.noise,
+                "rank": args.rank if mode == "lora" else "-"}
         stream = Stream(args, model, f"finetune-{mode}-lr{lr:g}-seed{args.seed}", tags)
         print(f"fine-tuning ({mode}, lr {lr:g}, {sum(p.numel() for p in params)} trainable "
               f"parameters) on digits 5-9 ...")
         try:
             loss = train(model, params, data["new"]["train"], args.steps, lr, args.batch,
-                         args.seed + 1, watcher=stream, evals=evals, every=args.every)
+                         args.seed + 1, noise=args.noise, watcher=stream, evals=evals,
+                         every=args.every)
         finally:
             stream.close()
         print(f"  loss {loss:.4f}, test accuracy 5-9 {accuracy(model, evals['acc_new']):.3f}, "

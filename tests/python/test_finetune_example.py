@@ -43,7 +43,10 @@ class FinetuneExampleTest(unittest.TestCase):
         self.assertIn("0 dropped", out.getvalue())
 
         runs = sorted({m["run"] for m in rx.of_type("hello")})
-        self.assertEqual(runs, ["finetune-full-lr0.001-seed0", "finetune-lora-lr0.001-seed0"])
+        self.assertEqual(runs, ["finetune-full-lr0.01-seed0", "finetune-lora-lr0.01-seed0"])
+        # The last hello of each run carries its tags (set after the first one went out).
+        for hello in {m["run"]: m for m in rx.of_type("hello")}.values():
+            self.assertEqual((hello["tags"]["lr"], hello["tags"]["noise"]), ("0.01", "0.7"))
         layers = rx.of_type("layer")
         base_full = [m["name"] for m in layers if m["base"] and "full" in m["run"]]
         self.assertEqual(base_full, ["fc1.weight", "fc2.weight", "fc3.weight"])
