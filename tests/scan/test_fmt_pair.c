@@ -185,13 +185,43 @@ static void test_pairing(void **state)
     at_ckpt_close(b);
 }
 
+/* A LoRA half's partner: PEFT's names (an adapter name after lora_A / lora_B), the module
+ * named by what precedes the last "lora_A" / "lora_B"; no partner, no pair. */
+static void test_lora_partner(void **state)
+{
+    (void)state;
+    float w[4 * 4] = {0};
+    const tf_tensor t[] = {
+        {"m.q.lora_A.default.weight", "F32", 2, {4, 4}, w, sizeof w, 0, 0},
+        {"m.q.lora_B.default.weight", "F32", 2, {4, 4}, w, sizeof w, 0, 0},
+        {"lora_A.weight", "F32", 2, {4, 4}, w, sizeof w, 0, 0},
+        {"lone.lora_B.weight", "F32", 2, {4, 4}, w, sizeof w, 0, 0},
+        {"fc.weight", "F32", 2, {4, 4}, w, sizeof w, 0, 0},
+    };
+    tf_write_safetensors(tf_path("lora.safetensors"), t, 5, 8, 0);
+    at_ckpt *c = at_ckpt_open(tf_path("lora.safetensors"), NULL);
+    char module[64];
+    int is_a = -1;
+    const at_ckpt_layer *p =
+        at_pair_lora_partner(c, "m.q.lora_A.default.weight", &is_a, module, sizeof module);
+    assert_ptr_equal(p, at_ckpt_layer_at(c, 1));
+    assert_int_equal(is_a, 1);
+    assert_string_equal(module, "m.q");
+    p = at_pair_lora_partner(c, "m.q.lora_B.default.weight", &is_a, module, sizeof module);
+    assert_ptr_equal(p, at_ckpt_layer_at(c, 0));
+    assert_int_equal(is_a, 0);
+    assert_null(at_pair_lora_partner(c, "lora_A.weight", &is_a, module, sizeof module));
+    assert_null(at_pair_lora_partner(c, "lone.lora_B.weight", &is_a, module, sizeof module));
+    assert_null(at_pair_lora_partner(c, "fc.weight", &is_a, module, sizeof module));
+    at_ckpt_close(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_json),
-        cmocka_unit_test(test_csv_and_table),
-        cmocka_unit_test(test_summary),
-        cmocka_unit_test(test_pairing),
+        cmocka_unit_test(test_json),         cmocka_unit_test(test_csv_and_table),
+        cmocka_unit_test(test_summary),      cmocka_unit_test(test_pairing),
+        cmocka_unit_test(test_lora_partner),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     tf_cleanup();
