@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "alphatop/status.h"
+#include "htsr_internal.h"
 #include "phase_internal.h"
 
 static const int SPAN_MIN = 5;              /* snapshots: fewest in a span */
@@ -155,12 +156,6 @@ static double increasing_share(const double *v, size_t n)
     return steps ? (double)up / steps : 0.0;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* Median of the finite values among v[0], v[stride], ... (k of them); NAN if none. Uses
  * c->scratch. */
 static double median_strided(at_collapse *c, const double *v, size_t k, size_t stride)
@@ -171,7 +166,7 @@ static double median_strided(at_collapse *c, const double *v, size_t k, size_t s
             c->scratch[m++] = v[i * stride];
     if (m == 0)
         return NAN;
-    qsort(c->scratch, m, sizeof *c->scratch, cmp_double);
+    at_sort_doubles(c->scratch, m);
     return m % 2 ? c->scratch[m / 2] : 0.5 * (c->scratch[m / 2 - 1] + c->scratch[m / 2]);
 }
 

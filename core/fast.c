@@ -303,12 +303,6 @@ static int analyze_full(at_fast *self, at_fast_state *st, const float *a, int64_
     return AT_OK;
 }
 
-static int cmp_double(const void *x, const void *y)
-{
-    double a = *(const double *)x, b = *(const double *)y;
-    return (a > b) - (a < b);
-}
-
 /* Warm update. Returns AT_OK with *why == AT_REFRESH_NONE when the result stands, or with the
  * reason a full spectrum is needed instead (then st is unchanged). */
 static int analyze_warm(at_fast *self, at_fast_state *st, const float *a, double norm2, double rel,
@@ -363,7 +357,7 @@ static int analyze_warm(at_fast *self, at_fast_state *st, const float *a, double
     for (int64_t i = 0; i < p - k; i++)
         self->hyb[i] = st->spec[i] * scale;
     memcpy(self->hyb + (p - k), top, (size_t)k * sizeof(double));
-    qsort(self->hyb, (size_t)p, sizeof(double), cmp_double);
+    at_sort_doubles(self->hyb, (size_t)p);
     metrics_fill(self->hyb, p, &fit, out);
     out->mode = AT_MODE_WARM;
     if (keep_sketch(self, st, m))

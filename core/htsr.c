@@ -185,6 +185,11 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+void at_sort_doubles(double *x, size_t n)
+{
+    qsort(x, n, sizeof *x, cmp_double);
+}
+
 void at_metrics_init(at_metrics *m, at_mode mode)
 {
     memset(m, 0, sizeof *m);
@@ -294,7 +299,7 @@ int at_htsr_analyze(at_htsr *self, const at_tensor *t, const at_htsr_opts *o, at
         if (smin > sv_min)
             sv_min = smin;
     }
-    qsort(self->evals, ne, sizeof(double), cmp_double);
+    at_sort_doubles(self->evals, ne);
     self->n_evals = ne;
     const double *x = self->evals;
 

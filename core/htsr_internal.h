@@ -44,6 +44,9 @@ int at_htsr_fail(at_htsr *self, int status, const char *fmt, ...)
 /* Grows *buf to hold count elements of size bytes (contents kept). AT_OK or AT_ERR_NOMEM. */
 int at_htsr_grow(void **buf, size_t *cap, size_t count, size_t size);
 
+/* Sorts x[0..n-1] ascending. */
+void at_sort_doubles(double *x, size_t n);
+
 /* Validates t, fills *sh and points *w at float32 weights (t's data or self->f32). Errors:
  * AT_ERR_ARG, AT_ERR_UNSUPPORTED, AT_ERR_EMPTY, AT_ERR_NOMEM, AT_ERR_NONFINITE. */
 int at_htsr_load(at_htsr *self, const at_tensor *t, at_shape *sh, const float **w);
