@@ -88,23 +88,24 @@ static int relayout(at_collapse *c, size_t cap, size_t stride)
     return AT_OK;
 }
 
+/* Resizes *buf to bytes, keeping its contents; on failure leaves it as it was. 0 or -1. */
+static int resize(void **buf, size_t bytes)
+{
+    void *p = realloc(*buf, bytes);
+    if (!p)
+        return -1;
+    *buf = p;
+    return 0;
+}
+
 static int append(at_collapse *c, const at_collapse_input *in)
 {
     if (c->n == c->cap) {
         size_t cap = c->cap ? c->cap * 2 : 64;
-        int64_t *s = realloc(c->step, cap * sizeof *s);
-        if (s)
-            c->step = s;
-        double *l = realloc(c->log_norm, cap * sizeof *l);
-        if (l)
-            c->log_norm = l;
-        double *a = realloc(c->alpha, cap * sizeof *a);
-        if (a)
-            c->alpha = a;
-        double *w = realloc(c->scratch, cap * sizeof *w);
-        if (w)
-            c->scratch = w;
-        if (!s || !l || !a || !w || relayout(c, cap, c->stride))
+        if (resize((void **)&c->step, cap * sizeof *c->step) ||
+            resize((void **)&c->log_norm, cap * sizeof *c->log_norm) ||
+            resize((void **)&c->alpha, cap * sizeof *c->alpha) ||
+            resize((void **)&c->scratch, cap * sizeof *c->scratch) || relayout(c, cap, c->stride))
             return AT_ERR_NOMEM;
         c->cap = cap;
     }
