@@ -1,6 +1,7 @@
 /* gram.c -- spectra from the short side's Gram matrix (see gram.h). */
 #include "alphatop/gram.h"
 
+#include "alphatop/rng.h"
 #include "htsr_internal.h"
 
 #include <cblas.h>
@@ -12,15 +13,15 @@
 #include <string.h>
 
 /* A Gram eigenvalue's absolute error is a few eps * lambda_max (syrk rounding plus the
- * tridiagonal reduction's backward error; <= 4 eps measured on the oracle, 16 assumed), so it
- * is good to 1e-8 relative only above TRUST * lambda_max. */
+ * reductions' backward error; <= 4 eps measured on the oracle, 16 assumed), so it is good to
+ * 1e-7 relative (a tenth of the oracle's 1e-6 tolerance) only above TRUST * lambda_max. */
 #define GRAM_ERR (16.0 * DBL_EPSILON)
-#define TRUST (GRAM_ERR / 1e-8)
-/* The bottom subspace is taken BAND times wider than the untrusted values, so those lie far
- * below its edge: the tilt of the Gram's subspace (angle ~ GRAM_ERR * lambda_max / gap) then
- * moves their Ritz values only to second order, ~ (GRAM_ERR * lambda_max)^2 / (BAND * TRUST *
- * lambda_max) ~ 3e-25 lambda_max. */
-#define BAND 10.0
+#define TRUST (GRAM_ERR / 1e-7)
+/* The bottom subspace is taken wide enough to hold every value below BAND * TRUST *
+ * lambda_max, so the untrusted ones lie a gap (BAND - 1) * TRUST * lambda_max below its edge:
+ * the tilt of the Gram's subspace (angle ~ GRAM_ERR * lambda_max / gap) then moves their Ritz
+ * values only to second order, ~ GRAM_ERR * 1e-7 * lambda_max / (BAND - 1) ~ 1e-22 lambda_max. */
+#define BAND 4.0
 /* Above this many bottom vectors one dgesdd of A is the cheaper way. */
 #define RITZ_MAX_ABS 32
 #define RITZ_MAX_DIV 8
@@ -28,19 +29,40 @@
  * sqrt(lambda_max) * N * eps cannot be classified like dgesdd would: use dgesdd. */
 #define RANK_MARGIN 100.0
 
-/* Gram matrices are stored and reduced in their lower triangle: OpenBLAS's lower-triangle
- * symv kernels make sytrd 1.2x (two threads) to 1.4x (one thread) faster than the upper on
- * 4096 x 4096, measured on this project's 2-core machine. */
+/* Exact mode reduces the Gram matrix in two stages: full -> band of half-width KD (BLAS-3
+ * blocks, dsytrd_sy2sb), then band -> tridiagonal (bulge chasing, dsytrd_sb2st). On 4096 x 4096
+ * and one thread: 2.65 s + 0.38 s against 4.42 s for dsytrd's BLAS-2 bound reduction; wider
+ * bands speed the first stage and slow the second. The second stage makes thousands of tiny
+ * BLAS calls that spin on a second OpenBLAS thread (0.38 s -> 1.9 s), so it runs on one. */
+#define KD 32
+/* Inverse subspace iteration on the band matrix runs until the wanted vectors' components
+ * outside the subspace have shrunk by this factor. */
+#define SUBSPACE_TOL 1e-12
+#define SUBSPACE_MAX_IT 100
+
+/* LAPACK's two stages have no LAPACKE wrapper (nor a lapack.h prototype in LAPACK 3.11): the
+ * Fortran routines of OpenBLAS's LAPACK, with gfortran's trailing string lengths. */
+void dsytrd_sy2sb_(const char *uplo, const int *n, const int *kd, double *a, const int *lda,
+                   double *ab, const int *ldab, double *tau, double *work, const int *lwork,
+                   int *info, size_t uplo_len);
+void dsytrd_sb2st_(const char *stage1, const char *vect, const char *uplo, const int *n,
+                   const int *kd, double *ab, const int *ldab, double *d, double *e, double *hous,
+                   const int *lhous, double *work, const int *lwork, int *info, size_t stage1_len,
+                   size_t vect_len, size_t uplo_len);
 
 /* Buffers serve float and double in turn, so their capacities count bytes. */
 struct at_gram {
-    void *g; /* Gram matrix, then the Householder reflectors of its tridiagonal form */
+    void *g; /* Gram matrix, then the Householder reflectors of its reduction */
     size_t g_cap;
     void *d, *e, *tau, *dd, *ee, *z, *b;
     void *sv; /* p: singular values, and the eigenvalue output of stemr (which needs p) */
     size_t d_cap, e_cap, tau_cap, dd_cap, ee_cap, z_cap, b_cap, sv_cap;
     void *isuppz; /* lapack_int[2p] */
     size_t isuppz_cap;
+    double *ab, *hb; /* band form of the two-stage reduction, and its shifted Cholesky factor */
+    size_t ab_cap, hb_cap;
+    double *work, *hous; /* the two stages' workspaces; work then serves apply_q1 */
+    size_t work_cap, hous_cap;
     int64_t p32; /* order of the float32 tridiagonal form kept for at_gram_top_vectors32; 0: none */
     char err[160];
 };
@@ -73,6 +95,10 @@ void at_gram_free(at_gram *self)
     free(self->b);
     free(self->sv);
     free(self->isuppz);
+    free(self->ab);
+    free(self->hb);
+    free(self->work);
+    free(self->hous);
     free(self);
 }
 
@@ -134,6 +160,121 @@ static int evals_by_svd(at_gram *self, const double *a, int64_t m, int64_t n, do
     return AT_OK;
 }
 
+/* Full -> band -> tridiagonal in two stages (see KD): d, e get the tridiagonal form, self->ab
+ * a copy of the band form, self->g and self->tau the first stage's reflectors (Q1, stored like
+ * a QR factorization of the p - kd x p - kd block below the band). */
+static int reduce_two_stage(at_gram *self, int p, int kd)
+{
+    int ldab = kd + 1, info = 0, lwork = -1, lhous = -1, lw1, lw2;
+    double q1 = 0.0, q2 = 0.0, qh = 0.0;
+    double *g = self->g, *d = self->d, *e = self->e, *tau = self->tau;
+    if (at_htsr_grow((void **)&self->ab, &self->ab_cap, (size_t)ldab * (size_t)p * sizeof(double),
+                     1) ||
+        at_htsr_grow((void **)&self->hb, &self->hb_cap, (size_t)ldab * (size_t)p * sizeof(double),
+                     1))
+        return fail(self, AT_ERR_NOMEM, "out of memory for the band form");
+    dsytrd_sy2sb_("L", &p, &kd, g, &p, self->ab, &ldab, tau, &q1, &lwork, &info, 1);
+    dsytrd_sb2st_("N", "N", "L", &p, &kd, self->hb, &ldab, d, e, &qh, &lhous, &q2, &lwork, &info, 1,
+                  1, 1);
+    lw1 = (int)q1;
+    lw2 = (int)q2;
+    lhous = (int)qh > 1 ? (int)qh : 1;
+    lwork = lw1 > lw2 ? lw1 : lw2;
+    lwork = lwork > 1 ? lwork : 1;
+    if (at_htsr_grow((void **)&self->work, &self->work_cap, (size_t)lwork * sizeof(double), 1) ||
+        at_htsr_grow((void **)&self->hous, &self->hous_cap, (size_t)lhous * sizeof(double), 1))
+        return fail(self, AT_ERR_NOMEM, "out of memory for the reduction's workspace");
+    dsytrd_sy2sb_("L", &p, &kd, g, &p, self->ab, &ldab, tau, self->work, &lwork, &info, 1);
+    if (info != 0)
+        return fail(self, AT_ERR_LAPACK, "dsytrd_sy2sb failed");
+    memcpy(self->hb, self->ab, (size_t)ldab * (size_t)p * sizeof(double));
+    int threads = openblas_get_num_threads();
+    if (threads > 1)
+        openblas_set_num_threads(1);
+    dsytrd_sb2st_("N", "N", "L", &p, &kd, self->hb, &ldab, d, e, self->hous, &lhous, self->work,
+                  &lwork, &info, 1, 1, 1);
+    if (threads > 1)
+        openblas_set_num_threads(threads);
+    if (info != 0)
+        return fail(self, AT_ERR_LAPACK, "dsytrd_sb2st failed");
+    return AT_OK;
+}
+
+/* z = Q1 z (p x s) for the first stage's reflectors: H(j) = I - tau_j v_j v_j^T, v_j = e_{j+kd}
+ * + the column below it in self->g, Q1 = H(0) ... H(p-kd-1). LAPACK's dormqr forms each block's
+ * triangular factor with BLAS-2 (dlarft), which took 0.18-0.3 s on 4096 x 4096 for 30 vectors,
+ * ten times the products themselves. Here a block of Q1_NB reflectors V (copied out with its unit
+ * diagonal) gets T^-1 = diag(1 / tau) + the strictly upper part of V^T V (the UT transform), so
+ * that block is I - V T V^T and z -= V (T^-1 \ V^T z): all BLAS-3. An identity reflector
+ * (tau = 0) gets v = 0 and a unit diagonal. */
+#define Q1_NB 32
+static int apply_q1(at_gram *self, int p, int kd, int s, double *z)
+{
+    int nref = p - kd;
+    if (nref <= 1)
+        return AT_OK; /* sy2sb left the matrix as it was: Q1 = I */
+    size_t need = (size_t)p * Q1_NB + (size_t)Q1_NB * Q1_NB + (size_t)Q1_NB * (size_t)s;
+    if (at_htsr_grow((void **)&self->work, &self->work_cap, need * sizeof(double), 1))
+        return fail(self, AT_ERR_NOMEM, "out of memory for applying Q1");
+    const double *g = self->g, *tau = self->tau;
+    double *v = self->work, *tinv = v + (size_t)p * Q1_NB, *w = tinv + Q1_NB * Q1_NB;
+    for (int j0 = (nref - 1) / Q1_NB * Q1_NB; j0 >= 0; j0 -= Q1_NB) {
+        int nb = nref - j0 < Q1_NB ? nref - j0 : Q1_NB, r0 = j0 + kd, len = p - r0;
+        for (int c = 0; c < nb; c++) {
+            double *col = v + (size_t)c * (size_t)len;
+            const double *src = g + (size_t)(j0 + c) * (size_t)p + r0;
+            int live = tau[j0 + c] != 0.0;
+            for (int i = 0; i < len; i++)
+                col[i] = !live || i < c ? 0.0 : i == c ? 1.0 : src[i];
+        }
+        cblas_dsyrk(CblasColMajor, CblasUpper, CblasTrans, nb, len, 1.0, v, len, 0.0, tinv, nb);
+        for (int c = 0; c < nb; c++)
+            tinv[c + c * nb] = tau[j0 + c] != 0.0 ? 1.0 / tau[j0 + c] : 1.0;
+        cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, nb, s, len, 1.0, v, len, z + r0, p,
+                    0.0, w, nb);
+        cblas_dtrsm(CblasColMajor, CblasLeft, CblasUpper, CblasNoTrans, CblasNonUnit, nb, s, 1.0,
+                    tinv, nb, w, nb);
+        cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, len, s, nb, -1.0, v, len, w, nb, 1.0,
+                    z + r0, p);
+    }
+    return AT_OK;
+}
+
+/* The Gram's bottom s eigenvectors (of the s smallest values, the first `need` of them wanted)
+ * into z (p x s): inverse subspace iteration on the band form, shifted by tau so that its band
+ * Cholesky factorization is safe whatever the round-off of exact zeros, then Q1 applied. The
+ * wanted vectors converge at least as fast as (lambda[need-1] + tau) / (lambda[s] + tau) per
+ * step (below ~1 / BAND by the choice of s). */
+static int bottom_vectors(at_gram *self, int p, int kd, const double *lambda, int need, int s,
+                          double *z)
+{
+    int ldab = kd + 1;
+    double lmax = lambda[p - 1], shift = 0.01 * TRUST * lmax;
+    double *hb = self->hb, *qtau = self->sv;
+    memcpy(hb, self->ab, (size_t)ldab * (size_t)p * sizeof(double));
+    for (int j = 0; j < p; j++)
+        hb[(size_t)j * (size_t)ldab] += shift;
+    if (LAPACKE_dpbtrf(LAPACK_COL_MAJOR, 'L', p, kd, hb, ldab) != 0)
+        return fail(self, AT_ERR_LAPACK, "band Cholesky of the shifted Gram failed");
+    int iters = 1;
+    if (s < p) {
+        double rate = (lambda[need - 1] + shift) / (lambda[s] + shift);
+        iters = (int)ceil(log(SUBSPACE_TOL) / log(rate));
+        iters = iters < 1 ? 1 : iters > SUBSPACE_MAX_IT ? SUBSPACE_MAX_IT : iters;
+    }
+    at_rng rng;
+    at_rng_seed(&rng, 0x5eed5eedu);
+    for (size_t i = 0; i < (size_t)p * (size_t)s; i++)
+        z[i] = at_rng_normal(&rng);
+    for (int it = 0; it < iters; it++) {
+        if (LAPACKE_dpbtrs(LAPACK_COL_MAJOR, 'L', p, kd, s, hb, ldab, z, p) != 0 ||
+            LAPACKE_dgeqrf(LAPACK_COL_MAJOR, p, s, z, p, qtau) != 0 ||
+            LAPACKE_dorgqr(LAPACK_COL_MAJOR, p, s, s, z, p, qtau) != 0)
+            return fail(self, AT_ERR_LAPACK, "inverse subspace iteration failed");
+    }
+    return apply_q1(self, p, kd, s, z);
+}
+
 int at_gram_evals64(at_gram *self, const double *a, int64_t m, int64_t n, double *lambda,
                     at_gram_path *path)
 {
@@ -144,17 +285,16 @@ int at_gram_evals64(at_gram *self, const double *a, int64_t m, int64_t n, double
         return rc;
     self->p32 = 0;
     int wide = m < n; /* then the short side is A's column space: G = A A^T */
-    int p = (int)(wide ? m : n), lg = (int)(wide ? n : m);
+    int p = (int)(wide ? m : n), lg = (int)(wide ? n : m), kd = p - 1 < KD ? p - 1 : KD;
     if (reserve_tridiag(self, (size_t)p, sizeof(double)))
         return fail(self, AT_ERR_NOMEM, "out of memory for the Gram matrix");
-    double *g = self->g, *d = self->d, *e = self->e, *tau = self->tau, *dd = self->dd,
-           *ee = self->ee;
+    double *g = self->g, *ee = self->ee;
     cblas_dsyrk(CblasColMajor, CblasLower, wide ? CblasNoTrans : CblasTrans, p, lg, 1.0, a, (int)m,
                 0.0, g, p);
-    if (LAPACKE_dsytrd(LAPACK_COL_MAJOR, 'L', p, g, p, d, e, tau) != 0)
-        return fail(self, AT_ERR_LAPACK, "dsytrd failed");
-    memcpy(lambda, d, (size_t)p * sizeof(double));
-    memcpy(ee, e, (size_t)(p > 1 ? p - 1 : 0) * sizeof(double));
+    if ((rc = reduce_two_stage(self, p, kd)) != AT_OK)
+        return rc;
+    memcpy(lambda, self->d, (size_t)p * sizeof(double));
+    memcpy(ee, self->e, (size_t)(p > 1 ? p - 1 : 0) * sizeof(double));
     if (LAPACKE_dsterf(p, lambda, ee) != 0)
         return fail(self, AT_ERR_LAPACK, "dsterf did not converge");
 
@@ -181,15 +321,8 @@ int at_gram_evals64(at_gram *self, const double *a, int64_t m, int64_t n, double
         at_htsr_grow(&self->sv, &self->sv_cap, (size_t)p * sizeof(double), 1))
         return fail(self, AT_ERR_NOMEM, "out of memory for the bottom subspace");
     double *z = self->z, *bm = self->b, *sv = self->sv;
-    memcpy(dd, d, (size_t)p * sizeof(double));
-    memcpy(ee, e, (size_t)(p > 1 ? p - 1 : 0) * sizeof(double));
-    int found = 0, tryrac = 0;
-    if (LAPACKE_dstemr(LAPACK_COL_MAJOR, 'V', 'I', p, dd, ee, 0.0, 0.0, 1, s, &found, sv, z, p, s,
-                       self->isuppz, &tryrac) != 0 ||
-        found != s)
-        return fail(self, AT_ERR_LAPACK, "dstemr failed on the bottom eigenvectors");
-    if (LAPACKE_dormtr(LAPACK_COL_MAJOR, 'L', 'L', 'N', p, s, g, p, tau, z, p) != 0)
-        return fail(self, AT_ERR_LAPACK, "dormtr failed");
+    if ((rc = bottom_vectors(self, p, kd, lambda, need, s, z)) != AT_OK)
+        return rc;
     cblas_dgemm(CblasColMajor, wide ? CblasTrans : CblasNoTrans, CblasNoTrans, lg, s, p, 1.0, a,
                 (int)m, z, p, 0.0, bm, lg);
     double dummy = 0.0;
@@ -221,6 +354,8 @@ int at_gram_evals32(at_gram *self, const float *a, int64_t m, int64_t n, double 
         return fail(self, AT_ERR_NOMEM, "out of memory for the Gram matrix");
     float *g = self->g, *d = self->d, *e = self->e, *tau = self->tau, *dd = self->dd,
           *ee = self->ee;
+    /* One-stage ssytrd: its Householder vectors give at_gram_top_vectors32 (sormtr). The lower
+     * triangle: OpenBLAS's lower symv kernels make sytrd 1.2-1.4x faster than the upper. */
     cblas_ssyrk(CblasColMajor, CblasLower, wide ? CblasNoTrans : CblasTrans, p, lg, 1.0f, a, (int)m,
                 0.0f, g, p);
     if (LAPACKE_ssytrd(LAPACK_COL_MAJOR, 'L', p, g, p, d, e, tau) != 0)

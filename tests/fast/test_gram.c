@@ -105,8 +105,9 @@ static void test_gram64_oracle(void **state)
     fx_cases_free(c, n);
 }
 
-/* Square Gaussian (tiny smallest values: Ritz), its transpose-shaped twin, a rank-30 product
- * (90 exact zeros: dgesdd) and a well-conditioned tall one (plain). */
+/* Square Gaussians plus one strong spike (smallest values below the trust threshold: Ritz; one
+ * of them narrower than the band of the two-stage reduction), wide and tall well-conditioned
+ * ones (plain), and rank-30 products (90 exact zeros: dgesdd). */
 static void test_gram64_paths(void **state)
 {
     (void)state;
@@ -115,12 +116,11 @@ static void test_gram64_paths(void **state)
     at_rng_seed(&r, 7);
     struct {
         int64_t m, n, rank;
+        double spike;
         at_gram_path want;
-    } cases[] = {{300, 300, 0, AT_GRAM_RITZ},
-                 {250, 400, 0, AT_GRAM_PLAIN},
-                 {400, 250, 0, AT_GRAM_PLAIN},
-                 {200, 120, 30, AT_GRAM_SVD},
-                 {120, 200, 30, AT_GRAM_SVD}};
+    } cases[] = {{300, 300, 0, 300.0, AT_GRAM_RITZ}, {20, 20, 0, 1e3, AT_GRAM_RITZ},
+                 {250, 400, 0, 0.0, AT_GRAM_PLAIN},  {400, 250, 0, 0.0, AT_GRAM_PLAIN},
+                 {200, 120, 30, 0.0, AT_GRAM_SVD},   {120, 200, 30, 0.0, AT_GRAM_SVD}};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         int64_t m = cases[c].m, n = cases[c].n, k = cases[c].rank;
         double *a = malloc((size_t)(m * n) * sizeof(double));
@@ -140,10 +140,21 @@ static void test_gram64_paths(void **state)
             free(x);
             free(y);
         }
+        if (cases[c].spike > 0.0) {
+            double *u = malloc((size_t)m * sizeof(double)), *v = malloc((size_t)n * sizeof(double));
+            assert_true(u && v);
+            for (int64_t i = 0; i < m; i++)
+                u[i] = at_rng_normal(&r) / sqrt((double)m);
+            for (int64_t j = 0; j < n; j++)
+                v[j] = at_rng_normal(&r) / sqrt((double)n);
+            cblas_dger(CblasColMajor, (int)m, (int)n, cases[c].spike, u, 1, v, 1, a, (int)m);
+            free(u);
+            free(v);
+        }
         at_gram_path path;
         double w = compare64(g, a, m, n, &path);
-        printf("  %lldx%lld rank %lld: path %d, largest relative difference %.3g\n", (long long)m,
-               (long long)n, (long long)k, (int)path, w);
+        printf("  %lldx%lld rank %lld spike %g: path %d, largest relative difference %.3g\n",
+               (long long)m, (long long)n, (long long)k, cases[c].spike, (int)path, w);
         assert_int_equal(path, cases[c].want);
         free(a);
     }

@@ -2,9 +2,10 @@
  *
  * The squared singular values of A are the eigenvalues of the Gram matrix of its short side.
  * Forming that Gram matrix (one syrk, BLAS-3) and tridiagonalizing it is several times cheaper
- * than an SVD of A, and exact for the large eigenvalues. Small ones carry an absolute error of a
- * few eps * lambda_max, so the float64 path recomputes the eigenvalues below a trust threshold
- * from A itself (see at_gram_evals64).
+ * than an SVD of A, and exact for the large eigenvalues (float64: LAPACK's two-stage reduction,
+ * float32: the one-stage ssytrd, whose reflectors give at_gram_top_vectors32). Small ones carry an
+ * absolute error of a few eps * lambda_max, so the float64 path recomputes the eigenvalues below a
+ * trust threshold from A itself (see at_gram_evals64).
  *
  * Matrices are column-major, m x n, leading dimension m. A row-major rows x cols tensor is the
  * column-major cols x rows matrix of the same bytes: pass m = cols, n = rows, nothing is copied.
@@ -42,11 +43,12 @@ AT_EXPORT void at_gram_free(at_gram *self);
 
 /* Exact-mode spectrum: the p ascending squared singular values of the m x n float64 matrix a
  * (borrowed, not modified) into lambda[0..p-1] (caller-owned). Equal to dgesdd's squared
- * singular values within 1e-8 relative for every value above ~4e-7 * lambda_max and, for the
+ * singular values within 1e-7 relative for every value above ~3.6e-8 * lambda_max and, for the
  * smaller ones, within dgesdd's own roundoff (a Rayleigh-Ritz on A restricted to the Gram's
  * bottom subspace, or dgesdd itself when that subspace is large or a value sits near the
- * matrix_rank threshold). *path (may be NULL) says which. Errors: AT_ERR_ARG, AT_ERR_NOMEM,
- * AT_ERR_LAPACK. */
+ * matrix_rank threshold). *path (may be NULL) says which. The band-to-tridiagonal step runs on
+ * one OpenBLAS thread (more only spin on its tiny calls): the process-global thread count is
+ * set to 1 for it and restored. Errors: AT_ERR_ARG, AT_ERR_NOMEM, AT_ERR_LAPACK. */
 AT_EXPORT int at_gram_evals64(at_gram *self, const double *a, int64_t m, int64_t n, double *lambda,
                               at_gram_path *path);
 
