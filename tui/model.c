@@ -112,6 +112,11 @@ const char *at_event_kind_name(at_event_kind k)
     return (unsigned)k <= AT_EVENT_INFO ? names[k] : "?";
 }
 
+at_event_kind at_run_phase_event_kind(at_run_phase to)
+{
+    return to == AT_RUN_COLLAPSE ? AT_EVENT_WARNING : AT_EVENT_INFO;
+}
+
 at_model *at_model_new(void)
 {
     return calloc(1, sizeof(at_model));

@@ -115,6 +115,10 @@ typedef enum at_event_kind {
 /* "phase", "warning", "trap", "stop", "drop", "error", "info". Static string. */
 const char *at_event_kind_name(at_event_kind k);
 
+/* The kind of the event for a run entering phase `to`: the collapse warns, the other phases
+ * inform. The live engine and the replay of a run log both classify through this. */
+at_event_kind at_run_phase_event_kind(at_run_phase to);
+
 typedef struct at_event {
     int run;      /* run index; -1 for the monitor itself */
     int layer;    /* layer index in that run; -1 for the whole run */

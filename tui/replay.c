@@ -121,9 +121,10 @@ static void apply_event(at_model *model, int run, const cJSON *o)
         at_model_run(model, run)->dropped += inum(o, "dropped");
     int layer = run >= 0 ? at_model_find_layer(model, run, str(o, "layer")) : -1;
     at_event_kind ek = event_kind(kind);
-    /* As live: the run's collapse is a warning, its other phases information. */
-    if (!strcmp(kind, "run_phase") && !strcmp(str(o, "to"), at_run_phase_name(AT_RUN_COLLAPSE)))
-        ek = AT_EVENT_WARNING;
+    if (!strcmp(kind, "run_phase"))
+        for (int p = AT_RUN_UNKNOWN; p <= AT_RUN_COLLAPSE; p++)
+            if (!strcmp(str(o, "to"), at_run_phase_name((at_run_phase)p)))
+                ek = at_run_phase_event_kind((at_run_phase)p);
     at_model_add_event(model, run, layer < 0 ? -1 : layer, inum(o, "step"), ek, str(o, "text"));
 }
 
