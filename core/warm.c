@@ -17,8 +17,8 @@
 struct at_warm {
     float *y, *z;        /* lg x b, p x b */
     double *yd, *zd, *u; /* lg x b, p x b, p x b */
-    double *c, *vt, *sv; /* b x b, b x b, b */
-    size_t y_cap, z_cap, yd_cap, zd_cap, u_cap, c_cap, vt_cap, sv_cap;
+    double *c, *sv;      /* b x b, b */
+    size_t y_cap, z_cap, yd_cap, zd_cap, u_cap, c_cap, sv_cap;
 };
 
 at_warm *at_warm_new(void)
@@ -36,7 +36,6 @@ void at_warm_free(at_warm *self)
     free(self->zd);
     free(self->u);
     free(self->c);
-    free(self->vt);
     free(self->sv);
     free(self);
 }
@@ -93,7 +92,6 @@ int at_warm_run(at_warm *w, const float *a, int64_t m, int64_t n, int64_t b64, i
         at_htsr_grow((void **)&w->zd, &w->zd_cap, pb, sizeof(double)) ||
         at_htsr_grow((void **)&w->u, &w->u_cap, pb, sizeof(double)) ||
         at_htsr_grow((void **)&w->c, &w->c_cap, bb, sizeof(double)) ||
-        at_htsr_grow((void **)&w->vt, &w->vt_cap, bb, sizeof(double)) ||
         at_htsr_grow((void **)&w->sv, &w->sv_cap, (size_t)b, sizeof(double)))
         return AT_ERR_NOMEM;
     *converged = max_passes == 1;
@@ -112,16 +110,27 @@ int at_warm_run(at_warm *w, const float *a, int64_t m, int64_t n, int64_t b64, i
         for (size_t i = 0; i < pb; i++)
             w->zd[i] = w->z[i];
         /* Singular values of Z = op(A)^T Q are the Ritz values on span(Q); its left singular
-         * vectors are the new right singular vectors of op(A). */
-        if (LAPACKE_dgesdd(LAPACK_COL_MAJOR, 'S', p, b, w->zd, p, w->sv, w->u, p, w->vt, b) != 0)
+         * vectors are the new right singular vectors of op(A). Both come from the b x b
+         * eigenproblem Z^T Z = X diag(s^2) X^T, U = Z X normalized: 2-3x cheaper than dgesdd
+         * of the p x b matrix Z (0.22-0.31 s -> ~0.1 s for 4096 x 482). Squaring costs the
+         * small values relative precision eps * (s_1 / s_i)^2, ~1e-12 across a heavy tail's top
+         * block, far below the Ritz values' own error. Ascending order, like the cold basis. */
+        cblas_dsyrk(CblasColMajor, CblasUpper, CblasTrans, b, p, 1.0, w->zd, p, 0.0, w->c, b);
+        if (LAPACKE_dsyevd(LAPACK_COL_MAJOR, 'V', 'U', b, w->c, b, w->sv) != 0)
             return AT_ERR_LAPACK;
-        for (size_t i = 0; i < pb; i++)
-            v[i] = (float)w->u[i];
+        cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, p, b, b, 1.0, w->zd, p, w->c, b, 0.0,
+                    w->u, p);
+        for (int j = 0; j < b; j++) {
+            const double *col = w->u + (size_t)j * (size_t)p;
+            double nrm = cblas_dnrm2(p, col, 1), scale = nrm > 0.0 ? 1.0 / nrm : 0.0;
+            for (int i = 0; i < p; i++)
+                v[(size_t)j * (size_t)p + (size_t)i] = (float)(col[i] * scale);
+        }
         /* Ritz values rise monotonically towards the singular values; the last step's
          * relative size bounds what is left (times r / (1 - r) for a convergence rate r). */
         double moved = 0.0;
         for (int i = 0; i < b; i++) {
-            double l = w->sv[b - 1 - i] * w->sv[b - 1 - i];
+            double l = fmax(w->sv[i], 0.0);
             if (pass > 0 && i >= b - (int)(2 * k / 3))
                 moved = fmax(moved, fabs(l - lambda_top[i]) / l);
             lambda_top[i] = l;
