@@ -55,7 +55,8 @@ struct at_gram {
     void *g; /* Gram matrix, then the Householder reflectors of its reduction */
     size_t g_cap;
     void *d, *e, *tau, *dd, *ee, *z, *b;
-    void *sv; /* p: singular values, and the eigenvalue output of stemr (which needs p) */
+    void *sv; /* p: singular values; sstemr's eigenvalue output (which needs p); QR's tau in
+               * bottom_vectors */
     size_t d_cap, e_cap, tau_cap, dd_cap, ee_cap, z_cap, b_cap, sv_cap;
     void *isuppz; /* lapack_int[2p] */
     size_t isuppz_cap;
@@ -241,10 +242,10 @@ static int apply_q1(at_gram *self, int p, int kd, int s, double *z)
 }
 
 /* The Gram's bottom s eigenvectors (of the s smallest values, the first `need` of them wanted)
- * into z (p x s): inverse subspace iteration on the band form, shifted by tau so that its band
- * Cholesky factorization is safe whatever the round-off of exact zeros, then Q1 applied. The
- * wanted vectors converge at least as fast as (lambda[need-1] + tau) / (lambda[s] + tau) per
- * step (below ~1 / BAND by the choice of s). */
+ * into z (p x s): inverse subspace iteration on the band form, shifted up by `shift` so that its
+ * band Cholesky factorization is safe whatever the round-off of exact zeros, then Q1 applied.
+ * The wanted vectors converge at least as fast as (lambda[need-1] + shift) / (lambda[s] + shift)
+ * per step (below ~1 / BAND by the choice of s). */
 static int bottom_vectors(at_gram *self, int p, int kd, const double *lambda, int need, int s,
                           double *z)
 {

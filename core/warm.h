@@ -16,10 +16,11 @@ void at_warm_free(at_warm *self);
 /* Float32 subspace iteration on the m x n column-major float32 matrix a (see gram.h for the
  * layout; op(A) is A when n <= m, else A^T, so op(A) is long x short) starting from v, a p x b
  * basis of the short side (p = min(m, n), k <= b <= p), overwritten with the new top-b singular
- * vectors. Each pass: Y = op(A) V; Cholesky-QR twice in float64 (a shifted first round when
- * the plain Cholesky breaks down); Z = op(A)^T Q; SVD of Z in float64. Makes min_passes passes,
- * then more (up to max_passes) until none of the top 2k/3 Ritz values (the tail and the
- * values just below it, where xmin lies) moved by more than tol (relative) in
+ * vectors (ascending, like lambda_top). Each pass: Y = op(A) V; Cholesky-QR in float64 (a
+ * shifted first round when the plain Cholesky breaks down, then two more); Z = op(A)^T Q; Z's
+ * singular values and left singular vectors in float64, from the b x b eigenproblem of Z^T Z.
+ * Makes min_passes passes, then more (up to max_passes) until none of the top 2k/3 Ritz values
+ * (the tail and the values just below it, where xmin lies) moved by more than tol (relative) in
  * the last pass; *passes gets the count, *converged whether that test passed (1 when
  * max_passes == min_passes == 1: nothing to compare). Writes the b Ritz values (squared
  * singular values) ascending into lambda_top. Returns AT_OK, AT_ERR_ARG, AT_ERR_NOMEM or
