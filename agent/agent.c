@@ -390,6 +390,26 @@ static int setup_curve(void *sock, const at_agent_opts *opts)
     return rc ? fail_new("cannot set Curve keys: %s", zmq_strerror(zmq_errno())) : 0;
 }
 
+/* Adds or replaces a tag of the hello h: AT_OK, AT_ERR_ARG (bad length, see TAG_LIMITS) or
+ * AT_ERR_SIZE (AT_PROTO_MAX_TAGS already). */
+#define TAG_LIMITS "tag key must be 1..%d bytes, value < %d bytes, at most %d tags"
+static int put_tag(at_proto_hello *h, const char *key, const char *value)
+{
+    if (!key || !*key || strlen(key) >= AT_PROTO_MAX_SHORT || !value ||
+        strlen(value) >= AT_PROTO_MAX_TEXT)
+        return AT_ERR_ARG;
+    int i = 0;
+    while (i < h->ntags && strcmp(h->tags[i].key, key) != 0)
+        i++;
+    if (i == AT_PROTO_MAX_TAGS)
+        return AT_ERR_SIZE;
+    snprintf(h->tags[i].key, sizeof h->tags[i].key, "%s", key);
+    snprintf(h->tags[i].value, sizeof h->tags[i].value, "%s", value);
+    if (i == h->ntags)
+        h->ntags++;
+    return AT_OK;
+}
+
 static void fill_hello(at_agent *a, const at_agent_opts *o, int *ok)
 {
     at_proto_msg *h = a->hello;
@@ -441,9 +461,10 @@ at_agent *at_agent_new(const char *run_id, const char *endpoint, const at_agent_
         return NULL;
     }
     if (opts->interval < 1 || opts->budget_bytes < 1 || opts->linger_ms < 0 ||
-        opts->world_size < 1 || opts->rank < 0 || opts->rank >= opts->world_size) {
-        fail_new("bad options: need interval >= 1, budget_bytes >= 1, linger_ms >= 0 and "
-                 "0 <= rank < world_size");
+        opts->world_size < 1 || opts->rank < 0 || opts->rank >= opts->world_size ||
+        opts->ntags < 0) {
+        fail_new("bad options: need interval >= 1, budget_bytes >= 1, linger_ms >= 0, "
+                 "0 <= rank < world_size and ntags >= 0");
         return NULL;
     }
     at_agent *a = calloc(1, sizeof *a);
@@ -467,6 +488,14 @@ at_agent *at_agent_new(const char *run_id, const char *endpoint, const at_agent_
     if (!ok) {
         fail_new("model, framework or host name too long");
         goto err;
+    }
+    for (int64_t i = 0; i < opts->ntags; i++) {
+        if (!opts->tag_keys || !opts->tag_values ||
+            put_tag(&a->hello->u.hello, opts->tag_keys[i], opts->tag_values[i]) != AT_OK) {
+            fail_new("opts tag %lld: " TAG_LIMITS, (long long)i, AT_PROTO_MAX_SHORT - 1,
+                     AT_PROTO_MAX_TEXT, AT_PROTO_MAX_TAGS);
+            goto err;
+        }
     }
     char ep[1024];
     if (endpoint && *endpoint) {
@@ -576,20 +605,10 @@ int at_agent_set_tag(at_agent *a, const char *key, const char *value)
     int rc = lock(a);
     if (rc != AT_OK)
         return rc;
-    at_proto_hello *h = &a->hello->u.hello;
-    if (!key || !*key || strlen(key) >= AT_PROTO_MAX_SHORT || !value ||
-        strlen(value) >= AT_PROTO_MAX_TEXT)
-        return leave(a, set_error(a, AT_ERR_ARG, "tag key must be 1..%d bytes, value < %d",
-                                  AT_PROTO_MAX_SHORT - 1, AT_PROTO_MAX_TEXT));
-    int i = 0;
-    while (i < h->ntags && strcmp(h->tags[i].key, key) != 0)
-        i++;
-    if (i == AT_PROTO_MAX_TAGS)
-        return leave(a, set_error(a, AT_ERR_SIZE, "at most %d tags", AT_PROTO_MAX_TAGS));
-    snprintf(h->tags[i].key, sizeof h->tags[i].key, "%s", key);
-    snprintf(h->tags[i].value, sizeof h->tags[i].value, "%s", value);
-    if (i == h->ntags)
-        h->ntags++;
+    rc = put_tag(&a->hello->u.hello, key, value);
+    if (rc != AT_OK)
+        return leave(a, set_error(a, rc, TAG_LIMITS, AT_PROTO_MAX_SHORT - 1, AT_PROTO_MAX_TEXT,
+                                  AT_PROTO_MAX_TAGS));
     a->hello_due = 1;
     return leave(a, AT_OK);
 }

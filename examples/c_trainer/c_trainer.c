@@ -193,12 +193,15 @@ int main(int argc, char **argv)
         o.model = "mlp-modadd";
         o.framework = "c";
         o.interval = a.every;
+        const char *tag_keys[] = {"task"}, *tag_values[] = {"modular addition"};
+        o.tag_keys = tag_keys;
+        o.tag_values = tag_values;
+        o.ntags = 1;
         ag = at_agent_new(a.run_id ? a.run_id : run, a.endpoint, &o);
         if (!ag) {
             fprintf(stderr, "c_trainer: cannot start the agent: %s\n", at_agent_last_error(NULL));
             return 1;
         }
-        at_agent_set_tag(ag, "task", "modular addition");
     }
     if (!a.quiet)
         fprintf(stderr, "c_trainer: (a + b) mod %d, %d train / %d test pairs, MLP %d-%d-%d-%d\n",

@@ -44,6 +44,9 @@ class Opts(ctypes.Structure):
         ("verbose", ctypes.c_int64),
         ("curve_server_key", ctypes.c_char_p),
         ("curve_client_keyfile", ctypes.c_char_p),
+        ("tag_keys", ctypes.POINTER(ctypes.c_char_p)),
+        ("tag_values", ctypes.POINTER(ctypes.c_char_p)),
+        ("ntags", ctypes.c_int64),
     ]
 
 

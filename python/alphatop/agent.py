@@ -103,6 +103,13 @@ class Agent:
         for key in tags or {}:
             if not isinstance(key, str):
                 raise TypeError("alphatop: tag keys must be strings")
+        # The tags travel in the options, so the first hello already carries them.
+        items = list((tags or {}).items())
+        tag_keys = (ctypes.c_char_p * len(items))(*(k.encode() for k, _ in items))
+        tag_values = (ctypes.c_char_p * len(items))(*(str(v).encode() for _, v in items))
+        opts.tag_keys = ctypes.cast(tag_keys, ctypes.POINTER(ctypes.c_char_p))
+        opts.tag_values = ctypes.cast(tag_values, ctypes.POINTER(ctypes.c_char_p))
+        opts.ntags = len(items)
         self._handle = self._lib.at_agent_new(
             self.run.encode(), endpoint.encode() if endpoint else None, ctypes.byref(opts)
         )
@@ -110,8 +117,6 @@ class Agent:
             raise OSError("alphatop: " + self._lib.at_agent_last_error(None).decode())
         self.errors = 0  # calls the library refused for a reason other than a full budget
         self.last_error = ""
-        for key, value in (tags or {}).items():
-            self._check(self._lib.at_agent_set_tag(self._handle, key.encode(), str(value).encode()))
 
     # -- helpers ---------------------------------------------------------------------------
 

@@ -110,6 +110,16 @@ static void test_bad_arguments(void **state)
     o.curve_client_keyfile = "/nonexistent/trainer";
     assert_null(at_agent_new("r", NULL, &o));
     assert_non_null(strstr(at_agent_last_error(NULL), "nonexistent"));
+    at_agent_opts_default(&o);
+    const char *keys[] = {"ok", ""}, *values[] = {"v", "empty key"};
+    o.tag_keys = keys;
+    o.tag_values = values;
+    o.ntags = 2;
+    assert_null(at_agent_new("r", NULL, &o));
+    assert_non_null(strstr(at_agent_last_error(NULL), "opts tag 1"));
+    o.ntags = -1;
+    assert_null(at_agent_new("r", NULL, &o));
+    assert_non_null(strstr(at_agent_last_error(NULL), "ntags"));
 
     char ep[128];
     wire_ipc(ep, sizeof ep, "args");

@@ -94,10 +94,16 @@ static void round_trip(const char *endpoint_in)
     o.world_size = 2;
     o.interval = 10;
     o.checksum = 1;
+    const char *keys[] = {"lr", "opt"}, *values[] = {"1e-3", "sgd"};
+    o.tag_keys = keys;
+    o.tag_values = values;
+    o.ntags = 2;
     at_agent *a = at_agent_new("run-rt", endpoint, &o);
     assert_non_null(a);
+    /* Later tags replace (lr, opt) or add (seed) and go out in the next hello. */
     assert_int_equal(at_agent_set_tag(a, "lr", "3e-4"), AT_OK);
     assert_int_equal(at_agent_set_tag(a, "opt", "adamw"), AT_OK);
+    assert_int_equal(at_agent_set_tag(a, "seed", "7"), AT_OK);
 
     assert_int_equal(at_agent_snapshot_due(a, 20), 1);
     assert_int_equal(at_agent_snapshot_due(a, 21), 0);
@@ -115,7 +121,8 @@ static void round_trip(const char *endpoint_in)
     assert_int_equal(at_agent_log(a, 21, 2, names, (const double[]){0.125, 0.9}), AT_OK);
     assert_int_equal(at_agent_should_stop(a, NULL, 0), 0);
 
-    /* The first hello carries no tags (sent at at_agent_new); the tags come in the second. */
+    /* The first hello (sent by at_agent_new) carries the options' tags; the second the later
+     * ones. */
     at_feed_msg *m = wire_recv_type(f, AT_PROTO_HELLO, 5000);
     assert_non_null(m);
     assert_string_equal(m->msg.run, "run-rt");
@@ -127,14 +134,21 @@ static void round_trip(const char *endpoint_in)
     assert_int_equal(m->msg.u.hello.world_size, 2);
     assert_int_equal(m->msg.u.hello.interval, 10);
     assert_int_equal(m->msg.u.hello.dropped, 0);
+    assert_int_equal(m->msg.u.hello.ntags, 2);
+    assert_string_equal(m->msg.u.hello.tags[0].key, "lr");
+    assert_string_equal(m->msg.u.hello.tags[0].value, "1e-3");
+    assert_string_equal(m->msg.u.hello.tags[1].key, "opt");
+    assert_string_equal(m->msg.u.hello.tags[1].value, "sgd");
     at_feed_msg_free(m);
     m = wire_recv_type(f, AT_PROTO_HELLO, 5000);
     assert_non_null(m);
-    assert_int_equal(m->msg.u.hello.ntags, 2);
+    assert_int_equal(m->msg.u.hello.ntags, 3);
     assert_string_equal(m->msg.u.hello.tags[0].key, "lr");
     assert_string_equal(m->msg.u.hello.tags[0].value, "3e-4");
     assert_string_equal(m->msg.u.hello.tags[1].key, "opt");
     assert_string_equal(m->msg.u.hello.tags[1].value, "adamw");
+    assert_string_equal(m->msg.u.hello.tags[2].key, "seed");
+    assert_string_equal(m->msg.u.hello.tags[2].value, "7");
     at_feed_msg_free(m);
 
     for (int k = 0; k < NSPECS; k++) {

@@ -69,8 +69,12 @@ class AgentTest(unittest.TestCase):
         s = self.rx.of_type("scalars")[0]
         self.assertEqual(s["step"], 5)
         self.assertEqual(s["values"], {"loss": 0.25, "acc": 1.0, "bad": None})
-        # Tags are set after the first hello; the agent re-sends the hello with them.
-        self.assertEqual(self.rx.of_type("hello")[-1]["tags"], {"lr": "0.1", "who": "t"})
+        # The tags travel in the options: the very first hello carries them.
+        self.assertEqual(self.rx.of_type("hello")[0]["tags"], {"lr": "0.1", "who": "t"})
+
+    def test_bad_tag_fails_at_creation(self):
+        with self.assertRaisesRegex(OSError, "opts tag 0"):
+            alphatop.Agent(endpoint=self.rx.endpoint, run="t", tags={"k" * 64: "v"})
 
     def test_should_stop_after_a_stop_message(self):
         with alphatop.Agent(endpoint=self.rx.endpoint, run="stopme") as a:

@@ -75,6 +75,11 @@ typedef struct at_agent_opts {
     const char *curve_server_key;
     /* This trainer's key file (public + secret), whose public key the monitor allows. */
     const char *curve_client_keyfile;
+    /* Tags of the first hello: ntags pairs tag_keys[i] = tag_values[i], copied, with the limits
+     * of at_agent_set_tag (which adds or replaces tags later) [NULL, NULL, 0]. */
+    const char *const *tag_keys;
+    const char *const *tag_values;
+    int64_t ntags;
 } at_agent_opts;
 
 /* Fills *opts with the defaults. */
@@ -82,9 +87,9 @@ AT_EXPORT void at_agent_opts_default(at_agent_opts *opts);
 
 /* Opens an agent for the run run_id (1..127 bytes, unique per run; several trainers may share
  * a monitor) on endpoint (NULL or "": the default above). opts NULL means defaults; the strings
- * in opts are copied. Sends the hello. Returns NULL on failure (bad argument, unreadable key
- * file, ZeroMQ error); at_agent_last_error(NULL) then says why. Caller owns return value (free
- * with at_agent_free). */
+ * in opts are copied. Sends the hello, with opts' tags. Returns NULL on failure (bad argument,
+ * unreadable key file, ZeroMQ error); at_agent_last_error(NULL) then says why. Caller owns return
+ * value (free with at_agent_free). */
 AT_EXPORT at_agent *at_agent_new(const char *run_id, const char *endpoint,
                                  const at_agent_opts *opts);
 
