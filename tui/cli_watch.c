@@ -43,6 +43,9 @@ static const char watch_usage[] =
     "  --fast              fast analysis: float32 spectra warm-started from the previous\n"
     "                      snapshot, under a time budget (newest snapshot of a layer wins;\n"
     "                      no traps, no spectra in the detail view)\n"
+    "  --threads N         OpenBLAS threads of the analysis (default 1: the other core stays\n"
+    "                      with a trainer on this machine; raise it when the trainer runs\n"
+    "                      elsewhere)\n"
     "  --max-snapshots N   exit after N analysed snapshots\n"
     "  -h, --help          this help\n"
     "\n"
@@ -78,6 +81,9 @@ static void catch_signals(void)
     sigaction(SIGHUP, &sa, NULL);
 }
 
+/* --threads' upper bound: more than any machine this runs on has cores. */
+#define MAX_THREADS 256
+
 static int parse_count(const char *s, int64_t *out)
 {
     char *end;
@@ -105,6 +111,7 @@ int cmd_watch(int argc, char **argv)
         O_BASE,
         O_EXACT,
         O_FAST,
+        O_THREADS,
         O_MAX
     };
     static const struct option longopts[] = {
@@ -122,6 +129,7 @@ int cmd_watch(int argc, char **argv)
         {"base", required_argument, NULL, O_BASE},
         {"exact", no_argument, NULL, O_EXACT},
         {"fast", no_argument, NULL, O_FAST},
+        {"threads", required_argument, NULL, O_THREADS},
         {"max-snapshots", required_argument, NULL, O_MAX},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -185,6 +193,16 @@ int cmd_watch(int argc, char **argv)
         case O_FAST:
             o.fast = 1;
             break;
+        case O_THREADS: {
+            int64_t t = 0;
+            if (parse_count(optarg, &t) || t < 1 || t > MAX_THREADS) {
+                fprintf(stderr, "alphatop watch: --threads wants 1..%d, got '%s'\n", MAX_THREADS,
+                        optarg);
+                goto usage;
+            }
+            o.threads = (int)t;
+            break;
+        }
         case O_MAX:
             if (parse_count(optarg, &o.max_snapshots)) {
                 fprintf(stderr, "alphatop watch: --max-snapshots wants a count, got '%s'\n",

@@ -109,6 +109,7 @@ void at_engine_opts_default(at_engine_opts *o)
 {
     memset(o, 0, sizeof *o);
     o->stop_ack_timeout = 10.0;
+    o->threads = 1;
     o->notes = stderr;
 }
 
@@ -1124,6 +1125,7 @@ at_engine *at_engine_new(const at_engine_opts *opts, at_model *model, char *err,
     at_worker_opts wo;
     at_worker_opts_default(&wo);
     wo.fast = opts->fast;
+    wo.threads = opts->threads;
     self->worker = at_worker_new(&wo, &st);
     if (!self->worker) {
         snprintf(err, errlen, "cannot start the analysis worker: %s", at_strerror(st));

@@ -34,6 +34,7 @@ typedef struct at_engine_opts {
     const char *const *rules; /* --stop-on rule strings (n_rules of them) */
     int n_rules;
     int fast;                /* fast mode instead of exact */
+    int threads;             /* OpenBLAS threads of the analysis (process-global); default 1 */
     int64_t max_snapshots;   /* finish after this many analysed snapshots; 0: never */
     double stop_ack_timeout; /* seconds to wait for the trainer's stop ack; default 10 */
     FILE *notes;             /* where to say "recording to ...", errors at start; stderr */

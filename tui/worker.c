@@ -108,6 +108,7 @@ void at_job_free(at_job *job)
 void at_worker_opts_default(at_worker_opts *o)
 {
     o->fast = 0;
+    o->threads = 1;
     o->traps = 1;
     o->detx = 1;
     o->seed = 0x616c706861746f70ULL;
@@ -183,6 +184,7 @@ static at_worker *new_fast(at_worker *self, int *status)
     so.htsr.traps = self->opts.traps;
     so.htsr.detx = self->opts.detx;
     so.htsr.seed = self->opts.seed;
+    so.blas_threads = self->opts.threads;
     self->sched = at_sched_new(&so, status);
     if (!self->sched || at_sched_start(self->sched) != AT_OK) {
         *status = self->sched ? AT_ERR_IO : *status;
@@ -228,10 +230,11 @@ at_worker *at_worker_new(const at_worker_opts *opts, int *status)
     }
     pthread_mutex_init(&self->mu, NULL);
     pthread_cond_init(&self->cv, NULL);
-    /* Process-global, as in at_sched_start: the monitor shares the cores with a trainer, and a
-     * multi-threaded BLAS call waiting on a descheduled OpenBLAS thread made the demo's analysis
-     * fall behind (98 layers in 33 s and drops, against 180 in 19 s on one thread). */
-    openblas_set_num_threads(1);
+    /* Process-global, as in at_sched_start. Default 1: the monitor shares the cores with a
+     * trainer, and a multi-threaded BLAS call waiting on a descheduled OpenBLAS thread made the
+     * demo's analysis fall behind (98 layers in 33 s and drops, against 180 in 19 s on one
+     * thread). */
+    openblas_set_num_threads(self->opts.threads > 0 ? self->opts.threads : 1);
     if (pthread_create(&self->thread, NULL, worker_main, self) != 0) {
         close(fds[0]);
         close(fds[1]);

@@ -58,6 +58,7 @@ void at_job_free(at_job *job);
 
 typedef struct at_worker_opts {
     int fast;      /* fast mode through the scheduler (above); default 0 */
+    int threads;   /* OpenBLAS threads of the analysis (process-global, set at start); default 1 */
     int traps;     /* count correlation traps (for the collapse rule); default 1 */
     int detx;      /* compute detX (for the detX gap metric); default 1 */
     uint64_t seed; /* the traps' shuffle seed */

@@ -177,8 +177,9 @@ static void test_alpha_matches_exact(void **state)
     char ep[256];
     mon_endpoint(ep, sizeof ep, "alpha");
     mon m;
-    const char *args[] = {"watch", "--headless",      "--no-record", "--listen",
-                          ep,      "--max-snapshots", "2",           NULL};
+    /* Two OpenBLAS threads (the default is one): the same alphas. */
+    const char *args[] = {"watch",    "--headless", "--no-record",     "--threads", "2",
+                          "--listen", ep,           "--max-snapshots", "2",         NULL};
     assert_int_equal(mon_start(&m, args), 0);
     float *g = gauss(300, 150, 7);
     float *orc = oracle("mlp_trained_fc1", 512 * 64);
@@ -431,8 +432,8 @@ static void test_fast_mode(void **state)
     char ep[256];
     mon_endpoint(ep, sizeof ep, "fast");
     mon m;
-    const char *args[] = {"watch", "--headless",      "--no-record", "--fast", "--listen",
-                          ep,      "--max-snapshots", "1",           NULL};
+    const char *args[] = {"watch",    "--headless", "--no-record",     "--fast", "--threads", "2",
+                          "--listen", ep,           "--max-snapshots", "1",      NULL};
     assert_int_equal(mon_start(&m, args), 0);
     float *orc = oracle("mlp_trained_fc1", 512 * 64);
     at_agent *a = agent("e2e-fast", ep);
@@ -626,6 +627,8 @@ static void test_usage(void **state)
     free(out);
     const char *a4[] = {"replay", "--headless", "/nonexistent.atlog", NULL};
     assert_int_equal(mon_run(a4, NULL, TIMEOUT), 2);
+    const char *a5[] = {"watch", "--headless", "--threads", "0", NULL};
+    assert_int_equal(mon_run(a5, NULL, TIMEOUT), 2);
 }
 
 int main(void)
