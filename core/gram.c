@@ -36,9 +36,9 @@
  * bands speed the first stage and slow the second. The second stage makes thousands of tiny
  * BLAS calls that spin on a second OpenBLAS thread (0.38 s -> 1.9 s), so it runs on one. */
 #define KD 32
-/* The float32 top vectors are computed in two halves on two threads when OpenBLAS has two and
- * each half has at least this many. */
-#define TOP_MIN_SPLIT 32
+/* Q is applied to the float32 top vectors in two halves on two threads when OpenBLAS has two
+ * and each half has at least this many columns. */
+#define Q_MIN_SPLIT 32
 /* Inverse subspace iteration on the band matrix runs until the wanted vectors' components
  * outside the subspace have shrunk by this factor. */
 #define SUBSPACE_TOL 1e-12
@@ -68,8 +68,6 @@ struct at_gram {
     size_t ab_cap, hb_cap;
     double *work, *hous; /* the two stages' workspaces; work then serves apply_q1 */
     size_t work_cap, hous_cap;
-    void *part; /* second half of the top vectors: its tridiagonal copy, values and isuppz */
-    size_t part_cap;
     int64_t p32; /* order of the float32 tridiagonal form kept for at_gram_top_vectors32; 0: none */
     char err[160];
 };
@@ -106,7 +104,6 @@ void at_gram_free(at_gram *self)
     free(self->hb);
     free(self->work);
     free(self->hous);
-    free(self->part);
     free(self);
 }
 
@@ -378,32 +375,20 @@ int at_gram_evals32(at_gram *self, const float *a, int64_t m, int64_t n, double 
     return AT_OK;
 }
 
-/* One part of the top vectors: eigenvectors il..iu (1-based, ascending) of the float32
- * tridiagonal form into v (p x (iu - il + 1)), then Q applied. dd, ee, w: p floats each, isuppz
- * 2p ints, all the part's own. */
-typedef struct top_part {
+/* Q applied to some columns of the top vectors: cols columns of v (p x cols). */
+typedef struct q_part {
     const at_gram *self;
-    int il, iu;
-    float *dd, *ee, *w, *v;
-    lapack_int *isuppz;
-    const char *err; /* NULL: done */
-} top_part;
+    float *v;
+    int cols;
+    int rc; /* LAPACKE's info */
+} q_part;
 
-static void *top_part_run(void *arg)
+static void *q_part_run(void *arg)
 {
-    top_part *t = arg;
-    const at_gram *self = t->self;
-    int p = (int)self->p32, cols = t->iu - t->il + 1, found = 0, tryrac = 0;
-    memcpy(t->dd, self->d, (size_t)p * sizeof(float));
-    memcpy(t->ee, self->e, (size_t)(p > 1 ? p - 1 : 0) * sizeof(float));
-    t->err = NULL;
-    if (LAPACKE_sstemr(LAPACK_COL_MAJOR, 'V', 'I', p, t->dd, t->ee, 0.0f, 0.0f, t->il, t->iu,
-                       &found, t->w, t->v, p, cols, t->isuppz, &tryrac) != 0 ||
-        found != cols)
-        t->err = "sstemr failed on the top eigenvectors";
-    else if (LAPACKE_sormtr(LAPACK_COL_MAJOR, 'L', 'L', 'N', p, cols, self->g, p, self->tau, t->v,
-                            p) != 0)
-        t->err = "sormtr failed";
+    q_part *t = arg;
+    int p = (int)t->self->p32;
+    t->rc = LAPACKE_sormtr(LAPACK_COL_MAJOR, 'L', 'L', 'N', p, t->cols, t->self->g, p, t->self->tau,
+                           t->v, p);
     return NULL;
 }
 
@@ -416,50 +401,37 @@ int at_gram_top_vectors32(at_gram *self, int64_t b, float *v)
         return fail(self, AT_ERR_STATE, "at_gram_top_vectors32 needs a preceding at_gram_evals32");
     if (!v || b < 1 || b > p)
         return fail(self, AT_ERR_ARG, "block size must be in 1..p and v non-NULL");
+    float *dd = self->dd, *ee = self->ee;
+    memcpy(dd, self->d, (size_t)p * sizeof(float));
+    memcpy(ee, self->e, (size_t)(p > 1 ? p - 1 : 0) * sizeof(float));
     if (at_htsr_grow(&self->sv, &self->sv_cap, (size_t)p * sizeof(float), 1))
         return fail(self, AT_ERR_NOMEM, "out of memory");
-    int lo = p - (int)b + 1;
-    top_part whole = {.self = self,
-                      .il = lo,
-                      .iu = p,
-                      .dd = self->dd,
-                      .ee = self->ee,
-                      .w = self->sv,
-                      .v = v,
-                      .isuppz = self->isuppz};
-    /* Neither sstemr nor sormtr gains from a second OpenBLAS thread (4096 x 495 vectors: 0.35 s
-     * and 0.28 s on one thread or two); two halves of the vectors on a thread each do. */
+    /* One MRRR call for all b: separate calls over parts of the range choose their own
+     * representations and lose orthogonality across a cluster of close eigenvalues (5e-2 where
+     * one call keeps 6e-5). */
+    int found = 0, tryrac = 0;
+    if (LAPACKE_sstemr(LAPACK_COL_MAJOR, 'V', 'I', p, dd, ee, 0.0f, 0.0f, p - (int)b + 1, p, &found,
+                       self->sv, v, p, (int)b, self->isuppz, &tryrac) != 0 ||
+        found != (int)b)
+        return fail(self, AT_ERR_LAPACK, "sstemr failed on the top eigenvectors");
+    /* sormtr gains nothing from a second OpenBLAS thread (4096 x 495: 0.28 s on one or two);
+     * its columns are independent, so two halves run on a thread each. */
+    q_part whole = {.self = self, .v = v, .cols = (int)b};
     int threads = openblas_get_num_threads();
-    if (threads < 2 || b < 2 * TOP_MIN_SPLIT) {
-        top_part_run(&whole);
-        return whole.err ? fail(self, AT_ERR_LAPACK, whole.err) : AT_OK;
+    if (threads < 2 || b < 2 * Q_MIN_SPLIT) {
+        q_part_run(&whole);
+        return whole.rc ? fail(self, AT_ERR_LAPACK, "sormtr failed") : AT_OK;
     }
-    if (at_htsr_grow(&self->part, &self->part_cap,
-                     (size_t)p * (3 * sizeof(float) + 2 * sizeof(lapack_int)), 1))
-        return fail(self, AT_ERR_NOMEM, "out of memory");
-    int mid = lo + (int)b / 2;
-    float *aux = self->part;
-    top_part low = {.self = self,
-                    .il = lo,
-                    .iu = mid - 1,
-                    .dd = aux,
-                    .ee = aux + p,
-                    .w = aux + 2 * (size_t)p,
-                    .v = v,
-                    .isuppz = (lapack_int *)(aux + 3 * (size_t)p)};
-    top_part high = whole;
-    high.il = mid;
-    high.v = v + (size_t)(mid - lo) * (size_t)p;
+    q_part low = {.self = self, .v = v, .cols = (int)b / 2};
+    q_part high = {.self = self, .v = v + (size_t)low.cols * (size_t)p, .cols = (int)b - low.cols};
     openblas_set_num_threads(1);
     pthread_t helper;
-    int spawned = pthread_create(&helper, NULL, top_part_run, &low) == 0;
+    int spawned = pthread_create(&helper, NULL, q_part_run, &low) == 0;
     if (!spawned)
-        top_part_run(&low);
-    top_part_run(&high);
+        q_part_run(&low);
+    q_part_run(&high);
     if (spawned)
         pthread_join(helper, NULL);
     openblas_set_num_threads(threads);
-    if (low.err || high.err)
-        return fail(self, AT_ERR_LAPACK, low.err ? low.err : high.err);
-    return AT_OK;
+    return low.rc || high.rc ? fail(self, AT_ERR_LAPACK, "sormtr failed") : AT_OK;
 }

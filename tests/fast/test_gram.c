@@ -161,14 +161,55 @@ static void test_gram64_paths(void **state)
     at_gram_free(g);
 }
 
-/* Float32 Gram: top values within 1e-4 of dgesdd's, and the b kept vectors are orthonormal
- * eigenvectors of the float64 Gram matrix (residual relative to lambda_max). With two OpenBLAS
- * threads and b >= 64 they are computed in two halves on two threads; the thread count is
- * restored afterwards. */
-static void check_gram32_vectors(int64_t b, int threads)
+/* A rows x cols row-major matrix U diag(s) V^T with seeded orthonormal U, V and singular values
+ * in groups of ten within 1e-3 of each other, the groups 1% apart: clusters of close eigenvalues,
+ * where eigenvector solvers lose orthogonality first. Caller frees. */
+static float *clustered(int64_t rows, int64_t cols, uint64_t seed)
 {
-    const int64_t rows = 200, cols = 500;
-    float *w = fx_spiked(rows, cols, 30, 8.0, 0.6, 11);
+    const int64_t p = rows < cols ? rows : cols;
+    at_rng r;
+    at_rng_seed(&r, seed);
+    double *u = malloc((size_t)(rows * p) * sizeof(double)),
+           *v = malloc((size_t)(cols * p) * sizeof(double)),
+           *tau = malloc((size_t)p * sizeof(double));
+    assert_true(u && v && tau);
+    for (int64_t i = 0; i < rows * p; i++)
+        u[i] = at_rng_normal(&r);
+    for (int64_t i = 0; i < cols * p; i++)
+        v[i] = at_rng_normal(&r);
+    assert_int_equal(LAPACKE_dgeqrf(LAPACK_COL_MAJOR, (int)rows, (int)p, u, (int)rows, tau), 0);
+    assert_int_equal(LAPACKE_dorgqr(LAPACK_COL_MAJOR, (int)rows, (int)p, (int)p, u, (int)rows, tau),
+                     0);
+    assert_int_equal(LAPACKE_dgeqrf(LAPACK_COL_MAJOR, (int)cols, (int)p, v, (int)cols, tau), 0);
+    assert_int_equal(LAPACKE_dorgqr(LAPACK_COL_MAJOR, (int)cols, (int)p, (int)p, v, (int)cols, tau),
+                     0);
+    for (int64_t k = 0; k < p; k++) {
+        double sk = 1.0 + 0.01 * (double)(k / 10) + 1e-3 * at_rng_uniform(&r);
+        for (int64_t i = 0; i < rows; i++)
+            u[i + k * rows] *= sk;
+    }
+    double *a = malloc((size_t)(rows * cols) * sizeof(double));
+    assert_non_null(a);
+    /* row-major rows x cols = column-major cols x rows: A^T = V diag(s) U^T */
+    cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, (int)cols, (int)rows, (int)p, 1.0, v,
+                (int)cols, u, (int)rows, 0.0, a, (int)cols);
+    float *w = malloc((size_t)(rows * cols) * sizeof(float));
+    assert_non_null(w);
+    for (int64_t i = 0; i < rows * cols; i++)
+        w[i] = (float)a[i];
+    free(a);
+    free(u);
+    free(v);
+    free(tau);
+    return w;
+}
+
+/* Float32 Gram of w (row-major rows x cols, rows <= cols): top values within 1e-4 of dgesdd's,
+ * and the b kept vectors are orthonormal eigenvectors of the float64 Gram matrix (residual
+ * relative to lambda_max). With two OpenBLAS threads and b >= 64, Q is applied to them in two
+ * halves on two threads; the thread count is restored afterwards. */
+static void check_gram32_vectors(const float *w, int64_t rows, int64_t cols, int64_t b, int threads)
+{
     /* column-major m = cols, n = rows: the short side is n = rows */
     const int64_t m = cols, n = rows, p = rows;
     double *a = to_double(w, (size_t)(rows * cols)), *ref = svd_evals(a, m, n);
@@ -203,9 +244,9 @@ static void check_gram32_vectors(int64_t b, int threads)
             worst_orth = fmax(worst_orth, fabs(d - (j == l)));
         }
     }
-    printf("gram32 top-%lld vectors, %d thread(s): residual %.3g x lambda_max, orthogonality "
-           "%.3g\n",
-           (long long)b, threads, worst_res, worst_orth);
+    printf(
+        "gram32 top-%lld of %lld, %d thread(s): residual %.3g x lambda_max, orthogonality %.3g\n",
+        (long long)b, (long long)p, threads, worst_res, worst_orth);
     assert_true(worst_res < 1e-5);
     /* MRRR's orthogonality is O(p eps): 6e-6 for 40 vectors, 4e-5 for 120 (which reach into
      * the bulk) on one thread. */
@@ -219,16 +260,21 @@ static void check_gram32_vectors(int64_t b, int threads)
     free(lam);
     free(ref);
     free(a);
-    free(w);
 }
 
 static void test_gram32_vectors(void **state)
 {
     (void)state;
-    check_gram32_vectors(40, 1);
-    check_gram32_vectors(40, 2);
-    check_gram32_vectors(120, 1);
-    check_gram32_vectors(120, 2); /* two halves of 60 */
+    float *w = fx_spiked(200, 500, 30, 8.0, 0.6, 11);
+    check_gram32_vectors(w, 200, 500, 40, 1);
+    check_gram32_vectors(w, 200, 500, 40, 2);
+    check_gram32_vectors(w, 200, 500, 120, 1);
+    check_gram32_vectors(w, 200, 500, 120, 2); /* two halves of 60 */
+    free(w);
+    w = clustered(200, 300, 12);
+    check_gram32_vectors(w, 200, 300, 120, 1);
+    check_gram32_vectors(w, 200, 300, 120, 2);
+    free(w);
 }
 
 int main(void)
