@@ -6,7 +6,6 @@
 
 #include <cblas.h>
 #include <float.h>
-#include <pthread.h>
 #include <lapacke.h>
 #include <math.h>
 #include <stdio.h>
@@ -36,9 +35,6 @@
  * bands speed the first stage and slow the second. The second stage makes thousands of tiny
  * BLAS calls that spin on a second OpenBLAS thread (0.38 s -> 1.9 s), so it runs on one. */
 #define KD 32
-/* Q is applied to the float32 top vectors in two halves on two threads when OpenBLAS has two
- * and each half has at least this many columns. */
-#define Q_MIN_SPLIT 32
 /* Inverse subspace iteration on the band matrix runs until the wanted vectors' components
  * outside the subspace have shrunk by this factor. */
 #define SUBSPACE_TOL 1e-12
@@ -375,23 +371,6 @@ int at_gram_evals32(at_gram *self, const float *a, int64_t m, int64_t n, double 
     return AT_OK;
 }
 
-/* Q applied to some columns of the top vectors: cols columns of v (p x cols). */
-typedef struct q_part {
-    const at_gram *self;
-    float *v;
-    int cols;
-    int rc; /* LAPACKE's info */
-} q_part;
-
-static void *q_part_run(void *arg)
-{
-    q_part *t = arg;
-    int p = (int)t->self->p32;
-    t->rc = LAPACKE_sormtr(LAPACK_COL_MAJOR, 'L', 'L', 'N', p, t->cols, t->self->g, p, t->self->tau,
-                           t->v, p);
-    return NULL;
-}
-
 int at_gram_top_vectors32(at_gram *self, int64_t b, float *v)
 {
     if (!self)
@@ -414,24 +393,10 @@ int at_gram_top_vectors32(at_gram *self, int64_t b, float *v)
                        self->sv, v, p, (int)b, self->isuppz, &tryrac) != 0 ||
         found != (int)b)
         return fail(self, AT_ERR_LAPACK, "sstemr failed on the top eigenvectors");
-    /* sormtr gains nothing from a second OpenBLAS thread (4096 x 495: 0.28 s on one or two);
-     * its columns are independent, so two halves run on a thread each. */
-    q_part whole = {.self = self, .v = v, .cols = (int)b};
-    int threads = openblas_get_num_threads();
-    if (threads < 2 || b < 2 * Q_MIN_SPLIT) {
-        q_part_run(&whole);
-        return whole.rc ? fail(self, AT_ERR_LAPACK, "sormtr failed") : AT_OK;
-    }
-    q_part low = {.self = self, .v = v, .cols = (int)b / 2};
-    q_part high = {.self = self, .v = v + (size_t)low.cols * (size_t)p, .cols = (int)b - low.cols};
-    openblas_set_num_threads(1);
-    pthread_t helper;
-    int spawned = pthread_create(&helper, NULL, q_part_run, &low) == 0;
-    if (!spawned)
-        q_part_run(&low);
-    q_part_run(&high);
-    if (spawned)
-        pthread_join(helper, NULL);
-    openblas_set_num_threads(threads);
-    return low.rc || high.rc ? fail(self, AT_ERR_LAPACK, "sormtr failed") : AT_OK;
+    /* One thread: sormtr modifies the reflectors' storage while it runs (LAPACK sets each
+     * reflector's leading element to 1 and restores it), so two calls sharing it race. */
+    if (LAPACKE_sormtr(LAPACK_COL_MAJOR, 'L', 'L', 'N', p, (int)b, self->g, p, self->tau, v, p) !=
+        0)
+        return fail(self, AT_ERR_LAPACK, "sormtr failed");
+    return AT_OK;
 }

@@ -62,10 +62,6 @@ AT_EXPORT int at_gram_evals32(at_gram *self, const float *a, int64_t m, int64_t 
 /* After at_gram_evals32 on self: the unit eigenvectors of the b largest eigenvalues into v
  * (caller-owned, p x b column-major; column j belongs to lambda[p-b+j]). They are the right
  * singular vectors of A when n <= m, the left ones otherwise (the short side's). 1 <= b <= p.
- * When OpenBLAS has two or more threads and b >= 64, Q is applied to the two halves of the
- * vectors on two threads, the caller's and a helper (sormtr gains nothing from a second BLAS
- * thread). For that time OpenBLAS's thread count is set to 1 and then restored: in the pthreads
- * build that count is process-global, so another thread's BLAS calls meanwhile run on one.
  * Errors: AT_ERR_STATE (no preceding at_gram_evals32), AT_ERR_ARG, AT_ERR_NOMEM, AT_ERR_LAPACK. */
 AT_EXPORT int at_gram_top_vectors32(at_gram *self, int64_t b, float *v);
 
