@@ -335,6 +335,11 @@ void at_agent_opts_default(at_agent_opts *o)
     o->linger_ms = 2000;
 }
 
+size_t at_agent_opts_size(void)
+{
+    return sizeof(at_agent_opts);
+}
+
 static int fail_new(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int fail_new(const char *fmt, ...)
 {

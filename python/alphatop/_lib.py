@@ -86,6 +86,7 @@ def _declare(lib):
     c = ctypes
     i64, p = c.c_int64, c.c_void_p
     sigs = {
+        "at_agent_opts_size": (c.c_size_t, []),
         "at_agent_opts_default": (None, [c.POINTER(Opts)]),
         "at_agent_new": (p, [c.c_char_p, c.c_char_p, c.POINTER(Opts)]),
         "at_agent_free": (None, [p]),
@@ -125,9 +126,19 @@ def load():
             tried.append(path + " (missing)")
             continue
         try:
-            return _declare(ctypes.CDLL(path))
+            lib = _declare(ctypes.CDLL(path))
         except (OSError, AttributeError) as e:
             tried.append(f"{path} ({e})")
+            continue
+        # at_agent_opts_default writes the C struct's size into our copy: they must agree.
+        size = lib.at_agent_opts_size()
+        if size != ctypes.sizeof(Opts):
+            tried.append(
+                f"{path} (built from another agent.h: at_agent_opts is {size} bytes there, "
+                f"{ctypes.sizeof(Opts)} here)"
+            )
+            continue
+        return lib
     raise LibraryNotFound(
         "alphatop: cannot load the agent library " + LIBNAME + ". Tried:\n  "
         + "\n  ".join(tried)

@@ -61,8 +61,10 @@ class Agent:
     its errors on stderr (silent by default). curve_server_key /
     curve_client_keyfile: CurveZMQ encryption (docs/protocol.md).
 
-    Raises alphatop.LibraryNotFound if the C library is missing and OSError if the agent cannot
-    be opened (bad endpoint or key file); nothing after that raises for monitor trouble.
+    Raises alphatop.LibraryNotFound if the C library is missing (or built from another
+    agent.h) and OSError if the agent cannot be opened (bad endpoint, key file or tag: a key of
+    1..63 bytes, a value under 1024, at most 32 tags); nothing after that raises for monitor
+    trouble.
     Not fork-aware by itself: in a forked child every call is a no-op (the C library sees to it).
     """
 

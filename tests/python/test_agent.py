@@ -141,6 +141,20 @@ class LibraryLookupTest(unittest.TestCase):
         self.assertIn("/nonexistent/libalphatop_agent.so", out.stdout)
         self.assertIn("cmake", out.stdout)
 
+    def test_library_from_another_header_is_refused(self):
+        # A binding whose Opts mirror is one field short must not let at_agent_opts_default
+        # write past its copy: the library is refused with the two sizes.
+        code = (
+            "import ctypes, alphatop._lib as L\n"
+            "class Short(ctypes.Structure):\n"
+            " _fields_ = L.Opts._fields_[:-1]\n"
+            "L.Opts = Short\n"
+            "try:\n L.load()\nexcept L.LibraryNotFound as e:\n print(e)"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        self.assertIn("built from another agent.h", out.stdout)
+        self.assertIn("at_agent_opts is 120 bytes there, 112 here", out.stdout)
+
     def test_default_endpoint_follows_the_environment(self):
         code = "import alphatop; print(alphatop.default_endpoint())"
         env = dict(os.environ, ALPHATOP_ENDPOINT="tcp://127.0.0.1:5999")

@@ -85,6 +85,10 @@ typedef struct at_agent_opts {
 /* Fills *opts with the defaults. */
 AT_EXPORT void at_agent_opts_default(at_agent_opts *opts);
 
+/* sizeof(at_agent_opts) in this build: a binding that mirrors the struct (ctypes) checks it
+ * before it lets at_agent_opts_default write into its copy. */
+AT_EXPORT size_t at_agent_opts_size(void);
+
 /* Opens an agent for the run run_id (1..127 bytes, unique per run; several trainers may share
  * a monitor) on endpoint (NULL or "": the default above). opts NULL means defaults; the strings
  * in opts are copied. Sends the hello, with opts' tags. Returns NULL on failure (bad argument,
