@@ -395,9 +395,11 @@ static int setup_curve(void *sock, const at_agent_opts *opts)
     return rc ? fail_new("cannot set Curve keys: %s", zmq_strerror(zmq_errno())) : 0;
 }
 
-/* Adds or replaces a tag of the hello h: AT_OK, AT_ERR_ARG (bad length, see TAG_LIMITS) or
- * AT_ERR_SIZE (AT_PROTO_MAX_TAGS already). */
+/* The tag limits put_tag enforces, as a message format (max key, max value, max tags). */
 #define TAG_LIMITS "tag key must be 1..%d bytes, value < %d bytes, at most %d tags"
+
+/* Adds or replaces a tag of the hello h: AT_OK, AT_ERR_ARG (bad length) or AT_ERR_SIZE
+ * (AT_PROTO_MAX_TAGS already). */
 static int put_tag(at_proto_hello *h, const char *key, const char *value)
 {
     if (!key || !*key || strlen(key) >= AT_PROTO_MAX_SHORT || !value ||
