@@ -88,24 +88,16 @@ static int relayout(at_collapse *c, size_t cap, size_t stride)
     return AT_OK;
 }
 
-/* Resizes *buf to bytes, keeping its contents; on failure leaves it as it was. 0 or -1. */
-static int resize(void **buf, size_t bytes)
-{
-    void *p = realloc(*buf, bytes);
-    if (!p)
-        return -1;
-    *buf = p;
-    return 0;
-}
-
 static int append(at_collapse *c, const at_collapse_input *in)
 {
     if (c->n == c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 64;
-        if (resize((void **)&c->step, cap * sizeof *c->step) ||
-            resize((void **)&c->log_norm, cap * sizeof *c->log_norm) ||
-            resize((void **)&c->alpha, cap * sizeof *c->alpha) ||
-            resize((void **)&c->scratch, cap * sizeof *c->scratch) || relayout(c, cap, c->stride))
+        /* The four arrays share c->cap; at_htsr_grow tracks a capacity per buffer. */
+        size_t cap = c->cap ? c->cap * 2 : 64, had[4] = {c->cap, c->cap, c->cap, c->cap};
+        if (at_htsr_grow((void **)&c->step, &had[0], cap, sizeof *c->step) ||
+            at_htsr_grow((void **)&c->log_norm, &had[1], cap, sizeof *c->log_norm) ||
+            at_htsr_grow((void **)&c->alpha, &had[2], cap, sizeof *c->alpha) ||
+            at_htsr_grow((void **)&c->scratch, &had[3], cap, sizeof *c->scratch) ||
+            relayout(c, cap, c->stride))
             return AT_ERR_NOMEM;
         c->cap = cap;
     }
