@@ -2,6 +2,7 @@
 #include "alphatop/gram.h"
 
 #include "alphatop/rng.h"
+#include "bulge.h"
 #include "htsr_internal.h"
 
 #include <cblas.h>
@@ -29,10 +30,12 @@
  * sqrt(lambda_max) * N * eps cannot be classified like dgesdd would: use dgesdd. */
 #define RANK_MARGIN 100.0
 
-/* Exact mode reduces the Gram matrix in two stages: full -> band of half-width KD (BLAS-3
- * blocks, dsytrd_sy2sb), then band -> tridiagonal (bulge chasing, dsytrd_sb2st). On 4096 x 4096
- * and one thread: 2.65 s + 0.38 s against 4.42 s for dsytrd's BLAS-2 bound reduction; wider
- * bands speed the first stage and slow the second. The second stage makes thousands of tiny
+/* Both paths reduce the Gram matrix in two stages: full -> band of half-width KD (BLAS-3
+ * blocks, sytrd_sy2sb), then band -> tridiagonal (bulge chasing: dsytrd_sb2st, or at_bulge in
+ * float32, which keeps the reflectors for the top vectors). On 4096 x 4096 and one thread:
+ * float64 2.65 s + 0.38 s against 4.42 s for dsytrd's BLAS-2 bound reduction, float32 1.3 s +
+ * 0.4 s against 2.3-2.6 s for ssytrd; wider bands speed the first stage and slow the second
+ * (kd = 48 or 64 was slower overall in float32 too). The second stage makes thousands of tiny
  * BLAS calls that spin on a second OpenBLAS thread (0.38 s -> 1.9 s), so it runs on one. */
 #define KD 32
 /* Inverse subspace iteration on the band matrix runs until the wanted vectors' components
@@ -45,6 +48,9 @@
 void dsytrd_sy2sb_(const char *uplo, const int *n, const int *kd, double *a, const int *lda,
                    double *ab, const int *ldab, double *tau, double *work, const int *lwork,
                    int *info, size_t uplo_len);
+void ssytrd_sy2sb_(const char *uplo, const int *n, const int *kd, float *a, const int *lda,
+                   float *ab, const int *ldab, float *tau, float *work, const int *lwork, int *info,
+                   size_t uplo_len);
 void dsytrd_sb2st_(const char *stage1, const char *vect, const char *uplo, const int *n,
                    const int *kd, double *ab, const int *ldab, double *d, double *e, double *hous,
                    const int *lhous, double *work, const int *lwork, int *info, size_t stage1_len,
@@ -64,7 +70,9 @@ struct at_gram {
     size_t ab_cap, hb_cap;
     double *work, *hous; /* the two stages' workspaces; work then serves apply_q1 */
     size_t work_cap, hous_cap;
-    int64_t p32; /* order of the float32 tridiagonal form kept for at_gram_top_vectors32; 0: none */
+    at_bulge *bulge; /* float32 band -> tridiagonal, with its reflectors */
+    int64_t p32;     /* order of the float32 reduction kept for at_gram_top_vectors32; 0: none */
+    int kd32;        /* and its band's half-width */
     char err[160];
 };
 
@@ -77,8 +85,14 @@ static int fail(at_gram *self, int rc, const char *what)
 at_gram *at_gram_new(void)
 {
     at_gram *self = calloc(1, sizeof *self);
-    if (self)
-        self->err[0] = '\0';
+    if (!self)
+        return NULL;
+    self->bulge = at_bulge_new();
+    if (!self->bulge) {
+        free(self);
+        return NULL;
+    }
+    self->err[0] = '\0';
     return self;
 }
 
@@ -100,6 +114,7 @@ void at_gram_free(at_gram *self)
     free(self->hb);
     free(self->work);
     free(self->hous);
+    at_bulge_free(self->bulge);
     free(self);
 }
 
@@ -161,6 +176,22 @@ static int evals_by_svd(at_gram *self, const double *a, int64_t m, int64_t n, do
     return AT_OK;
 }
 
+/* The bulge chasing's tiny BLAS calls run on one OpenBLAS thread (see KD): sets the
+ * process-global count to 1 and returns the count to restore. */
+static int blas_threads_to_one(void)
+{
+    int threads = openblas_get_num_threads();
+    if (threads > 1)
+        openblas_set_num_threads(1);
+    return threads;
+}
+
+static void blas_threads_restore(int threads)
+{
+    if (threads > 1)
+        openblas_set_num_threads(threads);
+}
+
 /* Full -> band -> tridiagonal in two stages (see KD): d, e get the tridiagonal form, self->ab
  * a copy of the band form, self->g and self->tau the first stage's reflectors (Q1, stored like
  * a QR factorization of the p - kd x p - kd block below the band). */
@@ -189,13 +220,10 @@ static int reduce_two_stage(at_gram *self, int p, int kd)
     if (info != 0)
         return fail(self, AT_ERR_LAPACK, "dsytrd_sy2sb failed");
     memcpy(self->hb, self->ab, (size_t)ldab * (size_t)p * sizeof(double));
-    int threads = openblas_get_num_threads();
-    if (threads > 1)
-        openblas_set_num_threads(1);
+    int threads = blas_threads_to_one();
     dsytrd_sb2st_("N", "N", "L", &p, &kd, self->hb, &ldab, d, e, self->hous, &lhous, self->work,
                   &lwork, &info, 1, 1, 1);
-    if (threads > 1)
-        openblas_set_num_threads(threads);
+    blas_threads_restore(threads);
     if (info != 0)
         return fail(self, AT_ERR_LAPACK, "dsytrd_sb2st failed");
     return AT_OK;
@@ -341,6 +369,31 @@ int at_gram_evals64(at_gram *self, const double *a, int64_t m, int64_t n, double
     return AT_OK;
 }
 
+/* Float32 full -> band (ssytrd_sy2sb: Q1's reflectors into self->g and self->tau, the band into
+ * self->ab) -> tridiagonal (at_bulge, keeping Q2's): d, e get the tridiagonal form. */
+static int reduce32(at_gram *self, int p, int kd)
+{
+    int ldab = kd + 1, info = 0, lwork = -1;
+    float query = 0.0f;
+    float *g = self->g, *tau = self->tau;
+    ssytrd_sy2sb_("L", &p, &kd, g, &p, (float *)self->ab, &ldab, tau, &query, &lwork, &info, 1);
+    lwork = (int)query > 1 ? (int)query : 1;
+    if (at_htsr_grow((void **)&self->ab, &self->ab_cap, (size_t)ldab * (size_t)p * sizeof(float),
+                     1) ||
+        at_htsr_grow((void **)&self->work, &self->work_cap, (size_t)lwork * sizeof(float), 1))
+        return fail(self, AT_ERR_NOMEM, "out of memory for the band form");
+    float *ab = (float *)self->ab;
+    ssytrd_sy2sb_("L", &p, &kd, g, &p, ab, &ldab, tau, (float *)self->work, &lwork, &info, 1);
+    if (info != 0)
+        return fail(self, AT_ERR_LAPACK, "ssytrd_sy2sb failed");
+    int threads = blas_threads_to_one();
+    int rc = at_bulge_reduce(self->bulge, p, kd, ab, ldab, self->d, self->e);
+    blas_threads_restore(threads);
+    if (rc != AT_OK)
+        return fail(self, rc, "out of memory for the band reduction's reflectors");
+    return AT_OK;
+}
+
 int at_gram_evals32(at_gram *self, const float *a, int64_t m, int64_t n, double *lambda)
 {
     if (!self)
@@ -350,24 +403,22 @@ int at_gram_evals32(at_gram *self, const float *a, int64_t m, int64_t n, double 
         return rc;
     self->p32 = 0;
     int wide = m < n;
-    int p = (int)(wide ? m : n), lg = (int)(wide ? n : m);
+    int p = (int)(wide ? m : n), lg = (int)(wide ? n : m), kd = p - 1 < KD ? p - 1 : KD;
     if (reserve_tridiag(self, (size_t)p, sizeof(float)))
         return fail(self, AT_ERR_NOMEM, "out of memory for the Gram matrix");
-    float *g = self->g, *d = self->d, *e = self->e, *tau = self->tau, *dd = self->dd,
-          *ee = self->ee;
-    /* One-stage ssytrd: its Householder vectors give at_gram_top_vectors32 (sormtr). The lower
-     * triangle: OpenBLAS's lower symv kernels make sytrd 1.2-1.4x faster than the upper. */
+    float *g = self->g, *dd = self->dd, *ee = self->ee;
     cblas_ssyrk(CblasColMajor, CblasLower, wide ? CblasNoTrans : CblasTrans, p, lg, 1.0f, a, (int)m,
                 0.0f, g, p);
-    if (LAPACKE_ssytrd(LAPACK_COL_MAJOR, 'L', p, g, p, d, e, tau) != 0)
-        return fail(self, AT_ERR_LAPACK, "ssytrd failed");
-    memcpy(dd, d, (size_t)p * sizeof(float));
-    memcpy(ee, e, (size_t)(p > 1 ? p - 1 : 0) * sizeof(float));
+    if ((rc = reduce32(self, p, kd)) != AT_OK)
+        return rc;
+    memcpy(dd, self->d, (size_t)p * sizeof(float));
+    memcpy(ee, self->e, (size_t)(p > 1 ? p - 1 : 0) * sizeof(float));
     if (LAPACKE_ssterf(p, dd, ee) != 0)
         return fail(self, AT_ERR_LAPACK, "ssterf did not converge");
     for (int i = 0; i < p; i++)
         lambda[i] = dd[i] > 0.0f ? (double)dd[i] : 0.0;
     self->p32 = p;
+    self->kd32 = kd;
     return AT_OK;
 }
 
@@ -375,7 +426,7 @@ int at_gram_top_vectors32(at_gram *self, int64_t b, float *v)
 {
     if (!self)
         return AT_ERR_ARG;
-    int p = (int)self->p32;
+    int p = (int)self->p32, kd = self->kd32;
     if (p == 0)
         return fail(self, AT_ERR_STATE, "at_gram_top_vectors32 needs a preceding at_gram_evals32");
     if (!v || b < 1 || b > p)
@@ -393,10 +444,23 @@ int at_gram_top_vectors32(at_gram *self, int64_t b, float *v)
                        self->sv, v, p, (int)b, self->isuppz, &tryrac) != 0 ||
         found != (int)b)
         return fail(self, AT_ERR_LAPACK, "sstemr failed on the top eigenvectors");
-    /* One thread: sormtr modifies the reflectors' storage while it runs (LAPACK sets each
-     * reflector's leading element to 1 and restores it), so two calls sharing it race. */
-    if (LAPACKE_sormtr(LAPACK_COL_MAJOR, 'L', 'L', 'N', p, (int)b, self->g, p, self->tau, v, p) !=
-        0)
-        return fail(self, AT_ERR_LAPACK, "sormtr failed");
+    /* Eigenvectors of the Gram = Q1 Q2 (those of the tridiagonal form). */
+    int rc = at_bulge_apply(self->bulge, b, v, p, openblas_get_num_threads());
+    if (rc != AT_OK)
+        return fail(self, rc, "out of memory for the band reduction's back-transformation");
+    if (p - kd <= 1)
+        return AT_OK; /* sy2sb had nothing to reduce: Q1 = I */
+    /* The _work variant: LAPACKE_sormqr would scan the whole square for NaN, including the
+     * upper triangle that syrk never wrote. */
+    float *q1 = (float *)self->g + kd, query = 0.0f;
+    if (LAPACKE_sormqr_work(LAPACK_COL_MAJOR, 'L', 'N', p - kd, (int)b, p - kd, q1, p, self->tau,
+                            v + kd, p, &query, -1) != 0)
+        return fail(self, AT_ERR_LAPACK, "sormqr workspace query failed");
+    int lwork = (int)query > 1 ? (int)query : 1;
+    if (at_htsr_grow((void **)&self->work, &self->work_cap, (size_t)lwork * sizeof(float), 1))
+        return fail(self, AT_ERR_NOMEM, "out of memory for applying Q1");
+    if (LAPACKE_sormqr_work(LAPACK_COL_MAJOR, 'L', 'N', p - kd, (int)b, p - kd, q1, p, self->tau,
+                            v + kd, p, (float *)self->work, lwork) != 0)
+        return fail(self, AT_ERR_LAPACK, "sormqr failed");
     return AT_OK;
 }

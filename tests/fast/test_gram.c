@@ -248,8 +248,9 @@ static void check_gram32_vectors(const float *w, int64_t rows, int64_t cols, int
         (long long)b, (long long)p, threads, worst_res, worst_orth);
     assert_true(worst_res < 1e-5);
     /* MRRR's orthogonality is O(p eps): 6e-6 for 40 vectors, 4e-5 for 120 (which reach into
-     * the bulk) on one thread. */
-    assert_true(worst_orth < 10.0 * (double)p * FLT_EPSILON);
+     * the bulk) on one thread; below p = 100 its constant dominates (up to 3e-5 for all 34 of
+     * 34, typically 1e-6 to 7e-6). */
+    assert_true(worst_orth < 10.0 * fmax((double)p, 100.0) * FLT_EPSILON);
     assert_int_equal(at_gram_top_vectors32(g, p + 1, v), AT_ERR_ARG);
     assert_int_equal(at_gram_evals32(g, NULL, m, n, lam), AT_ERR_ARG);
     openblas_set_num_threads(saved);
@@ -274,6 +275,14 @@ static void test_gram32_vectors(void **state)
     check_gram32_vectors(w, 200, 300, 120, 1);
     check_gram32_vectors(w, 200, 300, 120, 2);
     free(w);
+    /* Short sides around the band's half-width (32): one column, a band that is the whole
+     * matrix (no reflectors), one first-stage reflector, and every vector. */
+    const int64_t shorts[][2] = {{1, 1}, {2, 2}, {33, 10}, {34, 34}, {35, 20}};
+    for (size_t i = 0; i < sizeof shorts / sizeof shorts[0]; i++) {
+        w = fx_spiked(shorts[i][0], 60, 3, 4.0, 0.6, 13 + i);
+        check_gram32_vectors(w, shorts[i][0], 60, shorts[i][1], 1);
+        free(w);
+    }
 }
 
 int main(void)

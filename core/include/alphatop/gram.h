@@ -2,8 +2,8 @@
  *
  * The squared singular values of A are the eigenvalues of the Gram matrix of its short side.
  * Forming that Gram matrix (one syrk, BLAS-3) and tridiagonalizing it is several times cheaper
- * than an SVD of A, and exact for the large eigenvalues (float64: LAPACK's two-stage reduction,
- * float32: the one-stage ssytrd, whose reflectors give at_gram_top_vectors32). Small ones carry an
+ * than an SVD of A, and exact for the large eigenvalues (a two-stage reduction: full -> band ->
+ * tridiagonal; in float32 every reflector is kept for at_gram_top_vectors32). Small ones carry an
  * absolute error of a few eps * lambda_max, so the float64 path recomputes the eigenvalues below a
  * trust threshold from A itself (see at_gram_evals64).
  *
@@ -54,6 +54,7 @@ AT_EXPORT int at_gram_evals64(at_gram *self, const double *a, int64_t m, int64_t
 
 /* Fast cold spectrum: float32 Gram + float32 tridiagonal eigenvalues of the m x n float32 matrix
  * a (borrowed; it must stay valid and unchanged until at_gram_top_vectors32 if that follows).
+ * The band-to-tridiagonal step runs on one OpenBLAS thread, like at_gram_evals64's.
  * Writes the p ascending eigenvalues, negative roundoff clamped to 0, into lambda (caller-owned).
  * Relative accuracy ~1e-6 for the large values; small ones are noise at ~1e-7 * lambda_max.
  * Errors: AT_ERR_ARG, AT_ERR_NOMEM, AT_ERR_LAPACK. */
@@ -62,6 +63,8 @@ AT_EXPORT int at_gram_evals32(at_gram *self, const float *a, int64_t m, int64_t 
 /* After at_gram_evals32 on self: the unit eigenvectors of the b largest eigenvalues into v
  * (caller-owned, p x b column-major; column j belongs to lambda[p-b+j]). They are the right
  * singular vectors of A when n <= m, the left ones otherwise (the short side's). 1 <= b <= p.
+ * With two or more OpenBLAS threads, carrying the vectors back through the band-to-tridiagonal
+ * step splits their columns with one thread of its own for the duration of the call.
  * Errors: AT_ERR_STATE (no preceding at_gram_evals32), AT_ERR_ARG, AT_ERR_NOMEM, AT_ERR_LAPACK. */
 AT_EXPORT int at_gram_top_vectors32(at_gram *self, int64_t b, float *v);
 
