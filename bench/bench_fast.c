@@ -298,8 +298,10 @@ int main(int argc, char **argv)
         }
     }
     openblas_set_num_threads(threads);
-    printf("bench_fast: OpenBLAS threads %d, best of %d runs, load average at start %.2f\n",
-           threads, repeat, loadavg());
+    /* The kernels OpenBLAS picked for this CPU (OPENBLAS_CORETYPE overrides): docs/fast.md */
+    printf("bench_fast: OpenBLAS threads %d, %s kernels, best of %d runs, load average at start "
+           "%.2f\n",
+           threads, openblas_get_corename(), repeat, loadavg());
     printf("times in seconds; ratios = reference / method; |dalpha| of exact vs reference, of "
            "cold/warm vs exact mode of the same snapshot\n");
     printf("%-8s %-11s %8s %8s %14s %7s %8s %7s %16s %7s %8s\n", "layer", "shape", "ref", "exact",
