@@ -9,7 +9,7 @@
 #include <string.h>
 
 /* LAPACK's bulge-chasing kernel (no LAPACKE wrapper): one task of one sweep on the work copy a
- * of the band (ldwa = 2 kd + 1: the band plus room for the bulge). With wantz it leaves the
+ * of the band (lda = 2 kd + 1: the band plus room for the bulge). With wantz it leaves the
  * reflector it creates in v and tau at mod(sweep - 1, 2) * n + its first row (1-based). */
 void ssb2st_kernels_(const char *uplo, const int *wantz, const int *ttype, const int *st,
                      const int *ed, const int *sweep, const int *n, const int *nb, const int *ib,
