@@ -65,18 +65,7 @@ static int sweep_count(int n, int kd, int s)
 
 static int reserve(at_bulge *self, int n, int kd)
 {
-    size_t total = 0;
-    for (int s = 0; s + 1 < n; s++)
-        total += (size_t)sweep_count(n, kd, s);
-    size_t lda = 2 * (size_t)kd + 1;
-    if (at_htsr_grow((void **)&self->start, &self->start_cap, (size_t)n, sizeof(int)) ||
-        at_htsr_grow((void **)&self->v, &self->v_cap, total * (size_t)kd, sizeof(float)) ||
-        at_htsr_grow((void **)&self->tau, &self->tau_cap, total, sizeof(float)) ||
-        at_htsr_grow((void **)&self->wa, &self->wa_cap, lda * (size_t)n, sizeof(float)) ||
-        at_htsr_grow((void **)&self->kv, &self->kv_cap, 2 * (size_t)n + (size_t)kd,
-                     sizeof(float)) ||
-        at_htsr_grow((void **)&self->ktau, &self->ktau_cap, 2 * (size_t)n, sizeof(float)) ||
-        at_htsr_grow((void **)&self->kwork, &self->kwork_cap, 2 * (size_t)kd + 2, sizeof(float)))
+    if (at_htsr_grow((void **)&self->start, &self->start_cap, (size_t)n, sizeof(int)))
         return AT_ERR_NOMEM;
     int acc = 0;
     for (int s = 0; s + 1 < n; s++) {
@@ -84,6 +73,15 @@ static int reserve(at_bulge *self, int n, int kd)
         acc += sweep_count(n, kd, s);
     }
     self->start[n - 1] = acc;
+    size_t total = (size_t)acc, lda = 2 * (size_t)kd + 1;
+    if (at_htsr_grow((void **)&self->v, &self->v_cap, total * (size_t)kd, sizeof(float)) ||
+        at_htsr_grow((void **)&self->tau, &self->tau_cap, total, sizeof(float)) ||
+        at_htsr_grow((void **)&self->wa, &self->wa_cap, lda * (size_t)n, sizeof(float)) ||
+        at_htsr_grow((void **)&self->kv, &self->kv_cap, 2 * (size_t)n + (size_t)kd,
+                     sizeof(float)) ||
+        at_htsr_grow((void **)&self->ktau, &self->ktau_cap, 2 * (size_t)n, sizeof(float)) ||
+        at_htsr_grow((void **)&self->kwork, &self->kwork_cap, 2 * (size_t)kd + 2, sizeof(float)))
+        return AT_ERR_NOMEM;
     return AT_OK;
 }
 
