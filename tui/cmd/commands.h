@@ -4,7 +4,7 @@
 #ifndef ALPHATOP_COMMANDS_H
 #define ALPHATOP_COMMANDS_H
 
-enum { AT_EXIT_OK = 0, AT_EXIT_PARTIAL = 1, AT_EXIT_USAGE = 2, AT_EXIT_STOPPED = 3 };
+#include "exitcode.h"
 
 int cmd_scan(int argc, char **argv);   /* cli_scan.c */
 int cmd_diff(int argc, char **argv);   /* cli_diff.c */

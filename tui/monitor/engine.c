@@ -13,7 +13,7 @@
 #include "alphatop/phase.h"
 #include "alphatop/protocol.h"
 #include "ckpt.h"
-#include "commands.h"
+#include "exitcode.h"
 #include "feed.h"
 #include "metrics_fmt.h"
 #include "runlog.h"
