@@ -1,18 +1,11 @@
 /* agent.c -- the trainer-side publisher (API and guarantees in alphatop/agent.h).
  *
- * Memory accounting: every buffer the agent hands to ZeroMQ is allocated here with a small
- * prefix recording its size; ZeroMQ's I/O thread calls release_buffer() once the bytes are on
- * the socket, which subtracts them from in_flight. The budget check before each copy therefore
- * sees exactly what is still held, without asking ZeroMQ anything.
- *
- * Buffer pool: consecutive snapshots have layers of the same sizes, so released payload buffers
- * are kept (up to one snapshot's worth) and reused for the same size. A fresh malloc of a large
- * buffer costs a page fault per 4 KiB on first touch -- about as much as the copy itself. Idle
- * pooled bytes count against the budget too: the pool is trimmed before any fresh allocation. */
+ * Every buffer handed to ZeroMQ comes from the agent's byte-budgeted pool (pool.h), which
+ * accounts for it until ZeroMQ's I/O thread has written it: the budget check before each copy
+ * (at_bufpool_fits) sees exactly what is still held. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,11 +15,9 @@
 
 #include "alphatop/agent.h"
 #include "alphatop/keyfile.h"
+#include "pool.h"
 
 #define HDR_CAP (AT_PROTO_MAX_HEADER + 8)
-#define PREFIX 16                   /* keeps payloads 16-byte aligned */
-#define POOL_MIN ((size_t)64 << 10) /* smaller buffers are not worth pooling */
-#define POOL_SLOTS 256
 
 typedef struct frame {
     char *hdr;
@@ -42,13 +33,8 @@ struct at_agent {
     pid_t pid; /* the process that owns the ZeroMQ context; anyone else only frees memory */
     void *ctx, *sock;
     char run[AT_PROTO_MAX_ID];
-    int64_t budget, linger_ms, checksum, verbose;
-    _Atomic int64_t in_flight;
-    /* Idle payload buffers (base pointers) for reuse; guarded by pool_lock, which ZeroMQ's I/O
-     * thread also takes when it releases a buffer. */
-    pthread_mutex_t pool_lock;
-    char *pool[POOL_SLOTS];
-    int64_t pool_bytes, pool_cap;
+    int64_t linger_ms, checksum, verbose;
+    at_bufpool *pool;  /* every buffer handed to ZeroMQ, accounted against the budget */
     at_proto_msg *msg; /* scratch for encoding (large: kept off the stack) */
     at_proto_msg *hello;
     char *hdr; /* scratch header text, HDR_CAP bytes */
@@ -68,103 +54,6 @@ struct at_agent {
 
 static _Thread_local char new_error[256];
 
-/* ---- buffers accounted in in_flight ---- */
-
-static size_t buffer_size(const char *base)
-{
-    size_t n;
-    memcpy(&n, base, sizeof n);
-    return n;
-}
-
-/* Pops a pooled buffer of exactly n bytes, or NULL. */
-static char *pool_take(at_agent *a, size_t n)
-{
-    char *base = NULL;
-    pthread_mutex_lock(&a->pool_lock);
-    for (int i = 0; i < POOL_SLOTS && !base; i++) {
-        if (a->pool[i] && buffer_size(a->pool[i]) == n) {
-            base = a->pool[i];
-            a->pool[i] = NULL;
-            a->pool_bytes -= (int64_t)n;
-        }
-    }
-    pthread_mutex_unlock(&a->pool_lock);
-    return base;
-}
-
-/* Keeps base for reuse if the pool has room; 0 if the caller must free it. */
-static int pool_put(at_agent *a, char *base)
-{
-    size_t n = buffer_size(base);
-    int kept = 0;
-    pthread_mutex_lock(&a->pool_lock);
-    for (int i = 0; i < POOL_SLOTS && !kept && a->pool_bytes + (int64_t)n <= a->pool_cap; i++) {
-        if (!a->pool[i]) {
-            a->pool[i] = base;
-            a->pool_bytes += (int64_t)n;
-            kept = 1;
-        }
-    }
-    pthread_mutex_unlock(&a->pool_lock);
-    return kept;
-}
-
-/* Frees pooled buffers until held bytes plus `need` fit the budget (or the pool is empty). */
-static void pool_trim(at_agent *a, size_t need)
-{
-    pthread_mutex_lock(&a->pool_lock);
-    for (int i = 0; i < POOL_SLOTS; i++) {
-        if ((uint64_t)atomic_load(&a->in_flight) + (uint64_t)a->pool_bytes + need <=
-            (uint64_t)a->budget)
-            break;
-        if (a->pool[i]) {
-            a->pool_bytes -= (int64_t)buffer_size(a->pool[i]);
-            free(a->pool[i]);
-            a->pool[i] = NULL;
-        }
-    }
-    pthread_mutex_unlock(&a->pool_lock);
-}
-
-static char *take_buffer(at_agent *a, size_t n)
-{
-    char *base = n >= POOL_MIN ? pool_take(a, n) : NULL;
-    if (!base) {
-        pool_trim(a, n);
-        base = malloc(PREFIX + n);
-        if (!base)
-            return NULL;
-        memcpy(base, &n, sizeof n);
-    }
-    int64_t now = atomic_fetch_add(&a->in_flight, (int64_t)n) + (int64_t)n;
-    pthread_mutex_lock(&a->pool_lock);
-    now += a->pool_bytes;
-    pthread_mutex_unlock(&a->pool_lock);
-    if (now > a->stats.peak_in_flight)
-        a->stats.peak_in_flight = now;
-    return base + PREFIX;
-}
-
-/* Returns a buffer from take_buffer to the pool or frees it; called by ZeroMQ (hint = the
- * agent) once the bytes are written, or by us. */
-static void release_buffer(void *data, void *hint)
-{
-    if (!data)
-        return;
-    at_agent *a = hint;
-    char *base = (char *)data - PREFIX;
-    size_t n = buffer_size(base);
-    atomic_fetch_sub(&a->in_flight, (int64_t)n);
-    if (n < POOL_MIN || !pool_put(a, base))
-        free(base);
-}
-
-static int fits(at_agent *a, size_t need)
-{
-    return (uint64_t)atomic_load(&a->in_flight) + need <= (uint64_t)a->budget;
-}
-
 static int set_error(at_agent *a, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static int set_error(at_agent *a, int status, const char *fmt, ...)
@@ -180,13 +69,13 @@ static int set_error(at_agent *a, int status, const char *fmt, ...)
 
 /* ---- sending ---- */
 
-/* Hands buf (from take_buffer, n bytes) to ZeroMQ without waiting. Ownership passes to
+/* Hands buf (from at_bufpool_take, n bytes) to ZeroMQ without waiting. Ownership passes to
  * ZeroMQ, or the buffer is freed on failure. Returns 0 or -1 (errno from zmq). */
 static int send_buffer(at_agent *a, char *buf, size_t n, int more)
 {
     zmq_msg_t m;
-    if (zmq_msg_init_data(&m, buf, n, release_buffer, a) != 0) {
-        release_buffer(buf, a);
+    if (zmq_msg_init_data(&m, buf, n, at_bufpool_release, a->pool) != 0) {
+        at_bufpool_release(buf, a->pool);
         return -1;
     }
     if (zmq_msg_send(&m, a->sock, ZMQ_DONTWAIT | (more ? ZMQ_SNDMORE : 0)) < 0) {
@@ -208,11 +97,11 @@ static char *encode_msg(at_agent *a, size_t *len, int *rc)
         set_error(a, *rc, "cannot encode %s: %s", at_proto_type_name(a->msg->type), e.message);
         return NULL;
     }
-    if (!fits(a, *len)) {
+    if (!at_bufpool_fits(a->pool, *len)) {
         *rc = AT_ERR_AGAIN;
         return NULL;
     }
-    char *buf = take_buffer(a, *len);
+    char *buf = at_bufpool_take(a->pool, *len);
     if (!buf) {
         *rc = set_error(a, AT_ERR_NOMEM, "out of memory");
         return NULL;
@@ -440,13 +329,10 @@ static void fill_hello(at_agent *a, const at_agent_opts *o, int *ok)
 static void destroy(at_agent *a)
 {
     for (size_t i = 0; i < a->nframes; i++) {
-        if (a->frames[i].hdr)
-            free(a->frames[i].hdr - PREFIX);
-        if (a->frames[i].payload)
-            free(a->frames[i].payload - PREFIX);
+        at_bufpool_discard(a->frames[i].hdr);
+        at_bufpool_discard(a->frames[i].payload);
     }
-    for (int i = 0; i < POOL_SLOTS; i++)
-        free(a->pool[i]);
+    at_bufpool_free(a->pool);
     free(a->frames);
     free(a->msg);
     free(a->hello);
@@ -476,20 +362,17 @@ at_agent *at_agent_new(const char *run_id, const char *endpoint, const at_agent_
     }
     at_agent *a = calloc(1, sizeof *a);
     if (!a || !(a->msg = calloc(1, sizeof *a->msg)) || !(a->hello = calloc(1, sizeof *a->hello)) ||
-        !(a->hdr = malloc(HDR_CAP))) {
+        !(a->hdr = malloc(HDR_CAP)) || !(a->pool = at_bufpool_new(opts->budget_bytes, NULL))) {
         fail_new("out of memory");
         goto err;
     }
     memcpy(a->run, run_id, rn + 1);
-    pthread_mutex_init(&a->pool_lock, NULL);
     a->pid = getpid();
-    a->budget = opts->budget_bytes;
     a->linger_ms = opts->linger_ms;
     a->checksum = opts->checksum;
     a->verbose = opts->verbose;
     a->interval = opts->interval;
-    atomic_init(&a->in_flight, 0);
-    a->stats.budget_bytes = a->budget;
+    a->stats.budget_bytes = opts->budget_bytes;
     int ok;
     fill_hello(a, opts, &ok);
     if (!ok) {
@@ -569,11 +452,10 @@ void at_agent_free(at_agent *a)
     zmq_setsockopt(a->sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_close(a->sock);
     /* Returns once everything is written or linger passed; ZeroMQ then has released every
-     * buffer it held, so in_flight only counts our own. */
+     * buffer it held, so the pool only counts our own. */
     zmq_ctx_term(a->ctx);
     pthread_mutex_unlock(&a->lock);
     pthread_mutex_destroy(&a->lock);
-    pthread_mutex_destroy(&a->pool_lock);
     destroy(a);
 }
 
@@ -648,8 +530,8 @@ int at_agent_paused(at_agent *a)
 static void discard_snapshot(at_agent *a)
 {
     for (size_t i = 0; i < a->nframes; i++) {
-        release_buffer(a->frames[i].hdr, a);
-        release_buffer(a->frames[i].payload, a);
+        at_bufpool_release(a->frames[i].hdr, a->pool);
+        at_bufpool_release(a->frames[i].payload, a->pool);
     }
     a->nframes = 0;
 }
@@ -662,8 +544,8 @@ static int drop_snapshot(at_agent *a, size_t need)
     set_error(a, AT_ERR_AGAIN,
               "snapshot %lld at step %lld dropped: %lld bytes in flight, %zu more needed, "
               "budget %lld",
-              (long long)a->snap_seq, (long long)a->snap_step,
-              (long long)atomic_load(&a->in_flight), need, (long long)a->budget);
+              (long long)a->snap_seq, (long long)a->snap_step, (long long)at_bufpool_out(a->pool),
+              need, (long long)a->stats.budget_bytes);
     return AT_ERR_AGAIN;
 }
 
@@ -688,7 +570,7 @@ int at_agent_snapshot_begin(at_agent *a, int64_t step)
     a->snap = SNAP_OPEN;
     a->snap_seq = a->next_seq++;
     /* The previous snapshot's size predicts this one's: if it cannot fit, skip the copies. */
-    if (!fits(a, (size_t)a->last_snapshot_bytes))
+    if (!at_bufpool_fits(a->pool, (size_t)a->last_snapshot_bytes))
         return leave(a, drop_snapshot(a, (size_t)a->last_snapshot_bytes));
     return leave(a, AT_OK);
 }
@@ -770,13 +652,13 @@ int at_agent_publish(at_agent *a, const char *name, at_proto_kind kind, at_proto
     rc = at_proto_encode(a->msg, a->hdr, HDR_CAP, &hlen, &e);
     if (rc != AT_OK)
         return leave(a, set_error(a, rc, "%s: %s", name, e.message));
-    if (!fits(a, hlen + nbytes))
+    if (!at_bufpool_fits(a->pool, hlen + nbytes))
         return leave(a, drop_snapshot(a, hlen + nbytes));
-    char *hdr = take_buffer(a, hlen);
-    char *payload = hdr ? take_buffer(a, nbytes) : NULL;
+    char *hdr = at_bufpool_take(a->pool, hlen);
+    char *payload = hdr ? at_bufpool_take(a->pool, nbytes) : NULL;
     if (!payload || add_frame(a, hdr, hlen, payload, nbytes) != AT_OK) {
-        release_buffer(hdr, a);
-        release_buffer(payload, a);
+        at_bufpool_release(hdr, a->pool);
+        at_bufpool_release(payload, a->pool);
         drop_snapshot(a, hlen + nbytes);
         return leave(a, set_error(a, AT_ERR_NOMEM, "%s: out of memory, snapshot dropped", name));
     }
@@ -805,14 +687,12 @@ static int send_snapshot(at_agent *a, char *end, size_t elen)
     if (!failed)
         failed = send_buffer(a, end, elen, 0) != 0;
     else
-        release_buffer(end, a);
+        at_bufpool_release(end, a->pool);
     discard_snapshot(a); /* frees whatever was not handed over */
     if (failed)
         return AT_ERR_AGAIN;
     a->last_snapshot_bytes = (int64_t)total;
-    pthread_mutex_lock(&a->pool_lock);
-    a->pool_cap = (int64_t)total; /* enough to recycle the next snapshot's buffers */
-    pthread_mutex_unlock(&a->pool_lock);
+    at_bufpool_set_keep(a->pool, (int64_t)total); /* recycles the next snapshot's buffers */
     a->stats.bytes_queued += (int64_t)total;
     a->stats.snapshots_sent++;
     return AT_OK;
@@ -897,9 +777,8 @@ int at_agent_stats_get(at_agent *a, at_agent_stats *s)
     if (!s)
         return leave(a, AT_ERR_ARG);
     *s = a->stats;
-    pthread_mutex_lock(&a->pool_lock);
-    s->bytes_in_flight = atomic_load(&a->in_flight) + a->pool_bytes;
-    pthread_mutex_unlock(&a->pool_lock);
+    s->bytes_in_flight = at_bufpool_held(a->pool);
+    s->peak_in_flight = at_bufpool_peak(a->pool);
     return leave(a, AT_OK);
 }
 

@@ -9,7 +9,8 @@
  * bare Z85 key or a `public-key = "..."` line, so .pub files can simply be concatenated.
  * Generate keys with `alphatop-keygen NAME` (agent/) or at_agent_keygen().
  *
- * No ZeroMQ in here: this only reads and writes text. Reentrant.
+ * No ZeroMQ in here: this only reads and writes text. Reentrant. Not exported from
+ * libalphatop_agent.so (hidden visibility, see protocol.h).
  */
 #ifndef ALPHATOP_KEYFILE_H
 #define ALPHATOP_KEYFILE_H
@@ -29,21 +30,20 @@ extern "C" {
  * set to "" when the file has no secret. Returns AT_OK, AT_ERR_IO (unreadable), AT_ERR_FORMAT
  * (no valid public-key line, or a malformed key) or AT_ERR_MISSING (secret_key requested and
  * absent); err (may be NULL) receives a message naming the file and line. */
-AT_EXPORT int at_keyfile_read(const char *path, char *public_key, char *secret_key, char *err,
-                              size_t errlen);
+int at_keyfile_read(const char *path, char *public_key, char *secret_key, char *err, size_t errlen);
 
 /* Writes a key file: path gets both halves (mode 0600), path + ".pub" the public half
  * (mode 0644). Keys are Z85 text. Returns AT_OK or AT_ERR_IO/AT_ERR_ARG. */
-AT_EXPORT int at_keyfile_write(const char *path, const char *public_key, const char *secret_key);
+int at_keyfile_write(const char *path, const char *public_key, const char *secret_key);
 
 /* Reads an allow-list: up to cap keys into keys[i] (each AT_KEY_Z85_LEN + 1 bytes), count in
  * *n. Returns AT_OK, AT_ERR_IO, AT_ERR_FORMAT (a line that is not a key) or AT_ERR_SIZE (more
  * than cap keys); err as above. */
-AT_EXPORT int at_keyfile_read_list(const char *path, char (*keys)[AT_KEY_Z85_LEN + 1], size_t cap,
-                                   size_t *n, char *err, size_t errlen);
+int at_keyfile_read_list(const char *path, char (*keys)[AT_KEY_Z85_LEN + 1], size_t cap, size_t *n,
+                         char *err, size_t errlen);
 
 /* Whether s is exactly AT_KEY_Z85_LEN characters of the Z85 alphabet (1) or not (0). */
-AT_EXPORT int at_key_is_z85(const char *s);
+int at_key_is_z85(const char *s);
 
 #ifdef __cplusplus
 }

@@ -7,6 +7,10 @@
  * layer's data pointer points into the caller's payload frame (borrowed, not copied).
  *
  * Threading: every function is reentrant; no global state.
+ *
+ * Visibility: at_protocol is a static library compiled with hidden visibility. Inside the
+ * agent's libalphatop_agent.so only at_proto_default_endpoint is exported (AT_EXPORT), because
+ * the Python binding calls it; everything else here is for alphatop's own programs.
  */
 #ifndef ALPHATOP_PROTOCOL_H
 #define ALPHATOP_PROTOCOL_H
@@ -184,7 +188,7 @@ typedef struct at_proto_frame {
 } at_proto_frame;
 
 /* Fills *lim with the defaults (AT_PROTO_MAX_HEADER, AT_PROTO_MAX_PAYLOAD). */
-AT_EXPORT void at_proto_limits_default(at_proto_limits *lim);
+void at_proto_limits_default(at_proto_limits *lim);
 
 /* Encodes m's header as JSON into buf (capacity cap bytes) and sets *len (no NUL counted; buf
  * is NUL-terminated). For a layer, the payload frame to send next is m->u.layer.data with
@@ -192,44 +196,42 @@ AT_EXPORT void at_proto_limits_default(at_proto_limits *lim);
  * caller computes it with at_proto_crc32). The message is validated exactly as the decoder
  * would, so nothing the encoder produces is rejected. Returns AT_OK, or the status of the
  * failed check with *err filled (err may be NULL); AT_ERR_SIZE if cap is too small. */
-AT_EXPORT int at_proto_encode(const at_proto_msg *m, char *buf, size_t cap, size_t *len,
-                              at_proto_error *err);
+int at_proto_encode(const at_proto_msg *m, char *buf, size_t cap, size_t *len, at_proto_error *err);
 
 /* Decodes one message from its frames (1 frame, or 2 for a layer: header then payload).
  * lim NULL means defaults. On success *out is filled and out->u.layer.data points into
  * frames[1] (borrowed). On failure returns the reason's status (at_proto_reason_status), fills
  * *err (may be NULL) and leaves *out unspecified. Never reads past the given sizes and never
  * allocates from a size it has not checked against the limits. */
-AT_EXPORT int at_proto_decode(const at_proto_frame *frames, size_t nframes,
-                              const at_proto_limits *lim, at_proto_msg *out, at_proto_error *err);
+int at_proto_decode(const at_proto_frame *frames, size_t nframes, const at_proto_limits *lim,
+                    at_proto_msg *out, at_proto_error *err);
 
 /* The two halves of at_proto_decode, for readers that see the payload frame only after the
  * header: decode_header validates everything the header says (for a layer: shape, dtype and
  * nbytes against the limits); at_proto_needs_payload tells whether a payload frame follows;
  * attach_payload checks its size and checksum and sets m->u.layer.data (borrowed). */
-AT_EXPORT int at_proto_decode_header(const void *header, size_t size, const at_proto_limits *lim,
-                                     at_proto_msg *out, at_proto_error *err);
-AT_EXPORT int at_proto_needs_payload(const at_proto_msg *m);
-AT_EXPORT int at_proto_attach_payload(at_proto_msg *m, const void *payload, size_t size,
-                                      at_proto_error *err);
+int at_proto_decode_header(const void *header, size_t size, const at_proto_limits *lim,
+                           at_proto_msg *out, at_proto_error *err);
+int at_proto_needs_payload(const at_proto_msg *m);
+int at_proto_attach_payload(at_proto_msg *m, const void *payload, size_t size, at_proto_error *err);
 
 /* CRC-32 (polynomial 0xEDB88320 reflected, as zlib's crc32 and Python's zlib.crc32). Start with
  * crc = 0; feed chunks by passing the previous result. */
-AT_EXPORT uint32_t at_proto_crc32(uint32_t crc, const void *data, size_t n);
+uint32_t at_proto_crc32(uint32_t crc, const void *data, size_t n);
 
 /* Bytes per element of a dtype (4 or 2); 0 for an invalid value. */
-AT_EXPORT size_t at_proto_dtype_size(at_proto_dtype d);
+size_t at_proto_dtype_size(at_proto_dtype d);
 
 /* Wire names ("layer", "lora_A", "bf16", "bad_checksum"). Static strings, never NULL ("?" for
  * an invalid value). */
-AT_EXPORT const char *at_proto_type_name(at_proto_type t);
-AT_EXPORT const char *at_proto_kind_name(at_proto_kind k);
-AT_EXPORT const char *at_proto_dtype_name(at_proto_dtype d);
-AT_EXPORT const char *at_proto_reason_name(at_proto_reason r);
+const char *at_proto_type_name(at_proto_type t);
+const char *at_proto_kind_name(at_proto_kind k);
+const char *at_proto_dtype_name(at_proto_dtype d);
+const char *at_proto_reason_name(at_proto_reason r);
 
 /* Parses a wire name back; returns 0 and sets *out, or AT_ERR_NOTFOUND. */
-AT_EXPORT int at_proto_kind_parse(const char *name, at_proto_kind *out);
-AT_EXPORT int at_proto_dtype_parse(const char *name, at_proto_dtype *out);
+int at_proto_kind_parse(const char *name, at_proto_kind *out);
+int at_proto_dtype_parse(const char *name, at_proto_dtype *out);
 
 /* The endpoint both sides use when none is given: $ALPHATOP_ENDPOINT if set and non-empty,
  * else "ipc:///tmp/alphatop-UID.ipc" (UID: the real user id, so users do not collide). Writes a
@@ -237,7 +239,7 @@ AT_EXPORT int at_proto_dtype_parse(const char *name, at_proto_dtype *out);
 AT_EXPORT int at_proto_default_endpoint(char *buf, size_t cap);
 
 /* The at_status a rejection reason is reported as (AT_ERR_FORMAT, AT_ERR_SIZE, ...). */
-AT_EXPORT int at_proto_reason_status(at_proto_reason r);
+int at_proto_reason_status(at_proto_reason r);
 
 #ifdef __cplusplus
 }
