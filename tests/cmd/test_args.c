@@ -80,11 +80,12 @@ static int parse(settings *st, char **argv, const char *const *args, int *nops, 
     return at_args_parse(&spec, argc, argv, nops, why, whylen);
 }
 
-/* Parses args expecting success. */
+/* Parses args expecting success, into *st (its list freed first: start with {0}). */
 static void parse_ok(settings *st, char **argv, const char *const *args, int want_ops)
 {
     char why[256] = "";
     int nops = -1;
+    free(st->list.items);
     defaults(st);
     int rc = parse(st, argv, args, &nops, why, sizeof why);
     if (rc != AT_ARGS_RUN)
@@ -109,7 +110,7 @@ static void parse_err(const char *const *args, const char *want)
 static void test_every_kind(void **state)
 {
     (void)state;
-    settings st;
+    settings st = {0};
     char *argv[32];
     const char *args[] = {"a",       "--flag",    "--verbose", "-v",     "--n", "42",
                           "--x=2.5", "--s",       "hi",        "--list", "one", "--list=two",
@@ -133,7 +134,7 @@ static void test_every_kind(void **state)
 static void test_value_forms(void **state)
 {
     (void)state;
-    settings st;
+    settings st = {0};
     char *argv[32];
     /* --opt=value, --opt value, -xVALUE, -x VALUE: the same value; the last one wins. */
     const char *forms[][4] = {
@@ -149,6 +150,8 @@ static void test_value_forms(void **state)
     /* An empty value is a value; '=' inside a value is kept. */
     const char *eq[] = {"--s=", "a", "--record=k=v", NULL};
     parse_ok(&st, argv, eq, 1);
+    assert_non_null(st.list.items);
+    assert_int_equal(st.list.n, 0);
     assert_string_equal(st.s, "");
     assert_string_equal(st.record, "k=v");
     /* A value may start with '-' (as getopt's required arguments). */
@@ -156,12 +159,13 @@ static void test_value_forms(void **state)
     parse_ok(&st, argv, dash, 1);
     assert_string_equal(st.s, "--flag");
     assert_int_equal(st.flag, 0);
+    free(st.list.items);
 }
 
 static void test_short_flags(void **state)
 {
     (void)state;
-    settings st;
+    settings st = {0};
     char *argv[32];
     const char *combined[] = {"-fvv", "a", "-vn12", NULL};
     parse_ok(&st, argv, combined, 1);
@@ -172,12 +176,13 @@ static void test_short_flags(void **state)
     parse_ok(&st, argv, last, 1);
     assert_int_equal(st.flag, 1);
     assert_int_equal(st.n, 5);
+    free(st.list.items);
 }
 
 static void test_prefixes_and_operands(void **state)
 {
     (void)state;
-    settings st;
+    settings st = {0};
     char *argv[32];
     /* A unique prefix names its option; an exact name wins over longer names it prefixes. */
     const char *pre[] = {"--fl", "--verb", "--record", "r.log", "a", NULL};
@@ -195,6 +200,7 @@ static void test_prefixes_and_operands(void **state)
     assert_string_equal(argv[1], "-");
     assert_string_equal(argv[2], "--flag");
     assert_int_equal(st.flag, 0);
+    free(st.list.items);
 }
 
 static void test_errors(void **state)

@@ -68,35 +68,23 @@ static int take(const at_arg_opt *o, const char *flag, const char *text, int sto
         if (store)
             *(int *)o->value = o->kind == AT_ARG_FLAG ? 1 : *(int *)o->value + 1;
         return 0;
-    case AT_ARG_INT: {
-        long long v = strtoll(text, &end, 10);
-        if (errno || end == text || *end) {
-            snprintf(why, whylen, "%s needs %s, got '%s'", flag, wanted(o, 0, want, sizeof want),
-                     text);
-            return -1;
-        }
-        if (!in_range(o, (double)v)) {
-            snprintf(why, whylen, "%s needs %s, got '%s'", flag, wanted(o, 1, want, sizeof want),
-                     text);
-            return -1;
-        }
-        if (store)
-            *(int64_t *)o->value = v;
-        return 0;
-    }
+    case AT_ARG_INT:
     case AT_ARG_DOUBLE: {
-        double v = strtod(text, &end);
-        if (errno || end == text || *end || !isfinite(v)) {
-            snprintf(why, whylen, "%s needs %s, got '%s'", flag, wanted(o, 0, want, sizeof want),
-                     text);
+        long long whole = 0;
+        double v;
+        if (o->kind == AT_ARG_INT)
+            v = (double)(whole = strtoll(text, &end, 10));
+        else
+            v = strtod(text, &end);
+        const int number = !errno && end != text && !*end && isfinite(v);
+        if (!number || !in_range(o, v)) {
+            snprintf(why, whylen, "%s needs %s, got '%s'", flag,
+                     wanted(o, number, want, sizeof want), text);
             return -1;
         }
-        if (!in_range(o, v)) {
-            snprintf(why, whylen, "%s needs %s, got '%s'", flag, wanted(o, 1, want, sizeof want),
-                     text);
-            return -1;
-        }
-        if (store)
+        if (store && o->kind == AT_ARG_INT)
+            *(int64_t *)o->value = whole;
+        else if (store)
             *(double *)o->value = v;
         return 0;
     }
@@ -122,7 +110,7 @@ static const at_arg_opt *find_long(const at_args_spec *spec, const char *name, s
     const at_arg_opt *hit = NULL;
     int hits = 0;
     char list[400] = "";
-    for (size_t i = 0; i <= spec->nopts; i++) {
+    for (size_t i = 0; len > 0 && i <= spec->nopts; i++) {
         const at_arg_opt *o = i < spec->nopts ? &spec->opts[i] : &help_row;
         if (strncmp(o->name, name, len))
             continue;

@@ -27,7 +27,8 @@ typedef enum at_arg_kind {
     AT_ARG_LIST    /* any text, repeatable; at_arg_list, every occurrence kept in order */
 } at_arg_kind;
 
-/* Where an AT_ARG_LIST option's values go. The parser allocates items (pointers into argv);
+/* Where an AT_ARG_LIST option's values go; starts as {NULL, 0}. Whenever at_args_parse
+ * returns AT_ARGS_RUN it has allocated items (pointers into argv), the option given or not:
  * caller owns items (free). */
 typedef struct at_arg_list {
     const char **items;
