@@ -1,6 +1,6 @@
 /* ckpt.h -- read weight layers out of checkpoint files, without copying where possible.
  *
- * Formats (chosen by extension, spec/cli.md):
+ * Formats (chosen by extension, docs/cli.md):
  *   .safetensors  every 2-D or 4-D F32/F16/BF16 tensor whose name ends in "weight"
  *   .npy          one 2-D or 4-D '<f4' or '<f2' array (v1, v2, v3 headers; fortran_order)
  *   anything else raw little-endian float32, row-major, with an explicit shape

@@ -1,4 +1,4 @@
-/* cli_demo.c -- `alphatop demo`: a real training run streaming into the live view. */
+/* demo.c -- `alphatop demo`: a real training run streaming into the live view. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -10,25 +10,18 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "commands.h"
 
-static const char demo_usage[] =
-    "Usage: alphatop demo [OPTIONS]\n"
-    "\n"
+static const char demo_about[] =
     "Starts a real training run from examples/ that publishes to this monitor on a private\n"
     "endpoint, and shows it live: the PyTorch grokking example (/usr/bin/python3 with torch)\n"
-    "if torch is importable, else the C trainer. Quitting the view stops the trainer.\n"
-    "\n"
-    "Options:\n"
-    "  --trainer torch|c   pick the trainer instead of the automatic choice\n"
-    "  --every N           steps between snapshots (default 200: the heatmap fills in seconds)\n"
-    "  --headless          JSON lines instead of the terminal view (as watch --headless)\n"
-    "  --max-snapshots N   stop after N analysed snapshots\n"
-    "  --record LOG        record the run (default: not recorded)\n"
-    "  -h, --help          this help\n"
-    "\n"
+    "if torch is importable, else the C trainer. Quitting the view stops the trainer.\n";
+
+static const char demo_notes[] =
     "The trainer's own output goes to /tmp/alphatop-demo-PID-N.log. When the automatically\n"
-    "chosen PyTorch trainer cannot run, the demo falls back to the C trainer.\n";
+    "chosen PyTorch trainer cannot run, the demo falls back to the C trainer. A trainer that\n"
+    "fails on its own ends the demo with exit status 1.\n";
 
 /* Directory of the running alphatop binary (the build tree's tui/), into buf. */
 static int exe_dir(char *buf, size_t cap)
@@ -192,48 +185,59 @@ static int run_demo(const demo *d, const char *trainer)
 
 int cmd_demo(int argc, char **argv)
 {
-    const char *trainer = NULL, *every = "200", *max = NULL, *record = NULL;
-    int headless = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int has_val = i + 1 < argc;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            fputs(demo_usage, stdout);
-            return AT_EXIT_OK;
-        } else if (!strcmp(a, "--headless")) {
-            headless = 1;
-        } else if (!strcmp(a, "--trainer") && has_val) {
-            trainer = argv[++i];
-            if (strcmp(trainer, "torch") && strcmp(trainer, "c")) {
-                fprintf(stderr, "alphatop demo: --trainer is torch or c, not '%s'\n", trainer);
-                return AT_EXIT_USAGE;
-            }
-        } else if (!strcmp(a, "--every") && has_val) {
-            every = argv[++i];
-            if (atol(every) < 1) {
-                fprintf(stderr, "alphatop demo: --every wants a positive count\n");
-                return AT_EXIT_USAGE;
-            }
-        } else if (!strcmp(a, "--max-snapshots") && has_val) {
-            max = argv[++i];
-        } else if (!strcmp(a, "--record") && has_val) {
-            record = argv[++i];
-        } else {
-            fprintf(stderr, "alphatop demo: unexpected argument '%s'\n\n%s", a, demo_usage);
-            return AT_EXIT_USAGE;
-        }
-    }
+    const char *trainer = NULL, *record = NULL;
+    int64_t every = 200, max = 0;
+    int headless = 0, nargs = 0;
+    const at_arg_opt opts[] = {
+        {.name = "trainer",
+         .kind = AT_ARG_STRING,
+         .value = &trainer,
+         .meta = "torch|c",
+         .help = "pick the trainer instead of the automatic choice"},
+        {.name = "every",
+         .kind = AT_ARG_INT,
+         .value = &every,
+         .help = "steps between snapshots; the default fills the heatmap in seconds",
+         .min = 1,
+         .flags = AT_ARG_SHOW_DEFAULT},
+        {.name = "headless",
+         .kind = AT_ARG_FLAG,
+         .value = &headless,
+         .help = "JSON lines instead of the terminal view (as watch --headless)"},
+        {.name = "max-snapshots",
+         .kind = AT_ARG_INT,
+         .value = &max,
+         .help = "stop after N analysed snapshots"},
+        {.name = "record",
+         .kind = AT_ARG_STRING,
+         .value = &record,
+         .meta = "LOG",
+         .help = "record the run (default: not recorded)"},
+    };
+    const at_args_spec spec = {"demo", "[OPTIONS]", demo_about, demo_notes,     NULL,
+                               0,      0,           opts,       AT_ARGS_N(opts)};
+    int rc = at_args_handle(&spec, argc, argv, &nargs);
+    if (rc >= 0)
+        return rc;
+    if (trainer && strcmp(trainer, "torch") && strcmp(trainer, "c"))
+        return at_args_error("demo", "--trainer is torch or c, got '%s'", trainer);
+    char every_s[24], max_s[24];
+    snprintf(every_s, sizeof every_s, "%lld", (long long)every);
+    snprintf(max_s, sizeof max_s, "%lld", (long long)max);
     char tui_dir[PATH_MAX];
     if (exe_dir(tui_dir, sizeof tui_dir) != 0) {
         fputs("alphatop demo: cannot find my own binary\n", stderr);
         return AT_EXIT_USAGE;
     }
-    demo d = {
-        .tui_dir = tui_dir, .every = every, .max = max, .record = record, .headless = headless};
+    demo d = {.tui_dir = tui_dir,
+              .every = every_s,
+              .max = max ? max_s : NULL,
+              .record = record,
+              .headless = headless};
     if (trainer)
         return run_demo(&d, trainer);
     /* torch when it works here, else the C trainer. */
-    int rc = access("/usr/bin/python3", X_OK) == 0 ? run_demo(&d, "torch") : -1;
+    rc = access("/usr/bin/python3", X_OK) == 0 ? run_demo(&d, "torch") : -1;
     if (rc >= 0 && !trainer_failed)
         return rc;
     if (rc >= 0)

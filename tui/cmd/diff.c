@@ -1,7 +1,5 @@
-/* cli_diff.c -- `alphatop diff A B`: per-layer alpha of two checkpoints side by side. */
+/* diff.c -- `alphatop diff A B`: per-layer alpha of two checkpoints side by side. */
 #include <cjson/cJSON.h>
-#include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <regex.h>
 #include <stdio.h>
@@ -9,14 +7,14 @@
 #include <string.h>
 
 #include "alphatop/lora.h"
+#include "args.h"
 #include "ckpt.h"
+#include "ckpt_args.h"
 #include "commands.h"
 #include "metrics_fmt.h"
 #include "pair.h"
 
-static const char usage[] =
-    "Usage: alphatop diff [OPTIONS] A B\n"
-    "\n"
+static const char about[] =
     "Per-layer change between two checkpoints (e.g. before and after fine-tuning, or two\n"
     "training steps): alpha, xmin and warning of A and B side by side, and alpha's change\n"
     "B - A. Layers are paired by name as in 'scan --base' (wrapper prefixes such as\n"
@@ -24,19 +22,7 @@ static const char usage[] =
     "LoRA pairs '*lora_A*weight' + '*lora_B*weight' are one layer B A on each side, as in\n"
     "'scan' (named MODULE.lora_BA, analysed from its r nonzero singular values; the two ranks\n"
     "may differ).\n"
-    "A and B are .safetensors, .npy, or raw float32 with --shape.\n"
-    "\n"
-    "Options:\n"
-    "  --json              JSON lines: {\"type\":\"diff\", \"name\", \"alpha_change\", \"a\": "
-    "{...},\n"
-    "                      \"b\": {...}} per layer (a and b carry every reference column)\n"
-    "  --layers REGEX      only layers whose name (in A) matches the extended regex\n"
-    "  --min-evals N       skip layers with fewer eigenvalues (default 10)\n"
-    "  --max-evals N       skip layers with more eigenvalues (default 15000)\n"
-    "  --shape ROWSxCOLS   shape of raw float32 files\n"
-    "  -h, --help          this help\n"
-    "\n"
-    "Exit status: 0 every layer compared, 1 some layer could not be compared, 2 usage error.\n";
+    "A and B are .safetensors, .npy, or raw float32 with --shape.\n";
 
 typedef struct diff {
     int json;
@@ -286,75 +272,36 @@ static void run_diff(diff *d, const at_ckpt *a, const at_ckpt *b)
     at_pairing_free(p);
 }
 
+/* Parses the command line into d, A and B to argv[1] and argv[2]. Returns -1 to go on, else
+ * the exit code to return (after --help or a usage error). */
 static int parse_args(diff *d, int argc, char **argv)
 {
-    enum { O_JSON = 256, O_LAYERS, O_MIN, O_MAX, O_SHAPE };
-    static const struct option longopts[] = {
-        {"json", no_argument, NULL, O_JSON},
-        {"layers", required_argument, NULL, O_LAYERS},
-        {"min-evals", required_argument, NULL, O_MIN},
-        {"max-evals", required_argument, NULL, O_MAX},
-        {"shape", required_argument, NULL, O_SHAPE},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+    const char *layers = NULL, *shape = NULL;
+    const at_arg_opt opts[] = {
+        {.name = "json",
+         .kind = AT_ARG_FLAG,
+         .value = &d->json,
+         .help = "JSON lines: {\"type\":\"diff\", \"name\", \"alpha_change\", \"a\": {...}, \"b\": "
+                 "{...}} per layer (a and b carry every reference column)"},
+        {.name = "layers",
+         .kind = AT_ARG_STRING,
+         .value = &layers,
+         .meta = "REGEX",
+         .help = "only layers whose name (in A) matches the extended regex"},
+        AT_CKPT_ARGS_ROWS(&d->hopts, shape),
     };
-    optind = 0; /* glibc: full re-initialisation */
-    opterr = 0;
-    for (int ch; (ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1;) {
-        char *end;
-        long long v;
-        switch (ch) {
-        case 'h':
-            fputs(usage, stdout);
-            return 1;
-        case O_JSON:
-            d->json = 1;
-            break;
-        case O_LAYERS: {
-            if (d->have_re)
-                regfree(&d->re);
-            int rc = regcomp(&d->re, optarg, REG_EXTENDED | REG_NOSUB);
-            d->have_re = rc == 0;
-            if (rc) {
-                fprintf(stderr, "alphatop diff: --layers '%s' is not a valid regex\n", optarg);
-                return -1;
-            }
-            break;
-        }
-        case O_MIN:
-        case O_MAX:
-            errno = 0;
-            v = strtoll(optarg, &end, 10);
-            if (errno || end == optarg || *end || v < 0) {
-                fprintf(stderr, "alphatop diff: %s needs a non-negative integer\n",
-                        ch == O_MIN ? "--min-evals" : "--max-evals");
-                return -1;
-            }
-            *(ch == O_MIN ? &d->hopts.min_evals : &d->hopts.max_evals) = v;
-            break;
-        case O_SHAPE:
-            d->copts.raw_ndim = at_ckpt_parse_shape(optarg, d->copts.raw_shape);
-            if (d->copts.raw_ndim < 0) {
-                fprintf(stderr, "alphatop diff: --shape '%s': expected ROWSxCOLS\n", optarg);
-                return -1;
-            }
-            break;
-        default:
-            fprintf(stderr, "alphatop diff: unknown or incomplete option '%s'\n", argv[optind - 1]);
-            return -1;
-        }
-    }
-    if (argc - optind != 2) {
-        fputs("alphatop diff: need exactly two checkpoints, A and B\n", stderr);
-        return -1;
-    }
-    for (int i = optind; i < argc; i++)
-        if (at_ckpt_format_of(argv[i]) == AT_CKPT_RAW && !d->copts.raw_ndim) {
-            fprintf(stderr, "alphatop diff: %s is read as raw float32: give --shape ROWSxCOLS\n",
-                    argv[i]);
-            return -1;
-        }
-    return 0;
+    const at_args_spec spec = {"diff", "[OPTIONS] A B", about, NULL, "A B", 2, 2,
+                               opts,   AT_ARGS_N(opts)};
+    int nfiles = 0;
+    int rc = at_args_handle(&spec, argc, argv, &nfiles);
+    if (rc >= 0)
+        return rc;
+    if (at_cmd_ckpt_args("diff", shape, &d->copts, argv + 1, nfiles) < 0)
+        return AT_EXIT_USAGE;
+    if (layers && at_cmd_regex("diff", layers, &d->re) < 0)
+        return AT_EXIT_USAGE;
+    d->have_re = layers != NULL;
+    return -1;
 }
 
 int cmd_diff(int argc, char **argv)
@@ -364,15 +311,10 @@ int cmd_diff(int argc, char **argv)
     at_htsr_opts_default(&d.hopts);
     d.name_width = 5;
     int rc = parse_args(&d, argc, argv);
-    if (rc) {
-        if (rc < 0)
-            fputs("Try 'alphatop diff --help'.\n", stderr);
-        if (d.have_re)
-            regfree(&d.re);
-        return rc < 0 ? AT_EXIT_USAGE : AT_EXIT_OK;
-    }
-    at_ckpt *a = at_ckpt_open(argv[optind], &d.copts);
-    at_ckpt *b = at_ckpt_open(argv[optind + 1], &d.copts);
+    if (rc >= 0)
+        return rc;
+    at_ckpt *a = at_ckpt_open(argv[1], &d.copts);
+    at_ckpt *b = at_ckpt_open(argv[2], &d.copts);
     d.htsr = at_htsr_new();
     d.lora = at_lora_new();
     if (!a || !b || !d.htsr || !d.lora) {

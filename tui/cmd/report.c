@@ -1,24 +1,18 @@
-/* cli_report.c -- `alphatop report LOG [--csv]`: summary of a recorded run, or its CSV. */
+/* report.c -- `alphatop report LOG [--csv]`: summary of a recorded run, or its CSV. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "args.h"
 #include "commands.h"
 #include "runlog.h"
 
-static const char report_usage[] =
-    "Usage: alphatop report [--csv] LOG\n"
-    "\n"
+static const char report_about[] =
     "Summary of a recorded run log (alphatop watch --record): per run and layer the first, last\n"
     "and lowest alpha with their steps, phase changes, correlation traps; then the run's events\n"
-    "(run phases, stop requests, drops, errors). A truncated last record is ignored (noted).\n"
-    "\n"
-    "Options:\n"
-    "  --csv       every layer result as CSV instead (run, step, view, then the columns of\n"
-    "              watch --headless)\n"
-    "  -h, --help  this help\n";
+    "(run phases, stop requests, drops, errors). A truncated last record is ignored (noted).\n";
 
 /* Per (run, view, layer) summary. */
 typedef struct lsum {
@@ -279,27 +273,20 @@ static void collect(void *ctx, const cJSON *o)
 
 int cmd_report(int argc, char **argv)
 {
-    int csv = 0;
-    const char *path = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            fputs(report_usage, stdout);
-            return AT_EXIT_OK;
-        } else if (!strcmp(argv[i], "--csv")) {
-            csv = 1;
-        } else if (argv[i][0] == '-' || path) {
-            fprintf(stderr, "alphatop report: unexpected argument '%s'\n\n%s", argv[i],
-                    report_usage);
-            return AT_EXIT_USAGE;
-        } else {
-            path = argv[i];
-        }
-    }
-    if (!path) {
-        fprintf(stderr, "alphatop report: which run log?\n\n%s", report_usage);
-        return AT_EXIT_USAGE;
-    }
-    int rc;
+    int csv = 0, nargs = 0;
+    const at_arg_opt opts[] = {
+        {.name = "csv",
+         .kind = AT_ARG_FLAG,
+         .value = &csv,
+         .help = "every layer result as CSV instead (run, step, view, then the columns of watch "
+                 "--headless)"},
+    };
+    const at_args_spec spec = {"report", "[--csv] LOG", report_about,   NULL, "LOG", 1,
+                               1,        opts,          AT_ARGS_N(opts)};
+    int rc = at_args_handle(&spec, argc, argv, &nargs);
+    if (rc >= 0)
+        return rc;
+    const char *path = argv[1];
     if (csv) {
         cJSON *cols = cJSON_CreateArray();
         rc = read_log(path, collect_cols, cols);

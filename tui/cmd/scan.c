@@ -1,7 +1,5 @@
-/* cli_scan.c -- `alphatop scan`: HTSR metrics of every layer in checkpoint files. */
+/* scan.c -- `alphatop scan`: HTSR metrics of every layer in checkpoint files. */
 #include <cjson/cJSON.h>
-#include <errno.h>
-#include <getopt.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,48 +8,24 @@
 
 #include "alphatop/fast.h"
 #include "alphatop/lora.h"
+#include "args.h"
 #include "ckpt.h"
+#include "ckpt_args.h"
 #include "commands.h"
 #include "metrics_fmt.h"
 #include "pair.h"
 
-static const char usage[] =
-    "Usage: alphatop scan [OPTIONS] FILE...\n"
-    "\n"
+static const char about[] =
     "HTSR metrics of every layer in checkpoint files, in exact mode (the reference's numbers)\n"
     "unless --fast.\n"
     "FILE is .safetensors (every 2-D or 4-D F32/F16/BF16 tensor whose name ends in 'weight';\n"
     "LoRA pairs '*lora_A*weight' + '*lora_B*weight' are analysed as one layer B A), .npy\n"
     "('<f4' or '<f2', 2-D or 4-D), or raw little-endian float32 with --shape.\n"
-    "\n"
-    "Output (stdout): an aligned table per file and its model summary, or:\n"
-    "  --json              JSON lines: one object per layer (reference column names, \"mode\"),\n"
-    "                      then one {\"type\":\"summary\"} per file\n"
-    "  --csv               CSV with a header line, one row per layer\n"
-    "\n"
-    "Options:\n"
-    "  --base BASE         analyse each layer's update W - W_base; layers are paired by name\n"
-    "                      (wrapper prefixes like 'module.' ignored; a transposed base is fine)\n"
-    "  --layers REGEX      only layers whose name matches the extended regex\n"
-    "  --detx              add detX_num / detX_val (SETOL det X = 1 condition)\n"
-    "  --traps             add num_traps (correlation traps of the centred, shuffled weights)\n"
-    "  --mp                add the Marchenko-Pastur fit (num_spikes, sigma_mp, mp_softrank)\n"
-    "  --seed N            seed of the traps' shuffle (default 0)\n"
-    "  --min-evals N       skip layers with fewer eigenvalues (default 10)\n"
-    "  --max-evals N       skip layers with more eigenvalues (default 15000)\n"
-    "  --shape ROWSxCOLS   shape of raw float32 files (also OUTxINxKHxKW)\n"
-    "  --lora-scale S      scaling of LoRA updates, PEFT's lora_alpha / r (default 1)\n"
-    "  --merge             with --base: analyse each LoRA pair merged, W_base + S B A, where\n"
-    "                      W_base is the base layer MODULE.weight (MODULE: the pair's prefix)\n"
-    "  --fast              fast mode (docs/fast.md): float32 Gram spectra, no --max-evals limit;\n"
-    "                      several FILEs of one model, in order, are successive snapshots:\n"
-    "                      warm updates, unchanged layers skipped (column/field \"mode\").\n"
-    "                      updates (--base) and unmerged LoRA pairs stay exact\n"
-    "  -h, --help          this help\n"
-    "\n"
+    "Output (stdout): an aligned table per file and its model summary, or --json / --csv.\n";
+
+static const char notes[] =
     "Errors (unreadable file or layer, size mismatch, NaN/Inf or all-zero weights) go to\n"
-    "stderr naming file and layer; the other layers are still reported.\n"
-    "Exit status: 0 every layer analysed, 1 some input could not be analysed, 2 usage error.\n";
+    "stderr naming file and layer; the other layers and files are still reported.\n";
 
 enum out_format { OUT_TABLE, OUT_JSON, OUT_CSV };
 
@@ -462,154 +436,90 @@ static int name_width(at_ckpt **files, int nfiles, const scan *s)
     return w > 60 ? 60 : w;
 }
 
-static int parse_count(const char *opt, const char *arg, int64_t *out)
+/* Parses the command line into s, the FILEs to argv[1..1 + *nfiles). Returns -1 to go on,
+ * else the exit code to return (after --help or a usage error). */
+static int parse_args(scan *s, int argc, char **argv, int *nfiles)
 {
-    char *end;
-    errno = 0;
-    long long v = strtoll(arg, &end, 10);
-    if (errno || end == arg || *end || v < 0) {
-        fprintf(stderr, "alphatop scan: %s needs a non-negative integer, got '%s'\n", opt, arg);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-static int parse_args(scan *s, int argc, char **argv)
-{
-    enum {
-        O_JSON = 256,
-        O_CSV,
-        O_BASE,
-        O_LAYERS,
-        O_DETX,
-        O_TRAPS,
-        O_MP,
-        O_SEED,
-        O_MIN,
-        O_MAX,
-        O_SHAPE,
-        O_LSCALE,
-        O_MERGE,
-        O_FAST
+    int json = 0, csv = 0;
+    int64_t seed = 0;
+    const char *layers = NULL, *shape = NULL;
+    const at_arg_opt opts[] = {
+        {.name = "json",
+         .kind = AT_ARG_FLAG,
+         .value = &json,
+         .help = "JSON lines: one object per layer (reference column names, \"mode\"), then one "
+                 "{\"type\":\"summary\"} per file"},
+        {.name = "csv",
+         .kind = AT_ARG_FLAG,
+         .value = &csv,
+         .help = "CSV with a header line, one row per layer"},
+        {.name = "base",
+         .kind = AT_ARG_STRING,
+         .value = &s->base_path,
+         .meta = "BASE",
+         .help = "analyse each layer's update W - W_base; layers are paired by name (wrapper "
+                 "prefixes like 'module.' ignored; a transposed base is fine)"},
+        {.name = "layers",
+         .kind = AT_ARG_STRING,
+         .value = &layers,
+         .meta = "REGEX",
+         .help = "only layers whose name matches the extended regex"},
+        {.name = "detx",
+         .kind = AT_ARG_FLAG,
+         .value = &s->hopts.detx,
+         .help = "add detX_num / detX_val (SETOL det X = 1 condition)"},
+        {.name = "traps",
+         .kind = AT_ARG_FLAG,
+         .value = &s->hopts.traps,
+         .help = "add num_traps (correlation traps of the centred, shuffled weights)"},
+        {.name = "mp",
+         .kind = AT_ARG_FLAG,
+         .value = &s->hopts.mp_fit,
+         .help = "add the Marchenko-Pastur fit (num_spikes, sigma_mp, mp_softrank)"},
+        {.name = "seed",
+         .kind = AT_ARG_INT,
+         .value = &seed,
+         .help = "seed of the traps' shuffle",
+         .flags = AT_ARG_SHOW_DEFAULT},
+        AT_CKPT_ARGS_ROWS(&s->hopts, shape),
+        {.name = "lora-scale",
+         .kind = AT_ARG_DOUBLE,
+         .value = &s->lora_scale,
+         .meta = "S",
+         .help = "scaling of LoRA updates, PEFT's lora_alpha / r",
+         .flags = AT_ARG_ABOVE_MIN | AT_ARG_SHOW_DEFAULT},
+        {.name = "merge",
+         .kind = AT_ARG_FLAG,
+         .value = &s->merge,
+         .help = "with --base: analyse each LoRA pair merged, W_base + S B A, where W_base is the "
+                 "base layer MODULE.weight (MODULE: the pair's prefix)"},
+        {.name = "fast",
+         .kind = AT_ARG_FLAG,
+         .value = &s->fast,
+         .help = "fast mode (docs/fast.md): float32 Gram spectra, no --max-evals limit; several "
+                 "FILEs of one model, in order, are successive snapshots: warm updates, unchanged "
+                 "layers skipped (column/field \"mode\"); updates (--base) and unmerged LoRA pairs "
+                 "stay exact"},
     };
-    static const struct option longopts[] = {
-        {"json", no_argument, NULL, O_JSON},
-        {"csv", no_argument, NULL, O_CSV},
-        {"base", required_argument, NULL, O_BASE},
-        {"layers", required_argument, NULL, O_LAYERS},
-        {"detx", no_argument, NULL, O_DETX},
-        {"traps", no_argument, NULL, O_TRAPS},
-        {"mp", no_argument, NULL, O_MP},
-        {"seed", required_argument, NULL, O_SEED},
-        {"min-evals", required_argument, NULL, O_MIN},
-        {"max-evals", required_argument, NULL, O_MAX},
-        {"shape", required_argument, NULL, O_SHAPE},
-        {"lora-scale", required_argument, NULL, O_LSCALE},
-        {"merge", no_argument, NULL, O_MERGE},
-        {"fast", no_argument, NULL, O_FAST},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    int64_t v;
-    char *end;
-    optind = 0; /* glibc: full re-initialisation, so the command can run twice in a test */
-    opterr = 0;
-    for (int ch; (ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1;) {
-        switch (ch) {
-        case 'h':
-            fputs(usage, stdout);
-            return 1;
-        case O_JSON:
-        case O_CSV:
-            if (s->format != OUT_TABLE) {
-                fputs("alphatop scan: --json and --csv exclude each other\n", stderr);
-                return -1;
-            }
-            s->format = ch == O_JSON ? OUT_JSON : OUT_CSV;
-            break;
-        case O_BASE:
-            s->base_path = optarg;
-            break;
-        case O_LAYERS: {
-            if (s->have_re)
-                regfree(&s->re);
-            int rc = regcomp(&s->re, optarg, REG_EXTENDED | REG_NOSUB);
-            if (rc) {
-                char buf[256];
-                regerror(rc, &s->re, buf, sizeof buf);
-                fprintf(stderr, "alphatop scan: --layers '%s': %s\n", optarg, buf);
-                return -1;
-            }
-            s->have_re = 1;
-            break;
-        }
-        case O_DETX:
-            s->hopts.detx = 1;
-            s->flags |= AT_FMT_DETX;
-            break;
-        case O_TRAPS:
-            s->hopts.traps = 1;
-            s->flags |= AT_FMT_TRAPS;
-            break;
-        case O_MP:
-            s->hopts.mp_fit = 1;
-            s->flags |= AT_FMT_MP;
-            break;
-        case O_SEED:
-            if (parse_count("--seed", optarg, &v))
-                return -1;
-            s->hopts.seed = (uint64_t)v;
-            break;
-        case O_MIN:
-        case O_MAX:
-            if (parse_count(ch == O_MIN ? "--min-evals" : "--max-evals", optarg, &v))
-                return -1;
-            *(ch == O_MIN ? &s->hopts.min_evals : &s->hopts.max_evals) = v;
-            break;
-        case O_SHAPE:
-            s->copts.raw_ndim = at_ckpt_parse_shape(optarg, s->copts.raw_shape);
-            if (s->copts.raw_ndim < 0) {
-                fprintf(stderr, "alphatop scan: --shape '%s': expected ROWSxCOLS, e.g. 512x256\n",
-                        optarg);
-                return -1;
-            }
-            break;
-        case O_LSCALE:
-            errno = 0;
-            s->lora_scale = strtod(optarg, &end);
-            if (errno || end == optarg || *end || !(s->lora_scale > 0)) {
-                fprintf(stderr, "alphatop scan: --lora-scale needs a positive number\n");
-                return -1;
-            }
-            break;
-        case O_FAST:
-            s->fast = 1;
-            break;
-        case O_MERGE:
-            s->merge = 1;
-            break;
-        default:
-            fprintf(stderr, "alphatop scan: unknown or incomplete option '%s'\n", argv[optind - 1]);
-            return -1;
-        }
-    }
-    if (optind >= argc) {
-        fputs("alphatop scan: no FILE given\n", stderr);
-        return -1;
-    }
-    if (s->merge && !s->base_path) {
-        fputs("alphatop scan: --merge needs --base BASE (the weights the adapters modify)\n",
-              stderr);
-        return -1;
-    }
-    for (int i = optind; i < argc && !s->copts.raw_ndim; i++)
-        if (at_ckpt_format_of(argv[i]) == AT_CKPT_RAW) {
-            fprintf(stderr, "alphatop scan: %s is read as raw float32: give --shape ROWSxCOLS\n",
-                    argv[i]);
-            return -1;
-        }
-    return 0;
+    const at_args_spec spec = {"scan", "[OPTIONS] FILE...", about, notes, "FILE...", 1, -1,
+                               opts,   AT_ARGS_N(opts)};
+    int rc = at_args_handle(&spec, argc, argv, nfiles);
+    if (rc >= 0)
+        return rc;
+    s->hopts.seed = (uint64_t)seed;
+    s->flags = (s->hopts.detx ? AT_FMT_DETX : 0) | (s->hopts.traps ? AT_FMT_TRAPS : 0) |
+               (s->hopts.mp_fit ? AT_FMT_MP : 0);
+    if (json && csv)
+        return at_args_error("scan", "--json and --csv exclude each other");
+    s->format = json ? OUT_JSON : csv ? OUT_CSV : OUT_TABLE;
+    if (s->merge && !s->base_path)
+        return at_args_error("scan", "--merge needs --base BASE (the weights the adapters modify)");
+    if (at_cmd_ckpt_args("scan", shape, &s->copts, argv + 1, *nfiles) < 0)
+        return AT_EXIT_USAGE;
+    if (layers && at_cmd_regex("scan", layers, &s->re) < 0)
+        return AT_EXIT_USAGE;
+    s->have_re = layers != NULL;
+    return -1;
 }
 
 int cmd_scan(int argc, char **argv)
@@ -618,19 +528,16 @@ int cmd_scan(int argc, char **argv)
     memset(&s, 0, sizeof s);
     at_htsr_opts_default(&s.hopts);
     s.lora_scale = 1.0;
-    s.flags = 0;
-    int rc = parse_args(&s, argc, argv);
-    if (rc) {
-        if (rc < 0)
-            fputs("Try 'alphatop scan --help'.\n", stderr);
+    int nfiles = 0;
+    int rc = parse_args(&s, argc, argv, &nfiles);
+    if (rc >= 0) {
         if (s.have_re)
             regfree(&s.re);
-        return rc < 0 ? AT_EXIT_USAGE : AT_EXIT_OK;
+        return rc;
     }
     /* Machine formats keep the reference's label for a failed fit; the table says "failed". */
     if (s.format != OUT_TABLE)
         s.flags |= AT_FMT_REF_WARNING;
-    int nfiles = argc - optind;
     at_ckpt **files = calloc((size_t)nfiles, sizeof *files);
     s.htsr = at_htsr_new();
     s.lora = at_lora_new();
@@ -651,7 +558,7 @@ int cmd_scan(int argc, char **argv)
         }
     }
     for (int f = 0; f < nfiles; f++)
-        if (!(files[f] = at_ckpt_open(argv[optind + f], &s.copts))) {
+        if (!(files[f] = at_ckpt_open(argv[1 + f], &s.copts))) {
             fputs("alphatop scan: out of memory\n", stderr);
             exit_code = AT_EXIT_PARTIAL;
             goto done;
