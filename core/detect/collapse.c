@@ -29,8 +29,9 @@
 #include <string.h>
 
 #include "alphatop/status.h"
-#include "util.h"
 #include "phase_internal.h"
+#include "trend.h"
+#include "util.h"
 
 static const int SPAN_MIN = 5;              /* snapshots: fewest in a span */
 static const double GROWTH_MIN = 1.0e-3;    /* log10 units per 1000 steps: +0.23 %/kstep */
