@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alphatop/band.h"
 #include "phase_internal.h"
 #include "trend.h"
 
@@ -64,8 +65,8 @@ struct at_phase_tracker {
 
 void at_phase_opts_default(at_phase_opts *o)
 {
-    o->burnt_below = 2.0;
-    o->raw_above = 6.0;
+    o->burnt_below = AT_ALPHA_BURNT_BELOW;
+    o->raw_above = AT_ALPHA_RAW_ABOVE;
     o->margin = 0.1;
     o->confirm = 3;
     o->window = 10;
