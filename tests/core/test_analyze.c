@@ -111,6 +111,20 @@ static void run_ok(at_analyzer *a, const at_layer_job *job, at_metrics *m, at_fa
         fail_msg("at_analyzer_run: %d %s", rc, at_analyzer_last_error(a));
 }
 
+/* Runs job on a, asserts the result equals want (and the provenance iwant, when not NULL);
+ * returns the provenance. */
+static at_fast_info run_same(at_analyzer *a, const at_layer_job *job, const at_metrics *want,
+                             const at_fast_info *iwant)
+{
+    at_metrics got;
+    at_fast_info info;
+    run_ok(a, job, &got, &info);
+    same_metrics(want, &got);
+    if (iwant)
+        same_info(iwant, &info);
+    return info;
+}
+
 static void test_defaults(void **state)
 {
     (void)state;
@@ -162,9 +176,7 @@ static void test_exact(void **state)
     for (int keep = 0; keep < 2; keep++) {
         at_analyzer *a = analyzer(0, &ho, keep);
         at_layer_job job = {.w = &t};
-        at_fast_info info;
-        run_ok(a, &job, &got, &info);
-        same_metrics(&want, &got);
+        at_fast_info info = run_same(a, &job, &want, NULL);
         assert_int_equal(info.mode, AT_MODE_EXACT);
         assert_int_equal(info.refresh, AT_REFRESH_NONE);
         assert_int_equal(info.k, want.num_evals);
@@ -200,15 +212,13 @@ static void test_fast_cold_and_warm(void **state)
     at_fast_opts fo;
     at_fast_opts_default(&fo);
     at_analyzer *a = analyzer(1, NULL, 1);
-    at_metrics want, got;
-    at_fast_info iwant, igot;
+    at_metrics want;
+    at_fast_info iwant;
 
     at_layer_job job = {.w = &t};
     assert_int_equal(at_fast_analyze(f, NULL, &t, &fo, NULL, &want, &iwant), AT_OK);
-    run_ok(a, &job, &got, &igot);
-    same_metrics(&want, &got);
-    same_info(&iwant, &igot);
-    assert_int_equal(got.mode, AT_MODE_GRAM);
+    run_same(a, &job, &want, &iwant);
+    assert_int_equal(want.mode, AT_MODE_GRAM);
     size_t n = 1;
     assert_null(at_analyzer_evals(a, &n)); /* fast mode has no exact eigenvalues */
     assert_int_equal(n, 0);
@@ -220,16 +230,13 @@ static void test_fast_cold_and_warm(void **state)
         if (i)
             fx_perturb(w, rows, cols, 1e-3, 12 + (uint64_t)i);
         assert_int_equal(at_fast_analyze(f, sw, &t, &fo, NULL, &want, &iwant), AT_OK);
-        run_ok(a, &job, &got, NULL);
-        same_metrics(&want, &got);
-        assert_int_equal(got.mode, modes[i]);
+        run_same(a, &job, &want, &iwant);
+        assert_int_equal(want.mode, modes[i]);
     }
     /* Unchanged weights: the stored result again, skipped. */
     assert_int_equal(at_fast_analyze(f, sw, &t, &fo, NULL, &want, &iwant), AT_OK);
-    run_ok(a, &job, &got, &igot);
-    same_metrics(&want, &got);
-    same_info(&iwant, &igot);
-    assert_int_equal(got.mode, AT_MODE_SKIPPED);
+    run_same(a, &job, &want, &iwant);
+    assert_int_equal(want.mode, AT_MODE_SKIPPED);
 
     at_fast_state_free(sw);
     at_fast_state_free(sg);
@@ -270,20 +277,18 @@ static void test_fast_min_evals_and_conv(void **state)
     at_htsr_opts_default(&ho);
     ho.min_evals = 5;
     at_metrics want;
-    at_fast_info iwant, igot;
+    at_fast_info iwant;
     assert_int_equal(at_fast_analyze(f, NULL, &conv, &fo, &ho, &want, &iwant), AT_OK);
     a = analyzer(1, &ho, 0);
     job.w = &conv;
-    run_ok(a, &job, &m, &igot);
-    same_metrics(&want, &m);
-    same_info(&iwant, &igot);
-    assert_int_equal(igot.refresh, AT_REFRESH_NOT_LINEAR);
+    run_same(a, &job, &want, &iwant);
+    assert_int_equal(iwant.refresh, AT_REFRESH_NOT_LINEAR);
     at_analyzer_free(a);
     at_fast_free(f);
     free(w);
 }
 
-/* Delta jobs: exact mode is at_htsr_analyze_delta (also a transposed base, f16 weights); fast
+/* Delta jobs: exact mode is at_htsr_analyze_delta (also with a transposed base); fast
  * mode is at_fast_analyze of the float32 difference formed here, with the job's state; fast
  * mode with delta_exact is exact. */
 static void test_delta(void **state)
@@ -304,8 +309,8 @@ static void test_delta(void **state)
             bt[c * rows + r] = base[r * cols + c];
     at_tensor tw = fx_tensor(w, rows, cols), tb = fx_tensor(base, rows, cols);
     at_tensor tbt = fx_tensor(bt, cols, rows);
-    at_metrics want, got;
-    at_fast_info iwant, igot;
+    at_metrics want;
+    at_fast_info iwant;
 
     at_htsr *h = at_htsr_new();
     at_analyzer *a = analyzer(0, NULL, 1);
@@ -313,8 +318,7 @@ static void test_delta(void **state)
     for (int k = 0; k < 2; k++) {
         at_layer_job job = {.w = &tw, .base = bases[k]};
         assert_int_equal(at_htsr_analyze_delta(h, &tw, bases[k], NULL, &want), AT_OK);
-        run_ok(a, &job, &got, NULL);
-        same_metrics(&want, &got);
+        run_same(a, &job, &want, NULL);
         size_t nw, ng;
         const double *ew = at_htsr_evals(h, &nw), *eg = at_analyzer_evals(a, &ng);
         assert_int_equal(nw, ng);
@@ -329,9 +333,7 @@ static void test_delta(void **state)
     a = at_analyzer_new(&o, NULL);
     at_layer_job job = {.w = &tw, .base = &tbt};
     assert_int_equal(at_htsr_analyze_delta(h, &tw, &tbt, NULL, &want), AT_OK);
-    run_ok(a, &job, &got, &igot);
-    same_metrics(&want, &got);
-    assert_int_equal(igot.mode, AT_MODE_EXACT);
+    assert_int_equal(run_same(a, &job, &want, NULL).mode, AT_MODE_EXACT);
     at_analyzer_free(a);
 
     /* Fast mode: two snapshots of the update with state, against the difference formed here
@@ -349,10 +351,8 @@ static void test_delta(void **state)
         for (size_t j = 0; j < n; j++)
             d[j] = w[j] - base[j];
         assert_int_equal(at_fast_analyze(f, sw, &td, &fo, NULL, &want, &iwant), AT_OK);
-        run_ok(a, &job, &got, &igot);
-        same_metrics(&want, &got);
-        same_info(&iwant, &igot);
-        assert_int_equal(got.mode, i ? AT_MODE_WARM : AT_MODE_GRAM);
+        run_same(a, &job, &want, &iwant);
+        assert_int_equal(want.mode, i ? AT_MODE_WARM : AT_MODE_GRAM);
     }
     at_fast_state_free(sw);
     at_fast_state_free(sg);
@@ -376,8 +376,7 @@ static void test_lora(void **state)
     at_htsr_opts_default(&ho);
     ho.detx = 1;
     at_lora *l = at_lora_new();
-    at_metrics want, got;
-    at_fast_info info;
+    at_metrics want;
     const double scales[] = {2.5, 0.0};
     for (int fast = 0; fast < 2; fast++) {
         at_analyzer *a = analyzer(fast, &ho, 1);
@@ -386,8 +385,7 @@ static void test_lora(void **state)
             assert_int_equal(
                 at_lora_analyze(l, &B, &A, scales[s] != 0.0 ? scales[s] : 1.0, &ho, &want), AT_OK);
             assert_int_equal(want.status, AT_FIT_SUCCESS);
-            run_ok(a, &job, &got, &info);
-            same_metrics(&want, &got);
+            at_fast_info info = run_same(a, &job, &want, NULL);
             assert_int_equal(info.mode, AT_MODE_EXACT);
             assert_int_equal(info.k, r);
             size_t n = 1;
@@ -469,8 +467,7 @@ static void test_errors(void **state)
     job = (at_layer_job){.w = &t};
     at_metrics want;
     assert_int_equal(at_htsr_analyze(h, &t, NULL, &want), AT_OK);
-    run_ok(ex, &job, &m, NULL);
-    same_metrics(&want, &m);
+    run_same(ex, &job, &want, NULL);
 
     at_analyzer_free(ex);
     at_analyzer_free(fa);
