@@ -29,7 +29,7 @@
 #include <string.h>
 
 #include "alphatop/status.h"
-#include "htsr_internal.h"
+#include "util.h"
 #include "phase_internal.h"
 
 static const int SPAN_MIN = 5;              /* snapshots: fewest in a span */
@@ -91,12 +91,12 @@ static int relayout(at_collapse *c, size_t cap, size_t stride)
 static int append(at_collapse *c, const at_collapse_input *in)
 {
     if (c->n == c->cap) {
-        /* The four arrays share c->cap; at_htsr_grow tracks a capacity per buffer. */
+        /* The four arrays share c->cap; at_grow tracks a capacity per buffer. */
         size_t cap = c->cap ? c->cap * 2 : 64, had[4] = {c->cap, c->cap, c->cap, c->cap};
-        if (at_htsr_grow((void **)&c->step, &had[0], cap, sizeof *c->step) ||
-            at_htsr_grow((void **)&c->log_norm, &had[1], cap, sizeof *c->log_norm) ||
-            at_htsr_grow((void **)&c->alpha, &had[2], cap, sizeof *c->alpha) ||
-            at_htsr_grow((void **)&c->scratch, &had[3], cap, sizeof *c->scratch) ||
+        if (at_grow((void **)&c->step, &had[0], cap, sizeof *c->step) ||
+            at_grow((void **)&c->log_norm, &had[1], cap, sizeof *c->log_norm) ||
+            at_grow((void **)&c->alpha, &had[2], cap, sizeof *c->alpha) ||
+            at_grow((void **)&c->scratch, &had[3], cap, sizeof *c->scratch) ||
             relayout(c, cap, c->stride))
             return AT_ERR_NOMEM;
         c->cap = cap;

@@ -2,8 +2,6 @@
  * values -> pooled ESD -> fit, scale metrics and the optional metrics. */
 #include <float.h>
 #include <math.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,71 +58,6 @@ const char *at_htsr_last_error(const at_htsr *self)
     return self ? self->err : "no workspace";
 }
 
-int at_htsr_fail(at_htsr *self, int status, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(self->err, sizeof self->err, fmt, ap);
-    va_end(ap);
-    return status;
-}
-
-int at_htsr_grow(void **buf, size_t *cap, size_t count, size_t size)
-{
-    if (count <= *cap)
-        return AT_OK;
-    void *p = realloc(*buf, count * size);
-    if (!p)
-        return AT_ERR_NOMEM;
-    *buf = p;
-    *cap = count;
-    return AT_OK;
-}
-
-int at_htsr_load(at_htsr *self, const at_tensor *t, at_shape *sh, const float **w)
-{
-    if (!t || !t->data)
-        return at_htsr_fail(self, AT_ERR_ARG, "no tensor data");
-    int conv = t->kind == AT_KIND_CONV2D;
-    if (t->ndim != (conv ? 4 : 2))
-        return at_htsr_fail(self, AT_ERR_ARG, "a %s weight must be %d-D, got %d-D",
-                            conv ? "conv2d" : "2-D layer", conv ? 4 : 2, t->ndim);
-    if (t->kind < AT_KIND_LINEAR || t->kind > AT_KIND_CONV1D)
-        return at_htsr_fail(self, AT_ERR_ARG, "unknown layer kind %d", (int)t->kind);
-    if (t->dtype < AT_DTYPE_F32 || t->dtype > AT_DTYPE_BF16)
-        return at_htsr_fail(self, AT_ERR_UNSUPPORTED, "unknown dtype %d", (int)t->dtype);
-    size_t count = 1;
-    for (int d = 0; d < t->ndim; d++) {
-        if (t->shape[d] < 0 || t->shape[d] > (int64_t)1 << 40)
-            return at_htsr_fail(self, AT_ERR_ARG, "bad dimension %lld", (long long)t->shape[d]);
-        count *= (size_t)t->shape[d];
-    }
-    if (count == 0)
-        return at_htsr_fail(self, AT_ERR_EMPTY, "the weight has no elements");
-    sh->rows = t->shape[0];
-    sh->cols = t->shape[1];
-    sh->slices = conv ? t->shape[2] * t->shape[3] : 1;
-    sh->count = count;
-    sh->conv = conv;
-    if (t->dtype == AT_DTYPE_F32) {
-        *w = t->data;
-    } else {
-        if (at_htsr_grow((void **)&self->f32, &self->f32_cap, count, sizeof(float)))
-            return at_htsr_fail(self, AT_ERR_NOMEM, "out of memory");
-        at_convert_to_f32(t->data, t->dtype, count, self->f32);
-        *w = self->f32;
-    }
-    size_t nan = 0, inf = 0;
-    for (size_t i = 0; i < count; i++) {
-        nan += isnan((*w)[i]) != 0;
-        inf += isinf((*w)[i]) != 0;
-    }
-    if (nan || inf)
-        return at_htsr_fail(self, AT_ERR_NONFINITE, "weights contain %zu NaN and %zu Inf values",
-                            nan, inf);
-    return AT_OK;
-}
-
 /* Singular values (descending) of the m x n column-major matrix in self->a, into self->sv.
  * Through the float64 Gram matrix (gram.h): equal to dgesdd's within 1e-8 relative above the
  * round-off of exact zeros (tests/fast/test_gram), and 3-6x faster; the bottom values that the
@@ -132,7 +65,7 @@ int at_htsr_load(at_htsr *self, const at_tensor *t, at_shape *sh, const float **
 static int svd_values(at_htsr *self, lapack_int m, lapack_int n)
 {
     const lapack_int mn = m < n ? m : n;
-    if (at_htsr_grow((void **)&self->sv, &self->sv_cap, (size_t)mn, sizeof(double)) ||
+    if (at_grow((void **)&self->sv, &self->sv_cap, (size_t)mn, sizeof(double)) ||
         (!self->gram64 && !(self->gram64 = at_gram_new())))
         return at_htsr_fail(self, AT_ERR_NOMEM, "out of memory");
     int rc = at_gram_evals64(self->gram64, self->a, m, n, self->sv, NULL);
@@ -177,17 +110,6 @@ static void gather(double *a, const float *w, const at_shape *sh, int64_t s, flo
                 }
     *m = (lapack_int)(tall ? rows : cols);
     *n = (lapack_int)(tall ? cols : rows);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-void at_sort_doubles(double *x, size_t n)
-{
-    qsort(x, n, sizeof *x, cmp_double);
 }
 
 void at_metrics_init(at_metrics *m, at_mode mode)
@@ -271,10 +193,8 @@ int at_htsr_analyze(at_htsr *self, const at_tensor *t, const at_htsr_opts *o, at
     if (out->num_evals < o->min_evals || out->num_evals > o->max_evals || hi > o->max_N)
         return AT_OK;
 
-    if (at_htsr_grow((void **)&self->a, &self->a_cap, (size_t)(sh.rows * sh.cols),
-                     sizeof(double)) ||
-        at_htsr_grow((void **)&self->evals, &self->evals_cap, (size_t)out->num_evals,
-                     sizeof(double)))
+    if (at_grow((void **)&self->a, &self->a_cap, (size_t)(sh.rows * sh.cols), sizeof(double)) ||
+        at_grow((void **)&self->evals, &self->evals_cap, (size_t)out->num_evals, sizeof(double)))
         return at_htsr_fail(self, AT_ERR_NOMEM, "out of memory");
     /* The reference normalizes conv slices by 1/sqrt(2) in float32 before widening. */
     const float conv_scale = (float)(1.0 / sqrt(2.0));

@@ -5,13 +5,8 @@
 #include <lapacke.h>
 
 #include "alphatop/htsr.h"
-
-/* A weight tensor as matrices: slices of rows x cols (conv2d: out x in per kernel position). */
-typedef struct at_shape {
-    int64_t rows, cols, slices;
-    size_t count; /* elements in the tensor */
-    int conv;
-} at_shape;
+#include "tensor.h"
+#include "util.h"
 
 /* Buffers grow to the largest layer seen and are reused; *_cap counts elements. */
 struct at_htsr {
@@ -37,19 +32,16 @@ struct at_htsr {
     char err[256];
 };
 
-/* Sets self's last error and returns status. */
-int at_htsr_fail(at_htsr *self, int status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/* Sets self's last error (printf format) and returns status. */
+#define at_htsr_fail(self, status, ...)                                                            \
+    at_fail((self)->err, sizeof(self)->err, (status), __VA_ARGS__)
 
-/* Grows *buf to hold count elements of size bytes (contents kept). AT_OK or AT_ERR_NOMEM. */
-int at_htsr_grow(void **buf, size_t *cap, size_t count, size_t size);
-
-/* Sorts x[0..n-1] ascending. */
-void at_sort_doubles(double *x, size_t n);
-
-/* Validates t, fills *sh and points *w at float32 weights (t's data or self->f32). Errors:
- * AT_ERR_ARG, AT_ERR_UNSUPPORTED, AT_ERR_EMPTY, AT_ERR_NOMEM, AT_ERR_NONFINITE. */
-int at_htsr_load(at_htsr *self, const at_tensor *t, at_shape *sh, const float **w);
+/* at_tensor_load into self's buffer and last error: validates t, fills *sh and points *w at
+ * float32 weights (t's data or self->f32). Errors as at_tensor_load. */
+static inline int at_htsr_load(at_htsr *self, const at_tensor *t, at_shape *sh, const float **w)
+{
+    return at_tensor_load(t, &self->f32, &self->f32_cap, sh, w, self->err, sizeof self->err);
+}
 
 /* Fills the power-law fit, warning, scale metrics and (when o asks) detX of *out from the
  * ascending eigenvalues x[0..n-1]; out's shape and rank columns are set by the caller. AT_OK or

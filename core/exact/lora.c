@@ -97,8 +97,8 @@ static int load_factor(at_lora *self, const at_tensor *t, int as_is, double **ds
 {
     const int64_t rows = t->shape[0], cols = t->shape[1];
     const size_t n = (size_t)(rows * cols);
-    if (at_htsr_grow((void **)&self->f32, &self->f32_cap, n, sizeof(float)) ||
-        at_htsr_grow((void **)dst, cap, n, sizeof(double)))
+    if (at_grow((void **)&self->f32, &self->f32_cap, n, sizeof(float)) ||
+        at_grow((void **)dst, cap, n, sizeof(double)))
         return fail(self, AT_ERR_NOMEM, "out of memory");
     at_convert_to_f32(t->data, t->dtype, n, self->f32);
     double *d = *dst;
@@ -119,15 +119,15 @@ static int load_factor(at_lora *self, const at_tensor *t, int as_is, double **ds
 static int qr_r(at_lora *self, double *x, int64_t m, int64_t r, double **r_out, size_t *r_cap)
 {
     const int64_t k = min64(m, r);
-    if (at_htsr_grow((void **)&self->tau, &self->tau_cap, (size_t)k, sizeof(double)) ||
-        at_htsr_grow((void **)r_out, r_cap, (size_t)(k * r), sizeof(double)))
+    if (at_grow((void **)&self->tau, &self->tau_cap, (size_t)k, sizeof(double)) ||
+        at_grow((void **)r_out, r_cap, (size_t)(k * r), sizeof(double)))
         return fail(self, AT_ERR_NOMEM, "out of memory");
     double query;
     lapack_int info = LAPACKE_dgeqrf_work(LAPACK_COL_MAJOR, (lapack_int)m, (lapack_int)r, x,
                                           (lapack_int)m, self->tau, &query, -1);
     if (info != 0)
         return fail(self, AT_ERR_LAPACK, "dgeqrf workspace query failed (info %d)", (int)info);
-    if (at_htsr_grow((void **)&self->work, &self->work_cap, (size_t)query + 1, sizeof(double)))
+    if (at_grow((void **)&self->work, &self->work_cap, (size_t)query + 1, sizeof(double)))
         return fail(self, AT_ERR_NOMEM, "out of memory");
     info = LAPACKE_dgeqrf_work(LAPACK_COL_MAJOR, (lapack_int)m, (lapack_int)r, x, (lapack_int)m,
                                self->tau, self->work, (lapack_int)self->work_cap);
@@ -156,9 +156,9 @@ int at_lora_svals(at_lora *self, const at_tensor *B, const at_tensor *A, double 
         (rc = qr_r(self, self->b, out, r, &self->rb, &self->rb_cap)) ||
         (rc = qr_r(self, self->a, in, r, &self->ra, &self->ra_cap)))
         return rc;
-    if (at_htsr_grow((void **)&self->core, &self->core_cap, (size_t)(k1 * k2), sizeof(double)) ||
-        at_htsr_grow((void **)&self->sv, &self->sv_cap, (size_t)p, sizeof(double)) ||
-        at_htsr_grow((void **)&self->iwork, &self->iwork_cap, (size_t)(8 * p), sizeof(lapack_int)))
+    if (at_grow((void **)&self->core, &self->core_cap, (size_t)(k1 * k2), sizeof(double)) ||
+        at_grow((void **)&self->sv, &self->sv_cap, (size_t)p, sizeof(double)) ||
+        at_grow((void **)&self->iwork, &self->iwork_cap, (size_t)(8 * p), sizeof(lapack_int)))
         return fail(self, AT_ERR_NOMEM, "out of memory");
     /* B A = Q_B R_B R_A^T Q_A^T and Q_B, Q_A have orthonormal columns. */
     cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, (blasint)k1, (blasint)k2, (blasint)r,
@@ -169,7 +169,7 @@ int at_lora_svals(at_lora *self, const at_tensor *B, const at_tensor *A, double 
                                           1, &query, -1, self->iwork);
     if (info != 0)
         return fail(self, AT_ERR_LAPACK, "dgesdd workspace query failed (info %d)", (int)info);
-    if (at_htsr_grow((void **)&self->work, &self->work_cap, (size_t)query + 1, sizeof(double)))
+    if (at_grow((void **)&self->work, &self->work_cap, (size_t)query + 1, sizeof(double)))
         return fail(self, AT_ERR_NOMEM, "out of memory");
     info = LAPACKE_dgesdd_work(LAPACK_COL_MAJOR, 'N', (lapack_int)k1, (lapack_int)k2, self->core,
                                (lapack_int)k1, self->sv, &dummy, 1, &dummy, 1, self->work,
@@ -244,8 +244,8 @@ int at_lora_merge(at_lora *self, const at_tensor *W, const at_tensor *B, const a
         (rc = load_factor(self, A, 1, &self->a, &self->a_cap, "A")))
         return rc;
     const size_t n = (size_t)(out * in);
-    if (at_htsr_grow((void **)&self->prod, &self->prod_cap, n, sizeof(double)) ||
-        at_htsr_grow((void **)&self->f32, &self->f32_cap, n, sizeof(float)))
+    if (at_grow((void **)&self->prod, &self->prod_cap, n, sizeof(double)) ||
+        at_grow((void **)&self->f32, &self->f32_cap, n, sizeof(float)))
         return fail(self, AT_ERR_NOMEM, "out of memory");
     at_convert_to_f32(W->data, W->dtype, n, self->f32);
     for (size_t i = 0; i < n; i++)

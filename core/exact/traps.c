@@ -27,8 +27,8 @@ int at_htsr_traps(at_htsr *self, const at_tensor *t, uint64_t seed, int64_t *num
     const int64_t rows = sh.rows, cols = (int64_t)sh.count / rows;
     const int64_t N = rows > cols ? rows : cols, M = rows > cols ? cols : rows;
     const size_t count = sh.count;
-    if (at_htsr_grow((void **)&self->shuf, &self->shuf_cap, count, sizeof(float)) ||
-        at_htsr_grow((void **)&self->gram, &self->gram_cap, (size_t)(M * M), sizeof(float)))
+    if (at_grow((void **)&self->shuf, &self->shuf_cap, count, sizeof(float)) ||
+        at_grow((void **)&self->gram, &self->gram_cap, (size_t)(M * M), sizeof(float)))
         return at_htsr_fail(self, AT_ERR_NOMEM, "out of memory");
 
     /* Centring first: a non-zero mean is a rank-one spike that survives any shuffle. */
@@ -79,9 +79,8 @@ int at_htsr_traps(at_htsr *self, const at_tensor *t, uint64_t seed, int64_t *num
         cblas_ssyrk(CblasColMajor, CblasLower, CblasTrans, (int)M, (int)N, 1.0f, X, (int)N, 0.0f,
                     self->gram, (int)M);
 
-    if (at_htsr_grow((void **)&self->twork, &self->twork_cap, (size_t)(M + 1), sizeof(float)) ||
-        at_htsr_grow((void **)&self->tiwork, &self->tiwork_cap, (size_t)(2 * M + 2),
-                     sizeof(lapack_int)))
+    if (at_grow((void **)&self->twork, &self->twork_cap, (size_t)(M + 1), sizeof(float)) ||
+        at_grow((void **)&self->tiwork, &self->tiwork_cap, (size_t)(2 * M + 2), sizeof(lapack_int)))
         return at_htsr_fail(self, AT_ERR_NOMEM, "out of memory");
     /* The trace (sum of squares) bounds every eigenvalue: a finite upper end for the range. */
     const float top_bound = (float)(1.01 * s2 * (double)count) + 1.0f;
@@ -95,9 +94,9 @@ int at_htsr_traps(at_htsr *self, const at_tensor *t, uint64_t seed, int64_t *num
                             (int)info);
     /* Layout: twork = eigenvalues (M) then work; tiwork = isuppz (2M) then iwork. */
     const size_t lwork = (size_t)wq + 1, liwork = (size_t)iq + 1;
-    if (at_htsr_grow((void **)&self->twork, &self->twork_cap, (size_t)M + lwork, sizeof(float)) ||
-        at_htsr_grow((void **)&self->tiwork, &self->tiwork_cap, 2 * (size_t)M + liwork,
-                     sizeof(lapack_int)))
+    if (at_grow((void **)&self->twork, &self->twork_cap, (size_t)M + lwork, sizeof(float)) ||
+        at_grow((void **)&self->tiwork, &self->tiwork_cap, 2 * (size_t)M + liwork,
+                sizeof(lapack_int)))
         return at_htsr_fail(self, AT_ERR_NOMEM, "out of memory");
     info = LAPACKE_ssyevr_work(LAPACK_COL_MAJOR, 'N', 'V', 'L', (lapack_int)M, self->gram,
                                (lapack_int)M, (float)threshold, top_bound, 0, 0, 0.0f, &found,

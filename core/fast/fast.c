@@ -203,8 +203,7 @@ static void metrics_fill(const double *x, int64_t p, const at_fit *fit, at_metri
 static int sketch(at_fast *self, const float *a, int64_t m, int64_t n, uint64_t seed)
 {
     if (self->omega_n != n || self->omega_seed != seed || !self->omega) {
-        if (at_htsr_grow((void **)&self->omega, &self->omega_cap, (size_t)n * SKETCH,
-                         sizeof(float)))
+        if (at_grow((void **)&self->omega, &self->omega_cap, (size_t)n * SKETCH, sizeof(float)))
             return AT_ERR_NOMEM;
         at_rng r;
         at_rng_seed(&r, seed);
@@ -213,7 +212,7 @@ static int sketch(at_fast *self, const float *a, int64_t m, int64_t n, uint64_t 
         self->omega_n = n;
         self->omega_seed = seed;
     }
-    if (at_htsr_grow((void **)&self->sk, &self->sk_cap, (size_t)m * SKETCH, sizeof(float)))
+    if (at_grow((void **)&self->sk, &self->sk_cap, (size_t)m * SKETCH, sizeof(float)))
         return AT_ERR_NOMEM;
     cblas_sgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)m, SKETCH, (int)n, 1.0f, a, (int)m,
                 self->omega, (int)n, 0.0f, self->sk, (int)m);
@@ -247,7 +246,7 @@ static int64_t top_k_for(const at_fast_opts *o, int64_t spikes)
 /* Keeps this snapshot's sketch as the reference for the next change estimate. */
 static int keep_sketch(at_fast *self, at_fast_state *st, int64_t m)
 {
-    if (at_htsr_grow((void **)&st->sk, &st->sk_cap, (size_t)m * SKETCH, sizeof(float)))
+    if (at_grow((void **)&st->sk, &st->sk_cap, (size_t)m * SKETCH, sizeof(float)))
         return AT_ERR_NOMEM;
     memcpy(st->sk, self->sk, (size_t)m * SKETCH * sizeof(float));
     st->sk_norm = frob(st->sk, (size_t)m * SKETCH);
@@ -259,7 +258,7 @@ static int analyze_full(at_fast *self, at_fast_state *st, const float *a, int64_
                         const at_fast_opts *o, at_metrics *out, at_fast_info *info)
 {
     const int64_t p = m < n ? m : n;
-    if (at_htsr_grow((void **)&self->lam, &self->lam_cap, (size_t)p, sizeof(double)))
+    if (at_grow((void **)&self->lam, &self->lam_cap, (size_t)p, sizeof(double)))
         return fail(self, AT_ERR_NOMEM, "out of memory");
     int rc = at_gram_evals32(self->gram, a, m, n, self->lam);
     if (rc)
@@ -277,13 +276,13 @@ static int analyze_full(at_fast *self, at_fast_state *st, const float *a, int64_
     if (!st)
         return AT_OK;
     if (!large) {
-        if (at_htsr_grow((void **)&self->v, &self->v_cap, (size_t)(p * b), sizeof(float)))
+        if (at_grow((void **)&self->v, &self->v_cap, (size_t)(p * b), sizeof(float)))
             return fail(self, AT_ERR_NOMEM, "out of memory");
         rc = at_gram_top_vectors32(self->gram, b, self->v);
         if (rc)
             return fail(self, rc, "top vectors: %s", at_gram_last_error(self->gram));
     }
-    if (at_htsr_grow((void **)&st->spec, &st->spec_cap, (size_t)p, sizeof(double)) ||
+    if (at_grow((void **)&st->spec, &st->spec_cap, (size_t)p, sizeof(double)) ||
         keep_sketch(self, st, m))
         return fail(self, AT_ERR_NOMEM, "out of memory");
     if (!large) {
@@ -309,9 +308,9 @@ static int analyze_warm(at_fast *self, at_fast_state *st, const float *a, double
                         const at_fast_opts *o, at_metrics *out, at_fast_info *info, at_refresh *why)
 {
     const int64_t m = st->m, n = st->n, p = m < n ? m : n, b = st->b, k = st->k;
-    if (at_htsr_grow((void **)&self->v, &self->v_cap, (size_t)(p * b), sizeof(float)) ||
-        at_htsr_grow((void **)&self->lam, &self->lam_cap, (size_t)p, sizeof(double)) ||
-        at_htsr_grow((void **)&self->hyb, &self->hyb_cap, (size_t)p, sizeof(double)))
+    if (at_grow((void **)&self->v, &self->v_cap, (size_t)(p * b), sizeof(float)) ||
+        at_grow((void **)&self->lam, &self->lam_cap, (size_t)p, sizeof(double)) ||
+        at_grow((void **)&self->hyb, &self->hyb_cap, (size_t)p, sizeof(double)))
         return fail(self, AT_ERR_NOMEM, "out of memory");
     memcpy(self->v, st->v, (size_t)(p * b) * sizeof(float));
     const int one = rel <= o->two_pass_rel;

@@ -2,7 +2,7 @@
 #include "bulge.h"
 
 #include "alphatop/status.h"
-#include "htsr_internal.h"
+#include "util.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -65,7 +65,7 @@ static int sweep_count(int n, int kd, int s)
 
 static int reserve(at_bulge *self, int n, int kd)
 {
-    if (at_htsr_grow((void **)&self->start, &self->start_cap, (size_t)n, sizeof(int)))
+    if (at_grow((void **)&self->start, &self->start_cap, (size_t)n, sizeof(int)))
         return AT_ERR_NOMEM;
     int acc = 0;
     for (int s = 0; s + 1 < n; s++) {
@@ -74,13 +74,12 @@ static int reserve(at_bulge *self, int n, int kd)
     }
     self->start[n - 1] = acc;
     size_t total = (size_t)acc, lda = 2 * (size_t)kd + 1;
-    if (at_htsr_grow((void **)&self->v, &self->v_cap, total * (size_t)kd, sizeof(float)) ||
-        at_htsr_grow((void **)&self->tau, &self->tau_cap, total, sizeof(float)) ||
-        at_htsr_grow((void **)&self->wa, &self->wa_cap, lda * (size_t)n, sizeof(float)) ||
-        at_htsr_grow((void **)&self->kv, &self->kv_cap, 2 * (size_t)n + (size_t)kd,
-                     sizeof(float)) ||
-        at_htsr_grow((void **)&self->ktau, &self->ktau_cap, 2 * (size_t)n, sizeof(float)) ||
-        at_htsr_grow((void **)&self->kwork, &self->kwork_cap, 2 * (size_t)kd + 2, sizeof(float)))
+    if (at_grow((void **)&self->v, &self->v_cap, total * (size_t)kd, sizeof(float)) ||
+        at_grow((void **)&self->tau, &self->tau_cap, total, sizeof(float)) ||
+        at_grow((void **)&self->wa, &self->wa_cap, lda * (size_t)n, sizeof(float)) ||
+        at_grow((void **)&self->kv, &self->kv_cap, 2 * (size_t)n + (size_t)kd, sizeof(float)) ||
+        at_grow((void **)&self->ktau, &self->ktau_cap, 2 * (size_t)n, sizeof(float)) ||
+        at_grow((void **)&self->kwork, &self->kwork_cap, 2 * (size_t)kd + 2, sizeof(float)))
         return AT_ERR_NOMEM;
     return AT_OK;
 }
@@ -259,7 +258,7 @@ int at_bulge_apply(at_bulge *self, int64_t b, float *z, int64_t ldz, int threads
     if (self->kd <= 1)
         return AT_OK; /* no reflectors */
     size_t chunks = ((size_t)b + CHUNK - 1) / CHUNK, ldy = chunks * CHUNK;
-    if (at_htsr_grow((void **)&self->y, &self->y_cap, (size_t)n * ldy, sizeof(float)))
+    if (at_grow((void **)&self->y, &self->y_cap, (size_t)n * ldy, sizeof(float)))
         return AT_ERR_NOMEM;
     for (int i = 0; i < n; i++) {
         float *row = self->y + (size_t)i * ldy;

@@ -3,7 +3,7 @@
 
 #include "alphatop/rng.h"
 #include "bulge.h"
-#include "htsr_internal.h"
+#include "util.h"
 
 #include <cblas.h>
 #include <float.h>
@@ -134,13 +134,13 @@ static int check_args(at_gram *self, const void *a, int64_t m, int64_t n, const 
 
 static int reserve_tridiag(at_gram *self, size_t p, size_t elem)
 {
-    if (at_htsr_grow(&self->g, &self->g_cap, p * p * elem, 1) ||
-        at_htsr_grow(&self->d, &self->d_cap, p * elem, 1) ||
-        at_htsr_grow(&self->e, &self->e_cap, p * elem, 1) ||
-        at_htsr_grow(&self->tau, &self->tau_cap, p * elem, 1) ||
-        at_htsr_grow(&self->dd, &self->dd_cap, p * elem, 1) ||
-        at_htsr_grow(&self->ee, &self->ee_cap, p * elem, 1) ||
-        at_htsr_grow(&self->isuppz, &self->isuppz_cap, 2 * p * sizeof(int), 1))
+    if (at_grow(&self->g, &self->g_cap, p * p * elem, 1) ||
+        at_grow(&self->d, &self->d_cap, p * elem, 1) ||
+        at_grow(&self->e, &self->e_cap, p * elem, 1) ||
+        at_grow(&self->tau, &self->tau_cap, p * elem, 1) ||
+        at_grow(&self->dd, &self->dd_cap, p * elem, 1) ||
+        at_grow(&self->ee, &self->ee_cap, p * elem, 1) ||
+        at_grow(&self->isuppz, &self->isuppz_cap, 2 * p * sizeof(int), 1))
         return -1;
     return 0;
 }
@@ -151,8 +151,8 @@ static int evals_by_svd(at_gram *self, const double *a, int64_t m, int64_t n, do
 {
     enum { TILE = 64 };
     size_t p = (size_t)(m < n ? m : n);
-    if (at_htsr_grow(&self->b, &self->b_cap, (size_t)m * (size_t)n * sizeof(double), 1) ||
-        at_htsr_grow(&self->sv, &self->sv_cap, p * sizeof(double), 1))
+    if (at_grow(&self->b, &self->b_cap, (size_t)m * (size_t)n * sizeof(double), 1) ||
+        at_grow(&self->sv, &self->sv_cap, p * sizeof(double), 1))
         return fail(self, AT_ERR_NOMEM, "out of memory for the SVD copy");
     double *c = self->b, *sv = self->sv;
     if (m >= n) {
@@ -200,10 +200,8 @@ static int reduce_two_stage(at_gram *self, int p, int kd)
     int ldab = kd + 1, info = 0, lwork = -1, lhous = -1, lw1, lw2;
     double q1 = 0.0, q2 = 0.0, qh = 0.0;
     double *g = self->g, *d = self->d, *e = self->e, *tau = self->tau;
-    if (at_htsr_grow((void **)&self->ab, &self->ab_cap, (size_t)ldab * (size_t)p * sizeof(double),
-                     1) ||
-        at_htsr_grow((void **)&self->hb, &self->hb_cap, (size_t)ldab * (size_t)p * sizeof(double),
-                     1))
+    if (at_grow((void **)&self->ab, &self->ab_cap, (size_t)ldab * (size_t)p * sizeof(double), 1) ||
+        at_grow((void **)&self->hb, &self->hb_cap, (size_t)ldab * (size_t)p * sizeof(double), 1))
         return fail(self, AT_ERR_NOMEM, "out of memory for the band form");
     dsytrd_sy2sb_("L", &p, &kd, g, &p, self->ab, &ldab, tau, &q1, &lwork, &info, 1);
     dsytrd_sb2st_("N", "N", "L", &p, &kd, self->hb, &ldab, d, e, &qh, &lhous, &q2, &lwork, &info, 1,
@@ -213,8 +211,8 @@ static int reduce_two_stage(at_gram *self, int p, int kd)
     lhous = (int)qh > 1 ? (int)qh : 1;
     lwork = lw1 > lw2 ? lw1 : lw2;
     lwork = lwork > 1 ? lwork : 1;
-    if (at_htsr_grow((void **)&self->work, &self->work_cap, (size_t)lwork * sizeof(double), 1) ||
-        at_htsr_grow((void **)&self->hous, &self->hous_cap, (size_t)lhous * sizeof(double), 1))
+    if (at_grow((void **)&self->work, &self->work_cap, (size_t)lwork * sizeof(double), 1) ||
+        at_grow((void **)&self->hous, &self->hous_cap, (size_t)lhous * sizeof(double), 1))
         return fail(self, AT_ERR_NOMEM, "out of memory for the reduction's workspace");
     dsytrd_sy2sb_("L", &p, &kd, g, &p, self->ab, &ldab, tau, self->work, &lwork, &info, 1);
     if (info != 0)
@@ -243,7 +241,7 @@ static int apply_q1(at_gram *self, int p, int kd, int s, double *z)
     if (nref <= 1)
         return AT_OK; /* sy2sb left the matrix as it was: Q1 = I */
     size_t need = (size_t)p * Q1_NB + (size_t)Q1_NB * Q1_NB + (size_t)Q1_NB * (size_t)s;
-    if (at_htsr_grow((void **)&self->work, &self->work_cap, need * sizeof(double), 1))
+    if (at_grow((void **)&self->work, &self->work_cap, need * sizeof(double), 1))
         return fail(self, AT_ERR_NOMEM, "out of memory for applying Q1");
     const double *g = self->g, *tau = self->tau;
     double *v = self->work, *tinv = v + (size_t)p * Q1_NB, *w = tinv + Q1_NB * Q1_NB;
@@ -345,9 +343,9 @@ int at_gram_evals64(at_gram *self, const double *a, int64_t m, int64_t n, double
     /* Rayleigh-Ritz on A itself: the singular values of A Z, Z = the Gram's bottom s
      * eigenvectors, carry dgesdd-like absolute error eps * sv_max instead of the Gram's
      * eps * lambda_max. */
-    if (at_htsr_grow(&self->z, &self->z_cap, (size_t)p * (size_t)s * sizeof(double), 1) ||
-        at_htsr_grow(&self->b, &self->b_cap, (size_t)lg * (size_t)s * sizeof(double), 1) ||
-        at_htsr_grow(&self->sv, &self->sv_cap, (size_t)p * sizeof(double), 1))
+    if (at_grow(&self->z, &self->z_cap, (size_t)p * (size_t)s * sizeof(double), 1) ||
+        at_grow(&self->b, &self->b_cap, (size_t)lg * (size_t)s * sizeof(double), 1) ||
+        at_grow(&self->sv, &self->sv_cap, (size_t)p * sizeof(double), 1))
         return fail(self, AT_ERR_NOMEM, "out of memory for the bottom subspace");
     double *z = self->z, *bm = self->b, *sv = self->sv;
     if ((rc = bottom_vectors(self, p, kd, lambda, need, s, z)) != AT_OK)
@@ -378,9 +376,8 @@ static int reduce32(at_gram *self, int p, int kd)
     float *g = self->g, *tau = self->tau;
     ssytrd_sy2sb_("L", &p, &kd, g, &p, (float *)self->ab, &ldab, tau, &query, &lwork, &info, 1);
     lwork = (int)query > 1 ? (int)query : 1;
-    if (at_htsr_grow((void **)&self->ab, &self->ab_cap, (size_t)ldab * (size_t)p * sizeof(float),
-                     1) ||
-        at_htsr_grow((void **)&self->work, &self->work_cap, (size_t)lwork * sizeof(float), 1))
+    if (at_grow((void **)&self->ab, &self->ab_cap, (size_t)ldab * (size_t)p * sizeof(float), 1) ||
+        at_grow((void **)&self->work, &self->work_cap, (size_t)lwork * sizeof(float), 1))
         return fail(self, AT_ERR_NOMEM, "out of memory for the band form");
     float *ab = (float *)self->ab;
     ssytrd_sy2sb_("L", &p, &kd, g, &p, ab, &ldab, tau, (float *)self->work, &lwork, &info, 1);
@@ -434,7 +431,7 @@ int at_gram_top_vectors32(at_gram *self, int64_t b, float *v)
     float *dd = self->dd, *ee = self->ee;
     memcpy(dd, self->d, (size_t)p * sizeof(float));
     memcpy(ee, self->e, (size_t)(p > 1 ? p - 1 : 0) * sizeof(float));
-    if (at_htsr_grow(&self->sv, &self->sv_cap, (size_t)p * sizeof(float), 1))
+    if (at_grow(&self->sv, &self->sv_cap, (size_t)p * sizeof(float), 1))
         return fail(self, AT_ERR_NOMEM, "out of memory");
     /* One MRRR call for all b: separate calls over parts of the range choose their own
      * representations and lose orthogonality across a cluster of close eigenvalues (5e-2 where
@@ -457,7 +454,7 @@ int at_gram_top_vectors32(at_gram *self, int64_t b, float *v)
                             v + kd, p, &query, -1) != 0)
         return fail(self, AT_ERR_LAPACK, "sormqr workspace query failed");
     int lwork = (int)query > 1 ? (int)query : 1;
-    if (at_htsr_grow((void **)&self->work, &self->work_cap, (size_t)lwork * sizeof(float), 1))
+    if (at_grow((void **)&self->work, &self->work_cap, (size_t)lwork * sizeof(float), 1))
         return fail(self, AT_ERR_NOMEM, "out of memory for applying Q1");
     if (LAPACKE_sormqr_work(LAPACK_COL_MAJOR, 'L', 'N', p - kd, (int)b, p - kd, q1, p, self->tau,
                             v + kd, p, (float *)self->work, lwork) != 0)

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "alphatop/status.h"
-#include "htsr_internal.h"
+#include "util.h"
 
 struct at_warm {
     float *y, *z;        /* lg x b, p x b */
@@ -86,13 +86,13 @@ int at_warm_run(at_warm *w, const float *a, int64_t m, int64_t n, int64_t b64, i
     if (b > p)
         return AT_ERR_ARG;
     size_t lb = (size_t)lg * (size_t)b, pb = (size_t)p * (size_t)b, bb = (size_t)b * (size_t)b;
-    if (at_htsr_grow((void **)&w->y, &w->y_cap, lb, sizeof(float)) ||
-        at_htsr_grow((void **)&w->z, &w->z_cap, pb, sizeof(float)) ||
-        at_htsr_grow((void **)&w->yd, &w->yd_cap, lb, sizeof(double)) ||
-        at_htsr_grow((void **)&w->zd, &w->zd_cap, pb, sizeof(double)) ||
-        at_htsr_grow((void **)&w->u, &w->u_cap, pb, sizeof(double)) ||
-        at_htsr_grow((void **)&w->c, &w->c_cap, bb, sizeof(double)) ||
-        at_htsr_grow((void **)&w->sv, &w->sv_cap, (size_t)b, sizeof(double)))
+    if (at_grow((void **)&w->y, &w->y_cap, lb, sizeof(float)) ||
+        at_grow((void **)&w->z, &w->z_cap, pb, sizeof(float)) ||
+        at_grow((void **)&w->yd, &w->yd_cap, lb, sizeof(double)) ||
+        at_grow((void **)&w->zd, &w->zd_cap, pb, sizeof(double)) ||
+        at_grow((void **)&w->u, &w->u_cap, pb, sizeof(double)) ||
+        at_grow((void **)&w->c, &w->c_cap, bb, sizeof(double)) ||
+        at_grow((void **)&w->sv, &w->sv_cap, (size_t)b, sizeof(double)))
         return AT_ERR_NOMEM;
     *converged = max_passes == 1;
     int pass = 0;

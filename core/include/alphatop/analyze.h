@@ -1,13 +1,19 @@
 /* analyze.h -- the one way to analyse a layer: a layer job in, its metrics out.
  *
  * Every caller (the monitor's workers, `scan`, `diff`) describes what to analyse as an
- * at_layer_job and runs it on an at_analyzer, one per thread. The job says which space:
- *   plain   the weights W                        (exact: at_htsr_analyze; fast: at_fast_analyze)
- *   delta   W - base, the fine-tune update       (docs/metrics.md section 6), like plain weights
- *   lora    scale * B A from its factors, W = B  (always from the r x r core: lora.h)
- * and the analyzer's mode picks exact or fast for plain and delta weights. Fast mode keeps per-layer state
- * across snapshots in the job's at_fast_state (owned by the caller, one per layer; NULL: a
- * one-off cold analysis).
+ * at_layer_job and runs it on an at_analyzer, one per thread. The job says which space, and
+ * the analyzer's mode how it is analysed:
+ *   plain   the weights W             exact: at_htsr_analyze; fast: at_fast_analyze
+ *   delta   W - base, the fine-tune   exact: at_htsr_analyze_delta; fast: W - base formed in
+ *           update (docs/metrics.md   float32 in the analyzer's own buffer (as
+ *           section 6)                at_htsr_analyze_delta forms it), then at_fast_analyze
+ *                                     on it with the job's state -- or, with opts.delta_exact,
+ *                                     at_htsr_analyze_delta as in exact mode
+ *   lora    scale * B A from its      always at_lora_analyze (the r x r core, lora.h), in
+ *           factors, W = B            either mode
+ * Each path gives bit for bit what the direct call gives. Fast mode keeps per-layer state
+ * across snapshots in the job's at_fast_state (owned by the caller, one per layer and space;
+ * NULL: a one-off cold analysis); exact and LoRA jobs ignore it.
  *
  *     at_analyzer_opts o; at_analyzer_opts_default(&o);   // o.fast = 1 for fast mode
  *     at_analyzer *a = at_analyzer_new(&o, &status);       // per thread, reused
@@ -34,10 +40,15 @@ extern "C" {
 
 /* How every job on an analyzer is analysed; at_analyzer_opts_default gives the values below. */
 typedef struct at_analyzer_opts {
-    int fast;          /* 0: exact mode (the reference method); 1: fast mode for plain weights */
-    at_htsr_opts htsr; /* exact-mode options (reference defaults); also conv2d in fast mode */
-    at_fast_opts fast_opts; /* fast-mode knobs (fast.h defaults); min_evals follows htsr's */
-    int keep_evals;    /* 1: keep the exact eigenvalues for at_analyzer_evals (default 0) */
+    int fast;               /* 0: exact mode (the reference method); 1: fast mode for plain and
+                               delta weights */
+    at_htsr_opts htsr;      /* exact-mode and LoRA options (reference defaults); also conv2d and
+                               min_evals in fast mode */
+    at_fast_opts fast_opts; /* fast-mode knobs (fast.h defaults); its min_evals is ignored:
+                               htsr.min_evals applies */
+    int delta_exact;        /* fast mode: 1 analyses delta jobs in exact mode, as `scan --fast
+                               --base` does (default 0: fast, as the monitor does) */
+    int keep_evals; /* 1: expose the exact eigenvalues through at_analyzer_evals (default 0) */
 } at_analyzer_opts;
 
 /* One layer to analyse. Every pointer is borrowed for the call only. */
@@ -65,16 +76,20 @@ AT_EXPORT void at_analyzer_free(at_analyzer *self);
 AT_EXPORT const at_analyzer_opts *at_analyzer_opts_get(const at_analyzer *self);
 
 /* Analyses job into *out (every field written; out->mode says how) and, when info is not NULL,
- * *info (fast mode's provenance; mode exact / refresh none otherwise). Returns AT_OK (out->status
- * tells success / failed / skipped) or the analysis error: AT_ERR_ARG, AT_ERR_SIZE,
- * AT_ERR_UNSUPPORTED, AT_ERR_NONFINITE, AT_ERR_EMPTY, AT_ERR_NOMEM, AT_ERR_LAPACK, with detail in
- * at_analyzer_last_error. */
+ * *info (fast mode's provenance; for exact and LoRA jobs mode exact, refresh none, k the
+ * number of eigenvalues, rel_change NAN). Returns AT_OK (out->status tells success / failed /
+ * skipped) or the analysis error, with detail in at_analyzer_last_error: AT_ERR_ARG (no job,
+ * weights or output; both base and lora_a; bad shape or kind; LoRA factors that do not chain),
+ * AT_ERR_SIZE (base does not pair with w), AT_ERR_UNSUPPORTED (dtype), AT_ERR_NONFINITE (NaN/Inf
+ * weights), AT_ERR_EMPTY (no elements; fast mode: all-zero weights), AT_ERR_NOMEM, AT_ERR_LAPACK.
+ */
 AT_EXPORT int at_analyzer_run(at_analyzer *self, const at_layer_job *job, at_metrics *out,
                               at_fast_info *info);
 
-/* The ascending eigenvalues of the last successful exact analysis of plain or delta weights
- * when opts.keep_evals is set (*n of them), else NULL with *n = 0. Borrowed: valid until the
- * next call on self. */
+/* The ascending eigenvalues (*n of them, pooled over conv slices) of the last run when it was a
+ * successful exact analysis of plain or delta weights (exact mode, or a delta job with
+ * delta_exact) and opts.keep_evals is set; else NULL with *n = 0. Nothing is copied: they live
+ * in the exact workspace. Borrowed: valid until the next call on self. */
 AT_EXPORT const double *at_analyzer_evals(const at_analyzer *self, size_t *n);
 
 /* Detail of the last error on self. Borrowed; never NULL. */
