@@ -1,13 +1,14 @@
 /* names.c -- the fixed labels of core's enums, as they appear in tables and JSON. */
+#include "alphatop/band.h"
 #include "alphatop/htsr.h"
 
 at_warning at_warning_for(at_fit_status status, double alpha)
 {
     if (status != AT_FIT_SUCCESS)
         return AT_WARN_FAILED;
-    if (alpha < 2.0)
+    if (alpha < AT_ALPHA_BURNT_BELOW)
         return AT_WARN_OVER_TRAINED;
-    if (alpha > 6.0)
+    if (alpha > AT_ALPHA_RAW_ABOVE)
         return AT_WARN_UNDER_TRAINED;
     return AT_WARN_NONE;
 }

@@ -1,13 +1,13 @@
 /* collapse.c -- the weights-only generalization-collapse detector (the `collapse` stop rule).
  *
  * alpha < 2 and correlation traps alone cannot tell collapse from a healthy weight-decay run:
- * the WD=0.01 control of spec section 7 shows both while its test accuracy plateaus. What
- * separates them (docs/detection.md has the measurements) is what the optimizer does once
- * the layers are trained: without a force that bounds the weights, the Frobenius norm keeps
- * growing, snapshot after snapshot, while the spectra have stopped changing shape (alpha
- * flat): the weights inflate instead of learning, and test accuracy erodes. An ordinary
- * healthy run can grow its norm just as steadily; there the growth goes into heavy-tailed
- * layers (alpha near 2), in the collapse runs into layers that stay at alpha ~3.
+ * the WD=0.01 control of docs/metrics.md section 7 shows both while its test accuracy plateaus.
+ * What separates them (docs/detection.md has the measurements) is what the optimizer does once the
+ * layers are trained: without a force that bounds the weights, the Frobenius norm keeps growing,
+ * snapshot after snapshot, while the spectra have stopped changing shape (alpha flat): the weights
+ * inflate instead of learning, and test accuracy erodes. An ordinary healthy run can grow its norm
+ * just as steadily; there the growth goes into heavy-tailed layers (alpha near 2), in the collapse
+ * runs into layers that stay at alpha ~3.
  *
  * The conditions are judged over a span: the latest SPAN_MIN snapshots, extended back to cover
  * at least opts.collapse_span of the steps trained so far, so that the verdict does not depend
@@ -29,8 +29,9 @@
 #include <string.h>
 
 #include "alphatop/status.h"
-#include "util.h"
 #include "phase_internal.h"
+#include "trend.h"
+#include "util.h"
 
 static const int SPAN_MIN = 5;              /* snapshots: fewest in a span */
 static const double GROWTH_MIN = 1.0e-3;    /* log10 units per 1000 steps: +0.23 %/kstep */

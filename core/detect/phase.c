@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alphatop/band.h"
 #include "phase_internal.h"
+#include "trend.h"
 
 typedef struct layer {
     char *name;
@@ -63,8 +65,8 @@ struct at_phase_tracker {
 
 void at_phase_opts_default(at_phase_opts *o)
 {
-    o->burnt_below = 2.0;
-    o->raw_above = 6.0;
+    o->burnt_below = AT_ALPHA_BURNT_BELOW;
+    o->raw_above = AT_ALPHA_RAW_ABOVE;
     o->margin = 0.1;
     o->confirm = 3;
     o->window = 10;
@@ -151,30 +153,6 @@ void at_ring_get(const at_ring *r, int i, int64_t *step, double *value)
     int k = r->n - at_ring_len(r) + i;
     *step = r->step[k];
     *value = r->value[k];
-}
-
-double at_slope(const int64_t *step, const double *value, int n)
-{
-    /* Least squares over the finite points; steps in thousands so slopes read per 1000 steps. */
-    double sx = 0, sy = 0, sxx = 0, sxy = 0, x0 = 0;
-    int used = 0;
-    for (int i = 0; i < n; i++) {
-        if (!isfinite(value[i]))
-            continue;
-        double x = (double)step[i] / 1000.0;
-        if (used == 0)
-            x0 = x;
-        x -= x0;
-        sx += x;
-        sy += value[i];
-        sxx += x * x;
-        sxy += x * value[i];
-        used++;
-    }
-    if (used < 3)
-        return NAN;
-    double den = used * sxx - sx * sx;
-    return den > 0 ? (used * sxy - sx * sy) / den : NAN;
 }
 
 double at_ring_slope(const at_ring *r)

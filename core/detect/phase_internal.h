@@ -1,4 +1,4 @@
-/* phase_internal.h -- shared between phase.c and collapse.c; not installed. */
+/* phase_internal.h -- shared between phase.c, stoprules.c and collapse.c; not installed. */
 #ifndef ALPHATOP_PHASE_INTERNAL_H
 #define ALPHATOP_PHASE_INTERNAL_H
 
@@ -19,8 +19,7 @@ typedef struct at_ring {
 int at_ring_len(const at_ring *r);
 void at_ring_get(const at_ring *r, int i, int64_t *step, double *value);
 
-/* Least-squares slope of the finite values per 1000 steps; NAN with fewer than 3. */
-double at_slope(const int64_t *step, const double *value, int n);
+/* at_slope (trend.h) of the pairs held. */
 double at_ring_slope(const at_ring *r);
 
 typedef struct at_phase_tracker at_phase_tracker;

@@ -1,5 +1,5 @@
-/* fit.c -- the power-law fit of spec section 3 (continuous MLE alpha, KS distance, xmin by
- * minimal distance), with the same arithmetic as the naive scan but far fewer power calls. */
+/* fit.c -- the power-law fit of docs/metrics.md section 3 (continuous MLE alpha, KS distance, xmin
+ * by minimal distance), with the same arithmetic as the naive scan but far fewer power calls. */
 #include <math.h>
 #include <stdlib.h>
 

@@ -1,5 +1,6 @@
-/* htsr.c -- exact-mode analysis of one layer: weights -> float64 matrices -> dgesdd singular
- * values -> pooled ESD -> fit, scale metrics and the optional metrics. */
+/* htsr.c -- exact-mode analysis of one layer: weights -> float64 matrices -> singular values
+ * from the float64 Gram matrix (spectrum/gram.c; dgesdd's values within 1e-8 relative) ->
+ * pooled ESD -> fit, scale metrics and the optional metrics. */
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>

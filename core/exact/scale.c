@@ -1,5 +1,5 @@
-/* scale.c -- the scale metrics of spec section 4 and detX of section 5: closed-form sums over
- * the whole spectrum. */
+/* scale.c -- the scale metrics of docs/metrics.md section 4 and detX of section 5: closed-form sums
+ * over the whole spectrum. */
 #include <float.h>
 #include <math.h>
 

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "alphatop/lora.h"
+#include "alphatop/analyze.h"
 #include "ckpt.h"
 #include "commands.h"
 #include "metrics_fmt.h"
@@ -44,8 +44,7 @@ typedef struct diff {
     int have_re;
     at_htsr_opts hopts;
     at_ckpt_opts copts;
-    at_htsr *htsr;
-    at_lora *lora;
+    at_analyzer *an; /* exact mode, both sides */
     int name_width;
     int failed;
 } diff;
@@ -109,11 +108,11 @@ static int side(diff *d, const at_ckpt *c, const side_layer *s, const char *name
         problem(d, at_ckpt_path(c), name, msg);
         return -1;
     }
-    int rc = lb ? at_lora_analyze(d->lora, &lb->tensor, &l->tensor, 1.0, &d->hopts, m)
-                : at_htsr_analyze(d->htsr, &l->tensor, &d->hopts, m);
-    if (rc < 0) {
+    const at_layer_job job = lb ? (at_layer_job){.w = &lb->tensor, .lora_a = &l->tensor}
+                                : (at_layer_job){.w = &l->tensor};
+    if (at_analyzer_run(d->an, &job, m, NULL) < 0) {
         snprintf(msg, sizeof msg, "layer %s: cannot analyse: %s", l->name,
-                 lb ? at_lora_last_error(d->lora) : at_htsr_last_error(d->htsr));
+                 at_analyzer_last_error(d->an));
         problem(d, at_ckpt_path(c), name, msg);
         return -1;
     }
@@ -373,9 +372,11 @@ int cmd_diff(int argc, char **argv)
     }
     at_ckpt *a = at_ckpt_open(argv[optind], &d.copts);
     at_ckpt *b = at_ckpt_open(argv[optind + 1], &d.copts);
-    d.htsr = at_htsr_new();
-    d.lora = at_lora_new();
-    if (!a || !b || !d.htsr || !d.lora) {
+    at_analyzer_opts ao;
+    at_analyzer_opts_default(&ao);
+    ao.htsr = d.hopts;
+    d.an = at_analyzer_new(&ao, NULL);
+    if (!a || !b || !d.an) {
         fputs("alphatop diff: out of memory\n", stderr);
         d.failed = 1;
     } else if (at_ckpt_status(a) < 0 || at_ckpt_status(b) < 0) {
@@ -386,8 +387,7 @@ int cmd_diff(int argc, char **argv)
     }
     at_ckpt_close(a);
     at_ckpt_close(b);
-    at_htsr_free(d.htsr);
-    at_lora_free(d.lora);
+    at_analyzer_free(d.an);
     if (d.have_re)
         regfree(&d.re);
     return d.failed ? AT_EXIT_PARTIAL : AT_EXIT_OK;

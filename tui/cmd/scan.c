@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "alphatop/fast.h"
+#include "alphatop/analyze.h"
 #include "alphatop/lora.h"
 #include "ckpt.h"
 #include "commands.h"
@@ -72,13 +72,12 @@ typedef struct scan {
     unsigned flags;
     double lora_scale;
     int merge;
-    at_htsr *htsr;
-    at_lora *lora;
-    float *merged; /* W_base + scale B A of one LoRA pair (--merge) */
+    at_analyzer *an; /* every layer's analysis, exact or --fast */
+    at_lora *lora;   /* --merge: forms W_base + scale B A */
+    float *merged;   /* W_base + scale B A of one LoRA pair (--merge) */
     size_t merged_cap;
     at_ckpt *base;
     int fast;            /* --fast */
-    at_fast *fastws;     /* its workspace */
     at_fast_state **fst; /* per layer name, carried from file to file */
     char **fst_name;
     size_t nfst;
@@ -225,23 +224,16 @@ static at_fast_state *fast_state(scan *s, const char *key)
     return st[s->nfst++];
 }
 
-/* The analysis of one dense layer, or of its update when base is not NULL: the single step
- * a mode switch (exact / fast) changes. */
-static int analyse(scan *s, const char *key, const at_tensor *t, const at_tensor *base,
-                   at_metrics *m, const char **detail)
+/* The analysis of one row (a dense layer, its update, or a LoRA pair) on the analyzer; with
+ * --fast, dense weights carry their layer's state (by key) from file to file. */
+static int analyse(scan *s, const char *key, at_layer_job *lj, at_metrics *m, const char **detail)
 {
-    if (s->fast && !base) {
-        at_fast_opts o;
-        at_fast_opts_default(&o);
-        o.min_evals = s->hopts.min_evals;
-        at_fast_state *st = fast_state(s, key);
-        int rc = st ? at_fast_analyze(s->fastws, st, t, &o, &s->hopts, m, NULL) : AT_ERR_NOMEM;
-        *detail = st ? at_fast_last_error(s->fastws) : "out of memory";
-        return rc;
+    if (s->fast && !lj->base && !lj->lora_a && !(lj->state = fast_state(s, key))) {
+        *detail = "out of memory";
+        return AT_ERR_NOMEM;
     }
-    int rc = base ? at_htsr_analyze_delta(s->htsr, t, base, &s->hopts, m)
-                  : at_htsr_analyze(s->htsr, t, &s->hopts, m);
-    *detail = at_htsr_last_error(s->htsr);
+    int rc = at_analyzer_run(s->an, lj, m, NULL);
+    *detail = at_analyzer_last_error(s->an);
     return rc;
 }
 
@@ -330,8 +322,8 @@ static void scan_job(scan *s, const at_ckpt *c, const job *j, at_summary *sum)
         return;
     }
     at_metrics m;
-    const char *detail = "";
-    int rc;
+    at_tensor merged;
+    at_layer_job lj = {.w = &l->tensor};
     if (j->lora_b) {
         const at_ckpt_layer *b = j->lora_b;
         if (b->err < 0) {
@@ -344,22 +336,18 @@ static void scan_job(scan *s, const at_ckpt *c, const job *j, at_summary *sum)
         snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "/r%lld",
                  (long long)l->tensor.shape[0]);
         if (s->merge) {
-            at_tensor t;
-            if (merge_lora(s, file, j, shape, &t) < 0)
+            if (merge_lora(s, file, j, shape, &merged) < 0)
                 return;
-            rc = analyse(s, key, &t, NULL, &m, &detail);
+            lj.w = &merged;
         } else {
-            rc = at_lora_analyze(s->lora, &b->tensor, &l->tensor, s->lora_scale, &s->hopts, &m);
-            detail = at_lora_last_error(s->lora);
+            lj = (at_layer_job){.w = &b->tensor, .lora_a = &l->tensor, .lora_scale = s->lora_scale};
         }
     } else if (j->pair) {
-        const at_tensor *base = base_of(s, file, j, j->pair, shape);
-        if (!base)
+        if (!(lj.base = base_of(s, file, j, j->pair, shape)))
             return;
-        rc = analyse(s, key, &l->tensor, base, &m, &detail);
-    } else {
-        rc = analyse(s, key, &l->tensor, NULL, &m, &detail);
     }
+    const char *detail = "";
+    int rc = analyse(s, key, &lj, &m, &detail);
     if (rc < 0) {
         snprintf(msg, sizeof msg, "cannot analyse: %s", detail);
         report_error(s, file, j->name, shape, msg);
@@ -632,11 +620,15 @@ int cmd_scan(int argc, char **argv)
         s.flags |= AT_FMT_REF_WARNING;
     int nfiles = argc - optind;
     at_ckpt **files = calloc((size_t)nfiles, sizeof *files);
-    s.htsr = at_htsr_new();
-    s.lora = at_lora_new();
-    s.fastws = s.fast ? at_fast_new() : NULL;
+    at_analyzer_opts ao;
+    at_analyzer_opts_default(&ao);
+    ao.fast = s.fast;
+    ao.htsr = s.hopts;
+    ao.delta_exact = 1; /* --fast analyses updates in exact mode (see the help) */
+    s.an = at_analyzer_new(&ao, NULL);
+    s.lora = s.merge ? at_lora_new() : NULL;
     int exit_code = AT_EXIT_OK;
-    if (!files || !s.htsr || !s.lora || (s.fast && !s.fastws)) {
+    if (!files || !s.an || (s.merge && !s.lora)) {
         fputs("alphatop scan: out of memory\n", stderr);
         exit_code = AT_EXIT_PARTIAL;
         goto done;
@@ -669,9 +661,8 @@ done:
         at_ckpt_close(files[f]);
     free(files);
     at_ckpt_close(s.base);
-    at_htsr_free(s.htsr);
+    at_analyzer_free(s.an);
     at_lora_free(s.lora);
-    at_fast_free(s.fastws);
     for (size_t i = 0; i < s.nfst; i++) {
         at_fast_state_free(s.fst[i]);
         free(s.fst_name[i]);

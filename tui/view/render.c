@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alphatop/band.h"
+
 enum {
     G_UPPER_HALF = 0x2580,
     G_LOWER_HALF = 0x2584,
@@ -72,7 +74,9 @@ static void fmt_val(double v, char *buf)
 /* Badness of alpha: distance outside the healthy band. */
 static double badness(double a)
 {
-    return a < 2.0 ? 2.0 - a : a > 6.0 ? a - 6.0 : 0.0;
+    return a < AT_ALPHA_BURNT_BELOW ? AT_ALPHA_BURNT_BELOW - a
+           : a > AT_ALPHA_RAW_ABOVE ? a - AT_ALPHA_RAW_ABOVE
+                                    : 0.0;
 }
 
 /* The text role of core's verdict on a result (at_warning_for); healthy for a good alpha. */

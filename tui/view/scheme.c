@@ -3,15 +3,19 @@
 
 #include <math.h>
 
+#include "alphatop/band.h"
+
 /* xterm 256-colour cube entry for r, g, b in 0..5. */
 #define CUBE(r, g, b) (int16_t)(16 + 36 * (r) + 6 * (g) + (b))
 #define D AT_COLOR_DEFAULT
 
 /* Alpha levels: 5 burnt, 8 healthy, 5 raw (lower bounds; level 0 is open below). */
+/* clang-format off */
 static const double alpha_bounds[AT_ALPHA_LEVELS] = {
-    -INFINITY, 1.0, 1.25, 1.5, 1.75,                /* burnt */
-    2.0,       2.5, 3.0,  3.5, 4.0,  4.5, 5.0, 5.5, /* healthy */
-    6.0,       7.0, 8.0,  9.0, 12.0};               /* raw: > 6 */
+    -INFINITY,            1.0, 1.25, 1.5, 1.75,                /* burnt */
+    AT_ALPHA_BURNT_BELOW, 2.5, 3.0,  3.5, 4.0,  4.5, 5.0, 5.5, /* healthy */
+    AT_ALPHA_RAW_ABOVE,   7.0, 8.0,  9.0, 12.0};               /* raw: above */
+/* clang-format on */
 enum { BURNT0 = 0, HEALTHY0 = 5, RAW0 = 13 };
 
 static const int16_t alpha256[AT_ALPHA_LEVELS] = {
@@ -93,9 +97,11 @@ int at_scale_level(at_scale sc, double v, double lo, double hi)
     if (isnan(v))
         return -1;
     if (sc == AT_SCALE_ALPHA) {
-        /* The band edges follow spec section 7: 2 and 6 are healthy, raw is strictly > 6. */
-        int k0 = v < 2.0 ? BURNT0 : v <= 6.0 ? HEALTHY0 : RAW0;
-        int k1 = v < 2.0 ? HEALTHY0 : v <= 6.0 ? RAW0 : AT_ALPHA_LEVELS;
+        /* The band edges (band.h) are healthy; raw is strictly above. */
+        int k0 = v < AT_ALPHA_BURNT_BELOW ? BURNT0 : v <= AT_ALPHA_RAW_ABOVE ? HEALTHY0 : RAW0;
+        int k1 = v < AT_ALPHA_BURNT_BELOW  ? HEALTHY0
+                 : v <= AT_ALPHA_RAW_ABOVE ? RAW0
+                                           : AT_ALPHA_LEVELS;
         int k = k0;
         while (k + 1 < k1 && v >= alpha_bounds[k + 1])
             k++;

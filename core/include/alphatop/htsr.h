@@ -1,6 +1,6 @@
 /* htsr.h -- Heavy-Tailed Self-Regularization metrics of one layer (exact mode).
  *
- * Definitions follow ../shared/spec/htsr-metrics.md (WeightWatcher 0.7.5.5 defaults) exactly.
+ * Definitions follow docs/metrics.md (WeightWatcher 0.7.5.5 defaults) exactly.
  * Column names in at_metrics match the reference's DataFrame columns.
  *
  * Typical use:
@@ -29,7 +29,7 @@ extern "C" {
 /* Element type of weights as they arrive (converted to float32/float64 internally). */
 typedef enum at_dtype { AT_DTYPE_F32 = 0, AT_DTYPE_F16 = 1, AT_DTYPE_BF16 = 2 } at_dtype;
 
-/* What kind of layer a tensor is; decides how it becomes matrices (spec section 1). */
+/* What kind of layer a tensor is; decides how it becomes matrices (docs/metrics.md section 1). */
 typedef enum at_layer_kind {
     AT_KIND_LINEAR = 0,    /* 2-D (out, in) */
     AT_KIND_CONV2D = 1,    /* 4-D (out, in, kh, kw), row-major */
@@ -65,7 +65,7 @@ typedef enum at_warning {
 
 /* Which computation produced a result (exact is the reference method). */
 typedef enum at_mode {
-    AT_MODE_EXACT = 0,   /* float64 SVD of the whole matrix */
+    AT_MODE_EXACT = 0,   /* float64 spectrum of the whole matrix (the reference method) */
     AT_MODE_GRAM = 1,    /* fast cold: float32 Gram eigenvalues, full spectrum */
     AT_MODE_WARM = 2,    /* fast warm: subspace iteration from the previous snapshot, top-k */
     AT_MODE_SKIPPED = 3, /* unchanged since the previous snapshot: previous result reused */
@@ -84,7 +84,7 @@ typedef struct at_htsr_opts {
 
 /* Every per-layer column. Integers are -1 and doubles NAN where a value does not exist. */
 typedef struct at_metrics {
-    /* shape (spec section 1) */
+    /* shape (docs/metrics.md section 1) */
     int64_t N, M, rf;
     double Q;
     int64_t num_evals;
@@ -144,8 +144,8 @@ AT_EXPORT void at_metrics_init(at_metrics *m, at_mode mode);
 AT_EXPORT int at_htsr_analyze(at_htsr *self, const at_tensor *t, const at_htsr_opts *o,
                               at_metrics *out);
 
-/* Analyzes the fine-tune update model - base of one layer (spec section 6) in exact mode, like
- * at_htsr_analyze on the float32 difference. base has model's shape, or (2-D only) the
+/* Analyzes the fine-tune update model - base of one layer (docs/metrics.md section 6) in exact
+ * mode, like at_htsr_analyze on the float32 difference. base has model's shape, or (2-D only) the
  * transposed shape; dtypes may differ. Errors as at_htsr_analyze, plus AT_ERR_SIZE when the
  * shapes do not match. */
 AT_EXPORT int at_htsr_analyze_delta(at_htsr *self, const at_tensor *model, const at_tensor *base,
@@ -158,26 +158,26 @@ AT_EXPORT const double *at_htsr_evals(const at_htsr *self, size_t *n);
 /* Detail of the last error on self, e.g. "weights contain 3 NaN values". Borrowed; never NULL. */
 AT_EXPORT const char *at_htsr_last_error(const at_htsr *self);
 
-/* The power-law fit of spec section 3 over ascending eigenvalues x[0..n-1] (all of them,
+/* The power-law fit of docs/metrics.md section 3 over ascending eigenvalues x[0..n-1] (all of them,
  * including those <= 1e-5, which the fit filters out itself). Pure; O(n log n) or better
  * average time, identical results to the naive O(n^2) scan. Returns AT_OK (a failed fit is
  * reported in out->status) or AT_ERR_ARG / AT_ERR_NOMEM. */
 AT_EXPORT int at_powerlaw_fit(const double *x, size_t n, at_fit *out);
 
-/* Fills the scale metrics of spec section 4 into *m from ascending eigenvalues x[0..n-1]
+/* Fills the scale metrics of docs/metrics.md section 4 into *m from ascending eigenvalues x[0..n-1]
  * (all of them, including those <= 1e-5): norm, log_norm, spectral_norm, log_spectral_norm,
  * alpha_weighted, log_alpha_norm, stable_rank, matrix_rank, entropy. Reads only m->alpha
  * (the fit's alpha; -1 for a failed fit, as the reference uses it) and m->N (the long side,
  * the rank tolerance's factor); writes nothing else. n == 0 leaves the fields untouched. */
 AT_EXPORT void at_scale_metrics(const double *x, size_t n, at_metrics *m);
 
-/* detX of spec section 5 over ascending eigenvalues x[0..n-1] (all of them): *num = detX_num
- * (size of the tail whose rescaled product first drops below 1; n if it never does), *val =
- * detX_val, the eigenvalue where that tail starts, in x's units. AT_ERR_ARG for n == 0 or a
- * non-positive sum. */
+/* detX of docs/metrics.md section 5 over ascending eigenvalues x[0..n-1] (all of them):
+ * *num = detX_num (size of the tail whose rescaled product first drops below 1; n if it never
+ * does), *val = detX_val, the eigenvalue where that tail starts, in x's units. AT_ERR_ARG for
+ * n == 0 or a non-positive sum. */
 AT_EXPORT int at_detx(const double *x, size_t n, int64_t *num, double *val);
 
-/* Marchenko-Pastur fit of spec section 5 (see docs/core.md for the estimator). */
+/* Marchenko-Pastur fit of docs/metrics.md section 5 (see docs/core.md for the estimator). */
 typedef struct at_mp {
     double sigma;       /* MP bulk width, eigenvalues rescaled to mean 1 */
     double bulk_max;    /* upper bulk edge, in x's units */
@@ -191,8 +191,8 @@ typedef struct at_mp {
  * n < 2, Q <= 0 or a zero spectrum; AT_ERR_NOMEM. */
 AT_EXPORT int at_mp_fit(const double *x, size_t n, double Q, int64_t M, at_mp *out);
 
-/* Correlation traps of one layer (spec section 5): subtracts the global mean, shuffles the
- * entries with a generator seeded by seed (same seed, same result), and counts the shuffled
+/* Correlation traps of one layer (docs/metrics.md section 5): subtracts the global mean, shuffles
+ * the entries with a generator seeded by seed (same seed, same result), and counts the shuffled
  * matrix's eigenvalues above s2*(sqrt(N)+sqrt(M))^2 plus the Tracy-Widom margin. A conv2d
  * tensor is analysed as the (out, in*kh*kw) matrix. Only the top eigenvalues are computed
  * (cheap enough to call on every snapshot). *num_traps gets the count, *max_ratio (may be

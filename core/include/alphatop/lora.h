@@ -1,4 +1,4 @@
-/* lora.h -- HTSR metrics of a LoRA update B A without forming it (spec section 6).
+/* lora.h -- HTSR metrics of a LoRA update B A without forming it (docs/metrics.md section 6).
  *
  * For adapters B (out x r) and A (r x in), B A = Q_B (R_B R_A^T) Q_A^T with B = Q_B R_B and
  * A^T = Q_A R_A (Householder QR, LAPACK dgeqrf), so the nonzero singular values of the
