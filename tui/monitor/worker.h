@@ -3,8 +3,8 @@
  * The engine submits one job per layer (and per space: W, or the fine-tune delta W - W_base),
  * the worker thread analyses them in submission order and hands the finished jobs back. A pipe
  * becomes readable whenever results are waiting, so the UI thread can poll it next to the feed
- * socket and stdin. Exact mode is at_htsr_analyze on one reused workspace, every job analysed.
- * Fast mode hands the jobs to core's refresh scheduler (sched.h): per-layer warm fast-mode
+ * socket and stdin. The thread is core's worker pool (pool.h) with one thread. Exact mode:
+ * every job analysed, in order. Fast mode: the pool's refresh rounds, per-layer warm fast-mode
  * state, and a newer snapshot of a layer replaces one still waiting, so not every job comes
  * back; results carry no eigenvalues and no traps.
  *
