@@ -1,6 +1,7 @@
 /* test_keys.c -- key map (pure key -> action) and what actions do to the view's state. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <math.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -38,7 +39,24 @@ static void test_keymap(void **state)
     assert_int_equal(at_keymap(AT_KEY_RESIZE, N), AT_ACT_RESIZE);
     assert_int_equal(at_keymap('<', N), AT_ACT_SLIDER_BACK);
     assert_int_equal(at_keymap('.', N), AT_ACT_SLIDER_FWD);
-    assert_int_equal(at_keymap('z', N), AT_ACT_NONE);
+    assert_int_equal(at_keymap('z', N), AT_ACT_FREEZE);
+    assert_int_equal(at_keymap('x', N), AT_ACT_NONE);
+    /* htop's function keys beside the letters */
+    assert_int_equal(at_keymap(AT_KEY_F1, N), AT_ACT_HELP);
+    assert_int_equal(at_keymap(AT_KEY_F3, N), AT_ACT_SEARCH);
+    assert_int_equal(at_keymap(AT_KEY_F4, N), AT_ACT_FILTER);
+    assert_int_equal(at_keymap(AT_KEY_F6, N), AT_ACT_SORT);
+    assert_int_equal(at_keymap('o', N), AT_ACT_SORT);
+    assert_int_equal(at_keymap(AT_KEY_F10, N), AT_ACT_QUIT);
+    assert_int_equal(at_keymap('n', N), AT_ACT_SEARCH_NEXT);
+    assert_int_equal(at_keymap('N', N), AT_ACT_SEARCH_PREV);
+    assert_int_equal(at_keymap('w', N), AT_ACT_WARN_ONLY);
+    assert_int_equal(at_keymap(AT_KEY_WHEEL_UP, N), AT_ACT_WHEEL_UP);
+    assert_int_equal(at_keymap(AT_KEY_WHEEL_DOWN, N), AT_ACT_WHEEL_DOWN);
+    assert_int_equal(at_keymap(AT_KEY_DCLICK, N), AT_ACT_OPEN);
+    /* typing a search: like a filter */
+    assert_int_equal(at_keymap('n', AT_INPUT_SEARCH), AT_ACT_CHAR);
+    assert_int_equal(at_keymap(AT_KEY_ENTER, AT_INPUT_SEARCH), AT_ACT_ACCEPT);
     /* typing a filter: letters are text, q does not quit */
     assert_int_equal(at_keymap('q', AT_INPUT_FILTER), AT_ACT_CHAR);
     assert_int_equal(at_keymap('/', AT_INPUT_FILTER), AT_ACT_CHAR);
@@ -52,6 +70,8 @@ static void test_keymap(void **state)
     assert_int_equal(at_keymap(AT_KEY_ESC, AT_INPUT_CONFIRM), AT_ACT_NO);
     assert_int_equal(at_keymap('q', AT_INPUT_CONFIRM), AT_ACT_NO);
     assert_int_equal(at_keymap('s', AT_INPUT_CONFIRM), AT_ACT_NONE);
+    /* Enter takes the default answer, No */
+    assert_int_equal(at_keymap(AT_KEY_ENTER, AT_INPUT_CONFIRM), AT_ACT_NO);
 }
 
 typedef struct fixture {
@@ -205,6 +225,151 @@ static void test_click_and_slider(void **state)
     assert_int_equal(f->ui.limit_step, -1); /* back at the end */
 }
 
+/* Sorting keeps the selection on its layer; warnings-only shows the layers that warn. */
+static void test_sort_and_warnings(void **state)
+{
+    fixture *f = *state;
+    int idx[10], n = at_ui_filtered_layers(&f->ui, f->m, idx);
+    assert_int_equal(n, 10);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(idx[i], i);
+    press(f, 'j');
+    press(f, 'j');
+    int layer = f->ui.sel_layer;
+    assert_int_equal(layer, 2);
+    press(f, AT_KEY_F6); /* worst first */
+    assert_int_equal(f->ui.sort, AT_SORT_WORST);
+    assert_non_null(strstr(f->ui.msg, "worst first"));
+    n = at_ui_filtered_layers(&f->ui, f->m, idx);
+    int end = at_ui_end(&f->ui, f->m);
+    double prev = INFINITY;
+    for (int i = 0; i < n; i++) {
+        double a = at_model_latest_cell(f->m, 0, idx[i], AT_SPACE_W, end)->v[AT_METRIC_ALPHA];
+        double bad = a < 2 ? 2 - a : a > 6 ? a - 6 : 0;
+        assert_true(bad <= prev);
+        prev = bad;
+    }
+    assert_int_equal(f->ui.sel_layer, layer); /* the selection followed its layer */
+    assert_int_equal(idx[f->ui.sel], layer);
+    press(f, 'o');
+    press(f, 'o'); /* by name */
+    assert_int_equal(f->ui.sort, AT_SORT_NAME);
+    n = at_ui_filtered_layers(&f->ui, f->m, idx);
+    for (int i = 1; i < n; i++)
+        assert_true(strcmp(at_model_layer(f->m, 0, idx[i - 1])->name,
+                           at_model_layer(f->m, 0, idx[i])->name) <= 0);
+    press(f, 'o');
+    assert_int_equal(f->ui.sort, AT_SORT_MODEL);
+    press(f, 'w');
+    n = at_ui_filtered_layers(&f->ui, f->m, idx);
+    int want = 0;
+    for (int l = 0; l < 10; l++)
+        want += at_ui_layer_warns(&f->ui, f->m, l, end);
+    assert_int_equal(n, want);
+    assert_true(n > 0 && n < 10);
+    for (int i = 0; i < n; i++)
+        assert_true(at_ui_layer_warns(&f->ui, f->m, idx[i], end));
+    press(f, AT_KEY_ESC); /* clears the warnings-only filter too */
+    assert_int_equal(f->ui.warn_only, 0);
+}
+
+static void test_search(void **state)
+{
+    fixture *f = *state;
+    press(f, 'n'); /* nothing to repeat yet */
+    assert_non_null(strstr(f->ui.msg, "no search"));
+    press(f, AT_KEY_F3);
+    assert_int_equal(at_ui_input_mode(&f->ui), AT_INPUT_SEARCH);
+    press(f, 'c');
+    press(f, '_');
+    press(f, 'f');
+    press(f, 'c');
+    press(f, AT_KEY_ENTER); /* h.0.mlp.c_fc is layer 2 */
+    assert_int_equal(at_ui_input_mode(&f->ui), AT_INPUT_NORMAL);
+    assert_int_equal(f->ui.sel, 2);
+    press(f, 'n');
+    assert_int_equal(f->ui.sel, 6);
+    press(f, 'n');
+    assert_int_equal(f->ui.sel, 2); /* wraps */
+    press(f, 'N');
+    assert_int_equal(f->ui.sel, 6);
+    press(f, AT_KEY_F3);
+    press(f, 'z');
+    press(f, AT_KEY_ENTER);
+    assert_non_null(strstr(f->ui.msg, "no layer matches 'z'"));
+    assert_int_equal(f->ui.sel, 6);
+    press(f, 'j'); /* the note goes with the next key */
+    assert_string_equal(f->ui.msg, "");
+}
+
+/* Freezing pins the display at the newest snapshot while data arrives; nothing is lost. */
+static void test_freeze(void **state)
+{
+    fixture *f = *state;
+    press(f, 'z');
+    assert_int_equal(f->ui.frozen, 1);
+    assert_int_equal(f->ui.limit_step, 3000);
+    at_synth_snapshot(f->m, 0, 30, 0, 0, 7);
+    assert_int_equal(at_ui_end(&f->ui, f->m), 30);
+    assert_int_equal(at_model_num_snapshots(f->m, 0), 31);
+    press(f, 'z');
+    assert_int_equal(f->ui.frozen, 0);
+    assert_int_equal(at_ui_end(&f->ui, f->m), 31);
+    press(f, 'z');
+    press(f, AT_KEY_ESC); /* Esc goes live too */
+    assert_int_equal(f->ui.frozen, 0);
+    assert_int_equal(f->ui.limit_step, -1);
+}
+
+/* A replay: Home / End move the slider, s and p say why they do nothing, z too. */
+static void test_replay_keys(void **state)
+{
+    fixture *f = *state;
+    f->ui.replay = 1;
+    f->ui.limit_step = 1500;
+    press(f, AT_KEY_END);
+    assert_int_equal(f->ui.limit_step, -1);
+    press(f, AT_KEY_HOME);
+    assert_int_equal(f->ui.limit_step, 100);
+    press(f, 'G'); /* the letters still pick layers */
+    assert_int_equal(f->ui.sel, 9);
+    assert_int_equal(f->ui.limit_step, 100);
+    press(f, 's');
+    assert_int_equal(f->ui.screen, AT_SCREEN_MAIN);
+    assert_non_null(strstr(f->ui.msg, "no trainer to stop"));
+    press(f, 'p');
+    assert_int_equal(f->out.kind, AT_VIEW_NOTHING);
+    assert_non_null(strstr(f->ui.msg, "no analysis to pause"));
+    press(f, 'z');
+    assert_int_equal(f->ui.frozen, 0);
+}
+
+/* The wheel scrolls, a double click opens the layer under the pointer; help stops at its end. */
+static void test_mouse_and_help(void **state)
+{
+    fixture *f = *state;
+    press(f, AT_KEY_WHEEL_DOWN);
+    assert_int_equal(f->ui.sel, 3);
+    press(f, AT_KEY_WHEEL_UP);
+    assert_int_equal(f->ui.sel, 0);
+    at_render_layout(&f->lay, f->m, &f->ui, 24, 80, 1);
+    f->ui.mouse_y = f->lay.heat.y + 4;
+    f->ui.mouse_x = f->lay.heat.x + 1;
+    press(f, AT_KEY_DCLICK);
+    assert_int_equal(f->ui.screen, AT_SCREEN_DETAIL);
+    assert_int_equal(f->ui.sel, 4);
+    press(f, AT_KEY_F1);
+    assert_int_equal(f->ui.screen, AT_SCREEN_HELP);
+    for (int i = 0; i < 100; i++)
+        press(f, AT_KEY_DOWN);
+    int end = f->ui.help_top;
+    assert_int_equal(end, f->lay.help_rows - f->lay.body.h + 1);
+    press(f, AT_KEY_UP);
+    assert_int_equal(f->ui.help_top, end - 1); /* one press back up, not a hundred */
+    press(f, AT_KEY_F10);
+    assert_int_equal(f->out.kind, AT_VIEW_QUIT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -213,6 +378,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_filter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_engine_actions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_click_and_slider, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sort_and_warnings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_search, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_freeze, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replay_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mouse_and_help, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

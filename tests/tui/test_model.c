@@ -143,14 +143,56 @@ static void test_phase_events(void **state)
     ev.layer = "gone";
     assert_int_equal(at_model_add_phase_event(m, r, AT_SPACE_W, &ev, NULL), 1);
     assert_int_equal(at_model_event(m, 2)->layer, -1);
+    assert_int_equal(at_model_event(m, 0)->since, 1);
+    assert_int_equal(at_model_event(m, 0)->run_to, AT_RUN_UNKNOWN);
     ev.kind = AT_EVENT_RUN_PHASE;
     assert_int_equal(at_model_add_phase_event(m, r, AT_SPACE_W, &ev, NULL), AT_ERR_ARG);
+    /* a run phase change: its own call, a warning for a collapse, since kept */
+    at_phase_event run = {.kind = AT_EVENT_RUN_PHASE,
+                          .step = 9,
+                          .since_step = 4,
+                          .layer = "",
+                          .from = AT_RUN_GROKKING,
+                          .to = AT_RUN_COLLAPSE};
+    snprintf(run.text, sizeof run.text, "run: grokking -> collapse at step 4");
+    int ri = at_model_add_run_phase_event(m, r, AT_SPACE_W, &run, NULL);
+    assert_true(ri >= 0);
+    const at_event *re = at_model_event(m, ri);
+    assert_int_equal(re->kind, AT_EVENT_WARNING);
+    assert_int_equal(re->run_to, AT_RUN_COLLAPSE);
+    assert_int_equal(re->since, 4);
+    assert_int_equal(re->layer, -1);
+    assert_string_equal(re->text, run.text);
+    run.to = AT_RUN_GROKKING;
+    ri = at_model_add_run_phase_event(m, r, AT_SPACE_DELTA, &run, "delta view: y");
+    assert_int_equal(at_model_event(m, ri)->kind, AT_EVENT_INFO);
+    assert_int_equal(at_model_event(m, ri)->space, AT_SPACE_DELTA);
+    run.to = AT_RUN_UNKNOWN;
+    assert_int_equal(at_model_add_run_phase_event(m, r, AT_SPACE_W, &run, NULL), AT_ERR_ARG);
+    ev.kind = AT_EVENT_LAYER_PHASE; /* a layer's change is not the run's */
+    assert_int_equal(at_model_add_run_phase_event(m, r, AT_SPACE_W, &ev, NULL), AT_ERR_ARG);
+    run.to = AT_RUN_COLLAPSE;
+    assert_int_equal(at_model_add_run_phase_event(m, 7, AT_SPACE_W, &run, NULL), AT_ERR_ARG);
     ev.kind = AT_EVENT_LAYER_PHASE;
     assert_int_equal(at_model_add_phase_event(m, 5, AT_SPACE_W, &ev, NULL), AT_ERR_ARG);
     assert_int_equal(at_model_add_phase_event(m, -1, AT_SPACE_W, &ev, NULL), AT_ERR_ARG);
     assert_int_equal(at_model_add_event(m, 9, -1, -1, AT_EVENT_INFO, "x"), AT_ERR_ARG);
-    assert_int_equal(at_model_add_event(m, -1, -1, -1, AT_EVENT_DROP, "dropped 2"), 3);
-    assert_int_equal(at_model_event(m, 3)->space, AT_SPACE_W);
+    assert_int_equal(at_model_add_event(m, -1, -1, -1, AT_EVENT_DROP, "dropped 2"), 5);
+    assert_int_equal(at_model_event(m, 5)->space, AT_SPACE_W);
+    assert_int_equal(at_model_event(m, 5)->since, -1);
+    /* the latest result before a column, and how many eigenvalues its fit used */
+    assert_int_equal(at_model_latest_cell(m, r, 0, AT_SPACE_W, 5),
+                     at_model_cell(m, r, 0, AT_SPACE_W, 2));
+    assert_int_equal(at_model_latest_cell(m, r, 0, AT_SPACE_W, 2),
+                     at_model_cell(m, r, 0, AT_SPACE_W, 1));
+    assert_null(at_model_latest_cell(m, r, 0, AT_SPACE_W, 0));
+    assert_null(at_model_latest_cell(m, r, 0, AT_SPACE_DELTA, 3));
+    at_metrics big = metrics(3.0);
+    big.num_pl_spikes = 100000;
+    assert_int_equal(at_model_add_cell(m, r, 0, AT_SPACE_W, 3, &big), AT_OK);
+    assert_int_equal(at_model_cell(m, r, 0, AT_SPACE_W, 2)->tail, 65535);
+    assert_int_equal(at_model_cell(m, r, 0, AT_SPACE_W, 1)->tail, 0);
+    assert_int_equal(at_model_cell_bytes(), 32);
     at_model_free(m);
 }
 

@@ -16,23 +16,36 @@
 
 static const double T0 = 1.7e9; /* wall time of the synthetic snapshots */
 
-static at_model *synthetic(int layers, int snaps)
+/* Adds run id to m (o: its story; NULL the default) with snaps snapshots fed to core's tracker
+ * as live. Returns the run index. */
+static int add_run(at_model *m, const char *id, int layers, int snaps, const at_synth_opts *o)
 {
-    at_model *m = at_model_new();
-    assert_non_null(m);
-    int r = at_synth_run(m, "synthetic-1", layers);
+    int r = at_synth_run_opts(m, id, layers, o);
     assert_true(r >= 0);
     at_phase_tracker *t = at_phase_tracker_new(NULL);
     assert_non_null(t);
     for (int k = 0; k < snaps; k++) {
-        assert_int_equal(at_synth_snapshot(m, r, k, T0, 1, 42), AT_OK);
+        assert_int_equal(at_synth_snapshot_opts(m, r, k, T0, 1, 42, o), AT_OK);
         assert_int_equal(at_synth_track(m, r, k, t), AT_OK);
     }
     at_phase_tracker_free(t);
     at_monitor_state *st = at_model_state(m);
     st->layers_done = layers;
     st->fast = 1;
+    return r;
+}
+
+static at_model *synthetic_opts(int layers, int snaps, const at_synth_opts *o)
+{
+    at_model *m = at_model_new();
+    assert_non_null(m);
+    add_run(m, "synthetic-1", layers, snaps, o);
     return m;
+}
+
+static at_model *synthetic(int layers, int snaps)
+{
+    return synthetic_opts(layers, snaps, NULL);
 }
 
 /* Renders ui's screen at rows x cols; returns the grid (caller frees). */
@@ -41,7 +54,7 @@ static at_grid *render(const at_model *m, at_ui *ui, int rows, int cols, int col
     at_scheme sc;
     at_scheme_init(&sc, colors);
     at_layout lay;
-    at_render_layout(&lay, m, ui, rows, cols, utf8);
+    at_render_layout(&lay, m, ui, rows, cols, utf8 && colors > 0);
     at_ui_clamp(ui, m, &lay);
     at_grid *g = at_grid_new(rows, cols);
     assert_non_null(g);
@@ -305,7 +318,7 @@ static void test_replay_and_delta(void **state)
     ui.limit_step = 1000; /* the 10th snapshot */
     at_grid *g = render(m, &ui, 24, 80, 256, 1);
     char buf[1024];
-    assert_non_null(strstr(row_text(g, 1, buf, sizeof buf), "REPLAY to step 1000 of 3000"));
+    assert_non_null(strstr(row_text(g, 2, buf, sizeof buf), "REPLAY to step 1000 of 3000"));
     at_layout lay;
     at_render_layout(&lay, m, &ui, 24, 80, 1);
     assert_int_equal(at_grid_at(g, lay.heat.y, lay.heat.x + 9)->ch, 0x2588);
@@ -348,6 +361,18 @@ static int count_rows(const at_grid *g, const char *needle)
     return n;
 }
 
+/* Number of layer phase events of m (run phase events aside); *last gets the newest. */
+static int layer_events(const at_model *m, const at_event **last)
+{
+    int n = 0;
+    for (int i = 0; i < at_model_num_events(m); i++)
+        if (at_model_event(m, i)->kind == AT_EVENT_PHASE) {
+            *last = at_model_event(m, i);
+            n++;
+        }
+    return n;
+}
+
 /* An alpha hovering around 2.0 (the burnt threshold) makes no phase event, however often it
  * crosses; a sustained crossing makes exactly one, at the snapshot where core's tracker
  * confirms it, and the events panel lists it once. */
@@ -367,6 +392,7 @@ static void test_phase_no_flapping(void **state)
     const int64_t confirmed = 100 * (first_burnt + po.confirm); /* step of snapshot k is 100(k+1) */
     int crossings = 0;
     double prev = NAN;
+    const at_event *e = NULL;
     for (int k = 0; k < NHEALTHY + NHOVER + NBURNT; k++) {
         at_metrics x;
         at_metrics_init(&x, AT_MODE_EXACT);
@@ -378,10 +404,9 @@ static void test_phase_no_flapping(void **state)
         int64_t step = 100 * (k + 1);
         assert_int_equal(at_model_add_cell(m, r, 0, AT_SPACE_W, step, &x), AT_OK);
         assert_int_equal(at_synth_track(m, r, k, t), AT_OK);
-        assert_int_equal(at_model_num_events(m), step < confirmed ? 0 : 1);
+        assert_int_equal(layer_events(m, &e), step < confirmed ? 0 : 1);
     }
     assert_true(crossings >= NHOVER); /* a per-cell threshold rule would have flapped each time */
-    const at_event *e = at_model_event(m, 0);
     assert_int_equal(e->kind, AT_EVENT_PHASE);
     assert_int_equal(e->from, AT_LAYER_HEALTHY);
     assert_int_equal(e->to, AT_LAYER_BURNT);
@@ -406,6 +431,172 @@ static void test_phase_no_flapping(void **state)
     at_model_free(m);
 }
 
+static const int sizes[3][2] = {{24, 80}, {40, 120}, {50, 200}};
+
+/* A collapse: core's tracker says so, and the verdict row says it first, in the critical
+ * colours, at every size (a too-small terminal included), with the evidence in numbers; the
+ * 27 dropped snapshots take one line of the events panel. */
+static void test_collapse(void **state)
+{
+    (void)state;
+    at_synth_opts o = {.model = "GPT2LMHeadModel", .collapse = 1};
+    at_model *m = synthetic_opts(30, 90, &o);
+    at_scheme sc;
+    at_scheme_init(&sc, 256);
+    at_style crit = at_scheme_role(&sc, AT_ROLE_VERDICT_CRIT);
+    char buf[1024], name[64];
+    for (int i = 0; i < 3; i++) {
+        at_ui ui;
+        at_ui_init(&ui);
+        at_grid *g = render(m, &ui, sizes[i][0], sizes[i][1], 256, 1);
+        snprintf(name, sizeof name, "collapse_%dx%d.txt", sizes[i][1], sizes[i][0]);
+        golden(g, name);
+        const char *row = row_text(g, 1, buf, sizeof buf);
+        assert_non_null(strstr(row, " COLLAPSE since "));
+        assert_non_null(strstr(row, "weight norm +"));
+        assert_non_null(strstr(row, "s: stop the run"));
+        for (int x = 0; x < g->cols; x++)
+            assert_int_equal(at_grid_at(g, 1, x)->st.bg, crit.bg);
+        assert_int_equal(count_rows(g, "27 drops"), 1);
+        assert_int_equal(count_rows(g, "drop:"), 0);
+        at_grid_free(g);
+    }
+    at_ui ui;
+    at_ui_init(&ui);
+    at_grid *g = render(m, &ui, 10, 40, 256, 1);
+    golden(g, "collapse_too_small_40x10.txt");
+    assert_non_null(strstr(row_text(g, 0, buf, sizeof buf), "COLLAPSE"));
+    assert_int_equal(at_grid_at(g, 0, 0)->st.bg, crit.bg);
+    at_grid_free(g);
+    /* no colour: the verdict still stands out (reverse video) */
+    g = render(m, &ui, 24, 80, 0, 1);
+    assert_true(at_grid_at(g, 1, 2)->st.attr & AT_ATTR_REVERSE);
+    at_grid_free(g);
+    at_model_free(m);
+}
+
+/* Block number of a Llama-style name ("model.layers.23.mlp.up_proj.weight"), or -1. */
+static int block_of(const char *name)
+{
+    int b;
+    return sscanf(name, "model.layers.%d.", &b) == 1 ? b : -1;
+}
+
+/* 150 transformer layers: the names drop what they all share and every row shows the block
+ * numbers of its layers, at every size, sorted or not. */
+static void test_big_model(void **state)
+{
+    (void)state;
+    at_synth_opts o = {.model = "LlamaForCausalLM", .transformer = 1};
+    at_model *m = synthetic_opts(150, 40, &o);
+    char buf[1024], name[64];
+    for (int sort = 0; sort < 2; sort++)
+        for (int i = 0; i < 3; i++) {
+            at_ui ui;
+            at_ui_init(&ui);
+            ui.sort = sort ? AT_SORT_WORST : AT_SORT_MODEL;
+            at_grid *g = render(m, &ui, sizes[i][0], sizes[i][1], 256, 1);
+            if (!sort) {
+                snprintf(name, sizeof name, "llama150_%dx%d.txt", sizes[i][1], sizes[i][0]);
+                golden(g, name);
+            }
+            at_layout lay;
+            at_render_layout(&lay, m, &ui, sizes[i][0], sizes[i][1], 1);
+            int idx[150], n = at_ui_filtered_layers(&ui, m, idx), lpr = lay.layers_per_row;
+            int checked = 0;
+            for (int row = 0; row < lay.heat.h && ui.top + row * lpr < n; row++) {
+                row_text(g, lay.heat.y + row, buf, sizeof buf);
+                buf[lay.names.w * 3] = 0; /* the name column (at most 3 bytes a glyph) */
+                for (int j = 0; j < lpr && ui.top + row * lpr + j < n; j++) {
+                    int b = block_of(at_model_layer(m, 0, idx[ui.top + row * lpr + j])->name);
+                    if (b < 0)
+                        continue;
+                    char want[16];
+                    snprintf(want, sizeof want, "%d.", b);
+                    const char *p = strstr(buf, want);
+                    /* at the start or after '/': "23." not inside "123." */
+                    while (p && p != buf && p[-1] != '/')
+                        p = strstr(p + 1, want);
+                    if (!p)
+                        fail_msg("row %d at %dx%d lost block %d: %s", row, sizes[i][1], sizes[i][0],
+                                 b, buf);
+                    checked++;
+                }
+            }
+            assert_true(checked >= 20);
+            /* the title row names what they share */
+            if (sizes[i][1] >= 120)
+                assert_non_null(
+                    strstr(row_text(g, lay.titles.y, buf, sizeof buf), "model.layers.*.weight"));
+            at_grid_free(g);
+        }
+    at_model_free(m);
+}
+
+/* Two runs of one model class: ids in the picker, the header and the stop dialog. */
+static void test_two_runs(void **state)
+{
+    (void)state;
+    at_synth_opts o = {.model = "MLP"};
+    at_model *m = at_model_new();
+    add_run(m, "mnist-lr3e-4", 6, 20, &o);
+    add_run(m, "mnist-lr1e-2", 6, 12, &o);
+    char buf[1024], name[64];
+    for (int i = 0; i < 3; i++) {
+        at_ui ui;
+        at_ui_init(&ui);
+        ui.screen = AT_SCREEN_RUNS;
+        ui.run_cursor = 1;
+        at_grid *g = render(m, &ui, sizes[i][0], sizes[i][1], 256, 1);
+        snprintf(name, sizeof name, "runs_two_%dx%d.txt", sizes[i][1], sizes[i][0]);
+        golden(g, name);
+        assert_int_equal(count_rows(g, "mnist-lr3e-4 "), 2); /* the header and its row */
+        assert_int_equal(count_rows(g, "mnist-lr1e-2 "), 1);
+        assert_int_equal(count_rows(g, "MLP"), 3);
+        at_grid_free(g);
+        ui.run = 1;
+        ui.screen = AT_SCREEN_CONFIRM;
+        g = render(m, &ui, sizes[i][0], sizes[i][1], 256, 1);
+        snprintf(name, sizeof name, "confirm_two_%dx%d.txt", sizes[i][1], sizes[i][0]);
+        golden(g, name);
+        assert_int_equal(count_rows(g, "Ask run mnist-lr1e-2 (MLP) to stop training? [y/N]"), 1);
+        assert_non_null(strstr(row_text(g, 0, buf, sizeof buf), "run mnist-lr1e-2 (MLP)"));
+        at_grid_free(g);
+    }
+    at_model_free(m);
+}
+
+/* The detail view: the fit's label stays inside the plot, the fitted line inside the plot. */
+static void test_detail_labels(void **state)
+{
+    (void)state;
+    at_model *m = synthetic(12, 30);
+    char buf[1024];
+    for (int i = 0; i < 3; i++) {
+        at_ui ui;
+        at_ui_init(&ui);
+        ui.sel = 2;
+        ui.screen = AT_SCREEN_DETAIL;
+        at_grid *g = render(m, &ui, sizes[i][0], sizes[i][1], 256, 1);
+        at_layout lay;
+        at_render_layout(&lay, m, &ui, sizes[i][0], sizes[i][1], 1);
+        int hw = lay.body.w * 3 / 5;
+        int fits = 0;
+        for (int y = lay.body.y; y < lay.body.y + lay.body.h; y++) {
+            row_text(g, y, buf, sizeof buf);
+            if (strstr(buf, "fit: alpha"))
+                fits++;
+            /* the plot's columns end before the history table starts */
+            for (int x = hw - 1; x <= hw; x++)
+                assert_int_equal(at_grid_at(g, y, x)->ch, ' ');
+        }
+        assert_int_equal(fits, 1);
+        assert_true(count_rows(g, "xmin 0.5") == 1);
+        at_grid_free(g);
+    }
+    at_model_free(m);
+}
+
 static void test_helpers(void **state)
 {
     (void)state;
@@ -414,6 +605,37 @@ static void test_helpers(void **state)
     assert_string_equal(buf, "h.0.attn.c_attn/c_proj");
     at_pair_label("fc1", "fc2", buf, sizeof buf);
     assert_string_equal(buf, "fc1/fc2");
+    /* middle elision keeps the block number and the end */
+    assert_int_equal(at_elide("23.self_attn.q_proj", 12, 0, buf, sizeof buf), 10);
+    assert_string_equal(buf, "23.~q_proj");
+    assert_int_equal(at_elide("23.self_attn.q_proj", 30, 1, buf, sizeof buf), 19);
+    assert_string_equal(buf, "23.self_attn.q_proj");
+    at_pair_elide("1.mlp.down_proj", "2.self_attn.q_proj", 20, 0, buf, sizeof buf);
+    assert_non_null(strstr(buf, "1."));
+    assert_non_null(strstr(buf, "/2."));
+    assert_true(strlen(buf) <= 20);
+    /* what the layers share */
+    at_model *m = at_model_new();
+    int r = at_model_add_run(m, "r", NULL, NULL);
+    const char *names[] = {"model.embed_tokens.weight", "model.layers.0.mlp.up_proj.weight",
+                           "model.layers.1.mlp.up_proj.weight", "model.layers.2.mlp.up_proj.weight",
+                           "lm_head.weight"};
+    for (int i = 0; i < 5; i++)
+        at_model_add_layer(m, r, names[i], AT_KIND_LINEAR, 0, NULL);
+    for (int i = 3; i < 9; i++) { /* 3 in 4 layers carry the prefix */
+        snprintf(buf, sizeof buf, "model.layers.%d.mlp.%s.weight", i,
+                 i % 2 ? "down_proj" : "gate_proj");
+        at_model_add_layer(m, r, buf, AT_KIND_LINEAR, 0, NULL);
+    }
+    at_names nm;
+    at_names_scan(&nm, m, r);
+    assert_string_equal(nm.prefix, "model.layers.");
+    assert_string_equal(nm.suffix, ".weight");
+    assert_string_equal(at_names_short(&nm, names[1], buf, sizeof buf), "0.mlp.up_proj");
+    assert_string_equal(at_names_short(&nm, names[0], buf, sizeof buf), "model.embed_tokens");
+    assert_string_equal(at_names_short(&nm, names[4], buf, sizeof buf), "lm_head");
+    assert_string_equal(at_names_pattern(&nm, buf, sizeof buf), "model.layers.*.weight");
+    at_model_free(m);
     at_render_step(950, buf);
     assert_string_equal(buf, "950");
     at_render_step(12500, buf);
@@ -434,7 +656,9 @@ int main(void)
         cmocka_unit_test(test_ascii_mono),       cmocka_unit_test(test_other_screens),
         cmocka_unit_test(test_bucket_rule),      cmocka_unit_test(test_cache),
         cmocka_unit_test(test_replay_and_delta), cmocka_unit_test(test_phase_no_flapping),
-        cmocka_unit_test(test_helpers),
+        cmocka_unit_test(test_helpers),          cmocka_unit_test(test_collapse),
+        cmocka_unit_test(test_big_model),        cmocka_unit_test(test_two_runs),
+        cmocka_unit_test(test_detail_labels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,4 +1,5 @@
-/* test_scheme.c -- the heatmap's colour scales and the role table. */
+/* test_scheme.c -- the heatmap's colour scales (including how a deuteranope sees the alpha
+ * scale, simulated with Machado, Oliveira & Fernandes 2009) and the role table. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,6 +21,45 @@ static void rgb(int c, int *r, int *g, int *b)
     *r = c / 36;
     *g = c / 6 % 6;
     *b = c % 6;
+}
+
+/* sRGB (0..255) of xterm colour c (16..255). */
+static void srgb(int c, double out[3])
+{
+    static const int steps[6] = {0, 95, 135, 175, 215, 255};
+    if (c >= 232) {
+        out[0] = out[1] = out[2] = 8 + 10 * (c - 232);
+        return;
+    }
+    c -= 16;
+    out[0] = steps[c / 36];
+    out[1] = steps[c / 6 % 6];
+    out[2] = steps[c % 6];
+}
+
+/* c as a deuteranope sees it (Machado et al. 2009, severity 1, on linear RGB), in sRGB. */
+static void deutan(int c, double out[3])
+{
+    static const double M[3][3] = {{0.367322, 0.860646, -0.227968},
+                                   {0.280085, 0.672501, 0.047413},
+                                   {-0.011820, 0.042940, 0.968881}};
+    double x[3], lin[3];
+    srgb(c, x);
+    for (int i = 0; i < 3; i++) {
+        double v = x[i] / 255.0;
+        lin[i] = v <= 0.04045 ? v / 12.92 : pow((v + 0.055) / 1.055, 2.4);
+    }
+    for (int i = 0; i < 3; i++) {
+        double v = M[i][0] * lin[0] + M[i][1] * lin[1] + M[i][2] * lin[2];
+        v = v < 0 ? 0 : v > 1 ? 1 : v;
+        out[i] = 255.0 * (v <= 0.0031308 ? 12.92 * v : 1.055 * pow(v, 1 / 2.4) - 0.055);
+    }
+}
+
+static double dist(const double a[3], const double b[3])
+{
+    return sqrt((a[0] - b[0]) * (a[0] - b[0]) + (a[1] - b[1]) * (a[1] - b[1]) +
+                (a[2] - b[2]) * (a[2] - b[2]));
 }
 
 static void test_alpha_levels(void **state)
@@ -50,24 +90,40 @@ static void test_alpha_levels(void **state)
         int c = at_scheme_level_color(&s, AT_SCALE_ALPHA, k), r, g, b;
         assert_true(c >= 16 && c <= 255);
         rgb(c, &r, &g, &b);
-        if (k <= burnt_end) { /* red side */
+        double d[3];
+        deutan(c, d);
+        if (k <= burnt_end) { /* warm side: red over blue, and still warm for a deuteranope */
             assert_true(r > g && r > b);
-        } else if (k >= raw_start) { /* blue side */
+            assert_true(d[0] > d[2] + 60);
+        } else if (k >= raw_start) { /* blue side, blue for a deuteranope too */
             assert_true(b > r && b >= g);
-        } else if (r >= 0) { /* neutral to green */
-            assert_true(g >= r && g >= b);
+            assert_true(d[2] > d[0] + 60);
+        } else { /* healthy: neutral greys (no green to confuse with red) */
+            assert_int_equal(r, -1);
         }
     }
-    /* 2 (ideal) is the greenest healthy level */
-    int r, g, b;
-    rgb(at_scheme_level_color(&s, AT_SCALE_ALPHA, healthy_start), &r, &g, &b);
-    assert_int_equal(r, 0);
-    assert_true(g >= 4);
+    /* 2 (ideal) is the lightest healthy level, and darker greys lead to 6 */
+    for (int k = healthy_start; k < healthy_end; k++)
+        assert_true(at_scheme_level_color(&s, AT_SCALE_ALPHA, k) >
+                    at_scheme_level_color(&s, AT_SCALE_ALPHA, k + 1));
+    /* for a deuteranope the mildest burnt level stays far from the ideal one and from the raw
+     * side (the old red/green scale put burnt and ideal at one olive) */
+    double mild[3], ideal[3], cool[3];
+    deutan(at_scheme_level_color(&s, AT_SCALE_ALPHA, burnt_end), mild);
+    deutan(at_scheme_level_color(&s, AT_SCALE_ALPHA, healthy_start), ideal);
+    deutan(at_scheme_level_color(&s, AT_SCALE_ALPHA, raw_start), cool);
+    assert_true(dist(mild, ideal) > 100);
+    assert_true(dist(mild, cool) > 100);
 
+    /* 8 colours: red/yellow, white, cyan/blue; blue is bold (bright) on a black background */
     at_scheme_init(&s, 8);
-    assert_int_equal(at_scheme_level_color(&s, AT_SCALE_ALPHA, burnt_end), 1);
-    assert_int_equal(at_scheme_level_color(&s, AT_SCALE_ALPHA, healthy_start), 2);
+    assert_int_equal(at_scheme_level_color(&s, AT_SCALE_ALPHA, 0), 1);
+    assert_int_equal(at_scheme_level_color(&s, AT_SCALE_ALPHA, burnt_end), 3);
+    assert_int_equal(at_scheme_level_color(&s, AT_SCALE_ALPHA, healthy_start), 7);
+    assert_int_equal(at_scheme_level_color(&s, AT_SCALE_ALPHA, raw_start), 6);
     assert_int_equal(at_scheme_level_color(&s, AT_SCALE_ALPHA, AT_ALPHA_LEVELS - 1), 4);
+    assert_int_equal(at_scheme_level_attr(&s, AT_SCALE_ALPHA, AT_ALPHA_LEVELS - 1), AT_ATTR_BOLD);
+    assert_int_equal(at_scheme_level_attr(&s, AT_SCALE_ALPHA, 0), 0);
 
     at_scheme_init(&s, 0);
     assert_int_equal(at_scheme_level_color(&s, AT_SCALE_ALPHA, 0), AT_COLOR_DEFAULT);

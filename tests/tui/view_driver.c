@@ -2,8 +2,10 @@
  * tmux end-to-end test (and for looking at the view without a trainer).
  *
  * Usage: view_driver [--layers N] [--snapshots S] [--runs R] [--seed X] [--live MS [--max M]]
- *                    [--actions FILE] [--replay]
+ *                    [--actions FILE] [--replay] [--transformer] [--collapse] [--model CLASS]
  *        view_driver --print ROWSxCOLS [--colors 0|8|256] [--ascii] [--screen S] ...
+ * --transformer names the layers like a Llama model, --collapse tells core's tracker the story
+ * of a generalization collapse (synth.h), --model gives every run that model class.
  * --live MS adds a snapshot every MS milliseconds (up to M in all, default 2 S); --actions
  * appends every action the view reports (quit, stop, pause, select) as a line to FILE;
  * --print renders one frame into a grid and prints it as text, without a terminal.
@@ -25,6 +27,7 @@ typedef struct driver {
     uint64_t seed;
     FILE *actions;
     at_phase_tracker **trk; /* one per run: its phase events reach the model as live */
+    at_synth_opts so;
 } driver;
 
 static volatile int interrupted;
@@ -45,7 +48,7 @@ static double now_ms(void)
 /* Adds snapshot k of run (wall time t) and the phase changes it brings. */
 static int add_snapshot(driver *d, int run, int k, double t)
 {
-    int rc = at_synth_snapshot(d->m, run, k, t, 1, d->seed + (uint64_t)run);
+    int rc = at_synth_snapshot_opts(d->m, run, k, t, 1, d->seed + (uint64_t)run, &d->so);
     return rc < 0 ? rc : at_synth_track(d->m, run, k, d->trk[run]);
 }
 
@@ -95,7 +98,7 @@ static int print_frame(at_model *m, int rows, int cols, int colors, int utf8, co
     else if (screen && !strcmp(screen, "runs"))
         ui.screen = AT_SCREEN_RUNS;
     at_layout lay;
-    at_render_layout(&lay, m, &ui, rows, cols, utf8);
+    at_render_layout(&lay, m, &ui, rows, cols, utf8 && colors > 0);
     at_ui_clamp(&ui, m, &lay);
     at_grid *g = at_grid_new(rows, cols);
     if (!g)
@@ -132,6 +135,12 @@ int main(int argc, char **argv)
             actions = argv[++i];
         else if (!strcmp(a, "--replay"))
             replay = 1;
+        else if (!strcmp(a, "--transformer"))
+            d.so.transformer = 1;
+        else if (!strcmp(a, "--collapse"))
+            d.so.collapse = 1;
+        else if (!strcmp(a, "--model") && v)
+            d.so.model = argv[++i];
         else if (!strcmp(a, "--print") && v && sscanf(argv[++i], "%dx%d", &rows, &cols) == 2)
             ;
         else if (!strcmp(a, "--colors") && v)
@@ -153,7 +162,7 @@ int main(int argc, char **argv)
     for (int r = 0; r < runs; r++) {
         char id[32];
         snprintf(id, sizeof id, "synthetic-%d", r + 1);
-        int run = at_synth_run(d.m, id, layers);
+        int run = at_synth_run_opts(d.m, id, layers, &d.so);
         d.trk[r] = at_phase_tracker_new(NULL);
         if (!d.trk[r])
             run = -1;

@@ -317,8 +317,7 @@ static void tracker_finish(at_engine *self, int run, eng_run *r, int64_t step)
             if (ev[i].kind == AT_EVENT_LAYER_PHASE)
                 at_model_add_phase_event(self->model, run, (at_space)sp, &ev[i], text);
             else
-                at_model_add_event(self->model, run, -1, ev[i].step,
-                                   at_run_phase_event_kind((at_run_phase)ev[i].to), text);
+                at_model_add_run_phase_event(self->model, run, (at_space)sp, &ev[i], text);
             emit(self, r, o);
         }
     }

@@ -70,6 +70,7 @@ static void cell_clear(at_cell *c, int n)
             c[i].v[k] = NAN;
         c[i].status = AT_CELL_EMPTY;
         c[i].mode = 0;
+        c[i].tail = 0;
     }
 }
 
@@ -411,6 +412,9 @@ int at_model_add_cell(at_model *self, int r, int l, at_space space, int64_t step
         c->v[k] = (float)at_metric_value(m, (at_metric_id)k);
     c->status = (uint8_t)m->status;
     c->mode = (uint8_t)m->mode;
+    c->tail = m->num_pl_spikes <= 0      ? 0
+              : m->num_pl_spikes > 65535 ? 65535
+                                         : (uint16_t)m->num_pl_spikes;
     return AT_OK;
 }
 
@@ -422,6 +426,16 @@ const at_cell *at_model_cell(const at_model *self, int r, int l, at_space space,
         !la->cells[space])
         return NULL;
     return &la->cells[space][col];
+}
+
+const at_cell *at_model_latest_cell(const at_model *self, int r, int l, at_space space, int end)
+{
+    const at_cell *first = at_model_cell(self, r, l, space, 0);
+    int n = at_model_num_snapshots(self, r);
+    for (int col = (end < n ? end : n) - 1; first && col >= 0; col--)
+        if (first[col].status != AT_CELL_EMPTY)
+            return &first[col];
+    return NULL;
 }
 
 uint64_t at_model_layer_history(const at_model *self, int r, int l)
@@ -538,6 +552,7 @@ int at_model_add_event(at_model *self, int r, int l, int64_t step, at_event_kind
     e->layer = l;
     e->step = step;
     e->kind = kind;
+    e->since = -1;
     copy_str(e->text, sizeof e->text, text);
     self->version++;
     return self->nevents++;
@@ -559,7 +574,25 @@ int at_model_add_phase_event(at_model *self, int r, at_space space, const at_pha
     self->events[e].from = (at_layer_phase)ev->from;
     self->events[e].to = (at_layer_phase)ev->to;
     self->events[e].space = space;
+    self->events[e].since = ev->since_step;
     return 1;
+}
+
+int at_model_add_run_phase_event(at_model *self, int r, at_space space, const at_phase_event *ev,
+                                 const char *text)
+{
+    if (!get_run(self, r) || !ev || ev->kind != AT_EVENT_RUN_PHASE ||
+        (unsigned)space >= AT_SPACE_COUNT || ev->to <= AT_RUN_UNKNOWN || ev->to > AT_RUN_COLLAPSE)
+        return AT_ERR_ARG;
+    at_run_phase to = (at_run_phase)ev->to;
+    int e = at_model_add_event(self, r, -1, ev->step, at_run_phase_event_kind(to),
+                               text ? text : ev->text);
+    if (e < 0)
+        return e;
+    self->events[e].space = space;
+    self->events[e].run_to = to;
+    self->events[e].since = ev->since_step;
+    return e;
 }
 
 int at_model_num_events(const at_model *self)

@@ -61,7 +61,12 @@ typedef struct at_cell {
     float v[AT_METRIC_COUNT]; /* by at_metric_id; NAN where missing */
     uint8_t status;           /* at_fit_status, or AT_CELL_EMPTY */
     uint8_t mode;             /* at_mode that produced it */
+    uint16_t tail;            /* eigenvalues the power-law fit rests on (num_pl_spikes, at most
+                                 65535); 0 when unknown */
 } at_cell;
+
+/* A fit that rests on fewer tail eigenvalues than this is marked unreliable in the view. */
+enum { AT_FEW_TAIL = 30 };
 
 /* A run, as the engine knows it. Returned mutable by at_model_run: the engine sets the
  * fields directly (then calls at_model_touch). */
@@ -125,8 +130,12 @@ typedef struct at_event {
     int64_t step; /* -1 if none */
     at_event_kind kind;
     at_layer_phase from, to; /* AT_EVENT_PHASE only */
-    at_space space;          /* AT_EVENT_PHASE: the view whose phase changed; else AT_SPACE_W */
+    at_space space;          /* phase changes: the view whose phase changed; else AT_SPACE_W */
     char text[160];
+    /* A change of the run's phase (at_model_add_run_phase_event): the new phase; kind is then
+     * at_run_phase_event_kind(run_to). AT_RUN_UNKNOWN for every other event. */
+    at_run_phase run_to;
+    int64_t since; /* phase changes: first step of the new phase (core's since_step); else -1 */
 } at_event;
 
 /* The monitor's own state, monitor-wide. Returned mutable by at_model_state. */
@@ -209,6 +218,11 @@ int at_model_add_cell(at_model *self, int run, int layer, at_space space, int64_
  * A layer's cells are contiguous: cell(col + 1) == cell(col) + 1 for valid columns. */
 const at_cell *at_model_cell(const at_model *self, int run, int layer, at_space space, int col);
 
+/* The latest cell of (run, layer, space) with a result (status != AT_CELL_EMPTY) among
+ * columns [0, end); NULL if none. Borrowed as at_model_cell. */
+const at_cell *at_model_latest_cell(const at_model *self, int run, int layer, at_space space,
+                                    int end);
+
 /* Counter of changes to a layer's cells other than appends to the newest column (a late
  * result for an older snapshot, a snapshot inserted out of order): summaries of old columns
  * computed at one value stay valid while it does not move. */
@@ -236,18 +250,28 @@ int at_model_num_scalars(const at_model *self, int run);
 int at_model_scalar(const at_model *self, int run, int i, at_series *out);
 
 /* Appends an event (text copied, truncated). run -1: monitor-wide; layer -1: whole run; step
- * -1: none. Returns the event index (>= 0) or AT_ERR_ARG / AT_ERR_NOMEM. */
+ * -1: none. It is no phase change (run_to AT_RUN_UNKNOWN, since -1). Returns the event index (>= 0)
+ * or AT_ERR_ARG / AT_ERR_NOMEM. */
 int at_model_add_event(at_model *self, int run, int layer, int64_t step, at_event_kind kind,
                        const char *text);
 
 /* Appends a layer phase change reported by core's phase tracker (ev->kind must be
  * AT_EVENT_LAYER_PHASE) for the space view of run, as an AT_EVENT_PHASE event at ev->step with
- * ev->from / ev->to, on the layer named ev->layer (-1 if the model has no such layer). text is
+ * ev->from / ev->to and since = ev->since_step, on the layer named ev->layer (-1 if the model
+ * has no such layer). text is
  * what the event says (copied, truncated; NULL: ev->text). A layer's first phase (from
  * AT_LAYER_UNKNOWN) is where it starts, not a change: it is not added. Returns 1 when added,
  * 0 for a first phase, or AT_ERR_ARG / AT_ERR_NOMEM. */
 int at_model_add_phase_event(at_model *self, int run, at_space space, const at_phase_event *ev,
                              const char *text);
+
+/* Appends a change of the run's phase reported by core's tracker (ev->kind must be
+ * AT_EVENT_RUN_PHASE) for the space view of run: an event of kind
+ * at_run_phase_event_kind(ev->to) at ev->step, run-wide, with run_to = ev->to and since =
+ * ev->since_step. text as in at_model_add_phase_event. Returns the event index (>= 0) or
+ * AT_ERR_ARG / AT_ERR_NOMEM. */
+int at_model_add_run_phase_event(at_model *self, int run, at_space space, const at_phase_event *ev,
+                                 const char *text);
 
 int at_model_num_events(const at_model *self);
 

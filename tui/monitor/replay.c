@@ -98,6 +98,23 @@ static void apply_phase(at_model *model, int run, const cJSON *o)
     at_model_add_phase_event(model, run, space_of(o), &ev, str(o, "text"));
 }
 
+/* A run phase change as the live engine had it from core's tracker; 0 when the phase named is
+ * not one core knows (the caller then adds the record as a plain event). */
+static int apply_run_phase(at_model *model, int run, const cJSON *o)
+{
+    at_phase_event ev = {.kind = AT_EVENT_RUN_PHASE,
+                         .step = inum(o, "step"),
+                         .since_step = inum(o, "since"),
+                         .layer = ""};
+    for (int p = AT_RUN_UNKNOWN; p <= AT_RUN_COLLAPSE; p++) {
+        if (!strcmp(str(o, "from"), at_run_phase_name((at_run_phase)p)))
+            ev.from = p;
+        if (!strcmp(str(o, "to"), at_run_phase_name((at_run_phase)p)))
+            ev.to = p;
+    }
+    return at_model_add_run_phase_event(model, run, space_of(o), &ev, str(o, "text")) >= 0;
+}
+
 static void apply_event(at_model *model, int run, const cJSON *o)
 {
     const char *kind = str(o, "kind");
@@ -106,6 +123,8 @@ static void apply_event(at_model *model, int run, const cJSON *o)
             apply_phase(model, run, o);
         return;
     }
+    if (!strcmp(kind, "run_phase") && run >= 0 && apply_run_phase(model, run, o))
+        return;
     if (!strcmp(kind, "hello") && run >= 0) {
         at_run_info *ri = at_model_run(model, run);
         snprintf(ri->name, sizeof ri->name, "%s", str(o, "model"));
@@ -120,12 +139,8 @@ static void apply_event(at_model *model, int run, const cJSON *o)
     if (!strcmp(kind, "drop") && run >= 0 && inum(o, "dropped") > 0)
         at_model_run(model, run)->dropped += inum(o, "dropped");
     int layer = run >= 0 ? at_model_find_layer(model, run, str(o, "layer")) : -1;
-    at_event_kind ek = event_kind(kind);
-    if (!strcmp(kind, "run_phase"))
-        for (int p = AT_RUN_UNKNOWN; p <= AT_RUN_COLLAPSE; p++)
-            if (!strcmp(str(o, "to"), at_run_phase_name((at_run_phase)p)))
-                ek = at_run_phase_event_kind((at_run_phase)p);
-    at_model_add_event(model, run, layer < 0 ? -1 : layer, inum(o, "step"), ek, str(o, "text"));
+    at_model_add_event(model, run, layer < 0 ? -1 : layer, inum(o, "step"), event_kind(kind),
+                       str(o, "text"));
 }
 
 static void apply_spectrum(at_model *model, int run, const cJSON *o)

@@ -1,10 +1,12 @@
 /* layout.h -- where each part of the monitor's screen goes, as a pure function of the
  * terminal size and a few facts about the data. Tested without a terminal.
  *
- * Main screen, top to bottom: a 3-row header (run, monitor state, scalars), a title row,
- * the heatmap rows (layer names | cells | current value + trend), the step axis, the colour
- * bar, and a key-hint status row. The warnings panel sits at the right when the terminal is
- * at least AT_WIDE_COLS wide, else in a few rows above the status row.
+ * Main screen, top to bottom: the header (run; the run's verdict; the monitor's state; the
+ * scalars when there are at least AT_SCALAR_MIN_ROWS rows), a title row, the heatmap rows
+ * (layer names | cells | current value + trend), the step axis, the colour bar, and the key
+ * bar. The warnings and events panel sits at the right when the terminal is at least
+ * AT_WIDE_COLS wide, taking every column the heatmap does not need (at least AT_WARN_COLS),
+ * else in AT_NARROW_WARN_ROWS rows above the key bar.
  */
 #ifndef ALPHATOP_LAYOUT_H
 #define ALPHATOP_LAYOUT_H
@@ -12,10 +14,13 @@
 enum {
     AT_MIN_ROWS = 12, /* below this the view only says the terminal is too small */
     AT_MIN_COLS = 50,
-    AT_WIDE_COLS = 110, /* from here the warnings panel is a right-hand column */
-    AT_WARN_COLS = 36,  /* its width */
-    AT_SIDE_COLS = 12,  /* current value + trend column */
-    AT_HEADER_ROWS = 3,
+    AT_WIDE_COLS = 110,      /* from here the warnings panel is a right-hand column */
+    AT_WARN_COLS = 40,       /* its least width */
+    AT_MIN_HEAT_COLS = 20,   /* the heatmap's least width beside it */
+    AT_SIDE_COLS = 12,       /* current value + trend column */
+    AT_HEADER_ROWS = 4,      /* run, verdict, monitor, scalars */
+    AT_SCALAR_MIN_ROWS = 20, /* below this the header has no scalar row */
+    AT_NAME_MIN_COLS = 12,   /* the name column may always grow to this */
     AT_NARROW_WARN_ROWS = 4
 };
 
@@ -26,17 +31,20 @@ typedef struct at_rect {
 /* Facts about the data the layout depends on. */
 typedef struct at_layout_in {
     int nlayers;  /* layers to show (after the filter) */
-    int name_len; /* longest layer name, in columns */
+    int name_len; /* longest layer name as shown, in columns */
     int pair_len; /* longest label of two layers sharing a row (at_pair_label) */
-    int half_ok;  /* 1: UTF-8 half blocks available (two layers per row when needed) */
+    int half_ok;  /* 1: UTF-8 half blocks in colour available (two layers per row when needed) */
+    int nsnap;    /* snapshot columns to show; 0: unknown (the heatmap takes what it can) */
 } at_layout_in;
 
 typedef struct at_layout {
     int rows, cols;
-    int too_small; /* 1: nothing fits; the rects are all empty */
+    int too_small; /* 1: nothing fits but the verdict row; the other rects are empty */
     at_rect header, titles, names, heat, side, axis, colorbar, warnings, status;
+    at_rect verdict;    /* the run's verdict: row 1, or row 0 of a too-small screen */
     at_rect body;       /* everything between header and status (detail, help, run picker) */
     int layers_per_row; /* 1, or 2 with half blocks */
+    int help_rows;      /* lines of the help text at this width (at_render_layout fills it) */
 } at_layout;
 
 /* Computes the layout of a rows x cols screen into *out. Pure. */
@@ -48,11 +56,12 @@ typedef struct at_colspan {
 } at_colspan;
 
 /* Maps snapshots [0, n) to at most width screen columns, into spans[0..width-1]; returns the
- * number of screen columns used. If n <= width, one snapshot per column. Otherwise the most
- * recent width/2 snapshots get one column each, and the m older ones go into buckets of
- * b = ceil(m / k) snapshots aligned at multiples of b (k = the remaining columns; the last
- * bucket may be shorter; oldest at the left), so that bucket boundaries do not move as
- * snapshots arrive until b grows. Pure. */
+ * number of screen columns used. If n <= width, one snapshot per column. Otherwise exactly
+ * width columns: the newest r >= width/2 snapshots get one column each (r the least that
+ * fills the width), and the m = n - r older ones go into buckets of b = ceil((n - width/2) /
+ * (width - width/2)) snapshots aligned at multiples of b (the last bucket may be shorter;
+ * oldest at the left), so that the newest snapshot stays in the last column and bucket
+ * boundaries do not move as snapshots arrive until b grows. Pure. */
 int at_layout_columns(int n, int width, at_colspan *spans);
 
 #endif

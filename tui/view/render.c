@@ -1,4 +1,6 @@
-/* render.c -- the monitor's screens drawn into a cell grid. */
+/* render.c -- the monitor's screens drawn into a cell grid: header and verdict, heatmap, key
+ * bar, help, run picker, confirmation (the panel and the detail view have files of their
+ * own). */
 #include "render.h"
 
 #include <math.h>
@@ -6,81 +8,32 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "alphatop/band.h"
+#include "render_int.h"
 
 enum {
     G_UPPER_HALF = 0x2580,
     G_LOWER_HALF = 0x2584,
-    G_FULL = 0x2588,
     G_SHADE = 0x2591,
     G_UP = 0x2191,
     G_DOWN = 0x2193,
     G_RIGHT = 0x2192,
-    G_ELLIPSIS = 0x2026,
-    G_VLINE = 0x2502,
-    G_BULLET = 0x2022,
-    G_DOT = 0x00B7,
     G_SPARK0 = 0x2581 /* U+2581..U+2588: eight bar heights */
 };
 
 /* Most per-frame buffers are sized by the screen; this bounds the stack ones. */
 enum { MAX_COLS = 1024 };
 
-typedef struct ctx {
-    at_grid *g;
-    const at_model *m;
-    const at_ui *ui;
-    const at_layout *lay;
-    const at_render_opts *o;
-    const at_scheme *s;
-    int end;          /* snapshot columns shown: [0, end) */
-    int64_t end_step; /* step of column end - 1; -1 if none */
-} ctx;
-
-static at_style role(const ctx *c, at_role r)
+at_style at_rd_role(const at_rd *c, at_role r)
 {
     return at_scheme_role(c->s, r);
 }
 
-static uint32_t glyph(const ctx *c, uint32_t uni, char ascii)
+uint32_t at_rd_glyph(const at_rd *c, uint32_t uni, char ascii)
 {
     return c->o->utf8 ? uni : (uint32_t)(unsigned char)ascii;
 }
 
-void at_render_step(int64_t step, char *buf)
-{
-    if (step < 10000)
-        snprintf(buf, 16, "%d", (int)(step < -9999 ? -9999 : step));
-    else if (step < 1000000)
-        snprintf(buf, 16, "%.4gk", (double)step / 1e3);
-    else
-        snprintf(buf, 16, "%.4gM", (double)step / 1e6);
-}
-
-/* A value in at most 6 columns. */
-static void fmt_val(double v, char *buf)
-{
-    double a = fabs(v);
-    if (isnan(v))
-        snprintf(buf, 16, "-");
-    else if (a != 0 && (a < 0.01 || a >= 1e5))
-        snprintf(buf, 16, "%.0e", v);
-    else if (a >= 100)
-        snprintf(buf, 16, "%.0f", v);
-    else
-        snprintf(buf, 16, "%.2f", v);
-}
-
-/* Badness of alpha: distance outside the healthy band. */
-static double badness(double a)
-{
-    return a < AT_ALPHA_BURNT_BELOW ? AT_ALPHA_BURNT_BELOW - a
-           : a > AT_ALPHA_RAW_ABOVE ? a - AT_ALPHA_RAW_ABOVE
-                                    : 0.0;
-}
-
-/* The text role of core's verdict on a result (at_warning_for); healthy for a good alpha. */
-static at_role verdict_role(at_warning w, at_role healthy)
+at_role at_rd_warning_role(at_warning w, at_role healthy)
 {
     return w == AT_WARN_OVER_TRAINED    ? AT_ROLE_BURNT
            : w == AT_WARN_UNDER_TRAINED ? AT_ROLE_RAW
@@ -88,10 +41,25 @@ static at_role verdict_role(at_warning w, at_role healthy)
                                         : healthy;
 }
 
-/* Core's verdict on a cell with a result: burnt, raw, failed/skipped or none (healthy). */
-static at_warning cell_verdict(const at_cell *cell)
+const char *at_rd_advice(at_warning w)
 {
-    return at_warning_for((at_fit_status)cell->status, cell->v[AT_METRIC_ALPHA]);
+    return w == AT_WARN_OVER_TRAINED    ? "over-fit: lower the LR, add weight decay, or stop (s)"
+           : w == AT_WARN_UNDER_TRAINED ? "under-fit: train longer; check its LR and that it learns"
+           : w == AT_WARN_FAILED        ? "fit failed: check the weights (NaN, too few eigenvalues)"
+                                        : "";
+}
+
+const char *at_rd_name(const at_rd *c, int layer, char *buf, size_t cap)
+{
+    const at_layer_info *li = at_model_layer(c->m, c->ui->run, layer);
+    return at_names_short(&c->names, li ? li->name : "?", buf, cap);
+}
+
+int at_rd_text(const at_rd *c, int y, int x, int w, const char *s, at_style st)
+{
+    char buf[512];
+    at_elide(s, w, c->o->utf8, buf, sizeof buf);
+    return at_grid_text(c->g, y, x, w, buf, st);
 }
 
 int at_render_bucket(const at_model *m, int run, int layer, at_space space, at_metric_id metric,
@@ -115,7 +83,9 @@ int at_render_bucket(const at_model *m, int run, int layer, at_space space, at_m
         double x = cell->v[metric];
         if (isnan(x))
             continue;
-        double key = metric == AT_METRIC_ALPHA ? badness(x) : metric == AT_METRIC_TRAPS ? x : 0;
+        double key = metric == AT_METRIC_ALPHA   ? at_alpha_badness(x)
+                     : metric == AT_METRIC_TRAPS ? x
+                                                 : 0;
         /* strict '>' scanning newest first: ties keep the latest */
         if (state != 1 || key > best_key) {
             best = x;
@@ -175,7 +145,7 @@ static cache_entry *cache_slot(at_render_cache *ca, int nlayers, int nbuckets, i
 }
 
 /* at_render_bucket through the cache for buckets of old columns. */
-static int bucket(const ctx *c, int layer, const at_colspan *sp, int bi, int nsnap, double *v)
+static int bucket(const at_rd *c, int layer, const at_colspan *sp, int bi, int nsnap, double *v)
 {
     const at_ui *ui = c->ui;
     at_render_cache *ca = c->o->cache;
@@ -201,61 +171,145 @@ static int bucket(const ctx *c, int layer, const at_colspan *sp, int bi, int nsn
     return e->state;
 }
 
-void at_pair_label(const char *a, const char *b, char *buf, size_t cap)
+/* ---- help text ------------------------------------------------------------------------- */
+
+static const char *const help_intro[] = {
+    "alphatop: every layer of a training run, live. Alpha is the power-law exponent of a "
+    "layer's eigenvalue spectrum: 2..6 healthy (2 ideal), below 2 burnt (over-fit), above 6 raw "
+    "(under-fit).",
+    "The second row is the run's verdict: its phase as core's tracker reports it (pre-grokking, "
+    "grokking, over-fit, collapse since step S), the evidence, the worst layers and the key to "
+    "act.",
+};
+
+static const char *const help_keys[][2] = {
+    {"Up/Down  k/j", "select a layer (detail view: the previous / next layer)"},
+    {"PgUp/PgDn  Space", "a page of layers"},
+    {"Home/End  g/G", "first / last layer; in a replay Home / End move the slider to the start / "
+                      "end"},
+    {"Left/Right  h/l", "look back in time / forward again"},
+    {"Enter, double-click", "layer detail (spectrum, fit, history); Enter or Esc goes back"},
+    {"Tab  Shift-Tab", "next / previous metric"},
+    {"1..7", "alpha, alpha_weighted, log_norm, log_spectral_norm, stable_rank, traps, detX gap"},
+    {"F6  o", "sort: model order, worst first, largest change, name"},
+    {"w", "only the layers with a warning (again: all)"},
+    {"/  F4", "filter layers by name (Enter keeps it, Esc clears it)"},
+    {"F3  n  N", "search a layer by name and jump to it; next / previous match"},
+    {"d", "W <-> delta (W - W_base, fine-tunes)"},
+    {"z", "freeze the display (data keeps arriving; z or Esc: live again)"},
+    {"p", "pause / resume the analysis (live runs)"},
+    {"s", "ask the trainer to stop: y confirms; n, Enter and Esc do not"},
+    {"r", "pick a run (several runs publishing)"},
+    {"< >  , .", "replay: move the time slider one snapshot"},
+    {"Esc", "back; clear the filters; return to live"},
+    {"mouse", "click selects, double-click opens the detail, the wheel scrolls"},
+    {"?  F1", "this help"},
+    {"q  F10", "quit"},
+    {"Ctrl-L", "redraw the screen"},
+};
+
+static const char *const help_outro[] = {
+    "Heatmap: one row per layer (two per row with half blocks when they do not fit), one column "
+    "per snapshot. When snapshots do not fit, the newest half of the columns show one snapshot "
+    "each and the older ones are grouped in equal buckets showing the worst alpha (farthest "
+    "outside 2..6), the most traps, or the latest value for other metrics.",
+    "Names: what nearly all layers share is shown once in the title (model.layers.*.weight); "
+    "a long name is cut in the middle, keeping its block number and its end.",
+    "Colours: burnt is orange to deep red, healthy grey (lightest at 2), raw blue. A '?' after "
+    "a value: the fit rests on fewer than 30 eigenvalues, read it with care.",
+};
+
+/* Appends text wrapped to width into lines (cap of them), each starting with indent spaces
+ * after the first, which starts with lead (padded to indent). Returns the new count. */
+static int wrap(char lines[][256], int *roles, int n, int cap, int width, const char *lead,
+                int indent, const char *text, int role)
 {
-    size_t p = 0, i = 0;
-    while (a[i] && a[i] == b[i]) {
-        if (a[i] == '.')
-            p = i + 1;
-        i++;
+    const char *p = text;
+    int first = 1;
+    width = width > indent + 10 ? width : indent + 10;
+    while (*p || first) {
+        int room = width - indent;
+        int len = (int)strlen(p);
+        int take = len;
+        if (len > room) {
+            take = room;
+            while (take > 0 && p[take] != ' ')
+                take--;
+            if (take == 0)
+                take = room;
+        }
+        if (n < cap) {
+            snprintf(lines[n], 256, "%-*s%.*s", indent, first ? lead : "", take, p);
+            roles[n] = role;
+        }
+        n++;
+        p += take;
+        while (*p == ' ')
+            p++;
+        first = 0;
     }
-    snprintf(buf, cap, "%s/%s", a, b + p);
+    return n;
+}
+
+/* The help text wrapped to width into lines (cap of them; NULL to count). Returns the number
+ * of lines. */
+static int help_text(int width, char lines[][256], int *roles, int cap)
+{
+    char dummy[1][256];
+    int drole[1];
+    if (!lines) {
+        lines = dummy;
+        roles = drole;
+        cap = 0;
+    }
+    int n = 0;
+    for (size_t i = 0; i < sizeof help_intro / sizeof help_intro[0]; i++)
+        n = wrap(lines, roles, n, cap, width, "", 0, help_intro[i], AT_ROLE_TITLE);
+    n = wrap(lines, roles, n, cap, width, "", 0, "", AT_ROLE_NORMAL);
+    int kw = width >= 60 ? 22 : 14;
+    for (size_t i = 0; i < sizeof help_keys / sizeof help_keys[0]; i++)
+        n = wrap(lines, roles, n, cap, width, help_keys[i][0], kw, help_keys[i][1], AT_ROLE_NORMAL);
+    for (size_t i = 0; i < sizeof help_outro / sizeof help_outro[0]; i++) {
+        n = wrap(lines, roles, n, cap, width, "", 0, "", AT_ROLE_NORMAL);
+        n = wrap(lines, roles, n, cap, width, "", 0, help_outro[i], AT_ROLE_NORMAL);
+    }
+    return n;
 }
 
 void at_render_layout(at_layout *lay, const at_model *m, const at_ui *ui, int rows, int cols,
-                      int utf8)
+                      int half_ok)
 {
     int n = at_model_num_layers(m, ui->run);
     int *idx = n ? malloc((size_t)n * sizeof(int)) : NULL;
-    at_layout_in in = {.nlayers = idx ? at_ui_filtered_layers(ui, m, idx) : 0, .half_ok = utf8};
-    char buf[300];
+    at_layout_in in = {.nlayers = idx ? at_ui_filtered_layers(ui, m, idx) : 0,
+                       .half_ok = half_ok,
+                       .nsnap = at_ui_end(ui, m)};
+    at_names names;
+    at_names_scan(&names, m, ui->run);
+    char a[300], b[300], buf[620];
     for (int i = 0; i < in.nlayers; i++) {
-        const char *a = at_model_layer(m, ui->run, idx[i])->name;
+        at_names_short(&names, at_model_layer(m, ui->run, idx[i])->name, a, sizeof a);
         int l = (int)strlen(a);
         in.name_len = l > in.name_len ? l : in.name_len;
         /* pairs start at even offsets from the top, which is kept even in half mode */
         if (i % 2 == 0 && i + 1 < in.nlayers) {
-            at_pair_label(a, at_model_layer(m, ui->run, idx[i + 1])->name, buf, sizeof buf);
+            at_names_short(&names, at_model_layer(m, ui->run, idx[i + 1])->name, b, sizeof b);
+            at_pair_label(a, b, buf, sizeof buf);
             l = (int)strlen(buf);
         }
         in.pair_len = l > in.pair_len ? l : in.pair_len;
     }
     free(idx);
     at_layout_compute(lay, rows, cols, &in);
+    lay->help_rows = help_text(cols - 2, NULL, NULL, 0);
 }
 
-/* Writes name into w columns, keeping its end (the informative part) when it is too long. */
-static void put_name(const ctx *c, int y, int x, int w, const char *name, at_style st)
-{
-    int len = (int)strlen(name);
-    if (len <= w) {
-        at_grid_text(c->g, y, x, w, name, st);
-        return;
-    }
-    if (w < 2) {
-        at_grid_text(c->g, y, x, w, name, st);
-        return;
-    }
-    at_grid_put(c->g, y, x, glyph(c, G_ELLIPSIS, '~'), st);
-    at_grid_text(c->g, y, x + 1, w - 1, name + len - (w - 1), st);
-}
+/* ---- header and verdict ---------------------------------------------------------------- */
 
-/* ---- header ---------------------------------------------------------------------------- */
-
-static void draw_sparkline(const ctx *c, int y, int x, int w, const at_series *s)
+static void draw_sparkline(const at_rd *c, int y, int x, int w, const at_series *s)
 {
     size_t n = 0, end = s->n;
-    while (end > 0 && c->end_step >= 0 && s->steps[end - 1] > c->end_step && c->ui->replay)
+    while (end > 0 && c->ui->limit_step >= 0 && s->steps[end - 1] > c->end_step)
         end--;
     n = end < (size_t)w ? end : (size_t)w;
     double lo = INFINITY, hi = -INFINITY;
@@ -267,53 +321,118 @@ static void draw_sparkline(const ctx *c, int y, int x, int w, const at_series *s
     static const char ramp[] = "_.:-=+*#";
     for (size_t i = 0; i < n; i++) {
         double v = s->values[end - n + i];
-        int k = !isfinite(v) ? -1 : hi > lo ? (int)((v - lo) / (hi - lo) * 7.999) : 3;
-        uint32_t ch = k < 0 ? ' ' : glyph(c, (uint32_t)(G_SPARK0 + k), ramp[k]);
-        at_grid_put(c->g, y, x + (int)i, ch, role(c, AT_ROLE_PLOT));
+        /* a flat series is a flat line at the bottom, not a wall at half height */
+        int k = !isfinite(v) ? -1 : hi > lo ? (int)((v - lo) / (hi - lo) * 7.999) : 0;
+        uint32_t ch = k < 0 ? ' ' : at_rd_glyph(c, (uint32_t)(G_SPARK0 + k), ramp[k]);
+        at_grid_put(c->g, y, x + (int)i, ch, at_rd_role(c, AT_ROLE_PLOT));
     }
 }
 
-static void draw_header(const ctx *c)
+/* "id (model class)", or the id alone when the run reports no other name. */
+static void run_label(const at_run_info *ri, char *buf, size_t cap)
+{
+    if (ri->name[0] && strcmp(ri->name, ri->id))
+        snprintf(buf, cap, "%s (%s)", ri->id, ri->name);
+    else
+        snprintf(buf, cap, "%s", ri->id);
+}
+
+static void draw_run_row(const at_rd *c, int y)
 {
     const at_layout *lay = c->lay;
-    at_style hs = role(c, AT_ROLE_HEADER);
-    at_grid_fill(c->g, lay->header.y, 0, 1, lay->cols, ' ', hs);
+    at_style hs = at_rd_role(c, AT_ROLE_HEADER);
+    at_grid_fill(c->g, y, 0, 1, lay->cols, ' ', hs);
+    const at_run_info *ri = at_model_run(c->m, c->ui->run);
+    char buf[600], a[16], b[16], label[200];
+    int x = at_grid_text(c->g, y, 0, lay->cols, " alphatop ", hs);
+    if (!ri) {
+        at_grid_text(c->g, y, x, lay->cols - x, " waiting for a trainer to publish...", hs);
+        return;
+    }
+    at_render_step(ri->step, a);
+    at_render_step(ri->interval, b);
+    run_label(ri, label, sizeof label);
+    int len = snprintf(buf, sizeof buf, " run %s", label);
+    if (ri->host[0])
+        len += snprintf(buf + len, sizeof buf - (size_t)len, " @ %s", ri->host);
+    len += snprintf(buf + len, sizeof buf - (size_t)len, "  step %s", a);
+    if (ri->interval > 0)
+        len += snprintf(buf + len, sizeof buf - (size_t)len, "  every %s", b);
+    if (ri->last_snapshot_time > 0 && c->o->now >= ri->last_snapshot_time && !c->ui->replay)
+        len += snprintf(buf + len, sizeof buf - (size_t)len, "  last %.0fs ago",
+                        c->o->now - ri->last_snapshot_time);
+    if (at_model_num_runs(c->m) > 1)
+        len += snprintf(buf + len, sizeof buf - (size_t)len, "  [run %d/%d]", c->ui->run + 1,
+                        at_model_num_runs(c->m));
+    if (ri->ended)
+        len += snprintf(buf + len, sizeof buf - (size_t)len, "  ENDED");
+    if (ri->stop_requested)
+        snprintf(buf + len, sizeof buf - (size_t)len, "  STOP REQUESTED");
+    at_grid_text(c->g, y, x, lay->cols - x, buf, hs);
+}
+
+/* The verdict row: phase and since, evidence, worst layers, and the key to act at the right. */
+static void draw_verdict(const at_rd *c, int y, int w)
+{
+    const at_verdict *v = &c->verdict;
+    static const at_role roles[] = {AT_ROLE_VERDICT_INFO, AT_ROLE_VERDICT_INFO, AT_ROLE_VERDICT_OK,
+                                    AT_ROLE_VERDICT_WARN, AT_ROLE_VERDICT_CRIT};
+    at_style st = at_rd_role(c, roles[v->severity]);
+    at_grid_fill(c->g, y, 0, 1, w, ' ', st);
+    const at_run_info *ri = at_model_run(c->m, c->ui->run);
+    char act[64] = "";
+    if (ri && ri->stop_requested)
+        snprintf(act, sizeof act, " stop requested ");
+    else if (ri && ri->ended)
+        snprintf(act, sizeof act, " run ended ");
+    else if (ri && !c->ui->replay && v->severity >= AT_SEV_WARN)
+        snprintf(act, sizeof act, " s: stop the run ");
+    int aw = (int)strlen(act);
+    if (aw >= w)
+        aw = 0;
+    char since[32] = "", ev[200], text[600];
+    if (v->since >= 0 && v->phase != AT_RUN_UNKNOWN) {
+        char s[16];
+        at_render_step(v->since, s);
+        snprintf(since, sizeof since, " since %s", s);
+    }
+    at_verdict_evidence(v, ev, sizeof ev);
+    snprintf(text, sizeof text, " %s%s ", at_verdict_label(v), since);
+    at_style tag = st;
+    tag.attr |= AT_ATTR_BOLD;
+    int x = at_grid_text(c->g, y, 0, w - aw, text, tag);
+    int len = snprintf(text, sizeof text, " %s", ev);
+    for (int i = 0; i < v->nworst && (size_t)len < sizeof text - 80; i++) {
+        char name[300];
+        const at_cell *cell =
+            at_model_latest_cell(c->m, c->ui->run, v->worst[i], c->ui->space, c->end);
+        at_rd_name(c, v->worst[i], name, sizeof name);
+        len +=
+            snprintf(text + len, sizeof text - (size_t)len, "%s%.60s %.2f",
+                     i ? ", " : "  worst: ", name, cell ? (double)cell->v[AT_METRIC_ALPHA] : NAN);
+    }
+    at_grid_text(c->g, y, x, w - aw - x, text, st);
+    if (aw)
+        at_grid_text(c->g, y, w - aw, aw, act, tag);
+}
+
+static void draw_header(const at_rd *c)
+{
+    const at_layout *lay = c->lay;
     const at_run_info *ri = at_model_run(c->m, c->ui->run);
     const at_monitor_state *st = at_model_state(c->m);
     char buf[512], a[16], b[16];
-    int x = at_grid_text(c->g, 0, 0, lay->cols, " alphatop ", hs);
-    if (!ri) {
-        at_grid_text(c->g, 0, x, lay->cols - x, " waiting for a trainer to publish...", hs);
-    } else {
-        at_render_step(ri->step, a);
-        at_render_step(ri->interval, b);
-        int len = snprintf(buf, sizeof buf, " run %s", ri->name[0] ? ri->name : ri->id);
-        if (ri->host[0])
-            len += snprintf(buf + len, sizeof buf - (size_t)len, " @ %s", ri->host);
-        len += snprintf(buf + len, sizeof buf - (size_t)len, "  step %s", a);
-        if (ri->interval > 0)
-            len += snprintf(buf + len, sizeof buf - (size_t)len, "  every %s", b);
-        if (ri->last_snapshot_time > 0 && c->o->now >= ri->last_snapshot_time && !c->ui->replay)
-            len += snprintf(buf + len, sizeof buf - (size_t)len, "  last %.0fs ago",
-                            c->o->now - ri->last_snapshot_time);
-        if (at_model_num_runs(c->m) > 1)
-            len += snprintf(buf + len, sizeof buf - (size_t)len, "  [run %d/%d]", c->ui->run + 1,
-                            at_model_num_runs(c->m));
-        if (ri->ended)
-            len += snprintf(buf + len, sizeof buf - (size_t)len, "  ENDED");
-        if (ri->stop_requested)
-            snprintf(buf + len, sizeof buf - (size_t)len, "  STOP REQUESTED");
-        at_grid_text(c->g, 0, x, lay->cols - x, buf, hs);
-    }
-
+    draw_run_row(c, 0);
+    draw_verdict(c, lay->verdict.y, lay->cols);
     if (c->ui->replay) {
         /* a recording: where the slider is matters, the live monitor state does not */
         int64_t last =
             at_model_snapshot_step(c->m, c->ui->run, at_model_num_snapshots(c->m, c->ui->run) - 1);
         at_render_step(c->end_step < 0 ? 0 : c->end_step, a);
         at_render_step(last < 0 ? 0 : last, b);
-        at_grid_printf(c->g, 1, 0, lay->cols, role(c, AT_ROLE_TITLE),
-                       " REPLAY to step %s of %s   < > move the slider", a, b);
+        at_grid_printf(c->g, 2, 0, lay->cols, at_rd_role(c, AT_ROLE_TITLE),
+                       " REPLAY to step %s of %s   < > move the slider, Home / End: start / end", a,
+                       b);
     } else {
         int len = snprintf(buf, sizeof buf, " monitor  %d/%d computed  %d pending", st->layers_done,
                            st->layers_done + st->layers_pending, st->layers_pending);
@@ -324,27 +443,34 @@ static void draw_header(const ctx *c)
             len += snprintf(buf + len, sizeof buf - (size_t)len, "  caught up");
         len += snprintf(buf + len, sizeof buf - (size_t)len, "  %lld dropped  %s",
                         ri ? (long long)ri->dropped : 0LL, st->fast ? "fast" : "exact");
-        at_grid_text(c->g, 1, 0, lay->cols, buf, role(c, AT_ROLE_DIM));
+        at_grid_text(c->g, 2, 0, lay->cols, buf, at_rd_role(c, AT_ROLE_DIM));
         if (st->paused)
-            at_grid_text(c->g, 1, len, lay->cols - len, "  PAUSED", role(c, AT_ROLE_TRAP));
+            len += at_grid_text(c->g, 2, len, lay->cols - len, "  PAUSED",
+                                at_rd_role(c, AT_ROLE_TRAP));
+        if (c->ui->frozen) {
+            at_render_step(c->end_step, a);
+            at_grid_printf(c->g, 2, len, lay->cols - len, at_rd_role(c, AT_ROLE_TRAP),
+                           "  FROZEN at step %s (z: live)", a);
+        }
     }
-
-    x = 1;
+    if (lay->header.h < 4)
+        return;
+    int x = 1;
     int ns = at_model_num_scalars(c->m, c->ui->run);
     for (int i = 0; i < ns && x < lay->cols - 8; i++) {
         at_series s;
         at_model_scalar(c->m, c->ui->run, i, &s);
         size_t last = s.n;
-        while (last > 0 && c->ui->replay && s.steps[last - 1] > c->end_step)
+        while (last > 0 && c->ui->limit_step >= 0 && s.steps[last - 1] > c->end_step)
             last--;
         if (!last)
             continue;
         char v[16];
-        fmt_val(s.values[last - 1], v);
-        x +=
-            at_grid_printf(c->g, 2, x, lay->cols - x, role(c, AT_ROLE_NORMAL), "%s %s ", s.name, v);
+        at_render_value(s.values[last - 1], v);
+        x += at_grid_printf(c->g, 3, x, lay->cols - x, at_rd_role(c, AT_ROLE_NORMAL), "%s %s ",
+                            s.name, v);
         int w = lay->cols - x < 16 ? lay->cols - x : 16;
-        draw_sparkline(c, 2, x, w, &s);
+        draw_sparkline(c, 3, x, w, &s);
         x += w + 2;
     }
 }
@@ -356,15 +482,17 @@ typedef struct shade {
     int state; /* 1 value, 0 empty, -1 missing */
     int level;
     int16_t color;
+    uint8_t attr;
 } shade;
 
-static shade shade_of(const ctx *c, int state, double v, double lo, double hi)
+static shade shade_of(const at_rd *c, int state, double v, double lo, double hi)
 {
-    shade r = {state, -1, AT_COLOR_DEFAULT};
+    shade r = {state, -1, AT_COLOR_DEFAULT, 0};
     at_scale sc = at_metric_scale(c->ui->metric);
     if (state == 1) {
         r.level = at_scale_level(sc, v, lo, hi);
         r.color = at_scheme_level_color(c->s, sc, r.level);
+        r.attr = at_scheme_level_attr(c->s, sc, r.level);
     } else if (state < 0) {
         r.color = at_scheme_missing_color(c->s);
     }
@@ -372,9 +500,9 @@ static shade shade_of(const ctx *c, int state, double v, double lo, double hi)
 }
 
 /* One heat cell with one layer (full row). */
-static void put_full(const ctx *c, int y, int x, shade a)
+static void put_full(const at_rd *c, int y, int x, shade a)
 {
-    at_style st = {AT_COLOR_DEFAULT, AT_COLOR_DEFAULT, 0};
+    at_style st = {AT_COLOR_DEFAULT, AT_COLOR_DEFAULT, a.attr};
     at_scale sc = at_metric_scale(c->ui->metric);
     if (a.state == 0) {
         at_grid_put(c->g, y, x, ' ', st);
@@ -385,12 +513,12 @@ static void put_full(const ctx *c, int y, int x, shade a)
         at_grid_put(c->g, y, x, ' ', st);
     } else {
         st.fg = a.color;
-        at_grid_put(c->g, y, x, a.state < 0 ? G_SHADE : G_FULL, st);
+        at_grid_put(c->g, y, x, a.state < 0 ? G_SHADE : AT_G_FULL, st);
     }
 }
 
 /* One heat cell holding two layers: upper half = upper layer, lower half = lower layer. */
-static void put_half(const ctx *c, int y, int x, shade up, shade lo)
+static void put_half(const at_rd *c, int y, int x, shade up, shade lo)
 {
     at_style st = {AT_COLOR_DEFAULT, AT_COLOR_DEFAULT, 0};
     if (up.state == 0 && lo.state == 0) {
@@ -400,40 +528,48 @@ static void put_half(const ctx *c, int y, int x, shade up, shade lo)
         at_grid_put(c->g, y, x, G_LOWER_HALF, st);
     } else {
         st.fg = up.color;
+        st.attr = up.attr;
         st.bg = lo.state == 0 ? AT_COLOR_DEFAULT : lo.color;
         at_grid_put(c->g, y, x, G_UPPER_HALF, st);
     }
 }
 
-/* Latest value and trend arrow of a layer up to column end. */
-static void side_value(const ctx *c, int layer, char *txt, uint32_t *arrow, at_style *st)
+/* Latest value and trend arrow of a layer up to column end; *few when its latest fit rests on
+ * fewer than AT_FEW_TAIL eigenvalues. */
+static void side_value(const at_rd *c, int layer, char *txt, uint32_t *arrow, at_style *st,
+                       int *few)
 {
     double v[2] = {NAN, NAN};
     int found = 0;
-    for (int col = c->end - 1; col >= 0 && found < 2; col--) {
-        const at_cell *cell = at_model_cell(c->m, c->ui->run, layer, c->ui->space, col);
-        if (cell && cell->status == AT_FIT_SUCCESS && !isnan(cell->v[c->ui->metric]))
+    *few = 0;
+    const at_cell *first = at_model_cell(c->m, c->ui->run, layer, c->ui->space, 0);
+    for (int col = c->end - 1; first && col >= 0 && found < 2; col--) {
+        const at_cell *cell = first + col;
+        if (cell->status == AT_FIT_SUCCESS && !isnan(cell->v[c->ui->metric])) {
+            if (!found)
+                *few = cell->tail > 0 && cell->tail < AT_FEW_TAIL;
             v[found++] = cell->v[c->ui->metric];
+        }
     }
     if (c->ui->metric == AT_METRIC_TRAPS && !isnan(v[0]))
         snprintf(txt, 16, "%.0f", v[0]);
     else
-        fmt_val(v[0], txt);
+        at_render_value(v[0], txt);
     *arrow = ' ';
-    *st = role(c, AT_ROLE_NORMAL);
+    *st = at_rd_role(c, AT_ROLE_NORMAL);
     if (found == 0)
         return;
     if (found == 2) {
         double d = v[0] - v[1], tol = 0.01 * fmax(fabs(v[0]), 1e-12);
-        *arrow = d > tol    ? glyph(c, G_UP, '^')
-                 : d < -tol ? glyph(c, G_DOWN, 'v')
-                            : glyph(c, G_RIGHT, '-');
+        *arrow = d > tol    ? at_rd_glyph(c, G_UP, '^')
+                 : d < -tol ? at_rd_glyph(c, G_DOWN, 'v')
+                            : at_rd_glyph(c, G_RIGHT, '-');
     }
     if (c->ui->metric == AT_METRIC_ALPHA)
-        *st = role(c, verdict_role(at_warning_for(AT_FIT_SUCCESS, v[0]), AT_ROLE_OK));
+        *st = at_rd_role(c, at_rd_warning_role(at_warning_for(AT_FIT_SUCCESS, v[0]), AT_ROLE_OK));
 }
 
-static void draw_axis(const ctx *c, const at_colspan *sp, int ncol)
+static void draw_axis(const at_rd *c, const at_colspan *sp, int ncol, int title_end)
 {
     const at_rect *r = &c->lay->axis;
     int next = 0;
@@ -445,34 +581,31 @@ static void draw_axis(const ctx *c, const at_colspan *sp, int ncol)
         int len = (int)strlen(buf);
         if (k + len > r->w)
             break;
-        at_grid_put(c->g, r->y, r->x + k, glyph(c, 0x2514, '\''), role(c, AT_ROLE_DIM));
-        at_grid_text(c->g, r->y, r->x + k + 1, len, buf, role(c, AT_ROLE_DIM));
+        at_grid_put(c->g, r->y, r->x + k, at_rd_glyph(c, 0x2514, '\''), at_rd_role(c, AT_ROLE_DIM));
+        at_grid_text(c->g, r->y, r->x + k + 1, len, buf, at_rd_role(c, AT_ROLE_DIM));
         next = k + len + 4;
     }
-    /* mark the last compressed bucket (at_layout_columns: the newest width/2 columns are
-     * single snapshots), where the title row has room */
-    if (ncol > 0 && sp[0].c1 - sp[0].c0 > 1) {
-        int hw = r->w < MAX_COLS ? r->w : MAX_COLS;
-        int k = ncol - hw / 2 - 1;
-        const at_gcell *gc = at_grid_at(c->g, c->lay->titles.y, r->x + k);
-        if (gc && gc->ch == ' ')
-            at_grid_put(c->g, c->lay->titles.y, r->x + k, glyph(c, 0x25BE, 'v'),
-                        role(c, AT_ROLE_DIM));
-    }
+    /* mark the last compressed bucket in the title row, past the title's text */
+    int k = 0;
+    while (k + 1 < ncol && sp[k + 1].c1 - sp[k + 1].c0 > 1)
+        k++;
+    if (ncol > 0 && sp[0].c1 - sp[0].c0 > 1 && r->x + k > title_end + 1)
+        at_grid_put(c->g, c->lay->titles.y, r->x + k, at_rd_glyph(c, 0x25BE, 'v'),
+                    at_rd_role(c, AT_ROLE_DIM));
 }
 
-static void draw_colorbar(const ctx *c, double lo, double hi)
+static void draw_colorbar(const at_rd *c, double lo, double hi)
 {
     const at_rect *r = &c->lay->colorbar;
     at_scale sc = at_metric_scale(c->ui->metric);
     int n = at_scale_levels(sc);
     int x = r->x + 1;
-    at_style dim = role(c, AT_ROLE_DIM);
+    at_style dim = at_rd_role(c, AT_ROLE_DIM);
     char buf[32];
     for (int k = 0; k < n; k++) {
         if (sc == AT_SCALE_ALPHA) {
             if (k == 0)
-                x += at_grid_text(c->g, r->y, x, r->w - x, "burnt <", role(c, AT_ROLE_BURNT));
+                x += at_grid_text(c->g, r->y, x, r->w - x, "burnt <", at_rd_role(c, AT_ROLE_BURNT));
             if (k == 5)
                 x += at_grid_text(c->g, r->y, x, r->w - x, " 2 ", dim);
             if (k == 13)
@@ -481,141 +614,83 @@ static void draw_colorbar(const ctx *c, double lo, double hi)
             static const char *const tl[AT_TRAP_LEVELS] = {"0", "1", "2", "3", "5", "8+"};
             x += at_grid_printf(c->g, r->y, x, r->w - x, dim, " %s", tl[k]);
         } else if (k == 0) {
-            fmt_val(isfinite(lo) ? lo : NAN, buf);
+            at_render_value(isfinite(lo) ? lo : NAN, buf);
             x += at_grid_printf(c->g, r->y, x, r->w - x, dim, "%s ", buf);
         }
-        shade s = {1, k, at_scheme_level_color(c->s, sc, k)};
+        shade s = {1, k, at_scheme_level_color(c->s, sc, k), at_scheme_level_attr(c->s, sc, k)};
         put_full(c, r->y, x++, s);
         if (sc == AT_SCALE_ALPHA || sc == AT_SCALE_SEQ)
             put_full(c, r->y, x++, s);
     }
     if (sc == AT_SCALE_ALPHA)
-        x += at_grid_text(c->g, r->y, x, r->w - x, "> raw", role(c, AT_ROLE_RAW));
+        x += at_grid_text(c->g, r->y, x, r->w - x, "> raw", at_rd_role(c, AT_ROLE_RAW));
     else if (sc == AT_SCALE_SEQ) {
-        fmt_val(isfinite(hi) ? hi : NAN, buf);
+        at_render_value(isfinite(hi) ? hi : NAN, buf);
         x += at_grid_printf(c->g, r->y, x, r->w - x, dim, " %s", buf);
     }
     x += 3;
-    shade miss = {-1, -1, at_scheme_missing_color(c->s)};
+    shade miss = {-1, -1, at_scheme_missing_color(c->s), 0};
     put_full(c, r->y, x++, miss);
     const char *label = r->x + r->w - x - 1 >= 14 ? "failed/skipped" : "failed";
     at_grid_text(c->g, r->y, x + 1, r->x + r->w - x - 1, label, dim);
 }
 
-/* ---- warnings panel -------------------------------------------------------------------- */
-
-typedef struct lines {
-    const ctx *c;
-    const at_rect *r;
-    int row;
-} lines;
-
-static int line_room(const lines *L)
+/* The names of row y: one layer, or two sharing the row with the selected half highlighted. */
+static void draw_names(const at_rd *c, int y, const int *idx, int i0, int has2)
 {
-    return L->row < L->r->h;
-}
-
-static void line_add(lines *L, at_role ro, const char *fmt, const char *a, const char *b)
-{
-    if (!line_room(L))
+    const at_layout *lay = c->lay;
+    int sel0 = c->ui->sel == i0, sel1 = has2 && c->ui->sel == i0 + 1;
+    at_style ns = at_rd_role(c, AT_ROLE_NORMAL), ss = at_rd_role(c, AT_ROLE_SELECTED);
+    char a[300], b[300], label[620];
+    at_rd_name(c, idx[i0], a, sizeof a);
+    if (!has2) {
+        at_rd_text(c, y, lay->names.x, lay->names.w, a, sel0 ? ss : ns);
         return;
-    char buf[256];
-    snprintf(buf, sizeof buf, fmt, a, b);
-    at_grid_text(L->c->g, L->r->y + L->row, L->r->x, L->r->w, buf, role(L->c, ro));
-    L->row++;
-}
-
-/* Latest cell of layer with a result, up to the shown end; NULL if none. */
-static const at_cell *latest_cell(const ctx *c, int layer)
-{
-    for (int col = c->end - 1; col >= 0; col--) {
-        const at_cell *cell = at_model_cell(c->m, c->ui->run, layer, c->ui->space, col);
-        if (cell && cell->status != AT_CELL_EMPTY)
-            return cell;
     }
-    return NULL;
-}
-
-/* The text role of a layer's new phase (core's at_layer_phase). */
-static at_role phase_role(at_layer_phase p)
-{
-    return p == AT_LAYER_BURNT    ? AT_ROLE_BURNT
-           : p == AT_LAYER_RAW    ? AT_ROLE_RAW
-           : p == AT_LAYER_FAILED ? AT_ROLE_MISSING
-                                  : AT_ROLE_OK;
-}
-
-static void draw_warnings(const ctx *c)
-{
-    const at_rect *r = &c->lay->warnings;
-    if (r->h <= 0 || r->w <= 0)
+    at_rd_name(c, idx[i0 + 1], b, sizeof b);
+    at_pair_elide(a, b, lay->names.w, c->o->utf8, label, sizeof label);
+    int w = at_grid_text(c->g, y, lay->names.x, lay->names.w, label, ns);
+    if (!sel0 && !sel1)
         return;
-    int run = c->ui->run, nl = at_model_num_layers(c->m, run);
-    lines L = {c, r, 0};
-    int nb = 0, nr = 0, nt = 0, nf = 0;
-    for (int l = 0; l < nl; l++) {
-        const at_cell *cell = latest_cell(c, l);
-        if (!cell)
-            continue;
-        at_warning w = cell_verdict(cell);
-        nb += w == AT_WARN_OVER_TRAINED;
-        nr += w == AT_WARN_UNDER_TRAINED;
-        nt += cell->v[AT_METRIC_TRAPS] > 0;
-        nf += cell->status == AT_FIT_FAILED;
-    }
-    char buf[128];
-    snprintf(buf, sizeof buf, "%d burnt  %d raw  %d trapped  %d failed", nb, nr, nt, nf);
-    line_add(&L, AT_ROLE_TITLE, "warnings: %s%s", buf, "");
-    for (int l = 0; l < nl && line_room(&L); l++) {
-        const at_cell *cell = latest_cell(c, l);
-        if (!cell)
-            continue;
-        const char *name = at_model_layer(c->m, run, l)->name;
-        char v[32];
-        float a = cell->v[AT_METRIC_ALPHA], t = cell->v[AT_METRIC_TRAPS];
-        at_warning w = cell_verdict(cell);
-        if (w == AT_WARN_OVER_TRAINED || w == AT_WARN_UNDER_TRAINED) {
-            snprintf(v, sizeof v, "%.2f", (double)a);
-            line_add(&L, verdict_role(w, AT_ROLE_OK),
-                     w == AT_WARN_OVER_TRAINED ? "burnt %s alpha %s" : "raw   %s alpha %s", name,
-                     v);
-        }
-        if (t > 0) {
-            snprintf(v, sizeof v, "%.0f", (double)t);
-            line_add(&L, AT_ROLE_TRAP, "traps %s %s", name, v);
-        }
-        if (cell->status == AT_FIT_FAILED)
-            line_add(&L, AT_ROLE_MISSING, "fail  %s%s", name, "");
-    }
-    if (!line_room(&L))
-        return;
-    line_add(&L, AT_ROLE_TITLE, "%s%s", "recent events", "");
-    for (int i = at_model_num_events(c->m) - 1; i >= 0 && line_room(&L); i--) {
-        const at_event *e = at_model_event(c->m, i);
-        if ((e->run != run && e->run != -1) || (c->end_step >= 0 && e->step > c->end_step))
-            continue;
-        char st[16] = "@";
-        if (e->step >= 0)
-            at_render_step(e->step, st + 1);
-        at_role ro = e->kind == AT_EVENT_PHASE   ? phase_role(e->to)
-                     : e->kind == AT_EVENT_TRAP  ? AT_ROLE_TRAP
-                     : e->kind == AT_EVENT_ERROR ? AT_ROLE_ERROR
-                                                 : AT_ROLE_NORMAL;
-        if (e->kind == AT_EVENT_PHASE && e->layer >= 0 && e->layer < nl) {
-            char what[200];
-            snprintf(what, sizeof what, "%-7s %s%s", at_layer_phase_name(e->to),
-                     at_model_layer(c->m, run, e->layer)->name,
-                     e->space == AT_SPACE_DELTA ? " (delta)" : "");
-            line_add(&L, ro, "%-7s %s", st, what);
-        } else {
-            char what[200];
-            snprintf(what, sizeof what, "%s: %s", at_event_kind_name(e->kind), e->text);
-            line_add(&L, ro, e->step >= 0 ? "%-7s %s" : "%.0s%s", st, what);
-        }
-    }
+    int split = -1;
+    for (int x = 0; x < w; x++)
+        if (at_grid_at(c->g, y, lay->names.x + x)->ch == '/')
+            split = x;
+    int a0 = sel0 || split < 0 ? 0 : split + 1, a1 = sel1 || split < 0 ? w : split;
+    for (int x = a0; x < a1; x++)
+        at_grid_put(c->g, y, lay->names.x + x, at_grid_at(c->g, y, lay->names.x + x)->ch, ss);
 }
 
-static void draw_main(const ctx *c, int *idx, int nf)
+/* The title row; returns the column where its text ends. */
+static int draw_titles(const at_rd *c, int shown, int nf)
+{
+    const at_layout *lay = c->lay;
+    const at_ui *ui = c->ui;
+    at_style title = at_rd_role(c, AT_ROLE_TITLE);
+    char pat[256];
+    at_names_pattern(&c->names, pat, sizeof pat);
+    at_rd_text(c, lay->titles.y, lay->names.x, lay->names.w,
+               pat[0] && (int)strlen(pat) <= lay->names.w ? pat : "layer", title);
+    char text[300];
+    int len = snprintf(text, sizeof text, "%s%s", at_metric_name(ui->metric),
+                       ui->space == AT_SPACE_DELTA ? " of W-W_base" : "");
+    if (shown < nf)
+        len += snprintf(text + len, sizeof text - (size_t)len, "  layers %d-%d of %d", ui->top + 1,
+                        ui->top + shown, nf);
+    if (ui->sort != AT_SORT_MODEL)
+        len += snprintf(text + len, sizeof text - (size_t)len, "  by %s", at_sort_name(ui->sort));
+    if (ui->warn_only)
+        len += snprintf(text + len, sizeof text - (size_t)len, "  warnings only");
+    if (ui->filter[0])
+        len += snprintf(text + len, sizeof text - (size_t)len, "  (filtered)");
+    if (ui->back)
+        snprintf(text + len, sizeof text - (size_t)len, "  (back in time: Esc = live)");
+    int w = at_grid_text(c->g, lay->titles.y, lay->heat.x, lay->heat.w, text, title);
+    at_grid_text(c->g, lay->titles.y, lay->side.x, lay->side.w, "now", title);
+    return lay->heat.x + w;
+}
+
+static void draw_main(const at_rd *c, const int *idx, int nf)
 {
     const at_layout *lay = c->lay;
     const at_ui *ui = c->ui;
@@ -645,51 +720,20 @@ static void draw_main(const ctx *c, int *idx, int nf)
                 hi = vals[j] > hi ? vals[j] : hi;
             }
         }
-
-    at_style title = role(c, AT_ROLE_TITLE);
-    at_grid_text(c->g, lay->titles.y, lay->names.x, lay->names.w, "layer", title);
-    char range[64] = "";
-    if (shown < nf)
-        snprintf(range, sizeof range, "  layers %d-%d of %d", ui->top + 1, ui->top + shown, nf);
-    at_grid_printf(c->g, lay->titles.y, lay->heat.x, lay->heat.w, title, "%s%s%s%s%s",
-                   at_metric_name(ui->metric), ui->space == AT_SPACE_DELTA ? " of W-W_base" : "",
-                   range, ui->back ? "  (back in time: Esc = live)" : "",
-                   ui->filter[0] ? "  (filtered)" : "");
-    at_grid_text(c->g, lay->titles.y, lay->side.x, lay->side.w, "now", title);
+    int title_end = draw_titles(c, shown, nf);
 
     for (int row = 0; row * lpr < shown; row++) {
         int y = lay->heat.y + row;
         int i0 = ui->top + row * lpr;
         int has2 = lpr == 2 && i0 + 1 < ui->top + shown;
-        int sel0 = ui->sel == i0, sel1 = has2 && ui->sel == i0 + 1;
-        at_style ns = role(c, AT_ROLE_NORMAL), ss = role(c, AT_ROLE_SELECTED);
-        const char *n0 = at_model_layer(c->m, ui->run, idx[i0])->name;
-        if (lpr == 1) {
-            put_name(c, y, lay->names.x, lay->names.w, n0, sel0 ? ss : ns);
-        } else if (!has2) {
-            put_name(c, y, lay->names.x, lay->names.w, n0, sel0 ? ss : ns);
-        } else {
-            char label[300];
-            at_pair_label(n0, at_model_layer(c->m, ui->run, idx[i0 + 1])->name, label,
-                          sizeof label);
-            /* the selected half of the label is highlighted */
-            put_name(c, y, lay->names.x, lay->names.w, label, ns);
-            int len = (int)strlen(label), split = (int)(strchr(label, '/') - label);
-            int off = len > lay->names.w ? len - lay->names.w : 0;
-            int a0 = sel0 ? 0 : split + 1 - off, a1 = sel0 ? split - off : lay->names.w;
-            for (int x = a0 < 0 ? 0 : a0; (sel0 || sel1) && x < a1 && x < lay->names.w; x++) {
-                const at_gcell *gc = at_grid_at(c->g, y, lay->names.x + x);
-                if (gc)
-                    at_grid_put(c->g, y, lay->names.x + x, gc->ch, ss);
-            }
-        }
+        draw_names(c, y, idx, i0, has2);
         for (int k = 0; k < ncol; k++) {
             size_t j = (size_t)(i0 - ui->top) * (size_t)ncol + (size_t)k;
             shade a = shade_of(c, states[j], vals[j], lo, hi);
             if (lpr == 1) {
                 put_full(c, y, lay->heat.x + k, a);
             } else {
-                shade b = {0, -1, AT_COLOR_DEFAULT};
+                shade b = {0, -1, AT_COLOR_DEFAULT, 0};
                 if (has2)
                     b = shade_of(c, states[j + (size_t)ncol], vals[j + (size_t)ncol], lo, hi);
                 put_half(c, y, lay->heat.x + k, a, b);
@@ -699,264 +743,164 @@ static void draw_main(const ctx *c, int *idx, int nf)
             char txt[16];
             uint32_t arrow;
             at_style st;
-            side_value(c, idx[i0 + j], txt, &arrow, &st);
+            int few;
+            side_value(c, idx[i0 + j], txt, &arrow, &st, &few);
             int x = lay->side.x + (lpr == 1 ? 0 : j * 6);
             if (ui->sel == i0 + j)
                 st.attr |= AT_ATTR_REVERSE;
             at_grid_printf(c->g, y, x, 5 + (lpr == 1), st, lpr == 1 ? "%6s" : "%5s", txt);
             at_grid_put(c->g, y, x + 5 + (lpr == 1), arrow, st);
+            if (few && lpr == 1)
+                at_grid_put(c->g, y, x + 7, '?', at_rd_role(c, AT_ROLE_WARN));
         }
     }
     if (nf == 0) {
-        const char *msg = at_model_num_layers(c->m, ui->run) ? "no layer matches the filter"
-                                                             : "waiting for the first snapshot...";
-        at_grid_text(c->g, lay->heat.y, lay->heat.x, lay->heat.w, msg, role(c, AT_ROLE_DIM));
+        const char *msg = at_model_num_layers(c->m, ui->run) == 0
+                              ? "waiting for the first snapshot..."
+                          : ui->warn_only ? "no layer warns (w: show all)"
+                                          : "no layer matches the filter";
+        at_grid_text(c->g, lay->heat.y, lay->heat.x, lay->heat.w, msg, at_rd_role(c, AT_ROLE_DIM));
     }
     free(vals);
     free(states);
-    draw_axis(c, sp, ncol);
+    draw_axis(c, sp, ncol, title_end);
     draw_colorbar(c, lo, hi);
-    draw_warnings(c);
+    at_rd_panel(c);
 }
 
-/* ---- layer detail ---------------------------------------------------------------------- */
+/* ---- help, run picker, confirmation, key bar ------------------------------------------- */
 
-/* Log-log plot of the spectrum's density with the fitted power law and xmin. */
-static void draw_spectrum(const ctx *c, const at_spectrum *sp, at_rect r)
-{
-    at_style dim = role(c, AT_ROLE_DIM);
-    if (!sp || sp->n < 2 || r.w < 20 || r.h < 6) {
-        at_grid_text(c->g, r.y, r.x, r.w, "no spectrum yet", dim);
-        return;
-    }
-    at_grid_printf(c->g, r.y, r.x, r.w, role(c, AT_ROLE_TITLE),
-                   "eigenvalue density, log-log (step %lld, %zu eigenvalues)", (long long)sp->step,
-                   sp->n);
-    int lab = 7; /* y labels */
-    int pw = r.w - lab, ph = r.h - 3, py = r.y + 1, px = r.x + lab;
-    if (pw > MAX_COLS)
-        pw = MAX_COLS;
-    size_t first = 0;
-    while (first < sp->n && !(sp->evals[first] > 1e-5f))
-        first++;
-    size_t n = sp->n - first;
-    if (n < 2 || !(sp->evals[sp->n - 1] > sp->evals[first])) {
-        at_grid_text(c->g, py, px, pw, "spectrum too degenerate to plot", dim);
-        return;
-    }
-    double x0 = log10(sp->evals[first]), x1 = log10(sp->evals[sp->n - 1]);
-    double bw = (x1 - x0) / pw;
-    double dens[MAX_COLS];
-    size_t j = first;
-    for (int k = 0; k < pw; k++) {
-        double e_hi = pow(10, x0 + (k + 1) * bw);
-        size_t cnt = 0;
-        while (j < sp->n && (sp->evals[j] <= e_hi || k == pw - 1)) {
-            cnt++;
-            j++;
-        }
-        double width = e_hi - pow(10, x0 + k * bw);
-        dens[k] = cnt ? log10((double)cnt / ((double)n * width)) : NAN;
-    }
-    double ylo = INFINITY, yhi = -INFINITY;
-    for (int k = 0; k < pw; k++)
-        if (!isnan(dens[k])) {
-            ylo = fmin(ylo, dens[k]);
-            yhi = fmax(yhi, dens[k]);
-        }
-    if (!(yhi > ylo))
-        yhi = ylo + 1;
-    at_grid_printf(c->g, py, r.x, lab - 1, dim, "%5.0e", pow(10, yhi));
-    at_grid_printf(c->g, py + ph - 1, r.x, lab - 1, dim, "%5.0e", pow(10, ylo));
-    for (int y = 0; y < ph; y++)
-        at_grid_put(c->g, py + y, px - 1, glyph(c, G_VLINE, '|'), dim);
-    /* the fitted power law over the tail: p(x) = (alpha-1)/xmin (x/xmin)^-alpha, times the
-     * tail's share of the eigenvalues */
-    size_t tail = 0;
-    for (size_t i = first; i < sp->n; i++)
-        tail += sp->evals[i] >= sp->xmin;
-    int xm = sp->xmin > 0 ? (int)floor((log10(sp->xmin) - x0) / bw) : -1;
-    if (sp->alpha > 1 && sp->xmin > 0 && tail > 0)
-        for (int k = xm < 0 ? 0 : xm; k < pw; k++) {
-            double lx = x0 + (k + 0.5) * bw;
-            double ly = log10((sp->alpha - 1) / sp->xmin) - sp->alpha * (lx - log10(sp->xmin)) +
-                        log10((double)tail / (double)n);
-            int y = (int)lround((yhi - ly) / (yhi - ylo) * (ph - 1));
-            if (y >= 0 && y < ph)
-                at_grid_put(c->g, py + y, px + k, glyph(c, G_DOT, '.'), role(c, AT_ROLE_FIT));
-        }
-    if (xm >= 0 && xm < pw)
-        for (int y = 0; y < ph; y++)
-            at_grid_put(c->g, py + y, px + xm, glyph(c, 0x250A, ':'), role(c, AT_ROLE_FIT));
-    for (int k = 0; k < pw; k++) {
-        if (isnan(dens[k]))
-            continue;
-        int y = (int)lround((yhi - dens[k]) / (yhi - ylo) * (ph - 1));
-        at_grid_put(c->g, py + y, px + k, glyph(c, G_BULLET, '*'), role(c, AT_ROLE_PLOT));
-    }
-    int by = py + ph;
-    at_grid_printf(c->g, by, px, pw, dim, "%.0e", pow(10, x0));
-    char right[32];
-    int rl = snprintf(right, sizeof right, "%.0e", pow(10, x1));
-    at_grid_text(c->g, by, px + pw - rl, rl, right, dim);
-    if (xm >= 0 && xm < pw)
-        at_grid_printf(c->g, by + 1, px + (xm > 8 ? xm - 8 : 0), pw, role(c, AT_ROLE_FIT),
-                       "xmin %.3g ^  fit: alpha %.2f (dots)", sp->xmin, sp->alpha);
-}
-
-static void draw_detail(const ctx *c, int layer)
-{
-    const at_layout *lay = c->lay;
-    const at_layer_info *li = at_model_layer(c->m, c->ui->run, layer);
-    at_rect b = lay->body;
-    if (!li)
-        return;
-    char shape[64] = "";
-    int len = 0;
-    for (int i = 0; i < li->ndim; i++)
-        len += snprintf(shape + len, sizeof shape - (size_t)len, i ? "x%lld" : "%lld",
-                        (long long)li->shape[i]);
-    static const char *const kinds[] = {"linear", "conv2d", "embedding", "conv1d"};
-    at_grid_printf(c->g, b.y, 0, lay->cols, role(c, AT_ROLE_TITLE), " %s  %s %s%s", li->name,
-                   (unsigned)li->kind < 4 ? kinds[li->kind] : "?", shape,
-                   c->ui->space == AT_SPACE_DELTA ? "  (delta W-W_base)" : "");
-    int hw = b.w * 3 / 5;
-    at_rect plot = {b.y + 2, 1, b.h - 2, hw - 2};
-    draw_spectrum(c, at_model_spectrum(c->m, c->ui->run, layer, c->ui->space), plot);
-
-    /* history: the last snapshots, newest first */
-    int x = hw + 1, w = b.w - hw - 1, y = b.y + 2;
-    at_grid_text(c->g, y++, x, w, "step      alpha  a_w    traps  mode", role(c, AT_ROLE_TITLE));
-    for (int col = c->end - 1; col >= 0 && y < b.y + b.h; col--) {
-        const at_cell *cell = at_model_cell(c->m, c->ui->run, layer, c->ui->space, col);
-        if (!cell || cell->status == AT_CELL_EMPTY)
-            continue;
-        char st[16], a[16], aw[16], t[16];
-        at_render_step(at_model_snapshot_step(c->m, c->ui->run, col), st);
-        fmt_val(cell->v[AT_METRIC_ALPHA], a);
-        fmt_val(cell->v[AT_METRIC_ALPHA_WEIGHTED], aw);
-        snprintf(t, sizeof t, "%.0f", (double)cell->v[AT_METRIC_TRAPS]);
-        if (isnan(cell->v[AT_METRIC_TRAPS]))
-            snprintf(t, sizeof t, "-");
-        at_role ro = verdict_role(cell_verdict(cell), AT_ROLE_NORMAL);
-        if (cell->status != AT_FIT_SUCCESS)
-            snprintf(a, sizeof a, "%s", at_fit_status_name((at_fit_status)cell->status));
-        at_grid_printf(c->g, y++, x, w, role(c, ro), "%-9s %-6s %-6s %-6s %s", st, a, aw, t,
-                       at_mode_name((at_mode)cell->mode));
-    }
-}
-
-/* ---- help, run picker, confirmation, status -------------------------------------------- */
-
-static const char *const help_lines[] = {
-    "alphatop: every layer of a training run, live. Alpha is the power-law exponent of a layer's",
-    "eigenvalue spectrum: 2..6 healthy (2 ideal), < 2 burnt (over-fit), > 6 raw (under-fit).",
-    "",
-    "  Up/Down, k/j      select a layer            PgUp/PgDn, Space  page",
-    "  Home/End, g/G     first / last layer        Left/Right, h/l   scroll back / forward in time",
-    "  Enter             layer detail (spectrum, fit, history); Enter or Esc goes back",
-    "  Tab / Shift-Tab   next / previous metric    1..7              alpha, alpha_weighted,",
-    "                                               log_norm, log_spectral_norm, stable_rank,",
-    "                                               traps, detX gap",
-    "  d                 W <-> delta (W - W_base, fine-tunes)",
-    "  /                 filter layers by name (Enter keeps it, Esc clears it)",
-    "  p                 pause / resume analysis   s                 ask the trainer to stop (y/n)",
-    "  r                 pick a run (several runs publishing)",
-    "  < >  , .          replay: move the time slider one snapshot",
-    "  Esc               back / clear filter / return to live   ?  this help    q  quit",
-    "  mouse click       select the layer under the pointer    Ctrl-L  redraw the screen",
-    "",
-    "Heatmap: one row per layer (two per row with half blocks when they do not fit), one column",
-    "per snapshot. When snapshots do not fit, the newest half of the columns show one snapshot",
-    "each and the older ones are grouped in equal buckets showing the worst alpha (farthest",
-    "outside 2..6), the most traps, or the latest value for other metrics.",
-};
-
-static void draw_help(const ctx *c)
+static void draw_help(const at_rd *c)
 {
     at_rect b = c->lay->body;
-    int n = (int)(sizeof help_lines / sizeof help_lines[0]);
-    for (int i = c->ui->help_top, y = b.y + 1; i < n && y < b.y + b.h; i++, y++)
-        at_grid_text(c->g, y, 1, b.w - 1, help_lines[i],
-                     role(c, i < 2 ? AT_ROLE_TITLE : AT_ROLE_NORMAL));
+    enum { CAP = 160 };
+    char(*lines)[256] = malloc(CAP * sizeof *lines);
+    int roles[CAP];
+    if (!lines)
+        return;
+    int n = help_text(b.w - 2, lines, roles, CAP);
+    for (int i = c->ui->help_top, y = b.y + 1; i < n && i < CAP && y < b.y + b.h; i++, y++)
+        at_grid_text(c->g, y, 1, b.w - 1, lines[i], at_rd_role(c, (at_role)roles[i]));
+    free(lines);
 }
 
-static void draw_runs(const ctx *c)
+static void draw_runs(const at_rd *c)
 {
     at_rect b = c->lay->body;
-    at_grid_text(c->g, b.y + 1, 1, b.w - 1,
-                 "  run                  host             step       layers  snapshots",
-                 role(c, AT_ROLE_TITLE));
+    at_grid_printf(c->g, b.y + 1, 1, b.w - 1, at_rd_role(c, AT_ROLE_TITLE),
+                   "  %-22s %-16s %-14s %-8s %-7s %-9s %s", "run", "model", "host", "step",
+                   "layers", "snapshots", "phase");
     for (int i = 0; i < at_model_num_runs(c->m) && b.y + 2 + i < b.y + b.h; i++) {
         const at_run_info *ri = at_model_run(c->m, i);
         char st[16];
         at_render_step(ri->step, st);
-        at_style s = role(c, i == c->ui->run_cursor ? AT_ROLE_SELECTED : AT_ROLE_NORMAL);
-        at_grid_printf(c->g, b.y + 2 + i, 1, b.w - 1, s, "%c %-20.20s %-16.16s %-10s %-7d %d%s",
-                       i == c->ui->run ? '*' : ' ', ri->name[0] ? ri->name : ri->id, ri->host, st,
+        at_verdict v;
+        at_verdict_compute(&v, c->m, i, AT_SPACE_W, at_model_num_snapshots(c->m, i));
+        at_style s = at_rd_role(c, i == c->ui->run_cursor ? AT_ROLE_SELECTED : AT_ROLE_NORMAL);
+        at_grid_printf(c->g, b.y + 2 + i, 1, b.w - 1, s,
+                       "%c %-22.22s %-16.16s %-14.14s %-8s %-7d %-9d %s%s",
+                       i == c->ui->run ? '*' : ' ', ri->id, ri->name, ri->host, st,
                        at_model_num_layers(c->m, i), at_model_num_snapshots(c->m, i),
-                       ri->ended ? "  ended" : "");
+                       at_verdict_label(&v), ri->ended ? "  ended" : "");
     }
 }
 
-static void draw_confirm(const ctx *c)
+static void draw_confirm(const at_rd *c)
 {
     const at_run_info *ri = at_model_run(c->m, c->ui->run);
-    char msg[200];
-    snprintf(msg, sizeof msg, " Ask run %s to stop training? [y/N] ",
-             ri ? (ri->name[0] ? ri->name : ri->id) : "?");
-    int w = (int)strlen(msg) + 2, h = 3;
-    int y = c->lay->rows / 2 - 1, x = (c->lay->cols - w) / 2;
-    at_style st = role(c, AT_ROLE_ERROR);
+    char label[200] = "?", msg[260];
+    if (ri)
+        run_label(ri, label, sizeof label);
+    snprintf(msg, sizeof msg, " Ask run %s to stop training? [y/N] ", label);
+    const char *hint = " y: ask it to stop    n, Enter, Esc: keep it running ";
+    int w = (int)strlen(msg), hl = (int)strlen(hint);
+    w = (w > hl ? w : hl) + 2;
+    if (w > c->lay->cols)
+        w = c->lay->cols;
+    int h = 4, y = c->lay->rows / 2 - 2, x = (c->lay->cols - w) / 2;
+    at_style st = at_rd_role(c, AT_ROLE_ERROR);
     st.attr |= AT_ATTR_REVERSE;
     at_grid_fill(c->g, y, x, h, w, ' ', st);
     at_grid_text(c->g, y + 1, x + 1, w - 2, msg, st);
+    at_grid_text(c->g, y + 2, x + 1, w - 2, hint, st);
 }
 
-static void draw_status(const ctx *c)
+static void draw_status(const at_rd *c)
 {
     const at_rect *r = &c->lay->status;
-    at_style st = role(c, AT_ROLE_STATUS);
+    const at_ui *ui = c->ui;
+    at_style st = at_rd_role(c, AT_ROLE_STATUS);
     at_grid_fill(c->g, r->y, 0, 1, r->w, ' ', st);
-    if (c->ui->filtering) {
+    if (ui->filtering) {
         at_grid_printf(c->g, r->y, 0, r->w, st, " filter: %s_   (Enter keep, Esc clear)",
-                       c->ui->filter);
+                       ui->filter);
         return;
     }
-    static const char *const keys[][2] = {{"q", "quit"},       {"?", "help"},    {"Tab", "metric"},
-                                          {"Enter", "detail"}, {"/", "filter"},  {"p", "pause"},
-                                          {"s", "stop"},       {"d", "W/delta"}, {"r", "runs"}};
-    int x = 0;
-    for (size_t i = 0; i < sizeof keys / sizeof keys[0] && x < r->w; i++) {
-        at_style ks = role(c, AT_ROLE_KEY);
-        ks.bg = st.bg;
-        x += at_grid_printf(c->g, r->y, x, r->w - x, ks, " %s", keys[i][0]);
-        x += at_grid_printf(c->g, r->y, x, r->w - x, st, " %s ", keys[i][1]);
+    if (ui->searching) {
+        at_grid_printf(c->g, r->y, 0, r->w, st,
+                       " search: %s_   (Enter jumps to the first match; then n / N)", ui->search);
+        return;
     }
-    if (c->ui->replay)
-        at_grid_text(c->g, r->y, x, r->w - x, " < > slider", st);
+    /* the keys that do something on this screen, most useful first */
+    static const char *const main_live[] = {
+        "F1",   "help",  "Enter",    "detail", "/",      "filter",  "F3",     "search", "F6",
+        "sort", "w",     "warnings", "Tab",    "metric", "z",       "freeze", "s",      "stop",
+        "p",    "pause", "r",        "runs",   "d",      "W/delta", "F10",    "quit",   NULL};
+    static const char *const main_replay[] = {
+        "F1",  "help",   "Enter", "detail",  "< >", "slider", "Home/End", "start/end",
+        "/",   "filter", "F3",    "search",  "F6",  "sort",   "w",        "warnings",
+        "Tab", "metric", "d",     "W/delta", "F10", "quit",   NULL};
+    static const char *const detail[] = {"Esc", "back",    "Up/Down", "layer", "Tab", "metric",
+                                         "d",   "W/delta", "F10",     "quit",  NULL};
+    static const char *const help[] = {"Up/Down", "scroll", "PgUp/PgDn", "page", "Esc",
+                                       "back",    "F10",    "quit",      NULL};
+    static const char *const runs[] = {"Up/Down", "choose", "Enter", "show", "Esc",
+                                       "back",    "F10",    "quit",  NULL};
+    static const char *const confirm[] = {"y", "stop the run", "n Enter Esc", "keep it", NULL};
+    const char *const *keys = ui->screen == AT_SCREEN_DETAIL    ? detail
+                              : ui->screen == AT_SCREEN_HELP    ? help
+                              : ui->screen == AT_SCREEN_RUNS    ? runs
+                              : ui->screen == AT_SCREEN_CONFIRM ? confirm
+                              : ui->replay                      ? main_replay
+                                                                : main_live;
+    int x = 0;
+    if (ui->msg[0]) {
+        at_style ms = at_rd_role(c, AT_ROLE_KEY);
+        ms.bg = st.bg;
+        x += at_grid_printf(c->g, r->y, x, r->w - x, ms, " %s  ", ui->msg);
+    }
+    for (size_t i = 0; keys[i] && x < r->w; i += 2) {
+        int need = (int)(strlen(keys[i]) + strlen(keys[i + 1])) + 3;
+        if (x + need > r->w)
+            break;
+        at_style ks = at_rd_role(c, AT_ROLE_KEY);
+        ks.bg = st.bg;
+        x += at_grid_printf(c->g, r->y, x, r->w - x, ks, " %s", keys[i]);
+        x += at_grid_printf(c->g, r->y, x, r->w - x, st, " %s ", keys[i + 1]);
+    }
 }
 
 void at_render(at_grid *g, const at_model *m, const at_ui *ui, const at_layout *lay,
                const at_render_opts *o)
 {
-    ctx c = {g, m, ui, lay, o, o->scheme, 0, -1};
+    at_rd c = {.g = g, .m = m, .ui = ui, .lay = lay, .o = o, .s = o->scheme, .end_step = -1};
     at_grid_clear(g, at_scheme_role(o->scheme, AT_ROLE_NORMAL));
+    int ns = at_model_num_snapshots(m, ui->run);
+    c.end = ns ? at_ui_end(ui, m) : 0;
+    c.end_step = c.end > 0 ? at_model_snapshot_step(m, ui->run, c.end - 1) : -1;
+    at_names_scan(&c.names, m, ui->run);
+    at_verdict_compute(&c.verdict, m, ui->run, ui->space, c.end);
     if (lay->too_small) {
+        /* the verdict still shows: a collapse must not hide behind a small terminal */
+        draw_verdict(&c, 0, lay->cols);
         char msg[128];
         snprintf(msg, sizeof msg, "terminal too small: %dx%d, need %dx%d", lay->cols, lay->rows,
                  AT_MIN_COLS, AT_MIN_ROWS);
         int len = (int)strlen(msg);
         int x = lay->cols > len ? (lay->cols - len) / 2 : 0;
-        at_grid_text(g, lay->rows / 2, x, lay->cols, msg, role(&c, AT_ROLE_ERROR));
+        at_grid_text(g, lay->rows / 2, x, lay->cols, msg, at_rd_role(&c, AT_ROLE_ERROR));
         return;
     }
-    int ns = at_model_num_snapshots(m, ui->run);
-    c.end = ui->limit_step >= 0 ? at_model_snapshot_at(m, ui->run, ui->limit_step) + 1 : ns;
-    c.end -= ui->back;
-    if (c.end < 0 || ns == 0)
-        c.end = 0;
-    c.end_step = c.end > 0 ? at_model_snapshot_step(m, ui->run, c.end - 1) : -1;
     int nl = at_model_num_layers(m, ui->run);
     int *idx = malloc((size_t)(nl > 0 ? nl : 1) * sizeof(int));
     int nf = idx ? at_ui_filtered_layers(ui, m, idx) : 0;
@@ -965,7 +909,7 @@ void at_render(at_grid *g, const at_model *m, const at_ui *ui, const at_layout *
     switch (ui->screen) {
     case AT_SCREEN_DETAIL:
         if (nf > 0 && ui->sel < nf)
-            draw_detail(&c, idx[ui->sel]);
+            at_rd_detail(&c, idx[ui->sel]);
         break;
     case AT_SCREEN_HELP:
         draw_help(&c);

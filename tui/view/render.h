@@ -2,16 +2,21 @@
  * stop confirmation, too-small notice) from the model into a cell grid. Pure: no terminal.
  *
  * Per frame:
- *     at_render_layout(&lay, m, &ui, rows, cols, utf8);
+ *     at_render_layout(&lay, m, &ui, rows, cols, half_ok);
  *     at_ui_clamp(&ui, m, &lay);
  *     at_render(grid, m, &ui, &lay, &opts);
+ *
+ * Every screen starts with the header, whose second row is the run's verdict (verdict.h),
+ * coloured by its severity; a too-small terminal still shows the verdict on its first row.
  */
 #ifndef ALPHATOP_RENDER_H
 #define ALPHATOP_RENDER_H
 
+#include "fmt.h"
 #include "grid.h"
 #include "layout.h"
 #include "model.h"
+#include "names.h"
 #include "scheme.h"
 #include "ui.h"
 
@@ -33,9 +38,11 @@ typedef struct at_render_opts {
     at_render_cache *cache;  /* optional (NULL: every bucket is summarised every frame) */
 } at_render_opts;
 
-/* Layout of a rows x cols screen for the data ui shows. Pure. */
+/* Layout of a rows x cols screen for the data ui shows. half_ok: two layers per row with half
+ * blocks are allowed (a UTF-8 terminal with colours: without colour both halves would look
+ * the same). Pure. */
 void at_render_layout(at_layout *lay, const at_model *m, const at_ui *ui, int rows, int cols,
-                      int utf8);
+                      int half_ok);
 
 /* Draws the screen ui->screen into g (sized lay->rows x lay->cols). */
 void at_render(at_grid *g, const at_model *m, const at_ui *ui, const at_layout *lay,
@@ -47,12 +54,5 @@ void at_render(at_grid *g, const at_model *m, const at_ui *ui, const at_layout *
  * 0 when no cell has a result, -1 when the results are failed or skipped fits. */
 int at_render_bucket(const at_model *m, int run, int layer, at_space space, at_metric_id metric,
                      int c0, int c1, double *v);
-
-/* Label of two layers that share a heatmap row: their common dotted prefix, then both rests
- * ("h.0.attn.c_attn" + "h.0.attn.c_proj" -> "h.0.attn.c_attn/c_proj"), into buf (cap bytes). */
-void at_pair_label(const char *a, const char *b, char *buf, size_t cap);
-
-/* Formats a step compactly into buf (>= 16 bytes): 950, 12.5k, 1.25M. */
-void at_render_step(int64_t step, char *buf);
 
 #endif

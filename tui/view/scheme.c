@@ -18,12 +18,13 @@ static const double alpha_bounds[AT_ALPHA_LEVELS] = {
 /* clang-format on */
 enum { BURNT0 = 0, HEALTHY0 = 5, RAW0 = 13 };
 
+/* burnt: deep red -> vermilion -> orange; healthy: greys, lightest at 2; raw: sky -> deep blue */
 static const int16_t alpha256[AT_ALPHA_LEVELS] = {
-    CUBE(2, 0, 0), CUBE(3, 0, 0), CUBE(4, 0, 0), CUBE(5, 0, 0), CUBE(5, 1, 1), CUBE(0, 4, 0),
-    CUBE(1, 4, 0), CUBE(2, 4, 2), CUBE(3, 4, 2), CUBE(3, 4, 3), CUBE(4, 4, 3), CUBE(4, 4, 4),
-    250,           CUBE(3, 4, 5), CUBE(2, 3, 5), CUBE(1, 2, 5), CUBE(0, 1, 5), CUBE(0, 0, 3)};
-static const int16_t alpha8[AT_ALPHA_LEVELS] = {1, 1, 1, 1, 1, 2, 2, 2, 2,
-                                                7, 7, 7, 7, 6, 6, 4, 4, 4};
+    CUBE(3, 0, 0), CUBE(4, 0, 0), CUBE(4, 1, 0), CUBE(5, 2, 0), CUBE(5, 3, 0), 253,
+    252,           251,           250,           249,           248,           247,
+    246,           CUBE(2, 4, 5), CUBE(1, 3, 5), CUBE(0, 2, 5), CUBE(0, 1, 5), CUBE(0, 0, 4)};
+static const int16_t alpha8[AT_ALPHA_LEVELS] = {1, 1, 1, 3, 3, 7, 7, 7, 7,
+                                                7, 7, 7, 7, 6, 6, 6, 4, 4};
 static const char alpha_ascii[] = "@@@##++==--..ooOOO";
 
 static const int16_t seq256[AT_SEQ_LEVELS] = {
@@ -41,28 +42,58 @@ static const char trap_ascii[] = "-123#@";
 void at_scheme_init(at_scheme *s, int colors)
 {
     s->colors = colors >= 256 ? 256 : colors >= 8 ? 8 : 0;
-    enum { B = AT_ATTR_BOLD, R = AT_ATTR_REVERSE };
-    static const at_style r256[AT_ROLE_COUNT] = {
-        [AT_ROLE_NORMAL] = {D, D, 0},     [AT_ROLE_HEADER] = {255, 236, B},
-        [AT_ROLE_TITLE] = {117, D, B},    [AT_ROLE_DIM] = {245, D, 0},
-        [AT_ROLE_SELECTED] = {D, D, R},   [AT_ROLE_BURNT] = {203, D, B},
-        [AT_ROLE_RAW] = {111, D, 0},      [AT_ROLE_TRAP] = {214, D, 0},
-        [AT_ROLE_OK] = {114, D, 0},       [AT_ROLE_MISSING] = {242, D, 0},
-        [AT_ROLE_STATUS] = {252, 236, 0}, [AT_ROLE_KEY] = {229, D, B},
-        [AT_ROLE_ERROR] = {203, D, B},    [AT_ROLE_PLOT] = {252, D, 0},
-        [AT_ROLE_FIT] = {214, D, B}};
+    enum { B = AT_ATTR_BOLD, R = AT_ATTR_REVERSE, U = AT_ATTR_UNDERLINE };
+    static const at_style r256[AT_ROLE_COUNT] = {[AT_ROLE_NORMAL] = {D, D, 0},
+                                                 [AT_ROLE_HEADER] = {255, 236, B},
+                                                 [AT_ROLE_TITLE] = {117, D, B},
+                                                 [AT_ROLE_DIM] = {245, D, 0},
+                                                 [AT_ROLE_SELECTED] = {D, D, R},
+                                                 [AT_ROLE_BURNT] = {CUBE(5, 1, 0), D, B},
+                                                 [AT_ROLE_RAW] = {111, D, 0},
+                                                 [AT_ROLE_TRAP] = {214, D, 0},
+                                                 [AT_ROLE_OK] = {152, D, 0},
+                                                 [AT_ROLE_MISSING] = {242, D, 0},
+                                                 [AT_ROLE_STATUS] = {252, 236, 0},
+                                                 [AT_ROLE_KEY] = {229, D, B},
+                                                 [AT_ROLE_ERROR] = {203, D, B},
+                                                 [AT_ROLE_PLOT] = {252, D, 0},
+                                                 [AT_ROLE_FIT] = {214, D, B},
+                                                 [AT_ROLE_WARN] = {214, D, B},
+                                                 [AT_ROLE_VERDICT_CRIT] = {231, CUBE(4, 0, 0), B},
+                                                 [AT_ROLE_VERDICT_WARN] = {16, 214, B},
+                                                 [AT_ROLE_VERDICT_OK] = {152, 236, B},
+                                                 [AT_ROLE_VERDICT_INFO] = {250, 236, 0}};
     static const at_style r8[AT_ROLE_COUNT] = {
-        [AT_ROLE_NORMAL] = {D, D, 0},  [AT_ROLE_HEADER] = {7, 4, B},   [AT_ROLE_TITLE] = {6, D, B},
-        [AT_ROLE_DIM] = {D, D, 0},     [AT_ROLE_SELECTED] = {D, D, R}, [AT_ROLE_BURNT] = {1, D, B},
-        [AT_ROLE_RAW] = {4, D, B},     [AT_ROLE_TRAP] = {3, D, 0},     [AT_ROLE_OK] = {2, D, 0},
-        [AT_ROLE_MISSING] = {D, D, 0}, [AT_ROLE_STATUS] = {0, 7, 0},   [AT_ROLE_KEY] = {3, D, B},
-        [AT_ROLE_ERROR] = {1, D, B},   [AT_ROLE_PLOT] = {D, D, 0},     [AT_ROLE_FIT] = {3, D, B}};
-    static const at_style r0[AT_ROLE_COUNT] = {
-        [AT_ROLE_NORMAL] = {D, D, 0},  [AT_ROLE_HEADER] = {D, D, R},   [AT_ROLE_TITLE] = {D, D, B},
-        [AT_ROLE_DIM] = {D, D, 0},     [AT_ROLE_SELECTED] = {D, D, R}, [AT_ROLE_BURNT] = {D, D, B},
-        [AT_ROLE_RAW] = {D, D, 0},     [AT_ROLE_TRAP] = {D, D, 0},     [AT_ROLE_OK] = {D, D, 0},
-        [AT_ROLE_MISSING] = {D, D, 0}, [AT_ROLE_STATUS] = {D, D, R},   [AT_ROLE_KEY] = {D, D, B},
-        [AT_ROLE_ERROR] = {D, D, B},   [AT_ROLE_PLOT] = {D, D, 0},     [AT_ROLE_FIT] = {D, D, B}};
+        [AT_ROLE_NORMAL] = {D, D, 0},       [AT_ROLE_HEADER] = {7, 4, B},
+        [AT_ROLE_TITLE] = {6, D, B},        [AT_ROLE_DIM] = {D, D, 0},
+        [AT_ROLE_SELECTED] = {D, D, R},     [AT_ROLE_BURNT] = {1, D, B},
+        [AT_ROLE_RAW] = {6, D, B},          [AT_ROLE_TRAP] = {3, D, 0},
+        [AT_ROLE_OK] = {D, D, 0},           [AT_ROLE_MISSING] = {D, D, 0},
+        [AT_ROLE_STATUS] = {0, 7, 0},       [AT_ROLE_KEY] = {3, D, B},
+        [AT_ROLE_ERROR] = {1, D, B},        [AT_ROLE_PLOT] = {D, D, 0},
+        [AT_ROLE_FIT] = {3, D, B},          [AT_ROLE_WARN] = {3, D, B},
+        [AT_ROLE_VERDICT_CRIT] = {7, 1, B}, [AT_ROLE_VERDICT_WARN] = {0, 3, B},
+        [AT_ROLE_VERDICT_OK] = {6, D, B},   [AT_ROLE_VERDICT_INFO] = {D, D, 0}};
+    static const at_style r0[AT_ROLE_COUNT] = {[AT_ROLE_NORMAL] = {D, D, 0},
+                                               [AT_ROLE_HEADER] = {D, D, R},
+                                               [AT_ROLE_TITLE] = {D, D, B},
+                                               [AT_ROLE_DIM] = {D, D, 0},
+                                               [AT_ROLE_SELECTED] = {D, D, R},
+                                               [AT_ROLE_BURNT] = {D, D, B},
+                                               [AT_ROLE_RAW] = {D, D, 0},
+                                               [AT_ROLE_TRAP] = {D, D, 0},
+                                               [AT_ROLE_OK] = {D, D, 0},
+                                               [AT_ROLE_MISSING] = {D, D, 0},
+                                               [AT_ROLE_STATUS] = {D, D, R},
+                                               [AT_ROLE_KEY] = {D, D, B},
+                                               [AT_ROLE_ERROR] = {D, D, B},
+                                               [AT_ROLE_PLOT] = {D, D, 0},
+                                               [AT_ROLE_FIT] = {D, D, B},
+                                               [AT_ROLE_WARN] = {D, D, B},
+                                               [AT_ROLE_VERDICT_CRIT] = {D, D, B | R},
+                                               [AT_ROLE_VERDICT_WARN] = {D, D, B | U},
+                                               [AT_ROLE_VERDICT_OK] = {D, D, B},
+                                               [AT_ROLE_VERDICT_INFO] = {D, D, 0}};
     const at_style *src = s->colors == 256 ? r256 : s->colors == 8 ? r8 : r0;
     for (int i = 0; i < AT_ROLE_COUNT; i++)
         s->roles[i] = src[i];
@@ -85,6 +116,13 @@ int at_scale_levels(at_scale sc)
     return sc == AT_SCALE_ALPHA   ? AT_ALPHA_LEVELS
            : sc == AT_SCALE_TRAPS ? AT_TRAP_LEVELS
                                   : AT_SEQ_LEVELS;
+}
+
+double at_alpha_badness(double a)
+{
+    return a < AT_ALPHA_BURNT_BELOW ? AT_ALPHA_BURNT_BELOW - a
+           : a > AT_ALPHA_RAW_ABOVE ? a - AT_ALPHA_RAW_ABOVE
+                                    : 0.0;
 }
 
 double at_alpha_level_bound(int k)
@@ -129,6 +167,11 @@ int16_t at_scheme_level_color(const at_scheme *s, at_scale sc, int k)
     if (sc == AT_SCALE_TRAPS)
         return s->colors == 256 ? trap256[k] : trap8[k];
     return s->colors == 256 ? seq256[k] : seq8[k];
+}
+
+uint8_t at_scheme_level_attr(const at_scheme *s, at_scale sc, int k)
+{
+    return s->colors == 8 && at_scheme_level_color(s, sc, k) == 4 ? AT_ATTR_BOLD : 0;
 }
 
 char at_scale_ascii(at_scale sc, int k)

@@ -6,6 +6,7 @@
 #include <ncursesw/term.h> /* <term.h> would find tui/term.h */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <wchar.h>
 
 #include "ui.h"
@@ -21,7 +22,30 @@ struct at_term {
     int *pair;       /* NCOL * NCOL: pair number of (fg + 1, bg + 1); 0 = not allocated yet */
     at_gcell *shown; /* what the last at_term_draw wrote, shown_rows x shown_cols */
     int shown_rows, shown_cols;
+    double last_click_ms; /* time and cell of the last left press, for double clicks */
+    int last_click_y, last_click_x;
 };
+
+enum { DOUBLE_CLICK_MS = 400 };
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* A left press at (y, x): AT_KEY_DCLICK when it repeats the last one in time and place. */
+static int left_press(at_term *t, int y, int x)
+{
+    double now = now_ms();
+    int dbl =
+        now - t->last_click_ms < DOUBLE_CLICK_MS && y == t->last_click_y && x == t->last_click_x;
+    t->last_click_ms = dbl ? 0 : now;
+    t->last_click_y = y;
+    t->last_click_x = x;
+    return dbl ? AT_KEY_DCLICK : AT_KEY_MOUSE;
+}
 
 int at_term_utf8(void)
 {
@@ -56,8 +80,8 @@ at_term *at_term_open(const char *term_type, FILE *out, FILE *in)
     nodelay(stdscr, TRUE);
     set_escdelay(25);
     curs_set(0);
-    mousemask(BUTTON1_PRESSED | BUTTON1_CLICKED, NULL);
-    mouseinterval(0);
+    mousemask(BUTTON1_PRESSED | BUTTON1_CLICKED | BUTTON4_PRESSED | BUTTON5_PRESSED, NULL);
+    mouseinterval(0); /* presses at once; double clicks are timed here (at_term_key) */
     if (has_colors() && !getenv("NO_COLOR") && start_color() == OK) {
         use_default_colors();
         t->colors = COLORS >= 256 ? 256 : COLORS >= 8 ? 8 : 0;
@@ -93,7 +117,6 @@ void at_term_size(const at_term *self, int *rows, int *cols)
 
 int at_term_key(at_term *self, int *y, int *x)
 {
-    (void)self;
     wint_t ch;
     int r = wget_wch(stdscr, &ch);
     if (r == ERR)
@@ -124,13 +147,29 @@ int at_term_key(at_term *self, int *y, int *x)
             return AT_KEY_BACKSPACE;
         case KEY_RESIZE:
             return AT_KEY_RESIZE;
+        case KEY_F(1):
+            return AT_KEY_F1;
+        case KEY_F(3):
+            return AT_KEY_F3;
+        case KEY_F(4):
+            return AT_KEY_F4;
+        case KEY_F(6):
+            return AT_KEY_F6;
+        case KEY_F(10):
+            return AT_KEY_F10;
         case KEY_MOUSE: {
             MEVENT ev;
-            if (getmouse(&ev) != OK || !(ev.bstate & (BUTTON1_PRESSED | BUTTON1_CLICKED)))
+            if (getmouse(&ev) != OK)
                 return -1;
             *y = ev.y;
             *x = ev.x;
-            return AT_KEY_MOUSE;
+            if (ev.bstate & BUTTON4_PRESSED)
+                return AT_KEY_WHEEL_UP;
+            if (ev.bstate & BUTTON5_PRESSED)
+                return AT_KEY_WHEEL_DOWN;
+            if (ev.bstate & (BUTTON1_PRESSED | BUTTON1_CLICKED))
+                return left_press(self, ev.y, ev.x);
+            return -1;
         }
         default:
             return -1;

@@ -11,7 +11,8 @@
 typedef struct at_term at_term;
 
 /* Sets up curses on out/in (NULL: stdout/stdin) with terminal type term_type (NULL: $TERM):
- * cbreak, no echo, keypad, non-blocking reads, mouse clicks, hidden cursor, default colours.
+ * cbreak, no echo, keypad, non-blocking reads, mouse clicks and wheel, hidden cursor, default
+ * colours.
  * Colours: 256 or 8 when the terminal has them, none when it has not or NO_COLOR is set.
  * Caller owns return value (free with at_term_close); NULL if the terminal cannot be used. */
 at_term *at_term_open(const char *term_type, FILE *out, FILE *in);
@@ -29,7 +30,8 @@ int at_term_utf8(void);
 void at_term_size(const at_term *self, int *rows, int *cols);
 
 /* Next key as a code point or AT_KEY_* (ui.h; Ctrl-L is AT_KEY_RESIZE: redraw everything);
- * -1 when none is pending. For AT_KEY_MOUSE, y and x get the cell clicked. */
+ * -1 when none is pending. For mouse keys (a left press, a second press on the same cell within
+ * 400 ms: AT_KEY_DCLICK, the wheel) y and x get the cell. */
 int at_term_key(at_term *self, int *y, int *x);
 
 /* Forgets what is on the screen: the next at_term_draw writes every cell (after a resize). */

@@ -2,7 +2,9 @@
  *
  * Pure (no terminal): tui/term.c turns curses keys into AT_KEY_* codes, at_keymap turns a
  * key into an action, at_ui_apply applies it to the state and reports what the engine must
- * hear about (stop a run, pause, quit, run selected).
+ * hear about (stop a run, pause, quit, run selected). The layers shown are the run's layers
+ * that pass the name filter (and the warnings-only filter), in the chosen sort order; the
+ * selection follows its layer when that order changes.
  */
 #ifndef ALPHATOP_UI_H
 #define ALPHATOP_UI_H
@@ -28,7 +30,15 @@ enum {
     AT_KEY_BTAB, /* shift-Tab */
     AT_KEY_BACKSPACE,
     AT_KEY_RESIZE,
-    AT_KEY_MOUSE, /* a left click; position passed separately */
+    AT_KEY_MOUSE,  /* a left click; position passed separately */
+    AT_KEY_DCLICK, /* a left double click; position passed separately */
+    AT_KEY_WHEEL_UP,
+    AT_KEY_WHEEL_DOWN,
+    AT_KEY_F1, /* htop's function keys: F1 help, F3 search, F4 filter, F6 sort, F10 quit */
+    AT_KEY_F3,
+    AT_KEY_F4,
+    AT_KEY_F6,
+    AT_KEY_F10,
 };
 
 typedef enum at_action {
@@ -61,7 +71,16 @@ typedef enum at_action {
     AT_ACT_ACCEPT, /* Enter while typing the filter */
     AT_ACT_RESIZE,
     AT_ACT_CLICK,    /* mouse click: select what is under it */
-    AT_ACT_METRIC_1, /* '1'..'7' pick a metric directly: AT_ACT_METRIC_1 + at_metric_id */
+    AT_ACT_OPEN,     /* double click: select what is under it and open its detail */
+    AT_ACT_WHEEL_UP, /* mouse wheel: scroll */
+    AT_ACT_WHEEL_DOWN,
+    AT_ACT_SEARCH,      /* F3: start typing a search (Enter jumps to the first match) */
+    AT_ACT_SEARCH_NEXT, /* 'n': the next layer matching the search */
+    AT_ACT_SEARCH_PREV, /* 'N' */
+    AT_ACT_SORT,        /* F6 or 'o': next sort order */
+    AT_ACT_WARN_ONLY,   /* 'w': only layers with a warning, or all again */
+    AT_ACT_FREEZE,      /* 'z': freeze the display at the newest snapshot, or go live again */
+    AT_ACT_METRIC_1,    /* '1'..'7' pick a metric directly: AT_ACT_METRIC_1 + at_metric_id */
 } at_action;
 
 typedef enum at_screen {
@@ -77,7 +96,22 @@ typedef enum at_input_mode {
     AT_INPUT_NORMAL = 0,
     AT_INPUT_FILTER,  /* typing after '/' */
     AT_INPUT_CONFIRM, /* y/n */
+    AT_INPUT_SEARCH,  /* typing after F3 */
 } at_input_mode;
+
+/* Orders of the layer list. */
+typedef enum at_sort {
+    AT_SORT_MODEL = 0, /* model order */
+    AT_SORT_WORST,     /* alpha: farthest outside 2..6 first; other metrics: largest first */
+    AT_SORT_CHANGE,    /* largest change of the metric over the last AT_CHANGE_SPAN results */
+    AT_SORT_NAME,
+    AT_SORT_COUNT
+} at_sort;
+
+enum { AT_CHANGE_SPAN = 10 };
+
+/* "model order", "worst first", "largest change", "name". Static string. */
+const char *at_sort_name(at_sort s);
 
 /* What the engine must hear about. */
 typedef enum at_view_event {
@@ -98,7 +132,8 @@ typedef struct at_view_action {
 typedef struct at_ui {
     at_screen screen;
     int run;              /* run shown */
-    int sel;              /* selected layer (index among the filtered layers) */
+    int sel;              /* selected layer (index among the layers shown) */
+    int sel_layer;        /* its model index, kept across re-sorting; -1: take it from sel */
     int top;              /* first filtered layer shown in the heatmap */
     at_metric_id metric;  /* metric in the heatmap */
     at_space space;       /* W or delta */
@@ -110,6 +145,12 @@ typedef struct at_ui {
     int run_cursor;       /* run picker cursor */
     int help_top;         /* help screen scroll */
     int mouse_y, mouse_x; /* position of the last click */
+    at_sort sort;         /* order of the layer list */
+    int warn_only;        /* 1: only layers with a warning */
+    int searching;        /* typing the search */
+    char search[64];      /* the last search ("" none) */
+    int frozen;           /* 1: the display stays at limit_step while data keeps arriving */
+    char msg[96];         /* a one-shot note for the key bar ("" none), cleared by the next key */
 } at_ui;
 
 void at_ui_init(at_ui *ui);
@@ -120,8 +161,16 @@ at_input_mode at_ui_input_mode(const at_ui *ui);
 /* What key means in mode. Pure. */
 at_action at_keymap(int key, at_input_mode mode);
 
-/* Indices of the layers of ui->run that pass the filter, in model order, into idx (room for
- * at_model_num_layers). Returns the count. */
+/* Snapshot columns shown, [0, end): all, or up to the replay slider / frozen step, less the
+ * columns hidden by looking back in time. */
+int at_ui_end(const at_ui *ui, const at_model *m);
+
+/* 1 if the latest result of layer before column end warns: burnt, raw, failed fit,
+ * correlation traps, or a fit on fewer than AT_FEW_TAIL eigenvalues. */
+int at_ui_layer_warns(const at_ui *ui, const at_model *m, int layer, int end);
+
+/* Indices of the layers of ui->run that pass the filters, in the sort order, into idx (room
+ * for at_model_num_layers). Returns the count. */
 int at_ui_filtered_layers(const at_ui *ui, const at_model *m, int *idx);
 
 /* Keeps selection and scroll inside the data and the selected layer on screen (call before

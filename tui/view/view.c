@@ -82,7 +82,7 @@ static void frame(at_view *v, at_term *t, const at_scheme *sc, int utf8)
         if (!v->grid)
             return;
     }
-    at_render_layout(&v->lay, v->model, &v->ui, rows, cols, utf8);
+    at_render_layout(&v->lay, v->model, &v->ui, rows, cols, utf8 && sc->colors > 0);
     at_ui_clamp(&v->ui, v->model, &v->lay);
     at_render_opts o = {wall_s(), utf8, sc, v->cache};
     at_render(v->grid, v->model, &v->ui, &v->lay, &o);
@@ -119,7 +119,7 @@ int at_view_run(at_view *self, const at_view_hooks *hooks)
     uint64_t drawn_version = 0;
     int dirty = 1, rc = 0, quit = 0;
     /* the layout used for keys before the first frame */
-    at_render_layout(&self->lay, self->model, &self->ui, 24, 80, utf8);
+    at_render_layout(&self->lay, self->model, &self->ui, 24, 80, utf8 && sc.colors > 0);
     while (!quit) {
         if (h->interrupted && *h->interrupted)
             break;
@@ -128,7 +128,7 @@ int at_view_run(at_view *self, const at_view_hooks *hooks)
             at_action act = at_keymap(key, at_ui_input_mode(&self->ui));
             if (act == AT_ACT_RESIZE)
                 at_term_invalidate(t);
-            if (act == AT_ACT_CLICK) {
+            if (act == AT_ACT_CLICK || act == AT_ACT_OPEN) {
                 self->ui.mouse_y = my;
                 self->ui.mouse_x = mx;
             }
