@@ -151,11 +151,12 @@ int at_fmt_json_parse(const cJSON *obj, at_metrics *m)
         const struct col *c = &cols[i];
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, c->name);
         char *field = (char *)m + c->off;
-        /* Out of the int64 range the cast is undefined: such a column reads as absent. */
+        /* Out of the int64 range the cast is undefined, and a non-finite number (1e999) is
+         * written null: such columns read as absent. */
         if (c->type == C_I64 && cJSON_IsNumber(v) && fabs(v->valuedouble) < 9.2e18) {
             int64_t x = (int64_t)v->valuedouble;
             memcpy(field, &x, sizeof x);
-        } else if (c->type == C_F64 && cJSON_IsNumber(v)) {
+        } else if (c->type == C_F64 && cJSON_IsNumber(v) && isfinite(v->valuedouble)) {
             memcpy(field, &v->valuedouble, sizeof v->valuedouble);
         } else if (c->type == C_MODE && cJSON_IsString(v)) {
             for (int k = AT_MODE_EXACT; k <= AT_MODE_SKIPPED; k++)

@@ -1,4 +1,4 @@
-/* cli_report.c -- `alphatop report LOG [--csv]`: summary of a recorded run, or its CSV. */
+/* report.c -- `alphatop report LOG [--csv]`: summary of a recorded run, or its CSV. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>

@@ -94,10 +94,13 @@ int at_engine_done(const at_engine *self);
 int at_engine_exit_code(const at_engine *self);
 
 /* The user asked to stop run (model index) for reason: sends stop to its trainer and records
- * it. Returns AT_OK, AT_ERR_ARG (bad run) or AT_ERR_NET. */
+ * it (a stop event, whether the sending worked or not). Returns AT_OK, AT_ERR_ARG (bad run) or
+ * the source's failure (the feed's: AT_ERR_NOTFOUND when the trainer is gone, AT_ERR_AGAIN
+ * when its queue is full). */
 int at_engine_request_stop(at_engine *self, int run, const char *reason);
 
-/* Pauses (1) or resumes (0) analysis; snapshots arriving meanwhile are kept, latest first. */
+/* Pauses (1) or resumes (0) analysis; snapshots arriving meanwhile wait (back-pressure drops
+ * the oldest when too many do, ingest.h). */
 void at_engine_pause(at_engine *self, int paused);
 
 /* The endpoint the engine listens on ("" with an injected source). Borrowed. */
