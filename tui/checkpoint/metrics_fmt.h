@@ -50,6 +50,10 @@ cJSON *at_fmt_json_number(cJSON *obj, const char *name, double v);
  * message. Returns AT_OK or AT_ERR_NOMEM. */
 int at_fmt_json_error(cJSON *obj, const char *name, const char *message);
 
+/* Writes s as one CSV field: as it is, or quoted (quotes doubled) when it holds a comma, a
+ * quote or a line break, as RFC 4180 requires. */
+void at_fmt_csv_field(FILE *f, const char *s);
+
 /* CSV header line / one row ending in '\n'. With file non-NULL a leading "file" column is
  * written (pass any non-NULL string to the header to get it). Strings are quoted as RFC 4180
  * requires; error rows have status "error" and the message in the "error" column (last). */

@@ -7,6 +7,7 @@
 
 #include "alphatop/phase.h"
 #include "commands.h"
+#include "metrics_fmt.h"
 #include "record.h"
 #include "replay.h"
 
@@ -201,22 +202,6 @@ static void print_report(const report *rp)
         fputs(rp->events.v[i], stdout);
 }
 
-/* A CSV field: quoted when it holds a comma, quote or line break. */
-static void csv_str(FILE *f, const char *s)
-{
-    if (!strpbrk(s, ",\"\r\n")) {
-        fputs(s, f);
-        return;
-    }
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"')
-            fputc('"', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
 /* CSV: run, step, view, name, then every other column of the layer records in first-seen
  * order. One row's cells, by column, while at_record_layer_columns walks them. */
 typedef struct csv_row {
@@ -235,7 +220,7 @@ static void csv_cell(void *ctx, const at_record_column *c)
     if (c->type == AT_COLUMN_NUMBER)
         fprintf(f, "%.17g", c->number);
     else if (c->type == AT_COLUMN_STRING)
-        csv_str(f, c->string);
+        at_fmt_csv_field(f, c->string);
     else if (c->type == AT_COLUMN_SHAPE)
         for (int d = 0; d < c->ndim; d++)
             fprintf(f, d ? "x%lld" : "%lld", (long long)c->shape[d]);
@@ -292,9 +277,9 @@ static void print_row(void *ctx, const at_record *r)
     if (!row.cells)
         return;
     at_record_layer_columns(r, csv_cell, &row);
-    csv_str(stdout, r->run);
+    at_fmt_csv_field(stdout, r->run);
     printf(",%lld,%s,", (long long)r->step, at_record_view_name(r->u.layer.view));
-    csv_str(stdout, r->u.layer.name);
+    at_fmt_csv_field(stdout, r->u.layer.name);
     for (int i = 0; i < cols->n; i++) {
         printf(",%s", row.cells[i] ? row.cells[i] : "");
         free(row.cells[i]);

@@ -2,7 +2,6 @@
 #include "engine.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
@@ -108,31 +107,16 @@ static void emit(at_engine *self, int run, const at_record *rec)
     at_record_text_free(s);
 }
 
-/* An event record of run on the model's layer: shown in the model, then written. */
-static void event_out(at_engine *self, int run, int layer, const at_record *rec)
+/* ---- ingest's hooks --------------------------------------------------------------------- */
+
+/* Every event, ingest's and the engine's own (at_ingest_event): shown in the model, written. */
+static void hook_event(void *ctx, int run, int layer, const at_record *rec)
 {
+    at_engine *self = ctx;
     at_model_add_event(self->model, run, layer, rec->step, at_record_model_kind(&rec->u.event),
                        rec->u.event.text);
     emit(self, run, rec);
 }
-
-/* An event of run (-1: none) at step on the model's layer: e's fields, its text from fmt. */
-static void event_emit(at_engine *self, int run, int layer, int64_t step, at_record_event e,
-                       const char *fmt, ...)
-{
-    char text[400];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
-    va_end(ap);
-    e.text = text;
-    at_record rec = {
-        .type = AT_RECORD_EVENT, .run = at_ingest_run_id(self->ingest, run), .step = step};
-    rec.u.event = e;
-    event_out(self, run, layer, &rec);
-}
-
-/* ---- ingest's hooks --------------------------------------------------------------------- */
 
 static void hook_run_free(void *ctx, void *data)
 {
@@ -188,11 +172,6 @@ static int hook_cancel(void *ctx, int run, int64_t step)
     return at_worker_cancel(self->worker, run, step);
 }
 
-static void hook_event(void *ctx, int run, int layer, const at_record *rec)
-{
-    event_out(ctx, run, layer, rec);
-}
-
 static void hook_feed(void *ctx, const at_job *job, int64_t step)
 {
     at_engine *self = ctx;
@@ -233,7 +212,7 @@ static void hook_close(void *ctx, int run, int64_t step, unsigned spaces)
                 at_model_add_phase_event(self->model, run, (at_space)sp, &ev[i], text);
                 emit(self, run, &rec);
             } else {
-                event_out(self, run, -1, &rec);
+                hook_event(self, run, -1, &rec);
             }
         }
     }
@@ -263,11 +242,11 @@ static void traps_note(at_engine *self, int run, eng_run *r, const at_job *job, 
         r->ntraps = job->layer + 1;
     }
     if (job->m.num_traps > 0 && r->traps[job->layer] == 0)
-        event_emit(self, run, job->layer, job->step,
-                   (at_record_event){.kind = AT_RECORD_EV_TRAP, .layer = name},
-                   "%s: %lld correlation trap%s appeared (largest %.2fx the bulk edge)", name,
-                   (long long)job->m.num_traps, job->m.num_traps == 1 ? "" : "s",
-                   job->m.trap_max_ratio);
+        at_ingest_event(self->ingest, run, job->layer, job->step,
+                        (at_record_event){.kind = AT_RECORD_EV_TRAP, .layer = name},
+                        "%s: %lld correlation trap%s appeared (largest %.2fx the bulk edge)", name,
+                        (long long)job->m.num_traps, job->m.num_traps == 1 ? "" : "s",
+                        job->m.trap_max_ratio);
     r->traps[job->layer] = job->m.num_traps;
 }
 
@@ -287,10 +266,10 @@ static void result_handle(at_engine *self, const at_job *job)
     if (job->rc < 0) {
         l->error = job->error;
         emit(self, run, &rec);
-        event_emit(self, run, job->layer, job->step,
-                   (at_record_event){.kind = AT_RECORD_EV_ERROR, .layer = li->name},
-                   "%s%s: %s (%s)", job->space == AT_SPACE_DELTA ? "delta view: " : "", li->name,
-                   at_strerror(job->rc), job->error);
+        at_ingest_event(self->ingest, run, job->layer, job->step,
+                        (at_record_event){.kind = AT_RECORD_EV_ERROR, .layer = li->name},
+                        "%s%s: %s (%s)", job->space == AT_SPACE_DELTA ? "delta view: " : "",
+                        li->name, at_strerror(job->rc), job->error);
     } else {
         l->m = job->m;
         emit(self, run, &rec);
@@ -372,8 +351,8 @@ static void handle_msg(at_engine *self, const at_proto_msg *msg)
             at_runlog_flush(log);
     } else if (msg->type == AT_PROTO_STOP_ACK) {
         r->acked = 1;
-        event_emit(self, run, -1, -1, (at_record_event){.kind = AT_RECORD_EV_ACK},
-                   "run %s acknowledged the stop: %s", msg->run, msg->u.reason);
+        at_ingest_event(self->ingest, run, -1, -1, (at_record_event){.kind = AT_RECORD_EV_ACK},
+                        "run %s acknowledged the stop: %s", msg->run, msg->u.reason);
     }
 }
 
@@ -395,8 +374,8 @@ static void stop_fire(at_engine *self, int run, const at_stop_verdict *v)
     char reason[AT_PROTO_MAX_TEXT];
     snprintf(reason, sizeof reason, "alphatop --stop-on %s: %s", v->rule, v->evidence);
     int rc = send_stop(self, run, reason);
-    event_emit(
-        self, run, -1, v->step,
+    at_ingest_event(
+        self->ingest, run, -1, v->step,
         (at_record_event){.kind = AT_RECORD_EV_STOP, .rule = v->rule, .evidence = v->evidence},
         "stop rule %s fired at step %lld: %s%s", v->rule, (long long)v->step, v->evidence,
         rc == AT_OK ? "" : " (could not send stop to the trainer)");
@@ -408,8 +387,9 @@ int at_engine_request_stop(at_engine *self, int run, const char *reason)
     if (!run_of(self, run))
         return AT_ERR_ARG;
     int rc = send_stop(self, run, reason);
-    event_emit(self, run, -1, -1, (at_record_event){.kind = AT_RECORD_EV_STOP, .rule = "user"},
-               "stop requested: %s%s", reason, rc == AT_OK ? "" : " (could not send it)");
+    at_ingest_event(self->ingest, run, -1, -1,
+                    (at_record_event){.kind = AT_RECORD_EV_STOP, .rule = "user"},
+                    "stop requested: %s%s", reason, rc == AT_OK ? "" : " (could not send it)");
     return rc;
 }
 
@@ -426,9 +406,9 @@ static void check_stops(at_engine *self)
         if (r->acked) {
             self->done = 1;
         } else if (now > r->stop_deadline) {
-            event_emit(self, i, -1, -1, (at_record_event){.kind = AT_RECORD_EV_STOP},
-                       "run %s did not acknowledge the stop within %.0f s",
-                       at_ingest_run_id(self->ingest, i), self->o.stop_ack_timeout);
+            at_ingest_event(self->ingest, i, -1, -1, (at_record_event){.kind = AT_RECORD_EV_STOP},
+                            "run %s did not acknowledge the stop within %.0f s",
+                            at_ingest_run_id(self->ingest, i), self->o.stop_ack_timeout);
             r->acked = 1;
             self->done = 1;
         }
@@ -455,8 +435,8 @@ static void update_state(at_engine *self)
 
 static void on_reject(at_engine *self, const char *what)
 {
-    event_emit(self, -1, -1, -1, (at_record_event){.kind = AT_RECORD_EV_ERROR},
-               "rejected a message: %s", what);
+    at_ingest_event(self->ingest, -1, -1, -1, (at_record_event){.kind = AT_RECORD_EV_ERROR},
+                    "rejected a message: %s", what);
 }
 
 int at_engine_step(at_engine *self)

@@ -71,22 +71,6 @@ void at_ingest_opts_default(at_ingest_opts *o)
     o->queue_budget = (size_t)1 << 30;
 }
 
-/* Hands an event of run at step on the model's layer to the event hook: e's fields, its text
- * formatted from fmt. */
-static void say(at_ingest *self, int run, int layer, int64_t step, at_record_event e,
-                const char *fmt, ...)
-{
-    char text[400];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
-    va_end(ap);
-    e.text = text;
-    at_record rec = {.type = AT_RECORD_EVENT, .run = self->runs[run]->id, .step = step};
-    rec.u.event = e;
-    self->h.event(self->h.ctx, run, layer, &rec);
-}
-
 /* ---- runs ------------------------------------------------------------------------------- */
 
 static void run_free(at_ingest *self, ing_run *r)
@@ -129,9 +113,10 @@ int at_ingest_run(at_ingest *self, const char *id)
     snprintf(r->id, sizeof r->id, "%s", id);
     r->snaps = snaps;
     r->open_step = -1;
-    if (self->h.run_new && self->h.run_new(self->h.ctx, i, r->id, &r->data) != AT_OK) {
+    int st = self->h.run_new ? self->h.run_new(self->h.ctx, i, r->id, &r->data) : AT_OK;
+    if (st != AT_OK) {
         run_free(self, r);
-        return AT_ERR_ARG;
+        return st < 0 ? st : AT_ERR_ARG;
     }
     self->runs[i] = r;
     return i;
@@ -152,6 +137,20 @@ void *at_ingest_run_data(const at_ingest *self, int run)
 {
     ing_run *r = run_at(self, run);
     return r ? r->data : NULL;
+}
+
+void at_ingest_event(at_ingest *self, int run, int layer, int64_t step, at_record_event e,
+                     const char *fmt, ...)
+{
+    char text[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    e.text = text;
+    at_record rec = {.type = AT_RECORD_EVENT, .run = at_ingest_run_id(self, run), .step = step};
+    rec.u.event = e;
+    self->h.event(self->h.ctx, run, layer, &rec);
 }
 
 /* ---- snapshots and the trackers --------------------------------------------------------- */
@@ -278,9 +277,9 @@ static void note_dropped(at_ingest *self, int run, ing_run *r, int64_t dropped, 
     int64_t n = dropped - r->dropped;
     r->dropped = dropped;
     at_model_run(self->model, run)->dropped += n;
-    say(self, run, -1, step, (at_record_event){.kind = AT_RECORD_EV_DROP, .dropped = n},
-        "the trainer skipped %lld snapshot%s (monitor busy or absent)", (long long)n,
-        n == 1 ? "" : "s");
+    at_ingest_event(self, run, -1, step, (at_record_event){.kind = AT_RECORD_EV_DROP, .dropped = n},
+                    "the trainer skipped %lld snapshot%s (monitor busy or absent)", (long long)n,
+                    n == 1 ? "" : "s");
 }
 
 /* The base weights of layer name (sent by the trainer, else from the checkpoint) into *t; 0 if
@@ -341,8 +340,9 @@ static void store_base(at_ingest *self, int run, ing_run *r, const at_proto_laye
     base_layer *nb = tmp ? realloc(r->base, (size_t)(r->nbase + 1) * sizeof *nb) : NULL;
     if (!nb) {
         at_job_free(tmp);
-        say(self, run, -1, -1, (at_record_event){.kind = AT_RECORD_EV_ERROR, .layer = l->name},
-            "%s: out of memory for the base weights", l->name);
+        at_ingest_event(self, run, -1, -1,
+                        (at_record_event){.kind = AT_RECORD_EV_ERROR, .layer = l->name},
+                        "%s: out of memory for the base weights", l->name);
         return;
     }
     r->base = nb;
@@ -354,7 +354,8 @@ static void store_base(at_ingest *self, int run, ing_run *r, const at_proto_laye
     b->data = tmp->data; /* the job's converted copy becomes the base */
     tmp->data = NULL;
     at_job_free(tmp);
-    say(self, run, -1, -1, (at_record_event){.kind = AT_RECORD_EV_INFO, .layer = l->name},
+    at_ingest_event(
+        self, run, -1, -1, (at_record_event){.kind = AT_RECORD_EV_INFO, .layer = l->name},
         "%s: base weights received; later snapshots are analysed as W and W - W_base", l->name);
 }
 
@@ -378,8 +379,8 @@ static void submit(at_ingest *self, int run, snap *s, int layer, at_space space,
         return;
     }
     at_job_free(job);
-    say(self, run, layer, step, (at_record_event){.kind = AT_RECORD_EV_ERROR},
-        "out of memory queueing a layer");
+    at_ingest_event(self, run, layer, step, (at_record_event){.kind = AT_RECORD_EV_ERROR},
+                    "out of memory queueing a layer");
 }
 
 /* One half of a LoRA adapter: kept until the other half of the same snapshot arrives, then
@@ -388,9 +389,9 @@ static void on_lora_half(at_ingest *self, int run, ing_run *r, const at_proto_la
 {
     if (self->o.fast) {
         if (!r->said_lora++)
-            say(self, run, -1, l->step,
-                (at_record_event){.kind = AT_RECORD_EV_INFO, .layer = l->name},
-                "%s: LoRA adapters are analysed in exact mode only", l->name);
+            at_ingest_event(self, run, -1, l->step,
+                            (at_record_event){.kind = AT_RECORD_EV_INFO, .layer = l->name},
+                            "%s: LoRA adapters are analysed in exact mode only", l->name);
         return;
     }
     int is_b = l->kind == AT_PROTO_KIND_LORA_B;
@@ -458,9 +459,9 @@ static void on_layer(at_ingest *self, int run, ing_run *r, const at_proto_layer 
     /* l->data is little-endian: the feed swapped a big-endian payload. */
     at_job *job = at_job_new(l->data, (at_dtype)l->dtype, kind, ndim, shape);
     if (!job) {
-        say(self, run, layer, l->step,
-            (at_record_event){.kind = AT_RECORD_EV_ERROR, .layer = l->name},
-            "%s: out of memory for a snapshot", l->name);
+        at_ingest_event(self, run, layer, l->step,
+                        (at_record_event){.kind = AT_RECORD_EV_ERROR, .layer = l->name},
+                        "%s: out of memory for a snapshot", l->name);
         return;
     }
     at_tensor base;
@@ -489,7 +490,8 @@ static void relieve(at_ingest *self, int run, ing_run *r)
         int64_t step = q->step;
         q->submitted -= self->h.cancel(self->h.ctx, run, step);
         at_model_run(self->model, run)->dropped++;
-        say(self, run, -1, step, (at_record_event){.kind = AT_RECORD_EV_DROP, .dropped = 1},
+        at_ingest_event(
+            self, run, -1, step, (at_record_event){.kind = AT_RECORD_EV_DROP, .dropped = 1},
             "snapshot at step %lld skipped: analysis is behind the trainer", (long long)step);
         if (q->done >= q->submitted) {
             snap_remove(self, r, q);
@@ -510,9 +512,10 @@ static void on_snapshot_end(at_ingest *self, int run, ing_run *r, const at_proto
         return;
     s->ended = 1;
     if (e->layers > s->received && !self->o.base && !r->nbase)
-        say(self, run, -1, e->step, (at_record_event){.kind = AT_RECORD_EV_DROP, .dropped = -1},
-            "snapshot at step %lld: %d of %lld layers arrived", (long long)e->step, s->received,
-            (long long)e->layers);
+        at_ingest_event(self, run, -1, e->step,
+                        (at_record_event){.kind = AT_RECORD_EV_DROP, .dropped = -1},
+                        "snapshot at step %lld: %d of %lld layers arrived", (long long)e->step,
+                        s->received, (long long)e->layers);
     relieve(self, run, r);
     s = snap_find(r, e->step);
     if (s && s->done >= s->submitted)
@@ -542,10 +545,10 @@ static void on_hello(at_ingest *self, int run, ing_run *r, const at_proto_hello 
     e.hello.interval = h->interval;
     e.hello.rank = h->rank;
     e.hello.world_size = h->world_size;
-    say(self, run, -1, -1, e,
-        "run %s started: %s (%s) on %s, pid %lld, a snapshot every %lld steps", r->id,
-        h->model[0] ? h->model : "unnamed model", h->framework, h->host, (long long)h->pid,
-        (long long)h->interval);
+    at_ingest_event(self, run, -1, -1, e,
+                    "run %s started: %s (%s) on %s, pid %lld, a snapshot every %lld steps", r->id,
+                    h->model[0] ? h->model : "unnamed model", h->framework, h->host,
+                    (long long)h->pid, (long long)h->interval);
 }
 
 static void on_goodbye(at_ingest *self, int run, ing_run *r, const at_proto_goodbye *g)
@@ -555,9 +558,9 @@ static void on_goodbye(at_ingest *self, int run, ing_run *r, const at_proto_good
     if (g->step > ri->step)
         ri->step = g->step;
     at_model_touch(self->model);
-    say(self, run, -1, g->step,
-        (at_record_event){.kind = AT_RECORD_EV_GOODBYE, .dropped = g->dropped},
-        "run %s ended at step %lld", r->id, (long long)g->step);
+    at_ingest_event(self, run, -1, g->step,
+                    (at_record_event){.kind = AT_RECORD_EV_GOODBYE, .dropped = g->dropped},
+                    "run %s ended at step %lld", r->id, (long long)g->step);
 }
 
 static void on_scalars(at_ingest *self, int run, ing_run *r, const at_proto_scalars *sc)

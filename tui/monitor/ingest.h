@@ -94,7 +94,8 @@ at_ingest *at_ingest_new(const at_ingest_opts *opts, const at_ingest_hooks *hook
 void at_ingest_free(at_ingest *self);
 
 /* The index of the run named id (the model's), created on first sight (model, run_new hook).
- * Returns the index (>= 0), AT_ERR_ARG (a bad id, or run_new refused) or AT_ERR_NOMEM. */
+ * Returns the index (>= 0), AT_ERR_ARG (a bad id), AT_ERR_NOMEM, or what run_new returned
+ * when it refused. */
 int at_ingest_run(at_ingest *self, const char *id);
 
 /* The id of run (the trainer's whole id; the model's copy is cut to fit). Borrowed; NULL for a
@@ -103,6 +104,12 @@ const char *at_ingest_run_id(const at_ingest *self, int run);
 
 /* What run_new stored for run; NULL for none or a run ingest does not have. Borrowed. */
 void *at_ingest_run_data(const at_ingest *self, int run);
+
+/* Hands an event to the event hook as ingest hands its own: of run (-1: monitor-wide) at step
+ * (-1: none) on the model's layer (-1: none), with e's fields and its text formatted from fmt
+ * (cut at 399 bytes). The caller's events take this path too, so every event takes one. */
+void at_ingest_event(at_ingest *self, int run, int layer, int64_t step, at_record_event e,
+                     const char *fmt, ...);
 
 /* Takes one decoded message: hello (run info; an event for a new run or a new trainer process),
  * layer (jobs, as above), snapshot_end (closing, back-pressure, an incomplete snapshot's drop
