@@ -1,5 +1,5 @@
 /* metrics_fmt.h -- one layer's at_metrics as a JSON object, a CSV row or an aligned table row,
- * and the model summary of spec/htsr-metrics.md section 4.
+ * and the model summary of docs/metrics.md.
  *
  * JSON and CSV use the reference's column names (name, N, M, rf, Q, num_evals, alpha, xmin,
  * xmax, D, sigma, num_pl_spikes, status, warning, alpha_weighted, log_norm, ...), then the
