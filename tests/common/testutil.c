@@ -1,7 +1,9 @@
 #include "testutil.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 char *at_test_slurp(const char *path, size_t *len)
 {
@@ -23,4 +25,45 @@ char *at_test_slurp(const char *path, size_t *len)
             *len = (size_t)n;
     }
     return buf;
+}
+
+int at_test_corpus(const char *dir, int (*fn)(const uint8_t *data, size_t size), int *ok, int *bad,
+                   char *why, size_t cap)
+{
+    DIR *d = opendir(dir);
+    *ok = *bad = 0;
+    if (!d) {
+        snprintf(why, cap, "%s: cannot open", dir);
+        return -1;
+    }
+    struct dirent *e;
+    int rc = 0;
+    while (rc == 0 && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[1024];
+        size_t n;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        char *data = at_test_slurp(path, &n);
+        int st = data ? fn((const uint8_t *)data, n) : 0;
+        free(data);
+        if (!data) {
+            snprintf(why, cap, "%s: cannot read", path);
+            rc = -1;
+        } else if (!strncmp(e->d_name, "ok-", 3)) {
+            ++*ok;
+            if (st != 0) {
+                snprintf(why, cap, "%s: status %d, want 0", e->d_name, st);
+                rc = -1;
+            }
+        } else if (!strncmp(e->d_name, "bad-", 4)) {
+            ++*bad;
+            if (st >= 0) {
+                snprintf(why, cap, "%s: accepted, want a rejection", e->d_name);
+                rc = -1;
+            }
+        }
+    }
+    closedir(d);
+    return rc;
 }

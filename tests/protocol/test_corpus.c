@@ -1,7 +1,6 @@
 /* Replays the fuzz corpus (tests/data/fuzz-protocol) through the fuzz target's decode function,
  * built without libFuzzer: nothing crashes (ASan/UBSan watch), files named ok-* decode and
  * files named bad-* are rejected. Other files (found by the fuzzer) only must not crash. */
-#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,43 +12,20 @@
 #include <cmocka.h>
 
 #include "alphatop/protocol.h"
+#include "testutil.h"
 
 int at_fuzz_decode(const uint8_t *data, size_t size);
 
 static void test_corpus_replays(void **state)
 {
     (void)state;
-    const char *dir = AT_DATA_DIR "/fuzz-protocol";
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    int files = 0, ok = 0, bad = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        char path[1024];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        FILE *fp = fopen(path, "rb");
-        assert_non_null(fp);
-        static uint8_t data[1 << 17];
-        size_t n = fread(data, 1, sizeof data, fp);
-        fclose(fp);
-        int rc = at_fuzz_decode(data, n);
-        files++;
-        if (strncmp(e->d_name, "ok-", 3) == 0) {
-            if (rc != AT_OK)
-                fail_msg("%s: %s", e->d_name, at_strerror(rc));
-            ok++;
-        } else if (strncmp(e->d_name, "bad-", 4) == 0) {
-            if (rc == AT_OK)
-                fail_msg("%s decoded but should be rejected", e->d_name);
-            bad++;
-        }
-    }
-    closedir(d);
+    int ok, bad;
+    char why[1200];
+    if (at_test_corpus(AT_DATA_DIR "/fuzz-protocol", at_fuzz_decode, &ok, &bad, why, sizeof why))
+        fail_msg("%s", why);
     assert_true(ok >= 5);
     assert_true(bad >= 10);
-    print_message("%d corpus files (%d ok, %d bad)\n", files, ok, bad);
+    print_message("%d ok, %d bad corpus files\n", ok, bad);
 }
 
 int main(void)

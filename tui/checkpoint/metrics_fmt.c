@@ -151,10 +151,12 @@ int at_fmt_json_parse(const cJSON *obj, at_metrics *m)
         const struct col *c = &cols[i];
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, c->name);
         char *field = (char *)m + c->off;
-        if (c->type == C_I64 && cJSON_IsNumber(v)) {
+        /* Out of the int64 range the cast is undefined, and a non-finite number (1e999) is
+         * written null: such columns read as absent. */
+        if (c->type == C_I64 && cJSON_IsNumber(v) && fabs(v->valuedouble) < 9.2e18) {
             int64_t x = (int64_t)v->valuedouble;
             memcpy(field, &x, sizeof x);
-        } else if (c->type == C_F64 && cJSON_IsNumber(v)) {
+        } else if (c->type == C_F64 && cJSON_IsNumber(v) && isfinite(v->valuedouble)) {
             memcpy(field, &v->valuedouble, sizeof v->valuedouble);
         } else if (c->type == C_MODE && cJSON_IsString(v)) {
             for (int k = AT_MODE_EXACT; k <= AT_MODE_SKIPPED; k++)
@@ -175,7 +177,7 @@ int at_fmt_json_error(cJSON *obj, const char *name, const char *message)
     return AT_OK;
 }
 
-static void csv_str(FILE *f, const char *s)
+void at_fmt_csv_field(FILE *f, const char *s)
 {
     if (!strpbrk(s, ",\"\r\n")) {
         fputs(s, f);
@@ -204,10 +206,10 @@ void at_fmt_csv_header(FILE *f, const char *file, unsigned flags)
 static void csv_lead(FILE *f, const char *file, const char *name)
 {
     if (file) {
-        csv_str(f, file);
+        at_fmt_csv_field(f, file);
         fputc(',', f);
     }
-    csv_str(f, name);
+    at_fmt_csv_field(f, name);
 }
 
 void at_fmt_csv_row(FILE *f, const char *file, const char *name, const at_metrics *m,
@@ -221,7 +223,7 @@ void at_fmt_csv_row(FILE *f, const char *file, const char *name, const at_metric
         fputc(',', f);
         const char *text = col_text(m, c, flags);
         if (text) {
-            csv_str(f, text);
+            at_fmt_csv_field(f, text);
         } else if (c->type == C_I64) {
             fprintf(f, "%lld", (long long)get_i64(m, c));
         } else {
@@ -248,7 +250,7 @@ void at_fmt_csv_error(FILE *f, const char *file, const char *name, const char *m
             fputs("error", f);
     }
     fputc(',', f);
-    csv_str(f, message);
+    at_fmt_csv_field(f, message);
     fputc('\n', f);
 }
 

@@ -1,5 +1,5 @@
 /* metrics_fmt.h -- one layer's at_metrics as a JSON object, a CSV row or an aligned table row,
- * and the model summary of spec/htsr-metrics.md section 4.
+ * and the model summary of docs/metrics.md.
  *
  * JSON and CSV use the reference's column names (name, N, M, rf, Q, num_evals, alpha, xmin,
  * xmax, D, sigma, num_pl_spikes, status, warning, alpha_weighted, log_norm, ...), then the
@@ -49,6 +49,10 @@ cJSON *at_fmt_json_number(cJSON *obj, const char *name, double v);
 /* Adds the columns of a layer that could not be analysed: name, "status": "error", "error":
  * message. Returns AT_OK or AT_ERR_NOMEM. */
 int at_fmt_json_error(cJSON *obj, const char *name, const char *message);
+
+/* Writes s as one CSV field: as it is, or quoted (quotes doubled) when it holds a comma, a
+ * quote or a line break, as RFC 4180 requires. */
+void at_fmt_csv_field(FILE *f, const char *s);
 
 /* CSV header line / one row ending in '\n'. With file non-NULL a leading "file" column is
  * written (pass any non-NULL string to the header to get it). Strings are quoted as RFC 4180

@@ -30,23 +30,41 @@ char *at_pair_canonical(const char *name, char *buf, size_t n)
     return buf;
 }
 
-const at_ckpt_layer *at_pair_lora_partner(const at_ckpt *c, const char *name, int *is_a,
-                                          char *module, size_t n)
+/* The rule of at_pair_lora_name: *marker gets where the last "lora_A" / "lora_B" of name
+ * starts (NULL: none); returns the length of the adapted module's name. */
+static size_t lora_split(const char *name, const char **marker)
 {
     const char *hit = NULL;
     for (const char *p = strstr(name, "lora_"); p; p = strstr(p + 1, "lora_"))
         if (p[5] == 'A' || p[5] == 'B')
             hit = p;
-    if (!hit)
-        return NULL;
+    *marker = hit;
+    size_t pre = hit ? (size_t)(hit - name) : strlen(name);
+    return hit && pre && name[pre - 1] == '.' ? pre - 1 : pre;
+}
+
+int at_pair_lora_name(const char *name, char *buf, size_t n, int *is_a)
+{
+    const char *hit;
+    int len = (int)lora_split(name, &hit);
+    if (is_a)
+        *is_a = hit && hit[5] == 'A';
+    snprintf(buf, n, "%.*s%s", len, name, AT_PAIR_LORA_SUFFIX);
+    return hit ? len : -1;
+}
+
+const at_ckpt_layer *at_pair_lora_partner(const at_ckpt *c, const char *name, int *is_a,
+                                          char *module, size_t n)
+{
+    const char *hit;
+    size_t len = lora_split(name, &hit);
     char other[512];
-    size_t pre = (size_t)(hit - name);
-    if (strlen(name) >= sizeof other || pre >= n)
+    if (!hit || strlen(name) >= sizeof other || len >= n)
         return NULL;
     *is_a = hit[5] == 'A';
+    snprintf(module, n, "%.*s", (int)len, name);
     memcpy(other, name, strlen(name) + 1);
-    other[pre + 5] = *is_a ? 'B' : 'A';
-    snprintf(module, n, "%.*s", (int)(pre && name[pre - 1] == '.' ? pre - 1 : pre), name);
+    other[hit - name + 5] = *is_a ? 'B' : 'A';
     return at_ckpt_find(c, other);
 }
 

@@ -12,7 +12,8 @@
  * "unmatched" and listed by the caller.
  *
  * LoRA adapters (a lora_A and a lora_B factor per module) pair half by half with these rules;
- * at_pair_lora_partner finds a half's other half, so callers can analyse each side's B A.
+ * at_pair_lora_partner finds a half's other half, so callers can analyse each side's B A, and
+ * at_pair_lora_name names the pair (the same name in scan, diff and watch).
  */
 #ifndef ALPHATOP_PAIR_H
 #define ALPHATOP_PAIR_H
@@ -70,10 +71,22 @@ char *at_pair_canonical(const char *name, char *buf, size_t n);
 /* What a LoRA pair is called in reports: the adapted module's name and this suffix. */
 #define AT_PAIR_LORA_SUFFIX ".lora_BA"
 
-/* A LoRA factor's partner in c (PEFT naming: the last "lora_A" / "lora_B" in the name): for
- * "x.lora_A.weight" the layer "x.lora_B.weight", and back. Sets *is_a when name is the A half
- * (r x in) and writes the adapted module's name ("x") into module (n bytes). NULL when name is
- * no LoRA factor or c lacks its partner. Borrowed. */
+/* The one LoRA naming rule, shared by `scan`, `diff` and `watch`: a factor's name is the
+ * adapted module's name, then "lora_A" or "lora_B" (the last such in the name, PEFT's naming),
+ * then anything; the pair (the update B A) is called the module's name plus
+ * AT_PAIR_LORA_SUFFIX, the dot before "lora_" not doubled:
+ *     "q_proj.lora_A.default.weight" -> "q_proj.lora_BA"     "fc1.lora_B" -> "fc1.lora_BA"
+ * A name without "lora_A" / "lora_B" (a factor only the wire's layer kind says is one) is the
+ * module's name itself: "adapter" -> "adapter.lora_BA". Writes the pair's name into buf (n
+ * bytes, cut to fit), sets *is_a (may be NULL) to 1 for an A half ("lora_A"), 0 otherwise, and
+ * returns the length of the module's name in name, or -1 when name has no "lora_A" / "lora_B"
+ * (buf is written all the same). */
+int at_pair_lora_name(const char *name, char *buf, size_t n, int *is_a);
+
+/* A LoRA factor's partner in c (the rule above): for "x.lora_A.weight" the layer
+ * "x.lora_B.weight", and back. Sets *is_a when name is the A half (r x in) and writes the
+ * adapted module's name ("x") into module (n bytes). NULL when name is no LoRA factor or c
+ * lacks its partner. Borrowed. */
 const at_ckpt_layer *at_pair_lora_partner(const at_ckpt *c, const char *name, int *is_a,
                                           char *module, size_t n);
 

@@ -1,13 +1,16 @@
 /* report.c -- `alphatop report LOG [--csv]`: summary of a recorded run, or its CSV. */
-#include <cjson/cJSON.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "alphatop/phase.h"
 #include "args.h"
 #include "commands.h"
-#include "runlog.h"
+#include "metrics_fmt.h"
+#include "record.h"
+#include "replay.h"
 
 static const char report_about[] =
     "Summary of a recorded run log (alphatop watch --record): per run and layer the first, last\n"
@@ -24,23 +27,53 @@ typedef struct lsum {
     char phases[512]; /* "raw->healthy@1200 healthy->burnt@9000" */
 } lsum;
 
+/* A list of strings (owned). */
+typedef struct strs {
+    char **v;
+    int n;
+} strs;
+
 typedef struct report {
     lsum *l;
     int n, cap;
-    cJSON *events; /* array of the run-level event objects, in log order */
-    cJSON *hellos;
+    strs hellos, events; /* their report lines, in log order */
 } report;
 
-static const char *str(const cJSON *o, const char *key)
+/* Appends the text fmt formats to s; -1 when out of memory. */
+static int strs_add(strs *s, const char *fmt, ...)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsString(v) ? v->valuestring : "";
+    va_list ap;
+    va_start(ap, fmt);
+    int len = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *t = len >= 0 ? malloc((size_t)len + 1) : NULL;
+    char **nv = t ? realloc(s->v, (size_t)(s->n + 1) * sizeof *nv) : NULL;
+    if (!nv) {
+        free(t);
+        return -1;
+    }
+    va_start(ap, fmt);
+    vsnprintf(t, (size_t)len + 1, fmt, ap);
+    va_end(ap);
+    s->v = nv;
+    s->v[s->n++] = t;
+    return 0;
 }
 
-static double num(const cJSON *o, const char *key)
+/* The index of x in s, or -1. */
+static int strs_find(const strs *s, const char *x)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+    for (int i = 0; i < s->n; i++)
+        if (!strcmp(s->v[i], x))
+            return i;
+    return -1;
+}
+
+static void strs_free(strs *s)
+{
+    for (int i = 0; i < s->n; i++)
+        free(s->v[i]);
+    free(s->v);
 }
 
 static lsum *find(report *rp, const char *run, const char *view, const char *name)
@@ -67,52 +100,60 @@ static lsum *find(report *rp, const char *run, const char *view, const char *nam
     return s;
 }
 
-static void add_layer(report *rp, const cJSON *o)
+static void add_layer(report *rp, const at_record *r)
 {
-    lsum *s = find(rp, str(o, "run"), *str(o, "view") ? str(o, "view") : "w", str(o, "name"));
+    const at_record_layer *l = &r->u.layer;
+    lsum *s = find(rp, r->run, at_record_view_name(l->view), l->name);
     if (!s)
         return;
-    int64_t step = (int64_t)num(o, "step");
-    if (!strcmp(str(o, "status"), "error")) {
+    if (l->error) {
         s->errors++;
         return;
     }
     s->results++;
-    double a = num(o, "alpha");
+    double a = l->m.alpha;
     if (isfinite(a)) {
         if (s->first_step < 0) {
             s->first = a;
-            s->first_step = step;
+            s->first_step = r->step;
         }
         s->last = a;
-        s->last_step = step;
+        s->last_step = r->step;
         if (!(a >= s->min)) {
             s->min = a;
-            s->min_step = step;
+            s->min_step = r->step;
         }
     }
-    double t = num(o, "num_traps");
-    if (t > 0 && s->traps_step < 0)
-        s->traps_step = step;
-    if (t > (double)s->max_traps)
-        s->max_traps = (int64_t)t;
+    if (l->m.num_traps > 0 && s->traps_step < 0)
+        s->traps_step = r->step;
+    if (l->m.num_traps > s->max_traps)
+        s->max_traps = l->m.num_traps;
 }
 
-static void add_event(report *rp, const cJSON *o)
+static void add_event(report *rp, const at_record *r)
 {
-    const char *kind = str(o, "kind");
-    if (!strcmp(kind, "phase")) {
-        lsum *s = find(rp, str(o, "run"), *str(o, "view") ? str(o, "view") : "w", str(o, "layer"));
+    const at_record_event *e = &r->u.event;
+    const char *run = r->run ? r->run : "";
+    if (e->kind == AT_RECORD_EV_PHASE) {
+        lsum *s = find(rp, run, at_record_view_name(e->phase.view), e->layer ? e->layer : "");
         if (s) {
             size_t used = strlen(s->phases);
             snprintf(s->phases + used, sizeof s->phases - used, "%s%s->%s@%lld", used ? " " : "",
-                     str(o, "from"), str(o, "to"),
-                     (long long)num(o, "since") >= 0 ? (long long)num(o, "since")
-                                                     : (long long)num(o, "step"));
+                     at_layer_phase_name((at_layer_phase)e->phase.from),
+                     at_layer_phase_name((at_layer_phase)e->phase.to),
+                     (long long)(e->phase.since >= 0 ? e->phase.since : r->step));
         }
-        return;
+    } else if (e->kind == AT_RECORD_EV_HELLO) {
+        strs_add(&rp->hellos, "run %s: %s (%s) on %s, pid %lld, a snapshot every %lld steps\n", run,
+                 *e->hello.model ? e->hello.model : "unnamed model", e->hello.framework,
+                 e->hello.host, (long long)e->hello.pid, (long long)e->hello.interval);
+    } else {
+        char at[32] = "";
+        if (r->step >= 0)
+            snprintf(at, sizeof at, "step %lld ", (long long)r->step);
+        strs_add(&rp->events, "  %-9s %s%s%s%s\n", at_record_kind_name(e->kind), at, run,
+                 *run ? ": " : "", e->text);
     }
-    cJSON_AddItemToArray(!strcmp(kind, "hello") ? rp->hellos : rp->events, cJSON_Duplicate(o, 1));
 }
 
 static void fmt_at(char *buf, size_t cap, double v, int64_t step)
@@ -125,13 +166,8 @@ static void fmt_at(char *buf, size_t cap, double v, int64_t step)
 
 static void print_report(const report *rp)
 {
-    const cJSON *h;
-    cJSON_ArrayForEach(h, rp->hellos)
-    {
-        printf("run %s: %s (%s) on %s, pid %.0f, a snapshot every %.0f steps\n", str(h, "run"),
-               *str(h, "model") ? str(h, "model") : "unnamed model", str(h, "framework"),
-               str(h, "host"), num(h, "pid"), num(h, "interval"));
-    }
+    for (int i = 0; i < rp->hellos.n; i++)
+        fputs(rp->hellos.v[i], stdout);
     const char *run = NULL;
     for (int i = 0; i < rp->n; i++) {
         const lsum *s = &rp->l[i];
@@ -155,120 +191,103 @@ static void print_report(const report *rp)
             printf(" (%d errors)", s->errors);
         putchar('\n');
     }
-    int n = cJSON_GetArraySize(rp->events);
-    printf("\nevents (%d)\n", n);
-    const cJSON *e;
-    cJSON_ArrayForEach(e, rp->events)
-    {
-        double step = num(e, "step");
-        char at[32] = "";
-        if (isfinite(step))
-            snprintf(at, sizeof at, "step %.0f ", step);
-        printf("  %-9s %s%s%s%s\n", str(e, "kind"), at, *str(e, "run") ? str(e, "run") : "",
-               *str(e, "run") ? ": " : "", str(e, "text"));
-    }
+    printf("\nevents (%d)\n", rp->events.n);
+    for (int i = 0; i < rp->events.n; i++)
+        fputs(rp->events.v[i], stdout);
 }
 
-/* CSV: run, step, view, name, then every other scalar column in first-seen order. */
-static void csv_cell(const cJSON *v)
+/* CSV: run, step, view, name, then every other column of the layer records in first-seen
+ * order. One row's cells, by column, while at_record_layer_columns walks them. */
+typedef struct csv_row {
+    const strs *cols;
+    char **cells; /* one per column of cols; NULL: the record has no such column */
+} csv_row;
+
+static void csv_cell(void *ctx, const at_record_column *c)
 {
-    if (cJSON_IsNumber(v)) {
-        printf("%.17g", v->valuedouble);
-    } else if (cJSON_IsString(v)) {
-        const char *s = v->valuestring;
-        if (!strpbrk(s, ",\"\r\n")) {
-            fputs(s, stdout);
-            return;
-        }
-        putchar('"');
-        for (; *s; s++) {
-            if (*s == '"')
-                putchar('"');
-            putchar(*s);
-        }
-        putchar('"');
-    } else if (cJSON_IsArray(v)) {
-        const cJSON *d;
-        int first = 1;
-        cJSON_ArrayForEach(d, v)
-        {
-            printf(first ? "%.0f" : "x%.0f", d->valuedouble);
-            first = 0;
-        }
-    }
+    csv_row *row = ctx;
+    int i = strs_find(row->cols, c->name);
+    size_t len;
+    FILE *f = i >= 0 ? open_memstream(&row->cells[i], &len) : NULL;
+    if (!f)
+        return;
+    if (c->type == AT_COLUMN_NUMBER)
+        fprintf(f, "%.17g", c->number);
+    else if (c->type == AT_COLUMN_STRING)
+        at_fmt_csv_field(f, c->string);
+    else if (c->type == AT_COLUMN_SHAPE)
+        for (int d = 0; d < c->ndim; d++)
+            fprintf(f, d ? "x%lld" : "%lld", (long long)c->shape[d]);
+    fclose(f);
 }
 
-static int is_fixed(const char *k)
+/* Calls fn(ctx, record) for every layer and event record of the log; notes skipped bytes on
+ * stderr. */
+typedef struct record_walk {
+    void (*fn)(void *ctx, const at_record *r);
+    void *ctx;
+} record_walk;
+
+static int walk_one(void *ctx, const at_runlog_record *raw, const at_record *r)
 {
-    return !strcmp(k, "type") || !strcmp(k, "run") || !strcmp(k, "step") || !strcmp(k, "view") ||
-           !strcmp(k, "name");
+    const record_walk *w = ctx;
+    (void)raw;
+    if (r && (r->type == AT_RECORD_LAYER || r->type == AT_RECORD_EVENT))
+        w->fn(w->ctx, r);
+    return 0;
 }
 
-/* Calls fn(ctx, object) for every JSON record of the log; notes skipped bytes on stderr. */
-static int read_log(const char *path, void (*fn)(void *, const cJSON *), void *ctx)
+static int read_log(const char *path, void (*fn)(void *, const at_record *), void *ctx)
 {
-    int st;
-    at_runlog_reader *r = at_runlog_reader_open(path, &st);
-    if (!r) {
-        fprintf(stderr, "alphatop report: %s: %s\n", path,
-                st == AT_ERR_FORMAT ? "not an alphatop run log" : "cannot open");
-        return st;
-    }
-    at_runlog_record rec;
-    int rc;
-    while ((rc = at_runlog_reader_next(r, &rec)) == 1) {
-        cJSON *o =
-            rec.type == AT_RUNLOG_JSON ? cJSON_ParseWithLength(rec.json, rec.json_len) : NULL;
-        if (o)
-            fn(ctx, o);
-        cJSON_Delete(o);
-    }
-    if (*at_runlog_reader_note(r))
-        fprintf(stderr, "alphatop report: %s: %s\n", path, at_runlog_reader_note(r));
-    at_runlog_reader_close(r);
+    record_walk w = {fn, ctx};
+    char note[512];
+    int rc = at_replay_each(path, walk_one, &w, note, sizeof note);
+    if (rc < 0)
+        fprintf(stderr, "alphatop report: %s\n", note);
+    else if (*note)
+        fprintf(stderr, "alphatop report: %s: %s\n", path, note);
     return rc;
 }
 
-static void collect_cols(void *ctx, const cJSON *o)
+static void collect_col(void *ctx, const at_record_column *c)
 {
-    cJSON *cols = ctx;
-    const cJSON *v;
-    if (strcmp(str(o, "type"), "layer"))
-        return;
-    cJSON_ArrayForEach(v, o)
-    {
-        int seen = is_fixed(v->string);
-        const cJSON *c;
-        cJSON_ArrayForEach(c, cols) seen |= !strcmp(c->valuestring, v->string);
-        if (!seen)
-            cJSON_AddItemToArray(cols, cJSON_CreateString(v->string));
-    }
+    strs *cols = ctx;
+    if (strs_find(cols, c->name) < 0)
+        strs_add(cols, "%s", c->name);
 }
 
-static void print_row(void *ctx, const cJSON *o)
+static void collect_cols(void *ctx, const at_record *r)
 {
-    const cJSON *cols = ctx, *c;
-    if (strcmp(str(o, "type"), "layer"))
+    if (r->type == AT_RECORD_LAYER)
+        at_record_layer_columns(r, collect_col, ctx);
+}
+
+static void print_row(void *ctx, const at_record *r)
+{
+    const strs *cols = ctx;
+    if (r->type != AT_RECORD_LAYER)
         return;
-    csv_cell(cJSON_GetObjectItemCaseSensitive(o, "run"));
-    printf(",%.0f,%s,", num(o, "step"), *str(o, "view") ? str(o, "view") : "w");
-    csv_cell(cJSON_GetObjectItemCaseSensitive(o, "name"));
-    cJSON_ArrayForEach(c, cols)
-    {
-        putchar(',');
-        csv_cell(cJSON_GetObjectItemCaseSensitive(o, c->valuestring));
+    csv_row row = {cols, calloc((size_t)cols->n + 1, sizeof *row.cells)};
+    if (!row.cells)
+        return;
+    at_record_layer_columns(r, csv_cell, &row);
+    at_fmt_csv_field(stdout, r->run);
+    printf(",%lld,%s,", (long long)r->step, at_record_view_name(r->u.layer.view));
+    at_fmt_csv_field(stdout, r->u.layer.name);
+    for (int i = 0; i < cols->n; i++) {
+        printf(",%s", row.cells[i] ? row.cells[i] : "");
+        free(row.cells[i]);
     }
+    free(row.cells);
     putchar('\n');
 }
 
-static void collect(void *ctx, const cJSON *o)
+static void collect(void *ctx, const at_record *r)
 {
-    report *rp = ctx;
-    const char *type = str(o, "type");
-    if (!strcmp(type, "layer"))
-        add_layer(rp, o);
-    else if (!strcmp(type, "event"))
-        add_event(rp, o);
+    if (r->type == AT_RECORD_LAYER)
+        add_layer(ctx, r);
+    else
+        add_event(ctx, r);
 }
 
 int cmd_report(int argc, char **argv)
@@ -288,26 +307,24 @@ int cmd_report(int argc, char **argv)
         return rc;
     const char *path = argv[1];
     if (csv) {
-        cJSON *cols = cJSON_CreateArray();
-        rc = read_log(path, collect_cols, cols);
+        strs cols = {0};
+        rc = read_log(path, collect_cols, &cols);
         if (rc >= 0) {
-            const cJSON *c;
             printf("run,step,view,name");
-            cJSON_ArrayForEach(c, cols) printf(",%s", c->valuestring);
+            for (int i = 0; i < cols.n; i++)
+                printf(",%s", cols.v[i]);
             putchar('\n');
-            rc = read_log(path, print_row, cols);
+            rc = read_log(path, print_row, &cols);
         }
-        cJSON_Delete(cols);
+        strs_free(&cols);
     } else {
         report rp = {0};
-        rp.events = cJSON_CreateArray();
-        rp.hellos = cJSON_CreateArray();
         rc = read_log(path, collect, &rp);
         if (rc >= 0)
             print_report(&rp);
         free(rp.l);
-        cJSON_Delete(rp.events);
-        cJSON_Delete(rp.hellos);
+        strs_free(&rp.hellos);
+        strs_free(&rp.events);
     }
     return rc < 0 ? AT_EXIT_PARTIAL : AT_EXIT_OK;
 }

@@ -1,74 +1,27 @@
-/* engine.c -- feed -> worker -> model/events/headless output/run log (see engine.h). */
+/* engine.c -- messages -> ingest -> worker -> model/records/trackers/stop rules (see engine.h). */
 #include "engine.h"
 
-#include <cjson/cJSON.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 #include <zmq.h>
 
 #include "alphatop/phase.h"
-#include "alphatop/protocol.h"
 #include "ckpt.h"
+#include "clock.h"
 #include "exitcode.h"
 #include "feed.h"
-#include "metrics_fmt.h"
+#include "ingest.h"
+#include "record.h"
 #include "runlog.h"
 #include "worker.h"
 
-/* Snapshots of one run that may be in flight at once, and the bytes of weights queued for the
- * worker. Past half the slots or the byte budget, the oldest snapshot not yet started is
- * dropped (the view wants the latest, not a backlog), so memory stays bounded. */
-#define MAX_INFLIGHT 32
-#define QUEUE_BUDGET_BYTES ((size_t)1 << 30)
-
-typedef struct snap {
-    int64_t step;
-    int submitted, done;
-    int received; /* layer messages (a LoRA pair is two) */
-    int ended;
-    int dropped;    /* the rest of it was cancelled (its running layer still finishes) */
-    size_t bytes;   /* weights queued for this snapshot */
-    double t_first; /* monotonic time the first layer arrived */
-} snap;
-
-typedef struct base_layer {
-    char name[AT_PROTO_MAX_NAME];
-    at_layer_kind kind;
-    int ndim;
-    int64_t shape[4];
-    float *data;
-} base_layer;
-
-/* One half of a LoRA adapter, waiting for the other half of the same snapshot. */
-typedef struct lora_half {
-    char pair[AT_PROTO_MAX_NAME + 8]; /* the pair's name (lora_pair_name) */
-    int is_b;                         /* lora_B (out x r), else lora_A (r x in) */
-    int64_t step;
-    at_job *job; /* its weights */
-} lora_half;
-
+/* What the engine keeps per run (ingest keeps the rest). */
 typedef struct eng_run {
-    char id[AT_PROTO_MAX_ID];
     at_phase_tracker *trk[AT_SPACE_COUNT];
-    int fed[AT_SPACE_COUNT]; /* layers fed to the tracker since its last snapshot */
-    at_runlog *log;          /* this run's own log; NULL when the shared one is used */
-    snap snaps[MAX_INFLIGHT];
-    int nsnaps;
-    base_layer *base;
-    int nbase;
+    at_runlog *log; /* this run's own log; NULL when the shared one is used */
     int64_t *traps; /* latest num_traps per layer index (W view); -1 unknown */
     int ntraps;
-    int64_t dropped; /* snapshots the agent said it dropped */
-    int64_t last_seq;
-    int said_lora;
-    struct lora_half *lora; /* LoRA halves waiting for their other half (exact mode) */
-    int nlora;
-    int64_t hello_pid; /* the trainer process of the last hello announced; 0 none */
-    int64_t open_step; /* fast mode: step of the trackers' open snapshot; -1 none */
     int stop_sent, acked;
     double stop_deadline;
 } eng_run;
@@ -76,34 +29,19 @@ typedef struct eng_run {
 struct at_engine {
     at_engine_opts o;
     at_model *model;
-    at_feed *feed;
+    at_engine_source src; /* opts.source, or the feed below */
+    at_feed *feed;        /* NULL with an injected source */
+    at_feed_msg *held;    /* the feed's message being handled */
     at_worker *worker;
+    at_ingest *ingest;
     at_stop_rules *rules;
     at_ckpt *base;
     at_runlog *shared_log;
-    eng_run **runs; /* by model run index */
-    int nruns;
     int64_t snapshots_done;
-    size_t queued_bytes; /* sum of snap.bytes over every run */
-    int last_done;       /* layers analysed in the last finished snapshot */
     int done, exit_code;
     int log_failing; /* a log write failed; reported once until a write succeeds */
     char endpoint[512];
 };
-
-static double mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static double wall_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 void at_engine_opts_default(at_engine_opts *o)
 {
@@ -113,11 +51,22 @@ void at_engine_opts_default(at_engine_opts *o)
     o->notes = stderr;
 }
 
+static eng_run *run_of(const at_engine *self, int run)
+{
+    return at_ingest_run_data(self->ingest, run);
+}
+
+static at_runlog *log_of(const at_engine *self, int run)
+{
+    eng_run *r = run_of(self, run);
+    return r && r->log ? r->log : self->shared_log;
+}
+
 /* ---- output: headless lines, run log, model events -------------------------------------- */
 
-static void log_write(at_engine *self, eng_run *r, const char *line, size_t len)
+static void log_write(at_engine *self, int run, const char *line, size_t len)
 {
-    at_runlog *log = r && r->log ? r->log : self->shared_log;
+    at_runlog *log = log_of(self, run);
     if (!log)
         return;
     if (at_runlog_append_json(log, line, len) == AT_OK) {
@@ -132,116 +81,67 @@ static void log_write(at_engine *self, eng_run *r, const char *line, size_t len)
     snprintf(text, sizeof text, "run log: %s (recording continues when writes succeed)",
              at_runlog_last_error(log));
     at_model_add_event(self->model, -1, -1, -1, AT_EVENT_ERROR, text);
-    if (self->o.json_out) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "type", "event");
-        cJSON_AddStringToObject(o, "kind", "error");
-        cJSON_AddStringToObject(o, "text", text);
-        char *s = cJSON_PrintUnformatted(o);
-        if (s)
-            fprintf(self->o.json_out, "%s\n", s);
+    at_record rec = {.type = AT_RECORD_EVENT, .step = -1};
+    rec.u.event = (at_record_event){.kind = AT_RECORD_EV_ERROR, .text = text};
+    char *s = self->o.json_out ? at_record_encode(&rec, NULL, NULL) : NULL;
+    if (s) {
+        fprintf(self->o.json_out, "%s\n", s);
         fflush(self->o.json_out);
-        cJSON_free(s);
-        cJSON_Delete(o);
     }
+    at_record_text_free(s);
 }
 
-/* Writes obj as one line to the headless output and the run log; frees obj. */
-static void emit(at_engine *self, eng_run *r, cJSON *obj)
+/* Writes rec as one line to the headless output and the run log. */
+static void emit(at_engine *self, int run, const at_record *rec)
 {
-    char *s = cJSON_PrintUnformatted(obj);
-    cJSON_Delete(obj);
+    size_t len;
+    char *s = at_record_encode(rec, &len, NULL);
     if (!s)
         return;
-    size_t len = strlen(s);
     if (self->o.json_out) {
         fwrite(s, 1, len, self->o.json_out);
         fputc('\n', self->o.json_out);
         fflush(self->o.json_out);
     }
-    log_write(self, r, s, len);
-    cJSON_free(s);
+    log_write(self, run, s, len);
+    at_record_text_free(s);
 }
 
-/* A new {"type":"event","kind":kind,"run":..,"step":..,"layer":..} object. */
-static cJSON *event_obj(eng_run *r, const char *kind, int64_t step, const char *layer)
+/* ---- ingest's hooks --------------------------------------------------------------------- */
+
+/* Every event, ingest's and the engine's own (at_ingest_event): shown in the model, written. */
+static void hook_event(void *ctx, int run, int layer, const at_record *rec)
 {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "type", "event");
-    cJSON_AddStringToObject(o, "kind", kind);
-    if (r)
-        cJSON_AddStringToObject(o, "run", r->id);
-    if (step >= 0)
-        cJSON_AddNumberToObject(o, "step", (double)step);
-    if (layer && *layer)
-        cJSON_AddStringToObject(o, "layer", layer);
-    return o;
+    at_engine *self = ctx;
+    at_model_add_event(self->model, run, layer, rec->step, at_record_model_kind(&rec->u.event),
+                       rec->u.event.text);
+    emit(self, run, rec);
 }
 
-/* Emits an event with text (and extra fields already in o), and shows it in the model. */
-static void event_emit(at_engine *self, int run, eng_run *r, int layer, int64_t step,
-                       at_event_kind mk, cJSON *o, const char *fmt, ...)
+static void hook_run_free(void *ctx, void *data)
 {
-    char text[400];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
-    va_end(ap);
-    cJSON_AddStringToObject(o, "text", text);
-    at_model_add_event(self->model, run, layer, step, mk, text);
-    emit(self, r, o);
-}
-
-/* ---- runs ------------------------------------------------------------------------------- */
-
-static void run_free(eng_run *r)
-{
+    (void)ctx;
+    eng_run *r = data;
     if (!r)
         return;
     for (int s = 0; s < AT_SPACE_COUNT; s++)
         at_phase_tracker_free(r->trk[s]);
     at_runlog_close(r->log);
-    for (int i = 0; i < r->nbase; i++)
-        free(r->base[i].data);
-    free(r->base);
     free(r->traps);
-    for (int i = 0; i < r->nlora; i++)
-        at_job_free(r->lora[i].job);
-    free(r->lora);
     free(r);
 }
 
-/* The engine's run for id, created (in the model too) on first sight. NULL if out of memory. */
-static eng_run *run_get(at_engine *self, const char *id, int *index)
+static int hook_run_new(void *ctx, int run, const char *id, void **data)
 {
-    int i = at_model_add_run(self->model, id, NULL, NULL);
-    if (i < 0)
-        return NULL;
-    *index = i;
-    if (i < self->nruns && self->runs[i])
-        return self->runs[i];
-    if (i >= self->nruns) {
-        eng_run **nr = realloc(self->runs, (size_t)(i + 1) * sizeof *nr);
-        if (!nr)
-            return NULL;
-        for (int k = self->nruns; k <= i; k++)
-            nr[k] = NULL;
-        self->runs = nr;
-        self->nruns = i + 1;
-    }
+    at_engine *self = ctx;
     eng_run *r = calloc(1, sizeof *r);
-    if (!r)
-        return NULL;
-    snprintf(r->id, sizeof r->id, "%s", id);
-    r->last_seq = -1;
-    r->open_step = -1;
-    for (int s = 0; s < AT_SPACE_COUNT; s++) {
-        r->trk[s] = at_phase_tracker_new(NULL);
-        if (!r->trk[s]) {
-            run_free(r);
-            return NULL;
+    for (int s = 0; r && s < AT_SPACE_COUNT; s++)
+        if (!(r->trk[s] = at_phase_tracker_new(NULL))) {
+            hook_run_free(self, r);
+            r = NULL;
         }
-    }
+    if (!r)
+        return AT_ERR_NOMEM;
     if (!self->shared_log && !(self->o.record && !strcmp(self->o.record, "-"))) {
         char path[512];
         int st;
@@ -253,78 +153,73 @@ static eng_run *run_get(at_engine *self, const char *id, int *index)
                            : "alphatop: cannot record run %s to %s\n",
                     id, path);
         if (!r->log)
-            at_model_add_event(self->model, i, -1, -1, AT_EVENT_ERROR,
+            at_model_add_event(self->model, run, -1, -1, AT_EVENT_ERROR,
                                "cannot open the run log: this run is not recorded");
     }
-    self->runs[i] = r;
-    return r;
+    *data = r;
+    return AT_OK;
 }
 
-static snap *snap_find(eng_run *r, int64_t step)
+static int hook_submit(void *ctx, at_job *job)
 {
-    for (int i = 0; i < r->nsnaps; i++)
-        if (r->snaps[i].step == step)
-            return &r->snaps[i];
-    return NULL;
+    at_engine *self = ctx;
+    return at_worker_submit(self->worker, job);
 }
 
-static void snap_remove(at_engine *self, eng_run *r, snap *s)
+static int hook_cancel(void *ctx, int run, int64_t step)
 {
-    self->queued_bytes -= s->bytes;
-    int i = (int)(s - r->snaps);
-    memmove(&r->snaps[i], &r->snaps[i + 1], (size_t)(r->nsnaps - i - 1) * sizeof *s);
-    r->nsnaps--;
+    at_engine *self = ctx;
+    return at_worker_cancel(self->worker, run, step);
 }
 
-/* ---- results ---------------------------------------------------------------------------- */
-
-static const char *space_name(at_space s)
+static void hook_feed(void *ctx, const at_job *job, int64_t step)
 {
-    return s == AT_SPACE_DELTA ? "delta" : "w";
+    at_engine *self = ctx;
+    const at_layer_info *li = at_model_layer(self->model, job->run, job->layer);
+    at_phase_tracker_feed_layer(run_of(self, job->run)->trk[job->space], step, li->name, &job->m,
+                                job->max_abs);
 }
 
-static void stop_fire(at_engine *self, int run, eng_run *r, const at_stop_verdict *v);
+static void stop_fire(at_engine *self, int run, const at_stop_verdict *v);
 
-/* Closes the trackers' snapshot at step: phase events, stop rules, durable log. */
-static void tracker_finish(at_engine *self, int run, eng_run *r, int64_t step)
+/* The trackers' snapshot at step closes: phase events, stop rules, durable log. */
+static void hook_close(void *ctx, int run, int64_t step, unsigned spaces)
 {
+    at_engine *self = ctx;
+    eng_run *r = run_of(self, run);
     for (int sp = 0; sp < AT_SPACE_COUNT; sp++) {
-        if (!r->fed[sp])
-            continue;
-        r->fed[sp] = 0;
         const at_phase_event *ev;
         size_t nev = 0;
-        if (at_phase_tracker_end_snapshot(r->trk[sp], step, &ev, &nev) != AT_OK)
+        if (!(spaces & 1u << sp) ||
+            at_phase_tracker_end_snapshot(r->trk[sp], step, &ev, &nev) != AT_OK)
             continue;
         for (size_t i = 0; i < nev; i++) {
-            cJSON *o = event_obj(r, ev[i].kind == AT_EVENT_LAYER_PHASE ? "phase" : "run_phase",
-                                 ev[i].step, ev[i].layer);
-            cJSON_AddStringToObject(o, "view", space_name((at_space)sp));
-            if (ev[i].kind == AT_EVENT_LAYER_PHASE) {
-                cJSON_AddStringToObject(o, "from", at_layer_phase_name(ev[i].from));
-                cJSON_AddStringToObject(o, "to", at_layer_phase_name(ev[i].to));
-            } else {
-                cJSON_AddStringToObject(o, "from", at_run_phase_name(ev[i].from));
-                cJSON_AddStringToObject(o, "to", at_run_phase_name(ev[i].to));
-            }
-            cJSON_AddNumberToObject(o, "since", (double)ev[i].since_step);
+            int layer_phase = ev[i].kind == AT_EVENT_LAYER_PHASE;
             char text[300];
             snprintf(text, sizeof text, "%s%s", sp == AT_SPACE_DELTA ? "delta view: " : "",
                      ev[i].text);
-            cJSON_AddStringToObject(o, "text", text);
+            at_record rec = {.type = AT_RECORD_EVENT,
+                             .run = at_ingest_run_id(self->ingest, run),
+                             .step = ev[i].step};
+            rec.u.event =
+                (at_record_event){.kind = layer_phase ? AT_RECORD_EV_PHASE : AT_RECORD_EV_RUN_PHASE,
+                                  .layer = ev[i].layer,
+                                  .text = text,
+                                  .phase = {(at_space)sp, ev[i].from, ev[i].to, ev[i].since_step}};
             /* The tracker is the one source of phase events: its hysteresis keeps a layer
              * whose alpha hovers at a threshold from flapping in the view. */
-            if (ev[i].kind == AT_EVENT_LAYER_PHASE)
+            if (layer_phase) {
                 at_model_add_phase_event(self->model, run, (at_space)sp, &ev[i], text);
-            else
+            } else {
                 at_model_add_run_phase_event(self->model, run, (at_space)sp, &ev[i], text);
-            emit(self, r, o);
+            }
+            emit(self, run, &rec);
         }
     }
     at_stop_verdict v;
     if (self->rules && !r->stop_sent && at_stop_rules_eval(self->rules, r->trk[AT_SPACE_W], &v))
-        stop_fire(self, run, r, &v);
-    at_runlog *log = r->log ? r->log : self->shared_log;
+        stop_fire(self, run, &v);
+    at_runlog *log = log_of(self, run);
     if (log)
         at_runlog_flush(log);
     self->snapshots_done++;
@@ -332,616 +227,169 @@ static void tracker_finish(at_engine *self, int run, eng_run *r, int64_t step)
         self->done = 1;
 }
 
-/* Exact mode: a snapshot whose every layer is analysed. */
-static void snapshot_finish(at_engine *self, int run, eng_run *r, snap *s)
+/* ---- results ---------------------------------------------------------------------------- */
+
+/* A W result's trap count: an event when traps appear in a layer that had none. */
+static void traps_note(at_engine *self, int run, eng_run *r, const at_job *job, const char *name)
 {
-    int64_t step = s->step;
-    self->last_done = s->done;
-    snap_remove(self, r, s);
-    tracker_finish(self, run, r, step);
+    if (job->layer >= r->ntraps) {
+        int64_t *nt = realloc(r->traps, (size_t)(job->layer + 1) * sizeof *nt);
+        if (!nt)
+            return;
+        for (int i = r->ntraps; i <= job->layer; i++)
+            nt[i] = -1;
+        r->traps = nt;
+        r->ntraps = job->layer + 1;
+    }
+    if (job->m.num_traps > 0 && r->traps[job->layer] == 0)
+        at_ingest_event(self->ingest, run, job->layer, job->step,
+                        (at_record_event){.kind = AT_RECORD_EV_TRAP, .layer = name},
+                        "%s: %lld correlation trap%s appeared (largest %.2fx the bulk edge)", name,
+                        (long long)job->m.num_traps, job->m.num_traps == 1 ? "" : "s",
+                        job->m.trap_max_ratio);
+    r->traps[job->layer] = job->m.num_traps;
 }
 
-/* Fast mode: the scheduler may skip a snapshot of a layer (a newer one replaced it), so the
- * trackers' snapshot closes when a result of a later step arrives, or when the scheduler is
- * idle; a late result of an older step counts towards the open snapshot. */
-static int64_t fast_open_step(at_engine *self, int run, eng_run *r, int64_t step)
-{
-    if (r->open_step >= 0 && step > r->open_step && (r->fed[0] || r->fed[1]))
-        tracker_finish(self, run, r, r->open_step);
-    if (step > r->open_step)
-        r->open_step = step;
-    return r->open_step;
-}
-
-/* Appends the layer's kind and shape to a layer line, so a replay can rebuild the layer. */
-static void add_shape(cJSON *o, const at_layer_info *li)
-{
-    double sh[4];
-    for (int i = 0; i < li->ndim; i++)
-        sh[i] = (double)li->shape[i];
-    cJSON_AddStringToObject(o, "kind", at_proto_kind_name((at_proto_kind)li->kind));
-    cJSON_AddItemToObject(o, "shape", cJSON_CreateDoubleArray(sh, li->ndim));
-}
-
-static void result_handle(at_engine *self, at_job *job)
+static void result_handle(at_engine *self, const at_job *job)
 {
     int run = job->run;
-    eng_run *r = run < self->nruns ? self->runs[run] : NULL;
+    eng_run *r = run_of(self, run);
     const at_layer_info *li = at_model_layer(self->model, run, job->layer);
     if (!r || !li)
         return;
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "type", "layer");
-    cJSON_AddStringToObject(o, "run", r->id);
-    cJSON_AddNumberToObject(o, "step", (double)job->step);
-    cJSON_AddStringToObject(o, "view", space_name(job->space));
+    at_record rec = {
+        .type = AT_RECORD_LAYER, .run = at_ingest_run_id(self->ingest, run), .step = job->step};
+    at_record_layer *l = &rec.u.layer;
+    *l =
+        (at_record_layer){.view = job->space, .name = li->name, .kind = li->kind, .ndim = li->ndim};
+    memcpy(l->shape, li->shape, sizeof l->shape);
     if (job->rc < 0) {
-        at_fmt_json_error(o, li->name, job->error);
-        add_shape(o, li);
-        emit(self, r, o);
-        event_emit(self, run, r, job->layer, job->step, AT_EVENT_ERROR,
-                   event_obj(r, "error", job->step, li->name), "%s%s: %s (%s)",
-                   job->space == AT_SPACE_DELTA ? "delta view: " : "", li->name,
-                   at_strerror(job->rc), job->error);
+        l->error = job->error;
+        emit(self, run, &rec);
+        at_ingest_event(self->ingest, run, job->layer, job->step,
+                        (at_record_event){.kind = AT_RECORD_EV_ERROR, .layer = li->name},
+                        "%s%s: %s (%s)", job->space == AT_SPACE_DELTA ? "delta view: " : "",
+                        li->name, at_strerror(job->rc), job->error);
     } else {
-        unsigned flags = AT_FMT_DETX | AT_FMT_TRAPS;
-        at_fmt_json(o, li->name, &job->m, flags);
-        add_shape(o, li);
-        emit(self, r, o);
+        l->m = job->m;
+        emit(self, run, &rec);
         at_model_add_cell(self->model, run, job->layer, job->space, job->step, &job->m);
         if (job->evals)
             at_model_set_spectrum(self->model, run, job->layer, job->space, job->step, job->evals,
                                   job->num_evals, job->m.xmin, job->m.alpha);
         if (self->o.record_spectra && job->evals) {
-            cJSON *sp = cJSON_CreateObject();
-            cJSON_AddStringToObject(sp, "type", "spectrum");
-            cJSON_AddStringToObject(sp, "run", r->id);
-            cJSON_AddNumberToObject(sp, "step", (double)job->step);
-            cJSON_AddStringToObject(sp, "view", space_name(job->space));
-            cJSON_AddStringToObject(sp, "name", li->name);
-            cJSON_AddItemToObject(sp, "evals",
-                                  cJSON_CreateDoubleArray(job->evals, (int)job->num_evals));
-            char *s = cJSON_PrintUnformatted(sp);
-            cJSON_Delete(sp);
+            at_record sp = {.type = AT_RECORD_SPECTRUM, .run = rec.run, .step = job->step};
+            sp.u.spectrum = (at_record_spectrum){job->space, li->name, job->num_evals, job->evals};
+            size_t len;
+            char *s = at_record_encode(&sp, &len, NULL);
             if (s)
-                log_write(self, r, s, strlen(s));
-            cJSON_free(s);
+                log_write(self, run, s, len);
+            at_record_text_free(s);
         }
-        if (job->m.status != AT_FIT_SKIPPED) {
-            int64_t tstep = self->o.fast ? fast_open_step(self, run, r, job->step) : job->step;
-            at_phase_tracker_feed_layer(r->trk[job->space], tstep, li->name, &job->m, job->max_abs);
-            r->fed[job->space]++;
-        }
-        if (job->space == AT_SPACE_W && job->layer < r->ntraps) {
-            int64_t before = r->traps[job->layer];
-            if (job->m.num_traps > 0 && before == 0)
-                event_emit(self, run, r, job->layer, job->step, AT_EVENT_TRAP,
-                           event_obj(r, "trap", job->step, li->name),
-                           "%s: %lld correlation trap%s appeared (largest %.2fx the bulk edge)",
-                           li->name, (long long)job->m.num_traps, job->m.num_traps == 1 ? "" : "s",
-                           job->m.trap_max_ratio);
-            r->traps[job->layer] = job->m.num_traps;
-        }
+        if (job->space == AT_SPACE_W)
+            traps_note(self, run, r, job, li->name);
     }
-    snap *s = self->o.fast ? NULL : snap_find(r, job->step);
-    if (s) {
-        s->done++;
-        if (s->ended && s->done >= s->submitted)
-            snapshot_finish(self, run, r, s);
-    }
+    at_ingest_result(self->ingest, job);
 }
 
 /* ---- incoming messages ------------------------------------------------------------------ */
 
-static void on_hello(at_engine *self, const at_proto_msg *msg)
+static void record_weights(at_engine *self, int run, const at_proto_msg *msg)
 {
-    int run;
-    eng_run *r = run_get(self, msg->run, &run);
-    if (!r)
-        return;
-    const at_proto_hello *h = &msg->u.hello;
-    at_run_info *ri = at_model_run(self->model, run);
-    /* The model's fields are shorter than the wire's: long names are cut. */
-    snprintf(ri->name, sizeof ri->name, "%.*s", (int)sizeof ri->name - 1, h->model);
-    snprintf(ri->host, sizeof ri->host, "%.*s", (int)sizeof ri->host - 1, h->host);
-    ri->interval = h->interval;
-    ri->ended = 0;
-    at_model_touch(self->model);
-    /* The agent repeats its hello after reconnecting: announce a run (or a restart) once. */
-    if (r->hello_pid == h->pid && h->pid)
-        return;
-    r->hello_pid = h->pid;
-    cJSON *o = event_obj(r, "hello", -1, NULL);
-    cJSON_AddStringToObject(o, "model", h->model);
-    cJSON_AddStringToObject(o, "framework", h->framework);
-    cJSON_AddStringToObject(o, "host", h->host);
-    cJSON_AddNumberToObject(o, "pid", (double)h->pid);
-    cJSON_AddNumberToObject(o, "interval", (double)h->interval);
-    cJSON_AddNumberToObject(o, "rank", (double)h->rank);
-    cJSON_AddNumberToObject(o, "world_size", (double)h->world_size);
-    event_emit(self, run, r, -1, -1, AT_EVENT_INFO, o,
-               "run %s started: %s (%s) on %s, pid %lld, a snapshot every %lld steps", r->id,
-               h->model[0] ? h->model : "unnamed model", h->framework, h->host, (long long)h->pid,
-               (long long)h->interval);
-}
-
-static void note_dropped(at_engine *self, int run, eng_run *r, int64_t dropped, int64_t step)
-{
-    if (dropped <= r->dropped)
-        return;
-    int64_t n = dropped - r->dropped;
-    r->dropped = dropped;
-    at_run_info *ri = at_model_run(self->model, run);
-    ri->dropped += n;
-    cJSON *o = event_obj(r, "drop", step, NULL);
-    cJSON_AddNumberToObject(o, "dropped", (double)n);
-    event_emit(self, run, r, -1, step, AT_EVENT_DROP, o,
-               "the trainer skipped %lld snapshot%s (monitor busy or absent)", (long long)n,
-               n == 1 ? "" : "s");
-}
-
-/* The base weights of layer name (sent by the trainer, else from --base) into *t; 0 if none.
- * Shapes are checked by the analysis (a transposed base is accepted there). */
-static int base_for(at_engine *self, eng_run *r, const char *name, at_tensor *t)
-{
-    for (int i = r->nbase - 1; i >= 0; i--)
-        if (!strcmp(r->base[i].name, name)) {
-            *t = (at_tensor){.data = r->base[i].data,
-                             .dtype = AT_DTYPE_F32,
-                             .kind = r->base[i].kind,
-                             .ndim = r->base[i].ndim};
-            memcpy(t->shape, r->base[i].shape, sizeof t->shape);
-            return 1;
-        }
-    const at_ckpt_layer *l = self->base ? at_ckpt_find(self->base, name) : NULL;
-    if (!l || l->err != AT_OK)
-        return 0;
-    *t = l->tensor;
-    return 1;
-}
-
-/* The layer's shape as core wants it: conv1d (out, in, k) becomes (out, in, 1, k). */
-static int core_shape(const at_proto_layer *l, at_layer_kind *kind, int64_t shape[4])
-{
-    switch (l->kind) {
-    case AT_PROTO_KIND_LINEAR:
-    case AT_PROTO_KIND_EMBEDDING:
-        *kind = (at_layer_kind)l->kind;
-        memcpy(shape, l->shape, 2 * sizeof *shape);
-        return 2;
-    case AT_PROTO_KIND_CONV2D:
-        *kind = AT_KIND_CONV2D;
-        memcpy(shape, l->shape, 4 * sizeof *shape);
-        return 4;
-    case AT_PROTO_KIND_CONV1D:
-        if (l->ndim == 2) {
-            *kind = AT_KIND_CONV1D;
-            memcpy(shape, l->shape, 2 * sizeof *shape);
-            return 2;
-        }
-        *kind = AT_KIND_CONV2D;
-        shape[0] = l->shape[0];
-        shape[1] = l->shape[1];
-        shape[2] = 1;
-        shape[3] = l->shape[2];
-        return 4;
-    default:
-        return 0;
-    }
-}
-
-static void store_base(at_engine *self, int run, eng_run *r, const at_proto_layer *l,
-                       const void *data, int ndim, const int64_t *shape, at_layer_kind kind)
-{
-    at_job *tmp = at_job_new(data, (at_dtype)l->dtype, kind, ndim, shape);
-    base_layer *nb = tmp ? realloc(r->base, (size_t)(r->nbase + 1) * sizeof *nb) : NULL;
-    if (!nb) {
-        at_job_free(tmp);
-        event_emit(self, run, r, -1, l->step, AT_EVENT_ERROR, event_obj(r, "error", -1, l->name),
-                   "%s: out of memory for the base weights", l->name);
-        return;
-    }
-    r->base = nb;
-    base_layer *b = &r->base[r->nbase++];
-    snprintf(b->name, sizeof b->name, "%s", l->name);
-    b->kind = kind;
-    b->ndim = ndim;
-    memcpy(b->shape, shape, (size_t)ndim * sizeof *shape);
-    b->data = tmp->data; /* the job's converted copy becomes the base */
-    tmp->data = NULL;
-    at_job_free(tmp);
-    cJSON *o = event_obj(r, "info", -1, l->name);
-    event_emit(self, run, r, -1, -1, AT_EVENT_INFO, o,
-               "%s: base weights received; later snapshots are analysed as W and W - W_base",
-               l->name);
-}
-
-static void record_weights(at_engine *self, eng_run *r, const at_proto_layer *l)
-{
-    at_runlog *log = r->log ? r->log : self->shared_log;
+    const at_proto_layer *l = &msg->u.layer;
+    at_runlog *log = log_of(self, run);
     if (!log)
         return;
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "type", "weights");
-    cJSON_AddStringToObject(o, "run", r->id);
-    cJSON_AddNumberToObject(o, "step", (double)l->step);
-    cJSON_AddStringToObject(o, "name", l->name);
-    cJSON_AddStringToObject(o, "kind", at_proto_kind_name(l->kind));
-    cJSON_AddStringToObject(o, "dtype", at_proto_dtype_name(l->dtype));
-    cJSON_AddBoolToObject(o, "base", l->base);
-    double sh[AT_PROTO_MAX_DIMS];
-    for (int i = 0; i < l->ndim; i++)
-        sh[i] = (double)l->shape[i];
-    cJSON_AddItemToObject(o, "shape", cJSON_CreateDoubleArray(sh, l->ndim));
-    char *s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    if (s && at_runlog_append_blob(log, s, strlen(s), l->data, l->nbytes) != AT_OK)
+    at_record rec = {.type = AT_RECORD_WEIGHTS, .run = msg->run, .step = l->step};
+    rec.u.weights = (at_record_weights){l->name, l->kind, l->dtype, l->base, l->ndim, {0}};
+    memcpy(rec.u.weights.shape, l->shape, sizeof rec.u.weights.shape);
+    size_t len;
+    char *s = at_record_encode(&rec, &len, NULL);
+    if (s && at_runlog_append_blob(log, s, len, l->data, l->nbytes) != AT_OK)
         at_model_add_event(self->model, -1, -1, -1, AT_EVENT_ERROR, at_runlog_last_error(log));
-    cJSON_free(s);
+    at_record_text_free(s);
 }
 
-static void submit(at_engine *self, int run, eng_run *r, snap *s, int layer, at_space space,
-                   at_job *job, int64_t step)
+static void on_scalars(at_engine *self, int run, const at_proto_msg *msg)
 {
-    job->run = run;
-    job->layer = layer;
-    job->space = space;
-    job->step = step;
-    job->submit_time = mono_now();
-    size_t bytes = sizeof(float);
-    for (int i = 0; i < job->t.ndim; i++)
-        bytes *= (size_t)job->t.shape[i];
-    if (at_worker_submit(self->worker, job) == AT_OK) {
-        if (s) {
-            s->submitted++;
-            s->bytes += bytes;
-            self->queued_bytes += bytes;
-        }
-        return;
-    }
-    at_job_free(job);
-    event_emit(self, run, r, layer, step, AT_EVENT_ERROR, event_obj(r, "error", step, NULL),
-               "out of memory queueing a layer");
-}
-
-/* The snapshot of run at step, opened (and its column added) on its first layer. NULL in
- * fast mode, or when too many snapshots are in flight. */
-static snap *snap_open(at_engine *self, int run, eng_run *r, int64_t step)
-{
-    if (self->o.fast) {
-        at_model_add_snapshot(self->model, run, step, wall_now());
-        return NULL;
-    }
-    snap *s = snap_find(r, step);
-    if (!s && r->nsnaps < MAX_INFLIGHT) {
-        s = &r->snaps[r->nsnaps++];
-        memset(s, 0, sizeof *s);
-        s->step = step;
-        s->t_first = mono_now();
-        at_model_add_snapshot(self->model, run, step, wall_now());
-    }
-    if (s)
-        s->received++;
-    return s;
-}
-
-/* Room for layer in the per-layer trap counts. */
-static void traps_grow(eng_run *r, int layer)
-{
-    if (layer < r->ntraps)
-        return;
-    int64_t *nt = realloc(r->traps, (size_t)(layer + 1) * sizeof *nt);
-    if (!nt)
-        return;
-    for (int i = r->ntraps; i <= layer; i++)
-        nt[i] = -1;
-    r->traps = nt;
-    r->ntraps = layer + 1;
-}
-
-/* The name of a LoRA pair: its half's name with lora_A / lora_B replaced by lora_BA
- * ("fc1.lora_A" -> "fc1.lora_BA", "q.lora_B.default.weight" -> "q.lora_BA.default.weight"). */
-static void lora_pair_name(const char *name, char *out, size_t cap)
-{
-    const char *p = strstr(name, "lora_A");
-    if (!p)
-        p = strstr(name, "lora_B");
-    size_t head = p ? (size_t)(p - name) : strlen(name);
-    const char *tail = p ? p + 6 : "";
-    const char *mid = p ? "lora_BA" : ".lora_BA";
-    /* Pieces copied with explicit lengths: the result is cut at cap, never overflows. */
-    size_t n = 0;
-    const char *parts[3] = {name, mid, tail};
-    size_t lens[3] = {head, strlen(mid), strlen(tail)};
-    for (int k = 0; k < 3; k++) {
-        size_t c = lens[k] < cap - 1 - n ? lens[k] : cap - 1 - n;
-        memcpy(out + n, parts[k], c);
-        n += c;
-    }
-    out[n] = '\0';
-}
-
-/* One half of a LoRA adapter: kept until the other half of the same snapshot arrives, then
- * the pair is analysed as the update B A (delta view) from its r singular values. */
-static void on_lora_half(at_engine *self, int run, eng_run *r, const at_proto_layer *l)
-{
-    if (self->o.fast) {
-        if (!r->said_lora++)
-            event_emit(self, run, r, -1, l->step, AT_EVENT_INFO,
-                       event_obj(r, "info", l->step, l->name),
-                       "%s: LoRA adapters are analysed in exact mode only", l->name);
-        return;
-    }
-    int is_b = l->kind == AT_PROTO_KIND_LORA_B;
-    char pair[AT_PROTO_MAX_NAME];
-    lora_pair_name(l->name, pair, sizeof pair);
-    snap *s = snap_open(self, run, r, l->step);
-    at_job *half = at_job_new(l->data, (at_dtype)l->dtype, AT_KIND_LINEAR, 2, l->shape);
-    if (!half || !s) {
-        at_job_free(half);
-        return;
-    }
-    lora_half h = {.is_b = is_b, .step = l->step, .job = half}, other = {0};
-    snprintf(h.pair, sizeof h.pair, "%s", pair);
-    for (int i = 0; i < r->nlora; i++)
-        if (!strcmp(r->lora[i].pair, pair)) {
-            other = r->lora[i];
-            r->lora[i] = r->lora[--r->nlora];
-            break;
-        }
-    if (!other.job || other.step != l->step || other.is_b == is_b) {
-        at_job_free(other.job); /* a stale half of an older snapshot */
-        lora_half *nl = realloc(r->lora, (size_t)(r->nlora + 1) * sizeof *nl);
-        if (!nl) {
-            at_job_free(half);
-            return;
-        }
-        r->lora = nl;
-        r->lora[r->nlora++] = h;
-        return;
-    }
-    at_job *b = is_b ? half : other.job, *a = is_b ? other.job : half;
-    b->lora_a = a->t;
-    b->data2 = a->data;
-    a->data = NULL;
-    at_job_free(a);
-    int64_t shape[2] = {b->t.shape[0], b->lora_a.shape[1]};
-    int layer = at_model_add_layer(self->model, run, pair, AT_KIND_LINEAR, 2, shape);
-    if (layer < 0) {
-        at_job_free(b);
-        return;
-    }
-    submit(self, run, r, s, layer, AT_SPACE_DELTA, b, l->step);
-}
-
-static void on_layer(at_engine *self, const at_proto_msg *msg)
-{
-    int run;
-    eng_run *r = run_get(self, msg->run, &run);
-    if (!r)
-        return;
-    const at_proto_layer *l = &msg->u.layer;
-    if (self->o.record_weights)
-        record_weights(self, r, l);
-    if (l->kind == AT_PROTO_KIND_LORA_A || l->kind == AT_PROTO_KIND_LORA_B) {
-        if (!l->base)
-            on_lora_half(self, run, r, l);
-        return;
-    }
-    at_layer_kind kind;
-    int64_t shape[4];
-    int ndim = core_shape(l, &kind, shape);
-    if (!ndim)
-        return;
-    const void *data = l->data; /* the feed already made it little-endian */
-    if (l->base) {
-        store_base(self, run, r, l, data, ndim, shape, kind);
-        return;
-    }
-    int layer = at_model_add_layer(self->model, run, l->name, kind, ndim, shape);
-    snap *s = snap_open(self, run, r, l->step);
-    if (layer < 0 || (!s && !self->o.fast)) {
-        note_dropped(self, run, r, r->dropped + (s || layer < 0 ? 0 : 1), l->step);
-        return;
-    }
-    traps_grow(r, layer);
-    at_job *job = at_job_new(data, (at_dtype)l->dtype, kind, ndim, shape);
-    if (!job) {
-        event_emit(self, run, r, layer, l->step, AT_EVENT_ERROR,
-                   event_obj(r, "error", l->step, l->name), "%s: out of memory for a snapshot",
-                   l->name);
-        return;
-    }
-    at_tensor base;
-    at_job *delta = NULL;
-    if (base_for(self, r, l->name, &base)) {
-        delta = at_job_new(data, (at_dtype)l->dtype, kind, ndim, shape);
-        if (delta)
-            delta->base = base;
-    }
-    submit(self, run, r, s, layer, AT_SPACE_W, job, l->step);
-    if (delta)
-        submit(self, run, r, s, layer, AT_SPACE_DELTA, delta, l->step);
-}
-
-static void on_snapshot_end(at_engine *self, const at_proto_msg *msg)
-{
-    int run;
-    eng_run *r = run_get(self, msg->run, &run);
-    if (!r)
-        return;
-    const at_proto_snapshot_end *e = &msg->u.snapshot_end;
-    note_dropped(self, run, r, e->dropped, e->step);
-    snap *s = snap_find(r, e->step);
-    if (!s)
-        return;
-    s->ended = 1;
-    if (e->layers > s->received && !self->base && !r->nbase) {
-        cJSON *o = event_obj(r, "drop", e->step, NULL);
-        event_emit(self, run, r, -1, e->step, AT_EVENT_DROP, o,
-                   "snapshot at step %lld: %d of %lld layers arrived", (long long)e->step,
-                   s->received, (long long)e->layers);
-    }
-    /* Back-pressure: drop the oldest complete snapshot the worker has not started. */
-    while (self->queued_bytes > QUEUE_BUDGET_BYTES || r->nsnaps > MAX_INFLIGHT / 2) {
-        snap *q = NULL;
-        for (int i = 0; i + 1 < r->nsnaps && !q; i++)
-            if (r->snaps[i].ended && r->snaps[i].done == 0 && !r->snaps[i].dropped)
-                q = &r->snaps[i];
-        if (!q)
-            break;
-        int64_t step = q->step;
-        int removed = at_worker_cancel(self->worker, run, step);
-        q->submitted -= removed;
-        cJSON *o = event_obj(r, "drop", step, NULL);
-        cJSON_AddNumberToObject(o, "dropped", 1);
-        at_model_run(self->model, run)->dropped++;
-        event_emit(self, run, r, -1, step, AT_EVENT_DROP, o,
-                   "snapshot at step %lld skipped: analysis is behind the trainer",
-                   (long long)step);
-        if (q->done >= q->submitted) {
-            snap_remove(self, r, q);
-        } else {
-            /* Its running layer finishes it; only the memory is released now. */
-            self->queued_bytes -= q->bytes;
-            q->bytes = 0;
-            q->dropped = 1;
-        }
-    }
-    s = snap_find(r, e->step);
-    if (s && s->done >= s->submitted)
-        snapshot_finish(self, run, r, s);
-}
-
-static void on_scalars(at_engine *self, const at_proto_msg *msg)
-{
-    int run;
-    eng_run *r = run_get(self, msg->run, &run);
-    if (!r)
-        return;
     const at_proto_scalars *sc = &msg->u.scalars;
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "type", "scalars");
-    cJSON_AddStringToObject(o, "run", r->id);
-    cJSON_AddNumberToObject(o, "step", (double)sc->step);
-    cJSON *vals = cJSON_AddObjectToObject(o, "values");
+    at_record_scalar vals[AT_PROTO_MAX_SCALARS];
     for (int i = 0; i < sc->n; i++) {
         const at_proto_scalar *v = &sc->values[i];
+        vals[i] = (at_record_scalar){v->name, v->value};
         if (isfinite(v->value)) {
-            cJSON_AddNumberToObject(vals, v->name, v->value);
             at_model_add_scalar(self->model, run, v->name, sc->step, v->value);
-            at_phase_tracker_feed_scalar(r->trk[AT_SPACE_W], sc->step, v->name, v->value);
-        } else {
-            cJSON_AddNullToObject(vals, v->name);
+            at_phase_tracker_feed_scalar(run_of(self, run)->trk[AT_SPACE_W], sc->step, v->name,
+                                         v->value);
         }
     }
-    at_run_info *ri = at_model_run(self->model, run);
-    if (sc->step > ri->step) {
-        ri->step = sc->step;
-        at_model_touch(self->model);
-    }
-    emit(self, r, o);
-    note_dropped(self, run, r, sc->dropped, sc->step);
-}
-
-static void on_goodbye(at_engine *self, const at_proto_msg *msg)
-{
-    int run;
-    eng_run *r = run_get(self, msg->run, &run);
-    if (!r)
-        return;
-    at_run_info *ri = at_model_run(self->model, run);
-    ri->ended = 1;
-    if (msg->u.goodbye.step > ri->step)
-        ri->step = msg->u.goodbye.step;
-    at_model_touch(self->model);
-    cJSON *o = event_obj(r, "goodbye", msg->u.goodbye.step, NULL);
-    cJSON_AddNumberToObject(o, "dropped", (double)msg->u.goodbye.dropped);
-    event_emit(self, run, r, -1, msg->u.goodbye.step, AT_EVENT_INFO, o, "run %s ended at step %lld",
-               r->id, (long long)msg->u.goodbye.step);
-    /* A trainer that stopped without acknowledging still stopped. */
-    if (r->stop_sent)
-        r->acked = 1;
-    at_runlog *log = r->log ? r->log : self->shared_log;
-    if (log)
-        at_runlog_flush(log);
-}
-
-static void on_stop_ack(at_engine *self, const at_proto_msg *msg)
-{
-    int run;
-    eng_run *r = run_get(self, msg->run, &run);
-    if (!r)
-        return;
-    r->acked = 1;
-    cJSON *o = event_obj(r, "ack", -1, NULL);
-    event_emit(self, run, r, -1, -1, AT_EVENT_STOP, o, "run %s acknowledged the stop: %s", r->id,
-               msg->u.reason);
+    at_record rec = {.type = AT_RECORD_SCALARS, .run = msg->run, .step = sc->step};
+    rec.u.scalars = (at_record_scalars){sc->n, vals};
+    emit(self, run, &rec);
 }
 
 static void handle_msg(at_engine *self, const at_proto_msg *msg)
 {
-    switch (msg->type) {
-    case AT_PROTO_HELLO:
-        on_hello(self, msg);
-        break;
-    case AT_PROTO_LAYER:
-        on_layer(self, msg);
-        break;
-    case AT_PROTO_SNAPSHOT_END:
-        on_snapshot_end(self, msg);
-        break;
-    case AT_PROTO_SCALARS:
-        on_scalars(self, msg);
-        break;
-    case AT_PROTO_GOODBYE:
-        on_goodbye(self, msg);
-        break;
-    case AT_PROTO_STOP_ACK:
-        on_stop_ack(self, msg);
-        break;
-    default:
-        break;
+    if (msg->type > AT_PROTO_STOP_ACK)
+        return; /* a monitor -> trainer message: not for us */
+    /* What the engine writes about a message comes before what ingest makes of it. */
+    int run = at_ingest_run(self->ingest, msg->run);
+    if (run < 0)
+        return;
+    if (msg->type == AT_PROTO_SCALARS)
+        on_scalars(self, run, msg);
+    if (msg->type == AT_PROTO_LAYER && self->o.record_weights)
+        record_weights(self, run, msg);
+    at_ingest_msg(self->ingest, msg);
+    eng_run *r = run_of(self, run);
+    if (msg->type == AT_PROTO_GOODBYE) {
+        /* A trainer that stopped without acknowledging still stopped. */
+        if (r->stop_sent)
+            r->acked = 1;
+        at_runlog *log = log_of(self, run);
+        if (log)
+            at_runlog_flush(log);
+    } else if (msg->type == AT_PROTO_STOP_ACK) {
+        r->acked = 1;
+        at_ingest_event(self->ingest, run, -1, -1, (at_record_event){.kind = AT_RECORD_EV_ACK},
+                        "run %s acknowledged the stop: %s", msg->run, msg->u.reason);
     }
 }
 
 /* ---- stop ------------------------------------------------------------------------------- */
 
-static int send_stop(at_engine *self, int run, eng_run *r, const char *reason)
+static int send_stop(at_engine *self, int run, const char *reason)
 {
-    int rc = at_feed_stop(self->feed, r->id, reason);
-    at_run_info *ri = at_model_run(self->model, run);
-    ri->stop_requested = 1;
+    eng_run *r = run_of(self, run);
+    int rc = self->src.stop(self->src.ctx, at_ingest_run_id(self->ingest, run), reason);
+    at_model_run(self->model, run)->stop_requested = 1;
     at_model_touch(self->model);
     r->stop_sent = 1;
-    r->stop_deadline = mono_now() + self->o.stop_ack_timeout;
+    r->stop_deadline = at_clock_mono() + self->o.stop_ack_timeout;
     return rc;
 }
 
-static void stop_fire(at_engine *self, int run, eng_run *r, const at_stop_verdict *v)
+static void stop_fire(at_engine *self, int run, const at_stop_verdict *v)
 {
     char reason[AT_PROTO_MAX_TEXT];
     snprintf(reason, sizeof reason, "alphatop --stop-on %s: %s", v->rule, v->evidence);
-    int rc = send_stop(self, run, r, reason);
-    cJSON *o = event_obj(r, "stop", v->step, NULL);
-    cJSON_AddStringToObject(o, "rule", v->rule);
-    cJSON_AddStringToObject(o, "evidence", v->evidence);
-    event_emit(self, run, r, -1, v->step, AT_EVENT_STOP, o, "stop rule %s fired at step %lld: %s%s",
-               v->rule, (long long)v->step, v->evidence,
-               rc == AT_OK ? "" : " (could not send stop to the trainer)");
+    int rc = send_stop(self, run, reason);
+    at_ingest_event(
+        self->ingest, run, -1, v->step,
+        (at_record_event){.kind = AT_RECORD_EV_STOP, .rule = v->rule, .evidence = v->evidence},
+        "stop rule %s fired at step %lld: %s%s", v->rule, (long long)v->step, v->evidence,
+        rc == AT_OK ? "" : " (could not send stop to the trainer)");
     self->exit_code = AT_EXIT_STOPPED;
 }
 
 int at_engine_request_stop(at_engine *self, int run, const char *reason)
 {
-    if (run < 0 || run >= self->nruns || !self->runs[run])
+    if (!run_of(self, run))
         return AT_ERR_ARG;
-    eng_run *r = self->runs[run];
-    int rc = send_stop(self, run, r, reason);
-    cJSON *o = event_obj(r, "stop", -1, NULL);
-    cJSON_AddStringToObject(o, "rule", "user");
-    event_emit(self, run, r, -1, -1, AT_EVENT_STOP, o, "stop requested: %s%s", reason,
-               rc == AT_OK ? "" : " (could not send it)");
+    int rc = send_stop(self, run, reason);
+    at_ingest_event(self->ingest, run, -1, -1,
+                    (at_record_event){.kind = AT_RECORD_EV_STOP, .rule = "user"},
+                    "stop requested: %s%s", reason, rc == AT_OK ? "" : " (could not send it)");
     return rc;
 }
 
@@ -950,17 +398,17 @@ static void check_stops(at_engine *self)
 {
     if (self->exit_code != AT_EXIT_STOPPED)
         return;
-    double now = mono_now();
-    for (int i = 0; i < self->nruns; i++) {
-        eng_run *r = self->runs[i];
+    double now = at_clock_mono();
+    for (int i = 0; i < at_model_num_runs(self->model); i++) {
+        eng_run *r = run_of(self, i);
         if (!r || !r->stop_sent)
             continue;
         if (r->acked) {
             self->done = 1;
         } else if (now > r->stop_deadline) {
-            event_emit(self, i, r, -1, -1, AT_EVENT_STOP, event_obj(r, "stop", -1, NULL),
-                       "run %s did not acknowledge the stop within %.0f s", r->id,
-                       self->o.stop_ack_timeout);
+            at_ingest_event(self->ingest, i, -1, -1, (at_record_event){.kind = AT_RECORD_EV_STOP},
+                            "run %s did not acknowledge the stop within %.0f s",
+                            at_ingest_run_id(self->ingest, i), self->o.stop_ack_timeout);
             r->acked = 1;
             self->done = 1;
         }
@@ -972,19 +420,10 @@ static void check_stops(at_engine *self)
 static void update_state(at_engine *self)
 {
     at_monitor_state *st = at_model_state(self->model);
-    int pending = at_worker_pending(self->worker), done = 0, inflight = 0;
-    double oldest = 0, now = mono_now();
-    for (int i = 0; i < self->nruns; i++)
-        for (int k = 0; self->runs[i] && k < self->runs[i]->nsnaps; k++) {
-            const snap *s = &self->runs[i]->snaps[k];
-            double age = now - s->t_first;
-            oldest = age > oldest ? age : oldest;
-            done += s->done;
-            inflight = 1;
-        }
+    int pending = at_worker_pending(self->worker), done;
+    double oldest;
+    at_ingest_progress(self->ingest, at_clock_mono(), &done, &oldest);
     double behind = pending ? oldest : 0;
-    if (!inflight)
-        done = self->last_done;
     if (st->layers_pending != pending || st->layers_done != done ||
         fabs(st->behind_seconds - behind) > 0.5) {
         st->layers_pending = pending;
@@ -996,8 +435,8 @@ static void update_state(at_engine *self)
 
 static void on_reject(at_engine *self, const char *what)
 {
-    event_emit(self, -1, NULL, -1, -1, AT_EVENT_ERROR, event_obj(NULL, "error", -1, NULL),
-               "rejected a message: %s", what);
+    at_ingest_event(self->ingest, -1, -1, -1, (at_record_event){.kind = AT_RECORD_EV_ERROR},
+                    "rejected a message: %s", what);
 }
 
 int at_engine_step(at_engine *self)
@@ -1005,21 +444,18 @@ int at_engine_step(at_engine *self)
     uint64_t v0 = at_model_version(self->model);
     /* Bounded, so a flood of layers cannot starve the results and the view. */
     for (int i = 0; i < 256; i++) {
-        at_feed_msg *m = NULL;
+        const at_proto_msg *m = NULL;
         at_proto_error e = {0};
-        int rc = at_feed_recv(self->feed, 0, &m, &e);
+        int rc = self->src.next(self->src.ctx, &m, &e);
         if (rc == AT_ERR_AGAIN)
             break;
-        if (rc == AT_ERR_NET) {
-            on_reject(self, at_feed_last_error(self->feed));
-            break;
-        }
         if (rc < 0) {
             on_reject(self, e.message);
+            if (rc == AT_ERR_NET)
+                break;
             continue;
         }
-        handle_msg(self, &m->msg);
-        at_feed_msg_free(m);
+        handle_msg(self, m);
     }
     at_job *job;
     while ((job = at_worker_poll(self->worker))) {
@@ -1027,11 +463,7 @@ int at_engine_step(at_engine *self)
         at_job_free(job);
     }
     if (self->o.fast && at_worker_pending(self->worker) == 0)
-        for (int i = 0; i < self->nruns; i++) {
-            eng_run *r = self->runs[i];
-            if (r && r->open_step >= 0 && (r->fed[0] || r->fed[1]))
-                tracker_finish(self, i, r, r->open_step);
-        }
+        at_ingest_idle(self->ingest);
     check_stops(self);
     update_state(self);
     return at_model_version(self->model) != v0;
@@ -1040,7 +472,7 @@ int at_engine_step(at_engine *self)
 int at_engine_pollitems(at_engine *self, zmq_pollitem_t *items, int max)
 {
     int n = 0;
-    if (n < max)
+    if (self->feed && n < max)
         items[n++] = (zmq_pollitem_t){.socket = at_feed_socket(self->feed), .events = ZMQ_POLLIN};
     if (n < max)
         items[n++] = (zmq_pollitem_t){.fd = at_worker_fd(self->worker), .events = ZMQ_POLLIN};
@@ -1080,6 +512,45 @@ const char *at_engine_endpoint(const at_engine *self)
 {
     return self->endpoint;
 }
+
+/* ---- the feed as the engine's source ---------------------------------------------------- */
+
+static int feed_next(void *ctx, const at_proto_msg **msg, at_proto_error *err)
+{
+    at_engine *self = ctx;
+    at_feed_msg_free(self->held);
+    self->held = NULL;
+    int rc = at_feed_recv(self->feed, 0, &self->held, err);
+    if (rc == AT_OK)
+        *msg = &self->held->msg;
+    else if (rc == AT_ERR_NET)
+        snprintf(err->message, sizeof err->message, "%s", at_feed_last_error(self->feed));
+    return rc;
+}
+
+static int feed_stop(void *ctx, const char *run, const char *reason)
+{
+    at_engine *self = ctx;
+    return at_feed_stop(self->feed, run, reason);
+}
+
+static int feed_open(at_engine *self, const at_engine_opts *opts, char *err, size_t errlen)
+{
+    at_feed_opts fo;
+    at_feed_opts_default(&fo);
+    fo.endpoint = opts->endpoint;
+    fo.curve_keyfile = opts->curve_key;
+    fo.curve_allow_file = opts->curve_allow;
+    fo.allow_insecure = opts->allow_insecure;
+    self->feed = at_feed_new(&fo, err, errlen);
+    if (!self->feed)
+        return AT_ERR_NET;
+    self->src = (at_engine_source){.ctx = self, .next = feed_next, .stop = feed_stop};
+    snprintf(self->endpoint, sizeof self->endpoint, "%s", at_feed_endpoint(self->feed));
+    return AT_OK;
+}
+
+/* ---- life ------------------------------------------------------------------------------- */
 
 at_engine *at_engine_new(const at_engine_opts *opts, at_model *model, char *err, size_t errlen)
 {
@@ -1130,16 +601,27 @@ at_engine *at_engine_new(const at_engine_opts *opts, at_model *model, char *err,
         snprintf(err, errlen, "cannot start the analysis worker: %s", at_strerror(st));
         goto fail;
     }
-    at_feed_opts fo;
-    at_feed_opts_default(&fo);
-    fo.endpoint = opts->endpoint;
-    fo.curve_keyfile = opts->curve_key;
-    fo.curve_allow_file = opts->curve_allow;
-    fo.allow_insecure = opts->allow_insecure;
-    self->feed = at_feed_new(&fo, err, errlen);
-    if (!self->feed)
+    at_ingest_opts io;
+    at_ingest_opts_default(&io);
+    io.fast = opts->fast;
+    io.base = self->base;
+    at_ingest_hooks hooks = {.ctx = self,
+                             .run_new = hook_run_new,
+                             .run_free = hook_run_free,
+                             .submit = hook_submit,
+                             .cancel = hook_cancel,
+                             .event = hook_event,
+                             .feed = hook_feed,
+                             .close = hook_close};
+    self->ingest = at_ingest_new(&io, &hooks, model, &st);
+    if (!self->ingest) {
+        snprintf(err, errlen, "%s", at_strerror(st));
         goto fail;
-    snprintf(self->endpoint, sizeof self->endpoint, "%s", at_feed_endpoint(self->feed));
+    }
+    if (opts->source)
+        self->src = *opts->source;
+    else if (feed_open(self, opts, err, errlen) != AT_OK)
+        goto fail;
     at_monitor_state *ms = at_model_state(model);
     ms->fast = opts->fast;
     at_model_touch(model);
@@ -1153,11 +635,11 @@ void at_engine_free(at_engine *self)
 {
     if (!self)
         return;
+    /* The worker first: its queued jobs borrow base weights that ingest and the checkpoint own. */
     at_worker_free(self->worker);
+    at_feed_msg_free(self->held);
     at_feed_free(self->feed);
-    for (int i = 0; i < self->nruns; i++)
-        run_free(self->runs[i]);
-    free(self->runs);
+    at_ingest_free(self->ingest);
     at_runlog_close(self->shared_log);
     at_ckpt_close(self->base);
     at_stop_rules_free(self->rules);

@@ -1,12 +1,17 @@
-/* engine.h -- the monitor's engine: feed -> analysis worker -> model, events, output, run log.
+/* engine.h -- the monitor's engine: messages -> ingest -> analysis worker -> model, events,
+ * headless output, run log.
  *
- * The engine owns the monitor's socket (feed.h), the analysis worker (worker.h), one phase
- * tracker per run (phase.h), the stop rules and the run logs. Everything it learns goes into
- * the model (model.h) the view draws, into the run log, and -- headless -- out as JSON lines:
- *     {"type":"layer","run":ID,"step":S,"view":"w"|"delta", <reference columns>, "mode":M}
+ * The engine orchestrates: messages come from the feed (feed.h: the monitor's socket) or from a
+ * source the caller injects (at_engine_source: tests run the engine in-process); ingest.h turns
+ * them into analysis jobs for the worker (worker.h) and events; the results go into the model
+ * (model.h) the view draws, through one phase tracker per run and view (phase.h) and the stop
+ * rules, and out as records (record.h: the schema and its table in docs/monitor.md) to the run
+ * logs and -- headless -- as JSON lines:
+ *     {"type":"layer","run":ID,"step":S,"view":"w"|"delta","name":N, <metric columns>,
+ *      "mode":M,"kind":K,"shape":[...]}
  *     {"type":"scalars","run":ID,"step":S,"values":{NAME:VALUE,...}}
- *     {"type":"event","kind":K,"run":ID,"step":S,"layer":NAME,"text":T, ...}
- * with K one of hello, goodbye, phase, run_phase, warning, trap, stop, ack, drop, error, info.
+ *     {"type":"event","kind":K,"run":ID,"step":S,"layer":NAME, ...,"text":T}
+ * with K one of hello, goodbye, phase, run_phase, trap, stop, ack, drop, error, info.
  *
  * Threading: every call on the UI thread; the worker runs on its own thread. The UI thread
  * zmq_polls at_engine_pollitems (plus its own stdin) and calls at_engine_step whenever one is
@@ -19,19 +24,33 @@
 #include <stdio.h>
 #include <zmq.h>
 
+#include "alphatop/protocol.h"
 #include "model.h"
 
+/* Where messages come from and stop requests go, when not the feed's socket. */
+typedef struct at_engine_source {
+    void *ctx; /* first argument of both functions */
+    /* The next message, without waiting: AT_OK with *msg set (borrowed until the next call);
+     * AT_ERR_AGAIN when none is waiting; AT_ERR_NET when the source failed; any other negative
+     * status for a message the source rejected. err->message says why for the last two. */
+    int (*next)(void *ctx, const at_proto_msg **msg, at_proto_error *err);
+    /* Asks the trainer of run to stop, for reason: AT_OK or a negative status. */
+    int (*stop)(void *ctx, const char *run, const char *reason);
+} at_engine_source;
+
 typedef struct at_engine_opts {
-    const char *endpoint;     /* where to listen; NULL: $ALPHATOP_ENDPOINT or the default */
-    const char *curve_key;    /* CurveZMQ key file and trainers' allow-list (feed.h); both */
-    const char *curve_allow;  /* NULL: $ALPHATOP_CURVE_KEY / $ALPHATOP_CURVE_ALLOW if set */
-    int allow_insecure;       /* plain tcp on a non-loopback address allowed */
-    FILE *json_out;           /* headless JSON lines go here (flushed per line); NULL: none */
-    const char *record;       /* run log path; NULL: one default path per run; "-": none */
-    int record_weights;       /* also record every snapshot's raw weights */
-    int record_spectra;       /* also record every layer's eigenvalues */
-    const char *base;         /* base checkpoint for delta mode (ckpt.h); NULL: none */
-    const char *const *rules; /* --stop-on rule strings (n_rules of them) */
+    const at_engine_source *source; /* NULL: listen on the feed socket (the next four options);
+                                       else the messages of this source (copied) */
+    const char *endpoint;           /* where to listen; NULL: $ALPHATOP_ENDPOINT or the default */
+    const char *curve_key;          /* CurveZMQ key file and trainers' allow-list (feed.h); both */
+    const char *curve_allow;        /* NULL: $ALPHATOP_CURVE_KEY / $ALPHATOP_CURVE_ALLOW if set */
+    int allow_insecure;             /* plain tcp on a non-loopback address allowed */
+    FILE *json_out;                 /* headless JSON lines go here (flushed per line); NULL: none */
+    const char *record;             /* run log path; NULL: one default path per run; "-": none */
+    int record_weights;             /* also record every snapshot's raw weights */
+    int record_spectra;             /* also record every layer's eigenvalues */
+    const char *base;               /* base checkpoint for delta mode (ckpt.h); NULL: none */
+    const char *const *rules;       /* --stop-on rule strings (n_rules of them) */
     int n_rules;
     int fast;                /* fast mode instead of exact */
     int threads;             /* OpenBLAS threads of the analysis (process-global); default 1 */
@@ -45,24 +64,26 @@ void at_engine_opts_default(at_engine_opts *o);
 
 typedef struct at_engine at_engine;
 
-/* Starts the engine on model (borrowed; the engine fills it). Returns NULL on error with a
- * message in err (a bad rule, an unusable endpoint or base checkpoint): the caller exits 2.
+/* Starts the engine on model (borrowed; the engine fills it) and, with opts->source, on that
+ * source (its ctx must outlive the engine). Returns NULL on error with a message in err (a bad
+ * rule, an unusable endpoint or base checkpoint): the caller exits 2.
  * Caller owns return value (at_engine_free). */
 at_engine *at_engine_new(const at_engine_opts *opts, at_model *model, char *err, size_t errlen);
 
 /* Stops the worker, closes the socket and the logs. NULL-safe. */
 void at_engine_free(at_engine *self);
 
-/* Fills up to max zmq_poll items the engine needs watched (ZMQ_POLLIN: the feed socket and the
- * worker's result pipe); returns how many. */
+/* Fills up to max zmq_poll items the engine needs watched (ZMQ_POLLIN: the feed socket, unless
+ * a source was injected, and the worker's result pipe); returns how many. */
 int at_engine_pollitems(at_engine *self, zmq_pollitem_t *items, int max);
 
-/* Does all pending work without blocking: drains the socket and the worker, updates the
- * model, writes output and logs, evaluates stop rules. Returns 1 if the model changed. */
+/* Does all pending work without blocking: drains the messages (at most 256) and the worker,
+ * updates the model, writes output and logs, evaluates stop rules. Returns 1 if the model
+ * changed. */
 int at_engine_step(at_engine *self);
 
 /* Runs the engine alone (headless) until it finishes or *interrupted becomes non-zero (a
- * signal handler's flag). Returns the exit code (commands.h). */
+ * signal handler's flag). Returns the exit code (exitcode.h). */
 int at_engine_run(at_engine *self, volatile int *interrupted);
 
 /* 1 once the engine has finished (a stop rule fired and the trainer acknowledged or the
@@ -73,13 +94,16 @@ int at_engine_done(const at_engine *self);
 int at_engine_exit_code(const at_engine *self);
 
 /* The user asked to stop run (model index) for reason: sends stop to its trainer and records
- * it. Returns AT_OK, AT_ERR_ARG (bad run) or AT_ERR_NET. */
+ * it (a stop event, whether the sending worked or not). Returns AT_OK, AT_ERR_ARG (bad run) or
+ * the source's failure (the feed's: AT_ERR_NOTFOUND when the trainer is gone, AT_ERR_AGAIN
+ * when its queue is full). */
 int at_engine_request_stop(at_engine *self, int run, const char *reason);
 
-/* Pauses (1) or resumes (0) analysis; snapshots arriving meanwhile are kept, latest first. */
+/* Pauses (1) or resumes (0) analysis; snapshots arriving meanwhile wait (back-pressure drops
+ * the oldest when too many do, ingest.h). */
 void at_engine_pause(at_engine *self, int paused);
 
-/* The endpoint the engine listens on. Borrowed. */
+/* The endpoint the engine listens on ("" with an injected source). Borrowed. */
 const char *at_engine_endpoint(const at_engine *self);
 
 #endif

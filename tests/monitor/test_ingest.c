@@ -1,0 +1,869 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* test_ingest.c -- the monitor's ingest (ingest.h) without ZeroMQ, threads or a forked binary:
+ * hello / snapshot / goodbye bookkeeping, back-pressure (what is dropped and why), base weights
+ * and the delta jobs, LoRA pairing and its name (the same as scan's), fast-mode snapshot
+ * closing; then the engine in-process on an injected message source, where a --stop-on rule
+ * fires on the alpha at_htsr_analyze computes for the same weights. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "alphatop/htsr.h"
+#include "alphatop/rng.h"
+#include "engine.h"
+#include "exitcode.h"
+#include "ingest.h"
+#include "pair.h"
+#include "testfiles.h"
+
+/* ---- a rig: ingest with its hooks recording into arrays --------------------------------- */
+
+typedef struct ev {
+    int run, layer;
+    at_record_kind kind;
+    int64_t step, dropped;
+    char layer_name[300], text[400];
+} ev;
+
+typedef struct rig {
+    at_model *model;
+    at_ingest *ing;
+    at_job *jobs[256]; /* queued, in submission order */
+    int started[256];  /* the "worker" runs this job: cancel cannot remove it */
+    int njobs;
+    int refuse; /* submit fails */
+    ev evs[256];
+    int nevs;
+    struct {
+        int run, layer;
+        at_space space;
+        int64_t step;
+    } feeds[256];
+    int nfeeds;
+    struct {
+        int run;
+        int64_t step;
+        unsigned spaces;
+    } closes[64];
+    int ncloses;
+    int64_t cancelled[64]; /* steps cancel was asked for */
+    int ncancel;
+} rig;
+
+static int h_submit(void *ctx, at_job *job)
+{
+    rig *g = ctx;
+    if (g->refuse || g->njobs == 256)
+        return AT_ERR_NOMEM;
+    g->started[g->njobs] = 0;
+    g->jobs[g->njobs++] = job;
+    return AT_OK;
+}
+
+static int h_cancel(void *ctx, int run, int64_t step)
+{
+    rig *g = ctx;
+    g->cancelled[g->ncancel++] = step;
+    int removed = 0, k = 0;
+    for (int i = 0; i < g->njobs; i++) {
+        if (g->jobs[i]->run == run && g->jobs[i]->step == step && !g->started[i]) {
+            at_job_free(g->jobs[i]);
+            removed++;
+            continue;
+        }
+        g->started[k] = g->started[i];
+        g->jobs[k++] = g->jobs[i];
+    }
+    g->njobs = k;
+    return removed;
+}
+
+static void h_event(void *ctx, int run, int layer, const at_record *rec)
+{
+    rig *g = ctx;
+    assert_int_equal(rec->type, AT_RECORD_EVENT);
+    ev *e = &g->evs[g->nevs++];
+    e->run = run;
+    e->layer = layer;
+    e->kind = rec->u.event.kind;
+    e->step = rec->step;
+    e->dropped = rec->u.event.dropped;
+    snprintf(e->layer_name, sizeof e->layer_name, "%s",
+             rec->u.event.layer ? rec->u.event.layer : "");
+    snprintf(e->text, sizeof e->text, "%s", rec->u.event.text);
+    /* every event names its run */
+    assert_string_equal(rec->run, at_ingest_run_id(g->ing, run));
+}
+
+static void h_feed(void *ctx, const at_job *job, int64_t step)
+{
+    rig *g = ctx;
+    g->feeds[g->nfeeds].run = job->run;
+    g->feeds[g->nfeeds].layer = job->layer;
+    g->feeds[g->nfeeds].space = job->space;
+    g->feeds[g->nfeeds++].step = step;
+}
+
+static void h_close(void *ctx, int run, int64_t step, unsigned spaces)
+{
+    rig *g = ctx;
+    g->closes[g->ncloses].run = run;
+    g->closes[g->ncloses].step = step;
+    g->closes[g->ncloses++].spaces = spaces;
+}
+
+static rig *rig_new(const at_ingest_opts *o)
+{
+    rig *g = calloc(1, sizeof *g);
+    g->model = at_model_new();
+    at_ingest_hooks h = {.ctx = g,
+                         .submit = h_submit,
+                         .cancel = h_cancel,
+                         .event = h_event,
+                         .feed = h_feed,
+                         .close = h_close};
+    int st = -1;
+    g->ing = at_ingest_new(o, &h, g->model, &st);
+    assert_int_equal(st, AT_OK);
+    assert_non_null(g->ing);
+    return g;
+}
+
+static void rig_free(rig *g)
+{
+    for (int i = 0; i < g->njobs; i++)
+        at_job_free(g->jobs[i]);
+    at_ingest_free(g->ing);
+    at_model_free(g->model);
+    free(g);
+}
+
+/* The analysis of queued job i comes back with rc and status (alpha 3); it leaves the queue. */
+static void finish(rig *g, int i, int rc, at_fit_status status)
+{
+    at_job *job = g->jobs[i];
+    memmove(&g->jobs[i], &g->jobs[i + 1], (size_t)(g->njobs - i - 1) * sizeof *g->jobs);
+    memmove(&g->started[i], &g->started[i + 1], (size_t)(g->njobs - i - 1) * sizeof *g->started);
+    g->njobs--;
+    job->rc = rc;
+    at_metrics_init(&job->m, AT_MODE_EXACT);
+    job->m.status = status;
+    job->m.alpha = 3.0;
+    at_ingest_result(g->ing, job);
+    at_job_free(job);
+}
+
+/* ---- messages --------------------------------------------------------------------------- */
+
+static at_proto_msg *msg_of(at_proto_type type, const char *run)
+{
+    static at_proto_msg m; /* large (the hello's tags): not on the stack */
+    memset(&m, 0, sizeof m);
+    m.version = AT_PROTO_VERSION;
+    m.type = type;
+    snprintf(m.run, sizeof m.run, "%s", run);
+    return &m;
+}
+
+static int send_hello(rig *g, const char *run, int64_t pid)
+{
+    at_proto_msg *m = msg_of(AT_PROTO_HELLO, run);
+    snprintf(m->u.hello.model, sizeof m->u.hello.model, "mlp");
+    snprintf(m->u.hello.framework, sizeof m->u.hello.framework, "c");
+    snprintf(m->u.hello.host, sizeof m->u.hello.host, "box");
+    m->u.hello.pid = pid;
+    m->u.hello.interval = 10;
+    m->u.hello.world_size = 1;
+    return at_ingest_msg(g->ing, m);
+}
+
+static int send_layer(rig *g, const char *run, int64_t step, const char *name, at_proto_kind kind,
+                      int ndim, const int64_t *shape, const float *w, int base)
+{
+    at_proto_msg *m = msg_of(AT_PROTO_LAYER, run);
+    at_proto_layer *l = &m->u.layer;
+    l->step = step;
+    snprintf(l->name, sizeof l->name, "%s", name);
+    l->kind = kind;
+    l->base = base;
+    l->ndim = ndim;
+    size_t n = 1;
+    for (int i = 0; i < ndim; i++) {
+        l->shape[i] = shape[i];
+        n *= (size_t)shape[i];
+    }
+    l->dtype = AT_PROTO_F32;
+    l->nbytes = n * sizeof(float);
+    l->data = w;
+    return at_ingest_msg(g->ing, m);
+}
+
+static int send_linear(rig *g, const char *run, int64_t step, const char *name, int64_t rows,
+                       int64_t cols, const float *w)
+{
+    int64_t shape[2] = {rows, cols};
+    return send_layer(g, run, step, name, AT_PROTO_KIND_LINEAR, 2, shape, w, 0);
+}
+
+static void send_end(rig *g, const char *run, int64_t step, int64_t layers, int64_t dropped)
+{
+    at_proto_msg *m = msg_of(AT_PROTO_SNAPSHOT_END, run);
+    m->u.snapshot_end.step = step;
+    m->u.snapshot_end.layers = layers;
+    m->u.snapshot_end.dropped = dropped;
+    at_ingest_msg(g->ing, m);
+}
+
+/* n seeded standard normal values. Caller frees. */
+static float *gauss(size_t n, uint64_t seed)
+{
+    float *w = malloc(n * sizeof *w);
+    at_rng r;
+    at_rng_seed(&r, seed);
+    for (size_t i = 0; i < n; i++)
+        w[i] = (float)at_rng_normal(&r);
+    return w;
+}
+
+static int count_kind(const rig *g, at_record_kind k)
+{
+    int n = 0;
+    for (int i = 0; i < g->nevs; i++)
+        n += g->evs[i].kind == k;
+    return n;
+}
+
+/* ---- tests ------------------------------------------------------------------------------ */
+
+static void test_hello_snapshot_goodbye(void **state)
+{
+    (void)state;
+    rig *g = rig_new(NULL);
+    assert_int_equal(send_hello(g, "r1", 77), 0);
+    at_run_info *ri = at_model_run(g->model, 0);
+    assert_string_equal(ri->name, "mlp");
+    assert_string_equal(ri->host, "box");
+    assert_int_equal(ri->interval, 10);
+    assert_int_equal(g->nevs, 1);
+    assert_int_equal(g->evs[0].kind, AT_RECORD_EV_HELLO);
+    assert_string_equal(g->evs[0].text,
+                        "run r1 started: mlp (c) on box, pid 77, a snapshot every 10 steps");
+    /* the agent repeats its hello after a reconnect: announced once; a new process again */
+    send_hello(g, "r1", 77);
+    assert_int_equal(g->nevs, 1);
+    send_hello(g, "r1", 78);
+    assert_int_equal(g->nevs, 2);
+    /* a second run gets the next index */
+    assert_int_equal(send_hello(g, "r2", 5), 1);
+    assert_string_equal(at_ingest_run_id(g->ing, 1), "r2");
+    assert_null(at_ingest_run_id(g->ing, 2));
+
+    float *w1 = gauss(6 * 4, 1), *w2 = gauss(5 * 3, 2);
+    /* conv1d (out, in, k) is analysed as conv2d (out, in, 1, k) */
+    int64_t conv[3] = {5, 1, 3};
+    assert_int_equal(send_linear(g, "r1", 10, "fc1", 6, 4, w1), 0);
+    send_layer(g, "r1", 10, "conv", AT_PROTO_KIND_CONV1D, 3, conv, w2, 0);
+    assert_int_equal(g->njobs, 2);
+    const at_job *j = g->jobs[0];
+    assert_int_equal(j->run, 0);
+    assert_int_equal(j->layer, 0);
+    assert_int_equal(j->space, AT_SPACE_W);
+    assert_int_equal(j->step, 10);
+    assert_null(j->base.data);
+    assert_memory_equal(j->data, w1, 24 * sizeof(float));
+    j = g->jobs[1];
+    assert_int_equal(j->layer, 1);
+    assert_int_equal(j->t.kind, AT_KIND_CONV2D);
+    assert_int_equal(j->t.ndim, 4);
+    assert_int_equal(j->t.shape[2], 1);
+    assert_int_equal(j->t.shape[3], 3);
+    assert_int_equal(at_model_num_layers(g->model, 0), 2);
+    assert_int_equal(at_model_num_snapshots(g->model, 0), 1);
+    assert_int_equal(at_model_snapshot_step(g->model, 0, 0), 10);
+
+    /* the snapshot closes once it ended and each of its jobs came back */
+    send_end(g, "r1", 10, 2, 0);
+    int done;
+    double age;
+    at_ingest_progress(g->ing, 1e12, &done, &age);
+    assert_int_equal(done, 0);
+    assert_true(age > 0);
+    finish(g, 0, AT_OK, AT_FIT_SUCCESS);
+    assert_int_equal(g->nfeeds, 1);
+    assert_int_equal(g->feeds[0].step, 10);
+    assert_int_equal(g->ncloses, 0);
+    at_ingest_progress(g->ing, 1e12, &done, &age);
+    assert_int_equal(done, 1);
+    finish(g, 0, AT_ERR_NONFINITE, AT_FIT_FAILED); /* an analysis error: nothing to feed */
+    assert_int_equal(g->nfeeds, 1);
+    assert_int_equal(g->ncloses, 1);
+    assert_int_equal(g->closes[0].run, 0);
+    assert_int_equal(g->closes[0].step, 10);
+    assert_int_equal(g->closes[0].spaces, 1u << AT_SPACE_W);
+    at_ingest_progress(g->ing, 1e12, &done, &age);
+    assert_int_equal(done, 2); /* none in flight: the last closed snapshot's */
+    assert_true(age == 0);
+
+    /* an incomplete snapshot, and the agent's drop count rising on scalars */
+    g->nevs = 0;
+    send_linear(g, "r1", 20, "fc1", 6, 4, w1);
+    send_end(g, "r1", 20, 3, 0);
+    assert_int_equal(g->nevs, 1);
+    assert_int_equal(g->evs[0].kind, AT_RECORD_EV_DROP);
+    assert_int_equal(g->evs[0].dropped, -1);
+    assert_int_equal(g->evs[0].step, 20);
+    assert_string_equal(g->evs[0].text, "snapshot at step 20: 1 of 3 layers arrived");
+    at_proto_msg *m = msg_of(AT_PROTO_SCALARS, "r1");
+    m->u.scalars.step = 25;
+    m->u.scalars.dropped = 3;
+    at_ingest_msg(g->ing, m);
+    assert_int_equal(ri->step, 25);
+    assert_int_equal(ri->dropped, 3);
+    assert_int_equal(g->evs[1].dropped, 3);
+    assert_string_equal(g->evs[1].text, "the trainer skipped 3 snapshots (monitor busy or absent)");
+    m->u.scalars.dropped = 2; /* never lower */
+    at_ingest_msg(g->ing, m);
+    assert_int_equal(g->nevs, 2);
+
+    m = msg_of(AT_PROTO_GOODBYE, "r1");
+    m->u.goodbye.step = 40;
+    m->u.goodbye.dropped = 3;
+    at_ingest_msg(g->ing, m);
+    assert_true(ri->ended);
+    assert_int_equal(ri->step, 40);
+    assert_int_equal(g->evs[2].kind, AT_RECORD_EV_GOODBYE);
+    assert_int_equal(g->evs[2].dropped, 3);
+    assert_int_equal(g->evs[2].step, 40);
+    assert_string_equal(g->evs[2].text, "run r1 ended at step 40");
+    /* a hello after the goodbye: the run is back */
+    send_hello(g, "r1", 79);
+    assert_false(ri->ended);
+    free(w1);
+    free(w2);
+    rig_free(g);
+}
+
+/* More snapshots waiting than half the slots: the oldest ended one not started is dropped,
+ * never the newest; a running job still finishes and closes its snapshot. */
+static void test_backpressure_slots(void **state)
+{
+    (void)state;
+    rig *g = rig_new(NULL); /* 32 slots: drops begin past 16 */
+    float *w = gauss(16, 3);
+    for (int k = 1; k <= 18; k++) {
+        send_linear(g, "r1", 10 * k, "fc1", 4, 4, w);
+        if (k == 1)
+            g->started[0] = 1; /* the worker took step 10's job */
+        send_end(g, "r1", 10 * k, 1, 0);
+    }
+    /* 17 waiting: step 10 (running, so only marked) and then 20 go; 18: step 30 */
+    assert_int_equal(count_kind(g, AT_RECORD_EV_DROP), 3);
+    int64_t want[3] = {10, 20, 30};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(g->evs[i].step, want[i]);
+        assert_int_equal(g->evs[i].dropped, 1);
+        assert_int_equal(g->cancelled[i], want[i]);
+        char text[100];
+        snprintf(text, sizeof text, "snapshot at step %lld skipped: analysis is behind the trainer",
+                 (long long)want[i]);
+        assert_string_equal(g->evs[i].text, text);
+    }
+    assert_int_equal(at_model_run(g->model, 0)->dropped, 3);
+    assert_int_equal(g->njobs, 16); /* 10 (running), 40..180 */
+    assert_int_equal(g->jobs[0]->step, 10);
+    assert_int_equal(g->jobs[1]->step, 40);
+    /* the running job finishes its (dropped) snapshot */
+    finish(g, 0, AT_OK, AT_FIT_SUCCESS);
+    assert_int_equal(g->ncloses, 1);
+    assert_int_equal(g->closes[0].step, 10);
+    free(w);
+    rig_free(g);
+}
+
+/* Past the byte budget of queued weights, the oldest waiting snapshot goes. */
+static void test_backpressure_bytes(void **state)
+{
+    (void)state;
+    at_ingest_opts o;
+    at_ingest_opts_default(&o);
+    o.queue_budget = 150; /* a 4 x 4 float32 layer is 64 bytes: two fit, three do not */
+    rig *g = rig_new(&o);
+    float *w = gauss(16, 4);
+    for (int k = 1; k <= 5; k++) {
+        send_linear(g, "r1", 10 * k, "fc1", 4, 4, w);
+        send_end(g, "r1", 10 * k, 1, 0);
+    }
+    /* at 3: 192 > 150, step 10 goes; at 4: step 20; at 5: step 30 */
+    assert_int_equal(g->nevs, 3);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(g->evs[i].step, 10 * (i + 1));
+    assert_int_equal(g->njobs, 2);
+    assert_int_equal(g->jobs[0]->step, 40);
+    assert_int_equal(g->jobs[1]->step, 50);
+    free(w);
+    rig_free(g);
+
+    /* every slot taken by snapshots that have not ended: the next one's layer is refused */
+    at_ingest_opts_default(&o);
+    o.max_inflight = 2;
+    g = rig_new(&o);
+    w = gauss(16, 5);
+    send_linear(g, "r1", 10, "fc1", 4, 4, w);
+    send_linear(g, "r1", 20, "fc1", 4, 4, w);
+    send_linear(g, "r1", 30, "fc1", 4, 4, w);
+    assert_int_equal(g->njobs, 2);
+    assert_int_equal(g->nevs, 1);
+    assert_int_equal(g->evs[0].kind, AT_RECORD_EV_DROP);
+    assert_int_equal(g->evs[0].step, 30);
+    assert_int_equal(g->evs[0].dropped, 1);
+    assert_int_equal(at_model_run(g->model, 0)->dropped, 1);
+    /* a job the worker cannot take is freed and said */
+    finish(g, 0, AT_OK, AT_FIT_SUCCESS);
+    send_end(g, "r1", 10, 1, 0); /* step 10 closes: a slot is free */
+    assert_int_equal(g->ncloses, 1);
+    g->refuse = 1;
+    send_linear(g, "r1", 30, "fc1", 4, 4, w);
+    assert_int_equal(g->nevs, 2);
+    assert_int_equal(g->evs[1].kind, AT_RECORD_EV_ERROR);
+    assert_int_equal(g->evs[1].layer, 0);
+    assert_string_equal(g->evs[1].text, "out of memory queueing a layer");
+    free(w);
+    rig_free(g);
+
+    at_ingest_opts_default(&o);
+    o.max_inflight = 1;
+    at_ingest_hooks h = {0};
+    int st = 0;
+    at_model *m = at_model_new();
+    assert_null(at_ingest_new(&o, &h, m, &st));
+    assert_int_equal(st, AT_ERR_ARG);
+    at_model_free(m);
+}
+
+/* Base weights from the trainer or a checkpoint: a second job on W - W_base. */
+static void test_base_delta(void **state)
+{
+    (void)state;
+    float *b1 = gauss(12, 6), *b2 = gauss(12, 7), *w = gauss(12, 8);
+    const tf_tensor t[] = {{"fc2.weight", "F32", 2, {3, 4}, b2, 12 * sizeof(float), 0, 0}};
+    tf_write_safetensors(tf_path("base.safetensors"), t, 1, 8, 0);
+    at_ckpt *ck = at_ckpt_open(tf_path("base.safetensors"), NULL);
+    assert_non_null(ck);
+    at_ingest_opts o;
+    at_ingest_opts_default(&o);
+    o.base = ck;
+    rig *g = rig_new(&o);
+    int64_t shape[2] = {3, 4};
+    send_layer(g, "r1", 0, "fc1", AT_PROTO_KIND_LINEAR, 2, shape, b1, 1);
+    assert_int_equal(g->njobs, 0);
+    assert_int_equal(g->nevs, 1);
+    assert_int_equal(g->evs[0].kind, AT_RECORD_EV_INFO);
+    assert_string_equal(g->evs[0].layer_name, "fc1");
+    assert_string_equal(
+        g->evs[0].text,
+        "fc1: base weights received; later snapshots are analysed as W and W - W_base");
+    send_linear(g, "r1", 10, "fc1", 3, 4, w);
+    send_linear(g, "r1", 10, "fc2.weight", 3, 4, w);
+    send_linear(g, "r1", 10, "fc3", 3, 4, w);
+    assert_int_equal(g->njobs, 5);
+    /* fc1: W, then W - W_base with the trainer's base */
+    assert_int_equal(g->jobs[0]->space, AT_SPACE_W);
+    assert_null(g->jobs[0]->base.data);
+    assert_int_equal(g->jobs[1]->space, AT_SPACE_DELTA);
+    assert_int_equal(g->jobs[1]->layer, g->jobs[0]->layer);
+    assert_int_equal(g->jobs[1]->base.ndim, 2);
+    assert_int_equal(g->jobs[1]->base.shape[1], 4);
+    assert_memory_equal(g->jobs[1]->base.data, b1, 12 * sizeof(float));
+    assert_memory_equal(g->jobs[1]->data, w, 12 * sizeof(float));
+    /* fc2: the checkpoint's base */
+    assert_int_equal(g->jobs[3]->space, AT_SPACE_DELTA);
+    assert_memory_equal(g->jobs[3]->base.data, b2, 12 * sizeof(float));
+    /* fc3: no base, no delta */
+    assert_int_equal(g->jobs[4]->space, AT_SPACE_W);
+    assert_int_equal(g->jobs[4]->layer, 2);
+    /* with a base the layer counts differ from the trainer's: no incomplete-snapshot drop */
+    send_end(g, "r1", 10, 9, 0);
+    assert_int_equal(count_kind(g, AT_RECORD_EV_DROP), 0);
+    /* results of both spaces close the snapshot with both trackers fed */
+    while (g->njobs)
+        finish(g, 0, AT_OK, AT_FIT_SUCCESS);
+    assert_int_equal(g->nfeeds, 5);
+    assert_int_equal(g->ncloses, 1);
+    assert_int_equal(g->closes[0].spaces, 1u << AT_SPACE_W | 1u << AT_SPACE_DELTA);
+    rig_free(g);
+    at_ckpt_close(ck);
+    free(b1);
+    free(b2);
+    free(w);
+}
+
+/* The pair scan and diff call the adapter whose lora_A half is a_name in a checkpoint with its
+ * lora_B half b_name: the partner's module name plus AT_PAIR_LORA_SUFFIX (scan.c, diff.c). */
+static void scan_name(const char *a_name, const char *b_name, char *out, size_t cap)
+{
+    float z[4] = {0};
+    const tf_tensor t[] = {{a_name, "F32", 2, {2, 2}, z, sizeof z, 0, 0},
+                           {b_name, "F32", 2, {2, 2}, z, sizeof z, 0, 0}};
+    tf_write_safetensors(tf_path("lora.safetensors"), t, 2, 8, 0);
+    at_ckpt *c = at_ckpt_open(tf_path("lora.safetensors"), NULL);
+    char module[256];
+    int is_a = 0;
+    assert_non_null(at_pair_lora_partner(c, a_name, &is_a, module, sizeof module));
+    assert_true(is_a);
+    snprintf(out, cap, "%s%s", module, AT_PAIR_LORA_SUFFIX);
+    at_ckpt_close(c);
+}
+
+static void test_lora_pairing(void **state)
+{
+    (void)state;
+    /* The halves as a trainer sends them, as a checkpoint holds them (scan reads tensors whose
+     * names end in "weight"), and the pair's one name: PEFT's names, plain names, a wrapper
+     * prefix, and the last marker counting. */
+    static const char *const names[][5] = {
+        {"m.q_proj.lora_A.default.weight", "m.q_proj.lora_B.default.weight",
+         "m.q_proj.lora_A.default.weight", "m.q_proj.lora_B.default.weight", "m.q_proj.lora_BA"},
+        {"fc1.lora_A", "fc1.lora_B", "fc1.lora_A.weight", "fc1.lora_B.weight", "fc1.lora_BA"},
+        {"base_model.model.fc.lora_A.weight", "base_model.model.fc.lora_B.weight",
+         "base_model.model.fc.lora_A.weight", "base_model.model.fc.lora_B.weight",
+         "base_model.model.fc.lora_BA"},
+        {"lora_B_net.lora_A", "lora_B_net.lora_B", "lora_B_net.lora_A.weight",
+         "lora_B_net.lora_B.weight", "lora_B_net.lora_BA"},
+    };
+    const int64_t r = 4, out = 5, in = 6;
+    float *A = gauss((size_t)(r * in), 9), *B = gauss((size_t)(out * r), 10);
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        rig *g = rig_new(NULL);
+        int64_t sa[2] = {r, in}, sb[2] = {out, r};
+        /* B first: the order of the halves does not matter */
+        send_layer(g, "r1", 10, names[i][1], AT_PROTO_KIND_LORA_B, 2, sb, B, 0);
+        assert_int_equal(g->njobs, 0);
+        send_layer(g, "r1", 10, names[i][0], AT_PROTO_KIND_LORA_A, 2, sa, A, 0);
+        assert_int_equal(g->njobs, 1);
+        const at_job *j = g->jobs[0];
+        assert_int_equal(j->space, AT_SPACE_DELTA);
+        assert_int_equal(j->t.shape[0], out);
+        assert_int_equal(j->t.shape[1], r);
+        assert_memory_equal(j->t.data, B, (size_t)(out * r) * sizeof(float));
+        assert_int_equal(j->lora_a.shape[0], r);
+        assert_int_equal(j->lora_a.shape[1], in);
+        assert_memory_equal(j->lora_a.data, A, (size_t)(r * in) * sizeof(float));
+        const at_layer_info *li = at_model_layer(g->model, 0, j->layer);
+        assert_string_equal(li->name, names[i][4]);
+        assert_int_equal(li->shape[0], out);
+        assert_int_equal(li->shape[1], in);
+        /* watch and scan give the adapter one name */
+        char scan[256], rule[256];
+        scan_name(names[i][2], names[i][3], scan, sizeof scan);
+        assert_string_equal(scan, names[i][4]);
+        int is_a = -1;
+        assert_true(at_pair_lora_name(names[i][1], rule, sizeof rule, &is_a) >= 0);
+        assert_false(is_a);
+        assert_string_equal(rule, names[i][4]);
+        /* a LoRA pair counts as one snapshot's two layer messages */
+        send_end(g, "r1", 10, 2, 0);
+        assert_int_equal(count_kind(g, AT_RECORD_EV_DROP), 0);
+        rig_free(g);
+    }
+    /* a name without a marker (the wire's kind says which half): the name is the module */
+    char rule[64];
+    assert_int_equal(at_pair_lora_name("adapter", rule, sizeof rule, NULL), -1);
+    assert_string_equal(rule, "adapter.lora_BA");
+
+    /* halves of different snapshots, or two A halves, do not pair */
+    rig *g = rig_new(NULL);
+    int64_t sa[2] = {r, in}, sb[2] = {out, r};
+    send_layer(g, "r1", 10, "fc.lora_A", AT_PROTO_KIND_LORA_A, 2, sa, A, 0);
+    send_layer(g, "r1", 20, "fc.lora_B", AT_PROTO_KIND_LORA_B, 2, sb, B, 0);
+    send_layer(g, "r1", 30, "fc.lora_A", AT_PROTO_KIND_LORA_A, 2, sa, A, 0);
+    send_layer(g, "r1", 30, "fc.lora_A", AT_PROTO_KIND_LORA_A, 2, sa, A, 0);
+    assert_int_equal(g->njobs, 0);
+    send_layer(g, "r1", 30, "fc.lora_B", AT_PROTO_KIND_LORA_B, 2, sb, B, 0);
+    assert_int_equal(g->njobs, 1);
+    assert_int_equal(g->jobs[0]->step, 30);
+    rig_free(g);
+
+    /* fast mode skips adapters and says so once */
+    at_ingest_opts o;
+    at_ingest_opts_default(&o);
+    o.fast = 1;
+    g = rig_new(&o);
+    send_layer(g, "r1", 10, "fc.lora_A", AT_PROTO_KIND_LORA_A, 2, sa, A, 0);
+    send_layer(g, "r1", 10, "fc.lora_B", AT_PROTO_KIND_LORA_B, 2, sb, B, 0);
+    assert_int_equal(g->njobs, 0);
+    assert_int_equal(g->nevs, 1);
+    assert_string_equal(g->evs[0].text, "fc.lora_A: LoRA adapters are analysed in exact mode only");
+    rig_free(g);
+    free(A);
+    free(B);
+}
+
+/* Fast mode: results go to the open snapshot, which closes on a later step or when idle. */
+static void test_fast_closing(void **state)
+{
+    (void)state;
+    at_ingest_opts o;
+    at_ingest_opts_default(&o);
+    o.fast = 1;
+    rig *g = rig_new(&o);
+    float *w = gauss(16, 11);
+    for (int64_t step = 10; step <= 30; step += 10) {
+        send_linear(g, "r1", step, "a", 4, 4, w);
+        send_linear(g, "r1", step, "b", 4, 4, w);
+        send_end(g, "r1", step, 2, 0);
+    }
+    assert_int_equal(g->njobs, 6); /* the fake worker keeps them all */
+    assert_int_equal(at_model_num_snapshots(g->model, 0), 3);
+    finish(g, 0, AT_OK, AT_FIT_SUCCESS); /* a@10 */
+    finish(g, 0, AT_OK, AT_FIT_SKIPPED); /* b@10: skipped, not fed */
+    assert_int_equal(g->nfeeds, 1);
+    assert_int_equal(g->ncloses, 0);
+    at_job *late = g->jobs[1]; /* b@20, held back */
+    memmove(&g->jobs[1], &g->jobs[2], 2 * sizeof *g->jobs);
+    g->njobs--;
+    finish(g, 2, AT_OK, AT_FIT_SUCCESS); /* b@30: closes 10 first */
+    assert_int_equal(g->ncloses, 1);
+    assert_int_equal(g->closes[0].step, 10);
+    assert_int_equal(g->closes[0].spaces, 1u << AT_SPACE_W);
+    assert_int_equal(g->feeds[1].step, 30);
+    finish(g, 0, AT_OK, AT_FIT_SUCCESS); /* a@20, late: counts towards 30 */
+    assert_int_equal(g->feeds[2].step, 30);
+    late->rc = AT_OK;
+    at_metrics_init(&late->m, AT_MODE_GRAM);
+    late->m.status = AT_FIT_SUCCESS;
+    late->space = AT_SPACE_DELTA;
+    at_ingest_result(g->ing, late);
+    at_job_free(late);
+    assert_int_equal(g->feeds[3].step, 30);
+    assert_int_equal(g->feeds[3].space, AT_SPACE_DELTA);
+    assert_int_equal(g->ncloses, 1);
+    at_ingest_idle(g->ing);
+    assert_int_equal(g->ncloses, 2);
+    assert_int_equal(g->closes[1].step, 30);
+    assert_int_equal(g->closes[1].spaces, 1u << AT_SPACE_W | 1u << AT_SPACE_DELTA);
+    at_ingest_idle(g->ing); /* nothing fed since */
+    assert_int_equal(g->ncloses, 2);
+    finish(g, 0, AT_OK, AT_FIT_SUCCESS); /* a@30 after the close: the same step again */
+    at_ingest_idle(g->ing);
+    assert_int_equal(g->ncloses, 3);
+    assert_int_equal(g->closes[2].step, 30);
+    int done;
+    double age;
+    at_ingest_progress(g->ing, 1e12, &done, &age);
+    assert_int_equal(done, 0);
+    assert_true(age == 0);
+    free(w);
+    rig_free(g);
+}
+
+/* ---- the engine in-process -------------------------------------------------------------- */
+
+/* A message source over an array; stop requests are recorded. */
+typedef struct src {
+    at_proto_msg *msgs;
+    int n, next;
+    int stops;
+    char stop_run[128], reason[1024];
+} src;
+
+static int src_next(void *ctx, const at_proto_msg **msg, at_proto_error *err)
+{
+    src *s = ctx;
+    (void)err;
+    if (s->next == s->n)
+        return AT_ERR_AGAIN;
+    *msg = &s->msgs[s->next++];
+    return AT_OK;
+}
+
+static int src_stop(void *ctx, const char *run, const char *reason)
+{
+    src *s = ctx;
+    s->stops++;
+    snprintf(s->stop_run, sizeof s->stop_run, "%s", run);
+    snprintf(s->reason, sizeof s->reason, "%s", reason);
+    return AT_OK;
+}
+
+/* hello, then steps 10 .. 10 * nsnap with the layer w (rows x cols) and a snapshot_end. */
+static void script(src *s, const float *w, int64_t rows, int64_t cols, int nsnap)
+{
+    s->msgs = calloc((size_t)(1 + 2 * nsnap + 1), sizeof *s->msgs);
+    at_proto_msg *m = &s->msgs[s->n++];
+    m->type = AT_PROTO_HELLO;
+    snprintf(m->run, sizeof m->run, "in-process");
+    m->u.hello.pid = 1;
+    m->u.hello.interval = 10;
+    m->u.hello.world_size = 1;
+    for (int k = 1; k <= nsnap; k++) {
+        m = &s->msgs[s->n++];
+        m->type = AT_PROTO_LAYER;
+        snprintf(m->run, sizeof m->run, "in-process");
+        at_proto_layer *l = &m->u.layer;
+        l->step = 10 * k;
+        snprintf(l->name, sizeof l->name, "fc1");
+        l->ndim = 2;
+        l->shape[0] = rows;
+        l->shape[1] = cols;
+        l->nbytes = (uint64_t)(rows * cols) * sizeof(float);
+        l->data = w;
+        m = &s->msgs[s->n++];
+        m->type = AT_PROTO_SNAPSHOT_END;
+        snprintf(m->run, sizeof m->run, "in-process");
+        m->u.snapshot_end.step = 10 * k;
+        m->u.snapshot_end.layers = 1;
+    }
+}
+
+/* Steps e until until(e, s) holds or 60 s pass. */
+static void step_until(at_engine *e, src *s, int (*until)(at_engine *, src *))
+{
+    for (int i = 0; i < 6000 && !until(e, s); i++) {
+        zmq_pollitem_t items[4];
+        int n = at_engine_pollitems(e, items, 4);
+        assert_int_equal(n, 1); /* the worker only: no socket */
+        zmq_poll(items, n, 10);
+        at_engine_step(e);
+    }
+    assert_true(until(e, s));
+}
+
+static int stopped(at_engine *e, src *s)
+{
+    (void)e;
+    return s->stops > 0;
+}
+
+static int finished(at_engine *e, src *s)
+{
+    (void)s;
+    return at_engine_done(e);
+}
+
+static at_engine *engine_on(src *s, const char *rule, FILE *out, at_model *m)
+{
+    at_engine_source es = {.ctx = s, .next = src_next, .stop = src_stop};
+    at_engine_opts o;
+    at_engine_opts_default(&o);
+    o.source = &es;
+    o.json_out = out;
+    o.record = "-";
+    o.notes = NULL;
+    o.rules = &rule;
+    o.n_rules = 1;
+    o.max_snapshots = 5;
+    char err[256] = "";
+    at_engine *e = at_engine_new(&o, m, err, sizeof err);
+    if (!e)
+        fail_msg("engine: %s", err);
+    assert_string_equal(at_engine_endpoint(e), "");
+    return e;
+}
+
+static void test_engine_stop_rule(void **state)
+{
+    (void)state;
+    const int64_t rows = 120, cols = 60;
+    float *w = gauss((size_t)(rows * cols), 12);
+    at_htsr *h = at_htsr_new();
+    at_htsr_opts ho;
+    at_htsr_opts_default(&ho);
+    at_tensor t = {.data = w, .dtype = AT_DTYPE_F32, .ndim = 2, .shape = {rows, cols}};
+    at_metrics ref;
+    assert_int_equal(at_htsr_analyze(h, &t, &ho, &ref), AT_OK);
+    at_htsr_free(h);
+    assert_int_equal(ref.status, AT_FIT_SUCCESS);
+
+    /* the rule holds (mean alpha = this layer's alpha < X) for 3 snapshots: fires at step 30 */
+    char rule[64], want[512];
+    snprintf(rule, sizeof rule, "mean-alpha-below:%g", ref.alpha + 0.01);
+    src s = {0};
+    script(&s, w, rows, cols, 5);
+    FILE *out = tmpfile();
+    at_model *m = at_model_new();
+    at_engine *e = engine_on(&s, rule, out, m);
+    step_until(e, &s, stopped);
+    assert_string_equal(s.stop_run, "in-process");
+    snprintf(want, sizeof want,
+             "alphatop --stop-on %s: mean alpha %.3f below %s for 3 snapshots in a row", rule,
+             ref.alpha, rule + strlen("mean-alpha-below:"));
+    assert_string_equal(s.reason, want);
+    assert_int_equal(at_engine_exit_code(e), AT_EXIT_STOPPED);
+    assert_true(at_model_run(m, 0)->stop_requested);
+    assert_false(at_engine_done(e)); /* waiting for the acknowledgement */
+    at_proto_msg ack = {.type = AT_PROTO_STOP_ACK};
+    snprintf(ack.run, sizeof ack.run, "in-process");
+    snprintf(ack.u.reason, sizeof ack.u.reason, "ok");
+    s.msgs[s.n++] = ack; /* the script left one slot */
+    step_until(e, &s, finished);
+    assert_int_equal(s.stops, 1);
+    at_engine_free(e);
+
+    /* the JSON lines: every layer line has the reference's alpha, the stop event its step */
+    rewind(out);
+    char line[8192];
+    int layers = 0, stops = 0, acks = 0;
+    at_record_decoder *d = at_record_decoder_new(NULL);
+    while (fgets(line, sizeof line, out)) {
+        at_record r;
+        assert_int_equal(at_record_decode(d, line, strlen(line), &r), AT_OK);
+        if (r.type == AT_RECORD_LAYER) {
+            layers++;
+            assert_string_equal(r.u.layer.name, "fc1");
+            if (!(fabs(r.u.layer.m.alpha - ref.alpha) <= 1e-12 * ref.alpha))
+                fail_msg("alpha %.17g, reference %.17g", r.u.layer.m.alpha, ref.alpha);
+        } else if (r.type == AT_RECORD_EVENT && r.u.event.kind == AT_RECORD_EV_STOP) {
+            stops++;
+            assert_int_equal(r.step, 30);
+            assert_string_equal(r.u.event.rule, rule);
+        } else if (r.type == AT_RECORD_EVENT && r.u.event.kind == AT_RECORD_EV_ACK) {
+            acks++;
+        }
+    }
+    assert_true(layers >= 3);
+    assert_int_equal(stops, 1);
+    assert_int_equal(acks, 1);
+    at_record_decoder_free(d);
+    fclose(out);
+    at_model_free(m);
+    free(s.msgs);
+
+    /* X just below the alpha: the rule never holds; --max-snapshots 5 ends the run, exit 0 */
+    snprintf(rule, sizeof rule, "mean-alpha-below:%g", ref.alpha - 0.01);
+    memset(&s, 0, sizeof s);
+    script(&s, w, rows, cols, 5);
+    m = at_model_new();
+    e = engine_on(&s, rule, NULL, m);
+    step_until(e, &s, finished);
+    assert_int_equal(s.stops, 0);
+    assert_int_equal(at_engine_exit_code(e), AT_EXIT_OK);
+    assert_int_equal(at_model_num_snapshots(m, 0), 5);
+    const at_cell *c = at_model_cell(m, 0, 0, AT_SPACE_W, 4);
+    assert_true(c->v[AT_METRIC_ALPHA] == (float)ref.alpha);
+    at_engine_free(e);
+    at_model_free(m);
+    free(s.msgs);
+    free(w);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hello_snapshot_goodbye), cmocka_unit_test(test_backpressure_slots),
+        cmocka_unit_test(test_backpressure_bytes),     cmocka_unit_test(test_base_delta),
+        cmocka_unit_test(test_lora_pairing),           cmocka_unit_test(test_fast_closing),
+        cmocka_unit_test(test_engine_stop_rule),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    tf_cleanup();
+    return rc;
+}
