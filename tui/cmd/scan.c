@@ -155,6 +155,32 @@ static void report_error(scan *s, const char *file, const char *name, const char
     }
 }
 
+/* A tensor the reader does not analyse by design (ckpt.h's skip): a row saying why; not an
+ * error, and not in the summary. */
+static void report_skipped(const scan *s, const char *file, const char *name, const char *shape,
+                           const char *reason)
+{
+    progress_clear(s);
+    if (s->format == OUT_JSON) {
+        cJSON *o = cJSON_CreateObject();
+        if (o && cJSON_AddStringToObject(o, "type", "layer") &&
+            cJSON_AddStringToObject(o, "file", file) &&
+            at_fmt_json_skipped(o, name, reason) == AT_OK) {
+            char *line = cJSON_PrintUnformatted(o);
+            if (line)
+                puts(line);
+            free(line);
+        }
+        cJSON_Delete(o);
+    } else if (s->format == OUT_CSV) {
+        at_fmt_csv_skipped(stdout, file, name, reason, s->flags);
+    } else {
+        char text[600];
+        snprintf(text, sizeof text, "skipped: %s", reason);
+        at_fmt_table_note(stdout, s->name_width, name, shape, text);
+    }
+}
+
 static void note(const scan *s, const char *file, const char *name, const char *msg)
 {
     progress_clear(s);
@@ -325,6 +351,10 @@ static void scan_job(scan *s, const at_ckpt *c, const job *j, at_summary *sum)
     const char *key = at_ckpt_count(c) == 1 ? "" : j->name;
     char shape[64], msg[640];
     at_shape_str(shape, sizeof shape, l->tensor.ndim, l->tensor.shape);
+    if (l->skip[0]) {
+        report_skipped(s, file, j->name, shape, l->skip);
+        return;
+    }
     if (l->err < 0) {
         report_error(s, file, j->name, shape, l->error);
         return;
