@@ -281,7 +281,10 @@ static int read_zip(at_ckpt *c, const unsigned char *p, size_t n, const char *pa
     size_t lim = c->opts.inflate_max ? c->opts.inflate_max : c->opts.stream_max;
     at_zip *z = at_zip_open(p, n, lim, &status, err, sizeof err);
     if (!z)
-        return ckpt_fail(c, status, "not a readable zip archive: %s", err);
+        return ckpt_fail(c, status, "%s: %s",
+                         n >= 4 && !memcmp(p, "PK\3\4", 4) ? "damaged or truncated zip archive"
+                                                           : "not a zip archive",
+                         err);
     int torch = 0, npy = 0;
     for (size_t i = 0; i < at_zip_count(z); i++) {
         const char *e = at_zip_name(z, i), *slash = strchr(e, '/');
@@ -460,7 +463,8 @@ static void ties_and_overlaps(at_ckpt *c)
     }
 }
 
-at_ckpt *at_ckpt_open(const char *path, const at_ckpt_opts *opts)
+/* A checkpoint object for path with opts' defaults filled in; NULL when out of memory. */
+static at_ckpt *ckpt_new(const char *path, const at_ckpt_opts *opts)
 {
     at_ckpt *c = calloc(1, sizeof *c);
     if (!c)
@@ -476,11 +480,33 @@ at_ckpt *at_ckpt_open(const char *path, const at_ckpt_opts *opts)
         c->opts.stream_max = AT_CKPT_STREAM_MAX;
     if (!c->opts.fifo_wait_ms)
         c->opts.fifo_wait_ms = AT_CKPT_FIFO_WAIT_MS;
-    if (ckpt_open_path(c, c->path) < 0 || c->status < 0)
-        return c;
-    qsort(c->layers, c->count, sizeof *c->layers, by_order);
-    ties_and_overlaps(c);
     return c;
+}
+
+/* Puts the layers in the checkpoint's order, then marks ties and overlaps. */
+static at_ckpt *ckpt_finish(at_ckpt *c)
+{
+    if (c->status == AT_OK) {
+        qsort(c->layers, c->count, sizeof *c->layers, by_order);
+        ties_and_overlaps(c);
+    }
+    return c;
+}
+
+at_ckpt *at_ckpt_open(const char *path, const at_ckpt_opts *opts)
+{
+    at_ckpt *c = ckpt_new(path, opts);
+    if (c)
+        ckpt_open_path(c, c->path);
+    return c ? ckpt_finish(c) : NULL;
+}
+
+at_ckpt *ckpt_open_bytes(const void *p, size_t n, const char *name, const at_ckpt_opts *opts)
+{
+    at_ckpt *c = ckpt_new(name, opts);
+    if (c)
+        ckpt_read(c, p, n, c->path, ".");
+    return c ? ckpt_finish(c) : NULL;
 }
 
 int at_ckpt_status(const at_ckpt *self)

@@ -118,6 +118,10 @@ int ckpt_load(at_ckpt *c, const char *path, const unsigned char **p, size_t *n);
  * where an index's shards are. Returns the file-level status. */
 int ckpt_read(at_ckpt *c, const unsigned char *p, size_t n, const char *name, const char *dir);
 
+/* at_ckpt_open of bytes already in memory (borrowed until at_ckpt_close), read as if they were
+ * the file name: for the fuzz targets. Caller owns return value. */
+at_ckpt *ckpt_open_bytes(const void *p, size_t n, const char *name, const at_ckpt_opts *opts);
+
 /* Opens path (a file or directory) into c. */
 int ckpt_open_path(at_ckpt *c, const char *path);
 

@@ -118,8 +118,8 @@ ckpt_index *ckpt_index_parse(const char *json, size_t n, int *status, char *err,
     cJSON *root = cJSON_ParseWithLength(json, n);
     const cJSON *map = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
     if (!cJSON_IsObject(root))
-        return index_fail(NULL, root, status, AT_ERR_FORMAT, err, errn,
-                          "index is not a JSON object");
+        return index_fail(NULL, root, status, AT_ERR_FORMAT, err, errn, "index is %s",
+                          root ? "not a JSON object" : "not valid JSON (truncated?)");
     if (!cJSON_IsObject(map))
         return index_fail(NULL, root, status, AT_ERR_FORMAT, err, errn,
                           "a JSON file but not a checkpoint index: no weight_map object");

@@ -61,7 +61,7 @@ static int read_stream(at_ckpt *c, int fd, int wait_ms, const unsigned char **p,
             return ckpt_fail(c, AT_ERR_IO, "cannot wait for the FIFO: %s", strerror(errno));
     }
     const size_t max = c->opts.stream_max;
-    size_t cap = 1 << 16, len = 0;
+    size_t cap = max < (1 << 16) ? max + 1 : 1 << 16, len = 0;
     unsigned char *buf = malloc(cap);
     if (!buf)
         return ckpt_fail(c, AT_ERR_NOMEM, "out of memory");

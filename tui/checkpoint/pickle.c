@@ -250,8 +250,8 @@ static int find_global(at_pkl *k, const char *mod, size_t nmod, const char *name
     if (storage)
         return G_STORAGE_CLS;
     return fail(k, AT_ERR_UNSUPPORTED,
-                "global %s.%s is not allowed: only tensors and state dicts are read, and nothing "
-                "in the file is run",
+                "global %s.%s is not allowed: only tensors and state dicts are read, nothing in "
+                "the file is run (a whole pickled model: save its state_dict() instead)",
                 printable(mod, nmod, a, sizeof a), printable(name, nname, b, sizeof b));
 }
 
