@@ -486,7 +486,7 @@ static at_ckpt *ckpt_new(const char *path, const at_ckpt_opts *opts)
 /* Puts the layers in the checkpoint's order, then marks ties and overlaps. */
 static at_ckpt *ckpt_finish(at_ckpt *c)
 {
-    if (c->status == AT_OK) {
+    if (c->status == AT_OK && c->count) {
         qsort(c->layers, c->count, sizeof *c->layers, by_order);
         ties_and_overlaps(c);
     }
