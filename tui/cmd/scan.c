@@ -128,57 +128,47 @@ static void progress_clear(const scan *s)
         fputs("\r\033[K", stderr);
 }
 
+/* A row without metrics in the output format: an error, or a tensor the reader skips by
+ * design (ckpt.h's skip), with its message. */
+static void note_row(const scan *s, const char *file, const char *name, const char *shape,
+                     int skipped, const char *msg)
+{
+    if (s->format == OUT_JSON) {
+        cJSON *o = cJSON_CreateObject();
+        if (o && cJSON_AddStringToObject(o, "type", "layer") &&
+            cJSON_AddStringToObject(o, "file", file) &&
+            (skipped ? at_fmt_json_skipped : at_fmt_json_error)(o, name, msg) == AT_OK) {
+            char *line = cJSON_PrintUnformatted(o);
+            if (line)
+                puts(line);
+            free(line);
+        }
+        cJSON_Delete(o);
+    } else if (s->format == OUT_CSV) {
+        (skipped ? at_fmt_csv_skipped : at_fmt_csv_error)(stdout, file, name, msg, s->flags);
+    } else {
+        char text[600];
+        snprintf(text, sizeof text, "%s: %s", skipped ? "skipped" : "error", msg);
+        at_fmt_table_note(stdout, s->name_width, name, shape, text);
+    }
+}
+
 static void report_error(scan *s, const char *file, const char *name, const char *shape,
                          const char *msg)
 {
     s->failed = 1;
     progress_clear(s);
     fprintf(stderr, "alphatop scan: %s: %s%s%s\n", file, name ? name : "", name ? ": " : "", msg);
-    if (!name)
-        return;
-    if (s->format == OUT_JSON) {
-        cJSON *o = cJSON_CreateObject();
-        if (o && cJSON_AddStringToObject(o, "type", "layer") &&
-            cJSON_AddStringToObject(o, "file", file) && at_fmt_json_error(o, name, msg) == AT_OK) {
-            char *line = cJSON_PrintUnformatted(o);
-            if (line)
-                puts(line);
-            free(line);
-        }
-        cJSON_Delete(o);
-    } else if (s->format == OUT_CSV) {
-        at_fmt_csv_error(stdout, file, name, msg, s->flags);
-    } else {
-        char text[600];
-        snprintf(text, sizeof text, "error: %s", msg);
-        at_fmt_table_note(stdout, s->name_width, name, shape, text);
-    }
+    if (name)
+        note_row(s, file, name, shape, 0, msg);
 }
 
-/* A tensor the reader does not analyse by design (ckpt.h's skip): a row saying why; not an
- * error, and not in the summary. */
+/* Not an error, and not in the summary. */
 static void report_skipped(const scan *s, const char *file, const char *name, const char *shape,
                            const char *reason)
 {
     progress_clear(s);
-    if (s->format == OUT_JSON) {
-        cJSON *o = cJSON_CreateObject();
-        if (o && cJSON_AddStringToObject(o, "type", "layer") &&
-            cJSON_AddStringToObject(o, "file", file) &&
-            at_fmt_json_skipped(o, name, reason) == AT_OK) {
-            char *line = cJSON_PrintUnformatted(o);
-            if (line)
-                puts(line);
-            free(line);
-        }
-        cJSON_Delete(o);
-    } else if (s->format == OUT_CSV) {
-        at_fmt_csv_skipped(stdout, file, name, reason, s->flags);
-    } else {
-        char text[600];
-        snprintf(text, sizeof text, "skipped: %s", reason);
-        at_fmt_table_note(stdout, s->name_width, name, shape, text);
-    }
+    note_row(s, file, name, shape, 1, reason);
 }
 
 static void note(const scan *s, const char *file, const char *name, const char *msg)

@@ -83,46 +83,48 @@ static int read_all(const uint8_t *data, size_t size, const char *name)
     return rc;
 }
 
-int at_fuzz_torch(const uint8_t *data, size_t size)
+/* read_all of the input, or, when it is not a zip ("PK"), of a stored archive of the entries
+ * given with the input as entry 0. */
+static int read_wrapped(const uint8_t *data, size_t size, size_t n, const char *const *names,
+                        const void **bytes, size_t *sizes, const char *name)
 {
     unsigned char *zip = NULL;
     if (size < 2 || memcmp(data, "PK", 2)) {
-        float f[64];
-        double d[16];
-        signed char b[8];
-        for (int i = 0; i < 64; i++)
-            f[i] = (float)(i % 7) - 3.0f;
-        for (int i = 0; i < 16; i++)
-            d[i] = (double)i / 3.0;
-        for (int i = 0; i < 8; i++)
-            b[i] = (signed char)i;
-        const char *names[] = {"archive/data.pkl", "archive/data/0", "archive/data/1",
-                               "archive/data/2"};
-        const void *bytes[] = {data, f, d, b};
-        const size_t sizes[] = {size, sizeof f, sizeof d, sizeof b};
-        if (!(zip = at_fuzz_zip(4, names, bytes, sizes, 0, &size)))
+        bytes[0] = data;
+        sizes[0] = size;
+        if (!(zip = at_fuzz_zip(n, names, bytes, sizes, 0, &size)))
             return AT_ERR_NOMEM;
         data = zip;
     }
-    int rc = read_all(data, size, "fuzz.pt");
+    int rc = read_all(data, size, name);
     free(zip);
     return rc;
 }
 
+int at_fuzz_torch(const uint8_t *data, size_t size)
+{
+    float f[64];
+    double d[16];
+    signed char b[8];
+    for (int i = 0; i < 64; i++)
+        f[i] = (float)(i % 7) - 3.0f;
+    for (int i = 0; i < 16; i++)
+        d[i] = (double)i / 3.0;
+    for (int i = 0; i < 8; i++)
+        b[i] = (signed char)i;
+    const char *names[] = {"archive/data.pkl", "archive/data/0", "archive/data/1",
+                           "archive/data/2"};
+    const void *bytes[] = {NULL, f, d, b};
+    size_t sizes[] = {0, sizeof f, sizeof d, sizeof b};
+    return read_wrapped(data, size, 4, names, bytes, sizes, "fuzz.pt");
+}
+
 int at_fuzz_npz(const uint8_t *data, size_t size)
 {
-    unsigned char *zip = NULL;
-    if (size < 2 || memcmp(data, "PK", 2)) {
-        const char *names[] = {"w.weight.npy"};
-        const void *bytes[] = {data};
-        const size_t sizes[] = {size};
-        if (!(zip = at_fuzz_zip(1, names, bytes, sizes, 0, &size)))
-            return AT_ERR_NOMEM;
-        data = zip;
-    }
-    int rc = read_all(data, size, "fuzz.npz");
-    free(zip);
-    return rc;
+    const char *names[] = {"w.weight.npy"};
+    const void *bytes[1];
+    size_t sizes[1];
+    return read_wrapped(data, size, 1, names, bytes, sizes, "fuzz.npz");
 }
 
 int at_fuzz_index(const uint8_t *data, size_t size)
