@@ -813,6 +813,15 @@ static void test_sniffing(void **state)
     c = open_ok(path, NULL);
     assert_floats(c, "array", w, 20);
     at_ckpt_close(c);
+    /* Raw float32 that happens to start like JSON or safetensors: '{', a 0.0, '{' again. */
+    unsigned char raw[4 * 20] = {'{', 0x10, 0x20, 0x3f, 0, 0, 0, 0, '{', 0x10, 0x20, 0x3f};
+    path = tf_path("raw.f32");
+    tf_write_bytes(path, raw, sizeof raw);
+    assert_int_equal(at_ckpt_format_of(path), AT_CKPT_RAW);
+    at_ckpt_opts o = {.raw_ndim = 2, .raw_shape = {5, 4}};
+    c = open_ok(path, &o);
+    assert_layer_ok(c, "raw", raw, sizeof raw);
+    at_ckpt_close(c);
     assert_int_equal(at_ckpt_format_of(tf_path("nothing.pt")), AT_CKPT_MISSING);
     assert_file_error(tf_path("nothing.pt"), NULL, AT_ERR_NOTFOUND, "no such file");
     assert_int_equal(at_ckpt_format_of("-"), AT_CKPT_STREAM);

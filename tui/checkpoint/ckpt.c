@@ -322,19 +322,22 @@ static at_ckpt_format sniff(const unsigned char *p, size_t n)
         return AT_CKPT_NPY;
     if (n >= 4 && (!memcmp(p, "PK\3\4", 4) || !memcmp(p, "PK\5\6", 4)))
         return AT_CKPT_ZIP;
-    /* safetensors: a little-endian u64 header length (below 4 GiB), then the JSON's '{'. */
-    if (n >= 9 && p[8] == '{' && !p[4] && !p[5] && !p[6] && !p[7])
+    /* safetensors: a little-endian u64 header length (below 4 GiB), then the JSON's '{"'
+     * (or '{}'). Raw float32 rarely starts so: its second float would have to be 0.0. */
+    if (n >= 10 && p[8] == '{' && (p[9] == '"' || p[9] == '}' || p[9] == ' ') && !p[4] && !p[5] &&
+        !p[6] && !p[7])
         return AT_CKPT_SAFETENSORS;
     if ((n >= sizeof torch_legacy_magic &&
          !memcmp(p, torch_legacy_magic, sizeof torch_legacy_magic)) ||
         (n >= 3 && p[0] == 0x80 && p[1] >= 4 && p[1] <= 5 && p[2] == 0x95))
         return AT_CKPT_PICKLE;
-    size_t i = 0;
-    while (i < n && i < 64 && (p[i] == ' ' || p[i] == '\n' || p[i] == '\r' || p[i] == '\t'))
+    /* JSON: '{' after white space, and text (raw float32 is not) in the first bytes. */
+    size_t i = 0, text = 1;
+    for (size_t k = 0; k < n && k < 64; k++)
+        text &= (p[k] >= 0x20 && p[k] < 0x7f) || p[k] == '\n' || p[k] == '\r' || p[k] == '\t';
+    while (i < n && (p[i] == ' ' || p[i] == '\n' || p[i] == '\r' || p[i] == '\t'))
         i++;
-    if (i < n && p[i] == '{')
-        return AT_CKPT_INDEX;
-    return AT_CKPT_RAW;
+    return text && i < n && p[i] == '{' ? AT_CKPT_INDEX : AT_CKPT_RAW;
 }
 
 /* The reader for content sniff() did not recognise: the one the extension names (so its own
