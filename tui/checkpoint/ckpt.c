@@ -1,10 +1,8 @@
-/* ckpt.c -- checkpoint readers: safetensors, npy and raw float32 (see ckpt.h). */
+/* ckpt.c -- the checkpoint object: format detection, the layer helpers every reader uses, raw
+ * float32 files, tied weights and overlaps (see ckpt.h, ckpt_int.h). */
 #include "ckpt.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,28 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* The safetensors reference implementation refuses headers above 100 MB. */
-#define AT_ST_MAX_HEADER (100u * 1024u * 1024u)
-/* No dimension of a real weight tensor comes near this; larger values are corrupt headers. */
-#define AT_MAX_DIM (INT64_C(1) << 40)
-
-typedef struct layer_rec {
-    at_ckpt_layer pub;
-    char *name;
-    char *error;
-    void *owned;       /* aligned or C-order copy of the data, when the mapping could not be used */
-    size_t begin, end; /* byte range inside the data section (safetensors overlap check) */
-} layer_rec;
-
-struct at_ckpt {
-    char *path;
-    int status;
-    char error[512];
-    void *map;
-    size_t map_size;
-    layer_rec *layers;
-    size_t count, cap;
-};
+#include "ckpt_int.h"
 
 size_t at_dtype_size(at_dtype dtype)
 {
@@ -54,7 +31,13 @@ const char *at_dtype_name(at_dtype dtype)
     return "F32";
 }
 
-static int set_error(at_ckpt *c, int status, const char *fmt, ...)
+size_t ckpt_type_size(ckpt_type t)
+{
+    static const size_t size[] = {[CKPT_F32] = 4, [CKPT_F16] = 2, [CKPT_BF16] = 2, [CKPT_F64] = 8};
+    return t < CKPT_OTHER ? size[t] : 0;
+}
+
+int ckpt_fail(at_ckpt *c, int status, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -64,41 +47,79 @@ static int set_error(at_ckpt *c, int status, const char *fmt, ...)
     return status;
 }
 
-static layer_rec *add_layer(at_ckpt *c, const char *name)
+int ckpt_keep(at_ckpt *c, void *buf)
+{
+    void **k = realloc(c->kept, (c->nkept + 1) * sizeof *k);
+    if (!k) {
+        free(buf);
+        return ckpt_fail(c, AT_ERR_NOMEM, "out of memory");
+    }
+    c->kept = k;
+    c->kept[c->nkept++] = buf;
+    return AT_OK;
+}
+
+int ckpt_is_layer(const char *name, int ndim)
+{
+    size_t n = strlen(name);
+    return (ndim == 2 || ndim == 4) && n >= 6 && !strcmp(name + n - 6, "weight");
+}
+
+ckpt_layer *ckpt_layer_add(at_ckpt *c, const char *name)
 {
     if (c->count == c->cap) {
         size_t cap = c->cap ? 2 * c->cap : 16;
-        layer_rec *n = realloc(c->layers, cap * sizeof *n);
-        if (!n)
+        ckpt_layer *n = realloc(c->layers, cap * sizeof *n);
+        if (!n) {
+            ckpt_fail(c, AT_ERR_NOMEM, "out of memory");
             return NULL;
+        }
         c->layers = n;
         c->cap = cap;
     }
-    layer_rec *l = &c->layers[c->count];
+    ckpt_layer *l = &c->layers[c->count];
     memset(l, 0, sizeof *l);
-    l->name = strdup(name);
-    if (!l->name)
+    if (!(l->name = strdup(name))) {
+        ckpt_fail(c, AT_ERR_NOMEM, "out of memory");
         return NULL;
+    }
+    l->order = ckpt_index_order(c, name);
     c->count++;
     l->pub.name = l->name;
     l->pub.error = "";
+    l->pub.skip = "";
     return l;
 }
 
-/* Marks a layer unusable with a message; returns err. Out of memory keeps a static message. */
-static int layer_fail(layer_rec *l, int err, const char *fmt, ...)
+static int layer_message(ckpt_layer *l, int err, int skip, const char *fmt, va_list ap)
 {
     char buf[512];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
     free(l->error);
     l->error = strdup(buf);
     l->pub.error = l->error ? l->error : "out of memory";
+    l->pub.skip = skip ? l->pub.error : "";
     l->pub.err = err;
     l->pub.tensor.data = NULL;
-    return err;
+    return skip ? AT_OK : err;
+}
+
+int ckpt_layer_fail(ckpt_layer *l, int err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = layer_message(l, err, 0, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int ckpt_layer_skip(ckpt_layer *l, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = layer_message(l, AT_ERR_UNSUPPORTED, 1, fmt, ap);
+    va_end(ap);
+    return rc;
 }
 
 char *at_shape_str(char *buf, size_t n, int ndim, const int64_t *shape)
@@ -115,436 +136,338 @@ static int64_t shape_numel(int ndim, const int64_t *shape)
 {
     int64_t n = 1;
     for (int i = 0; i < ndim; i++) {
-        if (shape[i] < 0 || shape[i] > AT_MAX_DIM || __builtin_mul_overflow(n, shape[i], &n))
+        if (shape[i] < 0 || shape[i] > CKPT_MAX_DIM || __builtin_mul_overflow(n, shape[i], &n))
             return -1;
     }
     return n;
 }
 
-/* Points the layer at bytes [p, p+bytes) of the mapping, copying when p is misaligned for the
- * element type (the core reads whole floats; an unaligned float load is undefined). */
-static int layer_attach(layer_rec *l, const unsigned char *p, size_t bytes)
-{
-    size_t esz = at_dtype_size(l->pub.tensor.dtype);
-    if ((uintptr_t)p % esz) {
-        l->owned = malloc(bytes ? bytes : 1);
-        if (!l->owned)
-            return layer_fail(l, AT_ERR_NOMEM, "out of memory copying %zu bytes", bytes);
-        memcpy(l->owned, p, bytes);
-        p = l->owned;
-    }
-    l->pub.tensor.data = p;
-    return AT_OK;
-}
-
-/* Sets ndim/shape/kind; fails the layer when the shape cannot be a weight matrix. Returns the
- * element count or a negative status. */
-static int64_t layer_shape(layer_rec *l, int ndim, const int64_t *shape)
+int64_t ckpt_layer_shape(ckpt_layer *l, int ndim, const int64_t *shape)
 {
     char s[128];
     at_tensor *t = &l->pub.tensor;
+    if (ndim != 2 && ndim != 4)
+        return ckpt_layer_fail(l, AT_ERR_UNSUPPORTED, "%d-D tensor: need a 2-D or 4-D weight",
+                               ndim);
     t->ndim = ndim;
-    for (int i = 0; i < ndim && i < 4; i++)
+    for (int i = 0; i < ndim; i++)
         t->shape[i] = shape[i];
     at_shape_str(s, sizeof s, ndim, shape);
-    if (ndim != 2 && ndim != 4)
-        return layer_fail(l, AT_ERR_UNSUPPORTED, "shape %s: need a 2-D or 4-D weight", s);
     t->kind = ndim == 2 ? AT_KIND_LINEAR : AT_KIND_CONV2D;
     int64_t numel = shape_numel(ndim, shape);
     if (numel < 0)
-        return layer_fail(l, AT_ERR_FORMAT, "absurd shape %s", s);
+        return ckpt_layer_fail(l, AT_ERR_FORMAT, "absurd shape %s", s);
     if (numel == 0)
-        return layer_fail(l, AT_ERR_EMPTY, "empty tensor (shape %s)", s);
-    if (numel > (int64_t)(SIZE_MAX / 4))
-        return layer_fail(l, AT_ERR_SIZE, "shape %s is too large to address", s);
+        return ckpt_layer_fail(l, AT_ERR_EMPTY, "empty tensor (shape %s)", s);
+    if (numel > (int64_t)(SIZE_MAX / 8))
+        return ckpt_layer_fail(l, AT_ERR_SIZE, "shape %s is too large to address", s);
     return numel;
 }
 
-static int map_file(at_ckpt *c)
+/* Copies the elements of t (strides in elements) into dst in C order, F64 narrowed to float32
+ * (round to nearest, as numpy's astype(float32)). */
+static void gather(unsigned char *dst, const unsigned char *src, ckpt_type t, int ndim,
+                   const int64_t *shape, const int64_t *stride, int64_t numel)
 {
-    int fd = open(c->path, O_RDONLY);
-    if (fd < 0)
-        return set_error(c, AT_ERR_IO, "cannot open: %s", strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) < 0) {
-        int e = errno;
-        close(fd);
-        return set_error(c, AT_ERR_IO, "cannot stat: %s", strerror(e));
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return set_error(c, AT_ERR_IO, "not a regular file");
-    }
-    c->map_size = (size_t)st.st_size;
-    if (c->map_size == 0) {
-        close(fd);
-        return set_error(c, AT_ERR_SIZE, "empty file (0 bytes)");
-    }
-    void *m = mmap(NULL, c->map_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    int e = errno;
-    close(fd);
-    if (m == MAP_FAILED)
-        return set_error(c, AT_ERR_IO, "cannot map: %s", strerror(e));
-    c->map = m;
-    return AT_OK;
-}
-
-static int ends_with(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && !strcmp(s + n - k, suffix);
-}
-
-/* A JSON number that is a non-negative integer exactly representable in a double. */
-static int json_uint(const cJSON *j, int64_t *out)
-{
-    if (!cJSON_IsNumber(j))
-        return 0;
-    double v = j->valuedouble;
-    if (!(v >= 0 && v <= 9007199254740992.0) || floor(v) != v)
-        return 0;
-    *out = (int64_t)v;
-    return 1;
-}
-
-static int st_dtype(const char *s, at_dtype *out)
-{
-    static const struct {
-        const char *name;
-        at_dtype dtype;
-    } known[] = {{"F32", AT_DTYPE_F32}, {"F16", AT_DTYPE_F16}, {"BF16", AT_DTYPE_BF16}};
-    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
-        if (!strcmp(s, known[i].name)) {
-            *out = known[i].dtype;
-            return 1;
-        }
-    return 0;
-}
-
-/* Fills one safetensors layer from its header entry; problems fail the layer only. */
-static int st_layer(layer_rec *l, const cJSON *entry, const unsigned char *data, size_t data_size)
-{
-    const cJSON *dt = cJSON_GetObjectItemCaseSensitive(entry, "dtype");
-    const cJSON *sh = cJSON_GetObjectItemCaseSensitive(entry, "shape");
-    const cJSON *off = cJSON_GetObjectItemCaseSensitive(entry, "data_offsets");
-    int64_t shape[4], b, e;
-    if (!cJSON_IsString(dt) || !cJSON_IsArray(sh) || !cJSON_IsArray(off))
-        return layer_fail(l, AT_ERR_FORMAT, "header entry lacks dtype, shape or data_offsets");
-    int ndim = cJSON_GetArraySize(sh);
-    if (ndim > 4)
-        return layer_fail(l, AT_ERR_UNSUPPORTED, "%d-D tensor: need a 2-D or 4-D weight", ndim);
-    for (int i = 0; i < ndim; i++)
-        if (!json_uint(cJSON_GetArrayItem(sh, i), &shape[i]))
-            return layer_fail(l, AT_ERR_FORMAT, "shape entry %d is not a non-negative integer", i);
-    if (cJSON_GetArraySize(off) != 2 || !json_uint(cJSON_GetArrayItem(off, 0), &b) ||
-        !json_uint(cJSON_GetArrayItem(off, 1), &e) || e < b)
-        return layer_fail(l, AT_ERR_FORMAT, "data_offsets must be [begin, end] with begin <= end");
-    l->begin = (size_t)b;
-    l->end = (size_t)e;
-    int known = st_dtype(dt->valuestring, &l->pub.tensor.dtype);
-    int64_t numel = layer_shape(l, ndim, shape);
-    if (numel < 0)
-        return (int)numel;
-    if (!known)
-        return layer_fail(l, AT_ERR_UNSUPPORTED, "dtype %s not supported (F32, F16, BF16)",
-                          dt->valuestring);
-    char s[128];
-    at_shape_str(s, sizeof s, ndim, shape);
-    int64_t need = numel * (int64_t)at_dtype_size(l->pub.tensor.dtype);
-    if (e - b != need)
-        return layer_fail(l, AT_ERR_SIZE,
-                          "data_offsets [%lld, %lld) hold %lld bytes but shape %s of %s needs %lld",
-                          (long long)b, (long long)e, (long long)(e - b), s, dt->valuestring,
-                          (long long)need);
-    if ((uint64_t)e > data_size)
-        return layer_fail(l, AT_ERR_SIZE,
-                          "data_offsets [%lld, %lld) run past the end of the data (%zu bytes): "
-                          "truncated file",
-                          (long long)b, (long long)e, data_size);
-    return layer_attach(l, data + b, (size_t)need);
-}
-
-/* Two usable tensors must not share bytes: a corrupt header could alias one weight into
- * another and make both look fine. The later one (in header order) is failed. */
-static void st_check_overlaps(at_ckpt *c)
-{
-    for (size_t i = 0; i < c->count; i++) {
-        layer_rec *a = &c->layers[i];
-        if (a->pub.err < 0 || a->begin == a->end)
-            continue;
-        for (size_t j = 0; j < i; j++) {
-            const layer_rec *p = &c->layers[j];
-            if (p->pub.err < 0 || p->begin == p->end)
-                continue;
-            if (a->begin < p->end && p->begin < a->end) {
-                layer_fail(a, AT_ERR_FORMAT, "data_offsets [%zu, %zu) overlap tensor %s [%zu, %zu)",
-                           a->begin, a->end, p->name, p->begin, p->end);
-                break;
+    const size_t in = ckpt_type_size(t), out = t == CKPT_F64 ? 4 : in;
+    const int last = ndim - 1;
+    const int64_t row = shape[last];
+    int64_t idx[4] = {0, 0, 0, 0};
+    for (int64_t k = 0; k < numel; k += row) {
+        int64_t off = 0;
+        for (int d = 0; d < last; d++)
+            off += idx[d] * stride[d];
+        const unsigned char *s = src + (size_t)off * in;
+        if (t != CKPT_F64 && stride[last] == 1) {
+            memcpy(dst, s, (size_t)row * in);
+            dst += (size_t)row * in;
+        } else {
+            for (int64_t j = 0; j < row; j++, dst += out) {
+                const unsigned char *e = s + (size_t)(j * stride[last]) * in;
+                if (t == CKPT_F64) {
+                    double v;
+                    memcpy(&v, e, sizeof v);
+                    float f = (float)v;
+                    memcpy(dst, &f, sizeof f);
+                } else {
+                    memcpy(dst, e, in);
+                }
             }
         }
-    }
-}
-
-static int open_safetensors(at_ckpt *c)
-{
-    const unsigned char *p = c->map;
-    if (c->map_size < 8)
-        return set_error(c, AT_ERR_SIZE,
-                         "truncated: %zu bytes, shorter than the 8-byte header length",
-                         c->map_size);
-    uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--)
-        hlen = hlen << 8 | p[i];
-    if (hlen > AT_ST_MAX_HEADER)
-        return set_error(c, AT_ERR_FORMAT, "header length %llu is absurd (limit %u bytes)",
-                         (unsigned long long)hlen, AT_ST_MAX_HEADER);
-    if (hlen > c->map_size - 8)
-        return set_error(c, AT_ERR_SIZE,
-                         "truncated: header length %llu exceeds the %zu bytes after it",
-                         (unsigned long long)hlen, c->map_size - 8);
-    cJSON *root = cJSON_ParseWithLength((const char *)p + 8, (size_t)hlen);
-    if (!root || !cJSON_IsObject(root)) {
-        cJSON_Delete(root);
-        return set_error(c, AT_ERR_FORMAT, "header is not a JSON object");
-    }
-    const unsigned char *data = p + 8 + hlen;
-    size_t data_size = c->map_size - 8 - (size_t)hlen;
-    const cJSON *entry;
-    cJSON_ArrayForEach(entry, root)
-    {
-        const char *name = entry->string;
-        if (!name || !strcmp(name, "__metadata__") || !ends_with(name, "weight"))
-            continue;
-        const cJSON *sh = cJSON_GetObjectItemCaseSensitive(entry, "shape");
-        int ndim = cJSON_IsArray(sh) ? cJSON_GetArraySize(sh) : -1;
-        /* Only 2-D and 4-D weights are layers; 1-D norm weights and the like are not. */
-        if (ndim >= 0 && ndim != 2 && ndim != 4)
-            continue;
-        layer_rec *l = add_layer(c, name);
-        if (!l) {
-            cJSON_Delete(root);
-            return set_error(c, AT_ERR_NOMEM, "out of memory");
-        }
-        if (!cJSON_IsObject(entry))
-            layer_fail(l, AT_ERR_FORMAT, "header entry is not an object");
-        else
-            st_layer(l, entry, data, data_size);
-    }
-    cJSON_Delete(root);
-    st_check_overlaps(c);
-    return AT_OK;
-}
-
-/* The name of a single-array file: its base name without the extension. */
-static layer_rec *add_file_layer(at_ckpt *c)
-{
-    const char *base = strrchr(c->path, '/');
-    base = base ? base + 1 : c->path;
-    char name[256];
-    snprintf(name, sizeof name, "%s", base);
-    char *dot = strrchr(name, '.');
-    if (dot && dot != name)
-        *dot = '\0';
-    return add_layer(c, name);
-}
-
-/* Copies a Fortran-order array into C order (same logical shape) owned by the layer. */
-static int layer_from_fortran(layer_rec *l, const unsigned char *src, int64_t numel)
-{
-    const at_tensor *t = &l->pub.tensor;
-    size_t esz = at_dtype_size(t->dtype);
-    unsigned char *dst = malloc((size_t)numel * esz);
-    if (!dst)
-        return layer_fail(l, AT_ERR_NOMEM, "out of memory converting from Fortran order");
-    int64_t idx[4] = {0, 0, 0, 0}, stride[4];
-    stride[0] = 1;
-    for (int d = 1; d < t->ndim; d++)
-        stride[d] = stride[d - 1] * t->shape[d - 1];
-    for (int64_t k = 0; k < numel; k++) {
-        int64_t off = 0;
-        for (int d = 0; d < t->ndim; d++)
-            off += idx[d] * stride[d];
-        memcpy(dst + (size_t)k * esz, src + (size_t)off * esz, esz);
-        for (int d = t->ndim - 1; d >= 0; d--) {
-            if (++idx[d] < t->shape[d])
+        for (int d = last - 1; d >= 0; d--) {
+            if (++idx[d] < shape[d])
                 break;
             idx[d] = 0;
         }
     }
+}
+
+int ckpt_layer_data(ckpt_layer *l, ckpt_type t, const unsigned char *first, const int64_t *stride)
+{
+    at_tensor *T = &l->pub.tensor;
+    int64_t cstride[4], numel = 1;
+    int c_order = 1;
+    for (int d = T->ndim - 1; d >= 0; d--) {
+        cstride[d] = numel;
+        numel *= T->shape[d];
+    }
+    if (!stride)
+        stride = cstride;
+    for (int d = 0; d < T->ndim; d++) {
+        l->stride[d] = stride[d];
+        c_order &= T->shape[d] == 1 || stride[d] == cstride[d];
+    }
+    const size_t esz = ckpt_type_size(t);
+    l->origin = first;
+    l->bytes = (size_t)numel * esz;
+    T->dtype = t == CKPT_F16 ? AT_DTYPE_F16 : t == CKPT_BF16 ? AT_DTYPE_BF16 : AT_DTYPE_F32;
+    /* The core reads whole elements: an unaligned view would be undefined behaviour. */
+    if (c_order && t != CKPT_F64 && (uintptr_t)first % esz == 0) {
+        T->data = first;
+        return AT_OK;
+    }
+    const size_t out = (size_t)numel * at_dtype_size(T->dtype);
+    unsigned char *dst = malloc(out);
+    if (!dst)
+        return ckpt_layer_fail(l, AT_ERR_NOMEM, "out of memory copying %zu bytes", out);
+    gather(dst, first, t, T->ndim, T->shape, stride, numel);
+    free(l->owned);
     l->owned = dst;
-    l->pub.tensor.data = dst;
+    T->data = dst;
     return AT_OK;
 }
 
-/* Finds 'key': in an npy header dict and returns a pointer just past the colon, or NULL. */
-static const char *npy_value(const char *h, const char *key)
+void ckpt_file_layer_name(const char *path, char *name, size_t n)
 {
-    char pat[32];
-    for (int q = 0; q < 2; q++) {
-        snprintf(pat, sizeof pat, q ? "\"%s\"" : "'%s'", key);
-        const char *s = strstr(h, pat);
-        if (s) {
-            s += strlen(pat);
-            while (*s == ' ')
-                s++;
-            if (*s == ':')
-                return s + 1;
-        }
-    }
-    return NULL;
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    snprintf(name, n, "%s", strcmp(path, "-") ? base : "stdin");
+    char *dot = strrchr(name, '.');
+    if (dot && dot != name)
+        *dot = '\0';
 }
 
-static int npy_parse_header(at_ckpt *c, const char *h, at_dtype *dtype, int *fortran, int *ndim,
-                            int64_t shape[4], char *descr, size_t descr_n)
+static int read_raw(at_ckpt *c, const unsigned char *p, size_t n, const char *path)
 {
-    const char *d = npy_value(h, "descr"), *f = npy_value(h, "fortran_order");
-    const char *s = npy_value(h, "shape");
-    if (!d || !f || !s)
-        return set_error(c, AT_ERR_FORMAT, "npy header lacks descr, fortran_order or shape");
-    while (*d == ' ')
-        d++;
-    char q = *d;
-    if (q != '\'' && q != '"')
-        return set_error(c, AT_ERR_FORMAT, "npy descr is not a string");
-    size_t n = 0;
-    for (d++; *d && *d != q && n + 1 < descr_n; d++)
-        descr[n++] = *d;
-    descr[n] = '\0';
-    if (!strcmp(descr, "<f4"))
-        *dtype = AT_DTYPE_F32;
-    else if (!strcmp(descr, "<f2"))
-        *dtype = AT_DTYPE_F16;
-    else
-        return set_error(c, AT_ERR_UNSUPPORTED, "npy dtype '%s' not supported ('<f4', '<f2')",
-                         descr);
-    while (*f == ' ')
-        f++;
-    if (!strncmp(f, "True", 4))
-        *fortran = 1;
-    else if (!strncmp(f, "False", 5))
-        *fortran = 0;
-    else
-        return set_error(c, AT_ERR_FORMAT, "npy fortran_order is neither True nor False");
-    while (*s == ' ')
-        s++;
-    if (*s != '(')
-        return set_error(c, AT_ERR_FORMAT, "npy shape is not a tuple");
-    s++;
-    *ndim = 0;
-    for (;;) {
-        while (*s == ' ' || *s == ',')
-            s++;
-        if (*s == ')')
-            break;
-        char *end;
-        errno = 0;
-        long long v = strtoll(s, &end, 10);
-        if (end == s || errno || v < 0)
-            return set_error(c, AT_ERR_FORMAT, "npy shape has a bad dimension");
-        if (*ndim < 4)
-            shape[*ndim] = v;
-        (*ndim)++;
-        s = end;
-        while (*s == 'L' || *s == ' ')
-            s++;
-        if (*s != ',' && *s != ')')
-            return set_error(c, AT_ERR_FORMAT, "npy shape is not a tuple of integers");
-    }
-    return AT_OK;
-}
-
-static int open_npy(at_ckpt *c)
-{
-    const unsigned char *p = c->map;
-    if (c->map_size < 10 || memcmp(p, "\x93NUMPY", 6))
-        return set_error(c, AT_ERR_FORMAT, "not an npy file (bad magic)");
-    int major = p[6];
-    size_t hstart, hlen;
-    if (major == 1) {
-        hstart = 10;
-        hlen = (size_t)p[8] | (size_t)p[9] << 8;
-    } else if (major == 2 || major == 3) {
-        if (c->map_size < 12)
-            return set_error(c, AT_ERR_SIZE, "truncated npy header");
-        hstart = 12;
-        hlen = (size_t)p[8] | (size_t)p[9] << 8 | (size_t)p[10] << 16 | (size_t)p[11] << 24;
-    } else {
-        return set_error(c, AT_ERR_UNSUPPORTED, "npy format version %d not supported", major);
-    }
-    if (hlen > c->map_size - hstart)
-        return set_error(c, AT_ERR_SIZE, "truncated: npy header length %zu exceeds the file", hlen);
-    char *h = malloc(hlen + 1);
-    if (!h)
-        return set_error(c, AT_ERR_NOMEM, "out of memory");
-    memcpy(h, p + hstart, hlen);
-    h[hlen] = '\0';
-    at_dtype dtype = AT_DTYPE_F32;
-    int fortran = 0, ndim = 0;
-    int64_t shape[4] = {0, 0, 0, 0};
-    char descr[32];
-    int rc = npy_parse_header(c, h, &dtype, &fortran, &ndim, shape, descr, sizeof descr);
-    free(h);
-    if (rc < 0)
-        return rc;
-    layer_rec *l = add_file_layer(c);
+    const at_ckpt_opts *o = &c->opts;
+    if (o->raw_ndim != 2 && o->raw_ndim != 4)
+        return ckpt_fail(c, AT_ERR_ARG,
+                         "not a recognised checkpoint (safetensors, torch.save zip, .npy, .npz, "
+                         "index JSON); to read it as raw float32 give --shape ROWSxCOLS");
+    char name[256];
+    ckpt_file_layer_name(path, name, sizeof name);
+    ckpt_layer *l = ckpt_layer_add(c, name);
     if (!l)
-        return set_error(c, AT_ERR_NOMEM, "out of memory");
-    l->pub.tensor.dtype = dtype;
-    if (ndim > 4) {
-        layer_fail(l, AT_ERR_UNSUPPORTED, "%d-D array: need a 2-D or 4-D weight", ndim);
-        return AT_OK;
-    }
-    int64_t numel = layer_shape(l, ndim, shape);
+        return c->status;
+    int64_t numel = ckpt_layer_shape(l, o->raw_ndim, o->raw_shape);
     if (numel < 0)
         return AT_OK;
-    size_t need = (size_t)numel * at_dtype_size(dtype), have = c->map_size - hstart - hlen;
-    if (have < need) {
-        char s[128];
-        at_shape_str(s, sizeof s, ndim, shape);
-        layer_fail(l, AT_ERR_SIZE, "truncated: shape %s of '%s' needs %zu bytes, file has %zu", s,
-                   descr, need, have);
-        return AT_OK;
-    }
-    const unsigned char *data = p + hstart + hlen;
-    if (fortran)
-        layer_from_fortran(l, data, numel);
-    else
-        layer_attach(l, data, need);
-    return AT_OK;
-}
-
-static int open_raw(at_ckpt *c, const at_ckpt_opts *o)
-{
-    if (!o || (o->raw_ndim != 2 && o->raw_ndim != 4))
-        return set_error(c, AT_ERR_ARG, "raw float32 file: give its shape with --shape ROWSxCOLS");
-    layer_rec *l = add_file_layer(c);
-    if (!l)
-        return set_error(c, AT_ERR_NOMEM, "out of memory");
-    l->pub.tensor.dtype = AT_DTYPE_F32;
-    int64_t numel = layer_shape(l, o->raw_ndim, o->raw_shape);
-    if (numel < 0)
-        return AT_OK;
-    if ((uint64_t)numel * 4 != c->map_size) {
+    if ((uint64_t)numel * 4 != n) {
         char s[128];
         at_shape_str(s, sizeof s, o->raw_ndim, o->raw_shape);
-        layer_fail(l, AT_ERR_SIZE, "file has %zu bytes but shape %s of float32 needs %lld",
-                   c->map_size, s, (long long)numel * 4);
+        ckpt_layer_fail(l, AT_ERR_SIZE, "file has %zu bytes but shape %s of float32 needs %lld", n,
+                        s, (long long)numel * 4);
         return AT_OK;
     }
-    layer_attach(l, c->map, c->map_size);
+    ckpt_layer_data(l, CKPT_F32, p, NULL);
     return AT_OK;
+}
+
+/* torch.save's archive (NAME/data.pkl) or numpy's .npz (NAME.npy entries). */
+static int read_zip(at_ckpt *c, const unsigned char *p, size_t n, const char *path)
+{
+    char err[256];
+    int status;
+    size_t lim = c->opts.inflate_max ? c->opts.inflate_max : c->opts.stream_max;
+    at_zip *z = at_zip_open(p, n, lim, &status, err, sizeof err);
+    if (!z)
+        return ckpt_fail(c, status, "%s: %s",
+                         n >= 4 && !memcmp(p, "PK\3\4", 4) ? "damaged or truncated zip archive"
+                                                           : "not a zip archive",
+                         err);
+    int torch = 0, npy = 0;
+    for (size_t i = 0; i < at_zip_count(z); i++) {
+        const char *e = at_zip_name(z, i), *slash = strchr(e, '/');
+        size_t len = strlen(e);
+        torch |= slash && !strcmp(slash, "/data.pkl");
+        npy |= len > 4 && !strcmp(e + len - 4, ".npy");
+    }
+    int rc;
+    if (torch)
+        rc = ckpt_read_torch(c, z, path);
+    else if (npy)
+        rc = ckpt_read_npz(c, z);
+    else
+        rc = ckpt_fail(c, AT_ERR_FORMAT,
+                       "a zip archive with neither a torch.save checkpoint (NAME/data.pkl) nor "
+                       "numpy arrays (.npy entries)");
+    at_zip_free(z);
+    return rc;
+}
+
+static int has_ext(const char *path, const char *ext)
+{
+    size_t n = strlen(path), k = strlen(ext);
+    return n > k && !strcmp(path + n - k, ext);
+}
+
+/* torch.save's legacy (pre-1.6) files start with a pickled magic number. */
+static const unsigned char torch_legacy_magic[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c,
+                                                   0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};
+
+/* The format of p[0..n) by its first bytes; AT_CKPT_RAW when none matches. */
+static at_ckpt_format sniff(const unsigned char *p, size_t n)
+{
+    if (n >= 6 && !memcmp(p, "\x93NUMPY", 6))
+        return AT_CKPT_NPY;
+    if (n >= 4 && (!memcmp(p, "PK\3\4", 4) || !memcmp(p, "PK\5\6", 4)))
+        return AT_CKPT_ZIP;
+    /* safetensors: a little-endian u64 header length (below 4 GiB), then the JSON's '{"'
+     * (or '{}'). Raw float32 rarely starts so: its second float would have to be 0.0. */
+    if (n >= 10 && p[8] == '{' && (p[9] == '"' || p[9] == '}' || p[9] == ' ') && !p[4] && !p[5] &&
+        !p[6] && !p[7])
+        return AT_CKPT_SAFETENSORS;
+    if ((n >= sizeof torch_legacy_magic &&
+         !memcmp(p, torch_legacy_magic, sizeof torch_legacy_magic)) ||
+        (n >= 3 && p[0] == 0x80 && p[1] >= 4 && p[1] <= 5 && p[2] == 0x95))
+        return AT_CKPT_PICKLE;
+    /* JSON: '{' after white space, and text (raw float32 is not) in the first bytes. */
+    size_t i = 0, text = 1;
+    for (size_t k = 0; k < n && k < 64; k++)
+        text &= (p[k] >= 0x20 && p[k] < 0x7f) || p[k] == '\n' || p[k] == '\r' || p[k] == '\t';
+    while (i < n && (p[i] == ' ' || p[i] == '\n' || p[i] == '\r' || p[i] == '\t'))
+        i++;
+    return text && i < n && p[i] == '{' ? AT_CKPT_INDEX : AT_CKPT_RAW;
+}
+
+/* The reader for content sniff() did not recognise: the one the extension names (so its own
+ * error says what is wrong), else raw float32. */
+static at_ckpt_format by_extension(const char *path)
+{
+    if (has_ext(path, ".safetensors"))
+        return AT_CKPT_SAFETENSORS;
+    if (has_ext(path, ".npy"))
+        return AT_CKPT_NPY;
+    if (has_ext(path, ".pt") || has_ext(path, ".pth") || has_ext(path, ".npz"))
+        return AT_CKPT_ZIP;
+    if (has_ext(path, ".json"))
+        return AT_CKPT_INDEX;
+    return AT_CKPT_RAW;
+}
+
+static at_ckpt_format format_of_bytes(const unsigned char *p, size_t n, const char *path)
+{
+    at_ckpt_format f = sniff(p, n);
+    return f == AT_CKPT_RAW ? by_extension(path) : f;
 }
 
 at_ckpt_format at_ckpt_format_of(const char *path)
 {
-    if (ends_with(path, ".safetensors"))
-        return AT_CKPT_SAFETENSORS;
-    if (ends_with(path, ".npy"))
-        return AT_CKPT_NPY;
-    return AT_CKPT_RAW;
+    struct stat st;
+    if (!strcmp(path, "-"))
+        return AT_CKPT_STREAM;
+    if (stat(path, &st) < 0)
+        return AT_CKPT_MISSING;
+    if (S_ISDIR(st.st_mode))
+        return AT_CKPT_DIR;
+    if (!S_ISREG(st.st_mode))
+        return AT_CKPT_STREAM;
+    unsigned char head[16];
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return AT_CKPT_MISSING;
+    size_t n = fread(head, 1, sizeof head, f);
+    fclose(f);
+    return format_of_bytes(head, n, path);
 }
 
-at_ckpt *at_ckpt_open(const char *path, const at_ckpt_opts *opts)
+int ckpt_read(at_ckpt *c, const unsigned char *p, size_t n, const char *path, const char *dir)
+{
+    char name[256];
+    switch (format_of_bytes(p, n, path)) {
+    case AT_CKPT_SAFETENSORS:
+        return ckpt_read_safetensors(c, p, n);
+    case AT_CKPT_NPY:
+        ckpt_file_layer_name(path, name, sizeof name);
+        return ckpt_read_npy(c, p, n, name);
+    case AT_CKPT_ZIP:
+        return read_zip(c, p, n, path);
+    case AT_CKPT_INDEX:
+        return ckpt_read_index(c, p, n, dir);
+    case AT_CKPT_PICKLE:
+        return ckpt_fail(c, AT_ERR_UNSUPPORTED,
+                         "a bare pickle (torch.save before torch 1.6, or "
+                         "_use_new_zipfile_serialization=False) is not read: unpickling can run "
+                         "code; save it again with torch >= 1.6");
+    default:
+        return read_raw(c, p, n, path);
+    }
+}
+
+int ckpt_open_path(at_ckpt *c, const char *path)
+{
+    struct stat st;
+    if (strcmp(path, "-") && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return ckpt_open_dir(c, path);
+    const unsigned char *p;
+    size_t n;
+    int rc = ckpt_load(c, path, &p, &n);
+    if (rc < 0)
+        return rc;
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (slash)
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path + (slash == path)), path);
+    else
+        snprintf(dir, sizeof dir, ".");
+    return ckpt_read(c, p, n, path, dir);
+}
+
+static int by_order(const void *a, const void *b)
+{
+    size_t x = ((const ckpt_layer *)a)->order, y = ((const ckpt_layer *)b)->order;
+    return x < y ? -1 : x > y;
+}
+
+static int same_view(const ckpt_layer *a, const ckpt_layer *b)
+{
+    const at_tensor *s = &a->pub.tensor, *t = &b->pub.tensor;
+    if (a->origin != b->origin || s->dtype != t->dtype || s->ndim != t->ndim ||
+        a->bytes != b->bytes)
+        return 0;
+    for (int d = 0; d < s->ndim; d++)
+        if (s->shape[d] != t->shape[d] || a->stride[d] != b->stride[d])
+            return 0;
+    return 1;
+}
+
+/* A tensor stored once under two names (torch.save of tied weights: lm_head.weight and
+ * wte.weight share a storage) is one layer: the later name is skipped, tied to the first.
+ * Then, where tensors own their bytes (safetensors), any other sharing is a corrupt header
+ * that could alias one weight into another: the later tensor fails. */
+static void ties_and_overlaps(at_ckpt *c)
+{
+    for (size_t i = 0; i < c->count; i++) {
+        ckpt_layer *a = &c->layers[i];
+        for (size_t j = 0; a->pub.err == AT_OK && j < i; j++) {
+            const ckpt_layer *b = &c->layers[j];
+            if (b->pub.err == AT_OK && same_view(a, b))
+                ckpt_layer_skip(a, "tied to %s", b->name);
+        }
+    }
+    for (size_t i = 0; i < c->count; i++) {
+        ckpt_layer *a = &c->layers[i];
+        for (size_t j = 0; a->exclusive && a->pub.err == AT_OK && j < i; j++) {
+            const ckpt_layer *b = &c->layers[j];
+            if (b->exclusive && b->pub.err == AT_OK && a->origin < b->origin + b->bytes &&
+                b->origin < a->origin + a->bytes)
+                ckpt_layer_fail(a, AT_ERR_FORMAT, "its bytes overlap tensor %s", b->name);
+        }
+    }
+}
+
+/* A checkpoint object for path with opts' defaults filled in; NULL when out of memory. */
+static at_ckpt *ckpt_new(const char *path, const at_ckpt_opts *opts)
 {
     at_ckpt *c = calloc(1, sizeof *c);
     if (!c)
@@ -554,20 +477,39 @@ at_ckpt *at_ckpt_open(const char *path, const at_ckpt_opts *opts)
         free(c);
         return NULL;
     }
-    if (map_file(c) < 0)
-        return c;
-    switch (at_ckpt_format_of(c->path)) {
-    case AT_CKPT_SAFETENSORS:
-        open_safetensors(c);
-        break;
-    case AT_CKPT_NPY:
-        open_npy(c);
-        break;
-    case AT_CKPT_RAW:
-        open_raw(c, opts);
-        break;
+    if (opts)
+        c->opts = *opts;
+    if (!c->opts.stream_max)
+        c->opts.stream_max = AT_CKPT_STREAM_MAX;
+    if (!c->opts.fifo_wait_ms)
+        c->opts.fifo_wait_ms = AT_CKPT_FIFO_WAIT_MS;
+    return c;
+}
+
+/* Puts the layers in the checkpoint's order, then marks ties and overlaps. */
+static at_ckpt *ckpt_finish(at_ckpt *c)
+{
+    if (c->status == AT_OK && c->count) {
+        qsort(c->layers, c->count, sizeof *c->layers, by_order);
+        ties_and_overlaps(c);
     }
     return c;
+}
+
+at_ckpt *at_ckpt_open(const char *path, const at_ckpt_opts *opts)
+{
+    at_ckpt *c = ckpt_new(path, opts);
+    if (c)
+        ckpt_open_path(c, c->path);
+    return c ? ckpt_finish(c) : NULL;
+}
+
+at_ckpt *ckpt_open_bytes(const void *p, size_t n, const char *name, const at_ckpt_opts *opts)
+{
+    at_ckpt *c = ckpt_new(name, opts);
+    if (c)
+        ckpt_read(c, p, n, c->path, ".");
+    return c ? ckpt_finish(c) : NULL;
 }
 
 int at_ckpt_status(const at_ckpt *self)
@@ -613,8 +555,17 @@ void at_ckpt_close(at_ckpt *self)
         free(self->layers[i].owned);
     }
     free(self->layers);
-    if (self->map)
-        munmap(self->map, self->map_size);
+    for (size_t i = 0; i < self->nkept; i++)
+        free(self->kept[i]);
+    free(self->kept);
+    for (size_t i = 0; i < self->nregions; i++) {
+        if (self->regions[i].mapped)
+            munmap(self->regions[i].base, self->regions[i].size);
+        else
+            free(self->regions[i].base);
+    }
+    free(self->regions);
+    ckpt_index_free(self->index);
     free(self->path);
     free(self);
 }
@@ -627,7 +578,7 @@ int at_ckpt_parse_shape(const char *s, int64_t shape[4])
         char *end;
         errno = 0;
         long long v = strtoll(p, &end, 10);
-        if (end == p || errno || v <= 0 || v > AT_MAX_DIM || n == 4 || *p == '+' || *p == ' ')
+        if (end == p || errno || v <= 0 || v > CKPT_MAX_DIM || n == 4 || *p == '+' || *p == ' ')
             return -1;
         shape[n++] = v;
         p = end;

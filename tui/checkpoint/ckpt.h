@@ -1,21 +1,34 @@
 /* ckpt.h -- read weight layers out of checkpoint files, without copying where possible.
  *
- * Formats (chosen by extension, docs/cli.md):
- *   .safetensors  every 2-D or 4-D F32/F16/BF16 tensor whose name ends in "weight"
- *   .npy          one 2-D or 4-D '<f4' or '<f2' array (v1, v2, v3 headers; fortran_order)
- *   anything else raw little-endian float32, row-major, with an explicit shape
+ * Formats, told apart by their content (the extension only picks which reader explains why a
+ * file it names is malformed):
+ *   safetensors      8-byte header length, JSON header, data
+ *   torch.save zip   .pt / .pth / pytorch_model.bin of torch >= 1.6 (PK\3\4, NAME/data.pkl and
+ *                    NAME/data/KEY storages); the pickle is read by a restricted interpreter
+ *                    that runs nothing (pickle.h)
+ *   .npy / .npz      numpy arrays, one or a zip of them (numpy.savez, savez_compressed)
+ *   index JSON       model.safetensors.index.json / pytorch_model.bin.index.json: the shards
+ *                    of one model, read as one checkpoint in the index's order
+ *   directory        a Hugging Face model directory (its index, model.safetensors,
+ *                    pytorch_model.bin, adapter_model.*), or the one checkpoint file in it
+ *   "-", pipe, FIFO  read into memory (opts' limits), then as above
+ *   anything else    raw little-endian float32, row-major, with an explicit shape
+ * In state dicts and safetensors, a layer is a 2-D or 4-D tensor whose name ends in "weight";
+ * a single .npy (or a bare saved tensor) is one layer named after the file.
  *
- * The file is mapped read-only; layer views point into the mapping (or into a copy when the
- * data is misaligned or in Fortran order) and stay valid until at_ckpt_close. Problems with one
- * tensor (bad offsets, size mismatch, unsupported dtype) are reported on that layer only, so the
- * other layers can still be analysed. Nothing here prints.
+ * Files are mapped read-only; layer views point into the mapping (or into a copy when the data
+ * is misaligned, not in C order, compressed or float64) and stay valid until at_ckpt_close.
+ * Problems with one tensor (bad offsets, size mismatch, unsupported dtype) are reported on that
+ * layer only, so the other layers can still be analysed; tensors not analysed by design (an
+ * integer or FP8 dtype, a tied copy of another layer) say why in skip. Nothing here prints.
  *
  *     at_ckpt *c = at_ckpt_open("model.safetensors", NULL);
  *     if (!c) ... out of memory
  *     if (at_ckpt_status(c) < 0) ... whole file unreadable: at_ckpt_last_error(c)
  *     for (size_t i = 0; i < at_ckpt_count(c); i++) {
  *         const at_ckpt_layer *l = at_ckpt_layer_at(c, i);
- *         if (l->err < 0) ... l->error names the problem; otherwise l->tensor is ready
+ *         if (l->skip[0]) ... not analysed, l->skip says why
+ *         else if (l->err < 0) ... l->error names the problem; otherwise l->tensor is ready
  *     }
  *     at_ckpt_close(c);
  */
@@ -27,12 +40,18 @@
 
 #include "alphatop/htsr.h"
 
-/* Open options. raw_ndim/raw_shape give the shape of a raw float32 file (2 or 4 dims); a raw
- * file without it is a usage error (AT_ERR_ARG). */
+/* Open options; all-zero gives the defaults. raw_ndim/raw_shape give the shape of a raw float32
+ * file (2 or 4 dims); a raw file without it is a usage error (AT_ERR_ARG). */
 typedef struct at_ckpt_opts {
     int raw_ndim;
     int64_t raw_shape[4];
+    size_t stream_max;  /* bytes read at most from a pipe, FIFO or "-" (0: AT_CKPT_STREAM_MAX) */
+    size_t inflate_max; /* bytes one compressed zip entry may inflate to (0: stream_max) */
+    int fifo_wait_ms;   /* a named FIFO's wait for its first byte (0: AT_CKPT_FIFO_WAIT_MS) */
 } at_ckpt_opts;
+
+#define AT_CKPT_STREAM_MAX ((size_t)4 << 30)
+#define AT_CKPT_FIFO_WAIT_MS 10000
 
 /* One layer of a checkpoint. All pointers are owned by the checkpoint. */
 typedef struct at_ckpt_layer {
@@ -41,13 +60,26 @@ typedef struct at_ckpt_layer {
     int err;           /* AT_OK, or why this layer cannot be used (tensor.data is then NULL) */
     const char *error; /* detail when err < 0, e.g. "data_offsets [0, 96) hold 96 bytes but
                           shape 4x8 of F32 needs 128"; "" otherwise */
+    const char *skip;  /* "" or, for a tensor not analysed by design, why: "tied to wte.weight",
+                          "dtype I8 is not a float type". err is then AT_ERR_UNSUPPORTED and
+                          error the same text, so code unaware of skips sees an unusable layer */
 } at_ckpt_layer;
 
 typedef struct at_ckpt at_ckpt;
 
-typedef enum at_ckpt_format { AT_CKPT_SAFETENSORS, AT_CKPT_NPY, AT_CKPT_RAW } at_ckpt_format;
+typedef enum at_ckpt_format {
+    AT_CKPT_SAFETENSORS,
+    AT_CKPT_NPY,
+    AT_CKPT_RAW,     /* no format recognised: raw float32, which needs a shape */
+    AT_CKPT_ZIP,     /* torch.save archive or .npz, told apart by the entries */
+    AT_CKPT_INDEX,   /* JSON: a sharded checkpoint's index */
+    AT_CKPT_PICKLE,  /* torch.save before torch 1.6 (a bare pickle): refused with a reason */
+    AT_CKPT_DIR,     /* a directory */
+    AT_CKPT_STREAM,  /* "-", a pipe or a FIFO: its format is known once read */
+    AT_CKPT_MISSING, /* cannot be examined (no such file, no permission): open says why */
+} at_ckpt_format;
 
-/* The format at_ckpt_open will read path as, from its extension. */
+/* The format at_ckpt_open will read path as, from its first bytes (a pipe is not read). */
 at_ckpt_format at_ckpt_format_of(const char *path);
 
 /* Opens and validates path. Returns NULL only when out of memory; a file that cannot be read at
@@ -55,8 +87,11 @@ at_ckpt_format at_ckpt_format_of(const char *path);
  * return value (close with at_ckpt_close). */
 at_ckpt *at_ckpt_open(const char *path, const at_ckpt_opts *opts);
 
-/* AT_OK, or the file-level error: AT_ERR_IO (cannot open/map), AT_ERR_FORMAT (malformed header),
- * AT_ERR_SIZE (truncated), AT_ERR_UNSUPPORTED, AT_ERR_ARG (raw file without a shape). */
+/* AT_OK, or the file-level error: AT_ERR_NOTFOUND (no such file, an empty directory, a missing
+ * shard), AT_ERR_IO (cannot open/map/read), AT_ERR_FORMAT (malformed header, archive, pickle or
+ * index), AT_ERR_SIZE (truncated, over a limit), AT_ERR_UNSUPPORTED (a pickle global or opcode
+ * outside the subset, the pre-1.6 torch format), AT_ERR_TIMEOUT (a FIFO nobody writes to),
+ * AT_ERR_ARG (raw file without a shape). */
 int at_ckpt_status(const at_ckpt *self);
 
 /* Detail of the file-level error ("" when none). Borrowed; never NULL. */

@@ -168,13 +168,24 @@ int at_fmt_json_parse(const cJSON *obj, at_metrics *m)
     return AT_OK;
 }
 
-int at_fmt_json_error(cJSON *obj, const char *name, const char *message)
+/* A layer without metrics: name, "status": status, status: message. */
+static int json_note(cJSON *obj, const char *name, const char *status, const char *message)
 {
     if ((name && !cJSON_AddStringToObject(obj, "name", name)) ||
-        !cJSON_AddStringToObject(obj, "status", "error") ||
-        !cJSON_AddStringToObject(obj, "error", message))
+        !cJSON_AddStringToObject(obj, "status", status) ||
+        !cJSON_AddStringToObject(obj, status, message))
         return AT_ERR_NOMEM;
     return AT_OK;
+}
+
+int at_fmt_json_error(cJSON *obj, const char *name, const char *message)
+{
+    return json_note(obj, name, "error", message);
+}
+
+int at_fmt_json_skipped(cJSON *obj, const char *name, const char *reason)
+{
+    return json_note(obj, name, "skipped", reason);
 }
 
 void at_fmt_csv_field(FILE *f, const char *s)
@@ -238,8 +249,9 @@ void at_fmt_csv_row(FILE *f, const char *file, const char *name, const at_metric
     fputs(",\n", f);
 }
 
-void at_fmt_csv_error(FILE *f, const char *file, const char *name, const char *message,
-                      unsigned flags)
+/* A row without metrics: status in the status column, message in the last. */
+static void csv_note(FILE *f, const char *file, const char *name, const char *status,
+                     const char *message, unsigned flags)
 {
     csv_lead(f, file, name);
     for (size_t i = 0; i < NCOLS; i++) {
@@ -247,11 +259,23 @@ void at_fmt_csv_error(FILE *f, const char *file, const char *name, const char *m
             continue;
         fputc(',', f);
         if (cols[i].type == C_STATUS)
-            fputs("error", f);
+            fputs(status, f);
     }
     fputc(',', f);
     at_fmt_csv_field(f, message);
     fputc('\n', f);
+}
+
+void at_fmt_csv_error(FILE *f, const char *file, const char *name, const char *message,
+                      unsigned flags)
+{
+    csv_note(f, file, name, "error", message, flags);
+}
+
+void at_fmt_csv_skipped(FILE *f, const char *file, const char *name, const char *reason,
+                        unsigned flags)
+{
+    csv_note(f, file, name, "skipped", reason, flags);
 }
 
 /* Table cells: fixed widths so rows line up without buffering the whole table. */

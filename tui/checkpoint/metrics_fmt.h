@@ -54,6 +54,10 @@ int at_fmt_json_error(cJSON *obj, const char *name, const char *message);
  * quote or a line break, as RFC 4180 requires. */
 void at_fmt_csv_field(FILE *f, const char *s);
 
+/* Adds the columns of a tensor not analysed by design (ckpt.h's skip: a tied copy, an integer
+ * dtype): name, "status": "skipped", "skipped": reason. Returns AT_OK or AT_ERR_NOMEM. */
+int at_fmt_json_skipped(cJSON *obj, const char *name, const char *reason);
+
 /* CSV header line / one row ending in '\n'. With file non-NULL a leading "file" column is
  * written (pass any non-NULL string to the header to get it). Strings are quoted as RFC 4180
  * requires; error rows have status "error" and the message in the "error" column (last). */
@@ -62,6 +66,9 @@ void at_fmt_csv_row(FILE *f, const char *file, const char *name, const at_metric
                     unsigned flags);
 void at_fmt_csv_error(FILE *f, const char *file, const char *name, const char *message,
                       unsigned flags);
+/* A tensor not analysed by design: status "skipped", the reason in the "error" column. */
+void at_fmt_csv_skipped(FILE *f, const char *file, const char *name, const char *reason,
+                        unsigned flags);
 
 /* Aligned table for people: name (padded to name_width), shape, alpha, xmin, D, spikes,
  * alpha_weighted, log_norm, log_spectral_norm, stable_rank, optional detX/traps columns,

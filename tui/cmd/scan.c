@@ -101,18 +101,16 @@ static void progress_clear(const scan *s)
         fputs("\r\033[K", stderr);
 }
 
-static void report_error(scan *s, const char *file, const char *name, const char *shape,
-                         const char *msg)
+/* A row without metrics in the output format: an error, or a tensor the reader skips by
+ * design (ckpt.h's skip), with its message. */
+static void note_row(const scan *s, const char *file, const char *name, const char *shape,
+                     int skipped, const char *msg)
 {
-    s->failed = 1;
-    progress_clear(s);
-    fprintf(stderr, "alphatop scan: %s: %s%s%s\n", file, name ? name : "", name ? ": " : "", msg);
-    if (!name)
-        return;
     if (s->format == OUT_JSON) {
         cJSON *o = cJSON_CreateObject();
         if (o && cJSON_AddStringToObject(o, "type", "layer") &&
-            cJSON_AddStringToObject(o, "file", file) && at_fmt_json_error(o, name, msg) == AT_OK) {
+            cJSON_AddStringToObject(o, "file", file) &&
+            (skipped ? at_fmt_json_skipped : at_fmt_json_error)(o, name, msg) == AT_OK) {
             char *line = cJSON_PrintUnformatted(o);
             if (line)
                 puts(line);
@@ -120,12 +118,30 @@ static void report_error(scan *s, const char *file, const char *name, const char
         }
         cJSON_Delete(o);
     } else if (s->format == OUT_CSV) {
-        at_fmt_csv_error(stdout, file, name, msg, s->flags);
+        (skipped ? at_fmt_csv_skipped : at_fmt_csv_error)(stdout, file, name, msg, s->flags);
     } else {
         char text[600];
-        snprintf(text, sizeof text, "error: %s", msg);
+        snprintf(text, sizeof text, "%s: %s", skipped ? "skipped" : "error", msg);
         at_fmt_table_note(stdout, s->name_width, name, shape, text);
     }
+}
+
+static void report_error(scan *s, const char *file, const char *name, const char *shape,
+                         const char *msg)
+{
+    s->failed = 1;
+    progress_clear(s);
+    fprintf(stderr, "alphatop scan: %s: %s%s%s\n", file, name ? name : "", name ? ": " : "", msg);
+    if (name)
+        note_row(s, file, name, shape, 0, msg);
+}
+
+/* Not an error, and not in the summary. */
+static void report_skipped(const scan *s, const char *file, const char *name, const char *shape,
+                           const char *reason)
+{
+    progress_clear(s);
+    note_row(s, file, name, shape, 1, reason);
 }
 
 static void note(const scan *s, const char *file, const char *name, const char *msg)
@@ -291,6 +307,10 @@ static void scan_job(scan *s, const at_ckpt *c, const job *j, at_summary *sum)
     const char *key = at_ckpt_count(c) == 1 ? "" : j->name;
     char shape[64], msg[640];
     at_shape_str(shape, sizeof shape, l->tensor.ndim, l->tensor.shape);
+    if (l->skip[0]) {
+        report_skipped(s, file, j->name, shape, l->skip);
+        return;
+    }
     if (l->err < 0) {
         report_error(s, file, j->name, shape, l->error);
         return;
