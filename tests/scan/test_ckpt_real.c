@@ -132,6 +132,35 @@ static void test_same_numbers(void **state)
     assert_same_rows(args, "mlp.safetensors", NULL, 0);
 }
 
+/* diff of a checkpoint with itself: a tied copy and an int8 tensor are noted on stderr as not
+ * compared, never counted as failures (exit 0), and every other layer's change is 0. */
+static void test_diff_skips(void **state)
+{
+    (void)state;
+    static const char *const files[][2] = {{"tied.pt", "lm_head.weight: not compared: tied to"},
+                                           {"int8.pt", "q.weight: not compared: dtype int8"}};
+    for (size_t i = 0; i < 2; i++) {
+        char cmd[1400], *out, *err;
+        snprintf(cmd, sizeof cmd, "diff --json %s %s", in_dir(files[i][0]), in_dir(files[i][0]));
+        assert_int_equal(tf_run(cmd, &out, &err), 0);
+        if (!strstr(err, files[i][1]))
+            fail_msg("%s: stderr lacks '%s':\n%s", files[i][0], files[i][1], err);
+        int rows = 0;
+        for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+            cJSON *row = cJSON_Parse(line);
+            const cJSON *ch = cJSON_GetObjectItemCaseSensitive(row, "alpha_change");
+            if (cJSON_IsNumber(ch)) {
+                assert_true(ch->valuedouble == 0.0);
+                rows++;
+            }
+            cJSON_Delete(row);
+        }
+        assert_true(rows >= 1);
+        free(out);
+        free(err);
+    }
+}
+
 /* Each malformed input: exit 1, one line on stderr saying what is wrong. */
 static void test_malformed(void **state)
 {
@@ -211,6 +240,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_same_numbers),
+        cmocka_unit_test(test_diff_skips),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_fifo),
     };

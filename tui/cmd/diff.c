@@ -228,6 +228,14 @@ static void run_diff(diff *d, const at_ckpt *a, const at_ckpt *b)
             pr.status = AT_PAIR_OK;
             pr.transposed = 0;
         }
+        /* Tensors not analysed by design (a tied copy, an integer dtype) are no failure. */
+        const at_ckpt_layer *skipped = l->skip[0]                      ? l
+                                       : pr.other && pr.other->skip[0] ? pr.other
+                                                                       : NULL;
+        if (skipped) {
+            fprintf(stderr, "alphatop diff: %s: not compared: %s\n", name, skipped->skip);
+            continue;
+        }
         char why[640], shape[64];
         at_pair_describe(&pr, l, why, sizeof why);
         if (pr.status != AT_PAIR_OK) {
@@ -259,8 +267,9 @@ static void run_diff(diff *d, const at_ckpt *a, const at_ckpt *b)
         }
     }
     for (size_t k = 0; k < at_pairing_unmatched_count(p); k++) {
-        const char *only = at_pairing_unmatched(p, k)->name;
-        if (!d->have_re || !regexec(&d->re, only, 0, NULL, 0))
+        const at_ckpt_layer *ol = at_pairing_unmatched(p, k);
+        const char *only = ol->name;
+        if (!ol->skip[0] && (!d->have_re || !regexec(&d->re, only, 0, NULL, 0)))
             problem(d, at_ckpt_path(b), only, "only in B, no layer of A pairs with it");
     }
     if (!d->json && sa.layers) {

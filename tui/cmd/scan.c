@@ -18,9 +18,12 @@
 static const char about[] =
     "HTSR metrics of every layer in checkpoint files, in exact mode (the reference's numbers)\n"
     "unless --fast.\n"
-    "FILE is .safetensors (every 2-D or 4-D F32/F16/BF16 tensor whose name ends in 'weight';\n"
-    "LoRA pairs '*lora_A*weight' + '*lora_B*weight' are analysed as one layer B A), .npy\n"
-    "('<f4' or '<f2', 2-D or 4-D), or raw little-endian float32 with --shape.\n"
+    "FILE is a checkpoint, told apart by its content: .safetensors, a torch.save file (.pt,\n"
+    ".pth, pytorch_model.bin; read without running its pickle), .npy / .npz, a Hugging Face\n"
+    "model directory or sharded index (*.index.json), '-' for standard input, or raw\n"
+    "little-endian float32 with --shape. Every 2-D or 4-D F32/F16/BF16/F64 tensor whose name ends\n"
+    "in 'weight' is a layer; LoRA pairs '*lora_A*weight' + '*lora_B*weight' are analysed as one\n"
+    "layer B A; tied copies and integer/FP8 tensors are listed as skipped.\n"
     "Output (stdout): an aligned table per file and its model summary, or --json / --csv.\n";
 
 static const char notes[] =
