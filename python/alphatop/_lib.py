@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Loads libalphatop_agent.so and declares the C API of agent/include/alphatop/agent.h.
 
 The library is looked up, in order: $ALPHATOP_LIB (the .so file, or a directory holding it);

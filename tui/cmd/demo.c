@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* demo.c -- `alphatop demo`: a real training run streaming into the live view. */
 #include <errno.h>
 #include <fcntl.h>
