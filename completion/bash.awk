@@ -25,9 +25,13 @@ END {
     print "# SPDX-License-Identifier: Apache-2.0"
     print "# bash completion for alphatop, generated at build time from the program's own --help"
     print "# (completion/bash.awk): the commands and options of its option tables."
-    print "_alphatop_files() {"
+    print "_alphatop_files() { # CUR"
     print "    compopt -o filenames 2>/dev/null"
     print "    mapfile -t COMPREPLY < <(compgen -f -- \"$1\")"
+    print "}"
+    print ""
+    print "_alphatop_words() { # WORDS CUR"
+    print "    mapfile -t COMPREPLY < <(compgen -W \"$1\" -- \"$2\")"
     print "}"
     print ""
     print "_alphatop() {"
@@ -43,7 +47,7 @@ END {
     for (i = 1; i <= ncmd; i++)
         list = add(list, cmds[i])
     print "    if ((COMP_CWORD == 1)) && [[ $cur != -* ]]; then"
-    print "        mapfile -t COMPREPLY < <(compgen -W '" list "' -- \"$cur\")"
+    print "        _alphatop_words '" list "' \"$cur\""
     print "        return"
     print "    fi"
     print "    # A first word that is an option: the options are watch's (docs/cli.md)."
@@ -54,7 +58,7 @@ END {
         if (kind == "file")
             action = "_alphatop_files \"$cur\""
         else if (kind ~ /^words:/)
-            action = "mapfile -t COMPREPLY < <(compgen -W '" substr(kind, 7) "' -- \"$cur\")"
+            action = "_alphatop_words '" substr(kind, 7) "' \"$cur\""
         else
             action = ":"
         print "    " value_case[kind] ")"
@@ -82,7 +86,7 @@ END {
     print "    *) return ;;"
     print "    esac"
     print "    if [[ $cur == -* ]]; then"
-    print "        mapfile -t COMPREPLY < <(compgen -W \"$opts\" -- \"$cur\")"
+    print "        _alphatop_words \"$opts\" \"$cur\""
     print "        return"
     print "    fi"
     print "    case $cmd in"
