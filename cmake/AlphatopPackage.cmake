@@ -7,9 +7,21 @@
 # `cmake --install BUILD --prefix DIR`) still works.
 include(CMakePackageConfigHelpers)
 
-# alphatop.pc lives in LIBDIR/pkgconfig: its prefix and includedir relative to ${pcfiledir}.
-file(RELATIVE_PATH at_pc_to_prefix ${CMAKE_INSTALL_FULL_LIBDIR}/pkgconfig ${CMAKE_INSTALL_PREFIX})
-file(RELATIVE_PATH at_prefix_to_include ${CMAKE_INSTALL_PREFIX} ${CMAKE_INSTALL_FULL_INCLUDEDIR})
+# alphatop.pc lives in LIBDIR/pkgconfig: its directories relative to ${pcfiledir}, except for
+# the system prefix /usr (a distribution's package, never moved), written as they are so that
+# pkg-config sees /usr/include and /usr/lib* as system directories and leaves them out.
+if(CMAKE_INSTALL_PREFIX STREQUAL "/usr")
+    set(at_pc_prefix /usr)
+    set(at_pc_libdir ${CMAKE_INSTALL_FULL_LIBDIR})
+    set(at_pc_includedir ${CMAKE_INSTALL_FULL_INCLUDEDIR})
+else()
+    file(RELATIVE_PATH at_rel ${CMAKE_INSTALL_FULL_LIBDIR}/pkgconfig ${CMAKE_INSTALL_PREFIX})
+    string(REGEX REPLACE "/$" "" at_rel "${at_rel}")
+    set(at_pc_prefix "\${pcfiledir}/${at_rel}")
+    set(at_pc_libdir "\${pcfiledir}/..")
+    file(RELATIVE_PATH at_rel ${CMAKE_INSTALL_PREFIX} ${CMAKE_INSTALL_FULL_INCLUDEDIR})
+    set(at_pc_includedir "\${prefix}/${at_rel}")
+endif()
 configure_file(${PROJECT_SOURCE_DIR}/cmake/alphatop.pc.in ${PROJECT_BINARY_DIR}/alphatop.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/alphatop.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
 
