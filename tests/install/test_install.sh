@@ -138,6 +138,13 @@ rc=0
 grep -q "cannot find the C trainer: no $tmp/lone/.*c_trainer (installed)" "$tmp/lone.err" ||
     fail "a lone copy's demo did not say what is missing: $(cat "$tmp/lone.err")"
 ok "a lone copy's demo says which files are missing (exit 2)"
+mv "$p/$AT_PYTHON_DIR/alphatop" "$tmp/package-aside"
+rc=0
+"$p/$AT_BINDIR/alphatop" demo --headless --trainer torch >/dev/null 2>"$tmp/nopkg.err" || rc=$?
+mv "$tmp/package-aside" "$p/$AT_PYTHON_DIR/alphatop"
+[[ $rc == 2 ]] && grep -q "but not the Python package it needs" "$tmp/nopkg.err" ||
+    fail "the demo without the Python package exited $rc: $(cat "$tmp/nopkg.err")"
+ok "the demo without the installed Python package says so (exit 2)"
 
 # Man pages: man renders them, groff finds nothing to warn about.
 for page in alphatop alphatop-keygen; do
