@@ -1,15 +1,23 @@
+# SPDX-License-Identifier: Apache-2.0
 """Loads libalphatop_agent.so and declares the C API of agent/include/alphatop/agent.h.
 
 The library is looked up, in order: $ALPHATOP_LIB (the .so file, or a directory holding it);
-next to this package (where `cmake --install` puts it); the build trees of a source checkout
-(build*/agent/ beside python/); then the dynamic loader's own search (LD_LIBRARY_PATH, ldconfig).
+next to this package; the library directory of the prefix this package is installed in
+(PREFIX/lib/python3.X/dist-packages/alphatop -> PREFIX/lib, where `cmake --install` puts
+both); the build trees of a source checkout (build*/agent/ beside python/); then the dynamic
+loader's own search for its SONAME (LD_LIBRARY_PATH, the ldconfig cache, /usr/lib), which finds
+a library installed in the system for a package installed with `pip install ./python`.
 """
 
 import ctypes
 import glob
 import os
+import sysconfig
 
 LIBNAME = "libalphatop_agent.so"
+# The name the loader knows an installed library by: the shared library's SONAME
+# (VERSION/SOVERSION in agent/CMakeLists.txt; tests/install checks they agree).
+SONAME = LIBNAME + ".0"
 
 # at_status values used here (common/include/alphatop/status.h).
 AT_OK = 0
@@ -69,17 +77,39 @@ class Stats(ctypes.Structure):
     ]
 
 
+def _in_dir(d):
+    """The library in directory d: its SONAME file (an install), else the plain name (a build)."""
+    path = os.path.join(d, SONAME)
+    return path if os.path.exists(path) else os.path.join(d, LIBNAME)
+
+
+def _prefix_libdirs(here):
+    """Library directories of the prefix the package at here is installed in, if it is in one
+    (PREFIX/lib*/python3.X/{dist,site}-packages/alphatop): PREFIX/lib/MULTIARCH, lib64, lib."""
+    pydir = os.path.dirname(os.path.dirname(here))
+    if not os.path.basename(pydir).startswith("python"):
+        return []
+    prefix = os.path.dirname(os.path.dirname(pydir))
+    arch = sysconfig.get_config_var("MULTIARCH")
+    return ([os.path.join(prefix, "lib", arch)] if arch else []) + [
+        os.path.join(prefix, d) for d in ("lib64", "lib")
+    ]
+
+
 def _candidates():
     env = os.environ.get("ALPHATOP_LIB")
     if env:
-        yield os.path.join(env, LIBNAME) if os.path.isdir(env) else env
+        yield _in_dir(env) if os.path.isdir(env) else env
         return
     here = os.path.dirname(os.path.abspath(__file__))
-    yield os.path.join(here, LIBNAME)
+    yield _in_dir(here)
+    for d in _prefix_libdirs(here):
+        if os.path.exists(os.path.join(d, SONAME)):
+            yield os.path.join(d, SONAME)
     # A source checkout: python/alphatop/ -> the repository root, then its build directories.
     root = os.path.dirname(os.path.dirname(here))
     yield from sorted(glob.glob(os.path.join(root, "build*", "agent", LIBNAME)))
-    yield LIBNAME
+    yield SONAME
 
 
 def _declare(lib):
@@ -143,6 +173,7 @@ def load():
         "alphatop: cannot load the agent library " + LIBNAME + ". Tried:\n  "
         + "\n  ".join(tried)
         + "\nBuild it with `cmake -S . -B build && cmake --build build -j2` in the alphatop"
-        " repository (it lands in build/agent/), then set ALPHATOP_LIB=/path/to/build/agent"
-        " or install with `cmake --install build` (see docs/python.md)."
+        " repository (it lands in build/agent/), then set ALPHATOP_LIB=/path/to/build/agent,"
+        " or install it with `cmake --install build` (with a prefix the loader does not search,"
+        " set LD_LIBRARY_PATH=PREFIX/lib; see docs/python.md)."
     )

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* demo.c -- `alphatop demo`: a real training run streaming into the live view. */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,16 +15,44 @@
 #include "commands.h"
 
 static const char demo_about[] =
-    "Starts a real training run from examples/ that publishes to this monitor on a private\n"
-    "endpoint, and shows it live: the PyTorch grokking example (/usr/bin/python3 with torch)\n"
-    "if torch is importable, else the C trainer. Quitting the view stops the trainer.\n";
+    "Starts a real training run (one of alphatop's examples) that publishes to this monitor on\n"
+    "a private endpoint, and shows it live: the PyTorch grokking example (/usr/bin/python3 with\n"
+    "torch) if torch is importable, else the C trainer. Quitting the view stops the trainer.\n";
 
 static const char demo_notes[] =
+    "The examples are found next to this program: PREFIX/share/alphatop/examples and\n"
+    "PREFIX/libexec/alphatop when installed, BUILD/examples in a build tree.\n"
     "The trainer's own output goes to /tmp/alphatop-demo-PID-N.log. When the automatically\n"
     "chosen PyTorch trainer cannot run, the demo falls back to the C trainer. A trainer that\n"
     "fails on its own ends the demo with exit status 1.\n";
 
-/* Directory of the running alphatop binary (the build tree's tui/), into buf. */
+/* Where the demo's parts are, relative to the directory of the running program: the installed
+ * layout (PREFIX/bin/alphatop) and the build tree's (BUILD/tui/alphatop). CMake defines the
+ * AT_DEMO_* paths from the install directories and the build tree (tui/cmd/CMakeLists.txt). */
+typedef struct layout {
+    const char *name;     /* in messages */
+    const char *examples; /* holds torch_grokking.py */
+    const char *trainers; /* holds the C trainer, c_trainer */
+    const char *python;   /* holds the alphatop package */
+    const char *lib;      /* holds libalphatop_agent.so */
+} layout;
+
+static const layout layouts[] = {
+    {"installed", AT_DEMO_INSTALLED_EXAMPLES, AT_DEMO_INSTALLED_TRAINERS, AT_DEMO_INSTALLED_PYTHON,
+     AT_DEMO_INSTALLED_LIB},
+    {"build tree", AT_DEMO_BUILD_EXAMPLES, AT_DEMO_BUILD_TRAINERS, AT_DEMO_BUILD_PYTHON,
+     AT_DEMO_BUILD_LIB},
+};
+#define NLAYOUTS (sizeof layouts / sizeof layouts[0])
+
+/* A trainer and what it runs with, all paths absolute. */
+typedef struct trainer_paths {
+    char program[PATH_MAX]; /* the script or executable */
+    char python[PATH_MAX];  /* for PYTHONPATH */
+    char lib[PATH_MAX];     /* for ALPHATOP_LIB */
+} trainer_paths;
+
+/* Directory of the running alphatop binary, into buf. */
 static int exe_dir(char *buf, size_t cap)
 {
     ssize_t n = readlink("/proc/self/exe", buf, cap - 1);
@@ -37,15 +66,50 @@ static int exe_dir(char *buf, size_t cap)
     return 0;
 }
 
-/* The C trainer built next to the monitor: BUILD/examples/NAME. */
-static int c_trainer(char *buf, size_t cap, const char *tui_dir)
+/* dir/rel/name into buf (cap PATH_MAX); 0 if it fits. */
+static int join(char *buf, const char *dir, const char *rel, const char *name)
 {
-    snprintf(buf, cap, "%s/../examples/c_trainer", tui_dir);
-    return access(buf, X_OK);
+    int n = snprintf(buf, PATH_MAX, "%s/%s/%s", dir, rel, name);
+    return n > 0 && n < PATH_MAX ? 0 : -1;
+}
+
+/* Finds trainer ("torch" or "c") in the first layout that has it, and there the Python package
+ * and the agent library it uses. Returns 0, or -1 after saying on stderr what is missing where. */
+static int find_trainer(trainer_paths *tp, const char *trainer, const char *bin)
+{
+    const int torch = !strcmp(trainer, "torch");
+    const char *name = torch ? "torch_grokking.py" : "c_trainer";
+    for (size_t i = 0; i < NLAYOUTS; i++) {
+        const layout *l = &layouts[i];
+        if (join(tp->program, bin, torch ? l->examples : l->trainers, name) != 0 ||
+            access(tp->program, torch ? R_OK : X_OK) != 0)
+            continue;
+        char package[PATH_MAX];
+        if (join(tp->python, bin, l->python, "") != 0 || join(tp->lib, bin, l->lib, "") != 0 ||
+            join(package, bin, l->python, "alphatop/__init__.py") != 0)
+            continue;
+        if (torch && access(package, R_OK) != 0) {
+            fprintf(stderr,
+                    "alphatop demo: found %s, but not the Python package it needs (no %s); "
+                    "install alphatop with `cmake --install BUILD`\n",
+                    tp->program, package);
+            return -1;
+        }
+        return 0;
+    }
+    fprintf(stderr, "alphatop demo: cannot find the %s trainer: no", torch ? "PyTorch" : "C");
+    for (size_t i = 0; i < NLAYOUTS; i++) {
+        const layout *l = &layouts[i];
+        char path[PATH_MAX];
+        join(path, bin, torch ? l->examples : l->trainers, name);
+        fprintf(stderr, "%s %s (%s)", i ? " nor" : "", path, l->name);
+    }
+    fputs("; install alphatop with `cmake --install BUILD`, or run BUILD/tui/alphatop\n", stderr);
+    return -1;
 }
 
 /* Starts the trainer in its own process group, output to logpath. Returns its pid or -1. */
-static pid_t spawn_trainer(const char *const *argv, const char *logpath, const char *tui_dir,
+static pid_t spawn_trainer(const char *const *argv, const char *logpath, const trainer_paths *tp,
                            const char *endpoint)
 {
     pid_t pid = fork();
@@ -61,10 +125,13 @@ static pid_t spawn_trainer(const char *const *argv, const char *logpath, const c
     }
     if (devnull >= 0)
         dup2(devnull, STDIN_FILENO);
-    char lib[PATH_MAX + 32];
-    snprintf(lib, sizeof lib, "%s/../agent", tui_dir);
-    setenv("ALPHATOP_LIB", lib, 1);
-    setenv("PYTHONPATH", AT_SOURCE_DIR "/python", 1);
+    /* This alphatop's own package and library first, whatever else the user has. */
+    const char *old = getenv("PYTHONPATH");
+    char pythonpath[2 * PATH_MAX + 2];
+    snprintf(pythonpath, sizeof pythonpath, "%s%s%s", tp->python, old && *old ? ":" : "",
+             old && *old ? old : "");
+    setenv("PYTHONPATH", pythonpath, 1);
+    setenv("ALPHATOP_LIB", tp->lib, 1);
     setenv("ALPHATOP_ENDPOINT", endpoint, 1);
     setenv("OMP_NUM_THREADS", "1", 1);
     execv(argv[0], (char *const *)argv);
@@ -110,16 +177,21 @@ static void stop_trainer(pid_t pid)
 
 /* What every attempt shares. */
 typedef struct demo {
-    const char *tui_dir, *every, *max, *record;
+    const char *bin; /* the directory of this program */
+    const char *every, *max, *record;
     int headless;
 } demo;
 
 /* Runs the monitor with trainer ("torch" or "c") feeding it, until the view quits, the
- * snapshots are done or the trainer fails (trainer_failed set). Returns watch's exit code. */
+ * snapshots are done or the trainer fails (trainer_failed set). Returns watch's exit code, or
+ * -1 when the trainer is not there (said on stderr). */
 static int run_demo(const demo *d, const char *trainer)
 {
     static int attempt;
-    char endpoint[128], logpath[128], cbin[PATH_MAX + 64];
+    trainer_paths tp;
+    if (find_trainer(&tp, trainer, d->bin) != 0)
+        return -1;
+    char endpoint[128], logpath[128];
     snprintf(endpoint, sizeof endpoint, "ipc:///tmp/alphatop-demo-%d-%d.ipc", (int)getpid(),
              attempt);
     snprintf(logpath, sizeof logpath, "/tmp/alphatop-demo-%d-%d.log", (int)getpid(), attempt++);
@@ -127,18 +199,11 @@ static int run_demo(const demo *d, const char *trainer)
     int n = 0;
     if (!strcmp(trainer, "torch")) {
         targv[n++] = "/usr/bin/python3";
-        targv[n++] = AT_SOURCE_DIR "/examples/torch_grokking.py";
+        targv[n++] = tp.program;
         targv[n++] = "--publish";
         targv[n++] = "--quiet";
     } else {
-        if (c_trainer(cbin, sizeof cbin, d->tui_dir) != 0) {
-            fprintf(stderr,
-                    "alphatop demo: the C trainer is not built (looked in %s/../examples/); "
-                    "build the project with CMake first\n",
-                    d->tui_dir);
-            return AT_EXIT_USAGE;
-        }
-        targv[n++] = cbin;
+        targv[n++] = tp.program;
         targv[n++] = "--quiet";
     }
     targv[n++] = "--endpoint";
@@ -167,7 +232,7 @@ static int run_demo(const demo *d, const char *trainer)
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_NOCLDSTOP | SA_RESTART;
     sigaction(SIGCHLD, &sa, NULL);
-    pid_t pid = spawn_trainer(targv, logpath, d->tui_dir, endpoint);
+    pid_t pid = spawn_trainer(targv, logpath, &tp, endpoint);
     if (pid < 0) {
         fprintf(stderr, "alphatop demo: cannot start the trainer: %s\n", strerror(errno));
         return AT_EXIT_USAGE;
@@ -224,24 +289,28 @@ int cmd_demo(int argc, char **argv)
     char every_s[24], max_s[24];
     snprintf(every_s, sizeof every_s, "%lld", (long long)every);
     snprintf(max_s, sizeof max_s, "%lld", (long long)max);
-    char tui_dir[PATH_MAX];
-    if (exe_dir(tui_dir, sizeof tui_dir) != 0) {
+    char bin[PATH_MAX];
+    if (exe_dir(bin, sizeof bin) != 0) {
         fputs("alphatop demo: cannot find my own binary\n", stderr);
         return AT_EXIT_USAGE;
     }
-    demo d = {.tui_dir = tui_dir,
+    demo d = {.bin = bin,
               .every = every_s,
               .max = max ? max_s : NULL,
               .record = record,
               .headless = headless};
     if (trainer)
-        return run_demo(&d, trainer);
-    /* torch when it works here, else the C trainer. */
-    rc = access("/usr/bin/python3", X_OK) == 0 ? run_demo(&d, "torch") : -1;
-    if (rc >= 0 && !trainer_failed)
-        return rc;
-    if (rc >= 0)
-        fputs("alphatop demo: falling back to the C trainer\n", stderr);
-    trainer_failed = 0;
-    return run_demo(&d, "c");
+        rc = run_demo(&d, trainer);
+    else {
+        /* torch when it works here, else the C trainer. */
+        const int python = access("/usr/bin/python3", X_OK) == 0;
+        rc = python ? run_demo(&d, "torch") : -1;
+        if (rc >= 0 && !trainer_failed)
+            return rc;
+        if (python)
+            fputs("alphatop demo: falling back to the C trainer\n", stderr);
+        trainer_failed = 0;
+        rc = run_demo(&d, "c");
+    }
+    return rc < 0 ? AT_EXIT_USAGE : rc;
 }

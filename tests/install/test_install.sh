@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# alphatop installed as a user installs it: `cmake --install BUILD --prefix TMP`, then the
+# tree moved elsewhere (an install must not depend on where it was made), then everything a
+# user does with it: C programs built with pkg-config and with find_package(alphatop) (shared
+# and static), `import alphatop` from the installed package and from `pip install ./python`,
+# the installed alphatop's --version and demo (and a lone copy's demo saying what is missing),
+# the man pages, and the completion scripts.
+# The install directories come from CMake (tests/install/CMakeLists.txt): AT_BINDIR, AT_LIBDIR,
+# AT_INCLUDEDIR, AT_MANDIR, AT_DATADIR, AT_LIBEXECDIR, AT_PYTHON_DIR, AT_BASH_COMPLETION_DIR,
+# AT_ZSH_COMPLETION_DIR (relative to the prefix), and AT_BUILD_DIR, AT_SOURCE_DIR, AT_VERSION,
+# CC, AT_SANITIZE (1: the build is instrumented, so are the programs built here).
+set -euo pipefail
+tmp=$(mktemp -d /tmp/alphatop-install.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+checks=0
+ok() {
+    checks=$((checks + 1))
+    echo "ok: $*"
+}
+fail() {
+    echo "FAILED: $*" >&2
+    exit 1
+}
+
+cflags=()
+pyenv=(env -u ALPHATOP_LIB -u PYTHONPATH -u LD_LIBRARY_PATH PYTHONDONTWRITEBYTECODE=1)
+if [[ ${AT_SANITIZE:-0} == 1 ]]; then
+    cflags=(-fsanitize=address,undefined)
+    # python is not instrumented: the sanitizer runtimes must be loaded before anything else.
+    pyenv+=("LD_PRELOAD=$($CC -print-file-name=libasan.so):$($CC -print-file-name=libubsan.so)"
+            ASAN_OPTIONS=detect_leaks=0)
+fi
+
+cmake --install "$AT_BUILD_DIR" --prefix "$tmp/staged" >"$tmp/install.log"
+mv "$tmp/staged" "$tmp/prefix"
+p=$tmp/prefix
+lib=$p/$AT_LIBDIR
+for f in "$AT_BINDIR/alphatop" "$AT_BINDIR/alphatop-keygen" \
+    "$AT_LIBDIR/libalphatop_agent.so" "$AT_LIBDIR/libalphatop_agent.a" \
+    "$AT_INCLUDEDIR/alphatop/agent.h" "$AT_INCLUDEDIR/alphatop/protocol.h" \
+    "$AT_INCLUDEDIR/alphatop/status.h" "$AT_LIBDIR/pkgconfig/alphatop.pc" \
+    "$AT_LIBDIR/cmake/alphatop/alphatopConfig.cmake" \
+    "$AT_LIBDIR/cmake/alphatop/alphatopConfigVersion.cmake" \
+    "$AT_MANDIR/man1/alphatop.1" "$AT_MANDIR/man1/alphatop-keygen.1" \
+    "$AT_BASH_COMPLETION_DIR/alphatop" "$AT_ZSH_COMPLETION_DIR/_alphatop" \
+    "$AT_LIBEXECDIR/alphatop/c_trainer" "$AT_DATADIR/alphatop/examples/torch_grokking.py" \
+    "$AT_PYTHON_DIR/alphatop/__init__.py" "$AT_PYTHON_DIR/alphatop/_lib.py"; do
+    [[ -e $p/$f ]] || fail "cmake --install did not install $f"
+done
+ok "cmake --install put every file in place (installed into one prefix, then moved)"
+
+# The shared library's SONAME is the name the Python package asks the loader for.
+soname=$(objdump -p "$lib/libalphatop_agent.so" | awk '$1 == "SONAME" { print $2 }')
+[[ -e $lib/$soname ]] || fail "SONAME $soname is not installed"
+py_soname=$("${pyenv[@]}" PYTHONPATH="$p/$AT_PYTHON_DIR" /usr/bin/python3 -c \
+    'import alphatop._lib as l; print(l.SONAME)')
+[[ $soname == "$py_soname" ]] || fail "SONAME $soname, but alphatop/_lib.py loads $py_soname"
+ok "SONAME $soname, as alphatop/_lib.py expects"
+
+# pkg-config: the shared library, then the static one alone (-l:libalphatop_agent.a), whose
+# protocol and common objects must be inside for the link to succeed.
+export PKG_CONFIG_PATH=$lib/pkgconfig
+[[ $(pkg-config --modversion alphatop) == "$AT_VERSION" ]] || fail "pkg-config --modversion"
+read -ra pc_flags <<<"$(pkg-config --cflags --libs alphatop)"
+"$CC" "${cflags[@]}" -o "$tmp/app_pc" "$AT_SOURCE_DIR/tests/install/app.c" "${pc_flags[@]}"
+LD_LIBRARY_PATH=$lib "$tmp/app_pc" "ipc://$tmp/pc.ipc" | grep -q '^agent ok' ||
+    fail "the program built with pkg-config did not run"
+readelf -d "$tmp/app_pc" | grep -q "NEEDED.*\[$soname\]" || fail "app_pc does not need $soname"
+# alphatop's own Libs and Libs.private (depth 2: not its requirements' static closure, which
+# Debian's libzmq cannot give: its norm.pc names a libprotokit.a no package ships), then its
+# Requires.private, shared.
+pc_static="$(pkg-config --cflags --static --libs --maximum-traverse-depth=2 alphatop)"
+read -ra pc_static <<<"$pc_static $(pkg-config --libs libzmq libcjson)"
+pc_static=("${pc_static[@]/#-lalphatop_agent/-l:libalphatop_agent.a}")
+"$CC" "${cflags[@]}" -o "$tmp/app_pc_static" "$AT_SOURCE_DIR/tests/install/app.c" \
+    "${pc_static[@]}"
+"$tmp/app_pc_static" "ipc://$tmp/pcs.ipc" | grep -q '^agent ok' ||
+    fail "the program linked with libalphatop_agent.a did not run"
+! readelf -d "$tmp/app_pc_static" | grep -q libalphatop_agent || fail "app_pc_static is not static"
+ok "cc \$(pkg-config --cflags --libs alphatop): builds and runs, shared and static"
+
+# find_package(alphatop): alphatop::agent and alphatop::agent_static.
+cmake -S "$AT_SOURCE_DIR/tests/install/consumer" -B "$tmp/consumer" -DCMAKE_PREFIX_PATH="$p" \
+    -DAT_VERSION="$AT_VERSION" -DCMAKE_C_FLAGS="${cflags[*]}" >"$tmp/consumer.log" 2>&1 ||
+    fail "find_package(alphatop) failed: $(cat "$tmp/consumer.log")"
+cmake --build "$tmp/consumer" >>"$tmp/consumer.log" 2>&1 ||
+    fail "building against alphatop::agent failed: $(cat "$tmp/consumer.log")"
+"$tmp/consumer/app_shared" "ipc://$tmp/cm.ipc" | grep -q '^agent ok' || fail "app_shared"
+"$tmp/consumer/app_static" "ipc://$tmp/cms.ipc" | grep -q '^agent ok' || fail "app_static"
+ok "find_package(alphatop): alphatop::agent and alphatop::agent_static build and run"
+
+# The installed package finds the installed library with no variable set.
+check_python() { # PYTHONPATH, where the library must come from, then env
+    local where=$2 out
+    out=$("${pyenv[@]}" PYTHONPATH="$1" "${@:3}" /usr/bin/python3 -c '
+import alphatop, alphatop._lib as l
+a = alphatop.Agent(endpoint="ipc://'"$tmp"'/py.ipc", linger_ms=0)
+a.close()
+print(alphatop.__version__, alphatop.__file__, l.load()._name)')
+    read -r version file libpath <<<"$out"
+    [[ $version == "$AT_VERSION" ]] || fail "alphatop.__version__ $version, not $AT_VERSION"
+    [[ $file == "$1"/* ]] || fail "imported $file, not the package in $1"
+    [[ $libpath == "$where" ]] || fail "loaded $libpath, not $where"
+}
+check_python "$p/$AT_PYTHON_DIR" "$lib/$soname"
+ok "import alphatop from the installed package loads $AT_LIBDIR/$soname"
+
+# pip, offline, with Debian's setuptools; --target cannot see the interpreter's numpy, so
+# --no-deps. The package alone then finds the library through the loader.
+cp -r "$AT_SOURCE_DIR/python" "$tmp/pysrc"
+/usr/bin/python3 -m pip install --no-build-isolation --no-index --no-deps --no-cache-dir \
+    --disable-pip-version-check --root-user-action=ignore --target "$tmp/pip" "$tmp/pysrc" \
+    >"$tmp/pip.log" 2>&1 || fail "pip install ./python: $(cat "$tmp/pip.log")"
+check_python "$tmp/pip" "$soname" LD_LIBRARY_PATH="$lib"
+ok "pip install ./python works offline; the package loads $soname from LD_LIBRARY_PATH"
+
+[[ $("$p/$AT_BINDIR/alphatop" --version) == "alphatop $AT_VERSION" ]] || fail "alphatop --version"
+ok "installed alphatop --version"
+
+# The demo of the installed program runs the installed C trainer; a lone copy says what it
+# misses.
+"$p/$AT_BINDIR/alphatop" demo --headless --trainer c --every 50 --max-snapshots 2 \
+    >"$tmp/demo.out" 2>"$tmp/demo.err" || fail "installed demo: $(cat "$tmp/demo.err")"
+grep -q '"type":"layer"' "$tmp/demo.out" || fail "installed demo analysed no layer"
+ok "installed alphatop demo --trainer c"
+if [[ ${AT_SANITIZE:-0} != 1 ]] && /usr/bin/python3 -c 'import torch, sklearn' 2>/dev/null; then
+    "$p/$AT_BINDIR/alphatop" demo --headless --trainer torch --every 50 --max-snapshots 2 \
+        >"$tmp/demo.out" 2>"$tmp/demo.err" || fail "installed demo (torch): $(cat "$tmp/demo.err")"
+    grep -q '"framework":"pytorch' "$tmp/demo.out" || fail "the torch demo did not say hello"
+    ok "installed alphatop demo --trainer torch"
+fi
+mkdir "$tmp/lone"
+cp "$p/$AT_BINDIR/alphatop" "$tmp/lone/"
+rc=0
+"$tmp/lone/alphatop" demo --headless --max-snapshots 1 >/dev/null 2>"$tmp/lone.err" || rc=$?
+[[ $rc == 2 ]] || fail "a lone copy's demo exited $rc, not 2"
+grep -q "cannot find the C trainer: no $tmp/lone/.*c_trainer (installed)" "$tmp/lone.err" ||
+    fail "a lone copy's demo did not say what is missing: $(cat "$tmp/lone.err")"
+ok "a lone copy's demo says which files are missing (exit 2)"
+mv "$p/$AT_PYTHON_DIR/alphatop" "$tmp/package-aside"
+rc=0
+"$p/$AT_BINDIR/alphatop" demo --headless --trainer torch >/dev/null 2>"$tmp/nopkg.err" || rc=$?
+mv "$tmp/package-aside" "$p/$AT_PYTHON_DIR/alphatop"
+[[ $rc == 2 ]] && grep -q "but not the Python package it needs" "$tmp/nopkg.err" ||
+    fail "the demo without the Python package exited $rc: $(cat "$tmp/nopkg.err")"
+ok "the demo without the installed Python package says so (exit 2)"
+
+# Man pages: man renders them, groff finds nothing to warn about.
+for page in alphatop alphatop-keygen; do
+    f=$p/$AT_MANDIR/man1/$page.1
+    warnings=$(groff -man -Tutf8 -ww -z "$f" 2>&1)
+    [[ -z $warnings ]] || fail "groff warns about $page.1: $warnings"
+    man -l "$f" 2>&1 | grep -q "^NAME" || fail "man -l $page.1 shows no NAME"
+done
+ok "man -l shows both installed pages; groff -ww has no warning"
+
+# Completions load and register.
+bash -c "source '$p/$AT_BASH_COMPLETION_DIR/alphatop' && complete -p alphatop" |
+    grep -q -- '-F _alphatop alphatop' || fail "the bash completion did not register"
+ok "the bash completion loads"
+if command -v zsh >/dev/null; then
+    zsh -f -c "fpath=('$p/$AT_ZSH_COMPLETION_DIR' \$fpath); autoload -Uz compinit
+               compinit -u -D; [[ \$_comps[alphatop] == _alphatop ]]" ||
+        fail "the zsh completion did not register"
+    ok "the zsh completion loads"
+fi
+echo "$checks passed, 0 failed"
