@@ -112,9 +112,12 @@ static int wait_exit(void)
     return -1;
 }
 
+/* Starts cmdline in a pane of a new tmux server: a socket name of its own per start, since a
+ * new-session that reaches a server still exiting after kill-server fails. */
 static void start(const char *cmdline)
 {
-    tmux("kill-server");
+    static int starts;
+    snprintf(sock, sizeof sock, "at-mon-%d-%d", (int)getpid(), ++starts);
     snprintf(status_path, sizeof status_path, "/tmp/at-mon-tmux-%d.status", (int)getpid());
     unlink(status_path);
     assert_int_equal(tmux("new-session -d -s m -x 120 -y 40 "
@@ -239,7 +242,6 @@ static void test_replay_in_tmux(void **state)
 
 int main(void)
 {
-    snprintf(sock, sizeof sock, "at-mon-%d", (int)getpid());
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_watch_in_tmux),
         cmocka_unit_test(test_replay_in_tmux),

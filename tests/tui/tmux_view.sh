@@ -48,6 +48,9 @@ wait_action() {
 t new-session -d -s view -x 120 -y 32 -e LANG=C.UTF-8 -e LC_ALL=C.UTF-8 -e TERM=tmux-256color \
     "$driver --layers 24 --snapshots 30 --live 300 --max 100000 --actions $dir/actions 2>$dir/err; echo EXITED:\$?; sleep 60" ||
     fail "tmux did not start"
+# The server outlives each session this script kills: a new-session that reaches a server still
+# exiting after its last session went fails with "server exited unexpectedly".
+t set-option -s exit-empty off
 
 # the heatmap with layer names, half of it burnt/healthy/raw coloured, the colour bar
 wait_for 'alphatop +run synthetic-1'
