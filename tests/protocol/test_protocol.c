@@ -346,7 +346,8 @@ static void test_text_in_strings(void **state)
     reject_text("{\"v\":1,\"type\":\"pause\",\"run\":\"r\",\"x\xff\":1}", 0, AT_PROTO_E_TEXT);
     reject_text("{\"v\":1,\"type\":\"pause\",\"run\":\"r\"}\xff", 0, AT_PROTO_E_JSON);
     reject_text("{\"v\":1,\"type\":\"pause\",\"run\":\"r\",\xc3\xa9:1}", 0, AT_PROTO_E_JSON);
-    reject_text("{\"v\":1,\"type\":\"pause\",\"run\":\"r\"}\0", 35, AT_PROTO_E_JSON);
+    static const char nul_after[] = "{\"v\":1,\"type\":\"pause\",\"run\":\"r\"}\0";
+    reject_text(nul_after, sizeof nul_after - 1, AT_PROTO_E_JSON); /* a NUL after the object */
     /* A byte-order mark is refused (RFC 8259: a sender must not add one). */
     reject_text("\xef\xbb\xbf{\"v\":1,\"type\":\"pause\",\"run\":\"r\"}", 0, AT_PROTO_E_JSON);
 
