@@ -250,7 +250,8 @@ static void build(campaign *c, campaign_kind k, const char *run, frames *fr)
     case CK_GOOD:
         good_scalars(c, t, cap, run);
         break;
-    case CK_GARBAGE: {
+    case CK_GARBAGE:
+    case CK_V_GARBAGE: {
         size_t n = 1 + (size_t)below(c, 64);
         random_bytes(c, t, n);
         fr->data[0] = t;
@@ -365,13 +366,6 @@ static void build(campaign *c, campaign_kind k, const char *run, frames *fr)
         fr->len[1] = OVERSIZE_BYTES;
         fr->n = 2;
         return;
-    case CK_V_GARBAGE: {
-        size_t n = 1 + (size_t)below(c, 64);
-        random_bytes(c, t, n);
-        fr->data[0] = t;
-        fr->len[0] = n;
-        return;
-    }
     case CK_V_STOP_NUL:
         snprintf(t, cap,
                  "{\"v\":1,\"type\":\"stop\",\"run\":\"victim\\u0000junk\",\"reason\":\"x\"}");

@@ -36,20 +36,29 @@ static wire_tally publish_until(at_agent *a, at_feed *f, int64_t *seq, int want,
     return t;
 }
 
-static void test_oversized_frame_does_not_cut_the_run_off(void **state)
+/* A raw ROUTER bound on ep in a context of its own (*ctx, *evil), and an agent connected to
+ * it: whoever listens first on an endpoint gets the trainer. */
+static at_agent *victim_of(const char *ep, void **ctx, void **evil)
 {
-    (void)state;
-    char ep[128];
-    wire_ipc(ep, sizeof ep, "oversize");
-    /* Whoever listens first: a raw ROUTER that answers the hello with 70000 bytes. */
-    void *ctx = zmq_ctx_new();
-    void *evil = zmq_socket(ctx, ZMQ_ROUTER);
-    assert_int_equal(zmq_bind(evil, ep), 0);
+    *ctx = zmq_ctx_new();
+    *evil = zmq_socket(*ctx, ZMQ_ROUTER);
+    assert_int_equal(zmq_bind(*evil, ep), 0);
     at_agent_opts o;
     at_agent_opts_default(&o);
     o.linger_ms = 0;
     at_agent *a = at_agent_new("victim", ep, &o);
     assert_non_null(a);
+    return a;
+}
+
+static void test_oversized_frame_does_not_cut_the_run_off(void **state)
+{
+    (void)state;
+    char ep[128];
+    wire_ipc(ep, sizeof ep, "oversize");
+    /* The listener answers the hello with 70000 bytes. */
+    void *ctx, *evil;
+    at_agent *a = victim_of(ep, &ctx, &evil);
     unsigned char id[256];
     char hello[1024];
     int idn = zmq_recv(evil, id, sizeof id, 0);
@@ -86,14 +95,8 @@ static void test_repeated_cuts_back_off(void **state)
     (void)state;
     char ep[128];
     wire_ipc(ep, sizeof ep, "cuts");
-    void *ctx = zmq_ctx_new();
-    void *evil = zmq_socket(ctx, ZMQ_ROUTER);
-    assert_int_equal(zmq_bind(evil, ep), 0);
-    at_agent_opts o;
-    at_agent_opts_default(&o);
-    o.linger_ms = 0;
-    at_agent *a = at_agent_new("victim", ep, &o);
-    assert_non_null(a);
+    void *ctx, *evil;
+    at_agent *a = victim_of(ep, &ctx, &evil);
     char *big = calloc(1, 70000);
     int hellos = 0;
     for (int i = 0; i < 150; i++) { /* 3 s of a training loop calling the agent */
