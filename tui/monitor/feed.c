@@ -308,8 +308,12 @@ static void pause_accepting(at_feed *f, const char *why)
         again ? (2 * f->pause_ms < PAUSE_MAX_MS ? 2 * f->pause_ms : PAUSE_MAX_MS) : PAUSE_FIRST_MS;
     f->last_trip_ms = t;
     f->resume_ms = t + f->pause_ms;
-    if (zmq_unbind(f->sock, f->endpoint) == 0)
-        f->listening = 0;
+    if (zmq_unbind(f->sock, f->endpoint) != 0) {
+        snprintf(f->fds_note, sizeof f->fds_note, "%s: cannot stop listening on %s: %s", why,
+                 f->endpoint, zmq_strerror(zmq_errno()));
+        return;
+    }
+    f->listening = 0;
     f->stats.accept_pauses++;
     snprintf(f->fds_note, sizeof f->fds_note,
              "%s: not accepting new connections on %s for %lld s (connected trainers stay; "
@@ -481,19 +485,18 @@ at_feed *at_feed_new(const at_feed_opts *opts, char *err, size_t errlen)
         snprintf(err, errlen, "cannot create ZeroMQ socket: %s", zmq_strerror(zmq_errno()));
         goto err;
     }
+    /* IPv6 only when the endpoint names an IPv6 address: with it on, ZeroMQ reports an IPv4
+     * endpoint in its IPv6-mapped form ([::ffff:127.0.0.1]). */
+    int hwm = opts->rcvhwm > 0 ? opts->rcvhwm : 100, one = 1, zero = 0, v6 = strchr(ep, '[') != 0;
     char mon[64];
     snprintf(mon, sizeof mon, "inproc://alphatop-feed-%p", (void *)f);
-    int zero_linger = 0;
     if (zmq_socket_monitor(f->sock, mon, FEED_EVENTS) != 0 ||
         !(f->events = zmq_socket(f->ctx, ZMQ_PAIR)) ||
-        zmq_setsockopt(f->events, ZMQ_LINGER, &zero_linger, sizeof zero_linger) != 0 ||
+        zmq_setsockopt(f->events, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
         zmq_connect(f->events, mon) != 0) {
         snprintf(err, errlen, "cannot watch the ZeroMQ socket: %s", zmq_strerror(zmq_errno()));
         goto err;
     }
-    /* IPv6 only when the endpoint names an IPv6 address: with it on, ZeroMQ reports an IPv4
-     * endpoint in its IPv6-mapped form ([::ffff:127.0.0.1]). */
-    int hwm = opts->rcvhwm > 0 ? opts->rcvhwm : 100, one = 1, zero = 0, v6 = strchr(ep, '[') != 0;
     uint64_t maxframe =
         f->lim.max_payload > f->lim.max_header ? f->lim.max_payload : f->lim.max_header;
     int64_t maxmsg = maxframe > INT64_MAX ? INT64_MAX : (int64_t)maxframe;
