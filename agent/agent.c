@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <zmq.h>
@@ -18,6 +19,18 @@
 #include "pool.h"
 
 #define HDR_CAP (AT_PROTO_MAX_HEADER + 8)
+
+/* A new socket after a link ZeroMQ gave up on (watch_link): first after RETRY_FIRST_MS, then
+ * twice as long each time the new link fails again, up to RETRY_MAX_MS; a link that lasted
+ * LINK_STABLE_MS starts over. */
+#define RETRY_FIRST_MS 100
+#define RETRY_MAX_MS 30000
+#define LINK_STABLE_MS 30000
+#define LINK_EVENTS                                                                                \
+    (ZMQ_EVENT_CONNECTED | ZMQ_EVENT_CONNECT_DELAYED | ZMQ_EVENT_CONNECT_RETRIED |                 \
+     ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |                                      \
+     ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |                  \
+     ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
 
 typedef struct frame {
     char *hdr;
@@ -31,7 +44,15 @@ enum snap_state { SNAP_NONE, SNAP_OPEN, SNAP_DROPPING, SNAP_SKIPPING };
 struct at_agent {
     pthread_mutex_t lock;
     pid_t pid; /* the process that owns the ZeroMQ context; anyone else only frees memory */
-    void *ctx, *sock;
+    void *ctx, *sock, *events; /* events: the DEALER's socket monitor (a PAIR socket) */
+    char endpoint[1024];
+    /* CurveZMQ keys in Z85 ("" without Curve), kept to set up a new socket; wiped at the end. */
+    char curve_server[AT_KEY_Z85_LEN + 1], curve_public[AT_KEY_Z85_LEN + 1],
+        curve_secret[AT_KEY_Z85_LEN + 1];
+    /* The link (watch_link): when it was seen lost with ZeroMQ not retrying (0: it is not),
+     * the wait before a new socket, when a handshake last succeeded, sockets made so far. */
+    int64_t lost_ms, retry_ms, up_ms;
+    unsigned sockets;
     char run[AT_PROTO_MAX_ID];
     int64_t linger_ms, checksum, verbose;
     at_bufpool *pool;  /* every buffer handed to ZeroMQ, accounted against the budget */
@@ -67,12 +88,24 @@ static int set_error(at_agent *a, int status, const char *fmt, ...)
     return status;
 }
 
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* ---- sending ---- */
 
 /* Hands buf (from at_bufpool_take, n bytes) to ZeroMQ without waiting. Ownership passes to
  * ZeroMQ, or the buffer is freed on failure. Returns 0 or -1 (errno from zmq). */
 static int send_buffer(at_agent *a, char *buf, size_t n, int more)
 {
+    if (!a->sock) { /* a new socket could not be made; watch_link tries again */
+        at_bufpool_release(buf, a->pool);
+        errno = ENOTSOCK;
+        return -1;
+    }
     zmq_msg_t m;
     if (zmq_msg_init_data(&m, buf, n, at_bufpool_release, a->pool) != 0) {
         at_bufpool_release(buf, a->pool);
@@ -185,7 +218,7 @@ static void apply_control(at_agent *a, const at_proto_msg *m)
 /* Reads every control message waiting on the socket, without blocking. */
 static void drain_control(at_agent *a)
 {
-    for (;;) {
+    while (a->sock) {
         zmq_msg_t m;
         zmq_msg_init(&m);
         if (zmq_msg_recv(&m, a->sock, ZMQ_DONTWAIT) < 0) {
@@ -256,7 +289,8 @@ static const char *env(const char *name)
     return v && *v ? v : NULL;
 }
 
-static int setup_curve(void *sock, const at_agent_opts *opts)
+/* Reads the Curve keys opts (or the environment) name into a; none is fine (no Curve). */
+static int load_curve(at_agent *a, const at_agent_opts *opts)
 {
     /* The environment fills in keys the options leave out, as ALPHATOP_ENDPOINT does. */
     at_agent_opts copy = *opts, *o = &copy;
@@ -270,18 +304,115 @@ static int setup_curve(void *sock, const at_agent_opts *opts)
         return fail_new("Curve needs both curve_server_key and curve_client_keyfile");
     if (!zmq_has("curve"))
         return fail_new("this libzmq has no CurveZMQ support");
-    char server[AT_KEY_Z85_LEN + 1], pub[AT_KEY_Z85_LEN + 1], sec[AT_KEY_Z85_LEN + 1], err[256];
+    char err[256];
     if (at_key_is_z85(o->curve_server_key))
-        memcpy(server, o->curve_server_key, sizeof server);
-    else if (at_keyfile_read(o->curve_server_key, server, NULL, err, sizeof err) != AT_OK)
+        memcpy(a->curve_server, o->curve_server_key, sizeof a->curve_server);
+    else if (at_keyfile_read(o->curve_server_key, a->curve_server, NULL, err, sizeof err) != AT_OK)
         return fail_new("monitor key: %s", err);
-    if (at_keyfile_read(o->curve_client_keyfile, pub, sec, err, sizeof err) != AT_OK)
+    if (at_keyfile_read(o->curve_client_keyfile, a->curve_public, a->curve_secret, err,
+                        sizeof err) != AT_OK)
         return fail_new("trainer key: %s", err);
-    int rc = zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, server, AT_KEY_Z85_LEN) |
-             zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, pub, AT_KEY_Z85_LEN) |
-             zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, sec, AT_KEY_Z85_LEN);
-    memset(sec, 0, sizeof sec);
-    return rc ? fail_new("cannot set Curve keys: %s", zmq_strerror(zmq_errno())) : 0;
+    return 0;
+}
+
+/* Makes a->sock, a DEALER configured as docs/protocol.md says, with its socket monitor, and
+ * connects it to a->endpoint. Returns 0, or -1 with a message in err. */
+static int open_socket(at_agent *a, char *err, size_t errlen)
+{
+    if (!(a->sock = zmq_socket(a->ctx, ZMQ_DEALER))) {
+        snprintf(err, errlen, "cannot create ZeroMQ socket: %s", zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    /* The byte budget is the real limit; the HWM only stops a flood of tiny messages. Control
+     * messages are small, so anything larger from the monitor side is refused by ZeroMQ. */
+    int hwm = 10000, zero = 0;
+    int64_t maxmsg = AT_PROTO_MAX_HEADER;
+    if (zmq_setsockopt(a->sock, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
+        zmq_setsockopt(a->sock, ZMQ_RCVHWM, &hwm, sizeof hwm) != 0 ||
+        zmq_setsockopt(a->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) != 0 ||
+        zmq_setsockopt(a->sock, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
+        (a->curve_server[0] &&
+         (zmq_setsockopt(a->sock, ZMQ_CURVE_SERVERKEY, a->curve_server, AT_KEY_Z85_LEN) != 0 ||
+          zmq_setsockopt(a->sock, ZMQ_CURVE_PUBLICKEY, a->curve_public, AT_KEY_Z85_LEN) != 0 ||
+          zmq_setsockopt(a->sock, ZMQ_CURVE_SECRETKEY, a->curve_secret, AT_KEY_Z85_LEN) != 0))) {
+        snprintf(err, errlen, "cannot configure ZeroMQ socket: %s", zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    char mon[96];
+    snprintf(mon, sizeof mon, "inproc://alphatop-agent-%p-%u", (void *)a, a->sockets++);
+    if (zmq_socket_monitor(a->sock, mon, LINK_EVENTS) != 0 ||
+        !(a->events = zmq_socket(a->ctx, ZMQ_PAIR)) ||
+        zmq_setsockopt(a->events, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
+        zmq_connect(a->events, mon) != 0) {
+        snprintf(err, errlen, "cannot watch the ZeroMQ socket: %s", zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    if (zmq_connect(a->sock, a->endpoint) != 0) {
+        snprintf(err, errlen, "cannot connect to %s: %s", a->endpoint, zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    return 0;
+}
+
+/* Closes the socket and its monitor without waiting; what was queued is dropped (and its
+ * buffers return to the pool). */
+static void close_socket(at_agent *a)
+{
+    if (a->events)
+        zmq_close(a->events);
+    if (a->sock)
+        zmq_close(a->sock);
+    a->events = a->sock = NULL;
+}
+
+/* Keeps the link to the monitor. ZeroMQ reconnects by itself after a dropped connection, but
+ * after a protocol error -- a frame over ZMQ_MAXMSGSIZE, a failed handshake -- libzmq 4.3
+ * gives up on the endpoint for good: one oversized frame from whoever listens there would cut
+ * the run off from every later monitor. The socket monitor tells the cases apart: after a
+ * disconnection ZeroMQ reports its retry, or nothing. After nothing the agent makes a new
+ * socket, and waits longer each time the new link fails quickly again, so a hostile peer
+ * cannot keep the trainer busy. Never waits itself. */
+static void watch_link(at_agent *a)
+{
+    int64_t t = now_ms();
+    for (;;) {
+        zmq_msg_t ev;
+        zmq_msg_init(&ev);
+        if (!a->events || zmq_msg_recv(&ev, a->events, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&ev);
+            break;
+        }
+        uint16_t id = 0;
+        if (zmq_msg_size(&ev) >= 6)
+            memcpy(&id, zmq_msg_data(&ev), 2);
+        /* The second frame (the endpoint) is part of the same message: already here. */
+        while (zmq_msg_more(&ev) && zmq_msg_recv(&ev, a->events, 0) >= 0)
+            ;
+        zmq_msg_close(&ev);
+        if (id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+            a->up_ms = t;
+        } else if (id == ZMQ_EVENT_CONNECTED || id == ZMQ_EVENT_CONNECT_DELAYED ||
+                   id == ZMQ_EVENT_CONNECT_RETRIED) {
+            a->lost_ms = 0; /* ZeroMQ is (re)connecting by itself */
+        } else if (!a->lost_ms) {
+            a->lost_ms = t; /* disconnected, or the handshake failed */
+            if (a->up_ms && t - a->up_ms >= LINK_STABLE_MS)
+                a->retry_ms = RETRY_FIRST_MS;
+        }
+    }
+    if (!a->lost_ms || t - a->lost_ms < a->retry_ms)
+        return;
+    close_socket(a);
+    char err[256];
+    a->lost_ms = 0;
+    a->up_ms = 0;
+    if (open_socket(a, err, sizeof err) != 0) {
+        close_socket(a);
+        a->lost_ms = t;
+        set_error(a, AT_ERR_NET, "cannot reconnect: %s", err);
+    }
+    a->retry_ms = 2 * a->retry_ms < RETRY_MAX_MS ? 2 * a->retry_ms : RETRY_MAX_MS;
+    a->hello_due = 1; /* whoever listens now may not know the run */
 }
 
 /* The tag limits put_tag enforces, as a message format (max key, max value, max tags). */
@@ -333,6 +464,7 @@ static void destroy(at_agent *a)
         at_bufpool_discard(a->frames[i].payload);
     }
     at_bufpool_free(a->pool);
+    memset(a->curve_secret, 0, sizeof a->curve_secret);
     free(a->frames);
     free(a->msg);
     free(a->hello);
@@ -387,45 +519,38 @@ at_agent *at_agent_new(const char *run_id, const char *endpoint, const at_agent_
             goto err;
         }
     }
-    char ep[1024];
+    /* Every message must encode: a name the decoder would refuse (a control character, bytes
+     * that are not UTF-8) is an error now, not a hello that silently never goes out. */
+    at_proto_error e;
+    size_t len;
+    if (at_proto_encode(a->hello, a->hdr, HDR_CAP, &len, &e) != AT_OK) {
+        fail_new("run id, model, framework, host or tags: %s", e.message);
+        goto err;
+    }
     if (endpoint && *endpoint) {
-        if (!copy_str(ep, sizeof ep, endpoint)) {
+        if (!copy_str(a->endpoint, sizeof a->endpoint, endpoint)) {
             fail_new("endpoint too long");
             goto err;
         }
-    } else if (at_proto_default_endpoint(ep, sizeof ep) != AT_OK) {
+    } else if (at_proto_default_endpoint(a->endpoint, sizeof a->endpoint) != AT_OK) {
         fail_new("ALPHATOP_ENDPOINT too long");
         goto err;
     }
-    if (!(a->ctx = zmq_ctx_new()) || !(a->sock = zmq_socket(a->ctx, ZMQ_DEALER))) {
-        fail_new("cannot create ZeroMQ socket: %s", zmq_strerror(zmq_errno()));
+    if (load_curve(a, opts) != 0)
+        goto err;
+    char err[256];
+    if (!(a->ctx = zmq_ctx_new()) || open_socket(a, err, sizeof err) != 0) {
+        fail_new("%s", a->ctx ? err : "cannot create a ZeroMQ context");
         goto err;
     }
-    /* The byte budget is the real limit; the HWM only stops a flood of tiny messages. Control
-     * messages are small, so anything larger from the monitor side is refused by ZeroMQ. */
-    int hwm = 10000, zero = 0;
-    int64_t maxmsg = AT_PROTO_MAX_HEADER;
-    if (zmq_setsockopt(a->sock, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
-        zmq_setsockopt(a->sock, ZMQ_RCVHWM, &hwm, sizeof hwm) != 0 ||
-        zmq_setsockopt(a->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) != 0 ||
-        zmq_setsockopt(a->sock, ZMQ_LINGER, &zero, sizeof zero) != 0) {
-        fail_new("cannot configure ZeroMQ socket: %s", zmq_strerror(zmq_errno()));
-        goto err;
-    }
-    if (setup_curve(a->sock, opts) != 0)
-        goto err;
-    if (zmq_connect(a->sock, ep) != 0) {
-        fail_new("cannot connect to %s: %s", ep, zmq_strerror(zmq_errno()));
-        goto err;
-    }
+    a->retry_ms = RETRY_FIRST_MS;
     pthread_mutex_init(&a->lock, NULL);
     a->hello_due = 1;
     flush_hello(a);
     return a;
 err:
     if (a) {
-        if (a->sock)
-            zmq_close(a->sock);
+        close_socket(a);
         if (a->ctx)
             zmq_ctx_term(a->ctx);
         destroy(a);
@@ -449,8 +574,9 @@ void at_agent_free(at_agent *a)
     a->msg->u.goodbye.dropped = a->stats.snapshots_dropped;
     send_single(a);
     int linger = a->linger_ms > INT32_MAX ? INT32_MAX : (int)a->linger_ms;
-    zmq_setsockopt(a->sock, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_close(a->sock);
+    if (a->sock)
+        zmq_setsockopt(a->sock, ZMQ_LINGER, &linger, sizeof linger);
+    close_socket(a);
     /* Returns once everything is written or linger passed; ZeroMQ then has released every
      * buffer it held, so the pool only counts our own. */
     zmq_ctx_term(a->ctx);
@@ -477,6 +603,7 @@ static int enter(at_agent *a)
     int rc = lock(a);
     if (rc != AT_OK)
         return rc;
+    watch_link(a);
     drain_control(a);
     flush_hello(a);
     return AT_OK;
@@ -494,10 +621,17 @@ int at_agent_set_tag(at_agent *a, const char *key, const char *value)
     int rc = lock(a);
     if (rc != AT_OK)
         return rc;
-    rc = put_tag(&a->hello->u.hello, key, value);
+    /* Tried on a copy: a tag the hello cannot carry leaves the hello as it was. */
+    memcpy(a->msg, a->hello, sizeof *a->msg);
+    rc = put_tag(&a->msg->u.hello, key, value);
     if (rc != AT_OK)
         return leave(a, set_error(a, rc, TAG_LIMITS, AT_PROTO_MAX_SHORT - 1, AT_PROTO_MAX_TEXT,
                                   AT_PROTO_MAX_TAGS));
+    at_proto_error e;
+    size_t len;
+    if (at_proto_encode(a->msg, a->hdr, HDR_CAP, &len, &e) != AT_OK)
+        return leave(a, set_error(a, AT_ERR_ARG, "tag %s: %s", key, e.message));
+    memcpy(a->hello, a->msg, sizeof *a->hello);
     a->hello_due = 1;
     return leave(a, AT_OK);
 }

@@ -3,11 +3,13 @@
  * never copied: the message borrows it. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
 
 #include "alphatop/protocol.h"
+#include "alphatop/text.h"
 #include "internal.h"
 
 void at_proto_limits_default(at_proto_limits *lim)
@@ -40,7 +42,8 @@ static int get_int(const cJSON *obj, const char *name, int required, int64_t dfl
         return at_proto_fail_(err, AT_PROTO_E_FIELD_TYPE, "\"%s\" must be a number", name);
     double d = f->valuedouble;
     if (!(fabs(d) <= (double)AT_PROTO_MAX_INT) || d != floor(d))
-        return at_proto_fail_(err, AT_PROTO_E_FIELD_TYPE, "\"%s\" must be an integer", name);
+        return at_proto_fail_(err, AT_PROTO_E_FIELD_TYPE,
+                              "\"%s\" must be an integer within +/-(2^53 - 1)", name);
     if (d < (double)lo || d > (double)hi)
         return at_proto_fail_(err, AT_PROTO_E_VALUE, "\"%s\" = %.17g is out of range [%lld, %lld]",
                               name, d, (long long)lo, (long long)hi);
@@ -259,8 +262,13 @@ static int decode_scalars(const cJSON *o, at_proto_scalars *s, at_proto_error *e
         memcpy(sc->name, v->string, n + 1);
         if (cJSON_IsNull(v))
             sc->value = NAN;
-        else if (cJSON_IsNumber(v))
+        else if (cJSON_IsNumber(v) && isfinite(v->valuedouble))
             sc->value = v->valuedouble;
+        else if (cJSON_IsNumber(v))
+            return at_proto_fail_(err, AT_PROTO_E_VALUE,
+                                  "scalar \"%s\" is beyond a double's range: send null for a "
+                                  "value JSON cannot hold",
+                                  sc->name);
         else
             return at_proto_fail_(err, AT_PROTO_E_FIELD_TYPE,
                                   "scalar \"%s\" must be a number or null", sc->name);
@@ -303,6 +311,182 @@ static int decode_body(const cJSON *o, const at_proto_limits *lim, at_proto_msg 
     return at_proto_fail_(err, AT_PROTO_E_TYPE, "unknown message type");
 }
 
+/* ---- what cJSON lets through ----
+ * cJSON skips a byte-order mark, takes raw control characters and any bytes inside strings,
+ * turns \u0000 into a string that ends early, reads numbers with strtod (so 007 and 1. pass),
+ * and keeps every duplicate member (lookups find the first, other parsers keep the last). The
+ * checks below make the decoder accept exactly the JSON of RFC 8259, in UTF-8, with strings
+ * free of control characters. */
+
+static int is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static int hex_value(char c)
+{
+    return is_digit(c)              ? c - '0'
+           : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+           : (c >= 'A' && c <= 'F') ? c - 'A' + 10
+                                    : -1;
+}
+
+/* A string's contents from s[i] (after its opening quote). Returns the index after the closing
+ * quote, or 0 with *rc set. */
+static size_t check_string(const char *s, size_t n, size_t i, int *rc, at_proto_error *err)
+{
+    while (i < n) {
+        unsigned char c = (unsigned char)s[i];
+        uint32_t cp = c;
+        size_t len = 1;
+        if (c == '"')
+            return i + 1;
+        if (c < 0x20) {
+            *rc = at_proto_fail_(err, AT_PROTO_E_JSON,
+                                 "raw control character 0x%02x in a string at byte %zu (JSON "
+                                 "needs it escaped; this protocol refuses it either way)",
+                                 c, i);
+            return 0;
+        }
+        if (c == '\\') {
+            char e = i + 1 < n ? s[i + 1] : '\0';
+            if (e == 'u') {
+                cp = 0;
+                for (size_t k = 2; k < 6; k++) {
+                    int h = i + k < n ? hex_value(s[i + k]) : -1;
+                    if (h < 0) {
+                        *rc = at_proto_fail_(err, AT_PROTO_E_JSON,
+                                             "\\u needs 4 hex digits (byte %zu)", i);
+                        return 0;
+                    }
+                    cp = cp << 4 | (uint32_t)h;
+                }
+                len = 6;
+            } else if (e && strchr("\"\\/bfnrt", e)) {
+                static const char ctl[] = "bfnrt", val[] = "\b\f\n\r\t";
+                const char *k = strchr(ctl, e);
+                cp = k ? (unsigned char)val[k - ctl] : (unsigned char)e;
+                len = 2;
+            } else {
+                *rc = at_proto_fail_(err, AT_PROTO_E_JSON, "invalid escape in a string (byte %zu)",
+                                     i);
+                return 0;
+            }
+        } else if (c >= 0x80 && (len = at_text_utf8_next(s + i, n - i, &cp)) == 0) {
+            *rc = at_proto_fail_(err, AT_PROTO_E_TEXT, "byte %zu (0x%02x) is not UTF-8", i, c);
+            return 0;
+        }
+        if (at_text_is_control(cp)) {
+            *rc = at_proto_fail_(err, AT_PROTO_E_TEXT,
+                                 cp ? "control character U+%04X in a string (byte %zu)"
+                                    : "NUL (U+%04X) in a string (byte %zu): it would cut the "
+                                      "string short",
+                                 (unsigned)cp, i);
+            return 0;
+        }
+        i += len;
+    }
+    *rc = at_proto_fail_(err, AT_PROTO_E_JSON, "unterminated string");
+    return 0;
+}
+
+/* A number from s[i] (a '-' or a digit), by JSON's grammar: -?(0|[1-9][0-9]*)(.[0-9]+)?
+ * ([eE][+-]?[0-9]+)?. Returns the index after it, or 0 with *rc set. */
+static size_t check_number(const char *s, size_t n, size_t i, int *rc, at_proto_error *err)
+{
+    size_t start = i;
+    const char *why = NULL;
+    if (s[i] == '-')
+        i++;
+    if (i >= n || !is_digit(s[i])) {
+        why = "a '-' without digits";
+    } else if (s[i] == '0' && i + 1 < n && is_digit(s[i + 1])) {
+        why = "a leading zero";
+    } else {
+        while (i < n && is_digit(s[i]))
+            i++;
+        if (i < n && s[i] == '.') {
+            if (++i >= n || !is_digit(s[i]))
+                why = "no digit after '.'";
+            while (i < n && is_digit(s[i]))
+                i++;
+        }
+        if (!why && i < n && (s[i] == 'e' || s[i] == 'E')) {
+            if (++i < n && (s[i] == '+' || s[i] == '-'))
+                i++;
+            if (i >= n || !is_digit(s[i]))
+                why = "no digit in the exponent";
+            while (i < n && is_digit(s[i]))
+                i++;
+        }
+    }
+    if (why) {
+        *rc = at_proto_fail_(err, AT_PROTO_E_JSON, "malformed number at byte %zu: %s", start, why);
+        return 0;
+    }
+    return i;
+}
+
+/* The header's bytes: no byte-order mark, strings and numbers as above. Structure, and any
+ * byte outside strings that JSON does not allow there (non-ASCII included), is cJSON's to
+ * refuse (bad_json). */
+static int check_text(const char *s, size_t n, at_proto_error *err)
+{
+    if (n >= 3 && memcmp(s, "\xef\xbb\xbf", 3) == 0)
+        return at_proto_fail_(err, AT_PROTO_E_JSON,
+                              "the header starts with a byte-order mark (EF BB BF): send UTF-8 "
+                              "without one");
+    int rc = AT_OK;
+    for (size_t i = 0; i < n;) {
+        if (s[i] == '"')
+            i = check_string(s, n, i + 1, &rc, err);
+        else if (s[i] == '-' || is_digit(s[i]))
+            i = check_number(s, n, i, &rc, err);
+        else
+            i++; /* structure, literals, and bytes no JSON allows there: cJSON's part */
+        if (rc != AT_OK)
+            return rc;
+    }
+    return AT_OK;
+}
+
+static int cmp_keys(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Refuses an object, at any depth, that names a member twice: cJSON would read the first, other
+ * parsers the last, and a relay and the monitor must never see two different messages. */
+static int check_unique(const cJSON *item, at_proto_error *err)
+{
+    size_t n = 0;
+    const cJSON *c;
+    for (c = item->child; c; c = c->next) {
+        int rc = check_unique(c, err);
+        if (rc != AT_OK)
+            return rc;
+        n++;
+    }
+    if (!cJSON_IsObject(item) || n < 2)
+        return AT_OK;
+    /* n is bounded by the header limit already checked (a member takes at least 4 bytes). */
+    const char *small[64], **keys = n <= 64 ? small : malloc(n * sizeof *keys);
+    if (!keys)
+        return at_proto_fail_(err, AT_PROTO_E_JSON, "out of memory checking member names");
+    size_t k = 0;
+    for (c = item->child; c; c = c->next)
+        keys[k++] = c->string ? c->string : "";
+    qsort(keys, n, sizeof *keys, cmp_keys);
+    int rc = AT_OK;
+    for (k = 1; k < n && rc == AT_OK; k++)
+        if (strcmp(keys[k - 1], keys[k]) == 0)
+            rc = at_proto_fail_(err, AT_PROTO_E_JSON, "member \"%s\" appears twice in an object",
+                                keys[k]);
+    if (keys != small)
+        free(keys);
+    return rc;
+}
+
 /* JSON whitespace, the only thing allowed after the header object. */
 static int only_space(const char *p, const char *end)
 {
@@ -329,17 +513,20 @@ int at_proto_decode_header(const void *header, size_t size, const at_proto_limit
     if (size == 0 || size > lim->max_header)
         return at_proto_fail_(err, AT_PROTO_E_HEADER_SIZE, "header of %zu bytes, must be 1..%zu",
                               size, lim->max_header);
+    int rc = check_text(header, size, err);
+    if (rc != AT_OK)
+        return rc;
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(header, size, &end, 0);
     if (!root)
         return at_proto_fail_(err, AT_PROTO_E_JSON, "header is not valid JSON (near byte %td)",
                               end ? end - (const char *)header : (ptrdiff_t)0);
-    int rc;
     int64_t v = 0;
     char type[AT_PROTO_MAX_SHORT];
     memset(out, 0, sizeof *out);
     if (!cJSON_IsObject(root) || !only_space(end, (const char *)header + size)) {
         rc = at_proto_fail_(err, AT_PROTO_E_JSON, "header must be exactly one JSON object");
+    } else if ((rc = check_unique(root, err)) != AT_OK) {
     } else if ((rc = get_int(root, "v", 1, 0, -AT_PROTO_MAX_INT, AT_PROTO_MAX_INT, &v, err)) !=
                AT_OK) {
     } else if (v != AT_PROTO_VERSION) {

@@ -1,7 +1,5 @@
 /* encode.c -- at_proto_msg -> JSON header bytes. The result is checked by decoding it again,
  * so the encoder and the decoder cannot disagree about what is valid. */
-#include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,22 +7,16 @@
 #include <cjson/cJSON.h>
 
 #include "alphatop/protocol.h"
+#include "alphatop/text.h"
 #include "internal.h"
 
 /* Numbers are printed here rather than by cJSON, whose printer rounds to 15 digits when that
- * is "close enough": integers stay exact up to 2^53 and doubles round-trip with 17 digits. */
-static cJSON *raw_number(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static cJSON *raw_number(const char *fmt, ...)
+ * is "close enough": integers stay exact, and doubles take the shortest text that reads back
+ * exactly (at_text_json_number). */
+static cJSON *raw_int(int64_t v)
 {
-    char text[64];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
-    va_end(ap);
-    /* A trainer may have set a locale whose decimal point is a comma. */
-    for (char *c = text; *c; c++)
-        if (*c == ',')
-            *c = '.';
+    char text[24];
+    snprintf(text, sizeof text, "%lld", (long long)v);
     return cJSON_CreateRaw(text);
 }
 
@@ -38,24 +30,9 @@ static int add_item(cJSON *o, const char *name, cJSON *item)
     return 1;
 }
 
-/* The shortest of 15, 16 or 17 significant digits that reads back as exactly v. */
-static cJSON *raw_double(double v)
-{
-    char text[64];
-    for (int digits = 15; digits < 17; digits++) {
-        snprintf(text, sizeof text, "%.*g", digits, v);
-        for (char *c = text; *c; c++)
-            if (*c == ',')
-                *c = '.';
-        if (strtod(text, NULL) == v)
-            return cJSON_CreateRaw(text);
-    }
-    return raw_number("%.17g", v);
-}
-
 static int add_num(cJSON *o, const char *name, int64_t v)
 {
-    return add_item(o, name, raw_number("%lld", (long long)v));
+    return add_item(o, name, raw_int(v));
 }
 
 static int add_str(cJSON *o, const char *name, const char *v)
@@ -88,7 +65,7 @@ static int build_layer(cJSON *o, const at_proto_layer *l)
     if (!shape)
         return 0;
     for (int i = 0; i < l->ndim && i < AT_PROTO_MAX_DIMS; i++) {
-        cJSON *d = raw_number("%lld", (long long)l->shape[i]);
+        cJSON *d = raw_int(l->shape[i]);
         if (!d || !cJSON_AddItemToArray(shape, d)) {
             cJSON_Delete(d);
             return 0;
@@ -113,9 +90,10 @@ static int build_scalars(cJSON *o, const at_proto_scalars *s)
     if (!vals)
         return 0;
     for (int i = 0; i < s->n && i < AT_PROTO_MAX_SCALARS; i++) {
-        double v = s->values[i].value;
         /* JSON has no NaN or Inf: they travel as null. */
-        if (!add_item(vals, s->values[i].name, isfinite(v) ? raw_double(v) : cJSON_CreateNull()))
+        char text[AT_TEXT_NUMBER_CAP];
+        at_text_json_number(text, sizeof text, s->values[i].value);
+        if (!add_item(vals, s->values[i].name, cJSON_CreateRaw(text)))
             return 0;
     }
     return 1;

@@ -105,6 +105,24 @@ int at_keyfile_read(const char *path, char *public_key, char *secret_key, char *
     return AT_OK;
 }
 
+int at_keyfile_check_private(const char *path, char *warn, size_t warnlen)
+{
+    struct stat st;
+    if (!path || stat(path, &st) != 0)
+        return fail(warn, warnlen, AT_ERR_IO, "%s: %s", path ? path : "(no key file)",
+                    path ? strerror(errno) : "none given");
+    if (st.st_uid != getuid())
+        return fail(warn, warnlen, AT_ERR_AUTH,
+                    "%s: owned by user %lu, not by this user (%lu): whoever owns it can read or "
+                    "replace the secret key",
+                    path, (unsigned long)st.st_uid, (unsigned long)getuid());
+    if (st.st_mode & 077)
+        return fail(warn, warnlen, AT_ERR_AUTH,
+                    "%s: mode %04o gives other users access to the secret key (chmod 600 %s)", path,
+                    (unsigned)(st.st_mode & 07777), path);
+    return AT_OK;
+}
+
 /* Writes text to path, created with mode (an existing file is replaced). */
 static int write_file(const char *path, const char *text, mode_t mode)
 {

@@ -33,6 +33,8 @@ static const struct {
     [AT_PROTO_E_SHAPE] = {"bad_shape", AT_ERR_SIZE},
     [AT_PROTO_E_PAYLOAD_MISMATCH] = {"payload_mismatch", AT_ERR_SIZE},
     [AT_PROTO_E_CHECKSUM] = {"bad_checksum", AT_ERR_FORMAT},
+    [AT_PROTO_E_TEXT] = {"bad_text", AT_ERR_FORMAT},
+    [AT_PROTO_E_DIRECTION] = {"wrong_direction", AT_ERR_UNSUPPORTED},
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -60,6 +62,11 @@ const char *at_proto_reason_name(at_proto_reason r)
 int at_proto_reason_status(at_proto_reason r)
 {
     return (unsigned)r < AT_PROTO_E_COUNT ? reasons[r].status : AT_ERR_FORMAT;
+}
+
+int at_proto_from_trainer(at_proto_type t)
+{
+    return t <= AT_PROTO_GOODBYE || t == AT_PROTO_STOP_ACK;
 }
 
 size_t at_proto_dtype_size(at_proto_dtype d)

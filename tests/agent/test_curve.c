@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -115,20 +116,30 @@ static void test_curve_allows_known_refuses_others(void **state)
         usleep(10000);
     assert_string_equal(reason, "enough");
 
-    /* Give the refused peers time to retry; still nothing from them. */
+    /* Give the refused peers time to retry; still nothing from them, but the refusals are
+     * reported (a notice between messages) and counted. */
     at_feed_msg *m = NULL;
-    for (int i = 0; i < 50; i++) {
-        if (at_feed_recv(f, 10, &m, NULL) == AT_OK) {
+    int notices = 0;
+    for (int i = 0; i < 100; i++) {
+        at_proto_error e;
+        int rc = at_feed_recv(f, 10, &m, &e);
+        if (rc == AT_OK) {
             assert_true(strncmp(m->msg.run, "good", 4) == 0);
             at_feed_msg_free(m);
+        } else if (rc == AT_ERR_AUTH) {
+            assert_int_equal(e.reason, AT_PROTO_E_NONE);
+            assert_non_null(strstr(e.message, "refused"));
+            notices++;
         }
     }
+    assert_true(notices >= 1 && notices <= 2); /* summed, at most one a second */
     assert_null(at_feed_run_find(f, "intruder"));
     assert_null(at_feed_run_find(f, "wrong-server"));
     assert_null(at_feed_run_find(f, "plain"));
     at_feed_stats s;
     at_feed_stats_get(f, &s);
-    assert_true(s.auth_denied >= 1); /* the intruder's key was checked and refused */
+    assert_true(s.auth_denied >= 1);      /* the intruder's key was checked and refused */
+    assert_true(s.handshake_failed >= 2); /* the wrong monitor key, and no Curve at all */
     assert_int_equal(s.rejected, 0);
 
     at_agent_free(bad_client);
@@ -157,11 +168,49 @@ static void test_curve_setup_errors(void **state)
     assert_non_null(strstr(err, "allow-list"));
 }
 
+/* A secret key others can read, and an allow-list with no key, are warned about. */
+static void test_curve_warnings(void **state)
+{
+    (void)state;
+    snprintf(dir_, sizeof dir_, "/tmp/at-test-%d", (int)getpid());
+    char key[96], pub[96], empty[96];
+    assert_int_equal(at_agent_keygen(path(key, sizeof key, "warn")), AT_OK);
+    path(pub, sizeof pub, "warn.pub");
+    path(empty, sizeof empty, "empty.allow");
+    FILE *fp = fopen(empty, "w");
+    fputs("# nobody yet\n", fp);
+    fclose(fp);
+    at_feed_opts fo;
+    at_feed_opts_default(&fo);
+    fo.endpoint = "tcp://127.0.0.1:*";
+    fo.curve_keyfile = key;
+    fo.curve_allow_file = pub;
+    char err[256];
+    at_feed *f = at_feed_new(&fo, err, sizeof err);
+    assert_non_null(f);
+    assert_string_equal(at_feed_warning(f), ""); /* mode 0600, one key: nothing to say */
+    at_feed_free(f);
+
+    assert_int_equal(chmod(key, 0644), 0);
+    fo.curve_allow_file = empty;
+    f = at_feed_new(&fo, err, sizeof err);
+    assert_non_null(f);
+    const char *w = at_feed_warning(f);
+    assert_non_null(strstr(w, "chmod 600"));
+    assert_non_null(strstr(w, "no trainer keys"));
+    assert_non_null(strchr(w, '\n')); /* one line each */
+    at_feed_free(f);
+    unlink(key);
+    unlink(pub);
+    unlink(empty);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_curve_allows_known_refuses_others),
         cmocka_unit_test(test_curve_setup_errors),
+        cmocka_unit_test(test_curve_warnings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <zmq.h>
@@ -160,18 +162,124 @@ static void test_second_monitor_on_same_ipc_refused(void **state)
     at_feed_free(f);
 }
 
-static void test_plain_tcp_beyond_loopback_needs_curve(void **state)
+/* Every transport obeys one rule: an endpoint other machines may reach needs Curve or
+ * --insecure. Only the refusal is exercised on such addresses (nothing here binds beyond
+ * loopback); the binds that happen are on loopback. */
+static void test_network_endpoints_need_curve(void **state)
 {
     (void)state;
+    static const char *const refused[] = {
+        "tcp://*:0",
+        "tcp://0.0.0.0:0",
+        "tcp://[::]:0",
+        "ws://*:0",
+        "ws://0.0.0.0:0/x",
+        "wss://*:0",
+        "tcp://eth0:0",
+        "epgm://eth0;239.1.1.1:0",
+        "pgm://eth0;239.1.1.1:0",
+        "vmci://1:0",
+        "tipc://{5560,0,0}",
+        "udp://*:0",
+        "tcp://127.evil.example:0",
+    };
     at_feed_opts o;
     at_feed_opts_default(&o);
-    o.endpoint = "tcp://*:0";
-    char err[256];
+    char err[512];
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        o.endpoint = refused[i];
+        at_feed *f = at_feed_new(&o, err, sizeof err);
+        if (f)
+            fail_msg("%s: listening without Curve", refused[i]);
+        if (!strstr(err, "loopback") || !strstr(err, "--insecure"))
+            fail_msg("%s: %s", refused[i], err);
+    }
+    /* The environment's endpoint obeys the same rule. */
+    setenv("ALPHATOP_ENDPOINT", "ws://*:0", 1);
+    o.endpoint = NULL;
     assert_null(at_feed_new(&o, err, sizeof err));
-    assert_non_null(strstr(err, "loopback"));
+    assert_non_null(strstr(err, "ws://*:0"));
+    unsetenv("ALPHATOP_ENDPOINT");
+
+    /* Loopback needs nothing, and says nothing. */
+    const char *local[] = {"tcp://127.0.0.1:*", "tcp://[::1]:*", "ws://127.0.0.1:*"};
+    for (int i = 0; i < 3; i++) {
+        if (i == 2 && !zmq_has("ws"))
+            continue; /* this libzmq has no WebSocket transport */
+        o.endpoint = local[i];
+        at_feed *f = at_feed_new(&o, err, sizeof err);
+        if (!f && i == 1 && strstr(err, "Cannot assign"))
+            continue; /* no IPv6 loopback on this machine */
+        if (!f)
+            fail_msg("%s: %s", local[i], err);
+        assert_string_equal(at_feed_warning(f), "");
+        at_feed_free(f);
+    }
+    /* --insecure lets a network-scope endpoint through, with a warning. "lo" is an interface
+     * name, which the check does not resolve: it counts as network, and binds on loopback. */
+    o.endpoint = "tcp://lo:0";
+    assert_null(at_feed_new(&o, err, sizeof err));
     o.allow_insecure = 1;
     at_feed *f = at_feed_new(&o, err, sizeof err);
-    assert_non_null(f);
+    if (!f)
+        fail_msg("%s", err);
+    const char *bound = at_feed_endpoint(f);
+    if (strncmp(bound, "tcp://127.", 10) != 0 && strncmp(bound, "tcp://[::1]:", 12) != 0)
+        fail_msg("tcp://lo:0 bound %s", bound);
+    assert_non_null(strstr(at_feed_warning(f), "without CurveZMQ"));
+    at_feed_free(f);
+}
+
+/* The ipc socket file only lets this user connect; a path that is not a socket is left alone. */
+static void test_ipc_file_private_and_never_clobbered(void **state)
+{
+    (void)state;
+    char ep[128];
+    wire_ipc(ep, sizeof ep, "mode");
+    at_feed *f = wire_feed(ep, 0);
+    struct stat st;
+    assert_int_equal(stat(ep + 6, &st), 0);
+    assert_true(S_ISSOCK(st.st_mode));
+    assert_int_equal(st.st_mode & 0777, 0600);
+    at_feed_free(f);
+
+    FILE *fp = fopen(ep + 6, "w");
+    assert_non_null(fp);
+    fputs("precious\n", fp);
+    fclose(fp);
+    at_feed_opts o;
+    at_feed_opts_default(&o);
+    o.endpoint = ep;
+    char err[512];
+    assert_null(at_feed_new(&o, err, sizeof err));
+    assert_non_null(strstr(err, "not a socket"));
+    assert_int_equal(stat(ep + 6, &st), 0);
+    assert_true(S_ISREG(st.st_mode));
+    unlink(ep + 6);
+}
+
+/* A trainer sending the monitor's control messages is refused and counted, not ignored. */
+static void test_control_from_trainer_rejected(void **state)
+{
+    (void)state;
+    char ep[128];
+    wire_ipc(ep, sizeof ep, "direction");
+    at_feed *f = wire_feed(ep, 0);
+    void *ctx = zmq_ctx_new();
+    void *s = zmq_socket(ctx, ZMQ_DEALER);
+    assert_int_equal(zmq_connect(s, ep), 0);
+    send_text(s, "{\"v\":1,\"type\":\"stop\",\"run\":\"evil\",\"reason\":\"x\"}");
+    expect_rejected(f, AT_PROTO_E_DIRECTION);
+    send_text(s, "{\"v\":1,\"type\":\"hello_request\",\"run\":\"evil\"}");
+    expect_rejected(f, AT_PROTO_E_DIRECTION);
+    send_text(s, good_scalars);
+    expect_good(f);
+    at_feed_stats st;
+    at_feed_stats_get(f, &st);
+    assert_int_equal(st.rejected_by[AT_PROTO_E_DIRECTION], 2);
+    assert_int_equal(st.rejected, 2);
+    zmq_close(s);
+    zmq_ctx_term(ctx);
     at_feed_free(f);
 }
 
@@ -180,7 +288,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hostile_messages_rejected_good_ones_kept),
         cmocka_unit_test(test_second_monitor_on_same_ipc_refused),
-        cmocka_unit_test(test_plain_tcp_beyond_loopback_needs_curve),
+        cmocka_unit_test(test_network_endpoints_need_curve),
+        cmocka_unit_test(test_ipc_file_private_and_never_clobbered),
+        cmocka_unit_test(test_control_from_trainer_rejected),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

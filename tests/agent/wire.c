@@ -1,33 +1,16 @@
-/* wire.c -- helpers shared by the agent tests (see wire.h). */
-#include <setjmp.h>
-#include <stdarg.h>
+/* wire.c -- helpers shared by the agent tests and bench_hostile (see wire.h); no cmocka here,
+ * the asserting helpers are in wire_assert.c. */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include <cmocka.h>
-
 #include "wire.h"
 
 void wire_ipc(char *buf, size_t n, const char *tag)
 {
     snprintf(buf, n, "ipc:///tmp/at-test-%d-%s.ipc", (int)getpid(), tag);
-}
-
-at_feed *wire_feed(const char *endpoint, int rcvhwm)
-{
-    at_feed_opts o;
-    at_feed_opts_default(&o);
-    o.endpoint = endpoint;
-    if (rcvhwm > 0)
-        o.rcvhwm = rcvhwm;
-    char err[256];
-    at_feed *f = at_feed_new(&o, err, sizeof err);
-    if (!f)
-        fail_msg("feed on %s: %s", endpoint, err);
-    return f;
 }
 
 at_feed_msg *wire_recv_type(at_feed *f, at_proto_type t, int timeout_ms)
@@ -114,26 +97,5 @@ void wire_tally_add(wire_tally *t, const at_feed_msg *m)
         break;
     default:
         break;
-    }
-}
-
-void wire_drain(at_feed *f, wire_tally *t, int timeout_ms, int sleep_us)
-{
-    int idle = 0;
-    while (idle < timeout_ms && t->goodbyes == 0) {
-        at_feed_msg *m = NULL;
-        at_proto_error e;
-        int rc = at_feed_recv(f, 10, &m, &e);
-        if (rc == AT_ERR_AGAIN) {
-            idle += 10;
-            continue;
-        }
-        if (rc != AT_OK)
-            fail_msg("rejected: %s", e.message);
-        idle = 0;
-        wire_tally_add(t, m);
-        at_feed_msg_free(m);
-        if (sleep_us)
-            usleep((useconds_t)sleep_us);
     }
 }

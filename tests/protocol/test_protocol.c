@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -57,11 +58,11 @@ static void test_hello_round_trip(void **state)
     h->rank = 3;
     h->world_size = 8;
     h->interval = 50;
-    h->dropped = 9007199254740992LL; /* 2^53: the largest integer that travels exactly */
+    h->dropped = 9007199254740991LL; /* 2^53 - 1: the largest integer that travels */
     h->ntags = AT_PROTO_MAX_TAGS;
     for (int i = 0; i < h->ntags; i++) {
         snprintf(h->tags[i].key, sizeof h->tags[i].key, "key%02d", i);
-        snprintf(h->tags[i].value, sizeof h->tags[i].value, "value\t%d\n", i);
+        snprintf(h->tags[i].value, sizeof h->tags[i].value, "value \"%d\" \\ \xe2\x82\xac", i);
     }
     at_proto_msg *o = round_trip(m, NULL, 0);
     assert_string_equal(o->u.hello.model, "gpt2-small");
@@ -71,7 +72,7 @@ static void test_hello_round_trip(void **state)
     assert_int_equal(o->u.hello.rank, 3);
     assert_int_equal(o->u.hello.world_size, 8);
     assert_int_equal(o->u.hello.interval, 50);
-    assert_int_equal(o->u.hello.dropped, 9007199254740992LL);
+    assert_int_equal(o->u.hello.dropped, 9007199254740991LL);
     assert_int_equal(o->u.hello.ntags, AT_PROTO_MAX_TAGS);
     for (int i = 0; i < h->ntags; i++) {
         assert_string_equal(o->u.hello.tags[i].key, h->tags[i].key);
@@ -289,6 +290,219 @@ static void test_each_rejection_reason(void **state)
         1, NULL, AT_PROTO_E_FIELD_TYPE);
 }
 
+/* Decodes one header and expects it rejected for reason. */
+static void reject_text(const char *hdr, size_t n, at_proto_reason reason)
+{
+    at_proto_msg *m = calloc(1, sizeof *m);
+    at_proto_error e = {AT_PROTO_E_NONE, ""};
+    int rc = at_proto_decode_header(hdr, n ? n : strlen(hdr), NULL, m, &e);
+    if (e.reason != reason)
+        fail_msg("%s: got %s (%s), want %s", hdr, at_proto_reason_name(e.reason), e.message,
+                 at_proto_reason_name(reason));
+    assert_int_equal(rc, at_proto_reason_status(reason));
+    free(m);
+}
+
+/* Decodes one header that must be accepted; caller owns the message. */
+static at_proto_msg *accept_text(const char *hdr)
+{
+    at_proto_msg *m = calloc(1, sizeof *m);
+    at_proto_error e;
+    if (at_proto_decode_header(hdr, strlen(hdr), NULL, m, &e) != AT_OK)
+        fail_msg("%s: rejected: %s", hdr, e.message);
+    return m;
+}
+
+#define STOP(run) "{\"v\":1,\"type\":\"stop\",\"run\":\"" run "\",\"reason\":\"x\"}"
+#define SCALARS(vals)                                                                              \
+    "{\"v\":1,\"type\":\"scalars\",\"run\":\"r\",\"step\":1,\"values\":{" vals "}}"
+
+/* Strings are UTF-8 without NUL or control characters; nothing is ever truncated. */
+static void test_text_in_strings(void **state)
+{
+    (void)state;
+    /* A stop for "r\u0000junk" used to reach run "r" cut short. */
+    reject_text(STOP("r\\u0000junk"), 0, AT_PROTO_E_TEXT);
+    reject_text(STOP("r\\u001b[2J"), 0, AT_PROTO_E_TEXT);
+    reject_text(STOP("r\\n"), 0, AT_PROTO_E_TEXT);
+    reject_text(STOP("r\\t"), 0, AT_PROTO_E_TEXT);
+    reject_text(STOP("r\\u007F"), 0, AT_PROTO_E_TEXT);
+    reject_text(STOP("r\\u009b"), 0, AT_PROTO_E_TEXT);
+    reject_text(STOP("r\x7f"), 0, AT_PROTO_E_TEXT); /* raw DEL */
+    reject_text(STOP("r\xc2\x9b"
+                     "2J"),
+                0, AT_PROTO_E_TEXT);                   /* raw C1 CSI, as UTF-8 */
+    reject_text(STOP("r\x1b[2J"), 0, AT_PROTO_E_JSON); /* raw C0: not even JSON */
+    reject_text(STOP("r\x9b"
+                     "2J"),
+                0, AT_PROTO_E_TEXT); /* a lone 8-bit CSI: not UTF-8 */
+    reject_text(STOP("r\xff"), 0, AT_PROTO_E_TEXT);
+    reject_text(STOP("r\xc0\xaf"), 0, AT_PROTO_E_TEXT);     /* overlong '/' */
+    reject_text(STOP("r\xed\xa0\x80"), 0, AT_PROTO_E_TEXT); /* a surrogate, encoded */
+    reject_text(STOP("r\xe2\x82"), 0, AT_PROTO_E_TEXT);     /* truncated euro sign */
+    reject_text(STOP("r\\ud800"), 0, AT_PROTO_E_JSON);      /* half a surrogate pair */
+    reject_text(STOP("r\\x41"), 0, AT_PROTO_E_JSON);        /* not a JSON escape */
+    reject_text(STOP("r\\u00g1"), 0, AT_PROTO_E_JSON);
+    reject_text("{\"v\":1,\"type\":\"pause\",\"run\":\"r\",\"x\xff\":1}", 0, AT_PROTO_E_TEXT);
+    reject_text("{\"v\":1,\"type\":\"pause\",\"run\":\"r\"}\xff", 0, AT_PROTO_E_JSON);
+    reject_text("{\"v\":1,\"type\":\"pause\",\"run\":\"r\",\xc3\xa9:1}", 0, AT_PROTO_E_JSON);
+    static const char nul_after[] = "{\"v\":1,\"type\":\"pause\",\"run\":\"r\"}\0";
+    reject_text(nul_after, sizeof nul_after - 1, AT_PROTO_E_JSON); /* a NUL after the object */
+    /* A byte-order mark is refused (RFC 8259: a sender must not add one). */
+    reject_text("\xef\xbb\xbf{\"v\":1,\"type\":\"pause\",\"run\":\"r\"}", 0, AT_PROTO_E_JSON);
+
+    /* What is fine: escapes of printable characters, any valid UTF-8 including a surrogate pair
+     * written as escapes, and format characters (printers escape those, see text.h). */
+    at_proto_msg *m = accept_text(STOP("r\\u00e9\\ud83d\\ude00\xe2\x80\xae\\/\\\"\\\\"));
+    assert_string_equal(m->run, "r\xc3\xa9\xf0\x9f\x98\x80\xe2\x80\xae/\"\\");
+    free(m);
+
+    /* The encoder refuses what the decoder would. */
+    m = new_msg(AT_PROTO_STOP, "r\x1b");
+    strcpy(m->u.reason, "x");
+    size_t len;
+    at_proto_error e;
+    assert_int_equal(at_proto_encode(m, buf, sizeof buf, &len, &e), AT_ERR_FORMAT);
+    assert_int_equal(e.reason, AT_PROTO_E_TEXT);
+    strcpy(m->run, "r\xff");
+    assert_int_equal(at_proto_encode(m, buf, sizeof buf, &len, &e), AT_ERR_FORMAT);
+    assert_int_equal(e.reason, AT_PROTO_E_TEXT);
+    free(m);
+}
+
+/* Numbers follow JSON's grammar; integers stop at 2^53 - 1; members are unique. */
+static void test_numbers_and_members(void **state)
+{
+    (void)state;
+    reject_text(SCALARS("\"a\":007"), 0, AT_PROTO_E_JSON);
+    reject_text(SCALARS("\"a\":-01"), 0, AT_PROTO_E_JSON);
+    reject_text(SCALARS("\"a\":1."), 0, AT_PROTO_E_JSON);
+    reject_text(SCALARS("\"a\":1.e5"), 0, AT_PROTO_E_JSON);
+    reject_text(SCALARS("\"a\":1e"), 0, AT_PROTO_E_JSON);
+    reject_text(SCALARS("\"a\":1e+"), 0, AT_PROTO_E_JSON);
+    reject_text(SCALARS("\"a\":-"), 0, AT_PROTO_E_JSON);
+    reject_text(SCALARS("\"a\":.5"), 0, AT_PROTO_E_JSON);
+    reject_text(SCALARS("\"a\":+1"), 0, AT_PROTO_E_JSON);
+    reject_text(SCALARS("\"a\":NaN"), 0, AT_PROTO_E_JSON);
+    reject_text(SCALARS("\"a\":1e400"), 0, AT_PROTO_E_VALUE); /* beyond a double: not inf */
+    reject_text(SCALARS("\"a\":-1e400"), 0, AT_PROTO_E_VALUE);
+    at_proto_msg *m = accept_text(SCALARS("\"a\":0,\"b\":-0,\"c\":1E+3,\"d\":2.5e-3,\"e\":0.0,"
+                                          "\"f\":1.7976931348623157e308"));
+    assert_int_equal(m->u.scalars.n, 6);
+    assert_true(m->u.scalars.values[2].value == 1000);
+    assert_true(m->u.scalars.values[3].value == 2.5e-3);
+    assert_true(m->u.scalars.values[5].value == 1.7976931348623157e308);
+    free(m);
+
+    /* Integers: exactly representable ones only. 2^53 + 1 would read as 2^53. */
+    m = accept_text("{\"v\":1,\"type\":\"goodbye\",\"run\":\"r\",\"step\":9007199254740991}");
+    assert_int_equal(m->u.goodbye.step, 9007199254740991LL);
+    free(m);
+    m = accept_text("{\"v\":1,\"type\":\"goodbye\",\"run\":\"r\",\"step\":1e3}");
+    assert_int_equal(m->u.goodbye.step, 1000);
+    free(m);
+    reject_text("{\"v\":1,\"type\":\"goodbye\",\"run\":\"r\",\"step\":9007199254740992}", 0,
+                AT_PROTO_E_FIELD_TYPE);
+    reject_text("{\"v\":1,\"type\":\"goodbye\",\"run\":\"r\",\"step\":9007199254740993}", 0,
+                AT_PROTO_E_FIELD_TYPE);
+    reject_text("{\"v\":1,\"type\":\"interval\",\"run\":\"r\",\"interval\":1e16}", 0,
+                AT_PROTO_E_FIELD_TYPE);
+
+    /* A member named twice, at any depth, is refused: parsers disagree on which one counts. */
+    reject_text("{\"v\":1,\"type\":\"pause\",\"run\":\"r\",\"run\":\"s\"}", 0, AT_PROTO_E_JSON);
+    reject_text("{\"v\":1,\"v\":1,\"type\":\"pause\",\"run\":\"r\"}", 0, AT_PROTO_E_JSON);
+    reject_text(SCALARS("\"a\":1,\"b\":2,\"a\":3"), 0, AT_PROTO_E_JSON);
+    reject_text("{\"v\":1,\"type\":\"hello\",\"run\":\"r\",\"interval\":1,"
+                "\"tags\":{\"k\":\"1\",\"k\":\"2\"}}",
+                0, AT_PROTO_E_JSON);
+    reject_text("{\"v\":1,\"type\":\"pause\",\"run\":\"r\",\"x\":[{\"y\":1,\"y\":2}]}", 0,
+                AT_PROTO_E_JSON);
+    /* Many distinct unknown members (past the small stack buffer) are fine. */
+    char many[4096] = "{\"v\":1,\"type\":\"pause\",\"run\":\"r\"";
+    for (int i = 0; i < 200; i++)
+        snprintf(many + strlen(many), sizeof many - strlen(many), ",\"u%d\":%d", i, i);
+    strcat(many, "}");
+    free(accept_text(many));
+    many[strlen(many) - 1] = '\0';
+    strcat(many, ",\"u150\":0}");
+    reject_text(many, 0, AT_PROTO_E_JSON);
+}
+
+/* Scalars travel in the shortest text that reads back exactly, even the extremes. */
+static void test_scalars_exact_text(void **state)
+{
+    (void)state;
+    at_proto_msg *m = new_msg(AT_PROTO_SCALARS, "r");
+    const double v[] = {0.1, 1.7976931348623157e308, 5e-324, 9007199254740991.0, -2.5, 100};
+    const char *text[] = {"\"s0\":0.1",    "\"s1\":1.7976931348623157e+308",
+                          "\"s2\":5e-324", "\"s3\":9007199254740991",
+                          "\"s4\":-2.5",   "\"s5\":100"};
+    m->u.scalars.n = 6;
+    for (int i = 0; i < 6; i++) {
+        snprintf(m->u.scalars.values[i].name, AT_PROTO_MAX_SHORT, "s%d", i);
+        m->u.scalars.values[i].value = v[i];
+    }
+    at_proto_msg *o = round_trip(m, NULL, 0);
+    for (int i = 0; i < 6; i++) {
+        assert_memory_equal(&o->u.scalars.values[i].value, &v[i], sizeof v[i]);
+        if (!strstr(buf, text[i]))
+            fail_msg("%s not in %s", text[i], buf);
+    }
+    free(m);
+    free(o);
+}
+
+static void test_endpoint_scope(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *ep;
+        at_proto_scope scope;
+    } cases[] = {
+        {"inproc://x", AT_PROTO_SCOPE_PROCESS},
+        {"ipc:///tmp/alphatop-1000.ipc", AT_PROTO_SCOPE_USER},
+        {"ipc://@alphatop", AT_PROTO_SCOPE_HOST},
+        {"tcp://127.0.0.1:5555", AT_PROTO_SCOPE_HOST},
+        {"tcp://127.1.2.3:*", AT_PROTO_SCOPE_HOST},
+        {"tcp://localhost:5555", AT_PROTO_SCOPE_HOST},
+        {"tcp://LocalHost:5555", AT_PROTO_SCOPE_HOST},
+        {"tcp://[::1]:5555", AT_PROTO_SCOPE_HOST},
+        {"tcp://[::ffff:127.0.0.1]:5555", AT_PROTO_SCOPE_HOST},
+        {"ws://127.0.0.1:5555", AT_PROTO_SCOPE_HOST},
+        {"ws://[::1]:5555/alphatop", AT_PROTO_SCOPE_HOST},
+        {"wss://localhost:5555/x", AT_PROTO_SCOPE_HOST},
+        {"tcp://*:5555", AT_PROTO_SCOPE_NETWORK},
+        {"tcp://0.0.0.0:5555", AT_PROTO_SCOPE_NETWORK},
+        {"tcp://[::]:5555", AT_PROTO_SCOPE_NETWORK},
+        {"tcp://192.168.1.5:5555", AT_PROTO_SCOPE_NETWORK},
+        {"tcp://128.0.0.1:5555", AT_PROTO_SCOPE_NETWORK},
+        {"tcp://127.evil.example:5555", AT_PROTO_SCOPE_NETWORK},
+        {"tcp://localhost.evil.example:5555", AT_PROTO_SCOPE_NETWORK},
+        {"tcp://eth0:5555", AT_PROTO_SCOPE_NETWORK},
+        {"tcp://lo:5555", AT_PROTO_SCOPE_NETWORK},
+        {"tcp://127.0.0.1;10.0.0.1:5555", AT_PROTO_SCOPE_NETWORK},
+        {"tcp://[::1%lo]:5555", AT_PROTO_SCOPE_NETWORK},
+        {"tcp://[fe80::1]:5555", AT_PROTO_SCOPE_NETWORK},
+        {"tcp://[::1:5555", AT_PROTO_SCOPE_NETWORK},
+        {"tcp://127.0.0.1", AT_PROTO_SCOPE_NETWORK},
+        {"ws://*:5555", AT_PROTO_SCOPE_NETWORK},
+        {"ws://0.0.0.0:5555/path", AT_PROTO_SCOPE_NETWORK},
+        {"wss://*:5555", AT_PROTO_SCOPE_NETWORK},
+        {"pgm://eth0;239.192.1.1:5555", AT_PROTO_SCOPE_NETWORK},
+        {"epgm://127.0.0.1;239.192.1.1:5555", AT_PROTO_SCOPE_NETWORK},
+        {"vmci://1:5555", AT_PROTO_SCOPE_NETWORK},
+        {"tipc://{5560,0,0}", AT_PROTO_SCOPE_NETWORK},
+        {"udp://127.0.0.1:5555", AT_PROTO_SCOPE_NETWORK},
+        {"TCP://127.0.0.1:5555", AT_PROTO_SCOPE_NETWORK},
+        {"", AT_PROTO_SCOPE_NETWORK},
+        {NULL, AT_PROTO_SCOPE_NETWORK},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        if (at_proto_endpoint_scope(cases[i].ep) != cases[i].scope)
+            fail_msg("%s: scope %d, want %d", cases[i].ep ? cases[i].ep : "NULL",
+                     (int)at_proto_endpoint_scope(cases[i].ep), (int)cases[i].scope);
+}
+
 static void test_reason_names_distinct(void **state)
 {
     (void)state;
@@ -386,6 +600,16 @@ static void test_keyfiles(void **state)
     assert_int_equal(at_keyfile_read_list(path, keys, 4, &n, err, sizeof err), AT_ERR_FORMAT);
     assert_non_null(strstr(err, ":1:"));
     assert_int_equal(at_keyfile_read("/nonexistent/k", pub, sec, err, sizeof err), AT_ERR_IO);
+    /* A secret others can read gets a warning naming the fix; 0600 (as written) none. */
+    assert_int_equal(at_keyfile_write(path, P, S), AT_OK);
+    assert_int_equal(at_keyfile_check_private(path, err, sizeof err), AT_OK);
+    assert_int_equal(chmod(path, 0644), 0);
+    assert_int_equal(at_keyfile_check_private(path, err, sizeof err), AT_ERR_AUTH);
+    assert_non_null(strstr(err, "0644"));
+    assert_non_null(strstr(err, "chmod 600"));
+    assert_int_equal(chmod(path, 0640), 0);
+    assert_int_equal(at_keyfile_check_private(path, NULL, 0), AT_ERR_AUTH);
+    assert_int_equal(at_keyfile_check_private("/nonexistent/k", err, sizeof err), AT_ERR_IO);
     unlink(path);
     unlink(pubpath);
 }
@@ -397,6 +621,10 @@ int main(void)
         cmocka_unit_test(test_layer_round_trip_every_kind_and_dtype),
         cmocka_unit_test(test_other_messages_round_trip),
         cmocka_unit_test(test_each_rejection_reason),
+        cmocka_unit_test(test_text_in_strings),
+        cmocka_unit_test(test_numbers_and_members),
+        cmocka_unit_test(test_scalars_exact_text),
+        cmocka_unit_test(test_endpoint_scope),
         cmocka_unit_test(test_reason_names_distinct),
         cmocka_unit_test(test_encoder_refuses_what_decoder_would),
         cmocka_unit_test(test_crc32_known_values),

@@ -8,6 +8,7 @@
 
 #include "alphatop/analyze.h"
 #include "alphatop/lora.h"
+#include "alphatop/text.h"
 #include "args.h"
 #include "ckpt.h"
 #include "ckpt_args.h"
@@ -97,6 +98,26 @@ static int selected(const scan *s, const char *name)
     return !s->have_re || regexec(&s->re, name, 0, NULL, 0) == 0;
 }
 
+/* Names, paths and messages come from the files: every printed one goes through text.h, so a
+ * tensor name cannot drive the terminal (SHOW: for people) or make the JSON invalid (add_text). */
+#define SHOW(buf, s) at_text_show(buf, sizeof buf, s)
+
+/* Adds key: s to o as a JSON string, or replaces the key o already has. */
+static int add_text(cJSON *o, const char *key, const char *s)
+{
+    char *q = at_text_json_quote(s);
+    cJSON *item = q ? cJSON_CreateRaw(q) : NULL;
+    free(q);
+    if (!item)
+        return 0;
+    if (cJSON_GetObjectItemCaseSensitive(o, key))
+        return cJSON_ReplaceItemInObjectCaseSensitive(o, key, item);
+    if (cJSON_AddItemToObject(o, key, item))
+        return 1;
+    cJSON_Delete(item);
+    return 0;
+}
+
 /* Erases the live progress line so a row or message does not land after it. */
 static void progress_clear(const scan *s)
 {
@@ -109,11 +130,17 @@ static void progress_clear(const scan *s)
 static void note_row(const scan *s, const char *file, const char *name, const char *shape,
                      int skipped, const char *msg)
 {
+    char f_[AT_TEXT_ESCAPE_CAP(1024)], n_[AT_TEXT_ESCAPE_CAP(512)], m_[AT_TEXT_ESCAPE_CAP(600)];
+    const char *key = skipped ? "skipped" : "error";
+    SHOW(f_, file);
+    SHOW(n_, name);
+    SHOW(m_, msg);
     if (s->format == OUT_JSON) {
         cJSON *o = cJSON_CreateObject();
-        if (o && cJSON_AddStringToObject(o, "type", "layer") &&
-            cJSON_AddStringToObject(o, "file", file) &&
-            (skipped ? at_fmt_json_skipped : at_fmt_json_error)(o, name, msg) == AT_OK) {
+        if (o && cJSON_AddStringToObject(o, "type", "layer") && add_text(o, "file", file) &&
+            add_text(o, "name", name) &&
+            (skipped ? at_fmt_json_skipped : at_fmt_json_error)(o, NULL, msg) == AT_OK &&
+            add_text(o, key, msg)) {
             char *line = cJSON_PrintUnformatted(o);
             if (line)
                 puts(line);
@@ -121,20 +148,22 @@ static void note_row(const scan *s, const char *file, const char *name, const ch
         }
         cJSON_Delete(o);
     } else if (s->format == OUT_CSV) {
-        (skipped ? at_fmt_csv_skipped : at_fmt_csv_error)(stdout, file, name, msg, s->flags);
+        (skipped ? at_fmt_csv_skipped : at_fmt_csv_error)(stdout, f_, n_, m_, s->flags);
     } else {
-        char text[600];
-        snprintf(text, sizeof text, "%s: %s", skipped ? "skipped" : "error", msg);
-        at_fmt_table_note(stdout, s->name_width, name, shape, text);
+        char text[sizeof m_ + 10];
+        snprintf(text, sizeof text, "%s: %s", key, m_);
+        at_fmt_table_note(stdout, s->name_width, n_, shape, text);
     }
 }
 
 static void report_error(scan *s, const char *file, const char *name, const char *shape,
                          const char *msg)
 {
+    char f_[AT_TEXT_ESCAPE_CAP(1024)], n_[AT_TEXT_ESCAPE_CAP(512)], m_[AT_TEXT_ESCAPE_CAP(600)];
     s->failed = 1;
     progress_clear(s);
-    fprintf(stderr, "alphatop scan: %s: %s%s%s\n", file, name ? name : "", name ? ": " : "", msg);
+    fprintf(stderr, "alphatop scan: %s: %s%s%s\n", SHOW(f_, file), SHOW(n_, name), name ? ": " : "",
+            SHOW(m_, msg));
     if (name)
         note_row(s, file, name, shape, 0, msg);
 }
@@ -149,22 +178,23 @@ static void report_skipped(const scan *s, const char *file, const char *name, co
 
 static void note(const scan *s, const char *file, const char *name, const char *msg)
 {
+    char f_[AT_TEXT_ESCAPE_CAP(1024)], n_[AT_TEXT_ESCAPE_CAP(512)];
     progress_clear(s);
-    fprintf(stderr, "alphatop scan: %s: %s: %s\n", file, name, msg);
+    fprintf(stderr, "alphatop scan: %s: %s: %s\n", SHOW(f_, file), SHOW(n_, name), msg);
 }
 
 static void emit_metrics(scan *s, const char *file, const job *j, const char *shape,
                          const at_metrics *m)
 {
+    char f_[AT_TEXT_ESCAPE_CAP(1024)], n_[AT_TEXT_ESCAPE_CAP(512)];
     progress_clear(s);
     if (s->format == OUT_JSON) {
         cJSON *o = cJSON_CreateObject();
-        int ok = o && cJSON_AddStringToObject(o, "type", "layer") &&
-                 cJSON_AddStringToObject(o, "file", file) &&
-                 at_fmt_json(o, j->name, m, s->flags) == AT_OK;
+        int ok = o && cJSON_AddStringToObject(o, "type", "layer") && add_text(o, "file", file) &&
+                 add_text(o, "name", j->name) && at_fmt_json(o, NULL, m, s->flags) == AT_OK;
         if (ok && j->pair && !j->lora_b)
-            ok = cJSON_AddStringToObject(o, "base", s->base_path) &&
-                 cJSON_AddStringToObject(o, "base_layer", j->pair->other->name) &&
+            ok = add_text(o, "base", s->base_path) &&
+                 add_text(o, "base_layer", j->pair->other->name) &&
                  cJSON_AddBoolToObject(o, "base_transposed", j->pair->transposed);
         if (ok && j->lora_b)
             ok =
@@ -177,7 +207,7 @@ static void emit_metrics(scan *s, const char *file, const job *j, const char *sh
         free(line);
         cJSON_Delete(o);
     } else if (s->format == OUT_CSV) {
-        at_fmt_csv_row(stdout, file, j->name, m, s->flags);
+        at_fmt_csv_row(stdout, SHOW(f_, file), SHOW(n_, j->name), m, s->flags);
     } else if (m->status == AT_FIT_SKIPPED) {
         char text[160];
         if (m->num_evals < s->hopts.min_evals)
@@ -190,9 +220,9 @@ static void emit_metrics(scan *s, const char *file, const job *j, const char *sh
         else
             snprintf(text, sizeof text, "skipped: N = %lld > max_N %lld", (long long)m->N,
                      (long long)s->hopts.max_N);
-        at_fmt_table_note(stdout, s->name_width, j->name, shape, text);
+        at_fmt_table_note(stdout, s->name_width, SHOW(n_, j->name), shape, text);
     } else {
-        at_fmt_table_row(stdout, s->name_width, j->name, shape, m, s->flags);
+        at_fmt_table_row(stdout, s->name_width, SHOW(n_, j->name), shape, m, s->flags);
     }
 }
 
@@ -365,8 +395,8 @@ static void emit_summary(scan *s, const char *file, const at_summary *sum)
 {
     if (s->format == OUT_JSON) {
         cJSON *o = cJSON_CreateObject();
-        if (o && cJSON_AddStringToObject(o, "type", "summary") &&
-            cJSON_AddStringToObject(o, "file", file) && at_summary_json(o, sum) == AT_OK) {
+        if (o && cJSON_AddStringToObject(o, "type", "summary") && add_text(o, "file", file) &&
+            at_summary_json(o, sum) == AT_OK) {
             char *line = cJSON_PrintUnformatted(o);
             if (line)
                 puts(line);
@@ -392,18 +422,20 @@ static void scan_file(scan *s, const at_ckpt *c, int first)
         return;
     }
     size_t n = at_ckpt_count(c);
+    char f_[AT_TEXT_ESCAPE_CAP(1024)], b_[AT_TEXT_ESCAPE_CAP(1024)], n_[AT_TEXT_ESCAPE_CAP(512)];
     if (s->format == OUT_TABLE) {
         if (!first)
             putchar('\n');
         if (s->base_path)
-            printf("%s: update against base %s (W - W_base per layer)\n\n", file, s->base_path);
+            printf("%s: update against base %s (W - W_base per layer)\n\n", SHOW(f_, file),
+                   SHOW(b_, s->base_path));
         else
-            printf("%s\n\n", file);
+            printf("%s\n\n", SHOW(f_, file));
         at_fmt_table_header(stdout, s->name_width, s->flags);
     }
     const int live = s->progress && n >= PROGRESS_MIN_LAYERS;
     if (!s->progress && n >= PROGRESS_MIN_LAYERS)
-        fprintf(stderr, "alphatop scan: %s: %zu layers\n", file, n);
+        fprintf(stderr, "alphatop scan: %s: %zu layers\n", SHOW(f_, file), n);
     at_summary sum;
     at_summary_init(&sum);
     int adapters = 0;
@@ -414,7 +446,7 @@ static void scan_file(scan *s, const at_ckpt *c, int first)
         if (j.skip || !selected(s, j.name))
             continue;
         if (live) {
-            fprintf(stderr, "\r\033[K[%zu/%zu] %s", i + 1, n, j.name);
+            fprintf(stderr, "\r\033[K[%zu/%zu] %s", i + 1, n, SHOW(n_, j.name));
             fflush(stderr);
         }
         fflush(stdout);

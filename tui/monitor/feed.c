@@ -1,13 +1,17 @@
 /* feed.c -- the monitor's ROUTER socket: receive, decode, reject, track runs, send control.
  * (API and guarantees in feed.h; socket choice explained in docs/protocol.md.) */
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,6 +23,10 @@
 
 #define MAX_ID 256 /* ZeroMQ routing ids are at most 255 bytes */
 #define MAX_ALLOW 4096
+#define NOTE_EVERY_MS 1000    /* refused connections are reported at most this often */
+#define PAUSE_FIRST_MS 1000   /* first pause in accepting at the descriptor limit */
+#define PAUSE_MAX_MS 16000    /* the pause doubles up to this while the limit keeps being hit */
+#define PAUSE_FORGET_MS 60000 /* a trip this long after the previous one starts over */
 
 typedef struct run_slot {
     at_feed_run pub;
@@ -28,13 +36,21 @@ typedef struct run_slot {
 } run_slot;
 
 struct at_feed {
-    void *ctx, *sock, *zap;
+    void *ctx, *sock, *zap, *events; /* events: the ROUTER's socket monitor (PAIR) */
     pthread_t zap_thread;
     int zap_running;
     char (*allow)[AT_KEY_Z85_LEN + 1];
     size_t nallow;
     _Atomic int64_t auth_denied;
     char endpoint[1024];
+    /* Accepting stops near the descriptor limit and resumes after a pause (feed.h). */
+    int listening;
+    int64_t resume_ms, last_trip_ms, pause_ms;
+    /* Notices (feed.h): refusals not yet reported and when they last were; the latest change
+     * in accepting connections. */
+    int64_t auth_reported, handshake_pending, auth_note_ms;
+    char fds_note[1400];
+    char warning[1024];
     at_proto_limits lim;
     /* The ZeroMQ message being read: more protocol messages may follow in it. */
     int in_msg;
@@ -137,6 +153,19 @@ static void *zap_main(void *arg)
     }
 }
 
+/* Adds a line to the warnings at_feed_warning returns. */
+static void add_warning(at_feed *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void add_warning(at_feed *f, const char *fmt, ...)
+{
+    size_t n = strlen(f->warning);
+    if (n && n + 1 < sizeof f->warning)
+        f->warning[n++] = '\n';
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(f->warning + n, sizeof f->warning - n, fmt, ap);
+    va_end(ap);
+}
+
 static int setup_curve(at_feed *f, const at_feed_opts *o, char *err, size_t errlen)
 {
     if (!o->curve_keyfile || !o->curve_allow_file) {
@@ -151,12 +180,18 @@ static int setup_curve(at_feed *f, const at_feed_opts *o, char *err, size_t errl
     int rc = at_keyfile_read(o->curve_keyfile, pub, sec, err, errlen);
     if (rc != AT_OK)
         return rc;
+    char warn[512];
+    if (at_keyfile_check_private(o->curve_keyfile, warn, sizeof warn) == AT_ERR_AUTH)
+        add_warning(f, "%s", warn);
     f->allow = calloc(MAX_ALLOW, sizeof *f->allow);
     if (!f->allow)
         return AT_ERR_NOMEM;
     rc = at_keyfile_read_list(o->curve_allow_file, f->allow, MAX_ALLOW, &f->nallow, err, errlen);
     if (rc != AT_OK)
         return rc;
+    if (f->nallow == 0)
+        add_warning(f, "%s lists no trainer keys: every trainer will be refused",
+                    o->curve_allow_file);
     /* The handler must be bound before the first connection can arrive. */
     f->zap = zmq_socket(f->ctx, ZMQ_REP);
     int one = 1;
@@ -184,32 +219,207 @@ static const char *env(const char *name)
     return v && *v ? v : NULL;
 }
 
-/* tcp on anything but loopback is refused without Curve: weights and stop requests would
- * otherwise be open to the network. */
-static int is_local(const char *ep)
-{
-    if (strncmp(ep, "tcp://", 6) != 0)
-        return 1;
-    const char *h = ep + 6;
-    return strncmp(h, "127.", 4) == 0 || strncmp(h, "localhost:", 10) == 0 ||
-           strncmp(h, "[::1]:", 6) == 0;
-}
-
-/* Whether a process already accepts connections on an ipc endpoint's socket file. ZeroMQ would
- * silently replace the file, leaving the other monitor deaf; a stale file from a crash refuses
- * the connection and is replaced as expected. */
-static int ipc_in_use(const char *ep)
+/* For an ipc endpoint: refuses a socket file a live process accepts connections on (ZeroMQ
+ * would silently replace it, leaving the other monitor deaf; a stale file from a crash refuses
+ * the connection and is replaced as expected), and a path that is not a socket at all (ZeroMQ
+ * would delete whatever file is there). */
+static int ipc_check(const char *ep, char *err, size_t errlen)
 {
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
-    if (strncmp(ep, "ipc://", 6) != 0 || strlen(ep + 6) >= sizeof addr.sun_path)
-        return 0;
+    struct stat st;
+    if (strncmp(ep, "ipc://", 6) != 0 || ep[6] == '@' || strlen(ep + 6) >= sizeof addr.sun_path)
+        return AT_OK;
+    if (lstat(ep + 6, &st) != 0)
+        return AT_OK;
+    if (!S_ISSOCK(st.st_mode)) {
+        snprintf(err, errlen, "%s exists and is not a socket: not replacing it", ep + 6);
+        return AT_ERR_ARG;
+    }
     memcpy(addr.sun_path, ep + 6, strlen(ep + 6) + 1);
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
     if (fd < 0)
-        return 0;
+        return AT_OK;
     int used = connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0;
     close(fd);
-    return used;
+    if (used)
+        snprintf(err, errlen, "another monitor is already listening on %s", ep);
+    return used ? AT_ERR_STATE : AT_OK;
+}
+
+/* Binds the ROUTER to ep. An ipc socket file is created with mode 0600 -- only this user (and
+ * root) may connect -- by narrowing the umask around zmq_bind, which creates the file in this
+ * thread: chmod afterwards would leave a moment in which anyone could connect. For that moment
+ * a file another thread creates is private too, never more open. */
+static int bind_endpoint(at_feed *f, const char *ep)
+{
+    int ipc = strncmp(ep, "ipc://", 6) == 0;
+    mode_t old = ipc ? umask(0177) : 0;
+    int rc = zmq_bind(f->sock, ep);
+    if (ipc)
+        umask(old);
+    return rc;
+}
+
+/* ---- what the ROUTER's socket monitor reports ---- */
+
+#define FEED_EVENTS                                                                                \
+    (ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_ACCEPT_FAILED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |         \
+     ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
+
+/* The process's descriptor limit (LONG_MAX: none), and how many are open (Linux /proc; -1 when
+ * it cannot be read; at the limit itself the directory cannot be opened: that is the limit). */
+static long fd_limit(void)
+{
+    struct rlimit r;
+    if (getrlimit(RLIMIT_NOFILE, &r) != 0 || r.rlim_cur == RLIM_INFINITY ||
+        r.rlim_cur >= (rlim_t)LONG_MAX)
+        return LONG_MAX;
+    return (long)r.rlim_cur;
+}
+
+static long open_fds(long limit)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return errno == EMFILE || errno == ENFILE ? limit : -1;
+    long n = 0;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n - 3; /* ".", ".." and the directory's own descriptor */
+}
+
+/* Descriptors kept free: for the connections that arrive before the feed next looks (at the
+ * next at_feed_recv), run logs and the analysis. libzmq cannot be told to stop accepting: at
+ * the limit its tcp listener retries accept() in a busy loop, and its ipc listener aborts the
+ * process. So the feed stops listening before that. */
+static long fd_reserve(long limit)
+{
+    return limit / 8 > 16 ? limit / 8 : 16;
+}
+
+static void pause_accepting(at_feed *f, const char *why)
+{
+    int64_t t = now_ms();
+    if (!f->listening)
+        return;
+    int again = f->last_trip_ms && t - f->last_trip_ms < PAUSE_FORGET_MS;
+    f->pause_ms =
+        again ? (2 * f->pause_ms < PAUSE_MAX_MS ? 2 * f->pause_ms : PAUSE_MAX_MS) : PAUSE_FIRST_MS;
+    f->last_trip_ms = t;
+    f->resume_ms = t + f->pause_ms;
+    if (zmq_unbind(f->sock, f->endpoint) != 0) {
+        snprintf(f->fds_note, sizeof f->fds_note, "%s: cannot stop listening on %s: %s", why,
+                 f->endpoint, zmq_strerror(zmq_errno()));
+        return;
+    }
+    f->listening = 0;
+    f->stats.accept_pauses++;
+    snprintf(f->fds_note, sizeof f->fds_note,
+             "%s: not accepting new connections on %s for %lld s (connected trainers stay; "
+             "ulimit -n raises the limit)",
+             why, f->endpoint, (long long)(f->pause_ms / 1000));
+}
+
+/* Stops accepting when fewer than fd_reserve descriptors are left. */
+static void check_fds(at_feed *f)
+{
+    long limit = fd_limit();
+    if (limit == LONG_MAX)
+        return;
+    long n = open_fds(limit);
+    char why[96];
+    snprintf(why, sizeof why, "%ld of %ld file descriptors in use", n, limit);
+    if (n >= limit - fd_reserve(limit))
+        pause_accepting(f, why);
+}
+
+/* Listens again once the pause is over and the descriptors in use fell below the limit by
+ * twice the reserve; else waits another pause. */
+static void resume_accepting(at_feed *f)
+{
+    int64_t t = now_ms();
+    if (f->listening || t < f->resume_ms)
+        return;
+    long limit = fd_limit(), n = limit == LONG_MAX ? -1 : open_fds(limit);
+    if (n >= 0 && n >= limit - 2 * fd_reserve(limit)) {
+        f->resume_ms = t + f->pause_ms;
+        return;
+    }
+    if (bind_endpoint(f, f->endpoint) == 0) {
+        f->listening = 1;
+        snprintf(f->fds_note, sizeof f->fds_note, "accepting connections on %s again", f->endpoint);
+    } else {
+        f->resume_ms = t + f->pause_ms;
+        snprintf(f->fds_note, sizeof f->fds_note, "cannot listen on %s again yet: %s", f->endpoint,
+                 zmq_strerror(zmq_errno()));
+    }
+}
+
+/* Reads every pending socket-monitor event without waiting. */
+static void watch_events(at_feed *f)
+{
+    int accepted = 0;
+    for (;;) {
+        zmq_msg_t ev;
+        zmq_msg_init(&ev);
+        if (zmq_msg_recv(&ev, f->events, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&ev);
+            break;
+        }
+        uint16_t id = 0;
+        uint32_t value = 0;
+        if (zmq_msg_size(&ev) >= 6) {
+            memcpy(&id, zmq_msg_data(&ev), 2);
+            memcpy(&value, (const char *)zmq_msg_data(&ev) + 2, 4);
+        }
+        /* The second frame (the endpoint) is part of the same message: already here. */
+        while (zmq_msg_more(&ev) && zmq_msg_recv(&ev, f->events, 0) >= 0)
+            ;
+        zmq_msg_close(&ev);
+        if (id == ZMQ_EVENT_ACCEPTED) {
+            accepted = 1;
+        } else if (id == ZMQ_EVENT_ACCEPT_FAILED && (value == EMFILE || value == ENFILE)) {
+            pause_accepting(f, value == EMFILE ? "out of file descriptors"
+                                               : "the system is out of file descriptors");
+        } else if (id == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL ||
+                   id == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) {
+            f->stats.handshake_failed++;
+            f->handshake_pending++;
+        }
+    }
+    if (accepted && f->listening)
+        check_fds(f);
+    resume_accepting(f);
+}
+
+/* A notice for the caller (feed.h), at most one per kind and NOTE_EVERY_MS: returns its status
+ * with the text in *err, or AT_OK when there is none. */
+static int take_notice(at_feed *f, at_proto_error *err)
+{
+    at_proto_error e = {AT_PROTO_E_NONE, ""};
+    int64_t t = now_ms(), denied = atomic_load(&f->auth_denied) - f->auth_reported;
+    int rc = AT_OK;
+    if (f->fds_note[0]) {
+        snprintf(e.message, sizeof e.message, "%.*s", (int)sizeof e.message - 1, f->fds_note);
+        f->fds_note[0] = '\0';
+        rc = AT_ERR_IO;
+    } else if ((denied || f->handshake_pending) && t - f->auth_note_ms >= NOTE_EVERY_MS) {
+        snprintf(e.message, sizeof e.message,
+                 "refused %lld connection(s): %lld with a key not on the allow-list, %lld whose "
+                 "handshake failed (CurveZMQ on one side only, or the wrong monitor key)",
+                 (long long)(denied + f->handshake_pending), (long long)denied,
+                 (long long)f->handshake_pending);
+        f->auth_reported += denied;
+        f->handshake_pending = 0;
+        f->auth_note_ms = t;
+        rc = AT_ERR_AUTH;
+    }
+    if (rc == AT_OK)
+        return AT_OK;
+    if (err)
+        *err = e;
+    return set_error(f, rc, "%s", e.message);
 }
 
 at_feed *at_feed_new(const at_feed_opts *opts, char *err, size_t errlen)
@@ -249,41 +459,62 @@ at_feed *at_feed_new(const at_feed_opts *opts, char *err, size_t errlen)
     }
     opts = &with_env;
     int curve = opts->curve_keyfile || opts->curve_allow_file;
-    if (!curve && !opts->allow_insecure && !is_local(ep)) {
-        snprintf(err, errlen,
-                 "%s is not a loopback address and no Curve keys are set: snapshots and stop "
-                 "requests would travel unauthenticated (keys: docs/protocol.md section 8; "
-                 "watch --curve-key/--curve-allow, or --insecure to accept that)",
-                 ep);
-        goto err;
+    /* Every transport obeys one rule: what may be reachable from another machine needs Curve
+     * or an explicit insecure choice (docs/protocol.md section 8). */
+    if (!curve && at_proto_endpoint_scope(ep) == AT_PROTO_SCOPE_NETWORK) {
+        if (!opts->allow_insecure) {
+            snprintf(err, errlen,
+                     "%s may be reachable from other machines (it is not ipc, inproc or tcp/ws/wss "
+                     "on a loopback address: 127.0.0.1, [::1]) and no Curve keys are set: "
+                     "snapshots and stop requests would travel unauthenticated (keys: "
+                     "docs/protocol.md section 8; watch --curve-key/--curve-allow, or "
+                     "--insecure to accept that)",
+                     ep);
+            goto err;
+        }
+        add_warning(f,
+                    "listening on %s without CurveZMQ: anyone who reaches it can send snapshots "
+                    "and read stop requests",
+                    ep);
     }
-    if (ipc_in_use(ep)) {
-        snprintf(err, errlen, "another monitor is already listening on %s", ep);
+    if (ipc_check(ep, err, errlen) != AT_OK)
         goto err;
-    }
     f->ctx = zmq_ctx_new();
     f->sock = f->ctx ? zmq_socket(f->ctx, ZMQ_ROUTER) : NULL;
     if (!f->sock) {
         snprintf(err, errlen, "cannot create ZeroMQ socket: %s", zmq_strerror(zmq_errno()));
         goto err;
     }
-    int hwm = opts->rcvhwm > 0 ? opts->rcvhwm : 100, one = 1, zero = 0;
+    /* IPv6 only when the endpoint names an IPv6 address: with it on, ZeroMQ reports an IPv4
+     * endpoint in its IPv6-mapped form ([::ffff:127.0.0.1]). */
+    int hwm = opts->rcvhwm > 0 ? opts->rcvhwm : 100, one = 1, zero = 0, v6 = strchr(ep, '[') != 0;
+    char mon[64];
+    snprintf(mon, sizeof mon, "inproc://alphatop-feed-%p", (void *)f);
+    if (zmq_socket_monitor(f->sock, mon, FEED_EVENTS) != 0 ||
+        !(f->events = zmq_socket(f->ctx, ZMQ_PAIR)) ||
+        zmq_setsockopt(f->events, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
+        zmq_connect(f->events, mon) != 0) {
+        snprintf(err, errlen, "cannot watch the ZeroMQ socket: %s", zmq_strerror(zmq_errno()));
+        goto err;
+    }
     uint64_t maxframe =
         f->lim.max_payload > f->lim.max_header ? f->lim.max_payload : f->lim.max_header;
     int64_t maxmsg = maxframe > INT64_MAX ? INT64_MAX : (int64_t)maxframe;
     if (zmq_setsockopt(f->sock, ZMQ_RCVHWM, &hwm, sizeof hwm) != 0 ||
         zmq_setsockopt(f->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) != 0 ||
         zmq_setsockopt(f->sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one) != 0 ||
-        zmq_setsockopt(f->sock, ZMQ_LINGER, &zero, sizeof zero) != 0) {
+        zmq_setsockopt(f->sock, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
+        zmq_setsockopt(f->sock, ZMQ_IPV6, &v6, sizeof v6) != 0) {
         snprintf(err, errlen, "cannot configure ZeroMQ socket: %s", zmq_strerror(zmq_errno()));
         goto err;
     }
     if (curve && setup_curve(f, opts, err, errlen) != AT_OK)
         goto err;
-    if (zmq_bind(f->sock, ep) != 0) {
+    if (bind_endpoint(f, ep) != 0) {
         snprintf(err, errlen, "cannot listen on %s: %s", ep, zmq_strerror(zmq_errno()));
         goto err;
     }
+    f->listening = 1;
     size_t n = sizeof f->endpoint;
     if (zmq_getsockopt(f->sock, ZMQ_LAST_ENDPOINT, f->endpoint, &n) != 0)
         snprintf(f->endpoint, sizeof f->endpoint, "%s", ep);
@@ -297,6 +528,8 @@ void at_feed_free(at_feed *f)
 {
     if (!f)
         return;
+    if (f->events)
+        zmq_close(f->events);
     if (f->sock)
         zmq_close(f->sock);
     if (f->zap_running) {
@@ -309,7 +542,7 @@ void at_feed_free(at_feed *f)
     if (f->ctx)
         zmq_ctx_term(f->ctx);
     /* libzmq 4.3 leaves the socket file behind when the context ends; it is ours to remove
-     * (a live monitor's endpoint is never taken over, see ipc_in_use). */
+     * (a live monitor's endpoint is never taken over, see ipc_check). */
     if (!strncmp(f->endpoint, "ipc://", 6))
         unlink(f->endpoint + 6);
     free(f->allow);
@@ -330,6 +563,11 @@ void *at_feed_socket(at_feed *f)
 const char *at_feed_last_error(const at_feed *f)
 {
     return f ? f->err : "";
+}
+
+const char *at_feed_warning(const at_feed *f)
+{
+    return f ? f->warning : "";
 }
 
 void at_feed_msg_free(at_feed_msg *m)
@@ -544,9 +782,14 @@ int at_feed_recv(at_feed *f, int timeout_ms, at_feed_msg **out, at_proto_error *
     if (!f || !out)
         return AT_ERR_ARG;
     *out = NULL;
-    f->stats.auth_denied = atomic_load(&f->auth_denied);
-    if (!f->in_msg && !start_message(f, timeout_ms))
-        return zmq_errno() == ETERM ? set_error(f, AT_ERR_NET, "socket closed") : AT_ERR_AGAIN;
+    if (!f->in_msg) {
+        watch_events(f);
+        int rc = take_notice(f, err);
+        if (rc != AT_OK)
+            return rc;
+        if (!start_message(f, timeout_ms))
+            return zmq_errno() == ETERM ? set_error(f, AT_ERR_NET, "socket closed") : AT_ERR_AGAIN;
+    }
     at_proto_error e = {AT_PROTO_E_NONE, ""};
     at_feed_msg *m = calloc(1, sizeof *m);
     if (!m) {
@@ -562,6 +805,14 @@ int at_feed_recv(at_feed *f, int timeout_ms, at_feed_msg **out, at_proto_error *
     size_t bytes = zmq_msg_size(&hdr);
     int rc = at_proto_decode_header(zmq_msg_data(&hdr), zmq_msg_size(&hdr), &f->lim, &m->msg, &e);
     zmq_msg_close(&hdr);
+    if (rc == AT_OK && !at_proto_from_trainer(m->msg.type)) {
+        e.reason = AT_PROTO_E_DIRECTION;
+        snprintf(e.message, sizeof e.message,
+                 "a \"%s\" message is the monitor's to send; trainers may not send it",
+                 at_proto_type_name(m->msg.type));
+        at_feed_msg_free(m);
+        return reject(f, err, &e);
+    }
     if (rc == AT_OK && at_proto_needs_payload(&m->msg)) {
         if (!more) {
             at_feed_msg_free(m);
@@ -643,10 +894,11 @@ int at_feed_set_interval(at_feed *f, const char *run, int64_t interval)
     return control(f, run, AT_PROTO_INTERVAL, NULL, interval);
 }
 
-void at_feed_stats_get(const at_feed *f, at_feed_stats *s)
+void at_feed_stats_get(at_feed *f, at_feed_stats *s)
 {
     if (!f || !s)
         return;
+    watch_events(f);
     *s = f->stats;
-    s->auth_denied = atomic_load(&((at_feed *)f)->auth_denied);
+    s->auth_denied = atomic_load(&f->auth_denied);
 }

@@ -13,6 +13,12 @@
  *     at_feed_msg *m; at_proto_error e;
  *     int rc = at_feed_recv(f, 100, &m, &e);   // AT_OK: use m->msg, then at_feed_msg_free(m)
  *
+ * Who may connect: an ipc socket file is created with mode 0600 (this user only); an endpoint
+ * other machines may reach (anything but ipc, inproc and tcp/ws/wss on a loopback address, see
+ * at_proto_endpoint_scope) needs CurveZMQ keys or allow_insecure. Near the process's file
+ * descriptor limit the feed stops accepting new connections for a while (libzmq would spin on
+ * tcp, or abort on ipc, when accept() fails for want of a descriptor); connected trainers stay.
+ *
  * Threading: one thread uses an at_feed at a time (the UI thread). An at_feed_msg belongs to
  * whoever holds it and may be passed to and freed on another thread (a compute worker).
  * With CurveZMQ the feed runs one internal thread that answers ZeroMQ's authentication (ZAP)
@@ -33,11 +39,12 @@ typedef struct at_feed_opts {
     const char *endpoint; /* NULL or "": at_proto_default_endpoint() (honours ALPHATOP_ENDPOINT) */
     /* CurveZMQ: the monitor's key file (public + secret) and the allow-list of trainers' public
      * keys (alphatop/keyfile.h). Both NULL: $ALPHATOP_CURVE_KEY and $ALPHATOP_CURVE_ALLOW if
-     * set, else no encryption, and the feed refuses a non-loopback tcp endpoint unless
+     * set, else no encryption, and the feed refuses an endpoint other machines may reach
+     * (AT_PROTO_SCOPE_NETWORK: tcp, ws, wss beyond loopback, pgm, epgm, vmci, tipc, ...) unless
      * allow_insecure is set. */
     const char *curve_keyfile;
     const char *curve_allow_file;
-    int allow_insecure;     /* 1: allow plain tcp on a non-loopback address [0] */
+    int allow_insecure;     /* 1: allow such an endpoint without Curve (a warning) [0] */
     at_proto_limits limits; /* decoder limits [at_proto_limits_default] */
     int rcvhwm;             /* ZeroMQ messages queued before trainers are pushed back [100] */
 } at_feed_opts;
@@ -46,10 +53,15 @@ typedef struct at_feed_opts {
 void at_feed_opts_default(at_feed_opts *o);
 
 /* Binds the endpoint (an ipc socket file left by a crashed monitor is replaced; one a live
- * monitor listens on is refused with "another monitor is already listening"). Returns NULL
- * on failure with a message in err (errlen bytes, may be NULL). Caller owns return value
- * (free with at_feed_free). */
+ * monitor listens on is refused with "another monitor is already listening", a path that is
+ * not a socket with "is not a socket"). Returns NULL on failure with a message in err (errlen
+ * bytes, may be NULL). Caller owns return value (free with at_feed_free). */
 at_feed *at_feed_new(const at_feed_opts *opts, char *err, size_t errlen);
+
+/* What the user should know about the feed just made, "" if nothing; lines separated by '\n',
+ * for the caller to print: no Curve on a network endpoint (allow_insecure), a key file others
+ * can read (at_keyfile_check_private), an allow-list with no keys. Owned by f. */
+const char *at_feed_warning(const at_feed *f);
 
 /* Closes the socket without waiting, removes an ipc socket file, frees. Messages already handed
  * out stay valid until their at_feed_msg_free. NULL-safe. */
@@ -76,10 +88,15 @@ void at_feed_msg_free(at_feed_msg *m);
 
 /* Receives the next message, waiting at most timeout_ms (0: do not wait; -1: forever).
  * Returns AT_OK with *out set (caller owns it); AT_ERR_AGAIN if nothing arrived; or the status
- * of a rejected message (AT_ERR_FORMAT, AT_ERR_SIZE, AT_ERR_VERSION, AT_ERR_MISSING, ...) with
- * *err filled (reason and message; err may be NULL) -- the message is counted and discarded and
- * the caller simply calls again; AT_ERR_NET if the socket failed. Hello requests to runs not
- * seen before, and the run table, are handled here. */
+ * of a rejected message (AT_ERR_FORMAT, AT_ERR_SIZE, AT_ERR_VERSION, AT_ERR_MISSING,
+ * AT_ERR_UNSUPPORTED, ...) with *err filled (reason and message; err may be NULL) -- the
+ * message is counted and discarded and the caller simply calls again; AT_ERR_NET if the socket
+ * failed. Between messages it may also return a notice for the user, err->reason
+ * AT_PROTO_E_NONE and the text in err->message, then the caller calls again: AT_ERR_AUTH,
+ * connections refused (a key not on the allow-list, a failed CurveZMQ handshake; summed, at
+ * most one notice a second); AT_ERR_IO, the feed stopped or resumed accepting connections at
+ * the file descriptor limit. Hello requests to runs not seen before, and the run table, are
+ * handled here. */
 int at_feed_recv(at_feed *f, int timeout_ms, at_feed_msg **out, at_proto_error *err);
 
 /* A run known to the feed. */
@@ -112,12 +129,17 @@ typedef struct at_feed_stats {
     int64_t messages;                      /* accepted protocol messages */
     int64_t bytes;                         /* bytes of accepted messages (headers + payloads) */
     int64_t rejected;                      /* rejected messages, all reasons */
-    int64_t rejected_by[AT_PROTO_E_COUNT]; /* per at_proto_reason */
+    int64_t rejected_by[AT_PROTO_E_COUNT]; /* per at_proto_reason (wrong_direction: a trainer
+                                              sent a control message) */
     int64_t auth_denied;                   /* connections refused by the allow-list (Curve) */
+    int64_t handshake_failed;              /* connections whose handshake failed (Curve on one
+                                              side only, the wrong monitor key, garbage) */
+    int64_t accept_pauses;                 /* times accepting stopped at the descriptor limit */
     int64_t controls_sent;
 } at_feed_stats;
 
-void at_feed_stats_get(const at_feed *f, at_feed_stats *s);
+/* Fills *s (after reading what the socket reported since the last call). */
+void at_feed_stats_get(at_feed *f, at_feed_stats *s);
 
 /* The last error's message ("" if none). Owned by f. */
 const char *at_feed_last_error(const at_feed *f);

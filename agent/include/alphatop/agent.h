@@ -27,7 +27,11 @@
  * and reported to the monitor in the next hello, snapshot_end, scalars and goodbye.
  *
  * The monitor may start before or after the trainer, or restart: the agent connects (DEALER to
- * the monitor's ROUTER) and ZeroMQ reconnects on its own. Default endpoint: $ALPHATOP_ENDPOINT,
+ * the monitor's ROUTER) and ZeroMQ reconnects on its own. Where ZeroMQ gives up (after a
+ * protocol error, e.g. a frame over 64 KiB from whoever listens, or a failed handshake) the
+ * agent makes a new socket on its next call, waiting 0.1 s, then twice as long each time the
+ * new link fails again quickly (at most 30 s); messages queued on the old socket are lost and
+ * the hello is sent again. Default endpoint: $ALPHATOP_ENDPOINT,
  * else ipc:///tmp/alphatop-UID.ipc (local only). tcp endpoints work too ("tcp://127.0.0.1:5555");
  * anything beyond loopback should use CurveZMQ (curve_server_key + curve_client_keyfile).
  *
@@ -91,9 +95,11 @@ AT_EXPORT size_t at_agent_opts_size(void);
 
 /* Opens an agent for the run run_id (1..127 bytes, unique per run; several trainers may share
  * a monitor) on endpoint (NULL or "": the default above). opts NULL means defaults; the strings
- * in opts are copied. Sends the hello, with opts' tags. Returns NULL on failure (bad argument,
- * unreadable key file, ZeroMQ error); at_agent_last_error(NULL) then says why. Caller owns return
- * value (free with at_agent_free). */
+ * in opts are copied. Every string the agent sends (run id, model, host, tags, layer and
+ * scalar names) must be UTF-8 without control characters (docs/protocol.md section 3). Sends
+ * the hello, with opts' tags. Returns NULL on failure (bad argument, a string the protocol
+ * refuses, unreadable key file, ZeroMQ error); at_agent_last_error(NULL) then says why. Caller
+ * owns return value (free with at_agent_free). */
 AT_EXPORT at_agent *at_agent_new(const char *run_id, const char *endpoint,
                                  const at_agent_opts *opts);
 
@@ -102,7 +108,8 @@ AT_EXPORT at_agent *at_agent_new(const char *run_id, const char *endpoint,
 AT_EXPORT void at_agent_free(at_agent *a);
 
 /* Adds or replaces a user tag (key 1..63 bytes, value 0..1023 bytes), sent in the hello, which
- * is re-sent before the next message. At most AT_PROTO_MAX_TAGS tags (AT_ERR_SIZE). */
+ * is re-sent before the next message. At most AT_PROTO_MAX_TAGS tags (AT_ERR_SIZE); AT_ERR_ARG
+ * for a length out of range or text the protocol refuses (then the tags stay as they were). */
 AT_EXPORT int at_agent_set_tag(at_agent *a, const char *key, const char *value);
 
 /* 1 when a snapshot should be taken at this step: step is a multiple of the current interval
@@ -130,7 +137,8 @@ AT_EXPORT int at_agent_snapshot_begin(at_agent *a, int64_t step);
  * ndim/shape must fit the kind (linear, embedding, lora_A, lora_B: 2-D; conv1d: 3-D; conv2d:
  * 4-D). Returns AT_OK; AT_ERR_AGAIN when the snapshot is being dropped or skipped (the budget
  * cannot hold this layer too: the whole snapshot is dropped and counted); AT_ERR_STATE when no
- * snapshot is open; AT_ERR_ARG/AT_ERR_SIZE for a bad name, kind, dtype or shape. */
+ * snapshot is open; AT_ERR_ARG/AT_ERR_SIZE for a bad name, kind, dtype or shape; AT_ERR_FORMAT
+ * for a name the protocol refuses (a control character, bytes that are not UTF-8). */
 AT_EXPORT int at_agent_publish(at_agent *a, const char *name, at_proto_kind kind,
                                at_proto_dtype dtype, int ndim, const int64_t *shape,
                                const void *data, unsigned flags);
@@ -142,7 +150,8 @@ AT_EXPORT int at_agent_snapshot_end(at_agent *a);
 
 /* Sends named numbers at a step (train/test loss, accuracy, learning rate, ...): n names
  * (1..63 bytes each) and values; n <= AT_PROTO_MAX_SCALARS. Non-finite values travel as null.
- * Returns AT_OK, AT_ERR_AGAIN (dropped: the budget is full; counted in stats) or AT_ERR_ARG. */
+ * Returns AT_OK, AT_ERR_AGAIN (dropped: the budget is full; counted in stats), AT_ERR_ARG, or
+ * AT_ERR_FORMAT for a name the protocol refuses. */
 AT_EXPORT int at_agent_log(at_agent *a, int64_t step, int n, const char *const *names,
                            const double *values);
 

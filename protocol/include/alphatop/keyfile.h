@@ -42,6 +42,13 @@ int at_keyfile_write(const char *path, const char *public_key, const char *secre
 int at_keyfile_read_list(const char *path, char (*keys)[AT_KEY_Z85_LEN + 1], size_t cap, size_t *n,
                          char *err, size_t errlen);
 
+/* Whether the key file at path keeps its secret to its owner: AT_OK when it is owned by this
+ * process's user and grants nothing to group or others; else AT_ERR_AUTH with a warning for
+ * the user in warn (may be NULL), e.g. "monitor: mode 0644 gives other users access to the secret
+ * key (chmod 600 monitor)"; AT_ERR_IO when it cannot be examined. The caller decides whether
+ * to refuse or to print the warning and go on. */
+int at_keyfile_check_private(const char *path, char *warn, size_t warnlen);
+
 /* Whether s is exactly AT_KEY_Z85_LEN characters of the Z85 alphabet (1) or not (0). */
 int at_key_is_z85(const char *s);
 

@@ -37,7 +37,9 @@ extern "C" {
 #define AT_PROTO_MAX_DIMS 4       /* layers are 2-D (linear, embedding, LoRA), 3-D or 4-D (conv) */
 #define AT_PROTO_MAX_HEADER 65536 /* default limit on a header frame, bytes */
 #define AT_PROTO_MAX_PAYLOAD ((uint64_t)4 << 30) /* default limit on a payload frame: 4 GiB */
-#define AT_PROTO_MAX_INT ((int64_t)1 << 53)      /* integers travel as JSON numbers (doubles) */
+/* Integers travel as JSON numbers (doubles): every integer up to 2^53 - 1 has its own double,
+ * and a larger text (2^53 + 1) would silently read as a neighbour, so those are refused. */
+#define AT_PROTO_MAX_INT (((int64_t)1 << 53) - 1)
 
 /* Message kinds. Trainer -> monitor: HELLO .. GOODBYE and STOP_ACK; monitor -> trainer:
  * STOP .. HELLO_REQUEST. The wire name of each is at_proto_type_name(). */
@@ -91,6 +93,9 @@ typedef enum at_proto_reason {
                                     ndim not matching the kind */
     AT_PROTO_E_PAYLOAD_MISMATCH, /* payload bytes != shape x dtype size (or != "nbytes") */
     AT_PROTO_E_CHECKSUM,         /* payload does not match its checksum */
+    AT_PROTO_E_TEXT,             /* header not UTF-8, or a string holds NUL or a control char */
+    AT_PROTO_E_DIRECTION,        /* a control message sent to the monitor, or a trainer's
+                                    message sent to a trainer (set by the receiver, not decode) */
     AT_PROTO_E_COUNT             /* number of reasons (not a reason) */
 } at_proto_reason;
 
@@ -240,6 +245,25 @@ AT_EXPORT int at_proto_default_endpoint(char *buf, size_t cap);
 
 /* The at_status a rejection reason is reported as (AT_ERR_FORMAT, AT_ERR_SIZE, ...). */
 int at_proto_reason_status(at_proto_reason r);
+
+/* 1 for the types a trainer sends (hello, layer, snapshot_end, scalars, goodbye, stop_ack),
+ * 0 for the control types the monitor sends (stop, pause, resume, interval, hello_request). */
+int at_proto_from_trainer(at_proto_type t);
+
+/* Who can reach a ZeroMQ endpoint someone binds, judged from its text alone (no lookup). */
+typedef enum at_proto_scope {
+    AT_PROTO_SCOPE_PROCESS = 0, /* inproc://: this process only */
+    AT_PROTO_SCOPE_USER = 1,    /* ipc:// socket file: whom its mode admits (the monitor: 0600) */
+    AT_PROTO_SCOPE_HOST = 2,    /* tcp/ws/wss on 127.0.0.0/8, ::1 or localhost, or an abstract
+                                   ipc socket (ipc://@name): every user of this machine */
+    AT_PROTO_SCOPE_NETWORK = 3  /* anything else: other addresses, "*", host and interface
+                                   names, pgm, epgm, vmci, tipc, udp, unknown or malformed */
+} at_proto_scope;
+
+/* The scope of endpoint (NULL: network). Loopback is recognised only in numeric form
+ * (127.x.y.z, [::1], ::ffff:127.x.y.z) or as "localhost"; anything it cannot prove local counts
+ * as the network, so the caller errs on the side of asking for CurveZMQ. */
+at_proto_scope at_proto_endpoint_scope(const char *endpoint);
 
 #ifdef __cplusplus
 }
