@@ -22,6 +22,9 @@ void at_proto_limits_default(at_proto_limits *lim)
  * dims well inside 64 bits. */
 #define MAX_DIM ((int64_t)1 << 31)
 
+/* The largest world size (ranks are below it). */
+#define MAX_RANK (1 << 24)
+
 static const cJSON *field(const cJSON *obj, const char *name)
 {
     return cJSON_GetObjectItemCaseSensitive(obj, name);
@@ -100,7 +103,7 @@ static int decode_hello(const cJSON *o, at_proto_hello *h, at_proto_error *err)
     TRY(get_str(o, "framework", 0, h->framework, sizeof h->framework, err));
     TRY(get_str(o, "host", 0, h->host, sizeof h->host, err));
     TRY(get_int(o, "pid", 0, 0, 0, AT_PROTO_MAX_INT, &h->pid, err));
-    TRY(get_int(o, "world_size", 0, 1, 1, 1 << 24, &h->world_size, err));
+    TRY(get_int(o, "world_size", 0, 1, 1, MAX_RANK, &h->world_size, err));
     TRY(get_int(o, "rank", 0, 0, 0, h->world_size - 1, &h->rank, err));
     TRY(get_int(o, "interval", 1, 0, 1, AT_PROTO_MAX_INT, &h->interval, err));
     TRY(get_int(o, "dropped", 0, 0, 0, AT_PROTO_MAX_INT, &h->dropped, err));
@@ -155,7 +158,65 @@ static int parse_checksum(const char *s, uint32_t *out)
     return 1;
 }
 
-static int decode_layer(const cJSON *o, const at_proto_limits *lim, at_proto_layer *l,
+/* An array of ndim integers in [lo, hi] into out (the rest zeroed). */
+static int get_dims(const cJSON *o, const char *name, int ndim, int64_t lo, int64_t hi,
+                    int64_t *out, at_proto_error *err)
+{
+    const cJSON *a = field(o, name), *d;
+    if (!a)
+        return at_proto_fail_(err, AT_PROTO_E_MISSING, "missing field \"%s\"", name);
+    if (!cJSON_IsArray(a))
+        return at_proto_fail_(err, AT_PROTO_E_FIELD_TYPE, "\"%s\" must be an array", name);
+    if (cJSON_GetArraySize(a) != ndim)
+        return at_proto_fail_(err, AT_PROTO_E_SHAPE, "\"%s\" has %d values, shape has %d", name,
+                              cJSON_GetArraySize(a), ndim);
+    int i = 0;
+    cJSON_ArrayForEach(d, a)
+    {
+        if (!cJSON_IsNumber(d) || d->valuedouble != floor(d->valuedouble))
+            return at_proto_fail_(err, AT_PROTO_E_FIELD_TYPE, "%s[%d] must be an integer", name, i);
+        if (!(d->valuedouble >= (double)lo && d->valuedouble <= (double)hi))
+            return at_proto_fail_(err, AT_PROTO_E_SHAPE, "%s[%d] = %.17g is not in [%lld, %lld]",
+                                  name, i, d->valuedouble, (long long)lo, (long long)hi);
+        out[i++] = (int64_t)d->valuedouble;
+    }
+    for (; i < AT_PROTO_MAX_DIMS; i++)
+        out[i] = 0;
+    return AT_OK;
+}
+
+/* Version 2's slice of a layer: full_shape and offset, both or neither. The block must lie
+ * inside the whole layer, and the whole layer must fit the payload limit (it is assembled). */
+static int decode_slice(const cJSON *o, const at_proto_limits *lim, at_proto_layer *l,
+                        at_proto_error *err)
+{
+    const int has_full = field(o, "full_shape") != NULL, has_off = field(o, "offset") != NULL;
+    l->sliced = 0;
+    if (!has_full && !has_off)
+        return AT_OK;
+    if (!has_full || !has_off)
+        return at_proto_fail_(err, AT_PROTO_E_MISSING,
+                              "a slice needs both \"full_shape\" and \"offset\"");
+    TRY(get_dims(o, "full_shape", l->ndim, 1, MAX_DIM - 1, l->full_shape, err));
+    TRY(get_dims(o, "offset", l->ndim, 0, MAX_DIM - 1, l->offset, err));
+    uint64_t elems = 1, cap = lim->max_payload / at_proto_dtype_size(l->dtype);
+    for (int i = 0; i < l->ndim; i++) {
+        if (l->offset[i] + l->shape[i] > l->full_shape[i])
+            return at_proto_fail_(err, AT_PROTO_E_SHAPE,
+                                  "slice [%lld, %lld) of dimension %d lies outside full_shape %lld",
+                                  (long long)l->offset[i], (long long)(l->offset[i] + l->shape[i]),
+                                  i, (long long)l->full_shape[i]);
+        if (elems > cap / (uint64_t)l->full_shape[i])
+            return at_proto_fail_(err, AT_PROTO_E_SHAPE,
+                                  "full_shape product exceeds the payload limit of %llu bytes",
+                                  (unsigned long long)lim->max_payload);
+        elems *= (uint64_t)l->full_shape[i];
+    }
+    l->sliced = 1;
+    return AT_OK;
+}
+
+static int decode_layer(const cJSON *o, int version, const at_proto_limits *lim, at_proto_layer *l,
                         at_proto_error *err)
 {
     char buf[AT_PROTO_MAX_SHORT];
@@ -233,7 +294,44 @@ static int decode_layer(const cJSON *o, const at_proto_limits *lim, at_proto_lay
         l->has_checksum = 1;
     }
     l->data = NULL;
-    return AT_OK;
+    l->rank = 0;
+    l->sliced = 0;
+    if (version < 2)
+        return AT_OK;
+    TRY(get_int(o, "rank", 0, 0, 0, MAX_RANK - 1, &l->rank, err));
+    return decode_slice(o, lim, l, err);
+}
+
+static int decode_snapshot_end(const cJSON *o, int version, at_proto_snapshot_end *e,
+                               at_proto_error *err)
+{
+    TRY(get_int(o, "step", 1, 0, 0, AT_PROTO_MAX_INT, &e->step, err));
+    TRY(get_int(o, "seq", 1, 0, 0, AT_PROTO_MAX_INT, &e->seq, err));
+    TRY(get_int(o, "layers", 1, 0, 0, AT_PROTO_MAX_INT, &e->layers, err));
+    TRY(get_int(o, "dropped", 0, 0, 0, AT_PROTO_MAX_INT, &e->dropped, err));
+    e->first_step = e->step;
+    e->skipped = e->rank = 0;
+    e->total = e->layers;
+    if (version < 2)
+        return AT_OK;
+    TRY(get_int(o, "first_step", 0, e->step, 0, e->step, &e->first_step, err));
+    TRY(get_int(o, "skipped", 0, 0, 0, AT_PROTO_MAX_INT - e->layers, &e->skipped, err));
+    TRY(get_int(o, "total", 0, e->layers + e->skipped, e->layers + e->skipped, AT_PROTO_MAX_INT,
+                &e->total, err));
+    return get_int(o, "rank", 0, 0, 0, MAX_RANK - 1, &e->rank, err);
+}
+
+static int decode_skip(const cJSON *o, at_proto_skip *s, at_proto_error *err)
+{
+    int64_t nbytes = 0;
+    TRY(get_int(o, "step", 1, 0, 0, AT_PROTO_MAX_INT, &s->step, err));
+    TRY(get_int(o, "seq", 1, 0, 0, AT_PROTO_MAX_INT, &s->seq, err));
+    TRY(get_int(o, "index", 1, 0, 0, AT_PROTO_MAX_INT, &s->index, err));
+    TRY(get_int(o, "rank", 0, 0, 0, MAX_RANK - 1, &s->rank, err));
+    TRY(get_str(o, "name", 1, s->name, sizeof s->name, err));
+    TRY(get_int(o, "nbytes", 1, 0, 0, AT_PROTO_MAX_INT, &nbytes, err));
+    s->nbytes = (uint64_t)nbytes;
+    return get_str(o, "reason", 1, s->reason, sizeof s->reason, err);
 }
 
 static int decode_scalars(const cJSON *o, at_proto_scalars *s, at_proto_error *err)
@@ -284,14 +382,11 @@ static int decode_body(const cJSON *o, const at_proto_limits *lim, at_proto_msg 
     case AT_PROTO_HELLO:
         return decode_hello(o, &m->u.hello, err);
     case AT_PROTO_LAYER:
-        return decode_layer(o, lim, &m->u.layer, err);
-    case AT_PROTO_SNAPSHOT_END: {
-        at_proto_snapshot_end *e = &m->u.snapshot_end;
-        TRY(get_int(o, "step", 1, 0, 0, AT_PROTO_MAX_INT, &e->step, err));
-        TRY(get_int(o, "seq", 1, 0, 0, AT_PROTO_MAX_INT, &e->seq, err));
-        TRY(get_int(o, "layers", 1, 0, 0, AT_PROTO_MAX_INT, &e->layers, err));
-        return get_int(o, "dropped", 0, 0, 0, AT_PROTO_MAX_INT, &e->dropped, err);
-    }
+        return decode_layer(o, m->version, lim, &m->u.layer, err);
+    case AT_PROTO_SNAPSHOT_END:
+        return decode_snapshot_end(o, m->version, &m->u.snapshot_end, err);
+    case AT_PROTO_SKIP:
+        return decode_skip(o, &m->u.skip, err);
     case AT_PROTO_SCALARS:
         return decode_scalars(o, &m->u.scalars, err);
     case AT_PROTO_GOODBYE:
@@ -529,14 +624,17 @@ int at_proto_decode_header(const void *header, size_t size, const at_proto_limit
     } else if ((rc = check_unique(root, err)) != AT_OK) {
     } else if ((rc = get_int(root, "v", 1, 0, -AT_PROTO_MAX_INT, AT_PROTO_MAX_INT, &v, err)) !=
                AT_OK) {
-    } else if (v != AT_PROTO_VERSION) {
-        rc = at_proto_fail_(err, AT_PROTO_E_VERSION, "protocol version %lld, this side speaks %d",
-                            (long long)v, AT_PROTO_VERSION);
+    } else if (v < AT_PROTO_VERSION_MIN || v > AT_PROTO_VERSION) {
+        rc = at_proto_fail_(err, AT_PROTO_E_VERSION,
+                            "protocol version %lld, this side speaks %d to %d", (long long)v,
+                            AT_PROTO_VERSION_MIN, AT_PROTO_VERSION);
     } else if ((rc = get_str(root, "type", 1, type, sizeof type, err)) != AT_OK) {
         if (err && err->reason == AT_PROTO_E_STRING)
             rc = at_proto_fail_(err, AT_PROTO_E_TYPE, "unknown message type");
-    } else if (at_proto_type_parse_(type, &out->type) != AT_OK) {
-        rc = at_proto_fail_(err, AT_PROTO_E_TYPE, "unknown message type \"%s\"", type);
+    } else if (at_proto_type_parse_(type, &out->type) != AT_OK ||
+               (out->type == AT_PROTO_SKIP && v < 2)) {
+        rc = at_proto_fail_(err, AT_PROTO_E_TYPE, "unknown message type \"%s\" in version %lld",
+                            type, (long long)v);
     } else if ((rc = get_str(root, "run", 1, out->run, sizeof out->run, err)) == AT_OK) {
         out->version = (int)v;
         rc = decode_body(root, lim, out, err);

@@ -55,25 +55,35 @@ static int build_hello(cJSON *o, const at_proto_hello *h)
     return 1;
 }
 
+/* An array of n integers. */
+static int add_dims(cJSON *o, const char *name, int n, const int64_t *v)
+{
+    cJSON *a = cJSON_AddArrayToObject(o, name);
+    if (!a)
+        return 0;
+    for (int i = 0; i < n && i < AT_PROTO_MAX_DIMS; i++) {
+        cJSON *d = raw_int(v[i]);
+        if (!d || !cJSON_AddItemToArray(a, d)) {
+            cJSON_Delete(d);
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static int build_layer(cJSON *o, const at_proto_layer *l)
 {
     int ok = add_num(o, "step", l->step) && add_num(o, "seq", l->seq) &&
              add_num(o, "index", l->index) && add_str(o, "name", l->name) &&
              add_str(o, "kind", at_proto_kind_name(l->kind)) &&
-             cJSON_AddBoolToObject(o, "base", l->base ? 1 : 0) != NULL;
-    cJSON *shape = ok ? cJSON_AddArrayToObject(o, "shape") : NULL;
-    if (!shape)
-        return 0;
-    for (int i = 0; i < l->ndim && i < AT_PROTO_MAX_DIMS; i++) {
-        cJSON *d = raw_int(l->shape[i]);
-        if (!d || !cJSON_AddItemToArray(shape, d)) {
-            cJSON_Delete(d);
-            return 0;
-        }
-    }
-    ok = add_str(o, "dtype", at_proto_dtype_name(l->dtype)) &&
-         add_str(o, "byte_order", l->big_endian ? "big" : "little") &&
-         add_num(o, "nbytes", l->nbytes);
+             cJSON_AddBoolToObject(o, "base", l->base ? 1 : 0) != NULL &&
+             add_dims(o, "shape", l->ndim, l->shape) &&
+             (!l->sliced || (add_dims(o, "full_shape", l->ndim, l->full_shape) &&
+                             add_dims(o, "offset", l->ndim, l->offset))) &&
+             (!l->rank || add_num(o, "rank", l->rank)) &&
+             add_str(o, "dtype", at_proto_dtype_name(l->dtype)) &&
+             add_str(o, "byte_order", l->big_endian ? "big" : "little") &&
+             add_num(o, "nbytes", l->nbytes);
     if (ok && l->has_checksum) {
         char sum[16];
         snprintf(sum, sizeof sum, "crc32:%08x", (unsigned)l->crc32);
@@ -106,11 +116,20 @@ static int build_body(cJSON *o, const at_proto_msg *m)
         return build_hello(o, &m->u.hello);
     case AT_PROTO_LAYER:
         return build_layer(o, &m->u.layer);
-    case AT_PROTO_SNAPSHOT_END:
-        return add_num(o, "step", m->u.snapshot_end.step) &&
-               add_num(o, "seq", m->u.snapshot_end.seq) &&
-               add_num(o, "layers", m->u.snapshot_end.layers) &&
-               add_num(o, "dropped", m->u.snapshot_end.dropped);
+    case AT_PROTO_SNAPSHOT_END: {
+        const at_proto_snapshot_end *e = &m->u.snapshot_end;
+        return add_num(o, "step", e->step) && add_num(o, "seq", e->seq) &&
+               add_num(o, "layers", e->layers) && add_num(o, "dropped", e->dropped) &&
+               add_num(o, "first_step", e->first_step) && add_num(o, "total", e->total) &&
+               add_num(o, "skipped", e->skipped) && (!e->rank || add_num(o, "rank", e->rank));
+    }
+    case AT_PROTO_SKIP: {
+        const at_proto_skip *k = &m->u.skip;
+        return add_num(o, "step", k->step) && add_num(o, "seq", k->seq) &&
+               add_num(o, "index", k->index) && (!k->rank || add_num(o, "rank", k->rank)) &&
+               add_str(o, "name", k->name) && add_num(o, "nbytes", (int64_t)k->nbytes) &&
+               add_str(o, "reason", k->reason);
+    }
     case AT_PROTO_SCALARS:
         return build_scalars(o, &m->u.scalars);
     case AT_PROTO_GOODBYE:
@@ -152,6 +171,9 @@ static int strings_terminated(const at_proto_msg *m)
     }
     case AT_PROTO_LAYER:
         return terminated(m->u.layer.name, sizeof m->u.layer.name);
+    case AT_PROTO_SKIP:
+        return terminated(m->u.skip.name, sizeof m->u.skip.name) &&
+               terminated(m->u.skip.reason, sizeof m->u.skip.reason);
     case AT_PROTO_SCALARS:
         for (int i = 0; i < m->u.scalars.n && i < AT_PROTO_MAX_SCALARS; i++)
             if (!terminated(m->u.scalars.values[i].name, sizeof m->u.scalars.values[i].name))
@@ -169,7 +191,7 @@ int at_proto_encode(const at_proto_msg *m, char *buf, size_t cap, size_t *len, a
 {
     if (!m || !buf || !len || cap > (size_t)INT32_MAX)
         return at_proto_fail_(err, AT_PROTO_E_FRAMES, "bad arguments");
-    if ((unsigned)m->type > AT_PROTO_HELLO_REQUEST)
+    if ((unsigned)m->type > AT_PROTO_SKIP)
         return at_proto_fail_(err, AT_PROTO_E_TYPE, "unknown message type %d", (int)m->type);
     if (!strings_terminated(m))
         return at_proto_fail_(err, AT_PROTO_E_STRING, "a string field is not NUL-terminated");

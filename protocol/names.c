@@ -6,9 +6,9 @@
 #include "alphatop/protocol.h"
 #include "internal.h"
 
-static const char *const type_names[] = {"hello",   "layer",    "snapshot_end", "scalars",
-                                         "goodbye", "stop_ack", "stop",         "pause",
-                                         "resume",  "interval", "hello_request"};
+static const char *const type_names[] = {"hello",   "layer",    "snapshot_end",  "scalars",
+                                         "goodbye", "stop_ack", "stop",          "pause",
+                                         "resume",  "interval", "hello_request", "skip"};
 static const char *const kind_names[] = {"linear", "conv2d", "embedding",
                                          "conv1d", "lora_A", "lora_B"};
 static const char *const dtype_names[] = {"f32", "f16", "bf16"};
@@ -66,7 +66,7 @@ int at_proto_reason_status(at_proto_reason r)
 
 int at_proto_from_trainer(at_proto_type t)
 {
-    return t <= AT_PROTO_GOODBYE || t == AT_PROTO_STOP_ACK;
+    return t <= AT_PROTO_GOODBYE || t == AT_PROTO_STOP_ACK || t == AT_PROTO_SKIP;
 }
 
 size_t at_proto_dtype_size(at_proto_dtype d)

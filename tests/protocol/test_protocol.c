@@ -138,7 +138,14 @@ static void test_other_messages_round_trip(void **state)
 {
     (void)state;
     at_proto_msg *m = new_msg(AT_PROTO_SNAPSHOT_END, "r");
-    m->u.snapshot_end = (at_proto_snapshot_end){.step = 5, .seq = 6, .layers = 7, .dropped = 8};
+    m->u.snapshot_end = (at_proto_snapshot_end){.step = 5,
+                                                .seq = 6,
+                                                .layers = 7,
+                                                .dropped = 8,
+                                                .first_step = 2,
+                                                .total = 10,
+                                                .skipped = 1,
+                                                .rank = 3};
     at_proto_msg *o = round_trip(m, NULL, 0);
     assert_memory_equal(&o->u.snapshot_end, &m->u.snapshot_end, sizeof m->u.snapshot_end);
     free(m);
@@ -242,7 +249,9 @@ static void test_each_rejection_reason(void **state)
     expect_reject("{\"v\":1,", NULL, 0, 1, NULL, AT_PROTO_E_JSON);
     expect_reject("[1,2]", NULL, 0, 1, NULL, AT_PROTO_E_JSON);
     expect_reject("{\"v\":1} {}", NULL, 0, 1, NULL, AT_PROTO_E_JSON);
-    expect_reject("{\"v\":2,\"type\":\"pause\",\"run\":\"r\"}", NULL, 0, 1, NULL,
+    expect_reject("{\"v\":3,\"type\":\"pause\",\"run\":\"r\"}", NULL, 0, 1, NULL,
+                  AT_PROTO_E_VERSION);
+    expect_reject("{\"v\":0,\"type\":\"pause\",\"run\":\"r\"}", NULL, 0, 1, NULL,
                   AT_PROTO_E_VERSION);
     expect_reject("{\"v\":1,\"type\":\"teleport\",\"run\":\"r\"}", NULL, 0, 1, NULL,
                   AT_PROTO_E_TYPE);
@@ -311,6 +320,95 @@ static at_proto_msg *accept_text(const char *hdr)
     if (at_proto_decode_header(hdr, strlen(hdr), NULL, m, &e) != AT_OK)
         fail_msg("%s: rejected: %s", hdr, e.message);
     return m;
+}
+
+#define LAYER2(extra)                                                                              \
+    "{\"v\":2,\"type\":\"layer\",\"run\":\"r\",\"step\":1,\"seq\":0,\"index\":4,\"name\":\"w\","   \
+    "\"kind\":\"linear\",\"dtype\":\"f32\",\"shape\":[2,3],\"nbytes\":24" extra "}"
+#define END2(extra)                                                                                \
+    "{\"v\":2,\"type\":\"snapshot_end\",\"run\":\"r\",\"step\":9,\"seq\":0,\"layers\":3" extra "}"
+
+/* Version 2: slices, ranks, the snapshot end's counts and skip messages round-trip and are
+ * validated; version 1 messages still decode, without version 2's fields and type. */
+static void test_version_2(void **state)
+{
+    (void)state;
+    float p[6] = {1, 2, 3, 4, 5, 6};
+    at_proto_msg *m = new_msg(AT_PROTO_LAYER, "r");
+    at_proto_layer *l = &m->u.layer;
+    *l = (at_proto_layer){.step = 7,
+                          .seq = 1,
+                          .index = 2,
+                          .rank = 1,
+                          .kind = AT_PROTO_KIND_LINEAR,
+                          .ndim = 2,
+                          .shape = {2, 3},
+                          .dtype = AT_PROTO_F32,
+                          .nbytes = 24,
+                          .sliced = 1,
+                          .full_shape = {4, 3},
+                          .offset = {2, 0}};
+    strcpy(l->name, "tp.fc1.weight");
+    at_proto_msg *o = round_trip(m, p, sizeof p);
+    assert_int_equal(o->u.layer.rank, 1);
+    assert_int_equal(o->u.layer.sliced, 1);
+    assert_memory_equal(o->u.layer.full_shape, l->full_shape, sizeof l->full_shape);
+    assert_memory_equal(o->u.layer.offset, l->offset, sizeof l->offset);
+    free(o);
+    l->sliced = 0;
+    l->rank = 0;
+    o = round_trip(m, p, sizeof p);
+    assert_false(o->u.layer.sliced);
+    assert_false(strstr(buf, "rank") || strstr(buf, "offset")); /* written only when they apply */
+    free(o);
+    free(m);
+
+    m = new_msg(AT_PROTO_SKIP, "r");
+    m->u.skip = (at_proto_skip){.step = 3, .seq = 2, .index = 5, .rank = 2, .nbytes = 1u << 30};
+    strcpy(m->u.skip.name, "tok_embeddings.weight");
+    strcpy(m->u.skip.reason, "larger than the byte budget");
+    o = round_trip(m, NULL, 0);
+    assert_memory_equal(&o->u.skip, &m->u.skip, sizeof m->u.skip);
+    free(o);
+    free(m);
+
+    /* A version 2 end's defaults; a version 1 message ignores version 2's fields. */
+    m = accept_text(END2(""));
+    assert_int_equal(m->version, 2);
+    assert_int_equal(m->u.snapshot_end.first_step, 9);
+    assert_int_equal(m->u.snapshot_end.total, 3);
+    free(m);
+    m = accept_text("{\"v\":1,\"type\":\"snapshot_end\",\"run\":\"r\",\"step\":9,\"seq\":0,"
+                    "\"layers\":3,\"total\":1,\"first_step\":99}");
+    assert_int_equal(m->version, 1);
+    assert_int_equal(m->u.snapshot_end.total, 3);
+    assert_int_equal(m->u.snapshot_end.first_step, 9);
+    free(m);
+    at_proto_frame fr[2] = {{LAYER(",\"shape\":[2,3],\"nbytes\":24,\"offset\":[9,9]"), 0},
+                            {p, sizeof p}};
+    fr[0].size = strlen(fr[0].data);
+    m = calloc(1, sizeof *m);
+    assert_int_equal(at_proto_decode(fr, 2, NULL, m, NULL), AT_OK);
+    assert_false(m->u.layer.sliced);
+    free(m);
+
+    reject_text("{\"v\":1,\"type\":\"skip\",\"run\":\"r\",\"step\":1,\"seq\":0,\"index\":0,"
+                "\"name\":\"w\",\"nbytes\":4,\"reason\":\"x\"}",
+                0, AT_PROTO_E_TYPE);
+    reject_text("{\"v\":2,\"type\":\"skip\",\"run\":\"r\",\"step\":1,\"seq\":0,\"index\":0,"
+                "\"name\":\"w\",\"nbytes\":4}",
+                0, AT_PROTO_E_MISSING);
+    reject_text(LAYER2(",\"full_shape\":[4,3]"), 0, AT_PROTO_E_MISSING);
+    reject_text(LAYER2(",\"full_shape\":[4,3],\"offset\":[3,0]"), 0, AT_PROTO_E_SHAPE);
+    reject_text(LAYER2(",\"full_shape\":[4,3,1],\"offset\":[0,0,0]"), 0, AT_PROTO_E_SHAPE);
+    reject_text(LAYER2(",\"full_shape\":[4,3],\"offset\":[-1,0]"), 0, AT_PROTO_E_SHAPE);
+    reject_text(LAYER2(",\"full_shape\":[4,3],\"offset\":[0,\"0\"]"), 0, AT_PROTO_E_FIELD_TYPE);
+    reject_text(LAYER2(",\"full_shape\":[2147483647,2147483647],\"offset\":[0,0]"), 0,
+                AT_PROTO_E_SHAPE);
+    reject_text(LAYER2(",\"rank\":16777216"), 0, AT_PROTO_E_VALUE);
+    reject_text(END2(",\"first_step\":10"), 0, AT_PROTO_E_VALUE);
+    reject_text(END2(",\"skipped\":1,\"total\":3"), 0, AT_PROTO_E_VALUE);
+    reject_text(END2(",\"total\":2.5"), 0, AT_PROTO_E_FIELD_TYPE);
 }
 
 #define STOP(run) "{\"v\":1,\"type\":\"stop\",\"run\":\"" run "\",\"reason\":\"x\"}"
@@ -620,6 +718,7 @@ int main(void)
         cmocka_unit_test(test_hello_round_trip),
         cmocka_unit_test(test_layer_round_trip_every_kind_and_dtype),
         cmocka_unit_test(test_other_messages_round_trip),
+        cmocka_unit_test(test_version_2),
         cmocka_unit_test(test_each_rejection_reason),
         cmocka_unit_test(test_text_in_strings),
         cmocka_unit_test(test_numbers_and_members),

@@ -24,7 +24,11 @@
 extern "C" {
 #endif
 
-#define AT_PROTO_VERSION 1
+/* The version the encoder writes. The decoder reads AT_PROTO_VERSION_MIN..AT_PROTO_VERSION: a
+ * version 1 message is a version 2 one without the fields and the message type version 2 added
+ * (docs/protocol.md says which), so a version 1 publisher still works with this monitor. */
+#define AT_PROTO_VERSION 2
+#define AT_PROTO_VERSION_MIN 1
 
 /* Sizes of the fixed string fields, in bytes including the terminating NUL. A longer string on
  * the wire is rejected (AT_PROTO_E_STRING), never truncated. */
@@ -41,20 +45,22 @@ extern "C" {
  * and a larger text (2^53 + 1) would silently read as a neighbour, so those are refused. */
 #define AT_PROTO_MAX_INT (((int64_t)1 << 53) - 1)
 
-/* Message kinds. Trainer -> monitor: HELLO .. GOODBYE and STOP_ACK; monitor -> trainer:
- * STOP .. HELLO_REQUEST. The wire name of each is at_proto_type_name(). */
+/* Message kinds. Trainer -> monitor: HELLO .. GOODBYE, STOP_ACK and SKIP; monitor -> trainer:
+ * STOP .. HELLO_REQUEST (at_proto_from_trainer tells them apart). The wire name of each is
+ * at_proto_type_name(). */
 typedef enum at_proto_type {
-    AT_PROTO_HELLO = 0,         /* "hello": who the run is */
-    AT_PROTO_LAYER = 1,         /* "layer": one layer's weights (header + payload frame) */
-    AT_PROTO_SNAPSHOT_END = 2,  /* "snapshot_end": a snapshot is complete */
-    AT_PROTO_SCALARS = 3,       /* "scalars": named numbers at a step (loss, accuracy, lr) */
-    AT_PROTO_GOODBYE = 4,       /* "goodbye": the run ends */
-    AT_PROTO_STOP_ACK = 5,      /* "stop_ack": the trainer has seen the stop request */
-    AT_PROTO_STOP = 6,          /* "stop": please stop training (with a reason) */
-    AT_PROTO_PAUSE = 7,         /* "pause": stop sending snapshots until resume */
-    AT_PROTO_RESUME = 8,        /* "resume" */
-    AT_PROTO_INTERVAL = 9,      /* "interval": snapshot every N steps from now on */
-    AT_PROTO_HELLO_REQUEST = 10 /* "hello_request": the monitor does not know this run yet */
+    AT_PROTO_HELLO = 0,          /* "hello": who the run is */
+    AT_PROTO_LAYER = 1,          /* "layer": one layer's weights (header + payload frame) */
+    AT_PROTO_SNAPSHOT_END = 2,   /* "snapshot_end": a snapshot is complete */
+    AT_PROTO_SCALARS = 3,        /* "scalars": named numbers at a step (loss, accuracy, lr) */
+    AT_PROTO_GOODBYE = 4,        /* "goodbye": the run ends */
+    AT_PROTO_STOP_ACK = 5,       /* "stop_ack": the trainer has seen the stop request */
+    AT_PROTO_STOP = 6,           /* "stop": please stop training (with a reason) */
+    AT_PROTO_PAUSE = 7,          /* "pause": stop sending snapshots until resume */
+    AT_PROTO_RESUME = 8,         /* "resume" */
+    AT_PROTO_INTERVAL = 9,       /* "interval": snapshot every N steps from now on */
+    AT_PROTO_HELLO_REQUEST = 10, /* "hello_request": the monitor does not know this run yet */
+    AT_PROTO_SKIP = 11           /* "skip" (version 2): a layer left out of a snapshot, and why */
 } at_proto_type;
 
 /* Layer kinds; numbering matches core's at_layer_kind for the first four. */
@@ -135,9 +141,11 @@ typedef struct at_proto_hello {
 } at_proto_hello;
 
 typedef struct at_proto_layer {
-    int64_t step;  /* training step of the snapshot */
+    int64_t step;  /* training step of these weights (version 2: a snapshot sent over several
+                      steps has layers of several steps, see docs/protocol.md section 6) */
     int64_t seq;   /* snapshot sequence number, 0, 1, 2, ... per run (gaps = dropped) */
-    int64_t index; /* position of this layer in the snapshot (model order), from 0 */
+    int64_t index; /* position of this layer in the snapshot (model order), from 0; -1 unknown */
+    int64_t rank;  /* version 2: the rank that sent it (0 <= rank < 2^24) [0] */
     char name[AT_PROTO_MAX_NAME];
     at_proto_kind kind;
     int base; /* 1: the base weights of a fine-tune (sent once), 0: the current weights */
@@ -148,15 +156,36 @@ typedef struct at_proto_layer {
     uint64_t nbytes;  /* payload size = product(shape) x dtype size */
     int has_checksum; /* 1: crc32 below was sent and verified */
     uint32_t crc32;   /* CRC-32 (ISO-HDLC, as zlib's crc32) of the payload */
+    /* Version 2: a slice of a layer that several ranks hold in parts. The payload (shape) is
+     * the block of the whole layer (full_shape, same ndim) starting at offset. */
+    int sliced;
+    int64_t full_shape[AT_PROTO_MAX_DIMS];
+    int64_t offset[AT_PROTO_MAX_DIMS];
     const void *data; /* the payload; borrowed from the caller's frame */
 } at_proto_layer;
 
 typedef struct at_proto_snapshot_end {
+    int64_t step; /* step of the snapshot's last layer */
+    int64_t seq;
+    int64_t layers;     /* how many layer messages the snapshot had (from this rank) */
+    int64_t dropped;    /* snapshots the agent dropped so far */
+    int64_t first_step; /* version 2: step of its first layer (<= step) [step] */
+    int64_t total;      /* version 2: positions in the snapshot, layers sent, skipped or left to
+                           other ranks [layers + skipped] */
+    int64_t skipped;    /* version 2: layers left out (each announced by a skip message) [0] */
+    int64_t rank;       /* version 2: the rank that sent it [0] */
+} at_proto_snapshot_end;
+
+/* Version 2: a layer the agent leaves out of a snapshot (it can never fit its byte budget). */
+typedef struct at_proto_skip {
     int64_t step;
     int64_t seq;
-    int64_t layers;  /* how many layer messages the snapshot had */
-    int64_t dropped; /* snapshots the agent dropped so far */
-} at_proto_snapshot_end;
+    int64_t index; /* its position in the snapshot */
+    int64_t rank;
+    char name[AT_PROTO_MAX_NAME];
+    uint64_t nbytes;                /* the payload it would have had */
+    char reason[AT_PROTO_MAX_TEXT]; /* for people: "larger than the byte budget (...)" */
+} at_proto_skip;
 
 typedef struct at_proto_scalars {
     int64_t step;
@@ -172,7 +201,8 @@ typedef struct at_proto_goodbye {
 
 /* One message. `run` identifies the run on every message, in both directions. */
 typedef struct at_proto_msg {
-    int version; /* AT_PROTO_VERSION after decoding; ignored by the encoder */
+    int version; /* the message's version after decoding (1 or 2); the encoder writes
+                    AT_PROTO_VERSION whatever it holds */
     at_proto_type type;
     char run[AT_PROTO_MAX_ID];
     union {
@@ -181,6 +211,7 @@ typedef struct at_proto_msg {
         at_proto_snapshot_end snapshot_end; /* AT_PROTO_SNAPSHOT_END */
         at_proto_scalars scalars;           /* AT_PROTO_SCALARS */
         at_proto_goodbye goodbye;           /* AT_PROTO_GOODBYE */
+        at_proto_skip skip;                 /* AT_PROTO_SKIP */
         char reason[AT_PROTO_MAX_TEXT];     /* AT_PROTO_STOP and AT_PROTO_STOP_ACK */
         int64_t interval;                   /* AT_PROTO_INTERVAL, >= 1 */
     } u;
@@ -246,8 +277,9 @@ AT_EXPORT int at_proto_default_endpoint(char *buf, size_t cap);
 /* The at_status a rejection reason is reported as (AT_ERR_FORMAT, AT_ERR_SIZE, ...). */
 int at_proto_reason_status(at_proto_reason r);
 
-/* 1 for the types a trainer sends (hello, layer, snapshot_end, scalars, goodbye, stop_ack),
- * 0 for the control types the monitor sends (stop, pause, resume, interval, hello_request). */
+/* 1 for the types a trainer sends (hello, layer, snapshot_end, scalars, goodbye, stop_ack,
+ * skip), 0 for the control types the monitor sends (stop, pause, resume, interval,
+ * hello_request). */
 int at_proto_from_trainer(at_proto_type t);
 
 /* Who can reach a ZeroMQ endpoint someone binds, judged from its text alone (no lookup). */
