@@ -1,8 +1,10 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agent.c -- the trainer-side publisher (API and guarantees in alphatop/agent.h).
  *
  * Every buffer handed to ZeroMQ comes from the agent's byte-budgeted pool (pool.h), which
  * accounts for it until ZeroMQ's I/O thread has written it: the budget check before each copy
- * (at_bufpool_fits) sees exactly what is still held. */
+ * (at_bufpool_fits) sees exactly what is still held. The snapshot being sent, position by
+ * position over one or more passes, is sweep.h's. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -17,8 +19,15 @@
 #include "alphatop/agent.h"
 #include "alphatop/keyfile.h"
 #include "pool.h"
+#include "sweep.h"
 
 #define HDR_CAP (AT_PROTO_MAX_HEADER + 8)
+
+/* The automatic budget (budget_bytes 0): at least this, and twice the largest layer. */
+#define AUTO_BUDGET ((int64_t)256 << 20)
+/* A layer header's size for at_agent_layer_wanted, before it is encoded: the largest name and
+ * every field at its widest fit well inside. */
+#define HDR_GUESS 1024
 
 /* A new socket after a link ZeroMQ gave up on (watch_link): first after RETRY_FIRST_MS, then
  * twice as long each time the new link fails again, up to RETRY_MAX_MS; a link that lasted
@@ -32,14 +41,8 @@
      ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |                  \
      ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
 
-typedef struct frame {
-    char *hdr;
-    size_t hlen;
-    char *payload;
-    size_t plen;
-} frame;
-
-enum snap_state { SNAP_NONE, SNAP_OPEN, SNAP_DROPPING, SNAP_SKIPPING };
+/* Between begin and end: no pass, a pass that sends, a pass the monitor paused. */
+enum pass_state { PASS_NONE, PASS_OPEN, PASS_PAUSED };
 
 struct at_agent {
     pthread_mutex_t lock;
@@ -54,7 +57,8 @@ struct at_agent {
     int64_t lost_ms, retry_ms, up_ms;
     unsigned sockets;
     char run[AT_PROTO_MAX_ID];
-    int64_t linger_ms, checksum, verbose;
+    int64_t linger_ms, checksum, verbose, rank;
+    int auto_budget;   /* budget_bytes 0: the budget grows with the largest layer */
     at_bufpool *pool;  /* every buffer handed to ZeroMQ, accounted against the budget */
     at_proto_msg *msg; /* scratch for encoding (large: kept off the stack) */
     at_proto_msg *hello;
@@ -64,13 +68,13 @@ struct at_agent {
     int64_t interval;
     int paused, stop, stop_acked;
     char stop_reason[AT_PROTO_MAX_TEXT];
-    /* The open snapshot. */
-    enum snap_state snap;
-    int64_t snap_step, snap_seq, next_seq, last_snapshot_bytes, last_step;
-    frame *frames;
-    size_t nframes, cap_frames;
+    /* The snapshot being sent and the pass over it. */
+    at_sweep sweep;
+    enum pass_state pass;
+    int64_t pass_step, next_seq, last_step;
     at_agent_stats stats;
     char err[256];
+    char drop[256]; /* at_agent_last_drop */
 };
 
 static _Thread_local char new_error[256];
@@ -86,6 +90,17 @@ static int set_error(at_agent *a, int status, const char *fmt, ...)
     if (a->verbose)
         fprintf(stderr, "alphatop agent: %s\n", a->err);
     return status;
+}
+
+static void note_drop(at_agent *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note_drop(at_agent *a, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(a->drop, sizeof a->drop, fmt, ap);
+    va_end(ap);
+    if (a->verbose)
+        fprintf(stderr, "alphatop agent: %s\n", a->drop);
 }
 
 static int64_t now_ms(void)
@@ -253,7 +268,7 @@ void at_agent_opts_default(at_agent_opts *o)
     o->framework = "c";
     o->world_size = 1;
     o->interval = 100;
-    o->budget_bytes = (int64_t)256 << 20;
+    o->budget_bytes = 0;
     o->linger_ms = 2000;
 }
 
@@ -459,13 +474,9 @@ static void fill_hello(at_agent *a, const at_agent_opts *o, int *ok)
  * is gone, or this is a forked child that never had its threads). */
 static void destroy(at_agent *a)
 {
-    for (size_t i = 0; i < a->nframes; i++) {
-        at_bufpool_discard(a->frames[i].hdr);
-        at_bufpool_discard(a->frames[i].payload);
-    }
     at_bufpool_free(a->pool);
     memset(a->curve_secret, 0, sizeof a->curve_secret);
-    free(a->frames);
+    at_sweep_release(&a->sweep);
     free(a->msg);
     free(a->hello);
     free(a->hdr);
@@ -485,16 +496,17 @@ at_agent *at_agent_new(const char *run_id, const char *endpoint, const at_agent_
         fail_new("run id must be 1..%d bytes", AT_PROTO_MAX_ID - 1);
         return NULL;
     }
-    if (opts->interval < 1 || opts->budget_bytes < 1 || opts->linger_ms < 0 ||
-        opts->world_size < 1 || opts->rank < 0 || opts->rank >= opts->world_size ||
-        opts->ntags < 0) {
-        fail_new("bad options: need interval >= 1, budget_bytes >= 1, linger_ms >= 0, "
-                 "0 <= rank < world_size and ntags >= 0");
+    if (opts->interval < 1 || opts->budget_bytes < 0 || opts->linger_ms < 0 ||
+        opts->world_size < 1 || opts->world_size > (1 << 24) || opts->rank < 0 ||
+        opts->rank >= opts->world_size || opts->ntags < 0) {
+        fail_new("bad options: need interval >= 1, budget_bytes >= 0, linger_ms >= 0, "
+                 "0 <= rank < world_size <= 2^24 and ntags >= 0");
         return NULL;
     }
+    const int64_t budget = opts->budget_bytes ? opts->budget_bytes : AUTO_BUDGET;
     at_agent *a = calloc(1, sizeof *a);
     if (!a || !(a->msg = calloc(1, sizeof *a->msg)) || !(a->hello = calloc(1, sizeof *a->hello)) ||
-        !(a->hdr = malloc(HDR_CAP)) || !(a->pool = at_bufpool_new(opts->budget_bytes, NULL))) {
+        !(a->hdr = malloc(HDR_CAP)) || !(a->pool = at_bufpool_new(budget, NULL))) {
         fail_new("out of memory");
         goto err;
     }
@@ -503,8 +515,12 @@ at_agent *at_agent_new(const char *run_id, const char *endpoint, const at_agent_
     a->linger_ms = opts->linger_ms;
     a->checksum = opts->checksum;
     a->verbose = opts->verbose;
+    a->rank = opts->rank;
     a->interval = opts->interval;
-    a->stats.budget_bytes = opts->budget_bytes;
+    a->auto_budget = opts->budget_bytes == 0;
+    /* Idle buffers are kept up to the whole budget: a snapshot larger than the budget cycles
+     * through it, and the next pass reuses the buffers of the layers just written. */
+    at_bufpool_set_keep(a->pool, budget);
     int ok;
     fill_hello(a, opts, &ok);
     if (!ok) {
@@ -636,13 +652,6 @@ int at_agent_set_tag(at_agent *a, const char *key, const char *value)
     return leave(a, AT_OK);
 }
 
-int at_agent_snapshot_due(at_agent *a, int64_t step)
-{
-    if (enter(a) != AT_OK)
-        return 0;
-    return leave(a, step >= 0 && !a->paused && step % a->interval == 0);
-}
-
 int64_t at_agent_interval(at_agent *a)
 {
     int rc = enter(a);
@@ -660,27 +669,60 @@ int at_agent_paused(at_agent *a)
     return leave(a, a->paused);
 }
 
-/* Frees the open snapshot's buffers. */
-static void discard_snapshot(at_agent *a)
+int at_agent_snapshot_due(at_agent *a, int64_t step)
 {
-    for (size_t i = 0; i < a->nframes; i++) {
-        at_bufpool_release(a->frames[i].hdr, a->pool);
-        at_bufpool_release(a->frames[i].payload, a->pool);
-    }
-    a->nframes = 0;
+    if (enter(a) != AT_OK)
+        return 0;
+    return leave(a, step >= 0 && !a->paused && (a->sweep.open || step % a->interval == 0));
 }
 
-static int drop_snapshot(at_agent *a, size_t need)
+/* Queues the end of the open snapshot. Returns AT_OK or AT_ERR_AGAIN (no room or no socket:
+ * the snapshot stays open and the next pass tries again). */
+static int send_end(at_agent *a)
 {
-    discard_snapshot(a);
-    a->snap = SNAP_DROPPING;
-    a->stats.snapshots_dropped++;
-    set_error(a, AT_ERR_AGAIN,
-              "snapshot %lld at step %lld dropped: %lld bytes in flight, %zu more needed, "
-              "budget %lld",
-              (long long)a->snap_seq, (long long)a->snap_step, (long long)at_bufpool_out(a->pool),
-              need, (long long)a->stats.budget_bytes);
-    return AT_ERR_AGAIN;
+    const at_sweep *w = &a->sweep;
+    begin_msg(a, AT_PROTO_SNAPSHOT_END);
+    at_proto_snapshot_end *e = &a->msg->u.snapshot_end;
+    e->step = w->last_step;
+    e->first_step = w->first_step;
+    e->seq = w->seq;
+    e->layers = w->sent;
+    e->skipped = w->skipped;
+    e->total = w->n >= 0 ? w->n : w->cursor;
+    e->rank = a->rank;
+    e->dropped = a->stats.snapshots_dropped;
+    size_t len = 0;
+    int rc;
+    char *buf = encode_msg(a, &len, &rc);
+    if (!buf || send_buffer(a, buf, len, 0) != 0)
+        return AT_ERR_AGAIN;
+    a->stats.bytes_queued += (int64_t)len;
+    return AT_OK;
+}
+
+/* Ends the open pass (see at_agent_snapshot_end). */
+static int end_pass(at_agent *a)
+{
+    const enum pass_state p = a->pass;
+    a->pass = PASS_NONE;
+    if (p != PASS_OPEN)
+        return AT_ERR_AGAIN;
+    at_sweep *w = &a->sweep;
+    const int state = at_sweep_pass_end(w);
+    if (state < 0) {
+        /* What was sent still goes to the monitor, which reports the snapshot incomplete. */
+        send_end(a);
+        w->open = 0;
+        a->stats.snapshots_dropped++;
+        note_drop(a, "snapshot %lld abandoned at step %lld: its layer list changed between passes",
+                  (long long)w->seq, (long long)a->pass_step);
+        return AT_ERR_AGAIN;
+    }
+    if (state == 0 || send_end(a) != AT_OK)
+        return AT_ERR_AGAIN;
+    w->open = 0;
+    a->stats.snapshots_sent++;
+    return AT_OK;
 }
 
 int at_agent_snapshot_begin(at_agent *a, int64_t step)
@@ -690,43 +732,40 @@ int at_agent_snapshot_begin(at_agent *a, int64_t step)
         return rc;
     if (step < 0 || step > AT_PROTO_MAX_INT)
         return leave(a, set_error(a, AT_ERR_ARG, "step must be >= 0"));
-    /* A snapshot left open (no end) used up its seq: count it, so seq gaps stay = drops. */
-    if (a->snap == SNAP_OPEN)
-        a->stats.snapshots_dropped++;
-    discard_snapshot(a);
-    a->snap_step = step;
+    if (a->pass != PASS_NONE)
+        end_pass(a);
     a->last_step = step;
+    at_sweep *w = &a->sweep;
     if (a->paused) {
-        a->snap = SNAP_SKIPPING;
-        a->stats.snapshots_skipped++;
+        a->pass = PASS_PAUSED;
+        if (!w->open)
+            a->stats.snapshots_skipped++;
         return leave(a, AT_ERR_AGAIN);
     }
-    a->snap = SNAP_OPEN;
-    a->snap_seq = a->next_seq++;
-    /* The previous snapshot's size predicts this one's: if it cannot fit, skip the copies. */
-    if (!at_bufpool_fits(a->pool, (size_t)a->last_snapshot_bytes))
-        return leave(a, drop_snapshot(a, (size_t)a->last_snapshot_bytes));
+    if (!w->open) {
+        at_sweep_start(w, a->next_seq++, step);
+    } else if (step % a->interval == 0 && step > w->due_step) {
+        /* A snapshot is due while the last one is still going out: this one is not taken. */
+        w->due_step = step;
+        a->stats.snapshots_dropped++;
+        note_drop(a,
+                  "snapshot at step %lld not taken: snapshot %lld (from step %lld) is still being "
+                  "sent, %lld of %lld layers done; %lld of %lld budget bytes held",
+                  (long long)step, (long long)w->seq, (long long)w->first_step, (long long)w->done,
+                  (long long)w->n, (long long)at_bufpool_out(a->pool),
+                  (long long)at_bufpool_budget(a->pool));
+    }
+    at_sweep_pass(w);
+    a->pass = PASS_OPEN;
+    a->pass_step = step;
     return leave(a, AT_OK);
 }
 
-static int add_frame(at_agent *a, char *hdr, size_t hlen, char *payload, size_t plen)
-{
-    if (a->nframes == a->cap_frames) {
-        size_t cap = a->cap_frames ? 2 * a->cap_frames : 64;
-        frame *f = realloc(a->frames, cap * sizeof *f);
-        if (!f)
-            return AT_ERR_NOMEM;
-        a->frames = f;
-        a->cap_frames = cap;
-    }
-    a->frames[a->nframes++] = (frame){hdr, hlen, payload, plen};
-    return AT_OK;
-}
-
-/* Validates a layer's arguments into a->msg; sets *nbytes. */
+/* Validates a layer's arguments into a->msg (its position not yet set); sets *nbytes and the
+ * layer's identity for sweep.h. */
 static int fill_layer(at_agent *a, const char *name, at_proto_kind kind, at_proto_dtype dtype,
-                      int ndim, const int64_t *shape, const void *data, unsigned flags,
-                      uint64_t *nbytes)
+                      int ndim, const int64_t *shape, unsigned flags, const int64_t *full_shape,
+                      const int64_t *offset, uint64_t *nbytes, uint64_t *ident)
 {
     begin_msg(a, AT_PROTO_LAYER);
     at_proto_layer *l = &a->msg->u.layer;
@@ -735,19 +774,35 @@ static int fill_layer(at_agent *a, const char *name, at_proto_kind kind, at_prot
     if (at_proto_dtype_size(dtype) == 0 || (unsigned)kind > AT_PROTO_KIND_LORA_B)
         return set_error(a, AT_ERR_ARG, "%s: unknown kind %d or dtype %d", name, (int)kind,
                          (int)dtype);
-    if (!shape || !data || ndim < 1 || ndim > AT_PROTO_MAX_DIMS)
-        return set_error(a, AT_ERR_ARG, "%s: need data and 1..%d dims", name, AT_PROTO_MAX_DIMS);
+    if (!shape || ndim < 1 || ndim > AT_PROTO_MAX_DIMS || (!full_shape != !offset))
+        return set_error(a, AT_ERR_ARG,
+                         "%s: need 1..%d dims (and both or neither of full_shape "
+                         "and offset)",
+                         name, AT_PROTO_MAX_DIMS);
+    int64_t id[3 + 3 * AT_PROTO_MAX_DIMS] = {kind, dtype, flags};
     uint64_t n = at_proto_dtype_size(dtype);
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 1 || (uint64_t)shape[i] > AT_PROTO_MAX_PAYLOAD / n)
             return set_error(a, AT_ERR_SIZE, "%s: dimension %d is %lld", name, i,
                              (long long)shape[i]);
+        if (full_shape &&
+            (offset[i] < 0 || full_shape[i] > INT32_MAX || offset[i] > full_shape[i] - shape[i]))
+            return set_error(a, AT_ERR_SIZE,
+                             "%s: slice [%lld, %lld) of dimension %d is not inside "
+                             "0..%lld",
+                             name, (long long)offset[i], (long long)(offset[i] + shape[i]), i,
+                             (long long)full_shape[i]);
         n *= (uint64_t)shape[i];
-        l->shape[i] = shape[i];
+        l->shape[i] = id[3 + i] = shape[i];
+        if (full_shape) {
+            l->full_shape[i] = id[3 + AT_PROTO_MAX_DIMS + i] = full_shape[i];
+            l->offset[i] = id[3 + 2 * AT_PROTO_MAX_DIMS + i] = offset[i];
+        }
     }
-    l->step = a->snap_step;
-    l->seq = a->snap_seq;
-    l->index = (int64_t)a->nframes;
+    l->sliced = full_shape != NULL;
+    l->step = a->pass_step;
+    l->seq = a->sweep.seq;
+    l->rank = a->rank;
     l->kind = kind;
     l->base = (flags & AT_AGENT_BASE) ? 1 : 0;
     l->ndim = ndim;
@@ -759,77 +814,135 @@ static int fill_layer(at_agent *a, const char *name, at_proto_kind kind, at_prot
                         .b[0] == 0;
     l->nbytes = n;
     *nbytes = n;
+    *ident = at_sweep_ident(name, id, 3 + 3 * AT_PROTO_MAX_DIMS);
     return AT_OK;
 }
 
-int at_agent_publish(at_agent *a, const char *name, at_proto_kind kind, at_proto_dtype dtype,
-                     int ndim, const int64_t *shape, const void *data, unsigned flags)
+/* The budget a layer of need bytes (header included) meets: the automatic one grows to twice
+ * the largest layer. */
+static int64_t budget_for(at_agent *a, uint64_t need)
+{
+    int64_t b = at_bufpool_budget(a->pool);
+    if (a->auto_budget && (uint64_t)b < 2 * need)
+        b = (int64_t)(2 * need);
+    return b;
+}
+
+/* Leaves out position index, whose layer (a->msg) of need bytes can never fit the budget: a
+ * skip message says so to the monitor. */
+static int skip_layer(at_agent *a, int64_t index, uint64_t need)
+{
+    const at_proto_layer l = a->msg->u.layer;
+    at_sweep_mark(&a->sweep, index, AT_POS_SKIPPED);
+    a->stats.layers_skipped++;
+    note_drop(a,
+              "%s (%llu bytes with its header) is larger than the byte budget (%lld): left out "
+              "of every snapshot; raise budget_bytes, or leave it 0 (automatic)",
+              l.name, (unsigned long long)need, (long long)at_bufpool_budget(a->pool));
+    begin_msg(a, AT_PROTO_SKIP);
+    at_proto_skip *k = &a->msg->u.skip;
+    *k = (at_proto_skip){
+        .step = l.step, .seq = l.seq, .index = index, .rank = l.rank, .nbytes = l.nbytes};
+    memcpy(k->name, l.name, sizeof k->name);
+    snprintf(k->reason, sizeof k->reason, "larger than the trainer's byte budget (%lld bytes)",
+             (long long)at_bufpool_budget(a->pool));
+    send_single(a);
+    return set_error(a, AT_ERR_SIZE, "%s", a->drop);
+}
+
+int at_agent_publish_slice(at_agent *a, const char *name, at_proto_kind kind, at_proto_dtype dtype,
+                           int ndim, const int64_t *shape, const void *data, unsigned flags,
+                           const int64_t *full_shape, const int64_t *offset)
 {
     /* The hot path: no control draining here, the caller's begin/end/log calls do it. */
     int rc = lock(a);
     if (rc != AT_OK)
         return rc;
-    if (a->snap == SNAP_NONE)
+    if (a->pass == PASS_NONE)
         return leave(a, set_error(a, AT_ERR_STATE, "at_agent_publish outside a snapshot"));
-    if (a->snap != SNAP_OPEN)
+    if (a->pass != PASS_OPEN)
         return leave(a, AT_ERR_AGAIN);
-    uint64_t nbytes = 0;
-    rc = fill_layer(a, name, kind, dtype, ndim, shape, data, flags, &nbytes);
+    uint64_t nbytes = 0, ident = 0;
+    rc = fill_layer(a, name, kind, dtype, ndim, shape, flags, full_shape, offset, &nbytes, &ident);
     if (rc != AT_OK)
         return leave(a, rc);
-    if (a->checksum) {
-        a->msg->u.layer.has_checksum = 1;
-        a->msg->u.layer.crc32 = at_proto_crc32(0, data, nbytes);
-    }
+    /* Encoded before its position is taken (it would be the next one), so a layer the
+     * protocol refuses holds no position: every pass refuses it alike. */
+    a->msg->u.layer.index = a->sweep.cursor;
     at_proto_error e;
     size_t hlen = 0;
     rc = at_proto_encode(a->msg, a->hdr, HDR_CAP, &hlen, &e);
     if (rc != AT_OK)
         return leave(a, set_error(a, rc, "%s: %s", name, e.message));
-    if (!at_bufpool_fits(a->pool, hlen + nbytes))
-        return leave(a, drop_snapshot(a, hlen + nbytes));
+    int64_t index = 0;
+    int state = at_sweep_visit(&a->sweep, ident, &index);
+    if (state == -2)
+        return leave(a, set_error(a, AT_ERR_NOMEM, "out of memory"));
+    if (state == -1)
+        return leave(a, set_error(a, AT_ERR_AGAIN,
+                                  "%s: the layer list changed since the snapshot's first pass; it "
+                                  "is abandoned",
+                                  name));
+    if (state != AT_POS_TODO)
+        return leave(a, AT_ERR_AGAIN);
+    if (flags & AT_AGENT_ELSEWHERE) {
+        at_sweep_mark(&a->sweep, index, AT_POS_ELSEWHERE);
+        return leave(a, AT_OK);
+    }
+    if (a->checksum && data) {
+        /* The checksum's text has a fixed width: the header only grows by it. */
+        a->msg->u.layer.has_checksum = 1;
+        a->msg->u.layer.crc32 = at_proto_crc32(0, data, nbytes);
+        at_proto_encode(a->msg, a->hdr, HDR_CAP, &hlen, &e);
+    }
+    const uint64_t need = hlen + nbytes;
+    const int64_t budget = budget_for(a, need);
+    if ((uint64_t)budget < need)
+        return leave(a, skip_layer(a, index, need));
+    at_bufpool_set_budget(a->pool, budget);
+    if (!data || !at_bufpool_fits(a->pool, need)) {
+        a->stats.layers_deferred += data != NULL;
+        return leave(a, AT_ERR_AGAIN);
+    }
     char *hdr = at_bufpool_take(a->pool, hlen);
     char *payload = hdr ? at_bufpool_take(a->pool, nbytes) : NULL;
-    if (!payload || add_frame(a, hdr, hlen, payload, nbytes) != AT_OK) {
+    if (!payload) {
         at_bufpool_release(hdr, a->pool);
-        at_bufpool_release(payload, a->pool);
-        drop_snapshot(a, hlen + nbytes);
-        return leave(a, set_error(a, AT_ERR_NOMEM, "%s: out of memory, snapshot dropped", name));
+        return leave(a, set_error(a, AT_ERR_NOMEM, "%s: out of memory, deferred", name));
     }
     memcpy(hdr, a->hdr, hlen);
     memcpy(payload, data, nbytes);
+    /* ZeroMQ queues every part once it accepted the first, or rolls them all back. */
+    if (send_buffer(a, hdr, hlen, 1) != 0) {
+        at_bufpool_release(payload, a->pool);
+        a->stats.layers_deferred++;
+        return leave(a, AT_ERR_AGAIN);
+    }
+    send_buffer(a, payload, nbytes, 0);
+    at_sweep_mark(&a->sweep, index, AT_POS_SENT);
+    a->sweep.last_step = a->pass_step;
+    a->stats.layers_sent++;
+    a->stats.bytes_queued += (int64_t)need;
     return leave(a, AT_OK);
 }
 
-/* Queues the open snapshot (a->frames, then the snapshot_end in end/elen) as one ZeroMQ
- * message. Every buffer is handed over or freed. Returns AT_OK or AT_ERR_AGAIN. */
-static int send_snapshot(at_agent *a, char *end, size_t elen)
+int at_agent_publish(at_agent *a, const char *name, at_proto_kind kind, at_proto_dtype dtype,
+                     int ndim, const int64_t *shape, const void *data, unsigned flags)
 {
-    size_t total = elen;
-    int failed = 0;
-    for (size_t i = 0; i < a->nframes && !failed; i++) {
-        frame *f = &a->frames[i];
-        total += f->hlen + f->plen;
-        /* ZeroMQ queues every part once it accepted the first, or rolls them all back. */
-        failed = send_buffer(a, f->hdr, f->hlen, 1) != 0;
-        f->hdr = NULL;
-        if (failed)
-            break; /* the payload stays in a->frames and is freed below */
-        failed = send_buffer(a, f->payload, f->plen, 1) != 0;
-        f->payload = NULL;
-    }
-    if (!failed)
-        failed = send_buffer(a, end, elen, 0) != 0;
-    else
-        at_bufpool_release(end, a->pool);
-    discard_snapshot(a); /* frees whatever was not handed over */
-    if (failed)
-        return AT_ERR_AGAIN;
-    a->last_snapshot_bytes = (int64_t)total;
-    at_bufpool_set_keep(a->pool, (int64_t)total); /* recycles the next snapshot's buffers */
-    a->stats.bytes_queued += (int64_t)total;
-    a->stats.snapshots_sent++;
-    return AT_OK;
+    return at_agent_publish_slice(a, name, kind, dtype, ndim, shape, data, flags, NULL, NULL);
+}
+
+int at_agent_layer_wanted(at_agent *a, uint64_t nbytes)
+{
+    if (lock(a) != AT_OK)
+        return 0;
+    const at_sweep *w = &a->sweep;
+    const uint64_t need = nbytes + HDR_GUESS;
+    int wanted = a->pass == PASS_OPEN && !w->changed &&
+                 (w->n < 0 || (w->cursor < w->n && w->pos[w->cursor] == AT_POS_TODO)) &&
+                 (uint64_t)budget_for(a, need) >= need &&
+                 (uint64_t)at_bufpool_out(a->pool) + need <= (uint64_t)budget_for(a, need);
+    return leave(a, wanted);
 }
 
 int at_agent_snapshot_end(at_agent *a)
@@ -837,28 +950,10 @@ int at_agent_snapshot_end(at_agent *a)
     int rc = enter(a);
     if (rc != AT_OK)
         return rc;
-    enum snap_state s = a->snap;
-    a->snap = SNAP_NONE;
-    if (s == SNAP_NONE)
+    if (a->pass == PASS_NONE)
         return leave(a, set_error(a, AT_ERR_STATE, "at_agent_snapshot_end without a begin"));
-    if (s != SNAP_OPEN)
-        return leave(a, AT_ERR_AGAIN);
     flush_hello(a);
-    size_t layers = a->nframes;
-    begin_msg(a, AT_PROTO_SNAPSHOT_END);
-    a->msg->u.snapshot_end.step = a->snap_step;
-    a->msg->u.snapshot_end.seq = a->snap_seq;
-    a->msg->u.snapshot_end.layers = (int64_t)layers;
-    a->msg->u.snapshot_end.dropped = a->stats.snapshots_dropped;
-    size_t elen = 0;
-    char *end = encode_msg(a, &elen, &rc);
-    if (end)
-        rc = send_snapshot(a, end, elen);
-    if (rc == AT_OK)
-        return leave(a, AT_OK);
-    drop_snapshot(a, elen);
-    a->snap = SNAP_NONE;
-    return leave(a, AT_ERR_AGAIN);
+    return leave(a, end_pass(a));
 }
 
 int at_agent_log(at_agent *a, int64_t step, int n, const char *const *names, const double *values)
@@ -913,12 +1008,20 @@ int at_agent_stats_get(at_agent *a, at_agent_stats *s)
     *s = a->stats;
     s->bytes_in_flight = at_bufpool_held(a->pool);
     s->peak_in_flight = at_bufpool_peak(a->pool);
+    s->budget_bytes = at_bufpool_budget(a->pool);
+    s->sweep_layers = a->sweep.open ? a->sweep.n : 0;
+    s->sweep_done = a->sweep.open ? a->sweep.done : 0;
     return leave(a, AT_OK);
 }
 
 const char *at_agent_last_error(const at_agent *a)
 {
     return a ? a->err : new_error;
+}
+
+const char *at_agent_last_drop(const at_agent *a)
+{
+    return a ? a->drop : "";
 }
 
 int at_agent_keygen(const char *path)

@@ -4,6 +4,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "alphatop/status.h"
 #include "pool.h"
@@ -13,7 +14,7 @@
 #define POOL_SLOTS 256
 
 struct at_bufpool {
-    int64_t budget;
+    _Atomic int64_t budget;
     _Atomic int64_t out;
     /* Idle buffers (base pointers), their bytes, the most to keep and the peak: guarded by
      * lock, which ZeroMQ's I/O thread also takes when it releases a buffer. */
@@ -29,6 +30,34 @@ static size_t buffer_size(const char *base)
     return n;
 }
 
+/* A buffer of n bytes after the prefix. Large ones are mapped, not malloc'd: unmapped when
+ * freed, their pages leave the process at once, where the heap could keep a freed block of a
+ * few MiB (and its pages) for later, so the process held more than the budget says. */
+static char *buffer_new(size_t n)
+{
+    char *base;
+    if (n >= POOL_MIN) {
+        base = mmap(NULL, PREFIX + n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (base == MAP_FAILED)
+            return NULL;
+    } else if (!(base = malloc(PREFIX + n))) {
+        return NULL;
+    }
+    memcpy(base, &n, sizeof n);
+    return base;
+}
+
+static void buffer_free(char *base)
+{
+    if (!base)
+        return;
+    const size_t n = buffer_size(base);
+    if (n >= POOL_MIN)
+        munmap(base, PREFIX + n);
+    else
+        free(base);
+}
+
 at_bufpool *at_bufpool_new(int64_t budget, int *status)
 {
     int rc = AT_ERR_ARG;
@@ -38,7 +67,7 @@ at_bufpool *at_bufpool_new(int64_t budget, int *status)
     rc = AT_ERR_NOMEM;
     if (!(self = calloc(1, sizeof *self)) || pthread_mutex_init(&self->lock, NULL) != 0)
         goto err;
-    self->budget = budget;
+    atomic_init(&self->budget, budget);
     atomic_init(&self->out, 0);
     if (status)
         *status = AT_OK;
@@ -55,14 +84,14 @@ void at_bufpool_free(at_bufpool *self)
     if (!self)
         return;
     for (int i = 0; i < POOL_SLOTS; i++)
-        free(self->idle[i]);
+        buffer_free(self->idle[i]);
     pthread_mutex_destroy(&self->lock);
     free(self);
 }
 
 int at_bufpool_fits(at_bufpool *self, size_t need)
 {
-    return (uint64_t)atomic_load(&self->out) + need <= (uint64_t)self->budget;
+    return (uint64_t)atomic_load(&self->out) + need <= (uint64_t)atomic_load(&self->budget);
 }
 
 /* Pops an idle buffer of exactly n bytes, or NULL. */
@@ -87,11 +116,11 @@ static void trim(at_bufpool *self, size_t need)
     pthread_mutex_lock(&self->lock);
     for (int i = 0; i < POOL_SLOTS; i++) {
         if ((uint64_t)atomic_load(&self->out) + (uint64_t)self->idle_bytes + need <=
-            (uint64_t)self->budget)
+            (uint64_t)atomic_load(&self->budget))
             break;
         if (self->idle[i]) {
             self->idle_bytes -= (int64_t)buffer_size(self->idle[i]);
-            free(self->idle[i]);
+            buffer_free(self->idle[i]);
             self->idle[i] = NULL;
         }
     }
@@ -103,10 +132,8 @@ char *at_bufpool_take(at_bufpool *self, size_t n)
     char *base = n >= POOL_MIN ? reuse(self, n) : NULL;
     if (!base) {
         trim(self, n);
-        base = malloc(PREFIX + n);
-        if (!base)
+        if (!(base = buffer_new(n)))
             return NULL;
-        memcpy(base, &n, sizeof n);
     }
     int64_t held = atomic_fetch_add(&self->out, (int64_t)n) + (int64_t)n;
     pthread_mutex_lock(&self->lock);
@@ -144,13 +171,23 @@ void at_bufpool_release(void *data, void *hint)
     char *base = (char *)data - PREFIX;
     atomic_fetch_sub(&self->out, (int64_t)buffer_size(base));
     if (!keep_idle(self, base))
-        free(base);
+        buffer_free(base);
 }
 
 void at_bufpool_discard(char *data)
 {
     if (data)
-        free(data - PREFIX);
+        buffer_free(data - PREFIX);
+}
+
+void at_bufpool_set_budget(at_bufpool *self, int64_t budget)
+{
+    atomic_store(&self->budget, budget);
+}
+
+int64_t at_bufpool_budget(at_bufpool *self)
+{
+    return atomic_load(&self->budget);
 }
 
 void at_bufpool_set_keep(at_bufpool *self, int64_t keep)

@@ -8,10 +8,11 @@
  *
  * Reuse: consecutive snapshots have layers of the same sizes, so released buffers of at least
  * 64 KiB are kept idle (up to at_bufpool_set_keep bytes) and handed out again for the same size.
- * A fresh malloc of a large buffer costs a page fault per 4 KiB on first touch -- about as much
- * as the copy itself. Idle bytes count against the budget too: they are trimmed before any
- * fresh allocation, so out + idle stays within the budget whenever the caller checks
- * at_bufpool_fits before each take.
+ * A fresh large buffer costs a page fault per 4 KiB on first touch -- about as much as the copy
+ * itself. Idle bytes count against the budget too: they are trimmed before any fresh
+ * allocation, so out + idle stays within the budget whenever the caller checks
+ * at_bufpool_fits before each take. Buffers of 64 KiB and more are mapped (mmap) and unmapped
+ * when freed, so the bytes the pool holds are the bytes the process holds for it.
  *
  * Threading: every function but at_bufpool_free and at_bufpool_discard may be called from any
  * thread (an internal mutex guards the idle buffers; the bytes out are atomic).
@@ -56,6 +57,12 @@ void at_bufpool_discard(char *data);
  * snapshot's buffers are recycled; 0 until then). Buffers already idle stay until a take needs
  * their room. */
 void at_bufpool_set_keep(at_bufpool *self, int64_t keep);
+
+/* Changes the budget (the agent's automatic budget grows with the largest layer). */
+void at_bufpool_set_budget(at_bufpool *self, int64_t budget);
+
+/* The budget now. */
+int64_t at_bufpool_budget(at_bufpool *self);
 
 /* Bytes out now: taken and not yet released. */
 int64_t at_bufpool_out(at_bufpool *self);

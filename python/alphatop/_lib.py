@@ -73,6 +73,11 @@ class Stats(ctypes.Structure):
             "peak_in_flight",
             "budget_bytes",
             "controls_received",
+            "layers_sent",
+            "layers_deferred",
+            "layers_skipped",
+            "sweep_layers",
+            "sweep_done",
         )
     ]
 

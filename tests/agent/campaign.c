@@ -92,7 +92,6 @@ typedef struct campaign {
     char ep[128], evil_ep[128];
     at_feed *f;
     at_agent *honest[MAX_HONEST], *victim;
-    int64_t honest_seq[MAX_HONEST];
     wire_tally tally[MAX_HONEST];
     /* What the monitor has shown since the start: raw peers' messages, rejections. */
     int64_t raw_accepted, rejections, reason_seen[AT_PROTO_E_COUNT];
@@ -265,7 +264,7 @@ static void build(campaign *c, campaign_kind k, const char *run, frames *fr)
         return;
     }
     case CK_VERSION:
-        snprintf(t, cap, "{\"v\":2,\"type\":\"scalars\",\"run\":\"%s\"}", run);
+        snprintf(t, cap, "{\"v\":3,\"type\":\"scalars\",\"run\":\"%s\"}", run);
         break;
     case CK_TYPE:
         snprintf(t, cap, "{\"v\":1,\"type\":\"teleport\",\"run\":\"%s\"}", run);
@@ -458,7 +457,7 @@ static void honest_turn(campaign *c, int step)
 {
     int h = step / c->o->snapshot_every % c->o->honest;
     int64_t before = c->tally[h].snapshots;
-    int rc = wire_publish(c->honest[h], step, c->honest_seq[h]++, 2, 32, 16);
+    int rc = wire_publish(c->honest[h], step, 2, 32, 16);
     double v = (double)step;
     at_agent_log(c->honest[h], step, 1, (const char *[]){"step"}, &v);
     if (rc != AT_OK)

@@ -55,7 +55,7 @@ static void test_stop_pause_interval(void **state)
     POLL_UNTIL(at_agent_paused(b));
     assert_int_equal(at_agent_paused(b), 1);
     assert_int_equal(at_agent_snapshot_due(b, 100), 0);
-    assert_int_equal(wire_publish(b, 100, 0, 2, 4, 4), AT_ERR_AGAIN);
+    assert_int_equal(wire_publish(b, 100, 2, 4, 4), AT_ERR_AGAIN);
     at_agent_stats s;
     at_agent_stats_get(b, &s);
     assert_int_equal(s.snapshots_skipped, 1);
@@ -74,7 +74,7 @@ static void test_stop_pause_interval(void **state)
     assert_int_equal(s.controls_received, 3);
 
     /* The seq of a snapshot taken after a skipped one has no gap: gaps mean drops only. */
-    assert_int_equal(wire_publish(b, 14, 0, 2, 4, 4), AT_OK);
+    assert_int_equal(wire_publish(b, 14, 2, 4, 4), AT_OK);
     at_agent_free(a);
     at_agent_free(b);
     wire_tally t;
@@ -154,13 +154,24 @@ static void test_bad_arguments(void **state)
     }
     assert_int_equal(at_agent_set_tag(a, "one-too-many", "v"), AT_ERR_SIZE);
     assert_int_equal(at_agent_set_tag(a, "k0", "replaced"), AT_OK);
-    /* A snapshot never ended is counted as dropped when the next one begins. */
+    /* A pass never ended is ended by the next begin: this empty snapshot is complete. */
     assert_int_equal(at_agent_snapshot_begin(a, 2), AT_OK);
     assert_int_equal(at_agent_snapshot_begin(a, 3), AT_OK);
     at_agent_stats s;
     assert_int_equal(at_agent_stats_get(a, &s), AT_OK);
-    assert_int_equal(s.snapshots_dropped, 1);
+    assert_int_equal(s.snapshots_dropped, 0);
+    assert_int_equal(s.snapshots_sent, 2);
     assert_int_equal(at_agent_snapshot_end(a), AT_OK);
+    /* Slices: both or neither of full_shape and offset, inside the whole layer. */
+    assert_int_equal(at_agent_snapshot_begin(a, 4), AT_OK);
+    assert_int_equal(at_agent_publish_slice(a, "s", AT_PROTO_KIND_LINEAR, AT_PROTO_F32, 2, shape, w,
+                                            0, (int64_t[]){4, 2}, NULL),
+                     AT_ERR_ARG);
+    assert_int_equal(at_agent_publish_slice(a, "s", AT_PROTO_KIND_LINEAR, AT_PROTO_F32, 2, shape, w,
+                                            0, (int64_t[]){4, 2}, (int64_t[]){3, 0}),
+                     AT_ERR_SIZE);
+    assert_non_null(strstr(at_agent_last_error(a), "not inside"));
+    assert_int_equal(at_agent_snapshot_end(a), AT_OK); /* the refused layers held no position */
     at_agent_free(a);
     at_agent_free(NULL);
 }

@@ -23,7 +23,7 @@ static wire_tally publish_until(at_agent *a, at_feed *f, int64_t *seq, int want,
     wire_tally t;
     wire_tally_init(&t);
     for (int waited = 0; waited < timeout_ms && t.snapshots < want; waited += 20) {
-        int rc = wire_publish(a, *seq * 10, *seq, 2, 8, 8);
+        int rc = wire_publish(a, *seq * 10, 2, 8, 8);
         assert_true(rc == AT_OK || rc == AT_ERR_AGAIN);
         (*seq)++;
         at_feed_msg *m = NULL;

@@ -19,20 +19,30 @@ at_feed *wire_feed(const char *endpoint, int rcvhwm);
 /* Receives until a message of type t (others freed) or timeout_ms passes (NULL). */
 at_feed_msg *wire_recv_type(at_feed *f, at_proto_type t, int timeout_ms);
 
-/* Fills n bytes with the pattern of layer `index` in snapshot `seq`. */
-void wire_pattern(unsigned char *p, size_t n, int64_t seq, int64_t index);
+/* Fills n bytes with the pattern of layer `index` at training step `step`: the weights a
+ * pass at that step copies, so a receiver can tell which step's weights it got. */
+void wire_pattern(unsigned char *p, size_t n, int64_t step, int64_t index);
 
-/* Publishes snapshot at `step` with nlayers linear f32 layers of rows x cols, filled with
- * wire_pattern(seq, index) where seq is what the agent will assign (expected_seq). Returns the
- * status of at_agent_snapshot_end (or of the first failing call). */
-int wire_publish(at_agent *a, int64_t step, int64_t expected_seq, int nlayers, int64_t rows,
-                 int64_t cols);
+/* One pass at `step` over nlayers linear f32 layers of rows x cols, filled with
+ * wire_pattern(step, index): begin, publish each, end. Returns the status of
+ * at_agent_snapshot_end (AT_OK: the snapshot is complete), or of the first call that failed
+ * otherwise than AT_ERR_AGAIN (a layer deferred or already sent). */
+int wire_publish(at_agent *a, int64_t step, int nlayers, int64_t rows, int64_t cols);
 
-/* Tallies what a feed received: complete snapshots (every layer present, in order, with the
- * right bytes), and anything inconsistent. */
+/* Tallies what a feed received: complete snapshots (every position this run sent or skipped
+ * present once, the layers with the bytes of the step their message names, and an end that
+ * counts them), incomplete ones (an end that does not match what arrived, or none before the
+ * next snapshot), and anything wrong. A test that leaves positions to other ranks says how
+ * many per snapshot in `elsewhere`. */
 typedef struct wire_tally {
-    int64_t snapshots, layers, bad, goodbyes, hellos, last_seq, dropped_reported;
-    int64_t open_seq, open_layers;
+    int64_t snapshots, incomplete, layers, skips, bad, goodbyes, hellos, last_seq;
+    int64_t dropped_reported;
+    int64_t spanning;              /* complete snapshots whose layers came from several steps */
+    int64_t elsewhere;             /* positions per snapshot another rank sends (set by a test) */
+    int64_t open_seq, open_layers; /* the snapshot arriving: its layer messages */
+    int64_t open_skips;            /* its skip messages */
+    uint64_t open_mask;            /* its positions seen (the tests use at most 64) */
+    int64_t open_first, open_last; /* the steps of its layers */
 } wire_tally;
 
 void wire_tally_init(wire_tally *t);

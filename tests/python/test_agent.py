@@ -114,10 +114,11 @@ class AgentTest(unittest.TestCase):
 
 
 class AbsentMonitorTest(unittest.TestCase):
-    def test_publishing_into_the_void_drops_whole_snapshots(self):
+    def test_publishing_into_the_void_stays_within_the_budget(self):
         with tempfile.TemporaryDirectory() as tmp:
             w = np.ones((256, 256), np.float32)  # 256 KiB per layer, 512 KiB per snapshot
-            a = alphatop.Agent(endpoint=ipc_endpoint(tmp), budget_bytes=2 << 20, linger_ms=0)
+            a = alphatop.Agent(endpoint=ipc_endpoint(tmp), every=1, budget_bytes=2 << 20,
+                               linger_ms=0)
             queued = 0
             for step in range(50):
                 if a.begin(step):
@@ -126,9 +127,13 @@ class AbsentMonitorTest(unittest.TestCase):
                 queued += a.end()
             s = a.stats
             a.close()
-        self.assertEqual(queued, s["snapshots_sent"])
-        self.assertEqual(s["snapshots_sent"] + s["snapshots_dropped"], 50)
-        self.assertGreater(s["snapshots_dropped"], 0)
+        # 3 snapshots queue whole, the 4th waits for room (its second layer deferred), and
+        # every later due step finds it open: dropped, and said why.
+        self.assertEqual(queued, 3)
+        self.assertEqual(s["snapshots_sent"], 3)
+        self.assertEqual(s["snapshots_dropped"], 46)
+        self.assertEqual((s["sweep_layers"], s["sweep_done"]), (2, 1))
+        self.assertGreater(s["layers_deferred"], 0)
         self.assertLessEqual(s["peak_in_flight"], 2 << 20)
         self.assertEqual(s["errors"], 0)
 

@@ -7,7 +7,7 @@
  *     for (step = 1; ...; step++) {
  *         train_one_step();
  *         if (at_agent_snapshot_due(a, step) && at_agent_snapshot_begin(a, step) == AT_OK) {
- *             for each layer:
+ *             for each layer, in the same order every time:
  *                 at_agent_publish(a, name, AT_PROTO_KIND_LINEAR, AT_PROTO_F32, 2, shape, w, 0);
  *             at_agent_snapshot_end(a);
  *         }
@@ -16,15 +16,26 @@
  *     }
  *     at_agent_free(a);                                      // flushes within linger_ms
  *
- * Cost to the trainer: at_agent_publish copies the tensor once into a buffer the agent owns;
- * ZeroMQ's I/O thread sends it from there without another copy. No call ever waits for the
- * network (non-blocking sends; at_agent_free waits at most linger_ms).
+ * Cost to the trainer: at_agent_publish copies the tensor once into a buffer the agent owns and
+ * queues it at once, as its own ZeroMQ message; ZeroMQ's I/O thread sends it from there without
+ * another copy while the trainer copies the next layer. No call ever waits for the network
+ * (non-blocking sends; at_agent_free waits at most linger_ms).
  *
- * Bounded memory: the bytes held by the agent (the snapshot being built plus everything queued
- * and not yet written to the socket) never exceed budget_bytes. When the monitor is slow or
- * absent the queue fills and whole snapshots are dropped -- never part of one: a snapshot's
- * layers are sent together, as one ZeroMQ message, at at_agent_snapshot_end. Drops are counted
- * and reported to the monitor in the next hello, snapshot_end, scalars and goodbye.
+ * Snapshots of any size, bounded memory (docs/protocol.md section 6): the bytes held by the
+ * agent (queued and not yet written to the socket, plus idle buffers kept for reuse) never
+ * exceed budget_bytes. A snapshot is a sweep over the model's layers, one message per layer,
+ * closed by a snapshot_end once every layer went out. A layer that does not fit now (the
+ * monitor is slow, absent, or the model is larger than the budget) is not dropped but
+ * deferred: the snapshot stays open and at_agent_snapshot_due returns 1 at every following
+ * step, so the trainer's loop publishes again and the agent sends the layers still missing,
+ * copied from the weights of that later step (each layer message carries the step of its
+ * weights; the snapshot_end its first and last step). Layers already sent are skipped at no
+ * cost. A due step that finds the previous snapshot still open is not taken: counted in
+ * snapshots_dropped, with the reason in at_agent_last_drop, and reported to the monitor in the
+ * next hello, snapshot_end, scalars and goodbye. A layer that can never fit (larger than an
+ * explicit budget) is left out of every snapshot: at_agent_publish returns AT_ERR_SIZE, the
+ * monitor gets a skip message naming it, and layers_skipped counts it. The default budget
+ * (budget_bytes 0) grows to twice the largest layer, so every layer fits.
  *
  * The monitor may start before or after the trainer, or restart: the agent connects (DEALER to
  * the monitor's ROUTER) and ZeroMQ reconnects on its own. Where ZeroMQ gives up (after a
@@ -34,6 +45,11 @@
  * the hello is sent again. Default endpoint: $ALPHATOP_ENDPOINT,
  * else ipc:///tmp/alphatop-UID.ipc (local only). tcp endpoints work too ("tcp://127.0.0.1:5555");
  * anything beyond loopback should use CurveZMQ (curve_server_key + curve_client_keyfile).
+ *
+ * Sharded trainers (tensor or fully sharded data parallel): every rank opens an agent with the
+ * same run id and its rank, publishes the same layer positions in the same order, its own part
+ * of a sharded layer with at_agent_publish_slice (the monitor assembles the whole layer), and
+ * holds the position of a layer another rank publishes with the flag AT_AGENT_ELSEWHERE.
  *
  * Safe inside a trainer: no signal handlers, no output unless opts.verbose, and fork-safe: in a
  * forked child (e.g. a PyTorch DataLoader worker) every call is a harmless no-op (returns
@@ -69,7 +85,8 @@ typedef struct at_agent_opts {
     int64_t rank;          /* this process's rank in a distributed run [0] */
     int64_t world_size;    /* number of ranks [1] */
     int64_t interval;      /* snapshot every this many steps, >= 1 [100] */
-    int64_t budget_bytes;  /* most bytes held in flight, see above [256 MiB] */
+    int64_t budget_bytes;  /* most bytes held, see above; 0: automatic, 256 MiB or twice the
+                              largest layer published, whichever is larger [0] */
     int64_t linger_ms;     /* at_agent_free waits at most this long to flush [2000] */
     int64_t checksum;      /* 1: send a CRC-32 of every payload (costs one pass) [0] */
     int64_t verbose;       /* 1: print errors to stderr; 0: never print anything [0] */
@@ -122,30 +139,54 @@ AT_EXPORT int64_t at_agent_interval(at_agent *a);
 /* 1 while the monitor has paused snapshots, else 0. */
 AT_EXPORT int at_agent_paused(at_agent *a);
 
-/* Starts a snapshot of the weights at training step `step` (>= 0). Returns AT_OK, or
- * AT_ERR_AGAIN when this snapshot will not be sent (the budget is full: it is dropped and
- * counted; or snapshots are paused): its at_agent_publish calls then return AT_ERR_AGAIN at
- * no cost and at_agent_snapshot_end closes it. A begin while a snapshot is open discards the
- * open one and counts it as dropped (no error: the trainer may have skipped the end). */
+/* Starts a pass over the layers at training step `step` (>= 0): a new snapshot, or the
+ * continuation of the open one (above). Returns AT_OK, or AT_ERR_AGAIN when snapshots are
+ * paused: its at_agent_publish calls then return AT_ERR_AGAIN at no cost and
+ * at_agent_snapshot_end closes the pass. A begin while a pass is open ends that pass first,
+ * as at_agent_snapshot_end would. */
 AT_EXPORT int at_agent_snapshot_begin(at_agent *a, int64_t step);
 
 /* Flags for at_agent_publish. */
 #define AT_AGENT_BASE 1u /* these are the base weights of a fine-tune (sent once, for deltas) */
+#define AT_AGENT_ELSEWHERE                                                                         \
+    2u /* another rank publishes this layer: only its position is held                             \
+          (data may be NULL; nothing is sent) */
 
-/* Adds one layer to the open snapshot: copies the tensor (row-major, native byte order,
- * product(shape) x dtype-size bytes at data; borrowed, not kept). name is 1..255 bytes;
+/* Adds the layer at the pass's next position (positions count the publish calls of a pass
+ * from 0; every pass of a snapshot must make the same calls, in the same order, with the same
+ * names and shapes): copies the tensor (row-major, native byte order, product(shape) x
+ * dtype-size bytes at data; borrowed, not kept) and queues it. name is 1..255 bytes;
  * ndim/shape must fit the kind (linear, embedding, lora_A, lora_B: 2-D; conv1d: 3-D; conv2d:
- * 4-D). Returns AT_OK; AT_ERR_AGAIN when the snapshot is being dropped or skipped (the budget
- * cannot hold this layer too: the whole snapshot is dropped and counted); AT_ERR_STATE when no
- * snapshot is open; AT_ERR_ARG/AT_ERR_SIZE for a bad name, kind, dtype or shape; AT_ERR_FORMAT
- * for a name the protocol refuses (a control character, bytes that are not UTF-8). */
+ * 4-D). data may be NULL for a layer at_agent_layer_wanted says is not wanted: the position
+ * advances without a copy. Returns AT_OK (queued, or held for another rank); AT_ERR_AGAIN when
+ * nothing was copied (sent already in this snapshot, no room in the budget now: deferred to a
+ * later pass, data NULL, paused, or the layer list differs from the snapshot's first pass:
+ * then the snapshot is abandoned at its end); AT_ERR_SIZE when the layer can never fit the
+ * explicit budget (left out: a skip message tells the monitor); AT_ERR_STATE when no pass is
+ * open; AT_ERR_ARG/AT_ERR_SIZE for a bad name, kind, dtype or shape; AT_ERR_FORMAT for a name
+ * the protocol refuses (a control character, bytes that are not UTF-8). */
 AT_EXPORT int at_agent_publish(at_agent *a, const char *name, at_proto_kind kind,
                                at_proto_dtype dtype, int ndim, const int64_t *shape,
                                const void *data, unsigned flags);
 
-/* Closes the open snapshot and queues its layers plus a snapshot_end, all as one ZeroMQ
- * message. Returns AT_OK (queued), AT_ERR_AGAIN (the snapshot was dropped or skipped) or
- * AT_ERR_STATE (no snapshot open). */
+/* As at_agent_publish, for a rank's slice of a sharded layer: data is the block of shape
+ * `shape` of the whole layer (full_shape, same ndim) that starts at offset. The monitor
+ * assembles the whole layer from every rank's slices of the same step. */
+AT_EXPORT int at_agent_publish_slice(at_agent *a, const char *name, at_proto_kind kind,
+                                     at_proto_dtype dtype, int ndim, const int64_t *shape,
+                                     const void *data, unsigned flags, const int64_t *full_shape,
+                                     const int64_t *offset);
+
+/* 1 when the next at_agent_publish of the open pass -- a layer of nbytes payload bytes --
+ * would copy it now; 0 when it would not (sent already in this snapshot, no room now, no pass
+ * open). For callers whose copy is costly (a tensor on a GPU, to be moved to host memory
+ * first): ask, then publish with data NULL when the answer is 0. */
+AT_EXPORT int at_agent_layer_wanted(at_agent *a, uint64_t nbytes);
+
+/* Ends the pass. When every position of the snapshot is sent (or skipped, or another rank's),
+ * queues the snapshot_end and returns AT_OK. Otherwise returns AT_ERR_AGAIN: the snapshot
+ * stays open for the next step (layers deferred), or it was abandoned (its layer list changed:
+ * counted as dropped), or the pass was paused. AT_ERR_STATE when no pass is open. */
 AT_EXPORT int at_agent_snapshot_end(at_agent *a);
 
 /* Sends named numbers at a step (train/test loss, accuracy, learning rate, ...): n names
@@ -160,18 +201,25 @@ AT_EXPORT int at_agent_log(at_agent *a, int64_t step, int n, const char *const *
  * to the monitor (stop_ack). Also processes any pending control messages. */
 AT_EXPORT int at_agent_should_stop(at_agent *a, char *reason, size_t cap);
 
-/* Counters, for the trainer's logs and for tests. */
+/* Counters, for the trainer's logs and for tests. New fields are only ever appended. */
 typedef struct at_agent_stats {
-    int64_t snapshots_sent;    /* snapshots queued whole */
-    int64_t snapshots_dropped; /* snapshots dropped because the budget was full */
+    int64_t snapshots_sent;    /* snapshots completed: every layer sent, snapshot_end queued */
+    int64_t snapshots_dropped; /* due snapshots not taken (the previous one still being sent)
+                                  and snapshots abandoned (their layer list changed) */
     int64_t snapshots_skipped; /* snapshots not taken because the monitor paused them */
-    int64_t messages_dropped;  /* scalars/hello/goodbye/stop_ack dropped (budget full) */
+    int64_t messages_dropped;  /* scalars/hello/goodbye/stop_ack/skip dropped (budget full) */
     int64_t bytes_queued;      /* payload + header bytes handed to ZeroMQ, total */
-    int64_t bytes_in_flight;   /* bytes held now: open snapshot, queued and not yet written,
-                                  and idle buffers kept for reuse */
+    int64_t bytes_in_flight;   /* bytes held now: queued and not yet written, and idle buffers
+                                  kept for reuse */
     int64_t peak_in_flight;    /* the largest bytes_in_flight seen; <= budget_bytes */
-    int64_t budget_bytes;
+    int64_t budget_bytes;      /* the budget now (the automatic one grows, see the options) */
     int64_t controls_received; /* control messages from the monitor */
+    int64_t layers_sent;       /* layer messages queued */
+    int64_t layers_deferred;   /* publishes of a layer that did not fit then (sent later) */
+    int64_t layers_skipped;    /* layers left out: larger than the explicit budget */
+    int64_t sweep_layers;      /* positions of the open snapshot; -1 before its first pass
+                                  ended; 0 when none is open */
+    int64_t sweep_done;        /* of those, sent, skipped or another rank's */
 } at_agent_stats;
 
 /* Fills *s. Also processes pending control messages. */
@@ -180,6 +228,10 @@ AT_EXPORT int at_agent_stats_get(at_agent *a, at_agent_stats *s);
 /* The last error's message for a (never NULL, "" if none). With a == NULL: why the last
  * at_agent_new in this thread failed. Valid until the next call on the same agent/thread. */
 AT_EXPORT const char *at_agent_last_error(const at_agent *a);
+
+/* Why the last snapshot was dropped, or a layer left out, in words ("" if none yet). Owned by
+ * a; valid until the next call on a. */
+AT_EXPORT const char *at_agent_last_drop(const at_agent *a);
 
 /* Generates a CurveZMQ key pair and writes it as a key file: path (public + secret, mode 0600)
  * and path + ".pub" (public only). See alphatop/keyfile.h for the format. Returns AT_OK,
