@@ -343,7 +343,31 @@ static size_t analyse(at_analyzer *an, entry *e)
         memcpy(j->evals, ev, n * sizeof *ev);
         j->num_evals = n;
     }
+    if (j->done)
+        j->done(j);
     return e->s->st ? at_fast_state_bytes(e->s->st) : 0;
+}
+
+/* Drops the fast-mode states of the layers analysed longest ago (not busy: nobody uses them)
+ * until all of them fit state_budget again; each such layer's next analysis is cold. mu held. */
+static void trim_states(at_pool *self)
+{
+    while (self->o.state_budget && self->prog.state_bytes > self->o.state_budget) {
+        slot *old = NULL;
+        for (size_t i = 0; i < self->nslots; i++) {
+            slot *s = self->slots[i];
+            if (!s->busy && s->state_bytes && (!old || s->rank.last_done < old->rank.last_done))
+                old = s;
+        }
+        at_fast_state *fresh = old ? at_fast_state_new() : NULL;
+        if (!fresh)
+            return;
+        at_fast_state_free(old->st);
+        old->st = fresh;
+        self->prog.state_bytes -= old->state_bytes;
+        old->state_bytes = 0;
+        self->prog.states_dropped++;
+    }
 }
 
 /* Queues e's result and frees its layer. mu held. */
@@ -362,6 +386,7 @@ static void finish(at_pool *self, entry *e, size_t state_bytes)
     self->prog.analysed++;
     if (e->job.round > 0 && e->job.round == self->prog.round)
         self->prog.round_done++;
+    trim_states(self);
     list_push(&self->results, e);
     if (self->results.n == 1) {
         const char b = 1;

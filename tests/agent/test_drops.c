@@ -91,8 +91,7 @@ static void test_monitor_absent_then_started(void **state)
     wire_tally_init(&t);
     receive_until(f, &t, 3);
     publish_many(a, 2, &step, &sent);
-    at_agent_free(a);
-    wire_drain(f, &t, 10000, 0);
+    wire_close(a, f, &t);
     assert_int_equal(t.bad, 0);
     assert_int_equal(t.incomplete, 0);
     assert_int_equal(t.snapshots, 5);
@@ -179,8 +178,7 @@ static void test_monitor_restarted_mid_run(void **state)
     assert_int_equal(t2.hellos, 1);
     int64_t before = sent;
     publish_many(a, 4, &step, &sent);
-    at_agent_free(a);
-    wire_drain(f, &t2, 10000, 0);
+    wire_close(a, f, &t2);
     assert_int_equal(t2.bad, 0);
     assert_true(sent >= before + 3);
     assert_true(t2.snapshots >= 3); /* the snapshots after the restart arrived complete */
@@ -212,8 +210,7 @@ static void test_snapshot_larger_than_budget_streams(void **state)
     }
     at_agent_stats s;
     at_agent_stats_get(a, &s);
-    at_agent_free(a);
-    wire_drain(f, &t, 10000, 0);
+    wire_close(a, f, &t);
     assert_int_equal(t.bad, 0);
     assert_int_equal(t.incomplete, 0);
     assert_true(t.snapshots >= 2);
@@ -254,10 +251,9 @@ static void test_layer_that_never_fits(void **state)
     assert_int_equal(s.layers_skipped, 2);
     assert_int_equal(s.snapshots_sent, 2);
     assert_int_equal(s.snapshots_dropped, 0);
-    at_agent_free(a);
     wire_tally t;
     wire_tally_init(&t);
-    wire_drain(f, &t, 10000, 0);
+    wire_close(a, f, &t);
     assert_int_equal(t.bad, 0);
     assert_int_equal(t.snapshots, 2);
     assert_int_equal(t.skips, 2);
@@ -369,11 +365,10 @@ static void test_positions(void **state)
     assert_int_equal(s.snapshots_dropped, 1);
     assert_non_null(strstr(at_agent_last_drop(a), "abandoned"));
     assert_int_equal(at_agent_snapshot_due(a, 22), 0); /* nothing open, no due step */
-    at_agent_free(a);
     wire_tally t;
     wire_tally_init(&t);
     t.elsewhere = 1;
-    wire_drain(f, &t, 10000, 0);
+    wire_close(a, f, &t);
     assert_int_equal(t.bad, 0);
     assert_int_equal(t.snapshots, 1);
     assert_int_equal(t.spanning, 1);

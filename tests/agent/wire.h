@@ -1,6 +1,6 @@
 /* wire.h -- helpers shared by the agent tests: endpoints, receiving, checking snapshots.
- * wire_feed and wire_drain fail the running cmocka test (wire_assert.c); the rest (wire.c) is
- * free of cmocka, for bench_hostile too. */
+ * wire_feed, wire_drain and wire_close fail the running cmocka test (wire_assert.c); the rest
+ * (wire.c) is free of cmocka, for bench_hostile too. */
 #ifndef AT_TEST_WIRE_H
 #define AT_TEST_WIRE_H
 
@@ -50,5 +50,10 @@ void wire_tally_init(wire_tally *t);
 void wire_tally_add(wire_tally *t, const at_feed_msg *m);
 /* Receives into the tally until a goodbye or timeout_ms without any message. */
 void wire_drain(at_feed *f, wire_tally *t, int timeout_ms, int sleep_us);
+
+/* Frees agent a on another thread while this one drains f into t (wire_drain, 10 s): the agent
+ * lingers for what the monitor has not taken yet, and a monitor queue is only a few messages
+ * deep, so a test that is the monitor must read while its agent closes. */
+void wire_close(at_agent *a, at_feed *f, wire_tally *t);
 
 #endif

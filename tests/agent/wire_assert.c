@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* wire_assert.c -- the helpers of wire.h that fail the running cmocka test. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -43,4 +44,18 @@ void wire_drain(at_feed *f, wire_tally *t, int timeout_ms, int sleep_us)
         if (sleep_us)
             usleep((useconds_t)sleep_us);
     }
+}
+
+static void *free_agent(void *a)
+{
+    at_agent_free(a);
+    return NULL;
+}
+
+void wire_close(at_agent *a, at_feed *f, wire_tally *t)
+{
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, free_agent, a), 0);
+    wire_drain(f, t, 10000, 0);
+    pthread_join(th, NULL);
 }

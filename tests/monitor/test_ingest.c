@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* test_ingest.c -- the monitor's ingest (ingest.h) without ZeroMQ, threads or a forked binary:
- * hello / snapshot / goodbye bookkeeping, back-pressure (what is dropped and why), base weights
- * and the delta jobs, LoRA pairing and its name (the same as scan's), fast-mode snapshot
- * closing; then the engine in-process on an injected message source, where a --stop-on rule
- * fires on the alpha at_htsr_analyze computes for the same weights. */
+ * hello / snapshot / goodbye bookkeeping, snapshots sent over several steps, incomplete ones
+ * (what is missing and why) never reaching the trackers, closing in order, slices of sharded
+ * layers assembled from two ranks, base weights and the delta jobs, LoRA pairing and its name
+ * (the same as scan's), fast mode's sweeps; then the engine in-process on an injected message
+ * source, where a --stop-on rule fires on the alpha at_htsr_analyze computes for the same
+ * weights. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -38,9 +40,9 @@ typedef struct rig {
     at_model *model;
     at_ingest *ing;
     at_job *jobs[256]; /* queued, in submission order */
-    int started[256];  /* the "worker" runs this job: cancel cannot remove it */
     int njobs;
-    int refuse; /* submit fails */
+    int64_t idx_step, idx; /* the position the next layer of a snapshot gets */
+    int refuse;            /* submit fails */
     ev evs[256];
     int nevs;
     struct {
@@ -55,8 +57,6 @@ typedef struct rig {
         unsigned spaces;
     } closes[64];
     int ncloses;
-    int64_t cancelled[64]; /* steps cancel was asked for */
-    int ncancel;
 } rig;
 
 static int h_submit(void *ctx, at_job *job)
@@ -64,27 +64,8 @@ static int h_submit(void *ctx, at_job *job)
     rig *g = ctx;
     if (g->refuse || g->njobs == 256)
         return AT_ERR_NOMEM;
-    g->started[g->njobs] = 0;
     g->jobs[g->njobs++] = job;
     return AT_OK;
-}
-
-static int h_cancel(void *ctx, int run, int64_t step)
-{
-    rig *g = ctx;
-    g->cancelled[g->ncancel++] = step;
-    int removed = 0, k = 0;
-    for (int i = 0; i < g->njobs; i++) {
-        if (g->jobs[i]->run == run && g->jobs[i]->step == step && !g->started[i]) {
-            at_job_free(g->jobs[i]);
-            removed++;
-            continue;
-        }
-        g->started[k] = g->started[i];
-        g->jobs[k++] = g->jobs[i];
-    }
-    g->njobs = k;
-    return removed;
 }
 
 static void h_event(void *ctx, int run, int layer, const at_record *rec)
@@ -125,12 +106,8 @@ static rig *rig_new(const at_ingest_opts *o)
 {
     rig *g = calloc(1, sizeof *g);
     g->model = at_model_new();
-    at_ingest_hooks h = {.ctx = g,
-                         .submit = h_submit,
-                         .cancel = h_cancel,
-                         .event = h_event,
-                         .feed = h_feed,
-                         .close = h_close};
+    at_ingest_hooks h = {
+        .ctx = g, .submit = h_submit, .event = h_event, .feed = h_feed, .close = h_close};
     int st = -1;
     g->ing = at_ingest_new(o, &h, g->model, &st);
     assert_int_equal(st, AT_OK);
@@ -152,7 +129,6 @@ static void finish(rig *g, int i, int rc, at_fit_status status)
 {
     at_job *job = g->jobs[i];
     memmove(&g->jobs[i], &g->jobs[i + 1], (size_t)(g->njobs - i - 1) * sizeof *g->jobs);
-    memmove(&g->started[i], &g->started[i + 1], (size_t)(g->njobs - i - 1) * sizeof *g->started);
     g->njobs--;
     job->rc = rc;
     at_metrics_init(&job->m, AT_MODE_EXACT);
@@ -186,12 +162,23 @@ static int send_hello(rig *g, const char *run, int64_t pid)
     return at_ingest_msg(g->ing, m);
 }
 
+/* The next position of the snapshot at step (the tests number snapshots by their step). */
+static int64_t next_index(rig *g, int64_t step)
+{
+    if (step != g->idx_step)
+        g->idx = 0;
+    g->idx_step = step;
+    return g->idx++;
+}
+
 static int send_layer(rig *g, const char *run, int64_t step, const char *name, at_proto_kind kind,
                       int ndim, const int64_t *shape, const float *w, int base)
 {
     at_proto_msg *m = msg_of(AT_PROTO_LAYER, run);
     at_proto_layer *l = &m->u.layer;
     l->step = step;
+    l->seq = step;
+    l->index = next_index(g, step);
     snprintf(l->name, sizeof l->name, "%s", name);
     l->kind = kind;
     l->base = base;
@@ -217,8 +204,9 @@ static int send_linear(rig *g, const char *run, int64_t step, const char *name, 
 static void send_end(rig *g, const char *run, int64_t step, int64_t layers, int64_t dropped)
 {
     at_proto_msg *m = msg_of(AT_PROTO_SNAPSHOT_END, run);
-    m->u.snapshot_end.step = step;
-    m->u.snapshot_end.layers = layers;
+    m->u.snapshot_end.step = m->u.snapshot_end.first_step = step;
+    m->u.snapshot_end.seq = step;
+    m->u.snapshot_end.layers = m->u.snapshot_end.total = layers;
     m->u.snapshot_end.dropped = dropped;
     at_ingest_msg(g->ing, m);
 }
@@ -290,21 +278,23 @@ static void test_hello_snapshot_goodbye(void **state)
     assert_int_equal(at_model_num_snapshots(g->model, 0), 1);
     assert_int_equal(at_model_snapshot_step(g->model, 0, 0), 10);
 
-    /* the snapshot closes once it ended and each of its jobs came back */
+    /* the snapshot closes once it ended and each of its jobs came back; its results reach
+     * the tracker then, together */
     send_end(g, "r1", 10, 2, 0);
     int done;
     double age;
     at_ingest_progress(g->ing, 1e12, &done, &age);
     assert_int_equal(done, 0);
     assert_true(age > 0);
+    assert_int_equal(at_ingest_open_snapshots(g->ing), 1);
     finish(g, 0, AT_OK, AT_FIT_SUCCESS);
-    assert_int_equal(g->nfeeds, 1);
-    assert_int_equal(g->feeds[0].step, 10);
+    assert_int_equal(g->nfeeds, 0);
     assert_int_equal(g->ncloses, 0);
     at_ingest_progress(g->ing, 1e12, &done, &age);
     assert_int_equal(done, 1);
     finish(g, 0, AT_ERR_NONFINITE, AT_FIT_FAILED); /* an analysis error: nothing to feed */
     assert_int_equal(g->nfeeds, 1);
+    assert_int_equal(g->feeds[0].step, 10);
     assert_int_equal(g->ncloses, 1);
     assert_int_equal(g->closes[0].run, 0);
     assert_int_equal(g->closes[0].step, 10);
@@ -312,24 +302,32 @@ static void test_hello_snapshot_goodbye(void **state)
     at_ingest_progress(g->ing, 1e12, &done, &age);
     assert_int_equal(done, 2); /* none in flight: the last closed snapshot's */
     assert_true(age == 0);
+    assert_int_equal(at_ingest_open_snapshots(g->ing), 0);
 
-    /* an incomplete snapshot, and the agent's drop count rising on scalars */
+    /* an incomplete snapshot: said, with the layer missing, never fed */
     g->nevs = 0;
     send_linear(g, "r1", 20, "fc1", 6, 4, w1);
-    send_end(g, "r1", 20, 3, 0);
+    send_end(g, "r1", 20, 2, 0);
     assert_int_equal(g->nevs, 1);
     assert_int_equal(g->evs[0].kind, AT_RECORD_EV_DROP);
     assert_int_equal(g->evs[0].dropped, -1);
     assert_int_equal(g->evs[0].step, 20);
-    assert_string_equal(g->evs[0].text, "snapshot at step 20: 1 of 3 layers arrived");
+    assert_string_equal(g->evs[0].text,
+                        "snapshot 20 (step 20) is incomplete and is not judged as a whole: 1 of 2 "
+                        "layers missing (conv): the trainer's end counts 2 layers but 1 arrived");
+    finish(g, 0, AT_OK, AT_FIT_SUCCESS);
+    assert_int_equal(g->nfeeds, 1);
+    assert_int_equal(g->ncloses, 1);
+    /* the agent's drop count rising on scalars */
     at_proto_msg *m = msg_of(AT_PROTO_SCALARS, "r1");
     m->u.scalars.step = 25;
     m->u.scalars.dropped = 3;
     at_ingest_msg(g->ing, m);
     assert_int_equal(ri->step, 25);
-    assert_int_equal(ri->dropped, 3);
+    assert_int_equal(ri->dropped, 4); /* 3, and the incomplete one */
     assert_int_equal(g->evs[1].dropped, 3);
-    assert_string_equal(g->evs[1].text, "the trainer skipped 3 snapshots (monitor busy or absent)");
+    assert_non_null(strstr(g->evs[1].text, "the trainer did not take 3 snapshots: the one before "
+                                           "was still being sent"));
     m->u.scalars.dropped = 2; /* never lower */
     at_ingest_msg(g->ing, m);
     assert_int_equal(g->nevs, 2);
@@ -352,101 +350,269 @@ static void test_hello_snapshot_goodbye(void **state)
     rig_free(g);
 }
 
-/* More snapshots waiting than half the slots: the oldest ended one not started is dropped,
- * never the newest; a running job still finishes and closes its snapshot. */
-static void test_backpressure_slots(void **state)
+/* A layer of snapshot seq at step, position index, from rank (2-D f32). */
+static void send_at(rig *g, int64_t seq, int64_t step, int64_t index, int64_t rank,
+                    const char *name, const int64_t *shape, const float *w)
+{
+    at_proto_msg *m = msg_of(AT_PROTO_LAYER, "r1");
+    at_proto_layer *l = &m->u.layer;
+    *l = (at_proto_layer){.step = step,
+                          .seq = seq,
+                          .index = index,
+                          .rank = rank,
+                          .ndim = 2,
+                          .shape = {shape[0], shape[1]},
+                          .dtype = AT_PROTO_F32,
+                          .data = w};
+    l->nbytes = (uint64_t)(shape[0] * shape[1]) * sizeof(float);
+    snprintf(l->name, sizeof l->name, "%s", name);
+    at_ingest_msg(g->ing, m);
+}
+
+static void end_at(rig *g, int64_t seq, int64_t first, int64_t step, int64_t layers, int64_t total,
+                   int64_t rank)
+{
+    at_proto_msg *m = msg_of(AT_PROTO_SNAPSHOT_END, "r1");
+    m->u.snapshot_end = (at_proto_snapshot_end){.step = step,
+                                                .seq = seq,
+                                                .layers = layers,
+                                                .first_step = first,
+                                                .total = total,
+                                                .rank = rank};
+    at_ingest_msg(g->ing, m);
+}
+
+/* The text of the last event of kind k; "" if none. */
+static const char *last_text(const rig *g, at_record_kind k)
+{
+    for (int i = g->nevs - 1; i >= 0; i--)
+        if (g->evs[i].kind == k)
+            return g->evs[i].text;
+    return "";
+}
+
+static const char *const abc[3] = {"a", "b", "c"};
+
+/* A snapshot sent over several steps is one snapshot: one column (its first step), each job
+ * with the step of its weights, judged whole once its end arrived. Snapshots close in order:
+ * a later one whose jobs are done waits for the earlier one. */
+static void test_rolling_snapshots(void **state)
 {
     (void)state;
-    rig *g = rig_new(NULL); /* 32 slots: drops begin past 16 */
+    rig *g = rig_new(NULL);
+    send_hello(g, "r1", 1);
     float *w = gauss(16, 3);
-    for (int k = 1; k <= 18; k++) {
-        send_linear(g, "r1", 10 * k, "fc1", 4, 4, w);
-        if (k == 1)
-            g->started[0] = 1; /* the worker took step 10's job */
-        send_end(g, "r1", 10 * k, 1, 0);
-    }
-    /* 17 waiting: step 10 (running, so only marked) and then 20 go; 18: step 30 */
-    assert_int_equal(count_kind(g, AT_RECORD_EV_DROP), 3);
-    int64_t want[3] = {10, 20, 30};
-    for (int i = 0; i < 3; i++) {
-        assert_int_equal(g->evs[i].step, want[i]);
-        assert_int_equal(g->evs[i].dropped, 1);
-        assert_int_equal(g->cancelled[i], want[i]);
-        char text[100];
-        snprintf(text, sizeof text, "snapshot at step %lld skipped: analysis is behind the trainer",
-                 (long long)want[i]);
-        assert_string_equal(g->evs[i].text, text);
-    }
-    assert_int_equal(at_model_run(g->model, 0)->dropped, 3);
-    assert_int_equal(g->njobs, 16); /* 10 (running), 40..180 */
-    assert_int_equal(g->jobs[0]->step, 10);
-    assert_int_equal(g->jobs[1]->step, 40);
-    /* the running job finishes its (dropped) snapshot */
-    finish(g, 0, AT_OK, AT_FIT_SUCCESS);
-    assert_int_equal(g->ncloses, 1);
-    assert_int_equal(g->closes[0].step, 10);
+    int64_t sh[2] = {4, 4};
+    send_at(g, 0, 100, 0, 0, "a", sh, w);
+    send_at(g, 0, 101, 1, 0, "b", sh, w);
+    send_at(g, 0, 103, 2, 0, "c", sh, w);
+    end_at(g, 0, 100, 103, 3, 3, 0);
+    assert_int_equal(at_model_num_snapshots(g->model, 0), 1);
+    assert_int_equal(g->njobs, 3);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(g->jobs[i]->step, 100);
+    assert_int_equal(g->jobs[1]->weights_step, 101);
+    assert_int_equal(g->jobs[2]->weights_step, 103);
+    for (int i = 0; i < 3; i++)
+        send_at(g, 1, 200, i, 0, abc[i], sh, w);
+    end_at(g, 1, 200, 200, 3, 3, 0);
+    /* snapshot 1's jobs come back first: it waits for snapshot 0 */
+    for (int i = 0; i < 3; i++)
+        finish(g, 3, AT_OK, AT_FIT_SUCCESS);
+    assert_int_equal(g->ncloses, 0);
+    for (int i = 0; i < 3; i++)
+        finish(g, 0, AT_OK, AT_FIT_SUCCESS);
+    assert_int_equal(g->ncloses, 2);
+    assert_int_equal(g->closes[0].step, 100);
+    assert_int_equal(g->closes[1].step, 200);
+    assert_int_equal(g->nfeeds, 6);
+    assert_int_equal(count_kind(g, AT_RECORD_EV_DROP), 0);
+    /* a stale message of a closed snapshot is ignored */
+    send_at(g, 0, 104, 2, 0, "c", sh, w);
+    assert_int_equal(g->njobs, 0);
     free(w);
     rig_free(g);
 }
 
-/* Past the byte budget of queued weights, the oldest waiting snapshot goes. */
-static void test_backpressure_bytes(void **state)
+/* What makes a snapshot incomplete, each said plainly; none reaches the trackers, and the next
+ * complete one does. */
+static void test_incomplete_snapshots(void **state)
 {
     (void)state;
-    at_ingest_opts o;
-    at_ingest_opts_default(&o);
-    o.queue_budget = 150; /* a 4 x 4 float32 layer is 64 bytes: two fit, three do not */
-    rig *g = rig_new(&o);
+    rig *g = rig_new(NULL);
+    send_hello(g, "r1", 1);
     float *w = gauss(16, 4);
-    for (int k = 1; k <= 5; k++) {
-        send_linear(g, "r1", 10 * k, "fc1", 4, 4, w);
-        send_end(g, "r1", 10 * k, 1, 0);
-    }
-    /* at 3: 192 > 150, step 10 goes; at 4: step 20; at 5: step 30 */
-    assert_int_equal(g->nevs, 3);
+    int64_t sh[2] = {4, 4};
+    /* snapshot 0 sent fully, then one of snapshot 1's layers, then the trainer ends */
     for (int i = 0; i < 3; i++)
-        assert_int_equal(g->evs[i].step, 10 * (i + 1));
-    assert_int_equal(g->njobs, 2);
-    assert_int_equal(g->jobs[0]->step, 40);
-    assert_int_equal(g->jobs[1]->step, 50);
+        send_at(g, 0, 10, i, 0, abc[i], sh, w);
+    end_at(g, 0, 10, 10, 3, 3, 0);
+    send_at(g, 1, 20, 0, 0, "a", sh, w);
+    at_proto_msg *m = msg_of(AT_PROTO_GOODBYE, "r1");
+    m->u.goodbye.step = 21;
+    at_ingest_msg(g->ing, m);
+    assert_string_equal(last_text(g, AT_RECORD_EV_DROP),
+                        "snapshot 1 (step 20) is incomplete and is not judged as a whole: 2 of 3 "
+                        "layers missing (b, c): the trainer ended the run before its end");
+    while (g->njobs)
+        finish(g, 0, AT_OK, AT_FIT_SUCCESS);
+    assert_int_equal(g->ncloses, 1); /* snapshot 0 only */
+    assert_int_equal(g->closes[0].step, 10);
+    assert_int_equal(g->nfeeds, 3);
+
+    /* the trainer restarts (a new process) mid-snapshot: it numbers from 0 again */
+    send_hello(g, "r1", 2);
+    send_at(g, 0, 5, 0, 0, "a", sh, w);
+    send_hello(g, "r1", 3);
+    assert_non_null(
+        strstr(last_text(g, AT_RECORD_EV_DROP), "the trainer restarted (a new process)"));
+    /* a newer snapshot before an end; a monitor that started after the first layers; an end
+     * counting more layers than arrived */
+    send_at(g, 0, 30, 0, 0, "a", sh, w);
+    send_at(g, 1, 40, 1, 0, "b", sh, w);
+    assert_non_null(strstr(last_text(g, AT_RECORD_EV_DROP), "snapshot 1 began before its end"));
+    end_at(g, 1, 40, 40, 1, 3, 0);
+    assert_non_null(strstr(last_text(g, AT_RECORD_EV_DROP),
+                           "2 of 3 layers missing (a, c): the monitor started after the trainer "
+                           "had sent its first layers"));
+    send_at(g, 2, 50, 0, 0, "a", sh, w);
+    end_at(g, 2, 50, 50, 2, 2, 0);
+    assert_non_null(
+        strstr(last_text(g, AT_RECORD_EV_DROP), "the trainer's end counts 2 layers but 1 arrived"));
+    /* the next one is fine */
+    while (g->njobs)
+        finish(g, 0, AT_OK, AT_FIT_SUCCESS);
+    int closes = g->ncloses, feeds = g->nfeeds, drops = count_kind(g, AT_RECORD_EV_DROP);
+    for (int i = 0; i < 3; i++)
+        send_at(g, 3, 60, i, 0, abc[i], sh, w);
+    end_at(g, 3, 60, 60, 3, 3, 0);
+    while (g->njobs)
+        finish(g, 0, AT_OK, AT_FIT_SUCCESS);
+    assert_int_equal(g->ncloses, closes + 1);
+    assert_int_equal(g->nfeeds, feeds + 3);
+    assert_int_equal(g->closes[g->ncloses - 1].step, 60);
+    assert_int_equal(count_kind(g, AT_RECORD_EV_DROP), drops);
+
+    /* a layer left out by the trainer (skip): the snapshot is complete, said once per run */
+    g->nevs = 0;
+    for (int k = 4; k <= 5; k++) {
+        send_at(g, k, 10 * k + 30, 0, 0, "a", sh, w);
+        m = msg_of(AT_PROTO_SKIP, "r1");
+        m->u.skip = (at_proto_skip){.step = 10 * k + 30, .seq = k, .index = 1, .nbytes = 1 << 30};
+        snprintf(m->u.skip.name, sizeof m->u.skip.name, "emb");
+        snprintf(m->u.skip.reason, sizeof m->u.skip.reason, "larger than the byte budget");
+        at_ingest_msg(g->ing, m);
+        at_proto_msg *e = msg_of(AT_PROTO_SNAPSHOT_END, "r1");
+        e->u.snapshot_end = (at_proto_snapshot_end){.step = 10 * k + 30,
+                                                    .seq = k,
+                                                    .layers = 1,
+                                                    .first_step = 10 * k + 30,
+                                                    .total = 2,
+                                                    .skipped = 1};
+        at_ingest_msg(g->ing, e);
+        while (g->njobs)
+            finish(g, 0, AT_OK, AT_FIT_SUCCESS);
+    }
+    assert_int_equal(count_kind(g, AT_RECORD_EV_DROP), 0);
+    assert_int_equal(count_kind(g, AT_RECORD_EV_INFO), 1);
+    assert_string_equal(g->evs[0].text, "emb is left out of every snapshot by the trainer "
+                                        "(1073741824 bytes): larger than the byte budget");
+    assert_int_equal(g->ncloses, closes + 3);
+
+    /* the monitor stops with a snapshot open */
+    send_at(g, 6, 100, 0, 0, "a", sh, w);
+    at_ingest_finish(g->ing);
+    assert_non_null(strstr(last_text(g, AT_RECORD_EV_DROP), "the monitor stopped"));
     free(w);
     rig_free(g);
+}
 
-    /* every slot taken by snapshots that have not ended: the next one's layer is refused */
-    at_ingest_opts_default(&o);
-    o.max_inflight = 2;
-    g = rig_new(&o);
-    w = gauss(16, 5);
-    send_linear(g, "r1", 10, "fc1", 4, 4, w);
-    send_linear(g, "r1", 20, "fc1", 4, 4, w);
-    send_linear(g, "r1", 30, "fc1", 4, 4, w);
-    assert_int_equal(g->njobs, 2);
-    assert_int_equal(g->nevs, 1);
-    assert_int_equal(g->evs[0].kind, AT_RECORD_EV_DROP);
-    assert_int_equal(g->evs[0].step, 30);
-    assert_int_equal(g->evs[0].dropped, 1);
-    assert_int_equal(at_model_run(g->model, 0)->dropped, 1);
-    /* a job the worker cannot take is freed and said */
-    finish(g, 0, AT_OK, AT_FIT_SUCCESS);
-    send_end(g, "r1", 10, 1, 0); /* step 10 closes: a slot is free */
-    assert_int_equal(g->ncloses, 1);
-    g->refuse = 1;
-    send_linear(g, "r1", 30, "fc1", 4, 4, w);
-    assert_int_equal(g->nevs, 2);
-    assert_int_equal(g->evs[1].kind, AT_RECORD_EV_ERROR);
-    assert_int_equal(g->evs[1].layer, 0);
-    assert_string_equal(g->evs[1].text, "out of memory queueing a layer");
-    free(w);
+/* One rank's slice of "fc" (rows) or "proj" (columns) in the snapshot of pass. */
+static void send_slice(rig *g, int pass, int rank, int columns, const float *data)
+{
+    const int64_t R = 6, C = 4, step = 10 * (pass + 1);
+    at_proto_msg *m = msg_of(AT_PROTO_LAYER, "r1");
+    at_proto_layer *l = &m->u.layer;
+    *l = (at_proto_layer){.step = step + (pass == 2 && rank == 1), /* pass 2: another step */
+                          .seq = pass,
+                          .index = columns,
+                          .rank = rank,
+                          .ndim = 2,
+                          .shape = {columns ? R : 3, columns ? 2 : C},
+                          .dtype = AT_PROTO_F32,
+                          .nbytes = 48,
+                          .sliced = 1,
+                          .full_shape = {R, C},
+                          .data = data};
+    l->offset[columns] = pass == 3 && columns ? rank : (columns ? 2 : 3) * rank; /* 3: overlap */
+    snprintf(l->name, sizeof l->name, "%s", columns ? "proj" : "fc");
+    at_ingest_msg(g->ing, m);
+}
+
+/* Two ranks hold row and column slices of layers: each whole layer is assembled, byte for
+ * byte, and analysed once; a missing slice, slices of different steps or overlapping ones
+ * leave the snapshot incomplete, said plainly. */
+static void test_slices(void **state)
+{
+    (void)state;
+    rig *g = rig_new(NULL);
+    const int64_t R = 6, C = 4;
+    float *whole = gauss((size_t)(R * C), 5);
+    float rows[2][12], cols[2][12];
+    memcpy(rows[0], whole, sizeof rows[0]);
+    memcpy(rows[1], whole + 12, sizeof rows[1]);
+    for (int i = 0; i < R; i++)
+        for (int j = 0; j < 2; j++)
+            for (int k = 0; k < 2; k++)
+                cols[k][i * 2 + j] = whole[i * C + 2 * k + j];
+    for (int rank = 0; rank < 2; rank++) {
+        at_proto_msg *m = msg_of(AT_PROTO_HELLO, "r1");
+        m->u.hello.pid = 10 + rank;
+        m->u.hello.rank = rank;
+        m->u.hello.world_size = 2;
+        m->u.hello.interval = 10;
+        at_ingest_msg(g->ing, m);
+    }
+    for (int pass = 0; pass < 4; pass++) {
+        const int64_t step = 10 * (pass + 1);
+        for (int rank = 0; rank < 2; rank++) {
+            if (pass == 1 && rank == 1)
+                continue; /* rank 1's slices never arrive */
+            send_slice(g, pass, rank, 0, rows[rank]);
+            send_slice(g, pass, rank, 1, cols[rank]);
+            if (rank == 0) {
+                int64_t sh[2] = {R, C};
+                send_at(g, pass, step, 2, 0, "head", sh, whole);
+            }
+            end_at(g, pass, step, step, rank ? 2 : 3, 3, rank);
+        }
+        if (pass == 1) /* rank 1 said nothing of snapshot 1: the next one settles it */
+            assert_int_equal(count_kind(g, AT_RECORD_EV_DROP), 0);
+        if (pass == 0) {
+            assert_int_equal(g->njobs, 3);
+            for (int i = 0; i < 3; i++) {
+                assert_int_equal(g->jobs[i]->t.shape[0], R);
+                assert_int_equal(g->jobs[i]->t.shape[1], C);
+                assert_memory_equal(g->jobs[i]->data, whole, sizeof(float) * (size_t)(R * C));
+            }
+            assert_int_equal(at_model_num_layers(g->model, 0), 3);
+        }
+        while (g->njobs)
+            finish(g, 0, AT_OK, AT_FIT_SUCCESS);
+    }
+    assert_int_equal(g->ncloses, 1); /* snapshot 0 only */
+    assert_int_equal(count_kind(g, AT_RECORD_EV_DROP), 3);
+    const char *want[3] = {"fc: its slices do not cover it (a rank's slice is missing)",
+                           "fc: its slices came from different steps (30 and 31)",
+                           "proj: its slices overlap"};
+    for (int i = 0, k = 0; i < g->nevs; i++)
+        if (g->evs[i].kind == AT_RECORD_EV_DROP) {
+            if (!strstr(g->evs[i].text, want[k]))
+                fail_msg("drop %d: \"%s\" lacks \"%s\"", k, g->evs[i].text, want[k]);
+            k++;
+        }
+    free(whole);
     rig_free(g);
-
-    at_ingest_opts_default(&o);
-    o.max_inflight = 1;
-    at_ingest_hooks h = {0};
-    int st = 0;
-    at_model *m = at_model_new();
-    assert_null(at_ingest_new(&o, &h, m, &st));
-    assert_int_equal(st, AT_ERR_ARG);
-    at_model_free(m);
 }
 
 /* Base weights from the trainer or a checkpoint: a second job on W - W_base. */
@@ -464,6 +630,7 @@ static void test_base_delta(void **state)
     rig *g = rig_new(&o);
     int64_t shape[2] = {3, 4};
     send_layer(g, "r1", 0, "fc1", AT_PROTO_KIND_LINEAR, 2, shape, b1, 1);
+    send_end(g, "r1", 0, 1, 0);
     assert_int_equal(g->njobs, 0);
     assert_int_equal(g->nevs, 1);
     assert_int_equal(g->evs[0].kind, AT_RECORD_EV_INFO);
@@ -490,9 +657,10 @@ static void test_base_delta(void **state)
     /* fc3: no base, no delta */
     assert_int_equal(g->jobs[4]->space, AT_SPACE_W);
     assert_int_equal(g->jobs[4]->layer, 2);
-    /* with a base the layer counts differ from the trainer's: no incomplete-snapshot drop */
-    send_end(g, "r1", 10, 9, 0);
+    /* a snapshot of base weights only closes nothing; the next one is complete */
+    send_end(g, "r1", 10, 3, 0);
     assert_int_equal(count_kind(g, AT_RECORD_EV_DROP), 0);
+    assert_int_equal(g->ncloses, 0);
     /* results of both spaces close the snapshot with both trackers fed */
     while (g->njobs)
         finish(g, 0, AT_OK, AT_FIT_SUCCESS);
@@ -607,7 +775,8 @@ static void test_lora_pairing(void **state)
     free(B);
 }
 
-/* Fast mode: results go to the open snapshot, which closes on a later step or when idle. */
+/* Fast mode: results are fed as they come; the trackers' snapshot closes when every layer of
+ * the last complete snapshot has a result since the last close, at the newest step. */
 static void test_fast_closing(void **state)
 {
     (void)state;
@@ -623,43 +792,36 @@ static void test_fast_closing(void **state)
     }
     assert_int_equal(g->njobs, 6); /* the fake worker keeps them all */
     assert_int_equal(at_model_num_snapshots(g->model, 0), 3);
-    finish(g, 0, AT_OK, AT_FIT_SUCCESS); /* a@10 */
-    finish(g, 0, AT_OK, AT_FIT_SKIPPED); /* b@10: skipped, not fed */
+    assert_int_equal(at_ingest_open_snapshots(g->ing), 0); /* fast mode: closed on arrival */
+    finish(g, 0, AT_OK, AT_FIT_SUCCESS);                   /* a@10 */
     assert_int_equal(g->nfeeds, 1);
     assert_int_equal(g->ncloses, 0);
-    at_job *late = g->jobs[1]; /* b@20, held back */
-    memmove(&g->jobs[1], &g->jobs[2], 2 * sizeof *g->jobs);
-    g->njobs--;
-    finish(g, 2, AT_OK, AT_FIT_SUCCESS); /* b@30: closes 10 first */
+    finish(g, 0, AT_OK, AT_FIT_SKIPPED); /* b@10: not fed, but a result: the sweep is done */
+    assert_int_equal(g->nfeeds, 1);
     assert_int_equal(g->ncloses, 1);
     assert_int_equal(g->closes[0].step, 10);
     assert_int_equal(g->closes[0].spaces, 1u << AT_SPACE_W);
-    assert_int_equal(g->feeds[1].step, 30);
-    finish(g, 0, AT_OK, AT_FIT_SUCCESS); /* a@20, late: counts towards 30 */
-    assert_int_equal(g->feeds[2].step, 30);
+    at_job *late = g->jobs[1]; /* b@20, held back */
+    memmove(&g->jobs[1], &g->jobs[2], 2 * sizeof *g->jobs);
+    g->njobs--;
+    finish(g, 2, AT_OK, AT_FIT_SUCCESS); /* b@30 */
+    assert_int_equal(g->ncloses, 1);
+    finish(g, 0, AT_OK, AT_FIT_SUCCESS); /* a@20, late: a and b have results again */
+    assert_int_equal(g->ncloses, 2);
+    assert_int_equal(g->closes[1].step, 30);
     late->rc = AT_OK;
     at_metrics_init(&late->m, AT_MODE_GRAM);
     late->m.status = AT_FIT_SUCCESS;
     late->space = AT_SPACE_DELTA;
-    at_ingest_result(g->ing, late);
+    at_ingest_result(g->ing, late); /* an older step after a close: fed at the close's step */
     at_job_free(late);
-    assert_int_equal(g->feeds[3].step, 30);
-    assert_int_equal(g->feeds[3].space, AT_SPACE_DELTA);
-    assert_int_equal(g->ncloses, 1);
-    at_ingest_idle(g->ing);
+    assert_int_equal(g->feeds[g->nfeeds - 1].step, 30);
+    assert_int_equal(g->feeds[g->nfeeds - 1].space, AT_SPACE_DELTA);
+    finish(g, 0, AT_OK, AT_FIT_SUCCESS); /* a@30: b still owes a result */
     assert_int_equal(g->ncloses, 2);
-    assert_int_equal(g->closes[1].step, 30);
-    assert_int_equal(g->closes[1].spaces, 1u << AT_SPACE_W | 1u << AT_SPACE_DELTA);
-    at_ingest_idle(g->ing); /* nothing fed since */
-    assert_int_equal(g->ncloses, 2);
-    finish(g, 0, AT_OK, AT_FIT_SUCCESS); /* a@30 after the close: the same step again */
-    at_ingest_idle(g->ing);
-    assert_int_equal(g->ncloses, 3);
-    assert_int_equal(g->closes[2].step, 30);
     int done;
     double age;
     at_ingest_progress(g->ing, 1e12, &done, &age);
-    assert_int_equal(done, 0);
     assert_true(age == 0);
     free(w);
     rig_free(g);
@@ -710,6 +872,7 @@ static void script(src *s, const float *w, int64_t rows, int64_t cols, int nsnap
         snprintf(m->run, sizeof m->run, "in-process");
         at_proto_layer *l = &m->u.layer;
         l->step = 10 * k;
+        l->seq = k;
         snprintf(l->name, sizeof l->name, "fc1");
         l->ndim = 2;
         l->shape[0] = rows;
@@ -719,8 +882,9 @@ static void script(src *s, const float *w, int64_t rows, int64_t cols, int nsnap
         m = &s->msgs[s->n++];
         m->type = AT_PROTO_SNAPSHOT_END;
         snprintf(m->run, sizeof m->run, "in-process");
-        m->u.snapshot_end.step = 10 * k;
-        m->u.snapshot_end.layers = 1;
+        m->u.snapshot_end.step = m->u.snapshot_end.first_step = 10 * k;
+        m->u.snapshot_end.seq = k;
+        m->u.snapshot_end.layers = m->u.snapshot_end.total = 1;
     }
 }
 
@@ -858,9 +1022,13 @@ static void test_engine_stop_rule(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hello_snapshot_goodbye), cmocka_unit_test(test_backpressure_slots),
-        cmocka_unit_test(test_backpressure_bytes),     cmocka_unit_test(test_base_delta),
-        cmocka_unit_test(test_lora_pairing),           cmocka_unit_test(test_fast_closing),
+        cmocka_unit_test(test_hello_snapshot_goodbye),
+        cmocka_unit_test(test_rolling_snapshots),
+        cmocka_unit_test(test_incomplete_snapshots),
+        cmocka_unit_test(test_slices),
+        cmocka_unit_test(test_base_delta),
+        cmocka_unit_test(test_lora_pairing),
+        cmocka_unit_test(test_fast_closing),
         cmocka_unit_test(test_engine_stop_rule),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

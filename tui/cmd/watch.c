@@ -127,15 +127,15 @@ int cmd_watch(int argc, char **argv)
         {.name = "threads",
          .kind = AT_ARG_INT,
          .value = &threads,
-         .help = "OpenBLAS threads of the analysis: 1 leaves the other core to a trainer on this "
-                 "machine; raise it when the trainer runs elsewhere",
+         .meta = "N",
+         .help = "analysis threads, each analysing one layer at a time with single-threaded BLAS "
+                 "(default: every core; fewer leave cores to a trainer on this machine)",
          .min = 1,
-         .max = MAX_THREADS,
-         .flags = AT_ARG_SHOW_DEFAULT},
+         .max = MAX_THREADS},
         {.name = "max-snapshots",
          .kind = AT_ARG_INT,
          .value = &o.max_snapshots,
-         .help = "exit after N analysed snapshots"},
+         .help = "exit after N complete snapshots analysed"},
     };
     const at_args_spec spec = {"watch", "[OPTIONS]", watch_about, watch_notes,    NULL,
                                0,       0,           opts,        AT_ARGS_N(opts)};

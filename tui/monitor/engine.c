@@ -47,7 +47,9 @@ void at_engine_opts_default(at_engine_opts *o)
 {
     memset(o, 0, sizeof *o);
     o->stop_ack_timeout = 10.0;
-    o->threads = 1;
+    o->threads = 0;
+    o->queue_bytes = (int64_t)512 << 20;
+    o->max_open = 8;
     o->notes = stderr;
 }
 
@@ -166,12 +168,6 @@ static int hook_submit(void *ctx, at_job *job)
     return at_worker_submit(self->worker, job);
 }
 
-static int hook_cancel(void *ctx, int run, int64_t step)
-{
-    at_engine *self = ctx;
-    return at_worker_cancel(self->worker, run, step);
-}
-
 static void hook_feed(void *ctx, const at_job *job, int64_t step)
 {
     at_engine *self = ctx;
@@ -260,8 +256,11 @@ static void result_handle(at_engine *self, const at_job *job)
     at_record rec = {
         .type = AT_RECORD_LAYER, .run = at_ingest_run_id(self->ingest, run), .step = job->step};
     at_record_layer *l = &rec.u.layer;
-    *l =
-        (at_record_layer){.view = job->space, .name = li->name, .kind = li->kind, .ndim = li->ndim};
+    *l = (at_record_layer){.view = job->space,
+                           .name = li->name,
+                           .kind = li->kind,
+                           .ndim = li->ndim,
+                           .weights_step = job->weights_step};
     memcpy(l->shape, li->shape, sizeof l->shape);
     if (job->rc < 0) {
         l->error = job->error;
@@ -433,6 +432,14 @@ static void update_state(at_engine *self)
     }
 }
 
+/* 1 while the analysis has enough waiting: the socket is left unread (engine.h). */
+static int engine_full(const at_engine *self)
+{
+    return at_worker_held_bytes(self->worker) + (int64_t)at_ingest_held_bytes(self->ingest) >=
+               self->o.queue_bytes ||
+           at_ingest_open_snapshots(self->ingest) >= self->o.max_open;
+}
+
 static void on_reject(at_engine *self, const char *what)
 {
     at_ingest_event(self->ingest, -1, -1, -1, (at_record_event){.kind = AT_RECORD_EV_ERROR},
@@ -443,7 +450,7 @@ int at_engine_step(at_engine *self)
 {
     uint64_t v0 = at_model_version(self->model);
     /* Bounded, so a flood of layers cannot starve the results and the view. */
-    for (int i = 0; i < 256; i++) {
+    for (int i = 0; i < 256 && !engine_full(self); i++) {
         const at_proto_msg *m = NULL;
         at_proto_error e = {0};
         int rc = self->src.next(self->src.ctx, &m, &e);
@@ -462,8 +469,6 @@ int at_engine_step(at_engine *self)
         result_handle(self, job);
         at_job_free(job);
     }
-    if (self->o.fast && at_worker_pending(self->worker) == 0)
-        at_ingest_idle(self->ingest);
     check_stops(self);
     update_state(self);
     return at_model_version(self->model) != v0;
@@ -472,7 +477,7 @@ int at_engine_step(at_engine *self)
 int at_engine_pollitems(at_engine *self, zmq_pollitem_t *items, int max)
 {
     int n = 0;
-    if (self->feed && n < max)
+    if (self->feed && n < max && !engine_full(self))
         items[n++] = (zmq_pollitem_t){.socket = at_feed_socket(self->feed), .events = ZMQ_POLLIN};
     if (n < max)
         items[n++] = (zmq_pollitem_t){.fd = at_worker_fd(self->worker), .events = ZMQ_POLLIN};
@@ -596,6 +601,10 @@ at_engine *at_engine_new(const at_engine_opts *opts, at_model *model, char *err,
     at_worker_opts_default(&wo);
     wo.fast = opts->fast;
     wo.threads = opts->threads;
+    if (opts->queue_bytes < 1 || opts->max_open < 1) {
+        snprintf(err, errlen, "queue_bytes and max_open must be positive");
+        goto fail;
+    }
     self->worker = at_worker_new(&wo, &st);
     if (!self->worker) {
         snprintf(err, errlen, "cannot start the analysis worker: %s", at_strerror(st));
@@ -609,7 +618,6 @@ at_engine *at_engine_new(const at_engine_opts *opts, at_model *model, char *err,
                              .run_new = hook_run_new,
                              .run_free = hook_run_free,
                              .submit = hook_submit,
-                             .cancel = hook_cancel,
                              .event = hook_event,
                              .feed = hook_feed,
                              .close = hook_close};
@@ -635,8 +643,11 @@ void at_engine_free(at_engine *self)
 {
     if (!self)
         return;
-    /* The worker first: its queued jobs borrow base weights that ingest and the checkpoint own. */
+    /* The worker first: its queued jobs borrow base weights that ingest and the checkpoint own.
+     * Then what never ended is said, while the logs are open. */
     at_worker_free(self->worker);
+    self->worker = NULL;
+    at_ingest_finish(self->ingest);
     at_feed_msg_free(self->held);
     at_feed_free(self->feed);
     at_ingest_free(self->ingest);

@@ -13,7 +13,13 @@
  *     {"type":"event","kind":K,"run":ID,"step":S,"layer":NAME, ...,"text":T}
  * with K one of hello, goodbye, phase, run_phase, trap, stop, ack, drop, error, info.
  *
- * Threading: every call on the UI thread; the worker runs on its own thread. The UI thread
+ * Bounded memory: the engine stops reading the socket while the weights waiting for analysis
+ * (the worker's jobs, ingest's slices and LoRA halves) exceed queue_bytes, or more than
+ * max_open snapshots are in flight; ZeroMQ then holds at most the feed's rcvhwm messages per
+ * trainer and pushes back to the trainers, whose agents defer their layers within their own
+ * byte budgets (docs/protocol.md section 6). Nothing is dropped on the monitor's side.
+ *
+ * Threading: every call on the UI thread; the worker runs on its own threads. The UI thread
  * zmq_polls at_engine_pollitems (plus its own stdin) and calls at_engine_step whenever one is
  * readable and at least every 100 ms.
  */
@@ -53,7 +59,10 @@ typedef struct at_engine_opts {
     const char *const *rules;       /* --stop-on rule strings (n_rules of them) */
     int n_rules;
     int fast;                /* fast mode instead of exact */
-    int threads;             /* OpenBLAS threads of the analysis (process-global); default 1 */
+    int threads;             /* analysis threads, one layer each; 0 (default): every core */
+    int64_t queue_bytes;     /* bytes of weights waiting before the socket is left unread
+                                [512 MiB] */
+    int max_open;            /* snapshots in flight before the socket is left unread [8] */
     int64_t max_snapshots;   /* finish after this many analysed snapshots; 0: never */
     double stop_ack_timeout; /* seconds to wait for the trainer's stop ack; default 10 */
     FILE *notes;             /* where to say "recording to ...", errors at start; stderr */

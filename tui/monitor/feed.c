@@ -28,11 +28,19 @@
 #define PAUSE_MAX_MS 16000    /* the pause doubles up to this while the limit keeps being hit */
 #define PAUSE_FORGET_MS 60000 /* a trip this long after the previous one starts over */
 
-typedef struct run_slot {
-    at_feed_run pub;
+/* A connection a run's messages come from: the trainer, each rank of a sharded one, or an agent
+ * that remade its link (it comes back on a new connection; the old one goes at the first
+ * control message that cannot reach it). */
+typedef struct peer {
     unsigned char id[MAX_ID];
     size_t idlen;
-    int hello_requested;
+    int hello_seen, hello_requested;
+} peer;
+
+typedef struct run_slot {
+    at_feed_run pub;
+    peer *peers;
+    int npeers, cap_peers;
 } run_slot;
 
 struct at_feed {
@@ -86,7 +94,7 @@ void at_feed_opts_default(at_feed_opts *o)
 {
     memset(o, 0, sizeof *o);
     at_proto_limits_default(&o->limits);
-    o->rcvhwm = 100;
+    o->rcvhwm = 4;
 }
 
 /* ---- authentication (ZAP, RFC 27) ---- */
@@ -487,7 +495,7 @@ at_feed *at_feed_new(const at_feed_opts *opts, char *err, size_t errlen)
     }
     /* IPv6 only when the endpoint names an IPv6 address: with it on, ZeroMQ reports an IPv4
      * endpoint in its IPv6-mapped form ([::ffff:127.0.0.1]). */
-    int hwm = opts->rcvhwm > 0 ? opts->rcvhwm : 100, one = 1, zero = 0, v6 = strchr(ep, '[') != 0;
+    int hwm = opts->rcvhwm > 0 ? opts->rcvhwm : 4, one = 1, zero = 0, v6 = strchr(ep, '[') != 0;
     char mon[64];
     snprintf(mon, sizeof mon, "inproc://alphatop-feed-%p", (void *)f);
     if (zmq_socket_monitor(f->sock, mon, FEED_EVENTS) != 0 ||
@@ -546,6 +554,8 @@ void at_feed_free(at_feed *f)
     if (!strncmp(f->endpoint, "ipc://", 6))
         unlink(f->endpoint + 6);
     free(f->allow);
+    for (int i = 0; i < f->nruns; i++)
+        free(f->runs[i].peers);
     free(f->runs);
     free(f);
 }
@@ -620,18 +630,21 @@ const at_feed_run *at_feed_run_find(const at_feed *f, const char *run)
     return r ? &r->pub : NULL;
 }
 
-static int send_control(at_feed *f, run_slot *r, at_proto_msg *m)
+/* Sends m to peer i of run r. A peer that is gone is forgotten (AT_ERR_NOTFOUND). */
+static int send_to(at_feed *f, run_slot *r, int i, const at_proto_msg *m)
 {
     size_t len = 0;
     at_proto_error e;
     int rc = at_proto_encode(m, f->hdr, sizeof f->hdr, &len, &e);
     if (rc != AT_OK)
         return set_error(f, rc, "cannot encode %s: %s", at_proto_type_name(m->type), e.message);
-    if (zmq_send(f->sock, r->id, r->idlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+    peer *p = &r->peers[i];
+    if (zmq_send(f->sock, p->id, p->idlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
         zmq_send(f->sock, f->hdr, len, ZMQ_DONTWAIT) < 0) {
         int e2 = zmq_errno();
         if (e2 == EHOSTUNREACH) {
-            r->pub.connected = 0;
+            r->peers[i] = r->peers[--r->npeers];
+            r->pub.connected = r->npeers > 0;
             return set_error(f, AT_ERR_NOTFOUND, "run %s is no longer connected", r->pub.run);
         }
         if (e2 == EAGAIN)
@@ -640,6 +653,40 @@ static int send_control(at_feed *f, run_slot *r, at_proto_msg *m)
     }
     f->stats.controls_sent++;
     return AT_OK;
+}
+
+/* Sends m to every connection of run r (every rank): AT_OK when it reached one at least. */
+static int send_control(at_feed *f, run_slot *r, const at_proto_msg *m)
+{
+    int rc = AT_ERR_NOTFOUND, sent = 0;
+    for (int i = r->npeers - 1; i >= 0; i--) {
+        int one = send_to(f, r, i, m);
+        sent |= one == AT_OK;
+        if (one != AT_OK)
+            rc = one;
+    }
+    return sent ? AT_OK : rc;
+}
+
+/* The current connection's entry in run r, added on first sight; NULL when out of memory. */
+static peer *peer_of(at_feed *f, run_slot *r)
+{
+    for (int i = 0; i < r->npeers; i++)
+        if (r->peers[i].idlen == f->cur_idlen && !memcmp(r->peers[i].id, f->cur_id, f->cur_idlen))
+            return &r->peers[i];
+    if (r->npeers == r->cap_peers) {
+        int cap = r->cap_peers ? 2 * r->cap_peers : 2;
+        peer *p = realloc(r->peers, (size_t)cap * sizeof *p);
+        if (!p)
+            return NULL;
+        r->peers = p;
+        r->cap_peers = cap;
+    }
+    peer *p = &r->peers[r->npeers++];
+    memset(p, 0, sizeof *p);
+    memcpy(p->id, f->cur_id, f->cur_idlen);
+    p->idlen = f->cur_idlen;
+    return p;
 }
 
 /* Records that a message of run `m->run` came from the current connection. */
@@ -659,18 +706,15 @@ static void note_run(at_feed *f, const at_proto_msg *m, int64_t t)
         memset(r, 0, sizeof *r);
         memcpy(r->pub.run, m->run, sizeof r->pub.run);
     }
-    if (r->idlen != f->cur_idlen || memcmp(r->id, f->cur_id, f->cur_idlen) != 0) {
-        memcpy(r->id, f->cur_id, f->cur_idlen);
-        r->idlen = f->cur_idlen;
-        r->hello_requested = 0;
-    }
-    r->pub.peer = peer_number(r->id, r->idlen);
-    r->pub.connected = m->type != AT_PROTO_GOODBYE;
+    peer *p = peer_of(f, r);
+    if (!p)
+        return;
+    r->pub.peer = peer_number(p->id, p->idlen);
     r->pub.last_ms = t;
     r->pub.messages++;
     switch (m->type) {
     case AT_PROTO_HELLO:
-        r->pub.hello_seen = 1;
+        r->pub.hello_seen = p->hello_seen = 1;
         r->pub.dropped = m->u.hello.dropped;
         break;
     case AT_PROTO_SNAPSHOT_END:
@@ -681,6 +725,8 @@ static void note_run(at_feed *f, const at_proto_msg *m, int64_t t)
         break;
     case AT_PROTO_GOODBYE:
         r->pub.dropped = m->u.goodbye.dropped;
+        *p = r->peers[--r->npeers]; /* this connection is done */
+        p = NULL;
         break;
     case AT_PROTO_STOP_ACK:
         r->pub.stop_acked = 1;
@@ -688,12 +734,13 @@ static void note_run(at_feed *f, const at_proto_msg *m, int64_t t)
     default:
         break;
     }
+    r->pub.connected = r->npeers > 0;
     /* A monitor started (or restarted) after the trainer has missed the hello: ask for it. */
-    if (!r->pub.hello_seen && !r->hello_requested && r->pub.connected) {
+    if (p && !p->hello_seen && !p->hello_requested) {
         memset(&f->ctl, 0, sizeof f->ctl);
         f->ctl.type = AT_PROTO_HELLO_REQUEST;
         memcpy(f->ctl.run, r->pub.run, sizeof f->ctl.run);
-        r->hello_requested = send_control(f, r, &f->ctl) == AT_OK;
+        p->hello_requested = send_to(f, r, (int)(p - r->peers), &f->ctl) == AT_OK;
     }
 }
 
@@ -858,7 +905,7 @@ static int control(at_feed *f, const char *run, at_proto_type type, const char *
     if (!f || !run)
         return AT_ERR_ARG;
     run_slot *r = find_run(f, run);
-    if (!r || !r->pub.connected)
+    if (!r || !r->npeers)
         return set_error(f, AT_ERR_NOTFOUND, "no connected run named %s", run);
     memset(&f->ctl, 0, sizeof f->ctl);
     f->ctl.type = type;

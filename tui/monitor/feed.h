@@ -46,7 +46,9 @@ typedef struct at_feed_opts {
     const char *curve_allow_file;
     int allow_insecure;     /* 1: allow such an endpoint without Curve (a warning) [0] */
     at_proto_limits limits; /* decoder limits [at_proto_limits_default] */
-    int rcvhwm;             /* ZeroMQ messages queued before trainers are pushed back [100] */
+    int rcvhwm; /* ZeroMQ messages queued per trainer connection before it is pushed back: a
+                   message is one layer (or a whole version 1 snapshot), so this bounds the
+                   monitor's memory for what it has not read yet [4] */
 } at_feed_opts;
 
 /* Fills *o with the defaults. */
@@ -99,11 +101,12 @@ void at_feed_msg_free(at_feed_msg *m);
  * handled here. */
 int at_feed_recv(at_feed *f, int timeout_ms, at_feed_msg **out, at_proto_error *err);
 
-/* A run known to the feed. */
+/* A run known to the feed. Its messages may come from several connections (the ranks of a
+ * sharded trainer, each with its own agent and the same run id): control goes to each. */
 typedef struct at_feed_run {
     char run[AT_PROTO_MAX_ID];
-    uint32_t peer;    /* connection to send its control messages to */
-    int connected;    /* 0 after its goodbye or when a send found it gone */
+    uint32_t peer;    /* the connection its latest message came from */
+    int connected;    /* 0 once every connection said goodbye or a send found it gone */
     int hello_seen;   /* a hello arrived from this connection */
     int stop_acked;   /* the trainer acknowledged a stop */
     int64_t last_ms;  /* last message, CLOCK_MONOTONIC milliseconds */
@@ -117,9 +120,10 @@ int at_feed_run_count(const at_feed *f);
 const at_feed_run *at_feed_run_at(const at_feed *f, int i);
 const at_feed_run *at_feed_run_find(const at_feed *f, const char *run);
 
-/* Control, to the run named run: stop with a reason (1..1023 bytes), pause (paused = 1) or
- * resume (0) snapshots, change the snapshot interval (>= 1). Returns AT_OK (queued),
- * AT_ERR_NOTFOUND (run unknown or disconnected), AT_ERR_AGAIN (its queue is full) or AT_ERR_ARG. */
+/* Control, to the run named run (every connection of it): stop with a reason (1..1023 bytes),
+ * pause (paused = 1) or resume (0) snapshots, change the snapshot interval (>= 1). Returns
+ * AT_OK (queued to one connection at least), AT_ERR_NOTFOUND (run unknown or disconnected),
+ * AT_ERR_AGAIN (its queue is full) or AT_ERR_ARG. */
 int at_feed_stop(at_feed *f, const char *run, const char *reason);
 int at_feed_pause(at_feed *f, const char *run, int paused);
 int at_feed_set_interval(at_feed *f, const char *run, int64_t interval);

@@ -10,47 +10,104 @@
 #include "clock.h"
 #include "pair.h"
 
-/* One snapshot of a run in flight (exact mode). */
+/* Positions a snapshot may have: far more layers than any model, and a bound on what a
+ * message can make ingest allocate. */
+#define MAX_POSITIONS ((int64_t)1 << 20)
+
+/* Why a sharded layer is missing when its slices did not all arrive. */
+#define NOT_COVERED "its slices do not cover it (a rank's slice is missing)"
+
+/* What arrived at a position of a snapshot. */
+enum { POS_MISSING = 0, POS_ARRIVED = 1, POS_SKIPPED = 2 };
+
+/* One rank's part of a snapshot. */
+typedef struct part {
+    int64_t rank;
+    int64_t received;             /* layer messages from it */
+    int ended;                    /* its snapshot_end arrived (or it can no longer arrive) */
+    int64_t layers, total, skips; /* what its end said */
+} part;
+
+/* A snapshot of a run, from its first message until it closes. */
 typedef struct snap {
-    int64_t step;
+    int64_t seq;
+    int64_t step;      /* its column: the step of the first layer that arrived */
+    int64_t last_step; /* the newest layer's step */
+    part *parts;
+    int nparts;
+    unsigned char *pos; /* POS_* per position, room for npos */
+    int64_t npos;
+    int64_t seen_min; /* the smallest position that arrived; -1 none */
+    int64_t seen_end; /* the largest position that arrived, plus 1 */
     int submitted, done;
-    int received; /* layer messages (a LoRA pair is two) */
-    int ended;
-    int dropped;    /* the rest of it was cancelled (its running layer still finishes) */
-    size_t bytes;   /* weights queued for this snapshot */
-    double t_first; /* monotonic time the first layer arrived */
+    int resolved; /* no message can complete it any more */
+    int complete; /* resolved and nothing is missing */
+    char why[200];
+    double t_first;
+    at_job *kept; /* exact mode: its results, for the trackers when it closes */
+    int nkept, capkept;
 } snap;
 
-/* Base weights the trainer sent for a layer, converted to float32. */
+/* Base weights the trainer sent for a layer, as they arrived. */
 typedef struct base_layer {
     char name[AT_PROTO_MAX_NAME];
-    at_layer_kind kind;
-    int ndim;
-    int64_t shape[4];
-    float *data;
+    at_tensor t; /* t.data is data */
+    void *data;  /* owned */
 } base_layer;
 
 /* One half of a LoRA adapter, waiting for the other half of the same snapshot. */
 typedef struct lora_half {
     char pair[AT_PROTO_MAX_NAME + 8]; /* the pair's name (at_pair_lora_name) */
     int is_b;                         /* lora_B (out x r), else lora_A (r x in) */
-    int64_t step;
+    int64_t seq, step;
     at_job *job; /* its weights */
 } lora_half;
 
+/* The slices of one sharded layer at one step, until they cover it. */
+typedef struct slices {
+    char name[AT_PROTO_MAX_NAME];
+    int64_t seq, step, index;
+    at_proto_kind kind;
+    at_proto_dtype dtype;
+    int base, ndim, bad;
+    int64_t full[AT_PROTO_MAX_DIMS];
+    unsigned char *buf;
+    size_t bytes;
+    uint64_t covered, elems;
+    int64_t (*blocks)[2 * AT_PROTO_MAX_DIMS]; /* offset, then shape, of each slice */
+    int nblocks;
+} slices;
+
+typedef struct rank_info {
+    int64_t rank, pid;
+} rank_info;
+
 typedef struct ing_run {
     char id[AT_PROTO_MAX_ID];
-    void *data;  /* the caller's (run_new) */
-    snap *snaps; /* opts.max_inflight of them */
-    int nsnaps;
+    void *data;   /* the caller's (run_new) */
+    snap **snaps; /* in flight, by seq */
+    int nsnaps, capsnaps;
+    int64_t closed_seq; /* the newest snapshot closed: older messages are stale */
     base_layer *base;
     int nbase;
     lora_half *lora;
     int nlora;
-    int64_t dropped;         /* snapshots the agent said it dropped (and this side refused) */
-    int said_lora;           /* fast mode said it skips adapters */
-    int64_t hello_pid;       /* the trainer process of the last hello announced; 0 none */
-    int64_t open_step;       /* fast mode: step of the trackers' open snapshot; -1 none */
+    slices *asmb;
+    int nasmb;
+    rank_info *ranks; /* every rank heard from */
+    int nranks;
+    int64_t *pos_layer; /* the model's layer at each position, plus 1 (0: unknown) */
+    int64_t npos_layer;
+    char *said_skip; /* positions whose skip was announced (a byte each) */
+    int64_t nsaid_skip;
+    int64_t dropped;    /* snapshots the agent said it dropped */
+    int64_t last_total; /* positions of the last snapshot whose end arrived */
+    int said_lora;      /* fast mode said it skips adapters */
+    /* Fast mode's sweeps of the newest weights (ingest.h). */
+    unsigned char *want, *got; /* per model layer */
+    int nflags;
+    int have_want;
+    int64_t fast_step, fast_floor;
     int fed[AT_SPACE_COUNT]; /* results fed to each tracker since its last close */
 } ing_run;
 
@@ -60,18 +117,31 @@ struct at_ingest {
     at_model *model;
     ing_run **runs; /* by model run index; NULL where the model has a run ingest has not */
     int nruns;
-    size_t queued_bytes; /* sum of snap.bytes over every run */
-    int last_done;       /* results of the last snapshot that closed */
+    int last_done; /* results of the last snapshot that closed */
 };
 
 void at_ingest_opts_default(at_ingest_opts *o)
 {
     memset(o, 0, sizeof *o);
-    o->max_inflight = 32;
-    o->queue_budget = (size_t)1 << 30;
 }
 
 /* ---- runs ------------------------------------------------------------------------------- */
+
+static void snap_free(snap *s)
+{
+    if (!s)
+        return;
+    free(s->parts);
+    free(s->pos);
+    free(s->kept);
+    free(s);
+}
+
+static void slices_release(slices *a)
+{
+    free(a->buf);
+    free(a->blocks);
+}
 
 static void run_free(at_ingest *self, ing_run *r)
 {
@@ -79,13 +149,23 @@ static void run_free(at_ingest *self, ing_run *r)
         return;
     if (self->h.run_free)
         self->h.run_free(self->h.ctx, r->data);
+    for (int i = 0; i < r->nsnaps; i++)
+        snap_free(r->snaps[i]);
+    free(r->snaps);
     for (int i = 0; i < r->nbase; i++)
         free(r->base[i].data);
     free(r->base);
     for (int i = 0; i < r->nlora; i++)
         at_job_free(r->lora[i].job);
     free(r->lora);
-    free(r->snaps);
+    for (int i = 0; i < r->nasmb; i++)
+        slices_release(&r->asmb[i]);
+    free(r->asmb);
+    free(r->ranks);
+    free(r->pos_layer);
+    free(r->said_skip);
+    free(r->want);
+    free(r->got);
     free(r);
 }
 
@@ -104,15 +184,11 @@ int at_ingest_run(at_ingest *self, const char *id)
         self->nruns = i + 1;
     }
     ing_run *r = calloc(1, sizeof *r);
-    snap *snaps = calloc((size_t)self->o.max_inflight, sizeof *snaps);
-    if (!r || !snaps) {
-        free(r);
-        free(snaps);
+    if (!r)
         return AT_ERR_NOMEM;
-    }
     snprintf(r->id, sizeof r->id, "%s", id);
-    r->snaps = snaps;
-    r->open_step = -1;
+    r->closed_seq = -1;
+    r->fast_floor = -1;
     int st = self->h.run_new ? self->h.run_new(self->h.ctx, i, r->id, &r->data) : AT_OK;
     if (st != AT_OK) {
         run_free(self, r);
@@ -153,46 +229,40 @@ void at_ingest_event(at_ingest *self, int run, int layer, int64_t step, at_recor
     self->h.event(self->h.ctx, run, layer, &rec);
 }
 
-/* ---- snapshots and the trackers --------------------------------------------------------- */
-
-static snap *snap_find(ing_run *r, int64_t step)
+/* Grows *p (n elements of size bytes, capacity *cap) to hold index i; 0, or -1 when out of
+ * memory. New elements are zeroed. */
+static int grow(void **p, int64_t *cap, int64_t i, size_t size)
 {
-    for (int i = 0; i < r->nsnaps; i++)
-        if (r->snaps[i].step == step)
-            return &r->snaps[i];
-    return NULL;
+    if (i < *cap)
+        return 0;
+    int64_t n = *cap ? *cap : 16;
+    while (n <= i)
+        n *= 2;
+    void *q = realloc(*p, (size_t)n * size);
+    if (!q)
+        return -1;
+    memset((char *)q + (size_t)*cap * size, 0, (size_t)(n - *cap) * size);
+    *p = q;
+    *cap = n;
+    return 0;
 }
 
-static void snap_remove(at_ingest *self, ing_run *r, snap *s)
+/* The rank's entry, added on first sight; NULL when out of memory. */
+static rank_info *rank_of(ing_run *r, int64_t rank)
 {
-    self->queued_bytes -= s->bytes;
-    int i = (int)(s - r->snaps);
-    memmove(&r->snaps[i], &r->snaps[i + 1], (size_t)(r->nsnaps - i - 1) * sizeof *s);
-    r->nsnaps--;
-}
-
-/* The snapshot of run at step, opened (and its column added) on its first layer. NULL in
- * fast mode, or when too many snapshots are in flight. */
-static snap *snap_open(at_ingest *self, int run, ing_run *r, int64_t step)
-{
-    if (self->o.fast) {
-        at_model_add_snapshot(self->model, run, step, at_clock_wall());
+    for (int i = 0; i < r->nranks; i++)
+        if (r->ranks[i].rank == rank)
+            return &r->ranks[i];
+    rank_info *nr = realloc(r->ranks, (size_t)(r->nranks + 1) * sizeof *nr);
+    if (!nr)
         return NULL;
-    }
-    snap *s = snap_find(r, step);
-    if (!s && r->nsnaps < self->o.max_inflight) {
-        s = &r->snaps[r->nsnaps++];
-        memset(s, 0, sizeof *s);
-        s->step = step;
-        s->t_first = at_clock_mono();
-        at_model_add_snapshot(self->model, run, step, at_clock_wall());
-    }
-    if (s)
-        s->received++;
-    return s;
+    r->ranks = nr;
+    r->ranks[r->nranks] = (rank_info){rank, 0};
+    return &r->ranks[r->nranks++];
 }
 
-/* Closes the trackers' snapshot at step. */
+/* ---- the trackers ----------------------------------------------------------------------- */
+
 static void close_trackers(at_ingest *self, int run, ing_run *r, int64_t step)
 {
     unsigned spaces = 0;
@@ -204,24 +274,299 @@ static void close_trackers(at_ingest *self, int run, ing_run *r, int64_t step)
     self->h.close(self->h.ctx, run, step, spaces);
 }
 
-/* Exact mode: a snapshot whose every job came back. */
-static void snapshot_finish(at_ingest *self, int run, ing_run *r, snap *s)
+static void feed(at_ingest *self, ing_run *r, const at_job *job, int64_t step)
 {
-    int64_t step = s->step;
-    self->last_done = s->done;
-    snap_remove(self, r, s);
-    close_trackers(self, run, r, step);
+    if (job->rc != AT_OK || job->m.status == AT_FIT_SKIPPED)
+        return;
+    self->h.feed(self->h.ctx, job, step);
+    r->fed[job->space]++;
 }
 
-/* Fast mode: the step of the open snapshot a result of step belongs to, closing the open one
- * first when step is later. */
-static int64_t fast_open_step(at_ingest *self, int run, ing_run *r, int64_t step)
+/* Fast mode: a sweep of the newest weights is complete once every wanted layer has a result
+ * since the last close. */
+static void fast_check(at_ingest *self, int run, ing_run *r)
 {
-    if (r->open_step >= 0 && step > r->open_step && (r->fed[0] || r->fed[1]))
-        close_trackers(self, run, r, r->open_step);
-    if (step > r->open_step)
-        r->open_step = step;
-    return r->open_step;
+    if (!r->have_want)
+        return;
+    for (int i = 0; i < r->nflags; i++)
+        if (r->want[i] && !r->got[i])
+            return;
+    if (r->fed[AT_SPACE_W] || r->fed[AT_SPACE_DELTA])
+        close_trackers(self, run, r, r->fast_step);
+    r->fast_floor = r->fast_step;
+    memset(r->got, 0, (size_t)r->nflags);
+}
+
+/* Room for model layer flags up to layer. */
+static int fast_flags(ing_run *r, int layer)
+{
+    if (layer < r->nflags)
+        return 0;
+    int64_t cap = r->nflags, cap2 = r->nflags;
+    if (grow((void **)&r->want, &cap, layer, 1) || grow((void **)&r->got, &cap2, layer, 1))
+        return -1;
+    r->nflags = (int)(cap < cap2 ? cap : cap2);
+    return 0;
+}
+
+/* ---- snapshots -------------------------------------------------------------------------- */
+
+static part *part_of(snap *s, int64_t rank)
+{
+    for (int i = 0; i < s->nparts; i++)
+        if (s->parts[i].rank == rank)
+            return &s->parts[i];
+    part *np = realloc(s->parts, (size_t)(s->nparts + 1) * sizeof *np);
+    if (!np)
+        return NULL;
+    s->parts = np;
+    s->parts[s->nparts] = (part){.rank = rank};
+    return &s->parts[s->nparts++];
+}
+
+static snap *snap_find(const ing_run *r, int64_t seq)
+{
+    for (int i = 0; i < r->nsnaps; i++)
+        if (r->snaps[i]->seq == seq)
+            return r->snaps[i];
+    return NULL;
+}
+
+/* Keeps the first reason s is incomplete. */
+static void snap_why(snap *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void snap_why(snap *s, const char *fmt, ...)
+{
+    if (s->why[0])
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->why, sizeof s->why, fmt, ap);
+    va_end(ap);
+}
+
+/* The name of position i of run, for people. */
+static const char *pos_name(at_ingest *self, int run, const ing_run *r, int64_t i, char *buf,
+                            size_t n)
+{
+    const at_layer_info *li = i < r->npos_layer && r->pos_layer[i] > 0
+                                  ? at_model_layer(self->model, run, (int)(r->pos_layer[i] - 1))
+                                  : NULL;
+    if (li)
+        snprintf(buf, n, "%s", li->name);
+    else
+        snprintf(buf, n, "layer %lld", (long long)i);
+    return buf;
+}
+
+static void slices_drop(ing_run *r, int i)
+{
+    slices_release(&r->asmb[i]);
+    r->asmb[i] = r->asmb[--r->nasmb];
+}
+
+/* Decides whether a resolved snapshot is complete; says so plainly when it is not. */
+static void snap_judge(at_ingest *self, int run, ing_run *r, snap *s)
+{
+    int64_t total = -1, layers = 0, received = 0;
+    for (int i = 0; i < s->nparts; i++) {
+        const part *p = &s->parts[i];
+        if (p->ended && p->total > total)
+            total = p->total;
+        layers += p->layers;
+        received += p->received;
+        if (p->ended && p->received != p->layers && (s->nparts > 1 || p->rank))
+            snap_why(s, "rank %lld's end counts %lld layers but %lld arrived", (long long)p->rank,
+                     (long long)p->layers, (long long)p->received);
+        else if (p->ended && p->received != p->layers)
+            snap_why(s, "the trainer's end counts %lld layers but %lld arrived",
+                     (long long)p->layers, (long long)p->received);
+    }
+    for (int i = r->nasmb - 1; i >= 0; i--) {
+        const slices *a = &r->asmb[i];
+        if (a->seq != s->seq)
+            continue;
+        snap_why(s, "%s: %s", a->name, a->bad ? "its slices overlap" : NOT_COVERED);
+        slices_drop(r, i);
+    }
+    if (total < 0)
+        total = s->seen_end > r->last_total ? s->seen_end : r->last_total;
+    if (total > MAX_POSITIONS)
+        total = MAX_POSITIONS;
+    int64_t missing = 0;
+    char names[160] = "", name[128];
+    for (int64_t i = 0; i < total; i++) {
+        if (i < s->npos && s->pos[i] != POS_MISSING)
+            continue;
+        if (missing < 3) {
+            size_t n = strlen(names);
+            snprintf(names + n, sizeof names - n, "%s%s", missing ? ", " : "",
+                     pos_name(self, run, r, i, name, sizeof name));
+        } else if (missing == 3) {
+            size_t n = strlen(names);
+            snprintf(names + n, sizeof names - n, ", ...");
+        }
+        missing++;
+    }
+    if (!missing && !s->why[0]) {
+        s->complete = 1;
+        return;
+    }
+    if (missing && s->seen_min > 0)
+        snap_why(s, "the monitor started after the trainer had sent its first layers");
+    snap_why(s, "the trainer's end counts %lld layers of %lld; the rest never arrived",
+             (long long)layers, (long long)total);
+    at_run_info *ri = at_model_run(self->model, run);
+    ri->dropped++;
+    char count[240] = "";
+    if (missing)
+        snprintf(count, sizeof count, "%lld of %lld layers missing (%s): ", (long long)missing,
+                 (long long)total, names);
+    at_ingest_event(self, run, -1, s->step,
+                    (at_record_event){.kind = AT_RECORD_EV_DROP, .dropped = -1},
+                    "snapshot %lld (step %lld) is incomplete and is not judged as a whole: %s%s",
+                    (long long)s->seq, (long long)s->step, count, s->why);
+}
+
+/* Marks s resolved when every rank heard from has ended its part, and judges it. */
+static void snap_settle(at_ingest *self, int run, ing_run *r, snap *s)
+{
+    if (s->resolved)
+        return;
+    for (int i = 0; i < r->nranks; i++) {
+        const part *p = NULL;
+        for (int k = 0; k < s->nparts; k++)
+            if (s->parts[k].rank == r->ranks[i].rank)
+                p = &s->parts[k];
+        if (!p || !p->ended)
+            return;
+    }
+    s->resolved = 1;
+    snap_judge(self, run, r, s);
+}
+
+/* Ends every part of s that has not ended, for reason: nothing more can arrive for it. */
+static void snap_abandon(at_ingest *self, int run, ing_run *r, snap *s, const char *reason)
+{
+    if (s->resolved)
+        return;
+    for (int i = 0; i < r->nranks; i++)
+        part_of(s, r->ranks[i].rank);
+    for (int i = 0; i < s->nparts; i++)
+        if (!s->parts[i].ended) {
+            snap_why(s, "%s", reason);
+            s->parts[i].ended = 1;
+            s->parts[i].layers = s->parts[i].received;
+            s->parts[i].total = -1;
+        }
+    snap_settle(self, run, r, s);
+}
+
+/* Closes the run's snapshots that can close, oldest first (see ingest.h). */
+static void close_ready(at_ingest *self, int run, ing_run *r)
+{
+    while (r->nsnaps > 0) {
+        snap *s = r->snaps[0];
+        if (!s->resolved || (s->complete && !self->o.fast && s->done < s->submitted))
+            break;
+        if (s->complete && !self->o.fast && s->submitted > 0) {
+            for (int i = 0; i < s->nkept; i++)
+                feed(self, r, &s->kept[i], s->step);
+            close_trackers(self, run, r, s->step);
+        }
+        if (s->complete && self->o.fast) {
+            /* Its layers make the sweep fast mode waits for. */
+            memset(r->want, 0, (size_t)r->nflags);
+            for (int64_t i = 0; i < s->npos && i < r->npos_layer; i++) {
+                int64_t l = r->pos_layer[i] - 1;
+                if (s->pos[i] == POS_ARRIVED && l >= 0 && !fast_flags(r, (int)l))
+                    r->want[l] = 1;
+            }
+            r->have_want = 1;
+            fast_check(self, run, r);
+        }
+        for (int i = r->nlora - 1; i >= 0; i--)
+            if (r->lora[i].seq == s->seq) {
+                at_job_free(r->lora[i].job);
+                r->lora[i] = r->lora[--r->nlora];
+            }
+        self->last_done = s->done;
+        if (s->seq > r->closed_seq)
+            r->closed_seq = s->seq;
+        memmove(r->snaps, r->snaps + 1, (size_t)(r->nsnaps - 1) * sizeof *r->snaps);
+        r->nsnaps--;
+        snap_free(s);
+    }
+}
+
+/* The snapshot seq of run, opened (and its column added) on its first message, at step; NULL
+ * when the message is stale (an older snapshot already closed) or out of memory. A newer
+ * snapshot from rank means rank is done with every older one. */
+static snap *snap_get(at_ingest *self, int run, ing_run *r, int64_t seq, int64_t rank, int64_t step)
+{
+    if (seq <= r->closed_seq || !rank_of(r, rank))
+        return NULL;
+    snap *s = snap_find(r, seq);
+    if (!s) {
+        if (r->nsnaps == r->capsnaps) {
+            int cap = r->capsnaps ? 2 * r->capsnaps : 4;
+            snap **ns = realloc(r->snaps, (size_t)cap * sizeof *ns);
+            if (!ns)
+                return NULL;
+            r->snaps = ns;
+            r->capsnaps = cap;
+        }
+        if (!(s = calloc(1, sizeof *s)))
+            return NULL;
+        s->seq = seq;
+        s->step = s->last_step = step;
+        s->seen_min = -1;
+        s->t_first = at_clock_mono();
+        int at = r->nsnaps;
+        while (at > 0 && r->snaps[at - 1]->seq > seq)
+            at--;
+        memmove(r->snaps + at + 1, r->snaps + at, (size_t)(r->nsnaps - at) * sizeof *r->snaps);
+        r->snaps[at] = s;
+        r->nsnaps++;
+        at_model_add_snapshot(self->model, run, step, at_clock_wall());
+    }
+    if (step > s->last_step)
+        s->last_step = step;
+    for (int i = 0; i < r->nsnaps; i++) {
+        snap *o = r->snaps[i];
+        part *p = o->seq < seq ? part_of(o, rank) : NULL;
+        if (p && !p->ended && !o->resolved) {
+            char reason[96];
+            if (r->nranks > 1)
+                snprintf(reason, sizeof reason, "rank %lld began snapshot %lld before its end",
+                         (long long)rank, (long long)seq);
+            else
+                snprintf(reason, sizeof reason, "snapshot %lld began before its end arrived",
+                         (long long)seq);
+            snap_why(o, "%s", reason);
+            p->ended = 1;
+            p->layers = p->received;
+            p->total = -1;
+            snap_settle(self, run, r, o);
+        }
+    }
+    return s;
+}
+
+/* Position index of s arrived (or was skipped) and is, for the model, its layer (-1: none). */
+static int pos_mark(ing_run *r, snap *s, int64_t index, int state, int layer)
+{
+    if (index < 0 || index >= MAX_POSITIONS || grow((void **)&s->pos, &s->npos, index, 1))
+        return -1;
+    if (s->pos[index] != POS_MISSING)
+        snap_why(s, "layer %lld arrived twice", (long long)index);
+    s->pos[index] = (unsigned char)state;
+    if (s->seen_min < 0 || index < s->seen_min)
+        s->seen_min = index;
+    if (index >= s->seen_end)
+        s->seen_end = index + 1;
+    if (layer >= 0 && !grow((void **)&r->pos_layer, &r->npos_layer, index, sizeof *r->pos_layer))
+        r->pos_layer[index] = layer + 1; /* 0: unknown */
+    return 0;
 }
 
 void at_ingest_result(at_ingest *self, const at_job *job)
@@ -230,26 +575,58 @@ void at_ingest_result(at_ingest *self, const at_job *job)
     ing_run *r = run_at(self, run);
     if (!r)
         return;
-    if (job->rc == AT_OK && job->m.status != AT_FIT_SKIPPED) {
-        int64_t step = self->o.fast ? fast_open_step(self, run, r, job->step) : job->step;
-        self->h.feed(self->h.ctx, job, step);
-        r->fed[job->space]++;
-    }
-    snap *s = self->o.fast ? NULL : snap_find(r, job->step);
-    if (s) {
+    snap *s = snap_find(r, job->seq);
+    if (s)
         s->done++;
-        if (s->ended && s->done >= s->submitted)
-            snapshot_finish(self, run, r, s);
+    if (self->o.fast) {
+        int64_t step = job->step > r->fast_floor ? job->step : r->fast_floor;
+        feed(self, r, job, step);
+        if (job->space == AT_SPACE_W && !fast_flags(r, job->layer)) {
+            r->got[job->layer] = 1;
+            if (step > r->fast_step)
+                r->fast_step = step;
+            fast_check(self, run, r);
+        }
+    } else if (s && s->nkept < s->submitted) {
+        if (s->nkept == s->capkept) {
+            int cap = s->capkept ? 2 * s->capkept : 16;
+            at_job *k = realloc(s->kept, (size_t)cap * sizeof *k);
+            if (k) {
+                s->kept = k;
+                s->capkept = cap;
+            }
+        }
+        if (s->nkept < s->capkept) {
+            at_job *k = &s->kept[s->nkept++];
+            *k = *job; /* only the metrics are read again: no pointer is kept */
+            k->data = k->data2 = NULL;
+            k->t.data = k->lora_a.data = k->base.data = NULL;
+            k->evals = NULL;
+            k->held = NULL;
+        }
     }
+    close_ready(self, run, r);
 }
 
-void at_ingest_idle(at_ingest *self)
+int at_ingest_open_snapshots(const at_ingest *self)
 {
+    int n = 0;
+    for (int i = 0; i < self->nruns; i++)
+        n += self->runs[i] ? self->runs[i]->nsnaps : 0;
+    return n;
+}
+
+size_t at_ingest_held_bytes(const at_ingest *self)
+{
+    size_t n = 0;
     for (int i = 0; i < self->nruns; i++) {
-        ing_run *r = self->runs[i];
-        if (r && r->open_step >= 0 && (r->fed[0] || r->fed[1]))
-            close_trackers(self, i, r, r->open_step);
+        const ing_run *r = self->runs[i];
+        for (int k = 0; r && k < r->nasmb; k++)
+            n += r->asmb[k].bytes;
+        for (int k = 0; r && k < r->nlora; k++)
+            n += r->lora[k].job->bytes;
     }
+    return n;
 }
 
 void at_ingest_progress(const at_ingest *self, double now, int *layers_done, double *oldest_age)
@@ -258,7 +635,7 @@ void at_ingest_progress(const at_ingest *self, double now, int *layers_done, dou
     double oldest = 0;
     for (int i = 0; i < self->nruns; i++)
         for (int k = 0; self->runs[i] && k < self->runs[i]->nsnaps; k++) {
-            const snap *s = &self->runs[i]->snaps[k];
+            const snap *s = self->runs[i]->snaps[k];
             double age = now - s->t_first;
             oldest = age > oldest ? age : oldest;
             done += s->done;
@@ -278,8 +655,10 @@ static void note_dropped(at_ingest *self, int run, ing_run *r, int64_t dropped, 
     r->dropped = dropped;
     at_model_run(self->model, run)->dropped += n;
     at_ingest_event(self, run, -1, step, (at_record_event){.kind = AT_RECORD_EV_DROP, .dropped = n},
-                    "the trainer skipped %lld snapshot%s (monitor busy or absent)", (long long)n,
-                    n == 1 ? "" : "s");
+                    "the trainer did not take %lld snapshot%s: the one before was still being sent "
+                    "(the monitor busy or absent, or the model larger than the trainer's byte "
+                    "budget), or its layer list changed",
+                    (long long)n, n == 1 ? "" : "s");
 }
 
 /* The base weights of layer name (sent by the trainer, else from the checkpoint) into *t; 0 if
@@ -288,11 +667,7 @@ static int base_for(at_ingest *self, ing_run *r, const char *name, at_tensor *t)
 {
     for (int i = r->nbase - 1; i >= 0; i--)
         if (!strcmp(r->base[i].name, name)) {
-            *t = (at_tensor){.data = r->base[i].data,
-                             .dtype = AT_DTYPE_F32,
-                             .kind = r->base[i].kind,
-                             .ndim = r->base[i].ndim};
-            memcpy(t->shape, r->base[i].shape, sizeof t->shape);
+            *t = r->base[i].t;
             return 1;
         }
     const at_ckpt_layer *l = self->o.base ? at_ckpt_find(self->o.base, name) : NULL;
@@ -304,102 +679,107 @@ static int base_for(at_ingest *self, ing_run *r, const char *name, at_tensor *t)
 
 /* The layer's shape as core wants it: conv1d (out, in, k) becomes (out, in, 1, k). Returns
  * ndim (2 or 4), or 0 for a kind core does not analyse as a layer. */
-static int core_shape(const at_proto_layer *l, at_layer_kind *kind, int64_t shape[4])
+static int core_shape(at_proto_kind pk, int pndim, const int64_t *pshape, at_layer_kind *kind,
+                      int64_t shape[4])
 {
-    switch (l->kind) {
+    switch (pk) {
     case AT_PROTO_KIND_LINEAR:
     case AT_PROTO_KIND_EMBEDDING:
-        *kind = (at_layer_kind)l->kind;
-        memcpy(shape, l->shape, 2 * sizeof *shape);
+        *kind = (at_layer_kind)pk;
+        memcpy(shape, pshape, 2 * sizeof *shape);
         return 2;
     case AT_PROTO_KIND_CONV2D:
         *kind = AT_KIND_CONV2D;
-        memcpy(shape, l->shape, 4 * sizeof *shape);
+        memcpy(shape, pshape, 4 * sizeof *shape);
         return 4;
     case AT_PROTO_KIND_CONV1D:
-        if (l->ndim == 2) {
+        if (pndim == 2) {
             *kind = AT_KIND_CONV1D;
-            memcpy(shape, l->shape, 2 * sizeof *shape);
+            memcpy(shape, pshape, 2 * sizeof *shape);
             return 2;
         }
         *kind = AT_KIND_CONV2D;
-        shape[0] = l->shape[0];
-        shape[1] = l->shape[1];
+        shape[0] = pshape[0];
+        shape[1] = pshape[1];
         shape[2] = 1;
-        shape[3] = l->shape[2];
+        shape[3] = pshape[2];
         return 4;
     default:
         return 0;
     }
 }
 
-static void store_base(at_ingest *self, int run, ing_run *r, const at_proto_layer *l, int ndim,
+/* A whole layer for the analysis: its name, kind and shape (the wire's), and its weights. */
+typedef struct whole {
+    const char *name;
+    int64_t seq, step, index;
+    at_proto_kind kind;
+    at_proto_dtype dtype;
+    int base, ndim;
+    const int64_t *shape;
+    const void *data;
+} whole;
+
+static void store_base(at_ingest *self, int run, ing_run *r, const whole *w, int ndim,
                        const int64_t *shape, at_layer_kind kind)
 {
-    at_job *tmp = at_job_new(l->data, (at_dtype)l->dtype, kind, ndim, shape);
+    at_job *tmp = at_job_new(w->data, (at_dtype)w->dtype, kind, ndim, shape);
     base_layer *nb = tmp ? realloc(r->base, (size_t)(r->nbase + 1) * sizeof *nb) : NULL;
     if (!nb) {
         at_job_free(tmp);
         at_ingest_event(self, run, -1, -1,
-                        (at_record_event){.kind = AT_RECORD_EV_ERROR, .layer = l->name},
-                        "%s: out of memory for the base weights", l->name);
+                        (at_record_event){.kind = AT_RECORD_EV_ERROR, .layer = w->name},
+                        "%s: out of memory for the base weights", w->name);
         return;
     }
     r->base = nb;
     base_layer *b = &r->base[r->nbase++];
-    snprintf(b->name, sizeof b->name, "%s", l->name);
-    b->kind = kind;
-    b->ndim = ndim;
-    memcpy(b->shape, shape, (size_t)ndim * sizeof *shape);
-    b->data = tmp->data; /* the job's converted copy becomes the base */
+    snprintf(b->name, sizeof b->name, "%s", w->name);
+    b->t = tmp->t; /* the job's copy becomes the base */
+    b->data = tmp->data;
     tmp->data = NULL;
     at_job_free(tmp);
     at_ingest_event(
-        self, run, -1, -1, (at_record_event){.kind = AT_RECORD_EV_INFO, .layer = l->name},
-        "%s: base weights received; later snapshots are analysed as W and W - W_base", l->name);
+        self, run, -1, -1, (at_record_event){.kind = AT_RECORD_EV_INFO, .layer = w->name},
+        "%s: base weights received; later snapshots are analysed as W and W - W_base", w->name);
 }
 
 static void submit(at_ingest *self, int run, snap *s, int layer, at_space space, at_job *job,
-                   int64_t step)
+                   const whole *w)
 {
     job->run = run;
     job->layer = layer;
     job->space = space;
-    job->step = step;
+    job->seq = w->seq;
+    job->step = s->step;
+    job->weights_step = w->step;
     job->submit_time = at_clock_mono();
-    size_t bytes = sizeof(float);
-    for (int i = 0; i < job->t.ndim; i++)
-        bytes *= (size_t)job->t.shape[i];
     if (self->h.submit(self->h.ctx, job) == AT_OK) {
-        if (s) {
-            s->submitted++;
-            s->bytes += bytes;
-            self->queued_bytes += bytes;
-        }
+        s->submitted++;
         return;
     }
     at_job_free(job);
-    at_ingest_event(self, run, layer, step, (at_record_event){.kind = AT_RECORD_EV_ERROR},
+    at_ingest_event(self, run, layer, w->step, (at_record_event){.kind = AT_RECORD_EV_ERROR},
                     "out of memory queueing a layer");
 }
 
 /* One half of a LoRA adapter: kept until the other half of the same snapshot arrives, then
  * the pair is analysed as the update B A (delta view) from its r singular values. */
-static void on_lora_half(at_ingest *self, int run, ing_run *r, const at_proto_layer *l)
+static void on_lora_half(at_ingest *self, int run, ing_run *r, snap *s, const whole *w)
 {
     if (self->o.fast) {
         if (!r->said_lora++)
-            at_ingest_event(self, run, -1, l->step,
-                            (at_record_event){.kind = AT_RECORD_EV_INFO, .layer = l->name},
-                            "%s: LoRA adapters are analysed in exact mode only", l->name);
+            at_ingest_event(self, run, -1, w->step,
+                            (at_record_event){.kind = AT_RECORD_EV_INFO, .layer = w->name},
+                            "%s: LoRA adapters are analysed in exact mode only", w->name);
+        pos_mark(r, s, w->index, POS_ARRIVED, -1);
         return;
     }
-    int is_b = l->kind == AT_PROTO_KIND_LORA_B;
-    lora_half h = {.is_b = is_b, .step = l->step}, other = {0};
-    at_pair_lora_name(l->name, h.pair, sizeof h.pair, NULL);
-    snap *s = snap_open(self, run, r, l->step);
-    h.job = at_job_new(l->data, (at_dtype)l->dtype, AT_KIND_LINEAR, 2, l->shape);
-    if (!h.job || !s) {
+    int is_b = w->kind == AT_PROTO_KIND_LORA_B;
+    lora_half h = {.is_b = is_b, .seq = w->seq, .step = w->step}, other = {0};
+    at_pair_lora_name(w->name, h.pair, sizeof h.pair, NULL);
+    h.job = at_job_new(w->data, (at_dtype)w->dtype, AT_KIND_LINEAR, 2, w->shape);
+    if (!h.job || pos_mark(r, s, w->index, POS_ARRIVED, -1) != 0) {
         at_job_free(h.job);
         return;
     }
@@ -409,7 +789,7 @@ static void on_lora_half(at_ingest *self, int run, ing_run *r, const at_proto_la
             r->lora[i] = r->lora[--r->nlora];
             break;
         }
-    if (!other.job || other.step != l->step || other.is_b == is_b) {
+    if (!other.job || other.seq != w->seq || other.is_b == is_b) {
         at_job_free(other.job); /* a stale half of an older snapshot */
         lora_half *nl = realloc(r->lora, (size_t)(r->nlora + 1) * sizeof *nl);
         if (!nl) {
@@ -423,6 +803,7 @@ static void on_lora_half(at_ingest *self, int run, ing_run *r, const at_proto_la
     at_job *b = is_b ? h.job : other.job, *a = is_b ? other.job : h.job;
     b->lora_a = a->t;
     b->data2 = a->data;
+    b->bytes += a->bytes;
     a->data = NULL;
     at_job_free(a);
     int64_t shape[2] = {b->t.shape[0], b->lora_a.shape[1]};
@@ -431,98 +812,212 @@ static void on_lora_half(at_ingest *self, int run, ing_run *r, const at_proto_la
         at_job_free(b);
         return;
     }
-    submit(self, run, s, layer, AT_SPACE_DELTA, b, l->step);
+    submit(self, run, s, layer, AT_SPACE_DELTA, b, w);
 }
 
-static void on_layer(at_ingest *self, int run, ing_run *r, const at_proto_layer *l)
+/* A whole layer of snapshot s, arrived or assembled. */
+static void on_whole(at_ingest *self, int run, ing_run *r, snap *s, const whole *w)
 {
-    if (l->kind == AT_PROTO_KIND_LORA_A || l->kind == AT_PROTO_KIND_LORA_B) {
-        if (!l->base)
-            on_lora_half(self, run, r, l);
+    if (w->kind == AT_PROTO_KIND_LORA_A || w->kind == AT_PROTO_KIND_LORA_B) {
+        if (w->base)
+            pos_mark(r, s, w->index, POS_ARRIVED, -1);
+        else
+            on_lora_half(self, run, r, s, w);
         return;
     }
     at_layer_kind kind;
     int64_t shape[4];
-    int ndim = core_shape(l, &kind, shape);
+    int ndim = core_shape(w->kind, w->ndim, w->shape, &kind, shape);
     if (!ndim)
         return;
-    if (l->base) {
-        store_base(self, run, r, l, ndim, shape, kind);
+    if (w->base) {
+        pos_mark(r, s, w->index, POS_ARRIVED, -1);
+        store_base(self, run, r, w, ndim, shape, kind);
         return;
     }
-    int layer = at_model_add_layer(self->model, run, l->name, kind, ndim, shape);
-    snap *s = snap_open(self, run, r, l->step);
-    if (layer < 0 || (!s && !self->o.fast)) {
-        note_dropped(self, run, r, r->dropped + (s || layer < 0 ? 0 : 1), l->step);
+    int layer = at_model_add_layer(self->model, run, w->name, kind, ndim, shape);
+    if (layer < 0 || pos_mark(r, s, w->index, POS_ARRIVED, layer) != 0) {
+        at_ingest_event(self, run, -1, w->step,
+                        (at_record_event){.kind = AT_RECORD_EV_ERROR, .layer = w->name},
+                        "%s: cannot keep layer %lld of a snapshot", w->name, (long long)w->index);
         return;
     }
-    /* l->data is little-endian: the feed swapped a big-endian payload. */
-    at_job *job = at_job_new(l->data, (at_dtype)l->dtype, kind, ndim, shape);
+    /* The data is little-endian: the feed swapped a big-endian payload. */
+    at_job *job = at_job_new(w->data, (at_dtype)w->dtype, kind, ndim, shape);
     if (!job) {
-        at_ingest_event(self, run, layer, l->step,
-                        (at_record_event){.kind = AT_RECORD_EV_ERROR, .layer = l->name},
-                        "%s: out of memory for a snapshot", l->name);
+        at_ingest_event(self, run, layer, w->step,
+                        (at_record_event){.kind = AT_RECORD_EV_ERROR, .layer = w->name},
+                        "%s: out of memory for a snapshot", w->name);
         return;
     }
     at_tensor base;
     at_job *delta = NULL;
-    if (base_for(self, r, l->name, &base)) {
-        delta = at_job_new(l->data, (at_dtype)l->dtype, kind, ndim, shape);
+    if (base_for(self, r, w->name, &base)) {
+        delta = at_job_new(w->data, (at_dtype)w->dtype, kind, ndim, shape);
         if (delta)
             delta->base = base;
     }
-    submit(self, run, s, layer, AT_SPACE_W, job, l->step);
+    submit(self, run, s, layer, AT_SPACE_W, job, w);
     if (delta)
-        submit(self, run, s, layer, AT_SPACE_DELTA, delta, l->step);
+        submit(self, run, s, layer, AT_SPACE_DELTA, delta, w);
 }
 
-/* Back-pressure: drops the oldest ended snapshot of run whose analysis has not started while
- * too much waits (see ingest.h). */
-static void relieve(at_ingest *self, int run, ing_run *r)
+/* Copies a slice (l) into its place in the row-major whole (a). */
+static void slice_copy(slices *a, const at_proto_layer *l)
 {
-    while (self->queued_bytes > self->o.queue_budget || r->nsnaps > self->o.max_inflight / 2) {
-        snap *q = NULL;
-        for (int i = 0; i + 1 < r->nsnaps && !q; i++)
-            if (r->snaps[i].ended && r->snaps[i].done == 0 && !r->snaps[i].dropped)
-                q = &r->snaps[i];
-        if (!q)
+    const size_t es = at_proto_dtype_size(a->dtype);
+    const int nd = a->ndim;
+    const size_t run = (size_t)l->shape[nd - 1] * es;
+    int64_t idx[AT_PROTO_MAX_DIMS] = {0}; /* index into the slice, all but the last dim */
+    const unsigned char *src = l->data;
+    for (;;) {
+        size_t off = 0;
+        for (int d = 0; d < nd; d++)
+            off = off * (size_t)a->full[d] + (size_t)(l->offset[d] + (d < nd - 1 ? idx[d] : 0));
+        memcpy(a->buf + off * es, src, run);
+        src += run;
+        int d = nd - 2;
+        while (d >= 0 && ++idx[d] == l->shape[d])
+            idx[d--] = 0;
+        if (d < 0)
             break;
-        int64_t step = q->step;
-        q->submitted -= self->h.cancel(self->h.ctx, run, step);
-        at_model_run(self->model, run)->dropped++;
-        at_ingest_event(
-            self, run, -1, step, (at_record_event){.kind = AT_RECORD_EV_DROP, .dropped = 1},
-            "snapshot at step %lld skipped: analysis is behind the trainer", (long long)step);
-        if (q->done >= q->submitted) {
-            snap_remove(self, r, q);
-        } else {
-            /* Its running layer finishes it; only the memory is released now. */
-            self->queued_bytes -= q->bytes;
-            q->bytes = 0;
-            q->dropped = 1;
-        }
+    }
+}
+
+/* A slice of a sharded layer: kept until every slice of it at this step is in. */
+static void on_slice(at_ingest *self, int run, ing_run *r, snap *s, const at_proto_layer *l)
+{
+    slices *a = NULL;
+    for (int i = 0; i < r->nasmb && !a; i++)
+        if (!strcmp(r->asmb[i].name, l->name))
+            a = &r->asmb[i];
+    if (a && (a->step != l->step || a->seq != l->seq)) {
+        snap *o = snap_find(r, a->seq);
+        if (o && a->seq != l->seq)
+            snap_why(o, "%s: %s", a->name, NOT_COVERED);
+        else if (o)
+            snap_why(o, "%s: its slices came from different steps (%lld and %lld)", a->name,
+                     (long long)a->step, (long long)l->step);
+        slices_drop(r, (int)(a - r->asmb));
+        a = NULL;
+    }
+    if (!a) {
+        slices *na = realloc(r->asmb, (size_t)(r->nasmb + 1) * sizeof *na);
+        if (!na)
+            return;
+        r->asmb = na;
+        a = &r->asmb[r->nasmb];
+        memset(a, 0, sizeof *a);
+        snprintf(a->name, sizeof a->name, "%s", l->name);
+        a->seq = l->seq;
+        a->step = l->step;
+        a->index = l->index;
+        a->kind = l->kind;
+        a->dtype = l->dtype;
+        a->base = l->base;
+        a->ndim = l->ndim;
+        a->elems = 1;
+        for (int d = 0; d < l->ndim; d++)
+            a->elems *= (uint64_t)(a->full[d] = l->full_shape[d]);
+        a->bytes = (size_t)a->elems * at_proto_dtype_size(a->dtype);
+        if (!(a->buf = malloc(a->bytes)))
+            return;
+        r->nasmb++;
+    }
+    int fits = a->kind == l->kind && a->dtype == l->dtype && a->index == l->index &&
+               a->ndim == l->ndim && !memcmp(a->full, l->full_shape, sizeof a->full);
+    for (int b = 0; fits && b < a->nblocks; b++) {
+        int overlap = 1;
+        for (int d = 0; d < a->ndim; d++)
+            overlap &= l->offset[d] < a->blocks[b][d] + a->blocks[b][AT_PROTO_MAX_DIMS + d] &&
+                       a->blocks[b][d] < l->offset[d] + l->shape[d];
+        a->bad |= overlap;
+    }
+    if (!fits)
+        a->bad = 1;
+    int64_t(*nb)[2 * AT_PROTO_MAX_DIMS] =
+        a->bad ? NULL : realloc(a->blocks, (size_t)(a->nblocks + 1) * sizeof *nb);
+    if (!nb) {
+        snap_why(s, "%s: %s", a->name,
+                 fits ? "its slices overlap" : "its slices disagree on its kind, dtype or shape");
+        return;
+    }
+    a->blocks = nb;
+    memcpy(nb[a->nblocks], l->offset, sizeof l->offset);
+    memcpy(nb[a->nblocks] + AT_PROTO_MAX_DIMS, l->shape, sizeof l->shape);
+    a->nblocks++;
+    slice_copy(a, l);
+    uint64_t n = 1;
+    for (int d = 0; d < l->ndim; d++)
+        n *= (uint64_t)l->shape[d];
+    a->covered += n;
+    if (a->covered < a->elems)
+        return;
+    whole w = {a->name,  a->seq,  a->step, a->index, a->kind,
+               a->dtype, a->base, a->ndim, a->full,  a->buf};
+    on_whole(self, run, r, s, &w);
+    slices_drop(r, (int)(a - r->asmb));
+}
+
+static void on_layer(at_ingest *self, int run, ing_run *r, const at_proto_layer *l)
+{
+    snap *s = snap_get(self, run, r, l->seq, l->rank, l->step);
+    part *p = s ? part_of(s, l->rank) : NULL;
+    if (!p)
+        return;
+    p->received++;
+    at_proto_layer pl = *l;
+    if (pl.index < 0) /* version 1 may leave it out: layers come in order */
+        pl.index = p->received - 1;
+    if (pl.sliced) {
+        on_slice(self, run, r, s, &pl);
+    } else {
+        whole w = {pl.name,  pl.seq,  pl.step, pl.index, pl.kind,
+                   pl.dtype, pl.base, pl.ndim, pl.shape, pl.data};
+        on_whole(self, run, r, s, &w);
+    }
+    close_ready(self, run, r);
+}
+
+static void on_skip(at_ingest *self, int run, ing_run *r, const at_proto_skip *k)
+{
+    snap *s = snap_get(self, run, r, k->seq, k->rank, k->step);
+    if (!s || pos_mark(r, s, k->index, POS_SKIPPED, -1) != 0)
+        return;
+    if (!grow((void **)&r->said_skip, &r->nsaid_skip, k->index, 1) && !r->said_skip[k->index]) {
+        r->said_skip[k->index] = 1;
+        at_ingest_event(self, run, -1, k->step,
+                        (at_record_event){.kind = AT_RECORD_EV_INFO, .layer = k->name},
+                        "%s is left out of every snapshot by the trainer (%llu bytes): %s", k->name,
+                        (unsigned long long)k->nbytes, k->reason);
     }
 }
 
 static void on_snapshot_end(at_ingest *self, int run, ing_run *r, const at_proto_snapshot_end *e)
 {
     note_dropped(self, run, r, e->dropped, e->step);
-    snap *s = snap_find(r, e->step);
-    if (!s)
+    snap *s = snap_get(self, run, r, e->seq, e->rank, e->first_step);
+    part *p = s ? part_of(s, e->rank) : NULL;
+    if (!p)
         return;
-    s->ended = 1;
-    if (e->layers > s->received && !self->o.base && !r->nbase)
-        at_ingest_event(self, run, -1, e->step,
-                        (at_record_event){.kind = AT_RECORD_EV_DROP, .dropped = -1},
-                        "snapshot at step %lld: %d of %lld layers arrived", (long long)e->step,
-                        s->received, (long long)e->layers);
-    relieve(self, run, r);
-    s = snap_find(r, e->step);
-    if (s && s->done >= s->submitted)
-        snapshot_finish(self, run, r, s);
+    p->ended = 1;
+    p->layers = e->layers;
+    p->total = e->total;
+    p->skips = e->skipped;
+    r->last_total = e->total;
+    snap_settle(self, run, r, s);
+    close_ready(self, run, r);
 }
 
 /* ---- messages --------------------------------------------------------------------------- */
+
+/* Every snapshot of the run still open ends incomplete, for reason. */
+static void abandon_all(at_ingest *self, int run, ing_run *r, const char *reason)
+{
+    for (int i = 0; i < r->nsnaps; i++)
+        snap_abandon(self, run, r, r->snaps[i], reason);
+    close_ready(self, run, r);
+}
 
 static void on_hello(at_ingest *self, int run, ing_run *r, const at_proto_hello *h)
 {
@@ -533,10 +1028,18 @@ static void on_hello(at_ingest *self, int run, ing_run *r, const at_proto_hello 
     ri->interval = h->interval;
     ri->ended = 0;
     at_model_touch(self->model);
-    /* The agent repeats its hello after reconnecting: announce a run (or a restart) once. */
-    if (r->hello_pid == h->pid && h->pid)
+    note_dropped(self, run, r, h->dropped, -1);
+    rank_info *ra = rank_of(r, h->rank);
+    /* The agent repeats its hello after reconnecting: announce a run, a rank or a restart once. */
+    if (!ra || (ra->pid == h->pid && h->pid))
         return;
-    r->hello_pid = h->pid;
+    if (ra->pid) {
+        /* A new process of the same run: it numbers its snapshots from 0 again. */
+        abandon_all(self, run, r, "the trainer restarted (a new process) before its end");
+        r->closed_seq = -1;
+        r->dropped = 0;
+    }
+    ra->pid = h->pid;
     at_record_event e = {.kind = AT_RECORD_EV_HELLO};
     e.hello.model = h->model;
     e.hello.framework = h->framework;
@@ -545,9 +1048,13 @@ static void on_hello(at_ingest *self, int run, ing_run *r, const at_proto_hello 
     e.hello.interval = h->interval;
     e.hello.rank = h->rank;
     e.hello.world_size = h->world_size;
+    char rank[48] = "";
+    if (h->world_size > 1)
+        snprintf(rank, sizeof rank, " (rank %lld of %lld)", (long long)h->rank,
+                 (long long)h->world_size);
     at_ingest_event(self, run, -1, -1, e,
-                    "run %s started: %s (%s) on %s, pid %lld, a snapshot every %lld steps", r->id,
-                    h->model[0] ? h->model : "unnamed model", h->framework, h->host,
+                    "run %s started%s: %s (%s) on %s, pid %lld, a snapshot every %lld steps", r->id,
+                    rank, h->model[0] ? h->model : "unnamed model", h->framework, h->host,
                     (long long)h->pid, (long long)h->interval);
 }
 
@@ -561,6 +1068,7 @@ static void on_goodbye(at_ingest *self, int run, ing_run *r, const at_proto_good
     at_ingest_event(self, run, -1, g->step,
                     (at_record_event){.kind = AT_RECORD_EV_GOODBYE, .dropped = g->dropped},
                     "run %s ended at step %lld", r->id, (long long)g->step);
+    abandon_all(self, run, r, "the trainer ended the run before its end");
 }
 
 static void on_scalars(at_ingest *self, int run, ing_run *r, const at_proto_scalars *sc)
@@ -585,6 +1093,9 @@ int at_ingest_msg(at_ingest *self, const at_proto_msg *msg)
         break;
     case AT_PROTO_LAYER:
         on_layer(self, run, r, &msg->u.layer);
+        break;
+    case AT_PROTO_SKIP:
+        on_skip(self, run, r, &msg->u.skip);
         break;
     case AT_PROTO_SNAPSHOT_END:
         on_snapshot_end(self, run, r, &msg->u.snapshot_end);
@@ -611,8 +1122,7 @@ at_ingest *at_ingest_new(const at_ingest_opts *opts, const at_ingest_hooks *hook
         o = *opts;
     else
         at_ingest_opts_default(&o);
-    int bad = !hooks || !model || !hooks->submit || !hooks->cancel || !hooks->event ||
-              !hooks->feed || !hooks->close || o.max_inflight < 2;
+    int bad = !hooks || !model || !hooks->submit || !hooks->event || !hooks->feed || !hooks->close;
     at_ingest *self = bad ? NULL : calloc(1, sizeof *self);
     if (status)
         *status = bad ? AT_ERR_ARG : self ? AT_OK : AT_ERR_NOMEM;
@@ -622,6 +1132,13 @@ at_ingest *at_ingest_new(const at_ingest_opts *opts, const at_ingest_hooks *hook
     self->h = *hooks;
     self->model = model;
     return self;
+}
+
+void at_ingest_finish(at_ingest *self)
+{
+    for (int i = 0; self && i < self->nruns; i++)
+        if (self->runs[i])
+            abandon_all(self, i, self->runs[i], "the monitor stopped before its end arrived");
 }
 
 void at_ingest_free(at_ingest *self)

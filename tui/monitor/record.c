@@ -99,7 +99,8 @@ static int build_layer(cJSON *o, const at_record *r)
     int rc = l->error ? at_fmt_json_error(o, l->name, l->error)
                       : at_fmt_json(o, l->name, &l->m, LAYER_COLUMNS);
     if (rc != AT_OK || !add_str(o, "kind", at_proto_kind_name((at_proto_kind)l->kind)) ||
-        !add_shape(o, l->ndim, l->shape))
+        !add_shape(o, l->ndim, l->shape) ||
+        (l->weights_step > r->step && !add_num(o, "weights_step", (double)l->weights_step)))
         return AT_ERR_NOMEM;
     return AT_OK;
 }
@@ -520,6 +521,7 @@ int at_record_decode(at_record_decoder *self, const char *json, size_t len, at_r
     switch (out->type) {
     case AT_RECORD_LAYER:
         read_layer(o, &out->u.layer);
+        out->u.layer.weights_step = get(o, "weights_step") ? get_int(o, "weights_step") : out->step;
         return AT_OK;
     case AT_RECORD_SCALARS:
         return read_scalars(self, o, &out->u.scalars);

@@ -4,7 +4,7 @@
  *
  * One record is one JSON object, its keys in this order:
  *     layer     {"type":"layer","run","step","view","name", <metric columns> | "status":"error",
- *                "error", "kind","shape"}
+ *                "error", "kind","shape", "weights_step"?}
  *     scalars   {"type":"scalars","run","step","values":{NAME:NUMBER|null,...}}
  *     event     {"type":"event","kind","run"?,"step"?,"layer"?, <the kind's fields>, "text"}
  *     spectrum  {"type":"spectrum","run","step","view","name","evals":[...]}    (run log only)
@@ -73,6 +73,9 @@ typedef struct at_record_layer {
     at_layer_kind kind; /* "kind" (linear, conv2d, embedding, conv1d; unknown reads as linear) */
     int ndim;           /* "shape" as core analysed the layer: 2 or 4 values; 0 unknown */
     int64_t shape[4];
+    int64_t weights_step; /* "weights_step": the step of the weights when later than the
+                             record's step (the snapshot's, sent over several steps); written
+                             only then, and read back as the record's step when absent */
 } at_record_layer;
 
 /* One scalar; value NAN is written null. */

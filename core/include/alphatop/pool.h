@@ -32,10 +32,15 @@
  * thread count is process-global (openblas_set_num_threads; 0.3.21 has no per-thread count), so
  * at_pool_new sets it once, when it starts threads, and it stays set: to blas_threads with one
  * worker thread, to 1 with several, so that concurrent BLAS calls each run on their caller's
- * thread instead of queueing on OpenBLAS's shared thread server. The defaults (1 thread, 1 BLAS
- * thread) leave the other core to a trainer on the same machine: with both cores busy, a
- * threaded BLAS call that waits on a descheduled OpenBLAS thread made the monitor's demo fall
- * behind (98 layers in 33 s and drops, against 180 in 19 s on one thread).
+ * thread instead of queueing on OpenBLAS's shared thread server. Several layers at once, one
+ * single-threaded BLAS each, is how the monitor uses every core: layers are independent, so
+ * they scale where one threaded BLAS call does not (its sequential steps, and a descheduled
+ * OpenBLAS thread on a loaded machine that every other one waits for).
+ *
+ * Memory: a job's input can be released on the worker thread as soon as it is analysed (the
+ * job's `done` hook), and the layers' fast-mode states together are capped at state_budget
+ * bytes: past it, the states of the layers analysed longest ago are dropped (those layers'
+ * next analyses are cold, a full Gram spectrum), counted in states_dropped.
  *
  * Why a pool of its own rather than the scheduler grown: the threads, queues, fd, cancel and
  * pause are the same for both policies and for the remote workers to come; only "which job
@@ -74,6 +79,8 @@ typedef struct at_pool_opts {
                                  keep_evals 1 gives every exact result its eigenvalues */
     double budget_s;          /* 2.0: AT_POOL_LATEST, seconds a round hands out layers */
     int max_wait;             /* 3: AT_POOL_LATEST, rounds a waiting layer may be passed over */
+    size_t state_budget;      /* 0: bytes of every layer's fast-mode state together, at most
+                                 (0: no cap); see Memory above */
     /* Clock of the budget, seconds; NULL: CLOCK_MONOTONIC. Tests pass a counting clock. It is
      * read with the pool's lock held: once as a round begins, then before each further layer
      * the round hands out. */
@@ -84,7 +91,8 @@ typedef struct at_pool_opts {
 #define AT_POOL_MAX_THREADS 256
 
 /* One layer job and, once analysed, its result. Create with at_pool_job_new(_copy). */
-typedef struct at_pool_job {
+typedef struct at_pool_job at_pool_job;
+struct at_pool_job {
     /* input, set by the submitter */
     char *key;       /* the layer (owned by the job; set by the constructor) */
     int64_t step;    /* the snapshot's training step (set by the constructor) */
@@ -92,8 +100,11 @@ typedef struct at_pool_job {
     at_layer_job in; /* what to analyse: the views must stay valid until the job is freed;
                         in.state is ignored: the pool passes the layer's own state */
     void *user;      /* the submitter's payload; the pool only hands it back */
-    void (*user_free)(void *user); /* frees user with the job (NULL: nothing to free); set
-                                      user to NULL to keep it past at_pool_job_free */
+    void (*user_free)(void *user);  /* frees user with the job (NULL: nothing to free); set
+                                       user to NULL to keep it past at_pool_job_free */
+    void (*done)(at_pool_job *job); /* called on the worker thread right after the analysis,
+                                       before the result is queued (NULL: nothing); e.g. frees
+                                       the input weights, which in.w borrows, at once */
     /* output, set by the pool */
     int rc;            /* AT_OK or the analysis error (at_analyzer_run) */
     char error[192];   /* detail when rc < 0 */
@@ -106,22 +117,23 @@ typedef struct at_pool_job {
     double seconds; /* analysis time, monotonic seconds */
     double lag_s;   /* from submission to result, monotonic seconds (for AT_POOL_LATEST, from
                        the submission of the oldest job of the layer it replaced) */
-} at_pool_job;
+};
 
 /* Progress, for a status line. */
 typedef struct at_pool_progress {
-    int64_t layers;        /* layers known (keys seen) */
-    int64_t waiting;       /* jobs waiting */
-    int64_t running;       /* jobs being analysed now */
-    int64_t analysed;      /* results produced in total */
-    int64_t replaced;      /* AT_POOL_LATEST: waiting jobs replaced by a newer one */
-    int64_t cancelled;     /* waiting jobs removed by at_pool_cancel */
-    int64_t round;         /* AT_POOL_LATEST: rounds begun */
-    int64_t round_done;    /* layers of the current (or last) round analysed */
-    int64_t round_total;   /* layers waiting when that round began */
-    int64_t steps_behind;  /* largest (newest submitted step - newest analysed step) of a layer */
-    double seconds_behind; /* age of the oldest waiting job (0 if none) */
-    size_t state_bytes;    /* bytes held by the layers' fast-mode states */
+    int64_t layers;         /* layers known (keys seen) */
+    int64_t waiting;        /* jobs waiting */
+    int64_t running;        /* jobs being analysed now */
+    int64_t analysed;       /* results produced in total */
+    int64_t replaced;       /* AT_POOL_LATEST: waiting jobs replaced by a newer one */
+    int64_t cancelled;      /* waiting jobs removed by at_pool_cancel */
+    int64_t round;          /* AT_POOL_LATEST: rounds begun */
+    int64_t round_done;     /* layers of the current (or last) round analysed */
+    int64_t round_total;    /* layers waiting when that round began */
+    int64_t steps_behind;   /* largest (newest submitted step - newest analysed step) of a layer */
+    double seconds_behind;  /* age of the oldest waiting job (0 if none) */
+    size_t state_bytes;     /* bytes held by the layers' fast-mode states */
+    int64_t states_dropped; /* states dropped to stay within state_budget */
 } at_pool_progress;
 
 typedef struct at_pool at_pool;
