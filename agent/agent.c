@@ -801,6 +801,7 @@ static int fill_layer(at_agent *a, const char *name, at_proto_kind kind, at_prot
     }
     l->sliced = full_shape != NULL;
     l->step = a->pass_step;
+    l->first_step = a->sweep.first_step;
     l->seq = a->sweep.seq;
     l->rank = a->rank;
     l->kind = kind;

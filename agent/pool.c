@@ -135,9 +135,11 @@ char *at_bufpool_take(at_bufpool *self, size_t n)
         if (!(base = buffer_new(n)))
             return NULL;
     }
-    int64_t held = atomic_fetch_add(&self->out, (int64_t)n) + (int64_t)n;
+    atomic_fetch_add(&self->out, (int64_t)n);
+    /* Read under the lock: a release moves its bytes from out to idle under it, so neither
+     * is counted twice. */
     pthread_mutex_lock(&self->lock);
-    held += self->idle_bytes;
+    const int64_t held = atomic_load(&self->out) + self->idle_bytes;
     if (held > self->peak)
         self->peak = held;
     pthread_mutex_unlock(&self->lock);

@@ -296,8 +296,10 @@ static int decode_layer(const cJSON *o, int version, const at_proto_limits *lim,
     l->data = NULL;
     l->rank = 0;
     l->sliced = 0;
+    l->first_step = l->step;
     if (version < 2)
         return AT_OK;
+    TRY(get_int(o, "first_step", 0, l->step, 0, l->step, &l->first_step, err));
     TRY(get_int(o, "rank", 0, 0, 0, MAX_RANK - 1, &l->rank, err));
     return decode_slice(o, lim, l, err);
 }

@@ -73,9 +73,10 @@ static int add_dims(cJSON *o, const char *name, int n, const int64_t *v)
 
 static int build_layer(cJSON *o, const at_proto_layer *l)
 {
-    int ok = add_num(o, "step", l->step) && add_num(o, "seq", l->seq) &&
-             add_num(o, "index", l->index) && add_str(o, "name", l->name) &&
-             add_str(o, "kind", at_proto_kind_name(l->kind)) &&
+    int ok = add_num(o, "step", l->step) &&
+             (l->first_step >= l->step || add_num(o, "first_step", l->first_step)) &&
+             add_num(o, "seq", l->seq) && add_num(o, "index", l->index) &&
+             add_str(o, "name", l->name) && add_str(o, "kind", at_proto_kind_name(l->kind)) &&
              cJSON_AddBoolToObject(o, "base", l->base ? 1 : 0) != NULL &&
              add_dims(o, "shape", l->ndim, l->shape) &&
              (!l->sliced || (add_dims(o, "full_shape", l->ndim, l->full_shape) &&

@@ -176,7 +176,7 @@ static int send_layer(rig *g, const char *run, int64_t step, const char *name, a
 {
     at_proto_msg *m = msg_of(AT_PROTO_LAYER, run);
     at_proto_layer *l = &m->u.layer;
-    l->step = step;
+    l->step = l->first_step = step;
     l->seq = step;
     l->index = next_index(g, step);
     snprintf(l->name, sizeof l->name, "%s", name);
@@ -357,6 +357,7 @@ static void send_at(rig *g, int64_t seq, int64_t step, int64_t index, int64_t ra
     at_proto_msg *m = msg_of(AT_PROTO_LAYER, "r1");
     at_proto_layer *l = &m->u.layer;
     *l = (at_proto_layer){.step = step,
+                          .first_step = step,
                           .seq = seq,
                           .index = index,
                           .rank = rank,
@@ -534,6 +535,7 @@ static void send_slice(rig *g, int pass, int rank, int columns, const float *dat
     at_proto_msg *m = msg_of(AT_PROTO_LAYER, "r1");
     at_proto_layer *l = &m->u.layer;
     *l = (at_proto_layer){.step = step + (pass == 2 && rank == 1), /* pass 2: another step */
+                          .first_step = step,
                           .seq = pass,
                           .index = columns,
                           .rank = rank,
@@ -871,7 +873,7 @@ static void script(src *s, const float *w, int64_t rows, int64_t cols, int nsnap
         m->type = AT_PROTO_LAYER;
         snprintf(m->run, sizeof m->run, "in-process");
         at_proto_layer *l = &m->u.layer;
-        l->step = 10 * k;
+        l->step = l->first_step = 10 * k;
         l->seq = k;
         snprintf(l->name, sizeof l->name, "fc1");
         l->ndim = 2;

@@ -349,7 +349,9 @@ static void test_version_2(void **state)
                           .full_shape = {4, 3},
                           .offset = {2, 0}};
     strcpy(l->name, "tp.fc1.weight");
+    l->first_step = 5;
     at_proto_msg *o = round_trip(m, p, sizeof p);
+    assert_int_equal(o->u.layer.first_step, 5);
     assert_int_equal(o->u.layer.rank, 1);
     assert_int_equal(o->u.layer.sliced, 1);
     assert_memory_equal(o->u.layer.full_shape, l->full_shape, sizeof l->full_shape);
@@ -357,9 +359,12 @@ static void test_version_2(void **state)
     free(o);
     l->sliced = 0;
     l->rank = 0;
+    l->first_step = l->step;
     o = round_trip(m, p, sizeof p);
     assert_false(o->u.layer.sliced);
-    assert_false(strstr(buf, "rank") || strstr(buf, "offset")); /* written only when they apply */
+    assert_int_equal(o->u.layer.first_step, 7);
+    /* written only when they apply */
+    assert_false(strstr(buf, "rank") || strstr(buf, "offset") || strstr(buf, "first_step"));
     free(o);
     free(m);
 
@@ -406,6 +411,7 @@ static void test_version_2(void **state)
     reject_text(LAYER2(",\"full_shape\":[2147483647,2147483647],\"offset\":[0,0]"), 0,
                 AT_PROTO_E_SHAPE);
     reject_text(LAYER2(",\"rank\":16777216"), 0, AT_PROTO_E_VALUE);
+    reject_text(LAYER2(",\"first_step\":2"), 0, AT_PROTO_E_VALUE);
     reject_text(END2(",\"first_step\":10"), 0, AT_PROTO_E_VALUE);
     reject_text(END2(",\"skipped\":1,\"total\":3"), 0, AT_PROTO_E_VALUE);
     reject_text(END2(",\"total\":2.5"), 0, AT_PROTO_E_FIELD_TYPE);

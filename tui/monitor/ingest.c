@@ -31,8 +31,7 @@ typedef struct part {
 /* A snapshot of a run, from its first message until it closes. */
 typedef struct snap {
     int64_t seq;
-    int64_t step;      /* its column: the step of the first layer that arrived */
-    int64_t last_step; /* the newest layer's step */
+    int64_t step; /* its column: the step it began at */
     part *parts;
     int nparts;
     unsigned char *pos; /* POS_* per position, room for npos */
@@ -345,8 +344,8 @@ static void snap_why(snap *s, const char *fmt, ...)
 }
 
 /* The name of position i of run, for people. */
-static const char *pos_name(at_ingest *self, int run, const ing_run *r, int64_t i, char *buf,
-                            size_t n)
+static const char *pos_label(at_ingest *self, int run, const ing_run *r, int64_t i, char *buf,
+                             size_t n)
 {
     const at_layer_info *li = i < r->npos_layer && r->pos_layer[i] > 0
                                   ? at_model_layer(self->model, run, (int)(r->pos_layer[i] - 1))
@@ -368,18 +367,15 @@ static void slices_drop(ing_run *r, int i)
 static void snap_judge(at_ingest *self, int run, ing_run *r, snap *s)
 {
     int64_t total = -1, layers = 0, received = 0;
+    const part *short_part = NULL; /* a rank whose end counts other layers than arrived */
     for (int i = 0; i < s->nparts; i++) {
         const part *p = &s->parts[i];
         if (p->ended && p->total > total)
             total = p->total;
         layers += p->layers;
         received += p->received;
-        if (p->ended && p->received != p->layers && (s->nparts > 1 || p->rank))
-            snap_why(s, "rank %lld's end counts %lld layers but %lld arrived", (long long)p->rank,
-                     (long long)p->layers, (long long)p->received);
-        else if (p->ended && p->received != p->layers)
-            snap_why(s, "the trainer's end counts %lld layers but %lld arrived",
-                     (long long)p->layers, (long long)p->received);
+        if (p->ended && p->received != p->layers && !short_part)
+            short_part = p;
     }
     for (int i = r->nasmb - 1; i >= 0; i--) {
         const slices *a = &r->asmb[i];
@@ -388,6 +384,8 @@ static void snap_judge(at_ingest *self, int run, ing_run *r, snap *s)
         snap_why(s, "%s: %s", a->name, a->bad ? "its slices overlap" : NOT_COVERED);
         slices_drop(r, i);
     }
+    /* No end arrived: the run's last snapshot tells how many layers there are, if any did. */
+    const int known = total >= 0 || r->last_total > 0;
     if (total < 0)
         total = s->seen_end > r->last_total ? s->seen_end : r->last_total;
     if (total > MAX_POSITIONS)
@@ -400,19 +398,26 @@ static void snap_judge(at_ingest *self, int run, ing_run *r, snap *s)
         if (missing < 3) {
             size_t n = strlen(names);
             snprintf(names + n, sizeof names - n, "%s%s", missing ? ", " : "",
-                     pos_name(self, run, r, i, name, sizeof name));
+                     pos_label(self, run, r, i, name, sizeof name));
         } else if (missing == 3) {
             size_t n = strlen(names);
             snprintf(names + n, sizeof names - n, ", ...");
         }
         missing++;
     }
-    if (!missing && !s->why[0]) {
+    if (!missing && !s->why[0] && !short_part) {
         s->complete = 1;
         return;
     }
     if (missing && s->seen_min > 0)
         snap_why(s, "the monitor started after the trainer had sent its first layers");
+    if (short_part && (s->nparts > 1 || short_part->rank))
+        snap_why(s, "rank %lld's end counts %lld layers but %lld arrived",
+                 (long long)short_part->rank, (long long)short_part->layers,
+                 (long long)short_part->received);
+    else if (short_part)
+        snap_why(s, "the trainer's end counts %lld layers but %lld arrived",
+                 (long long)short_part->layers, (long long)short_part->received);
     snap_why(s, "the trainer's end counts %lld layers of %lld; the rest never arrived",
              (long long)layers, (long long)total);
     at_run_info *ri = at_model_run(self->model, run);
@@ -421,6 +426,9 @@ static void snap_judge(at_ingest *self, int run, ing_run *r, snap *s)
     if (missing)
         snprintf(count, sizeof count, "%lld of %lld layers missing (%s): ", (long long)missing,
                  (long long)total, names);
+    else if (!known)
+        snprintf(count, sizeof count,
+                 "%lld layers arrived, how many it has is unknown: ", (long long)received);
     at_ingest_event(self, run, -1, s->step,
                     (at_record_event){.kind = AT_RECORD_EV_DROP, .dropped = -1},
                     "snapshot %lld (step %lld) is incomplete and is not judged as a whole: %s%s",
@@ -518,7 +526,7 @@ static snap *snap_get(at_ingest *self, int run, ing_run *r, int64_t seq, int64_t
         if (!(s = calloc(1, sizeof *s)))
             return NULL;
         s->seq = seq;
-        s->step = s->last_step = step;
+        s->step = step;
         s->seen_min = -1;
         s->t_first = at_clock_mono();
         int at = r->nsnaps;
@@ -529,8 +537,6 @@ static snap *snap_get(at_ingest *self, int run, ing_run *r, int64_t seq, int64_t
         r->nsnaps++;
         at_model_add_snapshot(self->model, run, step, at_clock_wall());
     }
-    if (step > s->last_step)
-        s->last_step = step;
     for (int i = 0; i < r->nsnaps; i++) {
         snap *o = r->snaps[i];
         part *p = o->seq < seq ? part_of(o, rank) : NULL;
@@ -552,6 +558,13 @@ static snap *snap_get(at_ingest *self, int run, ing_run *r, int64_t seq, int64_t
     return s;
 }
 
+/* Position index of the run is, for the model, layer (-1: none known). */
+static void pos_name(ing_run *r, int64_t index, int layer)
+{
+    if (layer >= 0 && !grow((void **)&r->pos_layer, &r->npos_layer, index, sizeof *r->pos_layer))
+        r->pos_layer[index] = layer + 1; /* 0: unknown */
+}
+
 /* Position index of s arrived (or was skipped) and is, for the model, its layer (-1: none). */
 static int pos_mark(ing_run *r, snap *s, int64_t index, int state, int layer)
 {
@@ -564,8 +577,7 @@ static int pos_mark(ing_run *r, snap *s, int64_t index, int state, int layer)
         s->seen_min = index;
     if (index >= s->seen_end)
         s->seen_end = index + 1;
-    if (layer >= 0 && !grow((void **)&r->pos_layer, &r->npos_layer, index, sizeof *r->pos_layer))
-        r->pos_layer[index] = layer + 1; /* 0: unknown */
+    pos_name(r, index, layer);
     return 0;
 }
 
@@ -923,6 +935,12 @@ static void on_slice(at_ingest *self, int run, ing_run *r, snap *s, const at_pro
         if (!(a->buf = malloc(a->bytes)))
             return;
         r->nasmb++;
+        /* The view shows its row, and a missing slice's report names it, from the first one. */
+        at_layer_kind kind;
+        int64_t shape[4];
+        int ndim = a->base ? 0 : core_shape(a->kind, a->ndim, a->full, &kind, shape);
+        if (ndim)
+            pos_name(r, a->index, at_model_add_layer(self->model, run, a->name, kind, ndim, shape));
     }
     int fits = a->kind == l->kind && a->dtype == l->dtype && a->index == l->index &&
                a->ndim == l->ndim && !memcmp(a->full, l->full_shape, sizeof a->full);
@@ -961,7 +979,7 @@ static void on_slice(at_ingest *self, int run, ing_run *r, snap *s, const at_pro
 
 static void on_layer(at_ingest *self, int run, ing_run *r, const at_proto_layer *l)
 {
-    snap *s = snap_get(self, run, r, l->seq, l->rank, l->step);
+    snap *s = snap_get(self, run, r, l->seq, l->rank, l->first_step);
     part *p = s ? part_of(s, l->rank) : NULL;
     if (!p)
         return;

@@ -23,8 +23,9 @@
  * rank; the whole layer is then one job, as if it had arrived whole.
  *
  * Snapshots (docs/protocol.md section 6): messages are grouped by their snapshot (seq), which
- * may arrive over several training steps; its column in the model is the step of its first
- * layer, and each job carries the step of its own weights too (job->weights_step). A snapshot
+ * may arrive over several training steps; its column in the model is the step it began at
+ * (the layers' first_step), and each job carries the step of its own weights too
+ * (job->weights_step). A snapshot
  * is complete when every publishing rank's snapshot_end arrived, each counting exactly the
  * layers that arrived from it, and every position of the snapshot arrived (whole, assembled
  * from slices, or left out by the trainer with a skip message, which an info event names once

@@ -146,6 +146,7 @@ typedef struct at_proto_layer {
     int64_t seq;   /* snapshot sequence number, 0, 1, 2, ... per run (gaps = dropped) */
     int64_t index; /* position of this layer in the snapshot (model order), from 0; -1 unknown */
     int64_t rank;  /* version 2: the rank that sent it (0 <= rank < 2^24) [0] */
+    int64_t first_step; /* version 2: the step the snapshot began at (<= step) [step] */
     char name[AT_PROTO_MAX_NAME];
     at_proto_kind kind;
     int base; /* 1: the base weights of a fine-tune (sent once), 0: the current weights */
