@@ -867,6 +867,17 @@ int at_agent_publish_slice(at_agent *a, const char *name, at_proto_kind kind, at
     rc = fill_layer(a, name, kind, dtype, ndim, shape, flags, full_shape, offset, &nbytes, &ident);
     if (rc != AT_OK)
         return leave(a, rc);
+    /* A later pass over a layer the first pass validated and encoded: done with at no cost
+     * when it went out already (or is another rank's), or when its payload alone does not fit
+     * now -- the common case while a large snapshot streams out over many steps. */
+    if (at_sweep_known(&a->sweep, ident)) {
+        const int st = a->sweep.pos[a->sweep.cursor];
+        if (st != AT_POS_TODO || !data || !at_bufpool_fits(a->pool, nbytes)) {
+            a->sweep.cursor++;
+            a->stats.layers_deferred += st == AT_POS_TODO && data;
+            return leave(a, AT_ERR_AGAIN);
+        }
+    }
     /* Encoded before its position is taken (it would be the next one), so a layer the
      * protocol refuses holds no position: every pass refuses it alike. */
     a->msg->u.layer.index = a->sweep.cursor;

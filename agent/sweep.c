@@ -69,6 +69,11 @@ int at_sweep_visit(at_sweep *s, uint64_t ident, int64_t *index)
     return s->pos[i];
 }
 
+int at_sweep_known(const at_sweep *s, uint64_t ident)
+{
+    return !s->changed && s->n >= 0 && s->cursor < s->n && s->ident[s->cursor] == ident;
+}
+
 void at_sweep_mark(at_sweep *s, int64_t index, int state)
 {
     s->pos[index] = (unsigned char)state;

@@ -55,6 +55,10 @@ void at_sweep_pass(at_sweep *s);
  * -2 when out of memory (first pass only). */
 int at_sweep_visit(at_sweep *s, uint64_t ident, int64_t *index);
 
+/* 1 when the pass's next position is one the first pass visited with the layer of identity
+ * ident (so that layer was validated then), else 0. */
+int at_sweep_known(const at_sweep *s, uint64_t ident);
+
 /* Records what happened to position index (which was AT_POS_TODO). */
 void at_sweep_mark(at_sweep *s, int64_t index, int state);
 
