@@ -7,6 +7,8 @@
 
 #include "args.h"
 #include "commands.h"
+#include "page.h"
+#include "plot_out.h"
 #include "runlog.h"
 
 static const char report_about[] =
@@ -24,12 +26,57 @@ typedef struct lsum {
     char phases[512]; /* "raw->healthy@1200 healthy->burnt@9000" */
 } lsum;
 
+/* --html: one layer's result at one step. */
+typedef struct hpoint {
+    int64_t step;
+    double alpha, xmin, D, Q; /* alpha NAN unless the fit succeeded */
+    int64_t M;
+} hpoint;
+
+/* --html: one layer of a run and view, its results and its latest recorded spectrum. */
+typedef struct hlayer {
+    char *name;
+    hpoint *pts;
+    size_t n, cap;
+    double *evals; /* ascending; NULL: no spectrum recorded */
+    size_t nev;
+    int64_t ev_step;
+} hlayer;
+
+/* --html: one run and view. */
+typedef struct hsec {
+    char *run, *view;
+    hlayer *l;
+    size_t n, cap;
+} hsec;
+
 typedef struct report {
     lsum *l;
-    int n, cap;
+    size_t n, cap;
     cJSON *events; /* array of the run-level event objects, in log order */
     cJSON *hellos;
+    int html; /* --html: also keep every result and spectrum below */
+    hsec *sec;
+    size_t nsec, capsec;
+    int nomem;
 } report;
+
+/* Room for need elements of size bytes in *p (capacity *cap, doubled as needed). 0, or -1
+ * when out of memory (then *p is unchanged). */
+static int grow(void *p, size_t *cap, size_t need, size_t size)
+{
+    if (need <= *cap)
+        return 0;
+    size_t c = *cap ? 2 * *cap : 16;
+    while (c < need)
+        c *= 2;
+    void *np = realloc(*(void **)p, c * size);
+    if (!np)
+        return -1;
+    *(void **)p = np;
+    *cap = c;
+    return 0;
+}
 
 static const char *str(const cJSON *o, const char *key)
 {
@@ -45,18 +92,12 @@ static double num(const cJSON *o, const char *key)
 
 static lsum *find(report *rp, const char *run, const char *view, const char *name)
 {
-    for (int i = 0; i < rp->n; i++)
+    for (size_t i = 0; i < rp->n; i++)
         if (!strcmp(rp->l[i].run, run) && !strcmp(rp->l[i].view, view) &&
             !strcmp(rp->l[i].name, name))
             return &rp->l[i];
-    if (rp->n == rp->cap) {
-        int cap = rp->cap ? 2 * rp->cap : 64;
-        lsum *nl = realloc(rp->l, (size_t)cap * sizeof *nl);
-        if (!nl)
-            return NULL;
-        rp->l = nl;
-        rp->cap = cap;
-    }
+    if (grow(&rp->l, &rp->cap, rp->n + 1, sizeof *rp->l) < 0)
+        return NULL;
     lsum *s = &rp->l[rp->n++];
     memset(s, 0, sizeof *s);
     snprintf(s->run, sizeof s->run, "%s", run);
@@ -133,7 +174,7 @@ static void print_report(const report *rp)
                str(h, "host"), num(h, "pid"), num(h, "interval"));
     }
     const char *run = NULL;
-    for (int i = 0; i < rp->n; i++) {
+    for (size_t i = 0; i < rp->n; i++) {
         const lsum *s = &rp->l[i];
         if (!run || strcmp(run, s->run)) {
             run = s->run;
@@ -261,6 +302,88 @@ static void print_row(void *ctx, const cJSON *o)
     putchar('\n');
 }
 
+/* --html: the layer name of run and view, created when new; NULL when out of memory. */
+static hlayer *html_layer(report *rp, const char *run, const char *view, const char *name)
+{
+    hsec *sec = NULL;
+    for (size_t i = 0; i < rp->nsec && !sec; i++)
+        if (!strcmp(rp->sec[i].run, run) && !strcmp(rp->sec[i].view, view))
+            sec = &rp->sec[i];
+    if (!sec) {
+        if (grow(&rp->sec, &rp->capsec, rp->nsec + 1, sizeof *rp->sec) < 0)
+            return NULL;
+        sec = &rp->sec[rp->nsec];
+        memset(sec, 0, sizeof *sec);
+        sec->run = strdup(run);
+        sec->view = strdup(view);
+        rp->nsec++;
+        if (!sec->run || !sec->view)
+            return NULL;
+    }
+    for (size_t i = 0; i < sec->n; i++)
+        if (!strcmp(sec->l[i].name, name))
+            return &sec->l[i];
+    if (grow(&sec->l, &sec->cap, sec->n + 1, sizeof *sec->l) < 0)
+        return NULL;
+    hlayer *l = &sec->l[sec->n];
+    memset(l, 0, sizeof *l);
+    if (!(l->name = strdup(name)))
+        return NULL;
+    sec->n++;
+    return l;
+}
+
+static void html_result(report *rp, const cJSON *o)
+{
+    hlayer *l =
+        html_layer(rp, str(o, "run"), *str(o, "view") ? str(o, "view") : "w", str(o, "name"));
+    if (!l || grow(&l->pts, &l->cap, l->n + 1, sizeof *l->pts) < 0) {
+        rp->nomem = 1;
+        return;
+    }
+    int ok = !strcmp(str(o, "status"), "success");
+    l->pts[l->n++] = (hpoint){.step = (int64_t)num(o, "step"),
+                              .alpha = ok ? num(o, "alpha") : NAN,
+                              .xmin = num(o, "xmin"),
+                              .D = num(o, "D"),
+                              .Q = num(o, "Q"),
+                              .M = isfinite(num(o, "M")) ? (int64_t)num(o, "M") : 0};
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* A recorded spectrum: the layer's latest one is kept, sorted (a log is untrusted). */
+static void html_spectrum(report *rp, const cJSON *o)
+{
+    const cJSON *ev = cJSON_GetObjectItemCaseSensitive(o, "evals"), *v;
+    int n = cJSON_GetArraySize(ev);
+    int64_t step = (int64_t)num(o, "step");
+    hlayer *l =
+        html_layer(rp, str(o, "run"), *str(o, "view") ? str(o, "view") : "w", str(o, "name"));
+    if (!l) {
+        rp->nomem = 1;
+        return;
+    }
+    if (!cJSON_IsArray(ev) || n <= 0 || (l->evals && step < l->ev_step))
+        return;
+    double *x = malloc((size_t)n * sizeof *x);
+    if (!x) {
+        rp->nomem = 1;
+        return;
+    }
+    size_t k = 0;
+    cJSON_ArrayForEach(v, ev) x[k++] = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+    qsort(x, k, sizeof *x, cmp_double);
+    free(l->evals);
+    l->evals = x;
+    l->nev = k;
+    l->ev_step = step;
+}
+
 static void collect(void *ctx, const cJSON *o)
 {
     report *rp = ctx;
@@ -269,45 +392,245 @@ static void collect(void *ctx, const cJSON *o)
         add_layer(rp, o);
     else if (!strcmp(type, "event"))
         add_event(rp, o);
+    if (rp->html && !strcmp(type, "layer"))
+        html_result(rp, o);
+    else if (rp->html && !strcmp(type, "spectrum"))
+        html_spectrum(rp, o);
+}
+
+static int cmp_step(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* One section of the page and the memory it points into. */
+typedef struct hpage {
+    at_run_section s;
+    int64_t *steps;
+    const char **names;
+    double *alpha;
+    at_esd_plot *esd;
+    char *subs; /* the spectra's subtitles, SUB_LEN bytes each */
+    char about[512];
+} hpage;
+
+enum { SUB_LEN = 160 };
+
+static void section_free(hpage *p)
+{
+    free(p->steps);
+    free(p->names);
+    free(p->alpha);
+    free(p->esd);
+    free(p->subs);
+}
+
+/* The heatmap of sec into p: its steps (every step any layer has a result at, ascending; the
+ * nsteps in p->steps on entry, with repeats), names and alpha matrix. 0, or -1 when out of
+ * memory. */
+static int section_map(const hsec *sec, hpage *p, size_t nsteps)
+{
+    qsort(p->steps, nsteps, sizeof *p->steps, cmp_step);
+    size_t u = 0;
+    for (size_t k = 0; k < nsteps; k++)
+        if (!u || p->steps[k] != p->steps[u - 1])
+            p->steps[u++] = p->steps[k];
+    size_t cells = sec->n * u;
+    if (!(p->alpha = malloc((cells ? cells : 1) * sizeof *p->alpha)))
+        return -1;
+    for (size_t k = 0; k < sec->n * u; k++)
+        p->alpha[k] = NAN;
+    for (size_t i = 0; i < sec->n; i++) {
+        p->names[i] = sec->l[i].name;
+        for (size_t k = 0; k < sec->l[i].n; k++) {
+            const int64_t *at =
+                bsearch(&sec->l[i].pts[k].step, p->steps, u, sizeof *p->steps, cmp_step);
+            p->alpha[i * u + (size_t)(at - p->steps)] = sec->l[i].pts[k].alpha;
+        }
+    }
+    p->s.map = (at_heatmap){
+        .nrows = sec->n, .ncols = u, .names = p->names, .steps = p->steps, .alpha = p->alpha};
+    return 0;
+}
+
+/* Layer l's latest spectrum into *e, with the fit of the result at its step. */
+static void section_esd(const hsec *sec, const hlayer *l, at_esd_plot *e, char *sub)
+{
+    const hpoint *fit = NULL;
+    for (size_t k = 0; k < l->n; k++)
+        if (l->pts[k].step == l->ev_step)
+            fit = &l->pts[k];
+    snprintf(sub, SUB_LEN, "run %s \xc2\xb7 step %lld \xc2\xb7 %zu eigenvalues", sec->run,
+             (long long)l->ev_step, l->nev);
+    at_mp mp;
+    *e = (at_esd_plot){.title = l->name,
+                       .subtitle = sub,
+                       .evals = l->evals,
+                       .n = l->nev,
+                       .status = fit && !isnan(fit->alpha) ? AT_FIT_SUCCESS : AT_FIT_FAILED,
+                       .alpha = fit ? fit->alpha : NAN,
+                       .xmin = fit ? fit->xmin : NAN,
+                       .D = fit ? fit->D : NAN,
+                       .mp_edge = fit && at_mp_fit(l->evals, l->nev, fit->Q, fit->M, &mp) == AT_OK
+                                      ? mp.bulk_max
+                                      : NAN};
+}
+
+/* The page's section of sec into *p (section_free frees it, also after a failure). 0, or -1
+ * when out of memory. */
+static int section_make(const report *rp, const hsec *sec, hpage *p)
+{
+    memset(p, 0, sizeof *p);
+    size_t total = 0, nl = sec->n ? sec->n : 1;
+    for (size_t i = 0; i < sec->n; i++)
+        total += sec->l[i].n;
+    p->steps = malloc((total ? total : 1) * sizeof *p->steps);
+    p->names = malloc(nl * sizeof *p->names);
+    p->esd = calloc(nl, sizeof *p->esd);
+    p->subs = malloc(nl * SUB_LEN);
+    if (!p->steps || !p->names || !p->esd || !p->subs)
+        return -1;
+    size_t nsteps = 0;
+    for (size_t i = 0; i < sec->n; i++)
+        for (size_t k = 0; k < sec->l[i].n; k++)
+            p->steps[nsteps++] = sec->l[i].pts[k].step;
+    if (section_map(sec, p, nsteps) < 0)
+        return -1;
+    int spectra = 0;
+    for (size_t i = 0; i < sec->n; i++)
+        if (sec->l[i].evals) {
+            section_esd(sec, &sec->l[i], &p->esd[i], p->subs + i * SUB_LEN);
+            spectra = 1;
+        }
+    const cJSON *h;
+    cJSON_ArrayForEach(h, rp->hellos) if (!strcmp(str(h, "run"), sec->run))
+        snprintf(p->about, sizeof p->about, "%s (%s) on %s, pid %.0f, a snapshot every %.0f steps",
+                 *str(h, "model") ? str(h, "model") : "unnamed model", str(h, "framework"),
+                 str(h, "host"), num(h, "pid"), num(h, "interval"));
+    p->s.run = sec->run;
+    p->s.view = sec->view;
+    p->s.about = p->about[0] ? p->about : NULL;
+    p->s.esd = spectra ? p->esd : NULL;
+    return 0;
+}
+
+/* --html: DIR/index.html from what collect kept. 0, or -1 after saying why not. */
+static int write_html(const report *rp, const char *dir, const char *log)
+{
+    hpage *pages = calloc(rp->nsec ? rp->nsec : 1, sizeof *pages);
+    at_run_section *secs = calloc(rp->nsec ? rp->nsec : 1, sizeof *secs);
+    int nev = cJSON_GetArraySize(rp->events);
+    at_run_event *ev = calloc(nev > 0 ? (size_t)nev : 1, sizeof *ev);
+    int ok = pages && secs && ev && !rp->nomem;
+    for (size_t i = 0; ok && i < rp->nsec; i++) {
+        ok = section_make(rp, &rp->sec[i], &pages[i]) == 0;
+        secs[i] = pages[i].s;
+    }
+    const cJSON *e;
+    size_t k = 0;
+    cJSON_ArrayForEach(e, rp->events)
+    {
+        if (!ev)
+            break;
+        double step = num(e, "step");
+        ev[k++] = (at_run_event){.run = str(e, "run"),
+                                 .kind = str(e, "kind"),
+                                 .text = str(e, "text"),
+                                 .step = isfinite(step) ? (int64_t)step : -1};
+    }
+    char *html = ok ? at_run_page_html(log, secs, rp->nsec, ev, k, NULL) : NULL;
+    int rc = at_cmd_save("report", dir, "index.html", html);
+    if (rc == 0)
+        fprintf(stderr, "alphatop report: wrote %s/index.html\n", dir);
+    free(html);
+    for (size_t i = 0; pages && i < rp->nsec; i++)
+        section_free(&pages[i]);
+    free(pages);
+    free(secs);
+    free(ev);
+    return rc;
+}
+
+static void report_free(report *rp)
+{
+    for (size_t i = 0; i < rp->nsec; i++) {
+        hsec *sec = &rp->sec[i];
+        for (size_t j = 0; j < sec->n; j++) {
+            free(sec->l[j].name);
+            free(sec->l[j].pts);
+            free(sec->l[j].evals);
+        }
+        free(sec->l);
+        free(sec->run);
+        free(sec->view);
+    }
+    free(rp->sec);
+    free(rp->l);
+    cJSON_Delete(rp->events);
+    cJSON_Delete(rp->hellos);
+}
+
+/* The first --csv pass: the columns, and with --html what the page needs. */
+typedef struct csv_pass {
+    cJSON *cols;
+    report *rp;
+} csv_pass;
+
+static void collect_csv(void *ctx, const cJSON *o)
+{
+    csv_pass *c = ctx;
+    collect_cols(c->cols, o);
+    if (c->rp->html)
+        collect(c->rp, o);
 }
 
 int cmd_report(int argc, char **argv)
 {
     int csv = 0, nargs = 0;
+    const char *html_dir = NULL;
     const at_arg_opt opts[] = {
         {.name = "csv",
          .kind = AT_ARG_FLAG,
          .value = &csv,
          .help = "every layer result as CSV instead (run, step, view, then the columns of watch "
                  "--headless)"},
+        {.name = "html",
+         .kind = AT_ARG_STRING,
+         .value = &html_dir,
+         .meta = "DIR",
+         .help = "also write DIR/index.html: per run a heatmap of alpha (layers x snapshots), each "
+                 "layer's alpha over time and, when the log has spectra (watch --record-spectra), "
+                 "its latest ESD with the fitted power law; DIR is created if missing"},
     };
-    const at_args_spec spec = {"report", "[--csv] LOG", report_about,   NULL, "LOG", 1,
-                               1,        opts,          AT_ARGS_N(opts)};
+    const at_args_spec spec = {
+        "report",       "[--csv] [--html DIR] LOG", report_about, NULL, "LOG", 1, 1, opts,
+        AT_ARGS_N(opts)};
     int rc = at_args_handle(&spec, argc, argv, &nargs);
     if (rc >= 0)
         return rc;
+    if (html_dir && at_cmd_out_dir("report", "--html", html_dir) < 0)
+        return AT_EXIT_USAGE;
     const char *path = argv[1];
+    report rp = {.events = cJSON_CreateArray(), .hellos = cJSON_CreateArray(), .html = !!html_dir};
     if (csv) {
-        cJSON *cols = cJSON_CreateArray();
-        rc = read_log(path, collect_cols, cols);
+        csv_pass pass = {cJSON_CreateArray(), &rp};
+        rc = read_log(path, collect_csv, &pass);
         if (rc >= 0) {
             const cJSON *c;
             printf("run,step,view,name");
-            cJSON_ArrayForEach(c, cols) printf(",%s", c->valuestring);
+            cJSON_ArrayForEach(c, pass.cols) printf(",%s", c->valuestring);
             putchar('\n');
-            rc = read_log(path, print_row, cols);
+            rc = read_log(path, print_row, pass.cols);
         }
-        cJSON_Delete(cols);
+        cJSON_Delete(pass.cols);
     } else {
-        report rp = {0};
-        rp.events = cJSON_CreateArray();
-        rp.hellos = cJSON_CreateArray();
         rc = read_log(path, collect, &rp);
         if (rc >= 0)
             print_report(&rp);
-        free(rp.l);
-        cJSON_Delete(rp.events);
-        cJSON_Delete(rp.hellos);
     }
+    if (rc >= 0 && html_dir && write_html(&rp, html_dir, path) < 0)
+        rc = AT_ERR_IO;
+    report_free(&rp);
     return rc < 0 ? AT_EXIT_PARTIAL : AT_EXIT_OK;
 }

@@ -1,0 +1,219 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* text.c -- a growing text buffer and the XML/HTML escape. */
+#include "text.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct at_text {
+    char *s;
+    size_t len, cap;
+    int status;
+};
+
+at_text *at_text_new(int *status)
+{
+    at_text *t = calloc(1, sizeof *t);
+    if (t)
+        t->s = malloc(t->cap = 256);
+    if (!t || !t->s) {
+        free(t);
+        if (status)
+            *status = AT_ERR_NOMEM;
+        return NULL;
+    }
+    t->s[0] = '\0';
+    return t;
+}
+
+void at_text_free(at_text *self)
+{
+    if (!self)
+        return;
+    free(self->s);
+    free(self);
+}
+
+/* Room for extra more bytes and the NUL; 0, or -1 (the buffer has failed). */
+static int reserve(at_text *t, size_t extra)
+{
+    if (t->status < 0)
+        return -1;
+    if (t->len + extra < t->cap)
+        return 0;
+    size_t cap = t->cap;
+    while (t->len + extra >= cap)
+        cap *= 2;
+    char *s = realloc(t->s, cap);
+    if (!s) {
+        t->status = AT_ERR_NOMEM;
+        t->len = 0;
+        t->s[0] = '\0';
+        return -1;
+    }
+    t->s = s;
+    t->cap = cap;
+    return 0;
+}
+
+static void put(at_text *t, const char *s, size_t n)
+{
+    if (reserve(t, n) < 0)
+        return;
+    memcpy(t->s + t->len, s, n);
+    t->len += n;
+    t->s[t->len] = '\0';
+}
+
+void at_text_puts(at_text *self, const char *s)
+{
+    put(self, s, strlen(s));
+}
+
+void at_text_printf(at_text *self, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || reserve(self, (size_t)n) < 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(self->s + self->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    self->len += (size_t)n;
+}
+
+/* Decodes the UTF-8 sequence at s (n bytes left, n >= 1): its length, and the code point in *cp,
+ * or 1 with *cp = 0xFFFD for a byte that does not start a well-formed sequence. */
+static size_t decode(const unsigned char *s, size_t n, uint32_t *cp)
+{
+    static const struct {
+        unsigned char lead_lo, lead_hi, mask;
+        size_t len;
+        uint32_t min;
+    } forms[] = {
+        {0xC2, 0xDF, 0x1F, 2, 0x80}, {0xE0, 0xEF, 0x0F, 3, 0x800}, {0xF0, 0xF4, 0x07, 4, 0x10000}};
+    *cp = 0xFFFD;
+    if (s[0] < 0x80) {
+        *cp = s[0];
+        return 1;
+    }
+    for (size_t f = 0; f < sizeof forms / sizeof forms[0]; f++) {
+        if (s[0] < forms[f].lead_lo || s[0] > forms[f].lead_hi)
+            continue;
+        if (n < forms[f].len)
+            return 1;
+        uint32_t v = s[0] & forms[f].mask;
+        for (size_t i = 1; i < forms[f].len; i++) {
+            if ((s[i] & 0xC0) != 0x80)
+                return 1;
+            v = v << 6 | (s[i] & 0x3F);
+        }
+        /* overlong forms, UTF-16 surrogates and values past U+10FFFF are not UTF-8 */
+        if (v < forms[f].min || (v >= 0xD800 && v <= 0xDFFF) || v > 0x10FFFF)
+            return 1;
+        *cp = v;
+        return forms[f].len;
+    }
+    return 1;
+}
+
+/* Whether code point cp may stand in XML 1.0 and HTML text as itself. */
+static int allowed(uint32_t cp)
+{
+    if (cp < 0x20)
+        return cp == '\t' || cp == '\n' || cp == '\r';
+    if (cp >= 0x7F && cp <= 0x9F)
+        return 0;
+    if (cp >= 0xFDD0 && cp <= 0xFDEF)
+        return 0;
+    return (cp & 0xFFFE) != 0xFFFE;
+}
+
+/* The characters of s (decoded as the escape does). */
+static size_t count_chars(const unsigned char *s, size_t n)
+{
+    size_t chars = 0;
+    uint32_t cp;
+    for (size_t i = 0; i < n; chars++)
+        i += decode(s + i, n - i, &cp);
+    return chars;
+}
+
+void at_text_escape(at_text *self, const char *s, size_t max_chars)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t n = strlen(s), chars = max_chars ? count_chars(u, n) : 0;
+    /* characters kept before and after the ellipsis */
+    size_t head = chars, tail_from = chars;
+    if (max_chars && chars > max_chars) {
+        size_t keep = max_chars > 1 ? max_chars - 1 : 0;
+        head = keep - keep / 2;
+        tail_from = chars - keep / 2;
+    }
+    size_t c = 0;
+    uint32_t cp;
+    for (size_t i = 0; i < n; c++) {
+        size_t len = decode(u + i, n - i, &cp);
+        if (c == head && head < tail_from)
+            put(self, "\xe2\x80\xa6", 3);
+        if (c < head || c >= tail_from) {
+            switch (cp) {
+            case '&':
+                at_text_puts(self, "&amp;");
+                break;
+            case '<':
+                at_text_puts(self, "&lt;");
+                break;
+            case '>':
+                at_text_puts(self, "&gt;");
+                break;
+            case '"':
+                at_text_puts(self, "&quot;");
+                break;
+            case '\'':
+                at_text_puts(self, "&#39;");
+                break;
+            default:
+                if (allowed(cp) && !(cp == 0xFFFD && len == 1))
+                    put(self, s + i, len);
+                else
+                    put(self, "\xef\xbf\xbd", 3);
+            }
+        }
+        i += len;
+    }
+}
+
+int at_text_status(const at_text *self)
+{
+    return self->status;
+}
+
+const char *at_text_str(const at_text *self)
+{
+    return self->s;
+}
+
+size_t at_text_len(const at_text *self)
+{
+    return self->len;
+}
+
+char *at_text_take(at_text *self, int *status)
+{
+    int st = self ? self->status : AT_ERR_NOMEM;
+    char *s = NULL;
+    if (st == AT_OK) {
+        s = self->s;
+        self->s = NULL;
+    }
+    at_text_free(self);
+    if (status)
+        *status = st;
+    return s;
+}
