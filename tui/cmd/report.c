@@ -1,4 +1,5 @@
-/* report.c -- `alphatop report LOG [--csv]`: summary of a recorded run, or its CSV. */
+/* report.c -- `alphatop report [--csv] [--html DIR] LOG`: summary of a recorded run, its CSV,
+ * and a page with its pictures. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
