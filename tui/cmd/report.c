@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* report.c -- `alphatop report [--csv] [--html DIR] LOG`: summary of a recorded run, its CSV,
  * and a page with its pictures. */
 #include <cjson/cJSON.h>

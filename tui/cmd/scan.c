@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* scan.c -- `alphatop scan`: HTSR metrics of every layer in checkpoint files. */
 #include <cjson/cJSON.h>
 #include <errno.h>
