@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "palette.h"
 #include "plot.h"
 
 double at_plot_px(const at_plot_frame *f, double x)
@@ -81,6 +82,45 @@ void at_tick_label(char *buf, size_t cap, double v)
             e++;
         }
         snprintf(buf, cap, "%.3ge%d", m, e);
+    }
+}
+
+void at_axis_ticks(at_text *t, const at_plot_frame *f, at_axis axis, const double *ticks, int n,
+                   int log, int grid, int px, const char *cls)
+{
+    const double bottom = f->top + f->height, right = f->left + f->width;
+    char lab[32], klass[48] = "";
+    if (cls)
+        snprintf(klass, sizeof klass, "class=\"%s\" ", cls);
+    for (int i = 0; i < n; i++) {
+        at_tick_label(lab, sizeof lab, log ? pow(10.0, ticks[i]) : ticks[i]);
+        if (axis == AT_AXIS_X) {
+            double x = at_plot_px(f, ticks[i]);
+            if (grid)
+                at_text_printf(t,
+                               "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" "
+                               "stroke=\"%s\"/>\n",
+                               x, f->top, x, bottom, AT_PLOT_GRID);
+            at_text_printf(t,
+                           "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"%s\"/>\n"
+                           "<text %sx=\"%.2f\" y=\"%.2f\" text-anchor=\"middle\" font-size=\"%d\" "
+                           "fill=\"%s\">%s</text>\n",
+                           x, bottom, x, bottom + 5, AT_PLOT_INK, klass, x, bottom + 18, px,
+                           AT_PLOT_INK, lab);
+        } else {
+            double y = at_plot_py(f, ticks[i]);
+            if (grid)
+                at_text_printf(t,
+                               "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" "
+                               "stroke=\"%s\"/>\n",
+                               f->left, y, right, y, AT_PLOT_GRID);
+            at_text_printf(t,
+                           "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"%s\"/>\n"
+                           "<text %sx=\"%.2f\" y=\"%.2f\" text-anchor=\"end\" font-size=\"%d\" "
+                           "fill=\"%s\">%s</text>\n",
+                           f->left - 5, y, f->left, y, AT_PLOT_INK, klass, f->left - 8, y + 4, px,
+                           AT_PLOT_INK, lab);
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 
+#include "plot.h"
 #include "text.h"
 
 /* The font every picture names: common sans-serif faces, then the generic family (nothing is
@@ -20,6 +21,15 @@ int at_ticks_linear(double lo, double hi, int want, double *out, int max);
  * decades fall inside, then linear ticks on the values for a range too short for those.
  * Returns the count. */
 int at_ticks_log(double lo, double hi, double *out, int max);
+
+/* Which axis of a frame ticks are drawn on: below it (x) or left of it (y). */
+typedef enum at_axis { AT_AXIS_X, AT_AXIS_Y } at_axis;
+
+/* Draws n ticks of axis on frame f: at each position (data units) a tick mark, with grid set a
+ * grid line across the frame, and a label at font size px (class cls, or none for NULL); on a
+ * log axis (log set) positions are log10 values and labels the values 10^position. */
+void at_axis_ticks(at_text *t, const at_plot_frame *f, at_axis axis, const double *ticks, int n,
+                   int log, int grid, int px, const char *cls);
 
 /* A short label of v in buf: "0", "0.05", "1.5", "12000", "2e-6", "1.2e7". */
 void at_tick_label(char *buf, size_t cap, double v);

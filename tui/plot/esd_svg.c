@@ -106,31 +106,10 @@ static void header(at_text *t, const at_esd_plot *p)
 static void axes(at_text *t, const at_plot_frame *f)
 {
     double ticks[32], bottom = f->top + f->height;
-    char lab[32];
     int n = at_ticks_log(f->x0, f->x1, ticks, 12);
-    for (int i = 0; i < n; i++) {
-        double x = at_plot_px(f, ticks[i]);
-        at_tick_label(lab, sizeof lab, pow(10.0, ticks[i]));
-        at_text_printf(t,
-                       "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"%s\"/>\n"
-                       "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"%s\"/>\n"
-                       "<text class=\"xtick\" x=\"%.2f\" y=\"%.2f\" text-anchor=\"middle\" "
-                       "fill=\"%s\">%s</text>\n",
-                       x, f->top, x, bottom, AT_PLOT_GRID, x, bottom, x, bottom + 5, AT_PLOT_INK, x,
-                       bottom + 18, AT_PLOT_INK, lab);
-    }
+    at_axis_ticks(t, f, AT_AXIS_X, ticks, n, 1, 1, 12, "xtick");
     n = at_ticks_log(f->y0, f->y1, ticks, 10);
-    for (int i = 0; i < n; i++) {
-        double y = at_plot_py(f, ticks[i]);
-        at_tick_label(lab, sizeof lab, pow(10.0, ticks[i]));
-        at_text_printf(t,
-                       "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"%s\"/>\n"
-                       "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"%s\"/>\n"
-                       "<text class=\"ytick\" x=\"%.2f\" y=\"%.2f\" text-anchor=\"end\" "
-                       "fill=\"%s\">%s</text>\n",
-                       f->left, y, f->left + f->width, y, AT_PLOT_GRID, f->left - 5, y, f->left, y,
-                       AT_PLOT_INK, f->left - 8, y + 4, AT_PLOT_INK, lab);
-    }
+    at_axis_ticks(t, f, AT_AXIS_Y, ticks, n, 1, 1, 12, "ytick");
     at_text_printf(t,
                    "<text x=\"%.2f\" y=\"%.2f\" text-anchor=\"middle\" fill=\"%s\">eigenvalue "
                    "\xce\xbb (log scale)</text>\n"

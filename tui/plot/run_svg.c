@@ -179,27 +179,10 @@ char *at_series_svg(const char *title, const int64_t *steps, const double *alpha
                    at_plot_py(&f, AT_ALPHA_BURNT_BELOW) - at_plot_py(&f, AT_ALPHA_RAW_ABOVE),
                    AT_PLOT_BAND);
     double ticks[16];
-    char lab[32];
     int nt = at_ticks_linear(f.y0, f.y1, 4, ticks, 16);
-    for (int i = 0; i < nt; i++) {
-        double y = at_plot_py(&f, ticks[i]);
-        at_tick_label(lab, sizeof lab, ticks[i]);
-        at_text_printf(t,
-                       "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"%s\"/>\n"
-                       "<text x=\"%.2f\" y=\"%.2f\" text-anchor=\"end\" font-size=\"11\" "
-                       "fill=\"%s\">%s</text>\n",
-                       f.left - 4, y, f.left, y, AT_PLOT_INK, f.left - 6, y + 4, AT_PLOT_INK, lab);
-    }
+    at_axis_ticks(t, &f, AT_AXIS_Y, ticks, nt, 0, 0, 11, NULL);
     nt = at_ticks_linear(f.x0, f.x1, 3, ticks, 16);
-    for (int i = 0; i < nt; i++) {
-        double x = at_plot_px(&f, ticks[i]);
-        at_tick_label(lab, sizeof lab, ticks[i]);
-        at_text_printf(t,
-                       "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"%s\"/>\n"
-                       "<text x=\"%.2f\" y=\"%.2f\" text-anchor=\"middle\" font-size=\"11\" "
-                       "fill=\"%s\">%s</text>\n",
-                       x, bottom, x, bottom + 4, AT_PLOT_INK, x, bottom + 17, AT_PLOT_INK, lab);
-    }
+    at_axis_ticks(t, &f, AT_AXIS_X, ticks, nt, 0, 0, 11, NULL);
     at_text_printf(t,
                    "<text x=\"%.2f\" y=\"%.2f\" text-anchor=\"middle\" font-size=\"11\" "
                    "fill=\"%s\">step</text>\n",

@@ -144,6 +144,10 @@ static size_t count_chars(const unsigned char *s, size_t n)
     return chars;
 }
 
+/* The characters XML and HTML give a meaning, and how each is written as text. */
+static const char specials[] = "&<>\"'";
+static const char *const entities[] = {"&amp;", "&lt;", "&gt;", "&quot;", "&#39;"};
+
 void at_text_escape(at_text *self, const char *s, size_t max_chars)
 {
     const unsigned char *u = (const unsigned char *)s;
@@ -162,28 +166,13 @@ void at_text_escape(at_text *self, const char *s, size_t max_chars)
         if (c == head && head < tail_from)
             put(self, "\xe2\x80\xa6", 3);
         if (c < head || c >= tail_from) {
-            switch (cp) {
-            case '&':
-                at_text_puts(self, "&amp;");
-                break;
-            case '<':
-                at_text_puts(self, "&lt;");
-                break;
-            case '>':
-                at_text_puts(self, "&gt;");
-                break;
-            case '"':
-                at_text_puts(self, "&quot;");
-                break;
-            case '\'':
-                at_text_puts(self, "&#39;");
-                break;
-            default:
-                if (allowed(cp) && !(cp == 0xFFFD && len == 1))
-                    put(self, s + i, len);
-                else
-                    put(self, "\xef\xbf\xbd", 3);
-            }
+            const char *sp = cp && cp < 0x80 ? strchr(specials, (int)cp) : NULL;
+            if (sp)
+                at_text_puts(self, entities[sp - specials]);
+            else if (allowed(cp) && !(cp == 0xFFFD && len == 1))
+                put(self, s + i, len);
+            else
+                put(self, "\xef\xbf\xbd", 3);
         }
         i += len;
     }
