@@ -307,6 +307,29 @@ class ReportHtml(Common):
             want = tuple(int(fill[i:i + 2], 16) for i in (1, 3, 5))
             self.assertTrue(near(px[int(y)][int(x)], want, 3), (fill, px[int(y)][int(x)]))
 
+    def test_untrusted_values(self):
+        """Numbers that are not numbers, out of range or unsorted: read as missing, no crash."""
+        odd = self.path("odd.atlog")
+        write_runlog(odd, [
+            {"type": "layer", "run": "x", "step": "soon", "view": "w", "name": "a",
+             "status": "success", "alpha": "high", "M": 1e300},
+            {"type": "layer", "run": "x", "step": 1e300, "view": "w", "name": "a",
+             "status": "success", "alpha": 3.0, "xmin": 1.0, "Q": -1, "M": -5},
+            {"type": "spectrum", "run": "x", "step": 1e300, "view": "w", "name": "a",
+             "evals": [5, "x", None, 1, 3, 2, 4, 0.5, 8, 13, 9, 1.5, 2.5]},
+            {"type": "event", "kind": "stop", "run": "x", "step": -1e300, "text": None},
+        ])
+        r = run("report", "--html", self.path("out"), odd)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.check_page(self.path("out", "index.html"))
+
+    def test_bad_html_directory(self):
+        blocker = self.path("file")
+        open(blocker, "w").close()
+        r = run("report", "--html", blocker, self.log)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn(f"alphatop report: --html {blocker}: not a directory", r.stderr)
+
     def test_missing_log(self):
         r = run("report", "--html", self.path("out"), self.path("nope.atlog"))
         self.assertEqual(r.returncode, 1)

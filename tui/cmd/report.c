@@ -92,6 +92,14 @@ static double num(const cJSON *o, const char *key)
     return cJSON_IsNumber(v) ? v->valuedouble : NAN;
 }
 
+/* A whole number of o (a step, a count): -1 when missing, not a number or out of range (a log is
+ * untrusted, and converting those to an integer is undefined). */
+static int64_t inum(const cJSON *o, const char *key)
+{
+    double v = num(o, key);
+    return v >= -9.2e18 && v <= 9.2e18 ? (int64_t)v : -1;
+}
+
 static lsum *find(report *rp, const char *run, const char *view, const char *name)
 {
     for (size_t i = 0; i < rp->n; i++)
@@ -115,7 +123,7 @@ static void add_layer(report *rp, const cJSON *o)
     lsum *s = find(rp, str(o, "run"), *str(o, "view") ? str(o, "view") : "w", str(o, "name"));
     if (!s)
         return;
-    int64_t step = (int64_t)num(o, "step");
+    int64_t step = inum(o, "step");
     if (!strcmp(str(o, "status"), "error")) {
         s->errors++;
         return;
@@ -344,12 +352,12 @@ static void html_result(report *rp, const cJSON *o)
         return;
     }
     int ok = !strcmp(str(o, "status"), "success");
-    l->pts[l->n++] = (hpoint){.step = (int64_t)num(o, "step"),
+    l->pts[l->n++] = (hpoint){.step = inum(o, "step"),
                               .alpha = ok ? num(o, "alpha") : NAN,
                               .xmin = num(o, "xmin"),
                               .D = num(o, "D"),
                               .Q = num(o, "Q"),
-                              .M = isfinite(num(o, "M")) ? (int64_t)num(o, "M") : 0};
+                              .M = inum(o, "M")};
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -363,7 +371,7 @@ static void html_spectrum(report *rp, const cJSON *o)
 {
     const cJSON *ev = cJSON_GetObjectItemCaseSensitive(o, "evals"), *v;
     int n = cJSON_GetArraySize(ev);
-    int64_t step = (int64_t)num(o, "step");
+    int64_t step = inum(o, "step");
     hlayer *l =
         html_layer(rp, str(o, "run"), *str(o, "view") ? str(o, "view") : "w", str(o, "name"));
     if (!l) {
@@ -378,7 +386,15 @@ static void html_spectrum(report *rp, const cJSON *o)
         return;
     }
     size_t k = 0;
-    cJSON_ArrayForEach(v, ev) x[k++] = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+    cJSON_ArrayForEach(v, ev)
+    {
+        if (cJSON_IsNumber(v) && isfinite(v->valuedouble))
+            x[k++] = v->valuedouble;
+    }
+    if (!k) {
+        free(x);
+        return;
+    }
     qsort(x, k, sizeof *x, cmp_double);
     free(l->evals);
     l->evals = x;
@@ -535,11 +551,10 @@ static int write_html(const report *rp, const char *dir, const char *log)
     {
         if (!ev)
             break;
-        double step = num(e, "step");
         ev[k++] = (at_run_event){.run = str(e, "run"),
                                  .kind = str(e, "kind"),
                                  .text = str(e, "text"),
-                                 .step = isfinite(step) ? (int64_t)step : -1};
+                                 .step = inum(e, "step")};
     }
     char *html = ok ? at_run_page_html(log, secs, rp->nsec, ev, k, NULL) : NULL;
     int rc = at_cmd_save("report", dir, "index.html", html);
