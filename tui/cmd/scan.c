@@ -1,5 +1,7 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* scan.c -- `alphatop scan`: HTSR metrics of every layer in checkpoint files. */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +16,9 @@
 #include "ckpt_args.h"
 #include "commands.h"
 #include "metrics_fmt.h"
+#include "page.h"
 #include "pair.h"
+#include "plot_out.h"
 
 static const char about[] =
     "HTSR metrics of every layer in checkpoint files, in exact mode (the reference's numbers)\n"
@@ -25,7 +29,8 @@ static const char about[] =
     "little-endian float32 with --shape. Every 2-D or 4-D F32/F16/BF16/F64 tensor whose name ends\n"
     "in 'weight' is a layer; LoRA pairs '*lora_A*weight' + '*lora_B*weight' are analysed as one\n"
     "layer B A; tied copies and integer/FP8 tensors are listed as skipped.\n"
-    "Output (stdout): an aligned table per file and its model summary, or --json / --csv.\n";
+    "Output (stdout): an aligned table per file and its model summary, or --json / --csv.\n"
+    "--plot DIR also writes each layer's ESD picture (SVG) and a page of all layers (HTML).\n";
 
 static const char notes[] =
     "Errors (unreadable file or layer, size mismatch, NaN/Inf or all-zero weights) go to\n"
@@ -62,6 +67,9 @@ typedef struct scan {
     int name_width;
     int progress; /* stderr is a terminal: live layer counter, erased before other output */
     int failed;
+    const char *plot_dir; /* --plot: the pictures and the page go here */
+    at_scan_page *page;
+    unsigned pictures; /* SVG files written */
 } scan;
 
 /* What one row of the report stands for. */
@@ -135,6 +143,12 @@ static void note_row(const scan *s, const char *file, const char *name, const ch
     SHOW(f_, file);
     SHOW(n_, name);
     SHOW(m_, msg);
+    if (s->page) {
+        char text[sizeof m_ + 10];
+        snprintf(text, sizeof text, "%s: %s", key, msg);
+        at_scan_page_add(s->page,
+                         &(at_scan_row){.file = file, .name = name, .shape = shape, .note = text});
+    }
     if (s->format == OUT_JSON) {
         cJSON *o = cJSON_CreateObject();
         if (o && cJSON_AddStringToObject(o, "type", "layer") && add_text(o, "file", file) &&
@@ -183,6 +197,20 @@ static void note(const scan *s, const char *file, const char *name, const char *
     fprintf(stderr, "alphatop scan: %s: %s: %s\n", SHOW(f_, file), SHOW(n_, name), msg);
 }
 
+/* Why layer m was skipped, e.g. "skipped: too few eigenvalues for a fit (8 < --min-evals 10)". */
+static void skip_reason(const scan *s, const at_metrics *m, char *text, size_t cap)
+{
+    if (m->num_evals < s->hopts.min_evals)
+        snprintf(text, cap, "skipped: too few eigenvalues for a fit (%lld < --min-evals %lld)",
+                 (long long)m->num_evals, (long long)s->hopts.min_evals);
+    else if (m->num_evals > s->hopts.max_evals)
+        snprintf(text, cap, "skipped: %lld eigenvalues > --max-evals %lld", (long long)m->num_evals,
+                 (long long)s->hopts.max_evals);
+    else
+        snprintf(text, cap, "skipped: N = %lld > max_N %lld", (long long)m->N,
+                 (long long)s->hopts.max_N);
+}
+
 static void emit_metrics(scan *s, const char *file, const job *j, const char *shape,
                          const at_metrics *m)
 {
@@ -210,16 +238,7 @@ static void emit_metrics(scan *s, const char *file, const job *j, const char *sh
         at_fmt_csv_row(stdout, SHOW(f_, file), SHOW(n_, j->name), m, s->flags);
     } else if (m->status == AT_FIT_SKIPPED) {
         char text[160];
-        if (m->num_evals < s->hopts.min_evals)
-            snprintf(text, sizeof text,
-                     "skipped: too few eigenvalues for a fit (%lld < --min-evals %lld)",
-                     (long long)m->num_evals, (long long)s->hopts.min_evals);
-        else if (m->num_evals > s->hopts.max_evals)
-            snprintf(text, sizeof text, "skipped: %lld eigenvalues > --max-evals %lld",
-                     (long long)m->num_evals, (long long)s->hopts.max_evals);
-        else
-            snprintf(text, sizeof text, "skipped: N = %lld > max_N %lld", (long long)m->N,
-                     (long long)s->hopts.max_N);
+        skip_reason(s, m, text, sizeof text);
         at_fmt_table_note(stdout, s->name_width, SHOW(n_, j->name), shape, text);
     } else {
         at_fmt_table_row(stdout, s->name_width, SHOW(n_, j->name), shape, m, s->flags);
@@ -331,6 +350,51 @@ static int merge_lora(scan *s, const char *file, const job *j, const char *shape
     return 0;
 }
 
+/* --plot: writes the ESD picture of the row just analysed (m) and adds the row to the page. The
+ * eigenvalues are the analyzer's, so this runs before its next job. */
+static void plot_layer(scan *s, const char *file, const job *j, const char *shape,
+                       const at_metrics *m)
+{
+    char note[200] = "", svg_file[128], sub[700];
+    size_t n = 0;
+    const double *evals = at_analyzer_evals(s->an, &n);
+    at_scan_row row = {.file = file, .name = j->name, .shape = shape, .m = m, .note = note};
+    char *svg = NULL;
+    if (m->status == AT_FIT_SKIPPED) {
+        skip_reason(s, m, note, sizeof note);
+    } else if (!evals) {
+        snprintf(note, sizeof note, "no ESD picture: %s",
+                 j->lora_b && !s->merge ? "a LoRA pair is analysed from its factors"
+                                        : "--fast keeps no exact spectrum");
+    } else {
+        at_mp mp;
+        snprintf(sub, sizeof sub, "%s \xc2\xb7 %s \xc2\xb7 %zu eigenvalues", file, shape, n);
+        at_esd_plot p = {.title = j->name,
+                         .subtitle = sub,
+                         .evals = evals,
+                         .n = n,
+                         .status = m->status,
+                         .alpha = m->alpha,
+                         .xmin = m->xmin,
+                         .D = m->D,
+                         .mp_edge =
+                             at_mp_fit(evals, n, m->Q, m->M, &mp) == AT_OK ? mp.bulk_max : NAN};
+        svg = at_esd_svg(&p, NULL);
+        at_plot_file_name(svg_file, sizeof svg_file, ++s->pictures, j->name);
+        progress_clear(s);
+        if (at_cmd_save("scan", s->plot_dir, svg_file, svg) == 0) {
+            row.svg = svg;
+            row.svg_file = svg_file;
+        } else {
+            s->failed = 1;
+            snprintf(note, sizeof note, "no ESD picture: %s could not be written", svg_file);
+        }
+    }
+    if (at_scan_page_add(s->page, &row) < 0)
+        s->failed = 1;
+    free(svg);
+}
+
 static void scan_job(scan *s, const at_ckpt *c, const job *j, at_summary *sum)
 {
     const char *file = at_ckpt_path(c);
@@ -388,6 +452,8 @@ static void scan_job(scan *s, const at_ckpt *c, const job *j, at_summary *sum)
         return;
     }
     emit_metrics(s, file, j, shape, &m);
+    if (s->page)
+        plot_layer(s, file, j, shape, &m);
     at_summary_add(sum, &m);
 }
 
@@ -543,6 +609,14 @@ static int parse_args(scan *s, int argc, char **argv, int *nfiles)
                  "FILEs of one model, in order, are successive snapshots: warm updates, unchanged "
                  "layers skipped (column/field \"mode\"); updates (--base) and unmerged LoRA pairs "
                  "stay exact"},
+        {.name = "plot",
+         .kind = AT_ARG_STRING,
+         .value = &s->plot_dir,
+         .meta = "DIR",
+         .help = "also write every layer's eigenvalue spectrum as DIR/NNN-LAYER.svg (log-log "
+                 "density, fitted power law, xmin, Marchenko-Pastur bulk edge) and DIR/index.html, "
+                 "a page of every layer with alpha coloured by the healthy band and its picture; "
+                 "DIR is created if missing, files in it are overwritten"},
     };
     const at_args_spec spec = {"scan", "[OPTIONS] FILE...", about, notes, "FILE...", 1, -1,
                                opts,   AT_ARGS_N(opts)};
@@ -562,6 +636,8 @@ static int parse_args(scan *s, int argc, char **argv, int *nfiles)
     if (layers && at_cmd_regex("scan", layers, &s->re) < 0)
         return AT_EXIT_USAGE;
     s->have_re = layers != NULL;
+    if (s->plot_dir && at_cmd_out_dir("scan", "--plot", s->plot_dir) < 0)
+        return AT_EXIT_USAGE;
     return -1;
 }
 
@@ -587,10 +663,12 @@ int cmd_scan(int argc, char **argv)
     ao.fast = s.fast;
     ao.htsr = s.hopts;
     ao.delta_exact = 1; /* --fast analyses updates in exact mode (see the help) */
+    ao.keep_evals = s.plot_dir != NULL;
     s.an = at_analyzer_new(&ao, NULL);
     s.lora = s.merge ? at_lora_new() : NULL;
+    s.page = s.plot_dir ? at_scan_page_new(NULL) : NULL;
     int exit_code = AT_EXIT_OK;
-    if (!files || !s.an || (s.merge && !s.lora)) {
+    if (!files || !s.an || (s.merge && !s.lora) || (s.plot_dir && !s.page)) {
         fputs("alphatop scan: out of memory\n", stderr);
         exit_code = AT_EXIT_PARTIAL;
         goto done;
@@ -616,6 +694,15 @@ int cmd_scan(int argc, char **argv)
         at_fmt_csv_header(stdout, "file", s.flags);
     for (int f = 0; f < nfiles; f++)
         scan_file(&s, files[f], f == 0);
+    if (s.page) {
+        char *html = at_scan_page_html(s.page, NULL);
+        if (at_cmd_save("scan", s.plot_dir, "index.html", html) < 0)
+            s.failed = 1;
+        else
+            fprintf(stderr, "alphatop scan: wrote %s/index.html (%u ESD picture%s)\n", s.plot_dir,
+                    s.pictures, s.pictures == 1 ? "" : "s");
+        free(html);
+    }
     if (s.failed)
         exit_code = AT_EXIT_PARTIAL;
 done:
@@ -625,6 +712,7 @@ done:
     at_ckpt_close(s.base);
     at_analyzer_free(s.an);
     at_lora_free(s.lora);
+    at_scan_page_free(s.page);
     for (size_t i = 0; i < s.nfst; i++) {
         at_fast_state_free(s.fst[i]);
         free(s.fst_name[i]);
