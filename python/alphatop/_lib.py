@@ -1,13 +1,16 @@
-"""Loads libalphatop_agent.so and declares the C API of agent/include/alphatop/agent.h.
+"""Loads libalphatop_agent.so and declares the C API of agent/include/alphatop/agent.h; finds
+and loads the package's C libraries (libalphatop_core.so: alphatop._core).
 
-The library is looked up, in order: $ALPHATOP_LIB (the .so file, or a directory holding it);
-next to this package (where `cmake --install` puts it); the build trees of a source checkout
-(build*/agent/ beside python/); then the dynamic loader's own search (LD_LIBRARY_PATH, ldconfig).
+A library is looked up, in order: its environment variable ($ALPHATOP_LIB for the agent,
+$ALPHATOP_CORE_LIB for the core: the .so file, or a directory holding it); next to this package
+(where `cmake --install` puts it); the build trees of a source checkout (build*/agent/ or
+build*/core/ beside python/); then the dynamic loader's own search (LD_LIBRARY_PATH, ldconfig).
 """
 
 import ctypes
 import glob
 import os
+import threading
 
 LIBNAME = "libalphatop_agent.so"
 
@@ -69,17 +72,67 @@ class Stats(ctypes.Structure):
     ]
 
 
-def _candidates():
-    env = os.environ.get("ALPHATOP_LIB")
-    if env:
-        yield os.path.join(env, LIBNAME) if os.path.isdir(env) else env
+def candidates(libname, env, subdir):
+    """Where a library of the package is looked up, in order (see the module's doc)."""
+    value = os.environ.get(env)
+    if value:
+        yield os.path.join(value, libname) if os.path.isdir(value) else value
         return
     here = os.path.dirname(os.path.abspath(__file__))
-    yield os.path.join(here, LIBNAME)
+    yield os.path.join(here, libname)
     # A source checkout: python/alphatop/ -> the repository root, then its build directories.
     root = os.path.dirname(os.path.dirname(here))
-    yield from sorted(glob.glob(os.path.join(root, "build*", "agent", LIBNAME)))
-    yield LIBNAME
+    yield from sorted(glob.glob(os.path.join(root, "build*", subdir, libname)))
+    yield libname
+
+
+def load_library(libname, env, subdir, declare, mirrors, header):
+    """The first library of candidates() that loads, has every function declare() declares,
+    and whose structs are as big as their ctypes mirrors: mirrors maps a size function
+    ("at_agent_opts_size") to its mirror. Raises LibraryNotFound, saying where it looked and
+    how to build the library."""
+    tried = []
+    for path in candidates(libname, env, subdir):
+        if os.sep in path and not os.path.exists(path):
+            tried.append(path + " (missing)")
+            continue
+        try:
+            lib = declare(ctypes.CDLL(path))
+        except (OSError, AttributeError) as e:
+            tried.append(f"{path} ({e})")
+            continue
+        # The library writes into our copies of these structs: they must agree.
+        wrong = [
+            f"{fn[: -len('_size')]} is {getattr(lib, fn)()} bytes there, "
+            f"{ctypes.sizeof(mirror)} here"
+            for fn, mirror in mirrors.items()
+            if getattr(lib, fn)() != ctypes.sizeof(mirror)
+        ]
+        if wrong:
+            tried.append(f"{path} (built from another {header}: {'; '.join(wrong)})")
+            continue
+        return lib
+    raise LibraryNotFound(
+        f"alphatop: cannot load the library {libname}. Tried:\n  "
+        + "\n  ".join(tried)
+        + "\nBuild it with `cmake -S . -B build && cmake --build build -j2` in the alphatop"
+        f" repository (it lands in build/{subdir}/), then set {env}=/path/to/build/{subdir}"
+        " or install with `cmake --install build` (see docs/python.md)."
+    )
+
+
+def cached(load):
+    """A function returning load()'s result, calling it once (thread-safe)."""
+    lock = threading.Lock()
+    box = []
+
+    def get():
+        with lock:
+            if not box:
+                box.append(load())
+            return box[0]
+
+    return get
 
 
 def _declare(lib):
@@ -108,6 +161,12 @@ def _declare(lib):
         "at_strerror": (c.c_char_p, [c.c_int]),
         "at_proto_default_endpoint": (c.c_int, [c.c_char_p, c.c_size_t]),
     }
+    return declare(lib, sigs)
+
+
+def declare(lib, sigs):
+    """Sets restype and argtypes of lib's functions from sigs, {name: (restype, argtypes)};
+    AttributeError when one is missing. Returns lib."""
     for name, (restype, argtypes) in sigs.items():
         fn = getattr(lib, name)
         fn.restype = restype
@@ -116,33 +175,8 @@ def _declare(lib):
 
 
 def load():
-    """Returns the loaded library (ctypes.CDLL) with its functions declared.
-
-    Raises LibraryNotFound, saying where it looked and how to build the library.
-    """
-    tried = []
-    for path in _candidates():
-        if os.sep in path and not os.path.exists(path):
-            tried.append(path + " (missing)")
-            continue
-        try:
-            lib = _declare(ctypes.CDLL(path))
-        except (OSError, AttributeError) as e:
-            tried.append(f"{path} ({e})")
-            continue
-        # at_agent_opts_default writes the C struct's size into our copy: they must agree.
-        size = lib.at_agent_opts_size()
-        if size != ctypes.sizeof(Opts):
-            tried.append(
-                f"{path} (built from another agent.h: at_agent_opts is {size} bytes there, "
-                f"{ctypes.sizeof(Opts)} here)"
-            )
-            continue
-        return lib
-    raise LibraryNotFound(
-        "alphatop: cannot load the agent library " + LIBNAME + ". Tried:\n  "
-        + "\n  ".join(tried)
-        + "\nBuild it with `cmake -S . -B build && cmake --build build -j2` in the alphatop"
-        " repository (it lands in build/agent/), then set ALPHATOP_LIB=/path/to/build/agent"
-        " or install with `cmake --install build` (see docs/python.md)."
-    )
+    """Returns the agent library (ctypes.CDLL) with its functions declared. Raises
+    LibraryNotFound."""
+    # Opts is read now, not at import: a test swaps in a wrong mirror to see it refused.
+    return load_library(LIBNAME, "ALPHATOP_LIB", "agent", _declare,
+                        {"at_agent_opts_size": Opts}, "agent.h")

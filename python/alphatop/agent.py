@@ -8,23 +8,13 @@ that do not fit the in-flight budget are dropped whole and counted (see `stats`)
 import ctypes
 import os
 import socket
-import threading
 
 import numpy as np
 
 from . import _lib
 
-_lib_handle = None
-_lib_lock = threading.Lock()
-
-
-def library():
-    """The loaded agent library (loaded on first use). Raises _lib.LibraryNotFound."""
-    global _lib_handle
-    with _lib_lock:
-        if _lib_handle is None:
-            _lib_handle = _lib.load()
-        return _lib_handle
+# The loaded agent library (loaded on first use). Raises _lib.LibraryNotFound.
+library = _lib.cached(_lib.load)
 
 
 def default_endpoint():
