@@ -106,7 +106,7 @@ def expected_layers(model):
     return out
 
 
-def heavy_tailed_(model, seed, df=3.0, scale=0.02):
+def heavy_tailed_(model, seed, df=2.5, scale=0.02):
     """Fills every parameter of model with seeded Student-t noise (heavy-tailed, like trained
     weights), so fits land in a realistic range."""
     rng = np.random.default_rng(seed)
