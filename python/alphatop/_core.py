@@ -159,8 +159,9 @@ def tensor(pointer, dtype, kind, shape):
     return t
 
 
-class Analyzer:
+class Analyzer(_lib.Owner):
     """One at_analyzer: every layer analysed on it reuses its workspaces. One thread at a time.
+    close() (or a with block) frees it.
 
     fast: fast mode (docs/fast.md; each call a cold, one-off analysis); min_evals, max_evals,
     max_N: which layers are skipped; detx, mp_fit, traps, seed: the optional metrics.
@@ -207,19 +208,5 @@ class Analyzer:
         warning = "" if m.status == FIT_SKIPPED else lib.at_warning_reference_name(m.warning).decode()
         return status, warning, lib.at_mode_name(m.mode).decode()
 
-    def close(self):
-        handle, self._handle = self._handle, None
-        if handle:
-            self._lib.at_analyzer_free(handle)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
+    def _free(self, handle):
+        self._lib.at_analyzer_free(handle)

@@ -121,6 +121,31 @@ def load_library(libname, env, subdir, declare, mirrors, header):
     )
 
 
+class Owner:
+    """Base of the objects that own a C handle (self._handle): close() frees it once, through
+    the subclass's _free(handle); also on leaving a with block and when garbage collected."""
+
+    _handle = None
+
+    def close(self):
+        handle, self._handle = self._handle, None
+        if handle:
+            self._free(handle)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        # Interpreter shutdown may already have torn down ctypes: never raise from here.
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
 def cached(load):
     """A function returning load()'s result, calling it once (thread-safe)."""
     lock = threading.Lock()

@@ -39,7 +39,7 @@ def _run_id():
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-class Agent:
+class Agent(_lib.Owner):
     """One run's connection to the monitor.
 
     endpoint: "ipc://..." or "tcp://host:port"; None: $ALPHATOP_ENDPOINT or the local default.
@@ -247,19 +247,7 @@ class Agent:
 
     def close(self):
         """Sends goodbye and waits at most linger_ms for queued messages. Idempotent."""
-        handle, self._handle = self._handle, None
-        if handle is not None:
-            self._lib.at_agent_free(handle)
+        super().close()
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        # Interpreter shutdown may already have torn down ctypes: never raise from here.
-        try:
-            self.close()
-        except Exception:
-            pass
+    def _free(self, handle):
+        self._lib.at_agent_free(handle)

@@ -168,19 +168,21 @@ def _memory_keys(t):
 
 
 class _Ties:
-    """First name of every tensor seen, to report later names of the same storage once."""
+    """First name of every tensor seen, so a later name of the same storage is reported once."""
 
     def __init__(self):
         self.first = {}
 
-    def tied_to(self, name, t):
+    def skip_reason(self, name, t):
+        """Why t (named name) is no layer -- tied to an earlier tensor, or not a matrix -- or
+        None when it may be one."""
         keys = _memory_keys(t)
         for k in keys:
             if k in self.first:
-                return self.first[k]
+                return f"tied: the same storage as {self.first[k]}, analysed once"
         for k in keys:
             self.first[k] = name
-        return None
+        return _not_a_matrix(name, t)
 
 
 # -- PyTorch models -------------------------------------------------------------------------
@@ -277,9 +279,7 @@ def _torch_items(model):
         prefix = mname + "." if mname else ""
         for pname, p in module.named_parameters(recurse=False):
             name = prefix + pname
-            first = ties.tied_to(name, p)
-            reason = f"tied: the same storage as {first}, analysed once" if first else None
-            reason = reason or _not_a_matrix(name, p)
+            reason = ties.skip_reason(name, p)
             if reason:
                 yield name, reason
                 continue
@@ -298,9 +298,7 @@ def _state_items(tensors):
         if not hasattr(t, "shape") or not hasattr(t, "dtype"):
             yield name, f"not a tensor: {type(t).__name__}"
             continue
-        first = ties.tied_to(name, t)
-        reason = f"tied: the same storage as {first}, analysed once" if first else None
-        reason = reason or _not_a_matrix(name, t)
+        reason = ties.skip_reason(name, t)
         if reason:
             yield name, reason
             continue
