@@ -173,9 +173,10 @@ class Analyzer(_lib.Owner):
         o = AnalyzerOpts()
         self._lib.at_analyzer_opts_default(ctypes.byref(o))
         o.fast = 1 if fast else 0
-        o.htsr.min_evals, o.htsr.max_evals, o.htsr.max_N = int(min_evals), int(max_evals), int(max_N)
-        o.htsr.detx, o.htsr.mp_fit, o.htsr.traps = int(bool(detx)), int(bool(mp_fit)), int(bool(traps))
-        o.htsr.seed = int(seed)
+        h = o.htsr
+        h.min_evals, h.max_evals, h.max_N = int(min_evals), int(max_evals), int(max_N)
+        h.detx, h.mp_fit, h.traps = int(bool(detx)), int(bool(mp_fit)), int(bool(traps))
+        h.seed = int(seed)
         status = ctypes.c_int(0)
         self._handle = self._lib.at_analyzer_new(ctypes.byref(o), ctypes.byref(status))
         if not self._handle:
@@ -192,7 +193,8 @@ class Analyzer(_lib.Owner):
         rc = self._lib.at_analyzer_run(self._handle, ctypes.byref(job), ctypes.byref(m), None)
         if rc >= 0:
             return m, None
-        return self.absent(), self._lib.at_analyzer_last_error(self._handle).decode(errors="replace")
+        detail = self._lib.at_analyzer_last_error(self._handle)
+        return self.absent(), detail.decode(errors="replace")
 
     def absent(self):
         """Metrics of a layer that has none (integers -1, doubles NaN)."""
@@ -205,7 +207,9 @@ class Analyzer(_lib.Owner):
         reference's labels: a failed fit is "over-trained"; a skipped layer has none)."""
         lib = self._lib
         status = lib.at_fit_status_name(m.status).decode()
-        warning = "" if m.status == FIT_SKIPPED else lib.at_warning_reference_name(m.warning).decode()
+        warning = lib.at_warning_reference_name(m.warning).decode()
+        if m.status == FIT_SKIPPED:
+            warning = ""
         return status, warning, lib.at_mode_name(m.mode).decode()
 
     def _free(self, handle):

@@ -232,7 +232,8 @@ def _module_weight(nn, module, mname, ndim):
         return None, None, f"normalization layer: {cls} is not analysed (as in the reference)"
     if family:
         return None, None, f"unrecognised: {cls} has a {ndim}-D weight (select it with layers=)"
-    return None, None, f"unrecognised: {cls} is no layer type alphatop knows (select it with layers=)"
+    return None, None, (f"unrecognised: {cls} is no layer type alphatop knows (select it with "
+                        f"layers=)")
 
 
 def _torch_layers(nn, module, mname, pname, p, name, layer_id):

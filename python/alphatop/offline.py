@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from . import _core
-from .layers import LORA_KINDS, describe_skipped, lora_partner, select
+from .layers import describe_skipped, lora_partner, select
 
 _log = logging.getLogger("alphatop")
 
@@ -196,7 +196,8 @@ def _torch_load(path):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
     if not isinstance(obj, dict):
-        raise ValueError(f"alphatop.analyze: {path}: holds a {type(obj).__name__}, not a state dict")
+        raise ValueError(
+            f"alphatop.analyze: {path}: holds a {type(obj).__name__}, not a state dict")
     return obj
 
 

@@ -95,7 +95,8 @@ class _File(collections.abc.Mapping):
         info = self._header[name]
         dtype = info.get("dtype")
         if dtype not in _NUMPY and dtype != "BF16":
-            raise ValueError(f"{self.path}: {name}: dtype {dtype} not supported (F16, F32, F64, BF16)")
+            raise ValueError(
+                f"{self.path}: {name}: dtype {dtype} not supported (F16, F32, F64, BF16)")
         if self._map is None:
             self._map = np.memmap(self.path, dtype=np.uint8, mode="r")
         begin, end = info["data_offsets"]
