@@ -35,6 +35,16 @@ void at_analyzer_opts_default(at_analyzer_opts *o)
     o->keep_evals = 0;
 }
 
+size_t at_analyzer_opts_size(void)
+{
+    return sizeof(at_analyzer_opts);
+}
+
+size_t at_metrics_size(void)
+{
+    return sizeof(at_metrics);
+}
+
 at_analyzer *at_analyzer_new(const at_analyzer_opts *o, int *status)
 {
     at_analyzer *self = calloc(1, sizeof *self);

@@ -65,6 +65,11 @@ typedef struct at_analyzer at_analyzer;
 /* Fills *o with the defaults above. */
 AT_EXPORT void at_analyzer_opts_default(at_analyzer_opts *o);
 
+/* sizeof(at_analyzer_opts) and sizeof(at_metrics) in this build: a binding that mirrors the
+ * structs (the Python package's ctypes) checks them before the library writes into its copies. */
+AT_EXPORT size_t at_analyzer_opts_size(void);
+AT_EXPORT size_t at_metrics_size(void);
+
 /* New analyzer with a copy of *o (NULL: defaults). Caller owns return value (at_analyzer_free);
  * NULL on error with *status (may be NULL) set to AT_ERR_NOMEM. */
 AT_EXPORT at_analyzer *at_analyzer_new(const at_analyzer_opts *o, int *status);
