@@ -241,6 +241,92 @@ static void test_run_phases(void **state)
     at_phase_tracker_free(t);
 }
 
+/* log_norm of the memorised run below at snapshot i (1-based): flat to 10; then layer "a"
+ * grows by up_a and "b" by up_b per snapshot to 15 (a restructuring: one layer grows while
+ * the sum falls); then both shrink by 0.02 per snapshot to 30 (weight decay's cleanup); then
+ * both grow by 0.03, past their earlier maximum (weights inflating in burnt layers). */
+static double memorised_log_norm(int i, double up)
+{
+    double v = 3.0;
+    if (i > 10)
+        v += up * ((i < 15 ? i : 15) - 10);
+    if (i > 15)
+        v -= 0.02 * ((i < 30 ? i : 30) - 15);
+    if (i > 30)
+        v += 0.03 * (i - 30);
+    return v;
+}
+
+/* A run whose layers are burnt from the start memorised: pre-grokking, then over-fit, and
+ * alphas say nothing more. It groks when every layer shrinks and the summed squared norm
+ * falls by 0.06 (log10) over a span of 30 % of the steps; one layer growing while the sum
+ * falls is not enough. It then stays grokking (the burnt layers predate it), and its burnt
+ * layers inflating later are not a collapse (growth-weighted alpha 1.4 < 2.8). */
+static void test_memorised_run_groks_by_cleanup(void **state)
+{
+    (void)state;
+    at_phase_tracker *t = at_phase_tracker_new(NULL);
+    at_stop_rules *rules = NULL;
+    assert_int_equal(at_stop_rules_parse("collapse", &rules, NULL, 0), AT_OK);
+    at_run_phase seen[8];
+    int64_t since[8], at[8];
+    size_t ns = 0;
+    for (int i = 1; i <= 60; i++) {
+        int64_t step = 1000 * (int64_t)i;
+        fx_record a = fixture_layer(step, "a", 128, 1.4, memorised_log_norm(i, 0.03), 0);
+        fx_record b = fixture_layer(step, "b", 128, 1.4, memorised_log_norm(i, -0.1), 0);
+        assert_int_equal(at_phase_tracker_feed_layer(t, step, a.name, &a.m, NAN), AT_OK);
+        assert_int_equal(at_phase_tracker_feed_layer(t, step, b.name, &b.m, NAN), AT_OK);
+        const at_phase_event *ev;
+        size_t n;
+        assert_int_equal(at_phase_tracker_end_snapshot(t, step, &ev, &n), AT_OK);
+        for (size_t k = 0; k < n; k++)
+            if (ev[k].kind == AT_EVENT_RUN_PHASE && ns < 8) {
+                at[ns] = ev[k].step;
+                since[ns] = ev[k].since_step;
+                seen[ns++] = (at_run_phase)ev[k].to;
+            }
+        assert_int_equal(at_stop_rules_eval(rules, t, NULL), 0);
+    }
+    assert_int_equal(ns, 3);
+    assert_int_equal(seen[0], AT_RUN_PRE_GROKKING);
+    assert_int_equal(seen[1], AT_RUN_OVERFIT);
+    assert_int_equal(since[1], 3000);
+    /* "a" grows until 15000; its least-squares slope over the span (13000..19000, the latest
+     * snapshots back to 70 % of the step) turns negative at 19000, when the sum's fit has
+     * fallen by 0.1 over the span; 3 snapshots confirm at 21000 */
+    assert_int_equal(seen[2], AT_RUN_GROKKING);
+    assert_int_equal(since[2], 19000);
+    assert_int_equal(at[2], 21000);
+    at_run_state run;
+    at_phase_tracker_run(t, &run);
+    assert_int_equal(run.phase, AT_RUN_GROKKING);
+    assert_non_null(strstr(run.collapse_evidence, "heavy-tailed layers (alpha 1.40 < 2.80)"));
+    at_stop_rules_free(rules);
+    at_phase_tracker_free(t);
+}
+
+/* The same run without the cleanup (norms flat after the restructuring) never groks. */
+static void test_memorised_run_without_cleanup(void **state)
+{
+    (void)state;
+    at_phase_tracker *t = at_phase_tracker_new(NULL);
+    for (int i = 1; i <= 45; i++) {
+        int64_t step = 1000 * (int64_t)i;
+        double up = i <= 15 ? 0.0 : -0.001 * (i - 15); /* -0.001 per snapshot: too slow */
+        fx_record a = fixture_layer(step, "a", 128, 1.4, 3.0 + up, 0);
+        fx_record b = fixture_layer(step, "b", 128, 1.4, 3.0 + up, 0);
+        assert_int_equal(at_phase_tracker_feed_layer(t, step, a.name, &a.m, NAN), AT_OK);
+        assert_int_equal(at_phase_tracker_feed_layer(t, step, b.name, &b.m, NAN), AT_OK);
+        assert_int_equal(at_phase_tracker_end_snapshot(t, step, NULL, NULL), AT_OK);
+    }
+    at_run_state run;
+    at_phase_tracker_run(t, &run);
+    assert_int_equal(run.phase, AT_RUN_OVERFIT);
+    assert_int_equal(run.phase_since, 3000);
+    at_phase_tracker_free(t);
+}
+
 static void test_scalars(void **state)
 {
     (void)state;
@@ -268,6 +354,8 @@ int main(void)
         cmocka_unit_test(test_failed_and_skipped),
         cmocka_unit_test(test_trends),
         cmocka_unit_test(test_run_phases),
+        cmocka_unit_test(test_memorised_run_groks_by_cleanup),
+        cmocka_unit_test(test_memorised_run_without_cleanup),
         cmocka_unit_test(test_scalars),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
