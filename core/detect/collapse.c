@@ -14,6 +14,8 @@
  * on how often the trainer publishes (a burst of growth between close snapshots is not a
  * trend). All must hold for opts.collapse_confirm consecutive snapshots covering at least
  * opts.collapse_hold of the steps so far:
+ *   grokked     the run has been grokking (a run that never generalised, like a transformer
+ *               memorising without weight decay, inflates its weights the same way);
  *   trained     most eigenvalues belong to layers that are healthy or burnt (not raw);
  *   growing     the summed log_norm rises at >= GROWTH_MIN per 1000 steps and stands at its
  *               running maximum;
@@ -22,7 +24,9 @@
  *               way (while it falls the run is still grokking; while it rises it is unlearning
  *               or regularising, not inflating);
  *   not heavy-tailed growth  the layers' median alphas over the span, each weighted by how
- *               fast that layer's squared norm grows, average at least opts.collapse_alpha_min. */
+ *               fast that layer's squared norm grows, average at least opts.collapse_alpha_min.
+ * Over the same spans it measures weight decay's cleanup (every layer shrinking), by which
+ * phase.c dates the grokking of a run that memorised first. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
