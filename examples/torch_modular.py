@@ -41,9 +41,6 @@ import time
 
 import torch
 
-LAYERS = ("embed", "attn.W_Q", "attn.W_K", "attn.W_V", "attn.W_O", "mlp.W_in", "mlp.W_out",
-          "unembed")
-
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
