@@ -67,10 +67,10 @@ typedef enum at_record_kind {
     AT_RECORD_EV_DROP = 7,      /* "drop": snapshots dropped, or one arrived incomplete */
     AT_RECORD_EV_ERROR = 8,     /* "error": a rejected message, an analysis or log error */
     AT_RECORD_EV_INFO = 9,      /* "info": base weights received, LoRA skipped in fast mode,
-                                   accepting connections again after the descriptor limit */
+                                   accepting stopped or resumed at the descriptor limit */
     AT_RECORD_EV_WARNING = 10,  /* "warning": the feed's warning at start (no Curve, a readable
                                    key file, an empty allow-list), refused connections, a
-                                   stop_ack no stop asked for, the descriptor limit reached */
+                                   stop_ack no stop asked for */
     AT_RECORD_EV_COUNT = 11     /* number of kinds (not a kind) */
 } at_record_kind;
 
