@@ -68,6 +68,14 @@ int at_test_corpus(const char *dir, int (*fn)(const uint8_t *data, size_t size),
     return rc;
 }
 
+int at_test_count_lines(const char *s)
+{
+    int n = 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
 int at_test_clean_text(const char *s, size_t n, char *why, size_t cap)
 {
     static const uint32_t min[5] = {0, 0, 0x80, 0x800, 0x10000}; /* shortest forms */

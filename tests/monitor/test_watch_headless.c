@@ -334,15 +334,6 @@ static void test_stop_rule_stops_trainer(void **state)
     free(g);
 }
 
-/* Counts lines of text. */
-static int count_lines(const char *s)
-{
-    int n = 0;
-    for (; *s; s++)
-        n += *s == '\n';
-    return n;
-}
-
 static void test_record_survives_sigkill(void **state)
 {
     (void)state;
@@ -391,7 +382,7 @@ static void test_record_survives_sigkill(void **state)
     assert_int_equal(truncate(log, sb.st_size - 3), 0);
     char *torn = NULL;
     assert_int_equal(mon_run(rargs, &torn, TIMEOUT), 0);
-    assert_int_equal(count_lines(torn), count_lines(printed) - 1);
+    assert_int_equal(at_test_count_lines(torn), at_test_count_lines(printed) - 1);
     assert_int_equal(strncmp(torn, printed, strlen(torn)), 0);
     char *csv = NULL;
     const char *cargs[] = {"report", "--csv", log, NULL};
