@@ -4,7 +4,8 @@
  * protocol's reason name; the feed's notices are a warning (refused connections) or info (the
  * descriptor limit), not "rejected a message"; a stop_ack no stop asked for is a warning and
  * counted, never an acknowledgement; the final stats line counts all of it; the feed's warning
- * (--insecure) is said on the notes stream and as a warning event. */
+ * (--insecure) is said on the notes stream and as a warning event; a run id in the notes is
+ * escaped. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,9 +13,11 @@
 
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "engine.h"
 #include "record.h"
@@ -209,11 +212,54 @@ static void test_insecure_warning(void **state)
     at_model_free(m);
 }
 
+/* The per-run log's note names the run as the trainer sent it, escaped for the terminal. */
+static void test_run_id_escaped_in_notes(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/at-notices-XXXXXX", cwd[1024];
+    assert_non_null(mkdtemp(dir));
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    assert_int_equal(chdir(dir), 0); /* the default log goes to the working directory */
+    const item script[] = {
+        {AT_OK, AT_PROTO_E_NONE, NULL, msg_of(AT_PROTO_HELLO, "r\x1b[2J\xe2\x80\xae")}};
+    src s = {script, 1, 0, 0};
+    at_engine_source es = {.ctx = &s, .next = src_next, .stop = src_stop};
+    at_engine_opts o;
+    at_engine_opts_default(&o);
+    o.source = &es;
+    o.notes = tmpfile();
+    at_model *m = at_model_new();
+    char err[256] = "", notes[1024] = "", why[128];
+    at_engine *e = at_engine_new(&o, m, err, sizeof err);
+    if (!e)
+        fail_msg("engine: %s", err);
+    assert_int_equal(at_engine_run(e, &s.done), 0);
+    at_engine_free(e);
+    rewind(o.notes);
+    size_t n = fread(notes, 1, sizeof notes - 1, o.notes);
+    notes[n] = '\0';
+    if (at_test_clean_text(notes, n, why, sizeof why))
+        fail_msg("%s in %s", why, notes);
+    assert_non_null(
+        strstr(notes, "alphatop: recording run r\\x1b[2J\\u202e to alphatop-r__2J___-"));
+    fclose(o.notes);
+    at_model_free(m);
+    DIR *d = opendir(".");
+    assert_non_null(d);
+    for (struct dirent *f; (f = readdir(d));)
+        if (f->d_name[0] != '.')
+            unlink(f->d_name);
+    closedir(d);
+    assert_int_equal(chdir(cwd), 0);
+    assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rejections_notices_acks),
         cmocka_unit_test(test_insecure_warning),
+        cmocka_unit_test(test_run_id_escaped_in_notes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,6 +7,7 @@
 #include <zmq.h>
 
 #include "alphatop/phase.h"
+#include "alphatop/text.h"
 #include "ckpt.h"
 #include "clock.h"
 #include "exitcode.h"
@@ -145,15 +146,15 @@ static int hook_run_new(void *ctx, int run, const char *id, void **data)
     if (!r)
         return AT_ERR_NOMEM;
     if (!self->shared_log && !(self->o.record && !strcmp(self->o.record, "-"))) {
-        char path[512];
+        char path[512], id_[AT_TEXT_ESCAPE_CAP(AT_PROTO_MAX_ID)];
         int st;
         at_runlog_default_path(path, sizeof path, id);
         r->log = at_runlog_open(path, &st);
-        if (self->o.notes)
+        if (self->o.notes) /* the id is a trainer's: escaped for the terminal */
             fprintf(self->o.notes,
                     r->log ? "alphatop: recording run %s to %s\n"
                            : "alphatop: cannot record run %s to %s\n",
-                    id, path);
+                    at_text_show(id_, sizeof id_, id), path);
         if (!r->log)
             at_model_add_event(self->model, run, -1, -1, AT_EVENT_ERROR,
                                "cannot open the run log: this run is not recorded");
