@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* `alphatop watch` on a non-loopback tcp address: refused without Curve keys (exit 2); with
  * --curve-key/--curve-allow a trainer holding an allowed key is analysed, while a trainer with an
  * unknown key and one without Curve are never heard: their refused connections are a warning

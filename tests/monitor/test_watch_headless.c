@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_watch_headless.c -- `alphatop watch --headless` end to end: a trainer (the C agent)
  * publishes seeded and oracle matrices; the monitor's JSON lines must carry the alpha that
  * at_htsr_analyze computes on the same data (and the reference's, for the oracle layer); bad

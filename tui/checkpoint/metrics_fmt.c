@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* metrics_fmt.c -- at_metrics as JSON, CSV and table rows; the model summary. */
 #include "metrics_fmt.h"
 

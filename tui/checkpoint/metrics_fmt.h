@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* metrics_fmt.h -- one layer's at_metrics as a JSON object, a CSV row or an aligned table row,
  * and the model summary of docs/metrics.md.
  *
