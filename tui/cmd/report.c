@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "alphatop/phase.h"
+#include "alphatop/text.h"
 #include "args.h"
 #include "commands.h"
 #include "metrics_fmt.h"
@@ -246,6 +247,26 @@ static void add_event(report *rp, const at_record *r)
         rp->nomem = 1;
 }
 
+/* s for people: escaped by text.h, so no control character, escape sequence, line break or
+ * byte that is not UTF-8 from a log reaches the terminal. Caller owns return value (free);
+ * NULL when out of memory. */
+static char *shown(const char *s)
+{
+    size_t n = strlen(s), cap = AT_TEXT_ESCAPE_CAP(n);
+    char *t = malloc(cap);
+    if (t)
+        at_text_escape(t, cap, s, n);
+    return t;
+}
+
+/* printf's "%s" of s shown (as shown() does), padded to width (negative: left-aligned). */
+static void put_shown(int width, const char *s)
+{
+    char *t = shown(s);
+    printf("%*s", width, t ? t : "?");
+    free(t);
+}
+
 static void fmt_at(char *buf, size_t cap, double v, int64_t step)
 {
     if (step < 0 || !isfinite(v))
@@ -256,15 +277,22 @@ static void fmt_at(char *buf, size_t cap, double v, int64_t step)
 
 static void print_report(const report *rp)
 {
-    for (size_t i = 0; i < rp->hellos.n; i++)
-        printf("run %s: %s\n", rp->hellos.v[i].run, rp->hellos.v[i].text);
+    for (size_t i = 0; i < rp->hellos.n; i++) {
+        fputs("run ", stdout);
+        put_shown(0, rp->hellos.v[i].run);
+        fputs(": ", stdout);
+        put_shown(0, rp->hellos.v[i].text);
+        putchar('\n');
+    }
     const char *run = NULL;
     for (size_t i = 0; i < rp->n; i++) {
         const lsum *s = &rp->l[i];
         if (!run || strcmp(run, s->run)) {
             run = s->run;
-            printf("\nrun %s\n%-28s %-5s %8s %14s %14s %14s %7s %s\n", run, "layer", "view",
-                   "results", "first alpha", "last alpha", "min alpha", "traps", "phases");
+            fputs("\nrun ", stdout);
+            put_shown(0, run);
+            printf("\n%-28s %-5s %8s %14s %14s %14s %7s %s\n", "layer", "view", "results",
+                   "first alpha", "last alpha", "min alpha", "traps", "phases");
         }
         char first[32], last[32], min[32], traps[32];
         fmt_at(first, sizeof first, s->first, s->first_step);
@@ -275,8 +303,9 @@ static void print_report(const report *rp)
                      (long long)s->traps_step);
         else
             snprintf(traps, sizeof traps, "0");
-        printf("%-28s %-5s %8d %14s %14s %14s %7s %s", s->name, s->view, s->results, first, last,
-               min, traps, *s->phases ? s->phases : "-");
+        put_shown(-28, s->name);
+        printf(" %-5s %8d %14s %14s %14s %7s %s", s->view, s->results, first, last, min, traps,
+               *s->phases ? s->phases : "-");
         if (s->errors)
             printf(" (%d errors)", s->errors);
         putchar('\n');
@@ -287,8 +316,23 @@ static void print_report(const report *rp)
         char at[32] = "";
         if (e->step >= 0)
             snprintf(at, sizeof at, "step %lld ", (long long)e->step);
-        printf("  %-9s %s%s%s%s\n", e->kind, at, e->run, *e->run ? ": " : "", e->text);
+        printf("  %-9s %s", e->kind, at);
+        put_shown(0, e->run);
+        fputs(*e->run ? ": " : "", stdout);
+        put_shown(0, e->text);
+        putchar('\n');
     }
+}
+
+/* One CSV field: text from the log shown as for people (shown(): control characters, line
+ * breaks, bidi marks and invalid bytes escaped, a backslash doubled), then quoted as RFC 4180
+ * requires (a comma or a quote). Every field of report --csv takes this one rule, the one scan
+ * --csv has, so a row is always one line and a spreadsheet gets no control character. */
+static void csv_text(FILE *f, const char *s)
+{
+    char *t = shown(s);
+    at_fmt_csv_field(f, t ? t : "?");
+    free(t);
 }
 
 /* CSV: run, step, view, name, then every other column of the layer records in first-seen
@@ -309,7 +353,7 @@ static void csv_cell(void *ctx, const at_record_column *c)
     if (c->type == AT_COLUMN_NUMBER)
         fprintf(f, "%.17g", c->number);
     else if (c->type == AT_COLUMN_STRING)
-        at_fmt_csv_field(f, c->string);
+        csv_text(f, c->string);
     else if (c->type == AT_COLUMN_SHAPE)
         for (int d = 0; d < c->ndim; d++)
             fprintf(f, d ? "x%lld" : "%lld", (long long)c->shape[d]);
@@ -366,9 +410,9 @@ static void print_row(void *ctx, const at_record *r)
     if (!row.cells)
         return;
     at_record_layer_columns(r, csv_cell, &row);
-    at_fmt_csv_field(stdout, r->run);
+    csv_text(stdout, r->run);
     printf(",%lld,%s,", (long long)r->step, at_record_view_name(r->u.layer.view));
-    at_fmt_csv_field(stdout, r->u.layer.name);
+    csv_text(stdout, r->u.layer.name);
     for (int i = 0; i < cols->n; i++) {
         printf(",%s", row.cells[i] ? row.cells[i] : "");
         free(row.cells[i]);
@@ -685,8 +729,10 @@ int cmd_report(int argc, char **argv)
         rc = read_log(path, collect_csv, &pass);
         if (rc >= 0) {
             printf("run,step,view,name");
-            for (int i = 0; i < pass.cols.n; i++)
-                printf(",%s", pass.cols.v[i]);
+            for (int i = 0; i < pass.cols.n; i++) {
+                putchar(',');
+                csv_text(stdout, pass.cols.v[i]);
+            }
             putchar('\n');
             rc = read_log(path, print_row, &pass.cols);
         }

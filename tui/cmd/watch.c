@@ -64,8 +64,8 @@ int cmd_watch(int argc, char **argv)
          .value = &o.curve_key,
          .meta = "FILE",
          .help = "CurveZMQ: this monitor's key file (from alphatop-keygen), default "
-                 "$ALPHATOP_CURVE_KEY; with --curve-allow, required for tcp on a non-loopback "
-                 "address (docs/protocol.md section 8)"},
+                 "$ALPHATOP_CURVE_KEY; with --curve-allow, required on an endpoint other machines "
+                 "may reach (docs/protocol.md section 8)"},
         {.name = "curve-allow",
          .kind = AT_ARG_STRING,
          .value = &o.curve_allow,
@@ -75,8 +75,9 @@ int cmd_watch(int argc, char **argv)
         {.name = "insecure",
          .kind = AT_ARG_FLAG,
          .value = &o.allow_insecure,
-         .help = "allow plain tcp on a non-loopback address (anyone who reaches it can send "
-                 "snapshots and read stop requests)"},
+         .help = "listen without CurveZMQ on an endpoint other machines may reach, whatever the "
+                 "transport: tcp, ws or wss beyond loopback, pgm, epgm, vmci, tipc (anyone who "
+                 "reaches it can send snapshots and read stop requests)"},
         {.name = "headless",
          .kind = AT_ARG_FLAG,
          .value = &headless,

@@ -7,6 +7,7 @@
 #include <zmq.h>
 
 #include "alphatop/phase.h"
+#include "alphatop/text.h"
 #include "ckpt.h"
 #include "clock.h"
 #include "exitcode.h"
@@ -39,7 +40,9 @@ struct at_engine {
     at_runlog *shared_log;
     int64_t snapshots_done;
     int done, exit_code;
-    int log_failing; /* a log write failed; reported once until a write succeeds */
+    int log_failing;       /* a log write failed; reported once until a write succeeds */
+    at_record_stats stats; /* messages, rejections and unexpected acks seen; the feed's
+                              connection counters are added at the end (emit_stats) */
     char endpoint[512];
 };
 
@@ -143,15 +146,15 @@ static int hook_run_new(void *ctx, int run, const char *id, void **data)
     if (!r)
         return AT_ERR_NOMEM;
     if (!self->shared_log && !(self->o.record && !strcmp(self->o.record, "-"))) {
-        char path[512];
+        char path[512], id_[AT_TEXT_ESCAPE_CAP(AT_PROTO_MAX_ID)];
         int st;
         at_runlog_default_path(path, sizeof path, id);
         r->log = at_runlog_open(path, &st);
-        if (self->o.notes)
+        if (self->o.notes) /* the id is a trainer's: escaped for the terminal */
             fprintf(self->o.notes,
                     r->log ? "alphatop: recording run %s to %s\n"
                            : "alphatop: cannot record run %s to %s\n",
-                    id, path);
+                    at_text_show(id_, sizeof id_, id), path);
         if (!r->log)
             at_model_add_event(self->model, run, -1, -1, AT_EVENT_ERROR,
                                "cannot open the run log: this run is not recorded");
@@ -349,6 +352,12 @@ static void handle_msg(at_engine *self, const at_proto_msg *msg)
         at_runlog *log = log_of(self, run);
         if (log)
             at_runlog_flush(log);
+    } else if (msg->type == AT_PROTO_STOP_ACK && !r->stop_sent) {
+        /* Anyone who can connect may send one: it must not read as the trainer stopping. */
+        self->stats.unexpected_acks++;
+        at_ingest_event(self->ingest, run, -1, -1, (at_record_event){.kind = AT_RECORD_EV_WARNING},
+                        "run %s acknowledged a stop that was never sent to it (ignored): %s",
+                        msg->run, msg->u.reason);
     } else if (msg->type == AT_PROTO_STOP_ACK) {
         r->acked = 1;
         at_ingest_event(self->ingest, run, -1, -1, (at_record_event){.kind = AT_RECORD_EV_ACK},
@@ -433,10 +442,25 @@ static void update_state(at_engine *self)
     }
 }
 
-static void on_reject(at_engine *self, const char *what)
+/* A message the source rejected (an error event with its reason), or one of the feed's notices
+ * between messages: refused connections (AT_ERR_AUTH, a warning) and accepting stopped or
+ * resumed at the descriptor limit (AT_ERR_IO, info). */
+static void on_reject(at_engine *self, int rc, const at_proto_error *e)
 {
-    at_ingest_event(self->ingest, -1, -1, -1, (at_record_event){.kind = AT_RECORD_EV_ERROR},
-                    "rejected a message: %s", what);
+    if (rc == AT_ERR_AUTH || rc == AT_ERR_IO) {
+        at_record_kind k = rc == AT_ERR_AUTH ? AT_RECORD_EV_WARNING : AT_RECORD_EV_INFO;
+        at_ingest_event(self->ingest, -1, -1, -1, (at_record_event){.kind = k}, "%s", e->message);
+        return;
+    }
+    int known = e->reason > AT_PROTO_E_NONE && e->reason < AT_PROTO_E_COUNT;
+    if (known) {
+        self->stats.rejected++;
+        self->stats.rejected_by[e->reason]++;
+    }
+    at_ingest_event(self->ingest, -1, -1, -1,
+                    (at_record_event){.kind = AT_RECORD_EV_ERROR,
+                                      .reason = known ? at_proto_reason_name(e->reason) : NULL},
+                    "rejected a message: %s", e->message);
 }
 
 int at_engine_step(at_engine *self)
@@ -450,11 +474,12 @@ int at_engine_step(at_engine *self)
         if (rc == AT_ERR_AGAIN)
             break;
         if (rc < 0) {
-            on_reject(self, e.message);
+            on_reject(self, rc, &e);
             if (rc == AT_ERR_NET)
                 break;
             continue;
         }
+        self->stats.messages++;
         handle_msg(self, m);
     }
     at_job *job;
@@ -479,6 +504,21 @@ int at_engine_pollitems(at_engine *self, zmq_pollitem_t *items, int max)
     return n;
 }
 
+/* The final stats line: the engine's counts and the feed's refused connections and pauses. */
+static void emit_stats(at_engine *self)
+{
+    at_record rec = {.type = AT_RECORD_STATS, .step = -1};
+    rec.u.stats = self->stats;
+    if (self->feed) {
+        at_feed_stats fs;
+        at_feed_stats_get(self->feed, &fs);
+        rec.u.stats.auth_denied = fs.auth_denied;
+        rec.u.stats.handshake_failed = fs.handshake_failed;
+        rec.u.stats.accept_pauses = fs.accept_pauses;
+    }
+    emit(self, -1, &rec);
+}
+
 int at_engine_run(at_engine *self, volatile int *interrupted)
 {
     while (!self->done && !*interrupted) {
@@ -488,6 +528,7 @@ int at_engine_run(at_engine *self, volatile int *interrupted)
         zmq_poll(items, n, 100);
         at_engine_step(self);
     }
+    emit_stats(self);
     return at_engine_exit_code(self);
 }
 
@@ -547,6 +588,17 @@ static int feed_open(at_engine *self, const at_engine_opts *opts, char *err, siz
         return AT_ERR_NET;
     self->src = (at_engine_source){.ctx = self, .next = feed_next, .stop = feed_stop};
     snprintf(self->endpoint, sizeof self->endpoint, "%s", at_feed_endpoint(self->feed));
+    /* No Curve beyond loopback (--insecure), a key file others can read, an empty allow-list:
+     * said at start, and kept as warning events (the view's events panel, the log). */
+    const char *w = at_feed_warning(self->feed);
+    while (*w) {
+        int n = (int)strcspn(w, "\n");
+        if (opts->notes)
+            fprintf(opts->notes, "alphatop: warning: %.*s\n", n, w);
+        at_ingest_event(self->ingest, -1, -1, -1, (at_record_event){.kind = AT_RECORD_EV_WARNING},
+                        "%.*s", n, w);
+        w += n + (w[n] == '\n');
+    }
     return AT_OK;
 }
 

@@ -11,7 +11,8 @@
  *      "mode":M,"kind":K,"shape":[...]}
  *     {"type":"scalars","run":ID,"step":S,"values":{NAME:VALUE,...}}
  *     {"type":"event","kind":K,"run":ID,"step":S,"layer":NAME, ...,"text":T}
- * with K one of hello, goodbye, phase, run_phase, trap, stop, ack, drop, error, info.
+ *     {"type":"stats",...}   (the last line of at_engine_run: rejections by reason, ...)
+ * with K one of hello, goodbye, phase, run_phase, trap, stop, ack, drop, error, info, warning.
  *
  * Threading: every call on the UI thread; the worker runs on its own thread. The UI thread
  * zmq_polls at_engine_pollitems (plus its own stdin) and calls at_engine_step whenever one is
@@ -44,7 +45,7 @@ typedef struct at_engine_opts {
     const char *endpoint;           /* where to listen; NULL: $ALPHATOP_ENDPOINT or the default */
     const char *curve_key;          /* CurveZMQ key file and trainers' allow-list (feed.h); both */
     const char *curve_allow;        /* NULL: $ALPHATOP_CURVE_KEY / $ALPHATOP_CURVE_ALLOW if set */
-    int allow_insecure;             /* plain tcp on a non-loopback address allowed */
+    int allow_insecure;             /* listen beyond loopback without Curve (feed.h) */
     FILE *json_out;                 /* headless JSON lines go here (flushed per line); NULL: none */
     const char *record;             /* run log path; NULL: one default path per run; "-": none */
     int record_weights;             /* also record every snapshot's raw weights */
@@ -83,7 +84,7 @@ int at_engine_pollitems(at_engine *self, zmq_pollitem_t *items, int max);
 int at_engine_step(at_engine *self);
 
 /* Runs the engine alone (headless) until it finishes or *interrupted becomes non-zero (a
- * signal handler's flag). Returns the exit code (exitcode.h). */
+ * signal handler's flag), then writes the stats record. Returns the exit code (exitcode.h). */
 int at_engine_run(at_engine *self, volatile int *interrupted);
 
 /* 1 once the engine has finished (a stop rule fired and the trainer acknowledged or the

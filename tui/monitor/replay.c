@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* replay.c -- a run log back into the model or out as JSON lines (see replay.h). */
 #include "replay.h"
 
@@ -140,20 +141,45 @@ int at_replay_load(at_model *model, const char *path, char *note, size_t notelen
     return n;
 }
 
+/* replay --headless: what it printed, and what it could not print. */
+typedef struct printer {
+    FILE *out;
+    int skipped; /* records the schema does not read (or cannot write again) */
+} printer;
+
 static int print_one(void *ctx, const at_runlog_record *raw, const at_record *r)
 {
-    FILE *out = ctx;
+    printer *p = ctx;
+    (void)raw;
     /* Spectra are recorded for the view only; watch --headless never printed them. */
     if (r && r->type == AT_RECORD_SPECTRUM)
         return 0;
-    fwrite(raw->json, 1, raw->json_len, out);
-    fputc('\n', out);
+    /* A log is untrusted input: every line is the record as the schema writes it again (valid
+     * UTF-8 JSON, controls escaped, known fields only), never the stored bytes. For what the
+     * monitor wrote, that is the same text. */
+    size_t len;
+    char *text = r ? at_record_encode(r, &len, NULL) : NULL;
+    if (!text) {
+        p->skipped++;
+        return 0;
+    }
+    fwrite(text, 1, len, p->out);
+    fputc('\n', p->out);
+    at_record_text_free(text);
     return 1;
 }
 
 int at_replay_print(FILE *out, const char *path, char *note, size_t notelen)
 {
-    int n = at_replay_each(path, print_one, out, note, notelen);
+    printer p = {out, 0};
+    int n = at_replay_each(path, print_one, &p, note, notelen);
     fflush(out);
+    if (n >= 0 && p.skipped) {
+        size_t used = strlen(note);
+        snprintf(note + used, notelen - used,
+                 "%sskipped %d record%s that are not alphatop records (unknown type or kind, or "
+                 "not JSON)",
+                 used ? "; " : "", p.skipped, p.skipped == 1 ? "" : "s");
+    }
     return n;
 }

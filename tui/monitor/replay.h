@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* replay.h -- a recorded run log back into the view's model, or back out as JSON lines.
  *
  * The run log (runlog.h) holds the engine's JSON lines; replaying them rebuilds the model the
@@ -32,8 +33,10 @@ int at_replay_each(const char *path,
 int at_replay_load(at_model *model, const char *path, char *note, size_t notelen);
 
 /* Writes the JSON records of the log at path to out, one per line: what `watch --headless`
- * printed live (recorded spectra are left out). note as above. Returns the number of lines, or
- * a negative status. */
+ * printed live (recorded spectra are left out). Each is decoded and encoded again (record.h),
+ * so whatever the log holds, out gets valid UTF-8 JSON with every control character escaped; a
+ * record the schema does not read is skipped and counted in note (as above, then "skipped N
+ * records ..."). Returns the number of lines, or a negative status. */
 int at_replay_print(FILE *out, const char *path, char *note, size_t notelen);
 
 #endif
