@@ -22,7 +22,7 @@ static void action(void *ud, const at_view_action *a)
         at_engine_request_stop(engine, a->run, "stop requested by the user in alphatop");
         break;
     case AT_VIEW_PAUSE:
-        at_engine_pause(engine, a->paused);
+        at_engine_pause(engine, a->run, a->paused);
         break;
     default:
         break;

@@ -342,7 +342,13 @@ static void handle_msg(at_engine *self, const at_proto_msg *msg)
         record_weights(self, run, msg);
     at_ingest_msg(self->ingest, msg);
     eng_run *r = run_of(self, run);
+    at_run_info *ri = at_model_run(self->model, run);
+    /* A hello of a paused run comes from an agent that reconnected or a new process with the
+     * run's id: either may not know of the pause. */
+    if (msg->type == AT_PROTO_HELLO && ri->paused && self->src.pause)
+        self->src.pause(self->src.ctx, msg->run, 1);
     if (msg->type == AT_PROTO_GOODBYE) {
+        ri->paused = 0;
         /* A trainer that stopped without acknowledging still stopped. */
         if (r->stop_sent)
             r->acked = 1;
@@ -501,11 +507,29 @@ int at_engine_exit_code(const at_engine *self)
     return self->exit_code;
 }
 
-void at_engine_pause(at_engine *self, int paused)
+int at_engine_pause(at_engine *self, int run, int paused)
 {
-    at_worker_pause(self->worker, paused);
-    at_model_state(self->model)->paused = paused;
+    at_run_info *ri = at_model_run(self->model, run);
+    if (!run_of(self, run) || !ri)
+        return AT_ERR_ARG;
+    if (ri->ended)
+        return AT_ERR_STATE;
+    const char *id = at_ingest_run_id(self->ingest, run);
+    int rc = self->src.pause ? self->src.pause(self->src.ctx, id, paused) : AT_ERR_UNSUPPORTED;
+    if (rc != AT_OK) {
+        at_ingest_event(self->ingest, run, -1, ri->step,
+                        (at_record_event){.kind = AT_RECORD_EV_ERROR},
+                        "could not %s the snapshots of run %s: %s", paused ? "pause" : "resume", id,
+                        rc == AT_ERR_NOTFOUND ? "its trainer is not connected" : at_strerror(rc));
+        return rc;
+    }
+    ri->paused = paused != 0;
     at_model_touch(self->model);
+    at_ingest_event(self->ingest, run, -1, ri->step,
+                    (at_record_event){.kind = paused ? AT_RECORD_EV_PAUSE : AT_RECORD_EV_RESUME},
+                    paused ? "snapshots paused by the user: none is taken until resumed"
+                           : "snapshots resumed by the user");
+    return AT_OK;
 }
 
 const char *at_engine_endpoint(const at_engine *self)
@@ -534,6 +558,12 @@ static int feed_stop(void *ctx, const char *run, const char *reason)
     return at_feed_stop(self->feed, run, reason);
 }
 
+static int feed_pause(void *ctx, const char *run, int paused)
+{
+    at_engine *self = ctx;
+    return at_feed_pause(self->feed, run, paused);
+}
+
 static int feed_open(at_engine *self, const at_engine_opts *opts, char *err, size_t errlen)
 {
     at_feed_opts fo;
@@ -545,7 +575,8 @@ static int feed_open(at_engine *self, const at_engine_opts *opts, char *err, siz
     self->feed = at_feed_new(&fo, err, errlen);
     if (!self->feed)
         return AT_ERR_NET;
-    self->src = (at_engine_source){.ctx = self, .next = feed_next, .stop = feed_stop};
+    self->src =
+        (at_engine_source){.ctx = self, .next = feed_next, .stop = feed_stop, .pause = feed_pause};
     snprintf(self->endpoint, sizeof self->endpoint, "%s", at_feed_endpoint(self->feed));
     return AT_OK;
 }

@@ -15,8 +15,9 @@
 #define LAYER_COLUMNS (AT_FMT_DETX | AT_FMT_TRAPS)
 
 static const char *const type_names[] = {"layer", "scalars", "event", "spectrum", "weights"};
-static const char *const kind_names[AT_RECORD_EV_COUNT] = {
-    "hello", "goodbye", "phase", "run_phase", "trap", "stop", "ack", "drop", "error", "info"};
+static const char *const kind_names[AT_RECORD_EV_COUNT] = {"hello", "goodbye", "phase", "run_phase",
+                                                           "trap",  "stop",    "ack",   "drop",
+                                                           "error", "info",    "pause", "resume"};
 #define NTYPES (sizeof type_names / sizeof type_names[0])
 
 const char *at_record_type_name(at_record_type t)

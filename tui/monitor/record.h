@@ -61,7 +61,9 @@ typedef enum at_record_kind {
     AT_RECORD_EV_DROP = 7,      /* "drop": snapshots dropped, or one arrived incomplete */
     AT_RECORD_EV_ERROR = 8,     /* "error": a rejected message, an analysis or log error */
     AT_RECORD_EV_INFO = 9,      /* "info": base weights received, LoRA skipped in fast mode */
-    AT_RECORD_EV_COUNT = 10     /* number of kinds (not a kind) */
+    AT_RECORD_EV_PAUSE = 10,    /* "pause": the user paused the run's snapshots */
+    AT_RECORD_EV_RESUME = 11,   /* "resume": the user resumed them */
+    AT_RECORD_EV_COUNT = 12     /* number of kinds (not a kind) */
 } at_record_kind;
 
 /* Layer results: the metric columns, or the error of a layer that could not be analysed. */

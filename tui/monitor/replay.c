@@ -82,8 +82,12 @@ static void apply_event(at_model *model, int run, const at_record *r)
         snprintf(ri->host, sizeof ri->host, "%s", e->hello.host);
         ri->interval = e->hello.interval > 0 ? e->hello.interval : 0;
     }
-    if (ri && e->kind == AT_RECORD_EV_GOODBYE)
+    if (ri && (e->kind == AT_RECORD_EV_PAUSE || e->kind == AT_RECORD_EV_RESUME))
+        ri->paused = e->kind == AT_RECORD_EV_PAUSE;
+    if (ri && e->kind == AT_RECORD_EV_GOODBYE) {
         ri->ended = 1;
+        ri->paused = 0;
+    }
     if (ri && e->kind == AT_RECORD_EV_STOP)
         ri->stop_requested = 1;
     if (ri && e->kind == AT_RECORD_EV_DROP && e->dropped > 0)

@@ -196,8 +196,8 @@ static const char *const help_keys[][2] = {
     {"/  F4", "filter layers by name (Enter keeps it, Esc clears it)"},
     {"F3  n  N", "search a layer by name and jump to it; next / previous match"},
     {"d", "W <-> delta (W - W_base, fine-tunes)"},
-    {"z", "freeze the display (data keeps arriving; z or Esc: live again)"},
-    {"p", "pause / resume the analysis (live runs)"},
+    {"z", "freeze the display; data keeps arriving, none is dropped (z or Esc: live)"},
+    {"p", "pause / resume this run's snapshots at its trainer; scalars go on"},
     {"s", "ask the trainer to stop: y confirms; n, Enter and Esc do not"},
     {"r", "pick a run (several runs publishing)"},
     {"< >  , .", "replay: move the time slider one snapshot"},
@@ -366,6 +366,8 @@ static void draw_run_row(const at_rd *c, int y)
                         at_model_num_runs(c->m));
     if (ri->ended)
         len += snprintf(buf + len, sizeof buf - (size_t)len, "  ENDED");
+    else if (ri->paused)
+        len += snprintf(buf + len, sizeof buf - (size_t)len, "  PAUSED");
     if (ri->stop_requested)
         snprintf(buf + len, sizeof buf - (size_t)len, "  STOP REQUESTED");
     at_grid_text(c->g, y, x, lay->cols - x, buf, hs);
@@ -385,6 +387,8 @@ static void draw_verdict(const at_rd *c, int y, int w)
         snprintf(act, sizeof act, " stop requested ");
     else if (ri && ri->ended)
         snprintf(act, sizeof act, " run ended ");
+    else if (ri && ri->paused)
+        snprintf(act, sizeof act, " snapshots paused: p resumes ");
     else if (ri && !c->ui->replay && v->severity >= AT_SEV_WARN)
         snprintf(act, sizeof act, " s: stop the run ");
     int aw = (int)strlen(act);
@@ -416,6 +420,18 @@ static void draw_verdict(const at_rd *c, int y, int w)
         at_grid_text(c->g, y, w - aw, aw, act, tag);
 }
 
+/* lead and path (elided in the middle) from column x of row 2, when both fit. */
+static void draw_log_path(const at_rd *c, int x, const char *lead, const char *path)
+{
+    int w = c->lay->cols - x - 1 - (int)strlen(lead);
+    char out[600];
+    if (!path[0] || w < 12)
+        return;
+    at_elide(path, w, c->o->utf8, out, sizeof out);
+    x += at_grid_text(c->g, 2, x, c->lay->cols - x, lead, at_rd_role(c, AT_ROLE_DIM));
+    at_grid_text(c->g, 2, x, c->lay->cols - x, out, at_rd_role(c, AT_ROLE_DIM));
+}
+
 static void draw_header(const at_rd *c)
 {
     const at_layout *lay = c->lay;
@@ -444,14 +460,12 @@ static void draw_header(const at_rd *c)
         len += snprintf(buf + len, sizeof buf - (size_t)len, "  %lld dropped  %s",
                         ri ? (long long)ri->dropped : 0LL, st->fast ? "fast" : "exact");
         at_grid_text(c->g, 2, 0, lay->cols, buf, at_rd_role(c, AT_ROLE_DIM));
-        if (st->paused)
-            len += at_grid_text(c->g, 2, len, lay->cols - len, "  PAUSED",
-                                at_rd_role(c, AT_ROLE_TRAP));
         if (c->ui->frozen) {
             at_render_step(c->end_step, a);
-            at_grid_printf(c->g, 2, len, lay->cols - len, at_rd_role(c, AT_ROLE_TRAP),
-                           "  FROZEN at step %s (z: live)", a);
+            len += at_grid_printf(c->g, 2, len, lay->cols - len, at_rd_role(c, AT_ROLE_TRAP),
+                                  "  FROZEN at step %s (z: live)", a);
         }
+        draw_log_path(c, len, " rec ", ri && ri->log[0] ? ri->log : st->record);
     }
     if (lay->header.h < 4)
         return;
