@@ -171,13 +171,67 @@ static void test_not_a_log(void **state)
     assert_int_equal(st, AT_ERR_IO);
 }
 
+/* Mode bits of path (0 when it does not exist). */
+static unsigned mode_of(const char *p)
+{
+    struct stat sb;
+    return stat(p, &sb) == 0 ? (unsigned)(sb.st_mode & 07777) : 0;
+}
+
+/* Default logs go to the XDG state directory, made with mode 0700 where missing. */
 static void test_default_path(void **state)
 {
     (void)state;
-    char buf[128];
-    at_runlog_default_path(buf, sizeof buf, "my run/1");
-    assert_int_equal(strncmp(buf, "alphatop-my_run_1-", 18), 0);
+    char tmp[] = "/tmp/at-test-state-XXXXXX", want[256], buf[512], cmd[300];
+    assert_non_null(mkdtemp(tmp));
+    char *old_home = getenv("HOME") ? strdup(getenv("HOME")) : NULL;
+    char *old_xdg = getenv("XDG_STATE_HOME") ? strdup(getenv("XDG_STATE_HOME")) : NULL;
+
+    /* $XDG_STATE_HOME/alphatop; the base itself is made too */
+    snprintf(want, sizeof want, "%s/xdg/", tmp);
+    setenv("XDG_STATE_HOME", want, 1); /* a trailing slash is not doubled */
+    assert_int_equal(at_runlog_default_path(buf, sizeof buf, "my run/1"), AT_OK);
+    snprintf(want, sizeof want, "%s/xdg/alphatop/alphatop-my_run_1-", tmp);
+    assert_int_equal(strncmp(buf, want, strlen(want)), 0);
     assert_non_null(strstr(buf, ".atlog"));
+    snprintf(want, sizeof want, "%s/xdg/alphatop", tmp);
+    assert_int_equal(mode_of(want), 0700);
+    snprintf(want, sizeof want, "%s/xdg", tmp);
+    assert_int_equal(mode_of(want), 0700);
+
+    /* a relative $XDG_STATE_HOME is ignored: $HOME/.local/state/alphatop, without making it
+     * unless asked */
+    setenv("XDG_STATE_HOME", "relative/state", 1);
+    setenv("HOME", tmp, 1);
+    assert_int_equal(at_runlog_state_dir(buf, sizeof buf, 0), AT_OK);
+    snprintf(want, sizeof want, "%s/.local/state/alphatop", tmp);
+    assert_string_equal(buf, want);
+    assert_int_equal(mode_of(want), 0);
+    assert_int_equal(at_runlog_state_dir(buf, sizeof buf, 1), AT_OK);
+    assert_int_equal(mode_of(want), 0700);
+    snprintf(want, sizeof want, "%s/.local", tmp);
+    assert_int_equal(mode_of(want), 0700);
+
+    /* a file in the way: the directory cannot be made */
+    snprintf(want, sizeof want, "%s/file", tmp);
+    FILE *f = fopen(want, "w");
+    fclose(f);
+    setenv("XDG_STATE_HOME", want, 1);
+    assert_int_equal(at_runlog_default_path(buf, sizeof buf, "r"), AT_ERR_IO);
+    snprintf(want, sizeof want, "%s/file/alphatop", tmp);
+    assert_string_equal(buf, want);
+    /* too small a buffer */
+    unsetenv("XDG_STATE_HOME");
+    assert_int_equal(at_runlog_state_dir(buf, 8, 0), AT_ERR_SIZE);
+
+    if (old_home)
+        setenv("HOME", old_home, 1);
+    if (old_xdg)
+        setenv("XDG_STATE_HOME", old_xdg, 1);
+    free(old_home);
+    free(old_xdg);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+    assert_int_equal(system(cmd), 0);
 }
 
 int main(void)

@@ -8,6 +8,7 @@
 #include "commands.h"
 #include "engine.h"
 #include "replay.h"
+#include "runlog.h"
 #include "watch_view.h"
 
 static const char watch_about[] =
@@ -15,6 +16,10 @@ static const char watch_about[] =
     "layer's HTSR alpha as a heatmap, per snapshot. 'alphatop' with no command is this.\n";
 
 static const char watch_notes[] =
+    "Runs are recorded unless --no-record: into the --record LOG, else each into its own\n"
+    "alphatop-RUN-DATE.atlog in the XDG state directory, $XDG_STATE_HOME/alphatop or else\n"
+    "~/.local/state/alphatop (made with mode 0700 if missing)%s%s\n"
+    "The view's header shows the log of the run it shows.\n"
     "When the monitor cannot start (an unusable endpoint, key, --base or --record file, a\n"
     "--stop-on rule it cannot read), it says why and exits 2.\n";
 
@@ -86,7 +91,8 @@ int cmd_watch(int argc, char **argv)
          .kind = AT_ARG_STRING,
          .value = &o.record,
          .meta = "LOG",
-         .help = "record every run into LOG (default: one log per run, ./alphatop-RUN-DATE.atlog)"},
+         .help = "record every run into LOG (default: one log per run in the state directory, "
+                 "see below)"},
         {.name = "no-record", .kind = AT_ARG_FLAG, .value = &no_record, .help = "do not record"},
         {.name = "record-weights",
          .kind = AT_ARG_FLAG,
@@ -137,7 +143,12 @@ int cmd_watch(int argc, char **argv)
          .value = &o.max_snapshots,
          .help = "exit after N analysed snapshots"},
     };
-    const at_args_spec spec = {"watch", "[OPTIONS]", watch_about, watch_notes,    NULL,
+    /* The notes name the directory this user's runs go to, without making it. */
+    char dir[512], notes[sizeof watch_notes + sizeof dir];
+    int have_dir = at_runlog_state_dir(dir, sizeof dir, 0) == AT_OK;
+    snprintf(notes, sizeof notes, watch_notes, have_dir ? ", which is now\n  " : ".",
+             have_dir ? dir : "");
+    const at_args_spec spec = {"watch", "[OPTIONS]", watch_about, notes,          NULL,
                                0,       0,           opts,        AT_ARGS_N(opts)};
     interrupted = 0; /* `demo` may run watch again after a failed trainer */
     int rc = at_args_handle(&spec, argc, argv, &nargs);

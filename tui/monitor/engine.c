@@ -1,6 +1,7 @@
 /* engine.c -- messages -> ingest -> worker -> model/records/trackers/stop rules (see engine.h). */
 #include "engine.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,17 +143,19 @@ static int hook_run_new(void *ctx, int run, const char *id, void **data)
         }
     if (!r)
         return AT_ERR_NOMEM;
-    if (!self->shared_log && !(self->o.record && !strcmp(self->o.record, "-"))) {
-        char path[512];
-        int st;
-        at_runlog_default_path(path, sizeof path, id);
-        r->log = at_runlog_open(path, &st);
+    if (!self->shared_log && at_model_state(self->model)->record[0]) {
+        at_run_info *ri = at_model_run(self->model, run);
+        char path[sizeof ri->log];
+        int st = at_runlog_default_path(path, sizeof path, id);
+        r->log = st == AT_OK ? at_runlog_open(path, &st) : NULL;
         if (self->o.notes)
             fprintf(self->o.notes,
                     r->log ? "alphatop: recording run %s to %s\n"
                            : "alphatop: cannot record run %s to %s\n",
                     id, path);
-        if (!r->log)
+        if (r->log)
+            snprintf(ri->log, sizeof ri->log, "%s", path);
+        else
             at_model_add_event(self->model, run, -1, -1, AT_EVENT_ERROR,
                                "cannot open the run log: this run is not recorded");
     }
@@ -583,6 +586,40 @@ static int feed_open(at_engine *self, const at_engine_opts *opts, char *err, siz
 
 /* ---- life ------------------------------------------------------------------------------- */
 
+/* Says in the model (and the notes) where runs are recorded: the --record log, or the state
+ * directory each run gets its own log in; when that cannot be made, runs are not recorded. */
+static void record_where(at_engine *self, at_model *model)
+{
+    at_monitor_state *ms = at_model_state(model);
+    const char *rec = self->o.record;
+    if (rec && !strcmp(rec, "-"))
+        return;
+    if (rec) {
+        snprintf(ms->record, sizeof ms->record, "%s", rec);
+        return;
+    }
+    char dir[sizeof ms->record - 1];
+    int rc = at_runlog_state_dir(dir, sizeof dir, 1);
+    if (rc == AT_OK) {
+        snprintf(ms->record, sizeof ms->record, "%s/", dir);
+        if (self->o.notes)
+            fprintf(self->o.notes, "alphatop: recording each run to %s/alphatop-RUN-DATE.atlog\n",
+                    dir);
+        return;
+    }
+    char text[sizeof dir + 160];
+    snprintf(text, sizeof text,
+             "cannot make the directory for run logs%s%s: %s; runs are not "
+             "recorded (--record LOG records elsewhere)",
+             dir[0] ? " " : "", dir,
+             rc == AT_ERR_IO         ? strerror(errno)
+             : rc == AT_ERR_NOTFOUND ? "no home directory"
+                                     : at_strerror(rc));
+    at_model_add_event(model, -1, -1, -1, AT_EVENT_ERROR, text);
+    if (self->o.notes)
+        fprintf(self->o.notes, "alphatop: %s\n", text);
+}
+
 at_engine *at_engine_new(const at_engine_opts *opts, at_model *model, char *err, size_t errlen)
 {
     at_engine *self = calloc(1, sizeof *self);
@@ -623,6 +660,7 @@ at_engine *at_engine_new(const at_engine_opts *opts, at_model *model, char *err,
         if (opts->notes)
             fprintf(opts->notes, "alphatop: recording to %s\n", opts->record);
     }
+    record_where(self, model);
     at_worker_opts wo;
     at_worker_opts_default(&wo);
     wo.fast = opts->fast;

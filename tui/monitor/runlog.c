@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -324,8 +325,66 @@ void at_runlog_reader_close(at_runlog_reader *self)
     free(self);
 }
 
-char *at_runlog_default_path(char *buf, size_t cap, const char *run)
+/* Makes every missing directory of the absolute path dir with mode 0700 (mkdir -p). */
+static int make_dirs(char *dir)
 {
+    for (char *p = dir + 1;; p++) {
+        if (*p != '/' && *p)
+            continue;
+        char c = *p;
+        *p = '\0';
+        int bad = mkdir(dir, 0700) != 0 && errno != EEXIST;
+        *p = c;
+        if (bad)
+            return AT_ERR_IO;
+        if (!c)
+            break;
+    }
+    struct stat sb;
+    if (stat(dir, &sb) != 0)
+        return AT_ERR_IO;
+    if (!S_ISDIR(sb.st_mode)) {
+        errno = ENOTDIR;
+        return AT_ERR_IO;
+    }
+    return AT_OK;
+}
+
+int at_runlog_state_dir(char *buf, size_t cap, int create)
+{
+    const char *base = getenv("XDG_STATE_HOME"), *tail = "/alphatop";
+    struct passwd pw, *res = NULL;
+    char pwbuf[4096];
+    /* The XDG spec: a relative $XDG_STATE_HOME is invalid and ignored. */
+    if (!base || base[0] != '/') {
+        tail = "/.local/state/alphatop";
+        base = getenv("HOME");
+        if ((!base || base[0] != '/') &&
+            getpwuid_r(getuid(), &pw, pwbuf, sizeof pwbuf, &res) == 0 && res)
+            base = pw.pw_dir;
+    }
+    if (base && base[0] != '/')
+        base = NULL;
+    if (cap)
+        buf[0] = '\0';
+    if (!base)
+        return AT_ERR_NOTFOUND;
+    size_t n = strlen(base);
+    while (n > 0 && base[n - 1] == '/')
+        n--;
+    if ((size_t)snprintf(buf, cap, "%.*s%s", (int)n, base, tail) >= cap)
+        return AT_ERR_SIZE;
+    return create ? make_dirs(buf) : AT_OK;
+}
+
+int at_runlog_default_path(char *buf, size_t cap, const char *run)
+{
+    char dir[4096];
+    int rc = at_runlog_state_dir(dir, sizeof dir, 1);
+    if (rc != AT_OK) {
+        snprintf(buf, cap, "%s", dir);
+        return rc;
+    }
     char name[64];
     size_t i = 0;
     for (; run && run[i] && i + 1 < sizeof name; i++) {
@@ -340,6 +399,7 @@ char *at_runlog_default_path(char *buf, size_t cap, const char *run)
     char date[32];
     localtime_r(&t, &tm);
     strftime(date, sizeof date, "%Y%m%d-%H%M%S", &tm);
-    snprintf(buf, cap, "alphatop-%s-%s.atlog", i ? name : "run", date);
-    return buf;
+    if ((size_t)snprintf(buf, cap, "%s/alphatop-%s-%s.atlog", dir, i ? name : "run", date) >= cap)
+        return AT_ERR_SIZE;
+    return AT_OK;
 }

@@ -83,9 +83,19 @@ const char *at_runlog_reader_note(const at_runlog_reader *self);
 /* Closes the reader. NULL-safe. */
 void at_runlog_reader_close(at_runlog_reader *self);
 
-/* A default log path for a run: "alphatop-RUN-YYYYmmdd-HHMMSS.atlog" in the current directory,
- * with characters other than [A-Za-z0-9._-] in RUN replaced by '_'. Writes at most cap bytes
- * (NUL included) into buf; returns buf. */
-char *at_runlog_default_path(char *buf, size_t cap, const char *run);
+/* The directory runs are recorded in by default, the XDG state directory:
+ * $XDG_STATE_HOME/alphatop when $XDG_STATE_HOME is an absolute path, else
+ * $HOME/.local/state/alphatop ($HOME, else the user's home in the password database). With
+ * create, every missing directory of it is made with mode 0700. Writes at most cap bytes (NUL
+ * included) into buf. Returns AT_OK; AT_ERR_IO when it cannot be made or is not a directory
+ * (errno says why; buf holds it); AT_ERR_NOTFOUND when there is no home directory (buf "");
+ * AT_ERR_SIZE when it does not fit. */
+int at_runlog_state_dir(char *buf, size_t cap, int create);
+
+/* A default log path for a run: "alphatop-RUN-YYYYmmdd-HHMMSS.atlog" in at_runlog_state_dir
+ * (made if missing), with characters other than [A-Za-z0-9._-] in RUN replaced by '_'. Writes
+ * at most cap bytes (NUL included) into buf. Returns as at_runlog_state_dir (on AT_ERR_IO buf
+ * holds the directory that could not be made). */
+int at_runlog_default_path(char *buf, size_t cap, const char *run);
 
 #endif
