@@ -133,6 +133,78 @@ static void test_damaged_middle_resyncs(void **state)
     assert_int_equal(count, 2);
 }
 
+/* Appends n bytes at p to the log file. */
+static void append_bytes(const char *p, size_t n)
+{
+    FILE *f = fopen(path, "ab");
+    assert_non_null(f);
+    assert_int_equal(fwrite(p, 1, n, f), n);
+    fclose(f);
+}
+
+/* Follow mode: a record that is not all written yet waits for its rest, without a note, and
+ * the reader goes on where the writer went on; damaged bytes before a whole record are still
+ * skipped. */
+static void test_follow(void **state)
+{
+    (void)state;
+    struct stat sb;
+    write_records(2);
+    assert_int_equal(stat(path, &sb), 0);
+    off_t two = sb.st_size;
+    write_records(1);
+    assert_int_equal(stat(path, &sb), 0);
+    size_t len = (size_t)(sb.st_size - two);
+    char rec3[256];
+    FILE *f = fopen(path, "rb");
+    assert_int_equal(fseeko(f, two, SEEK_SET), 0);
+    assert_int_equal(fread(rec3, 1, len, f), len);
+    fclose(f);
+    assert_int_equal(truncate(path, two), 0);
+
+    int st;
+    at_runlog_reader *r = at_runlog_reader_open(path, &st);
+    at_runlog_reader_follow(r);
+    at_runlog_record rec;
+    assert_int_equal(at_runlog_reader_next(r, &rec), 1);
+    assert_int_equal(at_runlog_reader_next(r, &rec), 1);
+    assert_string_equal(rec.json, "{\"type\":\"layer\",\"step\":1}");
+    assert_int_equal(at_runlog_reader_next(r, &rec), 0);
+    /* the writer is inside the header, then inside the payload: nothing yet, nothing skipped */
+    size_t cuts[] = {1, 5, 12, len - 3};
+    size_t done = 0;
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+        append_bytes(rec3 + done, cuts[i] - done);
+        done = cuts[i];
+        assert_int_equal(at_runlog_reader_next(r, &rec), 0);
+        assert_string_equal(at_runlog_reader_note(r), "");
+    }
+    append_bytes(rec3 + done, len - done);
+    assert_int_equal(at_runlog_reader_next(r, &rec), 1);
+    assert_string_equal(rec.json, "{\"type\":\"layer\",\"step\":0}");
+    assert_int_equal(at_runlog_reader_next(r, &rec), 0);
+    /* garbage, then a whole record: the garbage is skipped and said */
+    append_bytes("xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", 32);
+    assert_int_equal(at_runlog_reader_next(r, &rec), 0);
+    append_bytes(rec3, len);
+    assert_int_equal(at_runlog_reader_next(r, &rec), 1);
+    assert_string_equal(rec.json, "{\"type\":\"layer\",\"step\":0}");
+    assert_non_null(strstr(at_runlog_reader_note(r), "skipped a damaged record"));
+    assert_int_equal(at_runlog_reader_next(r, &rec), 0);
+    /* the start of a record: followed, it is waited for; read whole, it is a torn last one */
+    append_bytes("ATRJ", 4);
+    assert_int_equal(at_runlog_reader_next(r, &rec), 0);
+    assert_null(strstr(at_runlog_reader_note(r), "truncated"));
+    at_runlog_reader_close(r);
+    r = at_runlog_reader_open(path, &st);
+    int n = 0;
+    while (at_runlog_reader_next(r, &rec) == 1)
+        n++;
+    assert_int_equal(n, 4);
+    assert_non_null(strstr(at_runlog_reader_note(r), "ignored a truncated last record"));
+    at_runlog_reader_close(r);
+}
+
 static void test_blob(void **state)
 {
     (void)state;
@@ -240,6 +312,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_round_trip_and_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_truncated_last_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_middle_resyncs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_follow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_blob, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_a_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_default_path, setup, teardown),

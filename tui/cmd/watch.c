@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "args.h"
 #include "commands.h"
@@ -26,7 +27,9 @@ static const char watch_notes[] =
 static const char replay_about[] =
     "Shows a recorded run log (alphatop watch --record) in the live view, with a time slider:\n"
     "'<' and '>' move it one snapshot, End shows everything. A truncated last record (the\n"
-    "monitor was killed) is ignored.\n";
+    "monitor was killed) is ignored. With --follow, the log is read as it grows (like tail -f):\n"
+    "a live view of a monitor that runs elsewhere without a terminal, e.g. rank 0 of an\n"
+    "mpirun job started with 'alphatop watch --headless --record LOG'.\n";
 
 static volatile int interrupted;
 
@@ -190,21 +193,63 @@ int cmd_watch(int argc, char **argv)
     return rc;
 }
 
+/* replay --follow: the records appended to path from now on, on stdout or in the view, until
+ * interrupted (or quit). */
+static int follow(const char *path, int headless)
+{
+    char err[600];
+    at_replay *log = at_replay_open(path, 1, NULL, err, sizeof err);
+    if (!log) {
+        fprintf(stderr, "alphatop replay: %s\n", err);
+        return AT_EXIT_PARTIAL;
+    }
+    catch_signals();
+    int rc = AT_EXIT_OK, n = 0;
+    at_model *model = NULL;
+    if (headless) {
+        while (!interrupted && (n = at_replay_read_print(log, stdout, 4096)) >= 0)
+            if (n == 0)
+                usleep(100000); /* what tail -f does: look again a little later */
+        rc = n < 0 ? AT_EXIT_PARTIAL : AT_EXIT_OK;
+    } else if ((model = at_model_new())) {
+        rc = at_watch_view_follow(model, log, &interrupted);
+        at_model_free(model);
+    } else {
+        fputs("alphatop replay: out of memory\n", stderr);
+        at_replay_close(log);
+        return AT_EXIT_PARTIAL;
+    }
+    if (rc == AT_EXIT_PARTIAL)
+        fprintf(stderr, "alphatop replay: %s: cannot read it any further\n", path);
+    if (*at_replay_note(log))
+        fprintf(stderr, "alphatop replay: %s: %s\n", path, at_replay_note(log));
+    at_replay_close(log);
+    return rc;
+}
+
 int cmd_replay(int argc, char **argv)
 {
-    int headless = 0, nargs = 0;
+    int headless = 0, follow_log = 0, nargs = 0;
     const at_arg_opt opts[] = {
         {.name = "headless",
          .kind = AT_ARG_FLAG,
          .value = &headless,
          .help = "print the recorded JSON lines instead (what watch --headless printed)"},
+        {.name = "follow",
+         .kind = AT_ARG_FLAG,
+         .value = &follow_log,
+         .help = "keep reading as the log grows (a monitor still records it), until q or "
+                 "Ctrl-C; the slider at its end follows the newest snapshot"},
     };
-    const at_args_spec spec = {"replay", "[--headless] LOG", replay_about, NULL, "LOG", 1, 1,
-                               opts,     AT_ARGS_N(opts)};
+    const at_args_spec spec = {
+        "replay",       "[--headless] [--follow] LOG", replay_about, NULL, "LOG", 1, 1, opts,
+        AT_ARGS_N(opts)};
     int rc = at_args_handle(&spec, argc, argv, &nargs);
     if (rc >= 0)
         return rc;
     const char *path = argv[1];
+    if (follow_log)
+        return follow(path, headless);
     char note[600];
     int n;
     if (headless) {

@@ -76,6 +76,12 @@ at_runlog_reader *at_runlog_reader_open(const char *path, int *status);
  * AT_ERR_NOMEM or AT_ERR_IO. Damaged bytes are skipped and counted (at_runlog_reader_note). */
 int at_runlog_reader_next(at_runlog_reader *self, at_runlog_record *rec);
 
+/* Follow mode, for a log its writer still appends to (tail -f): at_runlog_reader_next looks at
+ * the file's size again on every call, and a record the file does not hold whole yet (the
+ * writer is in the middle of it, or was killed there) is left for a later call instead of
+ * being skipped as truncated. Damaged bytes followed by a whole record are still skipped. */
+void at_runlog_reader_follow(at_runlog_reader *self);
+
 /* A note on what was skipped so far, e.g. "ignored a truncated last record at byte 5123 (40
  * bytes)"; "" when nothing was. Borrowed; never NULL. */
 const char *at_runlog_reader_note(const at_runlog_reader *self);

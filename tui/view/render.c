@@ -346,7 +346,10 @@ static void draw_run_row(const at_rd *c, int y)
     char buf[600], a[16], b[16], label[200];
     int x = at_grid_text(c->g, y, 0, lay->cols, " alphatop ", hs);
     if (!ri) {
-        at_grid_text(c->g, y, x, lay->cols - x, " waiting for a trainer to publish...", hs);
+        at_grid_text(c->g, y, x, lay->cols - x,
+                     at_model_state(c->m)->follow ? " waiting for a run in the log..."
+                                                  : " waiting for a trainer to publish...",
+                     hs);
         return;
     }
     at_render_step(ri->step, a);
@@ -446,9 +449,12 @@ static void draw_header(const at_rd *c)
             at_model_snapshot_step(c->m, c->ui->run, at_model_num_snapshots(c->m, c->ui->run) - 1);
         at_render_step(c->end_step < 0 ? 0 : c->end_step, a);
         at_render_step(last < 0 ? 0 : last, b);
-        at_grid_printf(c->g, 2, 0, lay->cols, at_rd_role(c, AT_ROLE_TITLE),
-                       " REPLAY to step %s of %s   < > move the slider, Home / End: start / end", a,
-                       b);
+        int len =
+            at_grid_printf(c->g, 2, 0, lay->cols, at_rd_role(c, AT_ROLE_TITLE),
+                           " %s to step %s of %s   %s", st->follow ? "FOLLOWING" : "REPLAY", a, b,
+                           st->follow ? "< > move the slider, End: follow the newest"
+                                      : "< > move the slider, Home / End: start / end");
+        draw_log_path(c, len, "  log ", st->record);
     } else {
         int len = snprintf(buf, sizeof buf, " monitor  %d/%d computed  %d pending", st->layers_done,
                            st->layers_done + st->layers_pending, st->layers_pending);

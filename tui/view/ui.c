@@ -509,7 +509,10 @@ int at_ui_apply(at_ui *ui, const at_model *m, const at_layout *lay, at_action ac
         break;
     case AT_ACT_FREEZE:
         if (ui->replay) {
-            snprintf(ui->msg, sizeof ui->msg, "a replay does not change: < > move the slider");
+            snprintf(ui->msg, sizeof ui->msg,
+                     at_model_state(m)->follow
+                         ? "< moves the slider back: it stays there while the log grows"
+                         : "a replay does not change: < > move the slider");
         } else if (ui->frozen) {
             ui->frozen = 0;
             ui->limit_step = -1;
