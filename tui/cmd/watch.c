@@ -50,6 +50,22 @@ static void catch_signals(void)
     sigaction(SIGHUP, &sa, NULL);
 }
 
+/* After the view: where its runs were recorded, on stderr. */
+static void say_recorded(const at_model *model)
+{
+    int own = 0;
+    for (int i = 0; i < at_model_num_runs(model); i++) {
+        const at_run_info *ri = at_model_run(model, i);
+        if (ri->log[0]) {
+            fprintf(stderr, "alphatop: run %s recorded to %s\n", ri->id, ri->log);
+            own = 1;
+        }
+    }
+    const char *rec = at_model_state(model)->record;
+    if (!own && rec[0] && at_model_num_runs(model) > 0)
+        fprintf(stderr, "alphatop: recorded to %s\n", rec);
+}
+
 /* --threads' upper bound: more than any machine this runs on has cores. */
 #define MAX_THREADS 256
 
@@ -170,6 +186,9 @@ int cmd_watch(int argc, char **argv)
     o.rules = rules.items;
     o.n_rules = rules.n;
     o.json_out = headless ? stdout : NULL;
+    /* Notes on stderr would scribble over the view: it says where runs go, and so does the
+     * end (say_recorded). */
+    o.notes = headless ? stderr : NULL;
 
     at_model *model = at_model_new();
     char err[512];
@@ -186,6 +205,7 @@ int cmd_watch(int argc, char **argv)
         rc = at_engine_run(engine, &interrupted);
     } else {
         rc = at_watch_view_run(model, engine, &interrupted);
+        say_recorded(model);
     }
     at_engine_free(engine);
     at_model_free(model);
@@ -212,6 +232,7 @@ static int follow(const char *path, int headless)
                 usleep(100000); /* what tail -f does: look again a little later */
         rc = n < 0 ? AT_EXIT_PARTIAL : AT_EXIT_OK;
     } else if ((model = at_model_new())) {
+        snprintf(at_model_state(model)->record, sizeof at_model_state(model)->record, "%s", path);
         rc = at_watch_view_follow(model, log, &interrupted);
         at_model_free(model);
     } else {
