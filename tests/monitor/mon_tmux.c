@@ -117,6 +117,88 @@ void tmx_kill(tmx *t)
     unlink(t->status);
 }
 
+/* A cell's style as SGR escapes leave it. */
+typedef struct sgr {
+    int fg, bg;    /* palette index, 0x1000000 | RGB for true colour; -1 the default */
+    unsigned attr; /* bit n: SGR attribute n (1 bold, 2 dim, 3 italic, 4 underline, 7 reverse) */
+} sgr;
+
+/* Applies the SGR parameters of one escape, p[0..n), to *st. */
+static void sgr_apply(sgr *st, const int *p, int n)
+{
+    if (n == 0)
+        *st = (sgr){-1, -1, 0};
+    for (int i = 0; i < n; i++) {
+        int c = p[i];
+        int *col = c == 38 || (c >= 30 && c <= 37) || (c >= 90 && c <= 97) ? &st->fg : &st->bg;
+        if (c == 0) {
+            *st = (sgr){-1, -1, 0};
+        } else if (c >= 1 && c <= 9) {
+            st->attr |= 1u << c;
+        } else if (c == 22) {
+            st->attr &= ~(1u << 1 | 1u << 2);
+        } else if (c >= 21 && c <= 29) {
+            st->attr &= ~(1u << (c - 20));
+        } else if ((c == 38 || c == 48) && i + 2 < n && p[i + 1] == 5) {
+            *col = p[i + 2];
+            i += 2;
+        } else if ((c == 38 || c == 48) && i + 4 < n && p[i + 1] == 2) {
+            *col = 0x1000000 | p[i + 2] << 16 | p[i + 3] << 8 | p[i + 4];
+            i += 4;
+        } else if (c == 39 || c == 49) {
+            *col = -1;
+        } else if ((c >= 30 && c <= 37) || (c >= 40 && c <= 47)) {
+            *col = c % 10;
+        } else if ((c >= 90 && c <= 97) || (c >= 100 && c <= 107)) {
+            *col = c % 10 + 8;
+        }
+    }
+}
+
+char *tmx_cells(const char *e)
+{
+    size_t cap = 8 * strlen(e) + 64, n = 0;
+    char *out = malloc(cap);
+    sgr st = {-1, -1, 0}, shown = st;
+    int fresh = 1; /* at the start of a row: its first cell says its style */
+    for (const char *s = e; *s;) {
+        if (s[0] == '\033' && s[1] == '[') {
+            int p[32], np = 0, v = 0, any = 0;
+            const char *q = s + 2;
+            for (; (*q >= '0' && *q <= '9') || *q == ';'; q++) {
+                if (*q == ';') {
+                    if (np < 32)
+                        p[np++] = v;
+                    v = any = 0;
+                } else {
+                    v = 10 * v + (*q - '0');
+                    any = 1;
+                }
+            }
+            if ((any || q > s + 2) && np < 32)
+                p[np++] = v;
+            if (*q == 'm')
+                sgr_apply(&st, p, np);
+            s = *q ? q + 1 : q;
+            continue;
+        }
+        if (*s == '\n') {
+            out[n++] = '\n';
+            fresh = 1;
+            s++;
+            continue;
+        }
+        if (fresh || memcmp(&st, &shown, sizeof st) != 0) {
+            n += (size_t)snprintf(out + n, cap - n, "{%d,%d,%u}", st.fg, st.bg, st.attr);
+            shown = st;
+            fresh = 0;
+        }
+        out[n++] = *s++;
+    }
+    out[n] = '\0';
+    return out;
+}
+
 int tmx_line(const char *c, const char *prefix, char *out, size_t cap)
 {
     size_t n = strlen(prefix);

@@ -44,6 +44,13 @@ int tmx_wait_exit(tmx *t);
 /* Ends the server and removes the status file. */
 void tmx_kill(tmx *t);
 
+/* A capture with escapes (tmx_capture(t, 1)) made row-independent: capture-pane -e carries a
+ * style over to the next row, so the same row can read differently after different rows.
+ * Each row here starts with its first cell's whole style, "{fg,bg,attrs}", and has one again
+ * wherever the style changes; colours are palette indices (-1 the default), attrs the SGR
+ * attribute bits. Caller frees. */
+char *tmx_cells(const char *escaped);
+
 /* The line of capture c that starts with prefix, copied into out (cap bytes, without the
  * newline); 0 when there is none. */
 int tmx_line(const char *c, const char *prefix, char *out, size_t cap);
