@@ -99,14 +99,15 @@ int tmx_wait_exit(tmx *t)
 void tmx_start(tmx *t, int cols, int rows, const char *cmdline)
 {
     /* A socket of its own per start: a new-session that reaches a server still exiting after
-     * kill-server fails. */
+     * kill-server fails. The pane stays after the program, showing what it left, until
+     * tmx_kill. */
     static int starts;
     snprintf(t->sock, sizeof t->sock, "at-mon-%d-%d", (int)getpid(), ++starts);
     snprintf(t->status, sizeof t->status, "/tmp/at-mon-tmux-%d-%d.status", (int)getpid(), starts);
     unlink(t->status);
     assert_int_equal(tmx_cmd(t,
                              "new-session -d -s m -x %d -y %d "
-                             "'env LANG=C.UTF-8 TERM=screen-256color %s; echo $? >%s'",
+                             "'env LANG=C.UTF-8 TERM=screen-256color %s; echo $? >%s; sleep 600'",
                              cols, rows, cmdline, t->status),
                      0);
 }

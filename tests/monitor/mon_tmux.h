@@ -21,7 +21,8 @@ typedef struct tmx {
     char status[256]; /* the pane's shell writes the program's exit status here */
 } tmx;
 
-/* Starts cmdline (a shell command line) in a new server's session at cols x rows. */
+/* Starts cmdline (a shell command line) in a new server's session at cols x rows. The pane
+ * stays when the program ends (what it printed last can be captured) until tmx_kill. */
 void tmx_start(tmx *t, int cols, int rows, const char *cmdline);
 
 /* Runs a tmux command (printf-style arguments after `tmux -L SOCK -f /dev/null`) on t's server;

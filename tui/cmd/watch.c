@@ -9,7 +9,6 @@
 #include "commands.h"
 #include "engine.h"
 #include "replay.h"
-#include "runlog.h"
 #include "watch_view.h"
 
 static const char watch_about[] =
@@ -19,8 +18,8 @@ static const char watch_about[] =
 static const char watch_notes[] =
     "Runs are recorded unless --no-record: into the --record LOG, else each into its own\n"
     "alphatop-RUN-DATE.atlog in the XDG state directory, $XDG_STATE_HOME/alphatop or else\n"
-    "~/.local/state/alphatop (made with mode 0700 if missing)%s%s\n"
-    "The view's header shows the log of the run it shows.\n"
+    "~/.local/state/alphatop (made with mode 0700 if missing). The view's third row shows the\n"
+    "log of the run it shows, and the end says where each run went.\n"
     "When the monitor cannot start (an unusable endpoint, key, --base or --record file, a\n"
     "--stop-on rule it cannot read), it says why and exits 2.\n";
 
@@ -162,12 +161,7 @@ int cmd_watch(int argc, char **argv)
          .value = &o.max_snapshots,
          .help = "exit after N analysed snapshots"},
     };
-    /* The notes name the directory this user's runs go to, without making it. */
-    char dir[512], notes[sizeof watch_notes + sizeof dir];
-    int have_dir = at_runlog_state_dir(dir, sizeof dir, 0) == AT_OK;
-    snprintf(notes, sizeof notes, watch_notes, have_dir ? ", which is now\n  " : ".",
-             have_dir ? dir : "");
-    const at_args_spec spec = {"watch", "[OPTIONS]", watch_about, notes,          NULL,
+    const at_args_spec spec = {"watch", "[OPTIONS]", watch_about, watch_notes,    NULL,
                                0,       0,           opts,        AT_ARGS_N(opts)};
     interrupted = 0; /* `demo` may run watch again after a failed trainer */
     int rc = at_args_handle(&spec, argc, argv, &nargs);

@@ -423,14 +423,24 @@ static void draw_verdict(const at_rd *c, int y, int w)
         at_grid_text(c->g, y, w - aw, aw, act, tag);
 }
 
-/* lead and path (elided in the middle) from column x of row 2, when both fit. */
+/* lead and path from column x of row 2 when there is room; a path too long for it loses its
+ * start, at a '/' where one leaves the most that fits: the file name matters most. */
 static void draw_log_path(const at_rd *c, int x, const char *lead, const char *path)
 {
     int w = c->lay->cols - x - 1 - (int)strlen(lead);
-    char out[600];
+    int len = (int)strlen(path);
+    const char *dots = c->o->utf8 ? "\xe2\x80\xa6" : "...";
+    int dw = c->o->utf8 ? 1 : 3;
     if (!path[0] || w < 12)
         return;
-    at_elide(path, w, c->o->utf8, out, sizeof out);
+    char out[600];
+    if (len <= w) {
+        snprintf(out, sizeof out, "%s", path);
+    } else {
+        const char *end = path + len - (w - dw);
+        const char *slash = strchr(end, '/');
+        snprintf(out, sizeof out, "%s%s", dots, slash ? slash : end);
+    }
     x += at_grid_text(c->g, 2, x, c->lay->cols - x, lead, at_rd_role(c, AT_ROLE_DIM));
     at_grid_text(c->g, 2, x, c->lay->cols - x, out, at_rd_role(c, AT_ROLE_DIM));
 }
