@@ -211,6 +211,15 @@ int tmx_line(const char *c, const char *prefix, char *out, size_t cap)
     return 0;
 }
 
+at_agent *tmx_agent(const char *run, const char *ep)
+{
+    at_agent_opts o;
+    at_agent_opts_default(&o);
+    o.model = "tmux-mlp";
+    o.interval = TMX_EVERY;
+    return at_agent_new(run, ep, &o);
+}
+
 const char *const tmx_layer_names[TMX_LAYERS] = {"enc.fc1", "enc.fc2", "head"};
 
 int tmx_publish(at_agent *a, int64_t step, at_rng *r)

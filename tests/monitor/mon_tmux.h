@@ -56,6 +56,11 @@ char *tmx_cells(const char *escaped);
  * newline); 0 when there is none. */
 int tmx_line(const char *c, const char *prefix, char *out, size_t cap);
 
+/* An agent for run on endpoint ep as the tmux tests' trainer has it: model class "tmux-mlp",
+ * a snapshot every TMX_EVERY steps. NULL when at_agent_new fails. Caller owns return value. */
+enum { TMX_EVERY = 10 };
+at_agent *tmx_agent(const char *run, const char *ep);
+
 /* The trainer of the tmux tests: layers enc.fc1 (200 x 100), enc.fc2 (150 x 150) and head
  * (100 x 40), normal weights from r. */
 enum { TMX_LAYERS = 3 };

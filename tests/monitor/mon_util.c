@@ -38,6 +38,12 @@ void mon_endpoint(char *buf, size_t cap, const char *tag)
     snprintf(buf, cap, "ipc:///tmp/at-mon-%s-%d.ipc", tag, (int)getpid());
 }
 
+void mon_logpath(char *buf, size_t cap, const char *tag)
+{
+    snprintf(buf, cap, "/tmp/at-mon-%s-%d.atlog", tag, (int)getpid());
+    unlink(buf);
+}
+
 static pid_t spawn(const char *const *args, int *out_fd)
 {
     const char *argv[64];

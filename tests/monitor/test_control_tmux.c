@@ -26,7 +26,7 @@
 #include "mon_util.h"
 #include "replay.h"
 
-enum { NRUNS = 2, EVERY = 10 };
+enum { NRUNS = 2, EVERY = TMX_EVERY };
 static const char *const run_ids[NRUNS] = {"run-a", "run-b"};
 
 /* A trainer process and the file it reports its agent's state in. */
@@ -46,11 +46,7 @@ typedef struct agent_state {
 static void trainer_main(const char *ep, const char *run, const char *status_path, uint64_t seed)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlives a failed test */
-    at_agent_opts o;
-    at_agent_opts_default(&o);
-    o.model = "tmux-mlp";
-    o.interval = EVERY;
-    at_agent *a = at_agent_new(run, ep, &o);
+    at_agent *a = tmx_agent(run, ep);
     if (!a)
         _exit(3);
     at_rng r;
@@ -207,8 +203,7 @@ static void test_pause_resume_stop(void **state)
     (void)state;
     char ep[256], cmd[700];
     mon_endpoint(ep, sizeof ep, "ctl");
-    snprintf(logpath, sizeof logpath, "/tmp/at-mon-ctl-%d.atlog", (int)getpid());
-    unlink(logpath);
+    mon_logpath(logpath, sizeof logpath, "ctl");
     snprintf(cmd, sizeof cmd, "%s watch --listen %s --record %s", mon_binary(), ep, logpath);
     tmx v;
     tmx_start(&v, 120, 40, cmd);

@@ -28,13 +28,20 @@ enum { COLS = 100, ROWS = 30 };
 
 static at_agent *agent_on(const char *ep)
 {
-    at_agent_opts o;
-    at_agent_opts_default(&o);
-    o.model = "tmux-mlp";
-    o.interval = 10;
-    at_agent *a = at_agent_new("follow-run", ep, &o);
+    at_agent *a = tmx_agent("follow-run", ep);
     assert_non_null(a);
     return a;
+}
+
+/* Starts the headless monitor on ep recording to logpath, and waits for the log to exist. */
+static void start_recording(mon *m, const char *ep, const char *logpath)
+{
+    const char *args[] = {"watch", "--headless", "--listen", ep, "--record", logpath, NULL};
+    assert_int_equal(mon_start(m, args), 0);
+    struct stat sb;
+    for (double s = 0; s < TMX_TIMEOUT && (stat(logpath, &sb) != 0 || sb.st_size == 0); s += 0.05)
+        mon_sleep(0.05);
+    assert_int_equal(stat(logpath, &sb), 0);
 }
 
 /* One snapshot and its scalars. */
@@ -103,17 +110,11 @@ static void test_follow_matches_direct(void **state)
     char ep[256], ep_direct[256], logpath[256], cmd[800];
     mon_endpoint(ep, sizeof ep, "follow");
     mon_endpoint(ep_direct, sizeof ep_direct, "follow-direct");
-    snprintf(logpath, sizeof logpath, "/tmp/at-mon-follow-%d.atlog", (int)getpid());
-    unlink(logpath);
+    mon_logpath(logpath, sizeof logpath, "follow");
 
     /* the monitor without a terminal, recording */
     mon m;
-    const char *args[] = {"watch", "--headless", "--listen", ep, "--record", logpath, NULL};
-    assert_int_equal(mon_start(&m, args), 0);
-    struct stat sb;
-    for (double s = 0; s < TMX_TIMEOUT && (stat(logpath, &sb) != 0 || sb.st_size == 0); s += 0.05)
-        mon_sleep(0.05);
-    assert_int_equal(stat(logpath, &sb), 0);
+    start_recording(&m, ep, logpath);
 
     /* the follower, before the run starts */
     tmx f;
@@ -177,14 +178,9 @@ static void test_follow_headless(void **state)
     (void)state;
     char ep[256], logpath[256];
     mon_endpoint(ep, sizeof ep, "follow-lines");
-    snprintf(logpath, sizeof logpath, "/tmp/at-mon-follow-lines-%d.atlog", (int)getpid());
-    unlink(logpath);
+    mon_logpath(logpath, sizeof logpath, "follow-lines");
     mon w;
-    const char *wargs[] = {"watch", "--headless", "--listen", ep, "--record", logpath, NULL};
-    assert_int_equal(mon_start(&w, wargs), 0);
-    struct stat sb;
-    for (double s = 0; s < TMX_TIMEOUT && (stat(logpath, &sb) != 0 || sb.st_size == 0); s += 0.05)
-        mon_sleep(0.05);
+    start_recording(&w, ep, logpath);
     mon f;
     const char *fargs[] = {"replay", "--follow", "--headless", logpath, NULL};
     assert_int_equal(mon_start(&f, fargs), 0);

@@ -38,11 +38,7 @@ static int widest(const char *s)
 
 static void publish_run(const char *ep)
 {
-    at_agent_opts o;
-    at_agent_opts_default(&o);
-    o.model = "tmux-mlp";
-    o.interval = 10;
-    at_agent *a = at_agent_new("tmux-run", ep, &o);
+    at_agent *a = tmx_agent("tmux-run", ep);
     assert_non_null(a);
     at_rng r;
     at_rng_seed(&r, 42);
@@ -60,8 +56,7 @@ static void test_watch_in_tmux(void **state)
     (void)state;
     char ep[256], cmd[700];
     mon_endpoint(ep, sizeof ep, "tmux");
-    snprintf(logpath, sizeof logpath, "/tmp/at-mon-tmux-%d.atlog", (int)getpid());
-    unlink(logpath);
+    mon_logpath(logpath, sizeof logpath, "tmux");
     snprintf(cmd, sizeof cmd, "%s watch --listen %s --record %s", mon_binary(), ep, logpath);
     tmx t;
     tmx_start(&t, 120, 40, cmd);
