@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mon_util.c -- run alphatop as a child process and read its JSON lines (see mon_util.h). */
 #include "mon_util.h"
 

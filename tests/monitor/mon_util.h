@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mon_util.h -- helpers for the monitor's end-to-end tests: run `alphatop` as a child with its
  * stdout on a pipe, read its JSON lines with deadlines, wait for its exit. */
 #ifndef AT_TEST_MON_UTIL_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_replay.c -- a run log back into the model: runs, layers, cells, scalars, events; and
  * back out as the same JSON lines. */
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_runlog.c -- the run log: round trip, blobs, truncated tail, damaged middle, reopen. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_watch_tmux.c -- `alphatop watch` and `alphatop replay` in a real terminal: a detached
  * tmux session (mon_tmux.h), a trainer publishing through the C agent; capture-pane shows the
  * heatmap and layer names, capture-pane -e the 256-colour codes; resize-window redraws; Tab,

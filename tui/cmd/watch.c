@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* watch.c -- `alphatop watch` (the live monitor) and `alphatop replay` (a recorded run). */
 #include <signal.h>
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* watch_view.h -- the live view (view.h) driven by the engine (`watch`), a whole log (`replay`)
  * or a log as it grows (`replay --follow`). */
 #ifndef ALPHATOP_WATCH_VIEW_H

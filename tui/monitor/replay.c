@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* replay.c -- a run log back into the model or out as JSON lines (see replay.h). */
 #include "replay.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* replay.h -- a recorded run log back into the view's model, or back out as JSON lines.
  *
  * The run log (runlog.h) holds the engine's JSON lines; replaying them rebuilds the model the
