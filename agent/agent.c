@@ -207,6 +207,9 @@ static void apply_control(at_agent *a, const at_proto_msg *m)
         a->interval = m->u.interval;
         break;
     case AT_PROTO_HELLO_REQUEST:
+        /* Only a monitor that never saw the run asks who it is: it did not pause it, and the
+         * one that did is gone, so the pause ends instead of lasting forever. */
+        a->paused = 0;
         a->hello_due = 1;
         break;
     default:

@@ -216,10 +216,13 @@ static void test_insecure_warning(void **state)
 static void test_run_id_escaped_in_notes(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/at-notices-XXXXXX", cwd[1024];
+    char dir[] = "/tmp/at-notices-XXXXXX", logs[64], want[160];
     assert_non_null(mkdtemp(dir));
-    assert_non_null(getcwd(cwd, sizeof cwd));
-    assert_int_equal(chdir(dir), 0); /* the default log goes to the working directory */
+    /* the default log goes to the XDG state directory: DIR/alphatop */
+    assert_int_equal(setenv("XDG_STATE_HOME", dir, 1), 0);
+    snprintf(logs, sizeof logs, "%s/alphatop", dir);
+    snprintf(want, sizeof want, "alphatop: recording run r\\x1b[2J\\u202e to %s/alphatop-r__2J___-",
+             logs);
     const item script[] = {
         {AT_OK, AT_PROTO_E_NONE, NULL, msg_of(AT_PROTO_HELLO, "r\x1b[2J\xe2\x80\xae")}};
     src s = {script, 1, 0, 0};
@@ -240,17 +243,21 @@ static void test_run_id_escaped_in_notes(void **state)
     notes[n] = '\0';
     if (at_test_clean_text(notes, n, why, sizeof why))
         fail_msg("%s in %s", why, notes);
-    assert_non_null(
-        strstr(notes, "alphatop: recording run r\\x1b[2J\\u202e to alphatop-r__2J___-"));
+    if (!strstr(notes, want))
+        fail_msg("notes lack '%s':\n%s", want, notes);
     fclose(o.notes);
     at_model_free(m);
-    DIR *d = opendir(".");
+    DIR *d = opendir(logs);
     assert_non_null(d);
     for (struct dirent *f; (f = readdir(d));)
-        if (f->d_name[0] != '.')
-            unlink(f->d_name);
+        if (f->d_name[0] != '.') {
+            char path[600];
+            snprintf(path, sizeof path, "%s/%s", logs, f->d_name);
+            unlink(path);
+        }
     closedir(d);
-    assert_int_equal(chdir(cwd), 0);
+    unsetenv("XDG_STATE_HOME");
+    assert_int_equal(rmdir(logs), 0);
     assert_int_equal(rmdir(dir), 0);
 }
 

@@ -248,6 +248,44 @@ static void test_print_crafted(void **state)
     unlink(path);
 }
 
+/* Following a log as its writer appends: each read applies what is new, at most max records,
+ * and 0 when nothing is; the model grows as it would have loaded the whole log. */
+static void test_follow(void **state)
+{
+    (void)state;
+    int st;
+    char err[300];
+    snprintf(path, sizeof path, "/tmp/at-test-follow-%d.atlog", (int)getpid());
+    unlink(path);
+    assert_null(at_replay_open(path, 1, &st, err, sizeof err));
+    assert_int_equal(st, AT_ERR_IO);
+    assert_non_null(strstr(err, "cannot open"));
+    at_runlog *log = at_runlog_open(path, &st);
+    assert_non_null(log);
+    at_replay *r = at_replay_open(path, 1, &st, err, sizeof err);
+    assert_non_null(r);
+    at_model *m = at_model_new();
+    assert_int_equal(at_replay_read_model(r, m, 100), 0);
+    for (size_t i = 0; i < 2; i++)
+        assert_int_equal(at_runlog_append_json(log, lines[i], strlen(lines[i])), AT_OK);
+    assert_int_equal(at_replay_read_model(r, m, 100), 2);
+    assert_int_equal(at_model_num_snapshots(m, 0), 1);
+    assert_int_equal(at_model_run(m, 0)->interval, 50);
+    for (size_t i = 2; i < NLINES; i++)
+        assert_int_equal(at_runlog_append_json(log, lines[i], strlen(lines[i])), AT_OK);
+    assert_int_equal(at_replay_read_model(r, m, 3), 3);
+    assert_int_equal(at_replay_read_model(r, m, 100), (int)NLINES - 5);
+    assert_int_equal(at_replay_read_model(r, m, 100), 0);
+    assert_int_equal(at_model_num_snapshots(m, 0), 2);
+    assert_true(at_model_cell(m, 0, 0, AT_SPACE_W, 1)->v[AT_METRIC_ALPHA] == 3.5f);
+    assert_true(at_model_run(m, 0)->stop_requested);
+    assert_string_equal(at_replay_note(r), "");
+    at_model_free(m);
+    at_replay_close(r);
+    at_runlog_close(log);
+    unlink(path);
+}
+
 /* A layer line's columns read back through metrics_fmt's own table: every field as written. */
 static void test_metrics_roundtrip(void **state)
 {
@@ -337,6 +375,7 @@ int main(void)
         cmocka_unit_test(test_load),
         cmocka_unit_test(test_print),
         cmocka_unit_test(test_print_crafted),
+        cmocka_unit_test(test_follow),
         cmocka_unit_test(test_metrics_roundtrip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -199,6 +199,23 @@ static void test_engine_actions(void **state)
     assert_int_equal(f->out.run, 1);
     assert_int_equal(f->ui.run, 1);
     assert_int_equal(f->ui.sel, 0);
+    /* p pauses the run shown, and resumes it once paused; an ended run or a replay has none */
+    press(f, 'p');
+    assert_int_equal(f->out.kind, AT_VIEW_PAUSE);
+    assert_int_equal(f->out.run, 1);
+    assert_int_equal(f->out.paused, 1);
+    at_model_run(f->m, 1)->paused = 1;
+    press(f, 'p');
+    assert_int_equal(f->out.run, 1);
+    assert_int_equal(f->out.paused, 0);
+    at_model_run(f->m, 1)->ended = 1;
+    press(f, 'p');
+    assert_int_equal(f->out.kind, AT_VIEW_NOTHING);
+    assert_string_equal(f->ui.msg, "the run ended: nothing to pause");
+    f->ui.replay = 1;
+    press(f, 'p');
+    assert_int_equal(f->out.kind, AT_VIEW_NOTHING);
+    assert_string_equal(f->ui.msg, "a replay has no trainer to pause");
 }
 
 static void test_click_and_slider(void **state)
@@ -339,7 +356,7 @@ static void test_replay_keys(void **state)
     assert_non_null(strstr(f->ui.msg, "no trainer to stop"));
     press(f, 'p');
     assert_int_equal(f->out.kind, AT_VIEW_NOTHING);
-    assert_non_null(strstr(f->ui.msg, "no analysis to pause"));
+    assert_non_null(strstr(f->ui.msg, "no trainer to pause"));
     press(f, 'z');
     assert_int_equal(f->ui.frozen, 0);
 }

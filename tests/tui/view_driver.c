@@ -74,7 +74,7 @@ static void action(void *ud, const at_view_action *a)
         fflush(d->actions);
     }
     if (a->kind == AT_VIEW_PAUSE) {
-        at_model_state(d->m)->paused = a->paused;
+        at_model_run(d->m, a->run)->paused = a->paused;
         at_model_touch(d->m);
     }
     if (a->kind == AT_VIEW_STOP_RUN) {

@@ -37,6 +37,9 @@ typedef struct at_engine_source {
     int (*next)(void *ctx, const at_proto_msg **msg, at_proto_error *err);
     /* Asks the trainer of run to stop, for reason: AT_OK or a negative status. */
     int (*stop)(void *ctx, const char *run, const char *reason);
+    /* Asks the trainer of run to pause (paused 1) or resume (0) its snapshots: AT_OK or a
+     * negative status. May be NULL: the source cannot (at_engine_pause says AT_ERR_UNSUPPORTED). */
+    int (*pause)(void *ctx, const char *run, int paused);
 } at_engine_source;
 
 typedef struct at_engine_opts {
@@ -100,9 +103,14 @@ int at_engine_exit_code(const at_engine *self);
  * when its queue is full). */
 int at_engine_request_stop(at_engine *self, int run, const char *reason);
 
-/* Pauses (1) or resumes (0) analysis; snapshots arriving meanwhile wait (back-pressure drops
- * the oldest when too many do, ingest.h). */
-void at_engine_pause(at_engine *self, int paused);
+/* The user paused (paused 1) or resumed (0) the snapshots of run (model index): sends pause or
+ * resume to its trainer, which takes no snapshots meanwhile (none is dropped; scalars keep
+ * coming), marks the run (at_run_info.paused) and records a pause or resume event; a failure to
+ * send is an error event and changes nothing. A paused run that says hello again (its agent
+ * reconnected, or a new process took the run id) is sent pause again; its goodbye ends the
+ * pause. Returns AT_OK, AT_ERR_ARG (bad run), AT_ERR_STATE (the run ended), AT_ERR_UNSUPPORTED
+ * (an injected source without pause) or the source's failure (as at_engine_request_stop). */
+int at_engine_pause(at_engine *self, int run, int paused);
 
 /* The endpoint the engine listens on ("" with an injected source). Borrowed. */
 const char *at_engine_endpoint(const at_engine *self);

@@ -18,8 +18,8 @@
 static const char *const type_names[] = {"layer",    "scalars", "event",
                                          "spectrum", "weights", "stats"};
 static const char *const kind_names[AT_RECORD_EV_COUNT] = {
-    "hello", "goodbye", "phase", "run_phase", "trap",   "stop",
-    "ack",   "drop",    "error", "info",      "warning"};
+    "hello", "goodbye", "phase", "run_phase", "trap",  "stop",  "ack",
+    "drop",  "error",   "info",  "warning",   "pause", "resume"};
 #define NTYPES (sizeof type_names / sizeof type_names[0])
 
 const char *at_record_type_name(at_record_type t)

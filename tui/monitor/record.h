@@ -71,7 +71,9 @@ typedef enum at_record_kind {
     AT_RECORD_EV_WARNING = 10,  /* "warning": the feed's warning at start (no Curve, a readable
                                    key file, an empty allow-list), refused connections, a
                                    stop_ack no stop asked for */
-    AT_RECORD_EV_COUNT = 11     /* number of kinds (not a kind) */
+    AT_RECORD_EV_PAUSE = 11,    /* "pause": the user paused the run's snapshots */
+    AT_RECORD_EV_RESUME = 12,   /* "resume": the user resumed them */
+    AT_RECORD_EV_COUNT = 13     /* number of kinds (not a kind) */
 } at_record_kind;
 
 /* Layer results: the metric columns, or the error of a layer that could not be analysed. */

@@ -164,11 +164,6 @@ int at_worker_pending(at_worker *self)
     return (int)at_pool_pending(self->pool);
 }
 
-void at_worker_pause(at_worker *self, int paused)
-{
-    at_pool_pause(self->pool, paused);
-}
-
 void at_worker_free(at_worker *self)
 {
     if (!self)

@@ -88,9 +88,6 @@ int at_worker_cancel(at_worker *self, int run, int64_t step);
 /* Jobs queued or running (fast mode: layers waiting or being analysed). */
 int at_worker_pending(at_worker *self);
 
-/* Pauses (1) or resumes (0) analysis; the running job finishes first. */
-void at_worker_pause(at_worker *self, int paused);
-
 /* Stops the thread (after the running job) and frees everything, queued jobs included.
  * NULL-safe. */
 void at_worker_free(at_worker *self);

@@ -196,8 +196,8 @@ static const char *const help_keys[][2] = {
     {"/  F4", "filter layers by name (Enter keeps it, Esc clears it)"},
     {"F3  n  N", "search a layer by name and jump to it; next / previous match"},
     {"d", "W <-> delta (W - W_base, fine-tunes)"},
-    {"z", "freeze the display (data keeps arriving; z or Esc: live again)"},
-    {"p", "pause / resume the analysis (live runs)"},
+    {"z", "freeze the display; data keeps arriving, none is dropped (z or Esc: live)"},
+    {"p", "pause / resume this run's snapshots at its trainer; scalars go on"},
     {"s", "ask the trainer to stop: y confirms; n, Enter and Esc do not"},
     {"r", "pick a run (several runs publishing)"},
     {"< >  , .", "replay: move the time slider one snapshot"},
@@ -346,7 +346,10 @@ static void draw_run_row(const at_rd *c, int y)
     char buf[600], a[16], b[16], label[200];
     int x = at_grid_text(c->g, y, 0, lay->cols, " alphatop ", hs);
     if (!ri) {
-        at_grid_text(c->g, y, x, lay->cols - x, " waiting for a trainer to publish...", hs);
+        at_grid_text(c->g, y, x, lay->cols - x,
+                     at_model_state(c->m)->follow ? " waiting for a run in the log..."
+                                                  : " waiting for a trainer to publish...",
+                     hs);
         return;
     }
     at_render_step(ri->step, a);
@@ -366,6 +369,8 @@ static void draw_run_row(const at_rd *c, int y)
                         at_model_num_runs(c->m));
     if (ri->ended)
         len += snprintf(buf + len, sizeof buf - (size_t)len, "  ENDED");
+    else if (ri->paused)
+        len += snprintf(buf + len, sizeof buf - (size_t)len, "  PAUSED");
     if (ri->stop_requested)
         snprintf(buf + len, sizeof buf - (size_t)len, "  STOP REQUESTED");
     at_grid_text(c->g, y, x, lay->cols - x, buf, hs);
@@ -385,6 +390,8 @@ static void draw_verdict(const at_rd *c, int y, int w)
         snprintf(act, sizeof act, " stop requested ");
     else if (ri && ri->ended)
         snprintf(act, sizeof act, " run ended ");
+    else if (ri && ri->paused)
+        snprintf(act, sizeof act, " snapshots paused: p resumes ");
     else if (ri && !c->ui->replay && v->severity >= AT_SEV_WARN)
         snprintf(act, sizeof act, " s: stop the run ");
     int aw = (int)strlen(act);
@@ -416,6 +423,28 @@ static void draw_verdict(const at_rd *c, int y, int w)
         at_grid_text(c->g, y, w - aw, aw, act, tag);
 }
 
+/* lead and path from column x of row 2 when there is room; a path too long for it loses its
+ * start, at a '/' where one leaves the most that fits: the file name matters most. */
+static void draw_log_path(const at_rd *c, int x, const char *lead, const char *path)
+{
+    int w = c->lay->cols - x - 1 - (int)strlen(lead);
+    int len = (int)strlen(path);
+    const char *dots = c->o->utf8 ? "\xe2\x80\xa6" : "...";
+    int dw = c->o->utf8 ? 1 : 3;
+    if (!path[0] || w < 12)
+        return;
+    char out[600];
+    if (len <= w) {
+        snprintf(out, sizeof out, "%s", path);
+    } else {
+        const char *end = path + len - (w - dw);
+        const char *slash = strchr(end, '/');
+        snprintf(out, sizeof out, "%s%s", dots, slash ? slash : end);
+    }
+    x += at_grid_text(c->g, 2, x, c->lay->cols - x, lead, at_rd_role(c, AT_ROLE_DIM));
+    at_grid_text(c->g, 2, x, c->lay->cols - x, out, at_rd_role(c, AT_ROLE_DIM));
+}
+
 static void draw_header(const at_rd *c)
 {
     const at_layout *lay = c->lay;
@@ -430,9 +459,12 @@ static void draw_header(const at_rd *c)
             at_model_snapshot_step(c->m, c->ui->run, at_model_num_snapshots(c->m, c->ui->run) - 1);
         at_render_step(c->end_step < 0 ? 0 : c->end_step, a);
         at_render_step(last < 0 ? 0 : last, b);
-        at_grid_printf(c->g, 2, 0, lay->cols, at_rd_role(c, AT_ROLE_TITLE),
-                       " REPLAY to step %s of %s   < > move the slider, Home / End: start / end", a,
-                       b);
+        int len =
+            at_grid_printf(c->g, 2, 0, lay->cols, at_rd_role(c, AT_ROLE_TITLE),
+                           " %s to step %s of %s   %s", st->follow ? "FOLLOWING" : "REPLAY", a, b,
+                           st->follow ? "< > move the slider, End: follow the newest"
+                                      : "< > move the slider, Home / End: start / end");
+        draw_log_path(c, len, "  log ", st->record);
     } else {
         int len = snprintf(buf, sizeof buf, " monitor  %d/%d computed  %d pending", st->layers_done,
                            st->layers_done + st->layers_pending, st->layers_pending);
@@ -444,14 +476,12 @@ static void draw_header(const at_rd *c)
         len += snprintf(buf + len, sizeof buf - (size_t)len, "  %lld dropped  %s",
                         ri ? (long long)ri->dropped : 0LL, st->fast ? "fast" : "exact");
         at_grid_text(c->g, 2, 0, lay->cols, buf, at_rd_role(c, AT_ROLE_DIM));
-        if (st->paused)
-            len += at_grid_text(c->g, 2, len, lay->cols - len, "  PAUSED",
-                                at_rd_role(c, AT_ROLE_TRAP));
         if (c->ui->frozen) {
             at_render_step(c->end_step, a);
-            at_grid_printf(c->g, 2, len, lay->cols - len, at_rd_role(c, AT_ROLE_TRAP),
-                           "  FROZEN at step %s (z: live)", a);
+            len += at_grid_printf(c->g, 2, len, lay->cols - len, at_rd_role(c, AT_ROLE_TRAP),
+                                  "  FROZEN at step %s (z: live)", a);
         }
+        draw_log_path(c, len, " rec ", ri && ri->log[0] ? ri->log : st->record);
     }
     if (lay->header.h < 4)
         return;

@@ -509,7 +509,10 @@ int at_ui_apply(at_ui *ui, const at_model *m, const at_layout *lay, at_action ac
         break;
     case AT_ACT_FREEZE:
         if (ui->replay) {
-            snprintf(ui->msg, sizeof ui->msg, "a replay does not change: < > move the slider");
+            snprintf(ui->msg, sizeof ui->msg,
+                     at_model_state(m)->follow
+                         ? "< moves the slider back: it stays there while the log grows"
+                         : "a replay does not change: < > move the slider");
         } else if (ui->frozen) {
             ui->frozen = 0;
             ui->limit_step = -1;
@@ -519,14 +522,20 @@ int at_ui_apply(at_ui *ui, const at_model *m, const at_layout *lay, at_action ac
                 at_model_snapshot_step(m, ui->run, at_model_num_snapshots(m, ui->run) - 1);
         }
         break;
-    case AT_ACT_PAUSE:
+    case AT_ACT_PAUSE: {
+        const at_run_info *ri = at_model_run(m, ui->run);
         if (ui->replay) {
-            snprintf(ui->msg, sizeof ui->msg, "a replay has no analysis to pause");
-            break;
+            snprintf(ui->msg, sizeof ui->msg, "a replay has no trainer to pause");
+        } else if (ri && ri->ended) {
+            snprintf(ui->msg, sizeof ui->msg, "the run ended: nothing to pause");
+        } else if (ri) {
+            out->kind = AT_VIEW_PAUSE;
+            out->run = ui->run;
+            out->paused = !ri->paused;
+            return 0;
         }
-        out->kind = AT_VIEW_PAUSE;
-        out->paused = !at_model_state(m)->paused;
-        return 0;
+        break;
+    }
     case AT_ACT_STOP:
         if (ui->replay)
             snprintf(ui->msg, sizeof ui->msg, "a replay has no trainer to stop");

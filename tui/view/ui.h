@@ -118,7 +118,7 @@ typedef enum at_view_event {
     AT_VIEW_NOTHING = 0,
     AT_VIEW_QUIT,
     AT_VIEW_STOP_RUN,   /* the user confirmed: ask run `run` to stop */
-    AT_VIEW_PAUSE,      /* toggle analysis pause: `paused` is the wanted state */
+    AT_VIEW_PAUSE,      /* pause (`paused` 1) or resume (0) the snapshots of run `run` */
     AT_VIEW_SELECT_RUN, /* the user now looks at run `run` */
 } at_view_event;
 
