@@ -14,33 +14,25 @@ typedef struct seg {
     size_t n;
 } seg;
 
-enum { MAX_SEGS = 32 };
+enum { MAX_SEGS = 32, MAX_NAME = 256 };
 
-/* Case-insensitive: segment s is lit. */
+/* Segment s is lit (both lower case). */
 static int seg_is(seg s, const char *lit)
 {
-    size_t n = strlen(lit);
-    if (n != s.n)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (tolower((unsigned char)s.s[i]) != lit[i])
-            return 0;
-    return 1;
+    return s.n > 0 && s.s[0] == lit[0] && s.n == strlen(lit) && !memcmp(s.s, lit, s.n);
 }
 
-/* Case-insensitive: segment s contains lit. */
-static int seg_has(seg s, const char *lit)
+/* Segment s contains the n bytes of lit (both lower case). */
+static int seg_has_n(seg s, const char *lit, size_t n)
 {
-    size_t n = strlen(lit);
-    for (size_t i = 0; i + n <= s.n; i++) {
-        size_t k = 0;
-        while (k < n && tolower((unsigned char)s.s[i + k]) == lit[k])
-            k++;
-        if (k == n)
+    for (size_t i = 0; i + n <= s.n; i++)
+        if (s.s[i] == lit[0] && !memcmp(s.s + i, lit, n))
             return 1;
-    }
     return 0;
 }
+
+/* seg_has_n of a string literal (this runs for every name of every frame) */
+#define seg_has(s, lit) seg_has_n(s, lit, sizeof lit - 1)
 
 /* All digits, or ending in "_<digits>" ("3", "encoder_layer_0"). */
 static int numbered(seg s)
@@ -51,7 +43,7 @@ static int numbered(seg s)
     return i < s.n && (i == 0 || s.s[i - 1] == '_');
 }
 
-/* The name's segments, less a trailing "weight" segment or "_weight" suffix. */
+/* The name's segments, less a trailing "weight" segment or "_weight" suffix (lower case). */
 static int split(const char *name, seg *out)
 {
     int n = 0;
@@ -66,7 +58,7 @@ static int split(const char *name, seg *out)
     }
     if (n > 1 && seg_is(out[n - 1], "weight"))
         n--;
-    else if (out[n - 1].n > 7 && seg_has((seg){out[n - 1].s + out[n - 1].n - 7, 7}, "_weight"))
+    else if (out[n - 1].n > 7 && !memcmp(out[n - 1].s + out[n - 1].n - 7, "_weight", 7))
         out[n - 1].n -= 7;
     return n;
 }
@@ -147,17 +139,31 @@ static int mlp_segment(seg s)
            seg_has(s, "intermediate") || seg_is(s, "ff") || seg_is(s, "output");
 }
 
+/* The n bytes at s into buf (cap bytes), cut to fit. */
+static void copy_seg(char *buf, size_t cap, const char *s, size_t n)
+{
+    n = n < cap - 1 ? n : cap - 1;
+    memcpy(buf, s, n);
+    buf[n] = 0;
+}
+
 void at_blocks_classify(const char *name, at_name_part *out)
 {
     memset(out, 0, sizeof *out);
     out->block_len = -1;
+    /* compared in lower case; offsets into low are offsets into name */
+    char low[MAX_NAME];
+    size_t len = 0;
+    for (; name[len] && len + 1 < sizeof low; len++)
+        low[len] = (char)tolower((unsigned char)name[len]);
+    low[len] = 0;
     seg sg[MAX_SEGS];
-    int n = split(name, sg);
+    int n = split(low, sg);
     seg leaf = sg[n - 1];
     int attn = -1, mlp = 0;
     for (int i = 0; i < n - 1; i++) {
         if (out->block_len < 0 && numbered(sg[i]))
-            out->block_len = (int)(sg[i].s + sg[i].n - name);
+            out->block_len = (int)(sg[i].s + sg[i].n - low);
         if (attn < 0 && (seg_has(sg[i], "attn") || seg_has(sg[i], "attention")))
             attn = i;
         mlp |= mlp_segment(sg[i]);
@@ -172,11 +178,11 @@ void at_blocks_classify(const char *name, at_name_part *out)
                  : rule    ? rule->group
                            : AT_GROUP_OTHER;
     if (rule && rule->group == out->group)
-        snprintf(out->role, sizeof out->role, "%s", rule->role);
+        copy_seg(out->role, sizeof out->role, rule->role, strlen(rule->role));
     else
-        snprintf(out->role, sizeof out->role, "%.*s", (int)leaf.n, leaf.s);
+        copy_seg(out->role, sizeof out->role, name + (leaf.s - low), leaf.n);
     if (attn >= 0)
-        snprintf(out->module, sizeof out->module, "%.*s", (int)sg[attn].n, sg[attn].s);
+        copy_seg(out->module, sizeof out->module, name + (sg[attn].s - low), sg[attn].n);
 }
 
 int at_blocks_available(const at_model *m, int run)
