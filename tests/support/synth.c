@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* synth.c -- seeded synthetic runs (tests, benches, the view driver). */
 #include "synth.h"
 

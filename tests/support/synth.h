@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* synth.h -- seeded synthetic runs for the view's tests, benches and driver program.
  *
  * A synthetic run looks like a model being trained: every layer's alpha falls from raw

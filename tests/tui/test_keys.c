@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_keys.c -- key map (pure key -> action) and what actions do to the view's state. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_layout.c -- the screen layout and the heatmap's column compression rule. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_render.c -- the screens rendered into a grid, compared with golden text files in
  * tests/data/golden (AT_UPDATE_GOLDEN=1 rewrites them), plus the colours of chosen cells and
  * the bucket rule of compressed columns. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* view_driver.c -- runs the monitor's view for real on a seeded synthetic model, for the
  * tmux end-to-end test (and for looking at the view without a trainer).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* layout.c -- the screen layout, a pure function of size and data facts. */
 #include "layout.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* layout.h -- where each part of the monitor's screen goes, as a pure function of the
  * terminal size and a few facts about the data. Tested without a terminal.
  *

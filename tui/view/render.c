@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* render.c -- the monitor's screens drawn into a cell grid: header and verdict, heatmap, key
  * bar, help, run picker, confirmation (the panel and the detail view have files of their
  * own). */
@@ -697,6 +698,19 @@ static void draw_names(const at_rd *c, int y, const int *idx, int i0, int has2)
         at_grid_put(c->g, y, lay->names.x + x, at_grid_at(c->g, y, lay->names.x + x)->ch, ss);
 }
 
+void at_rd_title_flags(const at_rd *c, char *text, size_t cap, int len)
+{
+    const at_ui *ui = c->ui;
+    if (len < 0 || (size_t)len >= cap)
+        return;
+    if (ui->warn_only)
+        len += snprintf(text + len, cap - (size_t)len, "  warnings only");
+    if (ui->filter[0] && (size_t)len < cap)
+        len += snprintf(text + len, cap - (size_t)len, "  (filtered)");
+    if (ui->back && (size_t)len < cap)
+        snprintf(text + len, cap - (size_t)len, "  (back in time: Esc = live)");
+}
+
 /* The title row; returns the column where its text ends. */
 static int draw_titles(const at_rd *c, int shown, int nf)
 {
@@ -715,12 +729,7 @@ static int draw_titles(const at_rd *c, int shown, int nf)
                         ui->top + shown, nf);
     if (ui->sort != AT_SORT_MODEL)
         len += snprintf(text + len, sizeof text - (size_t)len, "  by %s", at_sort_name(ui->sort));
-    if (ui->warn_only)
-        len += snprintf(text + len, sizeof text - (size_t)len, "  warnings only");
-    if (ui->filter[0])
-        len += snprintf(text + len, sizeof text - (size_t)len, "  (filtered)");
-    if (ui->back)
-        snprintf(text + len, sizeof text - (size_t)len, "  (back in time: Esc = live)");
+    at_rd_title_flags(c, text, sizeof text, len);
     int w = at_grid_text(c->g, lay->titles.y, lay->heat.x, lay->heat.w, text, title);
     at_grid_text(c->g, lay->titles.y, lay->side.x, lay->side.w, "now", title);
     return lay->heat.x + w;

@@ -157,12 +157,7 @@ static void draw_title(const bview *b, int nrows)
     if (b->shown < nrows)
         len += snprintf(text + len, sizeof text - (size_t)len, "  rows %d-%d of %d", b->top + 1,
                         b->top + b->shown, nrows);
-    if (ui->warn_only)
-        len += snprintf(text + len, sizeof text - (size_t)len, "  warnings only");
-    if (ui->filter[0])
-        len += snprintf(text + len, sizeof text - (size_t)len, "  (filtered)");
-    if (ui->back)
-        snprintf(text + len, sizeof text - (size_t)len, "  (back in time: Esc = live)");
+    at_rd_title_flags(c, text, sizeof text, len);
     int w = at_rd_text(c, r->y, r->x, r->w, text, at_rd_role(c, AT_ROLE_TITLE));
     if (ui->sel_layer < 0)
         return;

@@ -74,6 +74,10 @@ int at_rd_bucket(const at_rd *c, int layer, const at_colspan *sp, int bi, int ns
 void at_rd_side_value(const at_rd *c, int layer, char *txt, uint32_t *arrow, at_style *st,
                       int *few);
 
+/* Appends to the title text (cap bytes, len of them used) what limits the layers shown:
+ * warnings only, a filter, looking back in time. */
+void at_rd_title_flags(const at_rd *c, char *text, size_t cap, int len);
+
 /* The colour bar in lay->colorbar; lo/hi: the range on screen (sequential scales). */
 void at_rd_colorbar(const at_rd *c, double lo, double hi);
 

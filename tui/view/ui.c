@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* ui.c -- key map and interaction state of the monitor's view. */
 #include "ui.h"
 

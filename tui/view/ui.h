@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* ui.h -- the view's interaction state, the key map and how actions change the state.
  *
  * Pure (no terminal): tui/term.c turns curses keys into AT_KEY_* codes, at_keymap turns a
