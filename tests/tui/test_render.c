@@ -295,6 +295,27 @@ static void test_cache(void **state)
             assert_int_equal(c->st.fg, at_scheme_level_color(&sc, AT_SCALE_ALPHA, 0));
         }
     }
+    /* the block view's sparklines read the same cache (its buckets are other spans) */
+    at_ui_init(&ui);
+    ui.blocks = 1;
+    for (int round = 0; round < 3; round++) {
+        if (round == 1)
+            at_synth_snapshot(m, 0, 151, T0, 0, 42);
+        if (round == 2) {
+            at_metrics x;
+            memset(&x, 0, sizeof x);
+            x.status = AT_FIT_SUCCESS;
+            x.alpha = 9.5;
+            at_model_add_cell(m, 0, 2, AT_SPACE_W, 700, &x);
+        }
+        at_render_layout(&lay, m, &ui, 24, 80, 1);
+        assert_true(lay.blocks);
+        at_ui_clamp(&ui, m, &lay);
+        at_render_opts with = {T0 + 3, 1, &sc, cache}, without = {T0 + 3, 1, &sc, NULL};
+        at_render(a, m, &ui, &lay, &with);
+        at_render(b, m, &ui, &lay, &without);
+        assert_true(same_grid(a, b));
+    }
     at_grid_free(a);
     at_grid_free(b);
     at_render_cache_free(cache);
