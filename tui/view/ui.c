@@ -239,20 +239,20 @@ static at_blocks *block_table(const at_ui *ui, const at_model *m)
     return t;
 }
 
-/* Keeps the block view's row of the selected layer on screen. */
-static void clamp_blocks(at_ui *ui, const at_model *m, const at_layout *lay)
+/* Keeps the block view's row of the selected layer on screen; idx[0..n-1]: the layers shown. */
+static void clamp_blocks(at_ui *ui, const at_model *m, const at_layout *lay, const int *idx, int n)
 {
-    at_blocks *t = block_table(ui, m);
+    at_blocks *t = at_blocks_new(m, ui->run, idx, n, NULL, NULL);
     int r, s, page = lay->heat.h > 0 ? lay->heat.h : 1;
-    int n = t ? at_blocks_num_rows(t) : 0;
+    int rows = t ? at_blocks_num_rows(t) : 0;
     if (t && at_blocks_find(t, ui->sel_layer, &r, &s)) {
         if (r < ui->block_top)
             ui->block_top = r;
         if (r >= ui->block_top + page)
             ui->block_top = r - page + 1;
     }
-    if (ui->block_top > n - page)
-        ui->block_top = n - page;
+    if (ui->block_top > rows - page)
+        ui->block_top = rows - page;
     if (ui->block_top < 0)
         ui->block_top = 0;
     at_blocks_free(t);
@@ -283,9 +283,9 @@ void at_ui_clamp(at_ui *ui, const at_model *m, const at_layout *lay)
     if (ui->sel < 0)
         ui->sel = 0;
     ui->sel_layer = n > 0 ? idx[ui->sel] : -1;
+    if (lay->blocks && idx)
+        clamp_blocks(ui, m, lay, idx, n);
     free(idx);
-    if (lay->blocks)
-        clamp_blocks(ui, m, lay);
     if (ui->sel < ui->top)
         ui->top = ui->sel;
     if (ui->sel >= ui->top + pg)
