@@ -361,8 +361,19 @@ static int open_socket(at_agent *a, char *err, size_t errlen)
  * buffers return to the pool). */
 static void close_socket(at_agent *a)
 {
-    if (a->events)
+    if (a->events) {
+        /* Stop the monitor, then read what it already sent: libzmq 4.3 leaks an event frame
+         * longer than its inline size (an endpoint address) that is still queued when its
+         * PAIR socket closes. */
+        if (a->sock)
+            zmq_socket_monitor(a->sock, NULL, 0);
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        while (zmq_msg_recv(&m, a->events, ZMQ_DONTWAIT) >= 0)
+            ;
+        zmq_msg_close(&m);
         zmq_close(a->events);
+    }
     if (a->sock)
         zmq_close(a->sock);
     a->events = a->sock = NULL;
