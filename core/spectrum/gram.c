@@ -142,6 +142,24 @@ static int check_args(at_gram *self, const void *a, int64_t m, int64_t n, const 
     return AT_OK;
 }
 
+/* Whether the m x n matrix a (leading dimension m) has no nonzero entry: its spectrum is then
+ * known without any work (an all-zero layer took 8 s at 4096 x 4096 through the reductions). */
+static int all_zero64(const double *a, int64_t m, int64_t n)
+{
+    for (size_t i = 0; i < (size_t)m * (size_t)n; i++)
+        if (a[i] != 0.0)
+            return 0;
+    return 1;
+}
+
+static int all_zero32(const float *a, int64_t m, int64_t n)
+{
+    for (size_t i = 0; i < (size_t)m * (size_t)n; i++)
+        if (a[i] != 0.0f)
+            return 0;
+    return 1;
+}
+
 static int reserve_tridiag(at_gram *self, size_t p, size_t elem)
 {
     if (at_htsr_grow(&self->g, &self->g_cap, p * p * elem, 1) ||
@@ -372,6 +390,12 @@ int at_gram_evals64(at_gram *self, const double *a, int64_t m, int64_t n, double
     self->p32 = 0;
     int wide = m < n; /* then the short side is A's column space: G = A A^T */
     int p = (int)(wide ? m : n), lg = (int)(wide ? n : m), kd = p - 1 < KD ? p - 1 : KD;
+    if (path)
+        *path = AT_GRAM_PLAIN;
+    if (all_zero64(a, m, n)) {
+        memset(lambda, 0, (size_t)p * sizeof(double));
+        return AT_OK;
+    }
     if (reserve_tridiag(self, (size_t)p, sizeof(double)))
         return fail(self, AT_ERR_NOMEM, "out of memory for the Gram matrix");
     double *g = self->g, *ee = self->ee;
@@ -390,8 +414,6 @@ int at_gram_evals64(at_gram *self, const double *a, int64_t m, int64_t n, double
         need++;
     while (s < p && lambda[s] < BAND * TRUST * lmax)
         s++;
-    if (path)
-        *path = AT_GRAM_PLAIN;
     if (need == 0)
         return AT_OK;
     if (path)
@@ -471,6 +493,10 @@ int at_gram_evals32(at_gram *self, const float *a, int64_t m, int64_t n, double 
     self->p32 = 0;
     int wide = m < n;
     int p = (int)(wide ? m : n), lg = (int)(wide ? n : m), kd = p - 1 < KD ? p - 1 : KD;
+    if (all_zero32(a, m, n)) {
+        memset(lambda, 0, (size_t)p * sizeof(double));
+        return AT_OK;
+    }
     if (reserve_tridiag(self, (size_t)p, sizeof(float)))
         return fail(self, AT_ERR_NOMEM, "out of memory for the Gram matrix");
     float *g = self->g, *dd = self->dd, *ee = self->ee;

@@ -15,7 +15,9 @@
 #include <cmocka.h>
 #include <lapacke.h>
 
+#include "alphatop/fast.h"
 #include "alphatop/gram.h"
+#include "alphatop/htsr.h"
 #include "alphatop/rng.h"
 #include "fixture.h"
 
@@ -285,9 +287,62 @@ static void test_gram32_vectors(void **state)
     }
 }
 
+/* An all-zero layer: the spectrum is p exact zeros from both paths, found before any
+ * reduction (it took 8 s at 4096 x 4096); exact mode reports lambda_max 0 (what scan turns into
+ * "all weights are zero"), fast mode refuses it with AT_ERR_EMPTY. */
+static void test_all_zero(void **state)
+{
+    (void)state;
+    const int64_t shapes[][2] = {{300, 200}, {200, 300}, {1, 1}, {2048, 2048}};
+    at_gram *g = at_gram_new();
+    at_htsr *h = at_htsr_new();
+    at_fast *f = at_fast_new();
+    assert_true(g && h && f);
+    for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
+        const int64_t rows = shapes[c][0], cols = shapes[c][1], p = rows < cols ? rows : cols;
+        float *w = calloc((size_t)(rows * cols), sizeof(float));
+        double *a = calloc((size_t)(rows * cols), sizeof(double));
+        double *lam = malloc((size_t)p * sizeof(double));
+        float v[1];
+        assert_true(w && a && lam);
+        at_gram_path path = AT_GRAM_SVD;
+        for (int64_t i = 0; i < p; i++)
+            lam[i] = 1.0;
+        assert_int_equal(at_gram_evals64(g, a, cols, rows, lam, &path), AT_OK);
+        assert_int_equal(path, AT_GRAM_PLAIN);
+        for (int64_t i = 0; i < p; i++)
+            assert_true(lam[i] == 0.0);
+        for (int64_t i = 0; i < p; i++)
+            lam[i] = 1.0;
+        assert_int_equal(at_gram_evals32(g, w, cols, rows, lam), AT_OK);
+        for (int64_t i = 0; i < p; i++)
+            assert_true(lam[i] == 0.0);
+        assert_int_equal(at_gram_top_vectors32(g, 1, v), AT_ERR_STATE);
+
+        at_tensor t = fx_tensor(w, rows, cols);
+        at_htsr_opts o;
+        at_htsr_opts_default(&o);
+        o.min_evals = 1;
+        at_metrics m;
+        assert_int_equal(at_htsr_analyze(h, &t, &o, &m), AT_OK);
+        assert_true(m.lambda_max == 0.0);
+        at_fast_opts fo;
+        at_fast_opts_default(&fo);
+        fo.min_evals = 1;
+        assert_int_equal(at_fast_analyze(f, NULL, &t, &fo, NULL, &m, NULL), AT_ERR_EMPTY);
+        free(lam);
+        free(a);
+        free(w);
+    }
+    at_fast_free(f);
+    at_htsr_free(h);
+    at_gram_free(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_all_zero),
         cmocka_unit_test(test_gram64_oracle),
         cmocka_unit_test(test_gram64_paths),
         cmocka_unit_test(test_gram32_vectors),
