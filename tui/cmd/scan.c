@@ -80,6 +80,7 @@ typedef struct scan {
     int fast;            /* --fast */
     at_fast *fastws;     /* its workspace */
     at_fast_state **fst; /* per layer name, carried from file to file */
+    int later;           /* files after the one being scanned: --fast's horizon */
     char **fst_name;
     size_t nfst;
     int name_width;
@@ -234,6 +235,7 @@ static int analyse(scan *s, const char *key, const at_tensor *t, const at_tensor
         at_fast_opts o;
         at_fast_opts_default(&o);
         o.min_evals = s->hopts.min_evals;
+        o.horizon = s->later < o.horizon ? s->later : o.horizon; /* vectors only if used */
         at_fast_state *st = fast_state(s, key);
         int rc = st ? at_fast_analyze(s->fastws, st, t, &o, &s->hopts, m, NULL) : AT_ERR_NOMEM;
         *detail = st ? at_fast_last_error(s->fastws) : "out of memory";
@@ -660,8 +662,10 @@ int cmd_scan(int argc, char **argv)
     s.name_width = name_width(files, nfiles, &s);
     if (s.format == OUT_CSV)
         at_fmt_csv_header(stdout, "file", s.flags);
-    for (int f = 0; f < nfiles; f++)
+    for (int f = 0; f < nfiles; f++) {
+        s.later = nfiles - 1 - f;
         scan_file(&s, files[f], f == 0);
+    }
     if (s.failed)
         exit_code = AT_EXIT_PARTIAL;
 done:
