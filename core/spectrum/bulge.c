@@ -35,12 +35,16 @@ struct at_bulge {
     float *wa, *kv, *ktau, *kwork; /* the kernel's band copy, reflector slots and scratch */
     size_t wa_cap, kv_cap, ktau_cap, kwork_cap;
     float *y; /* z in panels of CHUNK columns, each transposed (n rows of CHUNK floats) */
+    int isa;  /* widest kernel allowed (at_bulge_limit_isa) */
     size_t y_cap;
 };
 
 at_bulge *at_bulge_new(void)
 {
-    return calloc(1, sizeof(at_bulge));
+    at_bulge *self = calloc(1, sizeof(at_bulge));
+    if (self)
+        self->isa = AT_BULGE_AVX512;
+    return self;
 }
 
 void at_bulge_free(at_bulge *self)
@@ -219,16 +223,24 @@ REFLECT_PAIR(reflect_pair_avx2, vf8, CONTRACT __attribute__((target("avx2,fma"))
 REFLECT_PAIR(reflect_pair_avx512, vf16, CONTRACT __attribute__((target("avx512f,fma"))))
 #endif
 
-static pair_fn pair_kernel(void)
+/* The widest kernel the CPU runs, up to isa (an at_bulge_isa). */
+static pair_fn pair_kernel(int isa)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f"))
+    if (isa >= AT_BULGE_AVX512 && __builtin_cpu_supports("avx512f"))
         return reflect_pair_avx512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    if (isa >= AT_BULGE_AVX2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
         return reflect_pair_avx2;
 #endif
+    (void)isa;
     return reflect_pair_sse2;
+}
+
+void at_bulge_limit_isa(at_bulge *self, int isa)
+{
+    if (self)
+        self->isa = isa;
 }
 
 typedef struct apply_job {
@@ -315,7 +327,7 @@ int at_bulge_apply(at_bulge *self, int64_t b, float *z, int64_t ldz, int threads
                 panel[(size_t)i * CHUNK + (size_t)jj] = j < b ? col[i] : 0.0f;
         }
     }
-    apply_job all = {self, y, 0, chunks, pair_kernel()}, second = all;
+    apply_job all = {self, y, 0, chunks, pair_kernel(self->isa)}, second = all;
     pthread_t helper;
     int split = threads >= 2 && chunks >= 2;
     if (split) {
