@@ -121,26 +121,21 @@ static void check_band(int n, int kd, int b, int threads, uint64_t seed, int isa
     free(ab);
 }
 
-/* Every shape with every kernel (those the CPU lacks fall back to the next narrower one). */
+/* Every shape with every kernel (those the CPU lacks fall back to the next narrower one): no
+ * reflectors (kd <= 1), the smallest chases, a band as wide as the matrix allows, then partial
+ * groups of sweeps and partial panels of columns on one thread and two. */
 static void test_bulge_shapes(void **state)
 {
     (void)state;
-    for (int isa = AT_BULGE_SSE2; isa <= AT_BULGE_AVX512; isa++) {
-        /* no reflectors (kd <= 1), the smallest chases, a band as wide as the matrix allows */
-        check_band(1, 0, 1, 1, 1, isa);
-        check_band(2, 1, 2, 1, 2, isa);
-        check_band(5, 1, 3, 1, 3, isa);
-        check_band(3, 2, 3, 1, 4, isa);
-        check_band(33, 32, 10, 1, 5, isa);
-        check_band(34, 32, 34, 2, 6, isa);
-        /* partial groups of sweeps, partial panels of columns, both threads */
-        check_band(70, 8, 65, 1, 7, isa);
-        check_band(70, 8, 65, 2, 7, isa);
-        check_band(257, 32, 200, 1, 8, isa);
-        check_band(257, 32, 200, 2, 8, isa);
-        check_band(300, 64, 129, 2, 9, isa);
-        check_band(500, 3, 64, 2, 10, isa);
-    }
+    const int shapes[][5] = {/* n, kd, b, threads, seed */
+                             {1, 0, 1, 1, 1},      {2, 1, 2, 1, 2},      {5, 1, 3, 1, 3},
+                             {3, 2, 3, 1, 4},      {33, 32, 10, 1, 5},   {34, 32, 34, 2, 6},
+                             {70, 8, 65, 1, 7},    {70, 8, 65, 2, 7},    {257, 32, 200, 1, 8},
+                             {257, 32, 200, 2, 8}, {300, 64, 129, 2, 9}, {500, 3, 64, 2, 10}};
+    for (int isa = AT_BULGE_SSE2; isa <= AT_BULGE_AVX512; isa++)
+        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+            check_band(shapes[i][0], shapes[i][1], shapes[i][2], shapes[i][3],
+                       (uint64_t)shapes[i][4], isa);
 }
 
 static void test_bulge_args(void **state)

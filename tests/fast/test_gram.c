@@ -171,38 +171,12 @@ static float *clustered(int64_t rows, int64_t cols, uint64_t seed)
     const int64_t p = rows < cols ? rows : cols;
     at_rng r;
     at_rng_seed(&r, seed);
-    double *u = malloc((size_t)(rows * p) * sizeof(double)),
-           *v = malloc((size_t)(cols * p) * sizeof(double)),
-           *tau = malloc((size_t)p * sizeof(double));
-    assert_true(u && v && tau);
-    for (int64_t i = 0; i < rows * p; i++)
-        u[i] = at_rng_normal(&r);
-    for (int64_t i = 0; i < cols * p; i++)
-        v[i] = at_rng_normal(&r);
-    assert_int_equal(LAPACKE_dgeqrf(LAPACK_COL_MAJOR, (int)rows, (int)p, u, (int)rows, tau), 0);
-    assert_int_equal(LAPACKE_dorgqr(LAPACK_COL_MAJOR, (int)rows, (int)p, (int)p, u, (int)rows, tau),
-                     0);
-    assert_int_equal(LAPACKE_dgeqrf(LAPACK_COL_MAJOR, (int)cols, (int)p, v, (int)cols, tau), 0);
-    assert_int_equal(LAPACKE_dorgqr(LAPACK_COL_MAJOR, (int)cols, (int)p, (int)p, v, (int)cols, tau),
-                     0);
-    for (int64_t k = 0; k < p; k++) {
-        double sk = 1.0 + 0.01 * (double)(k / 10) + 1e-3 * at_rng_uniform(&r);
-        for (int64_t i = 0; i < rows; i++)
-            u[i + k * rows] *= sk;
-    }
-    double *a = malloc((size_t)(rows * cols) * sizeof(double));
-    assert_non_null(a);
-    /* row-major rows x cols = column-major cols x rows: A^T = V diag(s) U^T */
-    cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, (int)cols, (int)rows, (int)p, 1.0, v,
-                (int)cols, u, (int)rows, 0.0, a, (int)cols);
-    float *w = malloc((size_t)(rows * cols) * sizeof(float));
-    assert_non_null(w);
-    for (int64_t i = 0; i < rows * cols; i++)
-        w[i] = (float)a[i];
-    free(a);
-    free(u);
-    free(v);
-    free(tau);
+    double *sv = malloc((size_t)p * sizeof(double));
+    assert_non_null(sv);
+    for (int64_t k = 0; k < p; k++)
+        sv[k] = 1.0 + 0.01 * (double)(k / 10) + 1e-3 * at_rng_uniform(&r);
+    float *w = fx_with_singular_values(rows, cols, sv, seed);
+    free(sv);
     return w;
 }
 

@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cblas.h>
 #include <cmocka.h>
 #include <lapacke.h>
 
@@ -67,42 +66,18 @@ static ref_rank reference(const float *w, int64_t rows, int64_t cols)
     return r;
 }
 
-/* A rows x cols row-major layer U diag(s) V^T with seeded orthonormal U, V and singular values
- * falling smoothly over `decades` decades (s_i = 10^(-decades * i / p)): no gap at the bottom of
- * the spectrum, the shape on which the bottom subspace converges slowest. Caller frees. */
-static float *smooth(int64_t rows, int64_t cols, double decades, at_rng *r)
+/* A rows x cols row-major layer with singular values falling smoothly over `decades` decades
+ * (s_i = 10^(-decades * i / p)): no gap at the bottom of the spectrum, the shape on which the
+ * bottom subspace converges slowest. Caller frees. */
+static float *smooth(int64_t rows, int64_t cols, double decades, uint64_t seed)
 {
     const int64_t p = rows < cols ? rows : cols;
-    double *u = malloc((size_t)(rows * p) * sizeof(double)),
-           *v = malloc((size_t)(cols * p) * sizeof(double)),
-           *tau = malloc((size_t)p * sizeof(double)),
-           *a = malloc((size_t)(rows * cols) * sizeof(double));
-    float *w = malloc((size_t)(rows * cols) * sizeof(float));
-    assert_true(u && v && tau && a && w);
-    for (int64_t i = 0; i < rows * p; i++)
-        u[i] = at_rng_normal(r);
-    for (int64_t i = 0; i < cols * p; i++)
-        v[i] = at_rng_normal(r);
-    assert_int_equal(LAPACKE_dgeqrf(LAPACK_COL_MAJOR, (int)rows, (int)p, u, (int)rows, tau), 0);
-    assert_int_equal(LAPACKE_dorgqr(LAPACK_COL_MAJOR, (int)rows, (int)p, (int)p, u, (int)rows, tau),
-                     0);
-    assert_int_equal(LAPACKE_dgeqrf(LAPACK_COL_MAJOR, (int)cols, (int)p, v, (int)cols, tau), 0);
-    assert_int_equal(LAPACKE_dorgqr(LAPACK_COL_MAJOR, (int)cols, (int)p, (int)p, v, (int)cols, tau),
-                     0);
-    for (int64_t k = 0; k < p; k++) {
-        const double sk = pow(10.0, -decades * (double)k / (double)p);
-        for (int64_t i = 0; i < rows; i++)
-            u[i + k * rows] *= sk;
-    }
-    /* row-major rows x cols = column-major cols x rows: A^T = V diag(s) U^T */
-    cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, (int)cols, (int)rows, (int)p, 1.0, v,
-                (int)cols, u, (int)rows, 0.0, a, (int)cols);
-    for (int64_t i = 0; i < rows * cols; i++)
-        w[i] = (float)a[i];
-    free(a);
-    free(tau);
-    free(v);
-    free(u);
+    double *sv = malloc((size_t)p * sizeof(double));
+    assert_non_null(sv);
+    for (int64_t k = 0; k < p; k++)
+        sv[k] = pow(10.0, -decades * (double)k / (double)p);
+    float *w = fx_with_singular_values(rows, cols, sv, seed);
+    free(sv);
     return w;
 }
 
@@ -130,7 +105,7 @@ static void check_shape(at_htsr *h, at_gram *g, int64_t rows, int64_t cols, int 
         at_rng r;
         at_rng_seed(&r, seed);
         /* even seeds: a spiked layer; odd ones: a smooth spectrum over 1 to 4 decades */
-        float *w = s % 2 ? smooth(rows, cols, 1.0 + 3.0 * at_rng_uniform(&r), &r)
+        float *w = s % 2 ? smooth(rows, cols, 1.0 + 3.0 * at_rng_uniform(&r), seed)
                          : fx_spiked(rows, cols, 8, 6.0, 0.7, seed);
         const int count = 1 + (int)at_rng_below(&r, ZERO_MAX);
         const int by_row = (int)at_rng_below(&r, 2);
