@@ -49,11 +49,11 @@ static double cost_vectors(double p, double b)
     return SEC_STEMR * p * b + 2.0 * p * p * b / RATE_BULGE + 2.0 * p * p * b / RATE_ORMQR;
 }
 
-/* One pass of at_warm_run: two float32 GEMMs; in float64 three Cholesky-QR rounds (syrk and
- * trsm of lg x b), Z^T Z, dsyevd of b x b, U = Z X. */
+/* One pass of at_warm_run: two float32 GEMMs; in float64 two Cholesky-QR rounds (syrk and trsm
+ * of lg x b), Z^T Z, dsyevd of b x b, U = Z X. */
 static double cost_warm_pass(double p, double lg, double b)
 {
-    return 4.0 * lg * p * b / RATE_GEMM32 + (6.0 * lg * b * b + 3.0 * p * b * b) / RATE_GEMM64 +
+    return 4.0 * lg * p * b / RATE_GEMM32 + (4.0 * lg * b * b + 3.0 * p * b * b) / RATE_GEMM64 +
            9.0 * b * b * b / RATE_EIG64;
 }
 
