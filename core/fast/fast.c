@@ -23,6 +23,53 @@
 /* at_powerlaw_fit's own floor: eigenvalues at or below it never enter the fit. */
 #define FIT_FLOOR 1e-5
 
+/* The cost model that decides whether a full spectrum keeps the top-b vectors: seconds on one
+ * core, from rates measured on this project's machine (docs/fast.md); only ratios decide, so
+ * another machine shifts the choice only where its kernels are unequally faster. */
+#define RATE_GEMM32 150e9 /* float32 GEMM / SYRK flops per second */
+#define RATE_GEMM64 70e9  /* float64 */
+#define RATE_SY2SB 87e9   /* ssytrd_sy2sb, counted as 4/3 p^3 flops */
+#define RATE_EIG64 30e9   /* dsyevd with vectors, counted as 9 b^3 flops */
+#define RATE_BULGE 90e9   /* at_bulge_apply, 2 p^2 b flops */
+#define RATE_ORMQR 73e9   /* sormqr, 2 p^2 b flops */
+#define SEC_CHASE 19e-9   /* the bulge chase, per p^2 */
+#define SEC_STERF 6e-9    /* ssterf, per p^2 */
+#define SEC_STEMR 150e-9  /* sstemr, per p * b (bisection of b values, then their vectors) */
+
+/* Eigenvalues only: syrk of the short side, the two reductions, ssterf. */
+static double cost_spectrum(double p, double lg)
+{
+    return p * p * lg / RATE_GEMM32 + 4.0 / 3.0 * p * p * p / RATE_SY2SB +
+           (SEC_CHASE + SEC_STERF) * p * p;
+}
+
+/* The top-b vectors after cost_spectrum: sstemr, then back through both stages. */
+static double cost_vectors(double p, double b)
+{
+    return SEC_STEMR * p * b + 2.0 * p * p * b / RATE_BULGE + 2.0 * p * p * b / RATE_ORMQR;
+}
+
+/* One pass of at_warm_run: two float32 GEMMs; in float64 two Cholesky-QR rounds (syrk and trsm
+ * of lg x b), Z^T Z, dsyevd of b x b, U = Z X. */
+static double cost_warm_pass(double p, double lg, double b)
+{
+    return 4.0 * lg * p * b / RATE_GEMM32 + (4.0 * lg * b * b + 3.0 * p * b * b) / RATE_GEMM64 +
+           9.0 * b * b * b / RATE_EIG64;
+}
+
+/* Whether keeping b vectors pays: each of the `horizon` snapshots expected after this one can
+ * then be a one-pass warm update instead of another full spectrum. A heavy tail makes b large
+ * (k = 1.5 x num_pl_spikes): the vectors cost ~p^2 b and a warm pass ~lg b^2, so past a point
+ * neither pays. */
+static int vectors_pay(const at_fast_opts *o, int64_t p, int64_t lg, int64_t b)
+{
+    if ((double)b > o->max_block_frac * (double)p || o->horizon <= 0)
+        return 0;
+    const double dp = (double)p, dl = (double)lg, db = (double)b;
+    const double saved = cost_spectrum(dp, dl) - cost_warm_pass(dp, dl, db);
+    return (double)o->horizon * saved > cost_vectors(dp, db);
+}
+
 struct at_fast {
     at_htsr *htsr; /* validation, f16/bf16 widening, and the exact path for conv2d */
     at_gram *gram;
@@ -43,7 +90,7 @@ struct at_fast {
 struct at_fast_state {
     int have;     /* a computed result exists for shape (m, n) */
     int64_t m, n; /* column-major view of the last weights */
-    int large;    /* the tail is too large: full spectrum every time */
+    int large;    /* keeping vectors did not pay (vectors_pay): full spectrum every time */
     int64_t k, b; /* top-k fitted, block kept */
     float *v;     /* p x b basis of the short side (NULL when large) */
     size_t v_cap;
@@ -69,6 +116,7 @@ void at_fast_opts_default(at_fast_opts *o)
     o->max_block_frac = 0.3;
     o->tail_change = 0.25;
     o->refresh_every = 16;
+    o->horizon = 15;
     o->min_evals = 10;
     o->seed = 0x5eed5eedULL;
 }
@@ -257,7 +305,7 @@ static int keep_sketch(at_fast *self, at_fast_state *st, int64_t m)
 static int analyze_full(at_fast *self, at_fast_state *st, const float *a, int64_t m, int64_t n,
                         const at_fast_opts *o, at_metrics *out, at_fast_info *info)
 {
-    const int64_t p = m < n ? m : n;
+    const int64_t p = m < n ? m : n, lg = m < n ? n : m;
     if (at_grow((void **)&self->lam, &self->lam_cap, (size_t)p, sizeof(double)))
         return fail(self, AT_ERR_NOMEM, "out of memory");
     int rc = at_gram_evals32(self->gram, a, m, n, self->lam);
@@ -270,7 +318,7 @@ static int analyze_full(at_fast *self, at_fast_state *st, const float *a, int64_
     metrics_fill(self->lam, p, &fit, out);
     const int64_t k = top_k_for(o, fit.status == AT_FIT_SUCCESS ? fit.num_pl_spikes : 0);
     const int64_t b = k + k / 4;
-    const int large = (double)b > o->max_block_frac * (double)p;
+    const int large = !vectors_pay(o, p, lg, b);
     info->k = p;
     info->b = large ? 0 : b;
     if (!st)

@@ -290,6 +290,41 @@ static void test_triggers(void **state)
         at_fast_state_free(st);
         free(w);
     }
+    /* large, by the cost model: a layer that keeps its vectors under the default horizon keeps
+     * none when no snapshot is expected after this one (horizon 0), nor when warm updates are
+     * expected but a heavy tail (b = 0.29 x 200) makes a warm pass cost about as much as the
+     * spectrum (horizon 1: one saved spectrum does not pay for the vectors) */
+    {
+        at_fast_opts_default(&o);
+        float *w = fx_spiked(400, 700, 20, 12.0, 0.5, 47);
+        const int horizons[] = {15, 0};
+        for (int h = 0; h < 2; h++) {
+            o.horizon = horizons[h];
+            at_fast_state *st = at_fast_state_new();
+            info = step(c, st, &o, w, 400, 700, 0.001, NULL);
+            assert_true(h ? info.b == 0 : info.b > 0);
+            fx_perturb(w, 400, 700, 1e-3, 48);
+            info = step(c, st, &o, w, 400, 700, 0.001, NULL);
+            assert_int_equal(info.mode, h ? AT_MODE_GRAM : AT_MODE_WARM);
+            assert_int_equal(info.refresh, h ? AT_REFRESH_LARGE : AT_REFRESH_NONE);
+            at_fast_state_free(st);
+        }
+        free(w);
+        at_fast_opts_default(&o);
+        o.k_min = 36;
+        o.horizon = 1;
+        w = fx_spiked(200, 300, 10, 8.0, 0.7, 44);
+        at_fast_state *st = at_fast_state_new();
+        info = step(c, st, &o, w, 200, 300, 0.01, NULL);
+        assert_int_equal(info.b, 0);
+        o.horizon = 15;
+        at_fast_state_free(st);
+        st = at_fast_state_new();
+        info = step(c, st, &o, w, 200, 300, 0.01, NULL);
+        assert_int_equal(info.b, 45);
+        at_fast_state_free(st);
+        free(w);
+    }
 }
 
 /* Unchanged or nearly unchanged weights reuse the last computed result; the change is measured

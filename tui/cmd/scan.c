@@ -266,6 +266,22 @@ static at_fast_state *fast_state(scan *s, const char *key)
     return st[s->nfst++];
 }
 
+/* The analyzer for the files still to come after the one it analyses: with --fast, a layer's
+ * top vectors are kept only when the warm updates of those later files pay for them (the cost
+ * model's horizon, fast.h). Caller owns return value; NULL when out of memory. */
+static at_analyzer *new_analyzer(const scan *s, int later)
+{
+    at_analyzer_opts ao;
+    at_analyzer_opts_default(&ao);
+    ao.fast = s->fast;
+    ao.htsr = s->hopts;
+    ao.delta_exact = 1; /* --fast analyses updates in exact mode (see the help) */
+    ao.keep_evals = s->plot_dir != NULL;
+    if (later < ao.fast_opts.horizon)
+        ao.fast_opts.horizon = later;
+    return at_analyzer_new(&ao, NULL);
+}
+
 /* The analysis of one row (a dense layer, its update, or a LoRA pair) on the analyzer; with
  * --fast, dense weights carry their layer's state (by key) from file to file. */
 static int analyse(scan *s, const char *key, at_layer_job *lj, at_metrics *m, const char **detail)
@@ -658,13 +674,7 @@ int cmd_scan(int argc, char **argv)
     if (s.format != OUT_TABLE)
         s.flags |= AT_FMT_REF_WARNING;
     at_ckpt **files = calloc((size_t)nfiles, sizeof *files);
-    at_analyzer_opts ao;
-    at_analyzer_opts_default(&ao);
-    ao.fast = s.fast;
-    ao.htsr = s.hopts;
-    ao.delta_exact = 1; /* --fast analyses updates in exact mode (see the help) */
-    ao.keep_evals = s.plot_dir != NULL;
-    s.an = at_analyzer_new(&ao, NULL);
+    s.an = new_analyzer(&s, nfiles - 1);
     s.lora = s.merge ? at_lora_new() : NULL;
     s.page = s.plot_dir ? at_scan_page_new(NULL) : NULL;
     int exit_code = AT_EXIT_OK;
@@ -692,8 +702,17 @@ int cmd_scan(int argc, char **argv)
     s.name_width = name_width(files, nfiles, &s);
     if (s.format == OUT_CSV)
         at_fmt_csv_header(stdout, "file", s.flags);
-    for (int f = 0; f < nfiles; f++)
+    for (int f = 0; f < nfiles; f++) {
+        if (s.fast && f > 0 && nfiles - 1 - f < at_analyzer_opts_get(s.an)->fast_opts.horizon) {
+            at_analyzer_free(s.an);
+            if (!(s.an = new_analyzer(&s, nfiles - 1 - f))) {
+                fputs("alphatop scan: out of memory\n", stderr);
+                exit_code = AT_EXIT_PARTIAL;
+                goto done;
+            }
+        }
         scan_file(&s, files[f], f == 0);
+    }
     if (s.page) {
         char *html = at_scan_page_html(s.page, NULL);
         if (at_cmd_save("scan", s.plot_dir, "index.html", html) < 0)

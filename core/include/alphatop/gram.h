@@ -45,17 +45,20 @@ AT_EXPORT void at_gram_free(at_gram *self);
  * (borrowed, not modified) into lambda[0..p-1] (caller-owned). Equal to dgesdd's squared
  * singular values within 1e-7 relative for every value above ~3.6e-8 * lambda_max and, for the
  * smaller ones, within dgesdd's own roundoff (a Rayleigh-Ritz on A restricted to the Gram's
- * bottom subspace, or dgesdd itself when that subspace is large or a value sits near the
- * matrix_rank threshold). *path (may be NULL) says which. The band-to-tridiagonal step runs on
- * one OpenBLAS thread (more only spin on its tiny calls): the process-global thread count is
- * set to 1 for it and restored. Errors: AT_ERR_ARG, AT_ERR_NOMEM, AT_ERR_LAPACK. */
+ * bottom subspace, iterated until converged, used only where its error bound settles the value's
+ * side of the matrix_rank threshold; else dgesdd itself, also when that subspace is large).
+ * *path (may be NULL) says which. An all-zero a is found before any work: p zeros, path
+ * AT_GRAM_PLAIN. The band-to-tridiagonal step runs on one OpenBLAS thread (more only spin on its
+ * tiny calls): the process-global thread count is set to 1 for it and restored. Errors: AT_ERR_ARG,
+ * AT_ERR_NOMEM, AT_ERR_LAPACK. */
 AT_EXPORT int at_gram_evals64(at_gram *self, const double *a, int64_t m, int64_t n, double *lambda,
                               at_gram_path *path);
 
 /* Fast cold spectrum: float32 Gram + float32 tridiagonal eigenvalues of the m x n float32 matrix
  * a (borrowed; it must stay valid and unchanged until at_gram_top_vectors32 if that follows).
  * The band-to-tridiagonal step runs on one OpenBLAS thread, like at_gram_evals64's.
- * Writes the p ascending eigenvalues, negative roundoff clamped to 0, into lambda (caller-owned).
+ * Writes the p ascending eigenvalues, negative roundoff clamped to 0, into lambda (caller-owned);
+ * an all-zero a is found before any work (p zeros; no vectors follow: AT_ERR_STATE).
  * Relative accuracy ~1e-6 for the large values; small ones are noise at ~1e-7 * lambda_max.
  * Errors: AT_ERR_ARG, AT_ERR_NOMEM, AT_ERR_LAPACK. */
 AT_EXPORT int at_gram_evals32(at_gram *self, const float *a, int64_t m, int64_t n, double *lambda);
