@@ -45,6 +45,25 @@ static at_agent *agent_with(const char *run, const char *ep, const char *server_
     return a;
 }
 
+/* The peer number of the next hello f receives (within 5 s). */
+static uint32_t hello_peer(at_feed *f)
+{
+    at_feed_msg *h = wire_recv_type(f, AT_PROTO_HELLO, 5000);
+    assert_non_null(h);
+    uint32_t peer = h->peer;
+    at_feed_msg_free(h);
+    return peer;
+}
+
+/* Waits (5 s at most) for the monitor's stop to reach a; its reason must be want. */
+static void expect_stop(at_agent *a, const char *want)
+{
+    char reason[128] = "";
+    for (int i = 0; i < 500 && !at_agent_should_stop(a, reason, sizeof reason); i++)
+        usleep(10000);
+    assert_string_equal(reason, want);
+}
+
 /* What a stretch of receiving brought: messages by sender, and the not_owner notices. */
 typedef struct seen {
     int64_t from_owner, from_others, noted; /* noted: the refusals the notices counted */
@@ -97,10 +116,7 @@ static void test_forger_refused_and_reported(void **state)
     wire_ipc(ep, sizeof ep, "forge");
     at_feed *f = wire_feed(ep, 0);
     at_agent *a = agent_with("run-own", ep, NULL, NULL);
-    at_feed_msg *h = wire_recv_type(f, AT_PROTO_HELLO, 5000);
-    assert_non_null(h);
-    uint32_t real = h->peer;
-    at_feed_msg_free(h);
+    uint32_t real = hello_peer(f);
 
     /* Another process of this user -- here this one, on a socket of its own -- forges the
      * run: a hello, twenty snapshots that would fire any stop rule, a stop_ack, a goodbye. */
@@ -150,10 +166,7 @@ static void test_forger_refused_and_reported(void **state)
 
     /* A stop reaches the real agent, never the forger; the real acknowledgement counts. */
     assert_int_equal(at_feed_stop(f, "run-own", "the real one"), AT_OK);
-    char reason[64] = "";
-    for (int i = 0; i < 500 && !at_agent_should_stop(a, reason, sizeof reason); i++)
-        usleep(10000);
-    assert_string_equal(reason, "the real one");
+    expect_stop(a, "the real one");
     assert_int_equal(forge_received(g, 300), 0);
     seen acks = {0};
     for (int i = 0; i < 100 && !acks.acks; i++)
@@ -219,10 +232,7 @@ static void test_restarted_trainer_takes_over(void **state)
     wire_ipc(ep, sizeof ep, "restart");
     at_feed *f = wire_feed(ep, 0);
     pid_t first = spawn_trainer(ep, "run-again");
-    at_feed_msg *h = wire_recv_type(f, AT_PROTO_HELLO, 10000);
-    assert_non_null(h);
-    uint32_t old = h->peer;
-    at_feed_msg_free(h);
+    uint32_t old = hello_peer(f);
     at_feed_msg *end = wire_recv_type(f, AT_PROTO_SNAPSHOT_END, 10000);
     assert_non_null(end);
     at_feed_msg_free(end);
@@ -230,10 +240,7 @@ static void test_restarted_trainer_takes_over(void **state)
     assert_int_equal(wait_child(first, 5000), 128 + SIGKILL);
 
     pid_t second = spawn_trainer(ep, "run-again");
-    h = wire_recv_type(f, AT_PROTO_HELLO, 10000);
-    assert_non_null(h);
-    uint32_t now = h->peer;
-    at_feed_msg_free(h);
+    uint32_t now = hello_peer(f);
     assert_true(now != old);
     seen s = {0};
     receive(f, now, 300, 0, &s);
@@ -262,10 +269,7 @@ static void test_new_socket_after_protocol_error(void **state)
     wire_ipc(ep, sizeof ep, "proto");
     at_feed *f = wire_feed(ep, 0);
     at_agent *a = agent_with("run-proto", ep, NULL, NULL);
-    at_feed_msg *h = wire_recv_type(f, AT_PROTO_HELLO, 5000);
-    assert_non_null(h);
-    uint32_t old = h->peer;
-    at_feed_msg_free(h);
+    uint32_t old = hello_peer(f);
     /* A frame over the agent's 64 KiB receive limit on its connection: libzmq drops the link
      * and never reconnects it; the agent makes a new socket and says hello again. The routing
      * id ZeroMQ gave the connection is a zero byte and the peer number. */
@@ -294,10 +298,7 @@ static void test_new_socket_after_protocol_error(void **state)
     assert_int_equal(st.rejected_by[AT_PROTO_E_NOT_OWNER], 0);
     assert_int_equal(at_feed_run_find(f, "run-proto")->peer, now);
     assert_int_equal(at_feed_stop(f, "run-proto", "after the new socket"), AT_OK);
-    char reason[64] = "";
-    for (int i = 0; i < 500 && !at_agent_should_stop(a, reason, sizeof reason); i++)
-        usleep(10000);
-    assert_string_equal(reason, "after the new socket");
+    expect_stop(a, "after the new socket");
     at_agent_free(a);
     at_feed_free(f);
 }
@@ -334,9 +335,17 @@ static void test_curve_key_binds_run(void **state)
     char za[AT_KEY_Z85_LEN + 1], zb[AT_KEY_Z85_LEN + 1], err[256];
     assert_int_equal(at_keyfile_read(ka_pub, za, NULL, err, sizeof err), AT_OK);
     assert_int_equal(at_keyfile_read(kb_pub, zb, NULL, err, sizeof err), AT_OK);
+    /* Both trainers may connect: their .pub files, concatenated. */
     FILE *fp = fopen(allow, "w");
     assert_non_null(fp);
-    fprintf(fp, "%s\n%s\n", za, zb); /* both trainers may connect */
+    for (int i = 0; i < 2; i++) {
+        char buf[256];
+        FILE *in = fopen(i ? kb_pub : ka_pub, "r");
+        assert_non_null(in);
+        size_t n = fread(buf, 1, sizeof buf, in);
+        fclose(in);
+        assert_int_equal(fwrite(buf, 1, n, fp), n);
+    }
     fclose(fp);
 
     at_feed_opts fo;
@@ -350,10 +359,7 @@ static void test_curve_key_binds_run(void **state)
     const char *ep = at_feed_endpoint(f);
 
     at_agent *a1 = agent_with("run-key", ep, server_pub, ka);
-    at_feed_msg *h = wire_recv_type(f, AT_PROTO_HELLO, 5000);
-    assert_non_null(h);
-    uint32_t p1 = h->peer;
-    at_feed_msg_free(h);
+    uint32_t p1 = hello_peer(f);
 
     /* Another allowed key claims the run: refused, and the notice names both keys. */
     at_agent *b = agent_with("run-key", ep, server_pub, kb);
@@ -381,10 +387,7 @@ static void test_curve_key_binds_run(void **state)
     assert_true(p2 != p1);
     assert_int_equal(at_feed_run_find(f, "run-key")->peer, p2);
     assert_int_equal(at_feed_stop(f, "run-key", "newest socket"), AT_OK);
-    char reason[64] = "";
-    for (int i = 0; i < 500 && !at_agent_should_stop(a2, reason, sizeof reason); i++)
-        usleep(10000);
-    assert_string_equal(reason, "newest socket");
+    expect_stop(a2, "newest socket");
     assert_false(at_agent_should_stop(a1, NULL, 0));
     assert_false(at_agent_should_stop(b, NULL, 0));
 

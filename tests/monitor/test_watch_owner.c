@@ -30,7 +30,7 @@ static void test_forger_cannot_take_the_stop(void **state)
     char ep[256];
     mon_endpoint(ep, sizeof ep, "owner");
     mon m;
-    /* Every fitted alpha is below 100: the first analysed snapshot fires the rule. */
+    /* Every fitted alpha is below 100: the rule fires at the third analysed snapshot. */
     const char *args[] = {"watch", "--headless", "--no-record",          "--listen",
                           ep,      "--stop-on",  "mean-alpha-below:100", NULL};
     assert_int_equal(mon_start(&m, args), 0);
@@ -49,10 +49,11 @@ static void test_forger_cannot_take_the_stop(void **state)
     assert_non_null(hello);
     assert_string_equal(mon_str(hello, "run"), "e2e-owner");
 
-    /* The forger: a snapshot that fires the rule if analysed, and an acknowledgement. */
+    /* The forger: snapshots that fire the rule if analysed, and an acknowledgement. */
     forge *g = forge_new(ep);
     assert_non_null(g);
-    assert_int_equal(forge_snapshot(g, "e2e-owner", 10, 0, w, ROWS, COLS), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(forge_snapshot(g, "e2e-owner", 10 + 10 * i, i, w, ROWS, COLS), 0);
     assert_int_equal(forge_send(g, AT_PROTO_STOP_ACK, "e2e-owner"), 0);
     const cJSON *warn = mon_wait_for(&m, "event", "warning", TIMEOUT);
     assert_non_null(warn);
@@ -68,29 +69,24 @@ static void test_forger_cannot_take_the_stop(void **state)
     }
     assert_int_equal(forge_received(g, 0), 0);
 
-    /* The real run's data fires the rule; its trainer is the one told to stop. */
-    char reason[512] = "";
-    int stopped = 0;
-    for (int64_t step = 10; step <= 2000 && !stopped; step += 10) {
-        if (at_agent_snapshot_begin(a, step) == AT_OK) {
-            assert_int_equal(at_agent_publish(a, "fc", AT_PROTO_KIND_LINEAR, AT_PROTO_F32, 2,
-                                              (int64_t[]){ROWS, COLS}, w, 0),
-                             AT_OK);
-            at_agent_snapshot_end(a);
-        }
-        for (int k = 0; k < 10 && !stopped; k++) {
-            mon_sleep(0.02);
-            stopped = at_agent_should_stop(a, reason, sizeof reason);
-        }
+    /* The real run's snapshots fire the rule; its trainer is the one told to stop. */
+    for (int64_t step = 10; step <= 30; step += 10) {
+        assert_int_equal(at_agent_snapshot_begin(a, step), AT_OK);
+        assert_int_equal(at_agent_publish(a, "fc", AT_PROTO_KIND_LINEAR, AT_PROTO_F32, 2,
+                                          (int64_t[]){ROWS, COLS}, w, 0),
+                         AT_OK);
+        assert_int_equal(at_agent_snapshot_end(a), AT_OK);
     }
-    assert_true(stopped);
+    char reason[512] = "";
+    for (int i = 0; i < 3000 && !at_agent_should_stop(a, reason, sizeof reason); i++)
+        mon_sleep(0.02);
     assert_non_null(strstr(reason, "mean-alpha-below"));
     assert_non_null(mon_wait_for(&m, "event", "ack", TIMEOUT));
     const cJSON *st = mon_wait_for(&m, "stats", NULL, TIMEOUT);
     assert_non_null(st);
     const cJSON *by = cJSON_GetObjectItemCaseSensitive(st, "rejected_by");
-    assert_true(mon_num(by, "not_owner") == 2);
-    assert_true(mon_num(st, "rejected") == 2);
+    assert_true(mon_num(by, "not_owner") == 4);
+    assert_true(mon_num(st, "rejected") == 4);
     assert_true(mon_num(st, "unexpected_acks") == 0);
     assert_int_equal(mon_finish(&m, TIMEOUT), 3);
     assert_int_equal(forge_received(g, 200), 0);

@@ -32,7 +32,10 @@
 #define MAX_FD (1 << 24)      /* descriptors tracked for the socket monitor's events */
 
 /* A connection, as ownership tells them apart (docs/protocol.md section 1): its routing id and
- * CurveZMQ key, and where the socket monitor's events about it stand. */
+ * CurveZMQ key, and where the socket monitor's events about it stand. The events name a
+ * connection by descriptor, which messages carry (ZMQ_SRCFD): ZMQ_ROUTER_NOTIFY would name the
+ * routing id of a closed connection directly, but it is a draft option, and Debian's libzmq
+ * 4.3.4 is built without it (zmq_setsockopt fails with EINVAL). */
 typedef struct conn_ref {
     unsigned char id[MAX_ID]; /* routing id */
     size_t idlen;
