@@ -179,6 +179,46 @@ static void test_forger_refused_and_reported(void **state)
     at_feed_free(f);
 }
 
+/* Without Curve, a second connection's hello is refused while the owner's connection is open,
+ * whoever started first; each claimant is reported on its own. Once the owner's connection
+ * closes (here without a goodbye), the waiting claimant's next message takes the run, and the
+ * monitor asks it for its hello. */
+static void test_claim_waits_for_the_owner_to_go(void **state)
+{
+    (void)state;
+    char ep[128];
+    wire_ipc(ep, sizeof ep, "wait");
+    at_feed *f = wire_feed(ep, 0);
+    forge *owner = forge_new(ep), *second = forge_new(ep), *third = forge_new(ep);
+    assert_int_equal(forge_send(owner, AT_PROTO_HELLO, "run-wait"), 0);
+    uint32_t first = hello_peer(f);
+    assert_int_equal(forge_send(second, AT_PROTO_HELLO, "run-wait"), 0);
+    assert_int_equal(forge_send(third, AT_PROTO_HELLO, "run-wait"), 0);
+    seen s = {0};
+    receive(f, first, 5000, 2, &s);
+    assert_int_equal(s.noted, 2);
+    assert_int_equal(s.notices, 2); /* one per claimant, in the same second */
+    assert_int_equal(at_feed_run_find(f, "run-wait")->peer, first);
+    forge_free(owner);
+    float w[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+    uint32_t now = first;
+    for (int i = 0; i < 100 && now == first; i++) {
+        assert_int_equal(forge_snapshot(second, "run-wait", 10 + i, i, w, 4, 4), 0);
+        receive(f, first, 50, 0, &s);
+        now = s.from_others ? s.other : first;
+    }
+    assert_true(now != first);
+    const at_feed_run *r = at_feed_run_find(f, "run-wait");
+    assert_int_equal(r->peer, now);
+    assert_int_equal(r->connected, 1);
+    assert_int_equal(r->hello_seen, 0);
+    assert_int_equal(forge_received(second, 1000), 1); /* the hello request */
+    assert_int_equal(forge_received(third, 100), 0);
+    forge_free(second);
+    forge_free(third);
+    at_feed_free(f);
+}
+
 /* ---- a trainer killed and started again ---- */
 
 /* The child trainer (this program with "trainer EP RUN"): snapshots every 20 ms until stopped
@@ -431,6 +471,7 @@ int main(int argc, char **argv)
         return trainer_main(argv[2], argv[3]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forger_refused_and_reported),
+        cmocka_unit_test(test_claim_waits_for_the_owner_to_go),
         cmocka_unit_test(test_restarted_trainer_takes_over),
         cmocka_unit_test(test_new_socket_after_protocol_error),
         cmocka_unit_test(test_curve_key_binds_run),

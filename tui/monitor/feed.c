@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* feed.c -- the monitor's ROUTER socket: receive, decode, reject, track runs, send control.
  * (API and guarantees in feed.h; socket choice explained in docs/protocol.md.) */
 #include <dirent.h>

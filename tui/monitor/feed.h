@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* feed.h -- the monitor's end of the wire: listens for trainers (agents), receives and decodes
  * their messages, rejects and counts bad ones, tracks which runs are connected, and sends
  * control messages (stop, pause, resume, interval) back to a given run.
