@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* feed.c -- the monitor's ROUTER socket: receive, decode, reject, track runs, send control.
- * (API and guarantees in feed.h; socket choice explained in docs/protocol.md.) */
+/* feed.c -- the monitor's ROUTER socket: receive, decode, reject, track runs and who owns them,
+ * send control. (API and guarantees in feed.h; socket choice explained in docs/protocol.md.) */
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -730,6 +730,18 @@ static int send_control(at_feed *f, run_slot *r, at_proto_msg *m)
     return AT_OK;
 }
 
+/* The socket monitor's state of f->cur's descriptor, for it to become a run's owner. Its
+ * connection was accepted before its message could be read, so once the events queued now are
+ * read, that state includes the accept (conn_gone relies on it). Only then: one more look at
+ * the events costs about a microsecond a message. */
+static void note_sender_state(at_feed *f)
+{
+    watch_events(f);
+    const fd_state *s = fd_of(f, f->cur.fd);
+    f->cur.drops = s ? s->drops : 0;
+    f->cur.dead = s ? s->down : 0;
+}
+
 /* May the current connection speak for run r (NULL: a run not seen yet, its first speaker
  * owns it) with a message of this type? Its owner may; another connection only once the run
  * passed on: without Curve, after the owner's goodbye or once its connection is known gone;
@@ -743,6 +755,16 @@ static int may_speak(const at_feed *f, const run_slot *r, at_proto_type type)
     if (f->curve && strcmp(r->owner.key, f->cur.key) != 0)
         return r->ended;
     return r->ended || owner_gone(f, r) || (f->curve && type == AT_PROTO_HELLO);
+}
+
+/* may_speak for message m, with a second look at the socket monitor's news before a no: the
+ * owner's connection may have closed since at_feed_recv last looked. */
+static int may_send(at_feed *f, const at_proto_msg *m)
+{
+    if (may_speak(f, find_run(f, m->run), m->type))
+        return 1;
+    watch_events(f);
+    return may_speak(f, find_run(f, m->run), m->type);
 }
 
 /* Records that a message of run `m->run` came from the current connection (may_speak said
@@ -773,6 +795,7 @@ static void note_run(at_feed *f, const at_proto_msg *m, int64_t t)
         /* A new owner, or the owner's routing id on a connection not seen gone (a peer that
          * chose its routing id and reconnected; or the last messages of a closed one, which
          * then read as gone again). */
+        note_sender_state(f);
         r->owner = f->cur;
         r->lost = 0;
     }
@@ -971,20 +994,17 @@ static void swap_bytes(unsigned char *p, size_t n, size_t es)
 
 /* The rest of f->cur (the routing id is there already) from the first frame after the routing
  * id: that frame carries the connection's descriptor and properties (the routing-id frame
- * does not once zmq_poll looked ahead). Its connection was accepted before the message could
- * be read, so once the events queued now are read, its descriptor's state includes that
- * accept (conn_gone relies on it). */
+ * does not once zmq_poll looked ahead). */
 static void note_sender(at_feed *f, zmq_msg_t *frame)
 {
     conn_ref *c = &f->cur;
-    const char *key = zmq_msg_gets(frame, "User-Id"), *addr = zmq_msg_gets(frame, "Peer-Address");
+    const char *key = f->curve ? zmq_msg_gets(frame, "User-Id") : NULL;
+    const char *addr = zmq_msg_gets(frame, "Peer-Address");
     snprintf(c->key, sizeof c->key, "%s", key ? key : "");
     snprintf(c->addr, sizeof c->addr, "%s", addr ? addr : "");
     c->fd = zmq_msg_get(frame, ZMQ_SRCFD);
-    watch_events(f);
-    const fd_state *s = fd_of(f, c->fd);
-    c->drops = s ? s->drops : 0;
-    c->dead = s ? s->down : 0;
+    c->drops = 0;
+    c->dead = 0;
 }
 
 /* Starts the next ZeroMQ message: reads the routing id. 1 if a message is ready, 0 if none. */
@@ -1049,8 +1069,7 @@ static int recv_one(at_feed *f, int timeout_ms, at_feed_msg **out, at_proto_erro
     size_t bytes = zmq_msg_size(&hdr);
     int rc = at_proto_decode_header(zmq_msg_data(&hdr), zmq_msg_size(&hdr), &f->lim, &m->msg, &e);
     zmq_msg_close(&hdr);
-    if (rc == AT_OK && at_proto_from_trainer(m->msg.type) &&
-        !may_speak(f, find_run(f, m->msg.run), m->msg.type)) {
+    if (rc == AT_OK && at_proto_from_trainer(m->msg.type) && !may_send(f, &m->msg)) {
         note_claim(f, m->msg.run);
         at_feed_msg_free(m);
         skip_rest(f);

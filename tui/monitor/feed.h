@@ -97,8 +97,9 @@ typedef struct at_feed_msg {
 void at_feed_msg_free(at_feed_msg *m);
 
 /* Receives the next message, waiting at most timeout_ms (0: do not wait; -1: forever).
- * Returns AT_OK with *out set (caller owns it); AT_ERR_AGAIN if nothing arrived; or the status
- * of a rejected message (AT_ERR_FORMAT, AT_ERR_SIZE, AT_ERR_VERSION, AT_ERR_MISSING,
+ * Returns AT_OK with *out set (caller owns it); AT_ERR_AGAIN if nothing arrived (or only
+ * messages refused as not_owner: 64 of them at most per call); or the status of a rejected
+ * message (AT_ERR_FORMAT, AT_ERR_SIZE, AT_ERR_VERSION, AT_ERR_MISSING,
  * AT_ERR_UNSUPPORTED, ...) with *err filled (reason and message; err may be NULL) -- the
  * message is counted and discarded and the caller simply calls again; AT_ERR_NET if the socket
  * failed. Between messages it may also return a notice for the user, err->reason
