@@ -452,8 +452,8 @@ static void update_state(at_engine *self)
 }
 
 /* A message the source rejected (an error event with its reason), or one of the feed's notices
- * between messages: refused connections (AT_ERR_AUTH, a warning) and accepting stopped or
- * resumed at the descriptor limit (AT_ERR_IO, info). */
+ * between messages: refused connections or claims on a run (AT_ERR_AUTH, a warning) and
+ * accepting stopped or resumed at the descriptor limit (AT_ERR_IO, info). */
 static void on_reject(at_engine *self, int rc, const at_proto_error *e)
 {
     if (rc == AT_ERR_AUTH || rc == AT_ERR_IO) {
@@ -524,6 +524,9 @@ static void emit_stats(at_engine *self)
         rec.u.stats.auth_denied = fs.auth_denied;
         rec.u.stats.handshake_failed = fs.handshake_failed;
         rec.u.stats.accept_pauses = fs.accept_pauses;
+        /* Claims on a run refused by the feed come as notices, not one rejection each. */
+        rec.u.stats.rejected_by[AT_PROTO_E_NOT_OWNER] = fs.rejected_by[AT_PROTO_E_NOT_OWNER];
+        rec.u.stats.rejected += fs.rejected_by[AT_PROTO_E_NOT_OWNER];
     }
     emit(self, -1, &rec);
 }

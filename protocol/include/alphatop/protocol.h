@@ -96,6 +96,8 @@ typedef enum at_proto_reason {
     AT_PROTO_E_TEXT,             /* header not UTF-8, or a string holds NUL or a control char */
     AT_PROTO_E_DIRECTION,        /* a control message sent to the monitor, or a trainer's
                                     message sent to a trainer (set by the receiver, not decode) */
+    AT_PROTO_E_NOT_OWNER,        /* a message for a run id another connection owns (set by the
+                                    receiver, not decode) */
     AT_PROTO_E_COUNT             /* number of reasons (not a reason) */
 } at_proto_reason;
 
