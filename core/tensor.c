@@ -6,10 +6,9 @@
 
 #include "util.h"
 
-int at_tensor_load(const at_tensor *t, float **f32, size_t *f32_cap, at_shape *sh, const float **w,
-                   char *err, size_t err_size)
+int at_tensor_shape(const at_tensor *t, at_shape *sh, char *err, size_t err_size)
 {
-    if (!t || !t->data)
+    if (!t)
         return at_fail(err, err_size, AT_ERR_ARG, "no tensor data");
     int conv = t->kind == AT_KIND_CONV2D;
     if (t->ndim != (conv ? 4 : 2))
@@ -32,6 +31,18 @@ int at_tensor_load(const at_tensor *t, float **f32, size_t *f32_cap, at_shape *s
     sh->slices = conv ? t->shape[2] * t->shape[3] : 1;
     sh->count = count;
     sh->conv = conv;
+    return AT_OK;
+}
+
+int at_tensor_load(const at_tensor *t, float **f32, size_t *f32_cap, at_shape *sh, const float **w,
+                   char *err, size_t err_size)
+{
+    if (!t || !t->data)
+        return at_fail(err, err_size, AT_ERR_ARG, "no tensor data");
+    const int rc = at_tensor_shape(t, sh, err, err_size);
+    if (rc)
+        return rc;
+    const size_t count = sh->count;
     if (t->dtype == AT_DTYPE_F32) {
         *w = t->data;
     } else {

@@ -17,6 +17,11 @@ typedef struct at_shape {
     int conv;
 } at_shape;
 
+/* Validates t's shape, kind and dtype and fills *sh; reads no weight (t->data may be NULL).
+ * Errors: AT_ERR_ARG (no t, ndim or kind wrong for the kind, bad dimension), AT_ERR_UNSUPPORTED
+ * (dtype), AT_ERR_EMPTY. */
+int at_tensor_shape(const at_tensor *t, at_shape *sh, char *err, size_t err_size);
+
 /* Validates t, fills *sh and points *w at float32 weights: t's data, or *f32 (grown, *f32_cap
  * elements) holding f16/bf16 widened. Errors: AT_ERR_ARG (no data, ndim or kind wrong for the
  * kind, bad dimension), AT_ERR_UNSUPPORTED (dtype), AT_ERR_EMPTY, AT_ERR_NOMEM,

@@ -11,6 +11,7 @@
 
 #include "alphatop/gram.h"
 #include "alphatop/rng.h"
+#include "fast_internal.h"
 #include "htsr_internal.h"
 #include "warm.h"
 
@@ -165,13 +166,16 @@ static int fail(at_fast *self, int rc, const char *fmt, ...)
     return rc;
 }
 
-static void shape_fill(int64_t lg, int64_t p, at_metrics *m)
+int at_fast_size_skip(const at_shape *sh, const at_fast_opts *o, at_metrics *out)
 {
-    m->N = lg;
-    m->M = p;
-    m->rf = 1;
-    m->Q = (double)lg / (double)p;
-    m->num_evals = p;
+    const int64_t p = sh->rows < sh->cols ? sh->rows : sh->cols;
+    const int64_t lg = sh->rows < sh->cols ? sh->cols : sh->rows;
+    out->N = lg;
+    out->M = p;
+    out->rf = 1;
+    out->Q = (double)lg / (double)p;
+    out->num_evals = p;
+    return p < o->min_evals && lg <= INT32_MAX / SKETCH;
 }
 
 /* Every column from an ascending spectrum x[0..p-1] and a fit over (part of) it. */
@@ -409,18 +413,21 @@ int at_fast_analyze(at_fast *self, at_fast_state *st, const at_tensor *t, const 
 
     at_shape sh;
     const float *a = NULL;
-    int rc = at_htsr_load(self->htsr, t, &sh, &a);
+    /* A layer skipped for its size is decided from its shape: its weights are not read. */
+    int rc = at_tensor_shape(t, &sh, self->err, sizeof self->err);
     if (rc)
-        return fail(self, rc, "%s", at_htsr_last_error(self->htsr));
+        return rc;
     /* Row-major rows x cols is column-major cols x rows: the bytes are used in place. */
-    const int64_t m = sh.cols, n = sh.rows, p = m < n ? m : n, lg = m < n ? n : m;
-    shape_fill(lg, p, out);
+    const int64_t m = sh.cols, n = sh.rows, lg = m < n ? n : m;
+    const int skip = at_fast_size_skip(&sh, o, out);
     if (m > INT32_MAX / SKETCH || n > INT32_MAX / SKETCH)
         return fail(self, AT_ERR_SIZE, "a side of %lld exceeds BLAS's int range", (long long)lg);
-    if (p < o->min_evals) {
+    if (skip) {
         info->refresh = AT_REFRESH_FIRST;
         return AT_OK;
     }
+    if ((rc = at_htsr_load(self->htsr, t, &sh, &a)))
+        return fail(self, rc, "%s", at_htsr_last_error(self->htsr));
     const double norm = frob(a, sh.count);
     if (norm == 0.0)
         return fail(self, AT_ERR_EMPTY, "all weights are zero");
@@ -455,7 +462,7 @@ int at_fast_analyze(at_fast *self, at_fast_state *st, const at_tensor *t, const 
     }
     if (why != AT_REFRESH_NONE) {
         at_metrics_init(out, AT_MODE_GRAM);
-        shape_fill(lg, p, out);
+        at_fast_size_skip(&sh, o, out);
         info->mode = AT_MODE_GRAM;
         info->refresh = why;
         info->passes = 0;
