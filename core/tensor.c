@@ -52,10 +52,20 @@ int at_tensor_load(const at_tensor *t, float **f32, size_t *f32_cap, at_shape *s
         *w = *f32;
     }
     size_t nan = 0, inf = 0;
-    for (size_t i = 0; i < count; i++) {
-        nan += isnan((*w)[i]) != 0;
-        inf += isinf((*w)[i]) != 0;
+    at_count_nonfinite(*w, count, &nan, &inf);
+    return at_nonfinite_check(nan, inf, err, err_size);
+}
+
+void at_count_nonfinite(const float *w, size_t n, size_t *nan, size_t *inf)
+{
+    for (size_t i = 0; i < n; i++) {
+        *nan += isnan(w[i]) != 0;
+        *inf += isinf(w[i]) != 0;
     }
+}
+
+int at_nonfinite_check(size_t nan, size_t inf, char *err, size_t err_size)
+{
     if (nan || inf)
         return at_fail(err, err_size, AT_ERR_NONFINITE,
                        "weights contain %zu NaN and %zu Inf values", nan, inf);

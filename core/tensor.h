@@ -29,6 +29,12 @@ int at_tensor_shape(const at_tensor *t, at_shape *sh, char *err, size_t err_size
 int at_tensor_load(const at_tensor *t, float **f32, size_t *f32_cap, at_shape *sh, const float **w,
                    char *err, size_t err_size);
 
+/* Adds the NaN and the infinite values among w[0..n) to *nan and *inf. */
+void at_count_nonfinite(const float *w, size_t n, size_t *nan, size_t *inf);
+
+/* AT_OK when nan and inf are 0, else AT_ERR_NONFINITE with the counts in err. */
+int at_nonfinite_check(size_t nan, size_t inf, char *err, size_t err_size);
+
 /* The update model - base in float32 (both widened first, then subtracted in float32, as the
  * reference forms the delta of float32 weights) into *delta (grown, *delta_cap elements), using
  * *tmp (grown, *tmp_cap elements) for the widened base. base has model's shape, or (2-D only)
