@@ -10,20 +10,33 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "alphatop/lora.h"
 #include "alphatop/pool.h"
+
+/* Memory a runner lets its running tasks use, per thread (bytes): their mapped layers and
+ * analysis workspaces, as scan_task_memory estimates them. */
+#define MEM_PER_THREAD ((double)(1u << 30))
 
 struct scan_runner {
     at_pool *pool;
     int threads;
     double sleep_ns_per_weight; /* the test hook (scan_work.h); 0: off */
+    at_analyzer_opts ao;
+    double budget, used; /* bytes the running tasks may use, and use */
+    int running;         /* tasks handed to the pool and not yet taken back */
+    scan_task *queue;    /* tasks waiting for a thread and memory, in submission order */
+    size_t nqueue, queue_cap;
+    int64_t *blocked; /* groups passed over in the current feed */
+    size_t nblocked;
 };
 
 /* What a pool job carries: the task, and what was opened for it on the worker thread. */
 typedef struct work {
     const scan_runner *runner;
     scan_task task;
+    double memory; /* scan_task_memory's estimate */
     at_ckpt_view *view[3];
     float *merged;
     at_tensor merged_t;
@@ -46,6 +59,36 @@ double scan_task_cost(scan_task *t)
         cost = slices * (hi * lo * lo + lo * lo * lo);
     }
     return t->cost = cost;
+}
+
+double scan_task_memory(const scan_task *t, const at_analyzer_opts *ao)
+{
+    static const double stored[] = {[AT_CKPT_STORED_F32] = 4,
+                                    [AT_CKPT_STORED_F16] = 2,
+                                    [AT_CKPT_STORED_BF16] = 2,
+                                    [AT_CKPT_STORED_F64] = 8};
+    double bytes = 0.0, numel[3];
+    for (int i = 0; i < t->n; i++) {
+        numel[i] = 1.0;
+        for (int d = 0; d < t->t[i].shape.ndim; d++)
+            numel[i] *= (double)t->t[i].shape.shape[d];
+        /* Every page of the stored layer is read; a copy is made of what the core cannot read
+         * as stored (4 bytes an element at most). */
+        bytes += numel[i] * stored[t->t[i].loc.stored] +
+                 (t->t[i].loc.stored != AT_CKPT_STORED_F32 ? 4 * numel[i] : 0);
+    }
+    if (t->kind == SCAN_LORA)
+        return bytes;
+    const at_tensor *w = &t->t[0].shape;
+    const double a = (double)w->shape[0], b = (double)w->shape[1], p = a < b ? a : b;
+    const int fast = ao->fast && w->ndim == 2 && !(t->kind == SCAN_DELTA && ao->delta_exact);
+    if (t->kind != SCAN_PLAIN)
+        bytes += 8 * numel[0]; /* the merged weight, or the update and its widened base */
+    if (fast && t->t[0].loc.stored != AT_CKPT_STORED_F32 && t->kind == SCAN_PLAIN &&
+        ao->fast_opts.panel_bytes && 4 * numel[0] > (double)ao->fast_opts.panel_bytes)
+        bytes -= 4 * numel[0] - (double)ao->fast_opts.panel_bytes / 4; /* read in panels */
+    /* The Gram matrix and its reduction (fast: float32), or the float64 slice (exact). */
+    return bytes + (fast ? 12 * p * p : 8 * a * b + 24 * p * p);
 }
 
 /* The order of scan_task_order: a group's cost is its first task's. */
@@ -211,6 +254,12 @@ scan_runner *scan_runner_new(int threads, const at_analyzer_opts *ao, int *statu
     if (!(self->pool = at_pool_new(&po, &rc)))
         goto err;
     self->threads = threads;
+    self->ao = *ao;
+    /* The budget: per thread, and at most half the memory free now. */
+    const double avail = (double)sysconf(_SC_AVPHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    self->budget = threads * MEM_PER_THREAD;
+    if (avail > 0 && self->budget > avail / 2)
+        self->budget = avail / 2;
     const char *hook = getenv("ALPHATOP_TEST_SLEEP_NS_PER_WEIGHT");
     self->sleep_ns_per_weight = hook ? strtod(hook, NULL) : 0.0;
     if (status)
@@ -228,13 +277,14 @@ void scan_runner_free(scan_runner *self)
     if (!self)
         return;
     at_pool_free(self->pool);
+    free(self->queue);
+    free(self->blocked);
     free(self);
 }
 
-int scan_runner_submit(scan_runner *self, const scan_task *t)
+/* Hands t to the pool. */
+static int run_task(scan_runner *self, const scan_task *t, double memory)
 {
-    if (!self || !t || t->n < 1 || t->n > 3)
-        return AT_ERR_ARG;
     int rc;
     at_pool_job *job = at_pool_job_new(t->key, t->id, &rc);
     work *w = job ? calloc(1, sizeof *w) : NULL;
@@ -244,13 +294,69 @@ int scan_runner_submit(scan_runner *self, const scan_task *t)
     }
     w->runner = self;
     w->task = *t;
+    w->memory = memory;
     job->user = w;
     job->user_free = work_free;
     job->prepare = prepare;
     job->last = t->last;
-    if ((rc = at_pool_submit(self->pool, job)) < 0)
+    if ((rc = at_pool_submit(self->pool, job)) < 0) {
         at_pool_job_free(job);
+        return rc;
+    }
+    self->running++;
+    self->used += memory;
+    return AT_OK;
+}
+
+static int blocked(const scan_runner *self, int64_t group)
+{
+    for (size_t i = 0; i < self->nblocked; i++)
+        if (self->blocked[i] == group)
+            return 1;
+    return 0;
+}
+
+/* Hands waiting tasks to the pool while a thread is free and their memory fits (one task runs
+ * whatever its size): the first that fit, in order, except that a group's tasks keep theirs. */
+static int feed(scan_runner *self)
+{
+    size_t kept = 0;
+    int rc = AT_OK;
+    self->nblocked = 0;
+    for (size_t i = 0; i < self->nqueue; i++) {
+        const scan_task *t = &self->queue[i];
+        const double memory = scan_task_memory(t, &self->ao);
+        if (rc == AT_OK && self->running < self->threads && !blocked(self, t->group) &&
+            (self->running == 0 || self->used + memory <= self->budget)) {
+            rc = run_task(self, t, memory);
+            if (rc == AT_OK)
+                continue;
+        }
+        if (!blocked(self, t->group))
+            self->blocked[self->nblocked++] = t->group;
+        self->queue[kept++] = *t;
+    }
+    self->nqueue = kept;
     return rc;
+}
+
+int scan_runner_submit(scan_runner *self, const scan_task *t)
+{
+    if (!self || !t || t->n < 1 || t->n > 3)
+        return AT_ERR_ARG;
+    if (self->nqueue == self->queue_cap) {
+        const size_t cap = self->queue_cap ? 2 * self->queue_cap : 64;
+        scan_task *q = realloc(self->queue, cap * sizeof *q);
+        int64_t *b = q ? realloc(self->blocked, cap * sizeof *b) : NULL;
+        if (q)
+            self->queue = q;
+        if (!b)
+            return AT_ERR_NOMEM;
+        self->blocked = b;
+        self->queue_cap = cap;
+    }
+    self->queue[self->nqueue++] = *t;
+    return feed(self);
 }
 
 int scan_runner_next(scan_runner *self, scan_result *out)
@@ -259,6 +365,8 @@ int scan_runner_next(scan_runner *self, scan_result *out)
     if (!job)
         return 0;
     const work *w = job->user;
+    self->running--;
+    self->used -= w->memory;
     memset(out, 0, sizeof *out);
     out->id = w->task.id;
     out->rc = job->rc;
@@ -273,6 +381,7 @@ int scan_runner_next(scan_runner *self, scan_result *out)
     out->num_evals = job->num_evals;
     job->evals = NULL;
     at_pool_job_free(job);
+    feed(self);
     return 1;
 }
 
@@ -284,7 +393,7 @@ int scan_runner_wait(scan_runner *self, int timeout_ms)
 
 int64_t scan_runner_pending(scan_runner *self)
 {
-    return at_pool_pending(self->pool);
+    return (int64_t)self->nqueue + self->running;
 }
 
 int scan_runner_threads(const scan_runner *self)

@@ -10,7 +10,10 @@
  *
  * The runner is the one place tasks run: a pool (core's pool.h) of worker threads, each with
  * its own analyzer and single-threaded BLAS, that opens the task's views (ckpt.h), checks the
- * cheap conditions (all-zero weights) before converting anything, and analyses. Tasks and
+ * cheap conditions (all-zero weights) before converting anything, and analyses. It starts a
+ * task when a thread is free and the task's memory (scan_task_memory) fits in a budget of 1 GiB
+ * per thread, at most half the memory free when it starts (a task larger than that runs alone),
+ * so two of a model's largest layers (embeddings) do not run at once on a small machine. Tasks and
  * results also have a byte form (encode and decode side by side) for the MPI module.
  *
  * Test hook: with ALPHATOP_TEST_SLEEP_NS_PER_WEIGHT=K in the environment, every task first
@@ -69,6 +72,11 @@ typedef struct scan_result {
  * short side^2 + short side^3 per slice (LoRA: of its factors). Sets t->cost and returns it. */
 double scan_task_cost(scan_task *t);
 
+/* Memory the task holds while it runs, estimated (bytes): the pages of its stored tensors, the
+ * copies the core makes of them, its Gram matrix or float64 slice and the like, for analyzer
+ * options ao. */
+double scan_task_memory(const scan_task *t, const at_analyzer_opts *ao);
+
 /* The order to start tasks[0..n) in: groups by their first task's cost, largest first (ties
  * in id order), each group's tasks in id order; into order[0..n) as indices. Returns 0, or
  * AT_ERR_NOMEM. */
@@ -87,8 +95,9 @@ scan_runner *scan_runner_new(int threads, const at_analyzer_opts *ao, int *statu
 /* Stops the threads (each finishes its task) and frees everything. NULL-safe. */
 void scan_runner_free(scan_runner *self);
 
-/* Queues a copy of *t. Tasks of one key run one at a time, in submission order. Returns AT_OK,
- * AT_ERR_ARG or AT_ERR_NOMEM. */
+/* Queues a copy of *t. Tasks start in submission order as threads and memory allow, a smaller
+ * one before a larger one that does not fit yet; tasks of one group keep their order, and tasks
+ * of one key run one at a time. Returns AT_OK, AT_ERR_ARG or AT_ERR_NOMEM. */
 int scan_runner_submit(scan_runner *self, const scan_task *t);
 
 /* Takes the oldest finished task's result into *out (caller owns it: scan_result_clear).
