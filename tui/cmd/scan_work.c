@@ -424,7 +424,7 @@ scan_exec scan_exec_local(scan_runner *r)
 
 /* ---- byte form ---------------------------------------------------------------------------- */
 
-static void put(scan_buf *b, const void *p, size_t n)
+void scan_buf_put(scan_buf *b, const void *p, size_t n)
 {
     if (b->failed)
         return;
@@ -448,12 +448,12 @@ static void put(scan_buf *b, const void *p, size_t n)
 static void put_str(scan_buf *b, const char *s)
 {
     const uint32_t len = s ? (uint32_t)strlen(s) : UINT32_MAX;
-    put(b, &len, sizeof len);
+    scan_buf_put(b, &len, sizeof len);
     if (s)
-        put(b, s, len);
+        scan_buf_put(b, s, len);
 }
 
-static int get(const unsigned char *p, size_t n, size_t *pos, void *out, size_t k)
+int scan_buf_get(const unsigned char *p, size_t n, size_t *pos, void *out, size_t k)
 {
     if (*pos > n || n - *pos < k)
         return AT_ERR_FORMAT;
@@ -467,7 +467,7 @@ static int get_str(const unsigned char *p, size_t n, size_t *pos, const char **s
                    size_t cap, size_t *used)
 {
     uint32_t len;
-    if (get(p, n, pos, &len, sizeof len) < 0)
+    if (scan_buf_get(p, n, pos, &len, sizeof len) < 0)
         return AT_ERR_FORMAT;
     if (len == UINT32_MAX) {
         *s = NULL;
@@ -483,10 +483,10 @@ static int get_str(const unsigned char *p, size_t n, size_t *pos, const char **s
     return AT_OK;
 }
 
-#define PUT(b, v) put(b, &(v), sizeof(v))
+#define PUT(b, v) scan_buf_put(b, &(v), sizeof(v))
 #define GET(v)                                                                                     \
     do {                                                                                           \
-        if (get(p, n, pos, &(v), sizeof(v)) < 0)                                                   \
+        if (scan_buf_get(p, n, pos, &(v), sizeof(v)) < 0)                                          \
             return AT_ERR_FORMAT;                                                                  \
     } while (0)
 
@@ -562,7 +562,7 @@ void scan_result_encode(scan_buf *b, const scan_result *r)
     PUT(b, r->m);
     const uint64_t ne = r->evals ? r->num_evals : 0;
     PUT(b, ne);
-    put(b, r->evals, ne * sizeof *r->evals);
+    scan_buf_put(b, r->evals, ne * sizeof *r->evals);
 }
 
 int scan_result_decode(const unsigned char *p, size_t n, size_t *pos, scan_result *r)
@@ -587,7 +587,7 @@ int scan_result_decode(const unsigned char *p, size_t n, size_t *pos, scan_resul
         if (!(r->evals = malloc(ne * sizeof *r->evals)))
             return AT_ERR_NOMEM;
         r->num_evals = ne;
-        if (get(p, n, pos, r->evals, ne * sizeof *r->evals) < 0)
+        if (scan_buf_get(p, n, pos, r->evals, ne * sizeof *r->evals) < 0)
             return AT_ERR_FORMAT;
     }
     return AT_OK;

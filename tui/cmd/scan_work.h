@@ -139,6 +139,11 @@ typedef struct scan_buf {
 } scan_buf;
 
 void scan_buf_free(scan_buf *b);
+/* Appends p[0..n) to b (b->failed when out of memory). */
+void scan_buf_put(scan_buf *b, const void *p, size_t n);
+/* Copies k bytes at *pos of p[0..n) into out, advancing *pos; AT_ERR_FORMAT when fewer are
+ * left. */
+int scan_buf_get(const unsigned char *p, size_t n, size_t *pos, void *out, size_t k);
 void scan_task_encode(scan_buf *b, const scan_task *t);
 int scan_task_decode(const unsigned char *p, size_t n, size_t *pos, scan_task *t, char *strings,
                      size_t strings_cap);
