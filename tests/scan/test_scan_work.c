@@ -2,7 +2,8 @@
 /* test_scan_work.c -- scan's tasks (tui/cmd/scan_work.h): the runner's results equal
  * at_analyzer_run's on the same weights, bit for bit, whatever the thread count, read by file
  * and offset; an all-zero layer fails before any analysis, a vanished file is a clear error;
- * the byte form of tasks, results and options reads back what was written and refuses every
+ * tasks start only while their memory fits the budget;
+ * the byte form of tasks, results and setups reads back what was written and refuses every
  * truncation; the start order puts large groups first and keeps a group together; the progress
  * line's text. */
 #include <math.h>
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -108,7 +110,7 @@ static void test_runner(void **state)
         }
         for (int threads = 1; threads <= 3; threads += 2) {
             int status = 1;
-            scan_runner *r = scan_runner_new(threads, &ao, &status);
+            scan_runner *r = scan_runner_new(&(scan_setup){ao, threads, 0}, &status);
             assert_non_null(r);
             assert_int_equal(status, AT_OK);
             assert_int_equal(scan_runner_threads(r), threads);
@@ -148,7 +150,7 @@ static void test_runner(void **state)
     gone.t[0].loc.file = "/nonexistent/x.safetensors";
     at_analyzer_opts ao;
     at_analyzer_opts_default(&ao);
-    scan_runner *r = scan_runner_new(1, &ao, NULL);
+    scan_runner *r = scan_runner_new(&(scan_setup){ao, 1, 0}, NULL);
     assert_int_equal(scan_runner_submit(r, &gone), AT_OK);
     scan_result res;
     while (!scan_runner_next(r, &res))
@@ -262,18 +264,18 @@ static void test_bytes(void **state)
     }
     scan_buf_free(&b);
 
-    at_analyzer_opts ao, got;
-    at_analyzer_opts_default(&ao);
-    ao.fast = 1;
-    ao.htsr.min_evals = 3;
-    int threads = 0;
-    scan_opts_encode(&b, &ao, 4);
+    scan_setup setup = {.threads = 4, .max_memory = 3e9}, got;
+    at_analyzer_opts_default(&setup.ao);
+    setup.ao.fast = 1;
+    setup.ao.htsr.min_evals = 3;
+    scan_setup_encode(&b, &setup);
     size_t pos = 0;
-    assert_int_equal(scan_opts_decode(b.p, b.n, &pos, &got, &threads), AT_OK);
-    assert_memory_equal(&got, &ao, sizeof ao);
-    assert_int_equal(threads, 4);
+    assert_int_equal(scan_setup_decode(b.p, b.n, &pos, &got), AT_OK);
+    assert_memory_equal(&got.ao, &setup.ao, sizeof setup.ao);
+    assert_int_equal(got.threads, 4);
+    assert_true(got.max_memory == 3e9);
     pos = 0;
-    assert_int_equal(scan_opts_decode(b.p, b.n - 1, &pos, &got, &threads), AT_ERR_FORMAT);
+    assert_int_equal(scan_setup_decode(b.p, b.n - 1, &pos, &got), AT_ERR_FORMAT);
     scan_buf_free(&b);
     unmake(&f);
 }
@@ -294,6 +296,58 @@ static void test_memory(void **state)
     const double whole = scan_task_memory(&t, &ao);
     assert_true(panels > stored && panels < stored + 0.3e9);
     assert_true(whole > 3 * stored);
+}
+
+static double mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Runs every fixture task on threads threads within max_memory bytes, each sleeping 20 us per
+ * weight first (the test hook); returns the wall time. */
+static double timed_run(const fixture *f, int threads, double max_memory)
+{
+    at_analyzer_opts ao;
+    at_analyzer_opts_default(&ao);
+    setenv("ALPHATOP_TEST_SLEEP_NS_PER_WEIGHT", "20000", 1);
+    scan_runner *r = scan_runner_new(&(scan_setup){ao, threads, max_memory}, NULL);
+    unsetenv("ALPHATOP_TEST_SLEEP_NS_PER_WEIGHT");
+    assert_non_null(r);
+    const double t0 = mono();
+    for (int i = 0; i < NL; i++)
+        assert_int_equal(scan_runner_submit(r, &f->t[i]), AT_OK);
+    for (int seen = 0; seen < NL;) {
+        scan_result res;
+        if (scan_runner_next(r, &res)) {
+            seen++;
+            scan_result_clear(&res);
+        } else {
+            scan_runner_wait(r, 100);
+        }
+    }
+    const double wall = mono() - t0;
+    scan_runner_free(r);
+    return wall;
+}
+
+/* A task starts only while its memory fits: with no room at all each runs alone, so the sleeps
+ * add up even on three threads; with room they overlap. */
+static void test_budget(void **state)
+{
+    (void)state;
+    fixture f;
+    make(&f);
+    double serial = 0.0;
+    for (int i = 0; i < NL; i++)
+        serial += 20e-6 * (double)(f.t[i].t[0].shape.shape[0] * f.t[i].t[0].shape.shape[1]);
+    const double alone = timed_run(&f, 3, 1.0), together = timed_run(&f, 3, 0.0);
+    print_message("%d tasks, %.3f s of sleep: %.3f s one at a time, %.3f s on 3 threads\n", NL,
+                  serial, alone, together);
+    assert_true(alone >= serial);
+    assert_true(together < alone);
+    unmake(&f);
 }
 
 static void test_progress(void **state)
@@ -321,9 +375,9 @@ static void test_progress(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_runner),   cmocka_unit_test(test_order),
-        cmocka_unit_test(test_bytes),    cmocka_unit_test(test_memory),
-        cmocka_unit_test(test_progress),
+        cmocka_unit_test(test_runner), cmocka_unit_test(test_order),
+        cmocka_unit_test(test_bytes),  cmocka_unit_test(test_memory),
+        cmocka_unit_test(test_budget), cmocka_unit_test(test_progress),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     tf_cleanup();

@@ -37,11 +37,10 @@ struct scan_mpi {
     int active; /* MPI is initialised (0: an idle task of a Slurm step without MPI) */
     /* rank 0 */
     scan_runner *local;
-    at_analyzer_opts ao;
-    int threads;
-    int local_slots; /* groups rank 0's own threads may still take */
-    int *slots;      /* per rank: groups it may still take (0 until READY) */
-    int *threads_of; /* per rank: its threads (READY); -1 until then */
+    scan_setup setup; /* what every other rank is told */
+    int local_slots;  /* groups rank 0's own threads may still take */
+    int *slots;       /* per rank: groups it may still take (0 until READY) */
+    int *threads_of;  /* per rank: its threads (READY); -1 until then */
     scan_task *tasks;
     size_t ntasks, *order;
     group *groups;
@@ -182,12 +181,11 @@ int scan_mpi_serve(scan_mpi *self)
     receive(&tag, &src, &buf, &n);
     scan_runner *runner = NULL;
     if (tag == TAG_SETUP) {
-        at_analyzer_opts ao;
-        int threads;
+        scan_setup setup;
         size_t pos = 0;
-        if (scan_opts_decode(buf, (size_t)n, &pos, &ao, &threads) < 0)
+        if (scan_setup_decode(buf, (size_t)n, &pos, &setup) < 0)
             protocol_abort(self, "malformed setup");
-        runner = scan_runner_new(threads > 0 ? threads : scan_cpus(), &ao, NULL);
+        runner = scan_runner_new(&setup, NULL);
         /* A rank that cannot start threads takes no work. */
         const int32_t cap = runner ? scan_runner_threads(runner) : 0;
         MPI_Send(&cap, sizeof cap, MPI_BYTE, 0, TAG_READY, MPI_COMM_WORLD);
@@ -386,7 +384,7 @@ static int mpi_start(void *ctx, const scan_task *tasks, size_t n)
         m->group_of[t->id] = m->ngroups - 1;
     }
     scan_buf b = {0};
-    scan_opts_encode(&b, &m->ao, m->threads);
+    scan_setup_encode(&b, &m->setup);
     if (b.failed)
         return AT_ERR_NOMEM;
     for (int r = 1; r < m->size; r++)
@@ -400,11 +398,9 @@ static int mpi_start(void *ctx, const scan_task *tasks, size_t n)
     return AT_OK;
 }
 
-void scan_mpi_exec(scan_mpi *self, const at_analyzer_opts *ao, int threads, scan_runner *local,
-                   scan_exec *e)
+void scan_mpi_exec(scan_mpi *self, const scan_setup *setup, scan_runner *local, scan_exec *e)
 {
-    self->ao = *ao;
-    self->threads = threads;
+    self->setup = *setup;
     self->local = local;
     *e = (scan_exec){self, mpi_start, mpi_wait};
 }

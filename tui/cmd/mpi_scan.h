@@ -14,7 +14,7 @@
  * analysed on rank 0.
  *
  * Messages (bytes; every rank is the same build, scan_work.h's byte form):
- *   0 -> r   SETUP   the analyzer options and --threads
+ *   0 -> r   SETUP   the analyzer options, --threads and --max-memory
  *   r -> 0   READY   how many groups r runs at once (its threads)
  *   0 -> r   GROUP   a group's tasks
  *   r -> 0   RESULT  one task's result (the last of its group frees r's slot)
@@ -43,10 +43,9 @@ int scan_mpi_rank(const scan_mpi *self);
 int scan_mpi_serve(scan_mpi *self);
 
 /* Rank 0: points *e at an executor that spreads the tasks over every rank, this one's runner
- * local included; the ranks are set up with ao and threads (0: each its own core count).
- * self and local are borrowed until scan_mpi_finish. */
-void scan_mpi_exec(scan_mpi *self, const at_analyzer_opts *ao, int threads, scan_runner *local,
-                   scan_exec *e);
+ * local included; the other ranks are set up as *setup says (threads 0: each its own CPU
+ * count). self and local are borrowed until scan_mpi_finish. */
+void scan_mpi_exec(scan_mpi *self, const scan_setup *setup, scan_runner *local, scan_exec *e);
 
 /* Rank 0: tells every other rank to stop, prints one line on how the work was spread
  * ("alphatop scan: MPI: ..."), leaves MPI and frees self. NULL-safe. */

@@ -99,8 +99,9 @@ typedef struct scan {
     unsigned flags;
     double lora_scale;
     int merge;
-    int fast;        /* --fast */
-    int64_t threads; /* --threads; 0: one per core */
+    int fast;          /* --fast */
+    int64_t threads;   /* --threads; 0: one per core */
+    double max_memory; /* --max-memory, GiB; 0: the runner's default */
     at_analyzer_opts ao;
     at_ckpt *base;
     at_ckpt **files;
@@ -695,6 +696,14 @@ static int parse_args(scan *s, int argc, char **argv, int *nfiles)
                  "(default: one per core this process may use); the output does not depend on N",
          .min = 1,
          .max = AT_POOL_MAX_THREADS},
+        {.name = "max-memory",
+         .kind = AT_ARG_DOUBLE,
+         .value = &s->max_memory,
+         .meta = "GIB",
+         .help = "memory (GiB) the running analyses may hold at once, per process: layers start "
+                 "while their estimated need fits, a larger one runs alone (default: 1 per "
+                 "thread, at most half the memory available)",
+         .flags = AT_ARG_ABOVE_MIN},
         {.name = "plot",
          .kind = AT_ARG_STRING,
          .value = &s->plot_dir,
@@ -811,14 +820,16 @@ static int scan_main(int argc, char **argv, void *mpi)
     scan_runner *runner = NULL;
     int exit_code = open_and_plan(&s, argv + 1);
     if (exit_code < 0) {
-        /* No more threads than tasks (at least one). */
-        int threads = s.threads ? (int)s.threads : scan_cpus();
-        if ((size_t)threads > s.ntasks)
-            threads = s.ntasks ? (int)s.ntasks : 1;
+        scan_setup setup = {s.ao, (int)s.threads, s.max_memory * (1u << 30)};
+        /* This process: no more threads than tasks (at least one). */
+        scan_setup here = setup;
+        here.threads = s.threads ? (int)s.threads : scan_cpus();
+        if ((size_t)here.threads > s.ntasks)
+            here.threads = s.ntasks ? (int)s.ntasks : 1;
         int status = AT_ERR_NOMEM;
         s.prog = at_progress_new("scan", "layers", stderr, isatty(STDERR_FILENO));
         if (s.prog)
-            runner = scan_runner_new(threads, &s.ao, &status);
+            runner = scan_runner_new(&here, &status);
         if (!runner) {
             fprintf(stderr, "alphatop scan: cannot start the analyses: %s\n", at_strerror(status));
             exit_code = AT_EXIT_PARTIAL;
@@ -826,7 +837,7 @@ static int scan_main(int argc, char **argv, void *mpi)
             s.exec = scan_exec_local(runner);
 #ifdef AT_MPI
             if (mpi)
-                scan_mpi_exec(mpi, &s.ao, (int)s.threads, runner, &s.exec);
+                scan_mpi_exec(mpi, &setup, runner, &s.exec);
 #else
             (void)mpi;
 #endif

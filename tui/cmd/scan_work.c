@@ -15,8 +15,8 @@
 #include "alphatop/lora.h"
 #include "alphatop/pool.h"
 
-/* Memory a runner lets its running tasks use, per thread (bytes): their mapped layers and
- * analysis workspaces, as scan_task_memory estimates them. */
+/* Memory a runner lets its running tasks use by default, per thread (bytes): their mapped layers
+ * and analysis workspaces, as scan_task_memory estimates them. */
 #define MEM_PER_THREAD ((double)(1u << 30))
 
 struct scan_runner {
@@ -241,25 +241,28 @@ static int prepare(at_pool_job *job)
     return AT_OK;
 }
 
-scan_runner *scan_runner_new(int threads, const at_analyzer_opts *ao, int *status)
+scan_runner *scan_runner_new(const scan_setup *setup, int *status)
 {
     int rc = AT_ERR_NOMEM;
     scan_runner *self = calloc(1, sizeof *self);
     if (!self)
         goto err;
+    const int threads = setup->threads > 0 ? setup->threads : scan_cpus();
     at_pool_opts po;
     at_pool_opts_default(&po);
     po.threads = threads;
-    po.analyze = *ao;
+    po.analyze = setup->ao;
     if (!(self->pool = at_pool_new(&po, &rc)))
         goto err;
     self->threads = threads;
-    self->ao = *ao;
-    /* The budget: per thread, and at most half the memory free now. */
-    const double avail = (double)sysconf(_SC_AVPHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
-    self->budget = threads * MEM_PER_THREAD;
-    if (avail > 0 && self->budget > avail / 2)
-        self->budget = avail / 2;
+    self->ao = setup->ao;
+    self->budget = setup->max_memory;
+    if (!(self->budget > 0)) {
+        const double avail = (double)sysconf(_SC_AVPHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+        self->budget = threads * MEM_PER_THREAD;
+        if (avail > 0 && self->budget > avail / 2)
+            self->budget = avail / 2;
+    }
     const char *hook = getenv("ALPHATOP_TEST_SLEEP_NS_PER_WEIGHT");
     self->sleep_ns_per_weight = hook ? strtod(hook, NULL) : 0.0;
     if (status)
@@ -593,16 +596,17 @@ int scan_result_decode(const unsigned char *p, size_t n, size_t *pos, scan_resul
     return AT_OK;
 }
 
-void scan_opts_encode(scan_buf *b, const at_analyzer_opts *ao, int threads)
+void scan_setup_encode(scan_buf *b, const scan_setup *s)
 {
-    PUT(b, *ao);
-    PUT(b, threads);
+    PUT(b, s->ao);
+    PUT(b, s->threads);
+    PUT(b, s->max_memory);
 }
 
-int scan_opts_decode(const unsigned char *p, size_t n, size_t *pos, at_analyzer_opts *ao,
-                     int *threads)
+int scan_setup_decode(const unsigned char *p, size_t n, size_t *pos, scan_setup *s)
 {
-    GET(*ao);
-    GET(*threads);
+    GET(s->ao);
+    GET(s->threads);
+    GET(s->max_memory);
     return AT_OK;
 }

@@ -11,9 +11,10 @@
  * The runner is the one place tasks run: a pool (core's pool.h) of worker threads, each with
  * its own analyzer and single-threaded BLAS, that opens the task's views (ckpt.h), checks the
  * cheap conditions (all-zero weights) before converting anything, and analyses. It starts a
- * task when a thread is free and the task's memory (scan_task_memory) fits in a budget of 1 GiB
- * per thread, at most half the memory free when it starts (a task larger than that runs alone),
- * so two of a model's largest layers (embeddings) do not run at once on a small machine. Tasks and
+ * task when a thread is free and the task's memory (scan_task_memory) fits in its budget
+ * (scan_setup: by default 1 GiB per thread, at most half the memory available; a task larger
+ * than the budget runs alone), so two of a model's largest layers (embeddings) do not run at
+ * once on a small machine. Tasks and
  * results also have a byte form (encode and decode side by side) for the MPI module.
  *
  * Test hook: with ALPHATOP_TEST_SLEEP_NS_PER_WEIGHT=K in the environment, every task first
@@ -85,12 +86,19 @@ int scan_task_order(const scan_task *tasks, size_t n, size_t *order);
 /* Frees what a result owns (its eigenvalues) and clears it. NULL-safe. */
 void scan_result_clear(scan_result *r);
 
+/* How a process runs tasks (MPI ranks are told rank 0's). */
+typedef struct scan_setup {
+    at_analyzer_opts ao; /* how each task is analysed (keep_evals: every exact spectrum) */
+    int threads;         /* worker threads; 0: one per CPU this process may run on */
+    double max_memory;   /* bytes the running tasks may hold at once; 0: 1 GiB per thread, at
+                            most half the memory available when the runner starts */
+} scan_setup;
+
 typedef struct scan_runner scan_runner;
 
-/* A runner of threads worker threads (>= 1) analysing with options *ao (its keep_evals asks for
- * every exact spectrum). Caller owns return value (scan_runner_free); NULL on error with
+/* A runner as *setup says. Caller owns return value (scan_runner_free); NULL on error with
  * *status (may be NULL) set. */
-scan_runner *scan_runner_new(int threads, const at_analyzer_opts *ao, int *status);
+scan_runner *scan_runner_new(const scan_setup *setup, int *status);
 
 /* Stops the threads (each finishes its task) and frees everything. NULL-safe. */
 void scan_runner_free(scan_runner *self);
@@ -127,7 +135,7 @@ typedef struct scan_exec {
 /* An executor that runs every task on r (borrowed until the executor's last use). */
 scan_exec scan_exec_local(scan_runner *r);
 
-/* The byte form of tasks, results and analyzer options, for the MPI module: each encoder
+/* The byte form of tasks, results and setups, for the MPI module: each encoder
  * appends to a growing buffer; each decoder reads one item at *pos, advancing it, and returns
  * AT_OK or AT_ERR_FORMAT (truncated or malformed bytes) / AT_ERR_NOMEM. Every process of a run
  * is the same build on the same architecture: numbers are in the machine's own layout. A task
@@ -149,9 +157,8 @@ int scan_task_decode(const unsigned char *p, size_t n, size_t *pos, scan_task *t
                      size_t strings_cap);
 void scan_result_encode(scan_buf *b, const scan_result *r);
 int scan_result_decode(const unsigned char *p, size_t n, size_t *pos, scan_result *r);
-void scan_opts_encode(scan_buf *b, const at_analyzer_opts *ao, int threads);
-int scan_opts_decode(const unsigned char *p, size_t n, size_t *pos, at_analyzer_opts *ao,
-                     int *threads);
+void scan_setup_encode(scan_buf *b, const scan_setup *s);
+int scan_setup_decode(const unsigned char *p, size_t n, size_t *pos, scan_setup *s);
 
 /* Whether every tensor of t is in a file (so another process can read it). */
 int scan_task_portable(const scan_task *t);
