@@ -435,12 +435,25 @@ static int plan_file(scan *s, int f)
     return AT_OK;
 }
 
+/* Tasks by key, then id: a key's tasks next to each other, in file order. */
+static const scan_task *by_key_base;
+
+static int by_key(const void *a, const void *b)
+{
+    const scan_task *x = &by_key_base[*(const size_t *)a], *y = &by_key_base[*(const size_t *)b];
+    const int c = strcmp(x->key, y->key);
+    return c ? c : x->id < y->id ? -1 : x->id > y->id;
+}
+
 /* The tasks' keys: with --fast, a plain layer's state carries from file to file by its name (a
  * one-tensor file's layer is named after the file, so successive such files are successive
  * snapshots of one layer); each such layer's tasks are one group, the last one freeing the
  * state. Every other task is a group of its own, under a key of its own. */
-static void key_tasks(scan *s)
+static int key_tasks(scan *s)
 {
+    size_t *idx = malloc((s->ntasks ? s->ntasks : 1) * sizeof *idx);
+    if (!idx)
+        return AT_ERR_NOMEM;
     for (size_t i = 0; i < s->ntasks; i++) {
         scan_task *t = &s->tasks[i];
         const scan_row *r = &s->rows[t->id];
@@ -450,14 +463,19 @@ static void key_tasks(scan *s)
             snprintf(t->key, sizeof t->key, "%s", at_ckpt_count(r->c) == 1 ? "" : r->j.name);
         else
             snprintf(t->key, sizeof t->key, "#%lld", (long long)t->id);
+        idx[i] = i;
     }
-    for (size_t i = 0; s->fast && i < s->ntasks; i++)
-        for (size_t k = i + 1; s->tasks[i].key[0] != '#' && k < s->ntasks; k++)
-            if (!strcmp(s->tasks[k].key, s->tasks[i].key)) {
-                s->tasks[i].last = 0;
-                s->tasks[k].group = s->tasks[i].group;
-                break;
-            }
+    by_key_base = s->tasks;
+    qsort(idx, s->ntasks, sizeof *idx, by_key);
+    for (size_t i = 1; i < s->ntasks; i++) {
+        scan_task *prev = &s->tasks[idx[i - 1]], *t = &s->tasks[idx[i]];
+        if (!strcmp(prev->key, t->key)) {
+            prev->last = 0;
+            t->group = prev->group;
+        }
+    }
+    free(idx);
+    return AT_OK;
 }
 
 /* ---- printing ------------------------------------------------------------------------------ */
@@ -789,7 +807,10 @@ static int open_and_plan(scan *s, char **paths)
         }
     }
     s->first[s->nfiles] = s->nrows;
-    key_tasks(s);
+    if (key_tasks(s) < 0) {
+        fputs("alphatop scan: out of memory\n", stderr);
+        return AT_EXIT_PARTIAL;
+    }
     s->name_width = name_width(s->files, s->nfiles, s);
     return -1;
 }

@@ -24,10 +24,11 @@ struct scan_runner {
     int threads;
     double sleep_ns_per_weight; /* the test hook (scan_work.h); 0: off */
     at_analyzer_opts ao;
-    double budget, used; /* bytes the running tasks may use, and use */
-    int running;         /* tasks handed to the pool and not yet taken back */
-    scan_task *queue;    /* tasks waiting for a thread and memory, in submission order */
-    size_t nqueue, queue_cap;
+    double budget, used;  /* bytes the running tasks may use, and use */
+    int running;          /* tasks handed to the pool and not yet taken back */
+    scan_task *queue;     /* tasks in submission order: queue[head ..] waits for a thread and */
+    unsigned char *taken; /* memory, except those taken out of order */
+    size_t head, nqueue, queue_cap, waiting;
     int64_t *blocked; /* groups passed over in the current feed */
     size_t nblocked;
 };
@@ -108,25 +109,33 @@ static int by_rank(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
+static int by_id(const void *a, const void *b)
+{
+    const rank *x = a, *y = b;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
 int scan_task_order(const scan_task *tasks, size_t n, size_t *order)
 {
-    rank *r = malloc((n ? n : 1) * sizeof *r);
-    if (!r)
+    rank *r = malloc((n ? n : 1) * sizeof *r), *ids = malloc((n ? n : 1) * sizeof *ids);
+    if (!r || !ids) {
+        free(r);
+        free(ids);
         return AT_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < n; i++)
+        ids[i] = (rank){tasks[i].cost, tasks[i].group, tasks[i].id, i};
+    qsort(ids, n, sizeof *ids, by_id);
     for (size_t i = 0; i < n; i++) {
-        /* The group's first task: the earliest with its id as group. */
-        double cost = tasks[i].cost;
-        for (size_t k = 0; k < n; k++)
-            if (tasks[k].id == tasks[i].group) {
-                cost = tasks[k].cost;
-                break;
-            }
-        r[i] = (rank){cost, tasks[i].group, tasks[i].id, i};
+        const rank key = {.id = tasks[i].group};
+        const rank *first = bsearch(&key, ids, n, sizeof *ids, by_id);
+        r[i] = (rank){first ? first->cost : tasks[i].cost, tasks[i].group, tasks[i].id, i};
     }
     qsort(r, n, sizeof *r, by_rank);
     for (size_t i = 0; i < n; i++)
         order[i] = r[i].idx;
     free(r);
+    free(ids);
     return AT_OK;
 }
 
@@ -281,6 +290,7 @@ void scan_runner_free(scan_runner *self)
         return;
     at_pool_free(self->pool);
     free(self->queue);
+    free(self->taken);
     free(self->blocked);
     free(self);
 }
@@ -323,24 +333,32 @@ static int blocked(const scan_runner *self, int64_t group)
  * whatever its size): the first that fit, in order, except that a group's tasks keep theirs. */
 static int feed(scan_runner *self)
 {
-    size_t kept = 0;
-    int rc = AT_OK;
     self->nblocked = 0;
-    for (size_t i = 0; i < self->nqueue; i++) {
+    for (size_t i = self->head; i < self->nqueue && self->running < self->threads; i++) {
         const scan_task *t = &self->queue[i];
+        if (self->taken[i] || blocked(self, t->group))
+            continue;
         const double memory = scan_task_memory(t, &self->ao);
-        if (rc == AT_OK && self->running < self->threads && !blocked(self, t->group) &&
-            (self->running == 0 || self->used + memory <= self->budget)) {
-            rc = run_task(self, t, memory);
-            if (rc == AT_OK)
-                continue;
-        }
-        if (!blocked(self, t->group))
+        if (self->running == 0 || self->used + memory <= self->budget) {
+            const int rc = run_task(self, t, memory);
+            if (rc < 0)
+                return rc;
+            self->taken[i] = 1;
+            self->waiting--;
+        } else {
             self->blocked[self->nblocked++] = t->group;
-        self->queue[kept++] = *t;
+        }
     }
-    self->nqueue = kept;
-    return rc;
+    while (self->head < self->nqueue && self->taken[self->head])
+        self->head++;
+    /* Reclaim the taken front now and then: each task is moved a constant number of times. */
+    if (self->head > 64 && self->head > self->nqueue / 2) {
+        self->nqueue -= self->head;
+        memmove(self->queue, self->queue + self->head, self->nqueue * sizeof *self->queue);
+        memmove(self->taken, self->taken + self->head, self->nqueue);
+        self->head = 0;
+    }
+    return AT_OK;
 }
 
 int scan_runner_submit(scan_runner *self, const scan_task *t)
@@ -350,15 +368,20 @@ int scan_runner_submit(scan_runner *self, const scan_task *t)
     if (self->nqueue == self->queue_cap) {
         const size_t cap = self->queue_cap ? 2 * self->queue_cap : 64;
         scan_task *q = realloc(self->queue, cap * sizeof *q);
-        int64_t *b = q ? realloc(self->blocked, cap * sizeof *b) : NULL;
         if (q)
             self->queue = q;
+        unsigned char *k = q ? realloc(self->taken, cap) : NULL;
+        if (k)
+            self->taken = k;
+        int64_t *b = k ? realloc(self->blocked, cap * sizeof *b) : NULL;
         if (!b)
             return AT_ERR_NOMEM;
         self->blocked = b;
         self->queue_cap = cap;
     }
+    self->taken[self->nqueue] = 0;
     self->queue[self->nqueue++] = *t;
+    self->waiting++;
     return feed(self);
 }
 
@@ -396,7 +419,7 @@ int scan_runner_wait(scan_runner *self, int timeout_ms)
 
 int64_t scan_runner_pending(scan_runner *self)
 {
-    return (int64_t)self->nqueue + self->running;
+    return (int64_t)self->waiting + self->running;
 }
 
 int scan_runner_threads(const scan_runner *self)
