@@ -25,25 +25,7 @@
 #include "alphatop/gram.h"
 #include "alphatop/htsr.h"
 #include "alphatop/rng.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static double loadavg(void)
-{
-    double l = -1.0;
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f) {
-        if (fscanf(f, "%lf", &l) != 1)
-            l = -1.0;
-        fclose(f);
-    }
-    return l;
-}
+#include "bench_clock.h"
 
 static void *xmalloc(size_t bytes)
 {

@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "alphatop/htsr.h"
+#include "bench_clock.h"
 #include "ckpt.h"
 
 #define HIDDEN 4096
@@ -59,25 +60,6 @@ typedef struct model {
     tensor t[MAX_TENSORS];
     int n, shards;
 } model;
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static double loadavg(void)
-{
-    double l = -1.0;
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f) {
-        if (fscanf(f, "%lf", &l) != 1)
-            l = -1.0;
-        fclose(f);
-    }
-    return l;
-}
 
 static void die(const char *what)
 {

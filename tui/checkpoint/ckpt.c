@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* ckpt.c -- the checkpoint object: format detection, the layer helpers every reader uses, raw
  * float32 files, tied weights and overlaps (see ckpt.h, ckpt_int.h). */
 #include "ckpt.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* ckpt.h -- read weight layers out of checkpoint files, without copying where possible.
  *
  * Formats, told apart by their content (the extension only picks which reader explains why a
