@@ -452,7 +452,7 @@ scan_exec scan_exec_local(scan_runner *r)
 
 void scan_buf_put(scan_buf *b, const void *p, size_t n)
 {
-    if (b->failed)
+    if (b->failed || n == 0)
         return;
     if (b->n + n > b->cap) {
         size_t cap = b->cap ? 2 * b->cap : 256;
