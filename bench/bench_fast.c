@@ -34,29 +34,7 @@
 #include "alphatop/gram.h"
 #include "alphatop/htsr.h"
 #include "alphatop/rng.h"
-
-/* --cpu: process CPU time instead of wall time (one thread only: on a machine shared with other
- * jobs it leaves out the time slices they take). */
-static clockid_t clock_id = CLOCK_MONOTONIC;
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(clock_id, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static double loadavg(void)
-{
-    double l = -1.0;
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f) {
-        if (fscanf(f, "%lf", &l) != 1)
-            l = -1.0;
-        fclose(f);
-    }
-    return l;
-}
+#include "bench_clock.h"
 
 static void *xmalloc(size_t bytes)
 {
@@ -398,7 +376,7 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--ref-each") == 0)
             ref_each = 1;
         else if (strcmp(argv[i], "--cpu") == 0)
-            clock_id = CLOCK_PROCESS_CPUTIME_ID;
+            bench_clock_id = CLOCK_PROCESS_CPUTIME_ID;
         else {
             fprintf(stderr, "usage: bench_fast [--threads N] [--repeat N] [--shapes LIST] "
                             "[--kinds LIST] [--ref-each] [--cpu]\n");
@@ -409,8 +387,8 @@ int main(int argc, char **argv)
     /* The kernels OpenBLAS picked for this CPU (OPENBLAS_CORETYPE overrides): docs/fast.md */
     printf("bench_fast: OpenBLAS threads %d, %s kernels, best of %d runs, %s time, load average at "
            "start %.2f\n",
-           threads, openblas_get_corename(), repeat, clock_id == CLOCK_MONOTONIC ? "wall" : "CPU",
-           loadavg());
+           threads, openblas_get_corename(), repeat,
+           bench_clock_id == CLOCK_MONOTONIC ? "wall" : "CPU", loadavg());
     printf("seconds (ratio = reference / method); * = reference of the shape's first kind; "
            "|dalpha| of exact vs reference, of cold/warm vs exact mode of the same snapshot\n");
     printf("%-6s %-11s %8s %-20s %-22s %-14s %-22s %s\n", "kind", "shape", "ref", "exact",

@@ -81,6 +81,8 @@ struct at_gram {
     at_bulge *bulge; /* float32 band -> tridiagonal, with its reflectors */
     int64_t p32;     /* order of the float32 reduction kept for at_gram_top_vectors32; 0: none */
     int kd32;        /* and its band's half-width */
+    int order;       /* at_gram_begin32's p while panels are added; 0: none begun */
+    int panels;      /* panels added since at_gram_begin32 */
     char err[160];
 };
 
@@ -480,26 +482,44 @@ static int reduce32(at_gram *self, int p, int kd)
     return AT_OK;
 }
 
-int at_gram_evals32(at_gram *self, const float *a, int64_t m, int64_t n, double *lambda)
+int at_gram_begin32(at_gram *self, int64_t p)
 {
     if (!self)
         return AT_ERR_ARG;
-    int rc = check_args(self, a, m, n, lambda);
-    if (rc)
-        return rc;
     self->p32 = 0;
-    int wide = m < n;
-    int p = (int)(wide ? m : n), lg = (int)(wide ? n : m), kd = p - 1 < KD ? p - 1 : KD;
-    if (all_zero32(a, m, n)) {
-        memset(lambda, 0, (size_t)p * sizeof(double));
-        return AT_OK;
-    }
+    self->panels = 0;
+    if (p <= 0 || p > INT32_MAX / 2)
+        return fail(self, AT_ERR_ARG, "the Gram matrix's order must be in 1..2^30");
     if (reserve_tridiag(self, (size_t)p, sizeof(float)))
         return fail(self, AT_ERR_NOMEM, "out of memory for the Gram matrix");
-    float *g = self->g, *dd = self->dd, *ee = self->ee;
-    cblas_ssyrk(CblasColMajor, CblasLower, wide ? CblasNoTrans : CblasTrans, p, lg, 1.0f, a, (int)m,
-                0.0f, g, p);
-    if ((rc = reduce32(self, p, kd)) != AT_OK)
+    self->order = (int)p;
+    return AT_OK;
+}
+
+int at_gram_add32(at_gram *self, const float *x, int64_t k, int64_t ldx, int trans)
+{
+    if (!self || !x || k <= 0 || self->order == 0 || k > INT32_MAX / 2 ||
+        ldx < (trans ? k : self->order))
+        return self ? fail(self, AT_ERR_ARG, "a panel needs data, k >= 1 and a fitting ldx")
+                    : AT_ERR_ARG;
+    /* The first panel overwrites (beta 0), so one panel gives at_gram_evals32's bits. */
+    cblas_ssyrk(CblasColMajor, CblasLower, trans ? CblasTrans : CblasNoTrans, self->order, (int)k,
+                1.0f, x, (int)ldx, self->panels++ ? 1.0f : 0.0f, self->g, self->order);
+    return AT_OK;
+}
+
+int at_gram_end32(at_gram *self, double *lambda)
+{
+    if (!self)
+        return AT_ERR_ARG;
+    if (!lambda || self->panels == 0)
+        return fail(self, AT_ERR_STATE, "at_gram_end32 needs at_gram_begin32 and a panel");
+    const int p = self->order, kd = p - 1 < KD ? p - 1 : KD;
+    float *dd = self->dd, *ee = self->ee;
+    self->order = 0;
+    self->panels = 0;
+    int rc = reduce32(self, p, kd);
+    if (rc != AT_OK)
         return rc;
     memcpy(dd, self->d, (size_t)p * sizeof(float));
     memcpy(ee, self->e, (size_t)(p > 1 ? p - 1 : 0) * sizeof(float));
@@ -510,6 +530,26 @@ int at_gram_evals32(at_gram *self, const float *a, int64_t m, int64_t n, double 
     self->p32 = p;
     self->kd32 = kd;
     return AT_OK;
+}
+
+int at_gram_evals32(at_gram *self, const float *a, int64_t m, int64_t n, double *lambda)
+{
+    if (!self)
+        return AT_ERR_ARG;
+    int rc = check_args(self, a, m, n, lambda);
+    if (rc)
+        return rc;
+    /* The short side's Gram matrix: A A^T (m x m) when m < n, else A^T A. */
+    const int wide = m < n;
+    if (all_zero32(a, m, n)) {
+        self->p32 = 0;
+        memset(lambda, 0, (size_t)(wide ? m : n) * sizeof(double));
+        return AT_OK;
+    }
+    if ((rc = at_gram_begin32(self, wide ? m : n)) != AT_OK ||
+        (rc = at_gram_add32(self, a, wide ? n : m, m, !wide)) != AT_OK)
+        return rc;
+    return at_gram_end32(self, lambda);
 }
 
 int at_gram_top_vectors32(at_gram *self, int64_t b, float *v)

@@ -48,8 +48,10 @@ class FastOpts(ctypes.Structure):
         ("max_block_frac", ctypes.c_double),
         ("tail_change", ctypes.c_double),
         ("refresh_every", ctypes.c_int),
+        ("horizon", ctypes.c_int),
         ("min_evals", ctypes.c_int64),
         ("seed", ctypes.c_uint64),
+        ("panel_bytes", ctypes.c_size_t),
     ]
 
 

@@ -91,6 +91,15 @@ AT_EXPORT const at_analyzer_opts *at_analyzer_opts_get(const at_analyzer *self);
 AT_EXPORT int at_analyzer_run(at_analyzer *self, const at_layer_job *job, at_metrics *out,
                               at_fast_info *info);
 
+/* Whether at_analyzer_run with options o would skip job for its size (too few or too many
+ * eigenvalues, a side above max_N: the rules of o's mode), decided from the shapes alone: then
+ * returns 1 with *out as that run writes it (status AT_FIT_SKIPPED, the shape columns), and no
+ * weight has been read -- nor is one read by the run itself, so a skipped layer's values (NaN or
+ * not) do not matter. Returns 0 when the job would be analysed, is refused for its shapes, or is
+ * a LoRA job (whose rank is its size). job->w->data may be NULL. */
+/* Not exported from libalphatop_core.so: for schedulers linking at_core. */
+int at_analyzer_skips(const at_analyzer_opts *o, const at_layer_job *job, at_metrics *out);
+
 /* The ascending eigenvalues (*n of them, pooled over conv slices) of the last run when it was a
  * successful exact analysis of plain or delta weights (exact mode, or a delta job with
  * delta_exact) and opts.keep_evals is set; else NULL with *n = 0. Nothing is copied: they live

@@ -74,6 +74,11 @@ typedef struct at_fast_opts {
                               0 (e.g. the last snapshot a caller will send): keep none */
     int64_t min_evals;     /* 10: layers with fewer eigenvalues are AT_FIT_SKIPPED */
     uint64_t seed;         /* seed of the change sketch's random probes */
+    size_t panel_bytes;    /* 256 MiB: a layer stored as F16/BF16 whose float32 copy would exceed
+                              this is, when analysed cold (no warm state), widened panel by panel
+                              (a quarter of this, at most 64 MiB, each) into its Gram matrix
+                              instead of as a whole, so memory stays near the Gram matrix's (the
+                              sum's order differs: float32 roundoff); 0: always whole */
 } at_fast_opts;
 
 /* How one result was produced. */

@@ -63,6 +63,18 @@ AT_EXPORT int at_gram_evals64(at_gram *self, const double *a, int64_t m, int64_t
  * Errors: AT_ERR_ARG, AT_ERR_NOMEM, AT_ERR_LAPACK. */
 AT_EXPORT int at_gram_evals32(at_gram *self, const float *a, int64_t m, int64_t n, double *lambda);
 
+/* at_gram_evals32 of a matrix the caller holds in panels (one too large to widen to float32 at
+ * once): at_gram_begin32 starts the p x p Gram matrix of the short side; each at_gram_add32
+ * adds X X^T for a p x k panel X (trans 0; column-major, leading dimension ldx >= p) or X^T X
+ * for a k x p panel (trans 1, ldx >= k); at_gram_end32 writes the p ascending eigenvalues into
+ * lambda as at_gram_evals32 does, and at_gram_top_vectors32 may follow. One panel holding the
+ * whole matrix gives at_gram_evals32's values bit for bit; more panels sum in another order
+ * (float32 roundoff). Errors: AT_ERR_ARG, AT_ERR_NOMEM, AT_ERR_STATE (no begin, or no panel),
+ * AT_ERR_LAPACK. */
+AT_EXPORT int at_gram_begin32(at_gram *self, int64_t p);
+AT_EXPORT int at_gram_add32(at_gram *self, const float *x, int64_t k, int64_t ldx, int trans);
+AT_EXPORT int at_gram_end32(at_gram *self, double *lambda);
+
 /* After at_gram_evals32 on self: the unit eigenvectors of the b largest eigenvalues into v
  * (caller-owned, p x b column-major; column j belongs to lambda[p-b+j]). They are the right
  * singular vectors of A when n <= m, the left ones otherwise (the short side's). 1 <= b <= p.
