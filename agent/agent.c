@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agent.c -- the trainer-side publisher (API and guarantees in alphatop/agent.h).
  *
  * Every buffer handed to ZeroMQ comes from the agent's byte-budgeted pool (pool.h), which

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* bench_fast.c -- fast mode against the reference method over a family of layers, side by side
  * in one run.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* names.c -- wire names of the protocol's enums, element sizes, and reason -> status. */
 #include <stdarg.h>
 #include <stdio.h>

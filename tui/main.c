@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* main.c -- alphatop's entry point: dispatches to a command from one table (docs/cli.md). */
 #include <stdio.h>
 #include <string.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* collapse.c -- the weights-only generalization-collapse detector (the `collapse` stop rule).
  *
  * alpha < 2 and correlation traps alone cannot tell collapse from a healthy weight-decay run:

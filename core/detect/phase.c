@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* phase.c -- per-layer HTSR phases with hysteresis, trends, and the run's grokking phase.
  *
  * Per snapshot: feed_layer stores each layer's observation, end_snapshot turns them into

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* phase_internal.h -- shared between phase.c, stoprules.c and collapse.c; not installed. */
 #ifndef ALPHATOP_PHASE_INTERNAL_H
 #define ALPHATOP_PHASE_INTERNAL_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* htsr.c -- exact-mode analysis of one layer: weights -> float64 matrices -> singular values
  * from the float64 Gram matrix (spectrum/gram.c; dgesdd's values within 1e-8 relative) ->
  * pooled ESD -> fit, scale metrics and the optional metrics. */

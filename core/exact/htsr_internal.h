@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* htsr_internal.h -- exact-mode workspace and helpers shared inside core only. */
 #ifndef ALPHATOP_HTSR_INTERNAL_H
 #define ALPHATOP_HTSR_INTERNAL_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fast.c -- fast mode per layer: skip, warm update or full float32 spectrum (see fast.h). */
 #include "alphatop/fast.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* bulge.c -- band -> tridiagonal with kept reflectors, and Q applied to vectors (see bulge.h). */
 #include "bulge.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* bulge.h -- (internal to core) float32 band -> tridiagonal reduction that keeps its reflectors.
  *
  * LAPACK 3.11's ssytrd_sb2st reduces a band matrix to tridiagonal form by bulge chasing but keeps

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* gram.c -- spectra from the short side's Gram matrix (see gram.h). */
 #include "alphatop/gram.h"
 

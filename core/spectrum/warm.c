@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* warm.c -- one warm update: float32 subspace iteration from the previous snapshot's basis.
  *
  * The GEMMs with the weights run in float32 (they are the whole cost); the thin b-column

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* warm.h -- (internal to core) one warm update: subspace iteration from a stored basis. */
 #ifndef ALPHATOP_CORE_WARM_H
 #define ALPHATOP_CORE_WARM_H

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """alphatop: watch every layer of a neural network learn, live (docs/python.md).
 
     import alphatop

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Agent: the trainer side of alphatop for any framework, over the C library (ctypes).
 
 Publishes weight snapshots (numpy arrays or raw pointers) and scalars to a monitor, and reports

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Write and read .safetensors checkpoints with numpy only (no safetensors package needed).
 
 Format (https://huggingface.co/docs/safetensors): an 8-byte little-endian header length, a JSON

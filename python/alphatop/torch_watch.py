@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """watch(): stream a PyTorch model's weight snapshots to the alphatop monitor.
 
 Which weights: alphatop.layers decides (docs/python.md, "Which layers"): every nn.Linear,

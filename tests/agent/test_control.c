@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Control from the monitor: stop reaches should_stop with its reason and is acknowledged;
  * pause, resume and interval change what the agent does; several runs share one monitor. */
 #include <setjmp.h>

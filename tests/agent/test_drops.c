@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Monitor absent, slow, or restarted mid-run: the agent's memory stays within its budget, whole
  * snapshots are dropped and counted, and every snapshot that arrives is complete. Assertions are
  * on counts and bytes, never on wall time. */

@@ -259,9 +259,10 @@ static void test_spread(void **state)
                       "hand-outs, the last tasks' tail)\n",
                       ranks, wall, ideal, serial / wall, wall - ideal, idle, 1e3 * idle / LAYERS);
         /* Dynamic balancing, largest first: within the largest task of serial/N, plus a
-         * scheduler overhead of at most 25% (a loaded 2-core machine's wake-up latency). */
+         * scheduler overhead of at most 25% (a loaded 2-core machine's wake-up latency) and
+         * half a second for 16 oversubscribed processes to start under a sanitizer. */
         assert_true(work >= serial * 0.99);
-        assert_true(wall <= 1.25 * ideal + largest + 0.1);
+        assert_true(wall <= 1.25 * ideal + largest + 0.5);
         free(out);
         free(err);
     }

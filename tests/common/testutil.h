@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* testutil.h -- small helpers shared by the test programs. */
 #ifndef ALPHATOP_TESTUTIL_H
 #define ALPHATOP_TESTUTIL_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fixture.h -- inputs of the fast-mode tests: the oracle's matrices, seeded synthetic layers
  * with a heavy-tailed spectrum, and realistic perturbations between snapshots. */
 #ifndef AT_TESTS_FAST_FIXTURE_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_bulge.c -- the float32 band -> tridiagonal reduction that keeps its reflectors: its d and e
  * against LAPACK's ssytrd_sb2st bit for bit, and its Q against the band matrix itself (the
  * tridiagonal form's eigenvectors, carried back, are orthonormal eigenvectors of B), over band

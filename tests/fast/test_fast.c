@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_fast.c -- fast mode against exact mode: every oracle case cold, chained warm snapshots
  * (realistic perturbations), the refresh triggers, the skip path and bad input. */
 #include <float.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_gram.c -- Gram-matrix spectra against dgesdd: the float64 path (exact mode) on every
  * oracle case and on matrices built to hit each of its paths; the float32 path (fast cold) and
  * its top eigenvectors. */

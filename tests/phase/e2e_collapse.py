@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """End to end: the grokking example publishes to a real `alphatop watch --stop-on collapse`.
 
 The no-weight-decay run must be stopped by the monitor after its test-accuracy peak and before

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Replays of recorded runs (tests/data/phase). grok_*: written by dump_metrics.py from
  * examples/torch_grokking.py --dump (seeds 0 and 1; a snapshot every 2000 steps, the seed-1
  * control every 4000): the collapse rule stops each no-weight-decay run after its test-accuracy

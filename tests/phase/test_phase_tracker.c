@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Per-layer phases, hysteresis, trends and run phases on crafted sequences. */
 #include <math.h>
 #include <setjmp.h>

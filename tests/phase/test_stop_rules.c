@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Stop rules: parsing (and its error messages), and each rule on crafted sequences. */
 #include <math.h>
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """alphatop.safetensors writes the documented layout and reads it back."""
 
 import json

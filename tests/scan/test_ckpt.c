@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_ckpt.c -- checkpoint readers on files made here: safetensors, npy and raw files written
  * byte by byte, torch.save archives with hand-written pickles (so every malformed case can be
  * built), .npz, model directories, sharded indexes, pipes and FIFOs, F64, integer dtypes, tied

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* engine.c -- messages -> ingest -> worker -> model/records/trackers/stop rules (see engine.h). */
 #include "engine.h"
 

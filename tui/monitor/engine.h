@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* engine.h -- the monitor's engine: messages -> ingest -> analysis worker -> model, events,
  * headless output, run log.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* model.h -- what the monitor's view shows: runs, their layers, per-snapshot metric cells,
  * latest spectra, scalar series, events and the monitor's own state.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* runlog.c -- append-only, crash-safe run log (format in runlog.h). */
 #include "runlog.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* runlog.h -- the run log: an append-only, crash-safe record of a monitored run.
  *
  * A run log holds the same JSON objects `alphatop watch --headless` prints (run hello/goodbye,

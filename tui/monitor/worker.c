@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* worker.c -- the monitor's analysis worker: at_job in and out of core's worker pool. */
 #include "worker.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* worker.h -- the monitor's analysis worker: layers in, metrics out, off the UI thread.
  *
  * The engine submits one job per layer (and per space: W, or the fine-tune delta W - W_base),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agent.h -- the trainer side: publishes weight snapshots and scalars of a training run to an
  * alphatop monitor over ZeroMQ, and hears the monitor's control messages (stop, pause, interval).
  *

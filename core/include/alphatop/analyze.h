@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* analyze.h -- the one way to analyse a layer: a layer job in, its metrics out.
  *
  * Every caller (the monitor's workers, `scan`, `diff`) describes what to analyse as an

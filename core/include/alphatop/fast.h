@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fast.h -- fast mode: a layer's HTSR metrics from float32 spectra, warm-started from the
  * previous snapshot of the same layer.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* gram.h -- eigenvalues of a matrix through its Gram matrix (the fast spectra behind fast mode).
  *
  * The squared singular values of A are the eigenvalues of the Gram matrix of its short side.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* phase.h -- phases of a training run seen through its weights, and the rules that stop it.
  *
  * A tracker is fed, once per completed snapshot, the exact-mode metrics of every analysed

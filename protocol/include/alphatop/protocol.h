@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* protocol.h -- alphatop's wire format: a JSON header frame plus, for layers, one raw payload
  * frame. No ZeroMQ in here: the encoder turns a message into header bytes (the payload is the
  * caller's pointer), the decoder turns frames back into a message with strict validation.
