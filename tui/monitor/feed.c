@@ -614,8 +614,19 @@ void at_feed_free(at_feed *f)
 {
     if (!f)
         return;
-    if (f->events)
+    if (f->events) {
+        /* Stop the monitor, then read what it already sent: libzmq 4.3 leaks an event frame
+         * longer than its inline size (an endpoint address) still queued when its PAIR socket
+         * closes (agent.c's close_socket does the same on the trainer's side). */
+        if (f->sock)
+            zmq_socket_monitor(f->sock, NULL, 0);
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        while (zmq_msg_recv(&m, f->events, ZMQ_DONTWAIT) >= 0)
+            ;
+        zmq_msg_close(&m);
         zmq_close(f->events);
+    }
     if (f->sock)
         zmq_close(f->sock);
     if (f->zap_running) {
