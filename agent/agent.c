@@ -222,6 +222,9 @@ static void apply_control(at_agent *a, const at_proto_msg *m)
         a->interval = m->u.interval;
         break;
     case AT_PROTO_HELLO_REQUEST:
+        /* Only a monitor that never saw the run asks who it is: it did not pause it, and the
+         * one that did is gone, so the pause ends instead of lasting forever. */
+        a->paused = 0;
         a->hello_due = 1;
         break;
     default:
@@ -373,8 +376,19 @@ static int open_socket(at_agent *a, char *err, size_t errlen)
  * buffers return to the pool). */
 static void close_socket(at_agent *a)
 {
-    if (a->events)
+    if (a->events) {
+        /* Stop the monitor, then read what it already sent: libzmq 4.3 leaks an event frame
+         * longer than its inline size (an endpoint address) that is still queued when its
+         * PAIR socket closes. */
+        if (a->sock)
+            zmq_socket_monitor(a->sock, NULL, 0);
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        while (zmq_msg_recv(&m, a->events, ZMQ_DONTWAIT) >= 0)
+            ;
+        zmq_msg_close(&m);
         zmq_close(a->events);
+    }
     if (a->sock)
         zmq_close(a->sock);
     a->events = a->sock = NULL;

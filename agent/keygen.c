@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* alphatop-keygen -- writes a CurveZMQ key pair for alphatop (see alphatop/keyfile.h):
  * NAME (public + secret, mode 0600) and NAME.pub (public, to give to the other side). */
 #include <stdio.h>

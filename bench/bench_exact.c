@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* bench_exact.c -- exact-mode cost per layer next to the reference's own timings on this
  * machine, and the power-law fit alone against the naive O(n^2) scan (bench/naive_fit.h) on the
  * same spectra, checking that both return identical alpha, xmin and D. "reference s" is

@@ -1,18 +1,28 @@
-/* bench_fast.c -- fast mode against the reference method, side by side in one run.
+/* SPDX-License-Identifier: Apache-2.0 */
+/* bench_fast.c -- fast mode against the reference method over a family of layers, side by side
+ * in one run.
  *
- * For seeded heavy-tailed layers (Gaussian bulk + power-law spikes, and Student-t entries):
+ * Layers (kinds): Student-t entries with 2, 2.5, 3 and 4 degrees of freedom (heavy-tailed across
+ * the whole spectrum), `spiked` (Gaussian bulk + 200 spikes of power-law strength), and `mpN`:
+ * a Marchenko-Pastur bulk plus a power-law tail of N% of the spectrum (5, 15, 30). Shapes:
+ * 4096x4096, 4096x11008 and the GPT-2-small set (12 x {768x2304, 768x768, 768x3072, 3072x768},
+ * every layer of the kind). Per layer:
  *   reference  float64 dgesdd singular values + the fit + scale metrics (WeightWatcher's way)
  *   exact      float64 Gram + two-stage tridiagonal values, Ritz-refined bottom (gram.h)
- *   cold       fast mode, first snapshot: float32 Gram, full spectrum, top vectors kept
- *   warm       fast mode, next snapshot after a 1e-3 relative perturbation
- * with speed-ups and |dalpha| (cold and warm against exact mode of the same snapshot), then a
- * GPT-2-small-shaped model (12 x {768x2304, 768x768, 768x3072, 3072x768}) refreshed cold and
- * warm. Usage: bench_fast [--threads N] [--repeat N] [--skip-large-svd] [--quick]
- *   --threads N       OpenBLAS threads (default 1: with other load on the 2 cores, threaded
- *                     BLAS-2 reductions (sytrd, gebrd) ran 4x slower than on one thread)
- *   --repeat N        best of N runs of reference, exact and cold (default 2)
- *   --skip-large-svd  no dgesdd on 4096x11008 (it takes minutes)
- *   --quick           only 768x3072 and the GPT-2 set */
+ *   cold       fast mode, first snapshot with a state (a monitor: vectors kept when they pay)
+ *   once       fast mode without a state (a one-file scan: eigenvalues only)
+ *   warm       fast mode, next snapshot after a 1e-3 relative perturbation, then a second
+ * with speed-ups against the reference and |dalpha| (cold and warm against exact mode of the
+ * same snapshot). The reference's cost depends on the shape, not the spectrum (dgesdd's
+ * bidiagonalization), so it is measured on each shape's first kind and reused for the others
+ * (marked *) unless --ref-each.
+ * Usage: bench_fast [--threads N] [--repeat N] [--shapes LIST] [--kinds LIST] [--ref-each] [--cpu]
+ *   --threads N      OpenBLAS threads (default 1)
+ *   --repeat N       best of N interleaved runs of reference, exact, cold and once (default 1)
+ *   --shapes LIST    comma-separated from 4096x4096,4096x11008,gpt2 (default all)
+ *   --kinds LIST     comma-separated from t2,t2.5,t3,t4,spiked,mp5,mp15,mp30 (default all)
+ *   --ref-each       measure the reference on every kind
+ *   --cpu            process CPU time instead of wall time (with --threads 1) */
 #include <cblas.h>
 #include <lapacke.h>
 #include <math.h>
@@ -25,25 +35,7 @@
 #include "alphatop/gram.h"
 #include "alphatop/htsr.h"
 #include "alphatop/rng.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static double loadavg(void)
-{
-    double l = -1.0;
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f) {
-        if (fscanf(f, "%lf", &l) != 1)
-            l = -1.0;
-        fclose(f);
-    }
-    return l;
-}
+#include "bench_clock.h"
 
 static void *xmalloc(size_t bytes)
 {
@@ -81,6 +73,22 @@ static float *gen_spiked(int64_t rows, int64_t cols, int r, double top, double g
     return w;
 }
 
+/* A Gamma(a, 1) draw (Marsaglia and Tsang; a < 1 through a + 1 and a uniform power). */
+static double gamma_draw(at_rng *g, double a)
+{
+    if (a < 1.0)
+        return gamma_draw(g, a + 1.0) * pow(at_rng_uniform(g), 1.0 / a);
+    const double d = a - 1.0 / 3.0, c = 1.0 / sqrt(9.0 * d);
+    for (;;) {
+        double x = at_rng_normal(g), v = 1.0 + c * x;
+        if (v <= 0.0)
+            continue;
+        v = v * v * v;
+        if (log(at_rng_uniform(g)) < 0.5 * x * x + d - d * v + d * log(v))
+            return d * v;
+    }
+}
+
 /* Student-t(df) entries / sqrt(cols): heavy-tailed across the whole spectrum. */
 static float *gen_student(int64_t rows, int64_t cols, double df, uint64_t seed)
 {
@@ -89,15 +97,24 @@ static float *gen_student(int64_t rows, int64_t cols, double df, uint64_t seed)
     float *w = xmalloc((size_t)(rows * cols) * sizeof(float));
     const double sd = 1.0 / sqrt((double)cols);
     for (int64_t i = 0; i < rows * cols; i++) {
-        double chi = 0.0;
-        /* chi-square(df) for integer df as a sum of squares */
-        for (int k = 0; k < (int)df; k++) {
-            double z = at_rng_normal(&g);
-            chi += z * z;
-        }
+        double chi = 2.0 * gamma_draw(&g, df / 2.0); /* chi-square(df) */
         w[i] = (float)(sd * at_rng_normal(&g) / sqrt(chi / df));
     }
     return w;
+}
+
+/* The layer of one kind: "t<df>", "spiked" or "mp<percent>" (see the header comment). For mpN
+ * the r = N% x p spikes have strengths 3 r^0.3 i^-0.3, so the weakest sits at three times the
+ * bulk's scale and the tail's eigenvalues fall as a power law (alpha ~ 2.7). */
+static float *gen_kind(const char *kind, int64_t rows, int64_t cols, uint64_t seed)
+{
+    const int64_t p = rows < cols ? rows : cols;
+    if (kind[0] == 't')
+        return gen_student(rows, cols, atof(kind + 1), seed);
+    if (strcmp(kind, "spiked") == 0)
+        return gen_spiked(rows, cols, 200, 30.0, 0.3, seed);
+    int r = (int)((double)p * atof(kind + 2) / 100.0);
+    return gen_spiked(rows, cols, r, 3.0 * pow((double)r, 0.3), 0.3, seed);
 }
 
 /* One training-like step of relative Frobenius size rel (dense noise). */
@@ -189,21 +206,25 @@ static const char *path_name(at_gram_path p)
     return p == AT_GRAM_PLAIN ? "plain" : p == AT_GRAM_RITZ ? "ritz" : "svd";
 }
 
-/* Best of `repeat` runs of each method (the machine is shared); warm is measured on two
- * successive snapshots instead. */
-static void layer(const char *kind, float *w, int64_t rows, int64_t cols, int run_svd, int repeat,
-                  at_gram *g, at_fast *f)
+/* Reference time of the shape being measured (negative: not measured yet). */
+static double ref_time = -1.0;
+
+/* One kind on one 2-D shape: reference (unless reused), exact, cold, once, then two warm
+ * snapshots; best of `repeat` interleaved runs, so a burst of load on the shared machine hits
+ * every method alike. */
+static void layer(const char *kind, int64_t rows, int64_t cols, int run_ref, int repeat, at_gram *g,
+                  at_fast *f, uint64_t seed)
 {
     const int64_t p = rows < cols ? rows : cols;
+    float *w = gen_kind(kind, rows, cols, seed);
     double *lam = xmalloc((size_t)p * sizeof(double));
-    double t0, t_ref = INFINITY, a_ref = NAN, t_ex = INFINITY, t_cold = INFINITY, a_ex = NAN,
-               a_cold = NAN;
+    double t0, t_ref = INFINITY, a_ref = NAN, t_ex = INFINITY, t_cold = INFINITY, t_once = INFINITY,
+               a_ex = NAN, a_cold = NAN;
     at_gram_path path = AT_GRAM_PLAIN;
     at_fast_state *st = NULL;
-    at_fast_info ic, iw;
-    /* interleaved, so a burst of load on the shared machine hits every method alike */
+    at_fast_info ic, io;
     for (int r = 0; r < repeat; r++) {
-        if (run_svd) {
+        if (run_ref) {
             t0 = now();
             a_ref = reference(w, rows, cols, lam);
             t_ref = fmin(t_ref, now() - t0);
@@ -216,119 +237,186 @@ static void layer(const char *kind, float *w, int64_t rows, int64_t cols, int ru
         t0 = now();
         a_cold = fast(f, st, w, rows, cols, &ic);
         t_cold = fmin(t_cold, now() - t0);
+        t0 = now();
+        fast(f, NULL, w, rows, cols, &io);
+        t_once = fmin(t_once, now() - t0);
     }
+    if (run_ref)
+        ref_time = t_ref;
     const int64_t spikes = last_spikes;
     perturb(w, (size_t)(rows * cols), 1e-3, 7);
     double a_ex2 = exact(g, w, rows, cols, lam, NULL);
+    at_fast_info iw, iw2;
     t0 = now();
     double a_warm = fast(f, st, w, rows, cols, &iw);
     double t_warm = now() - t0;
     /* a second warm snapshot: the steady state of a monitor */
     perturb(w, (size_t)(rows * cols), 1e-3, 8);
     double a_ex3 = exact(g, w, rows, cols, lam, NULL);
-    at_fast_info iw2;
     t0 = now();
     double a_warm2 = fast(f, st, w, rows, cols, &iw2);
     double t_warm2 = now() - t0;
-    printf("%-8s %5lldx%-5lld %8.2f %8.2f (%5.1fx %-5s) %7.2f (%5.1fx) %7.3f (%5.1fx %s/%d) "
-           "%7.3f (%5.1fx)  alpha %.4f  |dalpha| ex %.1e cold %.1e warm %.1e %.1e  tail %lld\n",
-           kind, (long long)rows, (long long)cols, t_ref, t_ex, t_ref / t_ex, path_name(path),
-           t_cold, t_ref / t_cold, t_warm, t_ref / t_warm, at_mode_name(iw.mode), iw.passes,
-           t_warm2, t_ref / t_warm2, a_ex, fabs(a_ex - a_ref), fabs(a_cold - a_ex),
-           fabs(a_warm - a_ex2), fabs(a_warm2 - a_ex3), (long long)spikes);
+    const double tr = ref_time;
+    printf("%-6s %5lldx%-5lld %7.2f%s %6.2f (%4.1fx %-5s) %6.2f (%4.1fx b %4lld) %6.2f (%4.1fx) "
+           "%6.3f (%4.1fx %s/%d) %6.3f (%4.1fx)  alpha %.3f tail %lld |dalpha| ex %.0e cold "
+           "%.0e warm %.0e %.0e\n",
+           kind, (long long)rows, (long long)cols, tr, run_ref ? " " : "*", t_ex, tr / t_ex,
+           path_name(path), t_cold, tr / t_cold, (long long)ic.b, t_once, tr / t_once, t_warm,
+           tr / t_warm, at_mode_name(iw.mode), iw.passes, t_warm2, tr / t_warm2, a_ex,
+           (long long)spikes, run_ref ? fabs(a_ex - a_ref) : NAN, fabs(a_cold - a_ex),
+           fabs(a_warm - a_ex2), fabs(a_warm2 - a_ex3));
     fflush(stdout);
     at_fast_state_free(st);
     free(lam);
+    free(w);
 }
 
 /* GPT-2 small: 12 blocks of c_attn 768x2304, c_proj 768x768, c_fc 768x3072, mlp.c_proj
- * 3072x768 (HF Conv1D orientation). Cold refresh of all 48 (best of `repeat`, fresh states),
- * then two warm refreshes, each after a 1e-3 step of every layer. */
-static void gpt2(at_fast *f, int repeat)
+ * 3072x768 (HF Conv1D orientation), every layer of one kind. Totals over the 48 layers:
+ * reference (unless reused), exact, cold with fresh states, once (no states), then two warm
+ * refreshes, each after a 1e-3 step of every layer. */
+static void gpt2(const char *kind, int run_ref, int repeat, at_gram *g, at_fast *f)
 {
+    enum { L = 48 };
     const int64_t shapes[4][2] = {{768, 2304}, {768, 768}, {768, 3072}, {3072, 768}};
-    float *w[48];
-    at_fast_state *st[48];
-    for (int i = 0; i < 48; i++) {
-        w[i] = gen_spiked(shapes[i % 4][0], shapes[i % 4][1], 60, 12.0, 0.3, 1000 + (uint64_t)i);
+    float *w[L];
+    at_fast_state *st[L];
+    double *lam = xmalloc(768 * sizeof(double));
+    for (int i = 0; i < L; i++) {
+        w[i] = gen_kind(kind, shapes[i % 4][0], shapes[i % 4][1], 1000 + (uint64_t)i);
         st[i] = NULL;
     }
-    for (int pass = 1 - repeat; pass < 3; pass++) {
-        for (int i = 0; i < 48 && pass <= 0; i++) {
+    double t_ref = INFINITY, t_ex = INFINITY, t_cold = INFINITY, t_once = INFINITY, t0;
+    double dcold = 0.0, a_ex[L];
+    int64_t keep = 0;
+    for (int r = 0; r < repeat; r++) {
+        if (run_ref) {
+            t0 = now();
+            for (int i = 0; i < L; i++)
+                reference(w[i], shapes[i % 4][0], shapes[i % 4][1], lam);
+            t_ref = fmin(t_ref, now() - t0);
+        }
+        t0 = now();
+        for (int i = 0; i < L; i++)
+            a_ex[i] = exact(g, w[i], shapes[i % 4][0], shapes[i % 4][1], lam, NULL);
+        t_ex = fmin(t_ex, now() - t0);
+        double a_cold[L];
+        keep = 0;
+        t0 = now();
+        for (int i = 0; i < L; i++) {
             at_fast_state_free(st[i]);
             st[i] = at_fast_state_new();
+            at_fast_info info;
+            a_cold[i] = fast(f, st[i], w[i], shapes[i % 4][0], shapes[i % 4][1], &info);
+            keep += info.b > 0;
         }
-        for (int i = 0; i < 48 && pass > 0; i++)
+        t_cold = fmin(t_cold, now() - t0);
+        t0 = now();
+        for (int i = 0; i < L; i++)
+            fast(f, NULL, w[i], shapes[i % 4][0], shapes[i % 4][1], NULL);
+        t_once = fmin(t_once, now() - t0);
+        for (int i = 0; i < L; i++)
+            dcold = fmax(dcold, fabs(a_cold[i] - a_ex[i]));
+    }
+    if (run_ref)
+        ref_time = t_ref;
+    double t_warm[2];
+    int modes[2][4] = {{0}};
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < L; i++)
             perturb(w[i], (size_t)(shapes[i % 4][0] * shapes[i % 4][1]), 1e-3,
                     (uint64_t)(pass * 100 + i));
-        int modes[4] = {0, 0, 0, 0};
-        double t0 = now();
-        for (int i = 0; i < 48; i++) {
+        t0 = now();
+        for (int i = 0; i < L; i++) {
             at_fast_info info;
             fast(f, st[i], w[i], shapes[i % 4][0], shapes[i % 4][1], &info);
-            modes[info.mode]++;
+            modes[pass][info.mode]++;
         }
-        printf("GPT-2 small, 48 layers, %s refresh: %.2f s (gram %d warm %d skipped %d)\n",
-               pass > 0 ? "warm" : "cold", now() - t0, modes[AT_MODE_GRAM], modes[AT_MODE_WARM],
-               modes[AT_MODE_SKIPPED]);
-        fflush(stdout);
+        t_warm[pass] = now() - t0;
     }
-    for (int i = 0; i < 48; i++) {
+    const double tr = ref_time;
+    printf("%-6s gpt2 x48   %7.2f%s %6.2f (%4.1fx)       %6.2f (%4.1fx kept %2lld) %6.2f (%4.1fx) "
+           "%6.3f (%4.1fx w%d g%d) %6.3f (%4.1fx w%d g%d)  |dalpha| cold max %.0e\n",
+           kind, tr, run_ref ? " " : "*", t_ex, tr / t_ex, t_cold, tr / t_cold, (long long)keep,
+           t_once, tr / t_once, t_warm[0], tr / t_warm[0], modes[0][AT_MODE_WARM],
+           modes[0][AT_MODE_GRAM], t_warm[1], tr / t_warm[1], modes[1][AT_MODE_WARM],
+           modes[1][AT_MODE_GRAM], dcold);
+    fflush(stdout);
+    for (int i = 0; i < L; i++) {
         free(w[i]);
         at_fast_state_free(st[i]);
     }
+    free(lam);
+}
+
+/* Whether item is in the comma-separated list (NULL: every item). */
+static int listed(const char *list, const char *item)
+{
+    if (!list)
+        return 1;
+    size_t n = strlen(item);
+    for (const char *q = list; (q = strstr(q, item)); q += n)
+        if ((q == list || q[-1] == ',') && (q[n] == ',' || q[n] == '\0'))
+            return 1;
+    return 0;
 }
 
 int main(int argc, char **argv)
 {
-    int threads = 1, skip_large = 0, quick = 0, repeat = 2;
+    int threads = 1, repeat = 1, ref_each = 0;
+    const char *shapes = NULL, *kinds = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
             threads = atoi(argv[++i]);
-        else if (strcmp(argv[i], "--skip-large-svd") == 0)
-            skip_large = 1;
-        else if (strcmp(argv[i], "--quick") == 0)
-            quick = 1;
         else if (strcmp(argv[i], "--repeat") == 0 && i + 1 < argc)
             repeat = atoi(argv[++i]) > 0 ? atoi(argv[i]) : 1;
+        else if (strcmp(argv[i], "--shapes") == 0 && i + 1 < argc)
+            shapes = argv[++i];
+        else if (strcmp(argv[i], "--kinds") == 0 && i + 1 < argc)
+            kinds = argv[++i];
+        else if (strcmp(argv[i], "--ref-each") == 0)
+            ref_each = 1;
+        else if (strcmp(argv[i], "--cpu") == 0)
+            bench_clock_id = CLOCK_PROCESS_CPUTIME_ID;
         else {
-            fprintf(stderr,
-                    "usage: bench_fast [--threads N] [--repeat N] [--skip-large-svd] [--quick]\n");
+            fprintf(stderr, "usage: bench_fast [--threads N] [--repeat N] [--shapes LIST] "
+                            "[--kinds LIST] [--ref-each] [--cpu]\n");
             return 2;
         }
     }
     openblas_set_num_threads(threads);
     /* The kernels OpenBLAS picked for this CPU (OPENBLAS_CORETYPE overrides): docs/fast.md */
-    printf("bench_fast: OpenBLAS threads %d, %s kernels, best of %d runs, load average at start "
-           "%.2f\n",
-           threads, openblas_get_corename(), repeat, loadavg());
-    printf("times in seconds; ratios = reference / method; |dalpha| of exact vs reference, of "
-           "cold/warm vs exact mode of the same snapshot\n");
-    printf("%-8s %-11s %8s %8s %14s %7s %8s %7s %16s %7s %8s\n", "layer", "shape", "ref", "exact",
-           "", "cold", "", "warm1", "", "warm2", "");
+    printf("bench_fast: OpenBLAS threads %d, %s kernels, best of %d runs, %s time, load average at "
+           "start %.2f\n",
+           threads, openblas_get_corename(), repeat,
+           bench_clock_id == CLOCK_MONOTONIC ? "wall" : "CPU", loadavg());
+    printf("seconds (ratio = reference / method); * = reference of the shape's first kind; "
+           "|dalpha| of exact vs reference, of cold/warm vs exact mode of the same snapshot\n");
+    printf("%-6s %-11s %8s %-20s %-22s %-14s %-22s %s\n", "kind", "shape", "ref", "exact",
+           "cold (monitor)", "once (scan)", "warm1 (mode/passes)", "warm2");
     at_gram *g = at_gram_new();
     at_fast *f = at_fast_new();
     if (!g || !f)
         return 1;
-    struct {
-        const char *kind;
-        int64_t rows, cols;
-        int student;
-    } L[] = {{"spiked", 768, 3072, 0},
-             {"student", 768, 3072, 1},
-             {"spiked", 4096, 4096, 0},
-             {"student", 4096, 4096, 1},
-             {"spiked", 4096, 11008, 0}};
-    const int nl = quick ? 2 : (int)(sizeof L / sizeof L[0]);
-    for (int i = 0; i < nl; i++) {
-        float *w = L[i].student
-                       ? gen_student(L[i].rows, L[i].cols, 3.0, 50 + (uint64_t)i)
-                       : gen_spiked(L[i].rows, L[i].cols, 200, 30.0, 0.3, 50 + (uint64_t)i);
-        int svd = !(skip_large && L[i].cols > 4096);
-        layer(L[i].kind, w, L[i].rows, L[i].cols, svd, repeat, g, f);
-        free(w);
+    const char *all_kinds[] = {"t2", "t2.5", "t3", "t4", "spiked", "mp5", "mp15", "mp30"};
+    const char *all_shapes[] = {"4096x4096", "4096x11008", "gpt2"};
+    const int64_t dims[2][2] = {{4096, 4096}, {4096, 11008}};
+    for (int sh = 0; sh < 3; sh++) {
+        if (!listed(shapes, all_shapes[sh]))
+            continue;
+        int first = 1;
+        for (int k = 0; k < 8; k++) {
+            if (!listed(kinds, all_kinds[k]))
+                continue;
+            const int run_ref = first || ref_each;
+            if (sh == 2)
+                gpt2(all_kinds[k], run_ref, repeat, g, f);
+            else
+                layer(all_kinds[k], dims[sh][0], dims[sh][1], run_ref, repeat, g, f,
+                      50 + (uint64_t)(10 * sh + k));
+            first = 0;
+        }
     }
-    gpt2(f, repeat);
     printf("load average at end %.2f\n", loadavg());
     at_fast_free(f);
     at_gram_free(g);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* bench_lag.c -- end-to-end lag of the live monitor: from a trainer's at_agent_snapshot_end to
  * the last heatmap cell of that snapshot in the model, on GPT-2-small-shaped layers (per block:
  * attn.c_attn 768x2304, attn.c_proj 768x768, mlp.c_fc 768x3072, mlp.c_proj 3072x768), exact

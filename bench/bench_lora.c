@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* bench_lora.c -- LoRA update B A: factored spectrum (at_lora_svals: QR of both factors, SVD
  * of the r x r core) against the dense route (form B A in float64, dgesdd of the product), side
  * by side in one run. Prints the time ratio and the largest relative difference of the r

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Overhead of alphatop.watch() on a PyTorch training loop (issue 4: goal <= 2% of step time).
 
 An MLP of ~6.4M parameters (64-2048-2048-1024-10) trained with SGD on scikit-learn's digits,

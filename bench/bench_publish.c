@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* bench_publish -- snapshot publishing throughput over ipc: the agent (this thread) publishes
  * snapshots of float32 layers, a feed on another thread receives and decodes them. Prints the
  * trainer-side cost (CPU time inside the agent calls, vs. a plain memcpy of the same bytes) and the

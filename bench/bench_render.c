@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* bench_render.c -- time to draw one frame of the monitor for 1,000 layers x 1,000 snapshots
  * (goal: <= 5 ms), split into layout + render to the cell grid and grid -> curses (a newterm
  * writing to /dev/null), and the memory kept per layer-snapshot.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* naive_fit.h -- the power-law fit of spec section 3 written the obvious way: for every xmin
  * candidate, alpha by the closed form and D by a full scan with one pow() per term, O(n^2).
  * The independent reference that core/fit.c must match bit for bit (bench_exact, test_fit). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "alphatop/status.h"
 
 const char *at_strerror(int status)

@@ -136,7 +136,9 @@ size_t at_text_json_string(char *dst, size_t cap, const char *src, size_t n)
         uint32_t cp;
         size_t len;
         enum unit u = classify(src + i, n - i, &cp, &len);
-        if (u == INVALID) {
+        if (u == INVALID || cp == 0xfffd) {
+            /* The replacement character itself too: what an invalid byte reads back as is
+             * written the same way again (encoding a decoded string is a fixed point). */
             put(&o, "\\ufffd", 6);
         } else if (u == PLAIN && (cp == '"' || cp == '\\')) {
             char e[2] = {'\\', (char)cp};

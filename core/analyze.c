@@ -8,6 +8,8 @@
 #include <stdlib.h>
 
 #include "alphatop/lora.h"
+#include "fast/fast_internal.h"
+#include "htsr_internal.h"
 #include "tensor.h"
 #include "util.h"
 
@@ -33,6 +35,16 @@ void at_analyzer_opts_default(at_analyzer_opts *o)
     at_fast_opts_default(&o->fast_opts);
     o->delta_exact = 0;
     o->keep_evals = 0;
+}
+
+size_t at_analyzer_opts_size(void)
+{
+    return sizeof(at_analyzer_opts);
+}
+
+size_t at_metrics_size(void)
+{
+    return sizeof(at_metrics);
 }
 
 at_analyzer *at_analyzer_new(const at_analyzer_opts *o, int *status)
@@ -133,6 +145,34 @@ static int run_fast(at_analyzer *self, const at_layer_job *job, at_metrics *out,
     return keep_error(self, rc, at_fast_last_error(self->fast));
 }
 
+/* Whether base pairs with w as at_tensor_delta pairs them: same shape, or the 2-D transpose. */
+static int pairs(const at_tensor *w, const at_tensor *base)
+{
+    if (w->ndim != base->ndim)
+        return 0;
+    int same = 1;
+    for (int d = 0; d < w->ndim; d++)
+        same &= w->shape[d] == base->shape[d];
+    return same || (w->ndim == 2 && w->shape[0] == base->shape[1] && w->shape[1] == base->shape[0]);
+}
+
+int at_analyzer_skips(const at_analyzer_opts *o, const at_layer_job *job, at_metrics *out)
+{
+    at_shape sh;
+    if (!o || !job || !job->w || !out || job->lora_a || (job->base && !pairs(job->w, job->base)) ||
+        at_tensor_shape(job->w, &sh, NULL, 0) != AT_OK)
+        return 0;
+    /* Fast mode analyses conv2d layers, and delta jobs with delta_exact, in exact mode. */
+    if (o->fast && !sh.conv && !(job->base && o->delta_exact)) {
+        at_metrics_init(out, AT_MODE_GRAM);
+        at_fast_opts fo = o->fast_opts;
+        fo.min_evals = o->htsr.min_evals;
+        return at_fast_size_skip(&sh, &fo, out);
+    }
+    at_metrics_init(out, AT_MODE_EXACT);
+    return at_htsr_size_skip(&sh, &o->htsr, out);
+}
+
 int at_analyzer_run(at_analyzer *self, const at_layer_job *job, at_metrics *out, at_fast_info *info)
 {
     if (!self)
@@ -147,6 +187,13 @@ int at_analyzer_run(at_analyzer *self, const at_layer_job *job, at_metrics *out,
     if (!info)
         info = &id;
     const int fast = self->o.fast && !job->lora_a && !(job->base && self->o.delta_exact);
+    at_layer_job plain;
+    if (job->base && at_analyzer_skips(&self->o, job, out)) {
+        /* Skipped for its size: the update is not formed, the weights' shape tells the rest. */
+        plain = *job;
+        plain.base = NULL;
+        job = &plain;
+    }
     if (fast)
         return run_fast(self, job, out, info);
     const int rc = job->lora_a ? run_lora(self, job, out) : run_exact(self, job, out);

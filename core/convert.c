@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* convert.c -- float16 / bfloat16 weights widened to float32 (exact: every value is representable).
  */
 #include <string.h>

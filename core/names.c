@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* names.c -- the fixed labels of core's enums, as they appear in tables and JSON. */
 #include "alphatop/band.h"
 #include "alphatop/htsr.h"

@@ -328,15 +328,21 @@ static entry *take(at_pool *self, int begin)
 static size_t analyse(at_analyzer *an, entry *e)
 {
     at_pool_job *j = &e->job;
-    at_layer_job in = j->in;
-    in.state = e->s->st;
     const double t0 = mono();
-    j->rc = at_analyzer_run(an, &in, &j->m, &j->info);
+    if (!j->prepare || (j->rc = j->prepare(j)) >= 0) {
+        at_layer_job in = j->in;
+        in.state = e->s->st;
+        j->rc = at_analyzer_run(an, &in, &j->m, &j->info);
+        if (j->rc < 0)
+            snprintf(j->error, sizeof j->error, "%s", at_analyzer_last_error(an));
+    }
+    if (j->last) {
+        at_fast_state_free(e->s->st);
+        e->s->st = NULL;
+    }
     const double t1 = mono();
     j->seconds = t1 - t0;
     j->lag_s = t1 - e->submitted;
-    if (j->rc < 0)
-        snprintf(j->error, sizeof j->error, "%s", at_analyzer_last_error(an));
     size_t n = 0;
     const double *ev = j->rc == AT_OK ? at_analyzer_evals(an, &n) : NULL;
     if (ev && n && (j->evals = malloc(n * sizeof *ev))) {
@@ -531,7 +537,7 @@ void at_pool_free(at_pool *self)
 
 int at_pool_submit(at_pool *self, at_pool_job *job)
 {
-    if (!self || !job || !job->in.w)
+    if (!self || !job || (!job->in.w && !job->prepare))
         return AT_ERR_ARG;
     entry *e = (entry *)job, *old = NULL;
     pthread_mutex_lock(&self->mu);

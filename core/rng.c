@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* rng.c -- xoshiro256** (Blackman & Vigna 2018), state filled by splitmix64 so that nearby
  * seeds give unrelated streams and the all-zero state cannot occur. */
 #include <math.h>

@@ -6,10 +6,9 @@
 
 #include "util.h"
 
-int at_tensor_load(const at_tensor *t, float **f32, size_t *f32_cap, at_shape *sh, const float **w,
-                   char *err, size_t err_size)
+int at_tensor_shape(const at_tensor *t, at_shape *sh, char *err, size_t err_size)
 {
-    if (!t || !t->data)
+    if (!t)
         return at_fail(err, err_size, AT_ERR_ARG, "no tensor data");
     int conv = t->kind == AT_KIND_CONV2D;
     if (t->ndim != (conv ? 4 : 2))
@@ -32,6 +31,18 @@ int at_tensor_load(const at_tensor *t, float **f32, size_t *f32_cap, at_shape *s
     sh->slices = conv ? t->shape[2] * t->shape[3] : 1;
     sh->count = count;
     sh->conv = conv;
+    return AT_OK;
+}
+
+int at_tensor_load(const at_tensor *t, float **f32, size_t *f32_cap, at_shape *sh, const float **w,
+                   char *err, size_t err_size)
+{
+    if (!t || !t->data)
+        return at_fail(err, err_size, AT_ERR_ARG, "no tensor data");
+    const int rc = at_tensor_shape(t, sh, err, err_size);
+    if (rc)
+        return rc;
+    const size_t count = sh->count;
     if (t->dtype == AT_DTYPE_F32) {
         *w = t->data;
     } else {
@@ -41,10 +52,20 @@ int at_tensor_load(const at_tensor *t, float **f32, size_t *f32_cap, at_shape *s
         *w = *f32;
     }
     size_t nan = 0, inf = 0;
-    for (size_t i = 0; i < count; i++) {
-        nan += isnan((*w)[i]) != 0;
-        inf += isinf((*w)[i]) != 0;
+    at_count_nonfinite(*w, count, &nan, &inf);
+    return at_nonfinite_check(nan, inf, err, err_size);
+}
+
+void at_count_nonfinite(const float *w, size_t n, size_t *nan, size_t *inf)
+{
+    for (size_t i = 0; i < n; i++) {
+        *nan += isnan(w[i]) != 0;
+        *inf += isinf(w[i]) != 0;
     }
+}
+
+int at_nonfinite_check(size_t nan, size_t inf, char *err, size_t err_size)
+{
     if (nan || inf)
         return at_fail(err, err_size, AT_ERR_NONFINITE,
                        "weights contain %zu NaN and %zu Inf values", nan, inf);

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Make small real checkpoints for `alphatop scan` and `alphatop diff` (seconds on one core).
 
 Trains an MLP 64-256-128-10 (ReLU) on scikit-learn's bundled digits (seed 0, first 1,200

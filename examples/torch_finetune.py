@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Fine-tuning under alphatop: the base-vs-update view, full and LoRA (issue 7).
 
 Pre-trains an MLP 64-W-W-10 on scikit-learn digits 0-4, then fine-tunes it on digits 5-9, once

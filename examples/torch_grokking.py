@@ -1,8 +1,9 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Grokking and generalization collapse ("anti-grokking") on a CPU in minutes.
 
 The setting is the CPU-sized version of Prakash & Martin (2025) given in
-spec/htsr-metrics.md section 7: scikit-learn digits, 50 training images per class (the rest
+docs/metrics.md section 7: scikit-learn digits, 50 training images per class (the rest
 is the test set), MLP 64-200-200-10 with ReLU, every weight and bias multiplied by 8 after
 PyTorch's default init, MSE on one-hot targets, AdamW (lr 1e-2, default betas, no weight
 decay), batch 100, float32, one thread, 400k steps. Test accuracy rises late (grokking),

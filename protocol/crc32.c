@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* crc32.c -- CRC-32 (reflected 0xEDB88320, zlib's), slice-by-8 so a checksum costs less than
  * the copy it accompanies. The tables are built on first use under pthread_once, so concurrent
  * first calls are safe. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* decode.c -- frames -> at_proto_msg, with every check docs/protocol.md lists. The JSON parser
  * only ever sees a header whose size was checked against the limit first, and a payload is
  * never copied: the message borrows it. */

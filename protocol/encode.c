@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* encode.c -- at_proto_msg -> JSON header bytes. The result is checked by decoding it again,
  * so the encoder and the decoder cannot disagree about what is valid. */
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* endpoint.c -- the default endpoint shared by the agent and the monitor, and who can reach an
  * endpoint (at_proto_endpoint_scope), judged from its text. */
 #include <arpa/inet.h>

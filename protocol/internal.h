@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* internal.h -- helpers shared by the protocol's own files; not installed. */
 #ifndef AT_PROTOCOL_INTERNAL_H
 #define AT_PROTOCOL_INTERNAL_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* keyfile.c -- reading and writing CurveZMQ key files (format in alphatop/keyfile.h). */
 #include <errno.h>
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* names.c -- wire names of the protocol's enums, element sizes, and reason -> status. */
 #include <stdarg.h>
 #include <stdio.h>
@@ -35,6 +36,7 @@ static const struct {
     [AT_PROTO_E_CHECKSUM] = {"bad_checksum", AT_ERR_FORMAT},
     [AT_PROTO_E_TEXT] = {"bad_text", AT_ERR_FORMAT},
     [AT_PROTO_E_DIRECTION] = {"wrong_direction", AT_ERR_UNSUPPORTED},
+    [AT_PROTO_E_NOT_OWNER] = {"not_owner", AT_ERR_AUTH},
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))

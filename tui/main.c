@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* main.c -- alphatop's entry point: dispatches to a command from one table (docs/cli.md). */
 #include <stdio.h>
 #include <string.h>
@@ -18,7 +19,7 @@ static const command commands[] = {
     {"scan", cmd_scan,
      "HTSR metrics of every layer in checkpoint files (.safetensors, .npy, .f32)"},
     {"diff", cmd_diff, "per-layer alpha change between two checkpoints"},
-    {"replay", cmd_replay, "the live view, from a recorded run log"},
+    {"replay", cmd_replay, "the live view of a run log, also while it grows (--follow)"},
     {"report", cmd_report, "summary of a recorded run log (or CSV)"},
     {"demo", cmd_demo, "a real training run streaming into the live view"},
 };

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* collapse.c -- the weights-only generalization-collapse detector (the `collapse` stop rule).
  *
  * alpha < 2 and correlation traps alone cannot tell collapse from a healthy weight-decay run:
@@ -14,6 +15,8 @@
  * on how often the trainer publishes (a burst of growth between close snapshots is not a
  * trend). All must hold for opts.collapse_confirm consecutive snapshots covering at least
  * opts.collapse_hold of the steps so far:
+ *   grokked     the run has been grokking (a run that never generalised, like a transformer
+ *               memorising without weight decay, inflates its weights the same way);
  *   trained     most eigenvalues belong to layers that are healthy or burnt (not raw);
  *   growing     the summed log_norm rises at >= GROWTH_MIN per 1000 steps and stands at its
  *               running maximum;
@@ -22,7 +25,9 @@
  *               way (while it falls the run is still grokking; while it rises it is unlearning
  *               or regularising, not inflating);
  *   not heavy-tailed growth  the layers' median alphas over the span, each weighted by how
- *               fast that layer's squared norm grows, average at least opts.collapse_alpha_min. */
+ *               fast that layer's squared norm grows, average at least opts.collapse_alpha_min.
+ * Over the same spans it measures weight decay's cleanup (every layer shrinking), by which
+ * phase.c dates the grokking of a run that memorised first. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +44,7 @@ static const double AT_PEAK_TOL = 2.0e-3;   /* log10 units below the running max
 static const double MONOTONE_MIN = 0.85;    /* share of increasing steps in the span */
 static const double ALPHA_SLOPE_MAX = 0.04; /* |d alpha| per 1000 steps */
 static const double UNTRAINED_MAX = 0.25;   /* share of eigenvalues in raw/failed layers */
+static const double SHRINK_MIN = 0.06;      /* log10 units over a span: -13 % squared norm */
 
 void at_collapse_init(at_collapse *c, const at_phase_opts *o)
 {
@@ -164,6 +170,16 @@ static double median_strided(at_collapse *c, const double *v, size_t k, size_t s
     return m % 2 ? c->scratch[m / 2] : 0.5 * (c->scratch[m / 2 - 1] + c->scratch[m / 2]);
 }
 
+/* Slope per 1000 steps of layer j's log10 squared norm over the span's k snapshots from i0
+ * (NAN with fewer than 3 finite points). Uses c->scratch. */
+static double layer_log_norm_slope(at_collapse *c, size_t i0, size_t k, size_t j)
+{
+    const double *nv = c->layer_norm + i0 * c->stride + j;
+    for (size_t i = 0; i < k; i++)
+        c->scratch[i] = nv[i * c->stride] > 0 ? log10(nv[i * c->stride]) : NAN;
+    return at_slope(c->step + i0, c->scratch, (int)k);
+}
+
 /* Over the span's k snapshots from i0: each layer's median alpha, weighted by how fast its
  * squared norm grows (slope of log10 norm times the latest norm, i.e. d norm / d step up to a
  * constant); layers that do not grow get no weight. NAN when no layer grows. The median makes
@@ -172,10 +188,7 @@ static double growth_weighted_alpha(at_collapse *c, size_t i0, size_t k)
 {
     double num = 0, den = 0;
     for (size_t j = 0; j < c->stride; j++) {
-        const double *nv = c->layer_norm + i0 * c->stride + j;
-        for (size_t i = 0; i < k; i++)
-            c->scratch[i] = nv[i * c->stride] > 0 ? log10(nv[i * c->stride]) : NAN;
-        double g = at_slope(c->step + i0, c->scratch, (int)k) * nv[(k - 1) * c->stride];
+        double g = layer_log_norm_slope(c, i0, k, j) * c->layer_norm[(i0 + k - 1) * c->stride + j];
         if (!(g > 0))
             continue;
         double a = median_strided(c, c->layer_alpha + i0 * c->stride + j, k, c->stride);
@@ -185,6 +198,22 @@ static double growth_weighted_alpha(at_collapse *c, size_t i0, size_t k)
         den += g;
     }
     return den > 0 ? num / den : NAN;
+}
+
+/* Weight decay's cleanup over the span's k snapshots from i0: every layer with a trend
+ * shrinks and the summed log_norm falls by at least SHRINK_MIN (least-squares fit times the
+ * span's length). Sets c->shrinking and c->shrink_drop. */
+static void update_shrinking(at_collapse *c, size_t i0, size_t k)
+{
+    double kstep = (double)(c->step[i0 + k - 1] - c->step[i0]) / 1000.0;
+    c->shrink_drop = -at_slope(c->step + i0, c->log_norm + i0, (int)k) * kstep;
+    int falling = 0, rising = 0;
+    for (size_t j = 0; j < c->stride; j++) {
+        double s = layer_log_norm_slope(c, i0, k, j);
+        falling += s < 0;
+        rising += s >= 0;
+    }
+    c->shrinking = falling > 0 && rising == 0 && c->shrink_drop >= SHRINK_MIN;
 }
 
 int at_collapse_update(at_collapse *c, const at_collapse_input *in)
@@ -202,6 +231,7 @@ int at_collapse_update(at_collapse *c, const at_collapse_input *in)
         return AT_OK;
     }
     size_t i0 = span_start(c), k = c->n - i0, last = c->n - 1;
+    update_shrinking(c, i0, k);
     const int64_t *st = c->step + i0;
     int64_t span = c->step[last] - st[0];
     double growth = at_slope(st, c->log_norm + i0, (int)k);
@@ -211,7 +241,9 @@ int at_collapse_update(at_collapse *c, const at_collapse_input *in)
     double galpha = growth_weighted_alpha(c, i0, k);
 
     char why[160] = "";
-    if (in->untrained_share > UNTRAINED_MAX)
+    if (!in->grokked)
+        snprintf(why, sizeof why, "the run has not grokked (no generalization to lose)");
+    else if (in->untrained_share > UNTRAINED_MAX)
         snprintf(why, sizeof why, "%.0f%% of eigenvalues in raw/failed layers",
                  in->untrained_share * 100.0);
     else if (!(growth >= GROWTH_MIN) || c->log_norm[last] < c->log_norm_max - AT_PEAK_TOL)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* phase.c -- per-layer HTSR phases with hysteresis, trends, and the run's grokking phase.
  *
  * Per snapshot: feed_layer stores each layer's observation, end_snapshot turns them into
@@ -52,8 +53,10 @@ struct at_phase_tracker {
     int64_t snapshots;
     at_run_phase run_phase;
     int64_t run_since;
-    int grok_streak; /* consecutive snapshots trained with weighted alpha <= grokking_alpha */
+    int grok_streak; /* consecutive snapshots that meet the grokking condition */
     int64_t grok_since;
+    int memorized; /* the run went from pre-grokking straight to over-fit */
+    int grokked;   /* the run has been in its grokking phase */
     double mean_alpha, weighted_alpha, frac_burnt, log_norm, log_norm_max;
     double untrained_share, burnt_share; /* of the snapshot's eigenvalues */
     size_t present, known;               /* layers in the latest snapshot; those with a phase */
@@ -431,7 +434,15 @@ static int update_layer(at_phase_tracker *t, layer *l, int64_t step)
 /* Layer phases are weighted by eigenvalue count so that a small, noisy layer (a 10-class
  * head has 10 eigenvalues) cannot decide the run's phase alone. Grokking needs its condition
  * for opts.confirm snapshots in a row, like a layer phase; once reached the run does not go
- * back to pre-grokking. *since gets the first step of the new phase. */
+ * back to pre-grokking. *since gets the first step of the new phase.
+ *
+ * The condition is the alphas' (trained layers, weighted alpha <= grokking_alpha) unless the
+ * run memorised first: its layers went burnt before it ever grokked (a transformer under
+ * weight decay: the decay leaves the random bulk decades below the learned directions, and
+ * alpha reads ~1.3 from memorisation on, docs/detection.md). Alphas cannot mark its grokking;
+ * weight decay's cleanup does: every layer shrinking (collapse.c measures it over the same
+ * spans as the collapse trend). Such a run stays grokking once there: its burnt layers
+ * predate its generalization. */
 static at_run_phase run_phase_of(at_phase_tracker *t, int64_t step, int64_t *since)
 {
     const double share = 0.25;
@@ -442,11 +453,21 @@ static at_run_phase run_phase_of(at_phase_tracker *t, int64_t step, int64_t *sin
     }
     if (t->known == 0 && t->run_phase == AT_RUN_UNKNOWN)
         return AT_RUN_UNKNOWN;
-    int grokking = t->untrained_share <= share && t->weighted_alpha <= t->o.grokking_alpha;
+    int grokking = t->memorized
+                       ? t->collapse.shrinking
+                       : t->untrained_share <= share && t->weighted_alpha <= t->o.grokking_alpha;
     if (grokking && t->grok_streak++ == 0)
         t->grok_since = step;
     if (!grokking)
         t->grok_streak = 0;
+    if (t->memorized) {
+        if (t->grokked)
+            return AT_RUN_GROKKING;
+        if (t->grok_streak < t->o.confirm)
+            return AT_RUN_OVERFIT;
+        *since = t->grok_since;
+        return AT_RUN_GROKKING;
+    }
     if (t->run_phase == AT_RUN_UNKNOWN || t->run_phase == AT_RUN_PRE_GROKKING) {
         if (t->grok_streak < t->o.confirm)
             return AT_RUN_PRE_GROKKING;
@@ -502,6 +523,7 @@ static at_collapse_input update_run_stats(at_phase_tracker *t, int64_t step)
                             .weighted_alpha = t->weighted_alpha,
                             .untrained_share = t->untrained_share,
                             .traps = traps,
+                            .grokked = t->grokked,
                             .n_layers = t->n_layers,
                             .norm = t->layer_norm,
                             .alpha = t->layer_alpha};
@@ -542,6 +564,12 @@ int at_phase_tracker_end_snapshot(at_phase_tracker *self, int64_t step,
         } else {
             snprintf(e->text, sizeof e->text, "run: %s -> %s at step %lld",
                      at_run_phase_name(self->run_phase), at_run_phase_name(p), (long long)since);
+            /* Memorised: burnt before grokking; its grokking is then judged by the norm. */
+            if (self->run_phase == AT_RUN_PRE_GROKKING && p == AT_RUN_OVERFIT) {
+                self->memorized = 1;
+                self->grok_streak = 0;
+            }
+            self->grokked |= p == AT_RUN_GROKKING;
             self->run_phase = p;
             self->run_since = since;
         }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* phase_internal.h -- shared between phase.c, stoprules.c and collapse.c; not installed. */
 #ifndef ALPHATOP_PHASE_INTERNAL_H
 #define ALPHATOP_PHASE_INTERNAL_H
@@ -37,6 +38,7 @@ typedef struct at_collapse_input {
     double weighted_alpha;  /* mean alpha weighted by eigenvalue count (NAN: none fitted) */
     double untrained_share; /* share of eigenvalues in layers raw, failed or unknown */
     int traps;              /* total correlation traps in this snapshot (-1: not computed) */
+    int grokked;            /* the run has been in its grokking phase before this snapshot */
     size_t n_layers;        /* the tracker's layers so far, in first-seen order */
     const double *norm;     /* per layer: squared Frobenius norm; NAN when not in the snapshot */
     const double *alpha;    /* per layer: alpha; NAN for a failed fit or not in the snapshot */
@@ -57,7 +59,10 @@ typedef struct at_collapse {
     double *scratch; /* cap entries */
     double log_norm_max;
     int holds;
-    int64_t since; /* first snapshot of the streak that made the verdict */
+    int shrinking;      /* the latest span: every layer's norm falls, the summed squared norm by
+                           at least SHRINK_MIN (log10) over the span (collapse.c) */
+    double shrink_drop; /* how far the summed log_norm fell over the latest span (fit) */
+    int64_t since;      /* first snapshot of the streak that made the verdict */
     int streak;
     int64_t streak_since;
     char evidence[300];

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* stoprules.c -- parsing and evaluation of --stop-on rules against a phase tracker. */
 #include <errno.h>
 #include <math.h>

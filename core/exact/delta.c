@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* delta.c -- the fine-tune update of one layer, model - base, analyzed in exact mode. */
 #include "htsr_internal.h"
 

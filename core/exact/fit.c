@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fit.c -- the power-law fit of docs/metrics.md section 3 (continuous MLE alpha, KS distance, xmin
  * by minimal distance), with the same arithmetic as the naive scan but far fewer power calls. */
 #include <math.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* htsr.c -- exact-mode analysis of one layer: weights -> float64 matrices -> singular values
  * from the float64 Gram matrix (spectrum/gram.c; dgesdd's values within 1e-8 relative) ->
  * pooled ESD -> fit, scale metrics and the optional metrics. */
@@ -151,6 +152,15 @@ static void reference_shape(const at_shape *sh, at_metrics *m)
     m->Q = (double)N / (double)M;
 }
 
+int at_htsr_size_skip(const at_shape *sh, const at_htsr_opts *o, at_metrics *out)
+{
+    reference_shape(sh, out);
+    const int64_t lo = sh->rows < sh->cols ? sh->rows : sh->cols;
+    const int64_t hi = sh->rows < sh->cols ? sh->cols : sh->rows;
+    out->num_evals = lo * sh->slices;
+    return out->num_evals < o->min_evals || out->num_evals > o->max_evals || hi > o->max_N;
+}
+
 int at_metrics_fit(const double *x, size_t n, const at_htsr_opts *o, at_metrics *out)
 {
     at_fit fit;
@@ -184,15 +194,16 @@ int at_htsr_analyze(at_htsr *self, const at_tensor *t, const at_htsr_opts *o, at
     }
     at_shape sh;
     const float *w = NULL;
-    int rc = at_htsr_load(self, t, &sh, &w);
+    /* A layer skipped for its size is decided from its shape: its weights are not read. */
+    int rc = at_tensor_shape(t, &sh, self->err, sizeof self->err);
     if (rc)
         return rc;
-    reference_shape(&sh, out);
+    if (at_htsr_size_skip(&sh, o, out))
+        return AT_OK;
+    if ((rc = at_htsr_load(self, t, &sh, &w)))
+        return rc;
     const int64_t lo = sh.rows < sh.cols ? sh.rows : sh.cols;
     const int64_t hi = sh.rows < sh.cols ? sh.cols : sh.rows;
-    out->num_evals = lo * sh.slices;
-    if (out->num_evals < o->min_evals || out->num_evals > o->max_evals || hi > o->max_N)
-        return AT_OK;
 
     if (at_grow((void **)&self->a, &self->a_cap, (size_t)(sh.rows * sh.cols), sizeof(double)) ||
         at_grow((void **)&self->evals, &self->evals_cap, (size_t)out->num_evals, sizeof(double)))

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* htsr_internal.h -- exact-mode workspace and helpers shared inside core only. */
 #ifndef ALPHATOP_HTSR_INTERNAL_H
 #define ALPHATOP_HTSR_INTERNAL_H
@@ -42,6 +43,11 @@ static inline int at_htsr_load(at_htsr *self, const at_tensor *t, at_shape *sh, 
 {
     return at_tensor_load(t, &self->f32, &self->f32_cap, sh, w, self->err, sizeof self->err);
 }
+
+/* Fills out's shape columns (N, M, rf, Q, num_evals as the reference reports them) for a layer
+ * of shape sh and returns 1 when exact mode skips it for its size (num_evals outside
+ * [o->min_evals, o->max_evals], or its long side above o->max_N), else 0. */
+int at_htsr_size_skip(const at_shape *sh, const at_htsr_opts *o, at_metrics *out);
 
 /* Fills the power-law fit, warning, scale metrics and (when o asks) detX of *out from the
  * ascending eigenvalues x[0..n-1]; out's shape and rank columns are set by the caller. AT_OK or

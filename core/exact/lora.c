@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* lora.c -- spectrum of a LoRA product B A from the r x r core of two QR factorizations. */
 #include <float.h>
 #include <math.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mp.c -- Marchenko-Pastur bulk fit (docs/metrics.md section 5), by the reference's method: a
  * kernel density estimate of the rescaled spectrum, a brute-force scan of the bulk width sigma for
  * the least-squares match of the MP density, then a local refinement. See docs/core.md. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* scale.c -- the scale metrics of docs/metrics.md section 4 and detX of section 5: closed-form sums
  * over the whole spectrum. */
 #include <float.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* traps.c -- correlation traps (docs/metrics.md section 5): eigenvalues of the centred, shuffled
  * weight matrix beyond the random bulk edge. Only the eigenvalues above the threshold are computed
  * (Gram matrix + ssyevr by value range), so a snapshot costs one syrk and one reduction. */

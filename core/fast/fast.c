@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fast.c -- fast mode per layer: skip, warm update or full float32 spectrum (see fast.h). */
 #include "alphatop/fast.h"
 
@@ -11,6 +12,7 @@
 
 #include "alphatop/gram.h"
 #include "alphatop/rng.h"
+#include "fast_internal.h"
 #include "htsr_internal.h"
 #include "warm.h"
 
@@ -22,6 +24,53 @@
 #define ALPHA_BUDGET 2.5e-4
 /* at_powerlaw_fit's own floor: eigenvalues at or below it never enter the fit. */
 #define FIT_FLOOR 1e-5
+
+/* The cost model that decides whether a full spectrum keeps the top-b vectors: seconds on one
+ * core, from rates measured on this project's machine (docs/fast.md); only ratios decide, so
+ * another machine shifts the choice only where its kernels are unequally faster. */
+#define RATE_GEMM32 150e9 /* float32 GEMM / SYRK flops per second */
+#define RATE_GEMM64 70e9  /* float64 */
+#define RATE_SY2SB 87e9   /* ssytrd_sy2sb, counted as 4/3 p^3 flops */
+#define RATE_EIG64 30e9   /* dsyevd with vectors, counted as 9 b^3 flops */
+#define RATE_BULGE 90e9   /* at_bulge_apply, 2 p^2 b flops */
+#define RATE_ORMQR 73e9   /* sormqr, 2 p^2 b flops */
+#define SEC_CHASE 19e-9   /* the bulge chase, per p^2 */
+#define SEC_STERF 6e-9    /* ssterf, per p^2 */
+#define SEC_STEMR 150e-9  /* sstemr, per p * b (bisection of b values, then their vectors) */
+
+/* Eigenvalues only: syrk of the short side, the two reductions, ssterf. */
+static double cost_spectrum(double p, double lg)
+{
+    return p * p * lg / RATE_GEMM32 + 4.0 / 3.0 * p * p * p / RATE_SY2SB +
+           (SEC_CHASE + SEC_STERF) * p * p;
+}
+
+/* The top-b vectors after cost_spectrum: sstemr, then back through both stages. */
+static double cost_vectors(double p, double b)
+{
+    return SEC_STEMR * p * b + 2.0 * p * p * b / RATE_BULGE + 2.0 * p * p * b / RATE_ORMQR;
+}
+
+/* One pass of at_warm_run: two float32 GEMMs; in float64 two Cholesky-QR rounds (syrk and trsm
+ * of lg x b), Z^T Z, dsyevd of b x b, U = Z X. */
+static double cost_warm_pass(double p, double lg, double b)
+{
+    return 4.0 * lg * p * b / RATE_GEMM32 + (4.0 * lg * b * b + 3.0 * p * b * b) / RATE_GEMM64 +
+           9.0 * b * b * b / RATE_EIG64;
+}
+
+/* Whether keeping b vectors pays: each of the `horizon` snapshots expected after this one can
+ * then be a one-pass warm update instead of another full spectrum. A heavy tail makes b large
+ * (k = 1.5 x num_pl_spikes): the vectors cost ~p^2 b and a warm pass ~lg b^2, so past a point
+ * neither pays. */
+static int vectors_pay(const at_fast_opts *o, int64_t p, int64_t lg, int64_t b)
+{
+    if ((double)b > o->max_block_frac * (double)p || o->horizon <= 0)
+        return 0;
+    const double dp = (double)p, dl = (double)lg, db = (double)b;
+    const double saved = cost_spectrum(dp, dl) - cost_warm_pass(dp, dl, db);
+    return (double)o->horizon * saved > cost_vectors(dp, db);
+}
 
 struct at_fast {
     at_htsr *htsr; /* validation, f16/bf16 widening, and the exact path for conv2d */
@@ -37,13 +86,15 @@ struct at_fast {
     uint64_t omega_seed;
     float *sk; /* m x SKETCH sketch of this snapshot */
     size_t sk_cap;
+    float *panel; /* one panel of a layer read in panels */
+    size_t panel_cap;
     char err[256];
 };
 
 struct at_fast_state {
     int have;     /* a computed result exists for shape (m, n) */
     int64_t m, n; /* column-major view of the last weights */
-    int large;    /* the tail is too large: full spectrum every time */
+    int large;    /* keeping vectors did not pay (vectors_pay): full spectrum every time */
     int64_t k, b; /* top-k fitted, block kept */
     float *v;     /* p x b basis of the short side (NULL when large) */
     size_t v_cap;
@@ -69,8 +120,10 @@ void at_fast_opts_default(at_fast_opts *o)
     o->max_block_frac = 0.3;
     o->tail_change = 0.25;
     o->refresh_every = 16;
+    o->horizon = 15;
     o->min_evals = 10;
     o->seed = 0x5eed5eedULL;
+    o->panel_bytes = (size_t)256 << 20;
 }
 
 at_fast *at_fast_new(void)
@@ -100,6 +153,7 @@ void at_fast_free(at_fast *self)
     free(self->v);
     free(self->omega);
     free(self->sk);
+    free(self->panel);
     free(self);
 }
 
@@ -165,13 +219,16 @@ static int fail(at_fast *self, int rc, const char *fmt, ...)
     return rc;
 }
 
-static void shape_fill(int64_t lg, int64_t p, at_metrics *m)
+int at_fast_size_skip(const at_shape *sh, const at_fast_opts *o, at_metrics *out)
 {
-    m->N = lg;
-    m->M = p;
-    m->rf = 1;
-    m->Q = (double)lg / (double)p;
-    m->num_evals = p;
+    const int64_t p = sh->rows < sh->cols ? sh->rows : sh->cols;
+    const int64_t lg = sh->rows < sh->cols ? sh->cols : sh->rows;
+    out->N = lg;
+    out->M = p;
+    out->rf = 1;
+    out->Q = (double)lg / (double)p;
+    out->num_evals = p;
+    return p < o->min_evals && lg <= INT32_MAX / SKETCH;
 }
 
 /* Every column from an ascending spectrum x[0..p-1] and a fit over (part of) it. */
@@ -199,8 +256,8 @@ static void metrics_fill(const double *x, int64_t p, const at_fit *fit, at_metri
     at_scale_metrics(x, (size_t)p, m);
 }
 
-/* S = A Omega for the m x n matrix a, with Omega's +-1 entries drawn from the seed. */
-static int sketch(at_fast *self, const float *a, int64_t m, int64_t n, uint64_t seed)
+/* Omega (n x SKETCH, +-1 entries drawn from the seed) and room for the m x SKETCH sketch. */
+static int sketch_begin(at_fast *self, int64_t m, int64_t n, uint64_t seed)
 {
     if (self->omega_n != n || self->omega_seed != seed || !self->omega) {
         if (at_grow((void **)&self->omega, &self->omega_cap, (size_t)n * SKETCH, sizeof(float)))
@@ -214,8 +271,71 @@ static int sketch(at_fast *self, const float *a, int64_t m, int64_t n, uint64_t 
     }
     if (at_grow((void **)&self->sk, &self->sk_cap, (size_t)m * SKETCH, sizeof(float)))
         return AT_ERR_NOMEM;
+    return AT_OK;
+}
+
+/* S = A Omega for the m x n matrix a. */
+static int sketch(at_fast *self, const float *a, int64_t m, int64_t n, uint64_t seed)
+{
+    if (sketch_begin(self, m, n, seed))
+        return AT_ERR_NOMEM;
     cblas_sgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)m, SKETCH, (int)n, 1.0f, a, (int)m,
                 self->omega, (int)n, 0.0f, self->sk, (int)m);
+    return AT_OK;
+}
+
+/* The panels of a layer read in panels hold a quarter of panel_bytes, at most this (bytes of
+ * float32). */
+#define PANEL_BYTES ((size_t)64 << 20)
+
+/* What a full analysis needs of the weights, with t (rows x cols, F16 or BF16) widened to
+ * float32 one panel at a time instead of whole: the NaN/Inf check, the Gram matrix of the short
+ * side (at_gram_begin32 / add32: analyze_full ends it) and the sketch. With a = t's bytes as the
+ * column-major m x n matrix (m = cols, n = rows), a tall layer (m <= n, the Gram A A^T) is read
+ * in panels of whole rows of t, each an m x k block of columns of A; a wide one (the Gram A^T A)
+ * in panels of k columns of t, gathered into k x n blocks of rows of A. */
+static int read_panels(at_fast *self, const at_tensor *t, const at_shape *sh, const at_fast_opts *o)
+{
+    const int64_t m = sh->cols, n = sh->rows, total = m <= n ? n : m, across = m <= n ? m : n;
+    const int tall = m <= n;
+    const size_t esz = t->dtype == AT_DTYPE_F32 ? 4 : 2;
+    const size_t panel = o->panel_bytes / 4 < PANEL_BYTES ? o->panel_bytes / 4 : PANEL_BYTES;
+    int64_t k = (int64_t)(panel / sizeof(float)) / across;
+    k = k < 1 ? 1 : k > total ? total : k;
+    if (at_grow((void **)&self->panel, &self->panel_cap, (size_t)(k * across), sizeof(float)) ||
+        sketch_begin(self, m, n, o->seed))
+        return fail(self, AT_ERR_NOMEM, "out of memory");
+    int rc = at_gram_begin32(self->gram, tall ? m : n);
+    if (rc)
+        return fail(self, rc, "Gram matrix: %s", at_gram_last_error(self->gram));
+    const unsigned char *bytes = t->data;
+    size_t nan = 0, inf = 0;
+    double sum2 = 0.0;
+    for (int64_t k0 = 0; k0 < total; k0 += k) {
+        const int64_t kk = total - k0 < k ? total - k0 : k;
+        float *x = self->panel;
+        if (tall) {
+            at_convert_to_f32(bytes + (size_t)(k0 * m) * esz, t->dtype, (size_t)(kk * m), x);
+        } else {
+            for (int64_t r = 0; r < n; r++)
+                at_convert_to_f32(bytes + (size_t)(r * m + k0) * esz, t->dtype, (size_t)kk,
+                                  x + r * kk);
+        }
+        at_count_nonfinite(x, (size_t)(kk * across), &nan, &inf);
+        for (size_t i = 0; i < (size_t)(kk * across); i++)
+            sum2 += (double)x[i] * x[i];
+        at_gram_add32(self->gram, x, kk, tall ? m : kk, !tall);
+        if (tall)
+            cblas_sgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)m, SKETCH, (int)kk, 1.0f, x,
+                        (int)m, self->omega + k0, (int)n, k0 ? 1.0f : 0.0f, self->sk, (int)m);
+        else
+            cblas_sgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)kk, SKETCH, (int)n, 1.0f, x,
+                        (int)kk, self->omega, (int)n, 0.0f, self->sk + k0, (int)m);
+    }
+    if ((rc = at_nonfinite_check(nan, inf, self->err, sizeof self->err)))
+        return rc;
+    if (sum2 == 0.0)
+        return fail(self, AT_ERR_EMPTY, "all weights are zero");
     return AT_OK;
 }
 
@@ -257,10 +377,12 @@ static int keep_sketch(at_fast *self, at_fast_state *st, int64_t m)
 static int analyze_full(at_fast *self, at_fast_state *st, const float *a, int64_t m, int64_t n,
                         const at_fast_opts *o, at_metrics *out, at_fast_info *info)
 {
-    const int64_t p = m < n ? m : n;
+    const int64_t p = m < n ? m : n, lg = m < n ? n : m;
     if (at_grow((void **)&self->lam, &self->lam_cap, (size_t)p, sizeof(double)))
         return fail(self, AT_ERR_NOMEM, "out of memory");
-    int rc = at_gram_evals32(self->gram, a, m, n, self->lam);
+    /* No a: read_panels formed the Gram matrix. */
+    int rc =
+        a ? at_gram_evals32(self->gram, a, m, n, self->lam) : at_gram_end32(self->gram, self->lam);
     if (rc)
         return fail(self, rc, "Gram spectrum: %s", at_gram_last_error(self->gram));
     at_fit fit;
@@ -270,7 +392,7 @@ static int analyze_full(at_fast *self, at_fast_state *st, const float *a, int64_
     metrics_fill(self->lam, p, &fit, out);
     const int64_t k = top_k_for(o, fit.status == AT_FIT_SUCCESS ? fit.num_pl_spikes : 0);
     const int64_t b = k + k / 4;
-    const int large = (double)b > o->max_block_frac * (double)p;
+    const int large = !vectors_pay(o, p, lg, b);
     info->k = p;
     info->b = large ? 0 : b;
     if (!st)
@@ -409,26 +531,38 @@ int at_fast_analyze(at_fast *self, at_fast_state *st, const at_tensor *t, const 
 
     at_shape sh;
     const float *a = NULL;
-    int rc = at_htsr_load(self->htsr, t, &sh, &a);
+    /* A layer skipped for its size is decided from its shape: its weights are not read. */
+    int rc = at_tensor_shape(t, &sh, self->err, sizeof self->err);
     if (rc)
-        return fail(self, rc, "%s", at_htsr_last_error(self->htsr));
+        return rc;
     /* Row-major rows x cols is column-major cols x rows: the bytes are used in place. */
-    const int64_t m = sh.cols, n = sh.rows, p = m < n ? m : n, lg = m < n ? n : m;
-    shape_fill(lg, p, out);
+    const int64_t m = sh.cols, n = sh.rows, lg = m < n ? n : m;
+    const int skip = at_fast_size_skip(&sh, o, out);
     if (m > INT32_MAX / SKETCH || n > INT32_MAX / SKETCH)
         return fail(self, AT_ERR_SIZE, "a side of %lld exceeds BLAS's int range", (long long)lg);
-    if (p < o->min_evals) {
+    if (skip) {
         info->refresh = AT_REFRESH_FIRST;
         return AT_OK;
     }
-    const double norm = frob(a, sh.count);
+    at_refresh why = AT_REFRESH_FIRST;
+    const int warm = st && st->have && st->m == m && st->n == n;
+    /* A large narrow-typed layer analysed cold is never widened whole (fast.h, panel_bytes). */
+    if (!warm && t->dtype != AT_DTYPE_F32 && o->panel_bytes &&
+        sh.count > o->panel_bytes / sizeof(float)) {
+        if (!t->data)
+            return fail(self, AT_ERR_ARG, "no tensor data");
+        if ((rc = read_panels(self, t, &sh, o)))
+            return rc;
+    } else if ((rc = at_htsr_load(self->htsr, t, &sh, &a))) {
+        return fail(self, rc, "%s", at_htsr_last_error(self->htsr));
+    }
+    const double norm = a ? frob(a, sh.count) : 1.0;
     if (norm == 0.0)
         return fail(self, AT_ERR_EMPTY, "all weights are zero");
-    if (sketch(self, a, m, n, o->seed))
+    if (a && sketch(self, a, m, n, o->seed))
         return fail(self, AT_ERR_NOMEM, "out of memory");
 
-    at_refresh why = AT_REFRESH_FIRST;
-    if (st && st->have && st->m == m && st->n == n) {
+    if (warm) {
         info->rel_change = sketch_change(self, st);
         if (info->rel_change < o->skip_rel) {
             const double rel = info->rel_change;
@@ -455,7 +589,7 @@ int at_fast_analyze(at_fast *self, at_fast_state *st, const at_tensor *t, const 
     }
     if (why != AT_REFRESH_NONE) {
         at_metrics_init(out, AT_MODE_GRAM);
-        shape_fill(lg, p, out);
+        at_fast_size_skip(&sh, o, out);
         info->mode = AT_MODE_GRAM;
         info->refresh = why;
         info->passes = 0;

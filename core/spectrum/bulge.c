@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* bulge.c -- band -> tridiagonal with kept reflectors, and Q applied to vectors (see bulge.h). */
 #include "bulge.h"
 
@@ -5,6 +6,7 @@
 #include "util.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,8 +18,8 @@ void ssb2st_kernels_(const char *uplo, const int *wantz, const int *ttype, const
                      float *a, const int *lda, float *v, float *tau, const int *ldvt, float *work,
                      size_t uplo_len);
 
-/* Columns of z per kernel call: four 16-float vectors stay in registers, and a group's rows of
- * one chunk (kd + GROUP rows x CHUNK floats) stay in L1. */
+/* Columns of z per panel: a group's rows of one panel (kd + GROUP rows x CHUNK floats) stay in
+ * L1, the whole panel in L2. */
 #define CHUNK 64
 /* Sweeps whose reflectors are applied together, position by position (see apply_range). */
 #define GROUP 16
@@ -28,17 +30,22 @@ struct at_bulge {
     int n, kd;  /* of the last reduction; n = 0: none yet */
     int *start; /* n: index of sweep s's first reflector; start[n - 1] = the total */
     size_t start_cap;
-    float *v, *tau; /* reflector k: v[k * kd ..] (leading 1 included), tau[k] */
+    float *v, *tau; /* reflector k: v[k * (kd + 2) + 1 ..] (leading 1 included) between zeros
+                     * (see apply_range), tau[k] */
     size_t v_cap, tau_cap;
     float *wa, *kv, *ktau, *kwork; /* the kernel's band copy, reflector slots and scratch */
     size_t wa_cap, kv_cap, ktau_cap, kwork_cap;
-    float *y; /* z transposed: n rows of ldy floats, zero-padded to whole chunks */
+    float *y; /* z in panels of CHUNK columns, each transposed (n rows of CHUNK floats) */
+    int isa;  /* widest kernel allowed (at_bulge_limit_isa) */
     size_t y_cap;
 };
 
 at_bulge *at_bulge_new(void)
 {
-    return calloc(1, sizeof(at_bulge));
+    at_bulge *self = calloc(1, sizeof(at_bulge));
+    if (self)
+        self->isa = AT_BULGE_AVX512;
+    return self;
 }
 
 void at_bulge_free(at_bulge *self)
@@ -74,7 +81,7 @@ static int reserve(at_bulge *self, int n, int kd)
     }
     self->start[n - 1] = acc;
     size_t total = (size_t)acc, lda = 2 * (size_t)kd + 1;
-    if (at_grow((void **)&self->v, &self->v_cap, total * (size_t)kd, sizeof(float)) ||
+    if (at_grow((void **)&self->v, &self->v_cap, total * (size_t)(kd + 2), sizeof(float)) ||
         at_grow((void **)&self->tau, &self->tau_cap, total, sizeof(float)) ||
         at_grow((void **)&self->wa, &self->wa_cap, lda * (size_t)n, sizeof(float)) ||
         at_grow((void **)&self->kv, &self->kv_cap, 2 * (size_t)n + (size_t)kd, sizeof(float)) ||
@@ -103,7 +110,9 @@ static void chase(at_bulge *self, int s1)
             int len = n - made + 1 < kd ? n - made + 1 : kd;
             size_t slot = (size_t)((s1 - 1) % 2) * (size_t)n + (size_t)made - 1;
             size_t k = (size_t)self->start[s1 - 1] + (size_t)((made - s1 - 1) / kd);
-            memcpy(self->v + k * (size_t)kd, self->kv + slot, (size_t)len * sizeof(float));
+            float *vk = self->v + k * (size_t)(kd + 2);
+            memset(vk, 0, (size_t)(kd + 2) * sizeof(float));
+            memcpy(vk + 1, self->kv + slot, (size_t)len * sizeof(float));
             self->tau[k] = self->ktau[slot];
         }
         if (last >= n - 1)
@@ -149,97 +158,143 @@ int at_bulge_reduce(at_bulge *self, int n, int kd, const float *ab, int ldab, fl
     return AT_OK;
 }
 
-/* Vector extensions: the same code becomes AVX-512, AVX2 or SSE2 in the clones below. */
-typedef float vf16 __attribute__((vector_size(64), aligned(4), may_alias));
+/* Vector extensions, one kernel per instruction set (reflect_pair_* below): four vectors of a
+ * row at a time, so that the eight dot-product accumulators and the four row values fit the
+ * registers (16 on AVX2 and SSE2: four 16-float vectors there spilled on every row). */
+typedef float vf16 __attribute__((vector_size(64), aligned(64)));
+typedef float vf8 __attribute__((vector_size(32), aligned(32)));
+typedef float vf4 __attribute__((vector_size(16), aligned(16)));
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define CLONES
-#endif
-
-/* Two reflectors on rows 0..len-1 of one chunk of y (rows ldy apart): first I - th u u^T,
+/* Two reflectors on rows 0..len-1 of one panel (rows CHUNK floats apart): first I - th u u^T,
  * then I - tl w w^T, where c = w . u. Both dot products come from one pass over the rows,
  * since w . (x - th u (u . x)) = w . x - th c (u . x); the update is a second pass. */
-CLONES static void reflect_pair(float *y, size_t ldy, const float *u, const float *w, float th,
-                                float tl, float c, int len)
+#define REFLECT_PAIR(name, vt, attr)                                                               \
+    attr static void name(float *y, const float *u, const float *w, float th, float tl, float c,   \
+                          int len)                                                                 \
+    {                                                                                              \
+        enum { PER = CHUNK / (int)(sizeof(vt) / sizeof(float)) };                                  \
+        for (int v0 = 0; v0 < PER; v0 += 4) {                                                      \
+            vt p0 = {0}, p1 = {0}, p2 = {0}, p3 = {0}, q0 = {0}, q1 = {0}, q2 = {0}, q3 = {0};     \
+            for (int i = 0; i < len; i++) {                                                        \
+                const vt *row = (const vt *)(y + (size_t)i * CHUNK) + v0;                          \
+                vt r0 = row[0], r1 = row[1], r2 = row[2], r3 = row[3];                             \
+                float ui = u[i], wi = w[i];                                                        \
+                p0 += ui * r0;                                                                     \
+                p1 += ui * r1;                                                                     \
+                p2 += ui * r2;                                                                     \
+                p3 += ui * r3;                                                                     \
+                q0 += wi * r0;                                                                     \
+                q1 += wi * r1;                                                                     \
+                q2 += wi * r2;                                                                     \
+                q3 += wi * r3;                                                                     \
+            }                                                                                      \
+            p0 *= th;                                                                              \
+            p1 *= th;                                                                              \
+            p2 *= th;                                                                              \
+            p3 *= th;                                                                              \
+            q0 = tl * (q0 - c * p0);                                                               \
+            q1 = tl * (q1 - c * p1);                                                               \
+            q2 = tl * (q2 - c * p2);                                                               \
+            q3 = tl * (q3 - c * p3);                                                               \
+            for (int i = 0; i < len; i++) {                                                        \
+                vt *row = (vt *)(y + (size_t)i * CHUNK) + v0;                                      \
+                float ui = u[i], wi = w[i];                                                        \
+                row[0] -= ui * p0 + wi * q0;                                                       \
+                row[1] -= ui * p1 + wi * q1;                                                       \
+                row[2] -= ui * p2 + wi * q2;                                                       \
+                row[3] -= ui * p3 + wi * q3;                                                       \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
+typedef void (*pair_fn)(float *, const float *, const float *, float, float, float, int);
+
+/* ISO C mode keeps a * b + c as two roundings, and so two instructions: the kernels contract
+ * them into fused multiply-adds (half the instructions of the whole apply). */
+#if defined(__GNUC__) && !defined(__clang__)
+#define CONTRACT __attribute__((optimize("fp-contract=fast")))
+#else
+#define CONTRACT
+#endif
+
+REFLECT_PAIR(reflect_pair_sse2, vf4, CONTRACT)
+#if defined(__x86_64__) && defined(__GNUC__)
+REFLECT_PAIR(reflect_pair_avx2, vf8, CONTRACT __attribute__((target("avx2,fma"))))
+REFLECT_PAIR(reflect_pair_avx512, vf16, CONTRACT __attribute__((target("avx512f,fma"))))
+#endif
+
+/* The widest kernel the CPU runs, up to isa (an at_bulge_isa). */
+static pair_fn pair_kernel(int isa)
 {
-    vf16 p0 = {0}, p1 = {0}, p2 = {0}, p3 = {0}, q0 = {0}, q1 = {0}, q2 = {0}, q3 = {0};
-    for (int i = 0; i < len; i++) {
-        const vf16 *row = (const vf16 *)(y + (size_t)i * ldy);
-        vf16 r0 = row[0], r1 = row[1], r2 = row[2], r3 = row[3];
-        float ui = u[i], wi = w[i];
-        p0 += ui * r0;
-        p1 += ui * r1;
-        p2 += ui * r2;
-        p3 += ui * r3;
-        q0 += wi * r0;
-        q1 += wi * r1;
-        q2 += wi * r2;
-        q3 += wi * r3;
-    }
-    p0 *= th;
-    p1 *= th;
-    p2 *= th;
-    p3 *= th;
-    q0 = tl * (q0 - c * p0);
-    q1 = tl * (q1 - c * p1);
-    q2 = tl * (q2 - c * p2);
-    q3 = tl * (q3 - c * p3);
-    for (int i = 0; i < len; i++) {
-        vf16 *row = (vf16 *)(y + (size_t)i * ldy);
-        float ui = u[i], wi = w[i];
-        row[0] -= ui * p0 + wi * q0;
-        row[1] -= ui * p1 + wi * q1;
-        row[2] -= ui * p2 + wi * q2;
-        row[3] -= ui * p3 + wi * q3;
-    }
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    if (isa >= AT_BULGE_AVX512 && __builtin_cpu_supports("avx512f"))
+        return reflect_pair_avx512;
+    if (isa >= AT_BULGE_AVX2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return reflect_pair_avx2;
+#endif
+    (void)isa;
+    return reflect_pair_sse2;
+}
+
+void at_bulge_limit_isa(at_bulge *self, int isa)
+{
+    if (self)
+        self->isa = isa;
 }
 
 typedef struct apply_job {
     const at_bulge *self;
-    size_t ldy, c0, c1; /* chunks [c0, c1) of y */
+    float *y;      /* the panels, 64-byte aligned */
+    size_t c0, c1; /* panels [c0, c1) */
+    pair_fn kernel;
 } apply_job;
 
-/* Q y on y's chunks [c0, c1). Q = H(0, 0) H(0, 1) ... H(1, 0) ... (sweep after sweep; H(s, j) is
- * sweep s's j-th reflector), so y gets them last first. Reflectors of one sweep touch disjoint
- * rows, and H(s, j) overlaps only H(s + t, j) and H(s + t, j - 1) of later sweeps, so a group of
- * GROUP sweeps can go position by position (j ascending, sweeps descending within j) once the
- * later groups are done: the group's rows at one position stay in cache for all its sweeps.
- * Sweeps s and s - 1 at position j sit one row apart and go through reflect_pair together. */
+/* Q y on panels [c0, c1) of y. Q = H(0, 0) H(0, 1) ... H(1, 0) ... (sweep after sweep; H(s, j)
+ * is sweep s's j-th reflector), so y gets them last first. Reflectors of one sweep touch
+ * disjoint rows, and H(s, j) overlaps only H(s + t, j) and H(s + t, j - 1) of later sweeps, so
+ * a group of GROUP sweeps can go position by position (j ascending, sweeps descending within j)
+ * once the later groups are done: the group's rows at one position (kd + GROUP rows of one
+ * panel, 16 KB) stay in L1 for all its sweeps. Sweeps s and s - 1 at position j sit one row
+ * apart and go through the kernel together. Panel by panel: one panel (n x CHUNK floats, 1 MB
+ * at n = 4096) stays in L2 through every group, and the reflectors stream once per panel.
+ * Row after row of all panels, as before, streamed the whole of y (15 MB at b = 850) through
+ * the caches once per group and ran at a third of the speed. */
 static void *apply_range(void *arg)
 {
     const apply_job *job = arg;
     const at_bulge *self = job->self;
     const int n = self->n, kd = self->kd, nsweeps = n - 1;
-    float u[MAX_KD + 1], w[MAX_KD + 1];
-    for (int s0 = (nsweeps - 1) / GROUP * GROUP; s0 >= 0; s0 -= GROUP) {
-        int s1 = s0 + GROUP < nsweeps ? s0 + GROUP : nsweeps;
-        int npos = sweep_count(n, kd, s0);
-        for (int j = 0; j < npos; j++) {
-            for (int hi = s1 - 1; hi >= s0; hi -= 2) {
-                /* the pair (hi, lo = hi - 1); at the group's start a lone hi, as lo with no hi */
-                int lo = hi > s0 ? hi - 1 : hi, has_hi = hi > s0 && j < sweep_count(n, kd, hi);
-                if (j >= sweep_count(n, kd, lo))
-                    continue; /* later sweeps are shorter: nothing at j for either */
-                int row = lo + 1 + j * kd, len_lo = n - row < kd ? n - row : kd;
-                int len_hi = has_hi ? (n - row - 1 < kd ? n - row - 1 : kd) : 0;
-                size_t klo = (size_t)self->start[lo] + (size_t)j, khi = klo;
-                if (has_hi)
-                    khi = (size_t)self->start[hi] + (size_t)j;
-                float th = has_hi ? self->tau[khi] : 0.0f, tl = self->tau[klo], c = 0.0f;
-                if (th == 0.0f && tl == 0.0f)
-                    continue;
-                int len = len_lo > len_hi + 1 ? len_lo : len_hi + 1;
-                const float *vl = self->v + klo * (size_t)kd, *vh = self->v + khi * (size_t)kd;
-                for (int i = 0; i < len; i++) {
-                    u[i] = i >= 1 && i - 1 < len_hi ? vh[i - 1] : 0.0f;
-                    w[i] = i < len_lo ? vl[i] : 0.0f;
-                    c += u[i] * w[i];
+    const size_t vs = (size_t)kd + 2;
+    static const float none[MAX_KD + 2];
+    for (size_t ch = job->c0; ch < job->c1; ch++) {
+        float *panel = job->y + ch * (size_t)n * CHUNK;
+        for (int s0 = (nsweeps - 1) / GROUP * GROUP; s0 >= 0; s0 -= GROUP) {
+            int s1 = s0 + GROUP < nsweeps ? s0 + GROUP : nsweeps;
+            int npos = sweep_count(n, kd, s0);
+            for (int j = 0; j < npos; j++) {
+                for (int hi = s1 - 1; hi >= s0; hi -= 2) {
+                    /* the pair (hi, lo = hi - 1); at the group's start a lone hi, as lo */
+                    int lo = hi > s0 ? hi - 1 : hi, has_hi = hi > s0 && j < sweep_count(n, kd, hi);
+                    if (j >= sweep_count(n, kd, lo))
+                        continue; /* later sweeps are shorter: nothing at j for either */
+                    int row = lo + 1 + j * kd, len_lo = n - row < kd ? n - row : kd;
+                    int len_hi = has_hi ? (n - row - 1 < kd ? n - row - 1 : kd) : 0;
+                    size_t klo = (size_t)self->start[lo] + (size_t)j;
+                    size_t khi = has_hi ? (size_t)self->start[hi] + (size_t)j : 0;
+                    float th = has_hi ? self->tau[khi] : 0.0f, tl = self->tau[klo], c = 0.0f;
+                    if (th == 0.0f && tl == 0.0f)
+                        continue;
+                    /* The stored zeros around each reflector align both on the pair's rows
+                     * without a copy: u (hi's, one row down) starts at its leading zero, w
+                     * (lo's) at its first element and ends on its trailing zero. */
+                    int len = len_lo > len_hi + 1 ? len_lo : len_hi + 1;
+                    const float *u = has_hi ? self->v + khi * vs : none;
+                    const float *w = self->v + klo * vs + 1;
+                    for (int i = 0; i < len; i++)
+                        c += u[i] * w[i];
+                    job->kernel(panel + (size_t)row * CHUNK, u, w, th, tl, c, len);
                 }
-                for (size_t ch = job->c0; ch < job->c1; ch++)
-                    reflect_pair(self->y + (size_t)row * job->ldy + ch * CHUNK, job->ldy, u, w, th,
-                                 tl, c, len);
             }
         }
     }
@@ -257,16 +312,22 @@ int at_bulge_apply(at_bulge *self, int64_t b, float *z, int64_t ldz, int threads
         return AT_ERR_ARG;
     if (self->kd <= 1)
         return AT_OK; /* no reflectors */
-    size_t chunks = ((size_t)b + CHUNK - 1) / CHUNK, ldy = chunks * CHUNK;
-    if (at_grow((void **)&self->y, &self->y_cap, (size_t)n * ldy, sizeof(float)))
+    const size_t chunks = ((size_t)b + CHUNK - 1) / CHUNK, pn = (size_t)n * CHUNK;
+    /* 64 floats of slack to start the panels on a cache line */
+    if (at_grow((void **)&self->y, &self->y_cap, chunks * pn + 64, sizeof(float)))
         return AT_ERR_NOMEM;
-    for (int i = 0; i < n; i++) {
-        float *row = self->y + (size_t)i * ldy;
-        for (int64_t j = 0; j < b; j++)
-            row[j] = z[(size_t)i + (size_t)j * (size_t)ldz];
-        memset(row + b, 0, (ldy - (size_t)b) * sizeof(float));
+    float *y = self->y + (64 - ((uintptr_t)self->y / sizeof(float)) % 16) % 16;
+    /* panel ch holds columns ch * CHUNK .. + CHUNK - 1 of z, transposed: row i at i * CHUNK */
+    for (size_t ch = 0; ch < chunks; ch++) {
+        float *panel = y + ch * pn;
+        for (int64_t jj = 0; jj < CHUNK; jj++) {
+            int64_t j = (int64_t)ch * CHUNK + jj;
+            const float *col = z + (size_t)j * (size_t)ldz;
+            for (int i = 0; i < n; i++)
+                panel[(size_t)i * CHUNK + (size_t)jj] = j < b ? col[i] : 0.0f;
+        }
     }
-    apply_job all = {self, ldy, 0, chunks}, second = all;
+    apply_job all = {self, y, 0, chunks, pair_kernel(self->isa)}, second = all;
     pthread_t helper;
     int split = threads >= 2 && chunks >= 2;
     if (split) {
@@ -279,8 +340,11 @@ int at_bulge_apply(at_bulge *self, int64_t b, float *z, int64_t ldz, int threads
     apply_range(&all);
     if (split)
         pthread_join(helper, NULL);
-    for (int64_t j = 0; j < b; j++)
+    for (int64_t j = 0; j < b; j++) {
+        const float *panel = y + (size_t)(j / CHUNK) * pn + (size_t)(j % CHUNK);
+        float *col = z + (size_t)j * (size_t)ldz;
         for (int i = 0; i < n; i++)
-            z[(size_t)i + (size_t)j * (size_t)ldz] = self->y[(size_t)i * ldy + (size_t)j];
+            col[i] = panel[(size_t)i * CHUNK];
+    }
     return AT_OK;
 }

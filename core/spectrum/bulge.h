@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* bulge.h -- (internal to core) float32 band -> tridiagonal reduction that keeps its reflectors.
  *
  * LAPACK 3.11's ssytrd_sb2st reduces a band matrix to tridiagonal form by bulge chasing but keeps
@@ -24,6 +25,16 @@ void at_bulge_free(at_bulge *self);
  * self for at_bulge_apply. d and e are bit-identical to LAPACK's ssytrd_sb2st. Returns AT_OK,
  * AT_ERR_ARG or AT_ERR_NOMEM. */
 int at_bulge_reduce(at_bulge *self, int n, int kd, const float *ab, int ldab, float *d, float *e);
+
+/* Kernels of at_bulge_apply, by instruction set; the widest the CPU runs is used. */
+typedef enum at_bulge_isa {
+    AT_BULGE_SSE2 = 0,
+    AT_BULGE_AVX2 = 1,
+    AT_BULGE_AVX512 = 2
+} at_bulge_isa;
+
+/* Limits at_bulge_apply to kernels up to isa (tests of every kernel on one CPU). */
+void at_bulge_limit_isa(at_bulge *self, int isa);
 
 /* z = Q z for the n x b column-major z (ldz >= n) and the Q of the last at_bulge_reduce: turns
  * eigenvectors of T into eigenvectors of B. threads >= 2 splits z's columns with one extra

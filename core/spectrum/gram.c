@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* gram.c -- spectra from the short side's Gram matrix (see gram.h). */
 #include "alphatop/gram.h"
 
@@ -38,10 +39,16 @@
  * (kd = 48 or 64 was slower overall in float32 too). The second stage makes thousands of tiny
  * BLAS calls that spin on a second OpenBLAS thread (0.38 s -> 1.9 s), so it runs on one. */
 #define KD 32
-/* Inverse subspace iteration on the band matrix runs until the wanted vectors' components
- * outside the subspace have shrunk by this factor. */
+/* Inverse subspace iteration on the band matrix: the first check comes after the steps that
+ * shrink the wanted vectors' outside components by SUBSPACE_TOL from a well-spread start; then
+ * it goes on CHECK_STEPS at a time while the measured residual still falls (see
+ * bottom_vectors), up to SUBSPACE_MAX_IT steps. */
 #define SUBSPACE_TOL 1e-12
 #define SUBSPACE_MAX_IT 100
+#define CHECK_STEPS 2
+/* A Ritz value replaces the Gram's only when the bound on its error (see at_gram_evals64) is
+ * below this, relative to the eigenvalue: the accuracy TRUST grants the Gram's own values. */
+#define RITZ_REL 1e-7
 
 /* LAPACK's two stages have no LAPACKE wrapper (nor a lapack.h prototype in LAPACK 3.11): the
  * Fortran routines of OpenBLAS's LAPACK, with gfortran's trailing string lengths. */
@@ -61,6 +68,8 @@ struct at_gram {
     void *g; /* Gram matrix, then the Householder reflectors of its reduction */
     size_t g_cap;
     void *d, *e, *tau, *dd, *ee, *z, *b;
+    double *bz, *h; /* bottom_vectors: B Z (p x s), then Z^T B Z (s x s) and its eigenvalues */
+    size_t bz_cap, h_cap;
     void *sv; /* p: singular values; sstemr's eigenvalue output (which needs p); QR's tau in
                * bottom_vectors */
     size_t d_cap, e_cap, tau_cap, dd_cap, ee_cap, z_cap, b_cap, sv_cap;
@@ -73,6 +82,8 @@ struct at_gram {
     at_bulge *bulge; /* float32 band -> tridiagonal, with its reflectors */
     int64_t p32;     /* order of the float32 reduction kept for at_gram_top_vectors32; 0: none */
     int kd32;        /* and its band's half-width */
+    int order;       /* at_gram_begin32's p while panels are added; 0: none begun */
+    int panels;      /* panels added since at_gram_begin32 */
     char err[160];
 };
 
@@ -108,6 +119,8 @@ void at_gram_free(at_gram *self)
     free(self->ee);
     free(self->z);
     free(self->b);
+    free(self->bz);
+    free(self->h);
     free(self->sv);
     free(self->isuppz);
     free(self->ab);
@@ -130,6 +143,24 @@ static int check_args(at_gram *self, const void *a, int64_t m, int64_t n, const 
     if (m > INT32_MAX / 2 || n > INT32_MAX / 2)
         return fail(self, AT_ERR_SIZE, "matrix side exceeds LAPACK's int range");
     return AT_OK;
+}
+
+/* Whether the m x n matrix a (leading dimension m) has no nonzero entry: its spectrum is then
+ * known without any work (an all-zero layer took 8 s at 4096 x 4096 through the reductions). */
+static int all_zero64(const double *a, int64_t m, int64_t n)
+{
+    for (size_t i = 0; i < (size_t)m * (size_t)n; i++)
+        if (a[i] != 0.0)
+            return 0;
+    return 1;
+}
+
+static int all_zero32(const float *a, int64_t m, int64_t n)
+{
+    for (size_t i = 0; i < (size_t)m * (size_t)n; i++)
+        if (a[i] != 0.0f)
+            return 0;
+    return 1;
 }
 
 static int reserve_tridiag(at_gram *self, size_t p, size_t elem)
@@ -267,13 +298,48 @@ static int apply_q1(at_gram *self, int p, int kd, int s, double *z)
     return AT_OK;
 }
 
+/* Rayleigh-Ritz of the band form B on span(z) (p x s, orthonormal): z becomes B's Ritz
+ * vectors, ascending. Returns the Frobenius norm of the residual B W - W Theta of the first
+ * `need` of them, or -1 when out of memory or LAPACK fails. self->b (>= p x s) is scratch. */
+static double band_ritz(at_gram *self, int p, int kd, int need, int s, double *z)
+{
+    if (at_grow((void **)&self->bz, &self->bz_cap, (size_t)p * (size_t)s, sizeof(double)) ||
+        at_grow((void **)&self->h, &self->h_cap, (size_t)s * (size_t)(s + 1), sizeof(double)))
+        return -1.0;
+    double *bz = self->bz, *h = self->h, *theta = h + (size_t)s * (size_t)s, *t = self->b;
+    for (int j = 0; j < s; j++)
+        cblas_dsbmv(CblasColMajor, CblasLower, p, kd, 1.0, self->ab, kd + 1, z + (size_t)j * p, 1,
+                    0.0, bz + (size_t)j * p, 1);
+    cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, s, s, p, 1.0, z, p, bz, p, 0.0, h, s);
+    if (LAPACKE_dsyev(LAPACK_COL_MAJOR, 'V', 'U', s, h, s, theta) != 0)
+        return -1.0;
+    cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, p, s, s, 1.0, z, p, h, s, 0.0, t, p);
+    memcpy(z, t, (size_t)p * (size_t)s * sizeof(double));
+    cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, p, need, s, 1.0, bz, p, h, s, 0.0, t, p);
+    double r2 = 0.0;
+    for (int j = 0; j < need; j++)
+        for (int i = 0; i < p; i++) {
+            double r = t[(size_t)j * p + i] - theta[j] * z[(size_t)j * p + i];
+            r2 += r * r;
+        }
+    return sqrt(r2);
+}
+
 /* The Gram's bottom s eigenvectors (of the s smallest values, the first `need` of them wanted)
- * into z (p x s): inverse subspace iteration on the band form, shifted up by `shift` so that its
- * band Cholesky factorization is safe whatever the round-off of exact zeros, then Q1 applied.
- * The wanted vectors converge at least as fast as (lambda[need-1] + shift) / (lambda[s] + shift)
- * per step (below ~1 / BAND by the choice of s). */
+ * into z (p x s): inverse subspace iteration on the band form B, shifted up by `shift` so that
+ * its band Cholesky factorization is safe whatever the round-off of exact zeros, then Q1
+ * applied. The wanted vectors converge at least as fast as (lambda[need-1] + shift) /
+ * (lambda[s] + shift) per step (below ~1 / BAND by the choice of s), but from a random start
+ * whose spread over them is unknown: a start that happens to hold little of one wanted vector
+ * needs more steps than the rate says (with a step count from the rate alone, ~1% of layers
+ * with an exactly-zero column kept a Ritz value 1e3 above the rank threshold). So the count is
+ * only the first check point: the residual of B's Ritz vectors on the subspace is measured, and
+ * the iteration goes on while it falls by half or more per check, until it reaches the Gram's
+ * own error. *res gets the last residual (the Frobenius norm over the `need` wanted vectors):
+ * the caller's error bound uses it, so an iteration that stalls above that level cannot pass a
+ * wrong value on. self->b (>= p x s doubles) is scratch. */
 static int bottom_vectors(at_gram *self, int p, int kd, const double *lambda, int need, int s,
-                          double *z)
+                          double *z, double *res)
 {
     int ldab = kd + 1;
     double lmax = lambda[p - 1], shift = 0.01 * TRUST * lmax;
@@ -293,11 +359,23 @@ static int bottom_vectors(at_gram *self, int p, int kd, const double *lambda, in
     at_rng_seed(&rng, 0x5eed5eedu);
     for (size_t i = 0; i < (size_t)p * (size_t)s; i++)
         z[i] = at_rng_normal(&rng);
-    for (int it = 0; it < iters; it++) {
-        if (LAPACKE_dpbtrs(LAPACK_COL_MAJOR, 'L', p, kd, s, hb, ldab, z, p) != 0 ||
-            LAPACKE_dgeqrf(LAPACK_COL_MAJOR, p, s, z, p, qtau) != 0 ||
-            LAPACKE_dorgqr(LAPACK_COL_MAJOR, p, s, s, z, p, qtau) != 0)
-            return fail(self, AT_ERR_LAPACK, "inverse subspace iteration failed");
+    const double enough = sqrt((double)need) * GRAM_ERR * lmax;
+    double last = INFINITY;
+    for (int done = 0;;) {
+        for (int it = 0; it < iters; it++) {
+            if (LAPACKE_dpbtrs(LAPACK_COL_MAJOR, 'L', p, kd, s, hb, ldab, z, p) != 0 ||
+                LAPACKE_dgeqrf(LAPACK_COL_MAJOR, p, s, z, p, qtau) != 0 ||
+                LAPACKE_dorgqr(LAPACK_COL_MAJOR, p, s, s, z, p, qtau) != 0)
+                return fail(self, AT_ERR_LAPACK, "inverse subspace iteration failed");
+        }
+        done += iters;
+        *res = band_ritz(self, p, kd, need, s, z);
+        if (*res < 0.0)
+            return fail(self, AT_ERR_LAPACK, "Rayleigh-Ritz of the bottom subspace failed");
+        if (s == p || *res <= enough || *res > 0.5 * last || done >= SUBSPACE_MAX_IT)
+            break;
+        last = *res;
+        iters = CHECK_STEPS;
     }
     return apply_q1(self, p, kd, s, z);
 }
@@ -313,6 +391,12 @@ int at_gram_evals64(at_gram *self, const double *a, int64_t m, int64_t n, double
     self->p32 = 0;
     int wide = m < n; /* then the short side is A's column space: G = A A^T */
     int p = (int)(wide ? m : n), lg = (int)(wide ? n : m), kd = p - 1 < KD ? p - 1 : KD;
+    if (path)
+        *path = AT_GRAM_PLAIN;
+    if (all_zero64(a, m, n)) {
+        memset(lambda, 0, (size_t)p * sizeof(double));
+        return AT_OK;
+    }
     if (reserve_tridiag(self, (size_t)p, sizeof(double)))
         return fail(self, AT_ERR_NOMEM, "out of memory for the Gram matrix");
     double *g = self->g, *ee = self->ee;
@@ -331,8 +415,6 @@ int at_gram_evals64(at_gram *self, const double *a, int64_t m, int64_t n, double
         need++;
     while (s < p && lambda[s] < BAND * TRUST * lmax)
         s++;
-    if (path)
-        *path = AT_GRAM_PLAIN;
     if (need == 0)
         return AT_OK;
     if (path)
@@ -347,18 +429,28 @@ int at_gram_evals64(at_gram *self, const double *a, int64_t m, int64_t n, double
         at_grow(&self->b, &self->b_cap, (size_t)lg * (size_t)s * sizeof(double), 1) ||
         at_grow(&self->sv, &self->sv_cap, (size_t)p * sizeof(double), 1))
         return fail(self, AT_ERR_NOMEM, "out of memory for the bottom subspace");
-    double *z = self->z, *bm = self->b, *sv = self->sv;
-    if ((rc = bottom_vectors(self, p, kd, lambda, need, s, z)) != AT_OK)
+    double *z = self->z, *bm = self->b, *sv = self->sv, res = 0.0;
+    if ((rc = bottom_vectors(self, p, kd, lambda, need, s, z, &res)) != AT_OK)
         return rc;
     cblas_dgemm(CblasColMajor, wide ? CblasTrans : CblasNoTrans, CblasNoTrans, lg, s, p, 1.0, a,
                 (int)m, z, p, 0.0, bm, lg);
     double dummy = 0.0;
     if (LAPACKE_dgesdd(LAPACK_COL_MAJOR, 'N', lg, s, bm, lg, sv, &dummy, 1, &dummy, 1) != 0)
         return fail(self, AT_ERR_LAPACK, "dgesdd of the bottom subspace did not converge");
+    /* Each Ritz value sig is an upper bound on its singular value (interlacing), and above it
+     * by little: the wanted vectors lean out of A's bottom subspace only through the Gram's own
+     * error (GRAM_ERR * lmax per vector) and the iteration's measured residual, and a lean of
+     * residual r towards eigenvalues >= lambda[s] raises sig^2 by at most r^2 / (lambda[s] -
+     * theta), theta < TRUST * lmax. So the singular value lies in [sqrt(sig^2 - u2), sig]. A
+     * value is used only when that interval is certainly below the matrix_rank threshold, or
+     * certainly above it and narrow enough to be good to RITZ_REL; otherwise dgesdd decides. */
+    double lean = res + sqrt((double)need) * GRAM_ERR * lmax;
+    double u2 = s < p ? lean * lean / (lambda[s] - TRUST * lmax) : 0.0;
     double thr = sqrt(lmax) * (double)(lg > p ? lg : p) * DBL_EPSILON;
+    double lo = thr * RANK_MARGIN;
     for (int i = 0; i < need; i++) {
         double sig = sv[s - 1 - i];
-        if (sig > thr / RANK_MARGIN && sig < thr * RANK_MARGIN)
+        if (!(sig < thr / RANK_MARGIN || (sig * sig - u2 >= lo * lo && u2 <= RITZ_REL * sig * sig)))
             return evals_by_svd(self, a, m, n, lambda);
         lambda[i] = sig * sig;
     }
@@ -391,22 +483,44 @@ static int reduce32(at_gram *self, int p, int kd)
     return AT_OK;
 }
 
-int at_gram_evals32(at_gram *self, const float *a, int64_t m, int64_t n, double *lambda)
+int at_gram_begin32(at_gram *self, int64_t p)
 {
     if (!self)
         return AT_ERR_ARG;
-    int rc = check_args(self, a, m, n, lambda);
-    if (rc)
-        return rc;
     self->p32 = 0;
-    int wide = m < n;
-    int p = (int)(wide ? m : n), lg = (int)(wide ? n : m), kd = p - 1 < KD ? p - 1 : KD;
+    self->panels = 0;
+    if (p <= 0 || p > INT32_MAX / 2)
+        return fail(self, AT_ERR_ARG, "the Gram matrix's order must be in 1..2^30");
     if (reserve_tridiag(self, (size_t)p, sizeof(float)))
         return fail(self, AT_ERR_NOMEM, "out of memory for the Gram matrix");
-    float *g = self->g, *dd = self->dd, *ee = self->ee;
-    cblas_ssyrk(CblasColMajor, CblasLower, wide ? CblasNoTrans : CblasTrans, p, lg, 1.0f, a, (int)m,
-                0.0f, g, p);
-    if ((rc = reduce32(self, p, kd)) != AT_OK)
+    self->order = (int)p;
+    return AT_OK;
+}
+
+int at_gram_add32(at_gram *self, const float *x, int64_t k, int64_t ldx, int trans)
+{
+    if (!self || !x || k <= 0 || self->order == 0 || k > INT32_MAX / 2 ||
+        ldx < (trans ? k : self->order))
+        return self ? fail(self, AT_ERR_ARG, "a panel needs data, k >= 1 and a fitting ldx")
+                    : AT_ERR_ARG;
+    /* The first panel overwrites (beta 0), so one panel gives at_gram_evals32's bits. */
+    cblas_ssyrk(CblasColMajor, CblasLower, trans ? CblasTrans : CblasNoTrans, self->order, (int)k,
+                1.0f, x, (int)ldx, self->panels++ ? 1.0f : 0.0f, self->g, self->order);
+    return AT_OK;
+}
+
+int at_gram_end32(at_gram *self, double *lambda)
+{
+    if (!self)
+        return AT_ERR_ARG;
+    if (!lambda || self->panels == 0)
+        return fail(self, AT_ERR_STATE, "at_gram_end32 needs at_gram_begin32 and a panel");
+    const int p = self->order, kd = p - 1 < KD ? p - 1 : KD;
+    float *dd = self->dd, *ee = self->ee;
+    self->order = 0;
+    self->panels = 0;
+    int rc = reduce32(self, p, kd);
+    if (rc != AT_OK)
         return rc;
     memcpy(dd, self->d, (size_t)p * sizeof(float));
     memcpy(ee, self->e, (size_t)(p > 1 ? p - 1 : 0) * sizeof(float));
@@ -417,6 +531,26 @@ int at_gram_evals32(at_gram *self, const float *a, int64_t m, int64_t n, double 
     self->p32 = p;
     self->kd32 = kd;
     return AT_OK;
+}
+
+int at_gram_evals32(at_gram *self, const float *a, int64_t m, int64_t n, double *lambda)
+{
+    if (!self)
+        return AT_ERR_ARG;
+    int rc = check_args(self, a, m, n, lambda);
+    if (rc)
+        return rc;
+    /* The short side's Gram matrix: A A^T (m x m) when m < n, else A^T A. */
+    const int wide = m < n;
+    if (all_zero32(a, m, n)) {
+        self->p32 = 0;
+        memset(lambda, 0, (size_t)(wide ? m : n) * sizeof(double));
+        return AT_OK;
+    }
+    if ((rc = at_gram_begin32(self, wide ? m : n)) != AT_OK ||
+        (rc = at_gram_add32(self, a, wide ? n : m, m, !wide)) != AT_OK)
+        return rc;
+    return at_gram_end32(self, lambda);
 }
 
 int at_gram_top_vectors32(at_gram *self, int64_t b, float *v)

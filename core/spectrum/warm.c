@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* warm.c -- one warm update: float32 subspace iteration from the previous snapshot's basis.
  *
  * The GEMMs with the weights run in float32 (they are the whole cost); the thin b-column
@@ -62,13 +63,20 @@ static int cholqr(at_warm *w, double *y, int lg, int b, int shifted)
     return 0;
 }
 
+/* CholeskyQR2 (Yamamoto et al.), or shifted CholeskyQR3 when the plain Cholesky breaks down. A
+ * plain first round that succeeds in float64 (cond(Y) below ~1e8) leaves Q^T Q - I at most
+ * ~1e-1, so the second round's input is well conditioned and its Q is orthonormal to a few eps,
+ * far below the float32 the basis is kept in; a shifted round leaves up to ~1e-2 of a badly
+ * conditioned Y, and needs two more. */
 static int orthonormalize(at_warm *w, double *y, int lg, int b)
 {
-    if (cholqr(w, y, lg, b, 0) != 0 && cholqr(w, y, lg, b, 1) != 0)
-        return -1;
-    /* A shifted (or merely ill-conditioned) first round leaves Q^T Q - I up to ~1e-2; each
-     * further round squares that. */
-    for (int r = 0; r < 2; r++)
+    int rounds = 1;
+    if (cholqr(w, y, lg, b, 0) != 0) {
+        if (cholqr(w, y, lg, b, 1) != 0)
+            return -1;
+        rounds = 2;
+    }
+    for (int r = 0; r < rounds; r++)
         if (cholqr(w, y, lg, b, 0) != 0)
             return -1;
     return 0;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* warm.h -- (internal to core) one warm update: subspace iteration from a stored basis. */
 #ifndef ALPHATOP_CORE_WARM_H
 #define ALPHATOP_CORE_WARM_H
@@ -16,8 +17,9 @@ void at_warm_free(at_warm *self);
 /* Float32 subspace iteration on the m x n column-major float32 matrix a (see gram.h for the
  * layout; op(A) is A when n <= m, else A^T, so op(A) is long x short) starting from v, a p x b
  * basis of the short side (p = min(m, n), k <= b <= p), overwritten with the new top-b singular
- * vectors (ascending, like lambda_top). Each pass: Y = op(A) V; Cholesky-QR in float64 (a
- * shifted first round when the plain Cholesky breaks down, then two more); Z = op(A)^T Q; Z's
+ * vectors (ascending, like lambda_top). Each pass: Y = op(A) V; Cholesky-QR in float64 (two
+ * rounds; a shifted first round and two more when the plain Cholesky breaks down); Z =
+ * op(A)^T Q; Z's
  * singular values and left singular vectors in float64, from the b x b eigenproblem of Z^T Z.
  * Makes min_passes passes, then more (up to max_passes) until none of the top 2k/3 Ritz values
  * (the tail and the values just below it, where xmin lies) moved by more than tol (relative) in

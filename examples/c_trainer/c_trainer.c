@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* c_trainer -- a small MLP learning modular addition, in C on OpenBLAS, watched by alphatop.
  *
  * Task: (a + b) mod p from the one-hot codes of a and b (no download); a seeded half of the

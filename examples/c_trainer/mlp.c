@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mlp.c -- forward, backward and AdamW for a ReLU MLP; every product is one sgemm. */
 #include "mlp.h"
 

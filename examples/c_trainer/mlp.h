@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mlp.h -- a ReLU multilayer perceptron with softmax cross-entropy and AdamW, on OpenBLAS.
  *
  * Weights are row-major (out, in), the layout PyTorch uses and the agent publishes; one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target on the protocol decoder. An input is one message: the header frame, then
  * optionally "\n--\n" and the payload frame. The same function replays the committed corpus
  * in the normal test build (tests/protocol/test_corpus.c). */

@@ -1,23 +1,28 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Loads libalphatop_agent.so and declares the C API of agent/include/alphatop/agent.h.
+"""Finds and loads the package's C libraries, libalphatop_agent.so (alphatop.agent) and
+libalphatop_core.so (alphatop._core), and declares the agent's C API
+(agent/include/alphatop/agent.h).
 
-The library is looked up, in order: $ALPHATOP_LIB (the .so file, or a directory holding it);
-next to this package; the library directory of the prefix this package is installed in
-(PREFIX/lib/python3.X/dist-packages/alphatop -> PREFIX/lib, where `cmake --install` puts
-both); the build trees of a source checkout (build*/agent/ beside python/); then the dynamic
-loader's own search for its SONAME (LD_LIBRARY_PATH, the ldconfig cache, /usr/lib), which finds
-a library installed in the system for a package installed with `pip install ./python`.
+Both libraries are looked up the same way, in order: the library's environment variable
+($ALPHATOP_LIB for the agent, $ALPHATOP_CORE_LIB for the core: the .so file, or a directory
+holding it); next to this package; the library directory of the prefix this package is
+installed in (PREFIX/lib/python3.X/dist-packages/alphatop -> PREFIX/lib/MULTIARCH, lib64, lib,
+where `cmake --install` puts both), by SONAME; the build trees of a source checkout
+(build*/agent/ or build*/core/ beside python/); then the dynamic loader's own search for the
+SONAME (LD_LIBRARY_PATH, the ldconfig cache, /usr/lib), which finds a library installed in the
+system for a package installed with `pip install ./python`.
 """
 
 import ctypes
 import glob
 import os
 import sysconfig
+import threading
 
 LIBNAME = "libalphatop_agent.so"
-# The name the loader knows an installed library by: the shared library's SONAME
-# (VERSION/SOVERSION in agent/CMakeLists.txt; tests/install checks they agree).
-SONAME = LIBNAME + ".0"
+# An installed library is known to the loader by its SONAME, libname.SOVERSION: SOVERSION is
+# the project's major version (agent/ and core/CMakeLists.txt; tests/install checks they agree).
+SOVERSION = 0
 
 # at_status values used here (common/include/alphatop/status.h).
 AT_OK = 0
@@ -33,7 +38,7 @@ MAX_SCALARS = 64  # AT_PROTO_MAX_SCALARS
 
 
 class LibraryNotFound(ImportError):
-    """libalphatop_agent.so could not be found or loaded."""
+    """libalphatop_agent.so or libalphatop_core.so could not be found or loaded."""
 
 
 class Opts(ctypes.Structure):
@@ -82,10 +87,15 @@ class Stats(ctypes.Structure):
     ]
 
 
-def _in_dir(d):
+def soname(libname):
+    """The SONAME of the library libname ("libalphatop_agent.so" -> "libalphatop_agent.so.0")."""
+    return f"{libname}.{SOVERSION}"
+
+
+def _in_dir(d, libname):
     """The library in directory d: its SONAME file (an install), else the plain name (a build)."""
-    path = os.path.join(d, SONAME)
-    return path if os.path.exists(path) else os.path.join(d, LIBNAME)
+    path = os.path.join(d, soname(libname))
+    return path if os.path.exists(path) else os.path.join(d, libname)
 
 
 def _prefix_libdirs(here):
@@ -101,20 +111,98 @@ def _prefix_libdirs(here):
     ]
 
 
-def _candidates():
-    env = os.environ.get("ALPHATOP_LIB")
-    if env:
-        yield _in_dir(env) if os.path.isdir(env) else env
+def candidates(libname, env, subdir):
+    """Where the library libname is looked up, in order (see the module's doc): env names its
+    environment variable, subdir its directory in a build tree."""
+    value = os.environ.get(env)
+    if value:
+        yield _in_dir(value, libname) if os.path.isdir(value) else value
         return
     here = os.path.dirname(os.path.abspath(__file__))
-    yield _in_dir(here)
+    yield _in_dir(here, libname)
     for d in _prefix_libdirs(here):
-        if os.path.exists(os.path.join(d, SONAME)):
-            yield os.path.join(d, SONAME)
+        path = os.path.join(d, soname(libname))
+        if os.path.exists(path):
+            yield path
     # A source checkout: python/alphatop/ -> the repository root, then its build directories.
     root = os.path.dirname(os.path.dirname(here))
-    yield from sorted(glob.glob(os.path.join(root, "build*", "agent", LIBNAME)))
-    yield SONAME
+    yield from sorted(glob.glob(os.path.join(root, "build*", subdir, libname)))
+    yield soname(libname)
+
+
+def load_library(libname, env, subdir, declare, mirrors, header):
+    """The first library of candidates() that loads, has every function declare() declares,
+    and whose structs are as big as their ctypes mirrors: mirrors maps a size function
+    ("at_agent_opts_size") to its mirror. Raises LibraryNotFound, saying where it looked and
+    how to build the library."""
+    tried = []
+    for path in candidates(libname, env, subdir):
+        if os.sep in path and not os.path.exists(path):
+            tried.append(path + " (missing)")
+            continue
+        try:
+            lib = declare(ctypes.CDLL(path))
+        except (OSError, AttributeError) as e:
+            tried.append(f"{path} ({e})")
+            continue
+        # The library writes into our copies of these structs: they must agree.
+        wrong = [
+            f"{fn[: -len('_size')]} is {getattr(lib, fn)()} bytes there, "
+            f"{ctypes.sizeof(mirror)} here"
+            for fn, mirror in mirrors.items()
+            if getattr(lib, fn)() != ctypes.sizeof(mirror)
+        ]
+        if wrong:
+            tried.append(f"{path} (built from another {header}: {'; '.join(wrong)})")
+            continue
+        return lib
+    raise LibraryNotFound(
+        f"alphatop: cannot load the library {libname}. Tried:\n  "
+        + "\n  ".join(tried)
+        + "\nBuild it with `cmake -S . -B build && cmake --build build -j2` in the alphatop"
+        f" repository (it lands in build/{subdir}/), then set {env}=/path/to/build/{subdir},"
+        " or install it with `cmake --install build` (with a prefix the loader does not search,"
+        " set LD_LIBRARY_PATH=PREFIX/lib; see docs/python.md)."
+    )
+
+
+class Owner:
+    """Base of the objects that own a C handle (self._handle): close() frees it once, through
+    the subclass's _free(handle); also on leaving a with block and when garbage collected."""
+
+    _handle = None
+
+    def close(self):
+        handle, self._handle = self._handle, None
+        if handle:
+            self._free(handle)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        # Interpreter shutdown may already have torn down ctypes: never raise from here.
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+def cached(load):
+    """A function returning load()'s result, calling it once (thread-safe)."""
+    lock = threading.Lock()
+    box = []
+
+    def get():
+        with lock:
+            if not box:
+                box.append(load())
+            return box[0]
+
+    return get
 
 
 def _declare(lib):
@@ -143,6 +231,12 @@ def _declare(lib):
         "at_strerror": (c.c_char_p, [c.c_int]),
         "at_proto_default_endpoint": (c.c_int, [c.c_char_p, c.c_size_t]),
     }
+    return declare(lib, sigs)
+
+
+def declare(lib, sigs):
+    """Sets restype and argtypes of lib's functions from sigs, {name: (restype, argtypes)};
+    AttributeError when one is missing. Returns lib."""
     for name, (restype, argtypes) in sigs.items():
         fn = getattr(lib, name)
         fn.restype = restype
@@ -151,34 +245,8 @@ def _declare(lib):
 
 
 def load():
-    """Returns the loaded library (ctypes.CDLL) with its functions declared.
-
-    Raises LibraryNotFound, saying where it looked and how to build the library.
-    """
-    tried = []
-    for path in _candidates():
-        if os.sep in path and not os.path.exists(path):
-            tried.append(path + " (missing)")
-            continue
-        try:
-            lib = _declare(ctypes.CDLL(path))
-        except (OSError, AttributeError) as e:
-            tried.append(f"{path} ({e})")
-            continue
-        # at_agent_opts_default writes the C struct's size into our copy: they must agree.
-        size = lib.at_agent_opts_size()
-        if size != ctypes.sizeof(Opts):
-            tried.append(
-                f"{path} (built from another agent.h: at_agent_opts is {size} bytes there, "
-                f"{ctypes.sizeof(Opts)} here)"
-            )
-            continue
-        return lib
-    raise LibraryNotFound(
-        "alphatop: cannot load the agent library " + LIBNAME + ". Tried:\n  "
-        + "\n  ".join(tried)
-        + "\nBuild it with `cmake -S . -B build && cmake --build build -j2` in the alphatop"
-        " repository (it lands in build/agent/), then set ALPHATOP_LIB=/path/to/build/agent,"
-        " or install it with `cmake --install build` (with a prefix the loader does not search,"
-        " set LD_LIBRARY_PATH=PREFIX/lib; see docs/python.md)."
-    )
+    """Returns the agent library (ctypes.CDLL) with its functions declared. Raises
+    LibraryNotFound."""
+    # Opts is read now, not at import: a test swaps in a wrong mirror to see it refused.
+    return load_library(LIBNAME, "ALPHATOP_LIB", "agent", _declare,
+                        {"at_agent_opts_size": Opts}, "agent.h")

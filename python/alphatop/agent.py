@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Agent: the trainer side of alphatop for any framework, over the C library (ctypes).
 
 Publishes weight snapshots (numpy arrays or raw pointers) and scalars to a monitor, and reports
@@ -8,23 +9,13 @@ that do not fit the in-flight budget are dropped whole and counted (see `stats`)
 import ctypes
 import os
 import socket
-import threading
 
 import numpy as np
 
 from . import _lib
 
-_lib_handle = None
-_lib_lock = threading.Lock()
-
-
-def library():
-    """The loaded agent library (loaded on first use). Raises _lib.LibraryNotFound."""
-    global _lib_handle
-    with _lib_lock:
-        if _lib_handle is None:
-            _lib_handle = _lib.load()
-        return _lib_handle
+# The loaded agent library (loaded on first use). Raises _lib.LibraryNotFound.
+library = _lib.cached(_lib.load)
 
 
 def default_endpoint():
@@ -49,7 +40,7 @@ def _run_id():
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-class Agent:
+class Agent(_lib.Owner):
     """One run's connection to the monitor.
 
     endpoint: "ipc://..." or "tcp://host:port"; None: $ALPHATOP_ENDPOINT or the local default.
@@ -257,19 +248,7 @@ class Agent:
 
     def close(self):
         """Sends goodbye and waits at most linger_ms for queued messages. Idempotent."""
-        handle, self._handle = self._handle, None
-        if handle is not None:
-            self._lib.at_agent_free(handle)
+        super().close()
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        # Interpreter shutdown may already have torn down ctypes: never raise from here.
-        try:
-            self.close()
-        except Exception:
-            pass
+    def _free(self, handle):
+        self._lib.at_agent_free(handle)

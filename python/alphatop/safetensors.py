@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Write and read .safetensors checkpoints with numpy only (no safetensors package needed).
 
 Format (https://huggingface.co/docs/safetensors): an 8-byte little-endian header length, a JSON
@@ -5,6 +6,7 @@ header mapping each tensor name to its dtype, shape and [begin, end) byte offset
 that follows, then the raw little-endian tensor bytes. alphatop's `scan` and `diff` read these.
 """
 
+import collections.abc
 import json
 import struct
 
@@ -51,17 +53,57 @@ def save(path, tensors, metadata=None):
             f.write(a.tobytes())
 
 
+def open_file(path):
+    """The tensors of a .safetensors file as a read-only mapping name -> numpy array, in the
+    header's order, each read on access from a memory map (so a large file is never held in
+    memory whole). F16/F32/F64 arrays are views of the file; BF16 is widened to float32
+    (exactly). ValueError for a malformed header or an unsupported dtype."""
+    return _File(path)
+
+
 def load(path):
-    """Read a .safetensors file written with F16/F32/F64 tensors: returns {name: numpy array}."""
-    with open(path, "rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(n))
-        data = f.read()
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
+    """Read a .safetensors file written with F16/F32/F64/BF16 tensors: returns {name: numpy
+    array} (BF16 as float32), every array a copy of its own."""
+    return {name: np.array(a) for name, a in open_file(path).items()}
+
+
+class _File(collections.abc.Mapping):
+    def __init__(self, path):
+        self.path = path
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                raise ValueError(f"{path}: truncated: no 8-byte header length")
+            (n,) = struct.unpack("<Q", head)
+            try:
+                header = json.loads(f.read(n))
+            except ValueError as e:
+                raise ValueError(f"{path}: header is not JSON: {e}") from None
+        if not isinstance(header, dict):
+            raise ValueError(f"{path}: header is not a JSON object")
+        header.pop("__metadata__", None)
+        self._header = header
+        self._offset = 8 + n
+        self._map = None
+
+    def __len__(self):
+        return len(self._header)
+
+    def __iter__(self):
+        return iter(self._header)
+
+    def __getitem__(self, name):
+        info = self._header[name]
+        dtype = info.get("dtype")
+        if dtype not in _NUMPY and dtype != "BF16":
+            raise ValueError(
+                f"{self.path}: {name}: dtype {dtype} not supported (F16, F32, F64, BF16)")
+        if self._map is None:
+            self._map = np.memmap(self.path, dtype=np.uint8, mode="r")
         begin, end = info["data_offsets"]
-        dtype = _NUMPY[info["dtype"]]
-        out[name] = np.frombuffer(data[begin:end], dtype=dtype).reshape(info["shape"]).copy()
-    return out
+        raw = self._map[self._offset + begin : self._offset + end]
+        if dtype == "BF16":
+            # bfloat16 is the top half of a float32: widening is a shift.
+            bits = raw.view("<u2").astype(np.uint32) << 16
+            return bits.view(np.float32).reshape(info["shape"])
+        return raw.view(_NUMPY[dtype]).reshape(info["shape"])

@@ -1,9 +1,12 @@
+# SPDX-License-Identifier: Apache-2.0
 """watch(): stream a PyTorch model's weight snapshots to the alphatop monitor.
 
-Which weights: every nn.Linear, nn.Conv1d, nn.Conv2d and nn.Embedding weight (parameter names
-as in model.named_parameters(), e.g. "fc1.weight"), and LoRA adapters found by name: a module
-or parameter called lora_A / lora_B (loralib style `fc1.lora_A`, or PEFT style
-`q_proj.lora_A.default.weight`), sent only when both halves of a pair exist.
+Which weights: alphatop.layers decides (docs/python.md, "Which layers"): every nn.Linear,
+Conv1d/2d/3d, ConvTranspose, Embedding, Hugging Face Conv1D (transposed to (out, in)),
+MultiheadAttention projection, LSTM/GRU/RNN matrix and class named like one ("*Linear*",
+"*Embedding*", ...), and LoRA pairs; tied weights once; layers= (a regex or a predicate)
+chooses otherwise. Names as in model.named_parameters(), e.g. "fc1.weight". watcher.skipped
+says why each other parameter is not sent.
 
 When: every `every` optimizer steps, counted by one of
   - "optimizer": a hook on optimizer.step (torch >= 2.0: register_step_post_hook; torch 1.13
@@ -14,67 +17,19 @@ When: every `every` optimizer steps, counted by one of
   - explicit watcher.step() calls (hook=None, or the first step() call removes the hook).
 """
 
+import logging
 import os
-import re
 import types
 
 import torch
 
 from . import agent as _agent
+from .layers import LORA_KINDS, Layer, describe_skipped, find_layers, select
 
-_KIND_OF = (
-    (torch.nn.Linear, "linear"),
-    (torch.nn.Conv1d, "conv1d"),
-    (torch.nn.Conv2d, "conv2d"),
-    (torch.nn.Embedding, "embedding"),
-)
+__all__ = ["Layer", "Watcher", "find_layers"]
+
 _DTYPE = {torch.float32: "f32", torch.float16: "f16", torch.bfloat16: "bf16"}
-_LORA = re.compile(r"(^|\.)(lora_[AB])(\.|$)")
-
-
-class Layer:
-    """One weight to publish: its name, protocol kind and parameter."""
-
-    __slots__ = ("name", "kind", "param")
-
-    def __init__(self, name, kind, param):
-        self.name, self.kind, self.param = name, kind, param
-
-    def __repr__(self):
-        return f"Layer({self.name!r}, {self.kind!r}, {tuple(self.param.shape)})"
-
-
-def find_layers(model):
-    """The weights of `model` alphatop analyses, in model order: a list of Layer."""
-    found, seen = [], set()
-
-    def add(name, kind, param):
-        if id(param) not in seen:
-            seen.add(id(param))
-            found.append(Layer(name, kind, param))
-
-    for mname, module in model.named_modules():
-        prefix = mname + "." if mname else ""
-        lora = _LORA.search(mname)
-        for cls, kind in _KIND_OF:
-            if isinstance(module, cls) and isinstance(module.weight, torch.Tensor):
-                # A PEFT adapter is itself an nn.Linear: its weight is A (r, in) or B (out, r).
-                add(prefix + "weight", lora.group(2) if lora else kind, module.weight)
-                break
-        for pname, param in module.named_parameters(recurse=False):
-            if pname in ("lora_A", "lora_B") and param.dim() == 2:
-                add(prefix + pname, pname, param)
-    names = {layer.name for layer in found}
-
-    def partner(layer):
-        other = "lora_B" if layer.kind == "lora_A" else "lora_A"
-        return _LORA.sub(lambda m: m.group(1) + other + m.group(3), layer.name, count=1)
-
-    return [
-        layer
-        for layer in found
-        if layer.kind not in ("lora_A", "lora_B") or partner(layer) in names
-    ]
+_log = logging.getLogger("alphatop")
 
 
 def _distributed():
@@ -87,8 +42,9 @@ def _distributed():
 class Watcher:
     """Publishes snapshots of a model's weights; see watch() for the arguments.
 
-    Attributes: agent (the alphatop.Agent), layers (list of Layer), steps (optimizer steps
-    counted so far), errors (exceptions swallowed in the training path), last_error.
+    Attributes: agent (the alphatop.Agent), layers (list of Layer), skipped ((name, reason)
+    for every parameter not sent, each once), steps (optimizer steps counted so far), errors
+    (exceptions swallowed in the training path), last_error.
     """
 
     def __init__(
@@ -102,6 +58,7 @@ class Watcher:
         hook="auto",
         send_base=False,
         start_step=0,
+        layers=None,
         **agent_options,
     ):
         if hook == "auto":
@@ -112,7 +69,11 @@ class Watcher:
             raise ValueError("alphatop: hook='optimizer' needs optimizer=")
         rank, world = _distributed()
         self.model = model
-        self.layers = find_layers(model)
+        self.layers, self.skipped = select(model, layers)
+        if self.skipped:
+            _log.info("alphatop: watching %d layers of %s; not sent: %s (watcher.skipped says "
+                      "why, per parameter)", len(self.layers), type(model).__name__,
+                      describe_skipped(self.skipped))
         self._current = self.layers
         self.agent = _agent.Agent(
             endpoint=endpoint,
@@ -134,12 +95,13 @@ class Watcher:
         self._hook = None
         self._unwrap = None
         if send_base:
-            # Frozen base weights never change, so they need no copy; trained ones do, until
-            # their base snapshot has been queued.
+            # Frozen base weights never change, so they need no copy; trained ones do (as
+            # published: transposed, split), until their base snapshot has been queued.
             self._base = [
-                (layer, layer.param.detach().clone() if layer.param.requires_grad else None)
+                (layer, layer.tensor().clone(memory_format=torch.contiguous_format)
+                 if layer.param.requires_grad else None)
                 for layer in self.layers
-                if layer.kind not in ("lora_A", "lora_B")
+                if layer.kind not in LORA_KINDS
             ]
             self._send_base()
         if hook == "optimizer":
@@ -219,7 +181,7 @@ class Watcher:
     # -- publishing ------------------------------------------------------------------------
 
     def _send_base(self):
-        tensors = [copy if copy is not None else layer.param for layer, copy in self._base]
+        tensors = [copy if copy is not None else layer.tensor() for layer, copy in self._base]
         if self._publish([layer for layer, _ in self._base], tensors, self.steps, base=True):
             # Frozen weights equal their base: later snapshots leave them out (their update
             # would be all zero), which also spares a LoRA run sending its whole base model.
@@ -232,11 +194,12 @@ class Watcher:
         of them, except frozen weights already sent as the base. Returns True when queued,
         False when dropped (monitor slow or absent: counted)."""
         step = self.steps if step is None else int(step)
-        return self._publish(self._current, [layer.param for layer in self._current], step)
+        return self._publish(self._current, [layer.tensor() for layer in self._current], step)
 
     def _publish(self, layers, tensors, step, base=False):
+        """Sends tensors (the layers' weights as published, detached) as one snapshot."""
         with torch.no_grad():
-            tensors = self._to_cpu(layers, [t.detach() for t in tensors])
+            tensors = self._to_cpu(layers, tensors)
             if not self.agent.begin(step):
                 self.agent.end()
                 return False

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Control from the monitor: stop reaches should_stop with its reason and is acknowledged;
  * pause, resume and interval change what the agent does; several runs share one monitor. */
 #include <setjmp.h>
@@ -94,6 +95,36 @@ static void test_stop_pause_interval(void **state)
     at_feed_free(f);
 }
 
+/* A pause ends with the monitor that sent it: a new monitor on the endpoint has never seen the
+ * run, asks for its hello, and the agent takes snapshots again. */
+static void test_pause_ends_with_its_monitor(void **state)
+{
+    (void)state;
+    char ep[128];
+    wire_ipc(ep, sizeof ep, "pause-gone");
+    at_feed *f = wire_feed(ep, 0);
+    at_agent *a = at_agent_new("run-p", ep, NULL);
+    assert_non_null(a);
+    at_feed_msg_free(wire_recv_type(f, AT_PROTO_HELLO, 5000));
+    assert_int_equal(at_feed_pause(f, "run-p", 1), AT_OK);
+    POLL_UNTIL(at_agent_paused(a));
+    assert_int_equal(at_agent_paused(a), 1);
+    at_feed_free(f);
+    f = wire_feed(ep, 0);
+    /* scalars show the new monitor the run; it asks for the hello, which ends the pause */
+    at_feed_msg *m = NULL;
+    for (int i = 0; i < 500 && !m; i++) {
+        at_agent_log(a, i, 1, (const char *[]){"loss"}, (double[]){1.0});
+        m = wire_recv_type(f, AT_PROTO_HELLO, 10);
+    }
+    assert_non_null(m);
+    at_feed_msg_free(m);
+    assert_int_equal(at_agent_paused(a), 0);
+    assert_int_equal(at_agent_snapshot_due(a, 100), 1);
+    at_agent_free(a);
+    at_feed_free(f);
+}
+
 static void test_bad_arguments(void **state)
 {
     (void)state;
@@ -180,6 +211,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stop_pause_interval),
+        cmocka_unit_test(test_pause_ends_with_its_monitor),
         cmocka_unit_test(test_bad_arguments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

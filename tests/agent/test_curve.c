@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* CurveZMQ: a trainer with an allowed key reaches the monitor (and hears its stop); a trainer
  * whose key is not on the allow-list, one that does not know the monitor's key, and one without
  * Curve are all refused -- nothing they send is received. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Hostile input through raw ZeroMQ: each malformed or oversized message is rejected with its
  * own reason, counted, and the good messages around it still arrive. */
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Agent -> feed round trip over ipc and tcp loopback: every field and every byte arrives, f16
  * and bf16 payloads decode to the values sent; a forked child's calls are harmless no-ops. */
 #include <setjmp.h>

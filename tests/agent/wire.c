@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* wire.c -- helpers shared by the agent tests and bench_hostile (see wire.h); no cmocka here,
  * the asserting helpers are in wire_assert.c. */
 #include <stddef.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* wire.h -- helpers shared by the agent tests: endpoints, receiving, checking snapshots.
  * wire_feed, wire_drain and wire_close fail the running cmocka test (wire_assert.c); the rest
  * (wire.c) is free of cmocka, for bench_hostile too. */

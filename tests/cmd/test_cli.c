@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* test_cli.c -- every command's exit codes (docs/cli.md) from the real binary: --help 0, a bad
  * option or value 2 with one line naming the fix, a missing or malformed input file 1; the
- * dispatcher's own errors; and docs/cli.md names every option each --help lists. */
+ * dispatcher's own errors; docs/cli.md names every option each --help lists; --insecure's text
+ * names every transport it covers. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -217,6 +218,47 @@ static void test_docs_name_every_option(void **state)
     free(doc);
 }
 
+/* The text from the row of option name (e.g. "--insecure") to the next option row or table
+ * row, in a --help (rows start "  -") or in docs/cli.md (rows start "| `-"). Caller frees. */
+static char *option_text(const char *text, const char *name, const char *row)
+{
+    const char *at = strstr(text, name);
+    assert_non_null(at);
+    const char *end = strstr(at + strlen(name), row);
+    size_t n = end ? (size_t)(end - at) : strlen(at);
+    char *t = malloc(n + 1);
+    assert_non_null(t);
+    memcpy(t, at, n);
+    t[n] = '\0';
+    return t;
+}
+
+/* --insecure applies to every transport that may be reachable from another machine, not only
+ * tcp: the help (and the man page made from it) and docs/cli.md say so. */
+static void test_insecure_names_every_transport(void **state)
+{
+    (void)state;
+    static const char *const transports[] = {"tcp", "ws", "wss", "pgm", "epgm", "vmci", "tipc"};
+    run r = alphatop("watch --help");
+    char *doc = at_test_slurp(AT_SOURCE_DIR "/docs/cli.md", NULL);
+    assert_non_null(doc);
+    char *texts[2] = {option_text(r.out, "  --insecure", "\n  -"),
+                      option_text(doc, "| `--insecure`", "\n|")};
+    for (int k = 0; k < 2; k++) {
+        if (strstr(texts[k], "plain tcp"))
+            fail_msg("--insecure is not only about tcp: %s", texts[k]);
+        for (size_t i = 0; i < sizeof transports / sizeof transports[0]; i++) {
+            char word[16];
+            snprintf(word, sizeof word, " %s", transports[i]);
+            if (!strstr(texts[k], word))
+                fail_msg("--insecure text lacks %s: %s", transports[i], texts[k]);
+        }
+        free(texts[k]);
+    }
+    free(doc);
+    run_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -225,6 +267,7 @@ int main(void)
         cmocka_unit_test(test_dispatch),
         cmocka_unit_test(test_unreadable_inputs),
         cmocka_unit_test(test_docs_name_every_option),
+        cmocka_unit_test(test_insecure_names_every_transport),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     tf_cleanup();

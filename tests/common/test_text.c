@@ -56,6 +56,8 @@ static const vec vectors[] = {
      0, "\\xe2\\x82A", "\"\\ufffd\\ufffdA\""},                           /* continuation missing */
     {"\x80", 0, "\\x80", "\"\\ufffd\""},                                 /* lone continuation */
     {"\xf4\x8f\xbf\xbf", 0, "\xf4\x8f\xbf\xbf", "\"\xf4\x8f\xbf\xbf\""}, /* U+10FFFF is fine */
+    /* U+FFFD as JSON writes it for an invalid byte: reading back and writing again is stable */
+    {"\xef\xbf\xbd", 0, "\xef\xbf\xbd", "\"\\ufffd\""},
     {"", 0, "", "\"\""},
 };
 

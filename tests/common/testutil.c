@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "testutil.h"
 
 #include <dirent.h>
@@ -66,4 +67,42 @@ int at_test_corpus(const char *dir, int (*fn)(const uint8_t *data, size_t size),
     }
     closedir(d);
     return rc;
+}
+
+int at_test_count_lines(const char *s)
+{
+    int n = 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+int at_test_clean_text(const char *s, size_t n, char *why, size_t cap)
+{
+    static const uint32_t min[5] = {0, 0, 0x80, 0x800, 0x10000}; /* shortest forms */
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        unsigned c = u[i];
+        size_t len = c < 0x80             ? 1
+                     : (c & 0xe0) == 0xc0 ? 2
+                     : (c & 0xf0) == 0xe0 ? 3
+                     : (c & 0xf8) == 0xf0 ? 4
+                                          : 0;
+        uint32_t cp = len == 1 ? c : c & (0x7fu >> len);
+        int ok = len && i + len <= n;
+        for (size_t k = 1; ok && k < len; k++) {
+            ok = (u[i + k] & 0xc0) == 0x80;
+            cp = cp << 6 | (u[i + k] & 0x3fu);
+        }
+        if (!ok || cp < min[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+            snprintf(why, cap, "byte %zu (0x%02x) is not UTF-8", i, c);
+            return -1;
+        }
+        if ((cp < 0x20 && cp != '\n') || (cp >= 0x7f && cp <= 0x9f)) {
+            snprintf(why, cap, "control character U+%04X at byte %zu", (unsigned)cp, i);
+            return -1;
+        }
+        i += len;
+    }
+    return 0;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* testutil.h -- small helpers shared by the test programs. */
 #ifndef ALPHATOP_TESTUTIL_H
 #define ALPHATOP_TESTUTIL_H
@@ -15,5 +16,13 @@ char *at_test_slurp(const char *path, size_t *len);
  * Returns 0, or -1 with why (cap bytes) naming the file that broke the rule. */
 int at_test_corpus(const char *dir, int (*fn)(const uint8_t *data, size_t size), int *ok, int *bad,
                    char *why, size_t cap);
+
+/* The number of '\n' in s. */
+int at_test_count_lines(const char *s);
+
+/* 0 when s (n bytes) is valid, shortest-form UTF-8 without a control character but '\n' (C0,
+ * DEL, C1 U+0080..U+009F): what a terminal may be given. Else -1 with why (cap bytes) naming the
+ * first offending byte. Written apart from common/text.c, whose output it checks. */
+int at_test_clean_text(const char *s, size_t n, char *why, size_t cap);
 
 #endif

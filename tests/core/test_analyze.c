@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* test_analyze.c -- every path of at_analyzer_run gives, bit for bit, what the direct call it
  * stands for gives: exact, fast cold and warm (with state), delta in both modes, LoRA, conv2d
- * in fast mode, and the errors (status and detail) of bad input. */
+ * in fast mode, and the errors (status and detail) of bad input; at_analyzer_skips predicts a
+ * skip from shapes without a weight being read. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -477,6 +478,79 @@ static void test_errors(void **state)
     free(w);
 }
 
+/* at_analyzer_skips decides from shapes alone what at_analyzer_run gives: for every size rule
+ * of each mode, a skipped job's run (its weights all NaN, or absent) equals the prediction bit
+ * for bit without reading a weight; a job it does not skip is analysed (and meets the NaN). */
+static void test_skips(void **state)
+{
+    (void)state;
+    at_htsr_opts ho;
+    at_htsr_opts_default(&ho);
+    ho.max_evals = 25;
+    ho.max_N = 45;
+    float *nan = malloc(60 * 40 * sizeof *nan);
+    assert_non_null(nan);
+    for (size_t i = 0; i < 60 * 40; i++)
+        nan[i] = NAN;
+    const struct {
+        int ndim;
+        int64_t shape[4];
+        int exact_skips, fast_skips; /* min_evals 10, max_evals 25, max_N 45 */
+    } cases[] = {
+        {2, {8, 40}, 1, 1},      /* 8 eigenvalues < min_evals */
+        {2, {40, 20}, 0, 0},     /* analysed in both modes */
+        {2, {40, 30}, 1, 0},     /* 30 > max_evals: exact only (fast mode has no such limit) */
+        {2, {60, 12}, 1, 0},     /* long side 60 > max_N: exact only */
+        {4, {3, 2, 2, 2}, 1, 1}, /* conv2d: 4 slices x 2 = 8 eigenvalues, exact rules in both */
+        {4, {6, 5, 2, 2}, 0, 0}, /* conv2d: 20 eigenvalues */
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+        for (int mode = 0; mode < 3; mode++) { /* exact, fast, fast with an exact delta */
+            at_analyzer_opts o;
+            at_analyzer_opts_default(&o);
+            o.fast = mode > 0;
+            o.delta_exact = mode == 2;
+            o.htsr = ho;
+            at_analyzer *a = at_analyzer_new(&o, NULL);
+            at_tensor t = {.data = nan,
+                           .dtype = AT_DTYPE_F32,
+                           .kind = cases[c].ndim == 4 ? AT_KIND_CONV2D : AT_KIND_LINEAR,
+                           .ndim = cases[c].ndim};
+            memcpy(t.shape, cases[c].shape, sizeof t.shape);
+            at_layer_job plain = {.w = &t}, delta = {.w = &t, .base = &t};
+            const int conv = cases[c].ndim == 4;
+            for (int d = 0; d < 2; d++) {
+                const at_layer_job *job = d ? &delta : &plain;
+                const int fast_rules = mode == 1 || (mode == 2 && !d);
+                const int want = fast_rules && !conv ? cases[c].fast_skips : cases[c].exact_skips;
+                at_metrics pred, got;
+                assert_int_equal(at_analyzer_skips(&o, job, &pred), want);
+                t.data = nan;
+                if (!want) {
+                    assert_int_equal(at_analyzer_run(a, job, &got, NULL), AT_ERR_NONFINITE);
+                    continue;
+                }
+                assert_int_equal(pred.status, AT_FIT_SKIPPED);
+                for (int absent = 0; absent < 2; absent++) {
+                    t.data = absent ? NULL : nan;
+                    run_ok(a, job, &got, NULL);
+                    same_metrics(&pred, &got);
+                }
+            }
+            at_analyzer_free(a);
+        }
+    /* LoRA jobs, a base that does not pair, and no job are never predicted. */
+    at_analyzer_opts o;
+    at_analyzer_opts_default(&o);
+    at_tensor s = fx_tensor(nan, 4, 40), wide = fx_tensor(nan, 4, 41);
+    at_metrics m;
+    assert_int_equal(at_analyzer_skips(&o, &(at_layer_job){.w = &s, .lora_a = &s}, &m), 0);
+    assert_int_equal(at_analyzer_skips(&o, &(at_layer_job){.w = &s, .base = &wide}, &m), 0);
+    assert_int_equal(at_analyzer_skips(&o, NULL, &m), 0);
+    assert_int_equal(at_analyzer_skips(&o, &(at_layer_job){.w = &s}, &m), 1);
+    free(nan);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -487,6 +561,7 @@ int main(void)
         cmocka_unit_test(test_delta),
         cmocka_unit_test(test_lora),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_skips),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

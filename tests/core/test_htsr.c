@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_htsr.c -- exact mode on matrices whose answers are known analytically: a planted
  * power-law spectrum, exact low rank, failures and skips, bad weights, f16/bf16 input, the
  * conv2d N/M quirk, detX, the MP fit and correlation traps. */

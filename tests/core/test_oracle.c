@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_oracle.c -- exact mode against WeightWatcher 0.7.5.5 on every oracle case
  * (tests/data/oracle): every default column, the eigenvalues and detX, within the tolerances
  * of its README. Prints the largest relative difference per column. */

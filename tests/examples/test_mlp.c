@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The C trainer's MLP: backward against central finite differences of the loss, and AdamW
  * against its closed form on the first step. */
 #include <math.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fixture.c -- see fixture.h. */
 #include "fixture.h"
 
@@ -8,8 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
 #include <cjson/cJSON.h>
 #include <cmocka.h>
+#include <lapacke.h>
 
 #include "alphatop/rng.h"
 #include "testutil.h"
@@ -95,6 +98,42 @@ float *fx_spiked(int64_t rows, int64_t cols, int r, double top, double gamma, ui
     }
     free(u);
     free(v);
+    return w;
+}
+
+float *fx_with_singular_values(int64_t rows, int64_t cols, const double *sv, uint64_t seed)
+{
+    const int64_t p = rows < cols ? rows : cols;
+    at_rng r;
+    at_rng_seed(&r, seed);
+    double *u = malloc((size_t)(rows * p) * sizeof(double)),
+           *v = malloc((size_t)(cols * p) * sizeof(double)),
+           *tau = malloc((size_t)p * sizeof(double)),
+           *a = malloc((size_t)(rows * cols) * sizeof(double));
+    float *w = malloc((size_t)(rows * cols) * sizeof(float));
+    assert_true(u && v && tau && a && w);
+    for (int64_t i = 0; i < rows * p; i++)
+        u[i] = at_rng_normal(&r);
+    for (int64_t i = 0; i < cols * p; i++)
+        v[i] = at_rng_normal(&r);
+    assert_int_equal(LAPACKE_dgeqrf(LAPACK_COL_MAJOR, (int)rows, (int)p, u, (int)rows, tau), 0);
+    assert_int_equal(LAPACKE_dorgqr(LAPACK_COL_MAJOR, (int)rows, (int)p, (int)p, u, (int)rows, tau),
+                     0);
+    assert_int_equal(LAPACKE_dgeqrf(LAPACK_COL_MAJOR, (int)cols, (int)p, v, (int)cols, tau), 0);
+    assert_int_equal(LAPACKE_dorgqr(LAPACK_COL_MAJOR, (int)cols, (int)p, (int)p, v, (int)cols, tau),
+                     0);
+    for (int64_t k = 0; k < p; k++)
+        for (int64_t i = 0; i < rows; i++)
+            u[i + k * rows] *= sv[k];
+    /* row-major rows x cols = column-major cols x rows: A^T = V diag(sv) U^T */
+    cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, (int)cols, (int)rows, (int)p, 1.0, v,
+                (int)cols, u, (int)rows, 0.0, a, (int)cols);
+    for (int64_t i = 0; i < rows * cols; i++)
+        w[i] = (float)a[i];
+    free(a);
+    free(tau);
+    free(v);
+    free(u);
     return w;
 }
 

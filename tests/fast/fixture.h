@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fixture.h -- inputs of the fast-mode tests: the oracle's matrices, seeded synthetic layers
  * with a heavy-tailed spectrum, and realistic perturbations between snapshots. */
 #ifndef AT_TESTS_FAST_FIXTURE_H
@@ -25,6 +26,10 @@ void fx_cases_free(fx_case *c, int n);
  * u_i v_i^T with strength s_i = top * i^-gamma (u, v Gaussian unit-norm): a trained-looking
  * spectrum with a heavy tail of about r values. Caller frees. */
 float *fx_spiked(int64_t rows, int64_t cols, int r, double top, double gamma, uint64_t seed);
+
+/* A rows x cols row-major layer U diag(sv) V^T with seeded orthonormal U and V (QR of Gaussian
+ * matrices) and the min(rows, cols) singular values sv (borrowed). Caller frees. */
+float *fx_with_singular_values(int64_t rows, int64_t cols, const double *sv, uint64_t seed);
 
 /* One training-like step: adds to w (count = rows * cols) a change of Frobenius norm
  * rel * ||w||: half a rank-2 update, half dense noise. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_bulge.c -- the float32 band -> tridiagonal reduction that keeps its reflectors: its d and e
  * against LAPACK's ssytrd_sb2st bit for bit, and its Q against the band matrix itself (the
  * tridiagonal form's eigenvectors, carried back, are orthonormal eigenvectors of B), over band
@@ -60,7 +61,7 @@ static double band_at(const float *ab, int kd, int i, int j)
 /* A seeded n x n band of half-width kd: reduce it, compare d and e with LAPACK's, then carry the
  * tridiagonal form's top b eigenvectors back with `threads` threads and check that they are
  * orthonormal eigenvectors of the band (residual relative to the largest |eigenvalue|). */
-static void check_band(int n, int kd, int b, int threads, uint64_t seed)
+static void check_band(int n, int kd, int b, int threads, uint64_t seed, int isa)
 {
     int ldab = kd + 1;
     float *ab = malloc((size_t)ldab * (size_t)n * sizeof(float));
@@ -76,6 +77,7 @@ static void check_band(int n, int kd, int b, int threads, uint64_t seed)
         ab[i] = (float)at_rng_normal(&r);
     at_bulge *bg = at_bulge_new();
     assert_non_null(bg);
+    at_bulge_limit_isa(bg, isa);
     assert_int_equal(at_bulge_apply(bg, b, z, n, 1), AT_ERR_STATE);
     assert_int_equal(at_bulge_reduce(bg, n, kd, ab, ldab, d, e), AT_OK);
     lapack_reduce(n, kd, ab, dl, el);
@@ -105,8 +107,8 @@ static void check_band(int n, int kd, int b, int threads, uint64_t seed)
             orth = fmax(orth, fabs(dot - (l == j)));
         }
     }
-    printf("  n %d kd %d top %d, %d thread(s): residual %.3g, orthogonality %.3g\n", n, kd, b,
-           threads, res, orth);
+    printf("  n %d kd %d top %d, %d thread(s), kernel %d: residual %.3g, orthogonality %.3g\n", n,
+           kd, b, threads, isa, res, orth);
     assert_true(res < 10.0 * (double)n * FLT_EPSILON);
     assert_true(orth < 10.0 * (double)n * FLT_EPSILON);
     at_bulge_free(bg);
@@ -120,23 +122,21 @@ static void check_band(int n, int kd, int b, int threads, uint64_t seed)
     free(ab);
 }
 
+/* Every shape with every kernel (those the CPU lacks fall back to the next narrower one): no
+ * reflectors (kd <= 1), the smallest chases, a band as wide as the matrix allows, then partial
+ * groups of sweeps and partial panels of columns on one thread and two. */
 static void test_bulge_shapes(void **state)
 {
     (void)state;
-    /* no reflectors (kd <= 1), the smallest chases, a band as wide as the matrix allows */
-    check_band(1, 0, 1, 1, 1);
-    check_band(2, 1, 2, 1, 2);
-    check_band(5, 1, 3, 1, 3);
-    check_band(3, 2, 3, 1, 4);
-    check_band(33, 32, 10, 1, 5);
-    check_band(34, 32, 34, 2, 6);
-    /* partial groups of sweeps, partial chunks of columns, both threads */
-    check_band(70, 8, 65, 1, 7);
-    check_band(70, 8, 65, 2, 7);
-    check_band(257, 32, 200, 1, 8);
-    check_band(257, 32, 200, 2, 8);
-    check_band(300, 64, 129, 2, 9);
-    check_band(500, 3, 64, 2, 10);
+    const int shapes[][5] = {/* n, kd, b, threads, seed */
+                             {1, 0, 1, 1, 1},      {2, 1, 2, 1, 2},      {5, 1, 3, 1, 3},
+                             {3, 2, 3, 1, 4},      {33, 32, 10, 1, 5},   {34, 32, 34, 2, 6},
+                             {70, 8, 65, 1, 7},    {70, 8, 65, 2, 7},    {257, 32, 200, 1, 8},
+                             {257, 32, 200, 2, 8}, {300, 64, 129, 2, 9}, {500, 3, 64, 2, 10}};
+    for (int isa = AT_BULGE_SSE2; isa <= AT_BULGE_AVX512; isa++)
+        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+            check_band(shapes[i][0], shapes[i][1], shapes[i][2], shapes[i][3],
+                       (uint64_t)shapes[i][4], isa);
 }
 
 static void test_bulge_args(void **state)

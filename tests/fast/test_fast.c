@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_fast.c -- fast mode against exact mode: every oracle case cold, chained warm snapshots
  * (realistic perturbations), the refresh triggers, the skip path and bad input. */
 #include <float.h>
@@ -290,6 +291,41 @@ static void test_triggers(void **state)
         at_fast_state_free(st);
         free(w);
     }
+    /* large, by the cost model: a layer that keeps its vectors under the default horizon keeps
+     * none when no snapshot is expected after this one (horizon 0), nor when warm updates are
+     * expected but a heavy tail (b = 0.29 x 200) makes a warm pass cost about as much as the
+     * spectrum (horizon 1: one saved spectrum does not pay for the vectors) */
+    {
+        at_fast_opts_default(&o);
+        float *w = fx_spiked(400, 700, 20, 12.0, 0.5, 47);
+        const int horizons[] = {15, 0};
+        for (int h = 0; h < 2; h++) {
+            o.horizon = horizons[h];
+            at_fast_state *st = at_fast_state_new();
+            info = step(c, st, &o, w, 400, 700, 0.001, NULL);
+            assert_true(h ? info.b == 0 : info.b > 0);
+            fx_perturb(w, 400, 700, 1e-3, 48);
+            info = step(c, st, &o, w, 400, 700, 0.001, NULL);
+            assert_int_equal(info.mode, h ? AT_MODE_GRAM : AT_MODE_WARM);
+            assert_int_equal(info.refresh, h ? AT_REFRESH_LARGE : AT_REFRESH_NONE);
+            at_fast_state_free(st);
+        }
+        free(w);
+        at_fast_opts_default(&o);
+        o.k_min = 36;
+        o.horizon = 1;
+        w = fx_spiked(200, 300, 10, 8.0, 0.7, 44);
+        at_fast_state *st = at_fast_state_new();
+        info = step(c, st, &o, w, 200, 300, 0.01, NULL);
+        assert_int_equal(info.b, 0);
+        o.horizon = 15;
+        at_fast_state_free(st);
+        st = at_fast_state_new();
+        info = step(c, st, &o, w, 200, 300, 0.01, NULL);
+        assert_int_equal(info.b, 45);
+        at_fast_state_free(st);
+        free(w);
+    }
 }
 
 /* Unchanged or nearly unchanged weights reuse the last computed result; the change is measured
@@ -366,12 +402,90 @@ static void test_bad_input(void **state)
     free(w);
 }
 
+/* x as bfloat16 bits, rounded to nearest even. */
+static uint16_t to_bf16(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+/* A cold BF16 layer read in panels (panel_bytes below its float32 size: one row or column per
+ * panel, then many) gives the whole copy's results up to float32 roundoff, tall and wide, and
+ * leaves a state the next snapshot updates warm; F32 layers are never read in panels; a NaN or
+ * all-zero layer read in panels is the same error. */
+static void test_panels(void **state)
+{
+    ctx *c = *state;
+    for (int wide = 0; wide <= 1; wide++) {
+        const int64_t rows = wide ? 300 : 400, cols = wide ? 400 : 300;
+        float *w = fx_spiked(rows, cols, 30, 10.0, 0.7, 91 + (uint64_t)wide);
+        const size_t count = (size_t)(rows * cols);
+        uint16_t *bf = malloc(count * sizeof *bf);
+        assert_non_null(bf);
+        for (size_t i = 0; i < count; i++)
+            bf[i] = to_bf16(w[i]);
+        at_tensor t = fx_tensor(w, rows, cols);
+        t.data = bf;
+        t.dtype = AT_DTYPE_BF16;
+        at_fast_opts whole, panels;
+        at_fast_opts_default(&whole);
+        whole.panel_bytes = 0;
+        at_metrics mw, mp;
+        at_fast_info iw, ip;
+        at_fast_state *sw = at_fast_state_new(), *sp = at_fast_state_new();
+        assert_int_equal(at_fast_analyze(c->fast, sw, &t, &whole, NULL, &mw, &iw), AT_OK);
+        for (size_t bytes = 4096; bytes <= 200000; bytes *= 48) {
+            panels = whole;
+            panels.panel_bytes = bytes;
+            at_fast_state_free(sp);
+            sp = at_fast_state_new();
+            assert_int_equal(at_fast_analyze(c->fast, sp, &t, &panels, NULL, &mp, &ip), AT_OK);
+            assert_int_equal(mp.N, mw.N);
+            assert_int_equal(mp.M, mw.M);
+            assert_int_equal(mp.num_evals, mw.num_evals);
+            assert_int_equal(mp.status, mw.status);
+            assert_int_equal(ip.mode, AT_MODE_GRAM);
+            assert_true(fabs(mp.lambda_max - mw.lambda_max) <= 1e-5 * mw.lambda_max);
+            assert_true(fabs(mp.alpha - mw.alpha) <= 1e-3);
+            assert_true(fabs(mp.log_norm - mw.log_norm) <= 1e-5);
+        }
+        /* The next snapshot, from the panels' state and from the whole copy's. */
+        fx_perturb(w, rows, cols, 1e-3, 7);
+        for (size_t i = 0; i < count; i++)
+            bf[i] = to_bf16(w[i]);
+        assert_int_equal(at_fast_analyze(c->fast, sw, &t, &whole, NULL, &mw, &iw), AT_OK);
+        assert_int_equal(at_fast_analyze(c->fast, sp, &t, &panels, NULL, &mp, &ip), AT_OK);
+        assert_int_equal(ip.mode, iw.mode);
+        assert_true(fabs(mp.alpha - mw.alpha) <= 1e-3);
+        /* Bad weights read in panels: the same errors as read whole. */
+        at_fast_state_free(sp);
+        sp = at_fast_state_new();
+        bf[count / 2] = 0x7fc0; /* NaN */
+        assert_int_equal(at_fast_analyze(c->fast, sp, &t, &panels, NULL, &mp, &ip),
+                         AT_ERR_NONFINITE);
+        assert_string_equal(at_fast_last_error(c->fast), "weights contain 1 NaN and 0 Inf values");
+        memset(bf, 0, count * sizeof *bf);
+        assert_int_equal(at_fast_analyze(c->fast, sp, &t, &panels, NULL, &mp, &ip), AT_ERR_EMPTY);
+        /* float32 weights are used in place, never read in panels: the same bits. */
+        t = fx_tensor(w, rows, cols);
+        assert_int_equal(at_fast_analyze(c->fast, NULL, &t, &whole, NULL, &mw, &iw), AT_OK);
+        assert_int_equal(at_fast_analyze(c->fast, NULL, &t, &panels, NULL, &mp, &ip), AT_OK);
+        assert_memory_equal(&mw, &mp, sizeof mw);
+        at_fast_state_free(sw);
+        at_fast_state_free(sp);
+        free(bf);
+        free(w);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_oracle_cold),   cmocka_unit_test(test_warm_perturbed),
         cmocka_unit_test(test_warm_training), cmocka_unit_test(test_triggers),
         cmocka_unit_test(test_skip),          cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_panels),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_gram.c -- Gram-matrix spectra against dgesdd: the float64 path (exact mode) on every
  * oracle case and on matrices built to hit each of its paths; the float32 path (fast cold) and
  * its top eigenvectors. */
@@ -15,7 +16,9 @@
 #include <cmocka.h>
 #include <lapacke.h>
 
+#include "alphatop/fast.h"
 #include "alphatop/gram.h"
+#include "alphatop/htsr.h"
 #include "alphatop/rng.h"
 #include "fixture.h"
 
@@ -169,38 +172,12 @@ static float *clustered(int64_t rows, int64_t cols, uint64_t seed)
     const int64_t p = rows < cols ? rows : cols;
     at_rng r;
     at_rng_seed(&r, seed);
-    double *u = malloc((size_t)(rows * p) * sizeof(double)),
-           *v = malloc((size_t)(cols * p) * sizeof(double)),
-           *tau = malloc((size_t)p * sizeof(double));
-    assert_true(u && v && tau);
-    for (int64_t i = 0; i < rows * p; i++)
-        u[i] = at_rng_normal(&r);
-    for (int64_t i = 0; i < cols * p; i++)
-        v[i] = at_rng_normal(&r);
-    assert_int_equal(LAPACKE_dgeqrf(LAPACK_COL_MAJOR, (int)rows, (int)p, u, (int)rows, tau), 0);
-    assert_int_equal(LAPACKE_dorgqr(LAPACK_COL_MAJOR, (int)rows, (int)p, (int)p, u, (int)rows, tau),
-                     0);
-    assert_int_equal(LAPACKE_dgeqrf(LAPACK_COL_MAJOR, (int)cols, (int)p, v, (int)cols, tau), 0);
-    assert_int_equal(LAPACKE_dorgqr(LAPACK_COL_MAJOR, (int)cols, (int)p, (int)p, v, (int)cols, tau),
-                     0);
-    for (int64_t k = 0; k < p; k++) {
-        double sk = 1.0 + 0.01 * (double)(k / 10) + 1e-3 * at_rng_uniform(&r);
-        for (int64_t i = 0; i < rows; i++)
-            u[i + k * rows] *= sk;
-    }
-    double *a = malloc((size_t)(rows * cols) * sizeof(double));
-    assert_non_null(a);
-    /* row-major rows x cols = column-major cols x rows: A^T = V diag(s) U^T */
-    cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, (int)cols, (int)rows, (int)p, 1.0, v,
-                (int)cols, u, (int)rows, 0.0, a, (int)cols);
-    float *w = malloc((size_t)(rows * cols) * sizeof(float));
-    assert_non_null(w);
-    for (int64_t i = 0; i < rows * cols; i++)
-        w[i] = (float)a[i];
-    free(a);
-    free(u);
-    free(v);
-    free(tau);
+    double *sv = malloc((size_t)p * sizeof(double));
+    assert_non_null(sv);
+    for (int64_t k = 0; k < p; k++)
+        sv[k] = 1.0 + 0.01 * (double)(k / 10) + 1e-3 * at_rng_uniform(&r);
+    float *w = fx_with_singular_values(rows, cols, sv, seed);
+    free(sv);
     return w;
 }
 
@@ -285,9 +262,62 @@ static void test_gram32_vectors(void **state)
     }
 }
 
+/* An all-zero layer: the spectrum is p exact zeros from both paths, found before any
+ * reduction (it took 8 s at 4096 x 4096); exact mode reports lambda_max 0 (what scan turns into
+ * "all weights are zero"), fast mode refuses it with AT_ERR_EMPTY. */
+static void test_all_zero(void **state)
+{
+    (void)state;
+    const int64_t shapes[][2] = {{300, 200}, {200, 300}, {1, 1}, {2048, 2048}};
+    at_gram *g = at_gram_new();
+    at_htsr *h = at_htsr_new();
+    at_fast *f = at_fast_new();
+    assert_true(g && h && f);
+    for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
+        const int64_t rows = shapes[c][0], cols = shapes[c][1], p = rows < cols ? rows : cols;
+        float *w = calloc((size_t)(rows * cols), sizeof(float));
+        double *a = calloc((size_t)(rows * cols), sizeof(double));
+        double *lam = malloc((size_t)p * sizeof(double));
+        float v[1];
+        assert_true(w && a && lam);
+        at_gram_path path = AT_GRAM_SVD;
+        for (int64_t i = 0; i < p; i++)
+            lam[i] = 1.0;
+        assert_int_equal(at_gram_evals64(g, a, cols, rows, lam, &path), AT_OK);
+        assert_int_equal(path, AT_GRAM_PLAIN);
+        for (int64_t i = 0; i < p; i++)
+            assert_true(lam[i] == 0.0);
+        for (int64_t i = 0; i < p; i++)
+            lam[i] = 1.0;
+        assert_int_equal(at_gram_evals32(g, w, cols, rows, lam), AT_OK);
+        for (int64_t i = 0; i < p; i++)
+            assert_true(lam[i] == 0.0);
+        assert_int_equal(at_gram_top_vectors32(g, 1, v), AT_ERR_STATE);
+
+        at_tensor t = fx_tensor(w, rows, cols);
+        at_htsr_opts o;
+        at_htsr_opts_default(&o);
+        o.min_evals = 1;
+        at_metrics m;
+        assert_int_equal(at_htsr_analyze(h, &t, &o, &m), AT_OK);
+        assert_true(m.lambda_max == 0.0);
+        at_fast_opts fo;
+        at_fast_opts_default(&fo);
+        fo.min_evals = 1;
+        assert_int_equal(at_fast_analyze(f, NULL, &t, &fo, NULL, &m, NULL), AT_ERR_EMPTY);
+        free(lam);
+        free(a);
+        free(w);
+    }
+    at_fast_free(f);
+    at_htsr_free(h);
+    at_gram_free(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_all_zero),
         cmocka_unit_test(test_gram64_oracle),
         cmocka_unit_test(test_gram64_paths),
         cmocka_unit_test(test_gram32_vectors),

@@ -3,7 +3,8 @@
  * at_analyzer_run's on the same jobs, exact and fast (per-layer state carried by the pool);
  * FIFO order; replacement in the latest policy; cancel; pause and resume; shutdown with jobs
  * waiting, running and unpolled (run under ASan for leaks); the fd is readable exactly while
- * results wait; bad input gets a clear status. */
+ * results wait; bad input gets a clear status; a prepare hook fills a job in on the worker
+ * thread or fails it; a layer's last job frees its fast state. */
 #include <math.h>
 #include <poll.h>
 #include <setjmp.h>
@@ -483,6 +484,77 @@ static void test_bad_input(void **state)
     at_pool_job_free(NULL);
 }
 
+/* A prepare hook: the weights named by the payload, or the failure it names. */
+static int prepare_from_user(at_pool_job *j)
+{
+    const at_layer_job *in = *(const at_layer_job **)j->user;
+    if (!in) {
+        snprintf(j->error, sizeof j->error, "cannot read the weights");
+        return AT_ERR_IO;
+    }
+    j->in = *in;
+    return AT_OK;
+}
+
+/* prepare fills in the job on the worker thread (or fails it without an analysis); last frees
+ * the layer's fast state after its job. */
+static void test_prepare_and_last(void **state)
+{
+    (void)state;
+    at_analyzer_opts ao;
+    at_analyzer_opts_default(&ao);
+    at_analyzer *an = at_analyzer_new(&ao, NULL);
+    at_metrics want;
+    at_fast_info iwant;
+    assert_int_equal(at_analyzer_run(an, &ins->jobs[1], &want, &iwant), AT_OK);
+    at_pool *p = new_pool(2, AT_POOL_FIFO, 0);
+    const at_layer_job *ok = &ins->jobs[1], *missing = NULL;
+    at_pool_job *j[2];
+    for (int i = 0; i < 2; i++) {
+        j[i] = at_pool_job_new(i ? "bad" : "good", 0, NULL);
+        j[i]->prepare = prepare_from_user;
+        j[i]->user = i ? (void *)&missing : (void *)&ok;
+        assert_int_equal(at_pool_submit(p, j[i]), AT_OK);
+    }
+    collect(p, j, 2);
+    for (int i = 0; i < 2; i++) {
+        at_pool_job *r = j[i];
+        if (!strcmp(r->key, "good")) {
+            same_result(r, AT_OK, &want, &iwant);
+            assert_non_null(r->evals);
+        } else {
+            assert_int_equal(r->rc, AT_ERR_IO);
+            assert_string_equal(r->error, "cannot read the weights");
+            assert_null(r->evals);
+        }
+        at_pool_job_free(r);
+    }
+    at_pool_free(p);
+    at_analyzer_free(an);
+
+    /* Fast mode: a layer's state stays for its next snapshot unless its job was the last. */
+    float *w = fx_spiked(FR, FC, 40, 12.0, 0.7, 90);
+    at_tensor t = fx_tensor(w, FR, FC);
+    for (int last = 0; last <= 1; last++) {
+        p = new_pool(1, AT_POOL_FIFO, 1);
+        at_pool_job *r = at_pool_job_new("layer", 0, NULL);
+        r->in = (at_layer_job){.w = &t};
+        r->last = last;
+        assert_int_equal(at_pool_submit(p, r), AT_OK);
+        collect(p, &r, 1);
+        assert_int_equal(r->rc, AT_OK);
+        at_pool_progress pr;
+        at_pool_progress_get(p, &pr);
+        if (last)
+            assert_int_equal(pr.state_bytes, 0);
+        else
+            assert_true(pr.state_bytes > (size_t)FR * 4);
+        at_pool_job_free(r);
+        at_pool_free(p);
+    }
+    free(w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -495,6 +567,7 @@ int main(void)
         cmocka_unit_test(test_shutdown),
         cmocka_unit_test(test_fd),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_prepare_and_last),
     };
     return cmocka_run_group_tests(tests, inputs_make, inputs_free);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_scan_fast.c -- `alphatop scan --fast` end to end: three .npy snapshots of one layer in
  * order come out as gram, warm (after a small step) and skipped (unchanged), each JSON line with
  * its file and mode, alphas within 0.001 of exact mode. */

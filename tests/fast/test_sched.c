@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_sched.c -- fast mode's refresh rounds (the pool's AT_POOL_LATEST policy): the ranking
  * of a round, the budget bounds each round by count (a counting clock, no wall time), no layer
  * starves, every waiting snapshot yields one result (a newer snapshot replaces a waiting one),

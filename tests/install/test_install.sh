@@ -3,7 +3,8 @@
 # alphatop installed as a user installs it: `cmake --install BUILD --prefix TMP`, then the
 # tree moved elsewhere (an install must not depend on where it was made), then everything a
 # user does with it: C programs built with pkg-config and with find_package(alphatop) (shared
-# and static), `import alphatop` from the installed package and from `pip install ./python`,
+# and static), `import alphatop` from the installed package and from `pip install ./python`
+# (the agent for Agent, the core library for alphatop.analyze),
 # the installed alphatop's --version and demo (and a lone copy's demo saying what is missing),
 # the man pages, and the completion scripts.
 # The install directories come from CMake (tests/install/CMakeLists.txt): AT_BINDIR, AT_LIBDIR,
@@ -24,7 +25,8 @@ fail() {
 }
 
 cflags=()
-pyenv=(env -u ALPHATOP_LIB -u PYTHONPATH -u LD_LIBRARY_PATH PYTHONDONTWRITEBYTECODE=1)
+pyenv=(env -u ALPHATOP_LIB -u ALPHATOP_CORE_LIB -u PYTHONPATH -u LD_LIBRARY_PATH
+       PYTHONDONTWRITEBYTECODE=1 OPENBLAS_NUM_THREADS=1)
 if [[ ${AT_SANITIZE:-0} == 1 ]]; then
     cflags=(-fsanitize=address,undefined)
     # python is not instrumented: the sanitizer runtimes must be loaded before anything else.
@@ -38,6 +40,7 @@ p=$tmp/prefix
 lib=$p/$AT_LIBDIR
 for f in "$AT_BINDIR/alphatop" "$AT_BINDIR/alphatop-keygen" \
     "$AT_LIBDIR/libalphatop_agent.so" "$AT_LIBDIR/libalphatop_agent.a" \
+    "$AT_LIBDIR/libalphatop_core.so.$AT_VERSION" \
     "$AT_INCLUDEDIR/alphatop/agent.h" "$AT_INCLUDEDIR/alphatop/protocol.h" \
     "$AT_INCLUDEDIR/alphatop/status.h" "$AT_LIBDIR/pkgconfig/alphatop.pc" \
     "$AT_LIBDIR/cmake/alphatop/alphatopConfig.cmake" \
@@ -50,13 +53,20 @@ for f in "$AT_BINDIR/alphatop" "$AT_BINDIR/alphatop-keygen" \
 done
 ok "cmake --install put every file in place (installed into one prefix, then moved)"
 
-# The shared library's SONAME is the name the Python package asks the loader for.
-soname=$(objdump -p "$lib/libalphatop_agent.so" | awk '$1 == "SONAME" { print $2 }')
-[[ -e $lib/$soname ]] || fail "SONAME $soname is not installed"
-py_soname=$("${pyenv[@]}" PYTHONPATH="$p/$AT_PYTHON_DIR" /usr/bin/python3 -c \
-    'import alphatop._lib as l; print(l.SONAME)')
-[[ $soname == "$py_soname" ]] || fail "SONAME $soname, but alphatop/_lib.py loads $py_soname"
-ok "SONAME $soname, as alphatop/_lib.py expects"
+# Each shared library's SONAME is the name the Python package asks the loader for.
+read -r py_soname py_core_soname < <("${pyenv[@]}" PYTHONPATH="$p/$AT_PYTHON_DIR" \
+    /usr/bin/python3 -c 'import alphatop._lib as l, alphatop._core as c
+print(l.soname(l.LIBNAME), l.soname(c.LIBNAME))')
+soname_of() { objdump -p "$1" | awk '$1 == "SONAME" { print $2 }'; }
+soname=$(soname_of "$lib/libalphatop_agent.so")
+core_soname=$(soname_of "$lib/libalphatop_core.so.$AT_VERSION")
+for pair in "$soname $py_soname" "$core_soname $py_core_soname"; do
+    read -r so py_so <<<"$pair"
+    [[ -n $so && -e $lib/$so ]] || fail "SONAME '$so' is not installed"
+    [[ $so == "$py_so" ]] || fail "SONAME $so, but alphatop/_lib.py loads $py_so"
+done
+[[ ! -e $lib/libalphatop_core.so ]] || fail "libalphatop_core.so installed: nothing links to it"
+ok "SONAMEs $soname and $core_soname, as alphatop/_lib.py expects"
 
 # pkg-config: the shared library, then the static one alone (-l:libalphatop_agent.a), whose
 # protocol and common objects must be inside for the link to succeed.
@@ -90,21 +100,47 @@ cmake --build "$tmp/consumer" >>"$tmp/consumer.log" 2>&1 ||
 "$tmp/consumer/app_static" "ipc://$tmp/cms.ipc" | grep -q '^agent ok' || fail "app_static"
 ok "find_package(alphatop): alphatop::agent and alphatop::agent_static build and run"
 
-# The installed package finds the installed library with no variable set.
-check_python() { # PYTHONPATH, where the library must come from, then env
-    local where=$2 out
-    out=$("${pyenv[@]}" PYTHONPATH="$1" "${@:3}" /usr/bin/python3 -c '
-import alphatop, alphatop._lib as l
+# A seeded heavy-tailed checkpoint and the installed scan's rows of it: alphatop.analyze, in
+# the Python process through the core library, must give the same numbers.
+"${pyenv[@]}" PYTHONPATH="$p/$AT_PYTHON_DIR" /usr/bin/python3 -c '
+import sys, numpy as np
+from alphatop import safetensors
+rng = np.random.default_rng(7)
+safetensors.save(sys.argv[1], {"fc1.weight": rng.standard_t(3, (96, 64)).astype(np.float32),
+                               "fc2.weight": rng.standard_t(4, (32, 96)).astype(np.float32)})
+' "$tmp/model.safetensors" || fail "writing a checkpoint with the installed package"
+"$p/$AT_BINDIR/alphatop" scan --json "$tmp/model.safetensors" >"$tmp/scan.json" ||
+    fail "installed alphatop scan --json"
+
+# The installed package finds the installed libraries with no variable set: Agent runs, and
+# analyze() of the checkpoint equals scan's rows.
+check_python() { # PYTHONPATH, where the agent and the core library must come from, then env
+    local out version file agent core
+    out=$("${pyenv[@]}" PYTHONPATH="$1" "${@:4}" /usr/bin/python3 -c '
+import json, sys
+import alphatop, alphatop._core as c, alphatop._lib as l
 a = alphatop.Agent(endpoint="ipc://'"$tmp"'/py.ipc", linger_ms=0)
 a.close()
-print(alphatop.__version__, alphatop.__file__, l.load()._name)')
-    read -r version file libpath <<<"$out"
+with open(sys.argv[2]) as f:
+    rows = [r for r in map(json.loads, f) if r["type"] == "layer"]
+details = alphatop.analyze(sys.argv[1])
+if list(details.name) != ["fc1.weight", "fc2.weight"] or len(rows) != 2:
+    sys.exit(f"analyze gave layers {list(details.name)}, scan {len(rows)} rows")
+for (_, got), ref in zip(details.iterrows(), rows):
+    for k in ("name", "N", "M", "num_evals", "alpha", "xmin", "D", "log_norm", "stable_rank"):
+        if got[k] != ref[k]:
+            sys.exit("%s: %s is %r in analyze(), %r in scan" % (ref["name"], k, got[k], ref[k]))
+print(alphatop.__version__, alphatop.__file__, l.load()._name, c.library()._name)
+' "$tmp/model.safetensors" "$tmp/scan.json") || fail "the package in $1 failed (above)"
+    read -r version file agent core <<<"$out"
     [[ $version == "$AT_VERSION" ]] || fail "alphatop.__version__ $version, not $AT_VERSION"
     [[ $file == "$1"/* ]] || fail "imported $file, not the package in $1"
-    [[ $libpath == "$where" ]] || fail "loaded $libpath, not $where"
+    [[ $agent == "$2" ]] || fail "loaded $agent, not $2"
+    [[ $core == "$3" ]] || fail "loaded $core, not $3"
 }
-check_python "$p/$AT_PYTHON_DIR" "$lib/$soname"
-ok "import alphatop from the installed package loads $AT_LIBDIR/$soname"
+check_python "$p/$AT_PYTHON_DIR" "$lib/$soname" "$lib/$core_soname"
+ok "import alphatop from the installed package loads $AT_LIBDIR/$soname and" \
+    "$AT_LIBDIR/$core_soname; analyze() equals scan"
 
 # pip, offline, with Debian's setuptools; --target cannot see the interpreter's numpy, so
 # --no-deps. The package alone then finds the library through the loader.
@@ -112,8 +148,9 @@ cp -r "$AT_SOURCE_DIR/python" "$tmp/pysrc"
 /usr/bin/python3 -m pip install --no-build-isolation --no-index --no-deps --no-cache-dir \
     --disable-pip-version-check --root-user-action=ignore --target "$tmp/pip" "$tmp/pysrc" \
     >"$tmp/pip.log" 2>&1 || fail "pip install ./python: $(cat "$tmp/pip.log")"
-check_python "$tmp/pip" "$soname" LD_LIBRARY_PATH="$lib"
-ok "pip install ./python works offline; the package loads $soname from LD_LIBRARY_PATH"
+check_python "$tmp/pip" "$soname" "$core_soname" LD_LIBRARY_PATH="$lib"
+ok "pip install ./python works offline; the package loads $soname and $core_soname from" \
+    "LD_LIBRARY_PATH; analyze() equals scan"
 
 [[ $("$p/$AT_BINDIR/alphatop" --version) == "alphatop $AT_VERSION" ]] || fail "alphatop --version"
 ok "installed alphatop --version"

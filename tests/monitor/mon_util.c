@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mon_util.c -- run alphatop as a child process and read its JSON lines (see mon_util.h). */
 #include "mon_util.h"
 
@@ -36,6 +37,12 @@ const char *mon_binary(void)
 void mon_endpoint(char *buf, size_t cap, const char *tag)
 {
     snprintf(buf, cap, "ipc:///tmp/at-mon-%s-%d.ipc", tag, (int)getpid());
+}
+
+void mon_logpath(char *buf, size_t cap, const char *tag)
+{
+    snprintf(buf, cap, "/tmp/at-mon-%s-%d.atlog", tag, (int)getpid());
+    unlink(buf);
 }
 
 static pid_t spawn(const char *const *args, int *out_fd)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mon_util.h -- helpers for the monitor's end-to-end tests: run `alphatop` as a child with its
  * stdout on a pipe, read its JSON lines with deadlines, wait for its exit. */
 #ifndef AT_TEST_MON_UTIL_H
@@ -23,6 +24,9 @@ const char *mon_binary(void);
 
 /* A unique ipc endpoint for this test process: ipc:///tmp/at-mon-TAG-PID.ipc. */
 void mon_endpoint(char *buf, size_t cap, const char *tag);
+
+/* A run log path for this test process, /tmp/at-mon-TAG-PID.atlog, removed if it exists. */
+void mon_logpath(char *buf, size_t cap, const char *tag);
 
 /* Starts alphatop with args (NULL-terminated, without argv[0]) and stdout piped. 0 or -1. */
 int mon_start(mon *m, const char *const *args);

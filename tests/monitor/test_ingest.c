@@ -831,12 +831,15 @@ static void test_fast_closing(void **state)
 
 /* ---- the engine in-process -------------------------------------------------------------- */
 
-/* A message source over an array; stop requests are recorded. */
+/* A message source over an array; stop, pause and resume requests are recorded. */
 typedef struct src {
     at_proto_msg *msgs;
     int n, next;
     int stops;
     char stop_run[128], reason[1024];
+    int cannot_pause; /* the source has no pause */
+    int pauses;       /* pause and resume requests */
+    int paused;       /* the last one's wish */
 } src;
 
 static int src_next(void *ctx, const at_proto_msg **msg, at_proto_error *err)
@@ -855,6 +858,15 @@ static int src_stop(void *ctx, const char *run, const char *reason)
     s->stops++;
     snprintf(s->stop_run, sizeof s->stop_run, "%s", run);
     snprintf(s->reason, sizeof s->reason, "%s", reason);
+    return AT_OK;
+}
+
+static int src_pause(void *ctx, const char *run, int paused)
+{
+    src *s = ctx;
+    assert_string_equal(run, "in-process");
+    s->pauses++;
+    s->paused = paused;
     return AT_OK;
 }
 
@@ -917,7 +929,8 @@ static int finished(at_engine *e, src *s)
 
 static at_engine *engine_on(src *s, const char *rule, FILE *out, at_model *m)
 {
-    at_engine_source es = {.ctx = s, .next = src_next, .stop = src_stop};
+    at_engine_source es = {
+        .ctx = s, .next = src_next, .stop = src_stop, .pause = s->cannot_pause ? NULL : src_pause};
     at_engine_opts o;
     at_engine_opts_default(&o);
     o.source = &es;
@@ -925,7 +938,7 @@ static at_engine *engine_on(src *s, const char *rule, FILE *out, at_model *m)
     o.record = "-";
     o.notes = NULL;
     o.rules = &rule;
-    o.n_rules = 1;
+    o.n_rules = rule ? 1 : 0;
     o.max_snapshots = 5;
     char err[256] = "";
     at_engine *e = at_engine_new(&o, m, err, sizeof err);
@@ -1021,6 +1034,107 @@ static void test_engine_stop_rule(void **state)
     free(w);
 }
 
+/* The next message of s: type t of the run "in-process" (room for it was allocated). */
+static at_proto_msg *push(src *s, at_proto_type t)
+{
+    at_proto_msg *m = &s->msgs[s->n++];
+    memset(m, 0, sizeof *m);
+    m->type = t;
+    snprintf(m->run, sizeof m->run, "in-process");
+    return m;
+}
+
+static int drained(at_engine *e, src *s)
+{
+    (void)e;
+    return s->next == s->n;
+}
+
+/* p in the view: the trainer is asked to pause, the run shows it, a pause event is written; a
+ * hello of the paused run is answered with pause again; goodbye ends the pause; an ended run,
+ * a bad run and a source that cannot pause are refused. */
+static void test_engine_pause(void **state)
+{
+    (void)state;
+    src s = {0};
+    s.msgs = calloc(8, sizeof *s.msgs);
+    push(&s, AT_PROTO_HELLO)->u.hello.interval = 10;
+    FILE *out = tmpfile();
+    at_model *m = at_model_new();
+    at_engine *e = engine_on(&s, NULL, out, m);
+    step_until(e, &s, drained);
+    assert_int_equal(at_model_num_runs(m), 1);
+    at_model_run(m, 0)->step = 120;
+
+    assert_int_equal(at_engine_pause(e, 0, 1), AT_OK);
+    assert_int_equal(s.pauses, 1);
+    assert_int_equal(s.paused, 1);
+    assert_int_equal(at_model_run(m, 0)->paused, 1);
+    push(&s, AT_PROTO_HELLO)->u.hello.interval = 10; /* the agent reconnected */
+    step_until(e, &s, drained);
+    assert_int_equal(s.pauses, 2);
+    assert_int_equal(s.paused, 1);
+    assert_int_equal(at_engine_pause(e, 0, 0), AT_OK);
+    assert_int_equal(s.pauses, 3);
+    assert_int_equal(s.paused, 0);
+    assert_int_equal(at_model_run(m, 0)->paused, 0);
+    push(&s, AT_PROTO_HELLO)->u.hello.interval = 10; /* not paused: nothing sent */
+    step_until(e, &s, drained);
+    assert_int_equal(s.pauses, 3);
+
+    assert_int_equal(at_engine_pause(e, 0, 1), AT_OK);
+    push(&s, AT_PROTO_GOODBYE);
+    step_until(e, &s, drained);
+    assert_int_equal(at_model_run(m, 0)->paused, 0);
+    assert_int_equal(at_engine_pause(e, 0, 1), AT_ERR_STATE);
+    assert_int_equal(at_engine_pause(e, 1, 1), AT_ERR_ARG);
+    assert_int_equal(s.pauses, 4);
+    at_engine_free(e);
+
+    /* the events, in order, at the run's step */
+    rewind(out);
+    char line[4096];
+    const char *want[] = {"pause", "resume", "pause"};
+    int n = 0;
+    at_record_decoder *d = at_record_decoder_new(NULL);
+    while (fgets(line, sizeof line, out)) {
+        at_record r;
+        assert_int_equal(at_record_decode(d, line, strlen(line), &r), AT_OK);
+        if (r.type != AT_RECORD_EVENT ||
+            (r.u.event.kind != AT_RECORD_EV_PAUSE && r.u.event.kind != AT_RECORD_EV_RESUME))
+            continue;
+        assert_true(n < 3);
+        assert_string_equal(at_record_kind_name(r.u.event.kind), want[n++]);
+        assert_string_equal(r.run, "in-process");
+        assert_int_equal(r.step, 120);
+    }
+    assert_int_equal(n, 3);
+    at_record_decoder_free(d);
+    fclose(out);
+    at_model_free(m);
+    free(s.msgs);
+
+    /* a source that cannot pause: an error event, the run stays as it was */
+    memset(&s, 0, sizeof s);
+    s.cannot_pause = 1;
+    s.msgs = calloc(1, sizeof *s.msgs);
+    push(&s, AT_PROTO_HELLO)->u.hello.interval = 10;
+    m = at_model_new();
+    e = engine_on(&s, NULL, NULL, m);
+    step_until(e, &s, drained);
+    assert_int_equal(at_engine_pause(e, 0, 1), AT_ERR_UNSUPPORTED);
+    assert_int_equal(at_model_run(m, 0)->paused, 0);
+    at_engine_step(e);
+    int errors = 0;
+    for (int i = 0; i < at_model_num_events(m); i++)
+        errors += at_model_event(m, i)->kind == AT_EVENT_ERROR &&
+                  strstr(at_model_event(m, i)->text, "could not pause the snapshots of run");
+    assert_int_equal(errors, 1);
+    at_engine_free(e);
+    at_model_free(m);
+    free(s.msgs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1032,6 +1146,7 @@ int main(void)
         cmocka_unit_test(test_lora_pairing),
         cmocka_unit_test(test_fast_closing),
         cmocka_unit_test(test_engine_stop_rule),
+        cmocka_unit_test(test_engine_pause),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     tf_cleanup();

@@ -3,7 +3,10 @@
  * decoded equal, non-finite numbers and odd strings included; lines the engine wrote before the
  * schema had its own module (tests/data/fuzz-record/ok-*: the monitor's own output, pid
  * replaced) decode and encode to the same bytes; what the decoder refuses, and what it reads
- * leniently; the layer columns report --csv walks; the model's event kinds. */
+ * leniently; the layer columns report --csv walks; the model's event kinds; strings with
+ * controls and bytes that are not UTF-8 written as clean JSON that is a fixed point; numbers a
+ * 15-digit printer gets wrong (the largest double, 2^53 - 1, 0.1 + 0.2) written exactly; the
+ * stats record. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,6 +97,7 @@ static void test_event_kinds(void **state)
         e->phase.since = 100;
         e->rule = "burnt:0.5";
         e->evidence = "";
+        e->reason = "bad_json";
         at_record back;
         char *text = roundtrip(&r, &back);
         const at_record_event *b = &back.u.event;
@@ -127,6 +132,7 @@ static void test_event_kinds(void **state)
         }
         assert_str_or_null(b->rule, k == AT_RECORD_EV_STOP ? "burnt:0.5" : NULL);
         assert_str_or_null(b->evidence, k == AT_RECORD_EV_STOP ? "" : NULL);
+        assert_str_or_null(b->reason, k == AT_RECORD_EV_ERROR ? "bad_json" : NULL);
         /* the key order of the schema: type, kind, run, step, layer, ..., text last */
         char head[64];
         snprintf(head, sizeof head, "{\"type\":\"event\",\"kind\":\"%s\",\"run\":",
@@ -311,15 +317,17 @@ static void test_weights(void **state)
     at_record_text_free(text);
 }
 
-/* The monitor's own lines, as the engine wrote them before record.c existed. */
+/* The monitor's own lines, as the engine wrote them before record.c existed (and the kinds and
+ * fields added since: warning, an error's reason, stats). */
 static void test_engine_lines(void **state)
 {
     (void)state;
     static const char *const files[] = {
-        "ok-hello",       "ok-info-base",  "ok-info-lora-fast", "ok-error-layer",
-        "ok-phase",       "ok-run-phase",  "ok-goodbye",        "ok-stop-rule",
-        "ok-ack",         "ok-layer",      "ok-layer-conv",     "ok-layer-delta-lora",
-        "ok-layer-error", "ok-layer-fast", "ok-scalars-null",   "ok-weights"};
+        "ok-hello",       "ok-info-base",    "ok-info-lora-fast", "ok-error-layer",
+        "ok-phase",       "ok-run-phase",    "ok-goodbye",        "ok-stop-rule",
+        "ok-ack",         "ok-layer",        "ok-layer-conv",     "ok-layer-delta-lora",
+        "ok-layer-error", "ok-layer-fast",   "ok-scalars-null",   "ok-weights",
+        "ok-warning",     "ok-error-reason", "ok-stats"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         char path[512];
         size_t len;
@@ -348,7 +356,7 @@ static void test_decode_refuses(void **state)
         "null",
         "{}",
         "{\"type\":\"warning\",\"run\":\"r1\"}",
-        "{\"type\":\"event\",\"kind\":\"warning\",\"text\":\"never written\"}",
+        "{\"type\":\"event\",\"kind\":\"whisper\",\"text\":\"never written\"}",
         "{\"type\":\"event\",\"kind\":7}",
         "{\"type\":\"layer\",\"step\":1,\"name\":\"x\"}",
         "{\"type\":\"scalars\",\"run\":\"\",\"values\":{}}",
@@ -527,6 +535,136 @@ static void test_layer_columns(void **state)
     assert_int_equal(at_record_layer_columns(&r, take, &k), AT_ERR_ARG);
 }
 
+/* Encodes r: the text must be clean (valid UTF-8, no control character) and a fixed point
+ * (decoded and encoded again, the same bytes). Returns the text, decoded into *back. */
+static char *encode_clean(const at_record *r, at_record *back)
+{
+    char *text = roundtrip(r, back), why[128];
+    if (at_test_clean_text(text, strlen(text), why, sizeof why))
+        fail_msg("%s in %s", why, text);
+    size_t n;
+    char *again = at_record_encode(back, &n, NULL);
+    assert_non_null(again);
+    assert_string_equal(again, text);
+    at_record_text_free(again);
+    assert_int_equal(at_record_decode(dec, text, strlen(text), back), AT_OK);
+    return text;
+}
+
+/* Bytes a peer or a crafted log may hold: never written as they are. */
+static void test_hostile_strings(void **state)
+{
+    (void)state;
+    at_record r = {.type = AT_RECORD_LAYER,
+                   .run = "r\x9b"
+                          "31m",
+                   .step = 7};
+    r.u.layer = (at_record_layer){.name = "fc\x1b[2J\xc2\x9b\xe2\x80\xae",
+                                  .error = "bad \xff\xfe",
+                                  .ndim = 2,
+                                  .shape = {3, 2}};
+    at_record back;
+    char *text = encode_clean(&r, &back);
+    assert_string_equal(text,
+                        "{\"type\":\"layer\",\"run\":\"r\\ufffd31m\",\"step\":7,\"view\":\"w\","
+                        "\"name\":\"fc\\u001b[2J\\u009b\\u202e\",\"status\":\"error\","
+                        "\"error\":\"bad \\ufffd\\ufffd\",\"kind\":\"linear\","
+                        "\"shape\":[3,2]}");
+    assert_string_equal(back.u.layer.error, "bad \xef\xbf\xbd\xef\xbf\xbd");
+    at_record_text_free(text);
+
+    const at_record_scalar vals[] = {{"lo\x9bss", 1.0}, {"\x1b]0;t\x07", 2.0}};
+    r = (at_record){.type = AT_RECORD_SCALARS, .run = "r1", .step = 1};
+    r.u.scalars = (at_record_scalars){2, vals};
+    text = encode_clean(&r, &back);
+    assert_non_null(strstr(text, "{\"lo\\ufffdss\":1,\"\\u001b]0;t\\u0007\":2}"));
+    at_record_text_free(text);
+
+    r = (at_record){.type = AT_RECORD_EVENT, .run = "\xf0\x9f\x98", .step = -1};
+    r.u.event = (at_record_event){.kind = AT_RECORD_EV_HELLO,
+                                  .text = "t\x7f",
+                                  .hello = {.model = "\xc0\xaf", .host = "h\x0d\x0a"}};
+    text = encode_clean(&r, &back);
+    assert_non_null(strstr(text, "\"run\":\"\\ufffd\\ufffd\\ufffd\",\"model\":\"\\ufffd\\ufffd\""));
+    assert_non_null(strstr(text, "\"host\":\"h\\r\\n\""));
+    assert_non_null(strstr(text, "\"text\":\"t\\u007f\"}"));
+    at_record_text_free(text);
+}
+
+/* Numbers as the shortest text that reads back exactly: no 15-digit text that a JSON reader
+ * takes for infinity (the largest double) or another integer (2^53 - 1). */
+static void test_exact_numbers(void **state)
+{
+    (void)state;
+    const at_record_scalar vals[] = {{"max", DBL_MAX},
+                                     {"min", -DBL_MAX},
+                                     {"sum", 0.1 + 0.2},
+                                     {"tiny", 5e-324},
+                                     {"big", 9007199254740991.0}};
+    at_record r = {.type = AT_RECORD_SCALARS, .run = "r1", .step = 9007199254740991LL};
+    r.u.scalars = (at_record_scalars){5, vals};
+    at_record back;
+    char *text = encode_clean(&r, &back);
+    assert_string_equal(text, "{\"type\":\"scalars\",\"run\":\"r1\",\"step\":9007199254740991,"
+                              "\"values\":{\"max\":1.7976931348623157e+308,"
+                              "\"min\":-1.7976931348623157e+308,\"sum\":0.30000000000000004,"
+                              "\"tiny\":5e-324,\"big\":9007199254740991}}");
+    assert_int_equal(back.step, 9007199254740991LL);
+    for (int i = 0; i < 5; i++)
+        assert_true(back.u.scalars.values[i].value == vals[i].value);
+    at_record_text_free(text);
+
+    double ev[3] = {DBL_MAX, 1.0 / 3.0, 0.1 + 0.2};
+    r = (at_record){.type = AT_RECORD_SPECTRUM, .run = "r1", .step = 1};
+    r.u.spectrum = (at_record_spectrum){AT_SPACE_W, "fc1", 3, ev};
+    text = encode_clean(&r, &back);
+    assert_non_null(
+        strstr(text, "\"evals\":[1.7976931348623157e+308,0.3333333333333333,0.30000000000000004]"));
+    for (int i = 0; i < 3; i++)
+        assert_true(back.u.spectrum.evals[i] == ev[i]);
+    at_record_text_free(text);
+
+    r = (at_record){.type = AT_RECORD_EVENT, .run = "r1", .step = 9007199254740991LL};
+    r.u.event = (at_record_event){.kind = AT_RECORD_EV_GOODBYE, .dropped = 4503599627370497LL};
+    text = encode_clean(&r, &back);
+    assert_non_null(strstr(text, "\"step\":9007199254740991,\"dropped\":4503599627370497,"));
+    at_record_text_free(text);
+}
+
+/* The monitor's counters at exit. */
+static void test_stats(void **state)
+{
+    (void)state;
+    at_record r = {.type = AT_RECORD_STATS, .run = NULL, .step = -1};
+    at_record_stats *s = &r.u.stats;
+    s->messages = 120;
+    s->rejected = 5;
+    s->rejected_by[AT_PROTO_E_JSON] = 3;
+    s->rejected_by[AT_PROTO_E_TEXT] = 2;
+    s->auth_denied = 7;
+    s->handshake_failed = 1;
+    s->accept_pauses = 2;
+    s->unexpected_acks = 1;
+    at_record back;
+    char *text = encode_clean(&r, &back);
+    const char *head = "{\"type\":\"stats\",\"messages\":120,\"rejected\":5,"
+                       "\"rejected_by\":{\"bad_frames\":0,";
+    assert_memory_equal(text, head, strlen(head));
+    assert_non_null(strstr(text, "\"bad_json\":3,"));
+    assert_non_null(strstr(text, "\"bad_text\":2,"));
+    assert_non_null(strstr(text, "},\"auth_denied\":7,\"handshake_failed\":1,"
+                                 "\"accept_pauses\":2,\"unexpected_acks\":1}"));
+    assert_null(back.run);
+    assert_memory_equal(&back.u.stats, s, sizeof *s);
+    at_record_text_free(text);
+    /* absent counts read as -1, and a stats record needs no run */
+    const char *bare = "{\"type\":\"stats\",\"rejected_by\":{\"bad_json\":2}}";
+    assert_int_equal(at_record_decode(dec, bare, strlen(bare), &back), AT_OK);
+    assert_int_equal(back.u.stats.messages, -1);
+    assert_int_equal(back.u.stats.rejected_by[AT_PROTO_E_JSON], 2);
+    assert_int_equal(back.u.stats.rejected_by[AT_PROTO_E_TEXT], -1);
+}
+
 static void test_model_kind(void **state)
 {
     (void)state;
@@ -546,6 +684,7 @@ static void test_model_kind(void **state)
         {AT_RECORD_EV_DROP, 0, AT_EVENT_DROP},
         {AT_RECORD_EV_ERROR, 0, AT_EVENT_ERROR},
         {AT_RECORD_EV_INFO, 0, AT_EVENT_INFO},
+        {AT_RECORD_EV_WARNING, 0, AT_EVENT_WARNING},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         at_record_event e = {.kind = cases[i].k};
@@ -557,12 +696,14 @@ static void test_model_kind(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_event_kinds),    cmocka_unit_test(test_event_absent_fields),
-        cmocka_unit_test(test_layer),          cmocka_unit_test(test_scalars),
-        cmocka_unit_test(test_spectrum),       cmocka_unit_test(test_weights),
-        cmocka_unit_test(test_engine_lines),   cmocka_unit_test(test_decode_refuses),
-        cmocka_unit_test(test_decode_lenient), cmocka_unit_test(test_encode_refuses),
-        cmocka_unit_test(test_layer_columns),  cmocka_unit_test(test_model_kind),
+        cmocka_unit_test(test_event_kinds),     cmocka_unit_test(test_event_absent_fields),
+        cmocka_unit_test(test_layer),           cmocka_unit_test(test_scalars),
+        cmocka_unit_test(test_spectrum),        cmocka_unit_test(test_weights),
+        cmocka_unit_test(test_engine_lines),    cmocka_unit_test(test_decode_refuses),
+        cmocka_unit_test(test_decode_lenient),  cmocka_unit_test(test_encode_refuses),
+        cmocka_unit_test(test_layer_columns),   cmocka_unit_test(test_model_kind),
+        cmocka_unit_test(test_hostile_strings), cmocka_unit_test(test_exact_numbers),
+        cmocka_unit_test(test_stats),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_replay.c -- a run log back into the model: runs, layers, cells, scalars, events; and
  * back out as the same JSON lines. */
 #include <setjmp.h>
@@ -15,6 +16,7 @@
 #include "metrics_fmt.h"
 #include "replay.h"
 #include "runlog.h"
+#include "testutil.h"
 
 static const char *const lines[] = {
     "{\"type\":\"event\",\"kind\":\"hello\",\"run\":\"r1\",\"model\":\"mlp\",\"host\":\"box\","
@@ -127,28 +129,161 @@ static void test_load(void **state)
     unlink(path);
 }
 
+/* Writes the n records (n_i bytes each; 0: strlen) to a fresh log at path. */
+static void write_records(const char *const *recs, const size_t *lens, size_t n)
+{
+    int st;
+    unlink(path);
+    at_runlog *log = at_runlog_open(path, &st);
+    assert_non_null(log);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(
+            at_runlog_append_json(log, recs[i], lens && lens[i] ? lens[i] : strlen(recs[i])),
+            AT_OK);
+    at_runlog_close(log);
+}
+
+/* at_replay_print of the log at path: its output (caller frees), line count and note. */
+static char *print_log(int *lines_out, char *note, size_t notelen)
+{
+    char out[300];
+    snprintf(out, sizeof out, "%s.out", path);
+    FILE *f = fopen(out, "w+");
+    assert_non_null(f);
+    *lines_out = at_replay_print(f, path, note, notelen);
+    fclose(f);
+    char *text = at_test_slurp(out, NULL);
+    assert_non_null(text);
+    unlink(out);
+    return text;
+}
+
+/* What the monitor wrote (the engine's own lines of the record corpus) is printed byte for
+ * byte. */
 static void test_print(void **state)
 {
     (void)state;
-    write_log();
-    char out[300], note[256];
-    snprintf(out, sizeof out, "%s.out", path);
-    FILE *f = fopen(out, "w+");
-    assert_int_equal(at_replay_print(f, path, note, sizeof note), (int)NLINES);
-    rewind(f);
-    char line[2048];
-    for (size_t i = 0; i < NLINES; i++) {
-        assert_non_null(fgets(line, sizeof line, f));
-        line[strcspn(line, "\n")] = '\0';
-        assert_string_equal(line, lines[i]);
+    static const char *const files[] = {"ok-hello",        "ok-layer",      "ok-layer-error",
+                                        "ok-layer-fast",   "ok-phase",      "ok-run-phase",
+                                        "ok-scalars-null", "ok-stop-rule",  "ok-ack",
+                                        "ok-goodbye",      "ok-error-layer"};
+    enum { N = sizeof files / sizeof files[0] };
+    char *recs[N];
+    size_t want_len = 0;
+    for (size_t i = 0; i < N; i++) {
+        char p[512];
+        snprintf(p, sizeof p, "%s/fuzz-record/%s.json", AT_DATA_DIR, files[i]);
+        recs[i] = at_test_slurp(p, NULL);
+        assert_non_null(recs[i]);
+        want_len += strlen(recs[i]) + 1;
     }
-    fclose(f);
-    unlink(out);
+    snprintf(path, sizeof path, "/tmp/at-test-replay-%d.atlog", (int)getpid());
+    write_records((const char *const *)recs, NULL, N);
+    char note[256];
+    int n;
+    char *text = print_log(&n, note, sizeof note);
+    assert_int_equal(n, N);
+    assert_string_equal(note, "");
+    assert_int_equal(strlen(text), want_len);
+    char *at = text;
+    for (size_t i = 0; i < N; i++) {
+        size_t len = strlen(recs[i]);
+        if (strncmp(at, recs[i], len) || at[len] != '\n')
+            fail_msg("%s printed as\n%.*s", files[i], (int)strcspn(at, "\n"), at);
+        at += len + 1;
+        free(recs[i]);
+    }
+    free(text);
     unlink(path);
     at_model *m = at_model_new();
     assert_int_equal(at_replay_load(m, "/nonexistent/x.atlog", note, sizeof note), AT_ERR_IO);
     assert_non_null(strstr(note, "cannot open"));
     at_model_free(m);
+}
+
+/* A crafted log: replay --headless prints each record as the schema writes it (valid UTF-8
+ * JSON, controls escaped, unknown fields and trailing bytes gone, numbers exact) and skips,
+ * with a note, what is no record at all. */
+static void test_print_crafted(void **state)
+{
+    (void)state;
+    static const char *const recs[] = {
+        /* a raw 8-bit CSI (not UTF-8) and a raw ESC (not even JSON) in strings */
+        "{\"type\":\"event\",\"kind\":\"info\",\"run\":\"r\x9b"
+        "31m\",\"text\":\"a\x1b[2Jb\"}",
+        /* escaped controls, a bidi override, a field the schema does not have, trailing bytes */
+        "{\"type\":\"event\",\"kind\":\"error\",\"layer\":\"fc\\u202e1\",\"text\":\"x\\u001b]0;"
+        "t\\u0007\",\"evil\":\"\\u001b[2J\"}\x1b[2J",
+        /* numbers JSON readers get wrong when printed to 15 digits */
+        "{\"type\":\"scalars\",\"run\":\"r1\",\"step\":9007199254740991,\"values\":{\"max\":"
+        "1.7976931348623157e308,\"\\u009bloss\":0.30000000000000004}}",
+        "{\"type\":\"event\",\"kind\":\"whisper\",\"text\":\"a kind nobody writes\"}",
+        "\x1b]0;not json\x07",
+    };
+    static const char *const want[] = {
+        "{\"type\":\"event\",\"kind\":\"info\",\"run\":\"r\\ufffd31m\",\"text\":\"a\\u001b[2Jb\"}",
+        "{\"type\":\"event\",\"kind\":\"error\",\"layer\":\"fc\\u202e1\",\"text\":\"x\\u001b]0;"
+        "t\\u0007\"}",
+        "{\"type\":\"scalars\",\"run\":\"r1\",\"step\":9007199254740991,\"values\":{\"max\":"
+        "1.7976931348623157e+308,\"\\u009bloss\":0.30000000000000004}}",
+    };
+    snprintf(path, sizeof path, "/tmp/at-test-replay-%d.atlog", (int)getpid());
+    write_records(recs, NULL, sizeof recs / sizeof recs[0]);
+    char note[256], why[128];
+    int n;
+    char *text = print_log(&n, note, sizeof note);
+    assert_int_equal(n, 3);
+    if (at_test_clean_text(text, strlen(text), why, sizeof why))
+        fail_msg("%s in\n%s", why, text);
+    char *at = text;
+    for (size_t i = 0; i < 3; i++) {
+        size_t len = strcspn(at, "\n");
+        if (len != strlen(want[i]) || strncmp(at, want[i], len))
+            fail_msg("printed\n%.*s\nwant\n%s", (int)len, at, want[i]);
+        at += len + 1;
+    }
+    assert_string_equal(at, "");
+    assert_non_null(strstr(note, "skipped 2 records"));
+    free(text);
+    unlink(path);
+}
+
+/* Following a log as its writer appends: each read applies what is new, at most max records,
+ * and 0 when nothing is; the model grows as it would have loaded the whole log. */
+static void test_follow(void **state)
+{
+    (void)state;
+    int st;
+    char err[300];
+    snprintf(path, sizeof path, "/tmp/at-test-follow-%d.atlog", (int)getpid());
+    unlink(path);
+    assert_null(at_replay_open(path, 1, &st, err, sizeof err));
+    assert_int_equal(st, AT_ERR_IO);
+    assert_non_null(strstr(err, "cannot open"));
+    at_runlog *log = at_runlog_open(path, &st);
+    assert_non_null(log);
+    at_replay *r = at_replay_open(path, 1, &st, err, sizeof err);
+    assert_non_null(r);
+    at_model *m = at_model_new();
+    assert_int_equal(at_replay_read_model(r, m, 100), 0);
+    for (size_t i = 0; i < 2; i++)
+        assert_int_equal(at_runlog_append_json(log, lines[i], strlen(lines[i])), AT_OK);
+    assert_int_equal(at_replay_read_model(r, m, 100), 2);
+    assert_int_equal(at_model_num_snapshots(m, 0), 1);
+    assert_int_equal(at_model_run(m, 0)->interval, 50);
+    for (size_t i = 2; i < NLINES; i++)
+        assert_int_equal(at_runlog_append_json(log, lines[i], strlen(lines[i])), AT_OK);
+    assert_int_equal(at_replay_read_model(r, m, 3), 3);
+    assert_int_equal(at_replay_read_model(r, m, 100), (int)NLINES - 5);
+    assert_int_equal(at_replay_read_model(r, m, 100), 0);
+    assert_int_equal(at_model_num_snapshots(m, 0), 2);
+    assert_true(at_model_cell(m, 0, 0, AT_SPACE_W, 1)->v[AT_METRIC_ALPHA] == 3.5f);
+    assert_true(at_model_run(m, 0)->stop_requested);
+    assert_string_equal(at_replay_note(r), "");
+    at_model_free(m);
+    at_replay_close(r);
+    at_runlog_close(log);
+    unlink(path);
 }
 
 /* A layer line's columns read back through metrics_fmt's own table: every field as written. */
@@ -239,6 +374,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_load),
         cmocka_unit_test(test_print),
+        cmocka_unit_test(test_print_crafted),
+        cmocka_unit_test(test_follow),
         cmocka_unit_test(test_metrics_roundtrip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,8 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* `alphatop watch` on a non-loopback tcp address: refused without Curve keys (exit 2); with
  * --curve-key/--curve-allow a trainer holding an allowed key is analysed, while a trainer with an
- * unknown key and one without Curve are never heard. */
+ * unknown key and one without Curve are never heard: their refused connections are a warning
+ * event and counted in the final stats line. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -100,10 +102,19 @@ static void test_curve_flags(void **state)
     assert_non_null(l);
     assert_string_equal(mon_str(l, "run"), "trainer");
     assert_true(mon_num(l, "alpha") > 0.0);
+    /* the refused connections: a warning event while running, counted in the last line */
+    const cJSON *st = mon_wait_for(&m, "stats", NULL, TIMEOUT);
+    assert_non_null(st);
+    assert_true(mon_num(st, "auth_denied") >= 1);
+    assert_true(mon_num(st, "handshake_failed") >= 1);
+    int warned = 0;
     for (const cJSON *o = m.seen->child; o; o = o->next) {
         assert_string_not_equal(mon_str(o, "run"), "intruder");
         assert_string_not_equal(mon_str(o, "run"), "plain");
+        warned += !strcmp(mon_str(o, "kind"), "warning") && strstr(mon_str(o, "text"), "refused");
+        assert_string_not_equal(mon_str(o, "kind"), "error");
     }
+    assert_true(warned >= 1);
     assert_int_equal(mon_finish(&m, TIMEOUT), 0);
     at_agent_free(good);
     at_agent_free(plain);

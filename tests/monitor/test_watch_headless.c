@@ -1,8 +1,11 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_watch_headless.c -- `alphatop watch --headless` end to end: a trainer (the C agent)
  * publishes seeded and oracle matrices; the monitor's JSON lines must carry the alpha that
  * at_htsr_analyze computes on the same data (and the reference's, for the oracle layer); bad
- * input becomes error events without stopping the monitor; a --stop-on rule stops the trainer
- * and exits 3; a SIGKILLed monitor's run log replays up to its last complete record. */
+ * input becomes error events (with the protocol's reason) without stopping the monitor, an
+ * unsolicited stop_ack a warning, and the final stats line counts both; a --stop-on rule stops
+ * the trainer and exits 3; a SIGKILLed monitor's run log replays up to its last complete
+ * record. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -246,15 +249,25 @@ static void test_malformed_then_good(void **state)
     void *ctx = zmq_ctx_new();
     void *s = zmq_socket(ctx, ZMQ_DEALER);
     assert_int_equal(zmq_connect(s, ep), 0);
+    /* each rejected with its reason; the raw 0x9b (an 8-bit CSI, not UTF-8) never echoed */
     const char *junk[] = {"not json at all", "{\"v\":1,\"type\":\"layer\",\"run\":\"x\"}",
-                          "{\"v\":99,\"type\":\"hello\",\"run\":\"x\"}"};
-    for (size_t i = 0; i < 3; i++)
+                          "{\"v\":99,\"type\":\"hello\",\"run\":\"x\"}",
+                          "{\"v\":1,\"type\":\"hello\",\"run\":\"x\x9b[2J\",\"interval\":1}"};
+    const char *reasons[] = {"bad_json", "missing_field", "bad_version", "bad_text"};
+    for (size_t i = 0; i < 4; i++)
         assert_true(zmq_send(s, junk[i], strlen(junk[i]), 0) >= 0);
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < 4; i++) {
         const cJSON *e = mon_wait_for(&m, "event", "error", TIMEOUT);
         assert_non_null(e);
         assert_non_null(strstr(mon_str(e, "text"), "rejected"));
+        assert_string_equal(mon_str(e, "reason"), reasons[i]);
     }
+    /* a stop_ack no stop asked for: a warning, never an acknowledgement */
+    const char *ack = "{\"v\":1,\"type\":\"stop_ack\",\"run\":\"x\",\"reason\":\"fake\"}";
+    assert_true(zmq_send(s, ack, strlen(ack), 0) >= 0);
+    const cJSON *w = mon_wait_for(&m, "event", "warning", TIMEOUT);
+    assert_non_null(w);
+    assert_non_null(strstr(mon_str(w, "text"), "never sent"));
     float *g = gauss(100, 50, 9);
     at_agent *a = agent("e2e-good", ep);
     assert_int_equal(at_agent_snapshot_begin(a, 10), AT_OK);
@@ -263,6 +276,23 @@ static void test_malformed_then_good(void **state)
     const cJSON *l = mon_wait_for(&m, "layer", NULL, TIMEOUT);
     assert_non_null(l);
     assert_rel(mon_num(l, "alpha"), exact_alpha(g, 100, 50), 1e-12);
+    /* the last line: the counters, rejections by reason */
+    const cJSON *st = mon_wait_for(&m, "stats", NULL, TIMEOUT);
+    assert_non_null(st);
+    assert_null(mon_next(&m, 1.0));
+    assert_true(mon_num(st, "rejected") == 4);
+    const cJSON *by = cJSON_GetObjectItemCaseSensitive(st, "rejected_by");
+    for (size_t i = 0; i < 4; i++)
+        assert_true(mon_num(by, reasons[i]) == 1);
+    assert_true(mon_num(by, "bad_checksum") == 0);
+    assert_true(mon_num(st, "messages") >= 4); /* the ack, hello, layer, snapshot_end */
+    assert_true(mon_num(st, "unexpected_acks") == 1);
+    assert_true(mon_num(st, "auth_denied") == 0);
+    for (const cJSON *o = m.seen->child; o; o = o->next)
+        assert_string_not_equal(mon_str(o, "kind"), "ack");
+    char why[128];
+    if (at_test_clean_text(m.text, m.text_len, why, sizeof why))
+        fail_msg("%s in\n%s", why, m.text);
     assert_int_equal(mon_finish(&m, TIMEOUT), 0);
     at_agent_free(a);
     zmq_close(s);
@@ -303,15 +333,6 @@ static void test_stop_rule_stops_trainer(void **state)
     assert_int_equal(mon_finish(&m, TIMEOUT), 3);
     at_agent_free(a);
     free(g);
-}
-
-/* Counts lines of text. */
-static int count_lines(const char *s)
-{
-    int n = 0;
-    for (; *s; s++)
-        n += *s == '\n';
-    return n;
 }
 
 static void test_record_survives_sigkill(void **state)
@@ -362,7 +383,7 @@ static void test_record_survives_sigkill(void **state)
     assert_int_equal(truncate(log, sb.st_size - 3), 0);
     char *torn = NULL;
     assert_int_equal(mon_run(rargs, &torn, TIMEOUT), 0);
-    assert_int_equal(count_lines(torn), count_lines(printed) - 1);
+    assert_int_equal(at_test_count_lines(torn), at_test_count_lines(printed) - 1);
     assert_int_equal(strncmp(torn, printed, strlen(torn)), 0);
     char *csv = NULL;
     const char *cargs[] = {"report", "--csv", log, NULL};

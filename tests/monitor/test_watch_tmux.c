@@ -1,7 +1,9 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_watch_tmux.c -- `alphatop watch` and `alphatop replay` in a real terminal: a detached
- * tmux session (private socket, no config, fixed size, UTF-8), a trainer publishing through the
- * C agent; capture-pane shows the heatmap and layer names, capture-pane -e the 256-colour
- * codes; resize-window redraws; Tab, Enter, Esc and q do what they say. */
+ * tmux session (mon_tmux.h), a trainer publishing through the C agent; capture-pane shows the
+ * heatmap and layer names, capture-pane -e the 256-colour codes; resize-window redraws; Tab,
+ * Enter, Esc and q do what they say; the third row says where the run is recorded (the XDG
+ * state directory without --record). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,69 +14,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "alphatop/agent.h"
 #include "alphatop/rng.h"
+#include "mon_tmux.h"
 #include "mon_util.h"
-
-#define TIMEOUT 30.0
-
-static char sock[64];
-
-/* Runs a tmux command on the private server; returns its exit status. */
-static int tmux(const char *fmt, ...)
-{
-    char args[1024], cmd[1200];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "tmux -L %s -f /dev/null %s >/dev/null 2>&1", sock, args);
-    return system(cmd);
-}
-
-/* Output of a tmux command. Caller frees. */
-static char *tmux_out(const char *args)
-{
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "tmux -L %s -f /dev/null %s 2>/dev/null", sock, args);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t len = 0, cap = 1 << 16;
-    char *buf = malloc(cap);
-    size_t r;
-    while ((r = fread(buf + len, 1, cap - len - 1, p)) > 0) {
-        len += r;
-        if (cap - len < 4096)
-            buf = realloc(buf, cap *= 2);
-    }
-    buf[len] = '\0';
-    pclose(p);
-    return buf;
-}
-
-static char *capture(int escapes)
-{
-    return tmux_out(escapes ? "capture-pane -p -e -t m" : "capture-pane -p -t m");
-}
-
-/* Waits until the pane shows needle; returns the capture (caller frees) or fails. */
-static char *wait_for(const char *needle, int escapes)
-{
-    for (double t = 0; t < TIMEOUT; t += 0.1) {
-        char *c = capture(escapes);
-        if (strstr(c, needle))
-            return c;
-        free(c);
-        mon_sleep(0.1);
-    }
-    char *c = capture(escapes);
-    fprintf(stderr, "pane never showed '%s'; it shows:\n%s\n", needle, c);
-    free(c);
-    fail();
-    return NULL;
-}
 
 /* Longest line of a capture, in characters (UTF-8 continuation bytes not counted). */
 static int widest(const char *s)
@@ -91,69 +37,14 @@ static int widest(const char *s)
     return cur > w ? cur : w;
 }
 
-static char status_path[256];
-
-/* Waits for the pane's program to exit; returns its exit status (the shell wrapping it writes
- * the status to status_path: tmux's own pane_dead_status is not always known). */
-static int wait_exit(void)
-{
-    for (double t = 0; t < TIMEOUT; t += 0.1) {
-        FILE *f = fopen(status_path, "r");
-        int status = -1;
-        if (f) {
-            int n = fscanf(f, "%d", &status);
-            fclose(f);
-            if (n == 1)
-                return status;
-        }
-        mon_sleep(0.1);
-    }
-    fail_msg("the program in the pane did not exit");
-    return -1;
-}
-
-/* Starts cmdline in a pane of a new tmux server: a socket name of its own per start, since a
- * new-session that reaches a server still exiting after kill-server fails. */
-static void start(const char *cmdline)
-{
-    static int starts;
-    snprintf(sock, sizeof sock, "at-mon-%d-%d", (int)getpid(), ++starts);
-    snprintf(status_path, sizeof status_path, "/tmp/at-mon-tmux-%d.status", (int)getpid());
-    unlink(status_path);
-    assert_int_equal(tmux("new-session -d -s m -x 120 -y 40 "
-                          "'env LANG=C.UTF-8 TERM=screen-256color %s; echo $? >%s'",
-                          cmdline, status_path),
-                     0);
-}
-
 static void publish_run(const char *ep)
 {
-    at_agent_opts o;
-    at_agent_opts_default(&o);
-    o.model = "tmux-mlp";
-    o.interval = 10;
-    at_agent *a = at_agent_new("tmux-run", ep, &o);
+    at_agent *a = tmx_agent("tmux-run", ep);
     assert_non_null(a);
-    static const struct {
-        const char *name;
-        int64_t rows, cols;
-    } layers[] = {{"enc.fc1", 200, 100}, {"enc.fc2", 150, 150}, {"head", 100, 40}};
     at_rng r;
     at_rng_seed(&r, 42);
     for (int64_t step = 10; step <= 30; step += 10) {
-        assert_int_equal(at_agent_snapshot_begin(a, step), AT_OK);
-        for (size_t l = 0; l < 3; l++) {
-            size_t n = (size_t)(layers[l].rows * layers[l].cols);
-            float *w = malloc(n * sizeof *w);
-            for (size_t i = 0; i < n; i++)
-                w[i] = (float)at_rng_normal(&r);
-            int64_t shape[2] = {layers[l].rows, layers[l].cols};
-            assert_int_equal(at_agent_publish(a, layers[l].name, AT_PROTO_KIND_LINEAR, AT_PROTO_F32,
-                                              2, shape, w, 0),
-                             AT_OK);
-            free(w);
-        }
-        assert_int_equal(at_agent_snapshot_end(a), AT_OK);
+        assert_int_equal(tmx_publish(a, step, &r), AT_OK);
         at_agent_log(a, step, 1, (const char *[]){"loss"}, (double[]){3.0 / (double)step});
     }
     at_agent_free(a);
@@ -166,57 +57,60 @@ static void test_watch_in_tmux(void **state)
     (void)state;
     char ep[256], cmd[700];
     mon_endpoint(ep, sizeof ep, "tmux");
-    snprintf(logpath, sizeof logpath, "/tmp/at-mon-tmux-%d.atlog", (int)getpid());
-    unlink(logpath);
+    mon_logpath(logpath, sizeof logpath, "tmux");
     snprintf(cmd, sizeof cmd, "%s watch --listen %s --record %s", mon_binary(), ep, logpath);
-    start(cmd);
+    tmx t;
+    tmx_start(&t, 120, 40, cmd);
     publish_run(ep);
 
-    char *c = wait_for("head", 0);
+    char *c = tmx_wait_for(&t, "head", 0);
     free(c);
     /* Three snapshots analysed: the header says step 30, every layer has its row. */
-    c = wait_for("step 30", 0);
+    c = tmx_wait_for(&t, "step 30", 0);
     assert_non_null(strstr(c, "enc.fc1"));
     assert_non_null(strstr(c, "enc.fc2"));
     assert_non_null(strstr(c, "tmux-mlp"));
-    /* Heatmap cells are block glyphs. */
+    /* Heatmap cells are block glyphs; the third row says where the run is recorded. */
     assert_true(strstr(c, "\xe2\x96\x80") || strstr(c, "\xe2\x96\x88"));
+    char want[300];
+    snprintf(want, sizeof want, " rec %s\n", logpath);
+    assert_non_null(strstr(c, want));
     free(c);
-    c = capture(1);
+    c = tmx_capture(&t, 1);
     assert_non_null(strstr(c, "\033[38;5;"));
     free(c);
 
     /* Tab: the next metric. */
-    assert_int_equal(tmux("send-keys -t m Tab"), 0);
-    free(wait_for("alpha_weighted", 0));
+    assert_int_equal(tmx_cmd(&t, "send-keys -t m Tab"), 0);
+    free(tmx_wait_for(&t, "alpha_weighted", 0));
     /* Enter: the selected layer's detail with its spectrum; Esc: back. */
-    assert_int_equal(tmux("send-keys -t m Enter"), 0);
-    free(wait_for("eigenvalue", 0));
-    assert_int_equal(tmux("send-keys -t m Escape"), 0);
-    free(wait_for("warnings", 0));
+    assert_int_equal(tmx_cmd(&t, "send-keys -t m Enter"), 0);
+    free(tmx_wait_for(&t, "eigenvalue", 0));
+    assert_int_equal(tmx_cmd(&t, "send-keys -t m Escape"), 0);
+    free(tmx_wait_for(&t, "warnings", 0));
 
     /* Resizes redraw at the new size; a tiny window says so. */
-    assert_int_equal(tmux("resize-window -t m -x 80 -y 24"), 0);
-    for (double t = 0; t < TIMEOUT; t += 0.1) {
-        c = capture(0);
+    assert_int_equal(tmx_cmd(&t, "resize-window -t m -x 80 -y 24"), 0);
+    for (double s = 0; s < TMX_TIMEOUT; s += 0.1) {
+        c = tmx_capture(&t, 0);
         int ok = strstr(c, "enc.fc1") && widest(c) <= 80;
         free(c);
         if (ok)
             break;
         mon_sleep(0.1);
     }
-    c = capture(0);
+    c = tmx_capture(&t, 0);
     assert_true(widest(c) <= 80);
     assert_non_null(strstr(c, "enc.fc1"));
     free(c);
-    assert_int_equal(tmux("resize-window -t m -x 30 -y 8"), 0);
-    free(wait_for("too small", 0));
-    assert_int_equal(tmux("resize-window -t m -x 110 -y 35"), 0);
-    free(wait_for("enc.fc1", 0));
+    assert_int_equal(tmx_cmd(&t, "resize-window -t m -x 30 -y 8"), 0);
+    free(tmx_wait_for(&t, "too small", 0));
+    assert_int_equal(tmx_cmd(&t, "resize-window -t m -x 110 -y 35"), 0);
+    free(tmx_wait_for(&t, "enc.fc1", 0));
 
-    assert_int_equal(tmux("send-keys -t m q"), 0);
-    assert_int_equal(wait_exit(), 0);
-    tmux("kill-server");
+    assert_int_equal(tmx_cmd(&t, "send-keys -t m q"), 0);
+    assert_int_equal(tmx_wait_exit(&t), 0);
+    tmx_kill(&t);
 }
 
 static void test_replay_in_tmux(void **state)
@@ -224,20 +118,65 @@ static void test_replay_in_tmux(void **state)
     (void)state;
     char cmd[600];
     snprintf(cmd, sizeof cmd, "%s replay %s", mon_binary(), logpath);
-    start(cmd);
-    char *c = wait_for("REPLAY", 0);
+    tmx t;
+    tmx_start(&t, 120, 40, cmd);
+    char *c = tmx_wait_for(&t, "REPLAY", 0);
     free(c);
-    c = wait_for("enc.fc1", 0);
+    c = tmx_wait_for(&t, "enc.fc1", 0);
     assert_non_null(strstr(c, "head"));
     free(c);
     /* The slider goes back one snapshot. */
-    assert_int_equal(tmux("send-keys -t m '<'"), 0);
-    free(wait_for("REPLAY to step 20", 0));
-    assert_int_equal(tmux("send-keys -t m q"), 0);
-    assert_int_equal(wait_exit(), 0);
-    tmux("kill-server");
+    assert_int_equal(tmx_cmd(&t, "send-keys -t m '<'"), 0);
+    free(tmx_wait_for(&t, "REPLAY to step 20", 0));
+    assert_int_equal(tmx_cmd(&t, "send-keys -t m q"), 0);
+    assert_int_equal(tmx_wait_exit(&t), 0);
+    tmx_kill(&t);
     unlink(logpath);
-    unlink(status_path);
+}
+
+/* Without --record, the run goes to its own log in $XDG_STATE_HOME/alphatop, made with mode
+ * 0700, and the third row says so: the directory before the run, its log after (losing its
+ * start when it does not fit); the end names the whole path. */
+static void test_default_record_in_tmux(void **state)
+{
+    (void)state;
+    char ep[256], cmd[900], dir[128], want[300];
+    mon_endpoint(ep, sizeof ep, "tmux-xdg");
+    snprintf(dir, sizeof dir, "/tmp/at-mon-xdg-%d", (int)getpid());
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "env XDG_STATE_HOME=%s/state %s watch --listen %s", dir, mon_binary(),
+             ep);
+    tmx t;
+    tmx_start(&t, 120, 40, cmd);
+    snprintf(want, sizeof want, " rec %s/state/alphatop/\n", dir);
+    free(tmx_wait_for(&t, want, 0));
+    publish_run(ep);
+    free(tmx_wait_for(&t, " rec \xe2\x80\xa6/alphatop/alphatop-tmux-run-", 0));
+    assert_int_equal(tmx_cmd(&t, "send-keys -t m q"), 0);
+    assert_int_equal(tmx_wait_exit(&t), 0);
+    snprintf(want, sizeof want, "alphatop: run tmux-run recorded to %s/state/alphatop/", dir);
+    char *c = tmx_wait_for(&t, want, 0);
+    char path[400];
+    assert_true(tmx_line(strstr(c, want), want, path, sizeof path));
+    free(c);
+    memmove(path, path + strlen("alphatop: run tmux-run recorded to "),
+            strlen(path) - strlen("alphatop: run tmux-run recorded to ") + 1);
+    tmx_kill(&t);
+    assert_non_null(strstr(path, "/alphatop-tmux-run-"));
+    assert_non_null(strstr(path, ".atlog"));
+    struct stat sb;
+    snprintf(want, sizeof want, "%s/state/alphatop", dir);
+    assert_int_equal(stat(want, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0700);
+    /* the log holds the run */
+    const char *args[] = {"report", path, NULL};
+    char *out = NULL;
+    assert_int_equal(mon_run(args, &out, TMX_TIMEOUT), 0);
+    assert_non_null(strstr(out, "tmux-run"));
+    free(out);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
 }
 
 int main(void)
@@ -245,6 +184,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_watch_in_tmux),
         cmocka_unit_test(test_replay_in_tmux),
+        cmocka_unit_test(test_default_record_in_tmux),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

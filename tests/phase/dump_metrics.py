@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Per-snapshot HTSR metrics of a torch_grokking.py --dump directory, as a phase fixture.
 
 Reads DIR/log.jsonl and DIR/wSTEP.npz (fc1, fc2, fc3 weights) and writes the text format the
@@ -11,7 +12,7 @@ phase tests and the replay tool read (tests/phase/fixture.h):
 
 one S line per scalar and one L line per layer, snapshot by snapshot. alpha is -1 for a failed
 fit. The metrics are computed here with numpy, independently of core, from the formulas in
-spec/htsr-metrics.md (sections 2-5): the power-law fit by the naive O(n^2) scan; traps from a
+docs/metrics.md (sections 2-5): the power-law fit by the naive O(n^2) scan; traps from a
 mean-centred, seeded shuffle with the bulk edge s2 (sqrt(N) + sqrt(M))^2 plus the Tracy-Widom
 margin of section 5 in the same units.
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fixture.c -- reader and replayer of recorded snapshot sequences. */
 #include "fixture.h"
 

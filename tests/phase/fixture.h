@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fixture.h -- recorded snapshot sequences (the .txt files in tests/data/phase) for the phase tests
  * and the phase_replay tool. Format (one record a line, '#' starts a comment): S <step> <name>
  * <value> L <step> <layer> <num_evals> <alpha> <log_norm> <log_spectral_norm> <max_abs> <num_traps>

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Converts `alphatop watch --headless` output (JSON lines) into a phase fixture (the format of
 tests/phase/fixture.h), so a run watched live can be replayed through phase_replay and the
 tests. Layer records of view "w" become L lines, scalars S lines; other lines are skipped. The

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* phase_replay -- replays a recorded snapshot sequence through the phase tracker and stop
  * rules, printing every event and, against the logged test accuracy, where the run peaked,
  * lost 5 and 10 points, and where the rules would have stopped it. Used to measure the

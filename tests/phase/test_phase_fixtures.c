@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Replays of recorded runs (tests/data/phase). grok_*: written by dump_metrics.py from
  * examples/torch_grokking.py --dump (seeds 0 and 1; a snapshot every 2000 steps, the seed-1
  * control every 4000): the collapse rule stops each no-weight-decay run after its test-accuracy
@@ -7,13 +8,19 @@
  * collapse run's while test accuracy holds: never stopped, though they would be without the
  * detector's growth-weighted alpha condition. c_trainer_wd1: the C example (modular addition,
  * AdamW weight decay 1.0) as `alphatop watch --headless` saw it, converted by
- * headless_to_fixture.py: a healthy grokking run that must not be stopped. */
+ * headless_to_fixture.py: a healthy grokking run that must not be stopped. modular_s0_*: the
+ * one-layer transformer of examples/torch_modular.py (p 59, 30 % of pairs, a snapshot every
+ * 100 steps) as the monitor saw it: with weight decay 1 it memorises at once (burnt layers
+ * before any generalization: over-fit) and its grokking phase must start within 500 steps of
+ * test accuracy 0.9; without weight decay it never generalises and its norm grows with flat
+ * alphas, which must not count as a collapse. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -213,6 +220,69 @@ static void test_c_trainer_never_stops(void **state)
     check_never_stops("c_trainer_wd1.txt", 0);
 }
 
+/* First step at which scalar name reaches at least x (-1 if never). */
+static int64_t first_reaching(const fixture *f, const char *name, double x)
+{
+    for (size_t i = 0; i < f->n; i++)
+        if (f->r[i].kind == 'S' && !strcmp(f->r[i].name, name) && f->r[i].value >= x)
+            return f->r[i].step;
+    return -1;
+}
+
+/* The transformer run with weight decay: memorised, over-fit, then grokking with the test
+ * accuracy's jump; never stopped. every > 0 replays only every-th step's snapshot. */
+static void check_modular_grokking(int64_t every)
+{
+    fixture *f = load("modular_s0_wd1.txt");
+    int64_t memorised = first_reaching(f, "train_acc", 0.99);
+    int64_t grokked = first_reaching(f, "test_acc", 0.9);
+    assert_true(memorised > 0 && memorised < 500 && grokked > 2000);
+    if (every > 0)
+        fixture_thin(f, every);
+    outcome o;
+    replay(f, NULL, &o);
+    print_message("modular_s0_wd1 (every %lld): memorised at %lld, test_acc >= 0.9 at %lld, "
+                  "grokking since %lld\n",
+                  (long long)every, (long long)memorised, (long long)grokked,
+                  (long long)(o.n_phases == 3 ? o.phase_since[2] : -1));
+    assert_int_equal(o.n_phases, 3);
+    assert_int_equal(o.phases[0], AT_RUN_PRE_GROKKING);
+    assert_int_equal(o.phases[1], AT_RUN_OVERFIT);
+    assert_true(o.phase_since[1] < 1000);
+    assert_int_equal(o.phases[2], AT_RUN_GROKKING);
+    assert_true(llabs(o.phase_since[2] - grokked) <= 500);
+    assert_true(o.burnt_seen);
+    assert_int_equal(o.stop_step, -1);
+    finish(&o);
+    fixture_free(f);
+}
+
+static void test_modular_grokking(void **state)
+{
+    (void)state;
+    check_modular_grokking(0);
+    check_modular_grokking(200);
+}
+
+/* The transformer run without weight decay: memorised, never generalising (test accuracy at
+ * chance); its norm grows steadily with flat alphas, yet no collapse: it never grokked. */
+static void test_modular_memorising_never_stops(void **state)
+{
+    (void)state;
+    check_never_stops("modular_s0_wd0.txt", 0);
+    fixture *f = load("modular_s0_wd0.txt");
+    outcome o;
+    replay(f, NULL, &o);
+    assert_int_equal(o.n_phases, 2);
+    assert_int_equal(o.phases[1], AT_RUN_OVERFIT);
+    at_run_state run;
+    at_phase_tracker_run(o.t, &run);
+    assert_string_equal(run.collapse_evidence,
+                        "no collapse: the run has not grokked (no generalization to lose)");
+    finish(&o);
+    fixture_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -224,6 +294,8 @@ int main(void)
         cmocka_unit_test(test_c_trainer_never_stops),
         cmocka_unit_test(test_healthy_seed0_never_stops),
         cmocka_unit_test(test_healthy_seed1_never_stops),
+        cmocka_unit_test(test_modular_grokking),
+        cmocka_unit_test(test_modular_memorising_never_stops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

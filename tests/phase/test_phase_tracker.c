@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Per-layer phases, hysteresis, trends and run phases on crafted sequences. */
 #include <math.h>
 #include <setjmp.h>
@@ -204,40 +205,124 @@ static void test_trends(void **state)
     at_phase_tracker_free(t);
 }
 
+/* Run-phase events of a crafted sequence. */
+typedef struct run_events {
+    at_run_phase to[8];
+    int64_t since[8], step[8];
+    size_t n;
+} run_events;
+
+/* Feeds layers a and b as one snapshot at a.step and keeps its run-phase events in out. */
+static void feed_pair(at_phase_tracker *t, const fx_record *a, const fx_record *b, run_events *out)
+{
+    assert_int_equal(at_phase_tracker_feed_layer(t, a->step, a->name, &a->m, NAN), AT_OK);
+    assert_int_equal(at_phase_tracker_feed_layer(t, b->step, b->name, &b->m, NAN), AT_OK);
+    const at_phase_event *ev;
+    size_t n;
+    assert_int_equal(at_phase_tracker_end_snapshot(t, a->step, &ev, &n), AT_OK);
+    for (size_t k = 0; k < n; k++)
+        if (ev[k].kind == AT_EVENT_RUN_PHASE && out->n < 8) {
+            out->to[out->n] = (at_run_phase)ev[k].to;
+            out->since[out->n] = ev[k].since_step;
+            out->step[out->n++] = ev[k].step;
+        }
+}
+
 /* Run phases: raw layers are pre-grokking; trained layers with weighted alpha <= 4 grokking;
  * burnt layers over-fit. The 10-eigenvalue head is outweighed by the 200-eigenvalue body. */
 static void test_run_phases(void **state)
 {
     (void)state;
     at_phase_tracker *t = at_phase_tracker_new(NULL);
-    at_run_phase seen[8];
-    int64_t since[8];
-    size_t ns = 0;
+    run_events r = {.n = 0};
     for (int i = 0; i < 30; i++) {
         int64_t step = 1000 * (int64_t)(i + 1);
         double body = i < 5 ? 7.0 : i < 10 ? 4.5 : i < 20 ? 3.0 : 1.5;
         double head = i % 2 ? 9.0 : 3.0; /* noisy small layer, raw every other snapshot */
         fx_record a = fixture_layer(step, "body", 200, body, 3.0, 0);
         fx_record b = fixture_layer(step, "head", 10, head, 1.0, 0);
-        assert_int_equal(at_phase_tracker_feed_layer(t, step, a.name, &a.m, NAN), AT_OK);
-        assert_int_equal(at_phase_tracker_feed_layer(t, step, b.name, &b.m, NAN), AT_OK);
-        const at_phase_event *ev;
-        size_t n;
-        assert_int_equal(at_phase_tracker_end_snapshot(t, step, &ev, &n), AT_OK);
-        for (size_t k = 0; k < n; k++)
-            if (ev[k].kind == AT_EVENT_RUN_PHASE && ns < 8) {
-                seen[ns] = (at_run_phase)ev[k].to;
-                since[ns++] = ev[k].since_step;
-            }
+        feed_pair(t, &a, &b, &r);
     }
-    assert_int_equal(ns, 3);
-    assert_int_equal(seen[0], AT_RUN_PRE_GROKKING);
-    assert_int_equal(seen[1], AT_RUN_GROKKING);
-    assert_int_equal(since[1], 11000); /* weighted alpha ~3.3 from 11000, confirmed at 13000 */
-    assert_int_equal(seen[2], AT_RUN_OVERFIT);
-    assert_int_equal(since[2], 23000); /* body burnt from 21000, confirmed at 23000 */
+    assert_int_equal(r.n, 3);
+    assert_int_equal(r.to[0], AT_RUN_PRE_GROKKING);
+    assert_int_equal(r.to[1], AT_RUN_GROKKING);
+    assert_int_equal(r.since[1], 11000); /* weighted alpha ~3.3 from 11000, confirmed at 13000 */
+    assert_int_equal(r.to[2], AT_RUN_OVERFIT);
+    assert_int_equal(r.since[2], 23000); /* body burnt from 21000, confirmed at 23000 */
     assert_string_equal(at_run_phase_name(AT_RUN_COLLAPSE), "collapse");
     assert_string_equal(at_layer_phase_name(AT_LAYER_BURNT), "burnt");
+    at_phase_tracker_free(t);
+}
+
+/* log_norm of a layer of the memorised run below at snapshot i (1-based): flat to 10; then
+ * changing by `up` per snapshot to 15 (a restructuring when one layer grows while the other
+ * falls faster); then shrinking by 0.02 per snapshot to 30 (weight decay's cleanup); then
+ * growing by 0.03, past the earlier maximum (weights inflating in burnt layers). */
+static double memorised_log_norm(int i, double up)
+{
+    double v = 3.0;
+    if (i > 10)
+        v += up * ((i < 15 ? i : 15) - 10);
+    if (i > 15)
+        v -= 0.02 * ((i < 30 ? i : 30) - 15);
+    if (i > 30)
+        v += 0.03 * (i - 30);
+    return v;
+}
+
+/* A run whose layers are burnt from the start memorised: pre-grokking, then over-fit, and
+ * alphas say nothing more. It groks when every layer shrinks and the summed squared norm
+ * falls by 0.06 (log10) over a span of 30 % of the steps; one layer growing while the sum
+ * falls is not enough. It then stays grokking (the burnt layers predate it), and its burnt
+ * layers inflating later are not a collapse (growth-weighted alpha 1.4 < 2.8). */
+static void test_memorised_run_groks_by_cleanup(void **state)
+{
+    (void)state;
+    at_phase_tracker *t = at_phase_tracker_new(NULL);
+    at_stop_rules *rules = NULL;
+    assert_int_equal(at_stop_rules_parse("collapse", &rules, NULL, 0), AT_OK);
+    run_events r = {.n = 0};
+    for (int i = 1; i <= 60; i++) {
+        int64_t step = 1000 * (int64_t)i;
+        fx_record a = fixture_layer(step, "a", 128, 1.4, memorised_log_norm(i, 0.03), 0);
+        fx_record b = fixture_layer(step, "b", 128, 1.4, memorised_log_norm(i, -0.1), 0);
+        feed_pair(t, &a, &b, &r);
+        assert_int_equal(at_stop_rules_eval(rules, t, NULL), 0);
+    }
+    assert_int_equal(r.n, 3);
+    assert_int_equal(r.to[0], AT_RUN_PRE_GROKKING);
+    assert_int_equal(r.to[1], AT_RUN_OVERFIT);
+    assert_int_equal(r.since[1], 3000);
+    /* "a" grows until 15000; its least-squares slope over the span (13000..19000, the latest
+     * snapshots back to 70 % of the step) turns negative at 19000, when the sum's fit has
+     * fallen by 0.1 over the span; 3 snapshots confirm at 21000 */
+    assert_int_equal(r.to[2], AT_RUN_GROKKING);
+    assert_int_equal(r.since[2], 19000);
+    assert_int_equal(r.step[2], 21000);
+    at_run_state run;
+    at_phase_tracker_run(t, &run);
+    assert_int_equal(run.phase, AT_RUN_GROKKING);
+    assert_non_null(strstr(run.collapse_evidence, "heavy-tailed layers (alpha 1.40 < 2.80)"));
+    at_stop_rules_free(rules);
+    at_phase_tracker_free(t);
+}
+
+/* The same kind of run shrinking too slowly (0.001 per snapshot) never groks. */
+static void test_memorised_run_without_cleanup(void **state)
+{
+    (void)state;
+    at_phase_tracker *t = at_phase_tracker_new(NULL);
+    run_events r = {.n = 0};
+    for (int i = 1; i <= 45; i++) {
+        int64_t step = 1000 * (int64_t)i;
+        double down = i <= 15 ? 0.0 : -0.001 * (i - 15);
+        fx_record a = fixture_layer(step, "a", 128, 1.4, 3.0 + down, 0);
+        fx_record b = fixture_layer(step, "b", 128, 1.4, 3.0 + down, 0);
+        feed_pair(t, &a, &b, &r);
+    }
+    assert_int_equal(r.n, 2);
+    assert_int_equal(r.to[1], AT_RUN_OVERFIT);
+    assert_int_equal(r.since[1], 3000);
     at_phase_tracker_free(t);
 }
 
@@ -268,6 +353,8 @@ int main(void)
         cmocka_unit_test(test_failed_and_skipped),
         cmocka_unit_test(test_trends),
         cmocka_unit_test(test_run_phases),
+        cmocka_unit_test(test_memorised_run_groks_by_cleanup),
+        cmocka_unit_test(test_memorised_run_without_cleanup),
         cmocka_unit_test(test_scalars),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

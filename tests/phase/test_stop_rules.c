@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Stop rules: parsing (and its error messages), and each rule on crafted sequences. */
 #include <math.h>
 #include <setjmp.h>
@@ -193,11 +194,12 @@ static void test_collapse_rule(void **state)
     at_stop_verdict v;
     char why[300];
     crafted inflate = {3.5, 3.5, 0.004, 0.004, 0.0, 0.0, -1};
-    /* layers known from 3000, span of 5 snapshots full at 5000, then 3 snapshots in a row that
-     * also cover 15 % of the steps: 7000 */
-    assert_int_equal(collapse_step(&inflate, &v, NULL, 0), 7000);
+    /* layers known from 3000, the run grokking from 5000 (3 snapshots at weighted alpha <= 4);
+     * a collapse needs a run that grokked before the snapshot, so the conditions count from
+     * 6000, and 3 snapshots in a row that also cover 15 % of the steps: 8000 */
+    assert_int_equal(collapse_step(&inflate, &v, NULL, 0), 8000);
     assert_string_equal(v.rule, "collapse");
-    assert_non_null(strstr(v.evidence, "collapse since step 5000: weight norm +"));
+    assert_non_null(strstr(v.evidence, "collapse since step 6000: weight norm +"));
     assert_non_null(strstr(v.evidence, "alphas are flat"));
     assert_non_null(strstr(v.evidence, "growing layers at alpha 3.50"));
 
@@ -223,7 +225,7 @@ static void test_collapse_needs_growth_outside_heavy_tails(void **state)
     assert_int_equal(collapse_step(&heavy, &v, why, sizeof why), -1);
     assert_non_null(strstr(why, "heavy-tailed layers (alpha 2.10 < 2.80)"));
     heavy.alpha_min = 0.0; /* the condition turned off: the same run is stopped */
-    assert_int_equal(collapse_step(&heavy, &v, NULL, 0), 7000);
+    assert_int_equal(collapse_step(&heavy, &v, NULL, 0), 8000);
 
     /* fc1 sits at 3.5 but does not grow; fc2 grows at 2.0: no collapse */
     crafted fc2_grows = {3.5, 2.0, 0.0, 0.006, 0.0, 0.0, -1};
@@ -232,8 +234,20 @@ static void test_collapse_needs_growth_outside_heavy_tails(void **state)
 
     /* the other way round: the growing layer is at 3.5 */
     crafted fc1_grows = {3.5, 2.0, 0.006, 0.0, 0.0, 0.0, -1};
-    assert_int_equal(collapse_step(&fc1_grows, &v, NULL, 0), 7000);
+    assert_int_equal(collapse_step(&fc1_grows, &v, NULL, 0), 8000);
     assert_non_null(strstr(v.evidence, "growing layers at alpha 3.50"));
+}
+
+/* No generalization, nothing to collapse: trained layers whose weighted alpha stays above
+ * grokking_alpha (the run never groks) inflate exactly like a collapse, and are not stopped. */
+static void test_collapse_needs_a_grokked_run(void **state)
+{
+    (void)state;
+    at_stop_verdict v;
+    char why[300];
+    crafted never = {4.5, 4.5, 0.004, 0.004, 0.0, 0.0, -1};
+    assert_int_equal(collapse_step(&never, &v, why, sizeof why), -1);
+    assert_string_equal(why, "no collapse: the run has not grokked (no generalization to lose)");
 }
 
 int main(void)
@@ -246,6 +260,7 @@ int main(void)
         cmocka_unit_test(test_scalar_rule),
         cmocka_unit_test(test_collapse_rule),
         cmocka_unit_test(test_collapse_needs_growth_outside_heavy_tails),
+        cmocka_unit_test(test_collapse_needs_a_grokked_run),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

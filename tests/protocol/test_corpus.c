@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Replays the fuzz corpus (tests/data/fuzz-protocol) through the fuzz target's decode function,
  * built without libFuzzer: nothing crashes (ASan/UBSan watch), files named ok-* decode and
  * files named bad-* are rejected. Other files (found by the fuzzer) only must not crash. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Protocol encoder/decoder: every field round-trips, and every rejection reason is produced by
  * the input it names, with its own status and message. */
 #include <math.h>

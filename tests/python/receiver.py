@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A minimal alphatop monitor for the tests, written from docs/protocol.md alone: a pyzmq ROUTER
 that decodes every frame (JSON header, then the raw payload for layers) and can send control
 messages back to a trainer."""

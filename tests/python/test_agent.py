@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """alphatop.Agent with plain numpy arrays, scalars, control messages and an absent monitor."""
 
 import math

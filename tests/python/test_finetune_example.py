@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """examples/torch_finetune.py end to end, small: streams both fine-tunes in delta mode to a test
 monitor and writes checkpoints whose LoRA merge equals W_base + B A."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """alphatop.safetensors writes the documented layout and reads it back."""
 
 import json
@@ -36,6 +37,27 @@ class SafetensorsTest(unittest.TestCase):
         for name, a in tensors.items():
             self.assertEqual(back[name].dtype, a.dtype)
             np.testing.assert_array_equal(back[name], a)
+
+    def test_bf16_widened_and_other_dtypes_refused_by_name(self):
+        f32 = np.array([[1.0, -2.5], [3.140625, 1e-3]], np.float32)
+        bits = (f32.view(np.uint32) >> 16).astype("<u2")  # bfloat16: the top half
+        header = json.dumps({
+            "w": {"dtype": "BF16", "shape": [2, 2], "data_offsets": [0, 8]},
+            "i": {"dtype": "I32", "shape": [2], "data_offsets": [8, 16]},
+        }).encode()
+        header += b" " * (-len(header) % 8)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "b.safetensors")
+            with open(path, "wb") as f:
+                f.write(struct.pack("<Q", len(header)) + header + bits.tobytes() + bytes(8))
+            lazy = safetensors.open_file(path)
+            self.assertEqual(list(lazy), ["w", "i"])
+            w = lazy["w"]
+            self.assertEqual(w.dtype, np.float32)
+            np.testing.assert_array_equal(w, (bits.astype(np.uint32) << 16).view(np.float32))
+            self.assertEqual(w[0, 1], -2.5)
+            with self.assertRaisesRegex(ValueError, "i: dtype I32 not supported"):
+                lazy["i"]
 
     def test_unsupported_dtype(self):
         with tempfile.TemporaryDirectory() as tmp, self.assertRaises(ValueError):

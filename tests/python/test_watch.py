@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """alphatop.watch() on a real PyTorch model and optimizer loop, received by a test monitor."""
 
 import itertools

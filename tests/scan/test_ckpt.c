@@ -1,9 +1,12 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_ckpt.c -- checkpoint readers on files made here: safetensors, npy and raw files written
  * byte by byte, torch.save archives with hand-written pickles (so every malformed case can be
  * built), .npz, model directories, sharded indexes, pipes and FIFOs, F64, integer dtypes, tied
- * weights. Every bad input's one-line error is checked, and the other layers stay usable.
+ * weights, lazy checkpoints and the views that read one layer by file and offset. Every bad
+ * input's one-line error is checked, and the other layers stay usable.
  * Files from the real writers: test_ckpt_real.c. */
 #include <fcntl.h>
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -738,6 +741,137 @@ static void test_sharded(void **state)
     free(e);
 }
 
+/* The layer behind a view: its shape, dtype and bytes. */
+static void assert_view(const at_ckpt_layer *l, const at_ckpt_loc *loc, const void *want,
+                        size_t bytes, int zero)
+{
+    char err[256];
+    int status = 1;
+    at_ckpt_view *v = at_ckpt_view_open(&l->tensor, loc, &status, err, sizeof err);
+    if (!v)
+        fail_msg("%s: %s", l->name, err);
+    assert_int_equal(status, AT_OK);
+    assert_int_equal(at_ckpt_view_is_zero(v), zero);
+    const at_tensor *t = at_ckpt_view_tensor(v);
+    assert_non_null(t);
+    assert_int_equal(t->ndim, l->tensor.ndim);
+    assert_int_equal(t->dtype, l->tensor.dtype);
+    assert_int_equal(numel(t) * at_dtype_size(t->dtype), bytes);
+    assert_memory_equal(t->data, want, bytes);
+    assert_ptr_equal(at_ckpt_view_tensor(v), t);
+    at_ckpt_view_close(v);
+}
+
+/* A lazy checkpoint copies nothing at open: each layer says where its elements are (the file and
+ * offset, or memory), and a view reads them from there -- from the file on its own or from the
+ * checkpoint's memory alike -- converting only F64, misaligned and non-C-order layers. */
+static void test_lazy_views(void **state)
+{
+    (void)state;
+    double d[20];
+    float dn[20], *lin = tf_gauss(6 * 5, 31, 1.0), z32[12] = {0};
+    uint16_t zbf[12];
+    for (int i = 0; i < 20; i++) {
+        d[i] = 1.0 / (i + 3.0) - 0.1;
+        dn[i] = (float)d[i];
+    }
+    for (int i = 0; i < 12; i++)
+        zbf[i] = i % 2 ? 0x8000 : 0; /* +0 and -0 */
+    z32[7] = NAN;
+    const tf_tensor t[] = {
+        {"d.weight", "F64", 2, {5, 4}, d, sizeof d, 0, 0},
+        {"lin.weight", "F32", 2, {6, 5}, lin, sizeof(float) * 30, 0, 0},
+        {"zero.weight", "BF16", 2, {3, 4}, zbf, sizeof zbf, 0, 0},
+        {"nan.weight", "F32", 2, {3, 4}, z32, sizeof z32, 0, 0},
+    };
+    at_ckpt_opts lazy = {.lazy = 1};
+    for (int align = 1; align <= 8; align += 7) {
+        const char *path = tf_path("lazy.safetensors");
+        tf_write_safetensors(path, t, 4, align, 0);
+        at_ckpt *eager = open_ok(path, NULL), *c = open_ok(path, &lazy);
+        assert_floats(eager, "d.weight", dn, 20);
+        const at_ckpt_layer *l = layer_named(c, "d.weight");
+        assert_null(l->tensor.data);
+        assert_int_equal(l->err, AT_OK);
+        assert_int_equal(l->tensor.dtype, AT_DTYPE_F32);
+        assert_int_equal(l->loc.stored, AT_CKPT_STORED_F64);
+        assert_string_equal(l->loc.file, path);
+        assert_int_equal(l->loc.stride[0], 4);
+        assert_int_equal(l->loc.stride[1], 1);
+        /* The offset names the stored bytes in the file itself. */
+        size_t n;
+        char *bytes = at_test_slurp(path, &n);
+        assert_memory_equal(bytes + l->loc.offset, d, sizeof d);
+        free(bytes);
+        at_ckpt_loc mem = l->loc;
+        mem.file = NULL;
+        assert_view(l, &l->loc, dn, sizeof dn, 0);
+        assert_view(l, &mem, dn, sizeof dn, 0);
+        /* F32 is read as stored when aligned, copied when the data section is misaligned. */
+        l = layer_named(c, "lin.weight");
+        assert_true(align == 1 ? l->tensor.data == NULL : l->tensor.data != NULL);
+        assert_view(l, &l->loc, lin, sizeof(float) * 30, 0);
+        l = layer_named(c, "zero.weight");
+        assert_view(l, &l->loc, zbf, sizeof zbf, 1);
+        l = layer_named(c, "nan.weight");
+        assert_view(l, &l->loc, z32, sizeof z32, 0);
+        at_ckpt_close(eager);
+        /* A file cut short after it was opened is a clear error, not a crash. */
+        assert_int_equal(truncate(path, 200), 0);
+        char err[256];
+        int status = 0;
+        l = layer_named(c, "nan.weight");
+        assert_null(at_ckpt_view_open(&l->tensor, &l->loc, &status, err, sizeof err));
+        assert_int_equal(status, AT_ERR_SIZE);
+        assert_non_null(strstr(err, "run past the end of the file (200 bytes)"));
+        at_ckpt_close(c);
+    }
+    /* Fortran order is read into C order; a relative path is located by its absolute path. */
+    float fw[30];
+    for (int i = 0; i < 6; i++)
+        for (int j = 0; j < 5; j++)
+            fw[i + 6 * j] = lin[i * 5 + j];
+    char dir[600], cwd[4096];
+    snprintf(dir, sizeof dir, "%s", tf_path("f.npy"));
+    tf_write_npy(dir, 1, "{'descr': '<f4', 'fortran_order': True, 'shape': (6, 5), }", fw,
+                 sizeof fw);
+    *strrchr(dir, '/') = '\0';
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    assert_int_equal(chdir(dir), 0);
+    at_ckpt *c = open_ok("f.npy", &lazy);
+    assert_int_equal(chdir(cwd), 0);
+    const at_ckpt_layer *l = layer_named(c, "f");
+    assert_null(l->tensor.data);
+    assert_string_equal(l->loc.file, tf_path("f.npy"));
+    assert_view(l, &l->loc, lin, sizeof(float) * 30, 0);
+    at_ckpt_close(c);
+    /* A deflated npz entry lives in memory only. */
+    size_t n;
+    char *npy = npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (6, 5), }", lin,
+                          sizeof(float) * 30, &n);
+    const char *names[] = {"w.weight.npy"};
+    const void *data[] = {npy};
+    size_t zn;
+    unsigned char *zip = at_fuzz_zip(1, names, data, &n, 1, &zn);
+    tf_write_bytes(tf_path("d.npz"), zip, zn);
+    c = open_ok(tf_path("d.npz"), &lazy);
+    l = layer_named(c, "w.weight");
+    assert_null(l->loc.file);
+    assert_non_null(l->loc.mem);
+    assert_view(l, &l->loc, lin, sizeof(float) * 30, 0);
+    /* No location at all. */
+    at_ckpt_loc none = l->loc;
+    none.mem = NULL;
+    int status = 0;
+    char err[128];
+    assert_null(at_ckpt_view_open(&l->tensor, &none, &status, err, sizeof err));
+    assert_int_equal(status, AT_ERR_ARG);
+    at_ckpt_close(c);
+    free(zip);
+    free(npy);
+    free(lin);
+}
+
 static void test_streams(void **state)
 {
     (void)state;
@@ -841,6 +975,7 @@ int main(void)
         cmocka_unit_test(test_npz),
         cmocka_unit_test(test_directories),
         cmocka_unit_test(test_sharded),
+        cmocka_unit_test(test_lazy_views),
         cmocka_unit_test(test_streams),
         cmocka_unit_test(test_sniffing),
     };

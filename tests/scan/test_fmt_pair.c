@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_fmt_pair.c -- metric formatting (JSON nulls, CSV quoting, the model summary) and layer
  * pairing rules, on hand-made values. */
 #include <cjson/cJSON.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_lora.c -- the factored LoRA spectrum against a dense SVD of the product (LAPACK), its
  * metrics against at_htsr_analyze of the dense product, the rank < 10 status, and merging. */
 #include <lapacke.h>

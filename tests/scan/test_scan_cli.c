@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_scan_cli.c -- `alphatop scan` end to end: files written here, the real binary run, its
  * --json parsed with cJSON and compared with at_htsr_analyze of the same matrices (and with
  * the oracle's reference values). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* testfiles.c -- see testfiles.h. */
 #include "testfiles.h"
 

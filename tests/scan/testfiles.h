@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* testfiles.h -- writers of small checkpoint files for the scan tests, and a runner for the
  * alphatop binary. Every file is written byte by byte here, independently of tui/ckpt.c. */
 #ifndef AT_TEST_TESTFILES_H

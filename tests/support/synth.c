@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* synth.c -- seeded synthetic runs (tests, benches, the view driver). */
 #include "synth.h"
 
@@ -22,9 +23,28 @@ static double unif(uint64_t seed, uint64_t a, uint64_t b)
 
 static const at_synth_opts defaults = {0};
 
-/* Name and shape of layer i of n. */
-static void layer_name(int i, int n, int transformer, char *name, size_t cap, int64_t shape[2])
+/* Name and shape of layer i of n; the modular transformer's embedding says so in *kind. */
+static void layer_name(int i, int n, int transformer, char *name, size_t cap, int64_t shape[2],
+                       at_layer_kind *kind)
 {
+    /* examples/torch_modular.py at its defaults: p 59, d_model 128, d_mlp 512 */
+    static const struct {
+        const char *name;
+        int64_t rows, cols;
+    } modular[AT_SYNTH_MODULAR_LAYERS] = {
+        {"embed.weight", 60, 128},      {"attn.W_Q.weight", 128, 128},
+        {"attn.W_K.weight", 128, 128},  {"attn.W_V.weight", 128, 128},
+        {"attn.W_O.weight", 128, 128},  {"mlp.W_in.weight", 512, 128},
+        {"mlp.W_out.weight", 128, 512}, {"unembed.weight", 59, 128}};
+    *kind = AT_KIND_LINEAR;
+    if (transformer == AT_SYNTH_MODULAR) {
+        snprintf(name, cap, "%s", modular[i].name);
+        shape[0] = modular[i].rows;
+        shape[1] = modular[i].cols;
+        if (i == 0)
+            *kind = AT_KIND_EMBEDDING;
+        return;
+    }
     static const char *const gpt2[] = {"attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"};
     static const char *const llama[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
                                         "self_attn.o_proj", "mlp.gate_proj",    "mlp.up_proj",
@@ -51,14 +71,17 @@ static void layer_name(int i, int n, int transformer, char *name, size_t cap, in
 int at_synth_run_opts(at_model *m, const char *id, int nlayers, const at_synth_opts *o)
 {
     o = o ? o : &defaults;
+    if (o->transformer == AT_SYNTH_MODULAR && nlayers != AT_SYNTH_MODULAR_LAYERS)
+        return AT_ERR_ARG;
     int run = at_model_add_run(m, id, o->model && *o->model ? o->model : id, "synthetic");
     if (run < 0)
         return run;
     for (int i = 0; i < nlayers; i++) {
         char name[96];
         int64_t shape[2];
-        layer_name(i, nlayers, o->transformer, name, sizeof name, shape);
-        int rc = at_model_add_layer(m, run, name, AT_KIND_LINEAR, 2, shape);
+        at_layer_kind kind;
+        layer_name(i, nlayers, o->transformer, name, sizeof name, shape, &kind);
+        int rc = at_model_add_layer(m, run, name, kind, 2, shape);
         if (rc < 0)
             return rc;
     }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* synth.h -- seeded synthetic runs for the view's tests, benches and driver program.
  *
  * A synthetic run looks like a model being trained: every layer's alpha falls from raw
@@ -21,16 +22,23 @@
 typedef struct at_synth_opts {
     const char *model; /* model class the run reports ("" or NULL: the run id) */
     int transformer;   /* 1: Llama-style names, model.layers.N.self_attn.q_proj.weight, with
-                          model.embed_tokens.weight first and lm_head.weight last */
+                          model.embed_tokens.weight first and lm_head.weight last;
+                          AT_SYNTH_MODULAR: the 8 layers of examples/torch_modular.py's
+                          one-layer transformer (embed, attn.W_Q .. W_O, mlp.W_in, mlp.W_out,
+                          unembed; nlayers must be AT_SYNTH_MODULAR_LAYERS) */
     int collapse;      /* 1: the collapse story */
 } at_synth_opts;
+
+/* at_synth_opts.transformer: the modular-arithmetic transformer's names. */
+enum { AT_SYNTH_MODULAR = 2, AT_SYNTH_MODULAR_LAYERS = 8 };
 
 /* Snapshots of the collapse story that were dropped (no results, a drop event each):
  * [AT_SYNTH_DROP_FROM, AT_SYNTH_DROP_FROM + AT_SYNTH_DROPS). */
 enum { AT_SYNTH_DROP_FROM = 60, AT_SYNTH_DROPS = 27 };
 
-/* Adds run id to m with nlayers layers (names like "h.3.mlp.c_fc", or Llama-style names) and
- * no snapshots yet. o may be NULL (defaults). Returns the run index or a negative status. */
+/* Adds run id to m with nlayers layers (names like "h.3.mlp.c_fc", Llama-style names, or the
+ * modular transformer's) and no snapshots yet. o may be NULL (defaults). Returns the run index
+ * or a negative status (AT_ERR_ARG: the modular transformer with another number of layers). */
 int at_synth_run_opts(at_model *m, const char *id, int nlayers, const at_synth_opts *o);
 
 /* at_synth_run_opts with the defaults (the model class is the id). */

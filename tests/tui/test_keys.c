@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_keys.c -- key map (pure key -> action) and what actions do to the view's state. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -7,6 +8,7 @@
 
 #include <cmocka.h>
 
+#include "blocks.h"
 #include "render.h"
 #include "synth.h"
 #include "ui.h"
@@ -40,6 +42,8 @@ static void test_keymap(void **state)
     assert_int_equal(at_keymap('<', N), AT_ACT_SLIDER_BACK);
     assert_int_equal(at_keymap('.', N), AT_ACT_SLIDER_FWD);
     assert_int_equal(at_keymap('z', N), AT_ACT_FREEZE);
+    assert_int_equal(at_keymap('b', N), AT_ACT_BLOCKS);
+    assert_int_equal(at_keymap('g', N), AT_ACT_HOME); /* g stays the first layer (vi) */
     assert_int_equal(at_keymap('x', N), AT_ACT_NONE);
     /* htop's function keys beside the letters */
     assert_int_equal(at_keymap(AT_KEY_F1, N), AT_ACT_HELP);
@@ -199,6 +203,23 @@ static void test_engine_actions(void **state)
     assert_int_equal(f->out.run, 1);
     assert_int_equal(f->ui.run, 1);
     assert_int_equal(f->ui.sel, 0);
+    /* p pauses the run shown, and resumes it once paused; an ended run or a replay has none */
+    press(f, 'p');
+    assert_int_equal(f->out.kind, AT_VIEW_PAUSE);
+    assert_int_equal(f->out.run, 1);
+    assert_int_equal(f->out.paused, 1);
+    at_model_run(f->m, 1)->paused = 1;
+    press(f, 'p');
+    assert_int_equal(f->out.run, 1);
+    assert_int_equal(f->out.paused, 0);
+    at_model_run(f->m, 1)->ended = 1;
+    press(f, 'p');
+    assert_int_equal(f->out.kind, AT_VIEW_NOTHING);
+    assert_string_equal(f->ui.msg, "the run ended: nothing to pause");
+    f->ui.replay = 1;
+    press(f, 'p');
+    assert_int_equal(f->out.kind, AT_VIEW_NOTHING);
+    assert_string_equal(f->ui.msg, "a replay has no trainer to pause");
 }
 
 static void test_click_and_slider(void **state)
@@ -339,7 +360,7 @@ static void test_replay_keys(void **state)
     assert_non_null(strstr(f->ui.msg, "no trainer to stop"));
     press(f, 'p');
     assert_int_equal(f->out.kind, AT_VIEW_NOTHING);
-    assert_non_null(strstr(f->ui.msg, "no analysis to pause"));
+    assert_non_null(strstr(f->ui.msg, "no trainer to pause"));
     press(f, 'z');
     assert_int_equal(f->ui.frozen, 0);
 }
@@ -370,6 +391,104 @@ static void test_mouse_and_help(void **state)
     assert_int_equal(f->out.kind, AT_VIEW_QUIT);
 }
 
+/* The selected layer's name. */
+static const char *selected(const fixture *f)
+{
+    return at_model_layer(f->m, 0, f->ui.sel_layer)->name;
+}
+
+/* The block view of a 16-block Llama run at 80 x 24: b toggles it; the arrows move over its
+ * table (Up/Down the same matrix of the next block, Left/Right the next matrix), scrolling
+ * keeps the selection on screen, a click selects the matrix under it, Enter opens it; sort
+ * says it does not apply; a run without attention layers says why there is no block view. */
+static void test_block_keys(void **state)
+{
+    (void)state;
+    fixture f = {0};
+    f.m = at_model_new();
+    at_synth_opts o = {.transformer = 1};
+    int r = at_synth_run_opts(f.m, "llama", 2 + 7 * 16, &o);
+    for (int k = 0; k < 40; k++)
+        at_synth_snapshot_opts(f.m, r, k, 0, 0, 7, &o);
+    at_ui_init(&f.ui);
+    press(&f, 'b');
+    assert_int_equal(f.ui.blocks, 1);
+    at_render_layout(&f.lay, f.m, &f.ui, 24, 80, 1);
+    assert_true(f.lay.blocks);
+    assert_string_equal(selected(&f), "model.embed_tokens.weight");
+    press(&f, AT_KEY_DOWN);
+    assert_string_equal(selected(&f), "model.layers.0.self_attn.q_proj.weight");
+    for (int i = 0; i < 4; i++)
+        press(&f, 'l');
+    assert_string_equal(selected(&f), "model.layers.0.mlp.gate_proj.weight");
+    press(&f, 'j');
+    press(&f, 'j');
+    press(&f, AT_KEY_DOWN);
+    assert_string_equal(selected(&f), "model.layers.3.mlp.gate_proj.weight");
+    press(&f, AT_KEY_LEFT);
+    assert_string_equal(selected(&f), "model.layers.3.self_attn.o_proj.weight");
+    assert_int_equal(f.ui.back, 0); /* not back in time */
+    assert_int_equal(f.ui.block_top, 0);
+    press(&f, 'G');
+    assert_string_equal(selected(&f), "lm_head.weight");
+    assert_int_equal(f.ui.block_top, 18 - f.lay.heat.h); /* scrolled to the last row */
+    press(&f, AT_KEY_PGUP);
+    assert_int_equal(f.ui.block_top, 17 - f.lay.heat.h);
+    press(&f, 'g');
+    assert_string_equal(selected(&f), "model.embed_tokens.weight");
+    assert_int_equal(f.ui.block_top, 0);
+    /* a click on the third row (block 1), third matrix; a double click opens it */
+    at_names nm;
+    at_names_scan(&nm, f.m, 0);
+    int idx[120], n = at_ui_filtered_layers(&f.ui, f.m, idx);
+    at_blocks *t = at_blocks_new(f.m, 0, idx, n, &nm, NULL);
+    at_blocks_geom g;
+    at_blocks_fit(t, f.lay.names.w, f.lay.titles.w, &g);
+    f.ui.mouse_y = f.lay.heat.y + 2;
+    f.ui.mouse_x = f.lay.names.x + g.x[2] + 3;
+    press(&f, AT_KEY_MOUSE);
+    assert_string_equal(selected(&f), "model.layers.1.self_attn.v_proj.weight");
+    f.ui.mouse_x = f.lay.names.x + g.x[6];
+    press(&f, AT_KEY_DCLICK);
+    assert_string_equal(selected(&f), "model.layers.1.mlp.down_proj.weight");
+    assert_int_equal(f.ui.screen, AT_SCREEN_DETAIL);
+    at_ui_filtered_layers(&f.ui, f.m, idx);
+    assert_int_equal(idx[f.ui.sel], f.ui.sel_layer); /* the detail shows that layer */
+    press(&f, AT_KEY_ESC);
+    assert_int_equal(f.ui.screen, AT_SCREEN_MAIN);
+    assert_int_equal(f.ui.blocks, 1);
+    at_blocks_free(t);
+    press(&f, AT_KEY_F6);
+    assert_int_equal(f.ui.sort, AT_SORT_MODEL);
+    assert_non_null(strstr(f.ui.msg, "model order"));
+    /* a filter: only the MLP is left, the selection on one of its matrices */
+    press(&f, '/');
+    press(&f, 'u');
+    press(&f, 'p');
+    press(&f, AT_KEY_ENTER);
+    press(&f, AT_KEY_DOWN);
+    press(&f, AT_KEY_DOWN);
+    assert_string_equal(selected(&f), "model.layers.2.mlp.up_proj.weight");
+    press(&f, AT_KEY_ESC);
+    /* b again: the heatmap, where Left looks back in time */
+    press(&f, 'b');
+    assert_int_equal(f.ui.blocks, 0);
+    press(&f, AT_KEY_LEFT);
+    assert_true(f.ui.back > 0);
+    at_model_free(f.m);
+
+    const char *const mlp[] = {"fc1.weight", "fc2.weight"};
+    f.m = at_model_new();
+    at_model_add_run(f.m, "mlp", NULL, NULL);
+    for (int i = 0; i < 2; i++)
+        at_model_add_layer(f.m, 0, mlp[i], AT_KIND_LINEAR, 0, NULL);
+    at_ui_init(&f.ui);
+    press(&f, 'b');
+    assert_int_equal(f.ui.blocks, 0);
+    assert_non_null(strstr(f.ui.msg, "no attention layers"));
+    at_model_free(f.m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -383,6 +502,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_freeze, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mouse_and_help, setup, teardown),
+        cmocka_unit_test(test_block_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_layout.c -- the screen layout and the heatmap's column compression rule. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,7 +21,7 @@ static void assert_inside(const at_rect *r, int rows, int cols)
 static void test_too_small(void **state)
 {
     (void)state;
-    at_layout_in in = {10, 12, 12, 1, 0};
+    at_layout_in in = {.nlayers = 10, .name_len = 12, .pair_len = 12, .half_ok = 1, .nsnap = 0};
     at_layout l;
     at_layout_compute(&l, 30, AT_MIN_COLS - 1, &in);
     assert_true(l.too_small);
@@ -35,7 +36,7 @@ static void test_too_small(void **state)
 static void test_wide_and_narrow(void **state)
 {
     (void)state;
-    at_layout_in in = {10, 15, 22, 1, 0};
+    at_layout_in in = {.nlayers = 10, .name_len = 15, .pair_len = 22, .half_ok = 1, .nsnap = 0};
     at_layout l;
     at_layout_compute(&l, 40, 120, &in);
     assert_false(l.too_small);
@@ -69,7 +70,7 @@ static void test_wide_and_narrow(void **state)
 static void test_half_blocks(void **state)
 {
     (void)state;
-    at_layout_in in = {100, 12, 20, 1, 0};
+    at_layout_in in = {.nlayers = 100, .name_len = 12, .pair_len = 20, .half_ok = 1, .nsnap = 0};
     at_layout l;
     at_layout_compute(&l, 40, 120, &in);
     assert_int_equal(l.layers_per_row, 2);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_model.c -- the view's model: runs, layers, snapshot columns, cells, phase events. */
 #include <math.h>
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_render.c -- the screens rendered into a grid, compared with golden text files in
  * tests/data/golden (AT_UPDATE_GOLDEN=1 rewrites them), plus the colours of chosen cells and
  * the bucket rule of compressed columns. */
@@ -11,8 +12,10 @@
 
 #include <cmocka.h>
 
+#include "blocks.h"
 #include "render.h"
 #include "synth.h"
+#include "verdict.h"
 
 static const double T0 = 1.7e9; /* wall time of the synthetic snapshots */
 
@@ -292,6 +295,27 @@ static void test_cache(void **state)
             assert_int_equal(c->st.fg, at_scheme_level_color(&sc, AT_SCALE_ALPHA, 0));
         }
     }
+    /* the block view's sparklines read the same cache (its buckets are other spans) */
+    at_ui_init(&ui);
+    ui.blocks = 1;
+    for (int round = 0; round < 3; round++) {
+        if (round == 1)
+            at_synth_snapshot(m, 0, 151, T0, 0, 42);
+        if (round == 2) {
+            at_metrics x;
+            memset(&x, 0, sizeof x);
+            x.status = AT_FIT_SUCCESS;
+            x.alpha = 9.5;
+            at_model_add_cell(m, 0, 2, AT_SPACE_W, 700, &x);
+        }
+        at_render_layout(&lay, m, &ui, 24, 80, 1);
+        assert_true(lay.blocks);
+        at_ui_clamp(&ui, m, &lay);
+        at_render_opts with = {T0 + 3, 1, &sc, cache}, without = {T0 + 3, 1, &sc, NULL};
+        at_render(a, m, &ui, &lay, &with);
+        at_render(b, m, &ui, &lay, &without);
+        assert_true(same_grid(a, b));
+    }
     at_grid_free(a);
     at_grid_free(b);
     at_render_cache_free(cache);
@@ -533,6 +557,154 @@ static void test_big_model(void **state)
     at_model_free(m);
 }
 
+/* The text of columns [x, x + w) of row y, spaces trimmed at both ends, into buf. */
+static const char *span_text(const at_grid *g, int y, int x, int w, char *buf, size_t cap)
+{
+    size_t n = 0;
+    for (int i = x; i < x + w && n + 5 < cap; i++)
+        n += (size_t)at_utf8_encode(at_grid_at(g, y, i)->ch, buf + n);
+    buf[n] = 0;
+    while (n > 0 && buf[n - 1] == ' ')
+        buf[--n] = 0;
+    size_t lead = strspn(buf, " ");
+    memmove(buf, buf + lead, n - lead + 1);
+    return buf;
+}
+
+/* Column of layer's latest result (any status) and of its latest successful fit; -1 none. */
+static void latest_cols(const at_model *m, int layer, int *any, int *ok)
+{
+    *any = *ok = -1;
+    for (int col = at_model_num_snapshots(m, 0) - 1; col >= 0; col--) {
+        const at_cell *c = at_model_cell(m, 0, layer, AT_SPACE_W, col);
+        if (*any < 0 && c->status != AT_CELL_EMPTY)
+            *any = col;
+        if (*ok < 0 && c->status == AT_FIT_SUCCESS)
+            *ok = col;
+    }
+}
+
+/* The block view of run 0 of m as drawn in g (rows x cols, colors, UTF-8): the verdict row on
+ * top, the key bar offering the heatmap back; every block row shown labelled with its block,
+ * and each of its cells showing the latest alpha of the layer named fmt(label, keys[s]) as read
+ * from the model's cells, in that alpha's level (colour, or the ASCII ramp without colours) in
+ * the glyph or the history's newest column. Returns the number of cells checked. */
+static int check_blocks(const at_model *m, at_ui *ui, const at_grid *g, int colors, const char *fmt,
+                        const char *const *keys)
+{
+    at_layout lay;
+    at_render_layout(&lay, m, ui, g->rows, g->cols, colors > 0);
+    assert_true(lay.blocks);
+    char buf[1024], want[16];
+    at_verdict v;
+    at_verdict_compute(&v, m, 0, AT_SPACE_W, at_model_num_snapshots(m, 0));
+    assert_non_null(strstr(row_text(g, 1, buf, sizeof buf), at_verdict_label(&v)));
+    assert_non_null(strstr(row_text(g, g->rows - 1, buf, sizeof buf), "b heatmap"));
+    at_names nm;
+    at_names_scan(&nm, m, 0);
+    int idx[200], n = at_ui_filtered_layers(ui, m, idx);
+    at_blocks *t = at_blocks_new(m, 0, idx, n, &nm, NULL);
+    assert_non_null(t);
+    at_blocks_geom geo;
+    at_blocks_fit(t, lay.names.w, lay.titles.w, &geo);
+    at_scheme sc;
+    at_scheme_init(&sc, colors);
+    int checked = 0;
+    for (int i = 0; i < lay.heat.h && ui->block_top + i < at_blocks_num_rows(t); i++) {
+        const at_block_row *row = at_blocks_row(t, ui->block_top + i);
+        int y = lay.heat.y + i;
+        if (row->layer >= 0) {
+            assert_non_null(strstr(row_text(g, y, buf, sizeof buf), row->label));
+            continue;
+        }
+        assert_string_equal(span_text(g, y, 0, geo.label_w, buf, sizeof buf), row->label);
+        for (int s = 0; s < geo.nslots; s++) {
+            char name[160];
+            snprintf(name, sizeof name, fmt, row->label, keys[s]);
+            int layer = at_model_find_layer(m, 0, name), any, ok;
+            assert_true(layer >= 0);
+            latest_cols(m, layer, &any, &ok);
+            double a = at_model_cell(m, 0, layer, AT_SPACE_W, ok)->v[AT_METRIC_ALPHA];
+            at_render_value(a, want);
+            int vx = geo.x[s] + (geo.spark ? geo.spark + 1 : 1);
+            if (strcmp(span_text(g, y, vx, 5, buf, sizeof buf), want))
+                fail_msg("%s at %dx%d shows '%s', its alpha is %s", name, g->cols, g->rows, buf,
+                         want);
+            /* the level of the latest result: one glyph, or the newest column of the history */
+            const at_gcell *gc = at_grid_at(g, y, geo.x[s] + (geo.spark ? geo.spark - 1 : 0));
+            const at_cell *c = at_model_cell(m, 0, layer, AT_SPACE_W, any);
+            if (c->status == AT_FIT_SUCCESS) {
+                int k = at_scale_level(AT_SCALE_ALPHA, c->v[AT_METRIC_ALPHA], 0, 0);
+                if (colors)
+                    assert_int_equal(gc->st.fg, at_scheme_level_color(&sc, AT_SCALE_ALPHA, k));
+                else
+                    assert_int_equal(gc->ch, (uint32_t)at_scale_ascii(AT_SCALE_ALPHA, k));
+            } else {
+                assert_int_equal(gc->ch, colors ? 0x2591u : 'x');
+            }
+            checked++;
+        }
+    }
+    at_blocks_free(t);
+    return checked;
+}
+
+/* The block view (b) of the modular-arithmetic transformer (one block) and of a 16-block
+ * Llama-style run at 80 x 24 (values only), 120 x 40 and 200 x 50 (with history), in colour
+ * and without (NO_COLOR: the ASCII ramp); golden files for each. */
+static void test_blocks_view(void **state)
+{
+    (void)state;
+    static const char *const llama[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+                                        "self_attn.o_proj", "mlp.gate_proj",    "mlp.up_proj",
+                                        "mlp.down_proj"};
+    static const char *const modular[] = {"attn.W_Q", "attn.W_K", "attn.W_V",
+                                          "attn.W_O", "mlp.W_in", "mlp.W_out"};
+    static const struct {
+        const char *name;
+        at_synth_opts o;
+        int layers;
+        const char *fmt;
+        const char *const *keys;
+        int blocks; /* rows with cells */
+    } runs[] = {
+        {"modular",
+         {.transformer = AT_SYNTH_MODULAR},
+         AT_SYNTH_MODULAR_LAYERS,
+         "%.0s%s.weight",
+         modular,
+         1},
+        {"llama16",
+         {.model = "LlamaForCausalLM", .transformer = 1},
+         2 + 7 * 16,
+         "model.layers.%s.%s.weight",
+         llama,
+         16},
+    };
+    char name[64], buf[1024];
+    for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
+        at_model *m = synthetic_opts(runs[r].layers, 40, &runs[r].o);
+        for (int i = 0; i < 3; i++)
+            for (int colors = 256; colors >= 0; colors -= 256) {
+                at_ui ui;
+                at_ui_init(&ui);
+                ui.blocks = 1;
+                at_grid *g = render(m, &ui, sizes[i][0], sizes[i][1], colors, 1);
+                snprintf(name, sizeof name, "blocks_%s%s_%dx%d.txt", runs[r].name,
+                         colors ? "" : "_mono", sizes[i][1], sizes[i][0]);
+                golden(g, name);
+                int cells = check_blocks(m, &ui, g, colors, runs[r].fmt, runs[r].keys);
+                /* every block on screen but the 80 x 24 Llama's last two rows */
+                int rows_shown = runs[r].blocks - (runs[r].blocks == 16 && i == 0 ? 1 : 0);
+                assert_int_equal(cells, rows_shown * (runs[r].blocks == 16 ? 7 : 6));
+                assert_non_null(strstr(row_text(g, 5, buf, sizeof buf), /* the column header */
+                                       runs[r].blocks == 16 ? "gate" : "W_in"));
+                at_grid_free(g);
+            }
+        at_model_free(m);
+    }
+}
+
 /* Two runs of one model class: ids in the picker, the header and the stop dialog. */
 static void test_two_runs(void **state)
 {
@@ -658,7 +830,7 @@ int main(void)
         cmocka_unit_test(test_replay_and_delta), cmocka_unit_test(test_phase_no_flapping),
         cmocka_unit_test(test_helpers),          cmocka_unit_test(test_collapse),
         cmocka_unit_test(test_big_model),        cmocka_unit_test(test_two_runs),
-        cmocka_unit_test(test_detail_labels),
+        cmocka_unit_test(test_detail_labels),    cmocka_unit_test(test_blocks_view),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_scheme.c -- the heatmap's colour scales (including how a deuteranope sees the alpha
  * scale, simulated with Machado, Oliveira & Fernandes 2009) and the role table. */
 #include <math.h>

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # End to end: the real view (view_driver: seeded synthetic model, live snapshots) in a detached
 # tmux session at a fixed size. capture-pane shows the heatmap and layer names, -e shows colour
 # escapes, resize-window redraws (and a tiny window says it is too small), keys do what they say.
@@ -7,34 +8,7 @@ set -u
 driver=$1
 dir=$(mktemp -d)
 sock=at-view-$$
-t() { tmux -L "$sock" -f /dev/null "$@"; }
-cleanup() { t kill-server 2>/dev/null; rm -rf "$dir"; }
-trap cleanup EXIT
-fail() {
-    echo "FAIL: $*"
-    echo "--- screen:"
-    t capture-pane -p -t view 2>/dev/null
-    exit 1
-}
-# wait_for PATTERN: until the screen shows PATTERN (extended regex), at most 10 s
-wait_for() {
-    i=0
-    while [ $i -lt 100 ]; do
-        t capture-pane -p -t view | grep -Eq -- "$1" && return 0
-        sleep 0.1
-        i=$((i + 1))
-    done
-    fail "screen never showed '$1'"
-}
-wait_gone() {
-    i=0
-    while [ $i -lt 100 ]; do
-        t capture-pane -p -t view | grep -Eq -- "$1" || return 0
-        sleep 0.1
-        i=$((i + 1))
-    done
-    fail "screen still shows '$1'"
-}
+. "$(dirname "$0")/tmux_lib.sh"
 wait_action() {
     i=0
     while [ $i -lt 100 ]; do

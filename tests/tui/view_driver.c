@@ -1,10 +1,14 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* view_driver.c -- runs the monitor's view for real on a seeded synthetic model, for the
  * tmux end-to-end test (and for looking at the view without a trainer).
  *
  * Usage: view_driver [--layers N] [--snapshots S] [--runs R] [--seed X] [--live MS [--max M]]
- *                    [--actions FILE] [--replay] [--transformer] [--collapse] [--model CLASS]
+ *                    [--actions FILE] [--replay] [--transformer | --modular] [--collapse]
+ *                    [--model CLASS] [--blocks]
  *        view_driver --print ROWSxCOLS [--colors 0|8|256] [--ascii] [--screen S] ...
- * --transformer names the layers like a Llama model, --collapse tells core's tracker the story
+ * --transformer names the layers like a Llama model, --modular like examples/torch_modular.py's
+ * one-layer transformer (always 8 layers), --blocks prints the block view (b), --collapse
+ * tells core's tracker the story
  * of a generalization collapse (synth.h), --model gives every run that model class.
  * --live MS adds a snapshot every MS milliseconds (up to M in all, default 2 S); --actions
  * appends every action the view reports (quit, stop, pause, select) as a line to FILE;
@@ -74,7 +78,7 @@ static void action(void *ud, const at_view_action *a)
         fflush(d->actions);
     }
     if (a->kind == AT_VIEW_PAUSE) {
-        at_model_state(d->m)->paused = a->paused;
+        at_model_run(d->m, a->run)->paused = a->paused;
         at_model_touch(d->m);
     }
     if (a->kind == AT_VIEW_STOP_RUN) {
@@ -84,13 +88,14 @@ static void action(void *ud, const at_view_action *a)
 }
 
 static int print_frame(at_model *m, int rows, int cols, int colors, int utf8, const char *screen,
-                       int replay)
+                       int replay, int blocks)
 {
     at_scheme sc;
     at_scheme_init(&sc, colors);
     at_ui ui;
     at_ui_init(&ui);
     ui.replay = replay;
+    ui.blocks = blocks;
     if (screen && !strcmp(screen, "detail"))
         ui.screen = AT_SCREEN_DETAIL;
     else if (screen && !strcmp(screen, "help"))
@@ -114,6 +119,7 @@ static int print_frame(at_model *m, int rows, int cols, int colors, int utf8, co
 int main(int argc, char **argv)
 {
     int layers = 24, snaps = 40, runs = 1, colors = 256, utf8 = 1, rows = 0, cols = 0, replay = 0;
+    int blocks = 0;
     const char *screen = NULL, *actions = NULL;
     driver d = {0};
     d.seed = 42;
@@ -137,6 +143,10 @@ int main(int argc, char **argv)
             replay = 1;
         else if (!strcmp(a, "--transformer"))
             d.so.transformer = 1;
+        else if (!strcmp(a, "--modular"))
+            d.so.transformer = AT_SYNTH_MODULAR;
+        else if (!strcmp(a, "--blocks"))
+            blocks = 1;
         else if (!strcmp(a, "--collapse"))
             d.so.collapse = 1;
         else if (!strcmp(a, "--model") && v)
@@ -154,6 +164,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    if (d.so.transformer == AT_SYNTH_MODULAR)
+        layers = AT_SYNTH_MODULAR_LAYERS;
     d.m = at_model_new();
     d.trk = calloc((size_t)(runs > 0 ? runs : 1), sizeof *d.trk);
     if (!d.m || !d.trk)
@@ -183,7 +195,7 @@ int main(int argc, char **argv)
     st->replay = replay;
     int rc;
     if (rows > 0) {
-        rc = print_frame(d.m, rows, cols, colors, utf8, screen, replay);
+        rc = print_frame(d.m, rows, cols, colors, utf8, screen, replay, blocks);
     } else {
         if (actions && !(d.actions = fopen(actions, "a"))) {
             perror(actions);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* ckpt.c -- the checkpoint object: format detection, the layer helpers every reader uses, raw
  * float32 files, tied weights and overlaps (see ckpt.h, ckpt_int.h). */
 #include "ckpt.h"
@@ -164,76 +165,21 @@ int64_t ckpt_layer_shape(ckpt_layer *l, int ndim, const int64_t *shape)
     return numel;
 }
 
-/* Copies the elements of t (strides in elements) into dst in C order, F64 narrowed to float32
- * (round to nearest, as numpy's astype(float32)). */
-static void gather(unsigned char *dst, const unsigned char *src, ckpt_type t, int ndim,
-                   const int64_t *shape, const int64_t *stride, int64_t numel)
-{
-    const size_t in = ckpt_type_size(t), out = t == CKPT_F64 ? 4 : in;
-    const int last = ndim - 1;
-    const int64_t row = shape[last];
-    int64_t idx[4] = {0, 0, 0, 0};
-    for (int64_t k = 0; k < numel; k += row) {
-        int64_t off = 0;
-        for (int d = 0; d < last; d++)
-            off += idx[d] * stride[d];
-        const unsigned char *s = src + (size_t)off * in;
-        if (t != CKPT_F64 && stride[last] == 1) {
-            memcpy(dst, s, (size_t)row * in);
-            dst += (size_t)row * in;
-        } else {
-            for (int64_t j = 0; j < row; j++, dst += out) {
-                const unsigned char *e = s + (size_t)(j * stride[last]) * in;
-                if (t == CKPT_F64) {
-                    double v;
-                    memcpy(&v, e, sizeof v);
-                    float f = (float)v;
-                    memcpy(dst, &f, sizeof f);
-                } else {
-                    memcpy(dst, e, in);
-                }
-            }
-        }
-        for (int d = last - 1; d >= 0; d--) {
-            if (++idx[d] < shape[d])
-                break;
-            idx[d] = 0;
-        }
-    }
-}
-
 int ckpt_layer_data(ckpt_layer *l, ckpt_type t, const unsigned char *first, const int64_t *stride)
 {
     at_tensor *T = &l->pub.tensor;
     int64_t cstride[4], numel = 1;
-    int c_order = 1;
     for (int d = T->ndim - 1; d >= 0; d--) {
         cstride[d] = numel;
         numel *= T->shape[d];
     }
-    if (!stride)
-        stride = cstride;
-    for (int d = 0; d < T->ndim; d++) {
-        l->stride[d] = stride[d];
-        c_order &= T->shape[d] == 1 || stride[d] == cstride[d];
-    }
-    const size_t esz = ckpt_type_size(t);
+    memcpy(l->stride, stride ? stride : cstride, (size_t)T->ndim * sizeof *l->stride);
+    l->type = t;
     l->origin = first;
-    l->bytes = (size_t)numel * esz;
+    l->bytes = (size_t)numel * ckpt_type_size(t);
     T->dtype = t == CKPT_F16 ? AT_DTYPE_F16 : t == CKPT_BF16 ? AT_DTYPE_BF16 : AT_DTYPE_F32;
-    /* The core reads whole elements: an unaligned view would be undefined behaviour. */
-    if (c_order && t != CKPT_F64 && (uintptr_t)first % esz == 0) {
-        T->data = first;
-        return AT_OK;
-    }
-    const size_t out = (size_t)numel * at_dtype_size(T->dtype);
-    unsigned char *dst = malloc(out);
-    if (!dst)
-        return ckpt_layer_fail(l, AT_ERR_NOMEM, "out of memory copying %zu bytes", out);
-    gather(dst, first, t, T->ndim, T->shape, stride, numel);
-    free(l->owned);
-    l->owned = dst;
-    T->data = dst;
+    /* Otherwise the layer is copied when the checkpoint is finished, or read by a view (lazy). */
+    T->data = ckpt_direct(t, T->ndim, T->shape, l->stride, first) ? first : NULL;
     return AT_OK;
 }
 
@@ -466,6 +412,42 @@ static void ties_and_overlaps(at_ckpt *c)
     }
 }
 
+/* Says where each usable layer's elements are (the mapped file they lie in, if any) and, unless
+ * the checkpoint is lazy, copies those the core cannot read as stored. */
+static void locate_and_copy(at_ckpt *c)
+{
+    for (size_t i = 0; i < c->count; i++) {
+        ckpt_layer *l = &c->layers[i];
+        at_tensor *T = &l->pub.tensor;
+        if (l->pub.err < 0)
+            continue;
+        at_ckpt_loc *loc = &l->pub.loc;
+        loc->mem = l->origin;
+        loc->stored = (at_ckpt_stored)l->type;
+        memcpy(loc->stride, l->stride, sizeof loc->stride);
+        for (size_t r = 0; r < c->nregions; r++) {
+            const ckpt_region *g = &c->regions[r];
+            const unsigned char *base = g->base;
+            if (g->mapped && g->file && l->origin >= base && l->origin < base + g->size) {
+                loc->file = g->file;
+                loc->offset = (uint64_t)(l->origin - base);
+            }
+        }
+        if (T->data || c->opts.lazy)
+            continue;
+        size_t numel = 1;
+        for (int d = 0; d < T->ndim; d++)
+            numel *= (size_t)T->shape[d];
+        const size_t out = numel * at_dtype_size(T->dtype);
+        if (!(l->owned = malloc(out))) {
+            ckpt_layer_fail(l, AT_ERR_NOMEM, "out of memory copying %zu bytes", out);
+            continue;
+        }
+        ckpt_gather(l->owned, l->origin, l->type, T->ndim, T->shape, l->stride);
+        T->data = l->owned;
+    }
+}
+
 /* A checkpoint object for path with opts' defaults filled in; NULL when out of memory. */
 static at_ckpt *ckpt_new(const char *path, const at_ckpt_opts *opts)
 {
@@ -492,6 +474,7 @@ static at_ckpt *ckpt_finish(at_ckpt *c)
     if (c->status == AT_OK && c->count) {
         qsort(c->layers, c->count, sizeof *c->layers, by_order);
         ties_and_overlaps(c);
+        locate_and_copy(c);
     }
     return c;
 }
@@ -563,6 +546,7 @@ void at_ckpt_close(at_ckpt *self)
             munmap(self->regions[i].base, self->regions[i].size);
         else
             free(self->regions[i].base);
+        free(self->regions[i].file);
     }
     free(self->regions);
     ckpt_index_free(self->index);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* ckpt.h -- read weight layers out of checkpoint files, without copying where possible.
  *
  * Formats, told apart by their content (the extension only picks which reader explains why a
@@ -21,6 +22,13 @@
  * Problems with one tensor (bad offsets, size mismatch, unsupported dtype) are reported on that
  * layer only, so the other layers can still be analysed; tensors not analysed by design (an
  * integer or FP8 dtype, a tied copy of another layer) say why in skip. Nothing here prints.
+ *
+ * Large checkpoints, layer by layer: with opts.lazy nothing is copied at open (a layer that
+ * needs a copy has tensor.data NULL), and every layer says where its elements are (loc: the
+ * file and byte offset, or this process's memory). at_ckpt_view_open reads one layer from
+ * there on any thread -- or in another process that sees the same file -- mapping only its
+ * bytes, converting only when the core cannot read them as stored, and giving the pages back
+ * when the view is closed: memory stays bounded by the layers open at once.
  *
  *     at_ckpt *c = at_ckpt_open("model.safetensors", NULL);
  *     if (!c) ... out of memory
@@ -48,10 +56,31 @@ typedef struct at_ckpt_opts {
     size_t stream_max;  /* bytes read at most from a pipe, FIFO or "-" (0: AT_CKPT_STREAM_MAX) */
     size_t inflate_max; /* bytes one compressed zip entry may inflate to (0: stream_max) */
     int fifo_wait_ms;   /* a named FIFO's wait for its first byte (0: AT_CKPT_FIFO_WAIT_MS) */
+    int lazy; /* 1: layers that need a copy (F64, not C order, misaligned) are not copied at open:
+                 their tensor.data is NULL, at_ckpt_view_open reads them (0: copied at open) */
 } at_ckpt_opts;
 
 #define AT_CKPT_STREAM_MAX ((size_t)4 << 30)
 #define AT_CKPT_FIFO_WAIT_MS 10000
+
+/* How a layer's elements are stored (the core reads the first three as they are). */
+typedef enum at_ckpt_stored {
+    AT_CKPT_STORED_F32,
+    AT_CKPT_STORED_F16,
+    AT_CKPT_STORED_BF16,
+    AT_CKPT_STORED_F64, /* narrowed to float32 when read (round to nearest) */
+} at_ckpt_stored;
+
+/* Where a usable layer's elements are: enough to read them on any thread, or in another process
+ * that sees the same file. */
+typedef struct at_ckpt_loc {
+    const char *file; /* absolute path of the file holding them; NULL when they are only in this
+                         process's memory (read from a pipe, inflated from a compressed entry) */
+    uint64_t offset;  /* with file: byte offset of the first element */
+    const void *mem;  /* the first element in this process's memory (NULL in another process) */
+    at_ckpt_stored stored;
+    int64_t stride[4]; /* per dimension, in elements (C order: shape[1] * ..., ..., 1) */
+} at_ckpt_loc;
 
 /* One layer of a checkpoint. All pointers are owned by the checkpoint. */
 typedef struct at_ckpt_layer {
@@ -63,6 +92,7 @@ typedef struct at_ckpt_layer {
     const char *skip;  /* "" or, for a tensor not analysed by design, why: "tied to wte.weight",
                           "dtype I8 is not a float type". err is then AT_ERR_UNSUPPORTED and
                           error the same text, so code unaware of skips sees an unusable layer */
+    at_ckpt_loc loc;   /* where the elements are (when err is AT_OK) */
 } at_ckpt_layer;
 
 typedef struct at_ckpt at_ckpt;
@@ -111,6 +141,31 @@ const at_ckpt_layer *at_ckpt_find(const at_ckpt *self, const char *name);
 
 /* Unmaps and frees everything, including every layer view. NULL-safe. */
 void at_ckpt_close(at_ckpt *self);
+
+/* One layer's weights, read for one analysis. */
+typedef struct at_ckpt_view at_ckpt_view;
+
+/* Opens the elements at loc of a tensor shaped like t (its ndim, shape and kind; t->data is not
+ * used) for reading: from loc->file when it is set, mapping only their bytes, else from
+ * loc->mem. Nothing is read yet. Caller owns return value (at_ckpt_view_close); NULL on error
+ * with *status (may be NULL) set and the reason in err (errn bytes): AT_ERR_ARG (a shape or
+ * stride that is not a weight's, no location), AT_ERR_NOTFOUND / AT_ERR_IO (the file cannot be
+ * opened or mapped), AT_ERR_SIZE (the file is now shorter than the layer's bytes),
+ * AT_ERR_NOMEM. */
+at_ckpt_view *at_ckpt_view_open(const at_tensor *t, const at_ckpt_loc *loc, int *status, char *err,
+                                size_t errn);
+
+/* Whether every element is zero (+0 or -0; F64 as narrowed to float32), read as stored and only
+ * up to the first element that is not: a cheap test before any conversion or analysis. */
+int at_ckpt_view_is_zero(const at_ckpt_view *self);
+
+/* The weights as the core reads them: the stored bytes when they are F32/F16/BF16 in C order and
+ * aligned, else a C-order copy (F64 narrowed to float32), made on the first call. NULL when out
+ * of memory. Borrowed: valid until at_ckpt_view_close. */
+const at_tensor *at_ckpt_view_tensor(at_ckpt_view *self);
+
+/* Frees the copy and unmaps the pages (the process's memory no longer holds them). NULL-safe. */
+void at_ckpt_view_close(at_ckpt_view *self);
 
 /* Parses "ROWSxCOLS" (or "AxBxCxD") into shape; returns the number of dims (2 or 4), or -1 when
  * s is not such a shape with every dimension positive. */

@@ -20,9 +20,16 @@
 /* No dimension of a real weight tensor comes near this; larger values are corrupt headers. */
 #define CKPT_MAX_DIM (INT64_C(1) << 40)
 
-/* Element types as stored. The core reads F32, F16 and BF16 in place; F64 is narrowed to
- * float32 on reading; CKPT_OTHER (integers, bool, FP8, complex) is skipped with its name. */
-typedef enum ckpt_type { CKPT_F32, CKPT_F16, CKPT_BF16, CKPT_F64, CKPT_OTHER } ckpt_type;
+/* Element types as stored (the float ones are at_ckpt_stored's values). The core reads F32, F16
+ * and BF16 in place; F64 is narrowed to float32 on reading; CKPT_OTHER (integers, bool, FP8,
+ * complex) is skipped with its name. */
+typedef enum ckpt_type {
+    CKPT_F32 = AT_CKPT_STORED_F32,
+    CKPT_F16 = AT_CKPT_STORED_F16,
+    CKPT_BF16 = AT_CKPT_STORED_BF16,
+    CKPT_F64 = AT_CKPT_STORED_F64,
+    CKPT_OTHER,
+} ckpt_type;
 
 typedef struct ckpt_layer {
     at_ckpt_layer pub;
@@ -34,6 +41,7 @@ typedef struct ckpt_layer {
     size_t bytes;                /* stored bytes, for the overlap check of `exclusive` layers */
     int exclusive;               /* its bytes belong to it alone (safetensors) */
     size_t order;                /* position in the checkpoint: file order, or the index's */
+    ckpt_type type;              /* as stored */
 } ckpt_layer;
 
 /* A block of memory the checkpoint reads from: a mapped file or a buffer read from a pipe. */
@@ -41,6 +49,7 @@ typedef struct ckpt_region {
     void *base;
     size_t size;
     int mapped;
+    char *file; /* mapped: the file's absolute path (NULL for standard input) */
 } ckpt_region;
 
 typedef struct ckpt_index ckpt_index;
@@ -93,9 +102,20 @@ int64_t ckpt_layer_shape(ckpt_layer *l, int ndim, const int64_t *shape);
 
 /* Gives the layer (its shape set) its elements of type t, the first at first, with per-dim
  * strides in elements (NULL: C order). Points into the file's bytes when they are C order,
- * aligned and of a type the core reads; otherwise copies them into C order, narrowing F64 to
- * float32. CKPT_OTHER must be skipped instead. Returns AT_OK or a status. */
+ * aligned and of a type the core reads; otherwise the layer needs a copy into C order (F64
+ * narrowed to float32), made when the checkpoint is finished unless it is lazy. CKPT_OTHER must
+ * be skipped instead. Returns AT_OK. */
 int ckpt_layer_data(ckpt_layer *l, ckpt_type t, const unsigned char *first, const int64_t *stride);
+
+/* Whether the core reads elements of type t at first, with strides stride (elements), as they
+ * are: F32, F16 or BF16, in C order, aligned to their size. */
+int ckpt_direct(ckpt_type t, int ndim, const int64_t *shape, const int64_t *stride,
+                const unsigned char *first);
+
+/* Copies the elements at src (type t, strides in elements) into dst in C order, F64 narrowed to
+ * float32 (round to nearest, as numpy's astype(float32)). */
+void ckpt_gather(unsigned char *dst, const unsigned char *src, ckpt_type t, int ndim,
+                 const int64_t *shape, const int64_t *stride);
 
 /* Bytes per element of t (CKPT_OTHER: 0). */
 size_t ckpt_type_size(ckpt_type t);

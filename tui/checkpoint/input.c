@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -14,10 +15,32 @@
 
 #include "ckpt_int.h"
 
-static int add_region(at_ckpt *c, void *base, size_t size, int mapped)
+/* path as an absolute path (malloc'd), so another process started elsewhere finds the same file;
+ * NULL for standard input or when out of memory. */
+static char *absolute(const char *path)
+{
+    if (!path)
+        return NULL;
+    if (path[0] == '/')
+        return strdup(path);
+    char cwd[4096];
+    if (!getcwd(cwd, sizeof cwd))
+        return NULL;
+    const size_t n = strlen(cwd) + strlen(path) + 2;
+    char *a = malloc(n);
+    if (a)
+        snprintf(a, n, "%s/%s", cwd, path);
+    return a;
+}
+
+static int add_region(at_ckpt *c, void *base, size_t size, int mapped, const char *path)
 {
     ckpt_region *r = realloc(c->regions, (c->nregions + 1) * sizeof *r);
-    if (!r) {
+    char *file = mapped ? absolute(path) : NULL;
+    if (!r || (mapped && path && !file)) {
+        if (r)
+            c->regions = r;
+        free(file);
         if (mapped)
             munmap(base, size);
         else
@@ -25,11 +48,12 @@ static int add_region(at_ckpt *c, void *base, size_t size, int mapped)
         return ckpt_fail(c, AT_ERR_NOMEM, "out of memory");
     }
     c->regions = r;
-    r[c->nregions++] = (ckpt_region){base, size, mapped};
+    r[c->nregions++] = (ckpt_region){base, size, mapped, file};
     return AT_OK;
 }
 
-static int map_fd(at_ckpt *c, int fd, const unsigned char **p, size_t *n)
+/* Maps fd, the file path (NULL: standard input). */
+static int map_fd(at_ckpt *c, int fd, const char *path, const unsigned char **p, size_t *n)
 {
     struct stat st;
     if (fstat(fd, &st) < 0)
@@ -41,7 +65,7 @@ static int map_fd(at_ckpt *c, int fd, const unsigned char **p, size_t *n)
         return ckpt_fail(c, AT_ERR_IO, "cannot map: %s", strerror(errno));
     *p = m;
     *n = (size_t)st.st_size;
-    return add_region(c, m, *n, 1);
+    return add_region(c, m, *n, 1, path);
 }
 
 /* Reads fd to its end into memory. wait_ms >= 0: fd is non-blocking and the first byte (or the
@@ -101,7 +125,7 @@ static int read_stream(at_ckpt *c, int fd, int wait_ms, const unsigned char **p,
     }
     *p = buf;
     *n = len;
-    return add_region(c, buf, cap, 0);
+    return add_region(c, buf, cap, 0, NULL);
 }
 
 int ckpt_load(at_ckpt *c, const char *path, const unsigned char **p, size_t *n)
@@ -111,7 +135,7 @@ int ckpt_load(at_ckpt *c, const char *path, const unsigned char **p, size_t *n)
         if (isatty(STDIN_FILENO))
             return ckpt_fail(c, AT_ERR_ARG, "stdin is a terminal: pipe a checkpoint in");
         if (fstat(STDIN_FILENO, &st) == 0 && S_ISREG(st.st_mode))
-            return map_fd(c, STDIN_FILENO, p, n);
+            return map_fd(c, STDIN_FILENO, NULL, p, n);
         return read_stream(c, STDIN_FILENO, -1, p, n);
     }
     if (stat(path, &st) < 0) {
@@ -127,7 +151,7 @@ int ckpt_load(at_ckpt *c, const char *path, const unsigned char **p, size_t *n)
     if (fstat(fd, &st) < 0)
         rc = ckpt_fail(c, AT_ERR_IO, "cannot stat: %s", strerror(errno));
     else if (S_ISREG(st.st_mode))
-        rc = map_fd(c, fd, p, n);
+        rc = map_fd(c, fd, path, p, n);
     else if (isatty(fd))
         rc = ckpt_fail(c, AT_ERR_ARG, "a terminal, not a checkpoint");
     else if (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) || S_ISSOCK(st.st_mode))

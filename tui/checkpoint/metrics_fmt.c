@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* metrics_fmt.c -- at_metrics as JSON, CSV and table rows; the model summary. */
 #include "metrics_fmt.h"
 
@@ -5,6 +6,8 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "alphatop/text.h"
 
 typedef enum col_type { C_I64, C_F64, C_STATUS, C_WARNING, C_MODE } col_type;
 
@@ -55,25 +58,20 @@ static const struct col {
 };
 #define NCOLS (sizeof cols / sizeof cols[0])
 
-/* The shortest %g form (15 to 17 digits) that reads back as exactly v. cJSON's own printer
- * stops at 15 digits whenever that is within an epsilon, which would make the JSON differ
- * from the analysis in the last bits. */
-static void exact_text(char buf[32], double v)
-{
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(buf, 32, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v)
-            return;
-    }
-}
-
 cJSON *at_fmt_json_number(cJSON *obj, const char *name, double v)
 {
     if (!isfinite(v))
         return cJSON_AddNullToObject(obj, name);
-    char buf[32];
-    exact_text(buf, v);
-    return cJSON_AddRawToObject(obj, name, buf);
+    char buf[AT_TEXT_NUMBER_CAP];
+    return cJSON_AddRawToObject(obj, name, at_text_json_number(buf, sizeof buf, v));
+}
+
+cJSON *at_fmt_json_text(cJSON *obj, const char *name, const char *s)
+{
+    char *q = at_text_json_quote(s);
+    cJSON *item = q ? cJSON_AddRawToObject(obj, name, q) : NULL;
+    free(q);
+    return item;
 }
 
 static int col_on(const struct col *c, unsigned flags)
@@ -115,7 +113,7 @@ static const char *col_text(const at_metrics *m, const struct col *c, unsigned f
 
 int at_fmt_json(cJSON *obj, const char *name, const at_metrics *m, unsigned flags)
 {
-    if (name && !cJSON_AddStringToObject(obj, "name", name))
+    if (name && !at_fmt_json_text(obj, "name", name))
         return AT_ERR_NOMEM;
     for (size_t i = 0; i < NCOLS; i++) {
         const struct col *c = &cols[i];
@@ -171,9 +169,8 @@ int at_fmt_json_parse(const cJSON *obj, at_metrics *m)
 /* A layer without metrics: name, "status": status, status: message. */
 static int json_note(cJSON *obj, const char *name, const char *status, const char *message)
 {
-    if ((name && !cJSON_AddStringToObject(obj, "name", name)) ||
-        !cJSON_AddStringToObject(obj, "status", status) ||
-        !cJSON_AddStringToObject(obj, status, message))
+    if ((name && !at_fmt_json_text(obj, "name", name)) ||
+        !cJSON_AddStringToObject(obj, "status", status) || !at_fmt_json_text(obj, status, message))
         return AT_ERR_NOMEM;
     return AT_OK;
 }
@@ -239,11 +236,9 @@ void at_fmt_csv_row(FILE *f, const char *file, const char *name, const at_metric
             fprintf(f, "%lld", (long long)get_i64(m, c));
         } else {
             double v = get_f64(m, c);
-            char buf[32];
-            if (isfinite(v)) {
-                exact_text(buf, v);
-                fputs(buf, f);
-            }
+            char buf[AT_TEXT_NUMBER_CAP];
+            if (isfinite(v))
+                fputs(at_text_json_number(buf, sizeof buf, v), f);
         }
     }
     fputs(",\n", f);

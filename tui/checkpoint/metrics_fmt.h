@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* metrics_fmt.h -- one layer's at_metrics as a JSON object, a CSV row or an aligned table row,
  * and the model summary of docs/metrics.md.
  *
@@ -30,8 +31,9 @@ enum {
 /* Adds every column of m (and "name" when name is not NULL) to obj, an existing cJSON object
  * the caller owns (so `watch --headless` can add its own type/run/step fields first).
  * Numbers are added as raw JSON text (cJSON_Raw items, the shortest text that parses back to
- * the exact double) because cJSON's number printer drops the last digits; read them back by
- * printing and parsing the object. Returns AT_OK or AT_ERR_NOMEM. */
+ * the exact double) because cJSON's number printer drops the last digits, and the name as raw
+ * text too (at_fmt_json_text); read them back by printing and parsing the object. Returns
+ * AT_OK or AT_ERR_NOMEM. */
 int at_fmt_json(cJSON *obj, const char *name, const at_metrics *m, unsigned flags);
 
 /* Reads a layer object at_fmt_json wrote (or a JSON line holding its columns, parsed back) into
@@ -42,12 +44,19 @@ int at_fmt_json(cJSON *obj, const char *name, const at_metrics *m, unsigned flag
  * analysed (status "error", as at_fmt_json_error writes). */
 int at_fmt_json_parse(const cJSON *obj, at_metrics *m);
 
-/* Adds one number to obj as at_fmt_json does: exact raw text, null when not finite. Returns
- * the new item, or NULL when out of memory. */
+/* Adds one number to obj as at_fmt_json does: raw text, the shortest that reads back as
+ * exactly v (at_text_json_number), null when not finite. Returns the new item, or NULL when out
+ * of memory. */
 cJSON *at_fmt_json_number(cJSON *obj, const char *name, double v);
 
+/* Adds one string to obj as at_fmt_json does with names and messages: raw text through
+ * at_text_json_quote, so the JSON is valid UTF-8 with every control character escaped whatever
+ * s holds (a name from a file or a peer; NULL adds ""). Returns the new item, or NULL when out
+ * of memory. */
+cJSON *at_fmt_json_text(cJSON *obj, const char *name, const char *s);
+
 /* Adds the columns of a layer that could not be analysed: name, "status": "error", "error":
- * message. Returns AT_OK or AT_ERR_NOMEM. */
+ * message (name and message as at_fmt_json_text writes them). Returns AT_OK or AT_ERR_NOMEM. */
 int at_fmt_json_error(cJSON *obj, const char *name, const char *message);
 
 /* Writes s as one CSV field: as it is, or quoted (quotes doubled) when it holds a comma, a

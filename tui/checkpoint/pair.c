@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* pair.c -- layer pairing between two checkpoints (see pair.h). */
 #include "pair.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* pair.h -- pairing the layers of two checkpoints by name, and the update W - W_base.
  *
  * Used by `scan --base` (analyse each layer's update) and `diff` (compare two checkpoints).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* commands.h -- the alphatop commands. Each takes the arguments after its name (argv[0] is
  * the command name, argv may be permuted) and returns the process exit code of docs/cli.md:
  * 0 success, 1 some input could not be analysed, 2 usage error, 3 a --stop-on rule fired. */

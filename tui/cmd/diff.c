@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* diff.c -- `alphatop diff A B`: per-layer alpha of two checkpoints side by side. */
 #include <cjson/cJSON.h>
 #include <math.h>

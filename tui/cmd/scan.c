@@ -1,5 +1,14 @@
-/* scan.c -- `alphatop scan`: HTSR metrics of every layer in checkpoint files. */
+/* SPDX-License-Identifier: Apache-2.0 */
+/* scan.c -- `alphatop scan`: HTSR metrics of every layer in checkpoint files.
+ *
+ * Three steps. Plan: every row of every file is decided without printing anything -- a tensor
+ * the reader skips, a broken layer, a layer skipped for its size (from its shape alone), or a
+ * task that names where its weights are (scan_work.h). Run: the tasks go to worker threads, one
+ * per core, or over MPI ranks (mpi_scan.c), largest first; each reads its own weights and gives
+ * them back. Print: the rows in file order as their results arrive, with a progress line on
+ * stderr. The output is the same, byte for byte, whatever the number of threads or ranks. */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,13 +17,21 @@
 
 #include "alphatop/analyze.h"
 #include "alphatop/lora.h"
+#include "alphatop/pool.h"
 #include "alphatop/text.h"
 #include "args.h"
 #include "ckpt.h"
 #include "ckpt_args.h"
 #include "commands.h"
 #include "metrics_fmt.h"
+#include "page.h"
 #include "pair.h"
+#include "plot_out.h"
+#include "progress.h"
+#include "scan_work.h"
+#ifdef AT_MPI
+#include "mpi_scan.h"
+#endif
 
 static const char about[] =
     "HTSR metrics of every layer in checkpoint files, in exact mode (the reference's numbers)\n"
@@ -25,7 +42,8 @@ static const char about[] =
     "little-endian float32 with --shape. Every 2-D or 4-D F32/F16/BF16/F64 tensor whose name ends\n"
     "in 'weight' is a layer; LoRA pairs '*lora_A*weight' + '*lora_B*weight' are analysed as one\n"
     "layer B A; tied copies and integer/FP8 tensors are listed as skipped.\n"
-    "Output (stdout): an aligned table per file and its model summary, or --json / --csv.\n";
+    "Output (stdout): an aligned table per file and its model summary, or --json / --csv.\n"
+    "--plot DIR also writes each layer's ESD picture (SVG) and a page of all layers (HTML).\n";
 
 static const char notes[] =
     "Errors (unreadable file or layer, size mismatch, NaN/Inf or all-zero weights) go to\n"
@@ -36,9 +54,40 @@ enum out_format { OUT_TABLE, OUT_JSON, OUT_CSV };
 /* The name layers get in reports when a LoRA pair stands for the merged weight W_base + B A
  * (--merge). */
 #define MERGED_SUFFIX ".merged"
-/* Files with at least this many layers get progress on stderr: a live counter on a terminal,
- * one count line otherwise. */
-#define PROGRESS_MIN_LAYERS 16
+/* How long printing waits for a result before it redraws the progress line (ms). */
+#define PUMP_MS 200
+
+/* What one row of the report stands for. */
+typedef struct job {
+    const at_ckpt_layer *layer;
+    const at_ckpt_layer *lora_b; /* set: LoRA pair, layer is A */
+    const at_pair *pair;         /* --base: the layer's pairing */
+    int skip;                    /* the B half of a pair already reported with its A */
+    char module[500];            /* LoRA pair: the adapted module's name */
+    char name[512];
+} job;
+
+/* A planned row: what it prints and, once its task is done, the task's result. */
+typedef enum row_kind {
+    ROW_SKIPPED, /* a tensor the reader skips by design (msg says why) */
+    ROW_ERROR,   /* cannot be analysed (msg says why) */
+    ROW_FIXED,   /* skipped for its size: m is known from the shapes */
+    ROW_TASK,    /* analysed by a task */
+} row_kind;
+
+typedef struct scan_row {
+    job j;
+    const at_ckpt *c;
+    char shape[64];
+    row_kind kind;
+    char msg[700];
+    char note[700]; /* printed on stderr before the row's output, when set */
+    int merge_note; /* the note says the merge was done: not printed when it failed */
+    at_metrics m;   /* ROW_FIXED */
+    double cost;    /* ROW_TASK: its task's */
+    int done;       /* ROW_TASK: res has come */
+    scan_result res;
+} scan_row;
 
 typedef struct scan {
     enum out_format format;
@@ -50,29 +99,29 @@ typedef struct scan {
     unsigned flags;
     double lora_scale;
     int merge;
-    at_analyzer *an; /* every layer's analysis, exact or --fast */
-    at_lora *lora;   /* --merge: forms W_base + scale B A */
-    float *merged;   /* W_base + scale B A of one LoRA pair (--merge) */
-    size_t merged_cap;
+    int fast;          /* --fast */
+    int64_t threads;   /* --threads; 0: one per core */
+    double max_memory; /* --max-memory, GiB; 0: the runner's default */
+    at_analyzer_opts ao;
     at_ckpt *base;
-    int fast;            /* --fast */
-    at_fast_state **fst; /* per layer name, carried from file to file */
-    char **fst_name;
-    size_t nfst;
+    at_ckpt **files;
+    int nfiles;
+    at_pairing **pairing; /* --base: each file's */
+    int *adapters;        /* each file: it has LoRA pairs */
+    scan_row *rows;
+    size_t nrows;
+    size_t *first; /* file f's rows: rows[first[f]] .. rows[first[f + 1] - 1] */
+    scan_task *tasks;
+    size_t ntasks, ndone;
+    double cost_total, cost_done;
+    scan_exec exec;
+    at_progress *prog;
     int name_width;
-    int progress; /* stderr is a terminal: live layer counter, erased before other output */
     int failed;
+    const char *plot_dir; /* --plot: the pictures and the page go here */
+    at_scan_page *page;
+    unsigned pictures; /* SVG files written */
 } scan;
-
-/* What one row of the report stands for. */
-typedef struct job {
-    const at_ckpt_layer *layer;
-    const at_ckpt_layer *lora_b; /* set: LoRA pair, layer is A */
-    const at_pair *pair;         /* --base: the layer's pairing */
-    int skip;                    /* the B half of a pair already reported with its A */
-    char module[500];            /* LoRA pair: the adapted module's name */
-    char name[512];
-} job;
 
 static void job_make(const scan *s, const at_ckpt *c, const at_ckpt_layer *l, job *j)
 {
@@ -118,11 +167,10 @@ static int add_text(cJSON *o, const char *key, const char *s)
     return 0;
 }
 
-/* Erases the live progress line so a row or message does not land after it. */
+/* Erases the progress bar so a row or message does not land after it. */
 static void progress_clear(const scan *s)
 {
-    if (s->progress)
-        fputs("\r\033[K", stderr);
+    at_progress_clear(s->prog);
 }
 
 /* A row without metrics in the output format: an error, or a tensor the reader skips by
@@ -135,6 +183,12 @@ static void note_row(const scan *s, const char *file, const char *name, const ch
     SHOW(f_, file);
     SHOW(n_, name);
     SHOW(m_, msg);
+    if (s->page) {
+        char text[sizeof m_ + 10];
+        snprintf(text, sizeof text, "%s: %s", key, msg);
+        at_scan_page_add(s->page,
+                         &(at_scan_row){.file = file, .name = name, .shape = shape, .note = text});
+    }
     if (s->format == OUT_JSON) {
         cJSON *o = cJSON_CreateObject();
         if (o && cJSON_AddStringToObject(o, "type", "layer") && add_text(o, "file", file) &&
@@ -183,6 +237,20 @@ static void note(const scan *s, const char *file, const char *name, const char *
     fprintf(stderr, "alphatop scan: %s: %s: %s\n", SHOW(f_, file), SHOW(n_, name), msg);
 }
 
+/* Why layer m was skipped, e.g. "skipped: too few eigenvalues for a fit (8 < --min-evals 10)". */
+static void skip_reason(const scan *s, const at_metrics *m, char *text, size_t cap)
+{
+    if (m->num_evals < s->hopts.min_evals)
+        snprintf(text, cap, "skipped: too few eigenvalues for a fit (%lld < --min-evals %lld)",
+                 (long long)m->num_evals, (long long)s->hopts.min_evals);
+    else if (m->num_evals > s->hopts.max_evals)
+        snprintf(text, cap, "skipped: %lld eigenvalues > --max-evals %lld", (long long)m->num_evals,
+                 (long long)s->hopts.max_evals);
+    else
+        snprintf(text, cap, "skipped: N = %lld > max_N %lld", (long long)m->N,
+                 (long long)s->hopts.max_N);
+}
+
 static void emit_metrics(scan *s, const char *file, const job *j, const char *shape,
                          const at_metrics *m)
 {
@@ -210,185 +278,299 @@ static void emit_metrics(scan *s, const char *file, const job *j, const char *sh
         at_fmt_csv_row(stdout, SHOW(f_, file), SHOW(n_, j->name), m, s->flags);
     } else if (m->status == AT_FIT_SKIPPED) {
         char text[160];
-        if (m->num_evals < s->hopts.min_evals)
-            snprintf(text, sizeof text,
-                     "skipped: too few eigenvalues for a fit (%lld < --min-evals %lld)",
-                     (long long)m->num_evals, (long long)s->hopts.min_evals);
-        else if (m->num_evals > s->hopts.max_evals)
-            snprintf(text, sizeof text, "skipped: %lld eigenvalues > --max-evals %lld",
-                     (long long)m->num_evals, (long long)s->hopts.max_evals);
-        else
-            snprintf(text, sizeof text, "skipped: N = %lld > max_N %lld", (long long)m->N,
-                     (long long)s->hopts.max_N);
+        skip_reason(s, m, text, sizeof text);
         at_fmt_table_note(stdout, s->name_width, SHOW(n_, j->name), shape, text);
     } else {
         at_fmt_table_row(stdout, s->name_width, SHOW(n_, j->name), shape, m, s->flags);
     }
 }
 
-/* The fast-mode state of layer key (created on first use); NULL when out of memory. */
-static at_fast_state *fast_state(scan *s, const char *key)
+/* ---- planning: what each row is, without output ------------------------------------------ */
+
+/* A task's tensor: layer l's shape and where its elements are. */
+static scan_tensor tensor_of(const at_ckpt_layer *l)
 {
-    for (size_t i = 0; i < s->nfst; i++)
-        if (strcmp(s->fst_name[i], key) == 0)
-            return s->fst[i];
-    at_fast_state **st = realloc(s->fst, (s->nfst + 1) * sizeof *st);
-    if (st)
-        s->fst = st;
-    char **nm = realloc(s->fst_name, (s->nfst + 1) * sizeof *nm);
-    if (nm)
-        s->fst_name = nm;
-    if (!st || !nm || !(nm[s->nfst] = strdup(key)))
-        return NULL;
-    if (!(st[s->nfst] = at_fast_state_new())) {
-        free(nm[s->nfst]);
-        return NULL;
-    }
-    return st[s->nfst++];
+    return (scan_tensor){l->tensor, l->loc};
 }
 
-/* The analysis of one row (a dense layer, its update, or a LoRA pair) on the analyzer; with
- * --fast, dense weights carry their layer's state (by key) from file to file. */
-static int analyse(scan *s, const char *key, at_layer_job *lj, at_metrics *m, const char **detail)
+/* --base: the base layer paired with j, or NULL after making r an error row that says why. */
+static const at_ckpt_layer *plan_base(const job *j, scan_row *r)
 {
-    if (s->fast && !lj->base && !lj->lora_a && !(lj->state = fast_state(s, key))) {
-        *detail = "out of memory";
-        return AT_ERR_NOMEM;
-    }
-    int rc = at_analyzer_run(s->an, lj, m, NULL);
-    *detail = at_analyzer_last_error(s->an);
-    return rc;
-}
-
-/* The base layer paired with j, or NULL after reporting why there is no usable one. */
-static const at_tensor *base_of(scan *s, const char *file, const job *j, const at_pair *p,
-                                const char *shape)
-{
-    char why[640];
-    at_pair_describe(p, j->layer, why, sizeof why);
-    if (p->status != AT_PAIR_OK) {
-        report_error(s, file, j->name, shape, why);
+    at_pair_describe(j->pair, j->layer, r->note, sizeof r->note);
+    r->kind = ROW_ERROR;
+    if (j->pair->status != AT_PAIR_OK) {
+        snprintf(r->msg, sizeof r->msg, "%s", r->note);
+        r->note[0] = '\0';
         return NULL;
     }
-    if (p->other->err < 0) {
-        snprintf(why, sizeof why, "base layer %s: %s", p->other->name, p->other->error);
-        report_error(s, file, j->name, shape, why);
+    const at_ckpt_layer *b = j->pair->other;
+    if (b->err < 0) {
+        snprintf(r->msg, sizeof r->msg, "base layer %s: %s", b->name, b->error);
+        r->note[0] = '\0';
         return NULL;
     }
-    if (why[0])
-        note(s, file, j->name, why);
-    return &p->other->tensor;
+    r->kind = ROW_TASK;
+    return b;
 }
 
-/* Points *t at W_base + scale B A for the LoRA pair j (--merge). Returns 0, or -1 after
- * reporting why it cannot be formed. */
-static int merge_lora(scan *s, const char *file, const job *j, const char *shape, at_tensor *t)
+/* --merge: the base layer W_base of LoRA pair j (B A must have its shape), or NULL after making r
+ * an error row that says why. */
+static const at_ckpt_layer *plan_merge(const scan *s, const job *j, scan_row *r)
 {
-    char name[520], msg[700], s1[64], s2[64];
+    char name[520], s1[64], s2[64];
     const at_tensor *B = &j->lora_b->tensor, *A = &j->layer->tensor;
     snprintf(name, sizeof name, "%s.weight", j->module);
     at_pair p;
     at_pair_lookup(s->base, name, &p);
+    r->kind = ROW_ERROR;
     if (p.status != AT_PAIR_OK) {
-        snprintf(msg, sizeof msg, "--merge: no base layer %s (or a wrapper-prefixed variant)",
+        snprintf(r->msg, sizeof r->msg, "--merge: no base layer %s (or a wrapper-prefixed variant)",
                  name);
-        report_error(s, file, j->name, shape, msg);
-        return -1;
+        return NULL;
     }
     const at_tensor *w = &p.other->tensor;
     if (p.other->err < 0 || w->ndim != 2 || w->shape[0] != B->shape[0] ||
         w->shape[1] != A->shape[1]) {
         int64_t dims[2] = {B->shape[0], A->shape[1]};
-        snprintf(msg, sizeof msg, "--merge: base layer %s %s%s, B A is %s", p.other->name,
+        snprintf(r->msg, sizeof r->msg, "--merge: base layer %s %s%s, B A is %s", p.other->name,
                  p.other->err < 0 ? "unreadable: " : "is ",
                  p.other->err < 0 ? p.other->error : at_shape_str(s1, sizeof s1, w->ndim, w->shape),
                  at_shape_str(s2, sizeof s2, 2, dims));
-        report_error(s, file, j->name, shape, msg);
-        return -1;
-    }
-    const size_t count = (size_t)(w->shape[0] * w->shape[1]);
-    if (count > s->merged_cap) {
-        float *nb = realloc(s->merged, count * sizeof *nb);
-        if (!nb) {
-            report_error(s, file, j->name, shape, "out of memory merging the adapter");
-            return -1;
-        }
-        s->merged = nb;
-        s->merged_cap = count;
-    }
-    if (at_lora_merge(s->lora, w, B, A, s->lora_scale, s->merged) < 0) {
-        snprintf(msg, sizeof msg, "--merge: %s", at_lora_last_error(s->lora));
-        report_error(s, file, j->name, shape, msg);
-        return -1;
+        return NULL;
     }
     if (p.renamed) {
-        snprintf(msg, sizeof msg, "merged with base layer %s (renamed)", p.other->name);
-        note(s, file, j->name, msg);
+        snprintf(r->note, sizeof r->note, "merged with base layer %s (renamed)", p.other->name);
+        r->merge_note = 1;
     }
-    *t = *w;
-    t->data = s->merged;
-    t->dtype = AT_DTYPE_F32;
-    return 0;
+    r->kind = ROW_TASK;
+    return p.other;
 }
 
-static void scan_job(scan *s, const at_ckpt *c, const job *j, at_summary *sum)
+/* Plans row r for job j of checkpoint c: its kind and message, or its task *t (id set by the
+ * caller). */
+static void plan_row(const scan *s, const at_ckpt *c, const job *j, scan_row *r, scan_task *t)
 {
-    const char *file = at_ckpt_path(c);
     const at_ckpt_layer *l = j->layer;
-    /* --fast carries a layer's state by name; a one-tensor file (.npy, raw) is named after
-     * the file, so successive such files are successive snapshots of one layer. */
-    const char *key = at_ckpt_count(c) == 1 ? "" : j->name;
-    char shape[64], msg[640];
-    at_shape_str(shape, sizeof shape, l->tensor.ndim, l->tensor.shape);
-    if (l->skip[0]) {
-        report_skipped(s, file, j->name, shape, l->skip);
+    r->j = *j;
+    r->c = c;
+    at_shape_str(r->shape, sizeof r->shape, l->tensor.ndim, l->tensor.shape);
+    if (l->skip[0] || l->err < 0) {
+        r->kind = l->skip[0] ? ROW_SKIPPED : ROW_ERROR;
+        snprintf(r->msg, sizeof r->msg, "%s", l->skip[0] ? l->skip : l->error);
         return;
     }
-    if (l->err < 0) {
-        report_error(s, file, j->name, shape, l->error);
-        return;
-    }
-    at_metrics m;
-    at_tensor merged;
-    at_layer_job lj = {.w = &l->tensor};
+    memset(t, 0, sizeof *t);
+    t->kind = SCAN_PLAIN;
+    t->n = 1;
+    t->t[0] = tensor_of(l);
+    t->lora_scale = s->lora_scale;
+    r->kind = ROW_TASK;
     if (j->lora_b) {
         const at_ckpt_layer *b = j->lora_b;
-        if (b->err < 0) {
-            snprintf(msg, sizeof msg, "LoRA factor %s: %s", b->name, b->error);
-            report_error(s, file, j->name, shape, msg);
-            return;
-        }
         int64_t dims[2] = {b->tensor.shape[0], l->tensor.shape[1]};
-        at_shape_str(shape, sizeof shape, 2, dims);
-        snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "/r%lld",
+        at_shape_str(r->shape, sizeof r->shape, 2, dims);
+        snprintf(r->shape + strlen(r->shape), sizeof r->shape - strlen(r->shape), "/r%lld",
                  (long long)l->tensor.shape[0]);
-        if (s->merge) {
-            if (merge_lora(s, file, j, shape, &merged) < 0)
-                return;
-            lj.w = &merged;
-        } else {
-            lj = (at_layer_job){.w = &b->tensor, .lora_a = &l->tensor, .lora_scale = s->lora_scale};
-        }
-    } else if (j->pair) {
-        if (!(lj.base = base_of(s, file, j, j->pair, shape)))
+        if (b->err < 0) {
+            r->kind = ROW_ERROR;
+            snprintf(r->msg, sizeof r->msg, "LoRA factor %s: %s", b->name, b->error);
             return;
+        }
+        const at_ckpt_layer *w = s->merge ? plan_merge(s, j, r) : NULL;
+        if (s->merge && !w)
+            return;
+        t->kind = s->merge ? SCAN_MERGE : SCAN_LORA;
+        t->n = s->merge ? 3 : 2;
+        t->t[0] = s->merge ? tensor_of(w) : tensor_of(b);
+        t->t[1] = s->merge ? tensor_of(b) : tensor_of(l);
+        t->t[2] = tensor_of(l);
+    } else if (j->pair) {
+        const at_ckpt_layer *b = plan_base(j, r);
+        if (!b)
+            return;
+        t->kind = SCAN_DELTA;
+        t->n = 2;
+        t->t[1] = tensor_of(b);
     }
-    const char *detail = "";
-    int rc = analyse(s, key, &lj, &m, &detail);
-    if (rc < 0) {
-        snprintf(msg, sizeof msg, "cannot analyse: %s", detail);
-        report_error(s, file, j->name, shape, msg);
+    /* A layer skipped for its size is known from its shape: no task reads it. */
+    at_layer_job lj = {.w = &t->t[0].shape, .base = t->kind == SCAN_DELTA ? &t->t[1].shape : NULL};
+    if (t->kind != SCAN_LORA && at_analyzer_skips(&s->ao, &lj, &r->m))
+        r->kind = ROW_FIXED;
+    else
+        r->cost = scan_task_cost(t);
+}
+
+/* Plans every row of file f into s->rows (from s->nrows on) and its tasks into s->tasks. */
+static int plan_file(scan *s, int f)
+{
+    const at_ckpt *c = s->files[f];
+    if (s->base && at_ckpt_status(c) == AT_OK && !(s->pairing[f] = at_pairing_new(c, s->base)))
+        return AT_ERR_NOMEM;
+    const size_t n = at_ckpt_count(c);
+    scan_row *rows = realloc(s->rows, (s->nrows + n + 1) * sizeof *rows);
+    scan_task *tasks = rows ? realloc(s->tasks, (s->ntasks + n + 1) * sizeof *tasks) : NULL;
+    if (rows)
+        s->rows = rows;
+    if (!tasks)
+        return AT_ERR_NOMEM;
+    s->tasks = tasks;
+    for (size_t i = 0; i < n; i++) {
+        job j;
+        job_make(s, c, at_ckpt_layer_at(c, i), &j);
+        s->adapters[f] |= j.lora_b != NULL;
+        if (j.skip || !selected(s, j.name))
+            continue;
+        j.pair = s->pairing[f] ? at_pairing_get(s->pairing[f], i) : NULL;
+        scan_row *r = &s->rows[s->nrows];
+        scan_task *t = &s->tasks[s->ntasks];
+        memset(r, 0, sizeof *r);
+        plan_row(s, c, &j, r, t);
+        if (r->kind == ROW_TASK) {
+            t->id = (int64_t)s->nrows;
+            s->cost_total += r->cost;
+            s->ntasks++;
+        }
+        s->nrows++;
+    }
+    return AT_OK;
+}
+
+/* Tasks by key, then id: a key's tasks next to each other, in file order. */
+static const scan_task *by_key_base;
+
+static int by_key(const void *a, const void *b)
+{
+    const scan_task *x = &by_key_base[*(const size_t *)a], *y = &by_key_base[*(const size_t *)b];
+    const int c = strcmp(x->key, y->key);
+    return c ? c : x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* The tasks' keys: with --fast, a plain layer's state carries from file to file by its name (a
+ * one-tensor file's layer is named after the file, so successive such files are successive
+ * snapshots of one layer); each such layer's tasks are one group, the last one freeing the
+ * state. Every other task is a group of its own, under a key of its own. */
+static int key_tasks(scan *s)
+{
+    size_t *idx = malloc((s->ntasks ? s->ntasks : 1) * sizeof *idx);
+    if (!idx)
+        return AT_ERR_NOMEM;
+    for (size_t i = 0; i < s->ntasks; i++) {
+        scan_task *t = &s->tasks[i];
+        const scan_row *r = &s->rows[t->id];
+        t->group = t->id;
+        t->last = 1;
+        if (s->fast && t->kind == SCAN_PLAIN)
+            snprintf(t->key, sizeof t->key, "%s", at_ckpt_count(r->c) == 1 ? "" : r->j.name);
+        else
+            snprintf(t->key, sizeof t->key, "#%lld", (long long)t->id);
+        idx[i] = i;
+    }
+    by_key_base = s->tasks;
+    qsort(idx, s->ntasks, sizeof *idx, by_key);
+    for (size_t i = 1; i < s->ntasks; i++) {
+        scan_task *prev = &s->tasks[idx[i - 1]], *t = &s->tasks[idx[i]];
+        if (!strcmp(prev->key, t->key)) {
+            prev->last = 0;
+            t->group = prev->group;
+        }
+    }
+    free(idx);
+    return AT_OK;
+}
+
+/* ---- printing ------------------------------------------------------------------------------ */
+
+/* --plot: writes the ESD picture of a row (m, and its exact eigenvalues evals[0..n) when it has
+ * them) and adds the row to the page. */
+static void plot_layer(scan *s, const char *file, const job *j, const char *shape,
+                       const at_metrics *m, const double *evals, size_t n)
+{
+    char note[200] = "", svg_file[128], sub[700];
+    at_scan_row row = {.file = file, .name = j->name, .shape = shape, .m = m, .note = note};
+    char *svg = NULL;
+    if (m->status == AT_FIT_SKIPPED) {
+        skip_reason(s, m, note, sizeof note);
+    } else if (!evals) {
+        snprintf(note, sizeof note, "no ESD picture: %s",
+                 j->lora_b && !s->merge ? "a LoRA pair is analysed from its factors"
+                                        : "--fast keeps no exact spectrum");
+    } else {
+        at_mp mp;
+        snprintf(sub, sizeof sub, "%s \xc2\xb7 %s \xc2\xb7 %zu eigenvalues", file, shape, n);
+        at_esd_plot p = {.title = j->name,
+                         .subtitle = sub,
+                         .evals = evals,
+                         .n = n,
+                         .status = m->status,
+                         .alpha = m->alpha,
+                         .xmin = m->xmin,
+                         .D = m->D,
+                         .mp_edge =
+                             at_mp_fit(evals, n, m->Q, m->M, &mp) == AT_OK ? mp.bulk_max : NAN};
+        svg = at_esd_svg(&p, NULL);
+        at_plot_file_name(svg_file, sizeof svg_file, ++s->pictures, j->name);
+        progress_clear(s);
+        if (at_cmd_save("scan", s->plot_dir, svg_file, svg) == 0) {
+            row.svg = svg;
+            row.svg_file = svg_file;
+        } else {
+            s->failed = 1;
+            snprintf(note, sizeof note, "no ESD picture: %s could not be written", svg_file);
+        }
+    }
+    if (at_scan_page_add(s->page, &row) < 0)
+        s->failed = 1;
+    free(svg);
+}
+
+/* Files the results that have come (waiting up to timeout_ms for the first) under their rows,
+ * and shows the progress. */
+static void pump(scan *s, int timeout_ms)
+{
+    scan_result res;
+    while (s->exec.wait(s->exec.ctx, timeout_ms, &res) == 1) {
+        scan_row *r = &s->rows[res.id];
+        r->res = res;
+        r->done = 1;
+        s->ndone++;
+        s->cost_done += r->cost;
+        timeout_ms = 0;
+    }
+    at_progress_update(s->prog, (int64_t)s->ndone, (int64_t)s->ntasks, s->cost_done, s->cost_total);
+}
+
+/* Prints row r, waiting for its result if it has a task. */
+static void emit_row(scan *s, scan_row *r, at_summary *sum)
+{
+    const char *file = at_ckpt_path(r->c);
+    const job *j = &r->j;
+    while (r->kind == ROW_TASK && !r->done)
+        pump(s, PUMP_MS);
+    if (r->kind == ROW_SKIPPED || r->kind == ROW_ERROR) {
+        if (r->kind == ROW_SKIPPED)
+            report_skipped(s, file, j->name, r->shape, r->msg);
+        else
+            report_error(s, file, j->name, r->shape, r->msg);
         return;
     }
-    if (m.status != AT_FIT_SKIPPED && m.lambda_max == 0.0) {
-        report_error(s, file, j->name, shape,
+    if (r->note[0] && (r->kind == ROW_FIXED || !r->merge_note || r->res.prepared))
+        note(s, file, j->name, r->note);
+    if (r->kind == ROW_TASK && r->res.rc < 0) {
+        report_error(s, file, j->name, r->shape, r->res.error);
+        return;
+    }
+    const at_metrics *m = r->kind == ROW_FIXED ? &r->m : &r->res.m;
+    if (m->status != AT_FIT_SKIPPED && m->lambda_max == 0.0) {
+        report_error(s, file, j->name, r->shape,
                      j->pair && !j->lora_b ? "cannot analyse: the update is all zero (W equals "
                                              "its base)"
                                            : "cannot analyse: all weights are zero");
         return;
     }
-    emit_metrics(s, file, j, shape, &m);
-    at_summary_add(sum, &m);
+    emit_metrics(s, file, j, r->shape, m);
+    if (s->page)
+        plot_layer(s, file, j, r->shape, m, r->res.evals, r->res.num_evals);
+    at_summary_add(sum, m);
 }
 
 static void emit_summary(scan *s, const char *file, const at_summary *sum)
@@ -409,22 +591,18 @@ static void emit_summary(scan *s, const char *file, const at_summary *sum)
     }
 }
 
-static void scan_file(scan *s, const at_ckpt *c, int first)
+/* Prints file f: its heading, its rows as their results come, its summary. */
+static void emit_file(scan *s, int f)
 {
+    const at_ckpt *c = s->files[f];
     const char *file = at_ckpt_path(c);
     if (at_ckpt_status(c) < 0) {
         report_error(s, file, NULL, NULL, at_ckpt_last_error(c));
         return;
     }
-    at_pairing *pairing = NULL;
-    if (s->base && !(pairing = at_pairing_new(c, s->base))) {
-        report_error(s, file, NULL, NULL, "out of memory pairing layers");
-        return;
-    }
-    size_t n = at_ckpt_count(c);
-    char f_[AT_TEXT_ESCAPE_CAP(1024)], b_[AT_TEXT_ESCAPE_CAP(1024)], n_[AT_TEXT_ESCAPE_CAP(512)];
+    char f_[AT_TEXT_ESCAPE_CAP(1024)], b_[AT_TEXT_ESCAPE_CAP(1024)];
     if (s->format == OUT_TABLE) {
-        if (!first)
+        if (f > 0)
             putchar('\n');
         if (s->base_path)
             printf("%s: update against base %s (W - W_base per layer)\n\n", SHOW(f_, file),
@@ -433,36 +611,22 @@ static void scan_file(scan *s, const at_ckpt *c, int first)
             printf("%s\n\n", SHOW(f_, file));
         at_fmt_table_header(stdout, s->name_width, s->flags);
     }
-    const int live = s->progress && n >= PROGRESS_MIN_LAYERS;
-    if (!s->progress && n >= PROGRESS_MIN_LAYERS)
-        fprintf(stderr, "alphatop scan: %s: %zu layers\n", SHOW(f_, file), n);
     at_summary sum;
     at_summary_init(&sum);
-    int adapters = 0;
-    for (size_t i = 0; i < n; i++) {
-        job j;
-        job_make(s, c, at_ckpt_layer_at(c, i), &j);
-        adapters |= j.lora_b != NULL;
-        if (j.skip || !selected(s, j.name))
-            continue;
-        if (live) {
-            fprintf(stderr, "\r\033[K[%zu/%zu] %s", i + 1, n, SHOW(n_, j.name));
-            fflush(stderr);
-        }
+    for (size_t i = s->first[f]; i < s->first[f + 1]; i++) {
+        emit_row(s, &s->rows[i], &sum);
+        scan_result_clear(&s->rows[i].res);
         fflush(stdout);
-        j.pair = pairing ? at_pairing_get(pairing, i) : NULL;
-        scan_job(s, c, &j, &sum);
     }
-    progress_clear(s);
+    const at_pairing *pairing = s->pairing[f];
     /* An adapter file pairs with its base through module names, not layer by layer. */
-    for (size_t k = 0; pairing && !adapters && k < at_pairing_unmatched_count(pairing); k++)
+    for (size_t k = 0; pairing && !s->adapters[f] && k < at_pairing_unmatched_count(pairing); k++)
         note(s, s->base_path, at_pairing_unmatched(pairing, k)->name,
              "base layer with no counterpart in the checkpoint (not analysed)");
     if (sum.layers == 0 && s->format == OUT_TABLE)
         printf("(no layer analysed)\n");
     else
         emit_summary(s, file, &sum);
-    at_pairing_free(pairing);
 }
 
 static int name_width(at_ckpt **files, int nfiles, const scan *s)
@@ -543,6 +707,29 @@ static int parse_args(scan *s, int argc, char **argv, int *nfiles)
                  "FILEs of one model, in order, are successive snapshots: warm updates, unchanged "
                  "layers skipped (column/field \"mode\"); updates (--base) and unmerged LoRA pairs "
                  "stay exact"},
+        {.name = "threads",
+         .kind = AT_ARG_INT,
+         .value = &s->threads,
+         .help = "analyse N layers at a time, each on one core with single-threaded BLAS "
+                 "(default: one per core this process may use); the output does not depend on N",
+         .min = 1,
+         .max = AT_POOL_MAX_THREADS},
+        {.name = "max-memory",
+         .kind = AT_ARG_DOUBLE,
+         .value = &s->max_memory,
+         .meta = "GIB",
+         .help = "memory (GiB) the running analyses may hold at once, per process: layers start "
+                 "while their estimated need fits, a larger one runs alone (default: 1 per "
+                 "thread, at most half the memory available)",
+         .flags = AT_ARG_ABOVE_MIN},
+        {.name = "plot",
+         .kind = AT_ARG_STRING,
+         .value = &s->plot_dir,
+         .meta = "DIR",
+         .help = "also write every layer's eigenvalue spectrum as DIR/NNN-LAYER.svg (log-log "
+                 "density, fitted power law, xmin, Marchenko-Pastur bulk edge) and DIR/index.html, "
+                 "a page of every layer with alpha coloured by the healthy band and its picture; "
+                 "DIR is created if missing, files in it are overwritten"},
     };
     const at_args_spec spec = {"scan", "[OPTIONS] FILE...", about, notes, "FILE...", 1, -1,
                                opts,   AT_ARGS_N(opts)};
@@ -562,17 +749,80 @@ static int parse_args(scan *s, int argc, char **argv, int *nfiles)
     if (layers && at_cmd_regex("scan", layers, &s->re) < 0)
         return AT_EXIT_USAGE;
     s->have_re = layers != NULL;
+    if (s->plot_dir && at_cmd_out_dir("scan", "--plot", s->plot_dir) < 0)
+        return AT_EXIT_USAGE;
     return -1;
 }
 
-int cmd_scan(int argc, char **argv)
+/* Runs the planned tasks on s->exec and prints every file. */
+static int run_and_print(scan *s)
+{
+    int rc = s->exec.start(s->exec.ctx, s->tasks, s->ntasks);
+    if (rc < 0) {
+        fprintf(stderr, "alphatop scan: cannot start the analyses: %s\n", at_strerror(rc));
+        return AT_EXIT_PARTIAL;
+    }
+    if (s->format == OUT_CSV)
+        at_fmt_csv_header(stdout, "file", s->flags);
+    for (int f = 0; f < s->nfiles; f++)
+        emit_file(s, f);
+    at_progress_done(s->prog, (int64_t)s->ndone);
+    if (s->page) {
+        char *html = at_scan_page_html(s->page, NULL);
+        if (at_cmd_save("scan", s->plot_dir, "index.html", html) < 0)
+            s->failed = 1;
+        else
+            fprintf(stderr, "alphatop scan: wrote %s/index.html (%u ESD picture%s)\n", s->plot_dir,
+                    s->pictures, s->pictures == 1 ? "" : "s");
+        free(html);
+    }
+    return s->failed ? AT_EXIT_PARTIAL : AT_EXIT_OK;
+}
+
+/* Opens every file and plans every row. Returns -1 to go on, else the exit code. */
+static int open_and_plan(scan *s, char **paths)
+{
+    s->files = calloc((size_t)s->nfiles, sizeof *s->files);
+    s->pairing = calloc((size_t)s->nfiles, sizeof *s->pairing);
+    s->adapters = calloc((size_t)s->nfiles, sizeof *s->adapters);
+    s->first = calloc((size_t)s->nfiles + 1, sizeof *s->first);
+    s->page = s->plot_dir ? at_scan_page_new(NULL) : NULL;
+    if (!s->files || !s->pairing || !s->adapters || !s->first || (s->plot_dir && !s->page)) {
+        fputs("alphatop scan: out of memory\n", stderr);
+        return AT_EXIT_PARTIAL;
+    }
+    if (s->base_path) {
+        s->base = at_ckpt_open(s->base_path, &s->copts);
+        if (!s->base || at_ckpt_status(s->base) < 0) {
+            fprintf(stderr, "alphatop scan: base %s: %s\n", s->base_path,
+                    s->base ? at_ckpt_last_error(s->base) : "out of memory");
+            return AT_EXIT_PARTIAL;
+        }
+    }
+    for (int f = 0; f < s->nfiles; f++) {
+        s->first[f] = s->nrows;
+        if (!(s->files[f] = at_ckpt_open(paths[f], &s->copts)) || plan_file(s, f) < 0) {
+            fputs("alphatop scan: out of memory\n", stderr);
+            return AT_EXIT_PARTIAL;
+        }
+    }
+    s->first[s->nfiles] = s->nrows;
+    if (key_tasks(s) < 0) {
+        fputs("alphatop scan: out of memory\n", stderr);
+        return AT_EXIT_PARTIAL;
+    }
+    s->name_width = name_width(s->files, s->nfiles, s);
+    return -1;
+}
+
+/* The scan itself, for a process on its own or MPI's rank 0 (mpi: the session, else NULL). */
+static int scan_main(int argc, char **argv, void *mpi)
 {
     scan s;
     memset(&s, 0, sizeof s);
     at_htsr_opts_default(&s.hopts);
     s.lora_scale = 1.0;
-    int nfiles = 0;
-    int rc = parse_args(&s, argc, argv, &nfiles);
+    int rc = parse_args(&s, argc, argv, &s.nfiles);
     if (rc >= 0) {
         if (s.have_re)
             regfree(&s.re);
@@ -581,58 +831,76 @@ int cmd_scan(int argc, char **argv)
     /* Machine formats keep the reference's label for a failed fit; the table says "failed". */
     if (s.format != OUT_TABLE)
         s.flags |= AT_FMT_REF_WARNING;
-    at_ckpt **files = calloc((size_t)nfiles, sizeof *files);
-    at_analyzer_opts ao;
-    at_analyzer_opts_default(&ao);
-    ao.fast = s.fast;
-    ao.htsr = s.hopts;
-    ao.delta_exact = 1; /* --fast analyses updates in exact mode (see the help) */
-    s.an = at_analyzer_new(&ao, NULL);
-    s.lora = s.merge ? at_lora_new() : NULL;
-    int exit_code = AT_EXIT_OK;
-    if (!files || !s.an || (s.merge && !s.lora)) {
-        fputs("alphatop scan: out of memory\n", stderr);
-        exit_code = AT_EXIT_PARTIAL;
-        goto done;
-    }
-    if (s.base_path) {
-        s.base = at_ckpt_open(s.base_path, &s.copts);
-        if (!s.base || at_ckpt_status(s.base) < 0) {
-            fprintf(stderr, "alphatop scan: base %s: %s\n", s.base_path,
-                    s.base ? at_ckpt_last_error(s.base) : "out of memory");
+    at_analyzer_opts_default(&s.ao);
+    s.ao.fast = s.fast;
+    s.ao.htsr = s.hopts;
+    s.ao.delta_exact = 1; /* --fast analyses updates in exact mode (see the help) */
+    s.ao.keep_evals = s.plot_dir != NULL;
+    /* --fast keeps a layer's top vectors only when the warm updates of later files can pay for
+     * them (the cost model's horizon, fast.h): a one-file scan keeps none. */
+    if (s.nfiles - 1 < s.ao.fast_opts.horizon)
+        s.ao.fast_opts.horizon = s.nfiles - 1;
+    /* Nothing is copied at open: each task reads its own layer, when it runs. */
+    s.copts.lazy = 1;
+    scan_runner *runner = NULL;
+    int exit_code = open_and_plan(&s, argv + 1);
+    if (exit_code < 0) {
+        scan_setup setup = {s.ao, (int)s.threads, s.max_memory * (1u << 30)};
+        /* This process: no more threads than tasks (at least one). */
+        scan_setup here = setup;
+        here.threads = s.threads ? (int)s.threads : scan_cpus();
+        if ((size_t)here.threads > s.ntasks)
+            here.threads = s.ntasks ? (int)s.ntasks : 1;
+        int status = AT_ERR_NOMEM;
+        s.prog = at_progress_new("scan", "layers", stderr, isatty(STDERR_FILENO));
+        if (s.prog)
+            runner = scan_runner_new(&here, &status);
+        if (!runner) {
+            fprintf(stderr, "alphatop scan: cannot start the analyses: %s\n", at_strerror(status));
             exit_code = AT_EXIT_PARTIAL;
-            goto done;
+        } else {
+            s.exec = scan_exec_local(runner);
+#ifdef AT_MPI
+            if (mpi)
+                scan_mpi_exec(mpi, &setup, runner, &s.exec);
+#else
+            (void)mpi;
+#endif
+            exit_code = run_and_print(&s);
         }
     }
-    for (int f = 0; f < nfiles; f++)
-        if (!(files[f] = at_ckpt_open(argv[1 + f], &s.copts))) {
-            fputs("alphatop scan: out of memory\n", stderr);
-            exit_code = AT_EXIT_PARTIAL;
-            goto done;
-        }
-    s.progress = isatty(STDERR_FILENO);
-    s.name_width = name_width(files, nfiles, &s);
-    if (s.format == OUT_CSV)
-        at_fmt_csv_header(stdout, "file", s.flags);
-    for (int f = 0; f < nfiles; f++)
-        scan_file(&s, files[f], f == 0);
-    if (s.failed)
-        exit_code = AT_EXIT_PARTIAL;
-done:
-    for (int f = 0; files && f < nfiles; f++)
-        at_ckpt_close(files[f]);
-    free(files);
+    scan_runner_free(runner);
+    at_progress_free(s.prog);
+    for (int f = 0; s.files && f < s.nfiles; f++) {
+        at_pairing_free(s.pairing[f]);
+        at_ckpt_close(s.files[f]);
+    }
+    for (size_t i = 0; i < s.nrows; i++)
+        scan_result_clear(&s.rows[i].res);
+    free(s.rows);
+    free(s.tasks);
+    free(s.files);
+    free(s.pairing);
+    free(s.adapters);
+    free(s.first);
     at_ckpt_close(s.base);
-    at_analyzer_free(s.an);
-    at_lora_free(s.lora);
-    for (size_t i = 0; i < s.nfst; i++) {
-        at_fast_state_free(s.fst[i]);
-        free(s.fst_name[i]);
-    }
-    free(s.fst);
-    free(s.fst_name);
-    free(s.merged);
+    at_scan_page_free(s.page);
     if (s.have_re)
         regfree(&s.re);
     return exit_code;
+}
+
+int cmd_scan(int argc, char **argv)
+{
+#ifdef AT_MPI
+    /* Under an MPI launcher, rank 0 scans and the other ranks serve it analyses. */
+    scan_mpi *mpi = scan_mpi_start();
+    if (mpi && scan_mpi_rank(mpi) > 0)
+        return scan_mpi_serve(mpi);
+    const int rc = scan_main(argc, argv, mpi);
+    scan_mpi_finish(mpi);
+    return rc;
+#else
+    return scan_main(argc, argv, NULL);
+#endif
 }

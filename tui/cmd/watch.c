@@ -1,8 +1,10 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* watch.c -- `alphatop watch` (the live monitor) and `alphatop replay` (a recorded run). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "args.h"
 #include "commands.h"
@@ -15,13 +17,19 @@ static const char watch_about[] =
     "layer's HTSR alpha as a heatmap, per snapshot. 'alphatop' with no command is this.\n";
 
 static const char watch_notes[] =
+    "Runs are recorded unless --no-record: into the --record LOG, else each into its own\n"
+    "alphatop-RUN-DATE.atlog in the XDG state directory, $XDG_STATE_HOME/alphatop or else\n"
+    "~/.local/state/alphatop (made with mode 0700 if missing). The view's third row shows the\n"
+    "log of the run it shows, and the end says where each run went.\n"
     "When the monitor cannot start (an unusable endpoint, key, --base or --record file, a\n"
     "--stop-on rule it cannot read), it says why and exits 2.\n";
 
 static const char replay_about[] =
     "Shows a recorded run log (alphatop watch --record) in the live view, with a time slider:\n"
     "'<' and '>' move it one snapshot, End shows everything. A truncated last record (the\n"
-    "monitor was killed) is ignored.\n";
+    "monitor was killed) is ignored. With --follow, the log is read as it grows (like tail -f):\n"
+    "a live view of a monitor that runs elsewhere without a terminal, e.g. rank 0 of an\n"
+    "mpirun job started with 'alphatop watch --headless --record LOG'.\n";
 
 static volatile int interrupted;
 
@@ -40,6 +48,22 @@ static void catch_signals(void)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
+}
+
+/* After the view: where its runs were recorded, on stderr. */
+static void say_recorded(const at_model *model)
+{
+    int own = 0;
+    for (int i = 0; i < at_model_num_runs(model); i++) {
+        const at_run_info *ri = at_model_run(model, i);
+        if (ri->log[0]) {
+            fprintf(stderr, "alphatop: run %s recorded to %s\n", ri->id, ri->log);
+            own = 1;
+        }
+    }
+    const char *rec = at_model_state(model)->record;
+    if (!own && rec[0] && at_model_num_runs(model) > 0)
+        fprintf(stderr, "alphatop: recorded to %s\n", rec);
 }
 
 /* --threads' upper bound: more than any machine this runs on has cores. */
@@ -64,8 +88,8 @@ int cmd_watch(int argc, char **argv)
          .value = &o.curve_key,
          .meta = "FILE",
          .help = "CurveZMQ: this monitor's key file (from alphatop-keygen), default "
-                 "$ALPHATOP_CURVE_KEY; with --curve-allow, required for tcp on a non-loopback "
-                 "address (docs/protocol.md section 8)"},
+                 "$ALPHATOP_CURVE_KEY; with --curve-allow, required on an endpoint other machines "
+                 "may reach (docs/protocol.md section 8)"},
         {.name = "curve-allow",
          .kind = AT_ARG_STRING,
          .value = &o.curve_allow,
@@ -75,8 +99,9 @@ int cmd_watch(int argc, char **argv)
         {.name = "insecure",
          .kind = AT_ARG_FLAG,
          .value = &o.allow_insecure,
-         .help = "allow plain tcp on a non-loopback address (anyone who reaches it can send "
-                 "snapshots and read stop requests)"},
+         .help = "listen without CurveZMQ on an endpoint other machines may reach, whatever the "
+                 "transport: tcp, ws or wss beyond loopback, pgm, epgm, vmci, tipc (anyone who "
+                 "reaches it can send snapshots and read stop requests)"},
         {.name = "headless",
          .kind = AT_ARG_FLAG,
          .value = &headless,
@@ -86,7 +111,8 @@ int cmd_watch(int argc, char **argv)
          .kind = AT_ARG_STRING,
          .value = &o.record,
          .meta = "LOG",
-         .help = "record every run into LOG (default: one log per run, ./alphatop-RUN-DATE.atlog)"},
+         .help = "record every run into LOG (default: one log per run in the state directory, "
+                 "see below)"},
         {.name = "no-record", .kind = AT_ARG_FLAG, .value = &no_record, .help = "do not record"},
         {.name = "record-weights",
          .kind = AT_ARG_FLAG,
@@ -156,6 +182,9 @@ int cmd_watch(int argc, char **argv)
     o.rules = rules.items;
     o.n_rules = rules.n;
     o.json_out = headless ? stdout : NULL;
+    /* Notes on stderr would scribble over the view: it says where runs go, and so does the
+     * end (say_recorded). */
+    o.notes = headless ? stderr : NULL;
 
     at_model *model = at_model_new();
     char err[512];
@@ -172,6 +201,7 @@ int cmd_watch(int argc, char **argv)
         rc = at_engine_run(engine, &interrupted);
     } else {
         rc = at_watch_view_run(model, engine, &interrupted);
+        say_recorded(model);
     }
     at_engine_free(engine);
     at_model_free(model);
@@ -179,21 +209,64 @@ int cmd_watch(int argc, char **argv)
     return rc;
 }
 
+/* replay --follow: the records appended to path from now on, on stdout or in the view, until
+ * interrupted (or quit). */
+static int follow(const char *path, int headless)
+{
+    char err[600];
+    at_replay *log = at_replay_open(path, 1, NULL, err, sizeof err);
+    if (!log) {
+        fprintf(stderr, "alphatop replay: %s\n", err);
+        return AT_EXIT_PARTIAL;
+    }
+    catch_signals();
+    int rc = AT_EXIT_OK, n = 0;
+    at_model *model = NULL;
+    if (headless) {
+        while (!interrupted && (n = at_replay_read_print(log, stdout, 4096)) >= 0)
+            if (n == 0)
+                usleep(100000); /* what tail -f does: look again a little later */
+        rc = n < 0 ? AT_EXIT_PARTIAL : AT_EXIT_OK;
+    } else if ((model = at_model_new())) {
+        snprintf(at_model_state(model)->record, sizeof at_model_state(model)->record, "%s", path);
+        rc = at_watch_view_follow(model, log, &interrupted);
+        at_model_free(model);
+    } else {
+        fputs("alphatop replay: out of memory\n", stderr);
+        at_replay_close(log);
+        return AT_EXIT_PARTIAL;
+    }
+    if (rc == AT_EXIT_PARTIAL)
+        fprintf(stderr, "alphatop replay: %s: cannot read it any further\n", path);
+    if (*at_replay_note(log))
+        fprintf(stderr, "alphatop replay: %s: %s\n", path, at_replay_note(log));
+    at_replay_close(log);
+    return rc;
+}
+
 int cmd_replay(int argc, char **argv)
 {
-    int headless = 0, nargs = 0;
+    int headless = 0, follow_log = 0, nargs = 0;
     const at_arg_opt opts[] = {
         {.name = "headless",
          .kind = AT_ARG_FLAG,
          .value = &headless,
          .help = "print the recorded JSON lines instead (what watch --headless printed)"},
+        {.name = "follow",
+         .kind = AT_ARG_FLAG,
+         .value = &follow_log,
+         .help = "keep reading as the log grows (a monitor still records it), until q or "
+                 "Ctrl-C; the slider at its end follows the newest snapshot"},
     };
-    const at_args_spec spec = {"replay", "[--headless] LOG", replay_about, NULL, "LOG", 1, 1,
-                               opts,     AT_ARGS_N(opts)};
+    const at_args_spec spec = {
+        "replay",       "[--headless] [--follow] LOG", replay_about, NULL, "LOG", 1, 1, opts,
+        AT_ARGS_N(opts)};
     int rc = at_args_handle(&spec, argc, argv, &nargs);
     if (rc >= 0)
         return rc;
     const char *path = argv[1];
+    if (follow_log)
+        return follow(path, headless);
     char note[600];
     int n;
     if (headless) {

@@ -1,12 +1,15 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* engine.c -- messages -> ingest -> worker -> model/records/trackers/stop rules (see engine.h). */
 #include "engine.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
 
 #include "alphatop/phase.h"
+#include "alphatop/text.h"
 #include "ckpt.h"
 #include "clock.h"
 #include "exitcode.h"
@@ -39,7 +42,9 @@ struct at_engine {
     at_runlog *shared_log;
     int64_t snapshots_done;
     int done, exit_code;
-    int log_failing; /* a log write failed; reported once until a write succeeds */
+    int log_failing;       /* a log write failed; reported once until a write succeeds */
+    at_record_stats stats; /* messages, rejections and unexpected acks seen; the feed's
+                              connection counters are added at the end (emit_stats) */
     char endpoint[512];
 };
 
@@ -144,17 +149,19 @@ static int hook_run_new(void *ctx, int run, const char *id, void **data)
         }
     if (!r)
         return AT_ERR_NOMEM;
-    if (!self->shared_log && !(self->o.record && !strcmp(self->o.record, "-"))) {
-        char path[512];
-        int st;
-        at_runlog_default_path(path, sizeof path, id);
-        r->log = at_runlog_open(path, &st);
-        if (self->o.notes)
+    if (!self->shared_log && at_model_state(self->model)->record[0]) {
+        at_run_info *ri = at_model_run(self->model, run);
+        char path[sizeof ri->log], id_[AT_TEXT_ESCAPE_CAP(AT_PROTO_MAX_ID)];
+        int st = at_runlog_default_path(path, sizeof path, id);
+        r->log = st == AT_OK ? at_runlog_open(path, &st) : NULL;
+        if (self->o.notes) /* the id is a trainer's: escaped for the terminal */
             fprintf(self->o.notes,
                     r->log ? "alphatop: recording run %s to %s\n"
                            : "alphatop: cannot record run %s to %s\n",
-                    id, path);
-        if (!r->log)
+                    at_text_show(id_, sizeof id_, id), path);
+        if (r->log)
+            snprintf(ri->log, sizeof ri->log, "%s", path);
+        else
             at_model_add_event(self->model, run, -1, -1, AT_EVENT_ERROR,
                                "cannot open the run log: this run is not recorded");
     }
@@ -341,13 +348,25 @@ static void handle_msg(at_engine *self, const at_proto_msg *msg)
         record_weights(self, run, msg);
     at_ingest_msg(self->ingest, msg);
     eng_run *r = run_of(self, run);
+    at_run_info *ri = at_model_run(self->model, run);
+    /* A hello of a paused run comes from an agent that reconnected or a new process with the
+     * run's id: either may not know of the pause. */
+    if (msg->type == AT_PROTO_HELLO && ri->paused && self->src.pause)
+        self->src.pause(self->src.ctx, msg->run, 1);
     if (msg->type == AT_PROTO_GOODBYE) {
+        ri->paused = 0;
         /* A trainer that stopped without acknowledging still stopped. */
         if (r->stop_sent)
             r->acked = 1;
         at_runlog *log = log_of(self, run);
         if (log)
             at_runlog_flush(log);
+    } else if (msg->type == AT_PROTO_STOP_ACK && !r->stop_sent) {
+        /* Anyone who can connect may send one: it must not read as the trainer stopping. */
+        self->stats.unexpected_acks++;
+        at_ingest_event(self->ingest, run, -1, -1, (at_record_event){.kind = AT_RECORD_EV_WARNING},
+                        "run %s acknowledged a stop that was never sent to it (ignored): %s",
+                        msg->run, msg->u.reason);
     } else if (msg->type == AT_PROTO_STOP_ACK) {
         r->acked = 1;
         at_ingest_event(self->ingest, run, -1, -1, (at_record_event){.kind = AT_RECORD_EV_ACK},
@@ -440,10 +459,25 @@ static int engine_full(const at_engine *self)
            at_ingest_open_snapshots(self->ingest) >= self->o.max_open;
 }
 
-static void on_reject(at_engine *self, const char *what)
+/* A message the source rejected (an error event with its reason), or one of the feed's notices
+ * between messages: refused connections or claims on a run (AT_ERR_AUTH, a warning) and
+ * accepting stopped or resumed at the descriptor limit (AT_ERR_IO, info). */
+static void on_reject(at_engine *self, int rc, const at_proto_error *e)
 {
-    at_ingest_event(self->ingest, -1, -1, -1, (at_record_event){.kind = AT_RECORD_EV_ERROR},
-                    "rejected a message: %s", what);
+    if (rc == AT_ERR_AUTH || rc == AT_ERR_IO) {
+        at_record_kind k = rc == AT_ERR_AUTH ? AT_RECORD_EV_WARNING : AT_RECORD_EV_INFO;
+        at_ingest_event(self->ingest, -1, -1, -1, (at_record_event){.kind = k}, "%s", e->message);
+        return;
+    }
+    int known = e->reason > AT_PROTO_E_NONE && e->reason < AT_PROTO_E_COUNT;
+    if (known) {
+        self->stats.rejected++;
+        self->stats.rejected_by[e->reason]++;
+    }
+    at_ingest_event(self->ingest, -1, -1, -1,
+                    (at_record_event){.kind = AT_RECORD_EV_ERROR,
+                                      .reason = known ? at_proto_reason_name(e->reason) : NULL},
+                    "rejected a message: %s", e->message);
 }
 
 int at_engine_step(at_engine *self)
@@ -457,11 +491,12 @@ int at_engine_step(at_engine *self)
         if (rc == AT_ERR_AGAIN)
             break;
         if (rc < 0) {
-            on_reject(self, e.message);
+            on_reject(self, rc, &e);
             if (rc == AT_ERR_NET)
                 break;
             continue;
         }
+        self->stats.messages++;
         handle_msg(self, m);
     }
     at_job *job;
@@ -484,6 +519,24 @@ int at_engine_pollitems(at_engine *self, zmq_pollitem_t *items, int max)
     return n;
 }
 
+/* The final stats line: the engine's counts and the feed's refused connections and pauses. */
+static void emit_stats(at_engine *self)
+{
+    at_record rec = {.type = AT_RECORD_STATS, .step = -1};
+    rec.u.stats = self->stats;
+    if (self->feed) {
+        at_feed_stats fs;
+        at_feed_stats_get(self->feed, &fs);
+        rec.u.stats.auth_denied = fs.auth_denied;
+        rec.u.stats.handshake_failed = fs.handshake_failed;
+        rec.u.stats.accept_pauses = fs.accept_pauses;
+        /* Claims on a run refused by the feed come as notices, not one rejection each. */
+        rec.u.stats.rejected_by[AT_PROTO_E_NOT_OWNER] = fs.rejected_by[AT_PROTO_E_NOT_OWNER];
+        rec.u.stats.rejected += fs.rejected_by[AT_PROTO_E_NOT_OWNER];
+    }
+    emit(self, -1, &rec);
+}
+
 int at_engine_run(at_engine *self, volatile int *interrupted)
 {
     while (!self->done && !*interrupted) {
@@ -493,6 +546,7 @@ int at_engine_run(at_engine *self, volatile int *interrupted)
         zmq_poll(items, n, 100);
         at_engine_step(self);
     }
+    emit_stats(self);
     return at_engine_exit_code(self);
 }
 
@@ -506,11 +560,29 @@ int at_engine_exit_code(const at_engine *self)
     return self->exit_code;
 }
 
-void at_engine_pause(at_engine *self, int paused)
+int at_engine_pause(at_engine *self, int run, int paused)
 {
-    at_worker_pause(self->worker, paused);
-    at_model_state(self->model)->paused = paused;
+    at_run_info *ri = at_model_run(self->model, run);
+    if (!run_of(self, run) || !ri)
+        return AT_ERR_ARG;
+    if (ri->ended)
+        return AT_ERR_STATE;
+    const char *id = at_ingest_run_id(self->ingest, run);
+    int rc = self->src.pause ? self->src.pause(self->src.ctx, id, paused) : AT_ERR_UNSUPPORTED;
+    if (rc != AT_OK) {
+        at_ingest_event(self->ingest, run, -1, ri->step,
+                        (at_record_event){.kind = AT_RECORD_EV_ERROR},
+                        "could not %s the snapshots of run %s: %s", paused ? "pause" : "resume", id,
+                        rc == AT_ERR_NOTFOUND ? "its trainer is not connected" : at_strerror(rc));
+        return rc;
+    }
+    ri->paused = paused != 0;
     at_model_touch(self->model);
+    at_ingest_event(self->ingest, run, -1, ri->step,
+                    (at_record_event){.kind = paused ? AT_RECORD_EV_PAUSE : AT_RECORD_EV_RESUME},
+                    paused ? "snapshots paused by the user: none is taken until resumed"
+                           : "snapshots resumed by the user");
+    return AT_OK;
 }
 
 const char *at_engine_endpoint(const at_engine *self)
@@ -539,6 +611,12 @@ static int feed_stop(void *ctx, const char *run, const char *reason)
     return at_feed_stop(self->feed, run, reason);
 }
 
+static int feed_pause(void *ctx, const char *run, int paused)
+{
+    at_engine *self = ctx;
+    return at_feed_pause(self->feed, run, paused);
+}
+
 static int feed_open(at_engine *self, const at_engine_opts *opts, char *err, size_t errlen)
 {
     at_feed_opts fo;
@@ -550,12 +628,58 @@ static int feed_open(at_engine *self, const at_engine_opts *opts, char *err, siz
     self->feed = at_feed_new(&fo, err, errlen);
     if (!self->feed)
         return AT_ERR_NET;
-    self->src = (at_engine_source){.ctx = self, .next = feed_next, .stop = feed_stop};
+    self->src =
+        (at_engine_source){.ctx = self, .next = feed_next, .stop = feed_stop, .pause = feed_pause};
     snprintf(self->endpoint, sizeof self->endpoint, "%s", at_feed_endpoint(self->feed));
+    /* No Curve beyond loopback (--insecure), a key file others can read, an empty allow-list:
+     * said at start, and kept as warning events (the view's events panel, the log). */
+    const char *w = at_feed_warning(self->feed);
+    while (*w) {
+        int n = (int)strcspn(w, "\n");
+        if (opts->notes)
+            fprintf(opts->notes, "alphatop: warning: %.*s\n", n, w);
+        at_ingest_event(self->ingest, -1, -1, -1, (at_record_event){.kind = AT_RECORD_EV_WARNING},
+                        "%.*s", n, w);
+        w += n + (w[n] == '\n');
+    }
     return AT_OK;
 }
 
 /* ---- life ------------------------------------------------------------------------------- */
+
+/* Says in the model (and the notes) where runs are recorded: the --record log, or the state
+ * directory each run gets its own log in; when that cannot be made, runs are not recorded. */
+static void record_where(at_engine *self, at_model *model)
+{
+    at_monitor_state *ms = at_model_state(model);
+    const char *rec = self->o.record;
+    if (rec && !strcmp(rec, "-"))
+        return;
+    if (rec) {
+        snprintf(ms->record, sizeof ms->record, "%s", rec);
+        return;
+    }
+    char dir[sizeof ms->record - 1];
+    int rc = at_runlog_state_dir(dir, sizeof dir, 1);
+    if (rc == AT_OK) {
+        snprintf(ms->record, sizeof ms->record, "%s/", dir);
+        if (self->o.notes)
+            fprintf(self->o.notes, "alphatop: recording each run to %s/alphatop-RUN-DATE.atlog\n",
+                    dir);
+        return;
+    }
+    char text[sizeof dir + 160];
+    snprintf(text, sizeof text,
+             "cannot make the directory for run logs%s%s: %s; runs are not "
+             "recorded (--record LOG records elsewhere)",
+             dir[0] ? " " : "", dir,
+             rc == AT_ERR_IO         ? strerror(errno)
+             : rc == AT_ERR_NOTFOUND ? "no home directory"
+                                     : at_strerror(rc));
+    at_model_add_event(model, -1, -1, -1, AT_EVENT_ERROR, text);
+    if (self->o.notes)
+        fprintf(self->o.notes, "alphatop: %s\n", text);
+}
 
 at_engine *at_engine_new(const at_engine_opts *opts, at_model *model, char *err, size_t errlen)
 {
@@ -597,6 +721,7 @@ at_engine *at_engine_new(const at_engine_opts *opts, at_model *model, char *err,
         if (opts->notes)
             fprintf(opts->notes, "alphatop: recording to %s\n", opts->record);
     }
+    record_where(self, model);
     at_worker_opts wo;
     at_worker_opts_default(&wo);
     wo.fast = opts->fast;

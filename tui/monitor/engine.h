@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* engine.h -- the monitor's engine: messages -> ingest -> analysis worker -> model, events,
  * headless output, run log.
  *
@@ -11,7 +12,8 @@
  *      "mode":M,"kind":K,"shape":[...]}
  *     {"type":"scalars","run":ID,"step":S,"values":{NAME:VALUE,...}}
  *     {"type":"event","kind":K,"run":ID,"step":S,"layer":NAME, ...,"text":T}
- * with K one of hello, goodbye, phase, run_phase, trap, stop, ack, drop, error, info.
+ *     {"type":"stats",...}   (the last line of at_engine_run: rejections by reason, ...)
+ * with K one of hello, goodbye, phase, run_phase, trap, stop, ack, drop, error, info, warning.
  *
  * Bounded memory: the engine stops reading the socket while the weights waiting for analysis
  * (the worker's jobs, ingest's slices and LoRA halves) exceed queue_bytes, or more than
@@ -42,6 +44,9 @@ typedef struct at_engine_source {
     int (*next)(void *ctx, const at_proto_msg **msg, at_proto_error *err);
     /* Asks the trainer of run to stop, for reason: AT_OK or a negative status. */
     int (*stop)(void *ctx, const char *run, const char *reason);
+    /* Asks the trainer of run to pause (paused 1) or resume (0) its snapshots: AT_OK or a
+     * negative status. May be NULL: the source cannot (at_engine_pause says AT_ERR_UNSUPPORTED). */
+    int (*pause)(void *ctx, const char *run, int paused);
 } at_engine_source;
 
 typedef struct at_engine_opts {
@@ -50,7 +55,7 @@ typedef struct at_engine_opts {
     const char *endpoint;           /* where to listen; NULL: $ALPHATOP_ENDPOINT or the default */
     const char *curve_key;          /* CurveZMQ key file and trainers' allow-list (feed.h); both */
     const char *curve_allow;        /* NULL: $ALPHATOP_CURVE_KEY / $ALPHATOP_CURVE_ALLOW if set */
-    int allow_insecure;             /* plain tcp on a non-loopback address allowed */
+    int allow_insecure;             /* listen beyond loopback without Curve (feed.h) */
     FILE *json_out;                 /* headless JSON lines go here (flushed per line); NULL: none */
     const char *record;             /* run log path; NULL: one default path per run; "-": none */
     int record_weights;             /* also record every snapshot's raw weights */
@@ -92,7 +97,7 @@ int at_engine_pollitems(at_engine *self, zmq_pollitem_t *items, int max);
 int at_engine_step(at_engine *self);
 
 /* Runs the engine alone (headless) until it finishes or *interrupted becomes non-zero (a
- * signal handler's flag). Returns the exit code (exitcode.h). */
+ * signal handler's flag), then writes the stats record. Returns the exit code (exitcode.h). */
 int at_engine_run(at_engine *self, volatile int *interrupted);
 
 /* 1 once the engine has finished (a stop rule fired and the trainer acknowledged or the
@@ -108,9 +113,14 @@ int at_engine_exit_code(const at_engine *self);
  * when its queue is full). */
 int at_engine_request_stop(at_engine *self, int run, const char *reason);
 
-/* Pauses (1) or resumes (0) analysis; snapshots arriving meanwhile wait (back-pressure drops
- * the oldest when too many do, ingest.h). */
-void at_engine_pause(at_engine *self, int paused);
+/* The user paused (paused 1) or resumed (0) the snapshots of run (model index): sends pause or
+ * resume to its trainer, which takes no snapshots meanwhile (none is dropped; scalars keep
+ * coming), marks the run (at_run_info.paused) and records a pause or resume event; a failure to
+ * send is an error event and changes nothing. A paused run that says hello again (its agent
+ * reconnected, or a new process took the run id) is sent pause again; its goodbye ends the
+ * pause. Returns AT_OK, AT_ERR_ARG (bad run), AT_ERR_STATE (the run ended), AT_ERR_UNSUPPORTED
+ * (an injected source without pause) or the source's failure (as at_engine_request_stop). */
+int at_engine_pause(at_engine *self, int run, int paused);
 
 /* The endpoint the engine listens on ("" with an injected source). Borrowed. */
 const char *at_engine_endpoint(const at_engine *self);

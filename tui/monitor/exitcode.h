@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* exitcode.h -- the process exit codes of every alphatop command (docs/cli.md): 0 success,
  * 1 some input could not be analysed (a missing, unreadable or malformed input file too),
  * 2 usage error (or watch cannot start), 3 a --stop-on rule fired. The monitor's engine

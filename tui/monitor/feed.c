@@ -1,5 +1,6 @@
-/* feed.c -- the monitor's ROUTER socket: receive, decode, reject, track runs, send control.
- * (API and guarantees in feed.h; socket choice explained in docs/protocol.md.) */
+/* SPDX-License-Identifier: Apache-2.0 */
+/* feed.c -- the monitor's ROUTER socket: receive, decode, reject, track runs and who owns them,
+ * send control. (API and guarantees in feed.h; socket choice explained in docs/protocol.md.) */
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -27,21 +28,46 @@
 #define PAUSE_FIRST_MS 1000   /* first pause in accepting at the descriptor limit */
 #define PAUSE_MAX_MS 16000    /* the pause doubles up to this while the limit keeps being hit */
 #define PAUSE_FORGET_MS 60000 /* a trip this long after the previous one starts over */
+#define MAX_CLAIMANTS 32      /* refused claimants noted apart; more share the oldest entry */
+#define REFUSED_PER_CALL 64   /* refused messages at_feed_recv skips before it returns */
+#define MAX_FD (1 << 24)      /* descriptors tracked for the socket monitor's events */
 
-/* A connection a run's messages come from: the trainer, each rank of a sharded one, or an agent
- * that remade its link (it comes back on a new connection; the old one goes at the first
- * control message that cannot reach it). */
-typedef struct peer {
-    unsigned char id[MAX_ID];
+/* A connection, as ownership tells them apart (docs/protocol.md section 1): its routing id and
+ * CurveZMQ key, and where the socket monitor's events about it stand. The events name a
+ * connection by descriptor, which messages carry (ZMQ_SRCFD): ZMQ_ROUTER_NOTIFY would name the
+ * routing id of a closed connection directly, but it is a draft option, and Debian's libzmq
+ * 4.3.4 is built without it (zmq_setsockopt fails with EINVAL). */
+typedef struct conn_ref {
+    unsigned char id[MAX_ID]; /* routing id */
     size_t idlen;
-    int hello_seen, hello_requested;
-} peer;
+    char key[AT_KEY_Z85_LEN + 1]; /* public key (Z85, from the ZAP reply); "" without Curve */
+    char addr[64];                /* ZeroMQ's Peer-Address, for notices */
+    int fd;                       /* its descriptor (ZMQ_SRCFD); -1: none (inproc) */
+    int64_t drops;                /* disconnections seen on fd when it last spoke (conn_gone) */
+    int dead;                     /* fd was already disconnected when it last spoke */
+} conn_ref;
 
 typedef struct run_slot {
     at_feed_run pub;
-    peer *peers;
-    int npeers, cap_peers;
+    conn_ref owner; /* the connection that speaks for the run */
+    int ended;      /* the owner said goodbye */
+    int lost;       /* a send found the owner's routing id gone */
+    int hello_requested;
 } run_slot;
+
+/* Messages refused from one connection for one run, noted at most every NOTE_EVERY_MS. */
+typedef struct claimant {
+    conn_ref conn;
+    char run[AT_PROTO_MAX_ID];
+    int64_t pending, note_ms; /* refused since the last notice; when that was (0: never) */
+} claimant;
+
+/* What the socket monitor said about one descriptor: disconnections so far, and whether the
+ * last event was one (else an accepted connection, or nothing yet). */
+typedef struct fd_state {
+    int64_t drops;
+    int down;
+} fd_state;
 
 struct at_feed {
     void *ctx, *sock, *zap, *events; /* events: the ROUTER's socket monitor (PAIR) */
@@ -49,6 +75,7 @@ struct at_feed {
     int zap_running;
     char (*allow)[AT_KEY_Z85_LEN + 1];
     size_t nallow;
+    int curve;
     _Atomic int64_t auth_denied;
     char endpoint[1024];
     /* Accepting stops near the descriptor limit and resumes after a pause (feed.h). */
@@ -60,12 +87,14 @@ struct at_feed {
     char fds_note[1400];
     char warning[1024];
     at_proto_limits lim;
-    /* The ZeroMQ message being read: more protocol messages may follow in it. */
-    int in_msg;
-    unsigned char cur_id[MAX_ID];
-    size_t cur_idlen;
+    /* The ZeroMQ message being read (more protocol messages may follow in it) and its sender. */
+    int in_msg, new_sender; /* new_sender: f->cur has only the routing id yet (note_sender) */
+    conn_ref cur;
     run_slot *runs;
     int nruns, cap_runs;
+    fd_state *fds; /* by descriptor, nfds of them */
+    int nfds;
+    claimant claims[MAX_CLAIMANTS];
     at_feed_stats stats;
     at_proto_msg ctl; /* scratch for control messages */
     char hdr[AT_PROTO_MAX_HEADER + 8];
@@ -99,9 +128,9 @@ void at_feed_opts_default(at_feed_opts *o)
 
 /* ---- authentication (ZAP, RFC 27) ---- */
 
-static int zap_allowed(const at_feed *f, const unsigned char *key, size_t n)
+/* 1 if the 32-byte key is on the allow-list; its Z85 text in z85 (AT_KEY_Z85_LEN + 1 bytes). */
+static int zap_allowed(const at_feed *f, const unsigned char *key, size_t n, char *z85)
 {
-    char z85[AT_KEY_Z85_LEN + 1];
     if (n != 32 || !zmq_z85_encode(z85, key, 32))
         return 0;
     for (size_t i = 0; i < f->nallow; i++)
@@ -140,9 +169,11 @@ static void *zap_main(void *arg)
         }
         if (ok < 0)
             continue;
+        /* The user id of the reply is the key: messages then carry it as "User-Id". */
+        char user[AT_KEY_Z85_LEN + 1] = "";
         int allowed = n == 7 && zmq_msg_size(&part[5]) == 5 &&
                       memcmp(zmq_msg_data(&part[5]), "CURVE", 5) == 0 &&
-                      zap_allowed(f, zmq_msg_data(&part[6]), zmq_msg_size(&part[6]));
+                      zap_allowed(f, zmq_msg_data(&part[6]), zmq_msg_size(&part[6]), user);
         if (!allowed)
             atomic_fetch_add(&f->auth_denied, 1);
         const char *code = allowed ? "200" : "400";
@@ -154,7 +185,7 @@ static void *zap_main(void *arg)
             zmq_send(f->zap, "", 0, ZMQ_SNDMORE);
         zmq_send(f->zap, code, 3, ZMQ_SNDMORE);
         zmq_send(f->zap, text, strlen(text), ZMQ_SNDMORE);
-        zmq_send(f->zap, "", 0, ZMQ_SNDMORE);
+        zmq_send(f->zap, user, allowed ? strlen(user) : 0, ZMQ_SNDMORE);
         zmq_send(f->zap, "", 0, 0);
         for (int i = 0; i < n; i++)
             zmq_msg_close(&part[i]);
@@ -271,8 +302,8 @@ static int bind_endpoint(at_feed *f, const char *ep)
 /* ---- what the ROUTER's socket monitor reports ---- */
 
 #define FEED_EVENTS                                                                                \
-    (ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_ACCEPT_FAILED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |         \
-     ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
+    (ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_ACCEPT_FAILED |                       \
+     ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
 
 /* The process's descriptor limit (LONG_MAX: none), and how many are open (Linux /proc; -1 when
  * it cannot be read; at the limit itself the directory cannot be opened: that is the limit). */
@@ -364,10 +395,70 @@ static void resume_accepting(at_feed *f)
     }
 }
 
+/* Records a connection accepted on descriptor fd (down 0) or a disconnection from it (1). A
+ * descriptor the table cannot hold stays unknown, which conn_gone reads as not gone. */
+static void note_fd(at_feed *f, uint32_t fd, int down)
+{
+    if (fd >= MAX_FD)
+        return;
+    if ((int)fd >= f->nfds) {
+        int n = f->nfds ? f->nfds : 64;
+        while (n <= (int)fd)
+            n *= 2;
+        fd_state *p = realloc(f->fds, (size_t)n * sizeof *p);
+        if (!p)
+            return;
+        memset(p + f->nfds, 0, (size_t)(n - f->nfds) * sizeof *p);
+        f->fds = p;
+        f->nfds = n;
+    }
+    f->fds[fd].down = down;
+    f->fds[fd].drops += down;
+}
+
+static const fd_state *fd_of(const at_feed *f, int fd)
+{
+    return fd >= 0 && fd < f->nfds ? &f->fds[fd] : NULL;
+}
+
+/* 1 once the socket monitor showed c's connection closed. c->drops and c->dead were taken after
+ * reading c's message and every event queued by then (start_message); a descriptor is only
+ * reused after a disconnection, so any disconnection on c's descriptor since is c's own or a
+ * later connection's -- c's is gone either way. Unknown (no descriptor, events not tracked): 0,
+ * so a connection is never taken for gone without evidence. */
+static int conn_gone(const at_feed *f, const conn_ref *c)
+{
+    const fd_state *s = fd_of(f, c->fd);
+    return c->dead || (s && s->drops > c->drops);
+}
+
+static int same_conn(const conn_ref *a, const conn_ref *b)
+{
+    return a->idlen == b->idlen && memcmp(a->id, b->id, a->idlen) == 0 && !strcmp(a->key, b->key);
+}
+
+/* The owner's connection is known gone: closed (conn_gone) or unreachable for a send. */
+static int owner_gone(const at_feed *f, const run_slot *r)
+{
+    return r->lost || conn_gone(f, &r->owner);
+}
+
+static void update_connected(const at_feed *f, run_slot *r)
+{
+    r->pub.connected = !r->ended && !owner_gone(f, r);
+}
+
+/* After the socket monitor's news: which owners are gone. */
+static void runs_refresh(at_feed *f)
+{
+    for (int i = 0; i < f->nruns; i++)
+        update_connected(f, &f->runs[i]);
+}
+
 /* Reads every pending socket-monitor event without waiting. */
 static void watch_events(at_feed *f)
 {
-    int accepted = 0;
+    int accepted = 0, conns = 0;
     for (;;) {
         zmq_msg_t ev;
         zmq_msg_init(&ev);
@@ -385,8 +476,10 @@ static void watch_events(at_feed *f)
         while (zmq_msg_more(&ev) && zmq_msg_recv(&ev, f->events, 0) >= 0)
             ;
         zmq_msg_close(&ev);
-        if (id == ZMQ_EVENT_ACCEPTED) {
-            accepted = 1;
+        if (id == ZMQ_EVENT_ACCEPTED || id == ZMQ_EVENT_DISCONNECTED) {
+            note_fd(f, value, id == ZMQ_EVENT_DISCONNECTED);
+            accepted |= id == ZMQ_EVENT_ACCEPTED;
+            conns = 1;
         } else if (id == ZMQ_EVENT_ACCEPT_FAILED && (value == EMFILE || value == ENFILE)) {
             pause_accepting(f, value == EMFILE ? "out of file descriptors"
                                                : "the system is out of file descriptors");
@@ -399,35 +492,8 @@ static void watch_events(at_feed *f)
     if (accepted && f->listening)
         check_fds(f);
     resume_accepting(f);
-}
-
-/* A notice for the caller (feed.h), at most one per kind and NOTE_EVERY_MS: returns its status
- * with the text in *err, or AT_OK when there is none. */
-static int take_notice(at_feed *f, at_proto_error *err)
-{
-    at_proto_error e = {AT_PROTO_E_NONE, ""};
-    int64_t t = now_ms(), denied = atomic_load(&f->auth_denied) - f->auth_reported;
-    int rc = AT_OK;
-    if (f->fds_note[0]) {
-        snprintf(e.message, sizeof e.message, "%.*s", (int)sizeof e.message - 1, f->fds_note);
-        f->fds_note[0] = '\0';
-        rc = AT_ERR_IO;
-    } else if ((denied || f->handshake_pending) && t - f->auth_note_ms >= NOTE_EVERY_MS) {
-        snprintf(e.message, sizeof e.message,
-                 "refused %lld connection(s): %lld with a key not on the allow-list, %lld whose "
-                 "handshake failed (CurveZMQ on one side only, or the wrong monitor key)",
-                 (long long)(denied + f->handshake_pending), (long long)denied,
-                 (long long)f->handshake_pending);
-        f->auth_reported += denied;
-        f->handshake_pending = 0;
-        f->auth_note_ms = t;
-        rc = AT_ERR_AUTH;
-    }
-    if (rc == AT_OK)
-        return AT_OK;
-    if (err)
-        *err = e;
-    return set_error(f, rc, "%s", e.message);
+    if (conns)
+        runs_refresh(f);
 }
 
 at_feed *at_feed_new(const at_feed_opts *opts, char *err, size_t errlen)
@@ -494,13 +560,19 @@ at_feed *at_feed_new(const at_feed_opts *opts, char *err, size_t errlen)
         goto err;
     }
     /* IPv6 only when the endpoint names an IPv6 address: with it on, ZeroMQ reports an IPv4
-     * endpoint in its IPv6-mapped form ([::ffff:127.0.0.1]). */
+     * endpoint in its IPv6-mapped form ([::ffff:127.0.0.1]). No limit on queued socket-monitor
+     * events: past a limit (2000 by default) ZeroMQ drops them, and a missed disconnection or
+     * accept would make a run's owner look connected for good, or gone while it is not
+     * (conn_gone). TCP keepalive:
+     * a trainer whose host vanished is known gone after about two minutes, so its run may pass
+     * on (docs/protocol.md section 1). */
     int hwm = opts->rcvhwm > 0 ? opts->rcvhwm : 4, one = 1, zero = 0, v6 = strchr(ep, '[') != 0;
     char mon[64];
     snprintf(mon, sizeof mon, "inproc://alphatop-feed-%p", (void *)f);
     if (zmq_socket_monitor(f->sock, mon, FEED_EVENTS) != 0 ||
         !(f->events = zmq_socket(f->ctx, ZMQ_PAIR)) ||
         zmq_setsockopt(f->events, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
+        zmq_setsockopt(f->events, ZMQ_RCVHWM, &zero, sizeof zero) != 0 ||
         zmq_connect(f->events, mon) != 0) {
         snprintf(err, errlen, "cannot watch the ZeroMQ socket: %s", zmq_strerror(zmq_errno()));
         goto err;
@@ -508,14 +580,20 @@ at_feed *at_feed_new(const at_feed_opts *opts, char *err, size_t errlen)
     uint64_t maxframe =
         f->lim.max_payload > f->lim.max_header ? f->lim.max_payload : f->lim.max_header;
     int64_t maxmsg = maxframe > INT64_MAX ? INT64_MAX : (int64_t)maxframe;
+    int idle = 60, intvl = 10, cnt = 6;
     if (zmq_setsockopt(f->sock, ZMQ_RCVHWM, &hwm, sizeof hwm) != 0 ||
         zmq_setsockopt(f->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) != 0 ||
         zmq_setsockopt(f->sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one) != 0 ||
         zmq_setsockopt(f->sock, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
-        zmq_setsockopt(f->sock, ZMQ_IPV6, &v6, sizeof v6) != 0) {
+        zmq_setsockopt(f->sock, ZMQ_IPV6, &v6, sizeof v6) != 0 ||
+        zmq_setsockopt(f->sock, ZMQ_TCP_KEEPALIVE, &one, sizeof one) != 0 ||
+        zmq_setsockopt(f->sock, ZMQ_TCP_KEEPALIVE_IDLE, &idle, sizeof idle) != 0 ||
+        zmq_setsockopt(f->sock, ZMQ_TCP_KEEPALIVE_INTVL, &intvl, sizeof intvl) != 0 ||
+        zmq_setsockopt(f->sock, ZMQ_TCP_KEEPALIVE_CNT, &cnt, sizeof cnt) != 0) {
         snprintf(err, errlen, "cannot configure ZeroMQ socket: %s", zmq_strerror(zmq_errno()));
         goto err;
     }
+    f->curve = curve;
     if (curve && setup_curve(f, opts, err, errlen) != AT_OK)
         goto err;
     if (bind_endpoint(f, ep) != 0) {
@@ -536,8 +614,19 @@ void at_feed_free(at_feed *f)
 {
     if (!f)
         return;
-    if (f->events)
+    if (f->events) {
+        /* Stop the monitor, then read what it already sent: libzmq 4.3 leaks an event frame
+         * longer than its inline size (an endpoint address) still queued when its PAIR socket
+         * closes (agent.c's close_socket does the same on the trainer's side). */
+        if (f->sock)
+            zmq_socket_monitor(f->sock, NULL, 0);
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        while (zmq_msg_recv(&m, f->events, ZMQ_DONTWAIT) >= 0)
+            ;
+        zmq_msg_close(&m);
         zmq_close(f->events);
+    }
     if (f->sock)
         zmq_close(f->sock);
     if (f->zap_running) {
@@ -554,9 +643,8 @@ void at_feed_free(at_feed *f)
     if (!strncmp(f->endpoint, "ipc://", 6))
         unlink(f->endpoint + 6);
     free(f->allow);
-    for (int i = 0; i < f->nruns; i++)
-        free(f->runs[i].peers);
     free(f->runs);
+    free(f->fds);
     free(f);
 }
 
@@ -606,10 +694,11 @@ static uint32_t peer_number(const unsigned char *id, size_t n)
     return v;
 }
 
-static run_slot *find_run(const at_feed *f, const char *run)
+/* The entry of run id run for rank (-1: the first of any rank). */
+static run_slot *find_run(const at_feed *f, const char *run, int64_t rank)
 {
     for (int i = 0; run && i < f->nruns; i++)
-        if (strcmp(f->runs[i].pub.run, run) == 0)
+        if (strcmp(f->runs[i].pub.run, run) == 0 && (rank < 0 || f->runs[i].pub.rank == rank))
             return &f->runs[i];
     return NULL;
 }
@@ -626,25 +715,23 @@ const at_feed_run *at_feed_run_at(const at_feed *f, int i)
 
 const at_feed_run *at_feed_run_find(const at_feed *f, const char *run)
 {
-    run_slot *r = f ? find_run(f, run) : NULL;
+    run_slot *r = f ? find_run(f, run, -1) : NULL;
     return r ? &r->pub : NULL;
 }
 
-/* Sends m to peer i of run r. A peer that is gone is forgotten (AT_ERR_NOTFOUND). */
-static int send_to(at_feed *f, run_slot *r, int i, const at_proto_msg *m)
+static int send_control(at_feed *f, run_slot *r, at_proto_msg *m)
 {
     size_t len = 0;
     at_proto_error e;
     int rc = at_proto_encode(m, f->hdr, sizeof f->hdr, &len, &e);
     if (rc != AT_OK)
         return set_error(f, rc, "cannot encode %s: %s", at_proto_type_name(m->type), e.message);
-    peer *p = &r->peers[i];
-    if (zmq_send(f->sock, p->id, p->idlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+    if (zmq_send(f->sock, r->owner.id, r->owner.idlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
         zmq_send(f->sock, f->hdr, len, ZMQ_DONTWAIT) < 0) {
         int e2 = zmq_errno();
         if (e2 == EHOSTUNREACH) {
-            r->peers[i] = r->peers[--r->npeers];
-            r->pub.connected = r->npeers > 0;
+            r->lost = 1;
+            update_connected(f, r);
             return set_error(f, AT_ERR_NOTFOUND, "run %s is no longer connected", r->pub.run);
         }
         if (e2 == EAGAIN)
@@ -655,44 +742,70 @@ static int send_to(at_feed *f, run_slot *r, int i, const at_proto_msg *m)
     return AT_OK;
 }
 
-/* Sends m to every connection of run r (every rank): AT_OK when it reached one at least. */
-static int send_control(at_feed *f, run_slot *r, const at_proto_msg *m)
+/* The socket monitor's state of f->cur's descriptor, for it to become a run's owner. Its
+ * connection was accepted before its message could be read, so once the events queued now are
+ * read, that state includes the accept (conn_gone relies on it). Only then: one more look at
+ * the events costs about a microsecond a message. */
+static void note_sender_state(at_feed *f)
 {
-    int rc = AT_ERR_NOTFOUND, sent = 0;
-    for (int i = r->npeers - 1; i >= 0; i--) {
-        int one = send_to(f, r, i, m);
-        sent |= one == AT_OK;
-        if (one != AT_OK)
-            rc = one;
-    }
-    return sent ? AT_OK : rc;
+    watch_events(f);
+    const fd_state *s = fd_of(f, f->cur.fd);
+    f->cur.drops = s ? s->drops : 0;
+    f->cur.dead = s ? s->down : 0;
 }
 
-/* The current connection's entry in run r, added on first sight; NULL when out of memory. */
-static peer *peer_of(at_feed *f, run_slot *r)
+/* The rank a message speaks for: the one it names (hello, and version 2's layer, skip and
+ * snapshot_end), else the rank of the run the current connection owns, else 0. */
+static int64_t msg_rank(const at_feed *f, const at_proto_msg *m)
 {
-    for (int i = 0; i < r->npeers; i++)
-        if (r->peers[i].idlen == f->cur_idlen && !memcmp(r->peers[i].id, f->cur_id, f->cur_idlen))
-            return &r->peers[i];
-    if (r->npeers == r->cap_peers) {
-        int cap = r->cap_peers ? 2 * r->cap_peers : 2;
-        peer *p = realloc(r->peers, (size_t)cap * sizeof *p);
-        if (!p)
-            return NULL;
-        r->peers = p;
-        r->cap_peers = cap;
+    switch (m->type) {
+    case AT_PROTO_HELLO:
+        return m->u.hello.rank;
+    case AT_PROTO_LAYER:
+        return m->u.layer.rank;
+    case AT_PROTO_SKIP:
+        return m->u.skip.rank;
+    case AT_PROTO_SNAPSHOT_END:
+        return m->u.snapshot_end.rank;
+    default:
+        for (int i = 0; i < f->nruns; i++)
+            if (!strcmp(f->runs[i].pub.run, m->run) && same_conn(&f->runs[i].owner, &f->cur))
+                return f->runs[i].pub.rank;
+        return 0;
     }
-    peer *p = &r->peers[r->npeers++];
-    memset(p, 0, sizeof *p);
-    memcpy(p->id, f->cur_id, f->cur_idlen);
-    p->idlen = f->cur_idlen;
-    return p;
 }
 
-/* Records that a message of run `m->run` came from the current connection. */
+/* May the current connection speak for run r (NULL: a run not seen yet, its first speaker
+ * owns it) with a message of this type? Its owner may; another connection only once the run
+ * passed on: without Curve, after the owner's goodbye or once its connection is known gone;
+ * with Curve, a connection with the owner's key also by saying hello (a trainer that made a
+ * new socket), and one with another key only after the owner's goodbye. Docs/protocol.md
+ * section 1 says why. */
+static int may_speak(const at_feed *f, const run_slot *r, at_proto_type type)
+{
+    if (!r || same_conn(&r->owner, &f->cur))
+        return 1;
+    if (f->curve && strcmp(r->owner.key, f->cur.key) != 0)
+        return r->ended;
+    return r->ended || owner_gone(f, r) || (f->curve && type == AT_PROTO_HELLO);
+}
+
+/* may_speak for message m, with a second look at the socket monitor's news before a no: the
+ * owner's connection may have closed since at_feed_recv last looked. */
+static int may_send(at_feed *f, const at_proto_msg *m)
+{
+    if (may_speak(f, find_run(f, m->run, msg_rank(f, m)), m->type))
+        return 1;
+    watch_events(f);
+    return may_speak(f, find_run(f, m->run, msg_rank(f, m)), m->type);
+}
+
+/* Records that a message of run `m->run` came from the current connection (may_speak said
+ * yes); the connection becomes the owner if it is new to the run or the owner's is gone. */
 static void note_run(at_feed *f, const at_proto_msg *m, int64_t t)
 {
-    run_slot *r = find_run(f, m->run);
+    const int64_t rank = msg_rank(f, m);
+    run_slot *r = find_run(f, m->run, rank);
     if (!r) {
         if (f->nruns == f->cap_runs) {
             int cap = f->cap_runs ? 2 * f->cap_runs : 8;
@@ -705,16 +818,30 @@ static void note_run(at_feed *f, const at_proto_msg *m, int64_t t)
         r = &f->runs[f->nruns++];
         memset(r, 0, sizeof *r);
         memcpy(r->pub.run, m->run, sizeof r->pub.run);
+        r->pub.rank = rank;
     }
-    peer *p = peer_of(f, r);
-    if (!p)
-        return;
-    r->pub.peer = peer_number(p->id, p->idlen);
+    if (!same_conn(&r->owner, &f->cur)) {
+        /* A new owner has not said who it is unless this is its hello. */
+        r->hello_requested = 0;
+        r->pub.hello_seen = 0;
+        r->pub.stop_acked = 0;
+    }
+    if (!same_conn(&r->owner, &f->cur) || owner_gone(f, r)) {
+        /* A new owner, or the owner's routing id on a connection not seen gone (a peer that
+         * chose its routing id and reconnected; or the last messages of a closed one, which
+         * then read as gone again). */
+        note_sender_state(f);
+        r->owner = f->cur;
+        r->lost = 0;
+    }
+    r->pub.peer = peer_number(r->owner.id, r->owner.idlen);
+    r->ended = m->type == AT_PROTO_GOODBYE;
+    update_connected(f, r);
     r->pub.last_ms = t;
     r->pub.messages++;
     switch (m->type) {
     case AT_PROTO_HELLO:
-        r->pub.hello_seen = p->hello_seen = 1;
+        r->pub.hello_seen = 1;
         r->pub.dropped = m->u.hello.dropped;
         break;
     case AT_PROTO_SNAPSHOT_END:
@@ -725,8 +852,6 @@ static void note_run(at_feed *f, const at_proto_msg *m, int64_t t)
         break;
     case AT_PROTO_GOODBYE:
         r->pub.dropped = m->u.goodbye.dropped;
-        *p = r->peers[--r->npeers]; /* this connection is done */
-        p = NULL;
         break;
     case AT_PROTO_STOP_ACK:
         r->pub.stop_acked = 1;
@@ -734,14 +859,121 @@ static void note_run(at_feed *f, const at_proto_msg *m, int64_t t)
     default:
         break;
     }
-    r->pub.connected = r->npeers > 0;
-    /* A monitor started (or restarted) after the trainer has missed the hello: ask for it. */
-    if (p && !p->hello_seen && !p->hello_requested) {
+    /* A monitor started (or restarted) after the trainer has missed the hello, and so has one
+     * whose run passed to a connection that did not start with it: ask for it. */
+    if (!r->pub.hello_seen && !r->hello_requested && r->pub.connected) {
         memset(&f->ctl, 0, sizeof f->ctl);
         f->ctl.type = AT_PROTO_HELLO_REQUEST;
         memcpy(f->ctl.run, r->pub.run, sizeof f->ctl.run);
-        p->hello_requested = send_to(f, r, (int)(p - r->peers), &f->ctl) == AT_OK;
+        r->hello_requested = send_control(f, r, &f->ctl) == AT_OK;
     }
+}
+
+/* Which entry to reuse first: a free one, then one with nothing pending. */
+static int claim_rank(const claimant *k)
+{
+    return !k->conn.idlen ? 0 : k->pending ? 2 : 1;
+}
+
+/* Counts a message refused because its run belongs to another connection, for the notice
+ * (take_notice) about the current connection's claim on the run. The entry is the claim's own,
+ * else a free one, else the one noted longest ago (with nothing pending if there is one). */
+static void note_claim(at_feed *f, const char *run)
+{
+    f->stats.rejected++;
+    f->stats.rejected_by[AT_PROTO_E_NOT_OWNER]++;
+    claimant *c = NULL, *victim = &f->claims[0];
+    for (int i = 0; i < MAX_CLAIMANTS && !c; i++) {
+        claimant *k = &f->claims[i];
+        if (k->conn.idlen && same_conn(&k->conn, &f->cur) && !strcmp(k->run, run))
+            c = k;
+        else if (claim_rank(k) < claim_rank(victim) ||
+                 (claim_rank(k) == claim_rank(victim) && k->note_ms < victim->note_ms))
+            victim = k;
+    }
+    if (!c) {
+        c = victim;
+        memset(c, 0, sizeof *c);
+        c->conn = f->cur;
+        snprintf(c->run, sizeof c->run, "%s", run);
+    }
+    c->pending++;
+    set_error(f, AT_ERR_AUTH, "refused a message for run %s: another connection owns it", run);
+}
+
+/* "connection N" and what else tells the peer apart: its process (ipc: ZeroMQ's Peer-Address
+ * is "localhost:UID:GID:PID") or address, and its key's first characters. */
+static void describe(const at_feed *f, const conn_ref *c, char *buf, size_t n)
+{
+    unsigned uid, gid;
+    int pid;
+    char tail, where[96] = "";
+    if (sscanf(c->addr, "localhost:%u:%u:%d%c", &uid, &gid, &pid, &tail) == 3)
+        snprintf(where, sizeof where, " (pid %d, uid %u)", pid, uid);
+    else if (c->addr[0])
+        snprintf(where, sizeof where, " (%s)", c->addr);
+    snprintf(buf, n, "connection %u%s%s%.8s", (unsigned)peer_number(c->id, c->idlen), where,
+             f->curve ? " key " : "", f->curve ? c->key : "");
+}
+
+/* The notice for a refused claim that is due (NOTE_EVERY_MS after its previous one), in *e:
+ * AT_ERR_AUTH, or AT_OK if none is due. */
+static int claim_notice(at_feed *f, int64_t t, at_proto_error *e)
+{
+    for (int i = 0; i < MAX_CLAIMANTS; i++) {
+        claimant *c = &f->claims[i];
+        const run_slot *r = c->pending ? find_run(f, c->run, -1) : NULL;
+        if (!r || t - c->note_ms < NOTE_EVERY_MS)
+            continue;
+        char who[160], owner[160];
+        describe(f, &c->conn, who, sizeof who);
+        describe(f, &r->owner, owner, sizeof owner);
+        const char *until = !f->curve                           ? "says goodbye or disconnects"
+                            : strcmp(c->conn.key, r->owner.key) ? "says goodbye"
+                                                                : "goes or this one says hello";
+        char text[640]; /* the whole text, cut to the message's size */
+        e->reason = AT_PROTO_E_NOT_OWNER;
+        snprintf(
+            text, sizeof text,
+            "%s: refused %lld message(s) for run %s from %s: it belongs to %s until that one %s",
+            at_proto_reason_name(e->reason), (long long)c->pending, c->run, who, owner, until);
+        snprintf(e->message, sizeof e->message, "%.*s", (int)sizeof e->message - 1, text);
+        c->pending = 0;
+        c->note_ms = t;
+        return at_proto_reason_status(e->reason);
+    }
+    return AT_OK;
+}
+
+/* A notice for the caller (feed.h), at most one per kind and NOTE_EVERY_MS: returns its status
+ * with the text in *err, or AT_OK when there is none. */
+static int take_notice(at_feed *f, at_proto_error *err)
+{
+    at_proto_error e = {AT_PROTO_E_NONE, ""};
+    int64_t t = now_ms(), denied = atomic_load(&f->auth_denied) - f->auth_reported;
+    int rc = AT_OK;
+    if (f->fds_note[0]) {
+        snprintf(e.message, sizeof e.message, "%.*s", (int)sizeof e.message - 1, f->fds_note);
+        f->fds_note[0] = '\0';
+        rc = AT_ERR_IO;
+    } else if ((denied || f->handshake_pending) && t - f->auth_note_ms >= NOTE_EVERY_MS) {
+        snprintf(e.message, sizeof e.message,
+                 "refused %lld connection(s): %lld with a key not on the allow-list, %lld whose "
+                 "handshake failed (CurveZMQ on one side only, or the wrong monitor key)",
+                 (long long)(denied + f->handshake_pending), (long long)denied,
+                 (long long)f->handshake_pending);
+        f->auth_reported += denied;
+        f->handshake_pending = 0;
+        f->auth_note_ms = t;
+        rc = AT_ERR_AUTH;
+    } else {
+        rc = claim_notice(f, t, &e);
+    }
+    if (rc == AT_OK)
+        return AT_OK;
+    if (err)
+        *err = e;
+    return set_error(f, rc, "%s", e.message);
 }
 
 /* ---- receiving ---- */
@@ -795,6 +1027,21 @@ static void swap_bytes(unsigned char *p, size_t n, size_t es)
         }
 }
 
+/* The rest of f->cur (the routing id is there already) from the first frame after the routing
+ * id: that frame carries the connection's descriptor and properties (the routing-id frame
+ * does not once zmq_poll looked ahead). */
+static void note_sender(at_feed *f, zmq_msg_t *frame)
+{
+    conn_ref *c = &f->cur;
+    const char *key = f->curve ? zmq_msg_gets(frame, "User-Id") : NULL;
+    const char *addr = zmq_msg_gets(frame, "Peer-Address");
+    snprintf(c->key, sizeof c->key, "%s", key ? key : "");
+    snprintf(c->addr, sizeof c->addr, "%s", addr ? addr : "");
+    c->fd = zmq_msg_get(frame, ZMQ_SRCFD);
+    c->drops = 0;
+    c->dead = 0;
+}
+
 /* Starts the next ZeroMQ message: reads the routing id. 1 if a message is ready, 0 if none. */
 static int start_message(at_feed *f, int timeout_ms)
 {
@@ -804,9 +1051,10 @@ static int start_message(at_feed *f, int timeout_ms)
         int more;
         if (read_frame(f, &id, &more) == 0) {
             size_t n = zmq_msg_size(&id);
-            f->cur_idlen = n < MAX_ID ? n : MAX_ID;
-            memcpy(f->cur_id, zmq_msg_data(&id), f->cur_idlen);
+            f->cur.idlen = n < MAX_ID ? n : MAX_ID;
+            memcpy(f->cur.id, zmq_msg_data(&id), f->cur.idlen);
             zmq_msg_close(&id);
+            f->new_sender = more;
             if (more)
                 return 1;
             continue; /* a routing id with nothing after it: nothing to decode */
@@ -824,11 +1072,12 @@ static int start_message(at_feed *f, int timeout_ms)
     }
 }
 
-int at_feed_recv(at_feed *f, int timeout_ms, at_feed_msg **out, at_proto_error *err)
+/* at_feed_recv's result for a message refused as not its sender's to send (note_claim). */
+#define REFUSED 1
+
+/* One protocol message, or a notice (at_feed_recv), or REFUSED. */
+static int recv_one(at_feed *f, int timeout_ms, at_feed_msg **out, at_proto_error *err)
 {
-    if (!f || !out)
-        return AT_ERR_ARG;
-    *out = NULL;
     if (!f->in_msg) {
         watch_events(f);
         int rc = take_notice(f, err);
@@ -849,9 +1098,18 @@ int at_feed_recv(at_feed *f, int timeout_ms, at_feed_msg **out, at_proto_error *
         free(m);
         return AT_ERR_AGAIN;
     }
+    if (f->new_sender)
+        note_sender(f, &hdr);
+    f->new_sender = 0;
     size_t bytes = zmq_msg_size(&hdr);
     int rc = at_proto_decode_header(zmq_msg_data(&hdr), zmq_msg_size(&hdr), &f->lim, &m->msg, &e);
     zmq_msg_close(&hdr);
+    if (rc == AT_OK && at_proto_from_trainer(m->msg.type) && !may_send(f, &m->msg)) {
+        note_claim(f, m->msg.run);
+        at_feed_msg_free(m);
+        skip_rest(f);
+        return REFUSED;
+    }
     if (rc == AT_OK && !at_proto_from_trainer(m->msg.type)) {
         e.reason = AT_PROTO_E_DIRECTION;
         snprintf(e.message, sizeof e.message,
@@ -889,7 +1147,7 @@ int at_feed_recv(at_feed *f, int timeout_ms, at_feed_msg **out, at_proto_error *
         return reject(f, err, &e);
     }
     m->recv_ms = now_ms();
-    m->peer = peer_number(f->cur_id, f->cur_idlen);
+    m->peer = peer_number(f->cur.id, f->cur.idlen);
     f->stats.messages++;
     f->stats.bytes += (int64_t)bytes;
     note_run(f, &m->msg, m->recv_ms);
@@ -897,19 +1155,34 @@ int at_feed_recv(at_feed *f, int timeout_ms, at_feed_msg **out, at_proto_error *
     return AT_OK;
 }
 
+int at_feed_recv(at_feed *f, int timeout_ms, at_feed_msg **out, at_proto_error *err)
+{
+    if (!f || !out)
+        return AT_ERR_ARG;
+    *out = NULL;
+    /* Refused claims are counted and noted, not returned one by one: the next call may bring
+     * their notice (take_notice). A flood of them still returns now and then. */
+    for (int i = 0; i < REFUSED_PER_CALL; i++, timeout_ms = 0) {
+        int rc = recv_one(f, timeout_ms, out, err);
+        if (rc != REFUSED)
+            return rc;
+    }
+    return AT_ERR_AGAIN;
+}
+
 /* ---- control ---- */
 
+/* Sends a control message to every rank of the run named run. */
 static int control(at_feed *f, const char *run, at_proto_type type, const char *reason,
                    int64_t interval)
 {
     if (!f || !run)
         return AT_ERR_ARG;
-    run_slot *r = find_run(f, run);
-    if (!r || !r->npeers)
-        return set_error(f, AT_ERR_NOTFOUND, "no connected run named %s", run);
     memset(&f->ctl, 0, sizeof f->ctl);
     f->ctl.type = type;
-    memcpy(f->ctl.run, r->pub.run, sizeof f->ctl.run);
+    if (strlen(run) >= sizeof f->ctl.run)
+        return set_error(f, AT_ERR_NOTFOUND, "no connected run named %s", run);
+    memcpy(f->ctl.run, run, strlen(run) + 1);
     if (reason) {
         size_t n = strlen(reason);
         if (n == 0 || n >= sizeof f->ctl.u.reason)
@@ -919,7 +1192,17 @@ static int control(at_feed *f, const char *run, at_proto_type type, const char *
     }
     if (type == AT_PROTO_INTERVAL)
         f->ctl.u.interval = interval;
-    return send_control(f, r, &f->ctl);
+    int rc = set_error(f, AT_ERR_NOTFOUND, "no connected run named %s", run), sent = 0;
+    for (int i = 0; i < f->nruns; i++) {
+        run_slot *r = &f->runs[i];
+        if (strcmp(r->pub.run, run) != 0 || !r->pub.connected)
+            continue;
+        int one = send_control(f, r, &f->ctl);
+        sent |= one == AT_OK;
+        if (one != AT_OK)
+            rc = one;
+    }
+    return sent ? AT_OK : rc;
 }
 
 int at_feed_stop(at_feed *f, const char *run, const char *reason)

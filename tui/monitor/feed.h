@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* feed.h -- the monitor's end of the wire: listens for trainers (agents), receives and decodes
  * their messages, rejects and counts bad ones, tracks which runs are connected, and sends
  * control messages (stop, pause, resume, interval) back to a given run.
@@ -18,6 +19,17 @@
  * at_proto_endpoint_scope) needs CurveZMQ keys or allow_insecure. Near the process's file
  * descriptor limit the feed stops accepting new connections for a while (libzmq would spin on
  * tcp, or abort on ipc, when accept() fails for want of a descriptor); connected trainers stay.
+ *
+ * Who speaks for a run (docs/protocol.md section 1): the first connection that sends a message
+ * for a run id and rank owns it -- normally with its hello -- and only it may send for that run
+ * id and rank (the ranks of a sharded trainer each own theirs; a message that names no rank is
+ * for the rank its connection owns, else rank 0); control messages for the run go to the
+ * owner of each of its ranks. Another connection's messages for the run are refused
+ * (reason AT_PROTO_E_NOT_OWNER, counted, and reported as a notice) until the run passes on:
+ * after the owner's goodbye or once its connection is known gone (the socket monitor saw it
+ * close; a send found it gone); with CurveZMQ also to a new connection with the owner's key
+ * that says hello, while a connection with another key may take it only after a goodbye.
+ * A connection is told apart by its routing id and Curve key.
  *
  * Threading: one thread uses an at_feed at a time (the UI thread). An at_feed_msg belongs to
  * whoever holds it and may be passed to and freed on another thread (a compute worker).
@@ -89,40 +101,46 @@ typedef struct at_feed_msg {
 void at_feed_msg_free(at_feed_msg *m);
 
 /* Receives the next message, waiting at most timeout_ms (0: do not wait; -1: forever).
- * Returns AT_OK with *out set (caller owns it); AT_ERR_AGAIN if nothing arrived; or the status
- * of a rejected message (AT_ERR_FORMAT, AT_ERR_SIZE, AT_ERR_VERSION, AT_ERR_MISSING,
+ * Returns AT_OK with *out set (caller owns it); AT_ERR_AGAIN if nothing arrived (or only
+ * messages refused as not_owner: 64 of them at most per call); or the status of a rejected
+ * message (AT_ERR_FORMAT, AT_ERR_SIZE, AT_ERR_VERSION, AT_ERR_MISSING,
  * AT_ERR_UNSUPPORTED, ...) with *err filled (reason and message; err may be NULL) -- the
  * message is counted and discarded and the caller simply calls again; AT_ERR_NET if the socket
  * failed. Between messages it may also return a notice for the user, err->reason
  * AT_PROTO_E_NONE and the text in err->message, then the caller calls again: AT_ERR_AUTH,
  * connections refused (a key not on the allow-list, a failed CurveZMQ handshake; summed, at
- * most one notice a second); AT_ERR_IO, the feed stopped or resumed accepting connections at
- * the file descriptor limit. Hello requests to runs not seen before, and the run table, are
+ * most one notice a second); AT_ERR_AUTH with err->reason AT_PROTO_E_NOT_OWNER, messages for
+ * a run another connection owns refused (counted in at_feed_stats.rejected_by, never returned
+ * one by one; a notice per claiming connection and run at most once a second, naming both
+ * connections: routing-id number, process id or address, key); AT_ERR_IO, the feed stopped or
+ * resumed accepting connections at the file descriptor limit. Hello requests (to runs not seen
+ * before, and to a connection a run passed to without its hello), and the run table, are
  * handled here. */
 int at_feed_recv(at_feed *f, int timeout_ms, at_feed_msg **out, at_proto_error *err);
 
-/* A run known to the feed. Its messages may come from several connections (the ranks of a
- * sharded trainer, each with its own agent and the same run id): control goes to each. */
+/* A run known to the feed: one entry per rank that spoke for it. */
 typedef struct at_feed_run {
     char run[AT_PROTO_MAX_ID];
-    uint32_t peer;    /* the connection its latest message came from */
-    int connected;    /* 0 once every connection said goodbye or a send found it gone */
-    int hello_seen;   /* a hello arrived from this connection */
-    int stop_acked;   /* the trainer acknowledged a stop */
+    int64_t rank;     /* the rank this entry is for (0 for a trainer that is not sharded) */
+    uint32_t peer;    /* the owner: the connection its control messages go to */
+    int connected;    /* 0 after its goodbye, or once the owner's connection is known gone */
+    int hello_seen;   /* a hello arrived from the owner */
+    int stop_acked;   /* the owner acknowledged a stop */
     int64_t last_ms;  /* last message, CLOCK_MONOTONIC milliseconds */
     int64_t messages; /* messages received from it */
     int64_t dropped;  /* the agent's latest drop count (snapshots) */
 } at_feed_run;
 
-/* Number of runs seen, and the i-th (0 <= i < count, in order of first appearance), or the one
- * named run (NULL if unknown). Pointers are owned by f, valid until the next at_feed_recv. */
+/* Number of entries (a run and rank each) seen, and the i-th (0 <= i < count, in order of first
+ * appearance), or the first one of the run named run (NULL if unknown). Pointers are owned by
+ * f, valid until the next at_feed_recv. */
 int at_feed_run_count(const at_feed *f);
 const at_feed_run *at_feed_run_at(const at_feed *f, int i);
 const at_feed_run *at_feed_run_find(const at_feed *f, const char *run);
 
-/* Control, to the run named run (every connection of it): stop with a reason (1..1023 bytes),
+/* Control, to the owner of each rank of the run named run: stop with a reason (1..1023 bytes),
  * pause (paused = 1) or resume (0) snapshots, change the snapshot interval (>= 1). Returns
- * AT_OK (queued to one connection at least), AT_ERR_NOTFOUND (run unknown or disconnected),
+ * AT_OK (queued to one rank at least), AT_ERR_NOTFOUND (run unknown or disconnected),
  * AT_ERR_AGAIN (its queue is full) or AT_ERR_ARG. */
 int at_feed_stop(at_feed *f, const char *run, const char *reason);
 int at_feed_pause(at_feed *f, const char *run, int paused);
@@ -134,7 +152,8 @@ typedef struct at_feed_stats {
     int64_t bytes;                         /* bytes of accepted messages (headers + payloads) */
     int64_t rejected;                      /* rejected messages, all reasons */
     int64_t rejected_by[AT_PROTO_E_COUNT]; /* per at_proto_reason (wrong_direction: a trainer
-                                              sent a control message) */
+                                              sent a control message; not_owner: a message for
+                                              a run another connection owns) */
     int64_t auth_denied;                   /* connections refused by the allow-list (Curve) */
     int64_t handshake_failed;              /* connections whose handshake failed (Curve on one
                                               side only, the wrong monitor key, garbage) */

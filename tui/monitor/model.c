@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* model.c -- the view's data: runs, layers, per-snapshot cells, spectra, scalars, events. */
 #include "model.h"
 

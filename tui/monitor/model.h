@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* model.h -- what the monitor's view shows: runs, their layers, per-snapshot metric cells,
  * latest spectra, scalar series, events and the monitor's own state.
  *
@@ -79,7 +80,10 @@ typedef struct at_run_info {
     double last_snapshot_time; /* Unix time (s) of the last snapshot received; 0 none */
     int64_t dropped;           /* snapshots dropped (by agent or monitor) */
     int stop_requested;        /* the user asked this run to stop */
+    int paused;                /* the user paused its snapshots (the trainer got pause) */
     int ended;                 /* the trainer said goodbye */
+    char log[512];             /* the run log it is recorded to (watch) or read from (replay);
+                                  "" none */
 } at_run_info;
 
 /* A layer's description. */
@@ -144,8 +148,10 @@ typedef struct at_monitor_state {
     int layers_pending;    /* layers waiting for the worker */
     double behind_seconds; /* age of the oldest unanalysed snapshot; 0 when caught up */
     int fast;              /* 1 fast mode, 0 exact */
-    int paused;            /* analysis paused by the user */
     int replay;            /* showing a recorded log, not a live run */
+    int follow;            /* the replay follows a log still being written (tail -f) */
+    char record[512];      /* where runs are recorded: the --record LOG or the directory of
+                              one log per run; in a replay the log read; "" not recording */
 } at_monitor_state;
 
 typedef struct at_model at_model;

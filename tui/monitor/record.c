@@ -9,14 +9,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alphatop/text.h"
 #include "metrics_fmt.h"
 
 /* Layer records always carry the detX and trap columns (null or -1 when not computed). */
 #define LAYER_COLUMNS (AT_FMT_DETX | AT_FMT_TRAPS)
 
-static const char *const type_names[] = {"layer", "scalars", "event", "spectrum", "weights"};
+static const char *const type_names[] = {"layer",    "scalars", "event",
+                                         "spectrum", "weights", "stats"};
 static const char *const kind_names[AT_RECORD_EV_COUNT] = {
-    "hello", "goodbye", "phase", "run_phase", "trap", "stop", "ack", "drop", "error", "info"};
+    "hello", "goodbye", "phase", "run_phase", "trap",  "stop",  "ack",
+    "drop",  "error",   "info",  "warning",   "pause", "resume"};
 #define NTYPES (sizeof type_names / sizeof type_names[0])
 
 const char *at_record_type_name(at_record_type t)
@@ -50,6 +53,8 @@ at_event_kind at_record_model_kind(const at_record_event *e)
         return AT_EVENT_DROP;
     case AT_RECORD_EV_ERROR:
         return AT_EVENT_ERROR;
+    case AT_RECORD_EV_WARNING:
+        return AT_EVENT_WARNING;
     default:
         return AT_EVENT_INFO;
     }
@@ -57,15 +62,48 @@ at_event_kind at_record_model_kind(const at_record_event *e)
 
 /* ---- writing ---------------------------------------------------------------------------- */
 
-/* Each adder returns 0 when out of memory, so a builder chains them with &&. */
+/* Every string and number is added as raw JSON text made by text.h, never by cJSON's printers:
+ * a string from a peer or a log is valid UTF-8 JSON with its controls escaped whatever it holds,
+ * and a number is the shortest text that reads back as exactly the same double (cJSON's stops
+ * at 15 digits when that is within an epsilon: 2^53 - 1 became 9.00719925474099e+15, and the
+ * largest double a text that reads back as infinity). Each adder returns 0 when out of memory,
+ * so a builder chains them with &&. */
 static int add_str(cJSON *o, const char *key, const char *v)
 {
-    return cJSON_AddStringToObject(o, key, v ? v : "") != NULL;
+    return at_fmt_json_text(o, key, v) != NULL;
 }
 
 static int add_num(cJSON *o, const char *key, double v)
 {
-    return cJSON_AddNumberToObject(o, key, v) != NULL;
+    char t[AT_TEXT_NUMBER_CAP];
+    return cJSON_AddRawToObject(o, key, at_text_json_number(t, sizeof t, v)) != NULL;
+}
+
+/* Adds key: text, raw text made here, and frees text (NULL: out of memory). */
+static int add_owned(cJSON *o, const char *key, char *text)
+{
+    int ok = text && cJSON_AddRawToObject(o, key, text);
+    free(text);
+    return ok;
+}
+
+/* "[v0,v1,...]": the n numbers as add_num writes them. Caller owns return value (free); NULL
+ * when out of memory. */
+static char *number_array(const double *v, size_t n)
+{
+    if (n > (SIZE_MAX - 3) / AT_TEXT_NUMBER_CAP)
+        return NULL;
+    char *t = malloc(n * AT_TEXT_NUMBER_CAP + 3), *p = t;
+    if (!t)
+        return NULL;
+    *p++ = '[';
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            *p++ = ',';
+        p += strlen(at_text_json_number(p, AT_TEXT_NUMBER_CAP, v[i]));
+    }
+    memcpy(p, "]", 2);
+    return t;
 }
 
 static int add_shape(cJSON *o, int ndim, const int64_t *shape)
@@ -73,20 +111,21 @@ static int add_shape(cJSON *o, int ndim, const int64_t *shape)
     double sh[4];
     for (int i = 0; i < ndim; i++)
         sh[i] = (double)shape[i];
-    cJSON *a = ndim ? cJSON_CreateDoubleArray(sh, ndim) : cJSON_CreateArray();
-    if (a && cJSON_AddItemToObject(o, "shape", a))
-        return 1;
-    cJSON_Delete(a);
-    return 0;
+    return add_owned(o, "shape", number_array(sh, (size_t)ndim));
 }
 
-/* "type", then (for all but events) "run" and "step". */
+/* Whether records of type t name their run (all but stats, and events where it is optional). */
+static int has_run(at_record_type t)
+{
+    return t != AT_RECORD_EVENT && t != AT_RECORD_STATS;
+}
+
+/* "type", then for the types that have them "run" and "step". */
 static int add_head(cJSON *o, const at_record *r)
 {
     if (!add_str(o, "type", at_record_type_name(r->type)))
         return 0;
-    return r->type == AT_RECORD_EVENT ||
-           (add_str(o, "run", r->run) && add_num(o, "step", (double)r->step));
+    return !has_run(r->type) || (add_str(o, "run", r->run) && add_num(o, "step", (double)r->step));
 }
 
 static int build_layer(cJSON *o, const at_record *r)
@@ -105,21 +144,31 @@ static int build_layer(cJSON *o, const at_record *r)
     return AT_OK;
 }
 
+/* The scalars' "values" object as raw text: its names are a peer's, so they are written by
+ * text.h like every other string (cJSON would print a name's bytes as they are). */
 static int build_scalars(cJSON *o, const at_record *r)
 {
     const at_record_scalars *s = &r->u.scalars;
-    cJSON *vals = cJSON_AddObjectToObject(o, "values");
-    if (!vals)
-        return AT_ERR_NOMEM;
+    size_t cap = 3;
     for (int i = 0; i < s->n; i++) {
-        const at_record_scalar *v = &s->values[i];
-        if (!v->name)
+        if (!s->values[i].name)
             return AT_ERR_ARG;
-        if (!(isfinite(v->value) ? cJSON_AddNumberToObject(vals, v->name, v->value)
-                                 : cJSON_AddNullToObject(vals, v->name)))
-            return AT_ERR_NOMEM;
+        cap += AT_TEXT_JSON_CAP(strlen(s->values[i].name)) + AT_TEXT_NUMBER_CAP + 1;
     }
-    return AT_OK;
+    char *t = malloc(cap), *p = t;
+    if (!t)
+        return AT_ERR_NOMEM;
+    *p++ = '{';
+    for (int i = 0; i < s->n; i++) {
+        const char *name = s->values[i].name;
+        if (i)
+            *p++ = ',';
+        p += at_text_json_string(p, cap - (size_t)(p - t), name, strlen(name));
+        *p++ = ':';
+        p += strlen(at_text_json_number(p, AT_TEXT_NUMBER_CAP, s->values[i].value));
+    }
+    memcpy(p, "}", 2);
+    return add_owned(o, "values", t) ? AT_OK : AT_ERR_NOMEM;
 }
 
 static int build_event(cJSON *o, const at_record *r)
@@ -169,6 +218,10 @@ static int build_event(cJSON *o, const at_record *r)
         if (e->evidence)
             ok = ok && add_str(o, "evidence", e->evidence);
         break;
+    case AT_RECORD_EV_ERROR:
+        if (e->reason && *e->reason)
+            ok = ok && add_str(o, "reason", e->reason);
+        break;
     default:
         break;
     }
@@ -180,13 +233,10 @@ static int build_spectrum(cJSON *o, const at_record *r)
     const at_record_spectrum *s = &r->u.spectrum;
     if (!s->name || s->n > INT_MAX || (s->n && !s->evals))
         return AT_ERR_ARG;
-    if (!add_str(o, "view", at_record_view_name(s->view)) || !add_str(o, "name", s->name))
+    if (!add_str(o, "view", at_record_view_name(s->view)) || !add_str(o, "name", s->name) ||
+        !add_owned(o, "evals", number_array(s->evals, s->n)))
         return AT_ERR_NOMEM;
-    cJSON *a = s->n ? cJSON_CreateDoubleArray(s->evals, (int)s->n) : cJSON_CreateArray();
-    if (a && cJSON_AddItemToObject(o, "evals", a))
-        return AT_OK;
-    cJSON_Delete(a);
-    return AT_ERR_NOMEM;
+    return AT_OK;
 }
 
 static int build_weights(cJSON *o, const at_record *r)
@@ -200,12 +250,28 @@ static int build_weights(cJSON *o, const at_record *r)
     return ok ? AT_OK : AT_ERR_NOMEM;
 }
 
+static int build_stats(cJSON *o, const at_record *r)
+{
+    const at_record_stats *s = &r->u.stats;
+    cJSON *by = NULL;
+    int ok = add_num(o, "messages", (double)s->messages) &&
+             add_num(o, "rejected", (double)s->rejected) &&
+             (by = cJSON_AddObjectToObject(o, "rejected_by"));
+    for (int i = AT_PROTO_E_NONE + 1; ok && i < AT_PROTO_E_COUNT; i++)
+        ok = add_num(by, at_proto_reason_name((at_proto_reason)i), (double)s->rejected_by[i]);
+    ok = ok && add_num(o, "auth_denied", (double)s->auth_denied) &&
+         add_num(o, "handshake_failed", (double)s->handshake_failed) &&
+         add_num(o, "accept_pauses", (double)s->accept_pauses) &&
+         add_num(o, "unexpected_acks", (double)s->unexpected_acks);
+    return ok ? AT_OK : AT_ERR_NOMEM;
+}
+
 /* The record as a cJSON object. Caller owns return value; NULL with *status set. */
 static cJSON *build(const at_record *r, int *status)
 {
     static int (*const builders[])(cJSON *, const at_record *) = {
-        build_layer, build_scalars, build_event, build_spectrum, build_weights};
-    if ((unsigned)r->type >= NTYPES || (r->type != AT_RECORD_EVENT && !(r->run && *r->run))) {
+        build_layer, build_scalars, build_event, build_spectrum, build_weights, build_stats};
+    if ((unsigned)r->type >= NTYPES || (has_run(r->type) && !(r->run && *r->run))) {
         *status = AT_ERR_ARG;
         return NULL;
     }
@@ -245,18 +311,21 @@ int at_record_layer_columns(const at_record *r, void (*fn)(void *ctx, const at_r
 {
     if (r->type != AT_RECORD_LAYER)
         return AT_ERR_ARG;
+    /* The columns as a reader of the line sees them: encoded, then parsed back. */
     int st;
-    cJSON *o = build(r, &st);
-    if (!o)
+    size_t len;
+    char *text = at_record_encode(r, &len, &st);
+    if (!text)
         return st;
+    cJSON *o = cJSON_ParseWithLength(text, len);
+    at_record_text_free(text);
+    if (!o)
+        return AT_ERR_NOMEM;
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "name");
     for (v = v ? v->next : NULL; v; v = v->next) {
         int64_t shape[4];
         at_record_column c = {.name = v->string, .type = AT_COLUMN_NULL, .shape = shape};
-        if (cJSON_IsRaw(v)) {
-            c.type = AT_COLUMN_NUMBER;
-            c.number = strtod(v->valuestring, NULL);
-        } else if (cJSON_IsNumber(v)) {
+        if (cJSON_IsNumber(v)) {
             c.type = AT_COLUMN_NUMBER;
             c.number = v->valuedouble;
         } else if (cJSON_IsString(v)) {
@@ -464,6 +533,9 @@ static int read_event(const cJSON *o, at_record *r)
         e->evidence = cJSON_IsString(ev) ? ev->valuestring : NULL;
         break;
     }
+    case AT_RECORD_EV_ERROR:
+        e->reason = get_str(o, "reason", NULL);
+        break;
     default:
         break;
     }
@@ -499,6 +571,19 @@ static void read_weights(const cJSON *o, at_record_weights *w)
         w->ndim = 0;
 }
 
+static void read_stats(const cJSON *o, at_record_stats *s)
+{
+    const cJSON *by = get(o, "rejected_by");
+    s->messages = get_count(o, "messages");
+    s->rejected = get_count(o, "rejected");
+    for (int i = AT_PROTO_E_NONE + 1; i < AT_PROTO_E_COUNT; i++)
+        s->rejected_by[i] = get_count(by, at_proto_reason_name((at_proto_reason)i));
+    s->auth_denied = get_count(o, "auth_denied");
+    s->handshake_failed = get_count(o, "handshake_failed");
+    s->accept_pauses = get_count(o, "accept_pauses");
+    s->unexpected_acks = get_count(o, "unexpected_acks");
+}
+
 int at_record_decode(at_record_decoder *self, const char *json, size_t len, at_record *out)
 {
     cJSON_Delete(self->tree);
@@ -516,7 +601,7 @@ int at_record_decode(at_record_decoder *self, const char *json, size_t len, at_r
     out->type = (at_record_type)t;
     out->run = get_str(o, "run", NULL);
     out->step = get_int(o, "step");
-    if (out->type != AT_RECORD_EVENT && !out->run)
+    if (has_run(out->type) && !out->run)
         return AT_ERR_FORMAT;
     switch (out->type) {
     case AT_RECORD_LAYER:
@@ -529,8 +614,11 @@ int at_record_decode(at_record_decoder *self, const char *json, size_t len, at_r
         return read_event(o, out);
     case AT_RECORD_SPECTRUM:
         return read_spectrum(self, o, &out->u.spectrum);
-    default:
+    case AT_RECORD_WEIGHTS:
         read_weights(o, &out->u.weights);
+        return AT_OK;
+    default:
+        read_stats(o, &out->u.stats);
         return AT_OK;
     }
 }

@@ -10,9 +10,13 @@
  *     spectrum  {"type":"spectrum","run","step","view","name","evals":[...]}    (run log only)
  *     weights   {"type":"weights","run","step","name","kind","dtype","base","shape"}
  *               (run log only: the JSON header of a weights blob)
- * The metric columns are metrics_fmt.h's (at_fmt_json) with detX and traps, numbers as the exact
- * shortest text; the other numbers are printed by cJSON. Non-finite numbers are written null
- * and read back as NAN.
+ *     stats     {"type":"stats","messages","rejected","rejected_by":{REASON:COUNT,...},
+ *                "auth_denied","handshake_failed","accept_pauses","unexpected_acks"}
+ * The metric columns are metrics_fmt.h's (at_fmt_json) with detX and traps. Whatever the strings
+ * hold (a peer's names, a crafted log's text), the text is valid UTF-8 JSON with every control
+ * character escaped (at_text_json_quote: an invalid byte becomes \ufffd), and every number is
+ * the shortest text that reads back as exactly the same double (at_text_json_number).
+ * Non-finite numbers are written null and read back as NAN.
  *
  *     at_record r = {.type = AT_RECORD_EVENT, .run = "r1", .step = -1};
  *     r.u.event.kind = AT_RECORD_EV_INFO;
@@ -28,7 +32,8 @@
  * absent (strings "" or NULL as documented per field, counts and steps -1, numbers NAN), an
  * unknown view as "w", an unknown phase as "unknown". What makes a record unreadable
  * (AT_ERR_FORMAT) is: not a JSON object, an unknown "type" or event "kind", and a layer,
- * scalars, spectrum or weights record without a "run".
+ * scalars, spectrum or weights record without a "run". A record read and encoded again is a
+ * fixed point: encoding what that text decodes to gives the same bytes.
  */
 #ifndef ALPHATOP_RECORD_H
 #define ALPHATOP_RECORD_H
@@ -47,6 +52,7 @@ typedef enum at_record_type {
     AT_RECORD_EVENT = 2,    /* "event" */
     AT_RECORD_SPECTRUM = 3, /* "spectrum": a layer's eigenvalues (--record-spectra) */
     AT_RECORD_WEIGHTS = 4,  /* "weights": the header of a weights blob (--record-weights) */
+    AT_RECORD_STATS = 5,    /* "stats": the monitor's counters when it ends (headless) */
 } at_record_type;
 
 /* The "kind" of an event: every kind the engine writes. */
@@ -60,8 +66,14 @@ typedef enum at_record_kind {
     AT_RECORD_EV_ACK = 6,       /* "ack": the trainer acknowledged the stop */
     AT_RECORD_EV_DROP = 7,      /* "drop": snapshots dropped, or one arrived incomplete */
     AT_RECORD_EV_ERROR = 8,     /* "error": a rejected message, an analysis or log error */
-    AT_RECORD_EV_INFO = 9,      /* "info": base weights received, LoRA skipped in fast mode */
-    AT_RECORD_EV_COUNT = 10     /* number of kinds (not a kind) */
+    AT_RECORD_EV_INFO = 9,      /* "info": base weights received, LoRA skipped in fast mode,
+                                   accepting stopped or resumed at the descriptor limit */
+    AT_RECORD_EV_WARNING = 10,  /* "warning": the feed's warning at start (no Curve, a readable
+                                   key file, an empty allow-list), refused connections, a
+                                   stop_ack no stop asked for */
+    AT_RECORD_EV_PAUSE = 11,    /* "pause": the user paused the run's snapshots */
+    AT_RECORD_EV_RESUME = 12,   /* "resume": the user resumed them */
+    AT_RECORD_EV_COUNT = 13     /* number of kinds (not a kind) */
 } at_record_kind;
 
 /* Layer results: the metric columns, or the error of a layer that could not be analysed. */
@@ -105,6 +117,8 @@ typedef struct at_record_event {
         int64_t since;           /* first step of the new phase */
     } phase;                     /* AT_RECORD_EV_PHASE, AT_RECORD_EV_RUN_PHASE */
     const char *rule, *evidence; /* AT_RECORD_EV_STOP; NULL: absent */
+    const char *reason;          /* AT_RECORD_EV_ERROR: why a message was rejected, a protocol
+                                    reason name (at_proto_reason_name); NULL (or ""): absent */
 } at_record_event;
 
 typedef struct at_record_spectrum {
@@ -123,18 +137,32 @@ typedef struct at_record_weights {
     int64_t shape[4];
 } at_record_weights;
 
+/* The monitor's counters since it started (its feed's, feed.h, and the engine's). */
+typedef struct at_record_stats {
+    int64_t messages;                      /* accepted protocol messages */
+    int64_t rejected;                      /* rejected messages, every reason */
+    int64_t rejected_by[AT_PROTO_E_COUNT]; /* by at_proto_reason ([AT_PROTO_E_NONE] unused) */
+    int64_t auth_denied;                   /* connections the Curve allow-list refused */
+    int64_t handshake_failed;              /* connections whose handshake failed */
+    int64_t accept_pauses;                 /* times accepting stopped at the descriptor limit */
+    int64_t unexpected_acks;               /* stop_acks from runs no stop was sent to */
+} at_record_stats;
+
 /* One record. Strings and arrays are borrowed: from the writer's variables when encoding, from
  * the decoder when decoded. */
 typedef struct at_record {
     at_record_type type;
-    const char *run; /* "run": required but for events, where NULL (or "") is monitor-wide */
-    int64_t step;    /* "step"; an event's is not written when < 0; -1 when absent */
+    const char *run; /* "run": required but for events, where NULL (or "") is monitor-wide,
+                        and stats, which have none */
+    int64_t step;    /* "step" (not in stats); an event's is not written when < 0; -1 when
+                        absent */
     union {
         at_record_layer layer;
         at_record_scalars scalars;
         at_record_event event;
         at_record_spectrum spectrum;
         at_record_weights weights;
+        at_record_stats stats;
     } u;
 } at_record;
 
@@ -154,8 +182,9 @@ const char *at_record_kind_name(at_record_kind k);
 const char *at_record_view_name(at_space view);
 
 /* The kind of event the model shows for an event record: info for hello, goodbye and info,
- * stop for stop and ack, the collapse's warning for a run entering it (at_run_phase_event_kind).
- * The live engine and the replay of a run log both classify through this. */
+ * warning for warning, stop for stop and ack, the collapse's warning for a run entering it
+ * (at_run_phase_event_kind). The live engine and the replay of a run log both classify through
+ * this. */
 at_event_kind at_record_model_kind(const at_record_event *e);
 
 /* Decoding: a decoder keeps what the last decoded record borrows (the parsed tree, the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* runlog.c -- append-only, crash-safe run log (format in runlog.h). */
 #include "runlog.h"
 
@@ -5,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,6 +200,7 @@ void at_runlog_close(at_runlog *self)
 
 struct at_runlog_reader {
     FILE *f;
+    int follow;
     uint64_t size;
     uint64_t pos;
     unsigned char *buf;
@@ -240,19 +243,28 @@ static void add_note(at_runlog_reader *self, uint64_t at, uint64_t n, int at_end
              (unsigned long long)at, (unsigned long long)n);
 }
 
-/* Tries to read an intact record at self->pos. Returns 1 (read), 0 (not a record here). */
+/* Tries to read an intact record at self->pos. Returns 1 (read), 0 (not a record here), -1
+ * (the file ends inside what may be a record: its writer may not have written all of it). */
 static int read_at(at_runlog_reader *self, at_runlog_record *rec, int *nomem)
 {
     unsigned char h[REC_HEADER_LEN];
-    if (self->size - self->pos < REC_HEADER_LEN || fseeko(self->f, (off_t)self->pos, SEEK_SET) ||
-        fread(h, 1, REC_HEADER_LEN, self->f) != REC_HEADER_LEN)
+    uint64_t left = self->size - self->pos;
+    size_t hn = left < REC_HEADER_LEN ? (size_t)left : REC_HEADER_LEN;
+    if (fseeko(self->f, (off_t)self->pos, SEEK_SET) || fread(h, 1, hn, self->f) != hn)
         return 0;
-    if (h[0] != 'A' || h[1] != 'T' || h[2] != 'R' ||
-        (h[3] != AT_RUNLOG_JSON && h[3] != AT_RUNLOG_BLOB))
+    static const unsigned char magic[4] = {'A', 'T', 'R', AT_RUNLOG_JSON};
+    for (size_t i = 0; i < hn && i < 3; i++)
+        if (h[i] != magic[i])
+            return 0;
+    if (hn > 3 && h[3] != AT_RUNLOG_JSON && h[3] != AT_RUNLOG_BLOB)
         return 0;
+    if (hn < REC_HEADER_LEN)
+        return -1;
     uint32_t len = get_u32(h + 4);
-    if (len > REC_MAX_LEN || len > self->size - self->pos - REC_HEADER_LEN)
+    if (len > REC_MAX_LEN)
         return 0;
+    if (len > left - REC_HEADER_LEN)
+        return -1;
     if (self->cap < (size_t)len + 1) {
         unsigned char *b = realloc(self->buf, (size_t)len + 1);
         if (!b) {
@@ -290,22 +302,33 @@ static int read_at(at_runlog_reader *self, at_runlog_record *rec, int *nomem)
     return 1;
 }
 
+void at_runlog_reader_follow(at_runlog_reader *self)
+{
+    self->follow = 1;
+}
+
 int at_runlog_reader_next(at_runlog_reader *self, at_runlog_record *rec)
 {
+    struct stat sb;
+    if (self->follow && fstat(fileno(self->f), &sb) == 0 && (uint64_t)sb.st_size > self->size)
+        self->size = (uint64_t)sb.st_size;
     uint64_t bad_from = self->pos;
     int nomem = 0;
     while (self->pos < self->size) {
-        if (read_at(self, rec, &nomem)) {
+        int got = read_at(self, rec, &nomem);
+        if (got == 1) {
             if (rec->offset != bad_from)
                 add_note(self, bad_from, rec->offset - bad_from, 0);
             return 1;
         }
         if (nomem)
             return AT_ERR_NOMEM;
+        if (got < 0 && self->follow)
+            break;   /* the rest may be on its way: read it on a later call */
         self->pos++; /* resynchronise: look for the next record magic */
     }
     if (self->pos != bad_from)
-        add_note(self, bad_from, self->pos - bad_from, 1);
+        add_note(self, bad_from, self->pos - bad_from, !self->follow && self->pos == self->size);
     return ferror(self->f) ? AT_ERR_IO : 0;
 }
 
@@ -324,8 +347,66 @@ void at_runlog_reader_close(at_runlog_reader *self)
     free(self);
 }
 
-char *at_runlog_default_path(char *buf, size_t cap, const char *run)
+/* Makes every missing directory of the absolute path dir with mode 0700 (mkdir -p). */
+static int make_dirs(char *dir)
 {
+    for (char *p = dir + 1;; p++) {
+        if (*p != '/' && *p)
+            continue;
+        char c = *p;
+        *p = '\0';
+        int bad = mkdir(dir, 0700) != 0 && errno != EEXIST;
+        *p = c;
+        if (bad)
+            return AT_ERR_IO;
+        if (!c)
+            break;
+    }
+    struct stat sb;
+    if (stat(dir, &sb) != 0)
+        return AT_ERR_IO;
+    if (!S_ISDIR(sb.st_mode)) {
+        errno = ENOTDIR;
+        return AT_ERR_IO;
+    }
+    return AT_OK;
+}
+
+int at_runlog_state_dir(char *buf, size_t cap, int create)
+{
+    const char *base = getenv("XDG_STATE_HOME"), *tail = "/alphatop";
+    struct passwd pw, *res = NULL;
+    char pwbuf[4096];
+    /* The XDG spec: a relative $XDG_STATE_HOME is invalid and ignored. */
+    if (!base || base[0] != '/') {
+        tail = "/.local/state/alphatop";
+        base = getenv("HOME");
+        if ((!base || base[0] != '/') &&
+            getpwuid_r(getuid(), &pw, pwbuf, sizeof pwbuf, &res) == 0 && res)
+            base = pw.pw_dir;
+    }
+    if (base && base[0] != '/')
+        base = NULL;
+    if (cap)
+        buf[0] = '\0';
+    if (!base)
+        return AT_ERR_NOTFOUND;
+    size_t n = strlen(base);
+    while (n > 0 && base[n - 1] == '/')
+        n--;
+    if ((size_t)snprintf(buf, cap, "%.*s%s", (int)n, base, tail) >= cap)
+        return AT_ERR_SIZE;
+    return create ? make_dirs(buf) : AT_OK;
+}
+
+int at_runlog_default_path(char *buf, size_t cap, const char *run)
+{
+    char dir[4096];
+    int rc = at_runlog_state_dir(dir, sizeof dir, 1);
+    if (rc != AT_OK) {
+        snprintf(buf, cap, "%s", dir);
+        return rc;
+    }
     char name[64];
     size_t i = 0;
     for (; run && run[i] && i + 1 < sizeof name; i++) {
@@ -340,6 +421,7 @@ char *at_runlog_default_path(char *buf, size_t cap, const char *run)
     char date[32];
     localtime_r(&t, &tm);
     strftime(date, sizeof date, "%Y%m%d-%H%M%S", &tm);
-    snprintf(buf, cap, "alphatop-%s-%s.atlog", i ? name : "run", date);
-    return buf;
+    if ((size_t)snprintf(buf, cap, "%s/alphatop-%s-%s.atlog", dir, i ? name : "run", date) >= cap)
+        return AT_ERR_SIZE;
+    return AT_OK;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* runlog.h -- the run log: an append-only, crash-safe record of a monitored run.
  *
  * A run log holds the same JSON objects `alphatop watch --headless` prints (run hello/goodbye,
@@ -76,6 +77,12 @@ at_runlog_reader *at_runlog_reader_open(const char *path, int *status);
  * AT_ERR_NOMEM or AT_ERR_IO. Damaged bytes are skipped and counted (at_runlog_reader_note). */
 int at_runlog_reader_next(at_runlog_reader *self, at_runlog_record *rec);
 
+/* Follow mode, for a log its writer still appends to (tail -f): at_runlog_reader_next looks at
+ * the file's size again on every call, and a record the file does not hold whole yet (the
+ * writer is in the middle of it, or was killed there) is left for a later call instead of
+ * being skipped as truncated. Damaged bytes followed by a whole record are still skipped. */
+void at_runlog_reader_follow(at_runlog_reader *self);
+
 /* A note on what was skipped so far, e.g. "ignored a truncated last record at byte 5123 (40
  * bytes)"; "" when nothing was. Borrowed; never NULL. */
 const char *at_runlog_reader_note(const at_runlog_reader *self);
@@ -83,9 +90,19 @@ const char *at_runlog_reader_note(const at_runlog_reader *self);
 /* Closes the reader. NULL-safe. */
 void at_runlog_reader_close(at_runlog_reader *self);
 
-/* A default log path for a run: "alphatop-RUN-YYYYmmdd-HHMMSS.atlog" in the current directory,
- * with characters other than [A-Za-z0-9._-] in RUN replaced by '_'. Writes at most cap bytes
- * (NUL included) into buf; returns buf. */
-char *at_runlog_default_path(char *buf, size_t cap, const char *run);
+/* The directory runs are recorded in by default, the XDG state directory:
+ * $XDG_STATE_HOME/alphatop when $XDG_STATE_HOME is an absolute path, else
+ * $HOME/.local/state/alphatop ($HOME, else the user's home in the password database). With
+ * create, every missing directory of it is made with mode 0700. Writes at most cap bytes (NUL
+ * included) into buf. Returns AT_OK; AT_ERR_IO when it cannot be made or is not a directory
+ * (errno says why; buf holds it); AT_ERR_NOTFOUND when there is no home directory (buf "");
+ * AT_ERR_SIZE when it does not fit. */
+int at_runlog_state_dir(char *buf, size_t cap, int create);
+
+/* A default log path for a run: "alphatop-RUN-YYYYmmdd-HHMMSS.atlog" in at_runlog_state_dir
+ * (made if missing), with characters other than [A-Za-z0-9._-] in RUN replaced by '_'. Writes
+ * at most cap bytes (NUL included) into buf. Returns as at_runlog_state_dir (on AT_ERR_IO buf
+ * holds the directory that could not be made). */
+int at_runlog_default_path(char *buf, size_t cap, const char *run);
 
 #endif

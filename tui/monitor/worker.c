@@ -11,7 +11,7 @@
 
 struct at_worker {
     at_pool *pool;
-    int fast, threads;
+    int fast;
     _Atomic int64_t held; /* bytes of weights the jobs hold */
 };
 
@@ -111,7 +111,8 @@ void at_worker_opts_default(at_worker_opts *o)
     o->state_budget = (size_t)256 << 20;
 }
 
-int at_worker_cores(void)
+/* The cores online, at least 1. */
+static int cores(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int)n : 1;
@@ -130,7 +131,7 @@ at_worker *at_worker_new(const at_worker_opts *opts, int *status)
     }
     at_pool_opts po;
     at_pool_opts_default(&po);
-    po.threads = w->threads > 0 ? w->threads : at_worker_cores();
+    po.threads = w->threads > 0 ? w->threads : cores();
     if (po.threads > AT_POOL_MAX_THREADS)
         po.threads = AT_POOL_MAX_THREADS;
     po.blas_threads = 1;
@@ -142,7 +143,6 @@ at_worker *at_worker_new(const at_worker_opts *opts, int *status)
     po.analyze.htsr.detx = w->detx;
     po.analyze.htsr.seed = w->seed;
     self->fast = w->fast;
-    self->threads = po.threads;
     atomic_init(&self->held, 0);
     self->pool = at_pool_new(&po, status);
     if (!self->pool) {
@@ -218,21 +218,6 @@ int at_worker_pending(at_worker *self)
 int64_t at_worker_held_bytes(const at_worker *self)
 {
     return atomic_load(&((at_worker *)self)->held);
-}
-
-int at_worker_threads(const at_worker *self)
-{
-    return self->threads;
-}
-
-void at_worker_progress(at_worker *self, at_pool_progress *out)
-{
-    at_pool_progress_get(self->pool, out);
-}
-
-void at_worker_pause(at_worker *self, int paused)
-{
-    at_pool_pause(self->pool, paused);
 }
 
 void at_worker_free(at_worker *self)

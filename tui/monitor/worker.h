@@ -77,7 +77,7 @@ void at_job_free(at_job *job);
 typedef struct at_worker_opts {
     int fast;            /* fast mode through the scheduler (above); default 0 */
     int threads;         /* analysis threads, one layer each; 0 (default): every core this
-                            machine has online (at_worker_cores) */
+                            machine has online */
     int traps;           /* count correlation traps (for the collapse rule); default 1 */
     int detx;            /* compute detX (for the detX gap metric); default 1 */
     uint64_t seed;       /* the traps' shuffle seed */
@@ -106,18 +106,6 @@ int at_worker_pending(at_worker *self);
 
 /* Bytes of weights held by the jobs submitted and not yet analysed (or freed). */
 int64_t at_worker_held_bytes(const at_worker *self);
-
-/* The analysis threads started. */
-int at_worker_threads(const at_worker *self);
-
-/* The pool's progress (layers analysed, fast-mode state bytes and drops, ...). */
-void at_worker_progress(at_worker *self, at_pool_progress *out);
-
-/* The cores online (sysconf), at least 1. */
-int at_worker_cores(void);
-
-/* Pauses (1) or resumes (0) analysis; the running job finishes first. */
-void at_worker_pause(at_worker *self, int paused);
 
 /* Stops the thread (after the running job) and frees everything, queued jobs included.
  * NULL-safe. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* grid.c -- the plain cell grid renderers draw into. */
 #include "grid.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* grid.h -- a plain screen model: rows x cols cells of (glyph, fg, bg, attr).
  *
  * Renderers draw into a grid; tui/term.c copies it to curses. Nothing here touches a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* layout.c -- the screen layout, a pure function of size and data facts. */
 #include "layout.h"
 
@@ -12,6 +13,33 @@ static at_rect rect(int y, int x, int h, int w)
 static int clampi(int v, int lo, int hi)
 {
     return v < lo ? lo : v > hi ? hi : v;
+}
+
+/* The block view below a header of head rows. */
+static void blocks_layout(at_layout *out, int head, const at_layout_in *in)
+{
+    int rows = out->rows, cols = out->cols;
+    int top = head + 2;                         /* title, column header */
+    int avail = rows - top - 2, body_h = avail; /* colour bar, key bar */
+    int grid_w = cols;
+    int label_w = clampi(in->name_len, 1, cols / 4 > 1 ? cols / 4 : 1);
+    int need = in->nlayers > 1 ? in->nlayers : 1;
+    int wide = cols >= AT_WIDE_COLS && cols - 1 - AT_WARN_COLS >= in->blocks_w_min;
+    /* the colour bar follows the table; the panel below it takes every row left */
+    if (wide) {
+        grid_w = clampi(in->blocks_w_max, in->blocks_w_min, cols - 1 - AT_WARN_COLS);
+        body_h = need < avail ? need : avail;
+        out->warnings = rect(head, grid_w + 1, rows - 1 - head, cols - grid_w - 1);
+    } else if (avail - AT_NARROW_WARN_ROWS >= need) {
+        body_h = need;
+        out->warnings = rect(top + body_h + 1, 0, avail - body_h, cols);
+    }
+    out->blocks = 1;
+    out->titles = rect(head, 0, 1, grid_w);
+    out->colhead = rect(head + 1, 0, 1, grid_w);
+    out->names = rect(top, 0, body_h, label_w);
+    out->heat = rect(top, label_w + 1, body_h, grid_w - label_w - 1);
+    out->colorbar = rect(top + body_h, 0, 1, grid_w);
 }
 
 void at_layout_compute(at_layout *out, int rows, int cols, const at_layout_in *in)
@@ -32,6 +60,10 @@ void at_layout_compute(at_layout *out, int rows, int cols, const at_layout_in *i
     out->verdict = rect(1, 0, 1, cols);
     out->status = rect(rows - 1, 0, 1, cols);
     out->body = rect(head, 0, rows - 1 - head, cols);
+    if (in->blocks) {
+        blocks_layout(out, head, in);
+        return;
+    }
 
     int warn_h = wide ? 0 : AT_NARROW_WARN_ROWS;
     /* header, title row, axis, colour bar, status */

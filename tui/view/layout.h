@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* layout.h -- where each part of the monitor's screen goes, as a pure function of the
  * terminal size and a few facts about the data. Tested without a terminal.
  *
@@ -7,6 +8,13 @@
  * bar. The warnings and events panel sits at the right when the terminal is at least
  * AT_WIDE_COLS wide, taking every column the heatmap does not need (at least AT_WARN_COLS),
  * else in AT_NARROW_WARN_ROWS rows above the key bar.
+ *
+ * The block view (blocks.h) puts a column header row under the title row, then the table's
+ * rows (row labels in `names`, cells in `heat`; no axis, no value column), the colour bar and
+ * the key bar. The panel sits at the right when the terminal is at least AT_WIDE_COLS wide and
+ * the table keeps AT_BLOCKS_SPARK_SIDE columns of history beside it (the table taking what it
+ * can use, the panel the rest); else below it when all the table's rows still fit; else
+ * nowhere.
  */
 #ifndef ALPHATOP_LAYOUT_H
 #define ALPHATOP_LAYOUT_H
@@ -35,6 +43,9 @@ typedef struct at_layout_in {
     int pair_len; /* longest label of two layers sharing a row (at_pair_label) */
     int half_ok;  /* 1: UTF-8 half blocks in colour available (two layers per row when needed) */
     int nsnap;    /* snapshot columns to show; 0: unknown (the heatmap takes what it can) */
+    int blocks;   /* 1: the block view; nlayers is then its rows, name_len its label width */
+    int blocks_w_min; /* the block table's width with AT_BLOCKS_SPARK_SIDE columns of history */
+    int blocks_w_max; /* its width with the most history (at_blocks_width) */
 } at_layout_in;
 
 typedef struct at_layout {
@@ -43,6 +54,8 @@ typedef struct at_layout {
     at_rect header, titles, names, heat, side, axis, colorbar, warnings, status;
     at_rect verdict;    /* the run's verdict: row 1, or row 0 of a too-small screen */
     at_rect body;       /* everything between header and status (detail, help, run picker) */
+    int blocks;         /* 1: the block view's layout */
+    at_rect colhead;    /* the block view's column header row (empty otherwise) */
     int layers_per_row; /* 1, or 2 with half blocks */
     int help_rows;      /* lines of the help text at this width (at_render_layout fills it) */
 } at_layout;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* render.c -- the monitor's screens drawn into a cell grid: header and verdict, heatmap, key
  * bar, help, run picker, confirmation (the panel and the detail view have files of their
  * own). */
@@ -8,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blocks.h"
 #include "render_int.h"
 
 enum {
@@ -144,8 +146,7 @@ static cache_entry *cache_slot(at_render_cache *ca, int nlayers, int nbuckets, i
     return &ca->e[(size_t)layer * (size_t)ca->nbuckets + (size_t)b];
 }
 
-/* at_render_bucket through the cache for buckets of old columns. */
-static int bucket(const at_rd *c, int layer, const at_colspan *sp, int bi, int nsnap, double *v)
+int at_rd_bucket(const at_rd *c, int layer, const at_colspan *sp, int bi, int nsnap, double *v)
 {
     const at_ui *ui = c->ui;
     at_render_cache *ca = c->o->cache;
@@ -189,6 +190,8 @@ static const char *const help_keys[][2] = {
                       "end"},
     {"Left/Right  h/l", "look back in time / forward again"},
     {"Enter, double-click", "layer detail (spectrum, fit, history); Enter or Esc goes back"},
+    {"b", "block view of a transformer: a row per block, its attention (Q K V O) and MLP "
+          "matrices side by side; the arrows select a matrix; again: the heatmap"},
     {"Tab  Shift-Tab", "next / previous metric"},
     {"1..7", "alpha, alpha_weighted, log_norm, log_spectral_norm, stable_rank, traps, detX gap"},
     {"F6  o", "sort: model order, worst first, largest change, name"},
@@ -196,8 +199,8 @@ static const char *const help_keys[][2] = {
     {"/  F4", "filter layers by name (Enter keeps it, Esc clears it)"},
     {"F3  n  N", "search a layer by name and jump to it; next / previous match"},
     {"d", "W <-> delta (W - W_base, fine-tunes)"},
-    {"z", "freeze the display (data keeps arriving; z or Esc: live again)"},
-    {"p", "pause / resume the analysis (live runs)"},
+    {"z", "freeze the display; data keeps arriving, none is dropped (z or Esc: live)"},
+    {"p", "pause / resume this run's snapshots at its trainer; scalars go on"},
     {"s", "ask the trainer to stop: y confirms; n, Enter and Esc do not"},
     {"r", "pick a run (several runs publishing)"},
     {"< >  , .", "replay: move the time slider one snapshot"},
@@ -215,6 +218,10 @@ static const char *const help_outro[] = {
     "outside 2..6), the most traps, or the latest value for other metrics.",
     "Names: what nearly all layers share is shown once in the title (model.layers.*.weight); "
     "a long name is cut in the middle, keeping its block number and its end.",
+    "Blocks (b): each cell is one matrix, its latest value and trend, with its history as a "
+    "coloured sparkline (taller: higher level on the colour bar) when the terminal is wide "
+    "enough; embeddings, the unembedding and other layers outside the blocks have rows of "
+    "their own.",
     "Colours: burnt is orange to deep red, healthy grey (lightest at 2), raw blue. A '?' after "
     "a value: the fit rests on fewer than 30 eigenvalues, read it with care.",
 };
@@ -299,6 +306,18 @@ void at_render_layout(at_layout *lay, const at_model *m, const at_ui *ui, int ro
         }
         in.pair_len = l > in.pair_len ? l : in.pair_len;
     }
+    if (ui->blocks && at_blocks_available(m, ui->run)) {
+        at_blocks *t = at_blocks_new(m, ui->run, idx, in.nlayers, &names, NULL);
+        if (t) {
+            int lw = at_blocks_label_width(t);
+            in.blocks = 1;
+            in.nlayers = at_blocks_num_rows(t);
+            in.name_len = lw;
+            in.blocks_w_min = at_blocks_width(t, lw, AT_BLOCKS_SPARK_SIDE);
+            in.blocks_w_max = at_blocks_width(t, lw, AT_BLOCKS_SPARK_MAX);
+        }
+        at_blocks_free(t);
+    }
     free(idx);
     at_layout_compute(lay, rows, cols, &in);
     lay->help_rows = help_text(cols - 2, NULL, NULL, 0);
@@ -346,7 +365,10 @@ static void draw_run_row(const at_rd *c, int y)
     char buf[600], a[16], b[16], label[200];
     int x = at_grid_text(c->g, y, 0, lay->cols, " alphatop ", hs);
     if (!ri) {
-        at_grid_text(c->g, y, x, lay->cols - x, " waiting for a trainer to publish...", hs);
+        at_grid_text(c->g, y, x, lay->cols - x,
+                     at_model_state(c->m)->follow ? " waiting for a run in the log..."
+                                                  : " waiting for a trainer to publish...",
+                     hs);
         return;
     }
     at_render_step(ri->step, a);
@@ -366,6 +388,8 @@ static void draw_run_row(const at_rd *c, int y)
                         at_model_num_runs(c->m));
     if (ri->ended)
         len += snprintf(buf + len, sizeof buf - (size_t)len, "  ENDED");
+    else if (ri->paused)
+        len += snprintf(buf + len, sizeof buf - (size_t)len, "  PAUSED");
     if (ri->stop_requested)
         snprintf(buf + len, sizeof buf - (size_t)len, "  STOP REQUESTED");
     at_grid_text(c->g, y, x, lay->cols - x, buf, hs);
@@ -385,6 +409,8 @@ static void draw_verdict(const at_rd *c, int y, int w)
         snprintf(act, sizeof act, " stop requested ");
     else if (ri && ri->ended)
         snprintf(act, sizeof act, " run ended ");
+    else if (ri && ri->paused)
+        snprintf(act, sizeof act, " snapshots paused: p resumes ");
     else if (ri && !c->ui->replay && v->severity >= AT_SEV_WARN)
         snprintf(act, sizeof act, " s: stop the run ");
     int aw = (int)strlen(act);
@@ -416,6 +442,28 @@ static void draw_verdict(const at_rd *c, int y, int w)
         at_grid_text(c->g, y, w - aw, aw, act, tag);
 }
 
+/* lead and path from column x of row 2 when there is room; a path too long for it loses its
+ * start, at a '/' where one leaves the most that fits: the file name matters most. */
+static void draw_log_path(const at_rd *c, int x, const char *lead, const char *path)
+{
+    int w = c->lay->cols - x - 1 - (int)strlen(lead);
+    int len = (int)strlen(path);
+    const char *dots = c->o->utf8 ? "\xe2\x80\xa6" : "...";
+    int dw = c->o->utf8 ? 1 : 3;
+    if (!path[0] || w < 12)
+        return;
+    char out[600];
+    if (len <= w) {
+        snprintf(out, sizeof out, "%s", path);
+    } else {
+        const char *end = path + len - (w - dw);
+        const char *slash = strchr(end, '/');
+        snprintf(out, sizeof out, "%s%s", dots, slash ? slash : end);
+    }
+    x += at_grid_text(c->g, 2, x, c->lay->cols - x, lead, at_rd_role(c, AT_ROLE_DIM));
+    at_grid_text(c->g, 2, x, c->lay->cols - x, out, at_rd_role(c, AT_ROLE_DIM));
+}
+
 static void draw_header(const at_rd *c)
 {
     const at_layout *lay = c->lay;
@@ -430,9 +478,12 @@ static void draw_header(const at_rd *c)
             at_model_snapshot_step(c->m, c->ui->run, at_model_num_snapshots(c->m, c->ui->run) - 1);
         at_render_step(c->end_step < 0 ? 0 : c->end_step, a);
         at_render_step(last < 0 ? 0 : last, b);
-        at_grid_printf(c->g, 2, 0, lay->cols, at_rd_role(c, AT_ROLE_TITLE),
-                       " REPLAY to step %s of %s   < > move the slider, Home / End: start / end", a,
-                       b);
+        int len =
+            at_grid_printf(c->g, 2, 0, lay->cols, at_rd_role(c, AT_ROLE_TITLE),
+                           " %s to step %s of %s   %s", st->follow ? "FOLLOWING" : "REPLAY", a, b,
+                           st->follow ? "< > move the slider, End: follow the newest"
+                                      : "< > move the slider, Home / End: start / end");
+        draw_log_path(c, len, "  log ", st->record);
     } else {
         int len = snprintf(buf, sizeof buf, " monitor  %d/%d computed  %d pending", st->layers_done,
                            st->layers_done + st->layers_pending, st->layers_pending);
@@ -444,14 +495,12 @@ static void draw_header(const at_rd *c)
         len += snprintf(buf + len, sizeof buf - (size_t)len, "  %lld dropped  %s",
                         ri ? (long long)ri->dropped : 0LL, st->fast ? "fast" : "exact");
         at_grid_text(c->g, 2, 0, lay->cols, buf, at_rd_role(c, AT_ROLE_DIM));
-        if (st->paused)
-            len += at_grid_text(c->g, 2, len, lay->cols - len, "  PAUSED",
-                                at_rd_role(c, AT_ROLE_TRAP));
         if (c->ui->frozen) {
             at_render_step(c->end_step, a);
-            at_grid_printf(c->g, 2, len, lay->cols - len, at_rd_role(c, AT_ROLE_TRAP),
-                           "  FROZEN at step %s (z: live)", a);
+            len += at_grid_printf(c->g, 2, len, lay->cols - len, at_rd_role(c, AT_ROLE_TRAP),
+                                  "  FROZEN at step %s (z: live)", a);
         }
+        draw_log_path(c, len, " rec ", ri && ri->log[0] ? ri->log : st->record);
     }
     if (lay->header.h < 4)
         return;
@@ -477,17 +526,9 @@ static void draw_header(const at_rd *c)
 
 /* ---- heatmap --------------------------------------------------------------------------- */
 
-/* Colour (palette index) and level of a shown value; state as at_render_bucket. */
-typedef struct shade {
-    int state; /* 1 value, 0 empty, -1 missing */
-    int level;
-    int16_t color;
-    uint8_t attr;
-} shade;
-
-static shade shade_of(const at_rd *c, int state, double v, double lo, double hi)
+at_shade at_rd_shade(const at_rd *c, int state, double v, double lo, double hi)
 {
-    shade r = {state, -1, AT_COLOR_DEFAULT, 0};
+    at_shade r = {state, -1, AT_COLOR_DEFAULT, 0};
     at_scale sc = at_metric_scale(c->ui->metric);
     if (state == 1) {
         r.level = at_scale_level(sc, v, lo, hi);
@@ -499,8 +540,7 @@ static shade shade_of(const at_rd *c, int state, double v, double lo, double hi)
     return r;
 }
 
-/* One heat cell with one layer (full row). */
-static void put_full(const at_rd *c, int y, int x, shade a)
+void at_rd_put(const at_rd *c, int y, int x, at_shade a, uint32_t glyph)
 {
     at_style st = {AT_COLOR_DEFAULT, AT_COLOR_DEFAULT, a.attr};
     at_scale sc = at_metric_scale(c->ui->metric);
@@ -513,12 +553,12 @@ static void put_full(const at_rd *c, int y, int x, shade a)
         at_grid_put(c->g, y, x, ' ', st);
     } else {
         st.fg = a.color;
-        at_grid_put(c->g, y, x, a.state < 0 ? G_SHADE : AT_G_FULL, st);
+        at_grid_put(c->g, y, x, a.state < 0 ? G_SHADE : glyph, st);
     }
 }
 
 /* One heat cell holding two layers: upper half = upper layer, lower half = lower layer. */
-static void put_half(const at_rd *c, int y, int x, shade up, shade lo)
+static void put_half(const at_rd *c, int y, int x, at_shade up, at_shade lo)
 {
     at_style st = {AT_COLOR_DEFAULT, AT_COLOR_DEFAULT, 0};
     if (up.state == 0 && lo.state == 0) {
@@ -534,10 +574,7 @@ static void put_half(const at_rd *c, int y, int x, shade up, shade lo)
     }
 }
 
-/* Latest value and trend arrow of a layer up to column end; *few when its latest fit rests on
- * fewer than AT_FEW_TAIL eigenvalues. */
-static void side_value(const at_rd *c, int layer, char *txt, uint32_t *arrow, at_style *st,
-                       int *few)
+void at_rd_side_value(const at_rd *c, int layer, char *txt, uint32_t *arrow, at_style *st, int *few)
 {
     double v[2] = {NAN, NAN};
     int found = 0;
@@ -594,7 +631,7 @@ static void draw_axis(const at_rd *c, const at_colspan *sp, int ncol, int title_
                     at_rd_role(c, AT_ROLE_DIM));
 }
 
-static void draw_colorbar(const at_rd *c, double lo, double hi)
+void at_rd_colorbar(const at_rd *c, double lo, double hi)
 {
     const at_rect *r = &c->lay->colorbar;
     at_scale sc = at_metric_scale(c->ui->metric);
@@ -617,10 +654,10 @@ static void draw_colorbar(const at_rd *c, double lo, double hi)
             at_render_value(isfinite(lo) ? lo : NAN, buf);
             x += at_grid_printf(c->g, r->y, x, r->w - x, dim, "%s ", buf);
         }
-        shade s = {1, k, at_scheme_level_color(c->s, sc, k), at_scheme_level_attr(c->s, sc, k)};
-        put_full(c, r->y, x++, s);
+        at_shade s = {1, k, at_scheme_level_color(c->s, sc, k), at_scheme_level_attr(c->s, sc, k)};
+        at_rd_put(c, r->y, x++, s, AT_G_FULL);
         if (sc == AT_SCALE_ALPHA || sc == AT_SCALE_SEQ)
-            put_full(c, r->y, x++, s);
+            at_rd_put(c, r->y, x++, s, AT_G_FULL);
     }
     if (sc == AT_SCALE_ALPHA)
         x += at_grid_text(c->g, r->y, x, r->w - x, "> raw", at_rd_role(c, AT_ROLE_RAW));
@@ -629,8 +666,8 @@ static void draw_colorbar(const at_rd *c, double lo, double hi)
         x += at_grid_printf(c->g, r->y, x, r->w - x, dim, " %s", buf);
     }
     x += 3;
-    shade miss = {-1, -1, at_scheme_missing_color(c->s), 0};
-    put_full(c, r->y, x++, miss);
+    at_shade miss = {-1, -1, at_scheme_missing_color(c->s), 0};
+    at_rd_put(c, r->y, x++, miss, AT_G_FULL);
     const char *label = r->x + r->w - x - 1 >= 14 ? "failed/skipped" : "failed";
     at_grid_text(c->g, r->y, x + 1, r->x + r->w - x - 1, label, dim);
 }
@@ -661,6 +698,19 @@ static void draw_names(const at_rd *c, int y, const int *idx, int i0, int has2)
         at_grid_put(c->g, y, lay->names.x + x, at_grid_at(c->g, y, lay->names.x + x)->ch, ss);
 }
 
+void at_rd_title_flags(const at_rd *c, char *text, size_t cap, int len)
+{
+    const at_ui *ui = c->ui;
+    if (len < 0 || (size_t)len >= cap)
+        return;
+    if (ui->warn_only)
+        len += snprintf(text + len, cap - (size_t)len, "  warnings only");
+    if (ui->filter[0] && (size_t)len < cap)
+        len += snprintf(text + len, cap - (size_t)len, "  (filtered)");
+    if (ui->back && (size_t)len < cap)
+        snprintf(text + len, cap - (size_t)len, "  (back in time: Esc = live)");
+}
+
 /* The title row; returns the column where its text ends. */
 static int draw_titles(const at_rd *c, int shown, int nf)
 {
@@ -679,12 +729,7 @@ static int draw_titles(const at_rd *c, int shown, int nf)
                         ui->top + shown, nf);
     if (ui->sort != AT_SORT_MODEL)
         len += snprintf(text + len, sizeof text - (size_t)len, "  by %s", at_sort_name(ui->sort));
-    if (ui->warn_only)
-        len += snprintf(text + len, sizeof text - (size_t)len, "  warnings only");
-    if (ui->filter[0])
-        len += snprintf(text + len, sizeof text - (size_t)len, "  (filtered)");
-    if (ui->back)
-        snprintf(text + len, sizeof text - (size_t)len, "  (back in time: Esc = live)");
+    at_rd_title_flags(c, text, sizeof text, len);
     int w = at_grid_text(c->g, lay->titles.y, lay->heat.x, lay->heat.w, text, title);
     at_grid_text(c->g, lay->titles.y, lay->side.x, lay->side.w, "now", title);
     return lay->heat.x + w;
@@ -714,7 +759,7 @@ static void draw_main(const at_rd *c, const int *idx, int nf)
     for (int i = 0; i < shown; i++)
         for (int k = 0; k < ncol; k++) {
             size_t j = (size_t)i * (size_t)ncol + (size_t)k;
-            states[j] = (signed char)bucket(c, idx[ui->top + i], &sp[k], k, nsnap, &vals[j]);
+            states[j] = (signed char)at_rd_bucket(c, idx[ui->top + i], &sp[k], k, nsnap, &vals[j]);
             if (states[j] == 1) {
                 lo = vals[j] < lo ? vals[j] : lo;
                 hi = vals[j] > hi ? vals[j] : hi;
@@ -729,13 +774,13 @@ static void draw_main(const at_rd *c, const int *idx, int nf)
         draw_names(c, y, idx, i0, has2);
         for (int k = 0; k < ncol; k++) {
             size_t j = (size_t)(i0 - ui->top) * (size_t)ncol + (size_t)k;
-            shade a = shade_of(c, states[j], vals[j], lo, hi);
+            at_shade a = at_rd_shade(c, states[j], vals[j], lo, hi);
             if (lpr == 1) {
-                put_full(c, y, lay->heat.x + k, a);
+                at_rd_put(c, y, lay->heat.x + k, a, AT_G_FULL);
             } else {
-                shade b = {0, -1, AT_COLOR_DEFAULT, 0};
+                at_shade b = {0, -1, AT_COLOR_DEFAULT, 0};
                 if (has2)
-                    b = shade_of(c, states[j + (size_t)ncol], vals[j + (size_t)ncol], lo, hi);
+                    b = at_rd_shade(c, states[j + (size_t)ncol], vals[j + (size_t)ncol], lo, hi);
                 put_half(c, y, lay->heat.x + k, a, b);
             }
         }
@@ -744,7 +789,7 @@ static void draw_main(const at_rd *c, const int *idx, int nf)
             uint32_t arrow;
             at_style st;
             int few;
-            side_value(c, idx[i0 + j], txt, &arrow, &st, &few);
+            at_rd_side_value(c, idx[i0 + j], txt, &arrow, &st, &few);
             int x = lay->side.x + (lpr == 1 ? 0 : j * 6);
             if (ui->sel == i0 + j)
                 st.attr |= AT_ATTR_REVERSE;
@@ -764,7 +809,7 @@ static void draw_main(const at_rd *c, const int *idx, int nf)
     free(vals);
     free(states);
     draw_axis(c, sp, ncol, title_end);
-    draw_colorbar(c, lo, hi);
+    at_rd_colorbar(c, lo, hi);
     at_rd_panel(c);
 }
 
@@ -842,14 +887,16 @@ static void draw_status(const at_rd *c)
         return;
     }
     /* the keys that do something on this screen, most useful first */
+    /* "b" only for a run with attention layers; the block view has no sort */
     static const char *const main_live[] = {
-        "F1",   "help",  "Enter",    "detail", "/",      "filter",  "F3",     "search", "F6",
-        "sort", "w",     "warnings", "Tab",    "metric", "z",       "freeze", "s",      "stop",
-        "p",    "pause", "r",        "runs",   "d",      "W/delta", "F10",    "quit",   NULL};
+        "F1", "help",  "Enter", "detail",   "b",   "blocks",  "/",   "filter", "F3", "search",
+        "F6", "sort",  "w",     "warnings", "Tab", "metric",  "z",   "freeze", "s",  "stop",
+        "p",  "pause", "r",     "runs",     "d",   "W/delta", "F10", "quit",   NULL};
     static const char *const main_replay[] = {
-        "F1",  "help",   "Enter", "detail",  "< >", "slider", "Home/End", "start/end",
-        "/",   "filter", "F3",    "search",  "F6",  "sort",   "w",        "warnings",
-        "Tab", "metric", "d",     "W/delta", "F10", "quit",   NULL};
+        "F1",      "help",     "Enter",     "detail",   "b",      "blocks", "< >",
+        "slider",  "Home/End", "start/end", "/",        "filter", "F3",     "search",
+        "F6",      "sort",     "w",         "warnings", "Tab",    "metric", "d",
+        "W/delta", "F10",      "quit",      NULL};
     static const char *const detail[] = {"Esc", "back",    "Up/Down", "layer", "Tab", "metric",
                                          "d",   "W/delta", "F10",     "quit",  NULL};
     static const char *const help[] = {"Up/Down", "scroll", "PgUp/PgDn", "page", "Esc",
@@ -869,14 +916,24 @@ static void draw_status(const at_rd *c)
         ms.bg = st.bg;
         x += at_grid_printf(c->g, r->y, x, r->w - x, ms, " %s  ", ui->msg);
     }
+    int main = keys == main_live || keys == main_replay;
+    int blocks = main && at_blocks_available(c->m, ui->run);
     for (size_t i = 0; keys[i] && x < r->w; i += 2) {
-        int need = (int)(strlen(keys[i]) + strlen(keys[i + 1])) + 3;
+        const char *what = keys[i + 1];
+        if (main && !strcmp(keys[i], "b")) {
+            if (!blocks)
+                continue;
+            what = c->lay->blocks ? "heatmap" : what;
+        }
+        if (c->lay->blocks && main && !strcmp(keys[i], "F6"))
+            continue;
+        int need = (int)(strlen(keys[i]) + strlen(what)) + 3;
         if (x + need > r->w)
             break;
         at_style ks = at_rd_role(c, AT_ROLE_KEY);
         ks.bg = st.bg;
         x += at_grid_printf(c->g, r->y, x, r->w - x, ks, " %s", keys[i]);
-        x += at_grid_printf(c->g, r->y, x, r->w - x, st, " %s ", keys[i + 1]);
+        x += at_grid_printf(c->g, r->y, x, r->w - x, st, " %s ", what);
     }
 }
 
@@ -918,7 +975,10 @@ void at_render(at_grid *g, const at_model *m, const at_ui *ui, const at_layout *
         draw_runs(&c);
         break;
     default:
-        draw_main(&c, idx, nf);
+        if (lay->blocks)
+            at_rd_blocks(&c, idx, nf);
+        else
+            draw_main(&c, idx, nf);
         if (ui->screen == AT_SCREEN_CONFIRM)
             draw_confirm(&c);
         break;

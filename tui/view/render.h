@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* render.h -- draws the monitor's screens (main heatmap, layer detail, help, run picker,
  * stop confirmation, too-small notice) from the model into a cell grid. Pure: no terminal.
  *

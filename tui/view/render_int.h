@@ -32,6 +32,14 @@ typedef struct at_rd {
     at_verdict verdict; /* the run's verdict at end */
 } at_rd;
 
+/* Colour (palette index) and level of a shown value; state as at_render_bucket. */
+typedef struct at_shade {
+    int state; /* 1 value, 0 empty, -1 missing */
+    int level;
+    int16_t color;
+    uint8_t attr;
+} at_shade;
+
 /* Style of role r. */
 at_style at_rd_role(const at_rd *c, at_role r);
 
@@ -47,6 +55,35 @@ const char *at_rd_name(const at_rd *c, int layer, char *buf, size_t cap);
 /* Writes s at (y, x) in at most w columns, elided in the middle when longer (at_elide).
  * Returns the columns written. */
 int at_rd_text(const at_rd *c, int y, int x, int w, const char *s, at_style st);
+
+/* How a value (state as at_render_bucket) of the metric shown is drawn; lo/hi: the range on
+ * screen (sequential scales). */
+at_shade at_rd_shade(const at_rd *c, int state, double v, double lo, double hi);
+
+/* One heat cell at (y, x): glyph (AT_G_FULL, a sparkline bar) in the level's colour with
+ * UTF-8 and colours, a space on it without UTF-8, the scale's ASCII glyph without colours;
+ * a missing value shaded (`x`), an empty one blank. */
+void at_rd_put(const at_rd *c, int y, int x, at_shade a, uint32_t glyph);
+
+/* at_render_bucket of layer over span sp (the bi-th screen column; nsnap: the run's snapshots),
+ * through the frame's cache for buckets of old columns. */
+int at_rd_bucket(const at_rd *c, int layer, const at_colspan *sp, int bi, int nsnap, double *v);
+
+/* Latest value of the metric shown (txt, >= 16 bytes), its trend arrow and style, of layer up
+ * to column end; *few when its latest fit rests on fewer than AT_FEW_TAIL eigenvalues. */
+void at_rd_side_value(const at_rd *c, int layer, char *txt, uint32_t *arrow, at_style *st,
+                      int *few);
+
+/* Appends to the title text (cap bytes, len of them used) what limits the layers shown:
+ * warnings only, a filter, looking back in time. */
+void at_rd_title_flags(const at_rd *c, char *text, size_t cap, int len);
+
+/* The colour bar in lay->colorbar; lo/hi: the range on screen (sequential scales). */
+void at_rd_colorbar(const at_rd *c, double lo, double hi);
+
+/* The block view: title, column header, rows, colour bar, panel (render_blocks.c). idx: the
+ * nf layers shown. */
+void at_rd_blocks(const at_rd *c, const int *idx, int nf);
 
 /* The warnings and events panel (render_panel.c). */
 void at_rd_panel(const at_rd *c);

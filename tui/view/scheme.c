@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* scheme.c -- colour roles and heat scales for 256 colours, 8 colours and monochrome. */
 #include "scheme.h"
 

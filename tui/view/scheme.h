@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* scheme.h -- colour roles and the heatmap's colour scales.
  *
  * Draw code asks for a role (AT_ROLE_*) or a heat level, never for a raw colour number; the

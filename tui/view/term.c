@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* term.c -- curses output of the cell grid, key input, terminal setup and restore. */
 #include "term.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* term.h -- the one place the monitor talks to curses: set up and restore the terminal,
  * read keys as AT_KEY_* codes, copy a cell grid to the screen.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* ui.c -- key map and interaction state of the monitor's view. */
 #include "ui.h"
 
@@ -6,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blocks.h"
 #include "scheme.h"
 
 void at_ui_init(at_ui *ui)
@@ -116,6 +118,7 @@ at_action at_keymap(int key, at_input_mode mode)
         {'o', AT_ACT_SORT},
         {'w', AT_ACT_WARN_ONLY},
         {'z', AT_ACT_FREEZE},
+        {'b', AT_ACT_BLOCKS},
     };
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
         if (map[i].key == key)
@@ -225,6 +228,36 @@ int at_ui_filtered_layers(const at_ui *ui, const at_model *m, int *idx)
     return k;
 }
 
+/* The block view's table of the layers shown (labels unshortened); NULL if out of memory. */
+static at_blocks *block_table(const at_ui *ui, const at_model *m)
+{
+    int nl = at_model_num_layers(m, ui->run);
+    int *idx = malloc((size_t)(nl > 0 ? nl : 1) * sizeof *idx);
+    at_blocks *t =
+        idx ? at_blocks_new(m, ui->run, idx, at_ui_filtered_layers(ui, m, idx), NULL, NULL) : NULL;
+    free(idx);
+    return t;
+}
+
+/* Keeps the block view's row of the selected layer on screen; idx[0..n-1]: the layers shown. */
+static void clamp_blocks(at_ui *ui, const at_model *m, const at_layout *lay, const int *idx, int n)
+{
+    at_blocks *t = at_blocks_new(m, ui->run, idx, n, NULL, NULL);
+    int r, s, page = lay->heat.h > 0 ? lay->heat.h : 1;
+    int rows = t ? at_blocks_num_rows(t) : 0;
+    if (t && at_blocks_find(t, ui->sel_layer, &r, &s)) {
+        if (r < ui->block_top)
+            ui->block_top = r;
+        if (r >= ui->block_top + page)
+            ui->block_top = r - page + 1;
+    }
+    if (ui->block_top > rows - page)
+        ui->block_top = rows - page;
+    if (ui->block_top < 0)
+        ui->block_top = 0;
+    at_blocks_free(t);
+}
+
 /* Layers the heatmap shows at once. */
 static int page(const at_layout *lay)
 {
@@ -250,6 +283,8 @@ void at_ui_clamp(at_ui *ui, const at_model *m, const at_layout *lay)
     if (ui->sel < 0)
         ui->sel = 0;
     ui->sel_layer = n > 0 ? idx[ui->sel] : -1;
+    if (lay->blocks && idx)
+        clamp_blocks(ui, m, lay, idx, n);
     free(idx);
     if (ui->sel < ui->top)
         ui->top = ui->sel;
@@ -372,6 +407,73 @@ static void scroll(at_ui *ui, int nruns, int d)
     }
 }
 
+/* The layer under the pointer in the block view, or -1. */
+static int block_click(const at_ui *ui, const at_blocks *t, const at_layout *lay)
+{
+    int r = ui->block_top + ui->mouse_y - lay->heat.y;
+    if (ui->mouse_y < lay->heat.y || ui->mouse_y >= lay->heat.y + lay->heat.h ||
+        r >= at_blocks_num_rows(t))
+        return -1;
+    if (at_blocks_row(t, r)->layer >= 0)
+        return at_blocks_row(t, r)->layer;
+    at_blocks_geom g;
+    at_blocks_fit(t, lay->names.w, lay->titles.w, &g);
+    int s = at_blocks_slot_at(&g, ui->mouse_x - lay->names.x);
+    return s >= 0 ? at_blocks_cell(t, r, s) : -1;
+}
+
+/* A key that moves over the block view's table (its layout shown, the main screen): the
+ * selection moves; returns 1. Any other key: 0. */
+static int block_move(at_ui *ui, const at_model *m, const at_layout *lay, at_action act, int key)
+{
+    if (!lay->blocks || ui->screen != AT_SCREEN_MAIN)
+        return 0;
+    int page = lay->heat.h > 1 ? lay->heat.h : 1, all = at_model_num_layers(m, ui->run);
+    int rows = 0, cols = 0, click = 0;
+    switch (act) {
+    case AT_ACT_UP:
+    case AT_ACT_DOWN:
+        rows = act == AT_ACT_UP ? -1 : 1;
+        break;
+    case AT_ACT_WHEEL_UP:
+    case AT_ACT_WHEEL_DOWN:
+        rows = act == AT_ACT_WHEEL_UP ? -3 : 3;
+        break;
+    case AT_ACT_PGUP:
+    case AT_ACT_PGDN:
+        rows = act == AT_ACT_PGUP ? -page : page;
+        break;
+    case AT_ACT_LEFT:
+    case AT_ACT_RIGHT:
+        cols = act == AT_ACT_LEFT ? -1 : 1;
+        break;
+    case AT_ACT_HOME:
+    case AT_ACT_END:
+        if (ui->replay && (key == AT_KEY_HOME || key == AT_KEY_END))
+            return 0; /* the slider's */
+        cols = act == AT_ACT_HOME ? -all : all;
+        break;
+    case AT_ACT_CLICK:
+    case AT_ACT_OPEN:
+        click = 1;
+        break;
+    default:
+        return 0;
+    }
+    at_blocks *t = block_table(ui, m);
+    if (!t)
+        return 1;
+    int layer = click  ? block_click(ui, t, lay)
+                : rows ? at_blocks_vertical(t, ui->sel_layer, rows)
+                       : at_blocks_step(t, ui->sel_layer, cols);
+    if (layer >= 0)
+        ui->sel_layer = layer;
+    if (click && layer >= 0 && act == AT_ACT_OPEN)
+        ui->screen = AT_SCREEN_DETAIL;
+    at_blocks_free(t);
+    return 1;
+}
+
 int at_ui_apply(at_ui *ui, const at_model *m, const at_layout *lay, at_action act, int key,
                 at_view_action *out)
 {
@@ -380,6 +482,10 @@ int at_ui_apply(at_ui *ui, const at_model *m, const at_layout *lay, at_action ac
     int pg = page(lay);
     int had_msg = ui->msg[0] != 0;
     ui->msg[0] = 0;
+    if (block_move(ui, m, lay, act, key)) {
+        at_ui_clamp(ui, m, lay);
+        return 1;
+    }
     switch (act) {
     case AT_ACT_NONE:
         return had_msg;
@@ -501,15 +607,31 @@ int at_ui_apply(at_ui *ui, const at_model *m, const at_layout *lay, at_action ac
         search_jump(ui, m, act == AT_ACT_SEARCH_NEXT ? 1 : -1, 0);
         break;
     case AT_ACT_SORT:
+        if (lay->blocks && ui->screen == AT_SCREEN_MAIN) {
+            snprintf(ui->msg, sizeof ui->msg, "blocks stay in model order: b, then F6 sorts");
+            break;
+        }
         ui->sort = (at_sort)((ui->sort + 1) % AT_SORT_COUNT);
         snprintf(ui->msg, sizeof ui->msg, "sorted by %s", at_sort_name(ui->sort));
+        break;
+    case AT_ACT_BLOCKS:
+        ui->screen = AT_SCREEN_MAIN;
+        if (ui->blocks)
+            ui->blocks = 0;
+        else if (at_blocks_available(m, ui->run))
+            ui->blocks = 1;
+        else
+            snprintf(ui->msg, sizeof ui->msg, "no attention layers: blocks are for transformers");
         break;
     case AT_ACT_WARN_ONLY:
         ui->warn_only = !ui->warn_only;
         break;
     case AT_ACT_FREEZE:
         if (ui->replay) {
-            snprintf(ui->msg, sizeof ui->msg, "a replay does not change: < > move the slider");
+            snprintf(ui->msg, sizeof ui->msg,
+                     at_model_state(m)->follow
+                         ? "< moves the slider back: it stays there while the log grows"
+                         : "a replay does not change: < > move the slider");
         } else if (ui->frozen) {
             ui->frozen = 0;
             ui->limit_step = -1;
@@ -519,14 +641,20 @@ int at_ui_apply(at_ui *ui, const at_model *m, const at_layout *lay, at_action ac
                 at_model_snapshot_step(m, ui->run, at_model_num_snapshots(m, ui->run) - 1);
         }
         break;
-    case AT_ACT_PAUSE:
+    case AT_ACT_PAUSE: {
+        const at_run_info *ri = at_model_run(m, ui->run);
         if (ui->replay) {
-            snprintf(ui->msg, sizeof ui->msg, "a replay has no analysis to pause");
-            break;
+            snprintf(ui->msg, sizeof ui->msg, "a replay has no trainer to pause");
+        } else if (ri && ri->ended) {
+            snprintf(ui->msg, sizeof ui->msg, "the run ended: nothing to pause");
+        } else if (ri) {
+            out->kind = AT_VIEW_PAUSE;
+            out->run = ui->run;
+            out->paused = !ri->paused;
+            return 0;
         }
-        out->kind = AT_VIEW_PAUSE;
-        out->paused = !at_model_state(m)->paused;
-        return 0;
+        break;
+    }
     case AT_ACT_STOP:
         if (ui->replay)
             snprintf(ui->msg, sizeof ui->msg, "a replay has no trainer to stop");

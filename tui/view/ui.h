@@ -1,10 +1,14 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* ui.h -- the view's interaction state, the key map and how actions change the state.
  *
  * Pure (no terminal): tui/term.c turns curses keys into AT_KEY_* codes, at_keymap turns a
  * key into an action, at_ui_apply applies it to the state and reports what the engine must
  * hear about (stop a run, pause, quit, run selected). The layers shown are the run's layers
  * that pass the name filter (and the warnings-only filter), in the chosen sort order; the
- * selection follows its layer when that order changes.
+ * selection follows its layer when that order changes. In the block view (the layout's
+ * `blocks`) the arrows, pages, Home/End, the wheel and clicks move over its table instead:
+ * Up/Down a row (the same matrix of the next block), Left/Right a matrix; the layers stay in
+ * model order there.
  */
 #ifndef ALPHATOP_UI_H
 #define ALPHATOP_UI_H
@@ -80,6 +84,7 @@ typedef enum at_action {
     AT_ACT_SORT,        /* F6 or 'o': next sort order */
     AT_ACT_WARN_ONLY,   /* 'w': only layers with a warning, or all again */
     AT_ACT_FREEZE,      /* 'z': freeze the display at the newest snapshot, or go live again */
+    AT_ACT_BLOCKS,      /* 'b': the block view of a transformer, or the heatmap again */
     AT_ACT_METRIC_1,    /* '1'..'7' pick a metric directly: AT_ACT_METRIC_1 + at_metric_id */
 } at_action;
 
@@ -118,7 +123,7 @@ typedef enum at_view_event {
     AT_VIEW_NOTHING = 0,
     AT_VIEW_QUIT,
     AT_VIEW_STOP_RUN,   /* the user confirmed: ask run `run` to stop */
-    AT_VIEW_PAUSE,      /* toggle analysis pause: `paused` is the wanted state */
+    AT_VIEW_PAUSE,      /* pause (`paused` 1) or resume (0) the snapshots of run `run` */
     AT_VIEW_SELECT_RUN, /* the user now looks at run `run` */
 } at_view_event;
 
@@ -151,6 +156,9 @@ typedef struct at_ui {
     char search[64];      /* the last search ("" none) */
     int frozen;           /* 1: the display stays at limit_step while data keeps arriving */
     char msg[96];         /* a one-shot note for the key bar ("" none), cleared by the next key */
+    int blocks;           /* 1: the block view (blocks.h) instead of the heatmap, when the run
+                             has attention layers */
+    int block_top;        /* first row of the block view shown */
 } at_ui;
 
 void at_ui_init(at_ui *ui);

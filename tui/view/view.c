@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* view.c -- the view's loop: wait on keys and engine with a frame deadline, draw on change. */
 #include "view.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* view.h -- the monitor's interactive terminal view and its loop.
  *
  * The view shows an at_model (model.h) that the engine fills. The loop is one thread: it

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agent.h -- the trainer side: publishes weight snapshots and scalars of a training run to an
  * alphatop monitor over ZeroMQ, and hears the monitor's control messages (stop, pause, interval).
  *
@@ -136,7 +137,8 @@ AT_EXPORT int at_agent_snapshot_due(at_agent *a, int64_t step);
 /* The current snapshot interval (opts.interval until the monitor changes it). */
 AT_EXPORT int64_t at_agent_interval(at_agent *a);
 
-/* 1 while the monitor has paused snapshots, else 0. */
+/* 1 while the monitor has paused snapshots, else 0. A pause lasts until resume, or until a
+ * monitor that does not know the run asks for its hello (the one that paused it is gone). */
 AT_EXPORT int at_agent_paused(at_agent *a);
 
 /* Starts a pass over the layers at training step `step` (>= 0): a new snapshot, or the

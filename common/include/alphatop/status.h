@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* status.h -- the one status enum shared by every alphatop library.
  *
  * Every library function that can fail returns 0 (AT_OK) or one of these negative codes.

@@ -53,7 +53,8 @@ const char *at_text_show(char *dst, size_t cap, const char *s);
 /* For JSON: src's n bytes as one complete JSON string literal, quotes included, that is valid
  * UTF-8 whatever src holds: '"' and '\' escaped, C0 as \b \f \n \r \t or \u00NN, the other
  * characters listed above as \uNNNN, and each invalid byte replaced by \ufffd (U+FFFD, the
- * replacement character). */
+ * replacement character; U+FFFD itself is written \ufffd as well, so a string read back from
+ * this output is written again as the same bytes). */
 size_t at_text_json_string(char *dst, size_t cap, const char *src, size_t n);
 
 /* at_text_json_string of the NUL-terminated s (NULL gives ""), in a fresh buffer: for

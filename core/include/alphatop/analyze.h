@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* analyze.h -- the one way to analyse a layer: a layer job in, its metrics out.
  *
  * Every caller (the monitor's workers, `scan`, `diff`) describes what to analyse as an
@@ -65,6 +66,11 @@ typedef struct at_analyzer at_analyzer;
 /* Fills *o with the defaults above. */
 AT_EXPORT void at_analyzer_opts_default(at_analyzer_opts *o);
 
+/* sizeof(at_analyzer_opts) and sizeof(at_metrics) in this build: a binding that mirrors the
+ * structs (the Python package's ctypes) checks them before the library writes into its copies. */
+AT_EXPORT size_t at_analyzer_opts_size(void);
+AT_EXPORT size_t at_metrics_size(void);
+
 /* New analyzer with a copy of *o (NULL: defaults). Caller owns return value (at_analyzer_free);
  * NULL on error with *status (may be NULL) set to AT_ERR_NOMEM. */
 AT_EXPORT at_analyzer *at_analyzer_new(const at_analyzer_opts *o, int *status);
@@ -85,6 +91,15 @@ AT_EXPORT const at_analyzer_opts *at_analyzer_opts_get(const at_analyzer *self);
  */
 AT_EXPORT int at_analyzer_run(at_analyzer *self, const at_layer_job *job, at_metrics *out,
                               at_fast_info *info);
+
+/* Whether at_analyzer_run with options o would skip job for its size (too few or too many
+ * eigenvalues, a side above max_N: the rules of o's mode), decided from the shapes alone: then
+ * returns 1 with *out as that run writes it (status AT_FIT_SKIPPED, the shape columns), and no
+ * weight has been read -- nor is one read by the run itself, so a skipped layer's values (NaN or
+ * not) do not matter. Returns 0 when the job would be analysed, is refused for its shapes, or is
+ * a LoRA job (whose rank is its size). job->w->data may be NULL. */
+/* Not exported from libalphatop_core.so: for schedulers linking at_core. */
+int at_analyzer_skips(const at_analyzer_opts *o, const at_layer_job *job, at_metrics *out);
 
 /* The ascending eigenvalues (*n of them, pooled over conv slices) of the last run when it was a
  * successful exact analysis of plain or delta weights (exact mode, or a delta job with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fast.h -- fast mode: a layer's HTSR metrics from float32 spectra, warm-started from the
  * previous snapshot of the same layer.
  *
@@ -10,9 +11,10 @@
  *            at most two_pass_rel; above it 2 passes, then more (up to max_passes) until the
  *            top-k Ritz values move less than converge_tol; fit restricted to the top-k
  *            eigenvalues (AT_MODE_WARM);
- *   gram     float32 Gram matrix, full spectrum, full fit; keeps the top-b vectors
- *            (AT_MODE_GRAM). Used on the first snapshot, on every refresh, and always for
- *            layers whose tail is too large for a warm update to pay;
+ *   gram     float32 Gram matrix, full spectrum, full fit; keeps the top-b vectors when the
+ *            warm updates they allow over the next `horizon` snapshots save more than they
+ *            cost (AT_MODE_GRAM). Used on the first snapshot, on every refresh, and always
+ *            for layers where keeping vectors does not pay (a heavy tail makes b large);
  *   exact    conv2d layers (pooled slices, the reference's quirks) go to at_htsr_analyze.
  * k = max(k_min, 1.5 x num_pl_spikes of the last full fit), block b = k + k/4. A warm result
  * is replaced by a full one when its xmin falls in the bottom third of the top-k, when
@@ -48,7 +50,8 @@ typedef enum at_refresh {
     AT_REFRESH_FIRST = 1,      /* no usable state (first snapshot, new shape) */
     AT_REFRESH_XMIN_LOW = 2,   /* warm xmin fell in the bottom third of the top-k */
     AT_REFRESH_TAIL = 3,       /* num_pl_spikes moved more than tail_change */
-    AT_REFRESH_LARGE = 4,      /* block would exceed max_block_frac of the short side */
+    AT_REFRESH_LARGE = 4,      /* no vectors were kept: the block would exceed max_block_frac
+                                  of the short side, or keeping it did not pay (horizon) */
     AT_REFRESH_PERIODIC = 5,   /* refresh_every snapshots since the last full spectrum */
     AT_REFRESH_NOT_LINEAR = 6, /* conv2d: exact mode every time */
     AT_REFRESH_CHANGE = 7      /* change above max_warm_rel, or passes did not converge */
@@ -66,8 +69,17 @@ typedef struct at_fast_opts {
     double max_block_frac; /* 0.3: warm only while b <= this fraction of the short side */
     double tail_change;    /* 0.25: relative change of num_pl_spikes that forces a refresh */
     int refresh_every;     /* 16: full spectrum at least every this many computed snapshots */
+    int horizon;           /* 15: snapshots of the layer expected after a full spectrum; its
+                              top-b vectors are kept only when the warm updates they allow over
+                              that many save more than they cost (a cost model of the paths);
+                              0 (e.g. the last snapshot a caller will send): keep none */
     int64_t min_evals;     /* 10: layers with fewer eigenvalues are AT_FIT_SKIPPED */
     uint64_t seed;         /* seed of the change sketch's random probes */
+    size_t panel_bytes;    /* 256 MiB: a layer stored as F16/BF16 whose float32 copy would exceed
+                              this is, when analysed cold (no warm state), widened panel by panel
+                              (a quarter of this, at most 64 MiB, each) into its Gram matrix
+                              instead of as a whole, so memory stays near the Gram matrix's (the
+                              sum's order differs: float32 roundoff); 0: always whole */
 } at_fast_opts;
 
 /* How one result was produced. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* htsr.h -- Heavy-Tailed Self-Regularization metrics of one layer (exact mode).
  *
  * Definitions follow docs/metrics.md (WeightWatcher 0.7.5.5 defaults) exactly.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* lora.h -- HTSR metrics of a LoRA update B A without forming it (docs/metrics.md section 6).
  *
  * For adapters B (out x r) and A (r x in), B A = Q_B (R_B R_A^T) Q_A^T with B = Q_B R_B and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* phase.h -- phases of a training run seen through its weights, and the rules that stop it.
  *
  * A tracker is fed, once per completed snapshot, the exact-mode metrics of every analysed
@@ -52,9 +53,12 @@ typedef enum at_layer_phase {
 typedef enum at_run_phase {
     AT_RUN_UNKNOWN = 0,      /* no layer has a phase yet */
     AT_RUN_PRE_GROKKING = 1, /* layers still raw, or weighted mean alpha above grokking_alpha */
-    AT_RUN_GROKKING = 2,     /* layers trained, weighted mean alpha at or below grokking_alpha */
+    AT_RUN_GROKKING = 2,     /* layers trained, weighted mean alpha at or below grokking_alpha;
+                                or, after memorising (over-fit before grokking), every layer's
+                                norm shrinking (weight decay's cleanup) */
     AT_RUN_OVERFIT = 3,      /* layers burnt (alpha < 2), but no collapse trend in the weights */
-    AT_RUN_COLLAPSE = 4,     /* generalization collapse: the `collapse` detector holds */
+    AT_RUN_COLLAPSE = 4,     /* generalization collapse: the `collapse` detector holds (only
+                                after the run was grokking) */
 } at_run_phase;
 
 /* Options; at_phase_opts_default gives the documented defaults. */

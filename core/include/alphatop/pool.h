@@ -100,11 +100,16 @@ struct at_pool_job {
     at_layer_job in; /* what to analyse: the views must stay valid until the job is freed;
                         in.state is ignored: the pool passes the layer's own state */
     void *user;      /* the submitter's payload; the pool only hands it back */
-    void (*user_free)(void *user);  /* frees user with the job (NULL: nothing to free); set
-                                       user to NULL to keep it past at_pool_job_free */
-    void (*done)(at_pool_job *job); /* called on the worker thread right after the analysis,
-                                       before the result is queued (NULL: nothing); e.g. frees
-                                       the input weights, which in.w borrows, at once */
+    void (*user_free)(void *user); /* frees user with the job (NULL: nothing to free); set
+                                      user to NULL to keep it past at_pool_job_free */
+    /* Called on the worker thread just before the analysis, no lock held (NULL: none): fills
+     * in what the submitter left to the worker (reads or converts the weights). A negative
+     * return is the job's rc instead of an analysis (prepare writes error). */
+    int (*prepare)(struct at_pool_job *job);
+    /* Called on the worker thread right after the analysis, before the result is queued
+     * (NULL: nothing); e.g. frees the input weights, which in.w borrows, at once. */
+    void (*done)(struct at_pool_job *job);
+    int last; /* 1: no later job of this layer follows, its fast-mode state is freed after it */
     /* output, set by the pool */
     int rc;            /* AT_OK or the analysis error (at_analyzer_run) */
     char error[192];   /* detail when rc < 0 */
@@ -165,8 +170,8 @@ AT_EXPORT at_pool_job *at_pool_job_new_copy(const char *key, int64_t step, const
 AT_EXPORT void at_pool_job_free(at_pool_job *job);
 
 /* Queues job. Never waits for an analysis. AT_OK: the pool takes job (AT_POOL_LATEST frees the
- * layer's waiting job it replaces). Otherwise the caller keeps job: AT_ERR_ARG (NULL, no
- * in.w), AT_ERR_NOMEM. */
+ * layer's waiting job it replaces). Otherwise the caller keeps job: AT_ERR_ARG (NULL, neither
+ * in.w nor prepare), AT_ERR_NOMEM. */
 AT_EXPORT int at_pool_submit(at_pool *self, at_pool_job *job);
 
 /* The oldest result, or NULL when none waits. Never blocks. Caller owns return value. */

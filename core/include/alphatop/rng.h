@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* rng.h -- the seeded pseudo-random generator of core (xoshiro256** seeded by splitmix64).
  *
  * Every randomized routine in alphatop takes a uint64_t seed and draws from one of these, so a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* keyfile.h -- CurveZMQ key files, shared by the agent (trainer) and the feed (monitor).
  *
  * A key file is text, one `name = "value"` per line, '#' starts a comment:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* protocol.h -- alphatop's wire format: a JSON header frame plus, for layers, one raw payload
  * frame. No ZeroMQ in here: the encoder turns a message into header bytes (the payload is the
  * caller's pointer), the decoder turns frames back into a message with strict validation.
@@ -102,6 +103,8 @@ typedef enum at_proto_reason {
     AT_PROTO_E_TEXT,             /* header not UTF-8, or a string holds NUL or a control char */
     AT_PROTO_E_DIRECTION,        /* a control message sent to the monitor, or a trainer's
                                     message sent to a trainer (set by the receiver, not decode) */
+    AT_PROTO_E_NOT_OWNER,        /* a message for a run id another connection owns (set by the
+                                    receiver, not decode) */
     AT_PROTO_E_COUNT             /* number of reasons (not a reason) */
 } at_proto_reason;
 
