@@ -602,6 +602,7 @@ void at_agent_free(at_agent *a)
     begin_msg(a, AT_PROTO_GOODBYE);
     a->msg->u.goodbye.step = a->last_step;
     a->msg->u.goodbye.dropped = a->stats.snapshots_dropped;
+    a->msg->u.goodbye.rank = a->rank;
     send_single(a);
     int linger = a->linger_ms > INT32_MAX ? INT32_MAX : (int)a->linger_ms;
     if (a->sock)
@@ -852,7 +853,7 @@ static int skip_layer(at_agent *a, int64_t index, uint64_t need)
     a->stats.layers_skipped++;
     note_drop(a,
               "%s (%llu bytes with its header) is larger than the byte budget (%lld): left out "
-              "of every snapshot; raise budget_bytes, or leave it 0 (automatic)",
+              "of every snapshot; raise budget_bytes, or leave it unset (automatic)",
               l.name, (unsigned long long)need, (long long)at_bufpool_budget(a->pool));
     begin_msg(a, AT_PROTO_SKIP);
     at_proto_skip *k = &a->msg->u.skip;

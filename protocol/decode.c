@@ -394,7 +394,10 @@ static int decode_body(const cJSON *o, const at_proto_limits *lim, at_proto_msg 
         return decode_scalars(o, &m->u.scalars, err);
     case AT_PROTO_GOODBYE:
         TRY(get_int(o, "step", 0, 0, 0, AT_PROTO_MAX_INT, &m->u.goodbye.step, err));
-        return get_int(o, "dropped", 0, 0, 0, AT_PROTO_MAX_INT, &m->u.goodbye.dropped, err);
+        TRY(get_int(o, "dropped", 0, 0, 0, AT_PROTO_MAX_INT, &m->u.goodbye.dropped, err));
+        m->u.goodbye.rank = 0;
+        return m->version < 2 ? AT_OK
+                              : get_int(o, "rank", 0, 0, 0, MAX_RANK - 1, &m->u.goodbye.rank, err);
     case AT_PROTO_STOP:
         return get_str(o, "reason", 1, m->u.reason, sizeof m->u.reason, err);
     case AT_PROTO_STOP_ACK:

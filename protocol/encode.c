@@ -135,7 +135,9 @@ static int build_body(cJSON *o, const at_proto_msg *m)
     case AT_PROTO_SCALARS:
         return build_scalars(o, &m->u.scalars);
     case AT_PROTO_GOODBYE:
-        return add_num(o, "step", m->u.goodbye.step) && add_num(o, "dropped", m->u.goodbye.dropped);
+        return add_num(o, "step", m->u.goodbye.step) &&
+               add_num(o, "dropped", m->u.goodbye.dropped) &&
+               (!m->u.goodbye.rank || add_num(o, "rank", m->u.goodbye.rank));
     case AT_PROTO_STOP:
     case AT_PROTO_STOP_ACK:
         return add_str(o, "reason", m->u.reason);

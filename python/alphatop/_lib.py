@@ -26,6 +26,7 @@ SOVERSION = 0
 
 # at_status values used here (common/include/alphatop/status.h).
 AT_OK = 0
+AT_ERR_SIZE = -5
 AT_ERR_AGAIN = -12
 
 # at_proto_kind and at_proto_dtype (protocol/include/alphatop/protocol.h).
@@ -34,6 +35,7 @@ DTYPES = {"f32": 0, "f16": 1, "bf16": 2}
 NDIM = {"linear": 2, "conv2d": 4, "embedding": 2, "conv1d": 3, "lora_A": 2, "lora_B": 2}
 
 AT_AGENT_BASE = 1
+AT_AGENT_ELSEWHERE = 2
 MAX_SCALARS = 64  # AT_PROTO_MAX_SCALARS
 
 
@@ -218,11 +220,14 @@ def _declare(lib):
         "at_agent_interval": (i64, [p]),
         "at_agent_paused": (c.c_int, [p]),
         "at_agent_snapshot_begin": (c.c_int, [p, i64]),
-        "at_agent_publish": (
+        "at_agent_publish_slice": (
             c.c_int,
-            [p, c.c_char_p, c.c_int, c.c_int, c.c_int, c.POINTER(i64), p, c.c_uint],
+            [p, c.c_char_p, c.c_int, c.c_int, c.c_int, c.POINTER(i64), p, c.c_uint,
+             c.POINTER(i64), c.POINTER(i64)],
         ),
+        "at_agent_layer_wanted": (c.c_int, [p, c.c_uint64]),
         "at_agent_snapshot_end": (c.c_int, [p]),
+        "at_agent_last_drop": (c.c_char_p, [p]),
         "at_agent_log": (c.c_int, [p, i64, c.c_int, c.POINTER(c.c_char_p), c.POINTER(c.c_double)]),
         "at_agent_should_stop": (c.c_int, [p, c.c_char_p, c.c_size_t]),
         "at_agent_stats_get": (c.c_int, [p, c.POINTER(Stats)]),

@@ -2,13 +2,15 @@
 """Agent: the trainer side of alphatop for any framework, over the C library (ctypes).
 
 Publishes weight snapshots (numpy arrays or raw pointers) and scalars to a monitor, and reports
-the monitor's stop requests. Monitor trouble (absent, slow, restarted) never raises: snapshots
-that do not fit the in-flight budget are dropped whole and counted (see `stats`).
+the monitor's stop requests. Monitor trouble (absent, slow, restarted) never raises: a layer
+that does not fit the byte budget now goes at a later step, a snapshot due while the last one
+is still going out is dropped, and both are counted (see `stats`).
 """
 
 import ctypes
 import os
 import socket
+import warnings
 
 import numpy as np
 
@@ -47,10 +49,16 @@ class Agent(_lib.Owner):
     run: the run id shown by the monitor (default host-pid). model, framework: shown in the
     monitor. every: the snapshot interval announced (the monitor may change it, see `due`).
     tags: dict of str -> str sent with the hello. rank/world_size: for distributed runs.
-    budget_bytes: most bytes held in flight (default 256 MiB). linger_ms: how long close()
-    waits to flush. checksum: send a CRC-32 of every payload. verbose: let the library print
-    its errors on stderr (silent by default). curve_server_key /
-    curve_client_keyfile: CurveZMQ encryption (docs/protocol.md).
+    budget_bytes: most bytes the agent holds (default None: automatic, 256 MiB or twice the
+    largest layer, so every layer fits; a layer larger than an explicit budget is never sent,
+    said once by a RuntimeWarning and counted in stats["layers_skipped"]). linger_ms: how long
+    close() waits to flush. checksum: send a CRC-32 of every payload. verbose: let the library
+    print its errors on stderr (silent by default). curve_server_key / curve_client_keyfile:
+    CurveZMQ encryption (docs/protocol.md).
+
+    A snapshot is a pass over the layers, begin(), publish*() or add() per layer, end(); a
+    snapshot the budget cannot hold at once goes out over several steps: due() stays True and
+    every pass sends the layers still missing (docs/protocol.md section 6).
 
     Raises alphatop.LibraryNotFound if the C library is missing (or built from another
     agent.h) and OSError if the agent cannot be opened (bad endpoint, key file or tag: a key of
@@ -110,6 +118,7 @@ class Agent(_lib.Owner):
             raise OSError("alphatop: " + self._lib.at_agent_last_error(None).decode())
         self.errors = 0  # calls the library refused for a reason other than a full budget
         self.last_error = ""
+        self._never_fit = set()  # layers said to be larger than the budget
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -130,8 +139,9 @@ class Agent(_lib.Owner):
     # -- snapshots -------------------------------------------------------------------------
 
     def due(self, step):
-        """True when a snapshot should be taken at `step` (a multiple of the current interval,
-        which the monitor may change, and snapshots not paused)."""
+        """True when a pass over the layers should be made at `step`: a snapshot is due (a
+        multiple of the current interval, which the monitor may change) or one is still going
+        out, and snapshots are not paused."""
         if self._handle is None:
             return False
         return bool(self._lib.at_agent_snapshot_due(self._handle, int(step)))
@@ -141,35 +151,54 @@ class Agent(_lib.Owner):
         return int(self._lib.at_agent_interval(self._handle)) if self._handle else 0
 
     def begin(self, step):
-        """Starts a snapshot at `step`. Returns False when it will not be sent (budget full,
-        paused or closed); publish() and end() are then cheap no-ops."""
+        """Starts a pass at `step`: a new snapshot, or the next pass of the one going out.
+        Returns False when nothing will be sent (paused or closed); publish() and end() are then
+        cheap no-ops."""
         if self._handle is None:
             return False
         return self._check(self._lib.at_agent_snapshot_begin(self._handle, int(step)))
 
-    def publish_pointer(self, name, kind, dtype, shape, pointer, base=False):
-        """Adds one layer to the open snapshot from raw memory: `pointer` (int address) holds
+    def wanted(self, nbytes):
+        """True when the pass's next layer, of nbytes bytes, would be copied now: ask before a
+        costly copy (a GPU tensor to host memory), and publish None when it is not."""
+        return self._handle is not None and bool(
+            self._lib.at_agent_layer_wanted(self._handle, int(nbytes))
+        )
+
+    def publish_pointer(self, name, kind, dtype, shape, pointer, base=False, piece=None,
+                        elsewhere=False):
+        """Adds the pass's next layer from raw memory: `pointer` (int address) holds
         prod(shape) elements of `dtype` ("f32", "f16", "bf16"), row-major, native byte order.
-        The library copies it before returning; the memory stays the caller's. kind: "linear",
-        "conv1d", "conv2d", "embedding", "lora_A", "lora_B". base=True: base weights of a
-        fine-tune. Returns True when the layer was added."""
+        The library copies it before returning, if it fits now; the memory stays the caller's.
+        kind: "linear", "conv1d", "conv2d", "embedding", "lora_A", "lora_B". base=True: base
+        weights of a fine-tune. pointer None: a layer wanted() said no to (its place is kept).
+        piece=(full_shape, offset): this is a rank's slice of a sharded layer, starting at
+        offset in the whole. elsewhere=True: another rank publishes this layer. Returns True
+        when the layer went out now (or is another rank's)."""
         if self._handle is None:
             return False
-        dims = (ctypes.c_int64 * len(shape))(*shape)
-        rc = self._lib.at_agent_publish(
-            self._handle,
-            name.encode(),
-            _lib.KINDS[kind],
-            _lib.DTYPES[dtype],
-            len(shape),
-            dims,
-            pointer,
-            _lib.AT_AGENT_BASE if base else 0,
+        n = len(shape)
+        dims = (ctypes.c_int64 * n)(*shape)
+        full = (ctypes.c_int64 * n)(*piece[0]) if piece else None
+        offset = (ctypes.c_int64 * n)(*piece[1]) if piece else None
+        flags = (_lib.AT_AGENT_BASE if base else 0) | (_lib.AT_AGENT_ELSEWHERE if elsewhere else 0)
+        rc = self._lib.at_agent_publish_slice(
+            self._handle, name.encode(), _lib.KINDS[kind], _lib.DTYPES[dtype], n, dims, pointer,
+            flags, full, offset,
         )
+        if rc == _lib.AT_ERR_SIZE:
+            drop = self._lib.at_agent_last_drop(self._handle).decode(errors="replace")
+            if drop.startswith(name + " ("):
+                # Never sent, and said once: the library counts it, the monitor names it.
+                if name not in self._never_fit:
+                    self._never_fit.add(name)
+                    warnings.warn("alphatop: " + drop, RuntimeWarning, stacklevel=2)
+                return False
         return self._check(rc)
 
     def end(self):
-        """Closes the open snapshot and queues it. True when queued, False when dropped."""
+        """Ends the pass. True when the snapshot went out whole (with its end); False while it
+        goes on at the next steps (layers still to send), or when it was dropped or paused."""
         if self._handle is None:
             return False
         return self._check(self._lib.at_agent_snapshot_end(self._handle))
@@ -236,14 +265,22 @@ class Agent(_lib.Owner):
 
     @property
     def stats(self):
-        """Counters as a dict: snapshots_sent, snapshots_dropped, snapshots_skipped,
-        messages_dropped, bytes_queued, bytes_in_flight, peak_in_flight, budget_bytes,
-        controls_received, plus errors (calls refused for a reason other than a full budget)."""
+        """Counters as a dict: snapshots_sent, snapshots_dropped (due while the last one was
+        still going out, or abandoned), snapshots_skipped (paused), messages_dropped,
+        bytes_queued, bytes_in_flight, peak_in_flight, budget_bytes, controls_received,
+        layers_sent, layers_deferred (did not fit then, went later), layers_skipped (larger
+        than the budget: never sent), sweep_layers / sweep_done (the snapshot going out: its
+        layers, -1 before its first pass ended, and those done; 0 when none is), drop_reason
+        (why the last snapshot was dropped or a layer left out, in words), plus errors (calls
+        refused for a reason other than a full budget)."""
         out = {"errors": self.errors}
         if self._handle is not None:
             s = _lib.Stats()
             self._lib.at_agent_stats_get(self._handle, ctypes.byref(s))
             out.update({name: getattr(s, name) for name, _ in _lib.Stats._fields_})
+            out["drop_reason"] = self._lib.at_agent_last_drop(self._handle).decode(
+                errors="replace"
+            )
         return out
 
     def close(self):

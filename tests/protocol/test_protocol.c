@@ -369,6 +369,13 @@ static void test_version_2(void **state)
     free(o);
     free(m);
 
+    m = new_msg(AT_PROTO_GOODBYE, "r");
+    m->u.goodbye = (at_proto_goodbye){.step = 9, .dropped = 1, .rank = 5};
+    o = round_trip(m, NULL, 0);
+    assert_int_equal(o->u.goodbye.rank, 5);
+    free(o);
+    free(m);
+
     m = new_msg(AT_PROTO_SKIP, "r");
     m->u.skip = (at_proto_skip){.step = 3, .seq = 2, .index = 5, .rank = 2, .nbytes = 1u << 30};
     strcpy(m->u.skip.name, "tok_embeddings.weight");

@@ -27,6 +27,13 @@ typedef struct eng_run {
     int ntraps;
     int stop_sent, acked;
     double stop_deadline;
+    /* Results in model order (order_results): which layers had a result written, the first
+     * that has not, and results held back until it has. */
+    unsigned char *written;
+    int nwritten;
+    int next;
+    at_job **held;
+    int nheld;
 } eng_run;
 
 struct at_engine {
@@ -135,6 +142,10 @@ static void hook_run_free(void *ctx, void *data)
         at_phase_tracker_free(r->trk[s]);
     at_runlog_close(r->log);
     free(r->traps);
+    for (int i = 0; i < r->nheld; i++)
+        at_job_free(r->held[i]);
+    free(r->held);
+    free(r->written);
     free(r);
 }
 
@@ -298,6 +309,76 @@ static void result_handle(at_engine *self, const at_job *job)
     at_ingest_result(self->ingest, job);
 }
 
+/* Handles job and frees it. */
+static void result_done(at_engine *self, at_job *job)
+{
+    result_handle(self, job);
+    at_job_free(job);
+}
+
+/* Results reach the model, the output and the log with each layer's first result in model
+ * order: with several analysis threads they finish in any order, and a replay of the log
+ * meets the layers in the order of their first records, which must be the live view's (the
+ * order they arrived in). A layer's first result waits for those of the layers before it,
+ * until the analysis is idle (results_release); later results go at once. */
+static void result_order(at_engine *self, at_job *job)
+{
+    eng_run *r = run_of(self, job->run);
+    int l = job->layer;
+    if (!r || l < 0 || (l < r->nwritten && r->written[l]) || l == r->next) {
+        if (r && l >= 0 && l >= r->nwritten) {
+            int n = l + 1 > 2 * r->nwritten ? l + 1 : 2 * r->nwritten;
+            unsigned char *w = realloc(r->written, (size_t)n);
+            if (w) {
+                memset(w + r->nwritten, 0, (size_t)(n - r->nwritten));
+                r->written = w;
+                r->nwritten = n;
+            }
+        }
+        if (r && l >= 0 && l < r->nwritten)
+            r->written[l] = 1;
+        result_done(self, job);
+        if (!r)
+            return;
+        while (r->next < r->nwritten && r->written[r->next])
+            r->next++;
+        for (int i = 0; i < r->nheld; i++)
+            if (r->held[i]->layer == r->next) {
+                at_job *h = r->held[i];
+                r->held[i] = r->held[--r->nheld];
+                result_order(self, h);
+                return;
+            }
+        return;
+    }
+    at_job **h = realloc(r->held, (size_t)(r->nheld + 1) * sizeof *h);
+    if (!h) {
+        result_done(self, job);
+        return;
+    }
+    r->held = h;
+    r->held[r->nheld++] = job;
+}
+
+/* The analysis is idle: what waits for a layer that will not have a result (its job failed
+ * to queue, its slices never all came) goes now, in model order. */
+static void results_release(at_engine *self)
+{
+    for (int run = 0; run < at_model_num_runs(self->model); run++) {
+        eng_run *r = run_of(self, run);
+        while (r && r->nheld) {
+            int k = 0;
+            for (int i = 1; i < r->nheld; i++)
+                if (r->held[i]->layer < r->held[k]->layer)
+                    k = i;
+            at_job *h = r->held[k];
+            r->held[k] = r->held[--r->nheld];
+            r->next = h->layer;
+            result_order(self, h);
+        }
+    }
+}
+
 /* ---- incoming messages ------------------------------------------------------------------ */
 
 static void record_weights(at_engine *self, int run, const at_proto_msg *msg)
@@ -336,7 +417,7 @@ static void on_scalars(at_engine *self, int run, const at_proto_msg *msg)
 
 static void handle_msg(at_engine *self, const at_proto_msg *msg)
 {
-    if (msg->type > AT_PROTO_STOP_ACK)
+    if (!at_proto_from_trainer(msg->type))
         return; /* a monitor -> trainer message: not for us */
     /* What the engine writes about a message comes before what ingest makes of it. */
     int run = at_ingest_run(self->ingest, msg->run);
@@ -500,10 +581,10 @@ int at_engine_step(at_engine *self)
         handle_msg(self, m);
     }
     at_job *job;
-    while ((job = at_worker_poll(self->worker))) {
-        result_handle(self, job);
-        at_job_free(job);
-    }
+    while ((job = at_worker_poll(self->worker)))
+        result_order(self, job);
+    if (at_worker_pending(self->worker) == 0)
+        results_release(self);
     check_stops(self);
     update_state(self);
     return at_model_version(self->model) != v0;

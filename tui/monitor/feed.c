@@ -754,8 +754,8 @@ static void note_sender_state(at_feed *f)
     f->cur.dead = s ? s->down : 0;
 }
 
-/* The rank a message speaks for: the one it names (hello, and version 2's layer, skip and
- * snapshot_end), else the rank of the run the current connection owns, else 0. */
+/* The rank a message speaks for: the one it names (hello, and version 2's layer, skip,
+ * snapshot_end and goodbye), else the rank of the run the current connection owns, else 0. */
 static int64_t msg_rank(const at_feed *f, const at_proto_msg *m)
 {
     switch (m->type) {
@@ -767,6 +767,8 @@ static int64_t msg_rank(const at_feed *f, const at_proto_msg *m)
         return m->u.skip.rank;
     case AT_PROTO_SNAPSHOT_END:
         return m->u.snapshot_end.rank;
+    case AT_PROTO_GOODBYE:
+        return m->u.goodbye.rank;
     default:
         for (int i = 0; i < f->nruns; i++)
             if (!strcmp(f->runs[i].pub.run, m->run) && same_conn(&f->runs[i].owner, &f->cur))

@@ -40,6 +40,7 @@ typedef struct snap {
     int64_t seen_end; /* the largest position that arrived, plus 1 */
     int submitted, done;
     int resolved; /* no message can complete it any more */
+    int sharded;  /* it has slices, or positions left to other ranks: every rank publishes */
     int complete; /* resolved and nothing is missing */
     char why[200];
     double t_first;
@@ -79,6 +80,7 @@ typedef struct slices {
 
 typedef struct rank_info {
     int64_t rank, pid;
+    int gone; /* it said goodbye */
 } rank_info;
 
 typedef struct ing_run {
@@ -95,6 +97,7 @@ typedef struct ing_run {
     int nasmb;
     rank_info *ranks; /* every rank heard from */
     int nranks;
+    int64_t world;      /* the largest world size a hello named */
     int64_t *pos_layer; /* the model's layer at each position, plus 1 (0: unknown) */
     int64_t npos_layer;
     char *said_skip; /* positions whose skip was announced (a byte each) */
@@ -256,7 +259,7 @@ static rank_info *rank_of(ing_run *r, int64_t rank)
     if (!nr)
         return NULL;
     r->ranks = nr;
-    r->ranks[r->nranks] = (rank_info){rank, 0};
+    r->ranks[r->nranks] = (rank_info){rank, 0, 0};
     return &r->ranks[r->nranks++];
 }
 
@@ -436,31 +439,49 @@ static void snap_judge(at_ingest *self, int run, ing_run *r, snap *s)
 }
 
 /* Marks s resolved when every rank heard from has ended its part, and judges it. */
+/* The i-th rank s waits for (i < count): every rank of the run's world when s is sharded
+ * (slices, or positions left to other ranks: they all publish), else every rank heard from. */
+static int64_t snap_rank(const ing_run *r, const snap *s, int i, int *count)
+{
+    const int all = s->sharded && r->world > 1;
+    *count = all ? (int)r->world : r->nranks;
+    return all ? i : r->ranks[i].rank;
+}
+
+/* Marks s resolved when every rank it waits for has ended its part, and judges it. */
 static void snap_settle(at_ingest *self, int run, ing_run *r, snap *s)
 {
     if (s->resolved)
         return;
-    for (int i = 0; i < r->nranks; i++) {
+    int count = 0;
+    for (int i = 0; i == 0 || i < count; i++) {
+        const int64_t rank = snap_rank(r, s, i, &count);
         const part *p = NULL;
-        for (int k = 0; k < s->nparts; k++)
-            if (s->parts[k].rank == r->ranks[i].rank)
+        for (int k = 0; k < s->nparts && i < count; k++)
+            if (s->parts[k].rank == rank)
                 p = &s->parts[k];
-        if (!p || !p->ended)
+        if (i < count && (!p || !p->ended))
             return;
     }
     s->resolved = 1;
     snap_judge(self, run, r, s);
 }
 
-/* Ends every part of s that has not ended, for reason: nothing more can arrive for it. */
-static void snap_abandon(at_ingest *self, int run, ing_run *r, snap *s, const char *reason)
+/* Ends every part of s (rank < 0), or rank's, that has not ended, for reason: nothing more can
+ * arrive for it. */
+static void snap_abandon(at_ingest *self, int run, ing_run *r, snap *s, int64_t rank,
+                         const char *reason)
 {
     if (s->resolved)
         return;
-    for (int i = 0; i < r->nranks; i++)
-        part_of(s, r->ranks[i].rank);
+    int count = 0;
+    for (int i = 0; i == 0 || i < count; i++) {
+        const int64_t k = snap_rank(r, s, i, &count);
+        if (i < count && (rank < 0 || k == rank))
+            part_of(s, k);
+    }
     for (int i = 0; i < s->nparts; i++)
-        if (!s->parts[i].ended) {
+        if (!s->parts[i].ended && (rank < 0 || s->parts[i].rank == rank)) {
             snap_why(s, "%s", reason);
             s->parts[i].ended = 1;
             s->parts[i].layers = s->parts[i].received;
@@ -988,6 +1009,7 @@ static void on_layer(at_ingest *self, int run, ing_run *r, const at_proto_layer 
     if (pl.index < 0) /* version 1 may leave it out: layers come in order */
         pl.index = p->received - 1;
     if (pl.sliced) {
+        s->sharded = 1;
         on_slice(self, run, r, s, &pl);
     } else {
         whole w = {pl.name,  pl.seq,  pl.step, pl.index, pl.kind,
@@ -1023,17 +1045,19 @@ static void on_snapshot_end(at_ingest *self, int run, ing_run *r, const at_proto
     p->total = e->total;
     p->skips = e->skipped;
     r->last_total = e->total;
+    s->sharded |= e->total > e->layers + e->skipped; /* positions left to other ranks */
     snap_settle(self, run, r, s);
     close_ready(self, run, r);
 }
 
 /* ---- messages --------------------------------------------------------------------------- */
 
-/* Every snapshot of the run still open ends incomplete, for reason. */
-static void abandon_all(at_ingest *self, int run, ing_run *r, const char *reason)
+/* What rank (< 0: every rank) still owed of the run's open snapshots will not come, for
+ * reason. */
+static void abandon_all(at_ingest *self, int run, ing_run *r, int64_t rank, const char *reason)
 {
     for (int i = 0; i < r->nsnaps; i++)
-        snap_abandon(self, run, r, r->snaps[i], reason);
+        snap_abandon(self, run, r, r->snaps[i], rank, reason);
     close_ready(self, run, r);
 }
 
@@ -1047,17 +1071,20 @@ static void on_hello(at_ingest *self, int run, ing_run *r, const at_proto_hello 
     ri->ended = 0;
     at_model_touch(self->model);
     note_dropped(self, run, r, h->dropped, -1);
+    if (h->world_size > r->world)
+        r->world = h->world_size;
     rank_info *ra = rank_of(r, h->rank);
     /* The agent repeats its hello after reconnecting: announce a run, a rank or a restart once. */
     if (!ra || (ra->pid == h->pid && h->pid))
         return;
     if (ra->pid) {
         /* A new process of the same run: it numbers its snapshots from 0 again. */
-        abandon_all(self, run, r, "the trainer restarted (a new process) before its end");
+        abandon_all(self, run, r, -1, "the trainer restarted (a new process) before its end");
         r->closed_seq = -1;
         r->dropped = 0;
     }
     ra->pid = h->pid;
+    ra->gone = 0;
     at_record_event e = {.kind = AT_RECORD_EV_HELLO};
     e.hello.model = h->model;
     e.hello.framework = h->framework;
@@ -1076,17 +1103,27 @@ static void on_hello(at_ingest *self, int run, ing_run *r, const at_proto_hello 
                     (long long)h->pid, (long long)h->interval);
 }
 
+/* The goodbye of one rank: what it owed will not come; the run ends with its last rank's. */
 static void on_goodbye(at_ingest *self, int run, ing_run *r, const at_proto_goodbye *g)
 {
     at_run_info *ri = at_model_run(self->model, run);
-    ri->ended = 1;
+    rank_info *ra = rank_of(r, g->rank);
+    if (ra)
+        ra->gone = 1;
+    int left = 0;
+    for (int i = 0; i < r->nranks; i++)
+        left += !r->ranks[i].gone;
+    ri->ended = !left;
     if (g->step > ri->step)
         ri->step = g->step;
     at_model_touch(self->model);
+    char rank[48] = "";
+    if (r->nranks > 1)
+        snprintf(rank, sizeof rank, " (rank %lld)", (long long)g->rank);
     at_ingest_event(self, run, -1, g->step,
                     (at_record_event){.kind = AT_RECORD_EV_GOODBYE, .dropped = g->dropped},
-                    "run %s ended at step %lld", r->id, (long long)g->step);
-    abandon_all(self, run, r, "the trainer ended the run before its end");
+                    "run %s ended%s at step %lld", r->id, rank, (long long)g->step);
+    abandon_all(self, run, r, g->rank, "the trainer ended the run before its end");
 }
 
 static void on_scalars(at_ingest *self, int run, ing_run *r, const at_proto_scalars *sc)
@@ -1156,7 +1193,7 @@ void at_ingest_finish(at_ingest *self)
 {
     for (int i = 0; self && i < self->nruns; i++)
         if (self->runs[i])
-            abandon_all(self, i, self->runs[i], "the monitor stopped before its end arrived");
+            abandon_all(self, i, self->runs[i], -1, "the monitor stopped before its end arrived");
 }
 
 void at_ingest_free(at_ingest *self)

@@ -201,6 +201,7 @@ typedef struct at_proto_scalars {
 typedef struct at_proto_goodbye {
     int64_t step;    /* last step the trainer reached */
     int64_t dropped; /* snapshots the agent dropped in the whole run */
+    int64_t rank;    /* version 2: the rank that ends [0] */
 } at_proto_goodbye;
 
 /* One message. `run` identifies the run on every message, in both directions. */
