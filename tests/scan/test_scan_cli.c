@@ -344,6 +344,50 @@ static void test_bad_layers(void **state)
     free(zero);
 }
 
+/* A layer skipped for its size is decided from its shape and never read: NaN in it, or in a
+ * skipped update's base, does not matter; an all-zero layer of that size is skipped too. The
+ * rows are the same on one thread and on three. */
+static void test_skipped_not_read(void **state)
+{
+    (void)state;
+    float *nan = tf_gauss(8 * 40, 31, 1.0), *zero = calloc(8 * 40, sizeof(float));
+    nan[3] = NAN;
+    const tf_tensor t[] = {
+        {"nan.weight", "F32", 2, {8, 40}, nan, 8 * 40 * 4, 0, 0},
+        {"zero.weight", "F32", 2, {8, 40}, zero, 8 * 40 * 4, 0, 0},
+    };
+    char path[512], base[512], args[1200];
+    snprintf(path, sizeof path, "%s", tf_path("skipped.safetensors"));
+    snprintf(base, sizeof base, "%s", tf_path("skipped-base.safetensors"));
+    tf_write_safetensors(path, t, 2, 8, 0);
+    tf_write_safetensors(base, t, 2, 8, 0);
+    const char *modes[] = {"", "--fast", "--base"};
+    char *first = NULL;
+    for (int m = 0; m < 3; m++)
+        for (int threads = 1; threads <= 3; threads += 2) {
+            snprintf(args, sizeof args, "--json --threads %d %s %s %s", threads, path,
+                     m == 2 ? "--base" : modes[m], m == 2 ? base : "");
+            run r;
+            run_scan(&r, args);
+            assert_int_equal(r.code, 0);
+            for (int i = 0; i < 2; i++) {
+                const cJSON *o = line_named(&r, t[i].name);
+                assert_string_equal(str_of(o, "status"), "skipped");
+                assert_true(num_of(o, "num_evals") == 8);
+            }
+            if (threads == 1) {
+                free(first);
+                first = strdup(r.out);
+            } else {
+                assert_string_equal(r.out, first);
+            }
+            run_free(&r);
+        }
+    free(first);
+    free(nan);
+    free(zero);
+}
+
 static void test_usage(void **state)
 {
     (void)state;
@@ -688,9 +732,10 @@ int main(void)
     free(text);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip), cmocka_unit_test(test_oracle_raw_and_npy),
-        cmocka_unit_test(test_bad_layers), cmocka_unit_test(test_usage),
-        cmocka_unit_test(test_delta),      cmocka_unit_test(test_lora),
-        cmocka_unit_test(test_diff),       cmocka_unit_test(test_diff_lora),
+        cmocka_unit_test(test_bad_layers), cmocka_unit_test(test_skipped_not_read),
+        cmocka_unit_test(test_usage),      cmocka_unit_test(test_delta),
+        cmocka_unit_test(test_lora),       cmocka_unit_test(test_diff),
+        cmocka_unit_test(test_diff_lora),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     cJSON_Delete(oracle);
