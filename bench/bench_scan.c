@@ -8,11 +8,14 @@
  * lm_head: 8.03e9 weights, 16 GB), filled by a seeded generator (Gaussian-like, scaled by
  * 1/sqrt(fan-in)). Then runs the real program, `alphatop scan --fast --json --threads T DIR`,
  * for each T asked, and reports its wall time, layers per second, peak RSS and CPU time (from
- * wait4), and whether the outputs of every T are byte-identical. Then the reference method --
- * WeightWatcher's way: a float64 copy, LAPACKE_dgesdd's singular values, the power-law fit and
- * the scale metrics -- on one thread, on a sample of the layers read from the same files, and
- * its time for the whole model extrapolated by dgesdd's flop count. The machine's load average
- * is printed around every timed run. The directory is deleted at the end unless --keep.
+ * wait4), and whether the outputs of every T are byte-identical. Then one layer of each kind
+ * (k_proj, q_proj, gate_proj, the embedding) on one thread, by alphatop and by the reference
+ * method -- WeightWatcher's way: a float64 copy, LAPACKE_dgesdd's singular values, the power-law
+ * fit and the scale metrics -- side by side in CPU seconds (the machine is shared: CPU time
+ * depends less on the load than wall time); the reference's time for the whole model
+ * extrapolated by dgesdd's flop count, and alphatop's per-layer cost model (Gram product and
+ * eigenvalues) fitted and extrapolated to a Llama-2-70B-shaped checkpoint. The load average is
+ * printed around every timed run. The directory is deleted at the end unless --keep.
  *
  * Usage: bench_scan [--dir PARENT] [--model DIR] [--threads 1,2] [--blocks N] [--repeat N]
  *                   [--reference none|small|big] [--keep]
@@ -21,7 +24,8 @@
  *   --threads LIST    thread counts to scan with, in order (default 1,2)
  *   --blocks N        transformer blocks (default 32; fewer for a quick look)
  *   --repeat N        scans per thread count (default 1)
- *   --reference R     small: k_proj and q_proj (default); big: also gate_proj (minutes); none
+ *   --reference R     small: the reference on k_proj and q_proj (default); big: also on
+ *                     gate_proj (minutes); none: no per-layer comparison
  *   --keep            keep the directory */
 #include <cblas.h>
 #include <errno.h>
@@ -245,7 +249,10 @@ typedef struct run {
     int layers, code;
 } run;
 
-static run scan_once(const char *dir, int threads, const char *out_path, const char *err_path)
+/* `alphatop scan --fast --json --threads threads DIR`, of the layers matching regex layers
+ * (NULL: all), its stdout into out_path and stderr into err_path. */
+static run scan_once(const char *dir, int threads, const char *layers, const char *out_path,
+                     const char *err_path)
 {
     run r = {.load_before = loadavg()};
     char t[16];
@@ -258,8 +265,12 @@ static run scan_once(const char *dir, int threads, const char *out_path, const c
     if (pid == 0) {
         if (!freopen(out_path, "w", stdout) || !freopen(err_path, "w", stderr))
             _exit(127);
-        execl(AT_ALPHATOP, "alphatop", "scan", "--fast", "--json", "--threads", t, dir,
-              (char *)NULL);
+        if (layers)
+            execl(AT_ALPHATOP, "alphatop", "scan", "--fast", "--json", "--threads", t, "--layers",
+                  layers, dir, (char *)NULL);
+        else
+            execl(AT_ALPHATOP, "alphatop", "scan", "--fast", "--json", "--threads", t, dir,
+                  (char *)NULL);
         _exit(127);
     }
     int status = 0;
@@ -308,8 +319,16 @@ static double svd_flops(double m, double n)
                                : 4 * m * n * n - 4.0 / 3 * n * n * n;
 }
 
-/* The reference method on layer name of c: seconds, and alpha into *alpha. */
-static double reference(const at_ckpt *c, const char *name, double *alpha)
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* The reference method on layer name of c: wall seconds, CPU seconds into *cpu, alpha into
+ * *alpha. */
+static double reference(const at_ckpt *c, const char *name, double *cpu, double *alpha)
 {
     const at_ckpt_layer *l = at_ckpt_find(c, name);
     char err[256];
@@ -322,7 +341,7 @@ static double reference(const at_ckpt *c, const char *name, double *alpha)
     }
     const int64_t rows = t->shape[0], cols = t->shape[1], p = rows < cols ? rows : cols;
     const size_t count = (size_t)(rows * cols);
-    const double t0 = now();
+    const double t0 = now(), c0 = cpu_now();
     float *f = malloc(count * sizeof *f);
     double *a = malloc(count * sizeof *a), *s = malloc((size_t)p * sizeof *s);
     if (!f || !a || !s)
@@ -344,6 +363,7 @@ static double reference(const at_ckpt *c, const char *name, double *alpha)
     at_powerlaw_fit(x, (size_t)p, &fit);
     at_scale_metrics(x, (size_t)p, &m);
     const double secs = now() - t0;
+    *cpu = cpu_now() - c0;
     *alpha = fit.alpha;
     free(f);
     free(a);
@@ -431,7 +451,7 @@ int main(int argc, char **argv)
     /* The scans. */
     char out[1100], err[1100], first_out[1100] = "";
     int all_same = 1;
-    double wall1 = 0.0;
+    double cpu1 = 0.0;
     printf("\n%-8s %-3s %9s %7s %9s %11s %9s %7s %s\n", "threads", "run", "wall s", "layers",
            "layers/s", "peak RSS MB", "CPU s", "exit", "load before -> after");
     for (const char *p = threads_list; *p;) {
@@ -439,13 +459,13 @@ int main(int argc, char **argv)
         for (int k = 0; k < repeat; k++) {
             snprintf(out, sizeof out, "%s.scan-t%d-%d.jsonl", dir, th, k);
             snprintf(err, sizeof err, "%s.scan-t%d-%d.err", dir, th, k);
-            const run r = scan_once(dir, th, out, err);
+            const run r = scan_once(dir, th, NULL, out, err);
             printf("%-8d %-3d %9.1f %7d %9.3f %11.0f %9.1f %7d %.2f -> %.2f\n", th, k + 1, r.wall,
                    r.layers, r.layers / r.wall, r.rss_mb, r.cpu, r.code, r.load_before,
                    r.load_after);
             fflush(stdout);
-            if (th == 1 && (wall1 == 0.0 || r.wall < wall1))
-                wall1 = r.wall;
+            if (th == 1 && (cpu1 == 0.0 || r.cpu < cpu1))
+                cpu1 = r.cpu;
             if (!first_out[0])
                 snprintf(first_out, sizeof first_out, "%s", out);
             else
@@ -460,53 +480,85 @@ int main(int argc, char **argv)
     printf("outputs of every run byte-identical: %s\n", all_same ? "yes" : "NO");
     unlink(first_out);
 
-    /* The reference method on a sample, extrapolated by flops. */
+    /* One layer of each kind on one thread: alphatop --fast (its own process, CPU time from
+     * wait4) and the reference method, side by side; then the models extrapolated. */
     if (strcmp(ref, "none") != 0) {
         openblas_set_num_threads(1);
         at_ckpt_opts lazy = {.lazy = 1};
         at_ckpt *c = at_ckpt_open(dir, &lazy);
         if (!c || at_ckpt_status(c) < 0)
             return fprintf(stderr, "bench_scan: cannot open %s\n", dir), 1;
+        enum { K, Q, GATE, EMB, CLASSES };
         static const struct {
-            const char *name;
-            int64_t rows, cols, per_block;
-            int big;
-        } cls[] = {
-            {"self_attn.k_proj.weight", KV, HIDDEN, 2, 0},
-            {"self_attn.q_proj.weight", HIDDEN, HIDDEN, 2, 0},
-            {"mlp.gate_proj.weight", INTER, HIDDEN, 3, 1},
+            const char *name, *regex;
+            int64_t rows, cols;
+            int reference; /* 0: alphatop only; 2: the reference only with --reference big */
+        } cls[CLASSES] = {
+            {"model.layers.0.self_attn.k_proj.weight", "^model[.]layers[.]0[.]self_attn[.]k_proj",
+             KV, HIDDEN, 1},
+            {"model.layers.0.self_attn.q_proj.weight", "^model[.]layers[.]0[.]self_attn[.]q_proj",
+             HIDDEN, HIDDEN, 1},
+            {"model.layers.0.mlp.gate_proj.weight", "^model[.]layers[.]0[.]mlp[.]gate_proj", INTER,
+             HIDDEN, 2},
+            {"model.embed_tokens.weight", "^model[.]embed_tokens", VOCAB, HIDDEN, 0},
         };
-        printf("\nreference method (float64 copy + LAPACKE_dgesdd values + fit + scale metrics), "
-               "1 thread, load %.2f\n",
-               loadavg());
-        double sec_per_flop = 0.0, sampled_flops = 0.0, sampled_s = 0.0;
-        for (size_t k = 0; k < sizeof cls / sizeof cls[0]; k++) {
-            if (cls[k].big && strcmp(ref, "big") != 0)
-                continue;
-            char name[128];
-            snprintf(name, sizeof name, "model.layers.0.%s", cls[k].name);
-            double alpha;
-            const double s = reference(c, name, &alpha);
-            const double fl = svd_flops((double)cls[k].rows, (double)cls[k].cols);
-            sampled_flops += fl;
-            sampled_s += s;
-            printf("  %-32s %6lldx%-6lld %8.1f s  (%.2f GFLOP/s of dgesdd's flops, alpha %.3f)\n",
-                   name, (long long)cls[k].rows, (long long)cls[k].cols, s, fl / s / 1e9, alpha);
+        double fast_cpu[CLASSES] = {0}, ref_cpu[CLASSES] = {0}, flops = 0, ref_total = 0;
+        printf("\none layer of each kind, 1 thread: alphatop scan --fast (a process of its own) "
+               "and the reference method (float64 copy, LAPACKE_dgesdd values, fit, scale "
+               "metrics)\n%-40s %13s %10s %10s %10s %10s %8s %s\n",
+               "layer", "shape", "fast s", "fast CPU", "ref s", "ref CPU", "CPU x", "load");
+        for (int k = 0; k < CLASSES; k++) {
+            snprintf(out, sizeof out, "%s.one.jsonl", dir);
+            snprintf(err, sizeof err, "%s.one.err", dir);
+            const run r = scan_once(dir, 1, cls[k].regex, out, err);
+            unlink(out);
+            unlink(err);
+            fast_cpu[k] = r.cpu;
+            double wall = NAN, alpha = NAN;
+            if (cls[k].reference == 1 || (cls[k].reference == 2 && !strcmp(ref, "big"))) {
+                wall = reference(c, cls[k].name, &ref_cpu[k], &alpha);
+                flops += svd_flops((double)cls[k].rows, (double)cls[k].cols);
+                ref_total += ref_cpu[k];
+            }
+            printf("%-40s %6lldx%-6lld %10.2f %10.2f %10.1f %10.1f %8.0f %.2f\n", cls[k].name,
+                   (long long)cls[k].rows, (long long)cls[k].cols, r.wall, r.cpu, wall,
+                   ref_cpu[k] > 0 ? ref_cpu[k] : NAN, ref_cpu[k] > 0 ? ref_cpu[k] / r.cpu : NAN,
+                   loadavg());
+            fflush(stdout);
         }
-        sec_per_flop = sampled_s / sampled_flops;
-        /* Every layer at the sampled rate: q,o 4096^2; k,v 1024x4096; gate,up,down 14336x4096. */
+        at_ckpt_close(c);
+        /* The reference at the sampled rate (CPU seconds per dgesdd flop) on every layer: q, o
+         * 4096^2; k, v 1024x4096; gate, up, down 14336x4096. */
+        const double per_flop = ref_total / flops;
         const double block = 2 * svd_flops(HIDDEN, HIDDEN) + 2 * svd_flops(KV, HIDDEN) +
                              3 * svd_flops(INTER, HIDDEN);
-        const double emb = 2 * svd_flops(VOCAB, HIDDEN);
-        const double ref_blocks = blocks * block * sec_per_flop, ref_emb = emb * sec_per_flop;
-        printf("  extrapolated to the model at %.2f GFLOP/s: %d blocks %.0f s (%.1f h); "
-               "embedding + lm_head %.0f s more (the reference skips them: N > max_N 50000)\n",
-               1e-9 / sec_per_flop, blocks, ref_blocks, ref_blocks / 3600, ref_emb);
-        if (wall1 > 0)
-            printf("  alphatop scan --fast on 1 thread: %.0f s for all %d layers: %.0fx faster "
-                   "than the reference on its %d layers, %.0fx counting the embeddings\n",
-                   wall1, layers, ref_blocks / wall1, layers - 2, (ref_blocks + ref_emb) / wall1);
-        at_ckpt_close(c);
+        const double ref_blocks = blocks * block * per_flop;
+        const double ref_emb = 2 * svd_flops(VOCAB, HIDDEN) * per_flop;
+        printf("reference, extrapolated at %.2f GFLOP/s of dgesdd's flops: %d blocks %.0f CPU s "
+               "(%.1f h); the embeddings %.0f s more (it skips them: N > max_N 50000)\n",
+               1e-9 / per_flop, blocks, ref_blocks, ref_blocks / 3600, ref_emb);
+        if (cpu1 > 0)
+            printf("alphatop scan --fast, 1 thread: %.0f CPU s for all %d layers: %.0fx less "
+                   "than the reference for its %d\n",
+                   cpu1, layers, ref_blocks / cpu1, layers - 2);
+        /* alphatop's cost of a layer: a (long x short^2, the Gram product) + b (short^3, the
+         * eigenvalues), fitted to q_proj and gate_proj, checked on k_proj and the embedding. */
+        const double gq = (double)HIDDEN * HIDDEN * HIDDEN, gg = (double)INTER * HIDDEN * HIDDEN;
+        const double a = (fast_cpu[GATE] - fast_cpu[Q]) / (gg - gq),
+                     b = (fast_cpu[Q] - a * gq) / ((double)HIDDEN * HIDDEN * HIDDEN);
+#define COST(lg, p) (a * (double)(lg) * (double)(p) * (double)(p) + b * pow((double)(p), 3))
+        printf("alphatop's model of a layer: %.3g s per long x short^2 + %.3g s per short^3; "
+               "k_proj %.2f s (measured %.2f), embedding %.1f s (measured %.1f)\n",
+               a, b, COST(HIDDEN, KV), fast_cpu[K], COST(VOCAB, HIDDEN), fast_cpu[EMB]);
+        /* Llama-2-70B: 80 blocks of q, o 8192^2; k, v 1024x8192; gate, up, down 28672x8192;
+         * embedding and lm_head 32000x8192. */
+        const double blk70 = 2 * COST(8192, 8192) + 2 * COST(8192, 1024) + 3 * COST(28672, 8192);
+        const double all70 = 80 * blk70 + 2 * COST(32000, 8192);
+        printf("Llama-2-70B-shaped, by that model: %.0f CPU s (%.1f h) on one core of this "
+               "machine; the largest layer %.0f s; 8 nodes x 32 cores: %.0f s if spread "
+               "perfectly\n",
+               all70, all70 / 3600, COST(28672, 8192), all70 / 256);
+#undef COST
     }
     if (!keep && !existing) {
         char path[1200];
