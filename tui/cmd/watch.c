@@ -11,6 +11,9 @@
 #include "engine.h"
 #include "replay.h"
 #include "watch_view.h"
+#ifdef AT_MPI
+#include "mpi_watch.h"
+#endif
 
 static const char watch_about[] =
     "Live monitor: receives weight snapshots from trainers (the alphatop agent) and shows every\n"
@@ -69,7 +72,9 @@ static void say_recorded(const at_model *model)
 /* --threads' upper bound: more than any machine this runs on has cores. */
 #define MAX_THREADS 256
 
-int cmd_watch(int argc, char **argv)
+/* The monitor, in a process on its own or as MPI's rank 0 (remote: the other ranks' analyses,
+ * else NULL). */
+static int watch_main(int argc, char **argv, const struct at_worker_remote *remote)
 {
     at_engine_opts o;
     at_engine_opts_default(&o);
@@ -177,6 +182,14 @@ int cmd_watch(int argc, char **argv)
     }
     if (no_record)
         o.record = "-";
+    if (remote && !headless) {
+        /* Under mpirun or srun this process has no terminal to draw on. */
+        fputs("alphatop watch: MPI: rank 0 runs headless; see it live with 'alphatop replay "
+              "--follow LOG' (watch --record LOG)\n",
+              stderr);
+        headless = 1;
+    }
+    o.remote = remote;
     o.fast = fast;
     o.threads = (int)threads;
     o.rules = rules.items;
@@ -207,6 +220,21 @@ int cmd_watch(int argc, char **argv)
     at_model_free(model);
     free(rules.items);
     return rc;
+}
+
+int cmd_watch(int argc, char **argv)
+{
+#ifdef AT_MPI
+    /* Under an MPI launcher, rank 0 is the monitor and the other ranks analyse its layers. */
+    watch_mpi *mpi = watch_mpi_start();
+    if (mpi && watch_mpi_rank(mpi) > 0)
+        return watch_mpi_serve(mpi);
+    const int rc = watch_main(argc, argv, mpi ? watch_mpi_remote(mpi) : NULL);
+    watch_mpi_finish(mpi);
+    return rc;
+#else
+    return watch_main(argc, argv, NULL);
+#endif
 }
 
 /* replay --follow: the records appended to path from now on, on stdout or in the view, until
