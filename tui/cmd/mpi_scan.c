@@ -66,19 +66,10 @@ static void protocol_abort(const scan_mpi *m, const char *what)
 
 scan_mpi *scan_mpi_start(void)
 {
-    int rank = 0, size = 1;
-    const mpi_role role = mpi_session_join("scan", MPI_THREAD_FUNNELED, &rank, &size);
-    if (role == MPI_ROLE_ALONE)
-        return NULL;
-    scan_mpi *m = calloc(1, sizeof *m);
-    if (!m) {
-        if (role == MPI_ROLE_JOINED)
-            MPI_Abort(MPI_COMM_WORLD, 1);
-        return NULL;
-    }
-    m->active = role == MPI_ROLE_JOINED;
-    m->rank = rank;
-    m->size = size;
+    mpi_member who;
+    scan_mpi *m = mpi_session_start("scan", MPI_THREAD_FUNNELED, sizeof *m, &who);
+    if (m)
+        *m = (scan_mpi){.rank = who.rank, .size = who.size, .active = who.active};
     return m;
 }
 

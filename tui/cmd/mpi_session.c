@@ -15,7 +15,16 @@ static long env_long(const char *name)
     return v ? strtol(v, NULL, 10) : 0;
 }
 
-mpi_role mpi_session_join(const char *cmd, int level, int *rank, int *size)
+/* How this process takes part. */
+typedef enum mpi_role {
+    MPI_ROLE_ALONE,  /* no MPI job (or one of a single process): the command runs on its own */
+    MPI_ROLE_JOINED, /* MPI is initialised: a rank of a job of more than one process */
+    MPI_ROLE_IDLE,   /* a task of a Slurm step started without MPI, not the first: do nothing */
+} mpi_role;
+
+/* Joins the job (mpi_session_start) at thread level `level`: *rank and *size set when JOINED,
+ * *rank when IDLE. */
+static mpi_role join(const char *cmd, int level, int *rank, int *size)
 {
     const int launched = getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") ||
                          getenv("PMI_RANK") || getenv("PMI_SIZE");
@@ -49,6 +58,21 @@ mpi_role mpi_session_join(const char *cmd, int level, int *rank, int *size)
         return provided<level && * rank> 0 ? MPI_ROLE_IDLE : MPI_ROLE_ALONE;
     }
     return MPI_ROLE_JOINED;
+}
+
+void *mpi_session_start(const char *cmd, int level, size_t bytes, mpi_member *who)
+{
+    *who = (mpi_member){0, 1, 0};
+    const mpi_role role = join(cmd, level, &who->rank, &who->size);
+    if (role == MPI_ROLE_ALONE)
+        return NULL;
+    who->active = role == MPI_ROLE_JOINED;
+    void *session = calloc(1, bytes);
+    if (!session && who->active) {
+        fprintf(stderr, "alphatop %s: MPI rank %d: out of memory\n", cmd, who->rank);
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    return session;
 }
 
 void mpi_nap(void)

@@ -5,21 +5,25 @@
 #ifndef ALPHATOP_MPI_SESSION_H
 #define ALPHATOP_MPI_SESSION_H
 
-/* How this process takes part. */
-typedef enum mpi_role {
-    MPI_ROLE_ALONE,  /* no MPI job (or one of a single process): the command runs on its own */
-    MPI_ROLE_JOINED, /* MPI is initialised: a rank of a job of more than one process */
-    MPI_ROLE_IDLE,   /* a task of a Slurm step started without MPI, not the first: do nothing */
-} mpi_role;
+#include <stddef.h>
+
+/* Who this process is in the job. */
+typedef struct mpi_member {
+    int rank, size;
+    int active; /* MPI is initialised (0: an idle task of a Slurm step started without MPI) */
+} mpi_member;
 
 /* Joins the MPI job when an MPI launcher started this process with others (OpenMPI's mpirun, a
  * PMI or PMIx launcher such as srun --mpi=pmix), with MPI_Init_thread at thread level `level`
- * at least: MPI_ROLE_JOINED, *rank and *size set; the caller calls MPI_Finalize. Tasks of one
- * Slurm step started without MPI (srun without --mpi) cannot reach each other: the first says
- * so on stderr (naming command cmd) and gets MPI_ROLE_ALONE, the others MPI_ROLE_IDLE (*rank:
- * their task number). MPI_ROLE_ALONE also when MPI cannot start at that level (said on stderr)
- * or was initialised before (a command run twice in one process), nothing left initialised. */
-mpi_role mpi_session_join(const char *cmd, int level, int *rank, int *size);
+ * at least, and returns a zeroed object of `bytes` bytes for the command's session (caller
+ * frees), *who filled in; the caller calls MPI_Finalize when who->active. NULL when the command
+ * runs on its own: no launcher, a job of one process, MPI unable to start at that level (said
+ * on stderr), MPI initialised before (a command run twice in one process); nothing is then left
+ * initialised. Tasks of one Slurm step started without MPI (srun without --mpi) cannot reach
+ * each other: the first says so on stderr (naming command cmd) and runs on its own, the others
+ * get a session with who->active 0 (rank: their task number) and do nothing. Out of memory
+ * for the session ends the job (MPI_Abort). */
+void *mpi_session_start(const char *cmd, int level, size_t bytes, mpi_member *who);
 
 /* How long a rank with nothing to do sleeps between probes (ms): the latency of handing out
  * work, and what an idle rank costs (a wake-up per millisecond). */

@@ -22,6 +22,10 @@
 
 enum { TAG_SETUP = 1, TAG_READY, TAG_JOB, TAG_DATA, TAG_RESULT, TAG_STOP, TAG_BYE };
 
+/* Jobs a rank holds per thread: one running and one queued, so that no thread waits for the
+ * round trip of a result and the next job (on a loaded machine, a scheduling delay for each of
+ * two processes). */
+#define DEPTH 2
 /* The largest DATA message: MPI counts bytes in an int. */
 #define PIECE ((size_t)1 << 30)
 
@@ -84,7 +88,7 @@ struct watch_mpi {
     int **home; /* per run: per layer and space, the rank that analysed it last (-1: none) */
     int *nhome; /* per run: entries of home[run] */
     int nruns;
-    int *threads_of, *free_of; /* per rank: threads (-1 until READY), threads not busy */
+    int *threads_of, *free_of; /* per rank: threads (-1 until READY), jobs it may still take */
     int64_t *done_by, *backlog, next_id, moved;
 };
 
@@ -109,39 +113,44 @@ static void *grow(const watch_mpi *m, void *p, size_t *cap, size_t need, size_t 
     return q;
 }
 
-static void send_bytes(const void *p, size_t n, int dest)
+/* Waits for request r with naps between tests: a blocking MPI call would spin on a core the
+ * analyses need while the other side is not yet scheduled (rendezvous of a large message). */
+static void complete(MPI_Request *r)
+{
+    int done = 0;
+    for (MPI_Test(r, &done, MPI_STATUS_IGNORE); !done; MPI_Test(r, &done, MPI_STATUS_IGNORE))
+        mpi_nap();
+}
+
+/* Sends p[0..n) to dest with tag, in pieces of at most PIECE bytes. */
+static void send_bytes(const void *p, size_t n, int dest, int tag)
 {
     for (size_t at = 0; at < n; at += PIECE) {
         const size_t k = n - at < PIECE ? n - at : PIECE;
-        MPI_Send((const char *)p + at, (int)k, MPI_BYTE, dest, TAG_DATA, MPI_COMM_WORLD);
+        MPI_Request r;
+        MPI_Isend((const char *)p + at, (int)k, MPI_BYTE, dest, tag, MPI_COMM_WORLD, &r);
+        complete(&r);
     }
 }
 
+/* Receives the n bytes send_bytes(p, n, dest = this rank, TAG_DATA) sends from src. */
 static void recv_bytes(void *p, size_t n, int src)
 {
     for (size_t at = 0; at < n; at += PIECE) {
         const size_t k = n - at < PIECE ? n - at : PIECE;
-        MPI_Recv((char *)p + at, (int)k, MPI_BYTE, src, TAG_DATA, MPI_COMM_WORLD,
-                 MPI_STATUS_IGNORE);
+        MPI_Request r;
+        MPI_Irecv((char *)p + at, (int)k, MPI_BYTE, src, TAG_DATA, MPI_COMM_WORLD, &r);
+        complete(&r);
     }
 }
 
 watch_mpi *watch_mpi_start(void)
 {
-    int rank = 0, size = 1;
-    const mpi_role role = mpi_session_join("watch", MPI_THREAD_SERIALIZED, &rank, &size);
-    if (role == MPI_ROLE_ALONE)
-        return NULL;
-    watch_mpi *m = calloc(1, sizeof *m);
-    if (!m) {
-        if (role == MPI_ROLE_JOINED)
-            MPI_Abort(MPI_COMM_WORLD, 1);
-        return NULL;
-    }
-    m->active = role == MPI_ROLE_JOINED;
-    m->rank = rank;
-    m->size = size;
-    m->pipe_fd[0] = m->pipe_fd[1] = -1;
+    mpi_member who;
+    watch_mpi *m = mpi_session_start("watch", MPI_THREAD_SERIALIZED, sizeof *m, &who);
+    if (m)
+        *m = (watch_mpi){
+            .rank = who.rank, .size = who.size, .active = who.active, .pipe_fd = {-1, -1}};
     return m;
 }
 
@@ -217,9 +226,9 @@ static void send_result(watch_mpi *m, flight *fl, size_t *nfl, at_job *job)
     scan_buf b = {0};
     scan_buf_put(&b, &r, sizeof r);
     scan_buf_put(&b, job->evals, r.num_evals * sizeof *job->evals);
-    if (b.failed)
-        protocol_abort(m, "out of memory for a result");
-    MPI_Send(b.p, (int)b.n, MPI_BYTE, 0, TAG_RESULT, MPI_COMM_WORLD);
+    if (b.failed || b.n > PIECE) /* one message: 2^27 eigenvalues would not fit */
+        protocol_abort(m, b.failed ? "out of memory for a result" : "a result too large");
+    send_bytes(b.p, b.n, 0, TAG_RESULT);
     scan_buf_free(&b);
     free(fl[k].base);
     at_job_free(job);
@@ -416,7 +425,7 @@ static void send_job(watch_mpi *m, at_job *job, int r)
     const at_tensor *t[3] = {&job->t, &job->base, &job->lora_a};
     for (int i = 0; i < 3; i++)
         if (t[i]->data)
-            send_bytes(t[i]->data, at_job_tensor_bytes(t[i]), r);
+            send_bytes(t[i]->data, at_job_tensor_bytes(t[i]), r, TAG_DATA);
     at_job_release(job);
     m->fl = grow(m, m->fl, &m->capfl, m->nfl + 1, sizeof *m->fl);
     m->fl[m->nfl++] = (flight){job, h.id, r, NULL};
@@ -514,7 +523,8 @@ static int poll_ranks(watch_mpi *m, int stopping, int *byes)
     if (tag == TAG_READY && n == (int)sizeof(int32_t)) {
         int32_t threads;
         memcpy(&threads, buf, sizeof threads);
-        m->threads_of[src] = m->free_of[src] = threads;
+        m->threads_of[src] = threads;
+        m->free_of[src] = DEPTH * threads;
         fail_unanalysable(m);
     } else if (tag == TAG_RESULT && n >= (int)sizeof(result_msg)) {
         result_msg r;

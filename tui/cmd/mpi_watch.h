@@ -10,13 +10,14 @@
  * analysis worker, one thread per CPU it may use unless --threads says otherwise, and keeps
  * there the fast-mode warm state of the layers it analysed.
  *
- * Which rank: a layer goes back to the rank that analysed it last (its home, where its warm
- * state is), waiting for a free thread there, unless the jobs waiting for that rank are at
- * least two rounds of its threads more than those of a rank with a thread free: then it moves
- * (a cold analysis there) and that rank becomes its home. A layer new to the job goes to the
- * rank with the most threads free. In exact mode nothing is warm and a layer goes to any free
- * rank. Every rank holds at most one job per thread and at most one of each layer; the rest
- * wait on rank 0, where in fast mode a layer's newer snapshot replaces its waiting one.
+ * Which rank: every rank holds at most two jobs per thread (one running, one queued, so no
+ * thread waits for the round trip of a result and the next job) and at most one job of each
+ * layer; the rest wait on rank 0, where in fast mode a layer's newer snapshot replaces its
+ * waiting one. A layer goes back to the rank that analysed it last (its home, where its warm
+ * state is), waiting for room there, unless the jobs waiting for that rank are at least two
+ * rounds of its threads more than those waiting for a rank with room: then it moves (a cold
+ * analysis there) and that rank becomes its home. A layer new to the job goes to the rank with
+ * the most room. In exact mode nothing is warm and a layer goes to any rank with room.
  *
  * Messages (bytes; every rank is the same build):
  *   0 -> r   SETUP   the worker options (fast, threads, traps, detx, seed, state budget)

@@ -25,7 +25,10 @@ static const char watch_notes[] =
     "~/.local/state/alphatop (made with mode 0700 if missing). The view's third row shows the\n"
     "log of the run it shows, and the end says where each run went.\n"
     "When the monitor cannot start (an unusable endpoint, key, --base or --record file, a\n"
-    "--stop-on rule it cannot read), it says why and exits 2.\n";
+    "--stop-on rule it cannot read), it says why and exits 2.\n"
+    "Under mpirun or srun (a build with MPI), rank 0 is the monitor, headless, and the other\n"
+    "ranks analyse its layers, each on --threads threads; watch it live from any terminal\n"
+    "with 'alphatop replay --follow LOG' (docs/cluster.md).\n";
 
 static const char replay_about[] =
     "Shows a recorded run log (alphatop watch --record) in the live view, with a time slider:\n"
@@ -160,7 +163,8 @@ static int watch_main(int argc, char **argv, const struct at_worker_remote *remo
          .value = &threads,
          .meta = "N",
          .help = "analysis threads, each analysing one layer at a time with single-threaded BLAS "
-                 "(default: every core; fewer leave cores to a trainer on this machine)",
+                 "(default: every core; fewer leave cores to a trainer on this machine); under "
+                 "mpirun, each analysing rank's (default: the CPUs it may run on)",
          .min = 1,
          .max = MAX_THREADS},
         {.name = "max-snapshots",
