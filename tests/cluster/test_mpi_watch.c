@@ -21,12 +21,14 @@
 
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -160,6 +162,56 @@ static int wait_file(const char *path, const char *needle, double timeout)
     return 0;
 }
 
+/* Starts `[mpirun -n ranks] alphatop` with the watch arguments (ranks 0: on its own), its
+ * stderr into the file errp, and waits until it listens. */
+static void start(mon *m, int ranks, const char *const *watch, const char *errp)
+{
+    char np[16];
+    snprintf(np, sizeof np, "%d", ranks);
+    const char *mpi[24] = {"--allow-run-as-root", "--oversubscribe", "--bind-to", "none", "-n", np,
+                           mon_binary()};
+    for (int i = 0; watch[i] && i < 16; i++)
+        mpi[7 + i] = watch[i];
+    const int saved = dup(STDERR_FILENO), fd = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(saved >= 0 && fd >= 0);
+    dup2(fd, STDERR_FILENO);
+    const int started = ranks ? mon_start_prog(m, AT_MPIEXEC, mpi) : mon_start(m, watch);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    close(fd);
+    assert_int_equal(started, 0);
+    if (!wait_file(errp, "alphatop: listening on", TIMEOUT))
+        fail_msg("the monitor did not start listening");
+}
+
+static at_agent *agent(const char *ep)
+{
+    at_agent_opts ao;
+    at_agent_opts_default(&ao);
+    ao.model = "test-mpi";
+    at_agent *a = at_agent_new("mpi-watch", ep, &ao);
+    assert_non_null(a);
+    return a;
+}
+
+/* Publishes snapshot k (k = -1: the fine-tune's base alone, at step 0; else step 10 (k + 1)). */
+static void publish(at_agent *a, int k)
+{
+    assert_int_equal(at_agent_snapshot_begin(a, 10 * (k + 1)), AT_OK);
+    for (int i = 0; i < NLAYERS; i++) {
+        const layer *l = &LAYERS[i];
+        if (k < 0 && !l->base)
+            continue;
+        float *w = weights(i, k);
+        assert_int_equal(
+            at_agent_publish(a, l->name, l->ndim == 4 ? AT_PROTO_KIND_CONV2D : AT_PROTO_KIND_LINEAR,
+                             AT_PROTO_F32, l->ndim, l->shape, w, k < 0 ? AT_AGENT_BASE : 0),
+            AT_OK);
+        free(w);
+    }
+    assert_int_equal(at_agent_snapshot_end(a), AT_OK);
+}
+
 /* Runs a monitor (ranks 0: on its own; else under mpirun with that many ranks) in mode ("" or
  * "--fast"), publishes SNAPSHOTS snapshots to it (paced: each once the one before has been
  * analysed; else at once), and collects what it printed. */
@@ -170,8 +222,6 @@ static outcome run(int ranks, const char *mode, int paced)
     mon_endpoint(ep, sizeof ep, tag);
     snprintf(errp, sizeof errp, "/tmp/at-mpi-watch-%s-%d.err", tag, (int)getpid());
     snprintf(snap, sizeof snap, "%d", SNAPSHOTS);
-    char np[16];
-    snprintf(np, sizeof np, "%d", ranks);
     /* Exact mode ends by itself after the last snapshot; fast mode counts a snapshot whenever
      * every layer it knows has a newer result, so it ends on SIGTERM (what mpirun passes on). */
     const char *watch[] = {"watch",    "--headless", "--no-record",     "--threads", "2",
@@ -180,46 +230,14 @@ static outcome run(int ranks, const char *mode, int paced)
         watch[7] = mode;
         watch[8] = NULL;
     }
-    const char *mpi[20] = {"--allow-run-as-root", "--oversubscribe", "--bind-to", "none", "-n", np,
-                           mon_binary()};
-    for (int i = 0; watch[i]; i++)
-        mpi[7 + i] = watch[i];
-    /* The monitor's stderr (where rank 0 says how the layers were spread) into a file. */
-    const int saved = dup(STDERR_FILENO), fd = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    assert_true(saved >= 0 && fd >= 0);
-    dup2(fd, STDERR_FILENO);
     mon m;
-    const int started = ranks ? mon_start_prog(&m, AT_MPIEXEC, mpi) : mon_start(&m, watch);
-    dup2(saved, STDERR_FILENO);
-    close(saved);
-    close(fd);
-    assert_int_equal(started, 0);
-    if (!wait_file(errp, "alphatop: listening on", TIMEOUT))
-        fail_msg("the monitor did not start listening");
-    at_agent_opts ao;
-    at_agent_opts_default(&ao);
-    ao.model = "test-mpi";
-    at_agent *a = at_agent_new("mpi-watch", ep, &ao);
-    assert_non_null(a);
+    start(&m, ranks, watch, errp);
+    at_agent *a = agent(ep);
     const int per = lines_per_snapshot();
     int seen = 0;
     const double t0 = now();
     for (int k = -1; k < SNAPSHOTS; k++) {
-        /* Snapshot -1 carries the fine-tune's base alone (step 0); then steps 10, 20, ... */
-        assert_int_equal(at_agent_snapshot_begin(a, 10 * (k + 1)), AT_OK);
-        for (int i = 0; i < NLAYERS; i++) {
-            const layer *l = &LAYERS[i];
-            if (k < 0 && !l->base)
-                continue;
-            float *w = weights(i, k);
-            assert_int_equal(
-                at_agent_publish(a, l->name,
-                                 l->ndim == 4 ? AT_PROTO_KIND_CONV2D : AT_PROTO_KIND_LINEAR,
-                                 AT_PROTO_F32, l->ndim, l->shape, w, k < 0 ? AT_AGENT_BASE : 0),
-                AT_OK);
-            free(w);
-        }
-        assert_int_equal(at_agent_snapshot_end(a), AT_OK);
+        publish(a, k);
         /* Paced: every line of this snapshot before the next; else all at the end. */
         const int want = paced || k == SNAPSHOTS - 1 ? (k + 1) * per : 0;
         for (; seen < want; seen++)
@@ -333,6 +351,123 @@ static void test_rate(void **state)
         outcome_free(&o[i]);
 }
 
+/* A monitor that cannot start (an unknown --stop-on rule) under mpirun: rank 0 says why and
+ * exits 2, the other ranks, never set up, stop, and mpirun exits 2. */
+static void test_bad_option(void **state)
+{
+    (void)state;
+    char cmd[1024], errp[256];
+    snprintf(errp, sizeof errp, "/tmp/at-mpi-watch-bad-%d.err", (int)getpid());
+    snprintf(cmd, sizeof cmd,
+             "timeout 120 %s --oversubscribe --bind-to none -n 3 %s watch --headless "
+             "--no-record --stop-on bogus >/dev/null 2>%s",
+             AT_MPIEXEC, mon_binary(), errp);
+    const int st = system(cmd);
+    char *err = at_test_slurp(errp, NULL);
+    assert_non_null(err);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 2);
+    assert_non_null(strstr(err, "alphatop watch: unknown stop rule 'bogus'"));
+    free(err);
+    unlink(errp);
+}
+
+/* The bytes of a file of /proc (its size says 0), NUL-terminated; *n of them. Caller frees. */
+static char *read_proc(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = malloc(1 << 20);
+    *n = f && buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
+    if (f)
+        fclose(f);
+    if (buf)
+        buf[*n] = '\0';
+    return buf;
+}
+
+/* The pid of rank `rank` among mpirun's children (OMPI_COMM_WORLD_RANK in its environment), or
+ * -1. */
+static pid_t rank_pid(pid_t mpirun, int rank)
+{
+    char want[64], path[64];
+    snprintf(want, sizeof want, "OMPI_COMM_WORLD_RANK=%d", rank);
+    pid_t found = -1;
+    DIR *d = opendir("/proc");
+    assert_non_null(d);
+    for (struct dirent *e; (e = readdir(d)) && found < 0;) {
+        const int pid = atoi(e->d_name);
+        size_t n;
+        snprintf(path, sizeof path, "/proc/%d/stat", pid);
+        char *stat = pid > 0 ? read_proc(path, &n) : NULL;
+        const char *p = stat ? strrchr(stat, ')') : NULL;
+        char state;
+        int ppid = 0;
+        if (p && sscanf(p + 1, " %c %d", &state, &ppid) == 2 && ppid == mpirun) {
+            snprintf(path, sizeof path, "/proc/%d/environ", pid);
+            char *env = read_proc(path, &n);
+            for (size_t i = 0; env && i < n; i += strlen(env + i) + 1)
+                if (!strcmp(env + i, want))
+                    found = pid;
+            free(env);
+        }
+        free(stat);
+    }
+    closedir(d);
+    return found;
+}
+
+/* "When a rank dies" (docs/cluster.md): an analysing rank killed mid-run ends the whole job,
+ * rank 0 included, and mpirun says which rank died; the trainer's agent never notices (its
+ * snapshots go on without blocking), and once a monitor listens again on the same endpoint and
+ * log it reconnects by itself: the log holds the snapshots from before and after. */
+static void test_rank_dies(void **state)
+{
+    (void)state;
+    char ep[256], errp[256], log[256];
+    mon_endpoint(ep, sizeof ep, "dies");
+    mon_logpath(log, sizeof log, "dies");
+    snprintf(errp, sizeof errp, "/tmp/at-mpi-watch-dies-%d.err", (int)getpid());
+    const char *watch[] = {"watch", "--headless", "--record", log, "--listen", ep, NULL};
+    mon m;
+    start(&m, 3, watch, errp);
+    at_agent *a = agent(ep);
+    const int per = lines_per_snapshot();
+    publish(a, -1);
+    publish(a, 0);
+    for (int i = 0; i < per; i++)
+        assert_non_null(mon_wait_for(&m, "layer", NULL, TIMEOUT));
+    const pid_t victim = rank_pid(m.pid, 2);
+    assert_true(victim > 0);
+    assert_int_equal(kill(victim, SIGKILL), 0);
+    assert_int_not_equal(mon_finish(&m, TIMEOUT), 0);
+    char *err = at_test_slurp(errp, NULL);
+    assert_non_null(strstr(err, "process rank 2"));
+    free(err);
+    /* No monitor: the trainer's snapshot is taken at once all the same. */
+    const double t0 = now();
+    publish(a, 1);
+    assert_true(now() - t0 < 5.0);
+    /* A monitor again (on its own here), the same endpoint and log. */
+    const char *again[] = {"watch", "--headless", "--record", log, "--listen", ep, NULL};
+    start(&m, 0, again, errp);
+    publish(a, 2);
+    const cJSON *l;
+    while ((l = mon_wait_for(&m, "layer", NULL, TIMEOUT)) && mon_num(l, "step") != 30)
+        ;
+    assert_non_null(l);
+    kill(m.pid, SIGTERM);
+    assert_int_equal(mon_finish(&m, TIMEOUT), 0);
+    char *replayed = NULL;
+    const char *replay[] = {"replay", "--headless", log, NULL};
+    assert_int_equal(mon_run(replay, &replayed, TIMEOUT), 0);
+    assert_non_null(strstr(replayed, "\"step\":10,"));
+    assert_non_null(strstr(replayed, "\"step\":30,"));
+    free(replayed);
+    at_agent_free(a);
+    unlink(errp);
+    unlink(log);
+}
+
 int main(void)
 {
     /* OpenMPI refuses to run as root unless both are set. */
@@ -340,9 +475,9 @@ int main(void)
     setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
     setenv("OPENBLAS_NUM_THREADS", "1", 1);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_exact),
-        cmocka_unit_test(test_fast),
-        cmocka_unit_test(test_rate),
+        cmocka_unit_test(test_exact),     cmocka_unit_test(test_fast),
+        cmocka_unit_test(test_rate),      cmocka_unit_test(test_bad_option),
+        cmocka_unit_test(test_rank_dies),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
