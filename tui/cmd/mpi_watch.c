@@ -432,22 +432,23 @@ static void send_job(watch_mpi *m, at_job *job, int r)
     m->free_of[r]--;
 }
 
-/* The rank > 0 with the most threads free, or -1 when none is. */
-static int freest(const watch_mpi *m)
+int watch_mpi_pick(int home, int size, const int *room, const int64_t *backlog, const int *threads)
 {
     int best = -1;
-    for (int r = 1; r < m->size; r++)
-        if (m->free_of[r] > 0 && (best < 0 || m->free_of[r] > m->free_of[best]))
+    for (int r = 1; r < size; r++)
+        if (room[r] > 0 && (best < 0 || room[r] > room[best]))
             best = r;
-    return best;
+    if (best < 0 || home <= 0)
+        return best;
+    if (room[home] > 0)
+        return home;
+    return backlog[home] >= backlog[best] + 2 * (int64_t)threads[home] ? best : -1;
 }
 
 /* Hands out the waiting jobs in order as the affinity rule allows (mpi_watch.h). Returns how
  * many went. */
 static int dispatch(watch_mpi *m)
 {
-    if (freest(m) < 0)
-        return 0;
     for (int r = 0; r < m->size; r++)
         m->backlog[r] = 0;
     for (size_t i = 0; m->opts.fast && i < m->nwait; i++) {
@@ -457,24 +458,16 @@ static int dispatch(watch_mpi *m)
     }
     int sent = 0;
     for (size_t i = 0; i < m->nwait;) {
+        if (watch_mpi_pick(-1, m->size, m->free_of, m->backlog, m->threads_of) < 0)
+            break; /* no rank has room */
         at_job *job = m->wait[i];
-        const int best = freest(m);
-        if (best < 0)
-            break;
         int busy = 0;
         for (size_t k = 0; k < m->nfl && !busy; k++)
             busy = same_layer(m->fl[k].job, job);
         int *home = m->opts.fast ? home_of(m, job) : NULL;
         const int h = home ? *home : -1;
-        int to = -1;
-        if (busy)
-            to = -1;
-        else if (h > 0 && m->free_of[h] > 0)
-            to = h;
-        else if (h <= 0)
-            to = best;
-        else if (m->backlog[h] >= m->backlog[best] + 2 * (int64_t)m->threads_of[h])
-            to = best;
+        const int to =
+            busy ? -1 : watch_mpi_pick(h, m->size, m->free_of, m->backlog, m->threads_of);
         if (to < 0) {
             i++;
             continue;

@@ -29,6 +29,8 @@
 #ifndef ALPHATOP_MPI_WATCH_H
 #define ALPHATOP_MPI_WATCH_H
 
+#include <stdint.h>
+
 #include "worker.h"
 
 typedef struct watch_mpi watch_mpi;
@@ -52,5 +54,11 @@ const at_worker_remote *watch_mpi_remote(watch_mpi *self);
 /* Rank 0: stops every other rank (if the worker did not), prints one line on how the layers
  * were spread ("alphatop watch: MPI: ..."), leaves MPI and frees self. NULL-safe. */
 void watch_mpi_finish(watch_mpi *self);
+
+/* The rule above, for one job: the rank it goes to, or -1 when it waits. home: the rank of its
+ * layer (<= 0: none, or exact mode); per rank r of 1 .. size-1: room[r] (jobs r may still
+ * take), backlog[r] (jobs waiting whose layer's home is r), threads[r]. With no home, the rank
+ * with the most room (the lowest of those tied); -1 when no rank has room. */
+int watch_mpi_pick(int home, int size, const int *room, const int64_t *backlog, const int *threads);
 
 #endif
