@@ -45,11 +45,11 @@ void mon_logpath(char *buf, size_t cap, const char *tag)
     unlink(buf);
 }
 
-static pid_t spawn(const char *const *args, int *out_fd)
+static pid_t spawn(const char *prog, const char *const *args, int *out_fd)
 {
     const char *argv[64];
     int n = 0;
-    argv[n++] = mon_binary();
+    argv[n++] = prog;
     for (; args[n - 1] && n < 63; n++)
         argv[n] = args[n - 1];
     argv[n] = NULL;
@@ -75,9 +75,14 @@ static pid_t spawn(const char *const *args, int *out_fd)
 
 int mon_start(mon *m, const char *const *args)
 {
+    return mon_start_prog(m, mon_binary(), args);
+}
+
+int mon_start_prog(mon *m, const char *prog, const char *const *args)
+{
     memset(m, 0, sizeof *m);
     m->seen = cJSON_CreateArray();
-    m->pid = spawn(args, &m->fd);
+    m->pid = spawn(prog, args, &m->fd);
     return m->pid > 0 ? 0 : -1;
 }
 
@@ -168,7 +173,7 @@ int mon_finish(mon *m, double timeout)
 int mon_run(const char *const *args, char **out, double timeout)
 {
     int fd;
-    pid_t pid = spawn(args, &fd);
+    pid_t pid = spawn(mon_binary(), args, &fd);
     if (pid < 0)
         return -1;
     size_t len = 0, cap = 4096;

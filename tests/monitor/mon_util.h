@@ -31,6 +31,9 @@ void mon_logpath(char *buf, size_t cap, const char *tag);
 /* Starts alphatop with args (NULL-terminated, without argv[0]) and stdout piped. 0 or -1. */
 int mon_start(mon *m, const char *const *args);
 
+/* As mon_start, with another program (a path) in front of args: e.g. mpirun. */
+int mon_start_prog(mon *m, const char *prog, const char *const *args);
+
 /* Next JSON line within timeout seconds (also appended to m->seen). Borrowed (owned by
  * m->seen); NULL on timeout, end of output, or a line that is not JSON (test failure). */
 const cJSON *mon_next(mon *m, double timeout);

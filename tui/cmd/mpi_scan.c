@@ -3,7 +3,8 @@
  * thread of each rank calls MPI (MPI_THREAD_FUNNELED); the worker threads only analyse. */
 #include "mpi_scan.h"
 
-#include <errno.h>
+#include "mpi_session.h"
+
 #include <mpi.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -13,9 +14,6 @@
 
 enum { TAG_SETUP = 1, TAG_READY, TAG_GROUP, TAG_RESULT, TAG_STOP };
 
-/* How long a rank with nothing to do sleeps between probes (ms): the latency of handing out
- * work, and what an idle rank costs (a wake-up per millisecond). */
-#define NAP_MS 1
 /* Room for one task's strings (three file paths and its key) when decoded. */
 #define TASK_STRINGS (3 * 4096 + 512)
 
@@ -59,13 +57,6 @@ static double mono(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static void nap(void)
-{
-    struct timespec ts = {0, NAP_MS * 1000000L};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
-
 /* A program error in the protocol (never bad input): every rank stops. */
 static void protocol_abort(const scan_mpi *m, const char *what)
 {
@@ -73,76 +64,18 @@ static void protocol_abort(const scan_mpi *m, const char *what)
     MPI_Abort(MPI_COMM_WORLD, 1);
 }
 
-/* The number in environment variable name, or 0. */
-static long env_long(const char *name)
-{
-    const char *v = getenv(name);
-    return v ? strtol(v, NULL, 10) : 0;
-}
-
 scan_mpi *scan_mpi_start(void)
 {
-    const int launched = getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") ||
-                         getenv("PMI_RANK") || getenv("PMI_SIZE");
-    const long tasks = env_long("SLURM_STEP_NUM_TASKS");
-    if (!launched && tasks > 1 && getenv("SLURM_PROCID")) {
-        /* srun without an MPI plugin: N copies of the whole scan would print N times. */
-        const long id = env_long("SLURM_PROCID");
-        if (id == 0) {
-            fprintf(stderr,
-                    "alphatop scan: %ld Slurm tasks but no MPI launcher (try srun "
-                    "--mpi=pmix); scanning on this task alone\n",
-                    tasks);
-            return NULL;
-        }
-        scan_mpi *idle = calloc(1, sizeof *idle);
-        if (idle)
-            idle->rank = (int)id;
-        return idle;
-    }
-    if (!launched)
-        return NULL;
-    int provided;
-    if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
-        return NULL;
-    scan_mpi *m = calloc(1, sizeof *m);
-    if (!m) {
-        MPI_Finalize();
-        return NULL;
-    }
-    m->active = 1;
-    MPI_Comm_rank(MPI_COMM_WORLD, &m->rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &m->size);
-    if (m->size == 1) {
-        MPI_Finalize();
-        free(m);
-        return NULL;
-    }
+    mpi_member who;
+    scan_mpi *m = mpi_session_start("scan", MPI_THREAD_FUNNELED, sizeof *m, &who);
+    if (m)
+        *m = (scan_mpi){.rank = who.rank, .size = who.size, .active = who.active};
     return m;
 }
 
 int scan_mpi_rank(const scan_mpi *self)
 {
     return self->rank;
-}
-
-/* Waits for the next message from any rank (a nap between probes); *buf (caller frees) holds
- * its *n bytes. */
-static void receive(int *tag, int *src, unsigned char **buf, int *n)
-{
-    int flag = 0;
-    MPI_Status st;
-    for (;;) {
-        MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st);
-        if (flag)
-            break;
-        nap();
-    }
-    MPI_Get_count(&st, MPI_BYTE, n);
-    *buf = malloc(*n > 0 ? (size_t)*n : 1);
-    *tag = st.MPI_TAG;
-    *src = st.MPI_SOURCE;
-    MPI_Recv(*buf, *n, MPI_BYTE, *src, *tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
 }
 
 static void send(const scan_buf *b, int dest, int tag)
@@ -178,7 +111,7 @@ int scan_mpi_serve(scan_mpi *self)
     }
     int tag, src, n;
     unsigned char *buf;
-    receive(&tag, &src, &buf, &n);
+    mpi_receive(MPI_ANY_SOURCE, &tag, &src, &buf, &n);
     scan_runner *runner = NULL;
     if (tag == TAG_SETUP) {
         scan_setup setup;
@@ -199,7 +132,7 @@ int scan_mpi_serve(scan_mpi *self)
         MPI_Status st;
         MPI_Iprobe(0, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st);
         if (flag) {
-            receive(&tag, &src, &buf, &n);
+            mpi_receive(MPI_ANY_SOURCE, &tag, &src, &buf, &n);
             if (tag != TAG_GROUP)
                 continue;
             uint32_t count;
@@ -229,9 +162,9 @@ int scan_mpi_serve(scan_mpi *self)
             send_result(self, inflight, &ninflight, &r);
             scan_result_clear(&r);
         } else if (runner) {
-            scan_runner_wait(runner, NAP_MS);
+            scan_runner_wait(runner, MPI_NAP_MS);
         } else {
-            nap();
+            mpi_nap();
         }
     }
     free(buf);
@@ -311,7 +244,7 @@ static int poll_ranks(scan_mpi *m, scan_result *out)
         return -1;
     int tag, src, n, rc = 0;
     unsigned char *buf;
-    receive(&tag, &src, &buf, &n);
+    mpi_receive(MPI_ANY_SOURCE, &tag, &src, &buf, &n);
     size_t pos = 0;
     if (tag == TAG_READY) {
         int32_t cap;
@@ -348,7 +281,7 @@ static int mpi_wait(void *ctx, int timeout_ms, scan_result *out)
             return 1;
         if (mono() >= deadline)
             return 0;
-        scan_runner_wait(m->local, NAP_MS);
+        scan_runner_wait(m->local, MPI_NAP_MS);
     }
 }
 
@@ -415,7 +348,7 @@ void scan_mpi_finish(scan_mpi *self)
         for (int r = 1; self->started && r < self->size; r++)
             while (self->threads_of[r] < 0)
                 if (poll_ranks(self, NULL) < 0)
-                    nap();
+                    mpi_nap();
         for (int r = 1; r < self->size; r++)
             MPI_Send(NULL, 0, MPI_BYTE, r, TAG_STOP, MPI_COMM_WORLD);
         if (self->started) {

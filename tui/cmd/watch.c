@@ -11,6 +11,9 @@
 #include "engine.h"
 #include "replay.h"
 #include "watch_view.h"
+#ifdef AT_MPI
+#include "mpi_watch.h"
+#endif
 
 static const char watch_about[] =
     "Live monitor: receives weight snapshots from trainers (the alphatop agent) and shows every\n"
@@ -22,7 +25,10 @@ static const char watch_notes[] =
     "~/.local/state/alphatop (made with mode 0700 if missing). The view's third row shows the\n"
     "log of the run it shows, and the end says where each run went.\n"
     "When the monitor cannot start (an unusable endpoint, key, --base or --record file, a\n"
-    "--stop-on rule it cannot read), it says why and exits 2.\n";
+    "--stop-on rule it cannot read), it says why and exits 2.\n"
+    "Under mpirun or srun (a build with MPI), rank 0 is the monitor, headless, and the other\n"
+    "ranks analyse its layers, each on --threads threads; watch it live from any terminal\n"
+    "with 'alphatop replay --follow LOG' (docs/cluster.md).\n";
 
 static const char replay_about[] =
     "Shows a recorded run log (alphatop watch --record) in the live view, with a time slider:\n"
@@ -69,7 +75,9 @@ static void say_recorded(const at_model *model)
 /* --threads' upper bound: more than any machine this runs on has cores. */
 #define MAX_THREADS 256
 
-int cmd_watch(int argc, char **argv)
+/* The monitor, in a process on its own or as MPI's rank 0 (remote: the other ranks' analyses,
+ * else NULL). */
+static int watch_main(int argc, char **argv, const struct at_worker_remote *remote)
 {
     at_engine_opts o;
     at_engine_opts_default(&o);
@@ -155,7 +163,8 @@ int cmd_watch(int argc, char **argv)
          .value = &threads,
          .meta = "N",
          .help = "analysis threads, each analysing one layer at a time with single-threaded BLAS "
-                 "(default: every core; fewer leave cores to a trainer on this machine)",
+                 "(default: every core; fewer leave cores to a trainer on this machine); under "
+                 "mpirun, each analysing rank's (default: the CPUs it may run on)",
          .min = 1,
          .max = MAX_THREADS},
         {.name = "max-snapshots",
@@ -177,6 +186,14 @@ int cmd_watch(int argc, char **argv)
     }
     if (no_record)
         o.record = "-";
+    if (remote && !headless) {
+        /* Under mpirun or srun this process has no terminal to draw on. */
+        fputs("alphatop watch: MPI: rank 0 runs headless; see it live with 'alphatop replay "
+              "--follow LOG' (watch --record LOG)\n",
+              stderr);
+        headless = 1;
+    }
+    o.remote = remote;
     o.fast = fast;
     o.threads = (int)threads;
     o.rules = rules.items;
@@ -207,6 +224,21 @@ int cmd_watch(int argc, char **argv)
     at_model_free(model);
     free(rules.items);
     return rc;
+}
+
+int cmd_watch(int argc, char **argv)
+{
+#ifdef AT_MPI
+    /* Under an MPI launcher, rank 0 is the monitor and the other ranks analyse its layers. */
+    watch_mpi *mpi = watch_mpi_start();
+    if (mpi && watch_mpi_rank(mpi) > 0)
+        return watch_mpi_serve(mpi);
+    const int rc = watch_main(argc, argv, mpi ? watch_mpi_remote(mpi) : NULL);
+    watch_mpi_finish(mpi);
+    return rc;
+#else
+    return watch_main(argc, argv, NULL);
+#endif
 }
 
 /* replay --follow: the records appended to path from now on, on stdout or in the view, until

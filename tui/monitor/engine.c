@@ -807,6 +807,7 @@ at_engine *at_engine_new(const at_engine_opts *opts, at_model *model, char *err,
     at_worker_opts_default(&wo);
     wo.fast = opts->fast;
     wo.threads = opts->threads;
+    wo.remote = opts->remote;
     if (opts->queue_bytes < 1 || opts->max_open < 1) {
         snprintf(err, errlen, "queue_bytes and max_open must be positive");
         goto fail;

@@ -71,6 +71,9 @@ typedef struct at_engine_opts {
     int64_t max_snapshots;   /* finish after this many analysed snapshots; 0: never */
     double stop_ack_timeout; /* seconds to wait for the trainer's stop ack; default 10 */
     FILE *notes;             /* where to say "recording to ...", errors at start; stderr */
+    /* NULL (default): the layers are analysed in this process; else by this service (worker.h:
+     * the ranks of an MPI job). Borrowed: must outlive the engine. */
+    const struct at_worker_remote *remote;
 } at_engine_opts;
 
 /* Fills *o with the defaults. */

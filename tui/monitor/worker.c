@@ -10,7 +10,8 @@
 #include <unistd.h>
 
 struct at_worker {
-    at_pool *pool;
+    at_pool *pool;                  /* NULL with a remote service */
+    const at_worker_remote *remote; /* NULL: the pool analyses */
     int fast;
     _Atomic int64_t held; /* bytes of weights the jobs hold */
 };
@@ -49,8 +50,7 @@ at_job *at_job_new(const void *src, at_dtype dtype, at_layer_kind kind, int ndim
     return job;
 }
 
-/* Frees the weights (and counts them off the worker's held bytes). */
-static void release_input(at_job *job)
+void at_job_release(at_job *job)
 {
     if (job->held && (job->data || job->data2))
         atomic_fetch_sub(job->held, (int64_t)job->bytes);
@@ -64,7 +64,7 @@ void at_job_free(at_job *job)
 {
     if (!job)
         return;
-    release_input(job);
+    at_job_release(job);
     free(job->evals);
     free(job);
 }
@@ -93,12 +93,12 @@ static void job_done_exact(at_pool_job *pj)
 {
     at_job *job = pj->user;
     job->max_abs = max_abs(&job->t);
-    release_input(job);
+    at_job_release(job);
 }
 
 static void job_done_fast(at_pool_job *pj)
 {
-    release_input(pj->user);
+    at_job_release(pj->user);
 }
 
 void at_worker_opts_default(at_worker_opts *o)
@@ -109,6 +109,7 @@ void at_worker_opts_default(at_worker_opts *o)
     o->detx = 1;
     o->seed = 0x616c706861746f70ULL;
     o->state_budget = (size_t)256 << 20;
+    o->remote = NULL;
 }
 
 /* The cores online, at least 1. */
@@ -129,6 +130,17 @@ at_worker *at_worker_new(const at_worker_opts *opts, int *status)
         *status = AT_ERR_NOMEM;
         return NULL;
     }
+    atomic_init(&self->held, 0);
+    self->fast = w->fast;
+    if (w->remote) {
+        self->remote = w->remote;
+        *status = w->remote->start(w->remote->ctx, w);
+        if (*status < 0) {
+            free(self);
+            return NULL;
+        }
+        return self;
+    }
     at_pool_opts po;
     at_pool_opts_default(&po);
     po.threads = w->threads > 0 ? w->threads : cores();
@@ -142,8 +154,6 @@ at_worker *at_worker_new(const at_worker_opts *opts, int *status)
     po.analyze.htsr.traps = w->traps;
     po.analyze.htsr.detx = w->detx;
     po.analyze.htsr.seed = w->seed;
-    self->fast = w->fast;
-    atomic_init(&self->held, 0);
     self->pool = at_pool_new(&po, status);
     if (!self->pool) {
         free(self);
@@ -163,6 +173,16 @@ int at_worker_submit(at_worker *self, at_job *job)
 {
     if (!job)
         return AT_ERR_ARG;
+    if (self->remote) {
+        job->held = &self->held;
+        atomic_fetch_add(&self->held, (int64_t)job->bytes);
+        const int rc = self->remote->submit(self->remote->ctx, job);
+        if (rc != AT_OK) {
+            atomic_fetch_sub(&self->held, (int64_t)job->bytes);
+            job->held = NULL;
+        }
+        return rc;
+    }
     char key[64];
     snprintf(key, sizeof key, "%d/%d/%d", job->run, job->layer, (int)job->space);
     int rc = AT_OK;
@@ -190,6 +210,8 @@ int at_worker_submit(at_worker *self, at_job *job)
 
 at_job *at_worker_poll(at_worker *self)
 {
+    if (self->remote)
+        return self->remote->poll(self->remote->ctx);
     at_pool_job *pj = at_pool_poll(self->pool);
     if (!pj)
         return NULL;
@@ -207,11 +229,15 @@ at_job *at_worker_poll(at_worker *self)
 
 int at_worker_fd(const at_worker *self)
 {
+    if (self->remote)
+        return self->remote->fd(self->remote->ctx);
     return at_pool_fd(self->pool);
 }
 
 int at_worker_pending(at_worker *self)
 {
+    if (self->remote)
+        return self->remote->pending(self->remote->ctx);
     return (int)at_pool_pending(self->pool);
 }
 
@@ -224,6 +250,8 @@ void at_worker_free(at_worker *self)
 {
     if (!self)
         return;
+    if (self->remote)
+        self->remote->stop(self->remote->ctx);
     at_pool_free(self->pool);
     free(self);
 }

@@ -21,6 +21,9 @@
  *     ... poll(at_worker_fd(w)) ...
  *     while ((job = at_worker_poll(w))) { use job->rc, job->m, job->evals; at_job_free(job); }
  *     at_worker_free(w);
+ *
+ * Elsewhere: with opts.remote the worker analyses nothing itself and hands every job to that
+ * service instead (the ranks of an MPI job, docs/cluster.md), through the same calls.
  */
 #ifndef ALPHATOP_WORKER_H
 #define ALPHATOP_WORKER_H
@@ -74,7 +77,32 @@ size_t at_job_tensor_bytes(const at_tensor *t);
 /* Frees a job and what it owns. NULL-safe. */
 void at_job_free(at_job *job);
 
-typedef struct at_worker_opts {
+/* Frees the job's weights (data, data2), counted off its worker's held bytes: once they have
+ * been analysed or sent elsewhere. */
+void at_job_release(at_job *job);
+
+typedef struct at_worker_opts at_worker_opts;
+
+/* An analysis service outside this process that takes the worker's jobs (worker.h's top). Every
+ * function gets ctx first; all are called on the worker's caller's thread. */
+typedef struct at_worker_remote {
+    void *ctx;
+    /* Sets the service up to analyse as *o says (o->threads: each process's threads, 0: its
+     * cores); called once, by at_worker_new. AT_OK or a negative status. */
+    int (*start)(void *ctx, const at_worker_opts *o);
+    /* Takes job (AT_OK), or leaves it with the caller (a negative status). Never blocks. */
+    int (*submit)(void *ctx, at_job *job);
+    /* A finished job (rc, error, m, evals, max_abs set), or NULL. Caller owns return value. */
+    at_job *(*poll)(void *ctx);
+    /* A file descriptor readable while finished jobs wait. */
+    int (*fd)(void *ctx);
+    /* Jobs taken and not yet finished (fast mode: replaced jobs are freed and not counted). */
+    int (*pending)(void *ctx);
+    /* Stops handing out jobs and frees the ones not finished; called by at_worker_free. */
+    void (*stop)(void *ctx);
+} at_worker_remote;
+
+struct at_worker_opts {
     int fast;            /* fast mode through the scheduler (above); default 0 */
     int threads;         /* analysis threads, one layer each; 0 (default): every core this
                             machine has online */
@@ -82,7 +110,10 @@ typedef struct at_worker_opts {
     int detx;            /* compute detX (for the detX gap metric); default 1 */
     uint64_t seed;       /* the traps' shuffle seed */
     size_t state_budget; /* fast mode: bytes of warm state over every layer; default 256 MiB */
-} at_worker_opts;
+    const at_worker_remote *remote; /* NULL (default): analyse on this process's threads; else
+                                       hand every job to this service (borrowed; must outlive
+                                       the worker) */
+};
 
 void at_worker_opts_default(at_worker_opts *o);
 
