@@ -146,7 +146,9 @@ static void test_round_trip(void **state)
     run r;
     run_scan(&r, args);
     assert_int_equal(r.code, 0);
-    assert_int_equal(r.n, 5); /* 4 layers + the summary */
+    assert_int_equal(r.n, 6); /* 4 layers, the bias (skipped) + the summary */
+    assert_string_equal(str_of(line_named(&r, "fc1.bias"), "status"), "skipped");
+    assert_string_equal(str_of(line_named(&r, "fc1.bias"), "skipped"), "bias: not a matrix");
     at_htsr_opts o;
     at_htsr_opts_default(&o);
     o.detx = 1;
@@ -166,7 +168,7 @@ static void test_round_trip(void **state)
         assert_string_equal(str_of(line_named(&r, names[i]), "type"), "layer");
         at_summary_add(&sum, &m);
     }
-    const cJSON *s = r.lines[4];
+    const cJSON *s = r.lines[5];
     assert_string_equal(str_of(s, "type"), "summary");
     assert_int_equal((int)num_of(s, "layers"), 4);
     for (int c = 0; c < AT_SUM_NCOLS; c++)
@@ -181,9 +183,13 @@ static void test_round_trip(void **state)
     assert_non_null(strstr(r.out, "model summary"));
     assert_non_null(strstr(r.out, "conv.weight"));
     assert_non_null(strstr(r.out, "16x8x3x3"));
+    /* The bias is counted, not listed. */
+    assert_null(strstr(r.out, "fc1.bias"));
+    assert_non_null(strstr(r.out, "not analysed, not layers: 1 bias (--json or --csv lists each "
+                                  "with its reason)"));
     run_free(&r);
 
-    /* CSV: a header and one row per layer, every row as wide as the header. */
+    /* CSV: a header and one row per tensor, every row as wide as the header. */
     snprintf(args, sizeof args, "--csv %s", path);
     run_scan(&r, args);
     assert_int_equal(r.code, 0);
@@ -196,7 +202,7 @@ static void test_round_trip(void **state)
             commas0 = commas;
         assert_int_equal(commas, commas0);
     }
-    assert_int_equal(lines, 5);
+    assert_int_equal(lines, 6);
     run_free(&r);
     free(lin);
     free(conv);
