@@ -163,13 +163,17 @@ static int not_a_layer(const ckpt_layer *l, int ndim, char *why, size_t n)
     const int chosen = l->selected || l->single;
     if (ndim < 2)
         snprintf(why, n, "%s: not a matrix",
-                 strstr(last ? last + 1 : l->name, "bias") ? "bias" : ndim ? "1-D" : "0-D");
+                 strstr(last ? last + 1 : l->name, "bias") ? "bias"
+                 : ndim ? "1-D"
+                        : "0-D");
     else if (!l->named && !chosen)
-        snprintf(why, n, "unrecognised: the name ends in neither 'weight' nor 'kernel' (select "
-                         "it with scan --layers, or layers= in Python)");
+        snprintf(why, n,
+                 "unrecognised: the name ends in neither 'weight' nor 'kernel' (select "
+                 "it with scan --layers, or layers= in Python)");
     else if (ndim == 3 && !chosen)
-        snprintf(why, n, "3-D: a Conv1d weight (out, in, k) is analysed when selected (scan "
-                         "--layers, or layers= in Python)");
+        snprintf(why, n,
+                 "3-D: a Conv1d weight (out, in, k) is analysed when selected (scan "
+                 "--layers, or layers= in Python)");
     else if (ndim > 4)
         snprintf(why, n, "%d-D: a file's tensors of 2 to 4 dimensions are analysed", ndim);
     else
@@ -231,7 +235,7 @@ int ckpt_layer_data(ckpt_layer *l, ckpt_type t, const unsigned char *first, cons
     /* An inserted dim of size 1 takes the stride C order would give it: a contiguous tensor
      * stays readable in place. */
     for (int d = T->ndim - 1; d >= 0; d--)
-        l->stride[d] = l->axis[d] >= 0 ? sstride[l->axis[d]]
+        l->stride[d] = l->axis[d] >= 0   ? sstride[l->axis[d]]
                        : d + 1 < T->ndim ? l->stride[d + 1] * T->shape[d + 1]
                                          : 1;
     l->type = t;
@@ -536,8 +540,7 @@ static void keep_layers(at_ckpt *c)
     size_t kept = 0;
     for (size_t i = 0; i < c->count; i++) {
         ckpt_layer *l = &c->layers[i];
-        if (c->opts.all_tensors || l->single ||
-            ((l->named || l->selected) && !l->pub.not_layer)) {
+        if (c->opts.all_tensors || l->single || ((l->named || l->selected) && !l->pub.not_layer)) {
             c->layers[kept++] = *l;
             continue;
         }

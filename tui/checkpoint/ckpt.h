@@ -67,8 +67,8 @@ typedef struct at_ckpt_opts {
                  their tensor.data is NULL, at_ckpt_view_open reads them (0: copied at open) */
     const regex_t *select; /* NULL, or the names (extended regex, searched) that are layers
                               whatever their name, 3-D ones as Conv1d weights; borrowed */
-    int all_tensors; /* 1: every tensor is a layer record, those that are not layers skipped
-                        with why and not_layer set ("bias: not a matrix"); 0: only layers */
+    int all_tensors;       /* 1: every tensor is a layer record, those that are not layers skipped
+                              with why and not_layer set ("bias: not a matrix"); 0: only layers */
 } at_ckpt_opts;
 
 /* Dimensions of a stored tensor that are kept (a tensor with more has its first ones). */
@@ -98,10 +98,10 @@ typedef struct at_ckpt_loc {
 
 /* One layer of a checkpoint. All pointers are owned by the checkpoint. */
 typedef struct at_ckpt_layer {
-    const char *name;  /* tensor name; for .npy and raw files the file name without extension */
-    at_tensor tensor;  /* the view; kind is LINEAR for 2-D and CONV2D for 4-D (a conv1d's
-                          (out, in, 1, k), a Flax kernel's (out, in, kh, kw)) */
-    int stored_ndim;   /* the shape as stored in the file (its first AT_CKPT_MAX_NDIM dims) */
+    const char *name; /* tensor name; for .npy and raw files the file name without extension */
+    at_tensor tensor; /* the view; kind is LINEAR for 2-D and CONV2D for 4-D (a conv1d's
+                         (out, in, 1, k), a Flax kernel's (out, in, kh, kw)) */
+    int stored_ndim;  /* the shape as stored in the file (its first AT_CKPT_MAX_NDIM dims) */
     int64_t stored_shape[AT_CKPT_MAX_NDIM];
     int not_layer;     /* opts.all_tensors: a tensor that is not a layer (bias, norm scale,
                           a name not "*weight" / "*kernel" and not selected); skip says why */

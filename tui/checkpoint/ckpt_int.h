@@ -110,10 +110,10 @@ int ckpt_layer_skip(ckpt_layer *l, const char *fmt, ...) __attribute__((format(p
 int64_t ckpt_layer_shape(ckpt_layer *l, int ndim, const int64_t *shape);
 
 /* Gives the layer (its shape set) its elements of type t, the first at first, with per-dim
- * strides of the stored shape in elements (NULL: C order). Points into the file's bytes when they are C order,
- * aligned and of a type the core reads; otherwise the layer needs a copy into C order (F64
- * narrowed to float32), made when the checkpoint is finished unless it is lazy. CKPT_OTHER must
- * be skipped instead. Returns AT_OK. */
+ * strides of the stored shape in elements (NULL: C order). Points into the file's bytes when they
+ * are C order, aligned and of a type the core reads; otherwise the layer needs a copy into C order
+ * (F64 narrowed to float32), made when the checkpoint is finished unless it is lazy. CKPT_OTHER
+ * must be skipped instead. Returns AT_OK. */
 int ckpt_layer_data(ckpt_layer *l, ckpt_type t, const unsigned char *first, const int64_t *stride);
 
 /* Whether the core reads elements of type t at first, with strides stride (elements), as they

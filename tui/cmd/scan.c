@@ -299,8 +299,7 @@ static void emit_metrics(scan *s, const char *file, const job *j, const char *sh
         free(line);
         cJSON_Delete(o);
     } else if (s->format == OUT_CSV) {
-        at_fmt_csv_row(stdout, SHOW(f_, file), SHOW(n_, j->name), m, s->flags,
-                       why[0] ? why : NULL);
+        at_fmt_csv_row(stdout, SHOW(f_, file), SHOW(n_, j->name), m, s->flags, why[0] ? why : NULL);
     } else if (m->status == AT_FIT_SKIPPED) {
         char text[sizeof why + 10];
         snprintf(text, sizeof text, "skipped: %s", why);
