@@ -327,14 +327,17 @@ def _state_items(tensors):
             yield name, reason
             continue
         ndim = len(t.shape)
+        flax = name.endswith("kernel")
+        named = flax or name.endswith("weight")
+        if not named and "bias" in name.rsplit(".", 1)[-1]:  # GPT-2's attn.bias: a 4-D mask
+            yield name, "bias: not a weight (a bias, or a buffer such as an attention mask)"
+            continue
         if ndim > 4:
             yield name, f"{ndim}-D: a file's tensors of 2 to 4 dimensions are analysed"
             continue
         kind, view = _by_ndim(ndim)
-        flax = name.endswith("kernel")
         if flax and ndim > 2:
             view = _flax_conv
-        named = flax or name.endswith("weight")
         recognised = named and ndim in (2, 4)
         pair = lora_partner(name) if recognised and ndim == 2 else None
         if pair and pair[0] in names:

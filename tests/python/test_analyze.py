@@ -239,7 +239,8 @@ class AnalyzeTest(unittest.TestCase):
         safetensors.save(path, {
             "params.Dense_0.kernel": t(40, 80), "params.Dense_0.bias": t(80),
             "params.Conv_0.kernel": conv.transpose(2, 3, 1, 0), "params.Conv_0.bias": t(12),
-            "params.attn.q_proj.w": t(64, 32), "params.LayerNorm_0.scale": t(40)})
+            "params.attn.q_proj.w": t(64, 32), "params.LayerNorm_0.scale": t(40),
+            "h.0.attn.bias": np.tril(np.ones((1, 1, 16, 16), np.float32))})  # GPT-2's mask
         details = alphatop.analyze(path)
         rows, (summary,) = scan(path)
         self.assertEqual(list(details["name"]), ["params.Dense_0.kernel", "params.Conv_0.kernel"])
@@ -250,11 +251,13 @@ class AnalyzeTest(unittest.TestCase):
         # The conv kernel is the PyTorch weight (out, in, kh, kw) it came from.
         torch_layout = alphatop.analyze({"conv.weight": conv})
         self.assertEqual(details["alpha"][1], torch_layout["alpha"][0])
-        # A name not "*weight" / "*kernel", selected.
-        details = alphatop.analyze(path, layers="q_proj")
-        rows, _ = scan("--layers", "q_proj", path)
+        # A name not "*weight" / "*kernel", selected; a mask named bias never is a layer.
+        details = alphatop.analyze(path, layers="attn")
+        rows, _ = scan("--layers", "attn", path)
         self.assertEqual(list(details["name"]), ["params.attn.q_proj.w"])
         self.assert_rows_equal(details, rows)
+        self.assertIn(("h.0.attn.bias", "bias: not a weight (a bias, or a buffer such as an "
+                                        "attention mask)"), details.attrs["skipped"])
 
     def test_against_numpy_svd_and_a_naive_fit(self):
         torch.manual_seed(5)

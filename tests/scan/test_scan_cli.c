@@ -387,9 +387,11 @@ static void test_select(void **state)
         {"conv1.weight", "F32", 3, {O, I, K}, c1, sizeof(float) * O * I * K, 0, 0},
         {"attn.q_proj.w", "F32", 2, {64, 24}, w, sizeof(float) * 64 * 24, 0, 0},
         {"LayerNorm_0.scale", "F32", 1, {O}, vec, sizeof(float) * O, 0, 0},
+        /* GPT-2's causal mask buffer, (1, 1, n, n) */
+        {"attn.bias", "F32", 4, {1, 1, 8, 8}, w, sizeof(float) * 64, 0, 0},
     };
     const char *path = tf_path("flax.safetensors");
-    tf_write_safetensors(path, t, 7, 8, 0);
+    tf_write_safetensors(path, t, 8, 8, 0);
     at_htsr_opts o;
     at_htsr_opts_default(&o);
     at_metrics m, mt;
@@ -399,7 +401,7 @@ static void test_select(void **state)
     snprintf(args, sizeof args, "--json %s", path);
     run_scan(&r, args);
     assert_int_equal(r.code, 0);
-    assert_int_equal(r.n, 8); /* 7 tensors + the summary */
+    assert_int_equal(r.n, 9); /* 8 tensors + the summary */
     analyse(&(at_tensor){dense, AT_DTYPE_F32, AT_KIND_LINEAR, 2, {40, 96}}, &o, &m);
     assert_line_matches(line_named(&r, "Dense_0.kernel"), &m, 0);
     /* The transpose (PyTorch's layout) has the same spectrum. */
@@ -416,6 +418,7 @@ static void test_select(void **state)
         {"conv1.weight", "3-D: a Conv1d weight (out, in, k) is analysed when selected"},
         {"attn.q_proj.w", "unrecognised: the name ends in neither 'weight' nor 'kernel'"},
         {"LayerNorm_0.scale", "1-D: not a matrix"},
+        {"attn.bias", "bias: not a weight"},
     };
     for (size_t i = 0; i < sizeof skipped / sizeof skipped[0]; i++) {
         const cJSON *l = line_named(&r, skipped[i].name);
@@ -430,15 +433,17 @@ static void test_select(void **state)
     assert_int_equal(r.code, 0);
     assert_non_null(strstr(r.out, "3x3x8x16")); /* the shape as stored */
     assert_null(strstr(r.out, "q_proj"));
-    assert_non_null(strstr(r.out, "not analysed, not layers: 1 bias, 2 3-D, 1 unrecognised, 1 1-D "
+    assert_non_null(strstr(r.out, "not analysed, not layers: 2 bias, 2 3-D, 1 unrecognised, 1 1-D "
                                   "(--json or --csv lists each with its reason)"));
     run_free(&r);
 
-    /* Selected: the conv1d weights as the conv2d (out, in, 1, k), whatever the layout. */
-    snprintf(args, sizeof args, "--json --layers 'conv1|Conv1d|q_proj' %s", path);
+    /* Selected: the conv1d weights as the conv2d (out, in, 1, k), whatever the layout; a mask
+     * named bias is never a layer. */
+    snprintf(args, sizeof args, "--json --layers 'conv1|Conv1d|q_proj|attn' %s", path);
     run_scan(&r, args);
     assert_int_equal(r.code, 0);
-    assert_int_equal(r.n, 4); /* 3 layers + the summary */
+    assert_int_equal(r.n, 5); /* 3 layers, the mask + the summary */
+    assert_string_equal(str_of(line_named(&r, "attn.bias"), "status"), "skipped");
     analyse(&(at_tensor){c1, AT_DTYPE_F32, AT_KIND_CONV2D, 4, {O, I, 1, K}}, &o, &m);
     assert_line_matches(line_named(&r, "conv1.weight"), &m, 0);
     assert_line_matches(line_named(&r, "Conv1d_0.kernel"), &m, 0);

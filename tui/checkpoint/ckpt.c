@@ -161,11 +161,12 @@ static int not_a_layer(const ckpt_layer *l, int ndim, char *why, size_t n)
 {
     const char *last = strrchr(l->name, '.');
     const int chosen = l->selected || l->single;
+    const int bias = strstr(last ? last + 1 : l->name, "bias") != NULL;
     if (ndim < 2)
-        snprintf(why, n, "%s: not a matrix",
-                 strstr(last ? last + 1 : l->name, "bias") ? "bias"
-                 : ndim ? "1-D"
-                        : "0-D");
+        snprintf(why, n, "%s: not a matrix", bias ? "bias" : ndim ? "1-D" : "0-D");
+    else if (bias && !l->named && !l->single)
+        /* GPT-2's attn.bias is a 4-D causal mask: no --layers makes it a layer. */
+        snprintf(why, n, "bias: not a weight (a bias, or a buffer such as an attention mask)");
     else if (!l->named && !chosen)
         snprintf(why, n,
                  "unrecognised: the name ends in neither 'weight' nor 'kernel' (select "
