@@ -229,6 +229,15 @@ class AnalyzeTest(unittest.TestCase):
         self.assertEqual(len(details), 8)
         self.assertEqual({why for _, why in details.attrs["skipped"]}, {"bias: not a matrix"})
         self.assertEqual(alphatop.skipped(details).to_dict("records"), scan_skipped(path))
+        # A real tie (torch.save of one storage under two names): the same row in both.
+        sd = {k: torch.from_numpy(v) for k, v in tensors.items()}
+        sd["head.weight"] = sd["l0.weight"]
+        torch.save(sd, self.path("tied.pt"))
+        details = alphatop.analyze(self.path("tied.pt"))
+        self.assertIn(("head.weight", "tied: the same storage as l0.weight, analysed once"),
+                      details.attrs["skipped"])
+        self.assertEqual(alphatop.skipped(details).to_dict("records"),
+                         scan_skipped(self.path("tied.pt")))
 
     def test_flax_kernels_and_names_not_weight(self):
         # Flax: a dense kernel (in, out), a conv kernel (kh, kw, in, out); a projection "w".

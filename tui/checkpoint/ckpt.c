@@ -464,7 +464,7 @@ static void ties_and_overlaps(at_ckpt *c)
         for (size_t j = 0; a->pub.err == AT_OK && j < i; j++) {
             const ckpt_layer *b = &c->layers[j];
             if (b->pub.err == AT_OK && same_view(a, b))
-                ckpt_layer_skip(a, "tied to %s", b->name);
+                ckpt_layer_skip(a, "tied: the same storage as %s, analysed once", b->name);
         }
     }
     for (size_t i = 0; i < c->count; i++) {

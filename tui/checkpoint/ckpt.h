@@ -108,11 +108,11 @@ typedef struct at_ckpt_layer {
     int err;           /* AT_OK, or why this layer cannot be used (tensor.data is then NULL) */
     const char *error; /* detail when err < 0, e.g. "data_offsets [0, 96) hold 96 bytes but
                           shape 4x8 of F32 needs 128"; "" otherwise */
-    const char *skip;  /* "" or, for a tensor not analysed by design, why: "tied to wte.weight",
-                          "dtype I8 is not a float type", "bias: not a matrix". err is then
-                          AT_ERR_UNSUPPORTED and
-                          error the same text, so code unaware of skips sees an unusable layer */
-    at_ckpt_loc loc;   /* where the elements are (when err is AT_OK) */
+    const char *skip; /* "" or, for a tensor not analysed by design, why: "tied: the same storage as
+                         wte.weight, analysed once", "dtype I8 is not a float type", "bias: not a
+                         matrix". err is then AT_ERR_UNSUPPORTED and error the same text, so code
+                         unaware of skips sees an unusable layer */
+    at_ckpt_loc loc;  /* where the elements are (when err is AT_OK) */
 } at_ckpt_layer;
 
 typedef struct at_ckpt at_ckpt;
