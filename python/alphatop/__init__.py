@@ -35,6 +35,7 @@ __all__ = [
     "keygen",
     "log",
     "should_stop",
+    "skipped",
     "watch",
 ]
 
@@ -80,7 +81,7 @@ def should_stop():
 # load them; and the submodules, so that alphatop.torch_watch.find_layers works after a plain
 # `import alphatop`.
 _LAZY = {"Watcher": "torch_watch", "find_layers": "layers", "analyze": "offline",
-         "get_summary": "offline"}
+         "get_summary": "offline", "skipped": "offline"}
 _SUBMODULES = ("layers", "offline", "safetensors", "torch_watch")
 
 

@@ -12,7 +12,11 @@ import os
 import socket
 import warnings
 
-import numpy as np
+try:
+    import numpy as np
+except ImportError as e:  # an extra, not a dependency (python/pyproject.toml says why)
+    raise ImportError("alphatop needs numpy: apt install python3-numpy (Debian), or pip install "
+                      "numpy") from e
 
 from . import _lib
 

@@ -19,11 +19,14 @@ docs/python.md ("Which layers") has the table of classes; in short:
   LoRA factors lora_A / lora_B (loralib parameters, PEFT modules), only as pairs.
 
 A state dict (a file's tensors) is read as `alphatop scan` reads a file: every 2-D or 4-D float
-tensor whose name ends in "weight"; LoRA pairs by name.
+tensor whose name ends in "weight" or "kernel" (Flax's layouts: a dense kernel (in, out) as
+stored -- its transpose has the same spectrum -- a conv kernel (kh, kw, in, out) as (out, in,
+kh, kw)); a 3-D one (a Conv1d weight) only when selected; LoRA pairs by name.
 
 layers= steers it: a regex (searched in the layer name) or a predicate (called with the Layer)
 replaces the default choice among every candidate, i.e. every float tensor of 2 to 5
-dimensions, recognised or not; an unrecognised one is analysed by its number of dimensions.
+dimensions (of a state dict: 2 to 4, as scan), recognised or not; an unrecognised one is
+analysed by its number of dimensions.
 Biases, norm scales and other 1-D tensors are never candidates.
 """
 
@@ -172,10 +175,14 @@ class _Ties:
 
     def __init__(self):
         self.first = {}
+        # The tensors seen, kept alive: a mapping that makes each on access (a file's) would
+        # otherwise free one and give the next the same id(), a false tie.
+        self.seen = []
 
     def skip_reason(self, name, t):
         """Why t (named name) is no layer -- tied to an earlier tensor, or not a matrix -- or
         None when it may be one."""
+        self.seen.append(t)
         keys = _memory_keys(t)
         for k in keys:
             if k in self.first:
@@ -290,9 +297,25 @@ def _torch_items(model):
 # -- state dicts ----------------------------------------------------------------------------
 
 
+# Why a file's tensor is not a layer by default: the texts of `alphatop scan` (tui/checkpoint).
+_WHY_NAME = ("unrecognised: the name ends in neither 'weight' nor 'kernel' (select it with scan "
+             "--layers, or layers= in Python)")
+_WHY_3D = ("3-D: a Conv1d weight (out, in, k) is analysed when selected (scan --layers, or "
+           "layers= in Python)")
+
+
+def _flax_conv(t):
+    """A Flax conv kernel, (kh, kw, in, out) or (k, in, out), in PyTorch's (out, in, ...)."""
+    axes = (3, 2, 0, 1) if len(t.shape) == 4 else (2, 1, 0)
+    return t.permute(*axes) if hasattr(t, "permute") else t.transpose(axes)
+
+
 def _state_items(tensors):
     """Layers and (name, reason) pairs of a mapping name -> tensor (torch or numpy), as
-    `alphatop scan` reads a file: 2-D and 4-D float tensors named "*weight"; LoRA pairs by name."""
+    `alphatop scan` reads a file: 2-D and 4-D float tensors named "*weight" or "*kernel" (Flax:
+    a dense kernel (in, out) as stored, its transpose's spectrum; a conv kernel (kh, kw, in,
+    out) turned to (out, in, kh, kw)); a 3-D tensor (a Conv1d weight) when selected; LoRA pairs
+    by name."""
     names = set(tensors)
     ties = _Ties()
     for position, (name, t) in enumerate(tensors.items(), 1):
@@ -304,19 +327,24 @@ def _state_items(tensors):
             yield name, reason
             continue
         ndim = len(t.shape)
+        flax = name.endswith("kernel")
+        named = flax or name.endswith("weight")
+        if not named and "bias" in name.rsplit(".", 1)[-1]:  # GPT-2's attn.bias: a 4-D mask
+            yield name, "bias: not a weight (a bias, or a buffer such as an attention mask)"
+            continue
+        if ndim > 4:
+            yield name, f"{ndim}-D: a file's tensors of 2 to 4 dimensions are analysed"
+            continue
         kind, view = _by_ndim(ndim)
-        weight = name.endswith("weight")
-        recognised = weight and ndim in (2, 4)
+        if flax and ndim > 2:
+            view = _flax_conv
+        recognised = named and ndim in (2, 4)
         pair = lora_partner(name) if recognised and ndim == 2 else None
         if pair and pair[0] in names:
             kind = "lora_A" if pair[2] else "lora_B"
-        why = "" if recognised else (
-            f"unrecognised: a {ndim}-D tensor (a file's 2-D and 4-D weights are analysed, as "
-            f"alphatop scan reads it; select it with layers=)" if weight else
-            "unrecognised: the name does not end in 'weight' (as alphatop scan reads a file; "
-            "select it with layers=)"
-        )
-        longname = name[: -len(".weight")] if name.endswith(".weight") else name
+        why = "" if recognised else _WHY_3D if named else _WHY_NAME
+        longname = next((name[: -len(s)] for s in (".weight", ".kernel") if name.endswith(s)),
+                        name)
         yield Layer(name, kind, t, None, longname, position, view, recognised, why)
 
 

@@ -63,11 +63,14 @@ def analyze(model, layers=None, fast=False, min_evals=10, max_evals=15000, max_N
     Columns: layer_id, name, longname, layer_type, then scan --json's (N, M, rf, Q, num_evals,
     alpha, xmin, xmax, D, sigma, num_pl_spikes, status, warning, alpha_weighted, log_norm,
     log_spectral_norm, spectral_norm, norm, log_alpha_norm, stable_rank, matrix_rank, entropy,
-    sv_max, sv_min, lambda_max, rank_loss, weak_rank_loss, the optional ones, mode), then error.
-    Absent values are NaN (floats) and -1 (integers), as in scan. A layer that cannot be
-    analysed (NaN/Inf or all-zero weights, a bad shape) is a row with status "error" and the
-    reason in `error`. details.attrs["skipped"] lists (name, reason) for every parameter
-    not analysed (biases, norms, tied weights, unrecognised tensors).
+    sv_max, sv_min, lambda_max, rank_loss, weak_rank_loss, the optional ones, mode), then error
+    and skipped. Absent values are NaN (floats) and -1 (integers), as in scan. A layer that
+    cannot be analysed (NaN/Inf or all-zero weights, a bad shape) is a row with status "error"
+    and the reason in `error`; a layer skipped for its size has status "skipped" and the reason
+    in `skipped` (scan --json's "skipped", e.g. "too few eigenvalues for a fit (4 <
+    --min-evals 10)"). details.attrs["skipped"] lists (name, reason) for every parameter not
+    analysed (biases, norms, tied weights, unrecognised tensors); alphatop.skipped(details)
+    gives them as a DataFrame, scan --json's skipped rows.
 
     Raises TypeError (model of another type), FileNotFoundError, ValueError (a file alphatop
     cannot read), alphatop.LibraryNotFound (libalphatop_core.so missing).
@@ -97,10 +100,31 @@ def analyze(model, layers=None, fast=False, min_evals=10, max_evals=15000, max_N
                 w, keep = _c_tensor(layer, layer.kind)
                 m, error = an.run(w)
                 del keep
-            rows.append(lead + _row(an, m, error, columns))
-    details = pd.DataFrame(rows, columns=_LEAD + [c for c, _ in columns] + ["error"])
+            rows.append(lead + _row(an, m, error, columns) +
+                        [_skip_reason(m, min_evals, max_evals, max_N) if error is None else ""])
+    details = pd.DataFrame(rows, columns=_LEAD + [c for c, _ in columns] + ["error", "skipped"])
     details.attrs["skipped"] = sel.skipped
     return details
+
+
+def skipped(details):
+    """The parameters analyze() did not analyse (details.attrs["skipped"]) as a DataFrame with
+    columns name, status ("skipped") and skipped (the reason): `alphatop scan --json`'s rows of
+    the tensors that are not layers, for a file."""
+    pairs = details.attrs.get("skipped", [])
+    return pd.DataFrame([(name, "skipped", why) for name, why in pairs],
+                        columns=["name", "status", "skipped"])
+
+
+def _skip_reason(m, min_evals, max_evals, max_N):
+    """Why a layer was skipped for its size, in scan's words ("" when it was not)."""
+    if m.status != _core.FIT_SKIPPED:
+        return ""
+    if m.num_evals < min_evals:
+        return f"too few eigenvalues for a fit ({m.num_evals} < --min-evals {min_evals})"
+    if m.num_evals > max_evals:
+        return f"{m.num_evals} eigenvalues > --max-evals {max_evals}"
+    return f"N = {m.N} > max_N {max_N}"
 
 
 def get_summary(details):

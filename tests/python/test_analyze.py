@@ -33,11 +33,30 @@ def read(path):
         return f.read()
 
 
-def scan(*args):
-    """(layer rows, summary rows) of `alphatop scan --json ARGS`."""
+def scan_rows(*args):
+    """The rows of `alphatop scan --json ARGS`."""
     out = subprocess.run([BIN, "scan", "--json", *args], capture_output=True, text=True)
-    rows = [json.loads(line) for line in out.stdout.splitlines()]
-    return [r for r in rows if r["type"] == "layer"], [r for r in rows if r["type"] == "summary"]
+    return [json.loads(line) for line in out.stdout.splitlines()]
+
+
+def not_analysed(row):
+    """A row of a tensor scan skips without metrics (a bias, a tied copy, ...)."""
+    return row["type"] == "layer" and row["status"] == "skipped" and "N" not in row
+
+
+def scan(*args):
+    """(layer rows, summary rows) of `alphatop scan --json ARGS`: the rows with metrics, or an
+    error."""
+    rows = scan_rows(*args)
+    return [r for r in rows if r["type"] == "layer" and not not_analysed(r)], \
+        [r for r in rows if r["type"] == "summary"]
+
+
+def scan_skipped(*args):
+    """The rows of the tensors `alphatop scan --json ARGS` does not analyse, as
+    alphatop.skipped() gives them: name, status, skipped."""
+    return [{k: r[k] for k in ("name", "status", "skipped")}
+            for r in scan_rows(*args) if not_analysed(r)]
 
 
 def file_name(name):
@@ -90,9 +109,10 @@ class AnalyzeTest(unittest.TestCase):
             if ref["status"] == "error":
                 self.assertEqual((row["status"], row["error"]), ("error", ref["error"]))
                 continue
-            keys = [k for k in ref if k not in ("type", "file", "name", "lora_rank")]
-            self.assertEqual(list(details.columns[4:-1]), keys)  # same columns, same order
+            keys = [k for k in ref if k not in ("type", "file", "name", "lora_rank", "skipped")]
+            self.assertEqual(list(details.columns[4:-2]), keys)  # same columns, same order
             self.assertEqual(row["error"], "")
+            self.assertEqual(row["skipped"], ref.get("skipped", ""))
             for k in keys:
                 if ref[k] is None:
                     self.assertTrue(math.isnan(row[k]), f"{ref['name']}: {k} = {row[k]}")
@@ -167,21 +187,86 @@ class AnalyzeTest(unittest.TestCase):
         self.assert_rows_equal(details, rows)
         self.assert_summary_equal(details, summary)
         self.assertEqual(list(details["layer_id"]), [1, 3, 4, 5, 6])  # position in the file
+        self.assertEqual(details.loc[details.name == "small.weight", "skipped"].item(),
+                         "too few eigenvalues for a fit (4 < --min-evals 10)")
         self.assertEqual(dict(details.attrs["skipped"]), {
             "enc.bias": "bias: not a matrix",
-            "mask": "unrecognised: the name does not end in 'weight' (as alphatop scan reads a "
-                    "file; select it with layers=)",
-            "conv1d.weight": "unrecognised: a 3-D tensor (a file's 2-D and 4-D weights are "
-                             "analysed, as alphatop scan reads it; select it with layers=)"})
+            "mask": "unrecognised: the name ends in neither 'weight' nor 'kernel' (select it "
+                    "with scan --layers, or layers= in Python)",
+            "conv1d.weight": "3-D: a Conv1d weight (out, in, k) is analysed when selected (scan "
+                             "--layers, or layers= in Python)"})
+        # Every tensor not analysed, once, with its reason: scan --json's skipped rows.
+        self.assertEqual(alphatop.skipped(details).to_dict("records"), scan_skipped(path))
 
     def test_three_d_tensor_selected_is_a_conv1d(self):
-        # A 3-D (out, in, k) tensor, chosen with layers=, is the conv2d (out, in, 1, k).
+        # A 3-D (out, in, k) tensor, chosen with layers= (scan --layers), is the conv2d
+        # (out, in, 1, k), as the live monitor analyses a Conv1d.
         w = (np.random.default_rng(4).standard_t(3, size=(16, 8, 5)) * 0.1).astype(np.float32)
-        safetensors.save(self.path("c.safetensors"), {"c.weight": w.reshape(16, 8, 1, 5)})
-        details = alphatop.analyze({"c.weight": w}, layers="c")
-        rows, _ = scan(self.path("c.safetensors"))
+        path = self.path("c.safetensors")
+        safetensors.save(path, {"c.weight": w, "c.bias": w[:, 0, 0]})
+        details = alphatop.analyze(path, layers="c")
+        rows, _ = scan("--layers", "c", path)
         self.assertEqual(details["layer_type"].item(), "conv1d")
         self.assert_rows_equal(details, rows)
+        safetensors.save(self.path("4d.safetensors"), {"c.weight": w.reshape(16, 8, 1, 5)})
+        self.assertEqual(scan(self.path("4d.safetensors"))[0][0]["alpha"], rows[0]["alpha"])
+        # Not selected: skipped, saying how to select it.
+        details = alphatop.analyze(path)
+        self.assertEqual(len(details), 0)
+        self.assertEqual(alphatop.skipped(details).to_dict("records"), scan_skipped(path))
+
+    def test_file_tensors_are_never_falsely_tied(self):
+        # A file's tensors are made on access: one freed could lend its id() to the next, which
+        # then read as "tied" to it (it did, before the fix).
+        rng = np.random.default_rng(9)
+        tensors = {}
+        for i in range(8):
+            tensors[f"l{i}.weight"] = rng.standard_normal((30, 20)).astype(np.float32)
+            tensors[f"l{i}.bias"] = rng.standard_normal(30).astype(np.float32)
+        path = self.path("many.safetensors")
+        safetensors.save(path, tensors)
+        details = alphatop.analyze(path)
+        self.assertEqual(len(details), 8)
+        self.assertEqual({why for _, why in details.attrs["skipped"]}, {"bias: not a matrix"})
+        self.assertEqual(alphatop.skipped(details).to_dict("records"), scan_skipped(path))
+        # A real tie (torch.save of one storage under two names): the same row in both.
+        sd = {k: torch.from_numpy(v) for k, v in tensors.items()}
+        sd["head.weight"] = sd["l0.weight"]
+        torch.save(sd, self.path("tied.pt"))
+        details = alphatop.analyze(self.path("tied.pt"))
+        self.assertIn(("head.weight", "tied: the same storage as l0.weight, analysed once"),
+                      details.attrs["skipped"])
+        self.assertEqual(alphatop.skipped(details).to_dict("records"),
+                         scan_skipped(self.path("tied.pt")))
+
+    def test_flax_kernels_and_names_not_weight(self):
+        # Flax: a dense kernel (in, out), a conv kernel (kh, kw, in, out); a projection "w".
+        rng = np.random.default_rng(8)
+        t = lambda *s: (rng.standard_t(3, size=s) * 0.05).astype(np.float32)  # noqa: E731
+        conv = t(12, 6, 3, 3)
+        path = self.path("flax.safetensors")
+        safetensors.save(path, {
+            "params.Dense_0.kernel": t(40, 80), "params.Dense_0.bias": t(80),
+            "params.Conv_0.kernel": conv.transpose(2, 3, 1, 0), "params.Conv_0.bias": t(12),
+            "params.attn.q_proj.w": t(64, 32), "params.LayerNorm_0.scale": t(40),
+            "h.0.attn.bias": np.tril(np.ones((1, 1, 16, 16), np.float32))})  # GPT-2's mask
+        details = alphatop.analyze(path)
+        rows, (summary,) = scan(path)
+        self.assertEqual(list(details["name"]), ["params.Dense_0.kernel", "params.Conv_0.kernel"])
+        self.assertEqual(list(details["longname"]), ["params.Dense_0", "params.Conv_0"])
+        self.assert_rows_equal(details, rows)
+        self.assert_summary_equal(details, summary)
+        self.assertEqual(alphatop.skipped(details).to_dict("records"), scan_skipped(path))
+        # The conv kernel is the PyTorch weight (out, in, kh, kw) it came from.
+        torch_layout = alphatop.analyze({"conv.weight": conv})
+        self.assertEqual(details["alpha"][1], torch_layout["alpha"][0])
+        # A name not "*weight" / "*kernel", selected; a mask named bias never is a layer.
+        details = alphatop.analyze(path, layers="attn")
+        rows, _ = scan("--layers", "attn", path)
+        self.assertEqual(list(details["name"]), ["params.attn.q_proj.w"])
+        self.assert_rows_equal(details, rows)
+        self.assertIn(("h.0.attn.bias", "bias: not a weight (a bias, or a buffer such as an "
+                                        "attention mask)"), details.attrs["skipped"])
 
     def test_against_numpy_svd_and_a_naive_fit(self):
         torch.manual_seed(5)

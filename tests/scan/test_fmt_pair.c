@@ -103,7 +103,7 @@ static void test_csv_and_table(void **state)
     FILE *f = fopen(path, "w+");
     at_metrics m = fitted(2.5, 1.0);
     at_fmt_csv_header(f, "file", 0);
-    at_fmt_csv_row(f, "a,b.safetensors", "x\"y", &m, 0);
+    at_fmt_csv_row(f, "a,b.safetensors", "x\"y", &m, 0, NULL);
     at_fmt_csv_error(f, "c.npy", "z", "bad, very", 0);
     rewind(f);
     char line[3][4096];

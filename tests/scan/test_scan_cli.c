@@ -146,7 +146,9 @@ static void test_round_trip(void **state)
     run r;
     run_scan(&r, args);
     assert_int_equal(r.code, 0);
-    assert_int_equal(r.n, 5); /* 4 layers + the summary */
+    assert_int_equal(r.n, 6); /* 4 layers, the bias (skipped) + the summary */
+    assert_string_equal(str_of(line_named(&r, "fc1.bias"), "status"), "skipped");
+    assert_string_equal(str_of(line_named(&r, "fc1.bias"), "skipped"), "bias: not a matrix");
     at_htsr_opts o;
     at_htsr_opts_default(&o);
     o.detx = 1;
@@ -166,7 +168,7 @@ static void test_round_trip(void **state)
         assert_string_equal(str_of(line_named(&r, names[i]), "type"), "layer");
         at_summary_add(&sum, &m);
     }
-    const cJSON *s = r.lines[4];
+    const cJSON *s = r.lines[5];
     assert_string_equal(str_of(s, "type"), "summary");
     assert_int_equal((int)num_of(s, "layers"), 4);
     for (int c = 0; c < AT_SUM_NCOLS; c++)
@@ -181,9 +183,13 @@ static void test_round_trip(void **state)
     assert_non_null(strstr(r.out, "model summary"));
     assert_non_null(strstr(r.out, "conv.weight"));
     assert_non_null(strstr(r.out, "16x8x3x3"));
+    /* The bias is counted, not listed. */
+    assert_null(strstr(r.out, "fc1.bias"));
+    assert_non_null(strstr(r.out, "not analysed, not layers: 1 bias (--json or --csv lists each "
+                                  "with its reason)"));
     run_free(&r);
 
-    /* CSV: a header and one row per layer, every row as wide as the header. */
+    /* CSV: a header and one row per tensor, every row as wide as the header. */
     snprintf(args, sizeof args, "--csv %s", path);
     run_scan(&r, args);
     assert_int_equal(r.code, 0);
@@ -196,7 +202,7 @@ static void test_round_trip(void **state)
             commas0 = commas;
         assert_int_equal(commas, commas0);
     }
-    assert_int_equal(lines, 5);
+    assert_int_equal(lines, 6);
     run_free(&r);
     free(lin);
     free(conv);
@@ -342,6 +348,128 @@ static void test_bad_layers(void **state)
     free(good);
     free(nan);
     free(zero);
+}
+
+/* Which tensors are layers. A Flax kernel (name "*kernel") is one by default: a dense kernel
+ * (in, out) analysed as stored (its transpose has the same spectrum), a conv kernel
+ * (kh, kw, in, out) as PyTorch's (out, in, kh, kw). --layers makes any matching 2-D to 4-D
+ * tensor a layer, a 3-D one a Conv1d weight (out, in, k) analysed as the conv2d (out, in, 1, k),
+ * as the live monitor does (Flax: (k, in, out)). Every other tensor is a skipped row with its
+ * reason in --json and --csv, counted in the table. */
+static void test_select(void **state)
+{
+    (void)state;
+    enum { O = 16, I = 8, K = 5 };
+    float *dense = tf_gauss(40 * 96, 21, 0.2), *w = tf_gauss(64 * 24, 22, 0.3);
+    float *conv = tf_gauss(O * I * 9, 23, 0.3), *c1 = tf_gauss(O * I * K, 24, 0.3);
+    float *flax_conv = malloc(sizeof(float) * O * I * 9),
+          *flax_c1 = malloc(sizeof(float) * O * I * K);
+    float *dense_t = malloc(sizeof(float) * 40 * 96), *vec = tf_gauss(O, 25, 1.0);
+    assert_non_null(flax_conv);
+    assert_non_null(flax_c1);
+    assert_non_null(dense_t);
+    /* The same weights in Flax's layouts: conv (kh, kw, in, out), conv1d (k, in, out). */
+    for (int o = 0; o < O; o++)
+        for (int i = 0; i < I; i++) {
+            for (int k = 0; k < 9; k++)
+                flax_conv[(k * I + i) * O + o] = conv[(o * I + i) * 9 + k];
+            for (int k = 0; k < K; k++)
+                flax_c1[(k * I + i) * O + o] = c1[(o * I + i) * K + k];
+        }
+    for (int r = 0; r < 40; r++)
+        for (int c = 0; c < 96; c++)
+            dense_t[c * 40 + r] = dense[r * 96 + c];
+    const tf_tensor t[] = {
+        {"Dense_0.kernel", "F32", 2, {40, 96}, dense, sizeof(float) * 40 * 96, 0, 0},
+        {"Dense_0.bias", "F32", 1, {96}, dense, sizeof(float) * 96, 0, 0},
+        {"Conv_0.kernel", "F32", 4, {3, 3, I, O}, flax_conv, sizeof(float) * O * I * 9, 0, 0},
+        {"Conv1d_0.kernel", "F32", 3, {K, I, O}, flax_c1, sizeof(float) * O * I * K, 0, 0},
+        {"conv1.weight", "F32", 3, {O, I, K}, c1, sizeof(float) * O * I * K, 0, 0},
+        {"attn.q_proj.w", "F32", 2, {64, 24}, w, sizeof(float) * 64 * 24, 0, 0},
+        {"LayerNorm_0.scale", "F32", 1, {O}, vec, sizeof(float) * O, 0, 0},
+        /* GPT-2's causal mask buffer, (1, 1, n, n) */
+        {"attn.bias", "F32", 4, {1, 1, 8, 8}, w, sizeof(float) * 64, 0, 0},
+    };
+    const char *path = tf_path("flax.safetensors");
+    tf_write_safetensors(path, t, 8, 8, 0);
+    at_htsr_opts o;
+    at_htsr_opts_default(&o);
+    at_metrics m, mt;
+    char args[600];
+    run r;
+
+    snprintf(args, sizeof args, "--json %s", path);
+    run_scan(&r, args);
+    assert_int_equal(r.code, 0);
+    assert_int_equal(r.n, 9); /* 8 tensors + the summary */
+    analyse(&(at_tensor){dense, AT_DTYPE_F32, AT_KIND_LINEAR, 2, {40, 96}}, &o, &m);
+    assert_line_matches(line_named(&r, "Dense_0.kernel"), &m, 0);
+    /* The transpose (PyTorch's layout) has the same spectrum. */
+    analyse(&(at_tensor){dense_t, AT_DTYPE_F32, AT_KIND_LINEAR, 2, {96, 40}}, &o, &mt);
+    assert_true(fabs(mt.alpha - m.alpha) < 1e-9 * m.alpha);
+    assert_true(fabs(mt.log_norm - m.log_norm) < 1e-9 * fabs(m.log_norm));
+    analyse(&(at_tensor){conv, AT_DTYPE_F32, AT_KIND_CONV2D, 4, {O, I, 3, 3}}, &o, &m);
+    assert_line_matches(line_named(&r, "Conv_0.kernel"), &m, 0);
+    const struct {
+        const char *name, *why;
+    } skipped[] = {
+        {"Dense_0.bias", "bias: not a matrix"},
+        {"Conv1d_0.kernel", "3-D: a Conv1d weight (out, in, k) is analysed when selected"},
+        {"conv1.weight", "3-D: a Conv1d weight (out, in, k) is analysed when selected"},
+        {"attn.q_proj.w", "unrecognised: the name ends in neither 'weight' nor 'kernel'"},
+        {"LayerNorm_0.scale", "1-D: not a matrix"},
+        {"attn.bias", "bias: not a weight"},
+    };
+    for (size_t i = 0; i < sizeof skipped / sizeof skipped[0]; i++) {
+        const cJSON *l = line_named(&r, skipped[i].name);
+        assert_string_equal(str_of(l, "status"), "skipped");
+        assert_non_null(strstr(str_of(l, "skipped"), skipped[i].why));
+    }
+    run_free(&r);
+
+    /* The table lists the layers and counts the rest, by kind. */
+    snprintf(args, sizeof args, "%s", path);
+    run_scan(&r, args);
+    assert_int_equal(r.code, 0);
+    assert_non_null(strstr(r.out, "3x3x8x16")); /* the shape as stored */
+    assert_null(strstr(r.out, "q_proj"));
+    assert_non_null(strstr(r.out, "not analysed, not layers: 2 bias, 2 3-D, 1 unrecognised, 1 1-D "
+                                  "(--json or --csv lists each with its reason)"));
+    run_free(&r);
+
+    /* Selected: the conv1d weights as the conv2d (out, in, 1, k), whatever the layout; a mask
+     * named bias is never a layer. */
+    snprintf(args, sizeof args, "--json --layers 'conv1|Conv1d|q_proj|attn' %s", path);
+    run_scan(&r, args);
+    assert_int_equal(r.code, 0);
+    assert_int_equal(r.n, 5); /* 3 layers, the mask + the summary */
+    assert_string_equal(str_of(line_named(&r, "attn.bias"), "status"), "skipped");
+    analyse(&(at_tensor){c1, AT_DTYPE_F32, AT_KIND_CONV2D, 4, {O, I, 1, K}}, &o, &m);
+    assert_line_matches(line_named(&r, "conv1.weight"), &m, 0);
+    assert_line_matches(line_named(&r, "Conv1d_0.kernel"), &m, 0);
+    analyse(&(at_tensor){w, AT_DTYPE_F32, AT_KIND_LINEAR, 2, {64, 24}}, &o, &m);
+    assert_line_matches(line_named(&r, "attn.q_proj.w"), &m, 0);
+    run_free(&r);
+
+    /* CSV: one row per tensor, the reason in the last column. */
+    snprintf(args, sizeof args, "--csv %s", path);
+    run_scan(&r, args);
+    assert_int_equal(r.code, 0);
+    const char *row = strstr(r.out, "LayerNorm_0.scale,");
+    assert_non_null(row);
+    assert_non_null(strstr(row, ",skipped,"));
+    const char *why = strstr(row, ",1-D: not a matrix\n");
+    assert_non_null(why);
+    assert_true(why < strchr(row, '\n'));
+    run_free(&r);
+    free(dense);
+    free(dense_t);
+    free(w);
+    free(conv);
+    free(c1);
+    free(flax_conv);
+    free(flax_c1);
+    free(vec);
 }
 
 /* A layer skipped for its size is decided from its shape and never read: NaN in it, or in a
@@ -733,9 +861,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip), cmocka_unit_test(test_oracle_raw_and_npy),
         cmocka_unit_test(test_bad_layers), cmocka_unit_test(test_skipped_not_read),
-        cmocka_unit_test(test_usage),      cmocka_unit_test(test_delta),
-        cmocka_unit_test(test_lora),       cmocka_unit_test(test_diff),
-        cmocka_unit_test(test_diff_lora),
+        cmocka_unit_test(test_select),     cmocka_unit_test(test_usage),
+        cmocka_unit_test(test_delta),      cmocka_unit_test(test_lora),
+        cmocka_unit_test(test_diff),       cmocka_unit_test(test_diff_lora),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     cJSON_Delete(oracle);

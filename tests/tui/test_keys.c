@@ -43,6 +43,8 @@ static void test_keymap(void **state)
     assert_int_equal(at_keymap('.', N), AT_ACT_SLIDER_FWD);
     assert_int_equal(at_keymap('z', N), AT_ACT_FREEZE);
     assert_int_equal(at_keymap('b', N), AT_ACT_BLOCKS);
+    assert_int_equal(at_keymap('e', N), AT_ACT_PICTURE);
+    assert_int_equal(at_keymap('e', AT_INPUT_FILTER), AT_ACT_CHAR);
     assert_int_equal(at_keymap('g', N), AT_ACT_HOME); /* g stays the first layer (vi) */
     assert_int_equal(at_keymap('x', N), AT_ACT_NONE);
     /* htop's function keys beside the letters */
@@ -191,6 +193,25 @@ static void test_engine_actions(void **state)
     assert_int_equal(f->out.kind, AT_VIEW_STOP_RUN);
     assert_int_equal(f->out.run, 0);
     assert_int_equal(f->ui.screen, AT_SCREEN_MAIN);
+
+    /* e: the selected layer's picture, on the heatmap and in the detail view, not elsewhere */
+    press(f, 'j');
+    press(f, 'e');
+    assert_int_equal(f->out.kind, AT_VIEW_PICTURE);
+    assert_int_equal(f->out.run, 0);
+    assert_int_equal(f->out.layer, f->ui.sel_layer);
+    assert_int_equal(f->out.layer, 1);
+    assert_int_equal(f->out.space, AT_SPACE_W);
+    press(f, AT_KEY_ENTER);
+    press(f, 'e');
+    assert_int_equal(f->out.kind, AT_VIEW_PICTURE);
+    assert_int_equal(f->out.layer, 1);
+    press(f, AT_KEY_ESC);
+    press(f, '?');
+    press(f, 'e');
+    assert_int_equal(f->out.kind, AT_VIEW_NOTHING);
+    press(f, '?');
+    press(f, 'k');
 
     /* a second run: pick it */
     int r = at_synth_run(f->m, "two", 3);

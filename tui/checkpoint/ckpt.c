@@ -60,10 +60,20 @@ int ckpt_keep(at_ckpt *c, void *buf)
     return AT_OK;
 }
 
-int ckpt_is_layer(const char *name, int ndim)
+static int ends_with(const char *s, const char *suffix)
 {
-    size_t n = strlen(name);
-    return (ndim == 2 || ndim == 4) && n >= 6 && !strcmp(name + n - 6, "weight");
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
+static int is_selected(const at_ckpt *c, const char *name)
+{
+    return c->opts.select && regexec(c->opts.select, name, 0, NULL, 0) == 0;
+}
+
+int ckpt_is_layer(const at_ckpt *c, const char *name)
+{
+    return ends_with(name, "weight") || ends_with(name, "kernel") || is_selected(c, name);
 }
 
 ckpt_layer *ckpt_layer_add(at_ckpt *c, const char *name)
@@ -85,6 +95,8 @@ ckpt_layer *ckpt_layer_add(at_ckpt *c, const char *name)
         return NULL;
     }
     l->order = ckpt_index_order(c, name);
+    l->named = ends_with(name, "weight") || ends_with(name, "kernel");
+    l->selected = is_selected(c, name);
     c->count++;
     l->pub.name = l->name;
     l->pub.error = "";
@@ -143,18 +155,65 @@ static int64_t shape_numel(int ndim, const int64_t *shape)
     return n;
 }
 
+/* Why a tensor of ndim dims is not a layer (ckpt.h's rules) into why (n bytes), or 0 when it
+ * is one. The texts are alphatop.layers' for a state dict too. */
+static int not_a_layer(const ckpt_layer *l, int ndim, char *why, size_t n)
+{
+    const char *last = strrchr(l->name, '.');
+    const int chosen = l->selected || l->single;
+    const int bias = strstr(last ? last + 1 : l->name, "bias") != NULL;
+    if (ndim < 2)
+        snprintf(why, n, "%s: not a matrix", bias ? "bias" : ndim ? "1-D" : "0-D");
+    else if (bias && !l->named && !l->single)
+        /* GPT-2's attn.bias is a 4-D causal mask: no --layers makes it a layer. */
+        snprintf(why, n, "bias: not a weight (a bias, or a buffer such as an attention mask)");
+    else if (!l->named && !chosen)
+        snprintf(why, n,
+                 "unrecognised: the name ends in neither 'weight' nor 'kernel' (select "
+                 "it with scan --layers, or layers= in Python)");
+    else if (ndim == 3 && !chosen)
+        snprintf(why, n,
+                 "3-D: a Conv1d weight (out, in, k) is analysed when selected (scan "
+                 "--layers, or layers= in Python)");
+    else if (ndim > 4)
+        snprintf(why, n, "%d-D: a file's tensors of 2 to 4 dimensions are analysed", ndim);
+    else
+        return 0;
+    return 1;
+}
+
+/* The view of a stored shape (ckpt.h): axis[d] is the stored dim of view dim d, -1 for an
+ * inserted 1. A Conv1d weight (out, in, k) is the conv2d (out, in, 1, k); a Flax kernel (name
+ * "*kernel") stores its in and out dims last: a conv kernel (kh, kw, in, out) or (k, in, out)
+ * is turned to PyTorch's order, a dense kernel (in, out) kept (its transpose has its
+ * spectrum). */
+static int view_axes(const ckpt_layer *l, int ndim, int axis[4])
+{
+    static const int torch3[4] = {0, 1, -1, 2}, flax3[4] = {2, 1, -1, 0}, flax4[4] = {3, 2, 0, 1};
+    const int flax = ends_with(l->name, "kernel");
+    const int *a = ndim == 3 ? (flax ? flax3 : torch3) : ndim == 4 && flax ? flax4 : NULL;
+    for (int d = 0; d < 4; d++)
+        axis[d] = a ? a[d] : d;
+    return ndim == 2 ? 2 : 4;
+}
+
 int64_t ckpt_layer_shape(ckpt_layer *l, int ndim, const int64_t *shape)
 {
-    char s[128];
+    char s[128], why[200];
     at_tensor *t = &l->pub.tensor;
-    if (ndim != 2 && ndim != 4)
-        return ckpt_layer_fail(l, AT_ERR_UNSUPPORTED, "%d-D tensor: need a 2-D or 4-D weight",
-                               ndim);
-    t->ndim = ndim;
-    for (int i = 0; i < ndim; i++)
-        t->shape[i] = shape[i];
+    const int kept = ndim < AT_CKPT_MAX_NDIM ? ndim : AT_CKPT_MAX_NDIM;
+    l->pub.stored_ndim = kept;
+    memcpy(l->pub.stored_shape, shape, (size_t)kept * sizeof *shape);
+    if (not_a_layer(l, ndim, why, sizeof why)) {
+        ckpt_layer_skip(l, "%s", why);
+        l->pub.not_layer = !l->single;
+        return AT_ERR_UNSUPPORTED;
+    }
+    t->ndim = view_axes(l, ndim, l->axis);
+    for (int i = 0; i < t->ndim; i++)
+        t->shape[i] = l->axis[i] < 0 ? 1 : shape[l->axis[i]];
     at_shape_str(s, sizeof s, ndim, shape);
-    t->kind = ndim == 2 ? AT_KIND_LINEAR : AT_KIND_CONV2D;
+    t->kind = t->ndim == 2 ? AT_KIND_LINEAR : AT_KIND_CONV2D;
     int64_t numel = shape_numel(ndim, shape);
     if (numel < 0)
         return ckpt_layer_fail(l, AT_ERR_FORMAT, "absurd shape %s", s);
@@ -168,12 +227,18 @@ int64_t ckpt_layer_shape(ckpt_layer *l, int ndim, const int64_t *shape)
 int ckpt_layer_data(ckpt_layer *l, ckpt_type t, const unsigned char *first, const int64_t *stride)
 {
     at_tensor *T = &l->pub.tensor;
-    int64_t cstride[4], numel = 1;
-    for (int d = T->ndim - 1; d >= 0; d--) {
-        cstride[d] = numel;
-        numel *= T->shape[d];
+    const int sndim = l->pub.stored_ndim;
+    int64_t sstride[AT_CKPT_MAX_NDIM], numel = 1;
+    for (int d = sndim - 1; d >= 0; d--) {
+        sstride[d] = stride ? stride[d] : numel;
+        numel *= l->pub.stored_shape[d];
     }
-    memcpy(l->stride, stride ? stride : cstride, (size_t)T->ndim * sizeof *l->stride);
+    /* An inserted dim of size 1 takes the stride C order would give it: a contiguous tensor
+     * stays readable in place. */
+    for (int d = T->ndim - 1; d >= 0; d--)
+        l->stride[d] = l->axis[d] >= 0   ? sstride[l->axis[d]]
+                       : d + 1 < T->ndim ? l->stride[d + 1] * T->shape[d + 1]
+                                         : 1;
     l->type = t;
     l->origin = first;
     l->bytes = (size_t)numel * ckpt_type_size(t);
@@ -205,6 +270,7 @@ static int read_raw(at_ckpt *c, const unsigned char *p, size_t n, const char *pa
     ckpt_layer *l = ckpt_layer_add(c, name);
     if (!l)
         return c->status;
+    l->single = 1;
     int64_t numel = ckpt_layer_shape(l, o->raw_ndim, o->raw_shape);
     if (numel < 0)
         return AT_OK;
@@ -398,7 +464,7 @@ static void ties_and_overlaps(at_ckpt *c)
         for (size_t j = 0; a->pub.err == AT_OK && j < i; j++) {
             const ckpt_layer *b = &c->layers[j];
             if (b->pub.err == AT_OK && same_view(a, b))
-                ckpt_layer_skip(a, "tied to %s", b->name);
+                ckpt_layer_skip(a, "tied: the same storage as %s, analysed once", b->name);
         }
     }
     for (size_t i = 0; i < c->count; i++) {
@@ -468,9 +534,28 @@ static at_ckpt *ckpt_new(const char *path, const at_ckpt_opts *opts)
     return c;
 }
 
+/* Drops the records of tensors that are not layers (by name or shape), unless every tensor is
+ * wanted. */
+static void keep_layers(at_ckpt *c)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < c->count; i++) {
+        ckpt_layer *l = &c->layers[i];
+        if (c->opts.all_tensors || l->single || ((l->named || l->selected) && !l->pub.not_layer)) {
+            c->layers[kept++] = *l;
+            continue;
+        }
+        free(l->name);
+        free(l->error);
+        free(l->owned);
+    }
+    c->count = kept;
+}
+
 /* Puts the layers in the checkpoint's order, then marks ties and overlaps. */
 static at_ckpt *ckpt_finish(at_ckpt *c)
 {
+    keep_layers(c);
     if (c->status == AT_OK && c->count) {
         qsort(c->layers, c->count, sizeof *c->layers, by_order);
         ties_and_overlaps(c);

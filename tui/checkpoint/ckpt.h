@@ -14,8 +14,13 @@
  *                    pytorch_model.bin, adapter_model.*), or the one checkpoint file in it
  *   "-", pipe, FIFO  read into memory (opts' limits), then as above
  *   anything else    raw little-endian float32, row-major, with an explicit shape
- * In state dicts and safetensors, a layer is a 2-D or 4-D tensor whose name ends in "weight";
- * a single .npy (or a bare saved tensor) is one layer named after the file.
+ * In state dicts and safetensors, a layer is a 2-D or 4-D float tensor whose name ends in
+ * "weight", or in "kernel" (Flax: a dense kernel is stored (in, out), the transpose of
+ * PyTorch's (out, in), which leaves its spectrum unchanged; a conv kernel (kh, kw, in, out) is
+ * viewed as (out, in, kh, kw)). opts.select adds any tensor whose name it matches, whatever the
+ * name, and makes a 3-D one a layer: a Conv1d weight (out, in, k), viewed as the conv2d
+ * (out, in, 1, k) as the live monitor does (Flax: (k, in, out)). A single .npy (or a bare
+ * saved tensor) is one layer named after the file, chosen as if selected.
  *
  * Files are mapped read-only; layer views point into the mapping (or into a copy when the data
  * is misaligned, not in C order, compressed or float64) and stay valid until at_ckpt_close.
@@ -46,6 +51,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <regex.h>
+
 #include "alphatop/htsr.h"
 
 /* Open options; all-zero gives the defaults. raw_ndim/raw_shape give the shape of a raw float32
@@ -58,7 +65,14 @@ typedef struct at_ckpt_opts {
     int fifo_wait_ms;   /* a named FIFO's wait for its first byte (0: AT_CKPT_FIFO_WAIT_MS) */
     int lazy; /* 1: layers that need a copy (F64, not C order, misaligned) are not copied at open:
                  their tensor.data is NULL, at_ckpt_view_open reads them (0: copied at open) */
+    const regex_t *select; /* NULL, or the names (extended regex, searched) that are layers
+                              whatever their name, 3-D ones as Conv1d weights; borrowed */
+    int all_tensors;       /* 1: every tensor is a layer record, those that are not layers skipped
+                              with why and not_layer set ("bias: not a matrix"); 0: only layers */
 } at_ckpt_opts;
+
+/* Dimensions of a stored tensor that are kept (a tensor with more has its first ones). */
+#define AT_CKPT_MAX_NDIM 8
 
 #define AT_CKPT_STREAM_MAX ((size_t)4 << 30)
 #define AT_CKPT_FIFO_WAIT_MS 10000
@@ -84,15 +98,21 @@ typedef struct at_ckpt_loc {
 
 /* One layer of a checkpoint. All pointers are owned by the checkpoint. */
 typedef struct at_ckpt_layer {
-    const char *name;  /* tensor name; for .npy and raw files the file name without extension */
-    at_tensor tensor;  /* the view; kind is LINEAR for 2-D and CONV2D for 4-D */
+    const char *name; /* tensor name; for .npy and raw files the file name without extension */
+    at_tensor tensor; /* the view; kind is LINEAR for 2-D and CONV2D for 4-D (a conv1d's
+                         (out, in, 1, k), a Flax kernel's (out, in, kh, kw)) */
+    int stored_ndim;  /* the shape as stored in the file (its first AT_CKPT_MAX_NDIM dims) */
+    int64_t stored_shape[AT_CKPT_MAX_NDIM];
+    int not_layer;     /* opts.all_tensors: a tensor that is not a layer (bias, norm scale,
+                          a name not "*weight" / "*kernel" and not selected); skip says why */
     int err;           /* AT_OK, or why this layer cannot be used (tensor.data is then NULL) */
     const char *error; /* detail when err < 0, e.g. "data_offsets [0, 96) hold 96 bytes but
                           shape 4x8 of F32 needs 128"; "" otherwise */
-    const char *skip;  /* "" or, for a tensor not analysed by design, why: "tied to wte.weight",
-                          "dtype I8 is not a float type". err is then AT_ERR_UNSUPPORTED and
-                          error the same text, so code unaware of skips sees an unusable layer */
-    at_ckpt_loc loc;   /* where the elements are (when err is AT_OK) */
+    const char *skip; /* "" or, for a tensor not analysed by design, why: "tied: the same storage as
+                         wte.weight, analysed once", "dtype I8 is not a float type", "bias: not a
+                         matrix". err is then AT_ERR_UNSUPPORTED and error the same text, so code
+                         unaware of skips sees an unusable layer */
+    at_ckpt_loc loc;  /* where the elements are (when err is AT_OK) */
 } at_ckpt_layer;
 
 typedef struct at_ckpt at_ckpt;

@@ -42,6 +42,11 @@ typedef struct ckpt_layer {
     int exclusive;               /* its bytes belong to it alone (safetensors) */
     size_t order;                /* position in the checkpoint: file order, or the index's */
     ckpt_type type;              /* as stored */
+    int named;                   /* ckpt_is_layer by name */
+    int selected;                /* opts.select matches it */
+    int single;                  /* the one array of a file (.npy, raw, a bare tensor): chosen as
+                                    if selected, and kept even when it is not a layer */
+    int axis[4];                 /* view dim d is stored dim axis[d] (-1: an inserted 1) */
 } ckpt_layer;
 
 /* A block of memory the checkpoint reads from: a mapped file or a buffer read from a pipe. */
@@ -80,13 +85,15 @@ int ckpt_wants(at_ckpt *c, const char *name);
 /* Where layer name goes: its position in the index being read, else after the layers so far. */
 size_t ckpt_index_order(const at_ckpt *c, const char *name);
 
-/* Whether a tensor called name with ndim dimensions is a weight layer: its name ends in
- * "weight" (biases, norms' running statistics and attention masks are not) and it is 2-D or
- * 4-D (1-D norm weights are not layers). */
-int ckpt_is_layer(const char *name, int ndim);
+/* Whether a tensor called name may be a layer, by its name alone: it ends in "weight" or
+ * "kernel" (biases, norms' running statistics and attention masks do not), or opts.select
+ * matches it. Its shape decides the rest (ckpt_layer_shape). */
+int ckpt_is_layer(const at_ckpt *c, const char *name);
 
-/* Adds a layer; NULL (and a file-level AT_ERR_NOMEM) when out of memory. The record is valid
- * until the next ckpt_layer_add. */
+/* Adds a layer record for tensor name; NULL (and a file-level AT_ERR_NOMEM) when out of memory.
+ * The record is valid until the next ckpt_layer_add. Readers add every tensor they find:
+ * ckpt_layer_shape skips the ones that are not layers, and at_ckpt_open keeps them only with
+ * opts.all_tensors. */
 ckpt_layer *ckpt_layer_add(at_ckpt *c, const char *name);
 
 /* Marks the layer unusable with a message; returns err. */
@@ -96,15 +103,17 @@ int ckpt_layer_fail(ckpt_layer *l, int err, const char *fmt, ...)
 /* Marks the layer not analysed by design, with the reason; returns AT_OK. */
 int ckpt_layer_skip(ckpt_layer *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Sets ndim/shape/kind; fails the layer when the shape cannot be a weight matrix. Returns the
- * element count, or a negative status (the layer is then failed). */
+/* Records the stored shape, then decides whether the tensor is a layer (its name, opts.select,
+ * its ndim: ckpt.h's rules) and sets the view's ndim/shape/kind, or skips it (not_layer) or
+ * fails it when the shape cannot be a weight's. Returns the element count, or a negative status
+ * (the record is then skipped or failed: the reader stops there). */
 int64_t ckpt_layer_shape(ckpt_layer *l, int ndim, const int64_t *shape);
 
 /* Gives the layer (its shape set) its elements of type t, the first at first, with per-dim
- * strides in elements (NULL: C order). Points into the file's bytes when they are C order,
- * aligned and of a type the core reads; otherwise the layer needs a copy into C order (F64
- * narrowed to float32), made when the checkpoint is finished unless it is lazy. CKPT_OTHER must
- * be skipped instead. Returns AT_OK. */
+ * strides of the stored shape in elements (NULL: C order). Points into the file's bytes when they
+ * are C order, aligned and of a type the core reads; otherwise the layer needs a copy into C order
+ * (F64 narrowed to float32), made when the checkpoint is finished unless it is lazy. CKPT_OTHER
+ * must be skipped instead. Returns AT_OK. */
 int ckpt_layer_data(ckpt_layer *l, ckpt_type t, const unsigned char *first, const int64_t *stride);
 
 /* Whether the core reads elements of type t at first, with strides stride (elements), as they

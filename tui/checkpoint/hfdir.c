@@ -209,7 +209,7 @@ int ckpt_read_index(at_ckpt *c, const unsigned char *p, size_t n, const char *di
     /* Tensors the index promises but no shard holds: a weight among them is a layer lost. */
     for (size_t i = 0; i < ix->n; i++) {
         const ix_entry *e = &ix->entries[i];
-        if (e->seen || !ckpt_is_layer(e->name, 2))
+        if (e->seen || !ckpt_is_layer(c, e->name))
             continue;
         ckpt_layer *l = ckpt_layer_add(c, e->name);
         if (!l)

@@ -221,7 +221,7 @@ static void csv_lead(FILE *f, const char *file, const char *name)
 }
 
 void at_fmt_csv_row(FILE *f, const char *file, const char *name, const at_metrics *m,
-                    unsigned flags)
+                    unsigned flags, const char *note)
 {
     csv_lead(f, file, name);
     for (size_t i = 0; i < NCOLS; i++) {
@@ -241,7 +241,10 @@ void at_fmt_csv_row(FILE *f, const char *file, const char *name, const at_metric
                 fputs(at_text_json_number(buf, sizeof buf, v), f);
         }
     }
-    fputs(",\n", f);
+    fputc(',', f);
+    if (note)
+        at_fmt_csv_field(f, note);
+    fputc('\n', f);
 }
 
 /* A row without metrics: status in the status column, message in the last. */

@@ -69,10 +69,11 @@ int at_fmt_json_skipped(cJSON *obj, const char *name, const char *reason);
 
 /* CSV header line / one row ending in '\n'. With file non-NULL a leading "file" column is
  * written (pass any non-NULL string to the header to get it). Strings are quoted as RFC 4180
- * requires; error rows have status "error" and the message in the "error" column (last). */
+ * requires; error rows have status "error" and the message in the "error" column (last), where
+ * a row of metrics has note (NULL: empty; a skipped layer's reason). */
 void at_fmt_csv_header(FILE *f, const char *file, unsigned flags);
 void at_fmt_csv_row(FILE *f, const char *file, const char *name, const at_metrics *m,
-                    unsigned flags);
+                    unsigned flags, const char *note);
 void at_fmt_csv_error(FILE *f, const char *file, const char *name, const char *message,
                       unsigned flags);
 /* A tensor not analysed by design: status "skipped", the reason in the "error" column. */

@@ -14,7 +14,7 @@ typedef struct npy_info {
     char descr[32];
     int fortran;
     int ndim;
-    int64_t shape[4];
+    int64_t shape[AT_CKPT_MAX_NDIM];
     const unsigned char *data; /* just past the header */
     size_t have;               /* bytes from data to the end */
 } npy_info;
@@ -97,7 +97,7 @@ static int parse_dict(const char *h, npy_info *in, char *err, size_t errn)
         long long v = strtoll(s, &end, 10);
         if (end == s || errno || v < 0)
             return snprintf(err, errn, "npy shape has a bad dimension"), AT_ERR_FORMAT;
-        if (in->ndim < 4)
+        if (in->ndim < AT_CKPT_MAX_NDIM)
             in->shape[in->ndim] = v;
         in->ndim++;
         s = end;
@@ -180,6 +180,8 @@ int ckpt_read_npy(at_ckpt *c, const unsigned char *p, size_t n, const char *laye
         return ckpt_fail(c, rc, "%s", err);
     ckpt_layer *l = ckpt_layer_add(c, layer_name);
     if (l)
+        l->single = 1;
+    if (l)
         npy_layer(l, &in);
     return c->status;
 }
@@ -196,20 +198,20 @@ static int npz_key(const char *entry, char *key, size_t n)
 }
 
 /* Arrays saved from a state dict (numpy.savez(f, **{name: w})) are chosen like its tensors:
- * names ending in "weight" only. Other archives (savez(f, a, b), arr_0, arr_1, ...) have no
- * such names; there every 2-D or 4-D array is a layer. */
-static int npz_named_like_state_dict(at_zip *z)
+ * names ending in "weight" or "kernel" only. Other archives (savez(f, a, b), arr_0, arr_1, ...)
+ * have no such names; there every 2-D or 4-D array is a layer. */
+static int npz_named_like_state_dict(const at_ckpt *c, at_zip *z)
 {
     char key[1024];
     for (size_t i = 0; i < at_zip_count(z); i++)
-        if (npz_key(at_zip_name(z, i), key, sizeof key) && ckpt_is_layer(key, 2))
+        if (npz_key(at_zip_name(z, i), key, sizeof key) && ckpt_is_layer(c, key))
             return 1;
     return 0;
 }
 
 int ckpt_read_npz(at_ckpt *c, at_zip *z)
 {
-    const int by_name = npz_named_like_state_dict(z);
+    const int by_name = npz_named_like_state_dict(c, z);
     char key[1024], err[256];
     for (size_t i = 0; i < at_zip_count(z) && c->status == AT_OK; i++) {
         if (!npz_key(at_zip_name(z, i), key, sizeof key) || !ckpt_wants(c, key))
@@ -223,22 +225,20 @@ int ckpt_read_npz(at_ckpt *c, at_zip *z)
             snprintf(err, sizeof err, "%s", at_zip_last_error(z));
         else
             rc = npy_header(p, n, &in, err, sizeof err);
-        if (rc == AT_OK &&
-            !(by_name ? ckpt_is_layer(key, in.ndim) : in.ndim == 2 || in.ndim == 4)) {
-            free(owned);
-            continue;
-        }
         ckpt_layer *l = ckpt_layer_add(c, key);
         if (!l) {
             free(owned);
             break;
         }
+        l->named |= !by_name;
         if (rc < 0)
             ckpt_layer_fail(l, rc, "%s", err);
         else
             npy_layer(l, &in);
-        /* The layer may point into the inflated entry. */
-        if (owned && ckpt_keep(c, owned) < 0)
+        /* The layer may point into the inflated entry; a tensor that is no layer does not. */
+        if (!l->origin)
+            free(owned);
+        else if (owned && ckpt_keep(c, owned) < 0)
             break;
     }
     return c->status;

@@ -50,11 +50,11 @@ static int st_layer(ckpt_layer *l, const cJSON *entry, const unsigned char *data
     const cJSON *dt = cJSON_GetObjectItemCaseSensitive(entry, "dtype");
     const cJSON *sh = cJSON_GetObjectItemCaseSensitive(entry, "shape");
     const cJSON *off = cJSON_GetObjectItemCaseSensitive(entry, "data_offsets");
-    int64_t shape[4], b, e;
+    int64_t shape[AT_CKPT_MAX_NDIM], b, e;
     if (!cJSON_IsString(dt) || !cJSON_IsArray(sh) || !cJSON_IsArray(off))
         return ckpt_layer_fail(l, AT_ERR_FORMAT, "header entry lacks dtype, shape or data_offsets");
     int ndim = cJSON_GetArraySize(sh);
-    for (int i = 0; i < ndim; i++)
+    for (int i = 0; i < ndim && i < AT_CKPT_MAX_NDIM; i++)
         if (!json_uint(cJSON_GetArrayItem(sh, i), &shape[i]))
             return ckpt_layer_fail(l, AT_ERR_FORMAT, "shape entry %d is not a non-negative integer",
                                    i);
@@ -117,10 +117,8 @@ int ckpt_read_safetensors(at_ckpt *c, const unsigned char *p, size_t n)
         const char *name = entry->string;
         if (!name || !strcmp(name, "__metadata__") || !ckpt_wants(c, name))
             continue;
-        const cJSON *sh = cJSON_GetObjectItemCaseSensitive(entry, "shape");
-        /* A malformed entry is reported when its name says it is a weight. */
-        if (!ckpt_is_layer(name, cJSON_IsArray(sh) ? cJSON_GetArraySize(sh) : 2))
-            continue;
+        /* A malformed entry is reported when its name says it is a weight (at_ckpt_open drops
+         * the records of other names), or when every tensor is listed. */
         ckpt_layer *l = ckpt_layer_add(c, name);
         if (!l)
             break;

@@ -157,9 +157,11 @@ static int read_tensors(at_ckpt *c, at_zip *z, const char *prefix, const at_pkl 
         const int bare = !t->name[0];
         if (bare)
             ckpt_file_layer_name(path, name, sizeof name);
-        if (!ckpt_wants(c, bare ? name : t->name) || !(bare || ckpt_is_layer(t->name, t->ndim)))
+        if (!ckpt_wants(c, bare ? name : t->name))
             continue;
         ckpt_layer *l = ckpt_layer_add(c, bare ? name : t->name);
+        if (l)
+            l->single = bare;
         if (l)
             tensor_layer(l, t, at_pkl_storage_at(pk, t->storage), &st[t->storage]);
     }

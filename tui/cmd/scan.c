@@ -40,8 +40,10 @@ static const char about[] =
     ".pth, pytorch_model.bin; read without running its pickle), .npy / .npz, a Hugging Face\n"
     "model directory or sharded index (*.index.json), '-' for standard input, or raw\n"
     "little-endian float32 with --shape. Every 2-D or 4-D F32/F16/BF16/F64 tensor whose name ends\n"
-    "in 'weight' is a layer; LoRA pairs '*lora_A*weight' + '*lora_B*weight' are analysed as one\n"
-    "layer B A; tied copies and integer/FP8 tensors are listed as skipped.\n"
+    "in 'weight' or 'kernel' (Flax) is a layer, and with --layers every such tensor whose name\n"
+    "matches, a 3-D one as a Conv1d weight (out, in, k); LoRA pairs '*lora_A*weight' +\n"
+    "'*lora_B*weight' are analysed as one layer B A. Every other tensor (bias, norm scale, tied\n"
+    "copy, integer/FP8) is a skipped row with its reason (the table counts them).\n"
     "Output (stdout): an aligned table per file and its model summary, or --json / --csv.\n"
     "--plot DIR also writes each layer's ESD picture (SVG) and a page of all layers (HTML).\n";
 
@@ -118,6 +120,11 @@ typedef struct scan {
     at_progress *prog;
     int name_width;
     int failed;
+    /* The current file's tensors that are not layers, by kind ("bias", "1-D", ...): the table
+     * counts them instead of listing them. */
+    char kinds[8][24];
+    unsigned kind_count[8];
+    int nkinds;
     const char *plot_dir; /* --plot: the pictures and the page go here */
     at_scan_page *page;
     unsigned pictures; /* SVG files written */
@@ -174,16 +181,16 @@ static void progress_clear(const scan *s)
 }
 
 /* A row without metrics in the output format: an error, or a tensor the reader skips by
- * design (ckpt.h's skip), with its message. */
+ * design (ckpt.h's skip), with its message. The page (--plot) lists those that are layers. */
 static void note_row(const scan *s, const char *file, const char *name, const char *shape,
-                     int skipped, const char *msg)
+                     int skipped, const char *msg, int layer)
 {
     char f_[AT_TEXT_ESCAPE_CAP(1024)], n_[AT_TEXT_ESCAPE_CAP(512)], m_[AT_TEXT_ESCAPE_CAP(600)];
     const char *key = skipped ? "skipped" : "error";
     SHOW(f_, file);
     SHOW(n_, name);
     SHOW(m_, msg);
-    if (s->page) {
+    if (s->page && layer) {
         char text[sizeof m_ + 10];
         snprintf(text, sizeof text, "%s: %s", key, msg);
         at_scan_page_add(s->page,
@@ -219,15 +226,30 @@ static void report_error(scan *s, const char *file, const char *name, const char
     fprintf(stderr, "alphatop scan: %s: %s%s%s\n", SHOW(f_, file), SHOW(n_, name), name ? ": " : "",
             SHOW(m_, msg));
     if (name)
-        note_row(s, file, name, shape, 0, msg);
+        note_row(s, file, name, shape, 0, msg, 1);
 }
 
 /* Not an error, and not in the summary. */
 static void report_skipped(const scan *s, const char *file, const char *name, const char *shape,
-                           const char *reason)
+                           const char *reason, int layer)
 {
     progress_clear(s);
-    note_row(s, file, name, shape, 1, reason);
+    note_row(s, file, name, shape, 1, reason, layer);
+}
+
+/* Counts a tensor that is not a layer under its kind, its reason's first word ("bias"). */
+static void count_not_layer(scan *s, const char *reason)
+{
+    char kind[sizeof s->kinds[0]];
+    snprintf(kind, sizeof kind, "%.*s", (int)strcspn(reason, ":"), reason);
+    int k = 0;
+    while (k < s->nkinds && strcmp(s->kinds[k], kind))
+        k++;
+    if (k == s->nkinds && s->nkinds == (int)(sizeof s->kinds / sizeof s->kinds[0]))
+        snprintf(s->kinds[--k], sizeof kind, "other");
+    else if (k == s->nkinds)
+        snprintf(s->kinds[s->nkinds++], sizeof kind, "%s", kind);
+    s->kind_count[k]++;
 }
 
 static void note(const scan *s, const char *file, const char *name, const char *msg)
@@ -237,29 +259,31 @@ static void note(const scan *s, const char *file, const char *name, const char *
     fprintf(stderr, "alphatop scan: %s: %s: %s\n", SHOW(f_, file), SHOW(n_, name), msg);
 }
 
-/* Why layer m was skipped, e.g. "skipped: too few eigenvalues for a fit (8 < --min-evals 10)". */
+/* Why layer m was skipped, e.g. "too few eigenvalues for a fit (8 < --min-evals 10)". */
 static void skip_reason(const scan *s, const at_metrics *m, char *text, size_t cap)
 {
     if (m->num_evals < s->hopts.min_evals)
-        snprintf(text, cap, "skipped: too few eigenvalues for a fit (%lld < --min-evals %lld)",
+        snprintf(text, cap, "too few eigenvalues for a fit (%lld < --min-evals %lld)",
                  (long long)m->num_evals, (long long)s->hopts.min_evals);
     else if (m->num_evals > s->hopts.max_evals)
-        snprintf(text, cap, "skipped: %lld eigenvalues > --max-evals %lld", (long long)m->num_evals,
+        snprintf(text, cap, "%lld eigenvalues > --max-evals %lld", (long long)m->num_evals,
                  (long long)s->hopts.max_evals);
     else
-        snprintf(text, cap, "skipped: N = %lld > max_N %lld", (long long)m->N,
-                 (long long)s->hopts.max_N);
+        snprintf(text, cap, "N = %lld > max_N %lld", (long long)m->N, (long long)s->hopts.max_N);
 }
 
 static void emit_metrics(scan *s, const char *file, const job *j, const char *shape,
                          const at_metrics *m)
 {
-    char f_[AT_TEXT_ESCAPE_CAP(1024)], n_[AT_TEXT_ESCAPE_CAP(512)];
+    char f_[AT_TEXT_ESCAPE_CAP(1024)], n_[AT_TEXT_ESCAPE_CAP(512)], why[160] = "";
     progress_clear(s);
+    if (m->status == AT_FIT_SKIPPED)
+        skip_reason(s, m, why, sizeof why);
     if (s->format == OUT_JSON) {
         cJSON *o = cJSON_CreateObject();
         int ok = o && cJSON_AddStringToObject(o, "type", "layer") && add_text(o, "file", file) &&
-                 add_text(o, "name", j->name) && at_fmt_json(o, NULL, m, s->flags) == AT_OK;
+                 add_text(o, "name", j->name) && at_fmt_json(o, NULL, m, s->flags) == AT_OK &&
+                 (!why[0] || add_text(o, "skipped", why));
         if (ok && j->pair && !j->lora_b)
             ok = add_text(o, "base", s->base_path) &&
                  add_text(o, "base_layer", j->pair->other->name) &&
@@ -275,10 +299,10 @@ static void emit_metrics(scan *s, const char *file, const job *j, const char *sh
         free(line);
         cJSON_Delete(o);
     } else if (s->format == OUT_CSV) {
-        at_fmt_csv_row(stdout, SHOW(f_, file), SHOW(n_, j->name), m, s->flags);
+        at_fmt_csv_row(stdout, SHOW(f_, file), SHOW(n_, j->name), m, s->flags, why[0] ? why : NULL);
     } else if (m->status == AT_FIT_SKIPPED) {
-        char text[160];
-        skip_reason(s, m, text, sizeof text);
+        char text[sizeof why + 10];
+        snprintf(text, sizeof text, "skipped: %s", why);
         at_fmt_table_note(stdout, s->name_width, SHOW(n_, j->name), shape, text);
     } else {
         at_fmt_table_row(stdout, s->name_width, SHOW(n_, j->name), shape, m, s->flags);
@@ -353,7 +377,7 @@ static void plan_row(const scan *s, const at_ckpt *c, const job *j, scan_row *r,
     const at_ckpt_layer *l = j->layer;
     r->j = *j;
     r->c = c;
-    at_shape_str(r->shape, sizeof r->shape, l->tensor.ndim, l->tensor.shape);
+    at_shape_str(r->shape, sizeof r->shape, l->stored_ndim, l->stored_shape);
     if (l->skip[0] || l->err < 0) {
         r->kind = l->skip[0] ? ROW_SKIPPED : ROW_ERROR;
         snprintf(r->msg, sizeof r->msg, "%s", l->skip[0] ? l->skip : l->error);
@@ -489,7 +513,8 @@ static void plot_layer(scan *s, const char *file, const job *j, const char *shap
     at_scan_row row = {.file = file, .name = j->name, .shape = shape, .m = m, .note = note};
     char *svg = NULL;
     if (m->status == AT_FIT_SKIPPED) {
-        skip_reason(s, m, note, sizeof note);
+        snprintf(note, sizeof note, "skipped: ");
+        skip_reason(s, m, note + strlen(note), sizeof note - strlen(note));
     } else if (!evals) {
         snprintf(note, sizeof note, "no ESD picture: %s",
                  j->lora_b && !s->merge ? "a LoRA pair is analysed from its factors"
@@ -546,9 +571,13 @@ static void emit_row(scan *s, scan_row *r, at_summary *sum)
     const job *j = &r->j;
     while (r->kind == ROW_TASK && !r->done)
         pump(s, PUMP_MS);
+    if (r->kind == ROW_SKIPPED && j->layer->not_layer)
+        count_not_layer(s, r->msg);
+    if (r->kind == ROW_SKIPPED && j->layer->not_layer && s->format == OUT_TABLE)
+        return;
     if (r->kind == ROW_SKIPPED || r->kind == ROW_ERROR) {
         if (r->kind == ROW_SKIPPED)
-            report_skipped(s, file, j->name, r->shape, r->msg);
+            report_skipped(s, file, j->name, r->shape, r->msg, !j->layer->not_layer);
         else
             report_error(s, file, j->name, r->shape, r->msg);
         return;
@@ -613,6 +642,8 @@ static void emit_file(scan *s, int f)
     }
     at_summary sum;
     at_summary_init(&sum);
+    s->nkinds = 0;
+    memset(s->kind_count, 0, sizeof s->kind_count);
     for (size_t i = s->first[f]; i < s->first[f + 1]; i++) {
         emit_row(s, &s->rows[i], &sum);
         scan_result_clear(&s->rows[i].res);
@@ -627,6 +658,12 @@ static void emit_file(scan *s, int f)
         printf("(no layer analysed)\n");
     else
         emit_summary(s, file, &sum);
+    if (s->nkinds && s->format == OUT_TABLE) {
+        printf("\nnot analysed, not layers: ");
+        for (int k = 0; k < s->nkinds; k++)
+            printf("%s%u %s", k ? ", " : "", s->kind_count[k], SHOW(f_, s->kinds[k]));
+        printf(" (--json or --csv lists each with its reason)\n");
+    }
 }
 
 static int name_width(at_ckpt **files, int nfiles, const scan *s)
@@ -637,7 +674,7 @@ static int name_width(at_ckpt **files, int nfiles, const scan *s)
             job j;
             job_make(s, files[f], at_ckpt_layer_at(files[f], i), &j);
             int len = (int)strlen(j.name);
-            if (!j.skip && selected(s, j.name) && len > w)
+            if (!j.skip && !j.layer->not_layer && selected(s, j.name) && len > w)
                 w = len;
         }
     return w > 60 ? 60 : w;
@@ -670,7 +707,9 @@ static int parse_args(scan *s, int argc, char **argv, int *nfiles)
          .kind = AT_ARG_STRING,
          .value = &layers,
          .meta = "REGEX",
-         .help = "only layers whose name matches the extended regex"},
+         .help = "only the tensors whose name matches the extended regex (searched), each a "
+                 "layer if it is a 2-D, 3-D (a Conv1d weight) or 4-D float tensor, whatever "
+                 "its name"},
         {.name = "detx",
          .kind = AT_ARG_FLAG,
          .value = &s->hopts.detx,
@@ -792,7 +831,10 @@ static int open_and_plan(scan *s, char **paths)
         return AT_EXIT_PARTIAL;
     }
     if (s->base_path) {
-        s->base = at_ckpt_open(s->base_path, &s->copts);
+        /* The base's layers only: the checkpoint's rows list every tensor once. */
+        at_ckpt_opts bopts = s->copts;
+        bopts.all_tensors = 0;
+        s->base = at_ckpt_open(s->base_path, &bopts);
         if (!s->base || at_ckpt_status(s->base) < 0) {
             fprintf(stderr, "alphatop scan: base %s: %s\n", s->base_path,
                     s->base ? at_ckpt_last_error(s->base) : "out of memory");
@@ -840,8 +882,11 @@ static int scan_main(int argc, char **argv, void *mpi)
      * them (the cost model's horizon, fast.h): a one-file scan keeps none. */
     if (s.nfiles - 1 < s.ao.fast_opts.horizon)
         s.ao.fast_opts.horizon = s.nfiles - 1;
-    /* Nothing is copied at open: each task reads its own layer, when it runs. */
+    /* Nothing is copied at open: each task reads its own layer, when it runs. Every tensor is a
+     * row, the ones that are not layers skipped with why; --layers also chooses what is one. */
     s.copts.lazy = 1;
+    s.copts.all_tensors = 1;
+    s.copts.select = s.have_re ? &s.re : NULL;
     scan_runner *runner = NULL;
     int exit_code = open_and_plan(&s, argv + 1);
     if (exit_code < 0) {

@@ -9,6 +9,7 @@
 #include "args.h"
 #include "commands.h"
 #include "engine.h"
+#include "plot_out.h"
 #include "replay.h"
 #include "watch_view.h"
 #ifdef AT_MPI
@@ -72,6 +73,26 @@ static void say_recorded(const at_model *model)
         fprintf(stderr, "alphatop: recorded to %s\n", rec);
 }
 
+/* --plot DIR: where the view's `e` key writes the selected layer's ESD picture. */
+#define PLOT_OPT(dir)                                                                              \
+    {                                                                                              \
+        .name = "plot", .kind = AT_ARG_STRING, .value = &(dir), .meta = "DIR",                     \
+        .help = "where the view's e key saves the selected layer's spectrum (ESD) as "             \
+                "alphatop-LAYER-STEP.svg (default: the current directory); DIR is created if "     \
+                "missing"                                                                          \
+    }
+
+/* --plot's checks: the terminal view's (not --headless), its directory made. Returns -1 to go
+ * on, else the exit code. */
+static int plot_dir_check(const char *cmd, const char *dir, int headless)
+{
+    if (dir && headless)
+        return at_args_error(cmd, "--plot is for the terminal view's e key, not --headless");
+    if (dir && at_cmd_out_dir(cmd, "--plot", dir) < 0)
+        return AT_EXIT_USAGE;
+    return -1;
+}
+
 /* --threads' upper bound: more than any machine this runs on has cores. */
 #define MAX_THREADS 256
 
@@ -83,6 +104,7 @@ static int watch_main(int argc, char **argv, const struct at_worker_remote *remo
     at_engine_opts_default(&o);
     int headless = 0, no_record = 0, exact = 0, fast = 0, nargs = 0;
     int64_t threads = o.threads;
+    const char *plot_dir = NULL;
     at_arg_list rules = {NULL, 0};
     const at_arg_opt opts[] = {
         {.name = "listen",
@@ -171,6 +193,7 @@ static int watch_main(int argc, char **argv, const struct at_worker_remote *remo
          .kind = AT_ARG_INT,
          .value = &o.max_snapshots,
          .help = "exit after N complete snapshots analysed"},
+        PLOT_OPT(plot_dir),
     };
     const at_args_spec spec = {"watch", "[OPTIONS]", watch_about, watch_notes,    NULL,
                                0,       0,           opts,        AT_ARGS_N(opts)};
@@ -180,6 +203,8 @@ static int watch_main(int argc, char **argv, const struct at_worker_remote *remo
         rc = at_args_error("watch", "--exact and --fast exclude each other");
     if (rc < 0 && no_record && o.record)
         rc = at_args_error("watch", "--record and --no-record exclude each other");
+    if (rc < 0)
+        rc = plot_dir_check("watch", plot_dir, headless);
     if (rc >= 0) {
         free(rules.items);
         return rc;
@@ -217,7 +242,7 @@ static int watch_main(int argc, char **argv, const struct at_worker_remote *remo
         fprintf(stderr, "alphatop: listening on %s\n", at_engine_endpoint(engine));
         rc = at_engine_run(engine, &interrupted);
     } else {
-        rc = at_watch_view_run(model, engine, &interrupted);
+        rc = at_watch_view_run(model, engine, plot_dir, &interrupted);
         say_recorded(model);
     }
     at_engine_free(engine);
@@ -243,7 +268,7 @@ int cmd_watch(int argc, char **argv)
 
 /* replay --follow: the records appended to path from now on, on stdout or in the view, until
  * interrupted (or quit). */
-static int follow(const char *path, int headless)
+static int follow(const char *path, int headless, const char *plot_dir)
 {
     char err[600];
     at_replay *log = at_replay_open(path, 1, NULL, err, sizeof err);
@@ -261,7 +286,7 @@ static int follow(const char *path, int headless)
         rc = n < 0 ? AT_EXIT_PARTIAL : AT_EXIT_OK;
     } else if ((model = at_model_new())) {
         snprintf(at_model_state(model)->record, sizeof at_model_state(model)->record, "%s", path);
-        rc = at_watch_view_follow(model, log, &interrupted);
+        rc = at_watch_view_follow(model, log, plot_dir, &interrupted);
         at_model_free(model);
     } else {
         fputs("alphatop replay: out of memory\n", stderr);
@@ -279,6 +304,7 @@ static int follow(const char *path, int headless)
 int cmd_replay(int argc, char **argv)
 {
     int headless = 0, follow_log = 0, nargs = 0;
+    const char *plot_dir = NULL;
     const at_arg_opt opts[] = {
         {.name = "headless",
          .kind = AT_ARG_FLAG,
@@ -289,16 +315,25 @@ int cmd_replay(int argc, char **argv)
          .value = &follow_log,
          .help = "keep reading as the log grows (a monitor still records it), until q or "
                  "Ctrl-C; the slider at its end follows the newest snapshot"},
+        PLOT_OPT(plot_dir),
     };
-    const at_args_spec spec = {
-        "replay",       "[--headless] [--follow] LOG", replay_about, NULL, "LOG", 1, 1, opts,
-        AT_ARGS_N(opts)};
+    const at_args_spec spec = {"replay",
+                               "[--headless] [--follow] [--plot DIR] LOG",
+                               replay_about,
+                               NULL,
+                               "LOG",
+                               1,
+                               1,
+                               opts,
+                               AT_ARGS_N(opts)};
     int rc = at_args_handle(&spec, argc, argv, &nargs);
+    if (rc < 0)
+        rc = plot_dir_check("replay", plot_dir, headless);
     if (rc >= 0)
         return rc;
     const char *path = argv[1];
     if (follow_log)
-        return follow(path, headless);
+        return follow(path, headless, plot_dir);
     char note[600];
     int n;
     if (headless) {
@@ -325,7 +360,7 @@ int cmd_replay(int argc, char **argv)
     if (*note)
         at_model_add_event(model, -1, -1, -1, AT_EVENT_INFO, note);
     catch_signals();
-    rc = at_watch_view_run(model, NULL, &interrupted);
+    rc = at_watch_view_run(model, NULL, plot_dir, &interrupted);
     at_model_free(model);
     if (*note)
         fprintf(stderr, "alphatop replay: %s: %s\n", path, note);

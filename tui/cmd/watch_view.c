@@ -6,36 +6,47 @@
 
 #include "clock.h"
 #include "commands.h"
+#include "layer_picture.h"
 #include "view.h"
+
+/* What the view's hooks act on: the engine (watch; NULL in a replay), the followed log (replay
+ * --follow), the model and where pictures go (--plot DIR; NULL: the current directory). */
+typedef struct viewer {
+    at_engine *engine;
+    at_replay *log;
+    at_model *model;
+    const char *plot_dir;
+} viewer;
 
 static int tick(void *ud)
 {
-    at_engine *engine = ud;
-    at_engine_step(engine);
+    viewer *v = ud;
+    at_engine_step(v->engine);
     /* Any negative value ends the loop; at_engine_done says why afterwards. */
-    return at_engine_done(engine) ? AT_ERR_STATE : 0;
+    return at_engine_done(v->engine) ? AT_ERR_STATE : 0;
 }
 
 static void action(void *ud, const at_view_action *a)
 {
-    at_engine *engine = ud;
+    viewer *v = ud;
     switch (a->kind) {
     case AT_VIEW_STOP_RUN:
-        at_engine_request_stop(engine, a->run, "stop requested by the user in alphatop");
+        if (v->engine)
+            at_engine_request_stop(v->engine, a->run, "stop requested by the user in alphatop");
         break;
     case AT_VIEW_PAUSE:
-        at_engine_pause(engine, a->run, a->paused);
+        if (v->engine)
+            at_engine_pause(v->engine, a->run, a->paused);
+        break;
+    case AT_VIEW_PICTURE:
+        if (a->reply)
+            at_cmd_layer_picture(v->model, a->run, a->layer, a->space, v->plot_dir, a->reply,
+                                 a->reply_cap);
         break;
     default:
         break;
     }
 }
-
-/* A followed log and the model its records go into. */
-typedef struct follower {
-    at_replay *log;
-    at_model *model;
-} follower;
 
 /* Seconds of records a turn of the loop reads at most: a long log catches up over several
  * frames instead of freezing the keys. */
@@ -43,7 +54,7 @@ typedef struct follower {
 
 static int follow_tick(void *ud)
 {
-    follower *f = ud;
+    viewer *f = ud;
     double until = at_clock_mono() + FOLLOW_BUDGET;
     int n;
     while ((n = at_replay_read_model(f->log, f->model, 256)) > 0 && at_clock_mono() < until)
@@ -73,15 +84,16 @@ static int run_view(at_model *model, const at_view_hooks *h, int replay)
     return rc;
 }
 
-int at_watch_view_run(at_model *model, at_engine *engine, volatile int *interrupted)
+int at_watch_view_run(at_model *model, at_engine *engine, const char *plot_dir,
+                      volatile int *interrupted)
 {
     zmq_pollitem_t items[4];
-    at_view_hooks h = {.ud = engine, .interrupted = interrupted};
+    viewer v = {engine, NULL, model, plot_dir};
+    at_view_hooks h = {.ud = &v, .interrupted = interrupted, .action = action};
     if (engine) {
         h.nitems = at_engine_pollitems(engine, items, 4);
         h.items = items;
         h.tick = tick;
-        h.action = action;
     }
     int rc = run_view(model, &h, !engine);
     if (rc == AT_EXIT_USAGE)
@@ -89,13 +101,14 @@ int at_watch_view_run(at_model *model, at_engine *engine, volatile int *interrup
     return engine && at_engine_done(engine) ? at_engine_exit_code(engine) : AT_EXIT_OK;
 }
 
-int at_watch_view_follow(at_model *model, at_replay *log, volatile int *interrupted)
+int at_watch_view_follow(at_model *model, at_replay *log, const char *plot_dir,
+                         volatile int *interrupted)
 {
-    follower f = {log, model};
+    viewer f = {NULL, log, model, plot_dir};
     at_monitor_state *st = at_model_state(model);
     st->replay = st->follow = 1;
     at_model_touch(model);
-    at_view_hooks h = {.ud = &f, .tick = follow_tick, .interrupted = interrupted};
+    at_view_hooks h = {.ud = &f, .tick = follow_tick, .action = action, .interrupted = interrupted};
     int rc = run_view(model, &h, 1);
     return rc == AT_EXIT_USAGE ? rc : rc < 0 ? AT_EXIT_PARTIAL : AT_EXIT_OK;
 }

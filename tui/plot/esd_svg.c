@@ -184,7 +184,10 @@ static void plot(at_markup *t, const at_esd_plot *p, const at_esd_hist *h)
         legend_item(t, &x, LEGEND_Y, NULL, NULL, AT_PLOT_MISSING, "no power-law fit");
     }
     if (has_fit) {
-        snprintf(text, sizeof text, "power law, KS distance D = %.4f", p->D);
+        if (isfinite(p->D))
+            snprintf(text, sizeof text, "power law, KS distance D = %.4f", p->D);
+        else
+            snprintf(text, sizeof text, "power law");
         legend_item(t, &x, LEGEND_Y, AT_PLOT_FIT, NULL, NULL, text);
     }
     x = 16;

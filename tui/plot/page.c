@@ -15,18 +15,24 @@
 #include "markup.h"
 #include "palette.h"
 
-void at_plot_file_name(char *buf, size_t cap, unsigned index, const char *name)
+char *at_plot_safe_name(char *buf, size_t cap, const char *name)
 {
-    char safe[81];
     size_t n = 0;
-    for (const char *p = name; *p && n < sizeof safe - 1; p++) {
+    for (const char *p = name; *p && n < 80 && n + 1 < cap; p++) {
         char c = *p;
         int ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
                  c == '.' || c == '_' || c == '-';
-        safe[n++] = ok ? c : '_';
+        buf[n++] = ok ? c : '_';
     }
-    safe[n] = '\0';
-    snprintf(buf, cap, "%03u-%s.svg", index, safe);
+    if (cap)
+        buf[n] = '\0';
+    return buf;
+}
+
+void at_plot_file_name(char *buf, size_t cap, unsigned index, const char *name)
+{
+    char safe[81];
+    snprintf(buf, cap, "%03u-%s.svg", index, at_plot_safe_name(safe, sizeof safe, name));
 }
 
 int at_plot_dir(const char *dir)

@@ -16,9 +16,12 @@
 #include "alphatop/htsr.h"
 #include "plot.h"
 
-/* A file name for the picture of layer `name`, number index: "%03u-" then name with every byte
- * outside [A-Za-z0-9._-] as '_' (at most 80 of them), then ".svg". Safe as a path component and
- * in a link, whatever the name holds. Writes at most cap bytes (NUL included) into buf. */
+/* name with every byte outside [A-Za-z0-9._-] as '_', at most 80 of them, into buf (cap bytes,
+ * NUL included): safe as a path component and in a link, whatever the name holds. Returns buf. */
+char *at_plot_safe_name(char *buf, size_t cap, const char *name);
+
+/* A file name for the picture of layer `name`, number index: "%03u-", then name made safe
+ * (at_plot_safe_name), then ".svg". Writes at most cap bytes (NUL included) into buf. */
 void at_plot_file_name(char *buf, size_t cap, unsigned index, const char *name);
 
 /* Makes the directory dir unless it exists (one level, like mkdir(1)). Returns AT_OK; AT_ERR_IO

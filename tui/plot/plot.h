@@ -35,9 +35,9 @@ typedef struct at_esd_plot {
     const char *subtitle; /* e.g. file, shape, step; NULL: none */
     const double *evals;  /* n eigenvalues, any order */
     size_t n;
-    at_fit_status status; /* the power-law fit (docs/metrics.md section 3) */
-    double alpha, xmin, D;
-    double mp_edge; /* the Marchenko-Pastur bulk edge (at_mp_fit's bulk_max); NAN: unknown */
+    at_fit_status status;  /* the power-law fit (docs/metrics.md section 3) */
+    double alpha, xmin, D; /* D: NAN when unknown (the legend then leaves it out) */
+    double mp_edge;        /* the Marchenko-Pastur bulk edge (at_mp_fit's bulk_max); NAN: unknown */
 } at_esd_plot;
 
 /* The ESD's frame: log10 eigenvalue across (the binned range, widened to show xmin and the MP

@@ -199,6 +199,8 @@ static const char *const help_keys[][2] = {
     {"/  F4", "filter layers by name (Enter keeps it, Esc clears it)"},
     {"F3  n  N", "search a layer by name and jump to it; next / previous match"},
     {"d", "W <-> delta (W - W_base, fine-tunes)"},
+    {"e", "save the selected layer's latest spectrum (ESD) as alphatop-LAYER-STEP.svg, in the "
+          "current directory or watch / replay --plot DIR"},
     {"z", "freeze the display; data keeps arriving, none is dropped (z or Esc: live)"},
     {"p", "pause / resume this run's snapshots at its trainer; scalars go on"},
     {"s", "ask the trainer to stop: y confirms; n, Enter and Esc do not"},
@@ -897,8 +899,9 @@ static void draw_status(const at_rd *c)
         "slider",  "Home/End", "start/end", "/",        "filter", "F3",     "search",
         "F6",      "sort",     "w",         "warnings", "Tab",    "metric", "d",
         "W/delta", "F10",      "quit",      NULL};
-    static const char *const detail[] = {"Esc", "back",    "Up/Down", "layer", "Tab", "metric",
-                                         "d",   "W/delta", "F10",     "quit",  NULL};
+    static const char *const detail[] = {"Esc",    "back", "Up/Down", "layer", "Tab",
+                                         "metric", "d",    "W/delta", "e",     "picture",
+                                         "F10",    "quit", NULL};
     static const char *const help[] = {"Up/Down", "scroll", "PgUp/PgDn", "page", "Esc",
                                        "back",    "F10",    "quit",      NULL};
     static const char *const runs[] = {"Up/Down", "choose", "Enter", "show", "Esc",

@@ -119,6 +119,7 @@ at_action at_keymap(int key, at_input_mode mode)
         {'w', AT_ACT_WARN_ONLY},
         {'z', AT_ACT_FREEZE},
         {'b', AT_ACT_BLOCKS},
+        {'e', AT_ACT_PICTURE},
     };
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
         if (map[i].key == key)
@@ -625,6 +626,21 @@ int at_ui_apply(at_ui *ui, const at_model *m, const at_layout *lay, at_action ac
         break;
     case AT_ACT_WARN_ONLY:
         ui->warn_only = !ui->warn_only;
+        break;
+    case AT_ACT_PICTURE:
+        at_ui_clamp(ui, m, lay);
+        if (ui->screen != AT_SCREEN_MAIN && ui->screen != AT_SCREEN_DETAIL)
+            return had_msg;
+        if (ui->sel_layer < 0) {
+            snprintf(ui->msg, sizeof ui->msg, "no layer selected: no picture to save");
+            break;
+        }
+        out->kind = AT_VIEW_PICTURE;
+        out->run = ui->run;
+        out->layer = ui->sel_layer;
+        out->space = ui->space;
+        /* what the engine says replaces it */
+        snprintf(ui->msg, sizeof ui->msg, "no picture saved: this view cannot write one");
         break;
     case AT_ACT_FREEZE:
         if (ui->replay) {

@@ -85,6 +85,7 @@ typedef enum at_action {
     AT_ACT_WARN_ONLY,   /* 'w': only layers with a warning, or all again */
     AT_ACT_FREEZE,      /* 'z': freeze the display at the newest snapshot, or go live again */
     AT_ACT_BLOCKS,      /* 'b': the block view of a transformer, or the heatmap again */
+    AT_ACT_PICTURE,     /* 'e': save the selected layer's spectrum (ESD) as an SVG picture */
     AT_ACT_METRIC_1,    /* '1'..'7' pick a metric directly: AT_ACT_METRIC_1 + at_metric_id */
 } at_action;
 
@@ -125,12 +126,18 @@ typedef enum at_view_event {
     AT_VIEW_STOP_RUN,   /* the user confirmed: ask run `run` to stop */
     AT_VIEW_PAUSE,      /* pause (`paused` 1) or resume (0) the snapshots of run `run` */
     AT_VIEW_SELECT_RUN, /* the user now looks at run `run` */
+    AT_VIEW_PICTURE,    /* save the picture of layer `layer` of run `run` in `space` */
 } at_view_event;
 
 typedef struct at_view_action {
     at_view_event kind;
     int run;
     int paused;
+    int layer;      /* AT_VIEW_PICTURE: the layer (model index) */
+    at_space space; /* AT_VIEW_PICTURE: W or delta */
+    char *reply;    /* where the engine may say what it did (the key bar shows it): reply_cap
+                       bytes, set by the view's loop; NULL: nowhere */
+    size_t reply_cap;
 } at_view_action;
 
 /* The interaction state. Zero-initialise, then at_ui_init. */
@@ -155,7 +162,7 @@ typedef struct at_ui {
     int searching;        /* typing the search */
     char search[64];      /* the last search ("" none) */
     int frozen;           /* 1: the display stays at limit_step while data keeps arriving */
-    char msg[96];         /* a one-shot note for the key bar ("" none), cleared by the next key */
+    char msg[256];        /* a one-shot note for the key bar ("" none), cleared by the next key */
     int blocks;           /* 1: the block view (blocks.h) instead of the heatmap, when the run
                              has attention layers */
     int block_top;        /* first row of the block view shown */

@@ -135,6 +135,8 @@ int at_view_run(at_view *self, const at_view_hooks *hooks)
             }
             at_view_action out;
             dirty |= at_ui_apply(&self->ui, self->model, &self->lay, act, key, &out);
+            out.reply = self->ui.msg;
+            out.reply_cap = sizeof self->ui.msg;
             if (out.kind != AT_VIEW_NOTHING && h->action)
                 h->action(h->ud, &out);
             if (out.kind == AT_VIEW_QUIT)

@@ -39,7 +39,8 @@ typedef struct at_view_hooks {
      * to end the loop (at_view_run returns it). May be NULL. */
     int (*tick)(void *ud);
     /* The user did something the engine must act on: quit, stop a run (confirmed), pause or
-     * resume analysis, select a run. Called on the loop's thread. May be NULL. */
+     * resume analysis, select a run, save a layer's picture (say what was done in a->reply).
+     * Called on the loop's thread. May be NULL. */
     void (*action)(void *ud, const at_view_action *a);
     /* When non-NULL and it becomes non-zero (e.g. set by a SIGINT/SIGTERM handler), the loop
      * ends and at_view_run returns 0. */
