@@ -326,6 +326,38 @@ static void test_memorised_run_without_cleanup(void **state)
     at_phase_tracker_free(t);
 }
 
+/* Grokking since step of a memorised run whose two layers shrink by `rate` (log10) per 1000
+ * steps from the first snapshot on (-1: never within 40 snapshots). */
+static int64_t cleanup_grokking_since(double rate)
+{
+    at_phase_tracker *t = at_phase_tracker_new(NULL);
+    run_events r = {.n = 0};
+    for (int i = 1; i <= 40; i++) {
+        int64_t step = 1000 * (int64_t)i;
+        fx_record a = fixture_layer(step, "a", 128, 1.4, 3.0 - rate * i, 0);
+        fx_record b = fixture_layer(step, "b", 128, 1.4, 2.0 - rate * i, 0);
+        feed_pair(t, &a, &b, &r);
+    }
+    at_phase_tracker_free(t);
+    assert_true(r.n >= 2);
+    assert_int_equal(r.to[1], AT_RUN_OVERFIT);
+    return r.n == 3 && r.to[2] == AT_RUN_GROKKING ? r.since[2] : -1;
+}
+
+/* The cleanup's threshold is 0.06 (log10) over the span. The sum falls exactly linearly, so
+ * the span's drop is rate x its length: at snapshot i the span reaches back to the latest
+ * snapshot at or before 70 % of the step, i - floor(0.7 i) snapshots of 1000 steps (5 at i =
+ * 16, 6 at 17-20, 7 at 21-23). At 0.0101 per 1000 steps the drop is 0.0606 from i = 17 on;
+ * at 0.0099 it is 0.0594 there and 0.0693 from 21; below 0.06 / 12 (the longest span of 40
+ * snapshots) it never reaches 0.06. */
+static void test_memorised_cleanup_threshold(void **state)
+{
+    (void)state;
+    assert_int_equal(cleanup_grokking_since(0.0101), 17000);
+    assert_int_equal(cleanup_grokking_since(0.0099), 21000);
+    assert_int_equal(cleanup_grokking_since(0.0049), -1);
+}
+
 static void test_scalars(void **state)
 {
     (void)state;
@@ -355,6 +387,7 @@ int main(void)
         cmocka_unit_test(test_run_phases),
         cmocka_unit_test(test_memorised_run_groks_by_cleanup),
         cmocka_unit_test(test_memorised_run_without_cleanup),
+        cmocka_unit_test(test_memorised_cleanup_threshold),
         cmocka_unit_test(test_scalars),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
