@@ -185,13 +185,9 @@ def run(args, model, threads, endpoint):
     layers = sum(1 for _ in model.parameters())
     gen = torch.Generator().manual_seed(1)
     # The loop's own memory settles first (its gradients come and go): the agent's is what
-    # watching adds beyond the largest RSS of a round of plain steps.
-    base = 0
-    for step in range(len(model.layers)):
-        train_step(model, opt, step, gen)
-        base = max(base, rss())
-    base_free = heap_free()
-    peak = [base, 0, 0]  # the trainer's peak RSS; the agent's bytes and malloc's free then
+    # watching adds beyond the largest RSS of a round of plain steps, sampled alike (mid-step,
+    # a block's gradients are alive: up to 116 MiB that a sample between steps never sees).
+    peak = [0, 0, 0]  # the trainer's peak RSS; the agent's bytes and malloc's free then
     stop = threading.Event()
     agent = [None]
 
@@ -199,12 +195,18 @@ def run(args, model, threads, endpoint):
         while not stop.is_set():
             r = rss()
             if r > peak[0]:
-                held = agent[0].stats["bytes_in_flight"] if agent[0] is not None else 0
+                # After close() the stats have no agent's counters left.
+                a = agent[0]
+                held = a.stats.get("bytes_in_flight", 0) if a is not None else 0
                 peak[:] = [r, held, heap_free()]
             time.sleep(0.01)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
+    for step in range(len(model.layers)):
+        train_step(model, opt, step, gen)
+    base = max(peak[0], rss())
+    base_free = heap_free()
     watcher = alphatop.watch(model, every=args.every, optimizer=opt, endpoint=endpoint)
     agent[0] = watcher.agent
     in_hook = [0.0]
