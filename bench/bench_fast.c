@@ -12,10 +12,11 @@
  *   cold       fast mode, first snapshot with a state (a monitor: vectors kept when they pay)
  *   once       fast mode without a state (a one-file scan: eigenvalues only)
  *   warm       fast mode, next snapshot after a 1e-3 relative perturbation, then a second
- * with speed-ups against the reference and |dalpha| (cold and warm against exact mode of the
- * same snapshot). The reference's cost depends on the shape, not the spectrum (dgesdd's
- * bidiagonalization), so it is measured on each shape's first kind and reused for the others
- * (marked *) unless --ref-each.
+ * with speed-ups against the reference, |dalpha| (cold and warm against exact mode of the
+ * same snapshot), the time of cold and once over exact mode's, and at the end every cell that
+ * misses a goal (fast never slower than exact; cold >= 5x and warm >= 15x the reference). The
+ * reference's cost depends on the shape, not the spectrum (dgesdd's bidiagonalization), so it is
+ * measured on each shape's first kind and reused for the others (marked *) unless --ref-each.
  * Usage: bench_fast [--threads N] [--repeat N] [--shapes LIST] [--kinds LIST] [--ref-each] [--cpu]
  *   --threads N      OpenBLAS threads (default 1)
  *   --repeat N       best of N interleaved runs of reference, exact, cold and once (default 1)
@@ -209,6 +210,34 @@ static const char *path_name(at_gram_path p)
 /* Reference time of the shape being measured (negative: not measured yet). */
 static double ref_time = -1.0;
 
+/* The goals (docs/fast.md): fast never slower than exact mode, cold and warm this many times
+ * faster than the reference. */
+#define GOAL_COLD 5.0
+#define GOAL_WARM 15.0
+
+/* Cells that missed a goal, said again at the end. */
+static char misses[8192];
+
+/* Checks one row against the goals and notes each miss. */
+static void check_goals(const char *kind, const char *shape, double ref, double ex, double cold,
+                        double once, double warm1, double warm2)
+{
+    const double warm = fmax(warm1, warm2), fast = fmax(cold, once);
+    size_t n = strlen(misses);
+    if (fast > ex)
+        n += (size_t)snprintf(misses + n, sizeof misses - n,
+                              "  %s %s: fast slower than exact (cold %.3f / once %.3f / exact "
+                              "%.3f s)\n",
+                              kind, shape, cold, once, ex);
+    if (n < sizeof misses && ref / cold < GOAL_COLD)
+        n += (size_t)snprintf(misses + n, sizeof misses - n,
+                              "  %s %s: cold %.1fx (once %.1fx) < %.0fx\n", kind, shape, ref / cold,
+                              ref / once, GOAL_COLD);
+    if (n < sizeof misses && ref / warm < GOAL_WARM)
+        snprintf(misses + n, sizeof misses - n, "  %s %s: warm %.1fx < %.0fx\n", kind, shape,
+                 ref / warm, GOAL_WARM);
+}
+
 /* One kind on one 2-D shape: reference (unless reused), exact, cold, once, then two warm
  * snapshots; best of `repeat` interleaved runs, so a burst of load on the shared machine hits
  * every method alike. */
@@ -258,14 +287,17 @@ static void layer(const char *kind, int64_t rows, int64_t cols, int run_ref, int
     double t_warm2 = now() - t0;
     const double tr = ref_time;
     printf("%-6s %5lldx%-5lld %7.2f%s %6.2f (%4.1fx %-5s) %6.2f (%4.1fx b %4lld) %6.2f (%4.1fx) "
-           "%6.3f (%4.1fx %s/%d) %6.3f (%4.1fx)  alpha %.3f tail %lld |dalpha| ex %.0e cold "
-           "%.0e warm %.0e %.0e\n",
+           "%6.3f (%4.1fx %s/%d) %6.3f (%4.1fx) /exact %.2f %.2f  alpha %.3f tail %lld |dalpha| ex "
+           "%.0e cold %.0e warm %.0e %.0e\n",
            kind, (long long)rows, (long long)cols, tr, run_ref ? " " : "*", t_ex, tr / t_ex,
            path_name(path), t_cold, tr / t_cold, (long long)ic.b, t_once, tr / t_once, t_warm,
-           tr / t_warm, at_mode_name(iw.mode), iw.passes, t_warm2, tr / t_warm2, a_ex,
-           (long long)spikes, run_ref ? fabs(a_ex - a_ref) : NAN, fabs(a_cold - a_ex),
-           fabs(a_warm - a_ex2), fabs(a_warm2 - a_ex3));
+           tr / t_warm, at_mode_name(iw.mode), iw.passes, t_warm2, tr / t_warm2, t_cold / t_ex,
+           t_once / t_ex, a_ex, (long long)spikes, run_ref ? fabs(a_ex - a_ref) : NAN,
+           fabs(a_cold - a_ex), fabs(a_warm - a_ex2), fabs(a_warm2 - a_ex3));
     fflush(stdout);
+    char shape[32];
+    snprintf(shape, sizeof shape, "%lldx%lld", (long long)rows, (long long)cols);
+    check_goals(kind, shape, tr, t_ex, t_cold, t_once, t_warm, t_warm2);
     at_fast_state_free(st);
     free(lam);
     free(w);
@@ -336,12 +368,14 @@ static void gpt2(const char *kind, int run_ref, int repeat, at_gram *g, at_fast 
     }
     const double tr = ref_time;
     printf("%-6s gpt2 x48   %7.2f%s %6.2f (%4.1fx)       %6.2f (%4.1fx kept %2lld) %6.2f (%4.1fx) "
-           "%6.3f (%4.1fx w%d g%d) %6.3f (%4.1fx w%d g%d)  |dalpha| cold max %.0e\n",
+           "%6.3f (%4.1fx w%d g%d) %6.3f (%4.1fx w%d g%d) /exact %.2f %.2f  |dalpha| cold max "
+           "%.0e\n",
            kind, tr, run_ref ? " " : "*", t_ex, tr / t_ex, t_cold, tr / t_cold, (long long)keep,
            t_once, tr / t_once, t_warm[0], tr / t_warm[0], modes[0][AT_MODE_WARM],
            modes[0][AT_MODE_GRAM], t_warm[1], tr / t_warm[1], modes[1][AT_MODE_WARM],
-           modes[1][AT_MODE_GRAM], dcold);
+           modes[1][AT_MODE_GRAM], t_cold / t_ex, t_once / t_ex, dcold);
     fflush(stdout);
+    check_goals(kind, "gpt2", tr, t_ex, t_cold, t_once, t_warm[0], t_warm[1]);
     for (int i = 0; i < L; i++) {
         free(w[i]);
         at_fast_state_free(st[i]);
@@ -392,8 +426,9 @@ int main(int argc, char **argv)
            bench_clock_id == CLOCK_MONOTONIC ? "wall" : "CPU", loadavg());
     printf("seconds (ratio = reference / method); * = reference of the shape's first kind; "
            "|dalpha| of exact vs reference, of cold/warm vs exact mode of the same snapshot\n");
-    printf("%-6s %-11s %8s %-20s %-22s %-14s %-22s %s\n", "kind", "shape", "ref", "exact",
-           "cold (monitor)", "once (scan)", "warm1 (mode/passes)", "warm2");
+    printf("%-6s %-11s %8s %-20s %-22s %-14s %-22s %-14s %s\n", "kind", "shape", "ref", "exact",
+           "cold (monitor)", "once (scan)", "warm1 (mode/passes)", "warm2",
+           "time over exact: cold once");
     at_gram *g = at_gram_new();
     at_fast *f = at_fast_new();
     if (!g || !f)
@@ -417,6 +452,8 @@ int main(int argc, char **argv)
             first = 0;
         }
     }
+    printf("goals missed (fast <= exact, cold >= %.0fx, warm >= %.0fx the reference):\n%s",
+           GOAL_COLD, GOAL_WARM, misses[0] ? misses : "  none\n");
     printf("load average at end %.2f\n", loadavg());
     at_fast_free(f);
     at_gram_free(g);

@@ -18,7 +18,8 @@ has a result of it, or of a newer snapshot (fast mode analyses the newest waitin
 layer; with an interval that lets the analysis keep up, it is its own). The first is cold (a
 full Gram spectrum per layer), the others warm. Also the
 layers' modes, the monitor's peak RSS (VmHWM); per run: snapshots dropped, the trainer's extra
-RSS over its RSS before watch() against the agent's budget, and the trainer's time inside the
+RSS over its RSS before watch() against the agent's budget (and at its peak, the agent's bytes
+and how much more freed heap glibc's malloc kept than before), and the trainer's time inside the
 hook per snapshot against one plain copy of the same bytes into warm buffers.
 
     PYTHONPATH=python ALPHATOP_LIB=build/agent /usr/bin/python3 bench/bench_stream.py \\
@@ -26,6 +27,7 @@ hook per snapshot against one plain copy of the same bytes into warm buffers.
 """
 
 import argparse
+import ctypes
 import json
 import os
 import signal
@@ -127,6 +129,21 @@ class Monitor:
         return peak
 
 
+class Mallinfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+
+_libc = ctypes.CDLL(None)
+_libc.mallinfo2.restype = Mallinfo2
+
+
+def heap_free():
+    """Bytes glibc's malloc holds free in its heaps (freed blocks it has not given back)."""
+    return _libc.mallinfo2().fordblks
+
+
 def plain_copy_seconds(model):
     """One copy of every weight into buffers allocated and touched beforehand, in the thread's
     CPU time (what the copy costs the training loop, whatever else runs): best of 3."""
@@ -168,22 +185,30 @@ def run(args, model, threads, endpoint):
     layers = sum(1 for _ in model.parameters())
     gen = torch.Generator().manual_seed(1)
     # The loop's own memory settles first (its gradients come and go): the agent's is what
-    # watching adds beyond the largest RSS of a round of plain steps.
-    base = 0
-    for step in range(len(model.layers)):
-        train_step(model, opt, step, gen)
-        base = max(base, rss())
-    peak = [base]
+    # watching adds beyond the largest RSS of a round of plain steps, sampled alike (mid-step,
+    # a block's gradients are alive: up to 116 MiB that a sample between steps never sees).
+    peak = [0, 0, 0]  # the trainer's peak RSS; the agent's bytes and malloc's free then
     stop = threading.Event()
+    agent = [None]
 
     def sample():
         while not stop.is_set():
-            peak[0] = max(peak[0], rss())
+            r = rss()
+            if r > peak[0]:
+                # After close() the stats have no agent's counters left.
+                a = agent[0]
+                held = a.stats.get("bytes_in_flight", 0) if a is not None else 0
+                peak[:] = [r, held, heap_free()]
             time.sleep(0.01)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
+    for step in range(len(model.layers)):
+        train_step(model, opt, step, gen)
+    base = max(peak[0], rss())
+    base_free = heap_free()
     watcher = alphatop.watch(model, every=args.every, optimizer=opt, endpoint=endpoint)
+    agent[0] = watcher.agent
     in_hook = [0.0]
     advance = watcher._advance
 
@@ -223,7 +248,8 @@ def run(args, model, threads, endpoint):
     stop.set()
     sampler.join()
     mon_peak = mon.stop()
-    return sweeps, stats, peak[0] - base, mon_peak, dict(mon.modes), mon.drops, unmeasured
+    extra = (peak[0] - base, peak[1], peak[2] - base_free)
+    return sweeps, stats, extra, mon_peak, dict(mon.modes), mon.drops, unmeasured
 
 
 def main():
@@ -265,9 +291,12 @@ def main():
         print(f"  snapshots sent {stats['snapshots_sent']}, dropped {stats['snapshots_dropped']},"
               f" layers deferred {stats['layers_deferred']}, monitor drop events {len(drops)}")
         budget = stats["budget_bytes"]
+        extra, held, kept = extra
         print(f"  trainer extra RSS {extra / 2**20:.0f} MiB, budget {budget / 2**20:.0f} MiB"
               f" (+64 MiB allowed: {'ok' if extra <= budget + (64 << 20) else 'OVER'});"
-              f" agent peak in flight {stats['peak_in_flight'] / 2**20:.0f} MiB")
+              f" agent peak in flight {stats['peak_in_flight'] / 2**20:.0f} MiB; at the RSS peak"
+              f" the agent held {held / 2**20:.0f} MiB and malloc kept {kept / 2**20:+.0f} MiB"
+              f" more freed heap than before watch()")
         print(f"  monitor peak RSS {mon_peak / 2**20:.0f} MiB")
         with open("/proc/loadavg") as f:
             print("  load average after:", " ".join(f.read().split()[:3]))

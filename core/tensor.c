@@ -58,10 +58,15 @@ int at_tensor_load(const at_tensor *t, float **f32, size_t *f32_cap, at_shape *s
 
 void at_count_nonfinite(const float *w, size_t n, size_t *nan, size_t *inf)
 {
+    /* Counted in locals by comparisons the compiler vectorises: isnan/isinf adding through the
+     * pointers ran one weight at a time, a seventh of a warm fast-mode sweep's time. */
+    size_t cn = 0, ci = 0;
     for (size_t i = 0; i < n; i++) {
-        *nan += isnan(w[i]) != 0;
-        *inf += isinf(w[i]) != 0;
+        cn += w[i] != w[i];
+        ci += fabsf(w[i]) == INFINITY;
     }
+    *nan += cn;
+    *inf += ci;
 }
 
 int at_nonfinite_check(size_t nan, size_t inf, char *err, size_t err_size)
