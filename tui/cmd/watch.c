@@ -74,7 +74,7 @@ int cmd_watch(int argc, char **argv)
     at_engine_opts o;
     at_engine_opts_default(&o);
     int headless = 0, no_record = 0, exact = 0, fast = 0, nargs = 0;
-    int64_t threads = o.threads;
+    int64_t threads = o.threads, max_runs = o.max_runs;
     at_arg_list rules = {NULL, 0};
     const at_arg_opt opts[] = {
         {.name = "listen",
@@ -158,6 +158,15 @@ int cmd_watch(int argc, char **argv)
                  "(default: every core; fewer leave cores to a trainer on this machine)",
          .min = 1,
          .max = MAX_THREADS},
+        {.name = "max-runs",
+         .kind = AT_ARG_INT,
+         .value = &max_runs,
+         .meta = "N",
+         .help = "runs kept at most: a new run takes the place of the run that ended first, and "
+                 "is refused (a warning, counted) while all N are live (docs/monitor.md)",
+         .flags = AT_ARG_SHOW_DEFAULT,
+         .min = 1,
+         .max = 1 << 20},
         {.name = "max-snapshots",
          .kind = AT_ARG_INT,
          .value = &o.max_snapshots,
@@ -179,6 +188,7 @@ int cmd_watch(int argc, char **argv)
         o.record = "-";
     o.fast = fast;
     o.threads = (int)threads;
+    o.max_runs = (int)max_runs;
     o.rules = rules.items;
     o.n_rules = rules.n;
     o.json_out = headless ? stdout : NULL;

@@ -62,6 +62,7 @@ void at_engine_opts_default(at_engine_opts *o)
     o->threads = 0;
     o->queue_bytes = (int64_t)512 << 20;
     o->max_open = 8;
+    o->max_runs = AT_INGEST_MAX_RUNS;
     o->notes = stderr;
 }
 
@@ -419,8 +420,18 @@ static void handle_msg(at_engine *self, const at_proto_msg *msg)
 {
     if (!at_proto_from_trainer(msg->type))
         return; /* a monitor -> trainer message: not for us */
-    /* What the engine writes about a message comes before what ingest makes of it. */
-    int run = at_ingest_run(self->ingest, msg->run);
+    /* What the engine writes about a message comes before what ingest makes of it. A stop_ack
+     * makes no run: anyone who can connect may send one. */
+    int run = msg->type == AT_PROTO_STOP_ACK ? at_ingest_find_run(self->ingest, msg->run)
+                                             : at_ingest_run(self->ingest, msg->run);
+    if (run < 0 && msg->type == AT_PROTO_STOP_ACK) {
+        self->stats.unexpected_acks++;
+        at_ingest_event(
+            self->ingest, -1, -1, -1, (at_record_event){.kind = AT_RECORD_EV_WARNING},
+            "run %s, which this monitor does not know, acknowledged a stop that was never "
+            "sent to it (ignored, no run made): %s",
+            msg->run, msg->u.reason);
+    }
     if (run < 0)
         return;
     if (msg->type == AT_PROTO_SCALARS)
@@ -578,6 +589,10 @@ int at_engine_step(at_engine *self)
             continue;
         }
         self->stats.messages++;
+        at_ingest_set_load(self->ingest,
+                           at_worker_held_bytes(self->worker) +
+                               (int64_t)at_ingest_held_bytes(self->ingest),
+                           self->o.queue_bytes);
         handle_msg(self, m);
     }
     at_job *job;
@@ -605,6 +620,12 @@ static void emit_stats(at_engine *self)
 {
     at_record rec = {.type = AT_RECORD_STATS, .step = -1};
     rec.u.stats = self->stats;
+    at_ingest_stats is;
+    at_ingest_stats_get(self->ingest, &is);
+    rec.u.stats.runs_evicted = is.runs_evicted;
+    rec.u.stats.runs_refused = is.runs_refused;
+    rec.u.stats.layers_shed = is.layers_shed;
+    rec.u.stats.run_bytes_max = (int64_t)is.run_bytes_max;
     if (self->feed) {
         at_feed_stats fs;
         at_feed_stats_get(self->feed, &fs);
@@ -706,6 +727,8 @@ static int feed_open(at_engine *self, const at_engine_opts *opts, char *err, siz
     fo.curve_keyfile = opts->curve_key;
     fo.curve_allow_file = opts->curve_allow;
     fo.allow_insecure = opts->allow_insecure;
+    /* A run table entry per rank: room for four ranks of every run ingest holds. */
+    fo.max_runs = opts->max_runs < AT_FEED_MAX_RUNS / 4 ? AT_FEED_MAX_RUNS : 4 * opts->max_runs;
     self->feed = at_feed_new(&fo, err, errlen);
     if (!self->feed)
         return AT_ERR_NET;
@@ -820,6 +843,7 @@ at_engine *at_engine_new(const at_engine_opts *opts, at_model *model, char *err,
     at_ingest_opts_default(&io);
     io.fast = opts->fast;
     io.base = self->base;
+    io.max_runs = opts->max_runs;
     at_ingest_hooks hooks = {.ctx = self,
                              .run_new = hook_run_new,
                              .run_free = hook_run_free,

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "idmap.h"
 #include "pair.h"
 
 /* Positions a snapshot may have: far more layers than any model, and a bound on what a
@@ -105,6 +106,9 @@ typedef struct ing_run {
     int64_t dropped;    /* snapshots the agent said it dropped */
     int64_t last_total; /* positions of the last snapshot whose end arrived */
     int said_lora;      /* fast mode said it skips adapters */
+    int jobs_out;       /* jobs submitted whose result has not come back */
+    size_t bytes_out;   /* their bytes of weights */
+    int64_t ended_seq;  /* when it ended, in the order runs end (--max-runs evicts oldest) */
     /* Fast mode's sweeps of the newest weights (ingest.h). */
     unsigned char *want, *got; /* per model layer */
     int nflags;
@@ -119,12 +123,24 @@ struct at_ingest {
     at_model *model;
     ing_run **runs; /* by model run index; NULL where the model has a run ingest has not */
     int nruns;
-    int last_done; /* results of the last snapshot that closed */
+    int held;          /* runs[] entries that are not NULL */
+    at_idmap *ids;     /* run id -> index, so a message finds its run in constant time */
+    int open;          /* snapshots in flight over every run */
+    size_t held_bytes; /* weights of slices and LoRA halves waiting */
+    int last_done;     /* results of the last snapshot that closed */
+    int64_t ends;      /* runs ended so far (ended_seq) */
+    int64_t evicted, refused, refused_said;
+    int64_t load, budget; /* bytes waiting for the analysis, and its budget (at_ingest_set_load) */
+    int holders;          /* runs with bytes_out > 0 */
+    int64_t shed;         /* layers not analysed: their run held more than its share */
+    size_t run_bytes_max; /* the most bytes_out one run had */
+    double refused_t;     /* when refusals were last reported */
 };
 
 void at_ingest_opts_default(at_ingest_opts *o)
 {
     memset(o, 0, sizeof *o);
+    o->max_runs = AT_INGEST_MAX_RUNS;
 }
 
 /* ---- runs ------------------------------------------------------------------------------- */
@@ -151,6 +167,11 @@ static void run_free(at_ingest *self, ing_run *r)
         return;
     if (self->h.run_free)
         self->h.run_free(self->h.ctx, r->data);
+    self->open -= r->nsnaps;
+    for (int i = 0; i < r->nasmb; i++)
+        self->held_bytes -= r->asmb[i].bytes;
+    for (int i = 0; i < r->nlora; i++)
+        self->held_bytes -= r->lora[i].job->bytes;
     for (int i = 0; i < r->nsnaps; i++)
         snap_free(r->snaps[i]);
     free(r->snaps);
@@ -171,11 +192,69 @@ static void run_free(at_ingest *self, ing_run *r)
     free(r);
 }
 
+int at_ingest_find_run(const at_ingest *self, const char *id)
+{
+    return at_idmap_get(self->ids, id);
+}
+
+/* The index of the ended run that ended first and has nothing in flight (no snapshot open, no
+ * result due), freed for reuse; -1 when every run held is live or busy. */
+static int evict_one(at_ingest *self)
+{
+    int best = -1;
+    for (int i = 0; i < self->nruns; i++) {
+        const ing_run *r = self->runs[i];
+        if (r && at_model_run(self->model, i)->ended && !r->nsnaps && !r->jobs_out &&
+            (best < 0 || r->ended_seq < self->runs[best]->ended_seq))
+            best = i;
+    }
+    if (best < 0)
+        return -1;
+    at_idmap_del(self->ids, self->runs[best]->id);
+    run_free(self, self->runs[best]);
+    self->runs[best] = NULL;
+    self->held--;
+    self->evicted++;
+    return best;
+}
+
+/* A new run id found every run held live: counted, and said at most once a second. */
+static int refuse(at_ingest *self, const char *id)
+{
+    self->refused++;
+    double t = at_clock_mono();
+    if (self->refused_said && t - self->refused_t < 1.0)
+        return AT_ERR_SIZE;
+    at_ingest_event(self, -1, -1, -1, (at_record_event){.kind = AT_RECORD_EV_WARNING},
+                    "run %s refused (%lld new runs refused so far): the monitor keeps at most %d "
+                    "runs and none of them has ended with nothing in flight (--max-runs)",
+                    id, (long long)self->refused, self->o.max_runs);
+    self->refused_said = self->refused;
+    self->refused_t = t;
+    return AT_ERR_SIZE;
+}
+
 int at_ingest_run(at_ingest *self, const char *id)
 {
-    int i = at_model_add_run(self->model, id, NULL, NULL);
-    if (i < 0 || (i < self->nruns && self->runs[i]))
+    int i = at_idmap_get(self->ids, id);
+    if (i >= 0)
         return i;
+    if (!id || !*id)
+        return AT_ERR_ARG;
+    /* The model keeps a shorter id: a long id may name a run the model already has. */
+    i = at_model_find_run(self->model, id);
+    if (i >= 0 && i < self->nruns && self->runs[i])
+        return i;
+    if (i < 0 && self->held >= self->o.max_runs) {
+        i = evict_one(self);
+        if (i < 0)
+            return refuse(self, id);
+        at_model_reuse_run(self->model, i, id);
+    } else if (i < 0) {
+        i = at_model_add_run(self->model, id, NULL, NULL);
+        if (i < 0)
+            return i;
+    }
     if (i >= self->nruns) {
         ing_run **nr = realloc(self->runs, (size_t)(i + 1) * sizeof *nr);
         if (!nr)
@@ -192,11 +271,18 @@ int at_ingest_run(at_ingest *self, const char *id)
     r->closed_seq = -1;
     r->fast_floor = -1;
     int st = self->h.run_new ? self->h.run_new(self->h.ctx, i, r->id, &r->data) : AT_OK;
+    if (st == AT_OK && at_idmap_put(self->ids, r->id, i) != AT_OK) {
+        if (self->h.run_free)
+            self->h.run_free(self->h.ctx, r->data);
+        r->data = NULL;
+        st = AT_ERR_NOMEM;
+    }
     if (st != AT_OK) {
         run_free(self, r);
         return st < 0 ? st : AT_ERR_ARG;
     }
     self->runs[i] = r;
+    self->held++;
     return i;
 }
 
@@ -360,8 +446,9 @@ static const char *pos_label(at_ingest *self, int run, const ing_run *r, int64_t
     return buf;
 }
 
-static void slices_drop(ing_run *r, int i)
+static void slices_drop(at_ingest *self, ing_run *r, int i)
 {
+    self->held_bytes -= r->asmb[i].bytes;
     slices_release(&r->asmb[i]);
     r->asmb[i] = r->asmb[--r->nasmb];
 }
@@ -385,7 +472,7 @@ static void snap_judge(at_ingest *self, int run, ing_run *r, snap *s)
         if (a->seq != s->seq)
             continue;
         snap_why(s, "%s: %s", a->name, a->bad ? "its slices overlap" : NOT_COVERED);
-        slices_drop(r, i);
+        slices_drop(self, r, i);
     }
     /* No end arrived: the run's last snapshot tells how many layers there are, if any did. */
     const int known = total >= 0 || r->last_total > 0;
@@ -515,6 +602,7 @@ static void close_ready(at_ingest *self, int run, ing_run *r)
         }
         for (int i = r->nlora - 1; i >= 0; i--)
             if (r->lora[i].seq == s->seq) {
+                self->held_bytes -= r->lora[i].job->bytes;
                 at_job_free(r->lora[i].job);
                 r->lora[i] = r->lora[--r->nlora];
             }
@@ -523,6 +611,7 @@ static void close_ready(at_ingest *self, int run, ing_run *r)
             r->closed_seq = s->seq;
         memmove(r->snaps, r->snaps + 1, (size_t)(r->nsnaps - 1) * sizeof *r->snaps);
         r->nsnaps--;
+        self->open--;
         snap_free(s);
     }
 }
@@ -556,6 +645,7 @@ static snap *snap_get(at_ingest *self, int run, ing_run *r, int64_t seq, int64_t
         memmove(r->snaps + at + 1, r->snaps + at, (size_t)(r->nsnaps - at) * sizeof *r->snaps);
         r->snaps[at] = s;
         r->nsnaps++;
+        self->open++;
         at_model_add_snapshot(self->model, run, step, at_clock_wall());
     }
     for (int i = 0; i < r->nsnaps; i++) {
@@ -608,6 +698,9 @@ void at_ingest_result(at_ingest *self, const at_job *job)
     ing_run *r = run_at(self, run);
     if (!r)
         return;
+    r->jobs_out--;
+    r->bytes_out -= job->bytes < r->bytes_out ? job->bytes : r->bytes_out;
+    self->holders -= !r->bytes_out && job->bytes;
     snap *s = snap_find(r, job->seq);
     if (s)
         s->done++;
@@ -643,23 +736,29 @@ void at_ingest_result(at_ingest *self, const at_job *job)
 
 int at_ingest_open_snapshots(const at_ingest *self)
 {
-    int n = 0;
-    for (int i = 0; i < self->nruns; i++)
-        n += self->runs[i] ? self->runs[i]->nsnaps : 0;
-    return n;
+    return self->open;
 }
 
 size_t at_ingest_held_bytes(const at_ingest *self)
 {
-    size_t n = 0;
-    for (int i = 0; i < self->nruns; i++) {
-        const ing_run *r = self->runs[i];
-        for (int k = 0; r && k < r->nasmb; k++)
-            n += r->asmb[k].bytes;
-        for (int k = 0; r && k < r->nlora; k++)
-            n += r->lora[k].job->bytes;
-    }
-    return n;
+    return self->held_bytes;
+}
+
+void at_ingest_set_load(at_ingest *self, int64_t load, int64_t budget)
+{
+    self->load = load;
+    self->budget = budget;
+}
+
+void at_ingest_stats_get(const at_ingest *self, at_ingest_stats *s)
+{
+    s->runs = self->held;
+    s->layers_shed = self->shed;
+    s->run_bytes_max = self->run_bytes_max;
+    s->runs_evicted = self->evicted;
+    s->runs_refused = self->refused;
+    s->table_bytes = at_idmap_bytes(self->ids) + (size_t)self->nruns * sizeof *self->runs +
+                     (size_t)self->held * sizeof(ing_run);
 }
 
 void at_ingest_progress(const at_ingest *self, double now, int *layers_done, double *oldest_age)
@@ -787,8 +886,15 @@ static void submit(at_ingest *self, int run, snap *s, int layer, at_space space,
     job->step = s->step;
     job->weights_step = w->step;
     job->submit_time = at_clock_mono();
+    const size_t bytes = job->bytes;
     if (self->h.submit(self->h.ctx, job) == AT_OK) {
+        ing_run *r = self->runs[run];
         s->submitted++;
+        r->jobs_out++;
+        self->holders += !r->bytes_out && bytes;
+        r->bytes_out += bytes;
+        if (r->bytes_out > self->run_bytes_max)
+            self->run_bytes_max = r->bytes_out;
         return;
     }
     at_job_free(job);
@@ -820,6 +926,7 @@ static void on_lora_half(at_ingest *self, int run, ing_run *r, snap *s, const wh
         if (!strcmp(r->lora[i].pair, h.pair)) {
             other = r->lora[i];
             r->lora[i] = r->lora[--r->nlora];
+            self->held_bytes -= other.job->bytes;
             break;
         }
     if (!other.job || other.seq != w->seq || other.is_b == is_b) {
@@ -831,6 +938,7 @@ static void on_lora_half(at_ingest *self, int run, ing_run *r, snap *s, const wh
         }
         r->lora = nl;
         r->lora[r->nlora++] = h;
+        self->held_bytes += h.job->bytes;
         return;
     }
     at_job *b = is_b ? h.job : other.job, *a = is_b ? other.job : h.job;
@@ -931,7 +1039,7 @@ static void on_slice(at_ingest *self, int run, ing_run *r, snap *s, const at_pro
         else if (o)
             snap_why(o, "%s: its slices came from different steps (%lld and %lld)", a->name,
                      (long long)a->step, (long long)l->step);
-        slices_drop(r, (int)(a - r->asmb));
+        slices_drop(self, r, (int)(a - r->asmb));
         a = NULL;
     }
     if (!a) {
@@ -956,6 +1064,7 @@ static void on_slice(at_ingest *self, int run, ing_run *r, snap *s, const at_pro
         if (!(a->buf = malloc(a->bytes)))
             return;
         r->nasmb++;
+        self->held_bytes += a->bytes;
         /* The view shows its row, and a missing slice's report names it, from the first one. */
         at_layer_kind kind;
         int64_t shape[4];
@@ -995,7 +1104,16 @@ static void on_slice(at_ingest *self, int run, ing_run *r, snap *s, const at_pro
     whole w = {a->name,  a->seq,  a->step, a->index, a->kind,
                a->dtype, a->base, a->ndim, a->full,  a->buf};
     on_whole(self, run, r, s, &w);
-    slices_drop(r, (int)(a - r->asmb));
+    slices_drop(self, r, (int)(a - r->asmb));
+}
+
+/* Past half the budget, a run holding its share of it or more (half the budget over the runs
+ * holding any) is not given more (ingest.h). */
+static int over_share(const at_ingest *self, const ing_run *r)
+{
+    if (!r->bytes_out || self->budget <= 0 || 2 * self->load < self->budget)
+        return 0;
+    return 2 * (int64_t)r->bytes_out * self->holders >= self->budget;
 }
 
 static void on_layer(at_ingest *self, int run, ing_run *r, const at_proto_layer *l)
@@ -1008,7 +1126,13 @@ static void on_layer(at_ingest *self, int run, ing_run *r, const at_proto_layer 
     at_proto_layer pl = *l;
     if (pl.index < 0) /* version 1 may leave it out: layers come in order */
         pl.index = p->received - 1;
-    if (pl.sliced) {
+    if (!pl.base && over_share(self, r)) {
+        self->shed++;
+        snap_why(s,
+                 "%s was not analysed: the run held %zu bytes waiting for the analysis, its share "
+                 "or more while other runs' layers waited (queue %lld of %lld bytes)",
+                 pl.name, r->bytes_out, (long long)self->load, (long long)self->budget);
+    } else if (pl.sliced) {
         s->sharded = 1;
         on_slice(self, run, r, s, &pl);
     } else {
@@ -1113,6 +1237,8 @@ static void on_goodbye(at_ingest *self, int run, ing_run *r, const at_proto_good
     int left = 0;
     for (int i = 0; i < r->nranks; i++)
         left += !r->ranks[i].gone;
+    if (!ri->ended && !left)
+        r->ended_seq = ++self->ends;
     ri->ended = !left;
     if (g->step > ri->step)
         ri->step = g->step;
@@ -1138,7 +1264,9 @@ static void on_scalars(at_ingest *self, int run, ing_run *r, const at_proto_scal
 
 int at_ingest_msg(at_ingest *self, const at_proto_msg *msg)
 {
-    int run = at_ingest_run(self, msg->run);
+    /* Anyone may send a stop_ack: one for a run not seen makes none. */
+    int run = msg->type == AT_PROTO_STOP_ACK ? at_ingest_find_run(self, msg->run)
+                                             : at_ingest_run(self, msg->run);
     if (run < 0)
         return run;
     ing_run *r = self->runs[run];
@@ -1177,8 +1305,13 @@ at_ingest *at_ingest_new(const at_ingest_opts *opts, const at_ingest_hooks *hook
         o = *opts;
     else
         at_ingest_opts_default(&o);
-    int bad = !hooks || !model || !hooks->submit || !hooks->event || !hooks->feed || !hooks->close;
+    int bad = !hooks || !model || !hooks->submit || !hooks->event || !hooks->feed ||
+              !hooks->close || o.max_runs < 1;
     at_ingest *self = bad ? NULL : calloc(1, sizeof *self);
+    if (self && !(self->ids = at_idmap_new(NULL))) {
+        free(self);
+        self = NULL;
+    }
     if (status)
         *status = bad ? AT_ERR_ARG : self ? AT_OK : AT_ERR_NOMEM;
     if (!self)
@@ -1203,5 +1336,6 @@ void at_ingest_free(at_ingest *self)
     for (int i = 0; i < self->nruns; i++)
         run_free(self, self->runs[i]);
     free(self->runs);
+    at_idmap_free(self->ids);
     free(self);
 }
