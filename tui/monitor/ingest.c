@@ -1127,6 +1127,12 @@ static void on_layer(at_ingest *self, int run, ing_run *r, const at_proto_layer 
     if (pl.index < 0) /* version 1 may leave it out: layers come in order */
         pl.index = p->received - 1;
     if (!pl.base && over_share(self, r)) {
+        /* Its row, so the report names it. */
+        at_layer_kind kind;
+        int64_t shape[4];
+        int ndim = core_shape(pl.kind, pl.ndim, pl.sliced ? pl.full_shape : pl.shape, &kind, shape);
+        if (ndim)
+            pos_name(r, pl.index, at_model_add_layer(self->model, run, pl.name, kind, ndim, shape));
         self->shed++;
         snap_why(s,
                  "%s was not analysed: the run held %zu bytes waiting for the analysis, its share "
