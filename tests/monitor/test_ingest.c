@@ -966,16 +966,27 @@ static void load(rig *g, int64_t budget)
 }
 
 /* One run's huge layers used to fill the whole queue budget and keep every other run out: from
- * half the budget on, a run holding its share is shed (its snapshot incomplete, said why) while
- * another run's layers are still taken; once its jobs are back it is taken again. */
+ * half the budget on, with another run active, a run holding its share is shed (its snapshot
+ * incomplete, said why) while the other run's layers are still taken; once its jobs are back
+ * it is taken again. */
 static void test_fair_share(void **state)
 {
     (void)state;
     const int64_t budget = 1 << 20;
+    float *huge = gauss(256 * 256, 4), *small = gauss(16 * 16, 5);
+    /* a run alone is never shed: it meets back-pressure at the whole budget, as before */
     rig *g = rig_new(NULL);
+    send_hello(g, "solo", 1);
+    for (int i = 0; i < 4; i++) {
+        load(g, budget);
+        send_linear(g, "solo", 10, "h", 256, 256, huge);
+    }
+    assert_int_equal(g->njobs, 4);
+    rig_free(g);
+
+    g = rig_new(NULL);
     send_hello(g, "big", 1);
     send_hello(g, "good", 2);
-    float *huge = gauss(256 * 256, 4), *small = gauss(16 * 16, 5);
     const char *names[] = {"h0", "h1", "h2", "h3"};
     for (int i = 0; i < 4; i++) {
         load(g, budget);

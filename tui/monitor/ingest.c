@@ -108,6 +108,7 @@ typedef struct ing_run {
     int said_lora;      /* fast mode said it skips adapters */
     int jobs_out;       /* jobs submitted whose result has not come back */
     size_t bytes_out;   /* their bytes of weights */
+    double last_msg;    /* monotonic time of its last message */
     int64_t ended_seq;  /* when it ended, in the order runs end (--max-runs evicts oldest) */
     /* Fast mode's sweeps of the newest weights (ingest.h). */
     unsigned char *want, *got; /* per model layer */
@@ -131,7 +132,8 @@ struct at_ingest {
     int64_t ends;      /* runs ended so far (ended_seq) */
     int64_t evicted, refused, refused_said;
     int64_t load, budget; /* bytes waiting for the analysis, and its budget (at_ingest_set_load) */
-    int holders;          /* runs with bytes_out > 0 */
+    int active;           /* runs that spoke lately or hold bytes (over_share), counted ... */
+    double active_t;      /* ... at this monotonic time */
     int64_t shed;         /* layers not analysed: their run held more than its share */
     size_t run_bytes_max; /* the most bytes_out one run had */
     double refused_t;     /* when refusals were last reported */
@@ -700,7 +702,6 @@ void at_ingest_result(at_ingest *self, const at_job *job)
         return;
     r->jobs_out--;
     r->bytes_out -= job->bytes < r->bytes_out ? job->bytes : r->bytes_out;
-    self->holders -= !r->bytes_out && job->bytes;
     snap *s = snap_find(r, job->seq);
     if (s)
         s->done++;
@@ -891,7 +892,6 @@ static void submit(at_ingest *self, int run, snap *s, int layer, at_space space,
         ing_run *r = self->runs[run];
         s->submitted++;
         r->jobs_out++;
-        self->holders += !r->bytes_out && bytes;
         r->bytes_out += bytes;
         if (r->bytes_out > self->run_bytes_max)
             self->run_bytes_max = r->bytes_out;
@@ -1107,13 +1107,26 @@ static void on_slice(at_ingest *self, int run, ing_run *r, snap *s, const at_pro
     slices_drop(self, r, (int)(a - r->asmb));
 }
 
+/* A run that sent a message this recently is taken to wait for its turn (over_share). */
+#define ACTIVE_S 10.0
+
 /* Past half the budget, a run holding its share of it or more (half the budget over the runs
- * holding any) is not given more (ingest.h). */
-static int over_share(const at_ingest *self, const ing_run *r)
+ * active: that spoke in the last ACTIVE_S seconds or hold bytes) is not given more while
+ * another run is active (ingest.h). A run alone is never refused: it waits as before. */
+static int over_share(at_ingest *self, const ing_run *r)
 {
     if (!r->bytes_out || self->budget <= 0 || 2 * self->load < self->budget)
         return 0;
-    return 2 * (int64_t)r->bytes_out * self->holders >= self->budget;
+    double now = at_clock_mono();
+    if (now - self->active_t > 0.1) { /* counted at most ten times a second */
+        self->active = 0;
+        for (int i = 0; i < self->nruns; i++) {
+            const ing_run *o = self->runs[i];
+            self->active += o && (o->bytes_out || now - o->last_msg < ACTIVE_S);
+        }
+        self->active_t = now;
+    }
+    return self->active >= 2 && 2 * (int64_t)r->bytes_out * self->active >= self->budget;
 }
 
 static void on_layer(at_ingest *self, int run, ing_run *r, const at_proto_layer *l)
@@ -1276,6 +1289,7 @@ int at_ingest_msg(at_ingest *self, const at_proto_msg *msg)
     if (run < 0)
         return run;
     ing_run *r = self->runs[run];
+    r->last_msg = at_clock_mono();
     switch (msg->type) {
     case AT_PROTO_HELLO:
         on_hello(self, run, r, &msg->u.hello);

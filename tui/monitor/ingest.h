@@ -54,12 +54,14 @@
  *
  * Fairness: the engine tells ingest how many bytes of weights wait for the analysis and its
  * budget (at_ingest_set_load). Below half the budget every layer is taken. From half of it
- * on, a run whose submitted jobs still hold half the budget divided by the number of runs
- * holding any, or more, is over its share: its layers are not analysed (shed, counted) and the
- * snapshot they belong to is reported incomplete with the reason, while the layers of the
- * other runs are still taken, so one trainer's huge layers cannot keep the others' out (the
- * engine stops reading only at the whole budget). A run that holds nothing always gets its
- * next layer, however large.
+ * on, while two runs or more are active (sent a message in the last 10 s, or hold bytes), a
+ * run whose submitted jobs still hold half the budget divided by the number of active runs,
+ * or more, is over its share: its layers are not analysed (shed, counted) and the snapshot
+ * they belong to is reported incomplete with the reason, while the layers of the other runs
+ * are still taken, so one trainer's huge layers cannot keep the others' out (the engine stops
+ * reading only at the whole budget). A run alone is never shed (it meets back-pressure at the
+ * whole budget, as before), and a run that holds nothing always gets its next layer, however
+ * large.
  *
  * Threading: one thread; the hooks are called on it, from inside the call that caused them.
  */
