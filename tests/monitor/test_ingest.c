@@ -1382,9 +1382,9 @@ static int good_analysed(at_engine *e, src *s)
 
 /* A trainer sending huge layers used to fill the analysis queue (queue_bytes) so the engine
  * stopped reading, and every other trainer waited behind it (over a socket: its agent then
- * dropped snapshots). Now the hog's layers past its share are shed and the good run's
- * messages are all read at once, interleaved as ZeroMQ's fair queueing delivers them, and
- * all three of its snapshots are analysed whole. */
+ * dropped snapshots). Now the hog's layers past its share are shed, the good run's messages
+ * are all read at once, interleaved as ZeroMQ's fair queueing delivers them, its layers are
+ * analysed ahead of the hog's queued ones, and all three of its snapshots whole. */
 static void test_engine_fair(void **state)
 {
     (void)state;
@@ -1419,7 +1419,7 @@ static void test_engine_fair(void **state)
     o.record = "-";
     o.notes = NULL;
     o.threads = 1;
-    o.queue_bytes = 4 << 20;
+    o.queue_bytes = 16 << 20; /* the hog gets 8 layers in before it is over its share */
     FILE *out = tmpfile();
     o.json_out = out;
     s.model = at_model_new();
@@ -1434,11 +1434,17 @@ static void test_engine_fair(void **state)
     /* the hog's snapshots are incomplete, said why; none of the good run's is */
     rewind(out);
     char line[8192];
-    int hog_drops = 0, good_drops = 0;
+    int hog_drops = 0, good_drops = 0, hog_layers = 0, good_layers = 0, hog_first = 0;
     at_record_decoder *d = at_record_decoder_new(NULL);
     while (fgets(line, sizeof line, out)) {
         at_record r;
         assert_int_equal(at_record_decode(d, line, strlen(line), &r), AT_OK);
+        if (r.type == AT_RECORD_LAYER) {
+            hog_layers += !strcmp(r.run, "hog");
+            good_layers += !strcmp(r.run, "good");
+            if (good_layers == 18 && !strcmp(r.run, "good"))
+                hog_first = hog_layers;
+        }
         if (r.type != AT_RECORD_EVENT || r.u.event.kind != AT_RECORD_EV_DROP)
             continue;
         if (!strcmp(r.run, "hog") && strstr(r.u.event.text, "its share"))
@@ -1447,6 +1453,10 @@ static void test_engine_fair(void **state)
     }
     assert_true(hog_drops >= 1);
     assert_int_equal(good_drops, 0);
+    /* the analysis was shared: the good run's 18 small layers did not wait for the hog's
+     * queued huge ones, only for the one or two handed out before them */
+    assert_int_equal(good_layers, 18);
+    assert_true(hog_first <= 2);
     at_record_decoder_free(d);
     fclose(out);
     at_model_free(s.model);

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "alphatop/phase.h"
@@ -48,6 +49,7 @@ struct at_engine {
     at_ckpt *base;
     at_runlog *shared_log;
     int64_t snapshots_done;
+    int slots; /* jobs the worker is given at a time (at_ingest_pump) */
     int done, exit_code;
     int log_failing;       /* a log write failed; reported once until a write succeeds */
     at_record_stats stats; /* messages, rejections and unexpected acks seen; the feed's
@@ -530,7 +532,9 @@ static void check_stops(at_engine *self)
 static void update_state(at_engine *self)
 {
     at_monitor_state *st = at_model_state(self->model);
-    int pending = at_worker_pending(self->worker), done;
+    at_ingest_stats is;
+    at_ingest_stats_get(self->ingest, &is);
+    int pending = at_worker_pending(self->worker) + is.waiting, done;
     double oldest;
     at_ingest_progress(self->ingest, at_clock_mono(), &done, &oldest);
     double behind = pending ? oldest : 0;
@@ -598,6 +602,9 @@ int at_engine_step(at_engine *self)
     at_job *job;
     while ((job = at_worker_poll(self->worker)))
         result_order(self, job);
+    /* The analysis is shared out a few jobs at a time: one run's huge layers do not queue
+     * ahead of every other run's (ingest.h, Fairness). */
+    at_ingest_pump(self->ingest, self->slots - at_worker_pending(self->worker));
     if (at_worker_pending(self->worker) == 0)
         results_release(self);
     check_stops(self);
@@ -835,6 +842,9 @@ at_engine *at_engine_new(const at_engine_opts *opts, at_model *model, char *err,
         goto fail;
     }
     self->worker = at_worker_new(&wo, &st);
+    /* A job more than threads: the next one is ready the moment a thread is free. */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    self->slots = (opts->threads > 0 ? opts->threads : cores > 0 ? (int)cores : 1) + 1;
     if (!self->worker) {
         snprintf(err, errlen, "cannot start the analysis worker: %s", at_strerror(st));
         goto fail;
@@ -844,6 +854,7 @@ at_engine *at_engine_new(const at_engine_opts *opts, at_model *model, char *err,
     io.fast = opts->fast;
     io.base = self->base;
     io.max_runs = opts->max_runs;
+    io.hold_jobs = !opts->fast; /* fast mode's pool keeps only each layer's newest job */
     at_ingest_hooks hooks = {.ctx = self,
                              .run_new = hook_run_new,
                              .run_free = hook_run_free,

@@ -2,6 +2,7 @@
 /* ingest.c -- messages in, jobs and events out, no socket and no thread (see ingest.h). */
 #include "ingest.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,8 +109,12 @@ typedef struct ing_run {
     int said_lora;      /* fast mode said it skips adapters */
     int jobs_out;       /* jobs submitted whose result has not come back */
     size_t bytes_out;   /* their bytes of weights */
-    double last_msg;    /* monotonic time of its last message */
-    int64_t ended_seq;  /* when it ended, in the order runs end (--max-runs evicts oldest) */
+    double served;      /* hold_jobs: bytes handed to the submit hook, decaying (served_now) */
+    double served_t;    /* ... as of this monotonic time */
+    at_job **wait;      /* hold_jobs: its jobs not handed out yet, oldest first from whead */
+    int nwait, whead, capwait;
+    double last_msg;   /* monotonic time of its last message */
+    int64_t ended_seq; /* when it ended, in the order runs end (--max-runs evicts oldest) */
     /* Fast mode's sweeps of the newest weights (ingest.h). */
     unsigned char *want, *got; /* per model layer */
     int nflags;
@@ -136,6 +141,7 @@ struct at_ingest {
     double active_t;      /* ... at this monotonic time */
     int64_t shed;         /* layers not analysed: their run held more than its share */
     size_t run_bytes_max; /* the most bytes_out one run had */
+    int waiting;          /* hold_jobs: jobs waiting over every run */
     double refused_t;     /* when refusals were last reported */
 };
 
@@ -174,6 +180,12 @@ static void run_free(at_ingest *self, ing_run *r)
         self->held_bytes -= r->asmb[i].bytes;
     for (int i = 0; i < r->nlora; i++)
         self->held_bytes -= r->lora[i].job->bytes;
+    for (int i = r->whead; i < r->nwait; i++) {
+        self->held_bytes -= r->wait[i]->bytes;
+        at_job_free(r->wait[i]);
+    }
+    self->waiting -= r->nwait - r->whead;
+    free(r->wait);
     for (int i = 0; i < r->nsnaps; i++)
         snap_free(r->snaps[i]);
     free(r->snaps);
@@ -756,6 +768,7 @@ void at_ingest_stats_get(const at_ingest *self, at_ingest_stats *s)
     s->runs = self->held;
     s->layers_shed = self->shed;
     s->run_bytes_max = self->run_bytes_max;
+    s->waiting = self->waiting;
     s->runs_evicted = self->evicted;
     s->runs_refused = self->refused;
     s->table_bytes = at_idmap_bytes(self->ids) + (size_t)self->nruns * sizeof *self->runs +
@@ -877,6 +890,29 @@ static void store_base(at_ingest *self, int run, ing_run *r, const whole *w, int
         "%s: base weights received; later snapshots are analysed as W and W - W_base", w->name);
 }
 
+/* hold_jobs: job waits in r's queue for at_ingest_pump. */
+static int wait_push(at_ingest *self, ing_run *r, at_job *job)
+{
+    if (r->nwait == r->capwait) {
+        if (r->whead > 0) { /* room at the front: move the waiting jobs there */
+            memmove(r->wait, r->wait + r->whead, (size_t)(r->nwait - r->whead) * sizeof *r->wait);
+            r->nwait -= r->whead;
+            r->whead = 0;
+        } else {
+            int cap = r->capwait ? 2 * r->capwait : 16;
+            at_job **nw = realloc(r->wait, (size_t)cap * sizeof *nw);
+            if (!nw)
+                return AT_ERR_NOMEM;
+            r->wait = nw;
+            r->capwait = cap;
+        }
+    }
+    r->wait[r->nwait++] = job;
+    self->waiting++;
+    self->held_bytes += job->bytes;
+    return AT_OK;
+}
+
 static void submit(at_ingest *self, int run, snap *s, int layer, at_space space, at_job *job,
                    const whole *w)
 {
@@ -887,19 +923,72 @@ static void submit(at_ingest *self, int run, snap *s, int layer, at_space space,
     job->step = s->step;
     job->weights_step = w->step;
     job->submit_time = at_clock_mono();
+    ing_run *r = self->runs[run];
     const size_t bytes = job->bytes;
-    if (self->h.submit(self->h.ctx, job) == AT_OK) {
-        ing_run *r = self->runs[run];
-        s->submitted++;
-        r->jobs_out++;
-        r->bytes_out += bytes;
-        if (r->bytes_out > self->run_bytes_max)
-            self->run_bytes_max = r->bytes_out;
+    int rc = self->o.hold_jobs ? wait_push(self, r, job) : self->h.submit(self->h.ctx, job);
+    if (rc != AT_OK) {
+        at_job_free(job);
+        at_ingest_event(self, run, layer, w->step, (at_record_event){.kind = AT_RECORD_EV_ERROR},
+                        "out of memory queueing a layer");
         return;
     }
-    at_job_free(job);
-    at_ingest_event(self, run, layer, w->step, (at_record_event){.kind = AT_RECORD_EV_ERROR},
-                    "out of memory queueing a layer");
+    s->submitted++;
+    r->jobs_out++;
+    r->bytes_out += bytes;
+    if (r->bytes_out > self->run_bytes_max)
+        self->run_bytes_max = r->bytes_out;
+}
+
+/* How long the bytes a run was served count against it (at_ingest_pump): they weigh e^-1 as
+ * much after FAIR_TAU seconds, so a run of huge layers yields to the others for about a minute
+ * after each, while a run that has waited long is served as soon as nobody else waits. */
+#define FAIR_TAU 10.0
+
+static double served_now(const ing_run *r, double now)
+{
+    return r->served * exp(-(now - r->served_t) / FAIR_TAU);
+}
+
+int at_ingest_pump(at_ingest *self, int slots)
+{
+    int n = 0;
+    const double now = at_clock_mono();
+    while (n < slots && self->waiting > 0) {
+        int run = -1;
+        double least = 0;
+        for (int i = 0; i < self->nruns; i++) {
+            const ing_run *o = self->runs[i];
+            double v = o && o->nwait > o->whead ? served_now(o, now) : -1;
+            if (v >= 0 && (run < 0 || v < least)) {
+                run = i;
+                least = v;
+            }
+        }
+        ing_run *r = self->runs[run];
+        at_job *job = r->wait[r->whead++];
+        self->waiting--;
+        self->held_bytes -= job->bytes;
+        if (r->whead == r->nwait)
+            r->whead = r->nwait = 0;
+        if (self->h.submit(self->h.ctx, job) == AT_OK) {
+            r->served = least + (double)job->bytes;
+            r->served_t = now;
+            n++;
+            continue;
+        }
+        /* Its result will never come: as if it had not been queued. */
+        snap *s = snap_find(r, job->seq);
+        if (s)
+            s->submitted--;
+        r->jobs_out--;
+        r->bytes_out -= job->bytes < r->bytes_out ? job->bytes : r->bytes_out;
+        at_ingest_event(self, run, job->layer, job->weights_step,
+                        (at_record_event){.kind = AT_RECORD_EV_ERROR},
+                        "out of memory queueing a layer");
+        at_job_free(job);
+        close_ready(self, run, r);
+    }
+    return n;
 }
 
 /* One half of a LoRA adapter: kept until the other half of the same snapshot arrives, then

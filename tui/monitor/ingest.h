@@ -59,7 +59,11 @@
  * or more, is over its share: its layers are not analysed (shed, counted) and the snapshot
  * they belong to is reported incomplete with the reason, while the layers of the other runs
  * are still taken, so one trainer's huge layers cannot keep the others' out (the engine stops
- * reading only at the whole budget). A run alone is never shed (it meets back-pressure at the
+ * reading only at the whole budget). With hold_jobs, the analysis is shared too: jobs wait
+ * in a queue per run, and at_ingest_pump hands out the next job of the run that was served
+ * the fewest bytes lately (each byte handed out counts e^(-t / 10 s) after t seconds), so a
+ * run of small layers is not queued behind another run's huge ones (each run's jobs keep
+ * their order). A run alone is never shed (it meets back-pressure at the
  * whole budget, as before), and a run that holds nothing always gets its next layer, however
  * large.
  *
@@ -84,6 +88,8 @@ typedef struct at_ingest_opts {
     int fast;            /* fast mode (see above) [0] */
     const at_ckpt *base; /* base weights by layer name (borrowed; must outlive the ingest) [NULL] */
     int max_runs;        /* runs held at most, >= 1 (see Runs below) [AT_INGEST_MAX_RUNS] */
+    int hold_jobs;       /* 1: jobs wait in ingest, per run, until at_ingest_pump hands them to
+                            the submit hook fairly (see Fairness); 0: submitted at once [0] */
 } at_ingest_opts;
 
 /* Fills *o with the defaults. */
@@ -159,6 +165,12 @@ void at_ingest_event(at_ingest *self, int run, int layer, int64_t step, at_recor
  * Returns the run index (>= 0) or what at_ingest_run returned. */
 int at_ingest_msg(at_ingest *self, const at_proto_msg *msg);
 
+/* hold_jobs: hands up to slots waiting jobs to the submit hook, each the next job of the run
+ * served the fewest bytes lately (see Fairness). Returns how many went. A
+ * job the hook refuses is freed, reported (an error event), and its snapshot goes on without
+ * it. */
+int at_ingest_pump(at_ingest *self, int slots);
+
 /* A finished job came back (borrowed; the caller still frees it): kept or fed, as above. */
 void at_ingest_result(at_ingest *self, const at_job *job);
 
@@ -167,7 +179,8 @@ void at_ingest_result(at_ingest *self, const at_job *job);
 int at_ingest_open_snapshots(const at_ingest *self);
 
 /* Bytes of weights ingest itself holds for snapshots in flight: slices waiting for the rest of
- * their layer, LoRA halves waiting for their partner (base weights are not counted). */
+ * their layer, LoRA halves waiting for their partner, jobs waiting for at_ingest_pump (base
+ * weights are not counted). */
 size_t at_ingest_held_bytes(const at_ingest *self);
 
 /* What the run table holds and did since at_ingest_new. */
@@ -179,6 +192,7 @@ typedef struct at_ingest_stats {
                              (not their snapshots in flight, nor the model's history) */
     int64_t layers_shed;  /* layers not analysed: their run was over its share (Fairness) */
     size_t run_bytes_max; /* the most bytes of submitted jobs one run held at a time */
+    int waiting;          /* hold_jobs: jobs waiting for at_ingest_pump */
 } at_ingest_stats;
 
 /* The analysis has load bytes of weights waiting, of a budget of budget bytes (budget <= 0:
