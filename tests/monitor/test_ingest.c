@@ -1033,6 +1033,54 @@ static void test_fair_share(void **state)
     rig_free(g);
 }
 
+/* Snapshots in flight are shared too: while another run is active, a run with max_open
+ * snapshots in flight has its next one not taken (said once, counted, its later messages
+ * ignored); the other run's are; a run alone waits as before. */
+static void test_fair_snapshots(void **state)
+{
+    (void)state;
+    at_ingest_opts o;
+    at_ingest_opts_default(&o);
+    o.max_open = 2;
+    float *w = gauss(8 * 4, 8);
+    rig *g = rig_new(&o);
+    send_hello(g, "solo", 1);
+    for (int64_t step = 10; step <= 40; step += 10) { /* complete, their jobs not back */
+        send_linear(g, "solo", step, "fc", 8, 4, w);
+        send_end(g, "solo", step, 1, 0);
+    }
+    assert_int_equal(at_ingest_open_snapshots(g->ing), 4);
+    assert_int_equal(at_ingest_open_cap(g->ing), 2); /* the engine stops reading: back-pressure */
+    rig_free(g);
+
+    g = rig_new(&o);
+    send_hello(g, "slow", 1);
+    send_hello(g, "other", 2);
+    send_linear(g, "slow", 10, "fc", 8, 4, w);
+    send_end(g, "slow", 10, 1, 0);
+    send_linear(g, "slow", 20, "fc", 8, 4, w);
+    send_end(g, "slow", 20, 1, 0);
+    g->nevs = 0;
+    send_linear(g, "slow", 30, "fc", 8, 4, w);
+    assert_int_equal(g->njobs, 2);
+    assert_int_equal(g->nevs, 1);
+    assert_int_equal(g->evs[0].kind, AT_RECORD_EV_DROP);
+    assert_non_null(strstr(g->evs[0].text, "snapshot 30 (step 30) is not analysed"));
+    assert_non_null(strstr(g->evs[0].text, "2 snapshots of this run"));
+    send_end(g, "slow", 30, 1, 0); /* ignored: no event, nothing opened */
+    assert_int_equal(g->nevs, 1);
+    assert_int_equal(at_ingest_open_snapshots(g->ing), 2);
+    assert_int_equal(at_ingest_open_cap(g->ing), 4);
+    send_linear(g, "other", 10, "fc", 8, 4, w);
+    assert_int_equal(g->njobs, 3);
+    at_ingest_stats st;
+    at_ingest_stats_get(g->ing, &st);
+    assert_int_equal(st.snapshots_shed, 1);
+    assert_int_equal(at_model_run(g->model, 0)->dropped, 1);
+    free(w);
+    rig_free(g);
+}
+
 /* ---- the engine in-process -------------------------------------------------------------- */
 
 /* A message source over an array; stop, pause and resume requests are recorded. */
@@ -1535,6 +1583,7 @@ int main(void)
         cmocka_unit_test(test_live_runs_refused),
         cmocka_unit_test(test_stop_ack_unknown_run),
         cmocka_unit_test(test_fair_share),
+        cmocka_unit_test(test_fair_snapshots),
         cmocka_unit_test(test_engine_stop_rule),
         cmocka_unit_test(test_engine_pause),
         cmocka_unit_test(test_engine_fair),

@@ -552,7 +552,7 @@ static int engine_full(const at_engine *self)
 {
     return at_worker_held_bytes(self->worker) + (int64_t)at_ingest_held_bytes(self->ingest) >=
                self->o.queue_bytes ||
-           at_ingest_open_snapshots(self->ingest) >= self->o.max_open;
+           at_ingest_open_snapshots(self->ingest) >= at_ingest_open_cap(self->ingest);
 }
 
 /* A message the source rejected (an error event with its reason), or one of the feed's notices
@@ -632,6 +632,7 @@ static void emit_stats(at_engine *self)
     rec.u.stats.runs_evicted = is.runs_evicted;
     rec.u.stats.runs_refused = is.runs_refused;
     rec.u.stats.layers_shed = is.layers_shed;
+    rec.u.stats.snapshots_shed = is.snapshots_shed;
     rec.u.stats.run_bytes_max = (int64_t)is.run_bytes_max;
     if (self->feed) {
         at_feed_stats fs;
@@ -854,6 +855,7 @@ at_engine *at_engine_new(const at_engine_opts *opts, at_model *model, char *err,
     io.fast = opts->fast;
     io.base = self->base;
     io.max_runs = opts->max_runs;
+    io.max_open = opts->max_open;
     io.hold_jobs = !opts->fast; /* fast mode's pool keeps only each layer's newest job */
     at_ingest_hooks hooks = {.ctx = self,
                              .run_new = hook_run_new,

@@ -114,6 +114,7 @@ typedef struct ing_run {
     at_job **wait;      /* hold_jobs: its jobs not handed out yet, oldest first from whead */
     int nwait, whead, capwait;
     double last_msg;   /* monotonic time of its last message */
+    int64_t shed_seq;  /* the newest snapshot not taken (snap_shed); -1 none */
     int64_t ended_seq; /* when it ended, in the order runs end (--max-runs evicts oldest) */
     /* Fast mode's sweeps of the newest weights (ingest.h). */
     unsigned char *want, *got; /* per model layer */
@@ -140,6 +141,7 @@ struct at_ingest {
     int active;           /* runs that spoke lately or hold bytes (over_share), counted ... */
     double active_t;      /* ... at this monotonic time */
     int64_t shed;         /* layers not analysed: their run held more than its share */
+    int64_t snaps_shed;   /* snapshots not taken: their run had max_open in flight */
     size_t run_bytes_max; /* the most bytes_out one run had */
     int waiting;          /* hold_jobs: jobs waiting over every run */
     double refused_t;     /* when refusals were last reported */
@@ -149,6 +151,7 @@ void at_ingest_opts_default(at_ingest_opts *o)
 {
     memset(o, 0, sizeof *o);
     o->max_runs = AT_INGEST_MAX_RUNS;
+    o->max_open = 8;
 }
 
 /* ---- runs ------------------------------------------------------------------------------- */
@@ -284,6 +287,7 @@ int at_ingest_run(at_ingest *self, const char *id)
     snprintf(r->id, sizeof r->id, "%s", id);
     r->closed_seq = -1;
     r->fast_floor = -1;
+    r->shed_seq = -1;
     int st = self->h.run_new ? self->h.run_new(self->h.ctx, i, r->id, &r->data) : AT_OK;
     if (st == AT_OK && at_idmap_put(self->ids, r->id, i) != AT_OK) {
         if (self->h.run_free)
@@ -630,6 +634,50 @@ static void close_ready(at_ingest *self, int run, ing_run *r)
     }
 }
 
+/* A run that sent a message this recently is taken to wait for its turn (over_share). */
+#define ACTIVE_S 10.0
+
+/* Runs active: that spoke in the last ACTIVE_S seconds or hold bytes; counted at most ten
+ * times a second. */
+static int count_active(at_ingest *self)
+{
+    double now = at_clock_mono();
+    if (now - self->active_t > 0.1) {
+        self->active = 0;
+        for (int i = 0; i < self->nruns; i++) {
+            const ing_run *o = self->runs[i];
+            self->active += o && (o->bytes_out || now - o->last_msg < ACTIVE_S);
+        }
+        self->active_t = now;
+    }
+    return self->active;
+}
+
+int at_ingest_open_cap(at_ingest *self)
+{
+    int active = count_active(self);
+    return self->o.max_open * (active > 1 ? active : 1);
+}
+
+/* A new snapshot of a run that has max_open in flight while another run is active is not
+ * taken (ingest.h, Fairness): said once, counted; its later messages are ignored. */
+static int snap_shed(at_ingest *self, int run, ing_run *r, int64_t seq, int64_t step)
+{
+    if (seq <= r->shed_seq)
+        return 1;
+    if (r->nsnaps < self->o.max_open || count_active(self) < 2)
+        return 0;
+    r->shed_seq = seq;
+    self->snaps_shed++;
+    at_model_run(self->model, run)->dropped++;
+    at_ingest_event(self, run, -1, step,
+                    (at_record_event){.kind = AT_RECORD_EV_DROP, .dropped = -1},
+                    "snapshot %lld (step %lld) is not analysed: %d snapshots of this run are still "
+                    "being analysed while other runs wait (its share of the snapshots in flight)",
+                    (long long)seq, (long long)step, r->nsnaps);
+    return 1;
+}
+
 /* The snapshot seq of run, opened (and its column added) on its first message, at step; NULL
  * when the message is stale (an older snapshot already closed) or out of memory. A newer
  * snapshot from rank means rank is done with every older one. */
@@ -638,6 +686,8 @@ static snap *snap_get(at_ingest *self, int run, ing_run *r, int64_t seq, int64_t
     if (seq <= r->closed_seq || !rank_of(r, rank))
         return NULL;
     snap *s = snap_find(r, seq);
+    if (!s && snap_shed(self, run, r, seq, step))
+        return NULL;
     if (!s) {
         if (r->nsnaps == r->capsnaps) {
             int cap = r->capsnaps ? 2 * r->capsnaps : 4;
@@ -767,6 +817,7 @@ void at_ingest_stats_get(const at_ingest *self, at_ingest_stats *s)
 {
     s->runs = self->held;
     s->layers_shed = self->shed;
+    s->snapshots_shed = self->snaps_shed;
     s->run_bytes_max = self->run_bytes_max;
     s->waiting = self->waiting;
     s->runs_evicted = self->evicted;
@@ -1196,9 +1247,6 @@ static void on_slice(at_ingest *self, int run, ing_run *r, snap *s, const at_pro
     slices_drop(self, r, (int)(a - r->asmb));
 }
 
-/* A run that sent a message this recently is taken to wait for its turn (over_share). */
-#define ACTIVE_S 10.0
-
 /* Past half the budget, a run holding its share of it or more (half the budget over the runs
  * active: that spoke in the last ACTIVE_S seconds or hold bytes) is not given more while
  * another run is active (ingest.h). A run alone is never refused: it waits as before. */
@@ -1206,16 +1254,8 @@ static int over_share(at_ingest *self, const ing_run *r)
 {
     if (!r->bytes_out || self->budget <= 0 || 2 * self->load < self->budget)
         return 0;
-    double now = at_clock_mono();
-    if (now - self->active_t > 0.1) { /* counted at most ten times a second */
-        self->active = 0;
-        for (int i = 0; i < self->nruns; i++) {
-            const ing_run *o = self->runs[i];
-            self->active += o && (o->bytes_out || now - o->last_msg < ACTIVE_S);
-        }
-        self->active_t = now;
-    }
-    return self->active >= 2 && 2 * (int64_t)r->bytes_out * self->active >= self->budget;
+    int active = count_active(self);
+    return active >= 2 && 2 * (int64_t)r->bytes_out * active >= self->budget;
 }
 
 static void on_layer(at_ingest *self, int run, ing_run *r, const at_proto_layer *l)
@@ -1378,7 +1418,10 @@ int at_ingest_msg(at_ingest *self, const at_proto_msg *msg)
     if (run < 0)
         return run;
     ing_run *r = self->runs[run];
-    r->last_msg = at_clock_mono();
+    const double now = at_clock_mono();
+    if (now - r->last_msg >= ACTIVE_S && !r->bytes_out)
+        self->active_t = -1; /* a run becomes active: count_active counts again */
+    r->last_msg = now;
     switch (msg->type) {
     case AT_PROTO_HELLO:
         on_hello(self, run, r, &msg->u.hello);
@@ -1415,7 +1458,7 @@ at_ingest *at_ingest_new(const at_ingest_opts *opts, const at_ingest_hooks *hook
     else
         at_ingest_opts_default(&o);
     int bad = !hooks || !model || !hooks->submit || !hooks->event || !hooks->feed ||
-              !hooks->close || o.max_runs < 1;
+              !hooks->close || o.max_runs < 1 || o.max_open < 1;
     at_ingest *self = bad ? NULL : calloc(1, sizeof *self);
     if (self && !(self->ids = at_idmap_new(NULL))) {
         free(self);

@@ -63,9 +63,12 @@
  * in a queue per run, and at_ingest_pump hands out the next job of the run that was served
  * the fewest bytes lately (each byte handed out counts e^(-t / 10 s) after t seconds), so a
  * run of small layers is not queued behind another run's huge ones (each run's jobs keep
- * their order). A run alone is never shed (it meets back-pressure at the
- * whole budget, as before), and a run that holds nothing always gets its next layer, however
- * large.
+ * their order). Snapshots in flight are shared the same way: the engine stops reading at
+ * max_open of them per active run (at_ingest_open_cap), and while another run is active, a
+ * new snapshot of a run that has max_open in flight already is not taken (a drop event says
+ * so, counted as snapshots_shed; its later messages are ignored). A run alone is never shed (it
+ * meets back-pressure at the whole budget, as before), and a run that holds nothing always gets its
+ * next layer, however large.
  *
  * Threading: one thread; the hooks are called on it, from inside the call that caused them.
  */
@@ -88,6 +91,8 @@ typedef struct at_ingest_opts {
     int fast;            /* fast mode (see above) [0] */
     const at_ckpt *base; /* base weights by layer name (borrowed; must outlive the ingest) [NULL] */
     int max_runs;        /* runs held at most, >= 1 (see Runs below) [AT_INGEST_MAX_RUNS] */
+    int max_open;        /* snapshots in flight per run while another run is active (see
+                            Fairness), >= 1 [8] */
     int hold_jobs;       /* 1: jobs wait in ingest, per run, until at_ingest_pump hands them to
                             the submit hook fairly (see Fairness); 0: submitted at once [0] */
 } at_ingest_opts;
@@ -175,8 +180,12 @@ int at_ingest_pump(at_ingest *self, int slots);
 void at_ingest_result(at_ingest *self, const at_job *job);
 
 /* Snapshots in flight (received, not yet closed) over every run: the engine stops reading
- * the socket while too many are. */
+ * the socket while at_ingest_open_cap or more are. */
 int at_ingest_open_snapshots(const at_ingest *self);
+
+/* The snapshots in flight the engine may let in: max_open per active run (Fairness), max_open
+ * for a run alone. */
+int at_ingest_open_cap(at_ingest *self);
 
 /* Bytes of weights ingest itself holds for snapshots in flight: slices waiting for the rest of
  * their layer, LoRA halves waiting for their partner, jobs waiting for at_ingest_pump (base
@@ -185,14 +194,15 @@ size_t at_ingest_held_bytes(const at_ingest *self);
 
 /* What the run table holds and did since at_ingest_new. */
 typedef struct at_ingest_stats {
-    int runs;             /* runs held now (<= max_runs) */
-    int64_t runs_evicted; /* ended runs dropped to make room for a new one */
-    int64_t runs_refused; /* messages of new run ids refused: max_runs live runs */
-    size_t table_bytes;   /* bytes of the run table itself: the id map and the run records
-                             (not their snapshots in flight, nor the model's history) */
-    int64_t layers_shed;  /* layers not analysed: their run was over its share (Fairness) */
-    size_t run_bytes_max; /* the most bytes of submitted jobs one run held at a time */
-    int waiting;          /* hold_jobs: jobs waiting for at_ingest_pump */
+    int runs;               /* runs held now (<= max_runs) */
+    int64_t runs_evicted;   /* ended runs dropped to make room for a new one */
+    int64_t runs_refused;   /* messages of new run ids refused: max_runs live runs */
+    size_t table_bytes;     /* bytes of the run table itself: the id map and the run records
+                               (not their snapshots in flight, nor the model's history) */
+    int64_t layers_shed;    /* layers not analysed: their run was over its share (Fairness) */
+    int64_t snapshots_shed; /* snapshots not taken: their run had max_open in flight */
+    size_t run_bytes_max;   /* the most bytes of submitted jobs one run held at a time */
+    int waiting;            /* hold_jobs: jobs waiting for at_ingest_pump */
 } at_ingest_stats;
 
 /* The analysis has load bytes of weights waiting, of a budget of budget bytes (budget <= 0:

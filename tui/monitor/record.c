@@ -266,6 +266,7 @@ static int build_stats(cJSON *o, const at_record *r)
          add_num(o, "runs_evicted", (double)s->runs_evicted) &&
          add_num(o, "runs_refused", (double)s->runs_refused) &&
          add_num(o, "layers_shed", (double)s->layers_shed) &&
+         add_num(o, "snapshots_shed", (double)s->snapshots_shed) &&
          add_num(o, "run_bytes_max", (double)s->run_bytes_max);
     return ok ? AT_OK : AT_ERR_NOMEM;
 }
@@ -589,6 +590,7 @@ static void read_stats(const cJSON *o, at_record_stats *s)
     s->runs_evicted = get_count(o, "runs_evicted");
     s->runs_refused = get_count(o, "runs_refused");
     s->layers_shed = get_count(o, "layers_shed");
+    s->snapshots_shed = get_count(o, "snapshots_shed");
     s->run_bytes_max = get_count(o, "run_bytes_max");
 }
 
