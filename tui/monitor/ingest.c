@@ -400,7 +400,8 @@ static void fast_check(at_ingest *self, int run, ing_run *r)
     if (r->fed[AT_SPACE_W] || r->fed[AT_SPACE_DELTA])
         close_trackers(self, run, r, r->fast_step);
     r->fast_floor = r->fast_step;
-    memset(r->got, 0, (size_t)r->nflags);
+    if (r->nflags)
+        memset(r->got, 0, (size_t)r->nflags);
 }
 
 /* Room for model layer flags up to layer. */
@@ -609,7 +610,8 @@ static void close_ready(at_ingest *self, int run, ing_run *r)
         }
         if (s->complete && self->o.fast) {
             /* Its layers make the sweep fast mode waits for. */
-            memset(r->want, 0, (size_t)r->nflags);
+            if (r->nflags) /* none yet: want is NULL */
+                memset(r->want, 0, (size_t)r->nflags);
             for (int64_t i = 0; i < s->npos && i < r->npos_layer; i++) {
                 int64_t l = r->pos_layer[i] - 1;
                 if (s->pos[i] == POS_ARRIVED && l >= 0 && !fast_flags(r, (int)l))
