@@ -9,10 +9,17 @@
  * memory min/max (VmRSS of /proc/PID/status, sampled every 5 s; also after the first tenth)
  * and its CPU seconds. Exit status 1 if a good trainer lost a snapshot it sent.
  *
- * Usage: bench_soak [SECONDS [TRAINERS [SHORT [PERIOD]]]]   defaults: 3600 8 1000 1.0
- * The monitor runs with --threads 1 --no-record and OPENBLAS_NUM_THREADS=1: a soak of a shared
- * machine should stay small. */
+ * With HOG_MIB > 0, one more trainer ("soak-hog") publishes a single square f32 layer of that
+ * many MiB every PERIOD: the good trainers must lose nothing to it (docs/monitor.md, Fair
+ * share).
+ *
+ * Usage: bench_soak [SECONDS [TRAINERS [SHORT [PERIOD [HOG_MIB]]]]]
+ *        defaults: 3600 8 1000 1.0 0
+ * The monitor ($AT_SOAK_ALPHATOP, else the alphatop built beside this bench) runs with
+ * --threads 1 --no-record and OPENBLAS_NUM_THREADS=1: a soak of a shared machine should stay
+ * small. */
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -41,6 +48,7 @@ static const char *const kinds[] = {"layer",     "scalars", "hello",   "goodbye"
 
 typedef struct trainer {
     int index;
+    int hog; /* the one huge layer instead of the small model */
     pthread_t thread;
     int64_t sent, dropped, deferred; /* the agent's counters at its end */
     atomic_llong analysed_layers;    /* layer lines of this run */
@@ -49,10 +57,11 @@ typedef struct trainer {
 
 static struct {
     double seconds, period;
-    int ntrainers, nshort;
+    int ntrainers, nshort, hog_mib;
     char endpoint[128];
     atomic_int stop;
     trainer tr[MAX_TRAINERS];
+    trainer hog;
     atomic_llong by_kind[NKINDS], other_lines, short_layers;
     pid_t monitor;
 } g;
@@ -88,7 +97,11 @@ static void *trainer_main(void *arg)
     trainer *t = arg;
     static const int64_t shapes[][2] = {{64, 128}, {128, 128}, {256, 256}, {128, 256}};
     char id[64], names[NLAYERS][32];
-    snprintf(id, sizeof id, "soak-good-%d", t->index);
+    const int nl = t->hog ? 1 : NLAYERS;
+    if (t->hog)
+        snprintf(id, sizeof id, "soak-hog");
+    else
+        snprintf(id, sizeof id, "soak-good-%d", t->index);
     at_agent_opts o;
     at_agent_opts_default(&o);
     o.model = "soak-mlp";
@@ -100,8 +113,10 @@ static void *trainer_main(void *arg)
     }
     float *w[NLAYERS];
     int64_t shape[NLAYERS][2];
-    for (int l = 0; l < NLAYERS; l++) {
+    for (int l = 0; l < nl; l++) {
         memcpy(shape[l], shapes[(t->index + l) % 4], sizeof shape[l]);
+        if (t->hog) /* a square layer of hog_mib MiB of f32 */
+            shape[l][0] = shape[l][1] = (int64_t)sqrt((double)g.hog_mib * 262144.0);
         w[l] = malloc((size_t)(shape[l][0] * shape[l][1]) * sizeof(float));
         fill(w[l], (size_t)(shape[l][0] * shape[l][1]), (uint64_t)(t->index * 16 + l + 1));
         snprintf(names[l], sizeof names[l], "block%d.weight", l);
@@ -110,10 +125,10 @@ static void *trainer_main(void *arg)
     sleep_s(g.period * t->index / g.ntrainers);
     double next = now_s();
     for (int64_t step = 1; !atomic_load(&g.stop); step++) {
-        for (int l = 0; l < NLAYERS; l++)
+        for (int l = 0; l < nl; l++)
             w[l][step % (shape[l][0] * shape[l][1])] *= 0.99f; /* training, of a sort */
         if (at_agent_snapshot_due(a, step) && at_agent_snapshot_begin(a, step) == AT_OK) {
-            for (int l = 0; l < NLAYERS; l++)
+            for (int l = 0; l < nl; l++)
                 at_agent_publish(a, names[l], AT_PROTO_KIND_LINEAR, AT_PROTO_F32, 2, shape[l], w[l],
                                  0);
             at_agent_snapshot_end(a);
@@ -128,7 +143,7 @@ static void *trainer_main(void *arg)
     t->dropped = s.snapshots_dropped;
     t->deferred = s.layers_deferred;
     at_agent_free(a);
-    for (int l = 0; l < NLAYERS; l++)
+    for (int l = 0; l < nl; l++)
         free(w[l]);
     return NULL;
 }
@@ -196,6 +211,11 @@ static void *reader_main(void *arg)
                 atomic_fetch_add(&g.tr[good].analysed_layers, 1);
             else if (!strcmp(kind, "drop"))
                 atomic_fetch_add(&g.tr[good].monitor_drops, 1);
+        } else if (!strcmp(run, "soak-hog")) {
+            if (!strcmp(type, "layer"))
+                atomic_fetch_add(&g.hog.analysed_layers, 1);
+            else if (!strcmp(kind, "drop"))
+                atomic_fetch_add(&g.hog.monitor_drops, 1);
         } else if (!strncmp(run, "soak-short-", 11) && !strcmp(type, "layer")) {
             atomic_fetch_add(&g.short_layers, 1);
         }
@@ -249,8 +269,9 @@ static pid_t spawn_monitor(FILE **out)
         close(fd[0]);
         close(fd[1]);
         setenv("OPENBLAS_NUM_THREADS", "1", 1);
-        execl(AT_ALPHATOP, "alphatop", "watch", "--headless", "--no-record", "--threads", "1",
-              "--listen", g.endpoint, (char *)NULL);
+        const char *bin = getenv("AT_SOAK_ALPHATOP");
+        execl(bin && *bin ? bin : AT_ALPHATOP, "alphatop", "watch", "--headless", "--no-record",
+              "--threads", "1", "--listen", g.endpoint, (char *)NULL);
         _exit(127);
     }
     close(fd[1]);
@@ -305,6 +326,15 @@ static void report(const char *what, double elapsed, const span *sp, double cpu,
                    (long long)t->sent, (long long)t->dropped, (long long)t->deferred);
         printf("\n");
     }
+    if (g.hog_mib > 0) {
+        printf("  soak-hog (%d MiB layers): snapshots analysed %lld, monitor drop events %lld",
+               g.hog_mib, (long long)atomic_load(&g.hog.analysed_layers),
+               (long long)atomic_load(&g.hog.monitor_drops));
+        if (!strcmp(what, "end"))
+            printf(", sent %lld, dropped by the agent %lld", (long long)g.hog.sent,
+                   (long long)g.hog.dropped);
+        printf("\n");
+    }
     fflush(stdout);
 }
 
@@ -314,9 +344,11 @@ int main(int argc, char **argv)
     g.ntrainers = argc > 2 ? atoi(argv[2]) : 8;
     g.nshort = argc > 3 ? atoi(argv[3]) : 1000;
     g.period = argc > 4 ? atof(argv[4]) : 1.0;
+    g.hog_mib = argc > 5 ? atoi(argv[5]) : 0;
     if (g.seconds <= 0 || g.ntrainers < 1 || g.ntrainers > MAX_TRAINERS || g.nshort < 0 ||
-        g.period <= 0) {
-        fprintf(stderr, "usage: bench_soak [SECONDS [TRAINERS (1..%d) [SHORT [PERIOD]]]]\n",
+        g.period <= 0 || g.hog_mib < 0 || g.hog_mib > 4096) {
+        fprintf(stderr,
+                "usage: bench_soak [SECONDS [TRAINERS (1..%d) [SHORT [PERIOD [HOG_MIB]]]]]\n",
                 MAX_TRAINERS);
         return 2;
     }
@@ -337,6 +369,9 @@ int main(int argc, char **argv)
         g.tr[i].index = i;
         pthread_create(&g.tr[i].thread, NULL, trainer_main, &g.tr[i]);
     }
+    g.hog.hog = 1;
+    if (g.hog_mib > 0)
+        pthread_create(&g.hog.thread, NULL, trainer_main, &g.hog);
     void *zctx = zmq_ctx_new();
     span sp = {-1, -1, -1, -1};
     const double t0 = now_s();
@@ -376,6 +411,8 @@ int main(int argc, char **argv)
     atomic_store(&g.stop, 1);
     for (int i = 0; i < g.ntrainers; i++)
         pthread_join(g.tr[i].thread, NULL);
+    if (g.hog_mib > 0)
+        pthread_join(g.hog.thread, NULL);
     zmq_ctx_term(zctx);
     sleep_s(5.0); /* the monitor analyses what is still queued */
     double cpu = cpu_s(g.monitor);

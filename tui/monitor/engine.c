@@ -843,9 +843,10 @@ at_engine *at_engine_new(const at_engine_opts *opts, at_model *model, char *err,
         goto fail;
     }
     self->worker = at_worker_new(&wo, &st);
-    /* A job more than threads: the next one is ready the moment a thread is free. */
+    /* A job per thread: one more would wait in the worker's own queue, where a huge layer
+     * handed out while nothing else waited would hold up the next small one. */
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    self->slots = (opts->threads > 0 ? opts->threads : cores > 0 ? (int)cores : 1) + 1;
+    self->slots = opts->threads > 0 ? opts->threads : cores > 0 ? (int)cores : 1;
     if (!self->worker) {
         snprintf(err, errlen, "cannot start the analysis worker: %s", at_strerror(st));
         goto fail;
