@@ -18,8 +18,8 @@ struct at_idmap {
     size_t key_bytes;
 };
 
-/* FNV-1a, 64 bits: keys are short, and a trainer cannot pick ids to collide more than linear
- * probing with a table at most half full tolerates. */
+/* FNV-1a, 64 bits: keys are short. Ids a trainer picks to collide cost a lookup at most a
+ * scan of the table, which the callers' bounds on runs (max_runs) keep small. */
 static uint64_t hash(const char *s)
 {
     uint64_t h = 1469598103934665603ull;
