@@ -16,8 +16,9 @@
  * Usage: bench_soak [SECONDS [TRAINERS [SHORT [PERIOD [HOG_MIB]]]]]
  *        defaults: 3600 8 1000 1.0 0
  * The monitor ($AT_SOAK_ALPHATOP, else the alphatop built beside this bench) runs with
- * --threads 1 --no-record and OPENBLAS_NUM_THREADS=1: a soak of a shared machine should stay
- * small. */
+ * --threads 1 --no-record and OPENBLAS_NUM_THREADS=1 (a soak of a shared machine should stay
+ * small), and --max-runs $AT_SOAK_MAX_RUNS when set (below SHORT, to see memory stay flat
+ * once ended runs are evicted). */
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -269,9 +270,13 @@ static pid_t spawn_monitor(FILE **out)
         close(fd[0]);
         close(fd[1]);
         setenv("OPENBLAS_NUM_THREADS", "1", 1);
-        const char *bin = getenv("AT_SOAK_ALPHATOP");
-        execl(bin && *bin ? bin : AT_ALPHATOP, "alphatop", "watch", "--headless", "--no-record",
-              "--threads", "1", "--listen", g.endpoint, (char *)NULL);
+        const char *bin = getenv("AT_SOAK_ALPHATOP"), *max_runs = getenv("AT_SOAK_MAX_RUNS");
+        if (max_runs && *max_runs)
+            execl(bin && *bin ? bin : AT_ALPHATOP, "alphatop", "watch", "--headless", "--no-record",
+                  "--threads", "1", "--listen", g.endpoint, "--max-runs", max_runs, (char *)NULL);
+        else
+            execl(bin && *bin ? bin : AT_ALPHATOP, "alphatop", "watch", "--headless", "--no-record",
+                  "--threads", "1", "--listen", g.endpoint, (char *)NULL);
         _exit(127);
     }
     close(fd[1]);
