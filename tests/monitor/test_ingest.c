@@ -1081,6 +1081,41 @@ static void test_fair_snapshots(void **state)
     rig_free(g);
 }
 
+/* A trainer gone without its end and goodbye (its agent gave up flushing) used to hold its
+ * snapshot in flight for good; enough such runs stopped the monitor reading. Told gone, its
+ * snapshot is reported incomplete and closes, and the run may be evicted like an ended one;
+ * a run that speaks again is live again. */
+static void test_run_gone(void **state)
+{
+    (void)state;
+    at_ingest_opts o;
+    at_ingest_opts_default(&o);
+    o.max_runs = 1;
+    rig *g = rig_new(&o);
+    float *w = gauss(8 * 4, 9);
+    send_hello(g, "v", 1);
+    send_linear(g, "v", 10, "fc", 8, 4, w);
+    assert_int_equal(at_ingest_open_snapshots(g->ing), 1);
+    assert_int_equal(send_hello(g, "next", 2), AT_ERR_SIZE); /* v is live */
+    g->nevs = 0;
+    at_ingest_run_gone(g->ing, 0, "the trainer's connection closed before its end arrived");
+    assert_int_equal(at_ingest_open_snapshots(g->ing), 0);
+    assert_int_equal(count_kind(g, AT_RECORD_EV_DROP), 1);
+    assert_non_null(strstr(g->evs[0].text, "connection closed before its end"));
+    at_ingest_run_gone(g->ing, 0, "again"); /* once */
+    assert_int_equal(g->nevs, 1);
+    assert_int_equal(send_hello(g, "next", 2), AT_ERR_SIZE); /* its job is not back yet */
+    finish(g, 0, AT_OK, AT_FIT_SUCCESS);
+    assert_int_equal(send_hello(g, "next", 2), 0); /* v evicted */
+    assert_int_equal(at_ingest_find_run(g->ing, "v"), AT_ERR_NOTFOUND);
+    /* a gone run that speaks again is not evicted */
+    at_ingest_run_gone(g->ing, 0, "gone");
+    send_hello(g, "next", 3);
+    assert_int_equal(send_hello(g, "third", 4), AT_ERR_SIZE);
+    free(w);
+    rig_free(g);
+}
+
 /* ---- the engine in-process -------------------------------------------------------------- */
 
 /* A message source over an array; stop, pause and resume requests are recorded. */
@@ -1584,6 +1619,7 @@ int main(void)
         cmocka_unit_test(test_stop_ack_unknown_run),
         cmocka_unit_test(test_fair_share),
         cmocka_unit_test(test_fair_snapshots),
+        cmocka_unit_test(test_run_gone),
         cmocka_unit_test(test_engine_stop_rule),
         cmocka_unit_test(test_engine_pause),
         cmocka_unit_test(test_engine_fair),

@@ -49,7 +49,8 @@ struct at_engine {
     at_ckpt *base;
     at_runlog *shared_log;
     int64_t snapshots_done;
-    int slots; /* jobs the worker is given at a time (at_ingest_pump) */
+    int slots;     /* jobs the worker is given at a time (at_ingest_pump) */
+    double reap_t; /* when reap_gone last looked */
     int done, exit_code;
     int log_failing;       /* a log write failed; reported once until a write succeeds */
     at_record_stats stats; /* messages, rejections and unexpected acks seen; the feed's
@@ -576,6 +577,28 @@ static void on_reject(at_engine *self, int rc, const at_proto_error *e)
                     "rejected a message: %s", e->message);
 }
 
+/* A trainer whose connection closed before its snapshot's end and goodbye went out (its agent
+ * gave up flushing) would hold that snapshot in flight for good, and enough of them would stop
+ * the monitor reading (max_open): once a second, a run whose connection is gone and that has
+ * been silent for GONE_S seconds is told to ingest as gone. */
+#define GONE_S 5.0
+static void reap_gone(at_engine *self)
+{
+    const double now = at_clock_mono();
+    if (!self->feed || now - self->reap_t < 1.0)
+        return;
+    self->reap_t = now;
+    at_feed_stats fs;
+    at_feed_stats_get(self->feed, &fs); /* reads the socket monitor's news of closed ones */
+    for (int i = 0; i < at_model_num_runs(self->model); i++) {
+        const char *id = at_ingest_run_id(self->ingest, i);
+        const at_feed_run *fr = id ? at_feed_run_find(self->feed, id) : NULL;
+        if (id && (!fr || (!fr->connected && now * 1000 - (double)fr->last_ms > GONE_S * 1000)))
+            at_ingest_run_gone(self->ingest, i,
+                               "the trainer's connection closed before its end arrived");
+    }
+}
+
 int at_engine_step(at_engine *self)
 {
     uint64_t v0 = at_model_version(self->model);
@@ -605,6 +628,7 @@ int at_engine_step(at_engine *self)
     /* The analysis is shared out a few jobs at a time: one run's huge layers do not queue
      * ahead of every other run's (ingest.h, Fairness). */
     at_ingest_pump(self->ingest, self->slots - at_worker_pending(self->worker));
+    reap_gone(self);
     if (at_worker_pending(self->worker) == 0)
         results_release(self);
     check_stops(self);

@@ -115,6 +115,7 @@ typedef struct ing_run {
     int nwait, whead, capwait;
     double last_msg;   /* monotonic time of its last message */
     int64_t shed_seq;  /* the newest snapshot not taken (snap_shed); -1 none */
+    int gone;          /* its trainer vanished without a goodbye (at_ingest_run_gone) */
     int64_t ended_seq; /* when it ended, in the order runs end (--max-runs evicts oldest) */
     /* Fast mode's sweeps of the newest weights (ingest.h). */
     unsigned char *want, *got; /* per model layer */
@@ -221,7 +222,7 @@ static int evict_one(at_ingest *self)
     int best = -1;
     for (int i = 0; i < self->nruns; i++) {
         const ing_run *r = self->runs[i];
-        if (r && at_model_run(self->model, i)->ended && !r->nsnaps && !r->jobs_out &&
+        if (r && (at_model_run(self->model, i)->ended || r->gone) && !r->nsnaps && !r->jobs_out &&
             (best < 0 || r->ended_seq < self->runs[best]->ended_seq))
             best = i;
     }
@@ -1420,6 +1421,7 @@ int at_ingest_msg(at_ingest *self, const at_proto_msg *msg)
     if (run < 0)
         return run;
     ing_run *r = self->runs[run];
+    r->gone = 0;
     const double now = at_clock_mono();
     if (now - r->last_msg >= ACTIVE_S && !r->bytes_out)
         self->active_t = -1; /* a run becomes active: count_active counts again */
@@ -1447,6 +1449,16 @@ int at_ingest_msg(at_ingest *self, const at_proto_msg *msg)
         break;
     }
     return run;
+}
+
+void at_ingest_run_gone(at_ingest *self, int run, const char *reason)
+{
+    ing_run *r = run_at(self, run);
+    if (!r || r->gone || at_model_run(self->model, run)->ended)
+        return;
+    r->gone = 1;
+    r->ended_seq = ++self->ends;
+    abandon_all(self, run, r, -1, reason);
 }
 
 /* ---- life ------------------------------------------------------------------------------- */

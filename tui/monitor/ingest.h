@@ -49,8 +49,8 @@
  * (no snapshot open, no result due): that run is evicted -- run_free gets its data, the model
  * forgets its history (at_model_reuse_run), its events stay, monitor-wide. When none has
  * ended, the new id is refused: its message is ignored, counted (at_ingest_stats), and a
- * warning event says so at most once a second. A run that vanished without its goodbye
- * counts as live.
+ * warning event says so at most once a second. A run whose trainer vanished without its
+ * goodbye (at_ingest_run_gone) may be evicted as an ended one.
  *
  * Fairness: the engine tells ingest how many bytes of weights wait for the analysis and its
  * budget (at_ingest_set_load). Below half the budget every layer is taken. From half of it
@@ -191,6 +191,12 @@ int at_ingest_open_cap(at_ingest *self);
  * their layer, LoRA halves waiting for their partner, jobs waiting for at_ingest_pump (base
  * weights are not counted). */
 size_t at_ingest_held_bytes(const at_ingest *self);
+
+/* The trainer of run is gone without a goodbye (its connection closed and it has been silent):
+ * the snapshots it still owed will not come -- each open one is reported incomplete for
+ * reason, as a goodbye would -- and the run may be evicted like an ended one (Runs above),
+ * unless it speaks again. Does nothing for an ended run or one already gone. */
+void at_ingest_run_gone(at_ingest *self, int run, const char *reason);
 
 /* What the run table holds and did since at_ingest_new. */
 typedef struct at_ingest_stats {
