@@ -174,7 +174,8 @@ int at_keyfile_read_list(const char *path, char (*keys)[AT_KEY_Z85_LEN + 1], siz
         /* A bare Z85 key may itself start with '#'. */
         if (*s == '\0' || (*s == '#' && !at_key_is_z85(s)))
             continue;
-        if (split(s, &name, &value) && strcmp(name, "public-key") != 0)
+        /* A bare key may hold '=' too (a Z85 character): only a line that is not one is split. */
+        if (!at_key_is_z85(s) && split(s, &name, &value) && strcmp(name, "public-key") != 0)
             continue; /* a secret-key line of a full key file is not an allowed key */
         if (!at_key_is_z85(value))
             rc = fail(err, errlen, AT_ERR_FORMAT, "%s:%d: not a 40-character Z85 public key", path,

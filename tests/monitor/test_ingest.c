@@ -44,7 +44,8 @@ typedef struct rig {
     int64_t idx_step, idx; /* the position the next layer of a snapshot gets */
     int refuse;            /* submit fails */
     ev evs[256];
-    int nevs;
+    int nevs;    /* kept in evs */
+    int nevents; /* every one */
     struct {
         int run, layer;
         at_space space;
@@ -72,6 +73,11 @@ static void h_event(void *ctx, int run, int layer, const at_record *rec)
 {
     rig *g = ctx;
     assert_int_equal(rec->type, AT_RECORD_EVENT);
+    /* every event names its run */
+    assert_string_equal(rec->run ? rec->run : "", run >= 0 ? at_ingest_run_id(g->ing, run) : "");
+    g->nevents++;
+    if (g->nevs == 256)
+        return; /* the tests of many runs count them only */
     ev *e = &g->evs[g->nevs++];
     e->run = run;
     e->layer = layer;
@@ -81,8 +87,6 @@ static void h_event(void *ctx, int run, int layer, const at_record *rec)
     snprintf(e->layer_name, sizeof e->layer_name, "%s",
              rec->u.event.layer ? rec->u.event.layer : "");
     snprintf(e->text, sizeof e->text, "%s", rec->u.event.text);
-    /* every event names its run */
-    assert_string_equal(rec->run, at_ingest_run_id(g->ing, run));
 }
 
 static void h_feed(void *ctx, const at_job *job, int64_t step)
@@ -829,6 +833,289 @@ static void test_fast_closing(void **state)
     rig_free(g);
 }
 
+static void send_goodbye(rig *g, const char *run, int64_t step)
+{
+    at_proto_msg *m = msg_of(AT_PROTO_GOODBYE, run);
+    m->u.goodbye.step = step;
+    at_ingest_msg(g->ing, m);
+}
+
+/* Every distinct run id used to cost its place for good (30,000 short runs took 30,000 model
+ * runs, each with its events): at most max_runs are held, the ended ones evicted oldest first,
+ * so what the run table and the model hold stays the same however many come. */
+static void test_many_short_runs(void **state)
+{
+    (void)state;
+    rig *g = rig_new(NULL);
+    const int nruns = 30000;
+    char id[64];
+    for (int i = 0; i < nruns; i++) {
+        snprintf(id, sizeof id, "short-%d", i);
+        assert_true(send_hello(g, id, i + 1) >= 0);
+        send_goodbye(g, id, 5);
+    }
+    at_ingest_stats st;
+    at_ingest_stats_get(g->ing, &st);
+    assert_int_equal(st.runs, AT_INGEST_MAX_RUNS);
+    assert_int_equal(st.runs_evicted, nruns - AT_INGEST_MAX_RUNS);
+    assert_int_equal(st.runs_refused, 0);
+    assert_int_equal(at_model_num_runs(g->model), AT_INGEST_MAX_RUNS);
+    assert_true(at_model_num_events(g->model) <= AT_MODEL_MAX_EVENTS);
+    /* a hello and a goodbye event each, all said */
+    assert_int_equal(g->nevents, 2 * nruns);
+    /* the table: the id map and one record per run held, about a kilobyte each */
+    assert_true(st.table_bytes < (size_t)AT_INGEST_MAX_RUNS * 1024);
+    print_message("run table %zu bytes for %d runs held of %d seen\n", st.table_bytes, st.runs,
+                  nruns);
+    /* the newest runs are held, found by id; the oldest gone */
+    snprintf(id, sizeof id, "short-%d", nruns - 1);
+    int last = at_ingest_find_run(g->ing, id);
+    assert_true(last >= 0);
+    assert_string_equal(at_model_run(g->model, last)->id, id);
+    assert_true(at_model_run(g->model, last)->ended);
+    assert_int_equal(at_ingest_find_run(g->ing, "short-0"), AT_ERR_NOTFOUND);
+    snprintf(id, sizeof id, "short-%d", nruns - AT_INGEST_MAX_RUNS);
+    assert_true(at_ingest_find_run(g->ing, id) >= 0);
+    snprintf(id, sizeof id, "short-%d", nruns - AT_INGEST_MAX_RUNS - 1);
+    assert_int_equal(at_ingest_find_run(g->ing, id), AT_ERR_NOTFOUND);
+    rig_free(g);
+}
+
+/* Live runs are never evicted: past max_runs a new id is refused, counted, and said at most
+ * once a second; an ended run makes room, the one that ended first among those with nothing
+ * in flight, and the new run takes its model index with a clean history. */
+static void test_live_runs_refused(void **state)
+{
+    (void)state;
+    at_ingest_opts o;
+    at_ingest_opts_default(&o);
+    o.max_runs = 3;
+    rig *g = rig_new(&o);
+    assert_int_equal(send_hello(g, "a", 1), 0);
+    assert_int_equal(send_hello(g, "b", 2), 1);
+    assert_int_equal(send_hello(g, "c", 3), 2);
+    g->nevs = 0;
+    assert_int_equal(send_hello(g, "d", 4), AT_ERR_SIZE);
+    assert_int_equal(send_hello(g, "e", 5), AT_ERR_SIZE);
+    assert_int_equal(g->nevs, 1);
+    assert_int_equal(g->evs[0].kind, AT_RECORD_EV_WARNING);
+    assert_int_equal(g->evs[0].run, -1);
+    assert_non_null(strstr(g->evs[0].text, "run d refused"));
+    assert_non_null(strstr(g->evs[0].text, "at most 3 runs"));
+    assert_non_null(strstr(g->evs[0].text, "--max-runs"));
+    at_ingest_stats st;
+    at_ingest_stats_get(g->ing, &st);
+    assert_int_equal(st.runs_refused, 2);
+    assert_int_equal(at_model_num_runs(g->model), 3);
+
+    /* a ends first but its layer is still being analysed; b ends next with nothing due */
+    float *w = gauss(8 * 4, 3);
+    assert_int_equal(send_linear(g, "a", 10, "fc", 8, 4, w), 0);
+    send_goodbye(g, "a", 10);
+    assert_int_equal(at_model_add_event(g->model, 1, -1, 10, AT_EVENT_INFO, "b said this"), 0);
+    send_goodbye(g, "b", 10);
+    assert_int_equal(send_hello(g, "d", 4), 1); /* b's place */
+    assert_string_equal(at_model_run(g->model, 1)->id, "d");
+    assert_string_equal(at_ingest_run_id(g->ing, 1), "d");
+    assert_false(at_model_run(g->model, 1)->ended);
+    assert_int_equal(at_model_num_layers(g->model, 1), 0);
+    assert_int_equal(at_ingest_find_run(g->ing, "b"), AT_ERR_NOTFOUND);
+    assert_int_equal(send_hello(g, "e", 5), AT_ERR_SIZE);
+    /* a's result comes back: now it may go */
+    finish(g, 0, AT_OK, AT_FIT_SUCCESS);
+    assert_int_equal(send_hello(g, "e", 5), 0);
+    assert_int_equal(at_model_num_layers(g->model, 0), 0);
+    at_ingest_stats_get(g->ing, &st);
+    assert_int_equal(st.runs_evicted, 2);
+    assert_int_equal(st.runs, 3);
+    /* b's events in the model stay, monitor-wide */
+    const at_event *be = at_model_event(g->model, 0);
+    assert_non_null(be);
+    assert_string_equal(be->text, "b said this");
+    assert_int_equal(be->run, -1);
+    free(w);
+    rig_free(g);
+}
+
+/* Anyone may send a stop_ack: one for a run not seen makes no run and no event here (the
+ * engine counts it); one for a known run finds it. */
+static void test_stop_ack_unknown_run(void **state)
+{
+    (void)state;
+    rig *g = rig_new(NULL);
+    at_proto_msg *m = msg_of(AT_PROTO_STOP_ACK, "ghost");
+    snprintf(m->u.reason, sizeof m->u.reason, "no stop was sent");
+    assert_int_equal(at_ingest_msg(g->ing, m), AT_ERR_NOTFOUND);
+    assert_int_equal(at_model_num_runs(g->model), 0);
+    assert_int_equal(at_ingest_find_run(g->ing, "ghost"), AT_ERR_NOTFOUND);
+    assert_int_equal(g->nevs, 0);
+    assert_int_equal(send_hello(g, "r", 1), 0);
+    m = msg_of(AT_PROTO_STOP_ACK, "r");
+    assert_int_equal(at_ingest_msg(g->ing, m), 0);
+    assert_int_equal(at_model_num_runs(g->model), 1);
+    rig_free(g);
+}
+
+/* The bytes the rig's queued jobs hold, told to ingest as the engine does, of budget. */
+static void load(rig *g, int64_t budget)
+{
+    int64_t n = 0;
+    for (int i = 0; i < g->njobs; i++)
+        n += (int64_t)g->jobs[i]->bytes;
+    at_ingest_set_load(g->ing, n, budget);
+}
+
+/* One run's huge layers used to fill the whole queue budget and keep every other run out: from
+ * half the budget on, with another run active, a run holding its share is shed (its snapshot
+ * incomplete, said why) while the other run's layers are still taken; once its jobs are back
+ * it is taken again. */
+static void test_fair_share(void **state)
+{
+    (void)state;
+    const int64_t budget = 1 << 20;
+    float *huge = gauss(256 * 256, 4), *small = gauss(16 * 16, 5);
+    /* a run alone is never shed: it meets back-pressure at the whole budget, as before */
+    rig *g = rig_new(NULL);
+    send_hello(g, "solo", 1);
+    for (int i = 0; i < 4; i++) {
+        load(g, budget);
+        send_linear(g, "solo", 10, "h", 256, 256, huge);
+    }
+    assert_int_equal(g->njobs, 4);
+    rig_free(g);
+
+    g = rig_new(NULL);
+    send_hello(g, "big", 1);
+    send_hello(g, "good", 2);
+    const char *names[] = {"h0", "h1", "h2", "h3"};
+    for (int i = 0; i < 4; i++) {
+        load(g, budget);
+        g->idx = i; /* the runs' layers interleave: each at its own position i */
+        send_linear(g, "big", 10, names[i], 256, 256, huge); /* 256 KiB each */
+        load(g, budget);
+        g->idx = i;
+        send_linear(g, "good", 10, names[i], 16, 16, small);
+    }
+    /* big: two layers (half the budget), then shed; good: all four */
+    int big = 0, good = 0;
+    for (int i = 0; i < g->njobs; i++) {
+        big += g->jobs[i]->run == 0;
+        good += g->jobs[i]->run == 1;
+    }
+    assert_int_equal(big, 2);
+    assert_int_equal(good, 4);
+    at_ingest_stats st;
+    at_ingest_stats_get(g->ing, &st);
+    assert_int_equal(st.layers_shed, 2);
+    assert_int_equal(st.run_bytes_max, 2 * 256 * 256 * sizeof(float));
+    send_end(g, "good", 10, 4, 0);
+    g->nevs = 0;
+    send_end(g, "big", 10, 4, 0);
+    assert_int_equal(count_kind(g, AT_RECORD_EV_DROP), 1);
+    assert_non_null(strstr(g->evs[0].text, "2 of 4 layers missing (h2, h3)"));
+    assert_non_null(strstr(g->evs[0].text, "h2 was not analysed"));
+    assert_non_null(strstr(g->evs[0].text, "its share"));
+    /* good's snapshot is complete: its four results reach the tracker */
+    for (int i = g->njobs - 1; i >= 0; i--)
+        if (g->jobs[i]->run == 1)
+            finish(g, i, AT_OK, AT_FIT_SUCCESS);
+    assert_int_equal(g->nfeeds, 4);
+    assert_int_equal(g->ncloses, 1);
+    assert_int_equal(g->closes[0].run, 1);
+    /* big's results back: it holds nothing, its next layer is taken whatever the load */
+    while (g->njobs)
+        finish(g, 0, AT_OK, AT_FIT_SUCCESS);
+    at_ingest_set_load(g->ing, budget, budget);
+    send_linear(g, "big", 20, "h0", 256, 256, huge);
+    assert_int_equal(g->njobs, 1);
+    free(huge);
+    free(small);
+    rig_free(g);
+}
+
+/* Snapshots in flight are shared too: while another run is active, a run with max_open
+ * snapshots in flight has its next one not taken (said once, counted, its later messages
+ * ignored); the other run's are; a run alone waits as before. */
+static void test_fair_snapshots(void **state)
+{
+    (void)state;
+    at_ingest_opts o;
+    at_ingest_opts_default(&o);
+    o.max_open = 2;
+    float *w = gauss(8 * 4, 8);
+    rig *g = rig_new(&o);
+    send_hello(g, "solo", 1);
+    for (int64_t step = 10; step <= 40; step += 10) { /* complete, their jobs not back */
+        send_linear(g, "solo", step, "fc", 8, 4, w);
+        send_end(g, "solo", step, 1, 0);
+    }
+    assert_int_equal(at_ingest_open_snapshots(g->ing), 4);
+    assert_int_equal(at_ingest_open_cap(g->ing), 2); /* the engine stops reading: back-pressure */
+    rig_free(g);
+
+    g = rig_new(&o);
+    send_hello(g, "slow", 1);
+    send_hello(g, "other", 2);
+    send_linear(g, "slow", 10, "fc", 8, 4, w);
+    send_end(g, "slow", 10, 1, 0);
+    send_linear(g, "slow", 20, "fc", 8, 4, w);
+    send_end(g, "slow", 20, 1, 0);
+    g->nevs = 0;
+    send_linear(g, "slow", 30, "fc", 8, 4, w);
+    assert_int_equal(g->njobs, 2);
+    assert_int_equal(g->nevs, 1);
+    assert_int_equal(g->evs[0].kind, AT_RECORD_EV_DROP);
+    assert_non_null(strstr(g->evs[0].text, "snapshot 30 (step 30) is not analysed"));
+    assert_non_null(strstr(g->evs[0].text, "2 snapshots of this run"));
+    send_end(g, "slow", 30, 1, 0); /* ignored: no event, nothing opened */
+    assert_int_equal(g->nevs, 1);
+    assert_int_equal(at_ingest_open_snapshots(g->ing), 2);
+    assert_int_equal(at_ingest_open_cap(g->ing), 4);
+    send_linear(g, "other", 10, "fc", 8, 4, w);
+    assert_int_equal(g->njobs, 3);
+    at_ingest_stats st;
+    at_ingest_stats_get(g->ing, &st);
+    assert_int_equal(st.snapshots_shed, 1);
+    assert_int_equal(at_model_run(g->model, 0)->dropped, 1);
+    free(w);
+    rig_free(g);
+}
+
+/* A trainer gone without its end and goodbye (its agent gave up flushing) used to hold its
+ * snapshot in flight for good; enough such runs stopped the monitor reading. Told gone, its
+ * snapshot is reported incomplete and closes, and the run may be evicted like an ended one;
+ * a run that speaks again is live again. */
+static void test_run_gone(void **state)
+{
+    (void)state;
+    at_ingest_opts o;
+    at_ingest_opts_default(&o);
+    o.max_runs = 1;
+    rig *g = rig_new(&o);
+    float *w = gauss(8 * 4, 9);
+    send_hello(g, "v", 1);
+    send_linear(g, "v", 10, "fc", 8, 4, w);
+    assert_int_equal(at_ingest_open_snapshots(g->ing), 1);
+    assert_int_equal(send_hello(g, "next", 2), AT_ERR_SIZE); /* v is live */
+    g->nevs = 0;
+    at_ingest_run_gone(g->ing, 0, "the trainer's connection closed before its end arrived");
+    assert_int_equal(at_ingest_open_snapshots(g->ing), 0);
+    assert_int_equal(count_kind(g, AT_RECORD_EV_DROP), 1);
+    assert_non_null(strstr(g->evs[0].text, "connection closed before its end"));
+    at_ingest_run_gone(g->ing, 0, "again"); /* once */
+    assert_int_equal(g->nevs, 1);
+    assert_int_equal(send_hello(g, "next", 2), AT_ERR_SIZE); /* its job is not back yet */
+    finish(g, 0, AT_OK, AT_FIT_SUCCESS);
+    assert_int_equal(send_hello(g, "next", 2), 0); /* v evicted */
+    assert_int_equal(at_ingest_find_run(g->ing, "v"), AT_ERR_NOTFOUND);
+    /* a gone run that speaks again is not evicted */
+    at_ingest_run_gone(g->ing, 0, "gone");
+    send_hello(g, "next", 3);
+    assert_int_equal(send_hello(g, "third", 4), AT_ERR_SIZE);
+    free(w);
+    rig_free(g);
+}
+
 /* ---- the engine in-process -------------------------------------------------------------- */
 
 /* A message source over an array; stop, pause and resume requests are recorded. */
@@ -840,6 +1127,7 @@ typedef struct src {
     int cannot_pause; /* the source has no pause */
     int pauses;       /* pause and resume requests */
     int paused;       /* the last one's wish */
+    at_model *model;  /* the engine's, for the conditions of step_until */
 } src;
 
 static int src_next(void *ctx, const at_proto_msg **msg, at_proto_error *err)
@@ -1135,6 +1423,187 @@ static void test_engine_pause(void **state)
     free(s.msgs);
 }
 
+/* The next message of s: type t of run (room for it was allocated). */
+static at_proto_msg *push_for(src *s, at_proto_type t, const char *run)
+{
+    at_proto_msg *m = &s->msgs[s->n++];
+    memset(m, 0, sizeof *m);
+    m->type = t;
+    snprintf(m->run, sizeof m->run, "%s", run);
+    return m;
+}
+
+/* Position index of snapshot seq (at step 10 seq) of run: rows x cols of w. */
+static void push_layer(src *s, const char *run, int64_t seq, int64_t index, int64_t rows,
+                       int64_t cols, const float *w)
+{
+    at_proto_layer *l = &push_for(s, AT_PROTO_LAYER, run)->u.layer;
+    l->step = l->first_step = 10 * seq;
+    l->seq = seq;
+    l->index = index;
+    snprintf(l->name, sizeof l->name, "layer%lld", (long long)index);
+    l->ndim = 2;
+    l->shape[0] = rows;
+    l->shape[1] = cols;
+    l->nbytes = (uint64_t)(rows * cols) * sizeof(float);
+    l->data = w;
+}
+
+/* Every layer of the three snapshots of the run "good" has its result in the model. */
+static int good_analysed(at_engine *e, src *s)
+{
+    (void)e;
+    int g = at_model_find_run(s->model, "good");
+    for (int col = 0; col < 3; col++)
+        for (int l = 0; l < 6; l++) {
+            const at_cell *c = at_model_cell(s->model, g, l, AT_SPACE_W, col);
+            if (!c || c->status == AT_CELL_EMPTY)
+                return 0;
+        }
+    return 1;
+}
+
+/* A trainer sending huge layers used to fill the analysis queue (queue_bytes) so the engine
+ * stopped reading, and every other trainer waited behind it (over a socket: its agent then
+ * dropped snapshots). Now the hog's layers past its share are shed, the good run's messages
+ * are all read at once, interleaved as ZeroMQ's fair queueing delivers them, its layers are
+ * analysed ahead of the hog's queued ones, and all three of its snapshots whole. */
+static void test_engine_fair(void **state)
+{
+    (void)state;
+    const int64_t big = 512, small = 32;
+    float *hw = gauss((size_t)(big * big), 6), *gw = gauss((size_t)(small * small), 7);
+    src s = {0};
+    s.msgs = calloc(64, sizeof *s.msgs);
+    const char *runs[2] = {"hog", "good"};
+    for (int r = 0; r < 2; r++) {
+        at_proto_hello *h = &push_for(&s, AT_PROTO_HELLO, runs[r])->u.hello;
+        h->pid = r + 1;
+        h->interval = 10;
+        h->world_size = 1;
+    }
+    for (int64_t seq = 1; seq <= 3; seq++) {
+        for (int64_t i = 0; i < 6; i++) {
+            push_layer(&s, "hog", seq, i, big, big, hw); /* 1 MiB each */
+            push_layer(&s, "good", seq, i, small, small, gw);
+        }
+        for (int r = 0; r < 2; r++) {
+            at_proto_snapshot_end *e =
+                &push_for(&s, AT_PROTO_SNAPSHOT_END, runs[r])->u.snapshot_end;
+            e->step = e->first_step = 10 * seq;
+            e->seq = seq;
+            e->layers = e->total = 6;
+        }
+    }
+    at_engine_source es = {.ctx = &s, .next = src_next, .stop = src_stop};
+    at_engine_opts o;
+    at_engine_opts_default(&o);
+    o.source = &es;
+    o.record = "-";
+    o.notes = NULL;
+    o.threads = 1;
+    o.queue_bytes = 16 << 20; /* the hog gets 8 layers in before it is over its share */
+    FILE *out = tmpfile();
+    o.json_out = out;
+    s.model = at_model_new();
+    char err[256] = "";
+    at_engine *e = at_engine_new(&o, s.model, err, sizeof err);
+    assert_non_null(e);
+    at_engine_step(e);
+    assert_int_equal(s.next, s.n); /* nothing left unread */
+    step_until(e, &s, good_analysed);
+    at_engine_free(e);
+
+    /* the hog's snapshots are incomplete, said why; none of the good run's is */
+    rewind(out);
+    char line[8192];
+    int hog_drops = 0, good_drops = 0, hog_layers = 0, good_layers = 0, hog_first = 0;
+    at_record_decoder *d = at_record_decoder_new(NULL);
+    while (fgets(line, sizeof line, out)) {
+        at_record r;
+        assert_int_equal(at_record_decode(d, line, strlen(line), &r), AT_OK);
+        if (r.type == AT_RECORD_LAYER) {
+            hog_layers += !strcmp(r.run, "hog");
+            good_layers += !strcmp(r.run, "good");
+            if (good_layers == 18 && !strcmp(r.run, "good"))
+                hog_first = hog_layers;
+        }
+        if (r.type != AT_RECORD_EVENT || r.u.event.kind != AT_RECORD_EV_DROP)
+            continue;
+        if (!strcmp(r.run, "hog") && strstr(r.u.event.text, "its share"))
+            hog_drops++;
+        good_drops += !strcmp(r.run, "good");
+    }
+    assert_true(hog_drops >= 1);
+    assert_int_equal(good_drops, 0);
+    /* the analysis was shared: the good run's 18 small layers did not wait for the hog's
+     * queued huge ones, only for the one or two handed out before them */
+    assert_int_equal(good_layers, 18);
+    assert_true(hog_first <= 2);
+    at_record_decoder_free(d);
+    fclose(out);
+    at_model_free(s.model);
+    free(s.msgs);
+    free(hw);
+    free(gw);
+}
+
+/* A stop_ack no stop was sent for, for a run never seen, used to make that run (and an ack
+ * for it): now it makes none, and is counted and said once as a warning. */
+static void test_engine_unsolicited_ack(void **state)
+{
+    (void)state;
+    src s = {0};
+    s.msgs = calloc(2, sizeof *s.msgs);
+    snprintf(push_for(&s, AT_PROTO_STOP_ACK, "ghost")->u.reason, sizeof s.msgs[0].u.reason,
+             "forged");
+    at_engine_source es = {.ctx = &s, .next = src_next, .stop = src_stop};
+    at_engine_opts o;
+    at_engine_opts_default(&o);
+    o.source = &es;
+    o.record = "-";
+    o.notes = NULL;
+    o.threads = 1;
+    FILE *out = tmpfile();
+    o.json_out = out;
+    at_model *m = at_model_new();
+    char err[256] = "";
+    at_engine *e = at_engine_new(&o, m, err, sizeof err);
+    assert_non_null(e);
+    at_engine_step(e);
+    assert_int_equal(s.next, s.n);
+    assert_int_equal(at_model_num_runs(m), 0);
+    assert_int_equal(at_model_num_events(m), 1);
+    const at_event *w = at_model_event(m, 0);
+    assert_int_equal(w->run, -1);
+    assert_int_equal(w->kind, AT_EVENT_WARNING);
+    assert_non_null(strstr(w->text, "run ghost"));
+    assert_non_null(strstr(w->text, "no run made"));
+    volatile int stop = 1;
+    at_engine_run(e, &stop); /* writes the stats line */
+    at_engine_free(e);
+    rewind(out);
+    char line[8192];
+    int stats = 0;
+    at_record_decoder *d = at_record_decoder_new(NULL);
+    while (fgets(line, sizeof line, out)) {
+        at_record r;
+        assert_int_equal(at_record_decode(d, line, strlen(line), &r), AT_OK);
+        assert_true(r.type != AT_RECORD_EVENT || r.u.event.kind != AT_RECORD_EV_ACK);
+        if (r.type == AT_RECORD_STATS) {
+            stats++;
+            assert_int_equal(r.u.stats.unexpected_acks, 1);
+            assert_int_equal(r.u.stats.runs_evicted, 0);
+            assert_int_equal(r.u.stats.runs_refused, 0);
+        }
+    }
+    assert_int_equal(stats, 1);
+    at_record_decoder_free(d);
+    fclose(out);
+    at_model_free(m);
+    free(s.msgs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1145,8 +1614,16 @@ int main(void)
         cmocka_unit_test(test_base_delta),
         cmocka_unit_test(test_lora_pairing),
         cmocka_unit_test(test_fast_closing),
+        cmocka_unit_test(test_many_short_runs),
+        cmocka_unit_test(test_live_runs_refused),
+        cmocka_unit_test(test_stop_ack_unknown_run),
+        cmocka_unit_test(test_fair_share),
+        cmocka_unit_test(test_fair_snapshots),
+        cmocka_unit_test(test_run_gone),
         cmocka_unit_test(test_engine_stop_rule),
         cmocka_unit_test(test_engine_pause),
+        cmocka_unit_test(test_engine_fair),
+        cmocka_unit_test(test_engine_unsolicited_ack),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     tf_cleanup();

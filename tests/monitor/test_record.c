@@ -645,6 +645,11 @@ static void test_stats(void **state)
     s->handshake_failed = 1;
     s->accept_pauses = 2;
     s->unexpected_acks = 1;
+    s->runs_evicted = 30;
+    s->runs_refused = 4;
+    s->layers_shed = 6;
+    s->snapshots_shed = 2;
+    s->run_bytes_max = 1 << 20;
     at_record back;
     char *text = encode_clean(&r, &back);
     const char *head = "{\"type\":\"stats\",\"messages\":120,\"rejected\":5,"
@@ -653,7 +658,9 @@ static void test_stats(void **state)
     assert_non_null(strstr(text, "\"bad_json\":3,"));
     assert_non_null(strstr(text, "\"bad_text\":2,"));
     assert_non_null(strstr(text, "},\"auth_denied\":7,\"handshake_failed\":1,"
-                                 "\"accept_pauses\":2,\"unexpected_acks\":1}"));
+                                 "\"accept_pauses\":2,\"unexpected_acks\":1,\"runs_evicted\":30,"
+                                 "\"runs_refused\":4,\"layers_shed\":6,\"snapshots_shed\":2,"
+                                 "\"run_bytes_max\":1048576}"));
     assert_null(back.run);
     assert_memory_equal(&back.u.stats, s, sizeof *s);
     at_record_text_free(text);

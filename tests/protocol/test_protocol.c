@@ -695,17 +695,22 @@ static void test_keyfiles(void **state)
     assert_int_equal(at_keyfile_read(pubpath, pub, NULL, err, sizeof err), AT_OK);
     assert_string_equal(pub, P);
     assert_int_equal(at_keyfile_read(pubpath, pub, sec, err, sizeof err), AT_ERR_MISSING);
-    /* An allow-list: a .pub file's line, a bare key (starting with '#'), comments. */
+    /* An allow-list: a .pub file's line, bare keys (one starting with '#', one holding '=',
+     * both Z85 characters), comments. */
     FILE *fp = fopen(path, "w");
-    fprintf(fp, "# trainers\npublic-key = \"%s\"\n\n#bcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN\n", P);
+    fprintf(fp,
+            "# trainers\npublic-key = \"%s\"\n\n#bcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN\n"
+            "  abcdefghij=lmnopqrstuvwxyzABCDEFGHIJKL=N \n",
+            P);
     fclose(fp);
     char keys[4][41];
     size_t n = 0;
     assert_int_equal(at_keyfile_read_list(path, keys, 4, &n, err, sizeof err), AT_OK);
-    assert_int_equal(n, 2);
+    assert_int_equal(n, 3);
     assert_string_equal(keys[0], P);
     assert_string_equal(keys[1], "#bcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN");
-    assert_int_equal(at_keyfile_read_list(path, keys, 1, &n, err, sizeof err), AT_ERR_SIZE);
+    assert_string_equal(keys[2], "abcdefghij=lmnopqrstuvwxyzABCDEFGHIJKL=N");
+    assert_int_equal(at_keyfile_read_list(path, keys, 2, &n, err, sizeof err), AT_ERR_SIZE);
     fp = fopen(path, "w");
     fprintf(fp, "not a key\n");
     fclose(fp);

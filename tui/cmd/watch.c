@@ -103,7 +103,7 @@ static int watch_main(int argc, char **argv, const struct at_worker_remote *remo
     at_engine_opts o;
     at_engine_opts_default(&o);
     int headless = 0, no_record = 0, exact = 0, fast = 0, nargs = 0;
-    int64_t threads = o.threads;
+    int64_t threads = o.threads, max_runs = o.max_runs;
     const char *plot_dir = NULL;
     at_arg_list rules = {NULL, 0};
     const at_arg_opt opts[] = {
@@ -189,6 +189,15 @@ static int watch_main(int argc, char **argv, const struct at_worker_remote *remo
                  "mpirun, each analysing rank's (default: the CPUs it may run on)",
          .min = 1,
          .max = MAX_THREADS},
+        {.name = "max-runs",
+         .kind = AT_ARG_INT,
+         .value = &max_runs,
+         .meta = "N",
+         .help = "runs kept at most: a new run takes the place of the run that ended first, and "
+                 "is refused (a warning, counted) while all N are live (docs/monitor.md)",
+         .flags = AT_ARG_SHOW_DEFAULT,
+         .min = 1,
+         .max = 1 << 20},
         {.name = "max-snapshots",
          .kind = AT_ARG_INT,
          .value = &o.max_snapshots,
@@ -221,6 +230,7 @@ static int watch_main(int argc, char **argv, const struct at_worker_remote *remo
     o.remote = remote;
     o.fast = fast;
     o.threads = (int)threads;
+    o.max_runs = (int)max_runs;
     o.rules = rules.items;
     o.n_rules = rules.n;
     o.json_out = headless ? stdout : NULL;

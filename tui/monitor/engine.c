@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "alphatop/phase.h"
@@ -48,6 +49,8 @@ struct at_engine {
     at_ckpt *base;
     at_runlog *shared_log;
     int64_t snapshots_done;
+    int slots;     /* jobs the worker is given at a time (at_ingest_pump) */
+    double reap_t; /* when reap_gone last looked */
     int done, exit_code;
     int log_failing;       /* a log write failed; reported once until a write succeeds */
     at_record_stats stats; /* messages, rejections and unexpected acks seen; the feed's
@@ -62,6 +65,7 @@ void at_engine_opts_default(at_engine_opts *o)
     o->threads = 0;
     o->queue_bytes = (int64_t)512 << 20;
     o->max_open = 8;
+    o->max_runs = AT_INGEST_MAX_RUNS;
     o->notes = stderr;
 }
 
@@ -419,8 +423,18 @@ static void handle_msg(at_engine *self, const at_proto_msg *msg)
 {
     if (!at_proto_from_trainer(msg->type))
         return; /* a monitor -> trainer message: not for us */
-    /* What the engine writes about a message comes before what ingest makes of it. */
-    int run = at_ingest_run(self->ingest, msg->run);
+    /* What the engine writes about a message comes before what ingest makes of it. A stop_ack
+     * makes no run: anyone who can connect may send one. */
+    int run = msg->type == AT_PROTO_STOP_ACK ? at_ingest_find_run(self->ingest, msg->run)
+                                             : at_ingest_run(self->ingest, msg->run);
+    if (run < 0 && msg->type == AT_PROTO_STOP_ACK) {
+        self->stats.unexpected_acks++;
+        at_ingest_event(
+            self->ingest, -1, -1, -1, (at_record_event){.kind = AT_RECORD_EV_WARNING},
+            "run %s, which this monitor does not know, acknowledged a stop that was never "
+            "sent to it (ignored, no run made): %s",
+            msg->run, msg->u.reason);
+    }
     if (run < 0)
         return;
     if (msg->type == AT_PROTO_SCALARS)
@@ -519,7 +533,9 @@ static void check_stops(at_engine *self)
 static void update_state(at_engine *self)
 {
     at_monitor_state *st = at_model_state(self->model);
-    int pending = at_worker_pending(self->worker), done;
+    at_ingest_stats is;
+    at_ingest_stats_get(self->ingest, &is);
+    int pending = at_worker_pending(self->worker) + is.waiting, done;
     double oldest;
     at_ingest_progress(self->ingest, at_clock_mono(), &done, &oldest);
     double behind = pending ? oldest : 0;
@@ -537,7 +553,7 @@ static int engine_full(const at_engine *self)
 {
     return at_worker_held_bytes(self->worker) + (int64_t)at_ingest_held_bytes(self->ingest) >=
                self->o.queue_bytes ||
-           at_ingest_open_snapshots(self->ingest) >= self->o.max_open;
+           at_ingest_open_snapshots(self->ingest) >= at_ingest_open_cap(self->ingest);
 }
 
 /* A message the source rejected (an error event with its reason), or one of the feed's notices
@@ -561,6 +577,28 @@ static void on_reject(at_engine *self, int rc, const at_proto_error *e)
                     "rejected a message: %s", e->message);
 }
 
+/* A trainer whose connection closed before its snapshot's end and goodbye went out (its agent
+ * gave up flushing) would hold that snapshot in flight for good, and enough of them would stop
+ * the monitor reading (max_open): once a second, a run whose connection is gone and that has
+ * been silent for GONE_S seconds is told to ingest as gone. */
+#define GONE_S 5.0
+static void reap_gone(at_engine *self)
+{
+    const double now = at_clock_mono();
+    if (!self->feed || now - self->reap_t < 1.0)
+        return;
+    self->reap_t = now;
+    at_feed_stats fs;
+    at_feed_stats_get(self->feed, &fs); /* reads the socket monitor's news of closed ones */
+    for (int i = 0; i < at_model_num_runs(self->model); i++) {
+        const char *id = at_ingest_run_id(self->ingest, i);
+        const at_feed_run *fr = id ? at_feed_run_find(self->feed, id) : NULL;
+        if (id && (!fr || (!fr->connected && now * 1000 - (double)fr->last_ms > GONE_S * 1000)))
+            at_ingest_run_gone(self->ingest, i,
+                               "the trainer's connection closed before its end arrived");
+    }
+}
+
 int at_engine_step(at_engine *self)
 {
     uint64_t v0 = at_model_version(self->model);
@@ -578,11 +616,19 @@ int at_engine_step(at_engine *self)
             continue;
         }
         self->stats.messages++;
+        at_ingest_set_load(self->ingest,
+                           at_worker_held_bytes(self->worker) +
+                               (int64_t)at_ingest_held_bytes(self->ingest),
+                           self->o.queue_bytes);
         handle_msg(self, m);
     }
     at_job *job;
     while ((job = at_worker_poll(self->worker)))
         result_order(self, job);
+    /* The analysis is shared out a few jobs at a time: one run's huge layers do not queue
+     * ahead of every other run's (ingest.h, Fairness). */
+    at_ingest_pump(self->ingest, self->slots - at_worker_pending(self->worker));
+    reap_gone(self);
     if (at_worker_pending(self->worker) == 0)
         results_release(self);
     check_stops(self);
@@ -605,6 +651,13 @@ static void emit_stats(at_engine *self)
 {
     at_record rec = {.type = AT_RECORD_STATS, .step = -1};
     rec.u.stats = self->stats;
+    at_ingest_stats is;
+    at_ingest_stats_get(self->ingest, &is);
+    rec.u.stats.runs_evicted = is.runs_evicted;
+    rec.u.stats.runs_refused = is.runs_refused;
+    rec.u.stats.layers_shed = is.layers_shed;
+    rec.u.stats.snapshots_shed = is.snapshots_shed;
+    rec.u.stats.run_bytes_max = (int64_t)is.run_bytes_max;
     if (self->feed) {
         at_feed_stats fs;
         at_feed_stats_get(self->feed, &fs);
@@ -706,6 +759,8 @@ static int feed_open(at_engine *self, const at_engine_opts *opts, char *err, siz
     fo.curve_keyfile = opts->curve_key;
     fo.curve_allow_file = opts->curve_allow;
     fo.allow_insecure = opts->allow_insecure;
+    /* A run table entry per rank: room for four ranks of every run ingest holds. */
+    fo.max_runs = opts->max_runs < AT_FEED_MAX_RUNS / 4 ? AT_FEED_MAX_RUNS : 4 * opts->max_runs;
     self->feed = at_feed_new(&fo, err, errlen);
     if (!self->feed)
         return AT_ERR_NET;
@@ -813,6 +868,10 @@ at_engine *at_engine_new(const at_engine_opts *opts, at_model *model, char *err,
         goto fail;
     }
     self->worker = at_worker_new(&wo, &st);
+    /* A job per thread: one more would wait in the worker's own queue, where a huge layer
+     * handed out while nothing else waited would hold up the next small one. */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    self->slots = opts->threads > 0 ? opts->threads : cores > 0 ? (int)cores : 1;
     if (!self->worker) {
         snprintf(err, errlen, "cannot start the analysis worker: %s", at_strerror(st));
         goto fail;
@@ -821,6 +880,9 @@ at_engine *at_engine_new(const at_engine_opts *opts, at_model *model, char *err,
     at_ingest_opts_default(&io);
     io.fast = opts->fast;
     io.base = self->base;
+    io.max_runs = opts->max_runs;
+    io.max_open = opts->max_open;
+    io.hold_jobs = !opts->fast; /* fast mode's pool keeps only each layer's newest job */
     at_ingest_hooks hooks = {.ctx = self,
                              .run_new = hook_run_new,
                              .run_free = hook_run_free,

@@ -19,7 +19,10 @@
  * (the worker's jobs, ingest's slices and LoRA halves) exceed queue_bytes, or more than
  * max_open snapshots are in flight; ZeroMQ then holds at most the feed's rcvhwm messages per
  * trainer and pushes back to the trainers, whose agents defer their layers within their own
- * byte budgets (docs/protocol.md section 6). Nothing is dropped on the monitor's side.
+ * byte budgets (docs/protocol.md section 6). max_open counts per active run. From half of
+ * queue_bytes on, a run holding more than its share has its layers shed so the others' are
+ * still read, and in exact mode the worker gets one job per thread, the run served least
+ * lately first (ingest.h, Fairness).
  *
  * Threading: every call on the UI thread; the worker runs on its own threads. The UI thread
  * zmq_polls at_engine_pollitems (plus its own stdin) and calls at_engine_step whenever one is
@@ -67,7 +70,10 @@ typedef struct at_engine_opts {
     int threads;             /* analysis threads, one layer each; 0 (default): every core */
     int64_t queue_bytes;     /* bytes of weights waiting before the socket is left unread
                                 [512 MiB] */
-    int max_open;            /* snapshots in flight before the socket is left unread [8] */
+    int max_open;            /* snapshots in flight per active run before the socket is left
+                                unread (ingest.h, Fairness) [8] */
+    int max_runs;            /* runs held at most; ended ones are evicted, new ones refused
+                                beyond (ingest.h) [AT_INGEST_MAX_RUNS] */
     int64_t max_snapshots;   /* finish after this many analysed snapshots; 0: never */
     double stop_ack_timeout; /* seconds to wait for the trainer's stop ack; default 10 */
     FILE *notes;             /* where to say "recording to ...", errors at start; stderr */

@@ -21,6 +21,7 @@
 
 #include "alphatop/keyfile.h"
 #include "feed.h"
+#include "idmap.h"
 
 #define MAX_ID 256 /* ZeroMQ routing ids are at most 255 bytes */
 #define MAX_ALLOW 4096
@@ -53,6 +54,7 @@ typedef struct run_slot {
     int ended;      /* the owner said goodbye */
     int lost;       /* a send found the owner's routing id gone */
     int hello_requested;
+    int next; /* the next entry of the same run id (another rank), -1: none */
 } run_slot;
 
 /* Messages refused from one connection for one run, noted at most every NOTE_EVERY_MS. */
@@ -91,8 +93,10 @@ struct at_feed {
     int in_msg, new_sender; /* new_sender: f->cur has only the routing id yet (note_sender) */
     conn_ref cur;
     run_slot *runs;
-    int nruns, cap_runs;
-    fd_state *fds; /* by descriptor, nfds of them */
+    int nruns, cap_runs, max_runs;
+    at_idmap *by_rank; /* "run\x1frank" -> entry: a message finds its run in constant time */
+    at_idmap *by_run;  /* run -> its first entry (the chain through next has its ranks) */
+    fd_state *fds;     /* by descriptor, nfds of them */
     int nfds;
     claimant claims[MAX_CLAIMANTS];
     at_feed_stats stats;
@@ -124,6 +128,7 @@ void at_feed_opts_default(at_feed_opts *o)
     memset(o, 0, sizeof *o);
     at_proto_limits_default(&o->limits);
     o->rcvhwm = 4;
+    o->max_runs = AT_FEED_MAX_RUNS;
 }
 
 /* ---- authentication (ZAP, RFC 27) ---- */
@@ -515,6 +520,13 @@ at_feed *at_feed_new(const at_feed_opts *opts, char *err, size_t errlen)
         return NULL;
     }
     f->lim = opts->limits;
+    f->max_runs = opts->max_runs > 0 ? opts->max_runs : AT_FEED_MAX_RUNS;
+    f->by_rank = at_idmap_new(NULL);
+    f->by_run = at_idmap_new(NULL);
+    if (!f->by_rank || !f->by_run) {
+        snprintf(err, errlen, "out of memory");
+        goto err;
+    }
     if (!f->lim.max_header || !f->lim.max_payload)
         at_proto_limits_default(&f->lim);
     atomic_init(&f->auth_denied, 0);
@@ -644,6 +656,8 @@ void at_feed_free(at_feed *f)
         unlink(f->endpoint + 6);
     free(f->allow);
     free(f->runs);
+    at_idmap_free(f->by_rank);
+    at_idmap_free(f->by_run);
     free(f->fds);
     free(f);
 }
@@ -694,13 +708,63 @@ static uint32_t peer_number(const unsigned char *id, size_t n)
     return v;
 }
 
+/* The key of run id run and rank in by_rank; ids hold no control character (docs/protocol.md
+ * section 3), so the separator cannot occur in one. */
+static void rank_key(char *key, size_t n, const char *run, int64_t rank)
+{
+    snprintf(key, n, "%s\x1f%lld", run, (long long)rank);
+}
+
 /* The entry of run id run for rank (-1: the first of any rank). */
 static run_slot *find_run(const at_feed *f, const char *run, int64_t rank)
 {
-    for (int i = 0; run && i < f->nruns; i++)
-        if (strcmp(f->runs[i].pub.run, run) == 0 && (rank < 0 || f->runs[i].pub.rank == rank))
-            return &f->runs[i];
-    return NULL;
+    char key[AT_PROTO_MAX_ID + 32];
+    if (run && rank >= 0)
+        rank_key(key, sizeof key, run, rank);
+    int i = !run ? -1 : rank < 0 ? at_idmap_get(f->by_run, run) : at_idmap_get(f->by_rank, key);
+    return i >= 0 ? &f->runs[i] : NULL;
+}
+
+/* Files entry i (the last one) in the maps, at the end of its run's chain. */
+static int index_run(at_feed *f, int i)
+{
+    run_slot *r = &f->runs[i];
+    char key[AT_PROTO_MAX_ID + 32];
+    rank_key(key, sizeof key, r->pub.run, r->pub.rank);
+    r->next = -1;
+    run_slot *first = find_run(f, r->pub.run, -1);
+    if (at_idmap_put(f->by_rank, key, i) != AT_OK ||
+        (!first && at_idmap_put(f->by_run, r->pub.run, i) != AT_OK))
+        return AT_ERR_NOMEM;
+    while (first && first->next >= 0)
+        first = &f->runs[first->next];
+    if (first)
+        first->next = i;
+    return AT_OK;
+}
+
+/* Keeps the entries whose owner is connected, in order, and files them again: entries of
+ * ended runs and gone owners make room (feed.h, max_runs). */
+static void runs_compact(at_feed *f)
+{
+    at_idmap *a = at_idmap_new(NULL), *b = at_idmap_new(NULL);
+    if (!a || !b) {
+        at_idmap_free(a);
+        at_idmap_free(b);
+        return;
+    }
+    at_idmap_free(f->by_rank);
+    at_idmap_free(f->by_run);
+    f->by_rank = a;
+    f->by_run = b;
+    int n = 0;
+    for (int i = 0; i < f->nruns; i++)
+        if (f->runs[i].pub.connected)
+            f->runs[n++] = f->runs[i];
+    f->stats.runs_forgotten += f->nruns - n;
+    f->nruns = 0;
+    for (int i = 0; i < n && index_run(f, i) == AT_OK; i++)
+        f->nruns = i + 1;
 }
 
 int at_feed_run_count(const at_feed *f)
@@ -770,9 +834,10 @@ static int64_t msg_rank(const at_feed *f, const at_proto_msg *m)
     case AT_PROTO_GOODBYE:
         return m->u.goodbye.rank;
     default:
-        for (int i = 0; i < f->nruns; i++)
-            if (!strcmp(f->runs[i].pub.run, m->run) && same_conn(&f->runs[i].owner, &f->cur))
-                return f->runs[i].pub.rank;
+        for (const run_slot *r = find_run(f, m->run, -1); r;
+             r = r->next >= 0 ? &f->runs[r->next] : NULL)
+            if (same_conn(&r->owner, &f->cur))
+                return r->pub.rank;
         return 0;
     }
 }
@@ -802,26 +867,43 @@ static int may_send(at_feed *f, const at_proto_msg *m)
     return may_speak(f, find_run(f, m->run, msg_rank(f, m)), m->type);
 }
 
-/* Records that a message of run `m->run` came from the current connection (may_speak said
- * yes); the connection becomes the owner if it is new to the run or the owner's is gone. */
-static void note_run(at_feed *f, const at_proto_msg *m, int64_t t)
+/* The entry m speaks for, added if new (when the table is full, once the entries of ended
+ * runs and gone owners made room); NULL when there is no room: every entry's owner is
+ * connected (feed.h, max_runs), or out of memory. */
+static run_slot *slot_for(at_feed *f, const at_proto_msg *m)
 {
     const int64_t rank = msg_rank(f, m);
     run_slot *r = find_run(f, m->run, rank);
-    if (!r) {
-        if (f->nruns == f->cap_runs) {
-            int cap = f->cap_runs ? 2 * f->cap_runs : 8;
-            run_slot *p = realloc(f->runs, (size_t)cap * sizeof *p);
-            if (!p)
-                return;
-            f->runs = p;
-            f->cap_runs = cap;
-        }
-        r = &f->runs[f->nruns++];
-        memset(r, 0, sizeof *r);
-        memcpy(r->pub.run, m->run, sizeof r->pub.run);
-        r->pub.rank = rank;
+    if (r)
+        return r;
+    if (f->nruns >= f->max_runs) {
+        runs_refresh(f);
+        runs_compact(f);
     }
+    if (f->nruns >= f->max_runs)
+        return NULL;
+    if (f->nruns == f->cap_runs) {
+        int cap = f->cap_runs ? 2 * f->cap_runs : 8;
+        run_slot *p = realloc(f->runs, (size_t)cap * sizeof *p);
+        if (!p)
+            return NULL;
+        f->runs = p;
+        f->cap_runs = cap;
+    }
+    r = &f->runs[f->nruns];
+    memset(r, 0, sizeof *r);
+    memcpy(r->pub.run, m->run, sizeof r->pub.run);
+    r->pub.rank = rank;
+    if (index_run(f, f->nruns) != AT_OK)
+        return NULL;
+    f->nruns++;
+    return r;
+}
+
+/* Records that m came from the current connection (may_speak said yes) for r, its entry; the
+ * connection becomes the owner if it is new to the run or the owner's is gone. */
+static void note_run(at_feed *f, run_slot *r, const at_proto_msg *m, int64_t t)
+{
     if (!same_conn(&r->owner, &f->cur)) {
         /* A new owner has not said who it is unless this is its hello. */
         r->hello_requested = 0;
@@ -1148,11 +1230,22 @@ static int recv_one(at_feed *f, int timeout_ms, at_feed_msg **out, at_proto_erro
         at_feed_msg_free(m);
         return reject(f, err, &e);
     }
+    /* A stop_ack for a run not seen holds no place: the engine counts and ignores it. */
+    run_slot *r = m->msg.type == AT_PROTO_STOP_ACK ? find_run(f, m->msg.run, msg_rank(f, &m->msg))
+                                                   : slot_for(f, &m->msg);
+    if (!r && m->msg.type != AT_PROTO_STOP_ACK) {
+        f->stats.runs_refused++;
+        at_feed_msg_free(m);
+        return REFUSED;
+    }
     m->recv_ms = now_ms();
     m->peer = peer_number(f->cur.id, f->cur.idlen);
     f->stats.messages++;
     f->stats.bytes += (int64_t)bytes;
-    note_run(f, &m->msg, m->recv_ms);
+    if (r) {
+        r->pub.bytes += (int64_t)bytes;
+        note_run(f, r, &m->msg, m->recv_ms);
+    }
     *out = m;
     return AT_OK;
 }
@@ -1195,9 +1288,8 @@ static int control(at_feed *f, const char *run, at_proto_type type, const char *
     if (type == AT_PROTO_INTERVAL)
         f->ctl.u.interval = interval;
     int rc = set_error(f, AT_ERR_NOTFOUND, "no connected run named %s", run), sent = 0;
-    for (int i = 0; i < f->nruns; i++) {
-        run_slot *r = &f->runs[i];
-        if (strcmp(r->pub.run, run) != 0 || !r->pub.connected)
+    for (run_slot *r = find_run(f, run, -1); r; r = r->next >= 0 ? &f->runs[r->next] : NULL) {
+        if (!r->pub.connected)
             continue;
         int one = send_control(f, r, &f->ctl);
         sent |= one == AT_OK;

@@ -58,10 +58,18 @@ typedef struct at_feed_opts {
     const char *curve_allow_file;
     int allow_insecure;     /* 1: allow such an endpoint without Curve (a warning) [0] */
     at_proto_limits limits; /* decoder limits [at_proto_limits_default] */
-    int rcvhwm; /* ZeroMQ messages queued per trainer connection before it is pushed back: a
-                   message is one layer (or a whole version 1 snapshot), so this bounds the
-                   monitor's memory for what it has not read yet [4] */
+    int rcvhwm;   /* ZeroMQ messages queued per trainer connection before it is pushed back: a
+                     message is one layer (or a whole version 1 snapshot), so this bounds the
+                     monitor's memory for what it has not read yet [4] */
+    int max_runs; /* entries (a run id and rank each) in the run table at most: when it is
+                     full, the entries of ended runs and of owners known gone are forgotten
+                     (their runs pass on, as after a goodbye); when every owner is still
+                     connected, a message for a new one is refused and counted
+                     (at_feed_stats.runs_refused) [AT_FEED_MAX_RUNS] */
 } at_feed_opts;
+
+/* Run table entries at most by default (at_feed_opts.max_runs). */
+#define AT_FEED_MAX_RUNS 4096
 
 /* Fills *o with the defaults. */
 void at_feed_opts_default(at_feed_opts *o);
@@ -129,10 +137,12 @@ typedef struct at_feed_run {
     int64_t last_ms;  /* last message, CLOCK_MONOTONIC milliseconds */
     int64_t messages; /* messages received from it */
     int64_t dropped;  /* the agent's latest drop count (snapshots) */
+    int64_t bytes;    /* bytes of its accepted messages (headers + payloads) */
 } at_feed_run;
 
-/* Number of entries (a run and rank each) seen, and the i-th (0 <= i < count, in order of first
- * appearance), or the first one of the run named run (NULL if unknown). Pointers are owned by
+/* Number of entries (a run and rank each) held (see max_runs), and the i-th (0 <= i < count, in
+ * order of first appearance), or the first one of the run named run (NULL if unknown): found
+ * in constant time, however many runs came. Pointers are owned by
  * f, valid until the next at_feed_recv. */
 int at_feed_run_count(const at_feed *f);
 const at_feed_run *at_feed_run_at(const at_feed *f, int i);
@@ -159,6 +169,10 @@ typedef struct at_feed_stats {
                                               side only, the wrong monitor key, garbage) */
     int64_t accept_pauses;                 /* times accepting stopped at the descriptor limit */
     int64_t controls_sent;
+    int64_t runs_forgotten; /* run table entries of ended runs or gone owners
+                               dropped to make room (max_runs) */
+    int64_t runs_refused;   /* messages for a new run refused: the table was
+                               full of connected runs (max_runs) */
 } at_feed_stats;
 
 /* Fills *s (after reading what the socket reported since the last call). */

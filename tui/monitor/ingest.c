@@ -2,12 +2,14 @@
 /* ingest.c -- messages in, jobs and events out, no socket and no thread (see ingest.h). */
 #include "ingest.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "clock.h"
+#include "idmap.h"
 #include "pair.h"
 
 /* Positions a snapshot may have: far more layers than any model, and a bound on what a
@@ -105,6 +107,16 @@ typedef struct ing_run {
     int64_t dropped;    /* snapshots the agent said it dropped */
     int64_t last_total; /* positions of the last snapshot whose end arrived */
     int said_lora;      /* fast mode said it skips adapters */
+    int jobs_out;       /* jobs submitted whose result has not come back */
+    size_t bytes_out;   /* their bytes of weights */
+    double served;      /* hold_jobs: bytes handed to the submit hook, decaying (served_now) */
+    double served_t;    /* ... as of this monotonic time */
+    at_job **wait;      /* hold_jobs: its jobs not handed out yet, oldest first from whead */
+    int nwait, whead, capwait;
+    double last_msg;   /* monotonic time of its last message */
+    int64_t shed_seq;  /* the newest snapshot not taken (snap_shed); -1 none */
+    int gone;          /* its trainer vanished without a goodbye (at_ingest_run_gone) */
+    int64_t ended_seq; /* when it ended, in the order runs end (--max-runs evicts oldest) */
     /* Fast mode's sweeps of the newest weights (ingest.h). */
     unsigned char *want, *got; /* per model layer */
     int nflags;
@@ -119,12 +131,28 @@ struct at_ingest {
     at_model *model;
     ing_run **runs; /* by model run index; NULL where the model has a run ingest has not */
     int nruns;
-    int last_done; /* results of the last snapshot that closed */
+    int held;          /* runs[] entries that are not NULL */
+    at_idmap *ids;     /* run id -> index, so a message finds its run in constant time */
+    int open;          /* snapshots in flight over every run */
+    size_t held_bytes; /* weights of slices and LoRA halves waiting */
+    int last_done;     /* results of the last snapshot that closed */
+    int64_t ends;      /* runs ended so far (ended_seq) */
+    int64_t evicted, refused, refused_said;
+    int64_t load, budget; /* bytes waiting for the analysis, and its budget (at_ingest_set_load) */
+    int active;           /* runs that spoke lately or hold bytes (over_share), counted ... */
+    double active_t;      /* ... at this monotonic time */
+    int64_t shed;         /* layers not analysed: their run held more than its share */
+    int64_t snaps_shed;   /* snapshots not taken: their run had max_open in flight */
+    size_t run_bytes_max; /* the most bytes_out one run had */
+    int waiting;          /* hold_jobs: jobs waiting over every run */
+    double refused_t;     /* when refusals were last reported */
 };
 
 void at_ingest_opts_default(at_ingest_opts *o)
 {
     memset(o, 0, sizeof *o);
+    o->max_runs = AT_INGEST_MAX_RUNS;
+    o->max_open = 8;
 }
 
 /* ---- runs ------------------------------------------------------------------------------- */
@@ -151,6 +179,17 @@ static void run_free(at_ingest *self, ing_run *r)
         return;
     if (self->h.run_free)
         self->h.run_free(self->h.ctx, r->data);
+    self->open -= r->nsnaps;
+    for (int i = 0; i < r->nasmb; i++)
+        self->held_bytes -= r->asmb[i].bytes;
+    for (int i = 0; i < r->nlora; i++)
+        self->held_bytes -= r->lora[i].job->bytes;
+    for (int i = r->whead; i < r->nwait; i++) {
+        self->held_bytes -= r->wait[i]->bytes;
+        at_job_free(r->wait[i]);
+    }
+    self->waiting -= r->nwait - r->whead;
+    free(r->wait);
     for (int i = 0; i < r->nsnaps; i++)
         snap_free(r->snaps[i]);
     free(r->snaps);
@@ -171,11 +210,69 @@ static void run_free(at_ingest *self, ing_run *r)
     free(r);
 }
 
+int at_ingest_find_run(const at_ingest *self, const char *id)
+{
+    return at_idmap_get(self->ids, id);
+}
+
+/* The index of the ended run that ended first and has nothing in flight (no snapshot open, no
+ * result due), freed for reuse; -1 when every run held is live or busy. */
+static int evict_one(at_ingest *self)
+{
+    int best = -1;
+    for (int i = 0; i < self->nruns; i++) {
+        const ing_run *r = self->runs[i];
+        if (r && (at_model_run(self->model, i)->ended || r->gone) && !r->nsnaps && !r->jobs_out &&
+            (best < 0 || r->ended_seq < self->runs[best]->ended_seq))
+            best = i;
+    }
+    if (best < 0)
+        return -1;
+    at_idmap_del(self->ids, self->runs[best]->id);
+    run_free(self, self->runs[best]);
+    self->runs[best] = NULL;
+    self->held--;
+    self->evicted++;
+    return best;
+}
+
+/* A new run id found every run held live: counted, and said at most once a second. */
+static int refuse(at_ingest *self, const char *id)
+{
+    self->refused++;
+    double t = at_clock_mono();
+    if (self->refused_said && t - self->refused_t < 1.0)
+        return AT_ERR_SIZE;
+    at_ingest_event(self, -1, -1, -1, (at_record_event){.kind = AT_RECORD_EV_WARNING},
+                    "run %s refused (%lld new runs refused so far): the monitor keeps at most %d "
+                    "runs and none of them has ended with nothing in flight (--max-runs)",
+                    id, (long long)self->refused, self->o.max_runs);
+    self->refused_said = self->refused;
+    self->refused_t = t;
+    return AT_ERR_SIZE;
+}
+
 int at_ingest_run(at_ingest *self, const char *id)
 {
-    int i = at_model_add_run(self->model, id, NULL, NULL);
-    if (i < 0 || (i < self->nruns && self->runs[i]))
+    int i = at_idmap_get(self->ids, id);
+    if (i >= 0)
         return i;
+    if (!id || !*id)
+        return AT_ERR_ARG;
+    /* The model keeps a shorter id: a long id may name a run the model already has. */
+    i = at_model_find_run(self->model, id);
+    if (i >= 0 && i < self->nruns && self->runs[i])
+        return i;
+    if (i < 0 && self->held >= self->o.max_runs) {
+        i = evict_one(self);
+        if (i < 0)
+            return refuse(self, id);
+        at_model_reuse_run(self->model, i, id);
+    } else if (i < 0) {
+        i = at_model_add_run(self->model, id, NULL, NULL);
+        if (i < 0)
+            return i;
+    }
     if (i >= self->nruns) {
         ing_run **nr = realloc(self->runs, (size_t)(i + 1) * sizeof *nr);
         if (!nr)
@@ -191,12 +288,20 @@ int at_ingest_run(at_ingest *self, const char *id)
     snprintf(r->id, sizeof r->id, "%s", id);
     r->closed_seq = -1;
     r->fast_floor = -1;
+    r->shed_seq = -1;
     int st = self->h.run_new ? self->h.run_new(self->h.ctx, i, r->id, &r->data) : AT_OK;
+    if (st == AT_OK && at_idmap_put(self->ids, r->id, i) != AT_OK) {
+        if (self->h.run_free)
+            self->h.run_free(self->h.ctx, r->data);
+        r->data = NULL;
+        st = AT_ERR_NOMEM;
+    }
     if (st != AT_OK) {
         run_free(self, r);
         return st < 0 ? st : AT_ERR_ARG;
     }
     self->runs[i] = r;
+    self->held++;
     return i;
 }
 
@@ -296,7 +401,7 @@ static void fast_check(at_ingest *self, int run, ing_run *r)
     if (r->fed[AT_SPACE_W] || r->fed[AT_SPACE_DELTA])
         close_trackers(self, run, r, r->fast_step);
     r->fast_floor = r->fast_step;
-    if (r->nflags > 0)
+    if (r->nflags)
         memset(r->got, 0, (size_t)r->nflags);
 }
 
@@ -361,8 +466,9 @@ static const char *pos_label(at_ingest *self, int run, const ing_run *r, int64_t
     return buf;
 }
 
-static void slices_drop(ing_run *r, int i)
+static void slices_drop(at_ingest *self, ing_run *r, int i)
 {
+    self->held_bytes -= r->asmb[i].bytes;
     slices_release(&r->asmb[i]);
     r->asmb[i] = r->asmb[--r->nasmb];
 }
@@ -386,7 +492,7 @@ static void snap_judge(at_ingest *self, int run, ing_run *r, snap *s)
         if (a->seq != s->seq)
             continue;
         snap_why(s, "%s: %s", a->name, a->bad ? "its slices overlap" : NOT_COVERED);
-        slices_drop(r, i);
+        slices_drop(self, r, i);
     }
     /* No end arrived: the run's last snapshot tells how many layers there are, if any did. */
     const int known = total >= 0 || r->last_total > 0;
@@ -505,7 +611,7 @@ static void close_ready(at_ingest *self, int run, ing_run *r)
         }
         if (s->complete && self->o.fast) {
             /* Its layers make the sweep fast mode waits for. */
-            if (r->nflags > 0)
+            if (r->nflags) /* none yet: want is NULL */
                 memset(r->want, 0, (size_t)r->nflags);
             for (int64_t i = 0; i < s->npos && i < r->npos_layer; i++) {
                 int64_t l = r->pos_layer[i] - 1;
@@ -517,6 +623,7 @@ static void close_ready(at_ingest *self, int run, ing_run *r)
         }
         for (int i = r->nlora - 1; i >= 0; i--)
             if (r->lora[i].seq == s->seq) {
+                self->held_bytes -= r->lora[i].job->bytes;
                 at_job_free(r->lora[i].job);
                 r->lora[i] = r->lora[--r->nlora];
             }
@@ -525,8 +632,53 @@ static void close_ready(at_ingest *self, int run, ing_run *r)
             r->closed_seq = s->seq;
         memmove(r->snaps, r->snaps + 1, (size_t)(r->nsnaps - 1) * sizeof *r->snaps);
         r->nsnaps--;
+        self->open--;
         snap_free(s);
     }
+}
+
+/* A run that sent a message this recently is taken to wait for its turn (over_share). */
+#define ACTIVE_S 10.0
+
+/* Runs active: that spoke in the last ACTIVE_S seconds or hold bytes; counted at most ten
+ * times a second. */
+static int count_active(at_ingest *self)
+{
+    double now = at_clock_mono();
+    if (now - self->active_t > 0.1) {
+        self->active = 0;
+        for (int i = 0; i < self->nruns; i++) {
+            const ing_run *o = self->runs[i];
+            self->active += o && (o->bytes_out || now - o->last_msg < ACTIVE_S);
+        }
+        self->active_t = now;
+    }
+    return self->active;
+}
+
+int at_ingest_open_cap(at_ingest *self)
+{
+    int active = count_active(self);
+    return self->o.max_open * (active > 1 ? active : 1);
+}
+
+/* A new snapshot of a run that has max_open in flight while another run is active is not
+ * taken (ingest.h, Fairness): said once, counted; its later messages are ignored. */
+static int snap_shed(at_ingest *self, int run, ing_run *r, int64_t seq, int64_t step)
+{
+    if (seq <= r->shed_seq)
+        return 1;
+    if (r->nsnaps < self->o.max_open || count_active(self) < 2)
+        return 0;
+    r->shed_seq = seq;
+    self->snaps_shed++;
+    at_model_run(self->model, run)->dropped++;
+    at_ingest_event(self, run, -1, step,
+                    (at_record_event){.kind = AT_RECORD_EV_DROP, .dropped = -1},
+                    "snapshot %lld (step %lld) is not analysed: %d snapshots of this run are still "
+                    "being analysed while other runs wait (its share of the snapshots in flight)",
+                    (long long)seq, (long long)step, r->nsnaps);
+    return 1;
 }
 
 /* The snapshot seq of run, opened (and its column added) on its first message, at step; NULL
@@ -537,6 +689,8 @@ static snap *snap_get(at_ingest *self, int run, ing_run *r, int64_t seq, int64_t
     if (seq <= r->closed_seq || !rank_of(r, rank))
         return NULL;
     snap *s = snap_find(r, seq);
+    if (!s && snap_shed(self, run, r, seq, step))
+        return NULL;
     if (!s) {
         if (r->nsnaps == r->capsnaps) {
             int cap = r->capsnaps ? 2 * r->capsnaps : 4;
@@ -558,6 +712,7 @@ static snap *snap_get(at_ingest *self, int run, ing_run *r, int64_t seq, int64_t
         memmove(r->snaps + at + 1, r->snaps + at, (size_t)(r->nsnaps - at) * sizeof *r->snaps);
         r->snaps[at] = s;
         r->nsnaps++;
+        self->open++;
         at_model_add_snapshot(self->model, run, step, at_clock_wall());
     }
     for (int i = 0; i < r->nsnaps; i++) {
@@ -610,6 +765,8 @@ void at_ingest_result(at_ingest *self, const at_job *job)
     ing_run *r = run_at(self, run);
     if (!r)
         return;
+    r->jobs_out--;
+    r->bytes_out -= job->bytes < r->bytes_out ? job->bytes : r->bytes_out;
     snap *s = snap_find(r, job->seq);
     if (s)
         s->done++;
@@ -645,23 +802,31 @@ void at_ingest_result(at_ingest *self, const at_job *job)
 
 int at_ingest_open_snapshots(const at_ingest *self)
 {
-    int n = 0;
-    for (int i = 0; i < self->nruns; i++)
-        n += self->runs[i] ? self->runs[i]->nsnaps : 0;
-    return n;
+    return self->open;
 }
 
 size_t at_ingest_held_bytes(const at_ingest *self)
 {
-    size_t n = 0;
-    for (int i = 0; i < self->nruns; i++) {
-        const ing_run *r = self->runs[i];
-        for (int k = 0; r && k < r->nasmb; k++)
-            n += r->asmb[k].bytes;
-        for (int k = 0; r && k < r->nlora; k++)
-            n += r->lora[k].job->bytes;
-    }
-    return n;
+    return self->held_bytes;
+}
+
+void at_ingest_set_load(at_ingest *self, int64_t load, int64_t budget)
+{
+    self->load = load;
+    self->budget = budget;
+}
+
+void at_ingest_stats_get(const at_ingest *self, at_ingest_stats *s)
+{
+    s->runs = self->held;
+    s->layers_shed = self->shed;
+    s->snapshots_shed = self->snaps_shed;
+    s->run_bytes_max = self->run_bytes_max;
+    s->waiting = self->waiting;
+    s->runs_evicted = self->evicted;
+    s->runs_refused = self->refused;
+    s->table_bytes = at_idmap_bytes(self->ids) + (size_t)self->nruns * sizeof *self->runs +
+                     (size_t)self->held * sizeof(ing_run);
 }
 
 void at_ingest_progress(const at_ingest *self, double now, int *layers_done, double *oldest_age)
@@ -779,6 +944,29 @@ static void store_base(at_ingest *self, int run, ing_run *r, const whole *w, int
         "%s: base weights received; later snapshots are analysed as W and W - W_base", w->name);
 }
 
+/* hold_jobs: job waits in r's queue for at_ingest_pump. */
+static int wait_push(at_ingest *self, ing_run *r, at_job *job)
+{
+    if (r->nwait == r->capwait) {
+        if (r->whead > 0) { /* room at the front: move the waiting jobs there */
+            memmove(r->wait, r->wait + r->whead, (size_t)(r->nwait - r->whead) * sizeof *r->wait);
+            r->nwait -= r->whead;
+            r->whead = 0;
+        } else {
+            int cap = r->capwait ? 2 * r->capwait : 16;
+            at_job **nw = realloc(r->wait, (size_t)cap * sizeof *nw);
+            if (!nw)
+                return AT_ERR_NOMEM;
+            r->wait = nw;
+            r->capwait = cap;
+        }
+    }
+    r->wait[r->nwait++] = job;
+    self->waiting++;
+    self->held_bytes += job->bytes;
+    return AT_OK;
+}
+
 static void submit(at_ingest *self, int run, snap *s, int layer, at_space space, at_job *job,
                    const whole *w)
 {
@@ -789,13 +977,72 @@ static void submit(at_ingest *self, int run, snap *s, int layer, at_space space,
     job->step = s->step;
     job->weights_step = w->step;
     job->submit_time = at_clock_mono();
-    if (self->h.submit(self->h.ctx, job) == AT_OK) {
-        s->submitted++;
+    ing_run *r = self->runs[run];
+    const size_t bytes = job->bytes;
+    int rc = self->o.hold_jobs ? wait_push(self, r, job) : self->h.submit(self->h.ctx, job);
+    if (rc != AT_OK) {
+        at_job_free(job);
+        at_ingest_event(self, run, layer, w->step, (at_record_event){.kind = AT_RECORD_EV_ERROR},
+                        "out of memory queueing a layer");
         return;
     }
-    at_job_free(job);
-    at_ingest_event(self, run, layer, w->step, (at_record_event){.kind = AT_RECORD_EV_ERROR},
-                    "out of memory queueing a layer");
+    s->submitted++;
+    r->jobs_out++;
+    r->bytes_out += bytes;
+    if (r->bytes_out > self->run_bytes_max)
+        self->run_bytes_max = r->bytes_out;
+}
+
+/* How long the bytes a run was served count against it (at_ingest_pump): they weigh e^-1 as
+ * much after FAIR_TAU seconds, so a run of huge layers yields to the others for about a minute
+ * after each, while a run that has waited long is served as soon as nobody else waits. */
+#define FAIR_TAU 10.0
+
+static double served_now(const ing_run *r, double now)
+{
+    return r->served * exp(-(now - r->served_t) / FAIR_TAU);
+}
+
+int at_ingest_pump(at_ingest *self, int slots)
+{
+    int n = 0;
+    const double now = at_clock_mono();
+    while (n < slots && self->waiting > 0) {
+        int run = -1;
+        double least = 0;
+        for (int i = 0; i < self->nruns; i++) {
+            const ing_run *o = self->runs[i];
+            double v = o && o->nwait > o->whead ? served_now(o, now) : -1;
+            if (v >= 0 && (run < 0 || v < least)) {
+                run = i;
+                least = v;
+            }
+        }
+        ing_run *r = self->runs[run];
+        at_job *job = r->wait[r->whead++];
+        self->waiting--;
+        self->held_bytes -= job->bytes;
+        if (r->whead == r->nwait)
+            r->whead = r->nwait = 0;
+        if (self->h.submit(self->h.ctx, job) == AT_OK) {
+            r->served = least + (double)job->bytes;
+            r->served_t = now;
+            n++;
+            continue;
+        }
+        /* Its result will never come: as if it had not been queued. */
+        snap *s = snap_find(r, job->seq);
+        if (s)
+            s->submitted--;
+        r->jobs_out--;
+        r->bytes_out -= job->bytes < r->bytes_out ? job->bytes : r->bytes_out;
+        at_ingest_event(self, run, job->layer, job->weights_step,
+                        (at_record_event){.kind = AT_RECORD_EV_ERROR},
+                        "out of memory queueing a layer");
+        at_job_free(job);
+        close_ready(self, run, r);
+    }
+    return n;
 }
 
 /* One half of a LoRA adapter: kept until the other half of the same snapshot arrives, then
@@ -822,6 +1069,7 @@ static void on_lora_half(at_ingest *self, int run, ing_run *r, snap *s, const wh
         if (!strcmp(r->lora[i].pair, h.pair)) {
             other = r->lora[i];
             r->lora[i] = r->lora[--r->nlora];
+            self->held_bytes -= other.job->bytes;
             break;
         }
     if (!other.job || other.seq != w->seq || other.is_b == is_b) {
@@ -833,6 +1081,7 @@ static void on_lora_half(at_ingest *self, int run, ing_run *r, snap *s, const wh
         }
         r->lora = nl;
         r->lora[r->nlora++] = h;
+        self->held_bytes += h.job->bytes;
         return;
     }
     at_job *b = is_b ? h.job : other.job, *a = is_b ? other.job : h.job;
@@ -933,7 +1182,7 @@ static void on_slice(at_ingest *self, int run, ing_run *r, snap *s, const at_pro
         else if (o)
             snap_why(o, "%s: its slices came from different steps (%lld and %lld)", a->name,
                      (long long)a->step, (long long)l->step);
-        slices_drop(r, (int)(a - r->asmb));
+        slices_drop(self, r, (int)(a - r->asmb));
         a = NULL;
     }
     if (!a) {
@@ -958,6 +1207,7 @@ static void on_slice(at_ingest *self, int run, ing_run *r, snap *s, const at_pro
         if (!(a->buf = malloc(a->bytes)))
             return;
         r->nasmb++;
+        self->held_bytes += a->bytes;
         /* The view shows its row, and a missing slice's report names it, from the first one. */
         at_layer_kind kind;
         int64_t shape[4];
@@ -997,7 +1247,18 @@ static void on_slice(at_ingest *self, int run, ing_run *r, snap *s, const at_pro
     whole w = {a->name,  a->seq,  a->step, a->index, a->kind,
                a->dtype, a->base, a->ndim, a->full,  a->buf};
     on_whole(self, run, r, s, &w);
-    slices_drop(r, (int)(a - r->asmb));
+    slices_drop(self, r, (int)(a - r->asmb));
+}
+
+/* Past half the budget, a run holding its share of it or more (half the budget over the runs
+ * active: that spoke in the last ACTIVE_S seconds or hold bytes) is not given more while
+ * another run is active (ingest.h). A run alone is never refused: it waits as before. */
+static int over_share(at_ingest *self, const ing_run *r)
+{
+    if (!r->bytes_out || self->budget <= 0 || 2 * self->load < self->budget)
+        return 0;
+    int active = count_active(self);
+    return active >= 2 && 2 * (int64_t)r->bytes_out * active >= self->budget;
 }
 
 static void on_layer(at_ingest *self, int run, ing_run *r, const at_proto_layer *l)
@@ -1010,7 +1271,19 @@ static void on_layer(at_ingest *self, int run, ing_run *r, const at_proto_layer 
     at_proto_layer pl = *l;
     if (pl.index < 0) /* version 1 may leave it out: layers come in order */
         pl.index = p->received - 1;
-    if (pl.sliced) {
+    if (!pl.base && over_share(self, r)) {
+        /* Its row, so the report names it. */
+        at_layer_kind kind;
+        int64_t shape[4];
+        int ndim = core_shape(pl.kind, pl.ndim, pl.sliced ? pl.full_shape : pl.shape, &kind, shape);
+        if (ndim)
+            pos_name(r, pl.index, at_model_add_layer(self->model, run, pl.name, kind, ndim, shape));
+        self->shed++;
+        snap_why(s,
+                 "%s was not analysed: the run held %zu bytes waiting for the analysis, its share "
+                 "or more while other runs' layers waited (queue %lld of %lld bytes)",
+                 pl.name, r->bytes_out, (long long)self->load, (long long)self->budget);
+    } else if (pl.sliced) {
         s->sharded = 1;
         on_slice(self, run, r, s, &pl);
     } else {
@@ -1115,6 +1388,8 @@ static void on_goodbye(at_ingest *self, int run, ing_run *r, const at_proto_good
     int left = 0;
     for (int i = 0; i < r->nranks; i++)
         left += !r->ranks[i].gone;
+    if (!ri->ended && !left)
+        r->ended_seq = ++self->ends;
     ri->ended = !left;
     if (g->step > ri->step)
         ri->step = g->step;
@@ -1140,10 +1415,17 @@ static void on_scalars(at_ingest *self, int run, ing_run *r, const at_proto_scal
 
 int at_ingest_msg(at_ingest *self, const at_proto_msg *msg)
 {
-    int run = at_ingest_run(self, msg->run);
+    /* Anyone may send a stop_ack: one for a run not seen makes none. */
+    int run = msg->type == AT_PROTO_STOP_ACK ? at_ingest_find_run(self, msg->run)
+                                             : at_ingest_run(self, msg->run);
     if (run < 0)
         return run;
     ing_run *r = self->runs[run];
+    r->gone = 0;
+    const double now = at_clock_mono();
+    if (now - r->last_msg >= ACTIVE_S && !r->bytes_out)
+        self->active_t = -1; /* a run becomes active: count_active counts again */
+    r->last_msg = now;
     switch (msg->type) {
     case AT_PROTO_HELLO:
         on_hello(self, run, r, &msg->u.hello);
@@ -1169,6 +1451,16 @@ int at_ingest_msg(at_ingest *self, const at_proto_msg *msg)
     return run;
 }
 
+void at_ingest_run_gone(at_ingest *self, int run, const char *reason)
+{
+    ing_run *r = run_at(self, run);
+    if (!r || r->gone || at_model_run(self->model, run)->ended)
+        return;
+    r->gone = 1;
+    r->ended_seq = ++self->ends;
+    abandon_all(self, run, r, -1, reason);
+}
+
 /* ---- life ------------------------------------------------------------------------------- */
 
 at_ingest *at_ingest_new(const at_ingest_opts *opts, const at_ingest_hooks *hooks, at_model *model,
@@ -1179,8 +1471,13 @@ at_ingest *at_ingest_new(const at_ingest_opts *opts, const at_ingest_hooks *hook
         o = *opts;
     else
         at_ingest_opts_default(&o);
-    int bad = !hooks || !model || !hooks->submit || !hooks->event || !hooks->feed || !hooks->close;
+    int bad = !hooks || !model || !hooks->submit || !hooks->event || !hooks->feed ||
+              !hooks->close || o.max_runs < 1 || o.max_open < 1;
     at_ingest *self = bad ? NULL : calloc(1, sizeof *self);
+    if (self && !(self->ids = at_idmap_new(NULL))) {
+        free(self);
+        self = NULL;
+    }
     if (status)
         *status = bad ? AT_ERR_ARG : self ? AT_OK : AT_ERR_NOMEM;
     if (!self)
@@ -1205,5 +1502,6 @@ void at_ingest_free(at_ingest *self)
     for (int i = 0; i < self->nruns; i++)
         run_free(self, self->runs[i]);
     free(self->runs);
+    at_idmap_free(self->ids);
     free(self);
 }

@@ -43,6 +43,33 @@
  * run's last complete snapshot has a result since the previous close (a sweep of the newest
  * weights of every layer), at the newest step among them.
  *
+ * Runs: a run id is found in constant time (a hash map, idmap.h), however many runs came. At
+ * most max_runs are held, in ingest and in the model: a new id beyond that takes the place
+ * (the model's index) of the run that ended first among those ended with nothing in flight
+ * (no snapshot open, no result due): that run is evicted -- run_free gets its data, the model
+ * forgets its history (at_model_reuse_run), its events stay, monitor-wide. When none has
+ * ended, the new id is refused: its message is ignored, counted (at_ingest_stats), and a
+ * warning event says so at most once a second. A run whose trainer vanished without its
+ * goodbye (at_ingest_run_gone) may be evicted as an ended one.
+ *
+ * Fairness: the engine tells ingest how many bytes of weights wait for the analysis and its
+ * budget (at_ingest_set_load). Below half the budget every layer is taken. From half of it
+ * on, while two runs or more are active (sent a message in the last 10 s, or hold bytes), a
+ * run whose submitted jobs still hold half the budget divided by the number of active runs,
+ * or more, is over its share: its layers are not analysed (shed, counted) and the snapshot
+ * they belong to is reported incomplete with the reason, while the layers of the other runs
+ * are still taken, so one trainer's huge layers cannot keep the others' out (the engine stops
+ * reading only at the whole budget). With hold_jobs, the analysis is shared too: jobs wait
+ * in a queue per run, and at_ingest_pump hands out the next job of the run that was served
+ * the fewest bytes lately (each byte handed out counts e^(-t / 10 s) after t seconds), so a
+ * run of small layers is not queued behind another run's huge ones (each run's jobs keep
+ * their order). Snapshots in flight are shared the same way: the engine stops reading at
+ * max_open of them per active run (at_ingest_open_cap), and while another run is active, a
+ * new snapshot of a run that has max_open in flight already is not taken (a drop event says
+ * so, counted as snapshots_shed; its later messages are ignored). A run alone is never shed (it
+ * meets back-pressure at the whole budget, as before), and a run that holds nothing always gets its
+ * next layer, however large.
+ *
  * Threading: one thread; the hooks are called on it, from inside the call that caused them.
  */
 #ifndef ALPHATOP_INGEST_H
@@ -57,9 +84,17 @@
 #include "record.h"
 #include "worker.h"
 
+/* Runs held at most by default (at_ingest_opts.max_runs). */
+#define AT_INGEST_MAX_RUNS 1024
+
 typedef struct at_ingest_opts {
     int fast;            /* fast mode (see above) [0] */
     const at_ckpt *base; /* base weights by layer name (borrowed; must outlive the ingest) [NULL] */
+    int max_runs;        /* runs held at most, >= 1 (see Runs below) [AT_INGEST_MAX_RUNS] */
+    int max_open;        /* snapshots in flight per run while another run is active (see
+                            Fairness), >= 1 [8] */
+    int hold_jobs;       /* 1: jobs wait in ingest, per run, until at_ingest_pump hands them to
+                            the submit hook fairly (see Fairness); 0: submitted at once [0] */
 } at_ingest_opts;
 
 /* Fills *o with the defaults. */
@@ -105,10 +140,14 @@ void at_ingest_free(at_ingest *self);
  * "the monitor stopped before its end arrived"). Call it once no more results will come. */
 void at_ingest_finish(at_ingest *self);
 
-/* The index of the run named id (the model's), created on first sight (model, run_new hook).
- * Returns the index (>= 0), AT_ERR_ARG (a bad id), AT_ERR_NOMEM, or what run_new returned
+/* The index of the run named id (the model's), created on first sight (model, run_new hook),
+ * maybe in the place of an evicted run (Runs above). Returns the index (>= 0), AT_ERR_ARG (a
+ * bad id), AT_ERR_SIZE (refused: max_runs live runs), AT_ERR_NOMEM, or what run_new returned
  * when it refused. */
 int at_ingest_run(at_ingest *self, const char *id);
+
+/* The index of the run named id if ingest holds it, else AT_ERR_NOTFOUND; creates nothing. */
+int at_ingest_find_run(const at_ingest *self, const char *id);
 
 /* The id of run (the trainer's whole id; the model's copy is cut to fit). Borrowed; NULL for a
  * run ingest does not have. */
@@ -126,21 +165,58 @@ void at_ingest_event(at_ingest *self, int run, int layer, int64_t step, at_recor
 /* Takes one decoded message: hello (run info; an event for a new run, rank or trainer
  * process), layer (jobs, as above), skip, snapshot_end (completeness), goodbye (run ended, an
  * event); of scalars only the step and the agent's drop count (the values are the caller's);
- * stop_ack creates the run only. Any message carrying the agent's drop count (hello,
- * snapshot_end, scalars) turns a rise into a drop event. Returns the run index (>= 0) or what
- * at_ingest_run returned. */
+ * stop_ack only finds its run: one for a run not held creates none (AT_ERR_NOTFOUND). Any message
+ * carrying the agent's drop count (hello, snapshot_end, scalars) turns a rise into a drop event.
+ * Returns the run index (>= 0) or what at_ingest_run returned. */
 int at_ingest_msg(at_ingest *self, const at_proto_msg *msg);
+
+/* hold_jobs: hands up to slots waiting jobs to the submit hook, each the next job of the run
+ * served the fewest bytes lately (see Fairness). Returns how many went. A
+ * job the hook refuses is freed, reported (an error event), and its snapshot goes on without
+ * it. */
+int at_ingest_pump(at_ingest *self, int slots);
 
 /* A finished job came back (borrowed; the caller still frees it): kept or fed, as above. */
 void at_ingest_result(at_ingest *self, const at_job *job);
 
 /* Snapshots in flight (received, not yet closed) over every run: the engine stops reading
- * the socket while too many are. */
+ * the socket while at_ingest_open_cap or more are. */
 int at_ingest_open_snapshots(const at_ingest *self);
 
+/* The snapshots in flight the engine may let in: max_open per active run (Fairness), max_open
+ * for a run alone. */
+int at_ingest_open_cap(at_ingest *self);
+
 /* Bytes of weights ingest itself holds for snapshots in flight: slices waiting for the rest of
- * their layer, LoRA halves waiting for their partner (base weights are not counted). */
+ * their layer, LoRA halves waiting for their partner, jobs waiting for at_ingest_pump (base
+ * weights are not counted). */
 size_t at_ingest_held_bytes(const at_ingest *self);
+
+/* The trainer of run is gone without a goodbye (its connection closed and it has been silent):
+ * the snapshots it still owed will not come -- each open one is reported incomplete for
+ * reason, as a goodbye would -- and the run may be evicted like an ended one (Runs above),
+ * unless it speaks again. Does nothing for an ended run or one already gone. */
+void at_ingest_run_gone(at_ingest *self, int run, const char *reason);
+
+/* What the run table holds and did since at_ingest_new. */
+typedef struct at_ingest_stats {
+    int runs;               /* runs held now (<= max_runs) */
+    int64_t runs_evicted;   /* ended runs dropped to make room for a new one */
+    int64_t runs_refused;   /* messages of new run ids refused: max_runs live runs */
+    size_t table_bytes;     /* bytes of the run table itself: the id map and the run records
+                               (not their snapshots in flight, nor the model's history) */
+    int64_t layers_shed;    /* layers not analysed: their run was over its share (Fairness) */
+    int64_t snapshots_shed; /* snapshots not taken: their run had max_open in flight */
+    size_t run_bytes_max;   /* the most bytes of submitted jobs one run held at a time */
+    int waiting;            /* hold_jobs: jobs waiting for at_ingest_pump */
+} at_ingest_stats;
+
+/* The analysis has load bytes of weights waiting, of a budget of budget bytes (budget <= 0:
+ * no fairness). Call before every message (see Fairness). */
+void at_ingest_set_load(at_ingest *self, int64_t load, int64_t budget);
+
+/* Fills *s. */
+void at_ingest_stats_get(const at_ingest *self, at_ingest_stats *s);
 
 /* For the view's progress line: *layers_done, the results of the snapshots in flight (none in
  * flight: of the last one that closed), and *oldest_age, the seconds since the first layer of

@@ -135,10 +135,9 @@ static void layer_free(layer *l)
     free(l);
 }
 
-static void run_free(run *r)
+/* Frees what a run holds beyond its info. */
+static void run_clear(run *r)
 {
-    if (!r)
-        return;
     for (int i = 0; i < r->nlayers; i++)
         layer_free(r->layers[i]);
     for (int i = 0; i < r->nscalars; i++) {
@@ -149,6 +148,13 @@ static void run_free(run *r)
     free(r->scalars);
     free(r->layers);
     free(r->steps);
+}
+
+static void run_free(run *r)
+{
+    if (!r)
+        return;
+    run_clear(r);
     free(r);
 }
 
@@ -190,6 +196,23 @@ int at_model_find_run(const at_model *self, const char *id)
         if (!strcmp(self->runs[i]->info.id, id))
             return i;
     return AT_ERR_NOTFOUND;
+}
+
+int at_model_reuse_run(at_model *self, int r, const char *id)
+{
+    run *ru = get_run(self, r);
+    if (!ru || !id || !*id)
+        return AT_ERR_ARG;
+    run_clear(ru);
+    memset(ru, 0, sizeof *ru);
+    copy_str(ru->info.id, sizeof ru->info.id, id);
+    for (int i = 0; i < self->nevents; i++)
+        if (self->events[i].run == r) {
+            self->events[i].run = -1;
+            self->events[i].layer = -1;
+        }
+    self->version++;
+    return r;
 }
 
 int at_model_add_run(at_model *self, const char *id, const char *name, const char *host)
@@ -545,6 +568,15 @@ int at_model_add_event(at_model *self, int r, int l, int64_t step, at_event_kind
 {
     if (r < -1 || r >= self->nruns || (unsigned)kind > AT_EVENT_INFO)
         return AT_ERR_ARG;
+    if (self->nevents >= AT_MODEL_MAX_EVENTS) {
+        int keep = 0;
+        for (int i = 0; i < self->nevents; i++) {
+            const at_event *e = &self->events[i];
+            if (i >= self->nevents / 2 || (e->run >= 0 && e->run_to != AT_RUN_UNKNOWN))
+                self->events[keep++] = *e;
+        }
+        self->nevents = keep;
+    }
     if (grow((void **)&self->events, &self->event_cap, self->nevents + 1, sizeof(at_event)))
         return AT_ERR_NOMEM;
     at_event *e = &self->events[self->nevents];

@@ -175,6 +175,12 @@ int at_model_add_run(at_model *self, const char *id, const char *name, const cha
 /* Run index for id, or AT_ERR_NOTFOUND. */
 int at_model_find_run(const at_model *self, const char *id);
 
+/* Gives run's index to a new run named id: the old run's layers, snapshot columns and scalars
+ * are freed, its info cleared, and its events become monitor-wide (run -1: their text names
+ * it), so memory stays bounded however many runs come and go (the engine's --max-runs).
+ * Returns r, or AT_ERR_ARG (a bad run or id). */
+int at_model_reuse_run(at_model *self, int r, const char *id);
+
 int at_model_num_runs(const at_model *self);
 
 /* The run's info, mutable for the engine (see at_run_info; the view only reads it). Borrowed;
@@ -257,7 +263,10 @@ int at_model_scalar(const at_model *self, int run, int i, at_series *out);
 
 /* Appends an event (text copied, truncated). run -1: monitor-wide; layer -1: whole run; step
  * -1: none. It is no phase change (run_to AT_RUN_UNKNOWN, since -1). Returns the event index (>= 0)
- * or AT_ERR_ARG / AT_ERR_NOMEM. */
+ * or AT_ERR_ARG / AT_ERR_NOMEM. At most AT_MODEL_MAX_EVENTS are kept: past that the older half
+ * is dropped, except the run-phase changes of the runs held (the verdict reads the latest), so
+ * indices of older events change. */
+#define AT_MODEL_MAX_EVENTS 20000
 int at_model_add_event(at_model *self, int run, int layer, int64_t step, at_event_kind kind,
                        const char *text);
 

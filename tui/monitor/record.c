@@ -262,7 +262,12 @@ static int build_stats(cJSON *o, const at_record *r)
     ok = ok && add_num(o, "auth_denied", (double)s->auth_denied) &&
          add_num(o, "handshake_failed", (double)s->handshake_failed) &&
          add_num(o, "accept_pauses", (double)s->accept_pauses) &&
-         add_num(o, "unexpected_acks", (double)s->unexpected_acks);
+         add_num(o, "unexpected_acks", (double)s->unexpected_acks) &&
+         add_num(o, "runs_evicted", (double)s->runs_evicted) &&
+         add_num(o, "runs_refused", (double)s->runs_refused) &&
+         add_num(o, "layers_shed", (double)s->layers_shed) &&
+         add_num(o, "snapshots_shed", (double)s->snapshots_shed) &&
+         add_num(o, "run_bytes_max", (double)s->run_bytes_max);
     return ok ? AT_OK : AT_ERR_NOMEM;
 }
 
@@ -582,6 +587,11 @@ static void read_stats(const cJSON *o, at_record_stats *s)
     s->handshake_failed = get_count(o, "handshake_failed");
     s->accept_pauses = get_count(o, "accept_pauses");
     s->unexpected_acks = get_count(o, "unexpected_acks");
+    s->runs_evicted = get_count(o, "runs_evicted");
+    s->runs_refused = get_count(o, "runs_refused");
+    s->layers_shed = get_count(o, "layers_shed");
+    s->snapshots_shed = get_count(o, "snapshots_shed");
+    s->run_bytes_max = get_count(o, "run_bytes_max");
 }
 
 int at_record_decode(at_record_decoder *self, const char *json, size_t len, at_record *out)

@@ -146,6 +146,11 @@ typedef struct at_record_stats {
     int64_t handshake_failed;              /* connections whose handshake failed */
     int64_t accept_pauses;                 /* times accepting stopped at the descriptor limit */
     int64_t unexpected_acks;               /* stop_acks from runs no stop was sent to */
+    int64_t runs_evicted;                  /* ended runs dropped for new ones (--max-runs) */
+    int64_t runs_refused;                  /* messages of new runs refused: too many live */
+    int64_t layers_shed;                   /* layers of a run over its share, not analysed */
+    int64_t snapshots_shed;                /* snapshots of a run with max_open in flight */
+    int64_t run_bytes_max;                 /* the most bytes one run had waiting for analysis */
 } at_record_stats;
 
 /* One record. Strings and arrays are borrowed: from the writer's variables when encoding, from
