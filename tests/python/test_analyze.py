@@ -208,6 +208,8 @@ class AnalyzeTest(unittest.TestCase):
         rows, _ = scan("--layers", "c", path)
         self.assertEqual(details["layer_type"].item(), "conv1d")
         self.assert_rows_equal(details, rows)
+        self.assertEqual(alphatop.skipped(details).to_dict("records"),
+                         scan_skipped("--layers", "c", path))
         safetensors.save(self.path("4d.safetensors"), {"c.weight": w.reshape(16, 8, 1, 5)})
         self.assertEqual(scan(self.path("4d.safetensors"))[0][0]["alpha"], rows[0]["alpha"])
         # Not selected: skipped, saying how to select it.
@@ -267,6 +269,12 @@ class AnalyzeTest(unittest.TestCase):
         self.assert_rows_equal(details, rows)
         self.assertIn(("h.0.attn.bias", "bias: not a weight (a bias, or a buffer such as an "
                                         "attention mask)"), details.attrs["skipped"])
+        # What layers= leaves out is skipped in both, in the same words: a tensor that could
+        # be a layer "not selected by layers=", the others with their own reason.
+        self.assertIn(("params.Dense_0.kernel", "not selected by layers="),
+                      details.attrs["skipped"])
+        self.assertEqual(alphatop.skipped(details).to_dict("records"),
+                         scan_skipped("--layers", "attn", path))
 
     def test_against_numpy_svd_and_a_naive_fit(self):
         torch.manual_seed(5)

@@ -438,17 +438,38 @@ static void test_select(void **state)
     run_free(&r);
 
     /* Selected: the conv1d weights as the conv2d (out, in, 1, k), whatever the layout; a mask
-     * named bias is never a layer. */
+     * named bias is never a layer. The tensors --layers leaves out are skipped rows too, in
+     * alphatop.analyze(layers=)'s words when they could be layers, else with their reason. */
     snprintf(args, sizeof args, "--json --layers 'conv1|Conv1d|q_proj|attn' %s", path);
     run_scan(&r, args);
     assert_int_equal(r.code, 0);
-    assert_int_equal(r.n, 5); /* 3 layers, the mask + the summary */
-    assert_string_equal(str_of(line_named(&r, "attn.bias"), "status"), "skipped");
+    assert_int_equal(r.n, 9); /* 3 layers, 5 skipped + the summary */
+    const struct {
+        const char *name, *why;
+    } unselected[] = {
+        {"Dense_0.kernel", "not selected by layers="},
+        {"Dense_0.bias", "bias: not a matrix"},
+        {"Conv_0.kernel", "not selected by layers="},
+        {"LayerNorm_0.scale", "1-D: not a matrix"},
+        {"attn.bias", "bias: not a weight (a bias, or a buffer such as an attention mask)"},
+    };
+    for (size_t i = 0; i < sizeof unselected / sizeof unselected[0]; i++) {
+        const cJSON *l = line_named(&r, unselected[i].name);
+        assert_string_equal(str_of(l, "status"), "skipped");
+        assert_string_equal(str_of(l, "skipped"), unselected[i].why);
+    }
     analyse(&(at_tensor){c1, AT_DTYPE_F32, AT_KIND_CONV2D, 4, {O, I, 1, K}}, &o, &m);
     assert_line_matches(line_named(&r, "conv1.weight"), &m, 0);
     assert_line_matches(line_named(&r, "Conv1d_0.kernel"), &m, 0);
     analyse(&(at_tensor){w, AT_DTYPE_F32, AT_KIND_LINEAR, 2, {64, 24}}, &o, &m);
     assert_line_matches(line_named(&r, "attn.q_proj.w"), &m, 0);
+    run_free(&r);
+    snprintf(args, sizeof args, "--layers 'conv1|Conv1d|q_proj|attn' %s", path);
+    run_scan(&r, args);
+    assert_int_equal(r.code, 0);
+    assert_null(strstr(r.out, "Dense_0"));
+    assert_non_null(strstr(r.out, "not analysed, not layers: 2 not selected by layers=, 2 bias, "
+                                  "1 1-D (--json or --csv lists each with its reason)"));
     run_free(&r);
 
     /* CSV: one row per tensor, the reason in the last column. */
@@ -620,12 +641,16 @@ static void test_delta(void **state)
     assert_string_equal(str_of(line_named(&r, "head.weight"), "status"), "error");
     run_free(&r);
 
-    /* --layers keeps the pairing but reports only the matching layers. */
+    /* --layers keeps the pairing but analyses only the matching layers: the others are
+     * skipped rows, not errors. */
     snprintf(args, sizeof args, "--json --layers '^fc2' --base %s %s", bp, mp);
     run_scan(&r, args);
     assert_int_equal(r.code, 0);
-    assert_int_equal(r.n, 2);
-    line_named(&r, "fc2.weight");
+    assert_int_equal(r.n, 4);
+    assert_non_null(cJSON_GetObjectItemCaseSensitive(line_named(&r, "fc2.weight"), "alpha"));
+    assert_string_equal(str_of(line_named(&r, "head.weight"), "skipped"),
+                        "not selected by layers=");
+    assert_string_equal(str_of(line_named(&r, "fc1.weight"), "skipped"), "not selected by layers=");
     run_free(&r);
     free(base);
     free(delta);

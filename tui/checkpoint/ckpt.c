@@ -155,12 +155,12 @@ static int64_t shape_numel(int ndim, const int64_t *shape)
     return n;
 }
 
-/* Why a tensor of ndim dims is not a layer (ckpt.h's rules) into why (n bytes), or 0 when it
- * is one. The texts are alphatop.layers' for a state dict too. */
-static int not_a_layer(const ckpt_layer *l, int ndim, char *why, size_t n)
+/* Why a tensor of ndim dims is not a layer (ckpt.h's rules; chosen: selected, or the file's
+ * single array) into why (n bytes), or 0 when it is one. The texts are alphatop.layers' for a state
+ * dict too. */
+static int not_a_layer(const ckpt_layer *l, int ndim, int chosen, char *why, size_t n)
 {
     const char *last = strrchr(l->name, '.');
-    const int chosen = l->selected || l->single;
     const int bias = strstr(last ? last + 1 : l->name, "bias") != NULL;
     if (ndim < 2)
         snprintf(why, n, "%s: not a matrix", bias ? "bias" : ndim ? "1-D" : "0-D");
@@ -204,7 +204,8 @@ int64_t ckpt_layer_shape(ckpt_layer *l, int ndim, const int64_t *shape)
     const int kept = ndim < AT_CKPT_MAX_NDIM ? ndim : AT_CKPT_MAX_NDIM;
     l->pub.stored_ndim = kept;
     memcpy(l->pub.stored_shape, shape, (size_t)kept * sizeof *shape);
-    if (not_a_layer(l, ndim, why, sizeof why)) {
+    l->pub.candidate = !not_a_layer(l, ndim, 1, why, sizeof why);
+    if (not_a_layer(l, ndim, l->selected || l->single, why, sizeof why)) {
         ckpt_layer_skip(l, "%s", why);
         l->pub.not_layer = !l->single;
         return AT_ERR_UNSUPPORTED;
@@ -463,8 +464,10 @@ static void ties_and_overlaps(at_ckpt *c)
         ckpt_layer *a = &c->layers[i];
         for (size_t j = 0; a->pub.err == AT_OK && j < i; j++) {
             const ckpt_layer *b = &c->layers[j];
-            if (b->pub.err == AT_OK && same_view(a, b))
+            if (b->pub.err == AT_OK && same_view(a, b)) {
                 ckpt_layer_skip(a, "tied: the same storage as %s, analysed once", b->name);
+                a->pub.candidate = 0;
+            }
         }
     }
     for (size_t i = 0; i < c->count; i++) {

@@ -105,6 +105,9 @@ typedef struct at_ckpt_layer {
     int64_t stored_shape[AT_CKPT_MAX_NDIM];
     int not_layer;     /* opts.all_tensors: a tensor that is not a layer (bias, norm scale,
                           a name not "*weight" / "*kernel" and not selected); skip says why */
+    int candidate;     /* 1: a layer when opts.select matches its name (a float tensor of 2 to
+                          4 dims, not a bias, not tied), whether or not it is chosen; 0: never
+                          a layer, whatever selects it (skip says why), or a malformed entry */
     int err;           /* AT_OK, or why this layer cannot be used (tensor.data is then NULL) */
     const char *error; /* detail when err < 0, e.g. "data_offsets [0, 96) hold 96 bytes but
                           shape 4x8 of F32 needs 128"; "" otherwise */

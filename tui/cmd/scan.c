@@ -64,7 +64,7 @@ typedef struct job {
     const at_ckpt_layer *layer;
     const at_ckpt_layer *lora_b; /* set: LoRA pair, layer is A */
     const at_pair *pair;         /* --base: the layer's pairing */
-    int skip;                    /* the B half of a pair already reported with its A */
+    int skip;                    /* the B half of a pair, reported with its A (name: the pair's) */
     char module[500];            /* LoRA pair: the adapted module's name */
     char name[512];
 } job;
@@ -84,6 +84,7 @@ typedef struct scan_row {
     row_kind kind;
     char msg[700];
     char note[700]; /* printed on stderr before the row's output, when set */
+    int not_layer;  /* ROW_SKIPPED: not a layer here (the table counts it instead of listing it) */
     int merge_note; /* the note says the merge was done: not printed when it failed */
     at_metrics m;   /* ROW_FIXED */
     double cost;    /* ROW_TASK: its task's */
@@ -140,13 +141,10 @@ static void job_make(const scan *s, const at_ckpt *c, const at_ckpt_layer *l, jo
         at_pair_lora_partner(c, l->name, &is_a, j->module, sizeof j->module);
     if (!other)
         return;
-    if (!is_a) {
-        j->skip = 1;
-        return;
-    }
-    j->lora_b = other;
     snprintf(j->name, sizeof j->name, "%s%s", j->module,
              s->merge ? MERGED_SUFFIX : AT_PAIR_LORA_SUFFIX);
+    j->skip = !is_a;
+    j->lora_b = is_a ? other : NULL;
 }
 
 static int selected(const scan *s, const char *name)
@@ -380,6 +378,7 @@ static void plan_row(const scan *s, const at_ckpt *c, const job *j, scan_row *r,
     at_shape_str(r->shape, sizeof r->shape, l->stored_ndim, l->stored_shape);
     if (l->skip[0] || l->err < 0) {
         r->kind = l->skip[0] ? ROW_SKIPPED : ROW_ERROR;
+        r->not_layer = l->not_layer;
         snprintf(r->msg, sizeof r->msg, "%s", l->skip[0] ? l->skip : l->error);
         return;
     }
@@ -424,6 +423,24 @@ static void plan_row(const scan *s, const at_ckpt *c, const job *j, scan_row *r,
         r->cost = scan_task_cost(t);
 }
 
+/* Plans row r of tensor l of checkpoint c, which --layers does not select: skipped "not
+ * selected by layers=" (alphatop.analyze's words) when it could be a layer, else with why it
+ * never is one. Returns 0 when it gets no row (a malformed entry, not asked for). */
+static int plan_unselected(const at_ckpt *c, const at_ckpt_layer *l, scan_row *r)
+{
+    if (!l->candidate && !l->skip[0])
+        return 0;
+    memset(r, 0, sizeof *r);
+    r->j.layer = l;
+    snprintf(r->j.name, sizeof r->j.name, "%s", l->name);
+    r->c = c;
+    at_shape_str(r->shape, sizeof r->shape, l->stored_ndim, l->stored_shape);
+    r->kind = ROW_SKIPPED;
+    r->not_layer = 1;
+    snprintf(r->msg, sizeof r->msg, "%s", l->candidate ? "not selected by layers=" : l->skip);
+    return 1;
+}
+
 /* Plans every row of file f into s->rows (from s->nrows on) and its tasks into s->tasks. */
 static int plan_file(scan *s, int f)
 {
@@ -442,7 +459,11 @@ static int plan_file(scan *s, int f)
         job j;
         job_make(s, c, at_ckpt_layer_at(c, i), &j);
         s->adapters[f] |= j.lora_b != NULL;
-        if (j.skip || !selected(s, j.name))
+        if (!selected(s, j.name)) {
+            s->nrows += (size_t)plan_unselected(c, j.layer, &s->rows[s->nrows]);
+            continue;
+        }
+        if (j.skip)
             continue;
         j.pair = s->pairing[f] ? at_pairing_get(s->pairing[f], i) : NULL;
         scan_row *r = &s->rows[s->nrows];
@@ -571,13 +592,13 @@ static void emit_row(scan *s, scan_row *r, at_summary *sum)
     const job *j = &r->j;
     while (r->kind == ROW_TASK && !r->done)
         pump(s, PUMP_MS);
-    if (r->kind == ROW_SKIPPED && j->layer->not_layer)
+    if (r->kind == ROW_SKIPPED && r->not_layer)
         count_not_layer(s, r->msg);
-    if (r->kind == ROW_SKIPPED && j->layer->not_layer && s->format == OUT_TABLE)
+    if (r->kind == ROW_SKIPPED && r->not_layer && s->format == OUT_TABLE)
         return;
     if (r->kind == ROW_SKIPPED || r->kind == ROW_ERROR) {
         if (r->kind == ROW_SKIPPED)
-            report_skipped(s, file, j->name, r->shape, r->msg, !j->layer->not_layer);
+            report_skipped(s, file, j->name, r->shape, r->msg, !r->not_layer);
         else
             report_error(s, file, j->name, r->shape, r->msg);
         return;
