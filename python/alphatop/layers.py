@@ -140,7 +140,8 @@ def _not_a_matrix(name, t):
         what = "bias" if "bias" in name.rsplit(".", 1)[-1] else f"{ndim}-D"
         return f"{what}: not a matrix"
     if not _is_float(t):
-        return f"dtype {t.dtype}: not floating point"
+        # numpy's name, which torch's drops "torch." to give: scan says the same ("int8").
+        return f"dtype {str(t.dtype).removeprefix('torch.')}: not floating point"
     if _numel(t) == 0:
         return "empty: no elements"
     if ndim > 5:

@@ -200,7 +200,7 @@ def _read(path):
     if path.endswith(".safetensors"):
         from . import safetensors
 
-        return safetensors.open_file(path)
+        return safetensors.open_file(path, all_dtypes=True)
     if path.endswith(_FILE_KINDS):
         return _torch_load(path)
     raise ValueError(f"alphatop.analyze: {path}: not a {', '.join(_FILE_KINDS)} file")

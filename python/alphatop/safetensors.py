@@ -18,6 +18,11 @@ _DTYPES = {
     np.dtype("<f8"): "F64",
 }
 _NUMPY = {v: k for k, v in _DTYPES.items()}
+# Read with open_file(all_dtypes=True) only, for alphatop to name them as it skips them.
+_OTHER = {"I8": np.dtype("i1"), "U8": np.dtype("u1"), "I16": np.dtype("<i2"),
+          "U16": np.dtype("<u2"), "I32": np.dtype("<i4"), "U32": np.dtype("<u4"),
+          "I64": np.dtype("<i8"), "U64": np.dtype("<u8"), "BOOL": np.dtype("?"),
+          "C64": np.dtype("<c8")}
 
 
 def save(path, tensors, metadata=None):
@@ -53,12 +58,14 @@ def save(path, tensors, metadata=None):
             f.write(a.tobytes())
 
 
-def open_file(path):
+def open_file(path, all_dtypes=False):
     """The tensors of a .safetensors file as a read-only mapping name -> numpy array, in the
     header's order, each read on access from a memory map (so a large file is never held in
     memory whole). F16/F32/F64 arrays are views of the file; BF16 is widened to float32
-    (exactly). ValueError for a malformed header or an unsupported dtype."""
-    return _File(path)
+    (exactly). all_dtypes: integer, BOOL and C64 tensors are views too, of numpy's dtype
+    (otherwise refused). ValueError for a malformed header or an unsupported dtype (FP8 always:
+    numpy has none)."""
+    return _File(path, (_NUMPY | _OTHER) if all_dtypes else _NUMPY)
 
 
 def load(path):
@@ -68,8 +75,9 @@ def load(path):
 
 
 class _File(collections.abc.Mapping):
-    def __init__(self, path):
+    def __init__(self, path, dtypes):
         self.path = path
+        self._dtypes = dtypes  # safetensors name -> numpy dtype, besides BF16
         with open(path, "rb") as f:
             head = f.read(8)
             if len(head) < 8:
@@ -95,7 +103,7 @@ class _File(collections.abc.Mapping):
     def __getitem__(self, name):
         info = self._header[name]
         dtype = info.get("dtype")
-        if dtype not in _NUMPY and dtype != "BF16":
+        if dtype not in self._dtypes and dtype != "BF16":
             raise ValueError(
                 f"{self.path}: {name}: dtype {dtype} not supported (F16, F32, F64, BF16)")
         if self._map is None:
@@ -106,4 +114,4 @@ class _File(collections.abc.Mapping):
             # bfloat16 is the top half of a float32: widening is a shift.
             bits = raw.view("<u2").astype(np.uint32) << 16
             return bits.view(np.float32).reshape(info["shape"])
-        return raw.view(_NUMPY[dtype]).reshape(info["shape"])
+        return raw.view(self._dtypes[dtype]).reshape(info["shape"])

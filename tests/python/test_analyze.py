@@ -7,6 +7,7 @@ import json
 import math
 import os
 import re
+import struct
 import subprocess
 import sys
 import tempfile
@@ -57,6 +58,22 @@ def scan_skipped(*args):
     alphatop.skipped() gives them: name, status, skipped."""
     return [{k: r[k] for k in ("name", "status", "skipped")}
             for r in scan_rows(*args) if not_analysed(r)]
+
+
+def save_any_dtype(path, tensors):
+    """A .safetensors file of numpy arrays of any dtype safetensors names (alphatop's own
+    writer takes floats only)."""
+    names = {"f4": "F32", "i1": "I8", "i8": "I64", "b1": "BOOL"}
+    header, offset = {}, 0
+    for name, a in tensors.items():
+        header[name] = {"dtype": names[a.dtype.str[1:]], "shape": list(a.shape),
+                        "data_offsets": [offset, offset + a.nbytes]}
+        offset += a.nbytes
+    blob = json.dumps(header).encode()
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(blob)) + blob)
+        for a in tensors.values():
+            f.write(np.ascontiguousarray(a).tobytes())
 
 
 def file_name(name):
@@ -240,6 +257,30 @@ class AnalyzeTest(unittest.TestCase):
                       details.attrs["skipped"])
         self.assertEqual(alphatop.skipped(details).to_dict("records"),
                          scan_skipped(self.path("tied.pt")))
+
+    def test_non_float_dtypes_are_named_alike(self):
+        # numpy's dtype name ("int8") in analyze() and scan, whether the file is a safetensors
+        # ("I8" in its header) or a torch checkpoint ("torch.int8"); a 1-D tensor is "1-D".
+        rng = np.random.default_rng(11)
+        tensors = {"fc.weight": rng.standard_normal((30, 20)).astype(np.float32),
+                   "q.weight": rng.integers(-128, 127, (30, 20)).astype(np.int8),
+                   "position_ids": np.arange(16, dtype=np.int64)[None, :],
+                   "steps": np.arange(3, dtype=np.int64),
+                   "keep": np.ones((4, 4), bool)}
+        want = [("q.weight", "dtype int8: not floating point"),
+                ("position_ids", "dtype int64: not floating point"),
+                ("steps", "1-D: not a matrix"),
+                ("keep", "dtype bool: not floating point")]
+        path = self.path("ints.safetensors")
+        save_any_dtype(path, tensors)
+        details = alphatop.analyze(path)
+        self.assertEqual(details.attrs["skipped"], want)
+        self.assertEqual(alphatop.skipped(details).to_dict("records"), scan_skipped(path))
+        torch.save({k: torch.from_numpy(v) for k, v in tensors.items()}, self.path("ints.pt"))
+        details = alphatop.analyze(self.path("ints.pt"))
+        self.assertEqual(details.attrs["skipped"], want)
+        self.assertEqual(alphatop.skipped(details).to_dict("records"),
+                         scan_skipped(self.path("ints.pt")))
 
     def test_flax_kernels_and_names_not_weight(self):
         # Flax: a dense kernel (in, out), a conv kernel (kh, kw, in, out); a projection "w".

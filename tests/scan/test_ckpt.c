@@ -479,7 +479,7 @@ static void test_torch_state_dict(void **state)
         assert_int_equal(layer_named(c, "b.weight")->tensor.shape[0], 6);
         assert_skipped(c, "tied.weight", "tied: the same storage as a.weight, analysed once");
         assert_floats(c, "d.weight", dn, 6);
-        assert_skipped(c, "q.weight", "dtype int8 is not a float type (not analysed)");
+        assert_skipped(c, "q.weight", "dtype int8: not floating point");
         at_ckpt_close(c);
     }
 }
@@ -629,8 +629,7 @@ static void test_npz(void **state)
             assert_int_equal(at_ckpt_count(c), 4);
             assert_floats(c, pos ? "arr_0" : "fc.weight", a, 12);
             assert_floats(c, pos ? "arr_2" : "d.weight", dn, 6);
-            assert_skipped(c, pos ? "arr_3" : "q.weight",
-                           "dtype '<i4' is not a float type (not analysed)");
+            assert_skipped(c, pos ? "arr_3" : "q.weight", "dtype int32: not floating point");
             assert_layer_error(c, pos ? "arr_4" : "short.weight", AT_ERR_SIZE,
                                "truncated: shape 5x5 of '<f4' needs 100 bytes, file has 40");
             at_ckpt_close(c);
@@ -917,6 +916,50 @@ static void test_streams(void **state)
     free(w);
 }
 
+/* A non-float tensor is named by numpy's dtype name in every format ("int8", not safetensors'
+ * "I8" or npy's "|i1"), in the words and order of alphatop.layers: a 1-D one is "1-D" first,
+ * a 2-D one is its dtype whatever its name, and is counted as "not a layer" unless its name
+ * makes it a layer (an int8 quantised "*weight"). */
+static void test_nonfloat_dtypes(void **state)
+{
+    (void)state;
+    int64_t ids[12] = {0};
+    uint8_t mask[12] = {0};
+    const tf_tensor t[] = {{"position_ids", "I64", 2, {1, 12}, ids, sizeof ids, 0, 0},
+                           {"steps", "I64", 1, {12}, ids, sizeof ids, 0, 0},
+                           {"q.weight", "I8", 2, {3, 4}, mask, sizeof mask, 0, 0},
+                           {"keep", "BOOL", 2, {3, 4}, mask, sizeof mask, 0, 0},
+                           {"f8.weight", "F8_E4M3", 2, {3, 4}, mask, sizeof mask, 0, 0}};
+    const char *path = tf_path("ints.safetensors");
+    tf_write_safetensors(path, t, 5, 8, 0);
+    regex_t all;
+    assert_int_equal(regcomp(&all, ".", REG_EXTENDED | REG_NOSUB), 0);
+    at_ckpt_opts o = {.all_tensors = 1, .select = &all};
+    at_ckpt *c = open_ok(path, &o);
+    assert_int_equal(at_ckpt_count(c), 5);
+    assert_skipped(c, "position_ids", "dtype int64: not floating point");
+    assert_skipped(c, "steps", "1-D: not a matrix");
+    assert_skipped(c, "q.weight", "dtype int8: not floating point");
+    assert_skipped(c, "keep", "dtype bool: not floating point");
+    assert_skipped(c, "f8.weight", "dtype float8_e4m3fn: not floating point");
+    assert_int_equal(layer_named(c, "q.weight")->not_layer, 0);
+    assert_int_equal(layer_named(c, "steps")->not_layer, 1);
+    /* Selected by any regex, still never a layer. */
+    assert_int_equal(layer_named(c, "position_ids")->candidate, 0);
+    at_ckpt_close(c);
+    o.select = NULL;
+    c = open_ok(path, &o);
+    assert_int_equal(layer_named(c, "position_ids")->not_layer, 1);
+    at_ckpt_close(c);
+    regfree(&all);
+    path = tf_path("ids.npy");
+    tf_write_npy(path, 1, "{'descr': '|u1', 'fortran_order': False, 'shape': (3, 4), }", mask,
+                 sizeof mask);
+    c = open_ok(path, NULL);
+    assert_skipped(c, "ids", "dtype uint8: not floating point");
+    at_ckpt_close(c);
+}
+
 /* Formats are told by content: a safetensors file under another name is still one. */
 static void test_sniffing(void **state)
 {
@@ -937,7 +980,7 @@ static void test_sniffing(void **state)
     at_ckpt *c = open_ok(path, NULL);
     assert_floats(c, "a.weight", w, 20);
     assert_floats(c, "d.weight", w, 20); /* float32 values widened then narrowed: exact */
-    assert_skipped(c, "q.weight", "dtype I8 is not a float type (not analysed)");
+    assert_skipped(c, "q.weight", "dtype int8: not floating point");
     assert_skipped(c, "tied.weight", "tied: the same storage as a.weight, analysed once");
     at_ckpt_close(c);
     path = tf_path("array.dat");
@@ -978,6 +1021,7 @@ int main(void)
         cmocka_unit_test(test_lazy_views),
         cmocka_unit_test(test_streams),
         cmocka_unit_test(test_sniffing),
+        cmocka_unit_test(test_nonfloat_dtypes),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     tf_cleanup();

@@ -155,15 +155,18 @@ static int64_t shape_numel(int ndim, const int64_t *shape)
     return n;
 }
 
-/* Why a tensor of ndim dims is not a layer (ckpt.h's rules; chosen: selected, or the file's
- * single array) into why (n bytes), or 0 when it is one. The texts are alphatop.layers' for a state
- * dict too. */
-static int not_a_layer(const ckpt_layer *l, int ndim, int chosen, char *why, size_t n)
+/* Why a tensor of ndim dims, of dtype nonfloat (NULL: a float type) is not a layer (ckpt.h's
+ * rules; chosen: selected, or the file's single array) into why (n bytes), or 0 when it is one.
+ * The texts, and which comes first, are alphatop.layers' for a state dict too. */
+static int not_a_layer(const ckpt_layer *l, int ndim, const char *nonfloat, int chosen, char *why,
+                       size_t n)
 {
     const char *last = strrchr(l->name, '.');
     const int bias = strstr(last ? last + 1 : l->name, "bias") != NULL;
     if (ndim < 2)
         snprintf(why, n, "%s: not a matrix", bias ? "bias" : ndim ? "1-D" : "0-D");
+    else if (nonfloat)
+        snprintf(why, n, "dtype %s: not floating point", nonfloat);
     else if (bias && !l->named && !l->single)
         /* GPT-2's attn.bias is a 4-D causal mask: no --layers makes it a layer. */
         snprintf(why, n, "bias: not a weight (a bias, or a buffer such as an attention mask)");
@@ -197,17 +200,19 @@ static int view_axes(const ckpt_layer *l, int ndim, int axis[4])
     return ndim == 2 ? 2 : 4;
 }
 
-int64_t ckpt_layer_shape(ckpt_layer *l, int ndim, const int64_t *shape)
+int64_t ckpt_layer_shape(ckpt_layer *l, int ndim, const int64_t *shape, const char *nonfloat)
 {
     char s[128], why[200];
     at_tensor *t = &l->pub.tensor;
     const int kept = ndim < AT_CKPT_MAX_NDIM ? ndim : AT_CKPT_MAX_NDIM;
     l->pub.stored_ndim = kept;
     memcpy(l->pub.stored_shape, shape, (size_t)kept * sizeof *shape);
-    l->pub.candidate = !not_a_layer(l, ndim, 1, why, sizeof why);
-    if (not_a_layer(l, ndim, l->selected || l->single, why, sizeof why)) {
+    const int chosen = l->selected || l->single;
+    l->pub.candidate = !not_a_layer(l, ndim, nonfloat, 1, why, sizeof why);
+    if (not_a_layer(l, ndim, nonfloat, chosen, why, sizeof why)) {
         ckpt_layer_skip(l, "%s", why);
-        l->pub.not_layer = !l->single;
+        /* An integer "*weight" (int8 quantised) is a layer not analysed: listed, not counted. */
+        l->pub.not_layer = !l->single && !(nonfloat && ndim >= 2 && (l->named || chosen));
         return AT_ERR_UNSUPPORTED;
     }
     t->ndim = view_axes(l, ndim, l->axis);
@@ -272,7 +277,7 @@ static int read_raw(at_ckpt *c, const unsigned char *p, size_t n, const char *pa
     if (!l)
         return c->status;
     l->single = 1;
-    int64_t numel = ckpt_layer_shape(l, o->raw_ndim, o->raw_shape);
+    int64_t numel = ckpt_layer_shape(l, o->raw_ndim, o->raw_shape, NULL);
     if (numel < 0)
         return AT_OK;
     if ((uint64_t)numel * 4 != n) {

@@ -104,10 +104,11 @@ int ckpt_layer_fail(ckpt_layer *l, int err, const char *fmt, ...)
 int ckpt_layer_skip(ckpt_layer *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Records the stored shape, then decides whether the tensor is a layer (its name, opts.select,
- * its ndim: ckpt.h's rules) and sets the view's ndim/shape/kind, or skips it (not_layer) or
+ * its ndim, its dtype: nonfloat names a non-float one, numpy's name "int8", NULL for a float
+ * type; ckpt.h's rules) and sets the view's ndim/shape/kind, or skips it (not_layer) or
  * fails it when the shape cannot be a weight's. Returns the element count, or a negative status
  * (the record is then skipped or failed: the reader stops there). */
-int64_t ckpt_layer_shape(ckpt_layer *l, int ndim, const int64_t *shape);
+int64_t ckpt_layer_shape(ckpt_layer *l, int ndim, const int64_t *shape, const char *nonfloat);
 
 /* Gives the layer (its shape set) its elements of type t, the first at first, with per-dim
  * strides of the stored shape in elements (NULL: C order). Points into the file's bytes when they

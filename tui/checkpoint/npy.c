@@ -11,6 +11,7 @@
 /* What an npy header says. */
 typedef struct npy_info {
     ckpt_type type;
+    size_t kind; /* its npy_types entry */
     char descr[32];
     int fortran;
     int ndim;
@@ -22,11 +23,13 @@ typedef struct npy_info {
 /* numpy's descr strings: little-endian floats are read; integer and bool arrays skipped. */
 static const struct {
     const char *descr;
+    const char *name; /* numpy's name, the one skip reasons use */
     ckpt_type type;
 } npy_types[] = {
-    {"<f4", CKPT_F32},   {"<f2", CKPT_F16},   {"<f8", CKPT_F64},   {"|b1", CKPT_OTHER},
-    {"|i1", CKPT_OTHER}, {"|u1", CKPT_OTHER}, {"<i2", CKPT_OTHER}, {"<u2", CKPT_OTHER},
-    {"<i4", CKPT_OTHER}, {"<u4", CKPT_OTHER}, {"<i8", CKPT_OTHER}, {"<u8", CKPT_OTHER},
+    {"<f4", "float32", CKPT_F32},  {"<f2", "float16", CKPT_F16},  {"<f8", "float64", CKPT_F64},
+    {"|b1", "bool", CKPT_OTHER},   {"|i1", "int8", CKPT_OTHER},   {"|u1", "uint8", CKPT_OTHER},
+    {"<i2", "int16", CKPT_OTHER},  {"<u2", "uint16", CKPT_OTHER}, {"<i4", "int32", CKPT_OTHER},
+    {"<u4", "uint32", CKPT_OTHER}, {"<i8", "int64", CKPT_OTHER},  {"<u8", "uint64", CKPT_OTHER},
 };
 
 /* Finds 'key': in an npy header dict and returns a pointer just past the colon, or NULL. */
@@ -73,6 +76,7 @@ static int parse_dict(const char *h, npy_info *in, char *err, size_t errn)
                         in->descr),
                AT_ERR_UNSUPPORTED;
     in->type = npy_types[k].type;
+    in->kind = k;
     while (*f == ' ')
         f++;
     if (!strncmp(f, "True", 4))
@@ -147,15 +151,11 @@ static int npy_header(const unsigned char *p, size_t n, npy_info *in, char *err,
 /* Fills layer l from a parsed header: shape, size check, then the data or a skip. */
 static void npy_layer(ckpt_layer *l, const npy_info *in)
 {
-    int64_t numel = ckpt_layer_shape(l, in->ndim, in->shape);
+    int64_t numel = ckpt_layer_shape(l, in->ndim, in->shape,
+                                     in->type == CKPT_OTHER ? npy_types[in->kind].name : NULL);
     if (numel < 0)
         return;
-    size_t esz = in->type == CKPT_OTHER ? 1 : ckpt_type_size(in->type);
-    size_t need = (size_t)numel * esz;
-    if (in->type == CKPT_OTHER) {
-        ckpt_layer_skip(l, "dtype '%s' is not a float type (not analysed)", in->descr);
-        return;
-    }
+    size_t need = (size_t)numel * ckpt_type_size(in->type);
     if (in->have < need) {
         char s[128];
         at_shape_str(s, sizeof s, in->ndim, in->shape);

@@ -13,15 +13,26 @@
 /* The format's dtypes: floats are read, the rest (integers, bool, FP8) skipped by name. */
 static const struct st_dtype {
     const char *name;
+    const char *numpy; /* the name skip reasons use (numpy's, torch's) */
     ckpt_type type;
     size_t size;
 } st_dtypes[] = {
-    {"F32", CKPT_F32, 4},    {"F16", CKPT_F16, 2},       {"BF16", CKPT_BF16, 2},
-    {"F64", CKPT_F64, 8},    {"I8", CKPT_OTHER, 1},      {"U8", CKPT_OTHER, 1},
-    {"I16", CKPT_OTHER, 2},  {"U16", CKPT_OTHER, 2},     {"I32", CKPT_OTHER, 4},
-    {"U32", CKPT_OTHER, 4},  {"I64", CKPT_OTHER, 8},     {"U64", CKPT_OTHER, 8},
-    {"BOOL", CKPT_OTHER, 1}, {"F8_E4M3", CKPT_OTHER, 1}, {"F8_E5M2", CKPT_OTHER, 1},
-    {"C64", CKPT_OTHER, 8},
+    {"F32", "float32", CKPT_F32, 4},
+    {"F16", "float16", CKPT_F16, 2},
+    {"BF16", "bfloat16", CKPT_BF16, 2},
+    {"F64", "float64", CKPT_F64, 8},
+    {"I8", "int8", CKPT_OTHER, 1},
+    {"U8", "uint8", CKPT_OTHER, 1},
+    {"I16", "int16", CKPT_OTHER, 2},
+    {"U16", "uint16", CKPT_OTHER, 2},
+    {"I32", "int32", CKPT_OTHER, 4},
+    {"U32", "uint32", CKPT_OTHER, 4},
+    {"I64", "int64", CKPT_OTHER, 8},
+    {"U64", "uint64", CKPT_OTHER, 8},
+    {"BOOL", "bool", CKPT_OTHER, 1},
+    {"F8_E4M3", "float8_e4m3fn", CKPT_OTHER, 1},
+    {"F8_E5M2", "float8_e5m2", CKPT_OTHER, 1},
+    {"C64", "complex64", CKPT_OTHER, 8},
 };
 
 /* A JSON number that is a non-negative integer exactly representable in a double. */
@@ -63,7 +74,7 @@ static int st_layer(ckpt_layer *l, const cJSON *entry, const unsigned char *data
         return ckpt_layer_fail(l, AT_ERR_FORMAT,
                                "data_offsets must be [begin, end] with begin <= end");
     const struct st_dtype *d = find_dtype(dt->valuestring);
-    int64_t numel = ckpt_layer_shape(l, ndim, shape);
+    int64_t numel = ckpt_layer_shape(l, ndim, shape, d && d->type == CKPT_OTHER ? d->numpy : NULL);
     if (numel < 0)
         return (int)numel;
     if (!d)
@@ -83,8 +94,6 @@ static int st_layer(ckpt_layer *l, const cJSON *entry, const unsigned char *data
                                "data_offsets [%lld, %lld) run past the end of the data (%zu "
                                "bytes): truncated file",
                                (long long)b, (long long)e, data_size);
-    if (d->type == CKPT_OTHER)
-        return ckpt_layer_skip(l, "dtype %s is not a float type (not analysed)", d->name);
     l->exclusive = 1;
     return ckpt_layer_data(l, d->type, data + b, NULL);
 }

@@ -111,7 +111,9 @@ static void resolve_storage(at_ckpt *c, at_zip *z, const char *prefix, const at_
 static void tensor_layer(ckpt_layer *l, const at_pkl_tensor *t, const at_pkl_storage *ps,
                          const storage *s)
 {
-    int64_t numel = ckpt_layer_shape(l, t->ndim, t->shape);
+    const int other = s->type >= 0 && torch_types[s->type].type == CKPT_OTHER;
+    int64_t numel =
+        ckpt_layer_shape(l, t->ndim, t->shape, other ? torch_types[s->type].dtype : NULL);
     if (numel < 0)
         return;
     if (s->err < 0) {
@@ -134,11 +136,6 @@ static void tensor_layer(ckpt_layer *l, const at_pkl_tensor *t, const at_pkl_sto
         return;
     }
     const ckpt_type type = torch_types[s->type].type;
-    if (type == CKPT_OTHER) {
-        ckpt_layer_skip(l, "dtype %s is not a float type (not analysed)",
-                        torch_types[s->type].dtype);
-        return;
-    }
     ckpt_layer_data(l, type, s->p + (size_t)t->offset * ckpt_type_size(type), t->stride);
 }
 
