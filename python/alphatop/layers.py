@@ -305,6 +305,16 @@ _WHY_3D = ("3-D: a Conv1d weight (out, in, k) is analysed when selected (scan --
            "layers= in Python)")
 
 
+class Arrays(dict):
+    """name -> numpy array, read as `alphatop scan` reads a .npy or .npz file: every name counts
+    as a weight's (a positional archive's arr_0, arr_1, ...), and single (a .npy file's one
+    array): that array is chosen as if selected (a 3-D one is a Conv1d weight)."""
+
+    def __init__(self, arrays, single=False):
+        super().__init__(arrays)
+        self.single = single
+
+
 def _flax_conv(t):
     """A Flax conv kernel, (kh, kw, in, out) or (k, in, out), in PyTorch's (out, in, ...)."""
     axes = (3, 2, 0, 1) if len(t.shape) == 4 else (2, 1, 0)
@@ -318,6 +328,8 @@ def _state_items(tensors):
     out) turned to (out, in, kh, kw)); a 3-D tensor (a Conv1d weight) when selected; LoRA pairs
     by name."""
     names = set(tensors)
+    any_name = isinstance(tensors, Arrays)
+    single = any_name and tensors.single
     ties = _Ties()
     for position, (name, t) in enumerate(tensors.items(), 1):
         if not hasattr(t, "shape") or not hasattr(t, "dtype"):
@@ -329,7 +341,7 @@ def _state_items(tensors):
             continue
         ndim = len(t.shape)
         flax = name.endswith("kernel")
-        named = flax or name.endswith("weight")
+        named = flax or name.endswith("weight") or any_name
         if not named and "bias" in name.rsplit(".", 1)[-1]:  # GPT-2's attn.bias: a 4-D mask
             yield name, "bias: not a weight (a bias, or a buffer such as an attention mask)"
             continue
@@ -339,7 +351,7 @@ def _state_items(tensors):
         kind, view = _by_ndim(ndim)
         if flax and ndim > 2:
             view = _flax_conv
-        recognised = named and ndim in (2, 4)
+        recognised = named and (ndim in (2, 4) or single and ndim == 3)
         pair = lora_partner(name) if recognised and ndim == 2 else None
         if pair and pair[0] in names:
             kind = "lora_A" if pair[2] else "lora_B"

@@ -15,12 +15,13 @@ file written. Layers are chosen as watch() chooses them (alphatop.layers).
 import collections.abc
 import logging
 import os
+import zipfile
 
 import numpy as np
 import pandas as pd
 
 from . import _core
-from .layers import describe_skipped, lora_partner, select
+from .layers import Arrays, describe_skipped, lora_partner, select
 
 _log = logging.getLogger("alphatop")
 
@@ -42,6 +43,7 @@ SUMMARY_COLUMNS = ("log_norm", "alpha", "alpha_weighted", "log_alpha_norm", "log
 # What a LoRA pair (B A) is called in the rows, as scan calls it.
 LORA_SUFFIX = ".lora_BA"
 _FILE_KINDS = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
+_NUMPY_KINDS = (".npy", ".npz")
 
 
 def analyze(model, layers=None, fast=False, min_evals=10, max_evals=15000, max_N=50000,
@@ -50,8 +52,10 @@ def analyze(model, layers=None, fast=False, min_evals=10, max_evals=15000, max_N
 
     model: a torch nn.Module; a state dict (mapping name -> torch tensor or numpy array); or
     a path: a .safetensors file, a torch checkpoint (.pt, .pth, .bin, .ckpt: a state dict,
-    read with torch.load(weights_only=True) where torch has it), or a directory of them
-    (its *.safetensors, else its torch files, in name order).
+    read with torch.load(weights_only=True) where torch has it), a numpy .npy (one layer, named
+    after the file) or .npz file, or a directory of safetensors or torch files (its
+    *.safetensors, else its torch files, in name order). A file's tensors are chosen, named
+    and skipped as `alphatop scan` does.
 
     layers: which weights (None: as watch() and `alphatop scan` choose; a regex searched in
     each name; a function of an alphatop.layers.Layer). fast: fast mode (float32 spectra,
@@ -203,7 +207,29 @@ def _read(path):
         return safetensors.open_file(path, all_dtypes=True)
     if path.endswith(_FILE_KINDS):
         return _torch_load(path)
-    raise ValueError(f"alphatop.analyze: {path}: not a {', '.join(_FILE_KINDS)} file")
+    if path.endswith(_NUMPY_KINDS):
+        return _numpy_load(path)
+    raise ValueError(
+        f"alphatop.analyze: {path}: not a {', '.join(_FILE_KINDS + _NUMPY_KINDS)} file")
+
+
+def _numpy_load(path):
+    """A .npy file's array, named after the file, or a .npz archive's arrays by key, chosen as
+    `alphatop scan` chooses them (docs/scan.md): the .npy's array whatever its name; in a .npz
+    saved from a state dict (a name ends in "weight" or "kernel") the layers by name, in another
+    (arr_0, arr_1, ...) every 2-D or 4-D array."""
+    try:
+        if path.endswith(".npy"):
+            name = os.path.basename(path)[: -len(".npy")] or ".npy"
+            return Arrays({name: np.load(path, mmap_mode="r")}, single=True)
+        with np.load(path) as npz:  # scan reads the entries named *.npy only
+            arrays = {k[:-4]: npz[k] for k in npz.zip.namelist() if k.endswith(".npy")
+                      and len(k) > 4}
+    except (ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(f"alphatop.analyze: {path}: {e}") from None
+    if any(k.endswith(("weight", "kernel")) for k in arrays):
+        return arrays
+    return Arrays(arrays)
 
 
 def _torch_load(path):

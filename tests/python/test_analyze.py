@@ -282,6 +282,45 @@ class AnalyzeTest(unittest.TestCase):
         self.assertEqual(alphatop.skipped(details).to_dict("records"),
                          scan_skipped(self.path("ints.pt")))
 
+    def test_npy_and_npz_equal_scan(self):
+        # analyze(path) reads numpy's files as scan does: a .npy is one layer named after the
+        # file (a 3-D one a Conv1d); a positional .npz (arr_0, ...) has every 2-D or 4-D array
+        # a layer, one saved from a state dict its "*weight" arrays.
+        rng = np.random.default_rng(12)
+        t = lambda *s: (rng.standard_t(3, size=s) * 0.1).astype(np.float32)  # noqa: E731
+        w, conv, c1 = t(60, 40), t(16, 8, 3, 3), t(16, 8, 5)
+        np.save(self.path("proj.npy"), w)
+        np.save(self.path("c1.npy"), c1)
+        np.save(self.path("fortran.npy"), np.asfortranarray(t(30, 50)))
+        np.savez(self.path("pos.npz"), w, t(40), conv, c1)
+        np.savez_compressed(self.path("sd.npz"), **{"fc.weight": w, "fc.bias": t(60),
+                                                    "conv.weight": conv, "q": t(8, 8),
+                                                    "ids": np.arange(8)[None, :]})
+        for name in ("proj.npy", "c1.npy", "fortran.npy", "pos.npz", "sd.npz"):
+            path = self.path(name)
+            details = alphatop.analyze(path)
+            rows, (summary,) = scan(path)
+            self.assertTrue(rows, name)
+            self.assert_rows_equal(details, rows)
+            self.assert_summary_equal(details, summary)
+            self.assertEqual(alphatop.skipped(details).to_dict("records"), scan_skipped(path),
+                             name)
+        self.assertEqual(list(alphatop.analyze(self.path("pos.npz"))["name"]), ["arr_0", "arr_2"])
+        self.assertEqual(alphatop.analyze(self.path("c1.npy"))["layer_type"].item(), "conv1d")
+        details = alphatop.analyze(self.path("sd.npz"))
+        self.assertEqual(list(details["name"]), ["fc.weight", "conv.weight"])
+        self.assertIn(("ids", "dtype int64: not floating point"), details.attrs["skipped"])
+        # With layers=, the same selection as scan --layers.
+        details = alphatop.analyze(self.path("sd.npz"), layers="^q|conv")
+        rows, _ = scan("--layers", "^q|conv", self.path("sd.npz"))
+        self.assert_rows_equal(details, rows)
+        self.assertEqual(alphatop.skipped(details).to_dict("records"),
+                         scan_skipped("--layers", "^q|conv", self.path("sd.npz")))
+        with open(self.path("junk.npy"), "wb") as f:
+            f.write(b"not numpy at all")
+        with self.assertRaisesRegex(ValueError, "junk.npy"):
+            alphatop.analyze(self.path("junk.npy"))
+
     def test_flax_kernels_and_names_not_weight(self):
         # Flax: a dense kernel (in, out), a conv kernel (kh, kw, in, out); a projection "w".
         rng = np.random.default_rng(8)
