@@ -171,6 +171,7 @@ static void test_round_trip(void **state)
     const cJSON *s = r.lines[5];
     assert_string_equal(str_of(s, "type"), "summary");
     assert_int_equal((int)num_of(s, "layers"), 4);
+    assert_int_equal((int)num_of(s, "skipped"), 1); /* the bias */
     for (int c = 0; c < AT_SUM_NCOLS; c++)
         assert_true(num_of(s, at_summary_col_name((at_summary_col)c)) ==
                     at_summary_mean(&sum, (at_summary_col)c));
@@ -444,6 +445,7 @@ static void test_select(void **state)
     run_scan(&r, args);
     assert_int_equal(r.code, 0);
     assert_int_equal(r.n, 9); /* 3 layers, 5 skipped + the summary */
+    assert_int_equal((int)num_of(r.lines[8], "skipped"), 5);
     const struct {
         const char *name, *why;
     } unselected[] = {

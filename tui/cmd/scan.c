@@ -126,6 +126,7 @@ typedef struct scan {
     char kinds[8][24];
     unsigned kind_count[8];
     int nkinds;
+    int64_t skipped; /* the current file's rows with status skipped (its summary's "skipped") */
     const char *plot_dir; /* --plot: the pictures and the page go here */
     at_scan_page *page;
     unsigned pictures; /* SVG files written */
@@ -592,6 +593,7 @@ static void emit_row(scan *s, scan_row *r, at_summary *sum)
     const job *j = &r->j;
     while (r->kind == ROW_TASK && !r->done)
         pump(s, PUMP_MS);
+    s->skipped += r->kind == ROW_SKIPPED;
     if (r->kind == ROW_SKIPPED && r->not_layer)
         count_not_layer(s, r->msg);
     if (r->kind == ROW_SKIPPED && r->not_layer && s->format == OUT_TABLE)
@@ -618,6 +620,7 @@ static void emit_row(scan *s, scan_row *r, at_summary *sum)
         return;
     }
     emit_metrics(s, file, j, r->shape, m);
+    s->skipped += m->status == AT_FIT_SKIPPED;
     if (s->page)
         plot_layer(s, file, j, r->shape, m, r->res.evals, r->res.num_evals);
     at_summary_add(sum, m);
@@ -628,7 +631,8 @@ static void emit_summary(scan *s, const char *file, const at_summary *sum)
     if (s->format == OUT_JSON) {
         cJSON *o = cJSON_CreateObject();
         if (o && cJSON_AddStringToObject(o, "type", "summary") && add_text(o, "file", file) &&
-            at_summary_json(o, sum) == AT_OK) {
+            at_summary_json(o, sum) == AT_OK &&
+            cJSON_AddNumberToObject(o, "skipped", (double)s->skipped)) {
             char *line = cJSON_PrintUnformatted(o);
             if (line)
                 puts(line);
@@ -664,6 +668,7 @@ static void emit_file(scan *s, int f)
     at_summary sum;
     at_summary_init(&sum);
     s->nkinds = 0;
+    s->skipped = 0;
     memset(s->kind_count, 0, sizeof s->kind_count);
     for (size_t i = s->first[f]; i < s->first[f + 1]; i++) {
         emit_row(s, &s->rows[i], &sum);
