@@ -351,6 +351,20 @@ static void test_bad_layers(void **state)
     free(zero);
 }
 
+typedef struct named_reason {
+    const char *name, *why;
+} named_reason;
+
+/* Each of want[0..n) is a skipped row of r whose reason starts with its why. */
+static void assert_skipped_rows(const run *r, const named_reason *want, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const cJSON *l = line_named(r, want[i].name);
+        assert_string_equal(str_of(l, "status"), "skipped");
+        assert_true(!strncmp(str_of(l, "skipped"), want[i].why, strlen(want[i].why)));
+    }
+}
+
 /* Which tensors are layers. A Flax kernel (name "*kernel") is one by default: a dense kernel
  * (in, out) analysed as stored (its transpose has the same spectrum), a conv kernel
  * (kh, kw, in, out) as PyTorch's (out, in, kh, kw). --layers makes any matching 2-D to 4-D
@@ -411,9 +425,7 @@ static void test_select(void **state)
     assert_true(fabs(mt.log_norm - m.log_norm) < 1e-9 * fabs(m.log_norm));
     analyse(&(at_tensor){conv, AT_DTYPE_F32, AT_KIND_CONV2D, 4, {O, I, 3, 3}}, &o, &m);
     assert_line_matches(line_named(&r, "Conv_0.kernel"), &m, 0);
-    const struct {
-        const char *name, *why;
-    } skipped[] = {
+    const named_reason skipped[] = {
         {"Dense_0.bias", "bias: not a matrix"},
         {"Conv1d_0.kernel", "3-D: a Conv1d weight (out, in, k) is analysed when selected"},
         {"conv1.weight", "3-D: a Conv1d weight (out, in, k) is analysed when selected"},
@@ -421,11 +433,7 @@ static void test_select(void **state)
         {"LayerNorm_0.scale", "1-D: not a matrix"},
         {"attn.bias", "bias: not a weight"},
     };
-    for (size_t i = 0; i < sizeof skipped / sizeof skipped[0]; i++) {
-        const cJSON *l = line_named(&r, skipped[i].name);
-        assert_string_equal(str_of(l, "status"), "skipped");
-        assert_non_null(strstr(str_of(l, "skipped"), skipped[i].why));
-    }
+    assert_skipped_rows(&r, skipped, sizeof skipped / sizeof skipped[0]);
     run_free(&r);
 
     /* The table lists the layers and counts the rest, by kind. */
@@ -446,20 +454,14 @@ static void test_select(void **state)
     assert_int_equal(r.code, 0);
     assert_int_equal(r.n, 9); /* 3 layers, 5 skipped + the summary */
     assert_int_equal((int)num_of(r.lines[8], "skipped"), 5);
-    const struct {
-        const char *name, *why;
-    } unselected[] = {
+    const named_reason unselected[] = {
         {"Dense_0.kernel", "not selected by layers="},
         {"Dense_0.bias", "bias: not a matrix"},
         {"Conv_0.kernel", "not selected by layers="},
         {"LayerNorm_0.scale", "1-D: not a matrix"},
         {"attn.bias", "bias: not a weight (a bias, or a buffer such as an attention mask)"},
     };
-    for (size_t i = 0; i < sizeof unselected / sizeof unselected[0]; i++) {
-        const cJSON *l = line_named(&r, unselected[i].name);
-        assert_string_equal(str_of(l, "status"), "skipped");
-        assert_string_equal(str_of(l, "skipped"), unselected[i].why);
-    }
+    assert_skipped_rows(&r, unselected, sizeof unselected / sizeof unselected[0]);
     analyse(&(at_tensor){c1, AT_DTYPE_F32, AT_KIND_CONV2D, 4, {O, I, 1, K}}, &o, &m);
     assert_line_matches(line_named(&r, "conv1.weight"), &m, 0);
     assert_line_matches(line_named(&r, "Conv1d_0.kernel"), &m, 0);

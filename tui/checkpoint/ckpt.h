@@ -113,8 +113,9 @@ typedef struct at_ckpt_layer {
                           shape 4x8 of F32 needs 128"; "" otherwise */
     const char *skip; /* "" or, for a tensor not analysed by design, why: "tied: the same storage as
                          wte.weight, analysed once", "dtype int8: not floating point" (numpy's
-                         name in every format: safetensors' I8 too), "bias: not a matrix". err is then AT_ERR_UNSUPPORTED and error the same text, so code
-                         unaware of skips sees an unusable layer */
+                         name in every format: safetensors' I8 too), "bias: not a matrix". err is
+                         then AT_ERR_UNSUPPORTED and error the same text, so code unaware of skips
+                         sees an unusable layer */
     at_ckpt_loc loc;  /* where the elements are (when err is AT_OK) */
 } at_ckpt_layer;
 
