@@ -568,6 +568,10 @@ int at_phase_tracker_end_snapshot(at_phase_tracker *self, int64_t step,
             if (self->run_phase == AT_RUN_PRE_GROKKING && p == AT_RUN_OVERFIT) {
                 self->memorized = 1;
                 self->grok_streak = 0;
+                size_t len = strlen(e->text);
+                snprintf(e->text + len, sizeof e->text - len,
+                         " (memorised: burnt before grokking; it may still grok under weight "
+                         "decay)");
             }
             self->grokked |= p == AT_RUN_GROKKING;
             self->run_phase = p;

@@ -455,6 +455,66 @@ static void test_phase_no_flapping(void **state)
     at_model_free(m);
 }
 
+/* One layer through core's tracker: alpha first (snapshots 0..n1-1), then second. */
+static at_model *one_layer_run(double first, int n1, double second, int n)
+{
+    at_model *m = at_model_new();
+    int r = at_synth_run(m, "memo", 1);
+    at_phase_opts po;
+    at_phase_opts_default(&po);
+    at_phase_tracker *t = at_phase_tracker_new(&po);
+    assert_non_null(t);
+    for (int k = 0; k < n; k++) {
+        at_metrics x;
+        at_metrics_init(&x, AT_MODE_EXACT);
+        x.status = AT_FIT_SUCCESS;
+        x.alpha = k < n1 ? first : second;
+        x.log_norm = 1.0;
+        assert_int_equal(at_model_add_cell(m, r, 0, AT_SPACE_W, 100 * (k + 1), &x), AT_OK);
+        assert_int_equal(at_synth_track(m, r, k, t), AT_OK);
+    }
+    at_phase_tracker_free(t);
+    return m;
+}
+
+/* A run burnt straight from pre-grokking (raw, then burnt) has memorised: the verdict says so
+ * rather than advising against a run that may still grok; burnt after grokking it is over-fit. */
+static void test_memorised(void **state)
+{
+    (void)state;
+    char buf[1024];
+    at_model *m = one_layer_run(8.0, 8, 1.5, 16);
+    at_verdict v;
+    at_verdict_compute(&v, m, 0, AT_SPACE_W, at_model_num_snapshots(m, 0));
+    assert_int_equal(v.phase, AT_RUN_OVERFIT);
+    assert_true(v.memorised);
+    assert_string_equal(at_verdict_label(&v), "MEMORISED");
+    at_ui ui;
+    at_ui_init(&ui);
+    at_grid *g = render(m, &ui, 24, 120, 256, 1);
+    const char *row = row_text(g, 1, buf, sizeof buf);
+    assert_non_null(strstr(row, " MEMORISED since "));
+    assert_non_null(strstr(row, "1 of 1 layers burnt before any grokking"));
+    at_grid_free(g);
+    const at_event *e = at_model_event(m, at_model_num_events(m) - 1);
+    assert_int_equal(e->run_to, AT_RUN_OVERFIT);
+    assert_non_null(strstr(e->text, "pre-grokking -> over-fit"));
+    assert_non_null(strstr(e->text, "(memorised: "));
+    at_model_free(m);
+
+    m = one_layer_run(3.0, 8, 1.5, 16);
+    at_verdict_compute(&v, m, 0, AT_SPACE_W, at_model_num_snapshots(m, 0));
+    assert_int_equal(v.phase, AT_RUN_OVERFIT);
+    assert_false(v.memorised);
+    assert_string_equal(at_verdict_label(&v), "OVER-FIT");
+    at_verdict_evidence(&v, buf, sizeof buf);
+    assert_string_equal(buf, "1 of 1 layers burnt (alpha < 2)");
+    e = at_model_event(m, at_model_num_events(m) - 1);
+    assert_non_null(strstr(e->text, "grokking -> over-fit"));
+    assert_null(strstr(e->text, "memorised"));
+    at_model_free(m);
+}
+
 static const int sizes[3][2] = {{24, 80}, {40, 120}, {50, 200}};
 
 /* A collapse: core's tracker says so, and the verdict row says it first, in the critical
@@ -828,9 +888,10 @@ int main(void)
         cmocka_unit_test(test_ascii_mono),       cmocka_unit_test(test_other_screens),
         cmocka_unit_test(test_bucket_rule),      cmocka_unit_test(test_cache),
         cmocka_unit_test(test_replay_and_delta), cmocka_unit_test(test_phase_no_flapping),
-        cmocka_unit_test(test_helpers),          cmocka_unit_test(test_collapse),
-        cmocka_unit_test(test_big_model),        cmocka_unit_test(test_two_runs),
-        cmocka_unit_test(test_detail_labels),    cmocka_unit_test(test_blocks_view),
+        cmocka_unit_test(test_memorised),        cmocka_unit_test(test_helpers),
+        cmocka_unit_test(test_collapse),         cmocka_unit_test(test_big_model),
+        cmocka_unit_test(test_two_runs),         cmocka_unit_test(test_detail_labels),
+        cmocka_unit_test(test_blocks_view),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,7 +15,7 @@ sock=at-blocks-$$
 . "$(dirname "$0")/tmux_lib.sh"
 # row N of the screen (1-based)
 row() { t capture-pane -p -t view | sed -n "$1p"; }
-verdict='^ (GROKKING|OVER-FIT|PRE-GROKKING|COLLAPSE|NO PHASE)'
+verdict='^ (GROKKING|OVER-FIT|MEMORISED|PRE-GROKKING|COLLAPSE|NO PHASE)'
 
 t new-session -d -s view -x 200 -y 50 -e LANG=C.UTF-8 -e LC_ALL=C.UTF-8 -e TERM=tmux-256color \
     "$driver --transformer --layers 114 --model LlamaForCausalLM --snapshots 30 --live 300 --max 100000 2>$dir/err; echo EXITED:\$?; sleep 60" ||

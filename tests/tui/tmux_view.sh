@@ -31,7 +31,7 @@ wait_for 'alphatop +run synthetic-1'
 wait_for '^0\.attn\.c_attn +█+'
 wait_for '^5\.mlp\.c_proj'
 # the verdict row, second on the screen
-t capture-pane -p -t view | sed -n 2p | grep -Eq 'GROKKING|OVER-FIT|NO PHASE' || fail "no verdict on row 2"
+t capture-pane -p -t view | sed -n 2p | grep -Eq 'GROKKING|OVER-FIT|MEMORISED|NO PHASE' || fail "no verdict on row 2"
 wait_for 'burnt <█+ 2 █+ 6 █+> raw'
 t capture-pane -p -e -t view | grep -q '38;5;[0-9]*m█' || fail "no 256-colour escapes around heat cells"
 # live: new snapshots arrive (step grows)

@@ -56,15 +56,21 @@ void at_verdict_compute(at_verdict *out, const at_model *m, int run, at_space sp
     out->since = -1;
     out->mean_alpha = out->alpha_then = out->norm_growth = NAN;
     int64_t end_step = end > 0 ? at_model_snapshot_step(m, run, end - 1) : -1;
-    for (int i = at_model_num_events(m) - 1; i >= 0; i--) {
+    /* the latest run phase event, and the one before it: over-fit straight after
+     * pre-grokking is core's memorised run */
+    at_run_phase seen[2] = {AT_RUN_UNKNOWN, AT_RUN_UNKNOWN};
+    int nseen = 0;
+    for (int i = at_model_num_events(m) - 1; i >= 0 && nseen < 2; i--) {
         const at_event *e = at_model_event(m, i);
-        if (e->run == run && e->run_to != AT_RUN_UNKNOWN && e->space == space &&
-            e->step <= end_step) {
+        if (e->run != run || e->run_to == AT_RUN_UNKNOWN || e->space != space || e->step > end_step)
+            continue;
+        if (!nseen) {
             out->phase = e->run_to;
             out->since = e->since >= 0 ? e->since : e->step;
-            break;
         }
+        seen[nseen++] = e->run_to;
     }
+    out->memorised = seen[0] == AT_RUN_OVERFIT && seen[1] == AT_RUN_PRE_GROKKING;
     static const at_severity sev[] = {AT_SEV_NONE, AT_SEV_INFO, AT_SEV_OK, AT_SEV_WARN,
                                       AT_SEV_CRIT};
     out->severity = sev[out->phase];
@@ -122,7 +128,13 @@ void at_verdict_evidence(const at_verdict *v, char *buf, size_t cap)
                      v->alpha_then, v->mean_alpha);
         break;
     case AT_RUN_OVERFIT:
-        snprintf(buf, cap, "%d of %d layers burnt (alpha < 2)", v->nburnt, v->nlayers);
+        if (v->memorised)
+            snprintf(buf, cap,
+                     "%d of %d layers burnt before any grokking: under weight decay it may "
+                     "still grok",
+                     v->nburnt, v->nlayers);
+        else
+            snprintf(buf, cap, "%d of %d layers burnt (alpha < 2)", v->nburnt, v->nlayers);
         break;
     case AT_RUN_GROKKING:
         snprintf(buf, cap, "mean alpha %.2f, %d of %d layers burnt", v->mean_alpha, v->nburnt,
@@ -144,5 +156,5 @@ const char *at_verdict_label(const at_verdict *v)
 {
     static const char *const labels[] = {"NO PHASE YET", "PRE-GROKKING", "GROKKING", "OVER-FIT",
                                          "COLLAPSE"};
-    return labels[v->phase];
+    return v->memorised ? "MEMORISED" : labels[v->phase];
 }

@@ -24,6 +24,9 @@ enum { AT_VERDICT_WORST = 3 };
 typedef struct at_verdict {
     at_run_phase phase; /* latest run phase event of the space at or before the shown end */
     int64_t since;      /* first step of that phase; -1 unknown */
+    int memorised;      /* over-fit straight after pre-grokking, never grokking (core's
+                           memorised run, docs/detection.md): its alphas cannot yet say whether
+                           it generalises; weight decay's cleanup would mark its grokking */
     at_severity severity;
     int nlayers;                         /* layers with a result */
     int nburnt, nraw, ntrapped, nfailed; /* by their latest result (core's at_warning_for) */
@@ -42,7 +45,8 @@ void at_verdict_compute(at_verdict *out, const at_model *m, int run, at_space sp
  * 3.11" (since the phase began) or "41 of 150 layers burnt (alpha < 2)". */
 void at_verdict_evidence(const at_verdict *v, char *buf, size_t cap);
 
-/* "COLLAPSE", "OVER-FIT", "GROKKING", "PRE-GROKKING", "NO PHASE YET". Static string. */
+/* "COLLAPSE", "OVER-FIT" ("MEMORISED" for a memorised run), "GROKKING", "PRE-GROKKING",
+ * "NO PHASE YET". Static string. */
 const char *at_verdict_label(const at_verdict *v);
 
 #endif
