@@ -693,7 +693,7 @@ static void scan_name(const char *a_name, const char *b_name, char *out, size_t 
     int is_a = 0;
     assert_non_null(at_pair_lora_partner(c, a_name, &is_a, module, sizeof module));
     assert_true(is_a);
-    snprintf(out, cap, "%s%s", module, AT_PAIR_LORA_SUFFIX);
+    assert_true((size_t)snprintf(out, cap, "%s%s", module, AT_PAIR_LORA_SUFFIX) < cap);
     at_ckpt_close(c);
 }
 
