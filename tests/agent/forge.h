@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* forge.h -- a peer that speaks the protocol for any run id it likes, on a raw ZeroMQ DEALER:
- * the forger of the run-ownership tests. Each call sends one ZeroMQ message (a snapshot whole,
- * as the agent does) and returns 0, or -1 if ZeroMQ refused it. */
+ * the forger of the run-ownership tests, and the many short runs of the run-table test. Each
+ * call sends one ZeroMQ message (a snapshot whole, as the agent does) and returns 0, or -1 if
+ * ZeroMQ refused it. */
 #ifndef AT_TEST_FORGE_H
 #define AT_TEST_FORGE_H
 

@@ -137,6 +137,17 @@ static void test_bad_arguments(void **state)
     at_agent_opts_default(&o);
     assert_null(at_agent_new("r", "bogus://nowhere", &o));
     assert_non_null(strstr(at_agent_last_error(NULL), "bogus"));
+    /* an endpoint too long for the message loses its middle, not the reason after it */
+    char longep[600];
+    snprintf(longep, sizeof longep, "bogus://%0500d/nowhere", 0);
+    assert_null(at_agent_new("r", longep, &o));
+    const char *why = at_agent_last_error(NULL);
+    assert_non_null(strstr(why, "cannot connect to bogus://000"));
+    assert_non_null(strstr(why, "000...000"));
+    const char *tail = strstr(why, "/nowhere: ");
+    assert_non_null(tail);
+    assert_true(strlen(tail) > strlen("/nowhere: ")); /* the reason is kept */
+    assert_true(strlen(why) > strlen("cannot connect to bogus://.../nowhere: ") + 100);
     o.curve_server_key = "/nonexistent/monitor.pub";
     o.curve_client_keyfile = "/nonexistent/trainer";
     assert_null(at_agent_new("r", NULL, &o));

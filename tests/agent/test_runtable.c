@@ -12,33 +12,14 @@
 #include <string.h>
 
 #include <cmocka.h>
-#include <zmq.h>
 
+#include "forge.h"
 #include "wire.h"
 
-/* Sends m, encoded, on the raw DEALER s. */
-static void send_msg(void *s, const at_proto_msg *m)
+/* Sends a message of type t for run on g's raw socket (forge_send). */
+static void send_type(forge *g, at_proto_type t, const char *run)
 {
-    char buf[4096];
-    size_t n = 0;
-    assert_int_equal(at_proto_encode(m, buf, sizeof buf, &n, NULL), AT_OK);
-    assert_true(zmq_send(s, buf, n, 0) >= 0);
-}
-
-static void send_type(void *s, at_proto_type t, const char *run)
-{
-    static at_proto_msg m; /* large (the hello's tags): not on the stack */
-    memset(&m, 0, sizeof m);
-    m.type = t;
-    snprintf(m.run, sizeof m.run, "%s", run);
-    if (t == AT_PROTO_HELLO) {
-        m.u.hello.pid = 1;
-        m.u.hello.interval = 1;
-        m.u.hello.world_size = 1;
-    }
-    if (t == AT_PROTO_STOP_ACK)
-        snprintf(m.u.reason, sizeof m.u.reason, "forged");
-    send_msg(s, &m);
+    assert_int_equal(forge_send(g, t, run), 0);
 }
 
 /* Receives until n messages came out of the feed (5 s at most); returns how many did. */
@@ -66,20 +47,17 @@ static void test_run_table_bounded(void **state)
     at_feed_opts_default(&o);
     o.endpoint = ep;
     o.max_runs = 8;
-    char err[256];
-    at_feed *f = at_feed_new(&o, err, sizeof err);
-    assert_non_null(f);
-    void *ctx = zmq_ctx_new();
-    void *s = zmq_socket(ctx, ZMQ_DEALER);
-    assert_int_equal(zmq_connect(s, ep), 0);
+    at_feed *f = wire_feed_with(&o);
+    forge *g = forge_new(ep);
+    assert_non_null(g);
 
     /* 200 short runs: never more than 8 entries; every message comes out */
     const int nshort = 200;
     char id[64];
     for (int i = 0; i < nshort; i++) {
         snprintf(id, sizeof id, "short-%d", i);
-        send_type(s, AT_PROTO_HELLO, id);
-        send_type(s, AT_PROTO_GOODBYE, id);
+        send_type(g, AT_PROTO_HELLO, id);
+        send_type(g, AT_PROTO_GOODBYE, id);
         if (i % 4 == 3) /* the feed's queue is a few messages deep */
             assert_int_equal(take(f, 8), 8);
         assert_true(at_feed_run_count(f) <= 8);
@@ -98,16 +76,16 @@ static void test_run_table_bounded(void **state)
     /* 8 live runs fill the table; a ninth is refused, counted, until one of them ends */
     for (int i = 0; i < 8; i++) {
         snprintf(id, sizeof id, "live-%d", i);
-        send_type(s, AT_PROTO_HELLO, id);
+        send_type(g, AT_PROTO_HELLO, id);
         assert_int_equal(take(f, 1), 1);
     }
-    send_type(s, AT_PROTO_HELLO, "live-8");
+    send_type(g, AT_PROTO_HELLO, "live-8");
     assert_int_equal(take(f, 1), 0);
     at_feed_stats_get(f, &st);
     assert_int_equal(st.runs_refused, 1);
     assert_null(at_feed_run_find(f, "live-8"));
-    send_type(s, AT_PROTO_GOODBYE, "live-3");
-    send_type(s, AT_PROTO_HELLO, "live-8");
+    send_type(g, AT_PROTO_GOODBYE, "live-3");
+    send_type(g, AT_PROTO_HELLO, "live-8");
     assert_int_equal(take(f, 2), 2);
     assert_non_null(at_feed_run_find(f, "live-8"));
     assert_null(at_feed_run_find(f, "live-3"));
@@ -120,15 +98,14 @@ static void test_run_table_bounded(void **state)
 
     /* a stop_ack nobody asked for, for a run never seen: handed on, no entry made */
     int before = at_feed_run_count(f);
-    send_type(s, AT_PROTO_STOP_ACK, "ghost");
+    send_type(g, AT_PROTO_STOP_ACK, "ghost");
     at_feed_msg *m = wire_recv_type(f, AT_PROTO_STOP_ACK, 5000);
     assert_non_null(m);
     at_feed_msg_free(m);
     assert_null(at_feed_run_find(f, "ghost"));
     assert_int_equal(at_feed_run_count(f), before);
 
-    zmq_close(s);
-    zmq_ctx_term(ctx);
+    forge_free(g);
     at_feed_free(f);
 }
 

@@ -17,6 +17,9 @@ void wire_ipc(char *buf, size_t n, const char *tag);
 /* A feed on endpoint (asserts success); rcvhwm 0 means the default. */
 at_feed *wire_feed(const char *endpoint, int rcvhwm);
 
+/* A feed with options o (asserts success, the failure's message in the test's). */
+at_feed *wire_feed_with(const at_feed_opts *o);
+
 /* Receives until a message of type t (others freed) or timeout_ms passes (NULL). */
 at_feed_msg *wire_recv_type(at_feed *f, at_proto_type t, int timeout_ms);
 

@@ -18,10 +18,15 @@ at_feed *wire_feed(const char *endpoint, int rcvhwm)
     o.endpoint = endpoint;
     if (rcvhwm > 0)
         o.rcvhwm = rcvhwm;
+    return wire_feed_with(&o);
+}
+
+at_feed *wire_feed_with(const at_feed_opts *o)
+{
     char err[256];
-    at_feed *f = at_feed_new(&o, err, sizeof err);
+    at_feed *f = at_feed_new(o, err, sizeof err);
     if (!f)
-        fail_msg("feed on %s: %s", endpoint, err);
+        fail_msg("feed on %s: %s", o->endpoint, err);
     return f;
 }
 

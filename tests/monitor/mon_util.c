@@ -86,6 +86,19 @@ int mon_start_prog(mon *m, const char *prog, const char *const *args)
     return m->pid > 0 ? 0 : -1;
 }
 
+int mon_watch(mon *m, const char *endpoint, const char *const *extra)
+{
+    const char *args[48] = {"watch", "--headless", "--no-record", "--listen", endpoint};
+    size_t n = 5;
+    for (size_t i = 0; extra && extra[i]; i++) {
+        if (n + 1 >= sizeof args / sizeof args[0])
+            return -1;
+        args[n++] = extra[i];
+    }
+    args[n] = NULL;
+    return mon_start(m, args);
+}
+
 /* Takes one line out of the buffer into line (cap bytes); 1 if there was a whole line. */
 static int take_line(mon *m, char *line, size_t cap)
 {
@@ -130,6 +143,14 @@ const cJSON *mon_next(mon *m, double timeout)
     m->text[m->text_len++] = '\n';
     m->text[m->text_len] = '\0';
     return o;
+}
+
+int mon_drain(mon *m, double timeout)
+{
+    int n = 0;
+    while (mon_next(m, timeout))
+        n++;
+    return n;
 }
 
 const cJSON *mon_wait_for(mon *m, const char *type, const char *kind, double timeout)

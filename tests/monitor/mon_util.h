@@ -34,9 +34,18 @@ int mon_start(mon *m, const char *const *args);
 /* As mon_start, with another program (a path) in front of args: e.g. mpirun. */
 int mon_start_prog(mon *m, const char *prog, const char *const *args);
 
+/* Starts `alphatop watch --headless --no-record --listen endpoint` followed by extra (more
+ * arguments, NULL-terminated; NULL for none): a monitor that records nothing and prints its
+ * JSON lines. 0, or -1 (also when extra holds more than 42 arguments). */
+int mon_watch(mon *m, const char *endpoint, const char *const *extra);
+
 /* Next JSON line within timeout seconds (also appended to m->seen). Borrowed (owned by
  * m->seen); NULL on timeout, end of output, or a line that is not JSON (test failure). */
 const cJSON *mon_next(mon *m, double timeout);
+
+/* Reads lines until none comes within timeout seconds or the output ends (the child exited,
+ * or a line is not JSON); returns how many it read. Like mon_next, keeps them in m->seen. */
+int mon_drain(mon *m, double timeout);
 
 /* Reads lines until one has "type" == type and (kind NULL or "kind" == kind); NULL on timeout.
  * Borrowed. */

@@ -693,7 +693,7 @@ static void scan_name(const char *a_name, const char *b_name, char *out, size_t 
     int is_a = 0;
     assert_non_null(at_pair_lora_partner(c, a_name, &is_a, module, sizeof module));
     assert_true(is_a);
-    snprintf(out, cap, "%s%s", module, AT_PAIR_LORA_SUFFIX);
+    assert_true((size_t)snprintf(out, cap, "%s%s", module, AT_PAIR_LORA_SUFFIX) < cap);
     at_ckpt_close(c);
 }
 
@@ -1158,35 +1158,68 @@ static int src_pause(void *ctx, const char *run, int paused)
     return AT_OK;
 }
 
-/* hello, then steps 10 .. 10 * nsnap with the layer w (rows x cols) and a snapshot_end. */
+/* The next message of s: type t of run (room for it was allocated). */
+static at_proto_msg *push_for(src *s, at_proto_type t, const char *run)
+{
+    at_proto_msg *m = &s->msgs[s->n++];
+    memset(m, 0, sizeof *m);
+    m->type = t;
+    snprintf(m->run, sizeof m->run, "%s", run);
+    return m;
+}
+
+/* The next message of s: type t of the run "in-process" (room for it was allocated). */
+static at_proto_msg *push(src *s, at_proto_type t)
+{
+    return push_for(s, t, "in-process");
+}
+
+/* A hello of run from process pid: a snapshot every 10 steps, world size 1. */
+static void push_hello(src *s, const char *run, int64_t pid)
+{
+    at_proto_hello *h = &push_for(s, AT_PROTO_HELLO, run)->u.hello;
+    h->pid = pid;
+    h->interval = 10;
+    h->world_size = 1;
+}
+
+/* Position index of snapshot seq (at step 10 seq) of run: rows x cols of w, named
+ * "layerINDEX". Returns the message's layer, for a test to rename it. */
+static at_proto_layer *push_layer(src *s, const char *run, int64_t seq, int64_t index, int64_t rows,
+                                  int64_t cols, const float *w)
+{
+    at_proto_layer *l = &push_for(s, AT_PROTO_LAYER, run)->u.layer;
+    l->step = l->first_step = 10 * seq;
+    l->seq = seq;
+    l->index = index;
+    snprintf(l->name, sizeof l->name, "layer%lld", (long long)index);
+    l->ndim = 2;
+    l->shape[0] = rows;
+    l->shape[1] = cols;
+    l->nbytes = (uint64_t)(rows * cols) * sizeof(float);
+    l->data = w;
+    return l;
+}
+
+/* The end of snapshot seq (at step 10 seq) of run, whose n layers were all sent. */
+static void push_end(src *s, const char *run, int64_t seq, int64_t n)
+{
+    at_proto_snapshot_end *e = &push_for(s, AT_PROTO_SNAPSHOT_END, run)->u.snapshot_end;
+    e->step = e->first_step = 10 * seq;
+    e->seq = seq;
+    e->layers = e->total = n;
+}
+
+/* hello, then steps 10 .. 10 * nsnap with the layer w (rows x cols) and a snapshot_end; one
+ * slot is left for a test to add a message. */
 static void script(src *s, const float *w, int64_t rows, int64_t cols, int nsnap)
 {
     s->msgs = calloc((size_t)(1 + 2 * nsnap + 1), sizeof *s->msgs);
-    at_proto_msg *m = &s->msgs[s->n++];
-    m->type = AT_PROTO_HELLO;
-    snprintf(m->run, sizeof m->run, "in-process");
-    m->u.hello.pid = 1;
-    m->u.hello.interval = 10;
-    m->u.hello.world_size = 1;
+    push_hello(s, "in-process", 1);
     for (int k = 1; k <= nsnap; k++) {
-        m = &s->msgs[s->n++];
-        m->type = AT_PROTO_LAYER;
-        snprintf(m->run, sizeof m->run, "in-process");
-        at_proto_layer *l = &m->u.layer;
-        l->step = l->first_step = 10 * k;
-        l->seq = k;
+        at_proto_layer *l = push_layer(s, "in-process", k, 0, rows, cols, w);
         snprintf(l->name, sizeof l->name, "fc1");
-        l->ndim = 2;
-        l->shape[0] = rows;
-        l->shape[1] = cols;
-        l->nbytes = (uint64_t)(rows * cols) * sizeof(float);
-        l->data = w;
-        m = &s->msgs[s->n++];
-        m->type = AT_PROTO_SNAPSHOT_END;
-        snprintf(m->run, sizeof m->run, "in-process");
-        m->u.snapshot_end.step = m->u.snapshot_end.first_step = 10 * k;
-        m->u.snapshot_end.seq = k;
-        m->u.snapshot_end.layers = m->u.snapshot_end.total = 1;
+        push_end(s, "in-process", k, 1);
     }
 }
 
@@ -1215,25 +1248,68 @@ static int finished(at_engine *e, src *s)
     return at_engine_done(e);
 }
 
-static at_engine *engine_on(src *s, const char *rule, FILE *out, at_model *m)
+/* An engine on the scripted source s (with its pause unless s->cannot_pause) into model m, with
+ * the caller's options o; the source, the JSON lines into out (NULL: none) and no run log nor
+ * notes are set here. Fails the test when it cannot be made. Caller owns return value. */
+static at_engine *engine_with(src *s, const at_engine_opts *o, FILE *out, at_model *m)
 {
     at_engine_source es = {
         .ctx = s, .next = src_next, .stop = src_stop, .pause = s->cannot_pause ? NULL : src_pause};
-    at_engine_opts o;
-    at_engine_opts_default(&o);
-    o.source = &es;
-    o.json_out = out;
-    o.record = "-";
-    o.notes = NULL;
-    o.rules = &rule;
-    o.n_rules = rule ? 1 : 0;
-    o.max_snapshots = 5;
+    at_engine_opts opts = *o;
+    opts.source = &es;
+    opts.json_out = out;
+    opts.record = "-";
+    opts.notes = NULL;
     char err[256] = "";
-    at_engine *e = at_engine_new(&o, m, err, sizeof err);
+    at_engine *e = at_engine_new(&opts, m, err, sizeof err);
     if (!e)
         fail_msg("engine: %s", err);
     assert_string_equal(at_engine_endpoint(e), "");
     return e;
+}
+
+/* engine_with the stop rule (NULL: none) and --max-snapshots 5. */
+static at_engine *engine_on(src *s, const char *rule, FILE *out, at_model *m)
+{
+    at_engine_opts o;
+    at_engine_opts_default(&o);
+    o.rules = &rule;
+    o.n_rules = rule ? 1 : 0;
+    o.max_snapshots = 5;
+    return engine_with(s, &o, out, m);
+}
+
+/* The JSON lines an engine wrote to a file, read back one record at a time. */
+typedef struct lines {
+    FILE *out;
+    at_record_decoder *d;
+    char line[8192];
+} lines;
+
+/* Rewinds out and reads it from the start. */
+static void lines_open(lines *l, FILE *out)
+{
+    rewind(out);
+    l->out = out;
+    l->d = at_record_decoder_new(NULL);
+    assert_non_null(l->d);
+}
+
+/* The next line decoded into r, whose strings are l's until the next call (every line must
+ * decode); 0 after the last line. */
+static int lines_next(lines *l, at_record *r)
+{
+    if (!fgets(l->line, sizeof l->line, l->out))
+        return 0;
+    assert_int_equal(at_record_decode(l->d, l->line, strlen(l->line), r), AT_OK);
+    return 1;
+}
+
+/* Frees the decoder and closes the file. */
+static void lines_close(lines *l)
+{
+    at_record_decoder_free(l->d);
+    fclose(l->out);
 }
 
 static void test_engine_stop_rule(void **state)
@@ -1276,13 +1352,11 @@ static void test_engine_stop_rule(void **state)
     at_engine_free(e);
 
     /* the JSON lines: every layer line has the reference's alpha, the stop event its step */
-    rewind(out);
-    char line[8192];
     int layers = 0, stops = 0, acks = 0;
-    at_record_decoder *d = at_record_decoder_new(NULL);
-    while (fgets(line, sizeof line, out)) {
-        at_record r;
-        assert_int_equal(at_record_decode(d, line, strlen(line), &r), AT_OK);
+    lines l;
+    lines_open(&l, out);
+    at_record r;
+    while (lines_next(&l, &r)) {
         if (r.type == AT_RECORD_LAYER) {
             layers++;
             assert_string_equal(r.u.layer.name, "fc1");
@@ -1299,8 +1373,7 @@ static void test_engine_stop_rule(void **state)
     assert_true(layers >= 3);
     assert_int_equal(stops, 1);
     assert_int_equal(acks, 1);
-    at_record_decoder_free(d);
-    fclose(out);
+    lines_close(&l);
     at_model_free(m);
     free(s.msgs);
 
@@ -1320,16 +1393,6 @@ static void test_engine_stop_rule(void **state)
     at_model_free(m);
     free(s.msgs);
     free(w);
-}
-
-/* The next message of s: type t of the run "in-process" (room for it was allocated). */
-static at_proto_msg *push(src *s, at_proto_type t)
-{
-    at_proto_msg *m = &s->msgs[s->n++];
-    memset(m, 0, sizeof *m);
-    m->type = t;
-    snprintf(m->run, sizeof m->run, "in-process");
-    return m;
 }
 
 static int drained(at_engine *e, src *s)
@@ -1380,14 +1443,12 @@ static void test_engine_pause(void **state)
     at_engine_free(e);
 
     /* the events, in order, at the run's step */
-    rewind(out);
-    char line[4096];
     const char *want[] = {"pause", "resume", "pause"};
     int n = 0;
-    at_record_decoder *d = at_record_decoder_new(NULL);
-    while (fgets(line, sizeof line, out)) {
-        at_record r;
-        assert_int_equal(at_record_decode(d, line, strlen(line), &r), AT_OK);
+    lines l;
+    lines_open(&l, out);
+    at_record r;
+    while (lines_next(&l, &r)) {
         if (r.type != AT_RECORD_EVENT ||
             (r.u.event.kind != AT_RECORD_EV_PAUSE && r.u.event.kind != AT_RECORD_EV_RESUME))
             continue;
@@ -1397,8 +1458,7 @@ static void test_engine_pause(void **state)
         assert_int_equal(r.step, 120);
     }
     assert_int_equal(n, 3);
-    at_record_decoder_free(d);
-    fclose(out);
+    lines_close(&l);
     at_model_free(m);
     free(s.msgs);
 
@@ -1421,32 +1481,6 @@ static void test_engine_pause(void **state)
     at_engine_free(e);
     at_model_free(m);
     free(s.msgs);
-}
-
-/* The next message of s: type t of run (room for it was allocated). */
-static at_proto_msg *push_for(src *s, at_proto_type t, const char *run)
-{
-    at_proto_msg *m = &s->msgs[s->n++];
-    memset(m, 0, sizeof *m);
-    m->type = t;
-    snprintf(m->run, sizeof m->run, "%s", run);
-    return m;
-}
-
-/* Position index of snapshot seq (at step 10 seq) of run: rows x cols of w. */
-static void push_layer(src *s, const char *run, int64_t seq, int64_t index, int64_t rows,
-                       int64_t cols, const float *w)
-{
-    at_proto_layer *l = &push_for(s, AT_PROTO_LAYER, run)->u.layer;
-    l->step = l->first_step = 10 * seq;
-    l->seq = seq;
-    l->index = index;
-    snprintf(l->name, sizeof l->name, "layer%lld", (long long)index);
-    l->ndim = 2;
-    l->shape[0] = rows;
-    l->shape[1] = cols;
-    l->nbytes = (uint64_t)(rows * cols) * sizeof(float);
-    l->data = w;
 }
 
 /* Every layer of the three snapshots of the run "good" has its result in the model. */
@@ -1476,52 +1510,34 @@ static void test_engine_fair(void **state)
     src s = {0};
     s.msgs = calloc(64, sizeof *s.msgs);
     const char *runs[2] = {"hog", "good"};
-    for (int r = 0; r < 2; r++) {
-        at_proto_hello *h = &push_for(&s, AT_PROTO_HELLO, runs[r])->u.hello;
-        h->pid = r + 1;
-        h->interval = 10;
-        h->world_size = 1;
-    }
+    for (int r = 0; r < 2; r++)
+        push_hello(&s, runs[r], r + 1);
     for (int64_t seq = 1; seq <= 3; seq++) {
         for (int64_t i = 0; i < 6; i++) {
             push_layer(&s, "hog", seq, i, big, big, hw); /* 1 MiB each */
             push_layer(&s, "good", seq, i, small, small, gw);
         }
-        for (int r = 0; r < 2; r++) {
-            at_proto_snapshot_end *e =
-                &push_for(&s, AT_PROTO_SNAPSHOT_END, runs[r])->u.snapshot_end;
-            e->step = e->first_step = 10 * seq;
-            e->seq = seq;
-            e->layers = e->total = 6;
-        }
+        for (int r = 0; r < 2; r++)
+            push_end(&s, runs[r], seq, 6);
     }
-    at_engine_source es = {.ctx = &s, .next = src_next, .stop = src_stop};
     at_engine_opts o;
     at_engine_opts_default(&o);
-    o.source = &es;
-    o.record = "-";
-    o.notes = NULL;
     o.threads = 1;
     o.queue_bytes = 16 << 20; /* the hog gets 8 layers in before it is over its share */
     FILE *out = tmpfile();
-    o.json_out = out;
     s.model = at_model_new();
-    char err[256] = "";
-    at_engine *e = at_engine_new(&o, s.model, err, sizeof err);
-    assert_non_null(e);
+    at_engine *e = engine_with(&s, &o, out, s.model);
     at_engine_step(e);
     assert_int_equal(s.next, s.n); /* nothing left unread */
     step_until(e, &s, good_analysed);
     at_engine_free(e);
 
     /* the hog's snapshots are incomplete, said why; none of the good run's is */
-    rewind(out);
-    char line[8192];
     int hog_drops = 0, good_drops = 0, hog_layers = 0, good_layers = 0, hog_first = 0;
-    at_record_decoder *d = at_record_decoder_new(NULL);
-    while (fgets(line, sizeof line, out)) {
-        at_record r;
-        assert_int_equal(at_record_decode(d, line, strlen(line), &r), AT_OK);
+    lines l;
+    lines_open(&l, out);
+    at_record r;
+    while (lines_next(&l, &r)) {
         if (r.type == AT_RECORD_LAYER) {
             hog_layers += !strcmp(r.run, "hog");
             good_layers += !strcmp(r.run, "good");
@@ -1540,8 +1556,7 @@ static void test_engine_fair(void **state)
      * queued huge ones, only for the one or two handed out before them */
     assert_int_equal(good_layers, 18);
     assert_true(hog_first <= 2);
-    at_record_decoder_free(d);
-    fclose(out);
+    lines_close(&l);
     at_model_free(s.model);
     free(s.msgs);
     free(hw);
@@ -1557,19 +1572,12 @@ static void test_engine_unsolicited_ack(void **state)
     s.msgs = calloc(2, sizeof *s.msgs);
     snprintf(push_for(&s, AT_PROTO_STOP_ACK, "ghost")->u.reason, sizeof s.msgs[0].u.reason,
              "forged");
-    at_engine_source es = {.ctx = &s, .next = src_next, .stop = src_stop};
     at_engine_opts o;
     at_engine_opts_default(&o);
-    o.source = &es;
-    o.record = "-";
-    o.notes = NULL;
     o.threads = 1;
     FILE *out = tmpfile();
-    o.json_out = out;
     at_model *m = at_model_new();
-    char err[256] = "";
-    at_engine *e = at_engine_new(&o, m, err, sizeof err);
-    assert_non_null(e);
+    at_engine *e = engine_with(&s, &o, out, m);
     at_engine_step(e);
     assert_int_equal(s.next, s.n);
     assert_int_equal(at_model_num_runs(m), 0);
@@ -1582,13 +1590,11 @@ static void test_engine_unsolicited_ack(void **state)
     volatile int stop = 1;
     at_engine_run(e, &stop); /* writes the stats line */
     at_engine_free(e);
-    rewind(out);
-    char line[8192];
     int stats = 0;
-    at_record_decoder *d = at_record_decoder_new(NULL);
-    while (fgets(line, sizeof line, out)) {
-        at_record r;
-        assert_int_equal(at_record_decode(d, line, strlen(line), &r), AT_OK);
+    lines l;
+    lines_open(&l, out);
+    at_record r;
+    while (lines_next(&l, &r)) {
         assert_true(r.type != AT_RECORD_EVENT || r.u.event.kind != AT_RECORD_EV_ACK);
         if (r.type == AT_RECORD_STATS) {
             stats++;
@@ -1598,8 +1604,7 @@ static void test_engine_unsolicited_ack(void **state)
         }
     }
     assert_int_equal(stats, 1);
-    at_record_decoder_free(d);
-    fclose(out);
+    lines_close(&l);
     at_model_free(m);
     free(s.msgs);
 }

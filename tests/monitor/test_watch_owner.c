@@ -31,9 +31,8 @@ static void test_forger_cannot_take_the_stop(void **state)
     mon_endpoint(ep, sizeof ep, "owner");
     mon m;
     /* Every fitted alpha is below 100: the rule fires at the third analysed snapshot. */
-    const char *args[] = {"watch", "--headless", "--no-record",          "--listen",
-                          ep,      "--stop-on",  "mean-alpha-below:100", NULL};
-    assert_int_equal(mon_start(&m, args), 0);
+    const char *rule[] = {"--stop-on", "mean-alpha-below:100", NULL};
+    assert_int_equal(mon_watch(&m, ep, rule), 0);
     float *w = malloc(ROWS * COLS * sizeof *w);
     at_rng r;
     at_rng_seed(&r, 12);
@@ -60,8 +59,7 @@ static void test_forger_cannot_take_the_stop(void **state)
     assert_non_null(strstr(mon_str(warn, "text"), "not_owner: refused"));
     assert_non_null(strstr(mon_str(warn, "text"), "for run e2e-owner"));
     /* Nothing of it was analysed, so nothing fired and nobody was sent a stop. */
-    while (mon_next(&m, 1.0))
-        ;
+    mon_drain(&m, 1.0);
     for (const cJSON *l = m.seen->child; l; l = l->next) {
         assert_string_not_equal(mon_str(l, "type"), "layer");
         assert_string_not_equal(mon_str(l, "kind"), "stop");

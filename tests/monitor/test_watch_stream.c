@@ -151,6 +151,15 @@ static int events_with(const mon *m, const char *kind, const char *text)
     return n;
 }
 
+/* Starts a headless monitor on the endpoint of tag (written to ep, cap bytes) that exits after
+ * max_snapshots snapshots. */
+static void watch(mon *m, char *ep, size_t cap, const char *tag, const char *max_snapshots)
+{
+    mon_endpoint(ep, cap, tag);
+    const char *extra[] = {"--max-snapshots", max_snapshots, NULL};
+    assert_int_equal(mon_watch(m, ep, extra), 0);
+}
+
 #define LAYERS 40
 #define DIM 1024
 
@@ -159,11 +168,8 @@ static void test_larger_than_budget(void **state)
 {
     (void)state;
     char ep[256];
-    mon_endpoint(ep, sizeof ep, "big");
     mon m;
-    const char *args[] = {"watch", "--headless",      "--no-record", "--listen",
-                          ep,      "--max-snapshots", "2",           NULL};
-    assert_int_equal(mon_start(&m, args), 0);
+    watch(&m, ep, sizeof ep, "big", "2");
     void *half[LAYERS], *wide[LAYERS];
     tf_tensor files[LAYERS];
     char names[LAYERS][32];
@@ -193,8 +199,7 @@ static void test_larger_than_budget(void **state)
     assert_true(s.peak_in_flight <= (int64_t)8 << 20);
     assert_true(passes > 10); /* 240 MiB through 8 MiB: many steps */
     print_message("2 snapshots of 40 x 1024 x 1024 in %d passes through an 8 MiB budget\n", passes);
-    while (mon_next(&m, TIMEOUT)) /* until it exits: --max-snapshots 2, both complete */
-        ;
+    mon_drain(&m, TIMEOUT); /* until it exits: --max-snapshots 2, both complete */
     at_agent_free(a);
 
     tf_write_safetensors(tf_path("big.safetensors"), files, LAYERS, 8, 0);
@@ -244,11 +249,8 @@ static void test_trainer_killed_mid_snapshot(void **state)
 {
     (void)state;
     char ep[256];
-    mon_endpoint(ep, sizeof ep, "killed");
     mon m;
-    const char *args[] = {"watch", "--headless",      "--no-record", "--listen",
-                          ep,      "--max-snapshots", "1",           NULL};
-    assert_int_equal(mon_start(&m, args), 0);
+    watch(&m, ep, sizeof ep, "killed", "1");
     void *w[6];
     for (int i = 0; i < 6; i++)
         w[i] = spiked(96, 64, 200 + (uint64_t)i);
@@ -267,8 +269,7 @@ static void test_trainer_killed_mid_snapshot(void **state)
     at_agent *a = agent("stream-killed", ep, 0, 0, 1);
     int64_t step = 20;
     send_snapshot(a, &step, 6, w, AT_PROTO_F32, 96, 64);
-    while (mon_next(&m, TIMEOUT))
-        ;
+    mon_drain(&m, TIMEOUT);
     at_agent_free(a);
     assert_int_equal(events_with(&m, "drop",
                                  "snapshot 0 (step 10) is incomplete and is not "
@@ -285,11 +286,8 @@ static void test_monitor_restarted_mid_snapshot(void **state)
 {
     (void)state;
     char ep[256];
-    mon_endpoint(ep, sizeof ep, "restarted");
     mon m;
-    const char *args[] = {"watch", "--headless",      "--no-record", "--listen",
-                          ep,      "--max-snapshots", "1",           NULL};
-    assert_int_equal(mon_start(&m, args), 0);
+    watch(&m, ep, sizeof ep, "restarted", "1");
     void *w[6];
     for (int i = 0; i < 6; i++)
         w[i] = spiked(96, 64, 300 + (uint64_t)i);
@@ -299,13 +297,12 @@ static void test_monitor_restarted_mid_snapshot(void **state)
         assert_non_null(mon_wait_for(&m, "layer", NULL, TIMEOUT));
     kill(m.pid, SIGKILL);
     assert_int_equal(mon_finish(&m, TIMEOUT), 128 + SIGKILL);
-    assert_int_equal(mon_start(&m, args), 0);
+    watch(&m, ep, sizeof ep, "restarted", "1"); /* the same endpoint again */
     int64_t step = 11;
     send_snapshot(a, &step, 6, w, AT_PROTO_F32, 96, 64); /* the rest of snapshot 0 */
     const int64_t next = step;
     send_snapshot(a, &step, 6, w, AT_PROTO_F32, 96, 64);
-    while (mon_next(&m, TIMEOUT))
-        ;
+    mon_drain(&m, TIMEOUT);
     at_agent_free(a);
     assert_int_equal(events_with(&m, "drop",
                                  "3 of 6 layers missing (layer 0, layer 1, layer 2): "
@@ -338,11 +335,8 @@ static void test_sharded_slice_missing(void **state)
 {
     (void)state;
     char ep[256];
-    mon_endpoint(ep, sizeof ep, "sharded");
     mon m;
-    const char *args[] = {"watch", "--headless",      "--no-record", "--listen",
-                          ep,      "--max-snapshots", "1",           NULL};
-    assert_int_equal(mon_start(&m, args), 0);
+    watch(&m, ep, sizeof ep, "sharded", "1");
     float *whole = spiked(128, 96, 400);
     at_agent *r0 = agent("stream-sharded", ep, 0, 0, 2), *r1 = agent("stream-sharded", ep, 0, 1, 2);
     assert_non_null(mon_wait_for(&m, "event", "hello", TIMEOUT));
@@ -352,8 +346,7 @@ static void test_sharded_slice_missing(void **state)
     assert_non_null(mon_wait_for(&m, "event", "drop", TIMEOUT));
     send_rank(r0, 20, 0, whole, 1);
     send_rank(r1, 20, 1, whole, 1);
-    while (mon_next(&m, TIMEOUT))
-        ;
+    mon_drain(&m, TIMEOUT);
     at_agent_free(r0);
     at_agent_free(r1);
     assert_int_equal(events_with(&m, "drop",

@@ -389,19 +389,23 @@ static void pk_begin(pk *p)
     pk_op(p, ")R(");
 }
 
-/* Writes a torch archive: archive/data.pkl and the storages given (key, bytes, size). */
-static void write_torch(const char *path, const pk *p, int nst, const char *const *keys,
-                        const void *const *data, const size_t *sizes, int compress)
+/* Writes a torch archive with record directory dir: dir/data.pkl and the storages given (key,
+ * bytes, size). */
+static void write_torch_in(const char *path, const char *dir, const pk *p, int nst,
+                           const char *const *keys, const void *const *data, const size_t *sizes,
+                           int compress)
 {
     const char *names[8];
     const void *bytes[8];
     size_t n[8];
-    char keyname[8][64];
-    names[0] = "archive/data.pkl";
+    char pklname[512], keyname[8][512];
+    assert_true((size_t)snprintf(pklname, sizeof pklname, "%s/data.pkl", dir) < sizeof pklname);
+    names[0] = pklname;
     bytes[0] = p->b;
     n[0] = p->n;
     for (int i = 0; i < nst; i++) {
-        snprintf(keyname[i], sizeof keyname[i], "archive/data/%s", keys[i]);
+        assert_true((size_t)snprintf(keyname[i], sizeof keyname[i], "%s/data/%s", dir, keys[i]) <
+                    sizeof keyname[i]);
         names[i + 1] = keyname[i];
         bytes[i + 1] = data[i];
         n[i + 1] = sizes[i];
@@ -411,6 +415,13 @@ static void write_torch(const char *path, const pk *p, int nst, const char *cons
     assert_non_null(zip);
     tf_write_bytes(path, zip, zn);
     free(zip);
+}
+
+/* write_torch_in with torch's usual record directory, "archive". */
+static void write_torch(const char *path, const pk *p, int nst, const char *const *keys,
+                        const void *const *data, const size_t *sizes, int compress)
+{
+    write_torch_in(path, "archive", p, nst, keys, data, sizes, compress);
 }
 
 static void assert_skipped(const at_ckpt *c, const char *name, const char *reason)
@@ -518,6 +529,20 @@ static void test_torch_bad(void **state)
         "view at offset 4 with shape 4x6 runs past its storage data/0 (24 elements)");
     assert_layer_error(c, "gone.weight", AT_ERR_FORMAT,
                        "archive/data/7 is missing from the archive");
+    at_ckpt_close(c);
+    /* an entry name too long for the message loses its middle, not what is wrong */
+    char dir[301];
+    memset(dir, 'd', sizeof dir - 1);
+    dir[sizeof dir - 1] = '\0';
+    pk_begin(&p);
+    pk_str(&p, "long.weight");
+    pk_tensor(&p, "FloatStorage", "7", 24, 0, 4, 6, 6, 1);
+    pk_op(&p, "u.");
+    write_torch_in(path, dir, &p, 1, keys, data, sizes, 0);
+    c = open_ok(path, NULL);
+    assert_layer_error(c, "long.weight", AT_ERR_FORMAT, "ddd...ddd");
+    assert_layer_error(c, "long.weight", AT_ERR_FORMAT, "d/data/7 is missing from the archive");
+    assert_true(strlen(layer_named(c, "long.weight")->error) > 150);
     at_ckpt_close(c);
 
     /* File errors: the pickle. */

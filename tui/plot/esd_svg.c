@@ -64,29 +64,38 @@ void at_esd_frame(const at_esd_plot *p, const at_esd_hist *h, at_plot_frame *f, 
     f->y1 += range * 0.05;
 }
 
-/* A legend entry at (*x, y): a sample of the line (dash: its dash array, NULL: solid) or, with
- * swatch set, a filled square; then the text. Moves *x past it. */
-static void legend_item(at_markup *t, double *x, double y, const char *color, const char *dash,
-                        const char *swatch, const char *text)
+/* A legend entry's text at (*x, y), after its sample; moves *x past it. */
+static void legend_text(at_markup *t, double *x, double y, const char *text)
 {
-    if (swatch) {
-        at_markup_printf(t,
-                         "<rect x=\"%.2f\" y=\"%.2f\" width=\"12\" height=\"12\" fill=\"%s\" "
-                         "stroke=\"%s\"/>\n",
-                         *x, y - 10, swatch, AT_PLOT_INK);
-        *x += 18;
-    } else {
-        at_markup_printf(t,
-                         "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"%s\" "
-                         "stroke-width=\"2\"%s%s%s/>\n",
-                         *x, y - 4, *x + 22, y - 4, color, dash ? " stroke-dasharray=\"" : "",
-                         dash ? dash : "", dash ? "\"" : "");
-        *x += 28;
-    }
     at_markup_printf(t, "<text x=\"%.2f\" y=\"%.2f\">", *x, y);
     at_markup_escape(t, text, 0);
     at_markup_puts(t, "</text>\n");
     *x += at_plot_text_width(strlen(text), 12) + 22;
+}
+
+/* A legend entry at (*x, y): a filled square of colour fill, then the text. Moves *x past it. */
+static void legend_swatch(at_markup *t, double *x, double y, const char *fill, const char *text)
+{
+    at_markup_printf(t,
+                     "<rect x=\"%.2f\" y=\"%.2f\" width=\"12\" height=\"12\" fill=\"%s\" "
+                     "stroke=\"%s\"/>\n",
+                     *x, y - 10, fill, AT_PLOT_INK);
+    *x += 18;
+    legend_text(t, x, y, text);
+}
+
+/* A legend entry at (*x, y): a sample of the line (dash: its dash array, NULL: solid), then the
+ * text. Moves *x past it. */
+static void legend_line(at_markup *t, double *x, double y, const char *color, const char *dash,
+                        const char *text)
+{
+    at_markup_printf(t,
+                     "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"%s\" "
+                     "stroke-width=\"2\"%s%s%s/>\n",
+                     *x, y - 4, *x + 22, y - 4, color, dash ? " stroke-dasharray=\"" : "",
+                     dash ? dash : "", dash ? "\"" : "");
+    *x += 28;
+    legend_text(t, x, y, text);
 }
 
 static void header(at_markup *t, const at_esd_plot *p)
@@ -179,26 +188,26 @@ static void plot(at_markup *t, const at_esd_plot *p, const at_esd_hist *h)
         tail += at_esd_eligible(p->evals[i]) && p->evals[i] >= p->xmin;
     if (p->status == AT_FIT_SUCCESS && isfinite(p->alpha)) {
         snprintf(text, sizeof text, "\xce\xb1 = %.3f  %s", p->alpha, at_plot_band_name(p->alpha));
-        legend_item(t, &x, LEGEND_Y, NULL, NULL, at_plot_alpha_color(p->alpha, color), text);
+        legend_swatch(t, &x, LEGEND_Y, at_plot_alpha_color(p->alpha, color), text);
     } else {
-        legend_item(t, &x, LEGEND_Y, NULL, NULL, AT_PLOT_MISSING, "no power-law fit");
+        legend_swatch(t, &x, LEGEND_Y, AT_PLOT_MISSING, "no power-law fit");
     }
     if (has_fit) {
         if (isfinite(p->D))
             snprintf(text, sizeof text, "power law, KS distance D = %.4f", p->D);
         else
             snprintf(text, sizeof text, "power law");
-        legend_item(t, &x, LEGEND_Y, AT_PLOT_FIT, NULL, NULL, text);
+        legend_line(t, &x, LEGEND_Y, AT_PLOT_FIT, NULL, text);
     }
     x = 16;
     if (has_fit) {
         snprintf(text, sizeof text, "xmin = %.4g (%zu of %zu eigenvalues at or above)", p->xmin,
                  tail, h->n);
-        legend_item(t, &x, LEGEND_Y + LEGEND_DY, AT_PLOT_FIT, "6 4", NULL, text);
+        legend_line(t, &x, LEGEND_Y + LEGEND_DY, AT_PLOT_FIT, "6 4", text);
     }
     if (has_mp) {
         snprintf(text, sizeof text, "MP bulk edge = %.4g", p->mp_edge);
-        legend_item(t, &x, LEGEND_Y + LEGEND_DY, AT_PLOT_MP, "2 3", NULL, text);
+        legend_line(t, &x, LEGEND_Y + LEGEND_DY, AT_PLOT_MP, "2 3", text);
     }
 }
 

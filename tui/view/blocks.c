@@ -331,7 +331,7 @@ static int build(at_blocks *t, const at_model *m, int run, const char *shown, in
         keys[k].real |= parts[i].group != AT_GROUP_OTHER;
         kof[i] = k;
     }
-    char label[300];
+    char label[sizeof t->rows[0].label]; /* a row's label: longer names are cut there anyway */
     for (int i = 0; i < nl; i++) {
         if (!shown[i])
             continue;
@@ -353,7 +353,7 @@ static int build(at_blocks *t, const at_model *m, int run, const char *shown, in
             else if (names)
                 at_names_short(names, block, label, sizeof label);
             else
-                snprintf(label, sizeof label, "%s", block);
+                snprintf(label, sizeof label, "%.*s", keys[k].len, name);
             keys[k].row = new_row(t, label, -1);
             t->nblocks++;
         }
