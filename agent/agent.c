@@ -18,6 +18,7 @@
 
 #include "alphatop/agent.h"
 #include "alphatop/keyfile.h"
+#include "alphatop/text.h"
 #include "pool.h"
 #include "sweep.h"
 
@@ -366,16 +367,10 @@ static int open_socket(at_agent *a, char *err, size_t errlen)
         return -1;
     }
     if (zmq_connect(a->sock, a->endpoint) != 0) {
-        const char *why = zmq_strerror(zmq_errno());
-        size_t n = (size_t)snprintf(err, errlen, "cannot connect to %s: %s", a->endpoint, why);
-        if (n >= errlen) {
-            /* An endpoint too long for err loses its middle rather than the reason after it;
-             * its scheme and its port stay. */
-            size_t fixed = strlen("cannot connect to ...: ") + strlen(why) + 1;
-            size_t keep = errlen > fixed ? errlen - fixed : 0, len = strlen(a->endpoint);
-            snprintf(err, errlen, "cannot connect to %.*s...%s: %s", (int)(keep - keep / 2),
-                     a->endpoint, a->endpoint + len - keep / 2, why);
-        }
+        /* an endpoint too long for err loses its middle, not the reason after it */
+        char why[128];
+        snprintf(why, sizeof why, ": %s", zmq_strerror(zmq_errno()));
+        at_text_fit(err, errlen, "cannot connect to ", a->endpoint, why);
         return -1;
     }
     return 0;

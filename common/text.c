@@ -239,3 +239,21 @@ const char *at_text_json_number(char *buf, size_t cap, double v)
         snprintf(buf, cap, "%s", strlen(text) < cap ? text : "");
     return buf;
 }
+
+const char *at_text_fit(char *dst, size_t cap, const char *before, const char *s, const char *after)
+{
+    if (!cap)
+        return dst;
+    size_t len = strlen(s);
+    if (strlen(before) + len + strlen(after) < cap) {
+        snprintf(dst, cap, "%s%s%s", before, s, after);
+        return dst;
+    }
+    size_t fixed = strlen(before) + strlen("...") + strlen(after) + 1;
+    size_t keep = cap > fixed ? cap - fixed : 0;
+    if (keep > len)
+        keep = len;
+    snprintf(dst, cap, "%s%.*s...%s%s", before, (int)(keep - keep / 2), s, s + len - keep / 2,
+             after);
+    return dst;
+}

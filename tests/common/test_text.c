@@ -268,6 +268,31 @@ static void test_json_numbers_shortest_and_exact(void **state)
     }
 }
 
+/* A long name loses its middle, never the words around it; what fits is left whole. */
+static void test_fit_keeps_the_words_around_a_long_name(void **state)
+{
+    (void)state;
+    char buf[32];
+    assert_string_equal(at_text_fit(buf, sizeof buf, "open ", "a.bin", ": gone"),
+                        "open a.bin: gone");
+    /* 31 bytes of room: "open " + ": gone" + "..." leave 17 of the name, 9 from its start and
+     * 8 from its end */
+    at_text_fit(buf, sizeof buf, "open ", "abcdefghijklmnopqrstuvwxyz0123456789", ": gone");
+    assert_string_equal(buf, "open abcdefghi...23456789: gone");
+    assert_int_equal(strlen(buf), sizeof buf - 1);
+    /* room for one byte of the name: its first, then the dots and the words */
+    char small[16];
+    at_text_fit(small, sizeof small, "open ", "abcdefghijklmnopqrstuvwxyz", ": gone");
+    assert_string_equal(small, "open a...: gone");
+    at_text_fit(small, sizeof small - 1, "open ", "abcdefghijklmnopqrstuvwxyz", ": gone");
+    assert_string_equal(small, "open ...: gone");
+    /* the words alone too long: cut at the end like snprintf, still terminated */
+    char tiny[8];
+    at_text_fit(tiny, sizeof tiny, "open ", "abc", ": gone away");
+    assert_int_equal(strlen(tiny), sizeof tiny - 1);
+    assert_int_equal(strncmp(tiny, "open", 4), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -275,6 +300,7 @@ int main(void)
         cmocka_unit_test(test_truncation_keeps_escapes_and_characters_whole),
         cmocka_unit_test(test_random_strings_round_trip),
         cmocka_unit_test(test_json_numbers_shortest_and_exact),
+        cmocka_unit_test(test_fit_keeps_the_words_around_a_long_name),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

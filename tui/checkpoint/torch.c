@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alphatop/text.h"
 #include "ckpt_int.h"
 #include "pickle.h"
 
@@ -68,15 +69,8 @@ static int entry_bytes(at_zip *z, const char *name, const unsigned char **p, siz
     long i = at_zip_find(z, name);
     *owned = NULL;
     if (i < 0) {
-        static const char what[] = " is missing from the archive";
-        if ((size_t)snprintf(err, errn, "%s%s", name, what) >= errn) {
-            /* A name too long for err loses its middle rather than what is wrong with it; its
-             * record directory's start and its storage key stay. */
-            size_t fixed = strlen("...") + sizeof what, len = strlen(name);
-            size_t keep = errn > fixed ? errn - fixed : 0;
-            snprintf(err, errn, "%.*s...%s%s", (int)(keep - keep / 2), name, name + len - keep / 2,
-                     what);
-        }
+        /* a name too long for err loses its middle, not what is wrong with it */
+        at_text_fit(err, errn, "", name, " is missing from the archive");
         return AT_ERR_FORMAT;
     }
     int rc = at_zip_entry(z, (size_t)i, p, n, owned);

@@ -68,6 +68,12 @@ char *at_text_json_quote(const char *s);
  * fit) and returns buf. */
 const char *at_text_json_number(char *buf, size_t cap, double v);
 
+/* before, s and after joined into dst (cap bytes), for a message that names something long: when
+ * the whole does not fit, s loses its middle (replaced by "...") so that its start, its end and
+ * the words around it stay (what is wrong comes after the name). Returns dst. */
+const char *at_text_fit(char *dst, size_t cap, const char *before, const char *s,
+                        const char *after);
+
 /* Decodes one UTF-8 character from s (n >= 1 bytes available): sets *cp and returns its length
  * (1..4), or returns 0 when the bytes at s are not a valid, shortest-form encoding of a Unicode
  * scalar value (then s[0] is an invalid byte). */
