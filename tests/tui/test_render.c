@@ -397,6 +397,37 @@ static int layer_events(const at_model *m, const at_event **last)
     return n;
 }
 
+/* Run "r" of one layer, h.0.attn.c_attn, through core's tracker: snapshot k (step 100(k+1))
+ * has alpha[k]; layers[k] gets the number of layer phase events after it. *tracker gets the
+ * tracker (caller frees) or, when NULL, it is freed. Caller owns the model. */
+static at_model *track_one_layer(const char *run, const double *alpha, int n, int *layers,
+                                 at_phase_tracker **tracker)
+{
+    at_model *m = at_model_new();
+    int r = at_synth_run(m, run, 1);
+    at_phase_opts po;
+    at_phase_opts_default(&po);
+    at_phase_tracker *t = at_phase_tracker_new(&po);
+    assert_non_null(t);
+    for (int k = 0; k < n; k++) {
+        at_metrics x;
+        at_metrics_init(&x, AT_MODE_EXACT);
+        x.status = AT_FIT_SUCCESS;
+        x.alpha = alpha[k];
+        x.log_norm = 1.0;
+        assert_int_equal(at_model_add_cell(m, r, 0, AT_SPACE_W, 100 * (k + 1), &x), AT_OK);
+        assert_int_equal(at_synth_track(m, r, k, t), AT_OK);
+        const at_event *e;
+        if (layers)
+            layers[k] = layer_events(m, &e);
+    }
+    if (tracker)
+        *tracker = t;
+    else
+        at_phase_tracker_free(t);
+    return m;
+}
+
 /* An alpha hovering around 2.0 (the burnt threshold) makes no phase event, however often it
  * crosses; a sustained crossing makes exactly one, at the snapshot where core's tracker
  * confirms it, and the events panel lists it once. */
@@ -406,31 +437,23 @@ static void test_phase_no_flapping(void **state)
     static const double hover[] = {1.98, 2.02, 1.97, 2.03, 1.99, 2.01, 1.96, 2.04,
                                    1.85, 2.15, 1.97, 2.03, 1.8,  2.2,  1.99, 2.01};
     enum { NHEALTHY = 4, NHOVER = sizeof hover / sizeof hover[0], NBURNT = 6 };
-    at_model *m = at_model_new();
-    int r = at_synth_run(m, "hover", 1);
-    at_phase_opts po;
-    at_phase_opts_default(&po);
-    at_phase_tracker *t = at_phase_tracker_new(&po);
-    assert_non_null(t);
-    const int first_burnt = NHEALTHY + NHOVER;
-    const int64_t confirmed = 100 * (first_burnt + po.confirm); /* step of snapshot k is 100(k+1) */
-    int crossings = 0;
-    double prev = NAN;
-    const at_event *e = NULL;
-    for (int k = 0; k < NHEALTHY + NHOVER + NBURNT; k++) {
-        at_metrics x;
-        at_metrics_init(&x, AT_MODE_EXACT);
-        x.status = AT_FIT_SUCCESS;
-        x.alpha = k < NHEALTHY ? 3.0 : k < first_burnt ? hover[k - NHEALTHY] : 1.7;
-        x.log_norm = 1.0;
-        crossings += !isnan(prev) && (prev < 2.0) != (x.alpha < 2.0);
-        prev = x.alpha;
-        int64_t step = 100 * (k + 1);
-        assert_int_equal(at_model_add_cell(m, r, 0, AT_SPACE_W, step, &x), AT_OK);
-        assert_int_equal(at_synth_track(m, r, k, t), AT_OK);
-        assert_int_equal(layer_events(m, &e), step < confirmed ? 0 : 1);
+    enum { N = NHEALTHY + NHOVER + NBURNT, FIRST_BURNT = NHEALTHY + NHOVER };
+    double alpha[N];
+    int crossings = 0, events[N];
+    for (int k = 0; k < N; k++) {
+        alpha[k] = k < NHEALTHY ? 3.0 : k < FIRST_BURNT ? hover[k - NHEALTHY] : 1.7;
+        crossings += k && (alpha[k - 1] < 2.0) != (alpha[k] < 2.0);
     }
     assert_true(crossings >= NHOVER); /* a per-cell threshold rule would have flapped each time */
+    at_phase_tracker *t;
+    at_model *m = track_one_layer("hover", alpha, N, events, &t);
+    at_phase_opts po;
+    at_phase_opts_default(&po);
+    const int64_t confirmed = 100 * (FIRST_BURNT + po.confirm); /* step of snapshot k: 100(k+1) */
+    for (int k = 0; k < N; k++)
+        assert_int_equal(events[k], 100 * (k + 1) < confirmed ? 0 : 1);
+    const at_event *e = NULL;
+    assert_int_equal(layer_events(m, &e), 1);
     assert_int_equal(e->kind, AT_EVENT_PHASE);
     assert_int_equal(e->from, AT_LAYER_HEALTHY);
     assert_int_equal(e->to, AT_LAYER_BURNT);
@@ -439,7 +462,7 @@ static void test_phase_no_flapping(void **state)
     at_layer_state ls;
     assert_int_equal(at_phase_tracker_layer(t, 0, &ls), AT_OK);
     assert_int_equal(ls.phase, AT_LAYER_BURNT);
-    assert_int_equal(ls.phase_since, 100 * (first_burnt + 1));
+    assert_int_equal(ls.phase_since, 100 * (FIRST_BURNT + 1));
     assert_non_null(strstr(e->text, "healthy -> burnt"));
 
     at_ui ui;
@@ -455,26 +478,13 @@ static void test_phase_no_flapping(void **state)
     at_model_free(m);
 }
 
-/* One layer through core's tracker: alpha first (snapshots 0..n1-1), then second. */
-static at_model *one_layer_run(double first, int n1, double second, int n)
+/* One layer at alpha first for 8 snapshots, then second for 8. */
+static at_model *one_layer_run(double first, double second)
 {
-    at_model *m = at_model_new();
-    int r = at_synth_run(m, "memo", 1);
-    at_phase_opts po;
-    at_phase_opts_default(&po);
-    at_phase_tracker *t = at_phase_tracker_new(&po);
-    assert_non_null(t);
-    for (int k = 0; k < n; k++) {
-        at_metrics x;
-        at_metrics_init(&x, AT_MODE_EXACT);
-        x.status = AT_FIT_SUCCESS;
-        x.alpha = k < n1 ? first : second;
-        x.log_norm = 1.0;
-        assert_int_equal(at_model_add_cell(m, r, 0, AT_SPACE_W, 100 * (k + 1), &x), AT_OK);
-        assert_int_equal(at_synth_track(m, r, k, t), AT_OK);
-    }
-    at_phase_tracker_free(t);
-    return m;
+    double alpha[16];
+    for (int k = 0; k < 16; k++)
+        alpha[k] = k < 8 ? first : second;
+    return track_one_layer("memo", alpha, 16, NULL, NULL);
 }
 
 /* A run burnt straight from pre-grokking (raw, then burnt) has memorised: the verdict says so
@@ -483,7 +493,7 @@ static void test_memorised(void **state)
 {
     (void)state;
     char buf[1024];
-    at_model *m = one_layer_run(8.0, 8, 1.5, 16);
+    at_model *m = one_layer_run(8.0, 1.5);
     at_verdict v;
     at_verdict_compute(&v, m, 0, AT_SPACE_W, at_model_num_snapshots(m, 0));
     assert_int_equal(v.phase, AT_RUN_OVERFIT);
@@ -502,7 +512,7 @@ static void test_memorised(void **state)
     assert_non_null(strstr(e->text, "(memorised: "));
     at_model_free(m);
 
-    m = one_layer_run(3.0, 8, 1.5, 16);
+    m = one_layer_run(3.0, 1.5);
     at_verdict_compute(&v, m, 0, AT_SPACE_W, at_model_num_snapshots(m, 0));
     assert_int_equal(v.phase, AT_RUN_OVERFIT);
     assert_false(v.memorised);
