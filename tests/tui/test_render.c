@@ -505,6 +505,8 @@ static void test_memorised(void **state)
     const char *row = row_text(g, 1, buf, sizeof buf);
     assert_non_null(strstr(row, " MEMORISED since "));
     assert_non_null(strstr(row, "1 of 1 layers burnt before any grokking"));
+    assert_int_equal(count_rows(g, "1 burnt: memorised before grokking"), 1);
+    assert_int_equal(count_rows(g, "or stop (s)"), 0);
     at_grid_free(g);
     const at_event *e = at_model_event(m, at_model_num_events(m) - 1);
     assert_int_equal(e->run_to, AT_RUN_OVERFIT);
@@ -519,6 +521,10 @@ static void test_memorised(void **state)
     assert_string_equal(at_verdict_label(&v), "OVER-FIT");
     at_verdict_evidence(&v, buf, sizeof buf);
     assert_string_equal(buf, "1 of 1 layers burnt (alpha < 2)");
+    at_ui_init(&ui);
+    g = render(m, &ui, 24, 120, 256, 1);
+    assert_int_equal(count_rows(g, "1 burnt: over-fit: lower the LR"), 1);
+    at_grid_free(g);
     e = at_model_event(m, at_model_num_events(m) - 1);
     assert_non_null(strstr(e->text, "grokking -> over-fit"));
     assert_null(strstr(e->text, "memorised"));

@@ -21,6 +21,8 @@ static const char *const w_advice[W_KINDS] = {
 static const char *const w_short[W_KINDS] = {"lower the LR, more weight decay",
                                              "train longer; check its LR", "lower the LR",
                                              "check the weights", "read alpha with care"};
+static const char memo_advice[] = "memorised before grokking: under weight decay it may still grok",
+                  memo_short[] = "memorised; may still grok";
 static const at_role w_role[W_KINDS] = {AT_ROLE_BURNT, AT_ROLE_RAW, AT_ROLE_TRAP, AT_ROLE_MISSING,
                                         AT_ROLE_WARN};
 
@@ -162,8 +164,12 @@ static void draw_warnings(const at_rd *c, at_rect r)
         int rows = (left - kinds * 2) > 1 ? left - kinds * 2 - 1 : 1;
         if (kinds)
             rows = rows / (kinds + 1) > 0 ? rows / (kinds + 1) : 1;
+        /* a memorised run's burnt layers predate its grokking: stopping is not the advice */
+        int memo = k == W_BURNT && c->verdict.memorised;
         snprintf(buf, sizeof buf, "%d %s: %s", count[k], w_name[k],
-                 r.w >= 70 ? w_advice[k] : w_short[k]);
+                 r.w >= 70 ? (memo ? memo_advice : w_advice[k])
+                 : memo    ? memo_short
+                           : w_short[k]);
         at_grid_text(c->g, y++, r.x, r.w, buf, at_rd_role(c, w_role[k]));
         left--;
         for (int i = 0; i < count[k] && i < rows && left > 0; i++, left--) {
