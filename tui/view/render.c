@@ -179,8 +179,8 @@ static const char *const help_intro[] = {
     "layer's eigenvalue spectrum: 2..6 healthy (2 ideal), below 2 burnt (over-fit), above 6 raw "
     "(under-fit).",
     "The second row is the run's verdict: its phase as core's tracker reports it (pre-grokking, "
-    "grokking, over-fit, collapse since step S), the evidence, the worst layers and the key to "
-    "act.",
+    "grokking, over-fit or memorised, collapse since step S), the evidence, the worst layers and "
+    "the key to act.",
 };
 
 static const char *const help_keys[][2] = {
