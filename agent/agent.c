@@ -68,6 +68,7 @@ struct at_agent {
     /* Control state, as last set by the monitor. */
     int64_t interval;
     int paused, stop, stop_acked;
+    int goodbye_acked; /* the monitor read the goodbye (and so all before it) */
     char stop_reason[AT_PROTO_MAX_TEXT];
     /* The snapshot being sent and the pass over it. */
     at_sweep sweep;
@@ -146,7 +147,7 @@ static char *encode_msg(at_agent *a, size_t *len, int *rc)
         set_error(a, *rc, "cannot encode %s: %s", at_proto_type_name(a->msg->type), e.message);
         return NULL;
     }
-    if (!at_bufpool_fits(a->pool, *len)) {
+    if (!at_bufpool_fits_small(a->pool, *len)) {
         *rc = AT_ERR_AGAIN;
         return NULL;
     }
@@ -227,6 +228,9 @@ static void apply_control(at_agent *a, const at_proto_msg *m)
          * one that did is gone, so the pause ends instead of lasting forever. */
         a->paused = 0;
         a->hello_due = 1;
+        break;
+    case AT_PROTO_GOODBYE_ACK:
+        a->goodbye_acked = 1;
         break;
     default:
         a->stats.controls_received--; /* not a control message: ignored */
@@ -607,8 +611,19 @@ void at_agent_free(at_agent *a)
     a->msg->u.goodbye.step = a->last_step;
     a->msg->u.goodbye.dropped = a->stats.snapshots_dropped;
     a->msg->u.goodbye.rank = a->rank;
-    send_single(a);
-    int linger = a->linger_ms > INT32_MAX ? INT32_MAX : (int)a->linger_ms;
+    const int64_t deadline = now_ms() + a->linger_ms;
+    /* Closing while the monitor has not read everything can lose the tail (docs/protocol.md
+     * section 6): wait, within linger, for the monitor to say it read the goodbye. */
+    if (send_single(a) == AT_OK)
+        while (a->sock && !a->goodbye_acked && now_ms() < deadline) {
+            zmq_pollitem_t it = {.socket = a->sock, .events = ZMQ_POLLIN};
+            int64_t left = deadline - now_ms();
+            if (zmq_poll(&it, 1, left > INT32_MAX ? INT32_MAX : (long)left) < 0 && errno != EINTR)
+                break;
+            drain_control(a);
+        }
+    int64_t left = deadline - now_ms();
+    int linger = left <= 0 ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
     if (a->sock)
         zmq_setsockopt(a->sock, ZMQ_LINGER, &linger, sizeof linger);
     close_socket(a);

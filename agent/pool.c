@@ -94,6 +94,12 @@ int at_bufpool_fits(at_bufpool *self, size_t need)
     return (uint64_t)atomic_load(&self->out) + need <= (uint64_t)atomic_load(&self->budget);
 }
 
+int at_bufpool_fits_small(at_bufpool *self, size_t need)
+{
+    return (uint64_t)atomic_load(&self->out) + need <=
+           (uint64_t)atomic_load(&self->budget) + AT_BUFPOOL_SMALL_RESERVE;
+}
+
 /* Pops an idle buffer of exactly n bytes, or NULL. */
 static char *reuse(at_bufpool *self, size_t n)
 {

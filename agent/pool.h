@@ -38,6 +38,14 @@ void at_bufpool_free(at_bufpool *self);
  * count here: a take trims them first. */
 int at_bufpool_fits(at_bufpool *self, size_t need);
 
+/* Room above the budget that only messages without weights may use (scalars, hello, goodbye,
+ * snapshot ends, skips, stop acks: each a header frame of at most 64 KiB), so that a snapshot
+ * filling the budget does not crowd out the numbers logged meanwhile or the run's end. */
+#define AT_BUFPOOL_SMALL_RESERVE ((size_t)64 * 1024)
+
+/* at_bufpool_fits for such a message: the budget plus AT_BUFPOOL_SMALL_RESERVE. */
+int at_bufpool_fits_small(at_bufpool *self, size_t need);
+
 /* A buffer of n bytes (16-byte aligned), counted as out until released: an idle one of exactly
  * n bytes when n >= 64 KiB and one is kept, else a fresh one after trimming idle buffers until
  * out + idle + n fits the budget. Does not refuse over budget: check at_bufpool_fits first.

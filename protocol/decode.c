@@ -407,6 +407,7 @@ static int decode_body(const cJSON *o, const at_proto_limits *lim, at_proto_msg 
     case AT_PROTO_PAUSE:
     case AT_PROTO_RESUME:
     case AT_PROTO_HELLO_REQUEST:
+    case AT_PROTO_GOODBYE_ACK:
         return AT_OK;
     }
     return at_proto_fail_(err, AT_PROTO_E_TYPE, "unknown message type");
@@ -638,7 +639,7 @@ int at_proto_decode_header(const void *header, size_t size, const at_proto_limit
         if (err && err->reason == AT_PROTO_E_STRING)
             rc = at_proto_fail_(err, AT_PROTO_E_TYPE, "unknown message type");
     } else if (at_proto_type_parse_(type, &out->type) != AT_OK ||
-               (out->type == AT_PROTO_SKIP && v < 2)) {
+               ((out->type == AT_PROTO_SKIP || out->type == AT_PROTO_GOODBYE_ACK) && v < 2)) {
         rc = at_proto_fail_(err, AT_PROTO_E_TYPE, "unknown message type \"%s\" in version %lld",
                             type, (long long)v);
     } else if ((rc = get_str(root, "run", 1, out->run, sizeof out->run, err)) == AT_OK) {

@@ -146,6 +146,7 @@ static int build_body(cJSON *o, const at_proto_msg *m)
     case AT_PROTO_PAUSE:
     case AT_PROTO_RESUME:
     case AT_PROTO_HELLO_REQUEST:
+    case AT_PROTO_GOODBYE_ACK:
         return 1;
     }
     return 1;
@@ -195,7 +196,7 @@ int at_proto_encode(const at_proto_msg *m, char *buf, size_t cap, size_t *len, a
 {
     if (!m || !buf || !len || cap > (size_t)INT32_MAX)
         return at_proto_fail_(err, AT_PROTO_E_FRAMES, "bad arguments");
-    if ((unsigned)m->type > AT_PROTO_SKIP)
+    if ((unsigned)m->type > AT_PROTO_GOODBYE_ACK)
         return at_proto_fail_(err, AT_PROTO_E_TYPE, "unknown message type %d", (int)m->type);
     if (!strings_terminated(m))
         return at_proto_fail_(err, AT_PROTO_E_STRING, "a string field is not NUL-terminated");

@@ -7,9 +7,9 @@
 #include "alphatop/protocol.h"
 #include "internal.h"
 
-static const char *const type_names[] = {"hello",   "layer",    "snapshot_end",  "scalars",
-                                         "goodbye", "stop_ack", "stop",          "pause",
-                                         "resume",  "interval", "hello_request", "skip"};
+static const char *const type_names[] = {
+    "hello", "layer",  "snapshot_end", "scalars",       "goodbye", "stop_ack",   "stop",
+    "pause", "resume", "interval",     "hello_request", "skip",    "goodbye_ack"};
 static const char *const kind_names[] = {"linear", "conv2d", "embedding",
                                          "conv1d", "lora_A", "lora_B"};
 static const char *const dtype_names[] = {"f32", "f16", "bf16"};

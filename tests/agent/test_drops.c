@@ -91,7 +91,7 @@ static void test_monitor_absent_then_started(void **state)
     wire_tally_init(&t);
     receive_until(f, &t, 3);
     publish_many(a, 2, &step, &sent);
-    wire_close(a, f, &t);
+    wire_close(a, f, &t, 0);
     assert_int_equal(t.bad, 0);
     assert_int_equal(t.incomplete, 0);
     assert_int_equal(t.snapshots, 5);
@@ -178,7 +178,7 @@ static void test_monitor_restarted_mid_run(void **state)
     assert_int_equal(t2.hellos, 1);
     int64_t before = sent;
     publish_many(a, 4, &step, &sent);
-    wire_close(a, f, &t2);
+    wire_close(a, f, &t2, 0);
     assert_int_equal(t2.bad, 0);
     assert_true(sent >= before + 3);
     assert_true(t2.snapshots >= 3); /* the snapshots after the restart arrived complete */
@@ -210,7 +210,7 @@ static void test_snapshot_larger_than_budget_streams(void **state)
     }
     at_agent_stats s;
     at_agent_stats_get(a, &s);
-    wire_close(a, f, &t);
+    wire_close(a, f, &t, 0);
     assert_int_equal(t.bad, 0);
     assert_int_equal(t.incomplete, 0);
     assert_true(t.snapshots >= 2);
@@ -253,7 +253,7 @@ static void test_layer_that_never_fits(void **state)
     assert_int_equal(s.snapshots_dropped, 0);
     wire_tally t;
     wire_tally_init(&t);
-    wire_close(a, f, &t);
+    wire_close(a, f, &t, 0);
     assert_int_equal(t.bad, 0);
     assert_int_equal(t.snapshots, 2);
     assert_int_equal(t.skips, 2);
@@ -368,7 +368,7 @@ static void test_positions(void **state)
     wire_tally t;
     wire_tally_init(&t);
     t.elsewhere = 1;
-    wire_close(a, f, &t);
+    wire_close(a, f, &t, 0);
     assert_int_equal(t.bad, 0);
     assert_int_equal(t.snapshots, 1);
     assert_int_equal(t.spanning, 1);

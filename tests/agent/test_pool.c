@@ -56,6 +56,29 @@ static void test_counts_bytes_out(void **state)
     at_bufpool_free(p);
 }
 
+/* Small messages may go past the budget by AT_BUFPOOL_SMALL_RESERVE, and no further; what
+ * they hold there counts against the weights' budget like any other byte. */
+static void test_small_reserve(void **state)
+{
+    (void)state;
+    at_bufpool *p = at_bufpool_new(1000, NULL);
+    assert_non_null(p);
+    char *w = at_bufpool_take(p, 990);
+    assert_false(at_bufpool_fits(p, 20));
+    assert_true(at_bufpool_fits_small(p, 20));
+    assert_true(at_bufpool_fits_small(p, AT_BUFPOOL_SMALL_RESERVE + 10));
+    assert_false(at_bufpool_fits_small(p, AT_BUFPOOL_SMALL_RESERVE + 11));
+    char *m = at_bufpool_take(p, AT_BUFPOOL_SMALL_RESERVE);
+    assert_false(at_bufpool_fits_small(p, 11));
+    assert_true(at_bufpool_fits_small(p, 10));
+    at_bufpool_release(w, p);
+    assert_false(at_bufpool_fits(p, 1)); /* the reserve in use still holds the budget */
+    at_bufpool_release(m, p);
+    assert_true(at_bufpool_fits(p, 1000));
+    assert_int_equal(at_bufpool_held(p), 0);
+    at_bufpool_free(p);
+}
+
 static void test_reuses_large_buffers(void **state)
 {
     (void)state;
@@ -121,6 +144,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_budget),
         cmocka_unit_test(test_counts_bytes_out),
+        cmocka_unit_test(test_small_reserve),
         cmocka_unit_test(test_reuses_large_buffers),
         cmocka_unit_test(test_trims_idle_before_allocating),
         cmocka_unit_test(test_discard_frees_without_accounting),

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -268,12 +269,49 @@ static void test_forked_child_is_inert(void **state)
     at_feed_free(f);
 }
 
+/* A monitor slow to read still gets all the trainer sent before it closed, its last scalars
+ * and its goodbye too, and the agent closes once the monitor acknowledged the goodbye, well
+ * before its linger time (docs/protocol.md section 6). */
+static void test_slow_monitor_gets_the_tail(void **state)
+{
+    (void)state;
+    char ep[128];
+    wire_ipc(ep, sizeof ep, "tail");
+    at_feed *f = wire_feed(ep, 4);
+    at_agent_opts o;
+    at_agent_opts_default(&o);
+    o.linger_ms = 60000;
+    at_agent *a = at_agent_new("run-tail", ep, &o);
+    assert_non_null(a);
+    for (int64_t step = 10; step <= 30; step += 10) {
+        assert_int_equal(wire_publish(a, step, 3, 200, 100), AT_OK);
+        assert_int_equal(
+            at_agent_log(a, step, 1, (const char *[]){"loss"}, (double[]){1.0 / (double)step}),
+            AT_OK);
+    }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    wire_tally t;
+    wire_tally_init(&t);
+    wire_close(a, f, &t, 20000); /* 20 ms per message: the burst waits in the connection */
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    assert_int_equal(t.snapshots, 3);
+    assert_int_equal(t.scalars, 3);
+    assert_int_equal(t.last_scalars_step, 30);
+    assert_int_equal(t.goodbyes, 1);
+    assert_int_equal(t.bad, 0);
+    /* the acknowledgement ended the wait, not the 60 s linger */
+    assert_true((double)(t1.tv_sec - t0.tv_sec) < 30.0);
+    at_feed_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_ipc),
         cmocka_unit_test(test_round_trip_tcp_loopback),
         cmocka_unit_test(test_forked_child_is_inert),
+        cmocka_unit_test(test_slow_monitor_gets_the_tail),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

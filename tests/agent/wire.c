@@ -127,6 +127,10 @@ void wire_tally_add(wire_tally *t, const at_feed_msg *m)
     case AT_PROTO_HELLO:
         t->hellos++;
         break;
+    case AT_PROTO_SCALARS:
+        t->scalars++;
+        t->last_scalars_step = p->u.scalars.step;
+        break;
     default:
         break;
     }

@@ -40,6 +40,7 @@ int wire_publish(at_agent *a, int64_t step, int nlayers, int64_t rows, int64_t c
  * many per snapshot in `elsewhere`. */
 typedef struct wire_tally {
     int64_t snapshots, incomplete, layers, skips, bad, goodbyes, hellos, last_seq;
+    int64_t scalars, last_scalars_step; /* scalars messages, and the step of the latest */
     int64_t dropped_reported;
     int64_t spanning;              /* complete snapshots whose layers came from several steps */
     int64_t elsewhere;             /* positions per snapshot another rank sends (set by a test) */
@@ -55,9 +56,10 @@ void wire_tally_add(wire_tally *t, const at_feed_msg *m);
 /* Receives into the tally until a goodbye or timeout_ms without any message. */
 void wire_drain(at_feed *f, wire_tally *t, int timeout_ms, int sleep_us);
 
-/* Frees agent a on another thread while this one drains f into t (wire_drain, 10 s): the agent
- * lingers for what the monitor has not taken yet, and a monitor queue is only a few messages
- * deep, so a test that is the monitor must read while its agent closes. */
-void wire_close(at_agent *a, at_feed *f, wire_tally *t);
+/* Frees agent a on another thread while this one drains f into t (wire_drain, 10 s, sleeping
+ * sleep_us after each message): the agent waits for the monitor to acknowledge its goodbye,
+ * and a monitor queue is only a few messages deep, so a test that is the monitor must read
+ * while its agent closes. */
+void wire_close(at_agent *a, at_feed *f, wire_tally *t, int sleep_us);
 
 #endif

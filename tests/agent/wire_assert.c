@@ -57,10 +57,10 @@ static void *free_agent(void *a)
     return NULL;
 }
 
-void wire_close(at_agent *a, at_feed *f, wire_tally *t)
+void wire_close(at_agent *a, at_feed *f, wire_tally *t, int sleep_us)
 {
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, free_agent, a), 0);
-    wire_drain(f, t, 10000, 0);
+    wire_drain(f, t, 10000, sleep_us);
     pthread_join(th, NULL);
 }

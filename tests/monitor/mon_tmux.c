@@ -217,8 +217,9 @@ at_agent *tmx_agent(const char *run, const char *ep)
     at_agent_opts_default(&o);
     o.model = "tmux-mlp";
     o.interval = TMX_EVERY;
-    /* the goodbye is the last message queued: on a loaded machine a monitor may take longer
-     * than the default 2 s to read what is before it, and the screens wait for its ENDED */
+    /* at close the agent waits for the monitor to acknowledge its goodbye: on a loaded machine
+     * a monitor may take longer than the default 2 s to read up to it, and the screens wait
+     * for its ENDED */
     o.linger_ms = (int64_t)(TMX_TIMEOUT * 1000);
     return at_agent_new(run, ep, &o);
 }

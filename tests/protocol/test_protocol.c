@@ -198,12 +198,15 @@ static void test_other_messages_round_trip(void **state)
     assert_int_equal(o->u.interval, 250);
     free(m);
     free(o);
-    const at_proto_type bare[] = {AT_PROTO_PAUSE, AT_PROTO_RESUME, AT_PROTO_HELLO_REQUEST};
-    for (int i = 0; i < 3; i++) {
+    const at_proto_type bare[] = {AT_PROTO_PAUSE, AT_PROTO_RESUME, AT_PROTO_HELLO_REQUEST,
+                                  AT_PROTO_GOODBYE_ACK};
+    for (int i = 0; i < 4; i++) {
         m = new_msg(bare[i], "r");
         free(round_trip(m, NULL, 0));
         free(m);
+        assert_false(at_proto_from_trainer(bare[i]));
     }
+    assert_string_equal(at_proto_type_name(AT_PROTO_GOODBYE_ACK), "goodbye_ack");
 }
 
 /* Decodes text (and an optional payload) and checks the rejection reason and its status. */
@@ -408,6 +411,7 @@ static void test_version_2(void **state)
     reject_text("{\"v\":1,\"type\":\"skip\",\"run\":\"r\",\"step\":1,\"seq\":0,\"index\":0,"
                 "\"name\":\"w\",\"nbytes\":4,\"reason\":\"x\"}",
                 0, AT_PROTO_E_TYPE);
+    reject_text("{\"v\":1,\"type\":\"goodbye_ack\",\"run\":\"r\"}", 0, AT_PROTO_E_TYPE);
     reject_text("{\"v\":2,\"type\":\"skip\",\"run\":\"r\",\"step\":1,\"seq\":0,\"index\":0,"
                 "\"name\":\"w\",\"nbytes\":4}",
                 0, AT_PROTO_E_MISSING);

@@ -50,6 +50,9 @@ class Receiver:
             for msg in decode_frames(frames[1:]):
                 self.peers[msg["run"]] = frames[0]
                 self.messages.append(msg)
+                if msg["type"] == "goodbye":  # read it all: the trainer may close
+                    ack = {"v": 2, "type": "goodbye_ack", "run": msg["run"]}
+                    self.sock.send_multipart([frames[0], json.dumps(ack).encode()])
         return self.messages
 
     def wait_for(self, predicate, timeout=30.0):

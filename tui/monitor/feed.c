@@ -783,7 +783,8 @@ const at_feed_run *at_feed_run_find(const at_feed *f, const char *run)
     return r ? &r->pub : NULL;
 }
 
-static int send_control(at_feed *f, run_slot *r, at_proto_msg *m)
+/* Sends m to r's owner. */
+static int send_to_owner(at_feed *f, run_slot *r, at_proto_msg *m)
 {
     size_t len = 0;
     at_proto_error e;
@@ -802,8 +803,15 @@ static int send_control(at_feed *f, run_slot *r, at_proto_msg *m)
             return set_error(f, AT_ERR_AGAIN, "queue to run %s is full", r->pub.run);
         return set_error(f, AT_ERR_NET, "send to run %s: %s", r->pub.run, zmq_strerror(e2));
     }
-    f->stats.controls_sent++;
     return AT_OK;
+}
+
+/* send_to_owner for the controls at_feed_stats counts (all but goodbye_ack). */
+static int send_control(at_feed *f, run_slot *r, at_proto_msg *m)
+{
+    int rc = send_to_owner(f, r, m);
+    f->stats.controls_sent += rc == AT_OK;
+    return rc;
 }
 
 /* The socket monitor's state of f->cur's descriptor, for it to become a run's owner. Its
@@ -936,6 +944,13 @@ static void note_run(at_feed *f, run_slot *r, const at_proto_msg *m, int64_t t)
         break;
     case AT_PROTO_GOODBYE:
         r->pub.dropped = m->u.goodbye.dropped;
+        /* Everything the trainer sent before is read now: it may close. It waits for this (at
+         * most its linger time): closing once its queue was written lost the tail of a burst
+         * this socket, a few messages deep, had not yet taken in (docs/protocol.md 6). */
+        memset(&f->ctl, 0, sizeof f->ctl);
+        f->ctl.type = AT_PROTO_GOODBYE_ACK;
+        memcpy(f->ctl.run, r->pub.run, sizeof f->ctl.run);
+        send_to_owner(f, r, &f->ctl);
         break;
     case AT_PROTO_STOP_ACK:
         r->pub.stop_acked = 1;

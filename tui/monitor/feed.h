@@ -168,11 +168,12 @@ typedef struct at_feed_stats {
     int64_t handshake_failed;              /* connections whose handshake failed (Curve on one
                                               side only, the wrong monitor key, garbage) */
     int64_t accept_pauses;                 /* times accepting stopped at the descriptor limit */
-    int64_t controls_sent;
-    int64_t runs_forgotten; /* run table entries of ended runs or gone owners
-                               dropped to make room (max_runs) */
-    int64_t runs_refused;   /* messages for a new run refused: the table was
-                               full of connected runs (max_runs) */
+    int64_t controls_sent;                 /* stop, pause, resume, interval, hello_request (not the
+                                              goodbye_ack every goodbye gets) */
+    int64_t runs_forgotten;                /* run table entries of ended runs or gone owners
+                                              dropped to make room (max_runs) */
+    int64_t runs_refused;                  /* messages for a new run refused: the table was
+                                              full of connected runs (max_runs) */
 } at_feed_stats;
 
 /* Fills *s (after reading what the socket reported since the last call). */

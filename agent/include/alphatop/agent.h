@@ -24,13 +24,15 @@
  *
  * Snapshots of any size, bounded memory (docs/protocol.md section 6): the bytes held by the
  * agent (queued and not yet written to the socket, plus idle buffers kept for reuse) never
- * exceed budget_bytes. A snapshot is a sweep over the model's layers, one message per layer,
- * closed by a snapshot_end once every layer went out. A layer that does not fit now (the
- * monitor is slow, absent, or the model is larger than the budget) is not dropped but
- * deferred: the snapshot stays open and at_agent_snapshot_due returns 1 at every following
- * step, so the trainer's loop publishes again and the agent sends the layers still missing,
- * copied from the weights of that later step (each layer message carries the step of its
- * weights; the snapshot_end its first and last step). Layers already sent are skipped at no
+ * exceed budget_bytes, but for a 64 KiB reserve above it that only the small messages without
+ * weights may use (scalars, hello, goodbye, snapshot ends), so that a snapshot filling the
+ * budget does not crowd out the numbers logged meanwhile or the run's end. A snapshot is a sweep
+ * over the model's layers, one message per layer, closed by a snapshot_end once every layer went
+ * out. A layer that does not fit now (the monitor is slow, absent, or the model is larger than the
+ * budget) is not dropped but deferred: the snapshot stays open and at_agent_snapshot_due returns 1
+ * at every following step, so the trainer's loop publishes again and the agent sends the layers
+ * still missing, copied from the weights of that later step (each layer message carries the step of
+ * its weights; the snapshot_end its first and last step). Layers already sent are skipped at no
  * cost. A due step that finds the previous snapshot still open is not taken: counted in
  * snapshots_dropped, with the reason in at_agent_last_drop, and reported to the monitor in the
  * next hello, snapshot_end, scalars and goodbye. A layer that can never fit (larger than an
@@ -121,8 +123,9 @@ AT_EXPORT size_t at_agent_opts_size(void);
 AT_EXPORT at_agent *at_agent_new(const char *run_id, const char *endpoint,
                                  const at_agent_opts *opts);
 
-/* Sends goodbye, then waits at most opts.linger_ms for queued messages to be written and drops
- * the rest. Releases everything. NULL-safe. */
+/* Sends goodbye, then waits at most opts.linger_ms for the monitor to acknowledge it (it has
+ * then read everything before it) and for queued messages to be written, and drops the rest.
+ * Releases everything. NULL-safe. */
 AT_EXPORT void at_agent_free(at_agent *a);
 
 /* Adds or replaces a user tag (key 1..63 bytes, value 0..1023 bytes), sent in the hello, which
@@ -193,7 +196,8 @@ AT_EXPORT int at_agent_snapshot_end(at_agent *a);
 
 /* Sends named numbers at a step (train/test loss, accuracy, learning rate, ...): n names
  * (1..63 bytes each) and values; n <= AT_PROTO_MAX_SCALARS. Non-finite values travel as null.
- * Returns AT_OK, AT_ERR_AGAIN (dropped: the budget is full; counted in stats), AT_ERR_ARG, or
+ * Returns AT_OK, AT_ERR_AGAIN (dropped: the budget and its small-message reserve are full;
+ * counted in stats), AT_ERR_ARG, or
  * AT_ERR_FORMAT for a name the protocol refuses. */
 AT_EXPORT int at_agent_log(at_agent *a, int64_t step, int n, const char *const *names,
                            const double *values);
@@ -209,11 +213,13 @@ typedef struct at_agent_stats {
     int64_t snapshots_dropped; /* due snapshots not taken (the previous one still being sent)
                                   and snapshots abandoned (their layer list changed) */
     int64_t snapshots_skipped; /* snapshots not taken because the monitor paused them */
-    int64_t messages_dropped;  /* scalars/hello/goodbye/stop_ack/skip dropped (budget full) */
+    int64_t messages_dropped;  /* scalars/hello/goodbye/stop_ack/skip dropped (budget and its
+                                  small-message reserve full) */
     int64_t bytes_queued;      /* payload + header bytes handed to ZeroMQ, total */
     int64_t bytes_in_flight;   /* bytes held now: queued and not yet written, and idle buffers
                                   kept for reuse */
-    int64_t peak_in_flight;    /* the largest bytes_in_flight seen; <= budget_bytes */
+    int64_t peak_in_flight;    /* the largest bytes_in_flight seen; <= budget_bytes + 64 KiB
+                                  (the small messages' reserve) */
     int64_t budget_bytes;      /* the budget now (the automatic one grows, see the options) */
     int64_t controls_received; /* control messages from the monitor */
     int64_t layers_sent;       /* layer messages queued */

@@ -47,8 +47,8 @@ extern "C" {
 #define AT_PROTO_MAX_INT (((int64_t)1 << 53) - 1)
 
 /* Message kinds. Trainer -> monitor: HELLO .. GOODBYE, STOP_ACK and SKIP; monitor -> trainer:
- * STOP .. HELLO_REQUEST (at_proto_from_trainer tells them apart). The wire name of each is
- * at_proto_type_name(). */
+ * STOP .. HELLO_REQUEST and GOODBYE_ACK (at_proto_from_trainer tells them apart). The wire name
+ * of each is at_proto_type_name(). */
 typedef enum at_proto_type {
     AT_PROTO_HELLO = 0,          /* "hello": who the run is */
     AT_PROTO_LAYER = 1,          /* "layer": one layer's weights (header + payload frame) */
@@ -61,7 +61,9 @@ typedef enum at_proto_type {
     AT_PROTO_RESUME = 8,         /* "resume" */
     AT_PROTO_INTERVAL = 9,       /* "interval": snapshot every N steps from now on */
     AT_PROTO_HELLO_REQUEST = 10, /* "hello_request": the monitor does not know this run yet */
-    AT_PROTO_SKIP = 11           /* "skip" (version 2): a layer left out of a snapshot, and why */
+    AT_PROTO_SKIP = 11,          /* "skip" (version 2): a layer left out of a snapshot, and why */
+    AT_PROTO_GOODBYE_ACK = 12    /* "goodbye_ack" (version 2): the monitor has read the run's
+                                    goodbye, and so everything before it; the trainer may close */
 } at_proto_type;
 
 /* Layer kinds; numbering matches core's at_layer_kind for the first four. */
@@ -284,7 +286,7 @@ int at_proto_reason_status(at_proto_reason r);
 
 /* 1 for the types a trainer sends (hello, layer, snapshot_end, scalars, goodbye, stop_ack,
  * skip), 0 for the control types the monitor sends (stop, pause, resume, interval,
- * hello_request). */
+ * hello_request, goodbye_ack). */
 int at_proto_from_trainer(at_proto_type t);
 
 /* Who can reach a ZeroMQ endpoint someone binds, judged from its text alone (no lookup). */
