@@ -478,6 +478,35 @@ static void test_phase_no_flapping(void **state)
     at_model_free(m);
 }
 
+/* A layer going back and forth between two phases (a small head whose alpha jumps) takes one
+ * line of the events panel, with the count and the first step, not one line a change. */
+static void test_phase_changes_merged(void **state)
+{
+    (void)state;
+    enum { STRETCH = 5, N = 5 * STRETCH };
+    double alpha[N];
+    for (int k = 0; k < N; k++)
+        alpha[k] = (k / STRETCH) % 2 ? 8.0 : 3.0;
+    at_model *m = track_one_layer("flip", alpha, N, NULL, NULL);
+    const at_event *e = NULL;
+    assert_int_equal(layer_events(m, &e), 4); /* healthy -> raw -> healthy -> raw -> healthy */
+    assert_int_equal(e->to, AT_LAYER_HEALTHY);
+    at_ui ui;
+    at_ui_init(&ui);
+    at_grid *g = render(m, &ui, 24, 120, 256, 1);
+    char line[96], first[16];
+    int64_t lo = -1;
+    for (int i = 0; i < at_model_num_events(m) && lo < 0; i++)
+        if (at_model_event(m, i)->kind == AT_EVENT_PHASE)
+            lo = at_model_event(m, i)->step;
+    at_render_step(lo, first);
+    snprintf(line, sizeof line, "healthy h.0.attn.c_attn: 4 changes raw/healthy from %s", first);
+    assert_int_equal(count_rows(g, line), 1);
+    assert_int_equal(count_rows(g, "raw     h.0"), 0);
+    at_grid_free(g);
+    at_model_free(m);
+}
+
 /* One layer at alpha first for 8 snapshots, then second for 8. */
 static at_model *one_layer_run(double first, double second)
 {
@@ -904,10 +933,10 @@ int main(void)
         cmocka_unit_test(test_ascii_mono),       cmocka_unit_test(test_other_screens),
         cmocka_unit_test(test_bucket_rule),      cmocka_unit_test(test_cache),
         cmocka_unit_test(test_replay_and_delta), cmocka_unit_test(test_phase_no_flapping),
-        cmocka_unit_test(test_memorised),        cmocka_unit_test(test_helpers),
-        cmocka_unit_test(test_collapse),         cmocka_unit_test(test_big_model),
-        cmocka_unit_test(test_two_runs),         cmocka_unit_test(test_detail_labels),
-        cmocka_unit_test(test_blocks_view),
+        cmocka_unit_test(test_memorised),        cmocka_unit_test(test_phase_changes_merged),
+        cmocka_unit_test(test_helpers),          cmocka_unit_test(test_collapse),
+        cmocka_unit_test(test_big_model),        cmocka_unit_test(test_two_runs),
+        cmocka_unit_test(test_detail_labels),    cmocka_unit_test(test_blocks_view),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

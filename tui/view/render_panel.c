@@ -215,12 +215,17 @@ static int shown(const at_rd *c, const at_event *e)
     return (e->run == c->ui->run || e->run == -1) && !(c->end_step >= 0 && e->step > c->end_step);
 }
 
-/* 1 if b, the event before a, merges into a's line: repeats of drops, infos, errors. */
+/* 1 if b, the event before a, merges into a's line: repeats of drops, infos, errors, and a
+ * layer going back and forth between the same two phases (a head whose few eigenvalues make
+ * its alpha jump would otherwise fill the panel). */
 static int repeats(const at_event *a, const at_event *b)
 {
     if (a->kind != b->kind || a->layer != b->layer || a->run != b->run ||
         a->run_to != AT_RUN_UNKNOWN || b->run_to != AT_RUN_UNKNOWN)
         return 0;
+    if (a->kind == AT_EVENT_PHASE)
+        return a->space == b->space &&
+               ((a->from == b->from && a->to == b->to) || (a->from == b->to && a->to == b->from));
     return a->kind == AT_EVENT_DROP ||
            ((a->kind == AT_EVENT_INFO || a->kind == AT_EVENT_ERROR || a->kind == AT_EVENT_TRAP) &&
             !strcmp(a->text, b->text));
@@ -242,6 +247,10 @@ static void event_text(const at_rd *c, const at_event *e, int n, int64_t lo, cha
         for (char *p = up; *p; p++)
             *p = (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
         snprintf(buf, cap, "@%-6s run: %s since %s%s", st, up, since_s, delta);
+    } else if (e->kind == AT_EVENT_PHASE && e->layer >= 0 && n > 1) {
+        snprintf(buf, cap, "@%-6s %-7s %s%s: %d changes %s/%s from %s", st,
+                 at_layer_phase_name(e->to), at_rd_name(c, e->layer, name, sizeof name), delta, n,
+                 at_layer_phase_name(e->from), at_layer_phase_name(e->to), lo_s);
     } else if (e->kind == AT_EVENT_PHASE && e->layer >= 0) {
         snprintf(buf, cap, "@%-6s %-7s %s%s", st, at_layer_phase_name(e->to),
                  at_rd_name(c, e->layer, name, sizeof name), delta);
