@@ -26,6 +26,12 @@ static int tick(void *ud)
     return at_engine_done(v->engine) ? AT_ERR_STATE : 0;
 }
 
+static int pollitems(void *ud, zmq_pollitem_t *items, int max)
+{
+    const viewer *v = ud;
+    return at_engine_pollitems(v->engine, items, max);
+}
+
 static void action(void *ud, const at_view_action *a)
 {
     viewer *v = ud;
@@ -87,12 +93,10 @@ static int run_view(at_model *model, const at_view_hooks *h, int replay)
 int at_watch_view_run(at_model *model, at_engine *engine, const char *plot_dir,
                       volatile int *interrupted)
 {
-    zmq_pollitem_t items[4];
     viewer v = {engine, NULL, model, plot_dir};
     at_view_hooks h = {.ud = &v, .interrupted = interrupted, .action = action};
     if (engine) {
-        h.nitems = at_engine_pollitems(engine, items, 4);
-        h.items = items;
+        h.pollitems = pollitems;
         h.tick = tick;
     }
     int rc = run_view(model, &h, !engine);

@@ -56,6 +56,9 @@ void at_view_set_limit_step(at_view *self, int64_t step)
     self->ui.limit_step = step < 0 ? -1 : step;
 }
 
+/* Most things a hooks' pollitems may give (the engine gives 2). */
+#define MAX_POLLITEMS 4
+
 static double mono_ms(void)
 {
     struct timespec ts;
@@ -104,16 +107,7 @@ int at_view_run(at_view *self, const at_view_hooks *hooks)
     at_scheme sc;
     at_scheme_init(&sc, at_term_colors(t));
 
-    int n = h->nitems + 1;
-    zmq_pollitem_t *items = calloc((size_t)n, sizeof *items);
-    if (!items) {
-        at_term_close(t);
-        return AT_ERR_NOMEM;
-    }
-    for (int i = 0; i < h->nitems; i++)
-        items[i + 1] = h->items[i];
-    items[0].fd = STDIN_FILENO;
-    items[0].events = ZMQ_POLLIN;
+    zmq_pollitem_t items[1 + MAX_POLLITEMS];
 
     const double frame_ms = 1000.0 / AT_VIEW_FPS;
     double next_frame = 0, last_wall = 0;
@@ -160,15 +154,12 @@ int at_view_run(at_view *self, const at_view_hooks *hooks)
             next_frame = now + frame_ms;
         }
         double wait = dirty ? next_frame - now : frame_ms / 2;
-        for (int i = 0; i < n; i++)
-            items[i].revents = 0;
+        items[0] = (zmq_pollitem_t){.fd = STDIN_FILENO, .events = ZMQ_POLLIN};
+        int n = 1 + (h->pollitems ? h->pollitems(h->ud, items + 1, MAX_POLLITEMS) : 0);
         /* EINTR (a resize signal) just ends the wait early: KEY_RESIZE follows */
         if (zmq_poll(items, n, wait < 0 ? 0 : (long)wait) < 0 && errno != EINTR)
             usleep(10000);
-        for (int i = 0; i < h->nitems; i++)
-            h->items[i].revents = items[i + 1].revents;
     }
-    free(items);
     at_term_close(t);
     return rc;
 }

@@ -9,8 +9,7 @@
  *
  * Typical use (engine side):
  *     at_view *v = at_view_new(model);
- *     zmq_pollitem_t items[] = {{feed_socket, 0, ZMQ_POLLIN, 0}};
- *     at_view_hooks h = {.ud = eng, .items = items, .nitems = 1, .tick = eng_tick,
+ *     at_view_hooks h = {.ud = eng, .pollitems = eng_pollitems, .tick = eng_tick,
  *                        .action = eng_action, .interrupted = &got_sigint};
  *     int rc = at_view_run(v, &h);     // returns when the user quits
  *     at_view_free(v);
@@ -30,10 +29,11 @@ enum { AT_VIEW_FPS = 15 };
 
 typedef struct at_view_hooks {
     void *ud; /* passed back to the callbacks */
-    /* Extra things to wait on besides the keyboard: ZeroMQ sockets (socket != NULL) or plain
-     * fds. Borrowed; their revents are set before tick is called. NULL/0 if none. */
-    zmq_pollitem_t *items;
-    int nitems;
+    /* Fills items (at most max) with what to wait on besides the keyboard, ZeroMQ sockets
+     * (socket != NULL) or plain fds, and returns how many; asked on every loop turn, as the
+     * set changes (an engine whose analysis queue is full leaves its socket out, or the loop
+     * would wake at once, again and again, while it does not read). NULL: the keyboard only. */
+    int (*pollitems)(void *ud, zmq_pollitem_t *items, int max);
     /* Called on every loop turn (input ready or at least every 1000 / (2 * AT_VIEW_FPS) ms):
      * receive, collect worker results, update the model. Return 0 to go on, or a negative value
      * to end the loop (at_view_run returns it). May be NULL. */
